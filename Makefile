@@ -1,0 +1,55 @@
+# camd quick start: `make run` builds and serves the default model; `make check` builds and runs
+# every test. Both install the Debian 12 packages they need (as root, or through sudo).
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+CONFIG ?= config/camd.json
+
+# Build and run dependencies.
+DEPS_BUILD := build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev \
+  libopenblas-dev libmicrohttpd-dev libjansson-dev libpng-dev libjpeg-dev
+# What the tests add: PyTorch as the oracle, reference images, HTTP client, browser, containers.
+DEPS_TEST := python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-pil \
+  python3-skimage imagemagick dataset-fashion-mnist curl nodejs npm chromium valgrind \
+  podman runc debootstrap
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps deps-test build run check test asan-test clean
+
+deps:
+	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEPS_BUILD) 2>/dev/null | grep -v 'install ok installed' | cut -d' ' -f1; \
+	  for p in $(DEPS_BUILD); do dpkg-query -W $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing: $$missing"; $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; fi
+
+deps-test: deps
+	@missing=$$(for p in $(DEPS_TEST); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing: $$missing"; $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	./$(BUILD)/camd serve --config $(CONFIG)
+
+# The full suite: Release build with -Werror, every test; then the unit and oracle suites
+# again under AddressSanitizer + UndefinedBehaviorSanitizer.
+check: deps-test
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCAMD_WERROR=ON
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+	$(MAKE) asan-test
+
+asan-test:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAMD_SANITIZE=ON -DCAMD_WERROR=ON
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS) -LE 'slow|container|browser'
+
+test: check
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,107 @@
+/* camd CAM methods: class activation maps from an engine session (design.md §4).
+ *
+ * Every method works on one preprocessed image tensor and produces, for each requested target
+ * class, a map at the target layer's spatial resolution (h × w of the layer activation). The
+ * engine does the forward and partial backward; this module only combines activations,
+ * gradients and extra forwards. It never allocates per request beyond a caller-sized workspace
+ * owned by a camd_cam_workspace (one per worker), never prints, and uses no image code.
+ */
+#ifndef CAMD_CAM_H
+#define CAMD_CAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "camd/engine.h"
+#include "camd/status.h"
+
+/* X(enum suffix, name as users type it, needs gradients, one-line description) */
+#define CAMD_CAM_METHODS(X)                                                                    \
+  X(CAM, "cam", false, "Zhou 2016: weights of the linear layer after global average pooling")  \
+  X(GRADCAM, "gradcam", true, "Selvaraju 2017: channel weights = spatial mean of gradients")   \
+  X(HIRESCAM, "hirescam", true, "activations × gradients elementwise, summed over channels")   \
+  X(GRADCAM_ELEMENTWISE, "gradcam-elementwise", true,                                          \
+    "ReLU(activations × gradients) elementwise, summed over channels")                         \
+  X(GRADCAMPP, "gradcam++", true, "Chattopadhay 2018: second-order weighting of gradients")    \
+  X(XGRADCAM, "xgradcam", true, "Fu 2020: gradients weighted by normalised activations")       \
+  X(LAYERCAM, "layercam", true, "Jiang 2021: ReLU(gradients) × activations, per position")     \
+  X(EIGENCAM, "eigencam", false, "first principal component of the activations (class-agnostic)") \
+  X(EIGENGRADCAM, "eigengradcam", true, "first principal component of activations × gradients") \
+  X(SCORECAM, "scorecam", false, "Wang 2020: score of the input masked by each channel")       \
+  X(ABLATIONCAM, "ablationcam", false, "Desai 2020: score drop when each channel is zeroed")    \
+  X(SMOOTHGRADCAMPP, "smoothgradcam++", true, "Grad-CAM++ averaged over noisy inputs")         \
+  X(SSCAM, "sscam", false, "Score-CAM with noise added to the masked inputs (smoothed)")       \
+  X(ISCAM, "iscam", false, "Score-CAM with integrated (progressively scaled) masks")
+
+typedef enum camd_cam_method {
+#define CAMD__CAM_ENUM(e, name, grad, desc) CAMD_CAM_##e,
+  CAMD_CAM_METHODS(CAMD__CAM_ENUM)
+#undef CAMD__CAM_ENUM
+  CAMD_CAM_METHOD_COUNT
+} camd_cam_method;
+
+/* "gradcam" → CAMD_CAM_GRADCAM; CAMD_E_INVALID with the list of names otherwise. */
+int camd_cam_method_parse(const char *name, camd_cam_method *out, camd_error *err);
+const char *camd_cam_method_name(camd_cam_method m);
+const char *camd_cam_method_description(camd_cam_method m);
+bool camd_cam_method_needs_gradient(camd_cam_method m);
+
+typedef enum camd_cam_score {
+  CAMD_SCORE_LOGIT = 0,   /* the raw output (default) */
+  CAMD_SCORE_SOFTMAX = 1, /* softmax probability of the class */
+  CAMD_SCORE_SIGMOID = 2  /* sigmoid of the class logit (multi-label) */
+} camd_cam_score;
+
+typedef struct camd_cam_request {
+  camd_cam_method method;
+  int layer;              /* value id of the target layer (4-D activation) */
+  int output;             /* value id of the score output (usually camd_model_output(m, 0)) */
+  const int *classes;     /* target class per map */
+  int n_classes;
+  camd_cam_score score;
+  bool aug_smooth;        /* average over {identity, horizontal flip} × intensity {0.9, 1, 1.1} */
+  bool eigen_smooth;      /* replace the weighted map by the first principal component of the
+                             weighted activations (pytorch-grad-cam's eigen_smooth) */
+  int n_samples;          /* noise methods: number of noisy samples */
+  float noise_std;        /* noise methods: standard deviation of the Gaussian noise */
+  uint64_t seed;          /* noise methods: same seed, same noise, same map */
+  int max_batch;          /* extra forwards (score/ablation) are batched by this many */
+} camd_cam_request;
+
+void camd_cam_request_init(camd_cam_request *r);
+
+/* Per-worker workspace for the CAM methods (grows on first use of a size, then reused).
+ * Owned by the caller; not thread-safe. */
+typedef struct camd_cam_workspace camd_cam_workspace;
+int camd_cam_workspace_create(camd_cam_workspace **out, camd_error *err);
+void camd_cam_workspace_destroy(camd_cam_workspace *w);
+
+/* Result geometry of camd_cam_compute. */
+typedef struct camd_cam_maps {
+  int width, height;   /* layer resolution */
+  float *maps;         /* n_classes × height × width, raw (before ReLU and normalisation);
+                          owned by the workspace, valid until its next use */
+  float *logits;       /* the image's output values (count = n_outputs), owned by workspace */
+  int n_outputs;
+  double ms_forward, ms_backward, ms_cam; /* time spent */
+} camd_cam_maps;
+
+/* Computes the maps for one image (`input`: one preprocessed tensor, per-sample size of model
+ * input 0). The forward is run here; several classes reuse one forward. The session must have
+ * max batch >= the request's max_batch for the batched methods (score/ablation), else they run
+ * with the session's max batch. `cam` refuses models where the layer does not feed a global
+ * average pool followed by a linear layer, with a message that says why and suggests
+ * gradcam. */
+int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
+                     const camd_cam_request *req, camd_cam_maps *out, camd_error *err);
+
+/* Post-processing in place on one h × w map: optional ReLU, then normalisation ("minmax":
+ * (x - min) / (max - min), all zeros when max == min; "none": unchanged). */
+void camd_cam_postprocess(float *map, size_t count, bool relu, bool minmax);
+
+/* Localisation-quality metrics for the benchmark (tests/quality): pointing game hit, box IoU. */
+double camd_box_iou(double ax0, double ay0, double ax1, double ay1, double bx0, double by0,
+                    double bx1, double by1);
+
+#endif

@@ -1,0 +1,155 @@
+/* camd engine: immutable shared models and per-worker sessions (forward, partial backward).
+ *
+ * A camd_model is an immutable graph of values and nodes, reference-counted and shared by all
+ * threads without locks. A camd_session belongs to one thread at a time and owns every
+ * activation, gradient and scratch buffer; it is sized for a maximum batch at creation and
+ * does not allocate while running once each kind of run (plan) has been used once.
+ *
+ * Batch convention: every non-constant value has the batch as its leading axis. Shapes
+ * reported by the model are per-sample shapes (dims[0] == 1 for batched values); a run with
+ * batch b has dims[0] == b. Models whose graph mixes the batch axis (e.g. a Reshape that
+ * folds it) report camd_model_max_batch() == 1 and a session runs them one item at a time.
+ */
+#ifndef CAMD_ENGINE_H
+#define CAMD_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "camd/status.h"
+
+#define CAMD_MAX_DIMS 8
+
+typedef struct camd_shape {
+  int ndim;
+  int64_t dims[CAMD_MAX_DIMS];
+} camd_shape;
+
+/* Number of elements (product of dims; 1 for a scalar). */
+size_t camd_shape_count(const camd_shape *s);
+bool camd_shape_equal(const camd_shape *a, const camd_shape *b);
+/* "[1, 64, 56, 56]" into buf (always NUL-terminated). */
+void camd_shape_format(const camd_shape *s, char *buf, size_t size);
+
+typedef enum camd_dtype { CAMD_FLOAT32 = 1, CAMD_INT64 = 7 } camd_dtype;
+
+typedef struct camd_model camd_model;
+typedef struct camd_session camd_session;
+
+/* What the engine knows about one value of the graph. Strings are owned by the model. */
+typedef struct camd_value_info {
+  const char *name;
+  camd_shape shape;          /* per-sample shape (dims[0] == 1 when batched) */
+  camd_dtype dtype;
+  bool is_constant;          /* initializer / folded constant */
+  bool is_input;             /* graph input */
+  bool is_output;            /* graph output */
+  bool batched;              /* leading axis is the batch */
+  int producer;              /* node index, -1 for inputs and constants */
+  const char *producer_op;   /* op type of the producer ("Conv"), NULL if none */
+  const char *producer_name; /* node name of the producer, NULL if none */
+} camd_value_info;
+
+/* ---- model (immutable, shared, reference-counted; thread-safe) ---- */
+/* Adds a reference; returns m. */
+camd_model *camd_model_retain(camd_model *m);
+/* Drops a reference; the last one frees the model. NULL is ignored. */
+void camd_model_release(camd_model *m);
+
+int camd_model_num_values(const camd_model *m);
+/* Fills info for value id (0 <= id < num_values); returns 0 or CAMD_E_INVALID. */
+int camd_model_value_info(const camd_model *m, int id, camd_value_info *info);
+/* Value id by name (aliases such as Identity outputs included), or -1. */
+int camd_model_find_value(const camd_model *m, const char *name);
+int camd_model_num_inputs(const camd_model *m);  /* non-constant graph inputs */
+int camd_model_input(const camd_model *m, int i); /* value id */
+int camd_model_num_outputs(const camd_model *m);
+int camd_model_output(const camd_model *m, int i); /* value id */
+int camd_model_num_nodes(const camd_model *m);
+/* Op type and node name of node i (owned by the model). */
+const char *camd_model_node_op(const camd_model *m, int i);
+const char *camd_model_node_name(const camd_model *m, int i);
+/* Inputs and outputs of node i as value ids (-1 = absent optional input); the arrays are
+ * owned by the model. Returns 0 or CAMD_E_INVALID for a bad node index. */
+int camd_model_node_io(const camd_model *m, int i, const int **in, int *n_in, const int **out,
+                       int *n_out);
+/* Attribute `name` of node i (the struct is defined in camd/graph.h; owned by the model), or
+ * NULL when the node has no such attribute. */
+struct camd_attr;
+const struct camd_attr *camd_model_node_attr(const camd_model *m, int i, const char *name);
+/* Data of constant value id (float32 or int64 as camd_value_info.dtype says; owned by the
+ * model), or NULL when the value is not a constant. */
+const void *camd_model_constant_data(const camd_model *m, int id);
+/* Number of float parameters held by constants (weights). */
+size_t camd_model_param_count(const camd_model *m);
+/* 1 when the graph cannot run several batch items at once, else the engine's limit (large). */
+int camd_model_max_batch(const camd_model *m);
+/* True when value id is a 4-D batched float activation with spatial size > 1 (a CAM layer). */
+bool camd_model_is_cam_layer(const camd_model *m, int id);
+/* Suggested default CAM layer: the last 4-D activation with spatial size > 1 before global
+ * pooling on the path to output 0. Returns a value id or -1 if the model has none. */
+int camd_model_suggest_cam_layer(const camd_model *m);
+/* Reports why a value cannot be a CAM/backward target ("layer 'x' not found; layers are: ...")
+ * Returns 0 if usable. */
+int camd_model_check_target(const camd_model *m, const char *name, int *id, camd_error *err);
+
+/* ---- session (per worker; not thread-safe; one owner thread at a time) ---- */
+int camd_session_create(camd_model *m, int max_batch, camd_session **out, camd_error *err);
+void camd_session_destroy(camd_session *s);
+int camd_session_max_batch(const camd_session *s);
+const camd_model *camd_session_model(const camd_session *s);
+
+/* Called after value `value_id` was computed during a forward; may modify `data` in place
+ * (shape has the run's batch). Used by ablation-style methods. */
+typedef void (*camd_forward_hook)(void *ctx, int value_id, float *data, const camd_shape *shape);
+
+typedef struct camd_forward_opts {
+  const int *retain;    /* value ids readable after forward (camd_session_value) */
+  int n_retain;
+  int grad_to;          /* value id backward will reach, or -1 for forward only */
+  int hook_value;       /* value id to call hook on, or -1 */
+  camd_forward_hook hook;
+  void *hook_ctx;
+  /* Shared-input runs (ablation-style methods): every batch item has the same input (only
+   * item 0 of `input` is read); nodes that do not depend on hook_value run once at batch 1 and
+   * their results are replicated, the hook makes the items differ, and only the rest of the
+   * graph runs at the full batch. Needs hook_value >= 0. */
+  bool shared_input;
+} camd_forward_opts;
+/* Initialise opts to "nothing retained, no backward, no hook". */
+void camd_forward_opts_init(camd_forward_opts *o);
+
+/* Runs the graph on `batch` items. `input` holds batch × per-sample count floats of model input
+ * 0 in NCHW order (copied). Graph outputs are always readable afterwards. Returns 0 or a
+ * negative status (CAMD_E_INVALID for a batch outside [1, max_batch]). */
+int camd_session_forward(camd_session *s, int batch, const float *input,
+                         const camd_forward_opts *opts, camd_error *err);
+/* Same for models with several inputs: inputs[i] feeds model input i (camd_model_input). */
+int camd_session_forward_multi(camd_session *s, int batch, const float *const *inputs,
+                               const camd_forward_opts *opts, camd_error *err);
+/* Data of a value computed by the last forward (retained, output, or constant); NULL if it
+ * was not kept. `shape` (optional) receives the shape with the run's batch. Valid until the
+ * next forward. */
+const float *camd_session_value(camd_session *s, int value_id, camd_shape *shape);
+
+/* Back-propagates from graph value `from` (usually output 0) seeded with `seed` (batch ×
+ * per-sample count floats: d score / d from) down to opts.grad_to of the last forward.
+ * Can be called several times after one forward (several targets). */
+int camd_session_backward(camd_session *s, int from, const float *seed, camd_error *err);
+/* Gradient of the last backward at value_id (the grad_to value, or any value on the path);
+ * NULL if not available. Valid until the next forward/backward. */
+const float *camd_session_grad(camd_session *s, int value_id, camd_shape *shape);
+
+/* Number of floats the session has allocated (activations, gradients, scratch). */
+size_t camd_session_bytes(const camd_session *s);
+
+/* ---- matrix multiply: every GEMM in camd goes through this one function ----
+ * C[m×n] = alpha * op(A)[m×k] · op(B)[k×n] + beta * C, row-major, lda/ldb/ldc as in BLAS. */
+void camd_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
+               int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* Sets the BLAS library's thread count (process-wide). */
+void camd_blas_set_threads(int n);
+int camd_blas_get_threads(void);
+
+#endif

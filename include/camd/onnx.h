@@ -1,0 +1,40 @@
+/* camd ONNX loader: an ONNX model file (protobuf) → an immutable engine model.
+ *
+ * The loader decodes the protobuf, checks every operator against the engine's op table first
+ * (one error listing all unsupported operators), converts initializers to float32 / int64
+ * constants (held once, by the model), folds shape sub-graphs (Shape, Gather, Concat, ...)
+ * into constants, and builds the engine graph with camd/graph.h. External tensor data is read
+ * only from files inside the model's directory. Thread-safe: loads share no state.
+ */
+#ifndef CAMD_ONNX_H
+#define CAMD_ONNX_H
+
+#include <stddef.h>
+
+#include "camd/engine.h"
+#include "camd/status.h"
+
+/* Default limits used when an option is 0. */
+#define CAMD_ONNX_DEFAULT_MAX_FILE_BYTES ((size_t)2 << 30)     /* 2 GiB */
+#define CAMD_ONNX_DEFAULT_MAX_EXTERNAL_BYTES ((size_t)8 << 30) /* 8 GiB in total */
+
+typedef struct camd_onnx_options {
+  size_t max_file_bytes;     /* largest accepted .onnx file / buffer; 0 = default 2 GiB */
+  size_t max_external_bytes; /* total bytes read from external data files; 0 = default */
+} camd_onnx_options;
+
+/* Loads the ONNX file at `path` into an immutable model (refcount 1; the caller owns it and
+ * frees it with camd_model_release). External data files are resolved relative to the
+ * directory of `path`. `opts` may be NULL (defaults). On failure returns a negative CAMD_E_*
+ * status, *out stays NULL and `err` (may be NULL) names the file, node or tensor at fault:
+ * CAMD_E_IO (cannot read), CAMD_E_LIMIT (too large), CAMD_E_FORMAT (not a valid ONNX file),
+ * CAMD_E_UNSUPPORTED (operators/types camd lacks; all of them listed), CAMD_E_INVALID. */
+int camd_onnx_load(const char *path, const camd_onnx_options *opts, camd_model **out,
+                   camd_error *err);
+
+/* Same from a buffer holding the .onnx bytes (not retained after the call). `base_dir` is the
+ * directory external data is resolved against; NULL forbids external data. */
+int camd_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
+                          const camd_onnx_options *opts, camd_model **out, camd_error *err);
+
+#endif

@@ -1,0 +1,654 @@
+/* CAM front door: method table, request checks, workspace, per-method dispatch, aug_smooth,
+ * post-processing and the box IoU metric.
+ *
+ * One compute call = one image and several target classes. Gradient methods run one forward
+ * (retaining the target layer, backward target = layer) and one partial backward per class,
+ * seeded with d score / d output. The other methods combine the activation with weights from
+ * the model head (`cam`), from extra batched forwards (Score-CAM family, Ablation-CAM) or from
+ * a principal component (Eigen-CAM). Maps are returned raw, at the layer's resolution.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cam/cam_internal.h"
+#include "camd/core.h"
+
+/* ---- method table ---- */
+
+static const struct {
+  const char *name;
+  bool grad;
+  const char *desc;
+} methods[] = {
+#define CAMD__CAM_ROW(e, name, grad, desc) {name, grad, desc},
+    CAMD_CAM_METHODS(CAMD__CAM_ROW)
+#undef CAMD__CAM_ROW
+};
+
+int camd_cam_method_parse(const char *name, camd_cam_method *out, camd_error *err) {
+  if (name) {
+    for (int i = 0; i < CAMD_CAM_METHOD_COUNT; i++) {
+      if (strcmp(name, methods[i].name) == 0) {
+        *out = (camd_cam_method)i;
+        return 0;
+      }
+    }
+  }
+  char list[512];
+  size_t pos = 0;
+  list[0] = '\0';
+  for (int i = 0; i < CAMD_CAM_METHOD_COUNT && pos < sizeof(list); i++) {
+    int n = snprintf(list + pos, sizeof(list) - pos, "%s%s", i ? ", " : "", methods[i].name);
+    if (n < 0) break;
+    pos += (size_t)n;
+  }
+  return camd_error_set(err, CAMD_E_INVALID, "unknown CAM method '%s'; methods are: %s",
+                        name ? name : "(null)", list);
+}
+
+const char *camd_cam_method_name(camd_cam_method m) {
+  return (unsigned)m < CAMD_CAM_METHOD_COUNT ? methods[m].name : "unknown";
+}
+
+const char *camd_cam_method_description(camd_cam_method m) {
+  return (unsigned)m < CAMD_CAM_METHOD_COUNT ? methods[m].desc : "unknown method";
+}
+
+bool camd_cam_method_needs_gradient(camd_cam_method m) {
+  return (unsigned)m < CAMD_CAM_METHOD_COUNT && methods[m].grad;
+}
+
+void camd_cam_request_init(camd_cam_request *r) {
+  memset(r, 0, sizeof(*r));
+  r->method = CAMD_CAM_GRADCAM;
+  r->layer = -1;
+  r->output = -1;
+  r->score = CAMD_SCORE_LOGIT;
+  r->n_samples = 8;
+  r->noise_std = 0.3f;
+  r->seed = 0;
+  r->max_batch = 16;
+}
+
+/* ---- workspace: chain of blocks used as a bump allocator ---- */
+
+struct camd__ws_block {
+  camd__ws_block *next;
+  size_t cap, used; /* bytes */
+  unsigned char *data;
+};
+
+#define WS_ALIGN 64
+#define WS_MIN_BLOCK ((size_t)4 << 20)
+
+int camd_cam_workspace_create(camd_cam_workspace **out, camd_error *err) {
+  *out = calloc(1, sizeof(**out));
+  if (!*out) return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a CAM workspace");
+  return 0;
+}
+
+void camd_cam_workspace_destroy(camd_cam_workspace *w) {
+  if (!w) return;
+  camd__ws_block *b = w->head;
+  while (b) {
+    camd__ws_block *next = b->next;
+    free(b->data);
+    free(b);
+    b = next;
+  }
+  free(w);
+}
+
+static void ws_rewind(camd_cam_workspace *w) {
+  for (camd__ws_block *b = w->head; b; b = b->next) b->used = 0;
+  w->cur = w->head;
+}
+
+static void *ws_bytes(camd_cam_workspace *w, size_t bytes) {
+  if (bytes > SIZE_MAX - WS_ALIGN) return NULL;
+  bytes = (bytes + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN;
+  if (bytes == 0) bytes = WS_ALIGN;
+  while (w->cur && w->cur->cap - w->cur->used < bytes) w->cur = w->cur->next;
+  if (!w->cur) {
+    camd__ws_block *b = calloc(1, sizeof(*b));
+    if (!b) return NULL;
+    b->cap = bytes > WS_MIN_BLOCK ? bytes : WS_MIN_BLOCK;
+    b->data = aligned_alloc(WS_ALIGN, b->cap);
+    if (!b->data) {
+      free(b);
+      return NULL;
+    }
+    /* Append at the end of the chain: earlier blocks keep their order for the next call. */
+    camd__ws_block **tail = &w->head;
+    while (*tail) tail = &(*tail)->next;
+    *tail = b;
+    w->cur = b;
+  }
+  void *p = w->cur->data + w->cur->used;
+  w->cur->used += bytes;
+  return p;
+}
+
+float *camd__ws_floats(camd_cam_workspace *w, size_t n) {
+  size_t bytes;
+  if (!camd_size_mul(n, sizeof(float), &bytes)) return NULL;
+  return ws_bytes(w, bytes);
+}
+
+double *camd__ws_doubles(camd_cam_workspace *w, size_t n) {
+  size_t bytes;
+  if (!camd_size_mul(n, sizeof(double), &bytes)) return NULL;
+  return ws_bytes(w, bytes);
+}
+
+/* ---- scores ---- */
+
+void camd__score_seed(camd_cam_score score, const float *logits, int n_out, int c, float *seed) {
+  memset(seed, 0, sizeof(float) * (size_t)n_out);
+  if (score == CAMD_SCORE_SOFTMAX) {
+    double mx = logits[0], sum = 0.0;
+    for (int j = 1; j < n_out; j++) mx = logits[j] > mx ? logits[j] : mx;
+    for (int j = 0; j < n_out; j++) sum += exp((double)logits[j] - mx);
+    double pc = exp((double)logits[c] - mx) / sum;
+    /* d p_c / d z_j = p_c (δ_cj − p_j) */
+    for (int j = 0; j < n_out; j++) {
+      double pj = exp((double)logits[j] - mx) / sum;
+      seed[j] = (float)(pc * ((j == c ? 1.0 : 0.0) - pj));
+    }
+  } else if (score == CAMD_SCORE_SIGMOID) {
+    double sg = 1.0 / (1.0 + exp(-(double)logits[c]));
+    seed[c] = (float)(sg * (1.0 - sg));
+  } else {
+    seed[c] = 1.0f;
+  }
+}
+
+double camd__score_value(camd_cam_score score, const float *logits, int n_out, int c) {
+  if (score == CAMD_SCORE_SOFTMAX) {
+    double mx = logits[0], sum = 0.0;
+    for (int j = 1; j < n_out; j++) mx = logits[j] > mx ? logits[j] : mx;
+    for (int j = 0; j < n_out; j++) sum += exp((double)logits[j] - mx);
+    return exp((double)logits[c] - mx) / sum;
+  }
+  if (score == CAMD_SCORE_SIGMOID) return 1.0 / (1.0 + exp(-(double)logits[c]));
+  return logits[c];
+}
+
+/* ---- map helpers ---- */
+
+void camd__weighted_sum(const float *act, const double *weights, int channels, int hw,
+                        float *map) {
+  for (int p = 0; p < hw; p++) {
+    double acc = 0.0;
+    for (int c = 0; c < channels; c++) acc += weights[c] * act[(size_t)c * hw + p];
+    map[p] = (float)acc;
+  }
+}
+
+void camd__channel_sum(const float *x, int channels, int hw, float *map) {
+  for (int p = 0; p < hw; p++) {
+    double acc = 0.0;
+    for (int c = 0; c < channels; c++) acc += x[(size_t)c * hw + p];
+    map[p] = (float)acc;
+  }
+}
+
+int camd__forward(camd__cam_ctx *ctx, int batch, const float *input,
+                  const camd_forward_opts *opts, camd_error *err) {
+  uint64_t t0 = camd_now_ns();
+  int rc = camd_session_forward(ctx->s, batch, input, opts, err);
+  ctx->ns_forward += camd_now_ns() - t0;
+  return rc;
+}
+
+static int backward(camd__cam_ctx *ctx, const float *seed, camd_error *err) {
+  uint64_t t0 = camd_now_ns();
+  int rc = camd_session_backward(ctx->s, ctx->req->output, seed, err);
+  ctx->ns_backward += camd_now_ns() - t0;
+  return rc;
+}
+
+/* Map from per-channel weights: Σ_c w_c A_c, or the principal component of w_c A_c. */
+static int finish_weights(camd__cam_ctx *ctx, const float *act, const double *weights,
+                          float *map, camd_error *err) {
+  if (!ctx->req->eigen_smooth) {
+    camd__weighted_sum(act, weights, ctx->channels, ctx->hw, map);
+    return 0;
+  }
+  size_t hw = (size_t)ctx->hw;
+  for (int c = 0; c < ctx->channels; c++) {
+    for (size_t p = 0; p < hw; p++) {
+      ctx->xbuf[c * hw + p] = (float)(weights[c] * act[c * hw + p]);
+    }
+  }
+  return camd__projection(ctx, ctx->xbuf, map, err);
+}
+
+/* Map from an elementwise-weighted activation in ctx->xbuf. */
+static int finish_elementwise(camd__cam_ctx *ctx, float *map, camd_error *err) {
+  if (ctx->req->eigen_smooth) return camd__projection(ctx, ctx->xbuf, map, err);
+  camd__channel_sum(ctx->xbuf, ctx->channels, ctx->hw, map);
+  return 0;
+}
+
+/* Grad-CAM++ channel weights (pytorch-grad-cam's closed form with grads² and grads³). */
+static void gradcampp_weights(const float *act, const float *grad, int channels, int hw,
+                              double *weights) {
+  for (int c = 0; c < channels; c++) {
+    const float *a = act + (size_t)c * hw, *g = grad + (size_t)c * hw;
+    double sum_a = 0.0;
+    for (int p = 0; p < hw; p++) sum_a += a[p];
+    double wsum = 0.0;
+    for (int p = 0; p < hw; p++) {
+      double g1 = g[p];
+      if (g1 <= 0.0) continue; /* ReLU(grad) · alpha; alpha is 0 where grad == 0 */
+      double g2 = g1 * g1, g3 = g2 * g1;
+      double alpha = g2 / (2.0 * g2 + sum_a * g3 + 1e-6);
+      wsum += g1 * alpha;
+    }
+    weights[c] = wsum;
+  }
+}
+
+/* One class's map for a gradient method from activation and gradient (channels × hw). */
+static int gradient_map(camd__cam_ctx *ctx, const float *act, const float *grad, double *weights,
+                        float *map, camd_error *err) {
+  int C = ctx->channels, hw = ctx->hw;
+  size_t n = (size_t)C * (size_t)hw;
+  float *x = ctx->xbuf;
+  switch (ctx->req->method) {
+    case CAMD_CAM_GRADCAM:
+      for (int c = 0; c < C; c++) {
+        double acc = 0.0;
+        for (int p = 0; p < hw; p++) acc += grad[(size_t)c * hw + p];
+        weights[c] = acc / hw;
+      }
+      return finish_weights(ctx, act, weights, map, err);
+    case CAMD_CAM_GRADCAMPP:
+    case CAMD_CAM_SMOOTHGRADCAMPP:
+      gradcampp_weights(act, grad, C, hw, weights);
+      return finish_weights(ctx, act, weights, map, err);
+    case CAMD_CAM_XGRADCAM:
+      for (int c = 0; c < C; c++) {
+        double sa = 0.0, sga = 0.0;
+        for (int p = 0; p < hw; p++) {
+          sa += act[(size_t)c * hw + p];
+          sga += (double)grad[(size_t)c * hw + p] * act[(size_t)c * hw + p];
+        }
+        weights[c] = sga / (sa + 1e-7);
+      }
+      return finish_weights(ctx, act, weights, map, err);
+    case CAMD_CAM_HIRESCAM:
+      for (size_t i = 0; i < n; i++) x[i] = grad[i] * act[i];
+      return finish_elementwise(ctx, map, err);
+    case CAMD_CAM_GRADCAM_ELEMENTWISE:
+      for (size_t i = 0; i < n; i++) {
+        float v = grad[i] * act[i];
+        x[i] = v > 0.0f ? v : 0.0f;
+      }
+      return finish_elementwise(ctx, map, err);
+    case CAMD_CAM_LAYERCAM:
+      for (size_t i = 0; i < n; i++) x[i] = (grad[i] > 0.0f ? grad[i] : 0.0f) * act[i];
+      return finish_elementwise(ctx, map, err);
+    case CAMD_CAM_EIGENGRADCAM:
+      for (size_t i = 0; i < n; i++) x[i] = grad[i] * act[i];
+      return camd__projection(ctx, x, map, err);
+    default:
+      return camd_error_set(err, CAMD_E_INTERNAL, "method '%s' is not a gradient method",
+                            camd_cam_method_name(ctx->req->method));
+  }
+}
+
+/* Checks that the layer value of the last forward has the expected geometry. */
+static const float *layer_value(camd__cam_ctx *ctx, int batch, camd_error *err) {
+  camd_shape sh;
+  const float *a = camd_session_value(ctx->s, ctx->req->layer, &sh);
+  if (!a || sh.ndim != 4 || sh.dims[0] != batch || sh.dims[1] != ctx->channels ||
+      sh.dims[2] * sh.dims[3] != ctx->hw) {
+    camd_error_set(err, CAMD_E_INTERNAL, "the engine did not keep the target layer's activation");
+    return NULL;
+  }
+  return a;
+}
+
+static const float *output_value(camd__cam_ctx *ctx, int batch, camd_error *err) {
+  camd_shape sh;
+  const float *o = camd_session_value(ctx->s, ctx->req->output, &sh);
+  if (!o || camd_shape_count(&sh) != (size_t)batch * (size_t)ctx->n_out) {
+    camd_error_set(err, CAMD_E_INTERNAL, "the engine did not keep the score output");
+    return NULL;
+  }
+  return o;
+}
+
+/* Clean forward of one image: keeps layer + output, copies the output into ctx->logits. */
+static int clean_forward(camd__cam_ctx *ctx, const float *input, bool with_grad,
+                         const float **act, camd_error *err) {
+  int retain[2] = {ctx->req->layer, ctx->req->output};
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  o.retain = retain;
+  o.n_retain = 2;
+  o.grad_to = with_grad ? ctx->req->layer : -1;
+  int rc = camd__forward(ctx, 1, input, &o, err);
+  if (rc) return rc;
+  const float *out = output_value(ctx, 1, err);
+  if (!out) return err ? err->status : CAMD_E_INTERNAL;
+  memcpy(ctx->logits, out, sizeof(float) * (size_t)ctx->n_out);
+  if (act) {
+    *act = layer_value(ctx, 1, err);
+    if (!*act) return err ? err->status : CAMD_E_INTERNAL;
+  }
+  return 0;
+}
+
+static int nomem(camd_error *err) {
+  return camd_error_set(err, CAMD_E_NOMEM, "out of memory in the CAM workspace");
+}
+
+/* Smooth Grad-CAM++: Grad-CAM++ maps of n_samples noisy copies of the input, averaged. */
+static int smoothgradcampp(camd__cam_ctx *ctx, const float *input, float *maps,
+                           camd_error *err) {
+  const camd_cam_request *req = ctx->req;
+  int rc = clean_forward(ctx, input, false, NULL, err);
+  if (rc) return rc;
+  int b = ctx->batch;
+  size_t in_count = ctx->in_count, hw = (size_t)ctx->hw;
+  float *batch_in = camd__ws_floats(ctx->w, (size_t)b * in_count);
+  float *seed = camd__ws_floats(ctx->w, (size_t)b * (size_t)ctx->n_out);
+  float *item_map = camd__ws_floats(ctx->w, hw);
+  double *weights = camd__ws_doubles(ctx->w, (size_t)ctx->channels);
+  if (!batch_in || !seed || !item_map || !weights) return nomem(err);
+  memset(maps, 0, sizeof(float) * hw * (size_t)req->n_classes);
+  camd_rng rng;
+  camd_rng_seed(&rng, req->seed);
+  int retain[2] = {req->layer, req->output};
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  o.retain = retain;
+  o.n_retain = 2;
+  o.grad_to = req->layer;
+  for (int s0 = 0; s0 < req->n_samples; s0 += b) {
+    int nb = req->n_samples - s0 < b ? req->n_samples - s0 : b;
+    /* Noise is drawn sample by sample, element by element (NCHW), from one seeded stream. */
+    for (size_t i = 0; i < (size_t)nb * in_count; i++) {
+      batch_in[i] = input[i % in_count] + (float)(req->noise_std * camd_rng_normal(&rng));
+    }
+    rc = camd__forward(ctx, nb, batch_in, &o, err);
+    if (rc) return rc;
+    const float *out = output_value(ctx, nb, err);
+    if (!out) return err ? err->status : CAMD_E_INTERNAL;
+    for (int k = 0; k < req->n_classes; k++) {
+      for (int i = 0; i < nb; i++) {
+        camd__score_seed(req->score, out + (size_t)i * ctx->n_out, ctx->n_out, req->classes[k],
+                         seed + (size_t)i * ctx->n_out);
+      }
+      rc = backward(ctx, seed, err);
+      if (rc) return rc;
+      const float *act = layer_value(ctx, nb, err);
+      camd_shape gs;
+      const float *grad = camd_session_grad(ctx->s, req->layer, &gs);
+      if (!act || !grad) {
+        return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
+      }
+      size_t per = (size_t)ctx->channels * hw;
+      for (int i = 0; i < nb; i++) {
+        rc = gradient_map(ctx, act + i * per, grad + i * per, weights, item_map, err);
+        if (rc) return rc;
+        float *dst = maps + (size_t)k * hw;
+        for (size_t p = 0; p < hw; p++) dst[p] += item_map[p] / (float)req->n_samples;
+      }
+    }
+  }
+  return 0;
+}
+
+/* Maps for one (possibly augmented) input into maps[n_classes × hw]. */
+static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
+  const camd_cam_request *req = ctx->req;
+  size_t hw = (size_t)ctx->hw, C = (size_t)ctx->channels;
+  const float *act = NULL;
+  int rc;
+  switch (req->method) {
+    case CAMD_CAM_CAM: {
+      double *weights = camd__ws_doubles(ctx->w, C * (size_t)req->n_classes);
+      if (!weights) return nomem(err);
+      rc = camd__cam_head_weights(ctx->m, req->layer, req->output, req->classes, req->n_classes,
+                                  ctx->channels, weights, err);
+      if (rc) return rc;
+      rc = clean_forward(ctx, input, false, &act, err);
+      if (rc) return rc;
+      for (int k = 0; k < req->n_classes; k++) {
+        rc = finish_weights(ctx, act, weights + k * C, maps + k * hw, err);
+        if (rc) return rc;
+      }
+      return 0;
+    }
+    case CAMD_CAM_EIGENCAM:
+      rc = clean_forward(ctx, input, false, &act, err);
+      if (rc) return rc;
+      rc = camd__projection(ctx, act, maps, err);
+      if (rc) return rc;
+      for (int k = 1; k < req->n_classes; k++) memcpy(maps + k * hw, maps, sizeof(float) * hw);
+      return 0;
+    case CAMD_CAM_SCORECAM:
+    case CAMD_CAM_SSCAM:
+    case CAMD_CAM_ISCAM:
+    case CAMD_CAM_ABLATIONCAM: {
+      double *weights = camd__ws_doubles(ctx->w, C * (size_t)req->n_classes);
+      float *copy = camd__ws_floats(ctx->w, C * hw);
+      if (!weights || !copy) return nomem(err);
+      rc = clean_forward(ctx, input, false, &act, err);
+      if (rc) return rc;
+      memcpy(copy, act, sizeof(float) * C * hw); /* the extra forwards overwrite the session */
+      rc = req->method == CAMD_CAM_ABLATIONCAM
+               ? camd__ablation_weights(ctx, input, weights, err)
+               : camd__score_weights(ctx, input, copy, weights, err);
+      if (rc) return rc;
+      for (int k = 0; k < req->n_classes; k++) {
+        rc = finish_weights(ctx, copy, weights + k * C, maps + k * hw, err);
+        if (rc) return rc;
+      }
+      return 0;
+    }
+    case CAMD_CAM_SMOOTHGRADCAMPP:
+      return smoothgradcampp(ctx, input, maps, err);
+    default:
+      break;
+  }
+  /* Gradient methods: one forward, one backward per class. */
+  rc = clean_forward(ctx, input, true, NULL, err);
+  if (rc) return rc;
+  float *seed = camd__ws_floats(ctx->w, (size_t)ctx->n_out);
+  double *weights = camd__ws_doubles(ctx->w, C);
+  if (!seed || !weights) return nomem(err);
+  for (int k = 0; k < req->n_classes; k++) {
+    camd__score_seed(req->score, ctx->logits, ctx->n_out, req->classes[k], seed);
+    rc = backward(ctx, seed, err);
+    if (rc) return rc;
+    act = layer_value(ctx, 1, err);
+    const float *grad = camd_session_grad(ctx->s, req->layer, NULL);
+    if (!act || !grad) {
+      return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
+    }
+    rc = gradient_map(ctx, act, grad, weights, maps + k * hw, err);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* ---- request checks ---- */
+
+static int check_request(camd_session *s, const camd_cam_request *req, camd__cam_ctx *ctx,
+                         camd_error *err) {
+  const camd_model *m = camd_session_model(s);
+  if ((unsigned)req->method >= CAMD_CAM_METHOD_COUNT) {
+    return camd_error_set(err, CAMD_E_INVALID, "unknown CAM method %d", (int)req->method);
+  }
+  camd_value_info li;
+  if (camd_model_value_info(m, req->layer, &li) != 0 || !camd_model_is_cam_layer(m, req->layer)) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "target layer %d is not a 4-D activation with spatial size > 1; pick "
+                          "a convolutional feature map (see `camd inspect`)",
+                          req->layer);
+  }
+  camd_value_info oi;
+  if (camd_model_value_info(m, req->output, &oi) != 0 || oi.is_constant || !oi.batched ||
+      oi.dtype != CAMD_FLOAT32) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "score output %d is not a float activation of the model", req->output);
+  }
+  size_t n_out = camd_shape_count(&oi.shape);
+  if (n_out < 1 || n_out > (1u << 24)) {
+    return camd_error_set(err, CAMD_E_UNSUPPORTED, "score output '%s' has %zu values per image",
+                          oi.name, n_out);
+  }
+  if (!req->classes || req->n_classes < 1 || req->n_classes > 1024) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "give between 1 and 1024 target classes (got %d)", req->n_classes);
+  }
+  for (int k = 0; k < req->n_classes; k++) {
+    if (req->classes[k] < 0 || (size_t)req->classes[k] >= n_out) {
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "target class %d is outside 0..%zu of output '%s'", req->classes[k],
+                            n_out - 1, oi.name);
+    }
+  }
+  if (req->score != CAMD_SCORE_LOGIT && req->score != CAMD_SCORE_SOFTMAX &&
+      req->score != CAMD_SCORE_SIGMOID) {
+    return camd_error_set(err, CAMD_E_INVALID, "unknown score function %d", (int)req->score);
+  }
+  bool noisy = req->method == CAMD_CAM_SMOOTHGRADCAMPP || req->method == CAMD_CAM_SSCAM ||
+               req->method == CAMD_CAM_ISCAM;
+  if (noisy && (req->n_samples < 1 || req->n_samples > 1024)) {
+    return camd_error_set(err, CAMD_E_INVALID, "n_samples must be in 1..1024 for %s (got %d)",
+                          camd_cam_method_name(req->method), req->n_samples);
+  }
+  if (noisy && !(req->noise_std >= 0.0f && req->noise_std <= 1e6f)) {
+    return camd_error_set(err, CAMD_E_INVALID, "noise_std must be a finite value >= 0");
+  }
+  camd_value_info ii;
+  if (camd_model_num_inputs(m) != 1 ||
+      camd_model_value_info(m, camd_model_input(m, 0), &ii) != 0) {
+    return camd_error_set(err, CAMD_E_UNSUPPORTED, "CAM methods need a model with one input");
+  }
+  memset(ctx, 0, sizeof(*ctx));
+  ctx->s = s;
+  ctx->m = m;
+  ctx->req = req;
+  ctx->channels = (int)li.shape.dims[1];
+  ctx->lh = (int)li.shape.dims[2];
+  ctx->lw = (int)li.shape.dims[3];
+  ctx->hw = ctx->lh * ctx->lw;
+  ctx->n_out = (int)n_out;
+  ctx->in_count = camd_shape_count(&ii.shape);
+  if (ii.shape.ndim == 4) {
+    ctx->in_c = (int)ii.shape.dims[1];
+    ctx->in_h = (int)ii.shape.dims[2];
+    ctx->in_w = (int)ii.shape.dims[3];
+  }
+  bool needs_image = req->aug_smooth || req->method == CAMD_CAM_SCORECAM ||
+                     req->method == CAMD_CAM_SSCAM || req->method == CAMD_CAM_ISCAM;
+  if (needs_image && ctx->in_h == 0) {
+    return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                          "%s needs a 4-D image input (N, C, H, W); input '%s' is not",
+                          req->aug_smooth ? "aug_smooth" : camd_cam_method_name(req->method),
+                          ii.name);
+  }
+  int b = req->max_batch > 0 ? req->max_batch : 1;
+  int sb = camd_session_max_batch(s);
+  ctx->batch = b < sb ? b : sb;
+  return 0;
+}
+
+/* ---- compute ---- */
+
+int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
+                     const camd_cam_request *req, camd_cam_maps *out, camd_error *err) {
+  if (!s || !w || !input || !req || !out) {
+    return camd_error_set(err, CAMD_E_INVALID, "camd_cam_compute: missing argument");
+  }
+  uint64_t t0 = camd_now_ns();
+  camd__cam_ctx ctx;
+  int rc = check_request(s, req, &ctx, err);
+  if (rc) return rc;
+  ctx.w = w;
+  ws_rewind(w);
+  size_t hw = (size_t)ctx.hw, nmap = hw * (size_t)req->n_classes;
+  float *maps = camd__ws_floats(w, nmap);
+  ctx.logits = camd__ws_floats(w, (size_t)ctx.n_out);
+  ctx.xbuf = camd__ws_floats(w, (size_t)ctx.channels * hw);
+  if (!maps || !ctx.logits || !ctx.xbuf) return nomem(err);
+  if (!req->aug_smooth) {
+    rc = compute_one(&ctx, input, maps, err);
+  } else {
+    /* {horizontal flip, identity} × intensity {0.9, 1.1, 1}; the un-augmented image runs last
+     * so ctx.logits ends up holding its output. Raw maps are flipped back and averaged. */
+    static const struct {
+      bool flip;
+      float mult;
+    } augs[6] = {{true, 0.9f}, {true, 1.0f}, {true, 1.1f}, {false, 0.9f}, {false, 1.1f},
+                 {false, 1.0f}};
+    float *aug = camd__ws_floats(w, ctx.in_count);
+    float *tmp = camd__ws_floats(w, nmap);
+    if (!aug || !tmp) return nomem(err);
+    memset(maps, 0, sizeof(float) * nmap);
+    size_t W = (size_t)ctx.in_w, rows = ctx.in_count / W;
+    for (int a = 0; a < 6 && rc == 0; a++) {
+      for (size_t r = 0; r < rows; r++) {
+        for (size_t x = 0; x < W; x++) {
+          aug[r * W + x] = input[r * W + (augs[a].flip ? W - 1 - x : x)] * augs[a].mult;
+        }
+      }
+      rc = compute_one(&ctx, aug, tmp, err);
+      for (size_t r = 0; rc == 0 && r < nmap / (size_t)ctx.lw; r++) {
+        for (int x = 0; x < ctx.lw; x++) {
+          maps[r * ctx.lw + x] += tmp[r * ctx.lw + (augs[a].flip ? ctx.lw - 1 - x : x)] / 6.0f;
+        }
+      }
+    }
+  }
+  if (rc) return rc;
+  out->width = ctx.lw;
+  out->height = ctx.lh;
+  out->maps = maps;
+  out->logits = ctx.logits;
+  out->n_outputs = ctx.n_out;
+  out->ms_forward = (double)ctx.ns_forward / 1e6;
+  out->ms_backward = (double)ctx.ns_backward / 1e6;
+  double total = (double)(camd_now_ns() - t0) / 1e6;
+  out->ms_cam = total - out->ms_forward - out->ms_backward;
+  if (out->ms_cam < 0) out->ms_cam = 0;
+  return 0;
+}
+
+/* ---- post-processing and metrics ---- */
+
+void camd_cam_postprocess(float *map, size_t count, bool relu, bool minmax) {
+  if (relu) {
+    for (size_t i = 0; i < count; i++) map[i] = map[i] > 0.0f ? map[i] : 0.0f;
+  }
+  if (!minmax || count == 0) return;
+  float lo = map[0], hi = map[0];
+  for (size_t i = 1; i < count; i++) {
+    lo = map[i] < lo ? map[i] : lo;
+    hi = map[i] > hi ? map[i] : hi;
+  }
+  if (!(hi > lo)) {
+    memset(map, 0, sizeof(float) * count);
+    return;
+  }
+  double scale = 1.0 / ((double)hi - (double)lo);
+  for (size_t i = 0; i < count; i++) map[i] = (float)(((double)map[i] - lo) * scale);
+}
+
+double camd_box_iou(double ax0, double ay0, double ax1, double ay1, double bx0, double by0,
+                    double bx1, double by1) {
+  double aw = ax1 - ax0, ah = ay1 - ay0, bw = bx1 - bx0, bh = by1 - by0;
+  if (!(aw > 0) || !(ah > 0) || !(bw > 0) || !(bh > 0)) return 0.0;
+  double iw = fmin(ax1, bx1) - fmax(ax0, bx0), ih = fmin(ay1, by1) - fmax(ay0, by0);
+  if (!(iw > 0) || !(ih > 0)) return 0.0;
+  double inter = iw * ih;
+  return inter / (aw * ah + bw * bh - inter);
+}

@@ -1,0 +1,85 @@
+/* CAM module internals: the workspace layout and the helpers shared by the method files. */
+#ifndef CAMD_CAM_INTERNAL_H
+#define CAMD_CAM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "camd/cam.h"
+#include "camd/engine.h"
+
+/* The workspace is a chain of blocks used as a bump allocator: a compute call rewinds the
+ * cursor to the first block and carves its buffers in order; a carve that does not fit moves to
+ * the next block, allocating one only when the chain is exhausted. Once a worker has served a
+ * request of a given size, the same request runs without allocating. */
+typedef struct camd__ws_block camd__ws_block;
+struct camd_cam_workspace {
+  camd__ws_block *head, *cur;
+};
+
+/* Everything the methods need about one compute call, resolved once. */
+typedef struct camd__cam_ctx {
+  camd_session *s;
+  const camd_model *m;
+  camd_cam_workspace *w;
+  const camd_cam_request *req;
+  int channels;     /* C of the target layer */
+  int hw;           /* h × w of the target layer */
+  int lh, lw;       /* layer height, width */
+  int n_out;        /* per-sample count of the score output */
+  size_t in_count;  /* per-sample count of model input 0 */
+  int in_c, in_h, in_w; /* model input geometry (4-D inputs; 0 otherwise) */
+  int batch;        /* batch of the extra forwards (score, ablation, noise methods) */
+  float *logits;    /* n_out floats: the output of the last "clean" forward */
+  float *xbuf;      /* channels × hw scratch (weighted activations), carved once per call */
+  float *pj_f;      /* projection scratch (carved on first use): xc, gram, two n × n */
+  double *pj_d;     /* projection scratch: three vectors of max(channels, hw) */
+  uint64_t ns_forward, ns_backward; /* time spent in the engine */
+} camd__cam_ctx;
+
+/* Timed engine calls (accumulate into ctx->ns_forward / ns_backward). */
+int camd__forward(camd__cam_ctx *ctx, int batch, const float *input,
+                  const camd_forward_opts *opts, camd_error *err);
+
+/* Carves n floats / doubles (64-byte aligned) from the workspace; NULL when out of memory. */
+float *camd__ws_floats(camd_cam_workspace *w, size_t n);
+double *camd__ws_doubles(camd_cam_workspace *w, size_t n);
+
+/* d score / d output for class c of one item (n_out logits) into seed[n_out]. */
+void camd__score_seed(camd_cam_score score, const float *logits, int n_out, int c, float *seed);
+/* The score of class c for one item's outputs. */
+double camd__score_value(camd_cam_score score, const float *logits, int n_out, int c);
+
+/* map[hw] = Σ_c weights[c] · act[c][hw] (double accumulation). */
+void camd__weighted_sum(const float *act, const double *weights, int channels, int hw,
+                        float *map);
+/* map[hw] = Σ_c x[c][hw]. */
+void camd__channel_sum(const float *x, int channels, int hw, float *map);
+
+/* First principal component of the (hw × channels) matrix whose column c is x[c][·]: the
+ * mean-centred rows projected on the first right singular vector (pytorch-grad-cam's
+ * get_2d_projection). Sign convention: the projection is made to correlate non-negatively with
+ * Σ_c x[c][·] (the un-projected map); when that correlation is exactly 0, its entry of largest
+ * magnitude is made positive. Scratch comes from the workspace (carved once per call). */
+int camd__projection(camd__cam_ctx *ctx, const float *x, float *map, camd_error *err);
+
+/* `cam` (Zhou 2016): the class weights of the linear layer after global average pooling.
+ * weights_out[k*channels + c] for class k of req->classes. Reports CAMD_E_UNSUPPORTED with the
+ * reason when the head is not GAP → (Flatten/Reshape) → Gemm/MatMul(+Add) with constant
+ * weights. */
+int camd__cam_head_weights(const camd_model *m, int layer, int output, const int *classes,
+                           int n_classes, int channels, double *weights_out, camd_error *err);
+
+/* Bilinear resize of one h × w plane to oh × ow (align_corners = false, like
+ * torch.nn.functional.interpolate(mode="bilinear")). */
+void camd__bilinear(const float *src, int h, int w, float *dst, int oh, int ow);
+
+/* Score-CAM family and Ablation-CAM: per-class channel weights (n_classes × channels) from
+ * extra forwards. `act` is a copy of the target activation of the clean input. */
+int camd__score_weights(camd__cam_ctx *ctx, const float *input, const float *act,
+                        double *weights, camd_error *err);
+int camd__ablation_weights(camd__cam_ctx *ctx, const float *input, double *weights,
+                           camd_error *err);
+
+#endif

@@ -1,0 +1,69 @@
+/* CLI dispatcher: `camd serve | explain | inspect | bench`, with --help for each. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "camd/core.h"
+#include "cli/cli.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "camd %s — explain image classifiers (CAM, Grad-CAM and family)\n\n"
+          "usage: camd <command> [options]\n\n"
+          "commands:\n"
+          "  serve     run the HTTP service\n"
+          "  explain   explain one image from the command line\n"
+          "  inspect   describe an ONNX model and its CAM layers\n"
+          "  bench     measure forward and backward latency of a model\n\n"
+          "Run `camd <command> --help` for the options of a command.\n",
+          CAMD_VERSION);
+}
+
+int camd_cli_parse_long(const char *s, long *out) {
+  if (!s || !*s) return -1;
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end) return -1;
+  *out = v;
+  return 0;
+}
+
+int camd_cli_parse_float(const char *s, double *out) {
+  if (!s || !*s) return -1;
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || *end || !isfinite(v)) return -1;
+  *out = v;
+  return 0;
+}
+
+typedef struct camd__command {
+  const char *name;
+  int (*fn)(int argc, char **argv);
+} camd__command;
+
+static const camd__command commands[] = {
+    {"bench", camd_cli_bench},
+    {"inspect", camd_cli_inspect},
+};
+
+int camd_cli_main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("camd %s\n", CAMD_VERSION);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+  }
+  fprintf(stderr, "camd: unknown command '%s'; commands are: serve, explain, inspect, bench\n",
+          argv[1]);
+  return 2;
+}

@@ -1,0 +1,15 @@
+/* CLI internals: one entry point per subcommand. */
+#ifndef CAMD_CLI_H
+#define CAMD_CLI_H
+
+#include <stdbool.h>
+
+int camd_cli_main(int argc, char **argv);
+int camd_cli_bench(int argc, char **argv);
+int camd_cli_inspect(int argc, char **argv);
+/* Strict decimal integer parse (no trailing junk); 0 or -1. */
+int camd_cli_parse_long(const char *s, long *out);
+/* Strict float parse; 0 or -1. */
+int camd_cli_parse_float(const char *s, double *out);
+
+#endif

@@ -1,0 +1,137 @@
+/* `camd inspect`: inputs, outputs, op counts, parameters and CAM layers of an ONNX model. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "camd/core.h"
+#include "camd/engine.h"
+#include "camd/onnx.h"
+#include "cli/cli.h"
+
+static void inspect_usage(FILE *f) {
+  fprintf(f,
+          "usage: camd inspect MODEL.onnx [--json]\n\n"
+          "Prints the model's inputs and outputs, operator counts, parameter count, every layer\n"
+          "usable as a CAM target (4-D activations with spatial size > 1) with its shape and\n"
+          "producing operator, and the layer camd suggests by default.\n\n"
+          "options:\n"
+          "  --json   machine-readable output\n");
+}
+
+static json_t *shape_json(const camd_shape *s) {
+  json_t *a = json_array();
+  for (int i = 0; i < s->ndim; i++) json_array_append_new(a, json_integer(s->dims[i]));
+  return a;
+}
+
+int camd_cli_inspect(int argc, char **argv) {
+  const char *path = NULL;
+  bool as_json = false;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      inspect_usage(stdout);
+      return 0;
+    } else if (!strcmp(argv[i], "--json")) {
+      as_json = true;
+    } else if (argv[i][0] == '-') {
+      fprintf(stderr, "camd inspect: unknown option '%s'; options are --json, --help\n", argv[i]);
+      return 2;
+    } else if (!path) {
+      path = argv[i];
+    } else {
+      fprintf(stderr, "camd inspect: unexpected argument '%s'\n", argv[i]);
+      return 2;
+    }
+  }
+  if (!path) {
+    inspect_usage(stderr);
+    return 2;
+  }
+  camd_error err = {0};
+  camd_model *m = NULL;
+  if (camd_onnx_load(path, NULL, &m, &err)) {
+    fprintf(stderr, "camd inspect: %s\n", err.message);
+    return 1;
+  }
+  json_t *root = json_object();
+  json_object_set_new(root, "model", json_string(path));
+  json_t *ins = json_array(), *outs = json_array(), *ops = json_object(), *layers = json_array();
+  for (int i = 0; i < camd_model_num_inputs(m); i++) {
+    camd_value_info vi;
+    camd_model_value_info(m, camd_model_input(m, i), &vi);
+    json_array_append_new(ins, json_pack("{s:s, s:o}", "name", vi.name, "shape", shape_json(&vi.shape)));
+  }
+  for (int i = 0; i < camd_model_num_outputs(m); i++) {
+    camd_value_info vi;
+    camd_model_value_info(m, camd_model_output(m, i), &vi);
+    json_array_append_new(outs, json_pack("{s:s, s:o}", "name", vi.name, "shape", shape_json(&vi.shape)));
+  }
+  for (int i = 0; i < camd_model_num_nodes(m); i++) {
+    const char *op = camd_model_node_op(m, i);
+    json_t *c = json_object_get(ops, op);
+    json_object_set_new(ops, op, json_integer(c ? json_integer_value(c) + 1 : 1));
+  }
+  for (int v = 0; v < camd_model_num_values(m); v++) {
+    if (!camd_model_is_cam_layer(m, v)) continue;
+    camd_value_info vi;
+    camd_model_value_info(m, v, &vi);
+    if (!vi.name[0]) continue;
+    json_array_append_new(layers, json_pack("{s:s, s:o, s:s?}", "name", vi.name, "shape",
+                                            shape_json(&vi.shape), "op", vi.producer_op));
+  }
+  int sug = camd_model_suggest_cam_layer(m);
+  camd_value_info sv;
+  if (sug >= 0) camd_model_value_info(m, sug, &sv);
+  json_object_set_new(root, "inputs", ins);
+  json_object_set_new(root, "outputs", outs);
+  json_object_set_new(root, "nodes", json_integer(camd_model_num_nodes(m)));
+  json_object_set_new(root, "op_counts", ops);
+  json_object_set_new(root, "parameters", json_integer((json_int_t)camd_model_param_count(m)));
+  json_object_set_new(root, "max_batch", json_integer(camd_model_max_batch(m)));
+  json_object_set_new(root, "cam_layers", layers);
+  json_object_set_new(root, "suggested_layer", sug >= 0 ? json_string(sv.name) : json_null());
+  if (as_json) {
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (text) puts(text);
+    free(text);
+  } else {
+    size_t idx;
+    json_t *it;
+    printf("model: %s\n", path);
+    json_array_foreach(ins, idx, it) {
+      char sh[128];
+      camd_value_info vi;
+      camd_model_value_info(m, camd_model_input(m, (int)idx), &vi);
+      camd_shape_format(&vi.shape, sh, sizeof(sh));
+      printf("input:  %s %s (first axis is the batch)\n", vi.name, sh);
+    }
+    json_array_foreach(outs, idx, it) {
+      char sh[128];
+      camd_value_info vi;
+      camd_model_value_info(m, camd_model_output(m, (int)idx), &vi);
+      camd_shape_format(&vi.shape, sh, sizeof(sh));
+      printf("output: %s %s\n", vi.name, sh);
+    }
+    printf("nodes: %d, parameters: %zu%s\n", camd_model_num_nodes(m), camd_model_param_count(m),
+           camd_model_max_batch(m) == 1 ? " (runs one image at a time)" : "");
+    printf("operators:");
+    const char *key;
+    json_object_foreach(ops, key, it) printf(" %s×%lld", key, (long long)json_integer_value(it));
+    printf("\nCAM layers (%zu):\n", json_array_size(layers));
+    json_array_foreach(layers, idx, it) {
+      const char *name = json_string_value(json_object_get(it, "name"));
+      int v = camd_model_find_value(m, name);
+      camd_value_info vi;
+      camd_model_value_info(m, v, &vi);
+      char sh[128];
+      camd_shape_format(&vi.shape, sh, sizeof(sh));
+      printf("  %-48s %-20s %s%s\n", name, sh, vi.producer_op ? vi.producer_op : "",
+             v == sug ? "   <- suggested" : "");
+    }
+    printf("suggested layer: %s\n", sug >= 0 ? sv.name : "(none: no 4-D activation)");
+  }
+  json_decref(root);
+  camd_model_release(m);
+  return 0;
+}

@@ -1,0 +1,25 @@
+/* The one GEMM entry point of camd (cblas_sgemm today) and BLAS thread control. */
+#include <cblas.h>
+
+#include "camd/engine.h"
+
+void camd_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
+               int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    /* C = beta * C (BLAS semantics for an empty inner dimension). */
+    for (int i = 0; i < m; i++) {
+      for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
+    }
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+              trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void camd_blas_set_threads(int n) {
+  if (n < 1) n = 1;
+  openblas_set_num_threads(n);
+}
+
+int camd_blas_get_threads(void) { return openblas_get_num_threads(); }

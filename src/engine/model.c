@@ -1,0 +1,230 @@
+/* Model: freezing a built graph (batch check, counts, default CAM layer) and read-only queries. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/graph_internal.h"
+
+/* Runs shape inference for batch 2 and reports whether every batched value keeps the batch as
+ * its leading axis (then any batch works). */
+static bool batch_axis_preserved(const camd_graph *g) {
+  if (g->batch_mixed) return false;
+  bool ok = true;
+  camd_shape *shapes = malloc(sizeof(camd_shape) * (size_t)(g->n_values ? g->n_values : 1));
+  if (!shapes) return false;
+  for (int i = 0; i < g->n_values; i++) {
+    shapes[i] = g->values[i].shape;
+    if (g->values[i].batched && shapes[i].ndim > 0) shapes[i].dims[0] = 2;
+  }
+  for (int k = 0; k < g->n_nodes && ok; k++) {
+    const camd_node *n = &g->nodes[k];
+    camd_shape saved[CAMD_NODE_MAX_IO];
+    for (int j = 0; j < n->n_out; j++) saved[j] = shapes[n->out[j]];
+    if (camd__graph_infer_node(g, n, shapes, NULL) != 0) {
+      ok = false;
+      break;
+    }
+    for (int j = 0; j < n->n_out; j++) {
+      if (!camd_shape_equal(&saved[j], &shapes[n->out[j]])) ok = false;
+    }
+  }
+  free(shapes);
+  return ok;
+}
+
+/* marks[v] = 1 for every value output `target` depends on (including itself). */
+static void mark_ancestors(const camd_graph *g, int target, unsigned char *marks) {
+  memset(marks, 0, (size_t)g->n_values);
+  marks[target] = 1;
+  for (int k = g->n_nodes - 1; k >= 0; k--) {
+    const camd_node *n = &g->nodes[k];
+    bool needed = false;
+    for (int j = 0; j < n->n_out; j++) needed |= marks[n->out[j]] != 0;
+    if (!needed) continue;
+    for (int i = 0; i < n->n_in; i++) {
+      if (n->in[i] >= 0) marks[n->in[i]] = 1;
+    }
+  }
+}
+
+bool camd_model_is_cam_layer(const camd_model *m, int id) {
+  if (id < 0 || id >= m->graph->n_values) return false;
+  const camd_value *v = &m->graph->values[id];
+  return !v->data && v->batched && v->dtype == CAMD_FLOAT32 && v->shape.ndim == 4 &&
+         v->shape.dims[2] * v->shape.dims[3] > 1;
+}
+
+static int suggest_layer(const camd_model *m) {
+  const camd_graph *g = m->graph;
+  if (g->n_outputs < 1) return -1;
+  unsigned char *marks = malloc((size_t)g->n_values + 1);
+  if (!marks) return -1;
+  mark_ancestors(g, g->outputs[0], marks);
+  int best = -1, best_pos = -2;
+  for (int v = 0; v < g->n_values; v++) {
+    if (!marks[v] || !camd_model_is_cam_layer(m, v)) continue;
+    int pos = g->values[v].producer;
+    if (pos > best_pos) {
+      best_pos = pos;
+      best = v;
+    }
+  }
+  free(marks);
+  return best;
+}
+
+int camd_graph_finalize(camd_graph *g, const char *source_path, camd_model **out,
+                        camd_error *err) {
+  *out = NULL;
+  if (g->n_inputs < 1) {
+    camd_graph_free(g);
+    return camd_error_set(err, CAMD_E_FORMAT, "the model has no (non-constant) input");
+  }
+  if (g->n_outputs < 1) {
+    camd_graph_free(g);
+    return camd_error_set(err, CAMD_E_FORMAT, "the model has no output");
+  }
+  for (int i = 0; i < g->n_outputs; i++) {
+    const camd_value *v = &g->values[g->outputs[i]];
+    if (v->data || !v->batched) {
+      camd_graph_free(g);
+      return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                            "output '%s' does not depend on the input; camd needs outputs "
+                            "computed from the image",
+                            v->name);
+    }
+  }
+  camd_model *m = calloc(1, sizeof(*m));
+  if (!m) {
+    camd_graph_free(g);
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  }
+  atomic_init(&m->refcount, 1);
+  m->graph = g;
+  if (source_path) m->source_path = strdup(source_path);
+  m->max_batch = batch_axis_preserved(g) ? CAMD_ENGINE_MAX_BATCH : 1;
+  for (int i = 0; i < g->n_values; i++) {
+    if (g->values[i].data && g->values[i].dtype == CAMD_FLOAT32) {
+      m->param_count += camd_shape_count(&g->values[i].shape);
+    }
+  }
+  m->suggested_layer = suggest_layer(m);
+  *out = m;
+  return 0;
+}
+
+camd_model *camd_model_retain(camd_model *m) {
+  if (m) atomic_fetch_add(&m->refcount, 1);
+  return m;
+}
+
+void camd_model_release(camd_model *m) {
+  if (!m) return;
+  if (atomic_fetch_sub(&m->refcount, 1) != 1) return;
+  camd_graph_free(m->graph);
+  free(m->source_path);
+  free(m);
+}
+
+int camd_model_num_values(const camd_model *m) { return m->graph->n_values; }
+
+int camd_model_value_info(const camd_model *m, int id, camd_value_info *info) {
+  if (id < 0 || id >= m->graph->n_values) return CAMD_E_INVALID;
+  const camd_value *v = &m->graph->values[id];
+  info->name = v->name;
+  info->shape = v->shape;
+  info->dtype = v->dtype;
+  info->is_constant = v->data != NULL;
+  info->is_input = v->is_input;
+  info->is_output = v->is_output;
+  info->batched = v->batched;
+  info->producer = v->producer;
+  info->producer_op = v->producer >= 0 ? m->graph->nodes[v->producer].op_type : NULL;
+  info->producer_name = v->producer >= 0 ? m->graph->nodes[v->producer].name : NULL;
+  return 0;
+}
+
+int camd_model_find_value(const camd_model *m, const char *name) {
+  return camd_graph_find(m->graph, name);
+}
+int camd_model_num_inputs(const camd_model *m) { return m->graph->n_inputs; }
+int camd_model_input(const camd_model *m, int i) {
+  return i >= 0 && i < m->graph->n_inputs ? m->graph->inputs[i] : -1;
+}
+int camd_model_num_outputs(const camd_model *m) { return m->graph->n_outputs; }
+int camd_model_output(const camd_model *m, int i) {
+  return i >= 0 && i < m->graph->n_outputs ? m->graph->outputs[i] : -1;
+}
+int camd_model_num_nodes(const camd_model *m) { return m->graph->n_nodes; }
+const char *camd_model_node_op(const camd_model *m, int i) {
+  return i >= 0 && i < m->graph->n_nodes ? m->graph->nodes[i].op_type : NULL;
+}
+const char *camd_model_node_name(const camd_model *m, int i) {
+  return i >= 0 && i < m->graph->n_nodes ? m->graph->nodes[i].name : NULL;
+}
+int camd_model_node_io(const camd_model *m, int i, const int **in, int *n_in, const int **out,
+                       int *n_out) {
+  if (i < 0 || i >= m->graph->n_nodes) return CAMD_E_INVALID;
+  const camd_node *n = &m->graph->nodes[i];
+  if (in) *in = n->in;
+  if (n_in) *n_in = n->n_in;
+  if (out) *out = n->out;
+  if (n_out) *n_out = n->n_out;
+  return 0;
+}
+const struct camd_attr *camd_model_node_attr(const camd_model *m, int i, const char *name) {
+  if (i < 0 || i >= m->graph->n_nodes) return NULL;
+  return camd__attr_find(&m->graph->nodes[i], name);
+}
+const void *camd_model_constant_data(const camd_model *m, int id) {
+  return id >= 0 && id < m->graph->n_values ? m->graph->values[id].data : NULL;
+}
+size_t camd_model_param_count(const camd_model *m) { return m->param_count; }
+int camd_model_max_batch(const camd_model *m) { return m->max_batch; }
+int camd_model_suggest_cam_layer(const camd_model *m) { return m->suggested_layer; }
+
+/* Appends up to ~600 bytes of CAM-layer names to msg. */
+static void list_layers(const camd_model *m, char *msg, size_t size) {
+  size_t pos = strlen(msg);
+  int listed = 0, total = 0;
+  for (int v = 0; v < m->graph->n_values; v++) {
+    if (!camd_model_is_cam_layer(m, v) || !m->graph->values[v].name[0]) continue;
+    total++;
+    if (pos + strlen(m->graph->values[v].name) + 8 < size && pos < 700) {
+      pos += (size_t)snprintf(msg + pos, size - pos, "%s'%s'", listed ? ", " : "",
+                              m->graph->values[v].name);
+      listed++;
+    }
+  }
+  if (total > listed && pos < size) {
+    snprintf(msg + pos, size - pos, " and %d more (see `camd inspect`)", total - listed);
+  }
+}
+
+int camd_model_check_target(const camd_model *m, const char *name, int *id, camd_error *err) {
+  int v = camd_model_find_value(m, name);
+  char msg[CAMD_ERROR_MESSAGE_MAX];
+  if (v < 0) {
+    snprintf(msg, sizeof(msg), "layer '%s' not found; layers are: ", name);
+    list_layers(m, msg, sizeof(msg));
+    return camd_error_set(err, CAMD_E_INVALID, "%s", msg);
+  }
+  const camd_value *val = &m->graph->values[v];
+  if (val->data || !val->batched) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "layer '%s' is a constant (weights), not an activation", name);
+  }
+  unsigned char *marks = malloc((size_t)m->graph->n_values + 1);
+  if (!marks) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  mark_ancestors(m->graph, m->graph->outputs[0], marks);
+  bool reaches = marks[v] != 0;
+  free(marks);
+  if (!reaches) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "layer '%s' does not feed the model's output '%s', so no gradient "
+                          "reaches it",
+                          name, m->graph->values[m->graph->outputs[0]].name);
+  }
+  if (id) *id = v;
+  return 0;
+}

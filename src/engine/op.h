@@ -1,0 +1,115 @@
+/* Engine-private operator interface: node, op descriptor, kernel context, attribute helpers.
+ *
+ * Life of an op:
+ *   load time  prepare(g, node)   validate attributes and constant inputs, build node->params
+ *                                  (allocated with camd__node_params_alloc), set scratch sizes.
+ *              infer(node, ...)    output shapes from input shapes; called at load with batch 1,
+ *                                  again with batch 2 (batch check) and per run with the run's
+ *                                  batch. Pure; must not modify node.
+ *   run time   forward(ctx)        compute outputs from inputs. Never allocates, never prints.
+ *              backward(ctx)       ADD d(loss)/d(input i) into ctx->grad_in[i].data for every i
+ *                                  whose data is non-NULL, from ctx->grad_out. Input gradients
+ *                                  only; never weight gradients.
+ * infer() receives ndim == -1 for an absent optional input. In backward, ctx->in[i].shape and
+ * ctx->out[j].shape are always valid; .data is only guaranteed for the inputs named in
+ * bwd_needs_inputs (and the outputs when bwd_needs_outputs).
+ * An op that mixes the batch axis (e.g. reduces over axis 0) must call
+ * camd__node_mark_batch_mixed(g) in prepare so the model runs one image at a time.
+ * Outputs never alias inputs. Int64 constant inputs are only visible at prepare time (copy what
+ * you need into params); at run time ctx->in[i].data is NULL for them. Float constants (weights)
+ * are passed as regular inputs at run time (data points into the immutable model).
+ */
+#ifndef CAMD_ENGINE_OP_H
+#define CAMD_ENGINE_OP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "camd/core.h"
+#include "camd/engine.h"
+#include "camd/graph.h"
+
+typedef struct camd_op_desc camd_op_desc;
+
+/* Attribute as stored in the graph (arena-owned copy of camd_attr). */
+typedef camd_attr camd_node_attr;
+
+typedef struct camd_node {
+  const camd_op_desc *op;
+  const char *op_type; /* as in the model file */
+  const char *name;    /* node name (may be generated: "<op_type>_<index>") */
+  int opset;
+  int n_in, n_out;
+  int *in;  /* value ids, -1 = absent optional input */
+  int *out; /* value ids */
+  unsigned in_batched; /* bit i set: input i is a batched activation */
+  unsigned in_const;   /* bit i set: input i is a constant */
+  camd_node_attr *attrs;
+  int n_attrs;
+  void *params;          /* op-private, built by prepare, immutable afterwards (graph-owned) */
+  size_t scratch_floats; /* forward scratch floats needed (for any batch; loop per item) */
+  size_t bwd_scratch_floats;
+} camd_node;
+
+typedef struct camd_tensor {
+  float *data; /* NULL for absent inputs, int64 constants, or gradients not wanted */
+  camd_shape shape;
+} camd_tensor;
+
+typedef struct camd_op_ctx {
+  const camd_node *node;
+  const void *params;         /* node->params */
+  const camd_tensor *in;      /* n_in entries */
+  camd_tensor *out;           /* n_out entries */
+  const camd_tensor *grad_out; /* backward only: n_out entries (data NULL = zero gradient) */
+  camd_tensor *grad_in;        /* backward only: n_in entries (data NULL = not wanted) */
+  float *scratch;             /* scratch_floats (forward) / bwd_scratch_floats (backward) */
+} camd_op_ctx;
+
+struct camd_op_desc {
+  const char *op_type;
+  int opset_min, opset_max;
+  int (*prepare)(camd_graph *g, camd_node *node, camd_error *err);
+  int (*infer)(const camd_node *node, const camd_shape *in, camd_shape *out, camd_error *err);
+  void (*forward)(const camd_op_ctx *ctx);
+  void (*backward)(const camd_op_ctx *ctx); /* NULL: not differentiable */
+  unsigned bwd_needs_inputs; /* bit i: backward reads ctx->in[i].data */
+  bool bwd_needs_outputs;    /* backward reads ctx->out[*].data */
+  unsigned grad_inputs;      /* bit i: a gradient can flow to input i (data inputs) */
+};
+
+/* Descriptor by exact op type (any opset); NULL if unknown. */
+const camd_op_desc *camd__op_find(const char *op_type);
+
+/* ---- helpers for prepare ---- */
+/* Marks the graph as mixing the batch axis (see above). */
+void camd__node_mark_batch_mixed(camd_graph *g);
+/* Allocate zeroed params owned by the graph (freed with the model). */
+void *camd__node_params_alloc(camd_graph *g, size_t size);
+const camd_node_attr *camd__attr_find(const camd_node *n, const char *name);
+/* Read an attribute with a default; CAMD_E_INVALID with a message if it has the wrong type. */
+int camd__attr_int(const camd_node *n, const char *name, int64_t def, int64_t *out,
+                   camd_error *err);
+int camd__attr_float(const camd_node *n, const char *name, float def, float *out,
+                     camd_error *err);
+/* ints: *out points into the graph (valid for the model's life); *count = 0 if absent. */
+int camd__attr_ints(const camd_node *n, const char *name, const int64_t **out, size_t *count,
+                    camd_error *err);
+/* Returns the string or def. */
+const char *camd__attr_string(const camd_node *n, const char *name, const char *def);
+/* Shape / dtype / constant data of input i of node (data NULL if not constant or absent).
+ * Returns CAMD_E_INVALID if input i is absent. */
+int camd__node_input(const camd_graph *g, const camd_node *n, int i, camd_shape *shape,
+                     camd_dtype *dtype, const void **data);
+/* Error helper: prefixes "node 'NAME' (OP_TYPE): ". Returns status. */
+int camd__node_error(camd_error *err, const camd_node *n, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- shape helpers ---- */
+/* numpy-style broadcast of a and b into out; CAMD_E_SHAPE if incompatible. */
+int camd__broadcast_shape(const camd_shape *a, const camd_shape *b, camd_shape *out);
+/* Row-major strides of s into strides[]. */
+void camd__shape_strides(const camd_shape *s, int64_t *strides);
+
+#endif

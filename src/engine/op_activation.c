@@ -1,0 +1,349 @@
+/* Elementwise activations Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Tanh,
+ * Identity and Dropout (inference only): forward and input-gradient backward.
+ *
+ * Gradients at kinks follow PyTorch: Relu passes where y > 0, LeakyRelu uses the slope 1 only
+ * where x > 0, Clip/HardSigmoid pass strictly inside the linear range (hardtanh's rule), and
+ * HardSwish uses x/3 + 1/2 on [-3, 3]. Every kernel is one flat loop over the tensor.
+ */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "engine/op.h"
+
+typedef struct act_params {
+  float alpha, beta; /* LeakyRelu alpha; HardSigmoid alpha, beta */
+  float lo, hi;      /* Clip range */
+} act_params;
+
+static size_t act_count(const camd_op_ctx *ctx) {
+  return camd_shape_count(&ctx->in[0].shape);
+}
+
+static int act_check_io(const camd_node *node, int max_in, camd_error *err) {
+  if (node->n_in < 1 || node->n_in > max_in || node->in[0] < 0) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "expects 1 to %d inputs, got %d", max_in,
+                            node->n_in);
+  }
+  if (node->n_out != 1) {
+    return camd__node_error(err, node, CAMD_E_UNSUPPORTED, "expects 1 output, got %d", node->n_out);
+  }
+  return 0;
+}
+
+/* Input 0 must be float32. */
+static int act_check_float(camd_graph *g, const camd_node *node, camd_error *err) {
+  camd_shape s;
+  camd_dtype dt;
+  const void *data;
+  int rc = camd__node_input(g, node, 0, &s, &dt, &data);
+  if (rc) return camd__node_error(err, node, rc, "input 0 is missing");
+  if (dt != CAMD_FLOAT32) {
+    return camd__node_error(err, node, CAMD_E_UNSUPPORTED, "input 0 is not float32");
+  }
+  return 0;
+}
+
+static int act_prepare_plain(camd_graph *g, camd_node *node, camd_error *err) {
+  int rc = act_check_io(node, 1, err);
+  return rc ? rc : act_check_float(g, node, err);
+}
+
+static act_params *act_params_new(camd_graph *g, camd_node *node, camd_error *err) {
+  act_params *p = camd__node_params_alloc(g, sizeof *p);
+  if (!p) camd__node_error(err, node, CAMD_E_NOMEM, "out of memory");
+  node->params = p;
+  return p;
+}
+
+static int act_infer(const camd_node *node, const camd_shape *in, camd_shape *out,
+                     camd_error *err) {
+  (void)node;
+  (void)err;
+  out[0] = in[0];
+  return 0;
+}
+
+/* ---- Relu ---- */
+static void relu_forward(const camd_op_ctx *ctx) {
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.f ? x[i] : 0.f;
+}
+
+static void relu_backward(const camd_op_ctx *ctx) {
+  const float *y = ctx->out[0].data, *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) gx[i] += y[i] > 0.f ? gy[i] : 0.f;
+}
+
+/* ---- LeakyRelu ---- */
+static int leakyrelu_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  int rc = act_prepare_plain(g, node, err);
+  if (rc) return rc;
+  act_params *p = act_params_new(g, node, err);
+  if (!p) return CAMD_E_NOMEM;
+  return camd__attr_float(node, "alpha", 0.01f, &p->alpha, err);
+}
+
+static void leakyrelu_forward(const camd_op_ctx *ctx) {
+  const act_params *p = ctx->params;
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  const float alpha = p->alpha;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) y[i] = x[i] >= 0.f ? x[i] : alpha * x[i];
+}
+
+static void leakyrelu_backward(const camd_op_ctx *ctx) {
+  const act_params *p = ctx->params;
+  const float *x = ctx->in[0].data, *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  const float alpha = p->alpha;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) gx[i] += x[i] > 0.f ? gy[i] : alpha * gy[i];
+}
+
+/* ---- Clip ---- */
+/* Opset 11+: optional scalar constant input `which` (1 = min, 2 = max) into *v. */
+static int clip_bound_input(camd_graph *g, const camd_node *node, int which, float *v,
+                            camd_error *err) {
+  if (node->n_in <= which || node->in[which] < 0) return 0;
+  camd_shape s;
+  camd_dtype dt;
+  const void *data;
+  const char *what = which == 1 ? "min" : "max";
+  int rc = camd__node_input(g, node, which, &s, &dt, &data);
+  if (rc) return camd__node_error(err, node, rc, "input '%s' is missing", what);
+  if (!data || !(node->in_const & (1u << which))) {
+    return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
+                            "input '%s' must be a constant (computed bounds are not supported)",
+                            what);
+  }
+  if (dt != CAMD_FLOAT32 || camd_shape_count(&s) != 1) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "input '%s' must be a float32 scalar", what);
+  }
+  *v = *(const float *)data;
+  return 0;
+}
+
+static int clip_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  int rc = act_check_io(node, node->opset >= 11 ? 3 : 1, err);
+  if (!rc) rc = act_check_float(g, node, err);
+  if (rc) return rc;
+  act_params *p = act_params_new(g, node, err);
+  if (!p) return CAMD_E_NOMEM;
+  p->lo = -FLT_MAX;
+  p->hi = FLT_MAX;
+  if (node->opset < 11) {
+    rc = camd__attr_float(node, "min", -FLT_MAX, &p->lo, err);
+    if (!rc) rc = camd__attr_float(node, "max", FLT_MAX, &p->hi, err);
+  } else {
+    rc = clip_bound_input(g, node, 1, &p->lo, err);
+    if (!rc) rc = clip_bound_input(g, node, 2, &p->hi, err);
+  }
+  return rc;
+}
+
+static void clip_forward(const camd_op_ctx *ctx) {
+  const act_params *p = ctx->params;
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  const float lo = p->lo, hi = p->hi;
+  size_t n = act_count(ctx);
+  /* NaN propagates; min > max gives max everywhere (ONNX). */
+  for (size_t i = 0; i < n; i++) {
+    float v = x[i] < lo ? lo : x[i];
+    y[i] = v > hi ? hi : v;
+  }
+}
+
+static void clip_backward(const camd_op_ctx *ctx) {
+  const act_params *p = ctx->params;
+  const float *x = ctx->in[0].data, *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  const float lo = p->lo, hi = p->hi;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) gx[i] += (x[i] > lo && x[i] < hi) ? gy[i] : 0.f;
+}
+
+/* ---- Sigmoid ---- */
+static void sigmoid_forward(const camd_op_ctx *ctx) {
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) y[i] = 1.f / (1.f + expf(-x[i]));
+}
+
+static void sigmoid_backward(const camd_op_ctx *ctx) {
+  const float *y = ctx->out[0].data, *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) gx[i] += gy[i] * (1.f - y[i]) * y[i];
+}
+
+/* ---- HardSigmoid: y = max(0, min(1, alpha*x + beta)) ---- */
+static int hardsigmoid_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  int rc = act_prepare_plain(g, node, err);
+  if (rc) return rc;
+  act_params *p = act_params_new(g, node, err);
+  if (!p) return CAMD_E_NOMEM;
+  rc = camd__attr_float(node, "alpha", 0.2f, &p->alpha, err);
+  if (!rc) rc = camd__attr_float(node, "beta", 0.5f, &p->beta, err);
+  return rc;
+}
+
+static void hardsigmoid_forward(const camd_op_ctx *ctx) {
+  const act_params *p = ctx->params;
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  const float alpha = p->alpha, beta = p->beta;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) {
+    float t = alpha * x[i] + beta;
+    t = t > 0.f ? t : 0.f;
+    y[i] = t < 1.f ? t : 1.f;
+  }
+}
+
+static void hardsigmoid_backward(const camd_op_ctx *ctx) {
+  const act_params *p = ctx->params;
+  const float *x = ctx->in[0].data, *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  const float alpha = p->alpha, beta = p->beta;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) {
+    float t = alpha * x[i] + beta;
+    gx[i] += (t > 0.f && t < 1.f) ? alpha * gy[i] : 0.f;
+  }
+}
+
+/* ---- HardSwish: y = x * relu6(x + 3) / 6 ---- */
+static void hardswish_forward(const camd_op_ctx *ctx) {
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) {
+    float t = x[i] + 3.f;
+    t = t > 0.f ? t : 0.f;
+    t = t < 6.f ? t : 6.f;
+    y[i] = x[i] * t / 6.f;
+  }
+}
+
+static void hardswish_backward(const camd_op_ctx *ctx) {
+  const float *x = ctx->in[0].data, *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) {
+    float d = x[i] < -3.f ? 0.f : (x[i] <= 3.f ? x[i] / 3.f + 0.5f : 1.f);
+    gx[i] += gy[i] * d;
+  }
+}
+
+/* ---- Tanh ---- */
+static void tanh_forward(const camd_op_ctx *ctx) {
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+}
+
+static void tanh_backward(const camd_op_ctx *ctx) {
+  const float *y = ctx->out[0].data, *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) gx[i] += gy[i] * (1.f - y[i] * y[i]);
+}
+
+/* ---- Identity / Dropout (inference: identity) ---- */
+static void copy_forward(const camd_op_ctx *ctx) {
+  memcpy(ctx->out[0].data, ctx->in[0].data, act_count(ctx) * sizeof(float));
+}
+
+static void copy_backward(const camd_op_ctx *ctx) {
+  const float *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) gx[i] += gy[i];
+}
+
+/* Dropout: inference only. `ratio` (input 1 from opset 12, attribute before) is ignored; a
+ * constant true `training_mode` (input 2) or the `mask` output cannot be honoured. Before
+ * opset 7 the `is_test` attribute is ignored: an inference engine always runs the test mode. */
+static int dropout_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  if (node->n_in < 1 || node->n_in > 3 || node->in[0] < 0) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "expects 1 to 3 inputs, got %d", node->n_in);
+  }
+  if (node->n_out < 1 || node->n_out > 2) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "expects 1 or 2 outputs, got %d",
+                            node->n_out);
+  }
+  if (node->n_out == 2) {
+    return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
+                            "the 'mask' output is not supported (inference engine)");
+  }
+  int rc = act_check_float(g, node, err);
+  if (rc) return rc;
+  if (node->n_in == 3 && node->in[2] >= 0) {
+    camd_shape s;
+    camd_dtype dt;
+    const void *data;
+    rc = camd__node_input(g, node, 2, &s, &dt, &data);
+    if (rc) return camd__node_error(err, node, rc, "input 'training_mode' is missing");
+    if (!data) {
+      return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
+                              "input 'training_mode' must be a constant false");
+    }
+    bool on = false;
+    size_t n = camd_shape_count(&s);
+    for (size_t i = 0; i < n; i++) {
+      if (dt == CAMD_INT64 ? ((const int64_t *)data)[i] != 0 : ((const float *)data)[i] != 0.f) {
+        on = true;
+      }
+    }
+    if (on) {
+      return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
+                              "training_mode=true is not supported (inference engine)");
+    }
+  }
+  return 0;
+}
+
+#define ACT_DESC(name, lo, hi, prep, fwd, bwd, needs_in, needs_out)                                \
+  {                                                                                                \
+    .op_type = name, .opset_min = lo, .opset_max = hi, .prepare = prep, .infer = act_infer,        \
+    .forward = fwd, .backward = bwd, .bwd_needs_inputs = needs_in, .bwd_needs_outputs = needs_out, \
+    .grad_inputs = 0x1                                                                             \
+  }
+
+/* Opset ranges: later versions of these ops only add types (bfloat16, float8, optional). */
+const camd_op_desc camd__op_relu =
+    ACT_DESC("Relu", 1, 22, act_prepare_plain, relu_forward, relu_backward, 0, true);
+const camd_op_desc camd__op_leakyrelu = ACT_DESC("LeakyRelu", 1, 22, leakyrelu_prepare,
+                                                 leakyrelu_forward, leakyrelu_backward, 1, false);
+/* 1..10: min/max attributes; 11..22: optional constant inputs. */
+const camd_op_desc camd__op_clip =
+    ACT_DESC("Clip", 1, 22, clip_prepare, clip_forward, clip_backward, 1, false);
+const camd_op_desc camd__op_sigmoid =
+    ACT_DESC("Sigmoid", 1, 22, act_prepare_plain, sigmoid_forward, sigmoid_backward, 0, true);
+const camd_op_desc camd__op_hardsigmoid = ACT_DESC(
+    "HardSigmoid", 1, 22, hardsigmoid_prepare, hardsigmoid_forward, hardsigmoid_backward, 1, false);
+const camd_op_desc camd__op_hardswish = ACT_DESC("HardSwish", 14, 22, act_prepare_plain,
+                                                 hardswish_forward, hardswish_backward, 1, false);
+const camd_op_desc camd__op_tanh =
+    ACT_DESC("Tanh", 1, 22, act_prepare_plain, tanh_forward, tanh_backward, 0, true);
+const camd_op_desc camd__op_identity =
+    ACT_DESC("Identity", 1, 22, act_prepare_plain, copy_forward, copy_backward, 0, false);
+const camd_op_desc camd__op_dropout =
+    ACT_DESC("Dropout", 1, 22, dropout_prepare, copy_forward, copy_backward, 0, false);

@@ -1,0 +1,637 @@
+/* Data-movement ops along axes: Concat, Split, Slice and Pad (constant, reflect, edge, wrap).
+ *
+ * All four work on the whole batched tensor at once (no scratch). Their backward passes are
+ * the adjoint copies: Concat splits the gradient, Split concatenates it (absent output
+ * gradients count as zero), Slice scatters it into the sliced positions, Pad adds every output
+ * gradient into the input element it was copied from (so reflect/edge/wrap positions
+ * accumulate). Negative pads crop: the input is cropped first, then padded, so reflect/edge/wrap
+ * read from the cropped tensor.
+ */
+#include <string.h>
+
+#include "engine/op.h"
+#include "engine/op_strided.h"
+
+/* ---- shared helpers ---- */
+
+static bool has_input(const camd_node *n, int i) {
+  return i < n->n_in && n->in[i] >= 0;
+}
+
+static bool norm_axis(int64_t a, int rank, int *out) {
+  if (a < -(int64_t)rank || a >= (int64_t)rank) return false;
+  *out = (int)(a < 0 ? a + rank : a);
+  return true;
+}
+
+/* Shape of input i at load time; error if absent. */
+static int input_shape(camd_graph *g, const camd_node *n, int i, camd_shape *s, camd_dtype *dt,
+                       const void **data, camd_error *err) {
+  if (!has_input(n, i)) return camd__node_error(err, n, CAMD_E_INVALID, "input %d is missing", i);
+  int rc = camd__node_input(g, n, i, s, dt, data);
+  if (rc < 0) return camd__node_error(err, n, rc, "input %d is missing", i);
+  return 0;
+}
+
+/* Copies the int64 constant input i (scalar or 1-D) into out[max]. */
+static int const_ints(camd_graph *g, const camd_node *n, int i, const char *what, int64_t *out,
+                      size_t max, size_t *count, camd_error *err) {
+  camd_shape s;
+  camd_dtype dt;
+  const void *data = NULL;
+  int rc = input_shape(g, n, i, &s, &dt, &data, err);
+  if (rc < 0) return rc;
+  if (dt != CAMD_INT64 || !data)
+    return camd__node_error(err, n, CAMD_E_UNSUPPORTED,
+                            "input '%s' must be a constant int64 tensor", what);
+  if (s.ndim > 1) return camd__node_error(err, n, CAMD_E_INVALID, "input '%s' must be 1-D", what);
+  size_t c = camd_shape_count(&s);
+  if (c > max)
+    return camd__node_error(err, n, CAMD_E_UNSUPPORTED, "input '%s' has %zu entries (max %zu)",
+                            what, c, max);
+  if (c) memcpy(out, data, c * sizeof(int64_t));
+  *count = c;
+  return 0;
+}
+
+static int float_data_rank(camd_graph *g, const camd_node *n, int *rank, camd_error *err) {
+  camd_shape s;
+  camd_dtype dt;
+  if (n->n_in < 1 || n->n_out < 1)
+    return camd__node_error(err, n, CAMD_E_INVALID, "needs at least one input and one output");
+  int rc = input_shape(g, n, 0, &s, &dt, NULL, err);
+  if (rc < 0) return rc;
+  if (dt != CAMD_FLOAT32)
+    return camd__node_error(err, n, CAMD_E_UNSUPPORTED, "data input must be float32");
+  *rank = s.ndim;
+  return 0;
+}
+
+/* outer = prod(dims[:axis]), inner = prod(dims[axis+1:]). */
+static void outer_inner(const camd_shape *s, int axis, size_t *outer, size_t *inner) {
+  size_t o = 1, in = 1;
+  for (int d = 0; d < s->ndim; d++) {
+    if (d < axis)
+      o *= (size_t)s->dims[d];
+    else if (d > axis)
+      in *= (size_t)s->dims[d];
+  }
+  *outer = o;
+  *inner = in;
+}
+
+/* ---- Concat ---- */
+
+typedef struct axis_params {
+  int axis; /* normalized */
+} axis_params;
+
+static int concat_prepare(camd_graph *g, camd_node *n, camd_error *err) {
+  int rank = 0, rc = float_data_rank(g, n, &rank, err);
+  if (rc < 0) return rc;
+  if (n->n_out != 1) return camd__node_error(err, n, CAMD_E_INVALID, "needs one output");
+  for (int i = 0; i < n->n_in; i++) {
+    camd_shape s;
+    camd_dtype dt;
+    if ((rc = input_shape(g, n, i, &s, &dt, NULL, err)) < 0) return rc;
+    if (dt != CAMD_FLOAT32 || s.ndim != rank)
+      return camd__node_error(err, n, CAMD_E_UNSUPPORTED, "input %d must be float32 of rank %d", i,
+                              rank);
+  }
+  if (n->opset >= 4 && !camd__attr_find(n, "axis"))
+    return camd__node_error(err, n, CAMD_E_INVALID, "attribute 'axis' is missing");
+  int64_t axis;
+  if ((rc = camd__attr_int(n, "axis", 1, &axis, err)) < 0) return rc;
+  axis_params *p = camd__node_params_alloc(g, sizeof(*p));
+  if (!p) return camd__node_error(err, n, CAMD_E_NOMEM, "out of memory");
+  if (!norm_axis(axis, rank, &p->axis))
+    return camd__node_error(err, n, CAMD_E_INVALID, "axis %lld out of range for rank %d",
+                            (long long)axis, rank);
+  n->params = p;
+  return 0;
+}
+
+static int concat_infer(const camd_node *n, const camd_shape *in, camd_shape *out,
+                        camd_error *err) {
+  const axis_params *p = n->params;
+  out[0] = in[0];
+  for (int i = 1; i < n->n_in; i++) {
+    bool ok = in[i].ndim == in[0].ndim;
+    for (int d = 0; ok && d < in[0].ndim; d++)
+      if (d != p->axis && in[i].dims[d] != in[0].dims[d]) ok = false;
+    if (!ok) {
+      char a[128], b[128];
+      camd_shape_format(&in[0], a, sizeof(a));
+      camd_shape_format(&in[i], b, sizeof(b));
+      return camd__node_error(err, n, CAMD_E_SHAPE, "cannot concat %s and %s on axis %d", a, b,
+                              p->axis);
+    }
+    out[0].dims[p->axis] += in[i].dims[p->axis];
+  }
+  return 0;
+}
+
+static void concat_forward(const camd_op_ctx *ctx) {
+  const axis_params *p = ctx->params;
+  size_t outer, inner;
+  outer_inner(&ctx->out[0].shape, p->axis, &outer, &inner);
+  size_t row = (size_t)ctx->out[0].shape.dims[p->axis] * inner, off = 0;
+  for (int i = 0; i < ctx->node->n_in; i++) {
+    size_t len = (size_t)ctx->in[i].shape.dims[p->axis] * inner;
+    const float *src = ctx->in[i].data;
+    for (size_t o = 0; o < outer; o++)
+      memcpy(ctx->out[0].data + o * row + off, src + o * len, len * sizeof(float));
+    off += len;
+  }
+}
+
+static void concat_backward(const camd_op_ctx *ctx) {
+  const axis_params *p = ctx->params;
+  const float *go = ctx->grad_out[0].data;
+  if (!go) return;
+  size_t outer, inner;
+  outer_inner(&ctx->out[0].shape, p->axis, &outer, &inner);
+  size_t row = (size_t)ctx->out[0].shape.dims[p->axis] * inner, off = 0;
+  for (int i = 0; i < ctx->node->n_in; i++) {
+    size_t len = (size_t)ctx->in[i].shape.dims[p->axis] * inner;
+    float *gi = ctx->grad_in[i].data;
+    if (gi) {
+      for (size_t o = 0; o < outer; o++) {
+        const float *s = go + o * row + off;
+        float *t = gi + o * len;
+        for (size_t k = 0; k < len; k++) t[k] += s[k];
+      }
+    }
+    off += len;
+  }
+}
+
+const camd_op_desc camd__op_concat = {
+    "Concat", 1, 21, concat_prepare, concat_infer, concat_forward, concat_backward, 0, false, ~0u};
+
+/* ---- Split ---- */
+
+typedef enum split_mode { SPLIT_SIZES, SPLIT_EQUAL, SPLIT_CEIL } split_mode;
+
+typedef struct split_params {
+  int axis;
+  split_mode mode;
+  int64_t sizes[]; /* n_out entries when mode == SPLIT_SIZES */
+} split_params;
+
+static int split_prepare(camd_graph *g, camd_node *n, camd_error *err) {
+  int rank = 0, rc = float_data_rank(g, n, &rank, err);
+  if (rc < 0) return rc;
+  int64_t axis;
+  if ((rc = camd__attr_int(n, "axis", 0, &axis, err)) < 0) return rc;
+  split_params *p = camd__node_params_alloc(g, sizeof(*p) + (size_t)n->n_out * sizeof(p->sizes[0]));
+  if (!p) return camd__node_error(err, n, CAMD_E_NOMEM, "out of memory");
+  if (!norm_axis(axis, rank, &p->axis))
+    return camd__node_error(err, n, CAMD_E_INVALID, "axis %lld out of range for rank %d",
+                            (long long)axis, rank);
+  size_t cnt = 0;
+  bool have_sizes = false;
+  if (has_input(n, 1)) { /* opset 1 and 13+ */
+    if ((rc = const_ints(g, n, 1, "split", p->sizes, (size_t)n->n_out, &cnt, err)) < 0) return rc;
+    have_sizes = true;
+  } else if (n->opset < 13 && camd__attr_find(n, "split")) {
+    const int64_t *v;
+    if ((rc = camd__attr_ints(n, "split", &v, &cnt, err)) < 0) return rc;
+    if (cnt > (size_t)n->n_out)
+      return camd__node_error(err, n, CAMD_E_INVALID, "'split' has %zu entries for %d outputs", cnt,
+                              n->n_out);
+    if (cnt) memcpy(p->sizes, v, cnt * sizeof(int64_t));
+    have_sizes = true;
+  }
+  int64_t num_outputs = 0;
+  if (n->opset >= 18 && (rc = camd__attr_int(n, "num_outputs", 0, &num_outputs, err)) < 0)
+    return rc;
+  if (have_sizes) {
+    if (num_outputs)
+      return camd__node_error(err, n, CAMD_E_INVALID, "both 'split' and 'num_outputs' given");
+    if (cnt != (size_t)n->n_out)
+      return camd__node_error(err, n, CAMD_E_INVALID, "'split' has %zu entries for %d outputs", cnt,
+                              n->n_out);
+    for (int j = 0; j < n->n_out; j++)
+      if (p->sizes[j] < 0) return camd__node_error(err, n, CAMD_E_INVALID, "negative split size");
+    p->mode = SPLIT_SIZES;
+  } else if (num_outputs) {
+    if (num_outputs != n->n_out)
+      return camd__node_error(err, n, CAMD_E_INVALID, "num_outputs=%lld but %d outputs",
+                              (long long)num_outputs, n->n_out);
+    p->mode = SPLIT_CEIL;
+  } else {
+    p->mode = SPLIT_EQUAL;
+  }
+  n->params = p;
+  return 0;
+}
+
+static int split_infer(const camd_node *n, const camd_shape *in, camd_shape *out, camd_error *err) {
+  const split_params *p = n->params;
+  if (p->axis >= in[0].ndim) return camd__node_error(err, n, CAMD_E_SHAPE, "axis out of range");
+  int64_t dim = in[0].dims[p->axis], k = n->n_out, total = 0;
+  for (int j = 0; j < n->n_out; j++) {
+    int64_t size;
+    if (p->mode == SPLIT_SIZES) {
+      size = p->sizes[j];
+    } else if (p->mode == SPLIT_EQUAL) {
+      if (dim % k != 0)
+        return camd__node_error(err, n, CAMD_E_SHAPE, "dim %lld is not divisible into %lld parts",
+                                (long long)dim, (long long)k);
+      size = dim / k;
+    } else {
+      int64_t chunk = (dim + k - 1) / k;
+      size = j + 1 < n->n_out ? chunk : dim - chunk * (k - 1);
+      if (size < 0)
+        return camd__node_error(err, n, CAMD_E_SHAPE, "dim %lld cannot be split into %lld parts",
+                                (long long)dim, (long long)k);
+    }
+    out[j] = in[0];
+    out[j].dims[p->axis] = size;
+    total += size;
+  }
+  if (total != dim)
+    return camd__node_error(err, n, CAMD_E_SHAPE, "split sizes sum to %lld, axis has %lld",
+                            (long long)total, (long long)dim);
+  return 0;
+}
+
+static void split_forward(const camd_op_ctx *ctx) {
+  const split_params *p = ctx->params;
+  size_t outer, inner;
+  outer_inner(&ctx->in[0].shape, p->axis, &outer, &inner);
+  size_t row = (size_t)ctx->in[0].shape.dims[p->axis] * inner, off = 0;
+  for (int j = 0; j < ctx->node->n_out; j++) {
+    size_t len = (size_t)ctx->out[j].shape.dims[p->axis] * inner;
+    float *dst = ctx->out[j].data;
+    if (dst)
+      for (size_t o = 0; o < outer; o++)
+        memcpy(dst + o * len, ctx->in[0].data + o * row + off, len * sizeof(float));
+    off += len;
+  }
+}
+
+static void split_backward(const camd_op_ctx *ctx) {
+  const split_params *p = ctx->params;
+  float *gi = ctx->grad_in[0].data;
+  if (!gi) return;
+  size_t outer, inner;
+  outer_inner(&ctx->in[0].shape, p->axis, &outer, &inner);
+  size_t row = (size_t)ctx->in[0].shape.dims[p->axis] * inner, off = 0;
+  for (int j = 0; j < ctx->node->n_out; j++) {
+    size_t len = (size_t)ctx->out[j].shape.dims[p->axis] * inner;
+    const float *go = ctx->grad_out[j].data;
+    if (go) {
+      for (size_t o = 0; o < outer; o++) {
+        float *t = gi + o * row + off;
+        const float *s = go + o * len;
+        for (size_t k = 0; k < len; k++) t[k] += s[k];
+      }
+    }
+    off += len;
+  }
+}
+
+const camd_op_desc camd__op_split = {
+    "Split", 1, 21, split_prepare, split_infer, split_forward, split_backward, 0, false, 1u};
+
+/* ---- Slice ---- */
+
+typedef struct slice_params {
+  int rank;
+  int n; /* number of sliced axes */
+  int axes[CAMD_MAX_DIMS];
+  int64_t starts[CAMD_MAX_DIMS], ends[CAMD_MAX_DIMS], steps[CAMD_MAX_DIMS];
+} slice_params;
+
+static int slice_prepare(camd_graph *g, camd_node *n, camd_error *err) {
+  int rank = 0, rc = float_data_rank(g, n, &rank, err);
+  if (rc < 0) return rc;
+  slice_params *p = camd__node_params_alloc(g, sizeof(*p));
+  if (!p) return camd__node_error(err, n, CAMD_E_NOMEM, "out of memory");
+  p->rank = rank;
+  int64_t axes[CAMD_MAX_DIMS];
+  size_t ns = 0, ne = 0, na = 0, nst = 0;
+  bool have_axes = false, have_steps = false;
+  if (n->opset < 10) {
+    const int64_t *v;
+    if (!camd__attr_find(n, "starts") || !camd__attr_find(n, "ends"))
+      return camd__node_error(err, n, CAMD_E_INVALID, "attributes 'starts' and 'ends' needed");
+    if ((rc = camd__attr_ints(n, "starts", &v, &ns, err)) < 0) return rc;
+    if (ns > CAMD_MAX_DIMS) return camd__node_error(err, n, CAMD_E_INVALID, "too many starts");
+    if (ns) memcpy(p->starts, v, ns * sizeof(int64_t));
+    if ((rc = camd__attr_ints(n, "ends", &v, &ne, err)) < 0) return rc;
+    if (ne > CAMD_MAX_DIMS) return camd__node_error(err, n, CAMD_E_INVALID, "too many ends");
+    if (ne) memcpy(p->ends, v, ne * sizeof(int64_t));
+    if (camd__attr_find(n, "axes")) {
+      if ((rc = camd__attr_ints(n, "axes", &v, &na, err)) < 0) return rc;
+      if (na > CAMD_MAX_DIMS) return camd__node_error(err, n, CAMD_E_INVALID, "too many axes");
+      if (na) memcpy(axes, v, na * sizeof(int64_t));
+      have_axes = true;
+    }
+  } else {
+    if ((rc = const_ints(g, n, 1, "starts", p->starts, CAMD_MAX_DIMS, &ns, err)) < 0) return rc;
+    if ((rc = const_ints(g, n, 2, "ends", p->ends, CAMD_MAX_DIMS, &ne, err)) < 0) return rc;
+    if (has_input(n, 3)) {
+      if ((rc = const_ints(g, n, 3, "axes", axes, CAMD_MAX_DIMS, &na, err)) < 0) return rc;
+      have_axes = true;
+    }
+    if (has_input(n, 4)) {
+      if ((rc = const_ints(g, n, 4, "steps", p->steps, CAMD_MAX_DIMS, &nst, err)) < 0) return rc;
+      have_steps = true;
+    }
+  }
+  if (ne != ns || (have_axes && na != ns) || (have_steps && nst != ns))
+    return camd__node_error(err, n, CAMD_E_INVALID,
+                            "starts, ends, axes and steps must have the same length");
+  if (ns > (size_t)rank)
+    return camd__node_error(err, n, CAMD_E_INVALID, "%zu slice entries for rank %d", ns, rank);
+  unsigned seen = 0;
+  for (size_t i = 0; i < ns; i++) {
+    int a = (int)i;
+    if (have_axes && !norm_axis(axes[i], rank, &a))
+      return camd__node_error(err, n, CAMD_E_INVALID, "axis %lld out of range for rank %d",
+                              (long long)axes[i], rank);
+    if (seen & (1u << a)) return camd__node_error(err, n, CAMD_E_INVALID, "axis %d repeated", a);
+    seen |= 1u << a;
+    p->axes[i] = a;
+    if (!have_steps) p->steps[i] = 1;
+    if (p->steps[i] == 0) return camd__node_error(err, n, CAMD_E_INVALID, "step is 0");
+  }
+  p->n = (int)ns;
+  n->params = p;
+  return 0;
+}
+
+/* Effective start, step and length of the slice along every axis of `in` (ONNX clamping). */
+static void slice_resolve(const slice_params *p, const camd_shape *in, int64_t *start,
+                          int64_t *step, int64_t *len) {
+  for (int d = 0; d < in->ndim; d++) {
+    start[d] = 0;
+    step[d] = 1;
+    len[d] = in->dims[d];
+  }
+  for (int i = 0; i < p->n; i++) {
+    int d = p->axes[i];
+    int64_t dim = in->dims[d], st = p->steps[i];
+    int64_t s = p->starts[i], e = p->ends[i];
+    if (s < 0) s += dim;
+    if (e < 0) e += dim;
+    int64_t l;
+    if (st > 0) {
+      s = s < 0 ? 0 : (s > dim ? dim : s);
+      e = e < 0 ? 0 : (e > dim ? dim : e);
+      l = e > s ? (e - s - 1) / st + 1 : 0;
+    } else {
+      s = s < 0 ? 0 : (s > dim - 1 ? dim - 1 : s);
+      e = e < -1 ? -1 : (e > dim - 1 ? dim - 1 : e);
+      /* -st overflows for INT64_MIN; any step beyond the range takes one element */
+      l = s > e ? (st < -dim ? 1 : (s - e - 1) / (-st) + 1) : 0;
+    }
+    start[d] = l > 0 ? s : 0;
+    step[d] = l > 1 ? st : 1;
+    len[d] = l;
+  }
+}
+
+static int slice_infer(const camd_node *n, const camd_shape *in, camd_shape *out, camd_error *err) {
+  const slice_params *p = n->params;
+  if (in[0].ndim != p->rank)
+    return camd__node_error(err, n, CAMD_E_SHAPE, "input rank %d, expected %d", in[0].ndim,
+                            p->rank);
+  int64_t start[CAMD_MAX_DIMS], step[CAMD_MAX_DIMS];
+  out[0].ndim = in[0].ndim;
+  slice_resolve(p, &in[0], start, step, out[0].dims);
+  return 0;
+}
+
+/* Base offset and per-output-axis source strides of the slice view. */
+static int64_t slice_view(const slice_params *p, const camd_shape *in, int64_t *strides) {
+  int64_t start[CAMD_MAX_DIMS], step[CAMD_MAX_DIMS], len[CAMD_MAX_DIMS], in_strides[CAMD_MAX_DIMS];
+  slice_resolve(p, in, start, step, len);
+  camd__shape_strides(in, in_strides);
+  int64_t base = 0;
+  for (int d = 0; d < in->ndim; d++) {
+    base += start[d] * in_strides[d];
+    strides[d] = step[d] * in_strides[d];
+  }
+  return base;
+}
+
+static void slice_forward(const camd_op_ctx *ctx) {
+  const slice_params *p = ctx->params;
+  if (camd_shape_count(&ctx->out[0].shape) == 0) return;
+  int64_t strides[CAMD_MAX_DIMS];
+  int64_t base = slice_view(p, &ctx->in[0].shape, strides);
+  camd__strided_gather(ctx->out[0].data, ctx->in[0].data + base, ctx->out[0].shape.ndim,
+                       ctx->out[0].shape.dims, strides);
+}
+
+static void slice_backward(const camd_op_ctx *ctx) {
+  const slice_params *p = ctx->params;
+  if (!ctx->grad_in[0].data || !ctx->grad_out[0].data) return;
+  if (camd_shape_count(&ctx->out[0].shape) == 0) return;
+  int64_t strides[CAMD_MAX_DIMS];
+  int64_t base = slice_view(p, &ctx->in[0].shape, strides);
+  camd__strided_scatter_add(ctx->grad_in[0].data + base, ctx->grad_out[0].data,
+                            ctx->out[0].shape.ndim, ctx->out[0].shape.dims, strides);
+}
+
+const camd_op_desc camd__op_slice = {
+    "Slice", 1, 21, slice_prepare, slice_infer, slice_forward, slice_backward, 0, false, 1u};
+
+/* ---- Pad ---- */
+
+typedef enum pad_mode { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP } pad_mode;
+
+typedef struct pad_params {
+  int rank;
+  pad_mode mode;
+  float value;
+  int64_t begin[CAMD_MAX_DIMS], end[CAMD_MAX_DIMS]; /* per axis; negative = crop */
+} pad_params;
+
+static int pad_prepare(camd_graph *g, camd_node *n, camd_error *err) {
+  int rank = 0, rc = float_data_rank(g, n, &rank, err);
+  if (rc < 0) return rc;
+  pad_params *p = camd__node_params_alloc(g, sizeof(*p));
+  if (!p) return camd__node_error(err, n, CAMD_E_NOMEM, "out of memory");
+  p->rank = rank;
+  const char *mode = camd__attr_string(n, "mode", "constant");
+  if (strcmp(mode, "constant") == 0)
+    p->mode = PAD_CONSTANT;
+  else if (strcmp(mode, "reflect") == 0)
+    p->mode = PAD_REFLECT;
+  else if (strcmp(mode, "edge") == 0)
+    p->mode = PAD_EDGE;
+  else if (strcmp(mode, "wrap") == 0 && n->opset >= 19)
+    p->mode = PAD_WRAP;
+  else
+    return camd__node_error(err, n, CAMD_E_UNSUPPORTED, "unsupported mode '%s'", mode);
+
+  int64_t pads[2 * CAMD_MAX_DIMS], axes_v[CAMD_MAX_DIMS];
+  size_t np = 0, na = 0;
+  bool have_axes = false;
+  if (n->opset < 11) {
+    const int64_t *v;
+    if (!camd__attr_find(n, "pads"))
+      return camd__node_error(err, n, CAMD_E_INVALID, "attribute 'pads' is missing");
+    if ((rc = camd__attr_ints(n, "pads", &v, &np, err)) < 0) return rc;
+    if (np > 2 * CAMD_MAX_DIMS) return camd__node_error(err, n, CAMD_E_INVALID, "too many pads");
+    if (np) memcpy(pads, v, np * sizeof(int64_t));
+    if ((rc = camd__attr_float(n, "value", 0.0f, &p->value, err)) < 0) return rc;
+  } else {
+    if ((rc = const_ints(g, n, 1, "pads", pads, 2 * CAMD_MAX_DIMS, &np, err)) < 0) return rc;
+    if (has_input(n, 2)) {
+      camd_shape s;
+      camd_dtype dt;
+      const void *data = NULL;
+      if ((rc = input_shape(g, n, 2, &s, &dt, &data, err)) < 0) return rc;
+      if (dt != CAMD_FLOAT32 || !data || camd_shape_count(&s) != 1)
+        return camd__node_error(err, n, CAMD_E_UNSUPPORTED,
+                                "constant_value must be a constant float32 scalar");
+      p->value = *(const float *)data;
+    }
+    if (n->opset >= 18 && has_input(n, 3)) {
+      if ((rc = const_ints(g, n, 3, "axes", axes_v, CAMD_MAX_DIMS, &na, err)) < 0) return rc;
+      have_axes = true;
+    }
+  }
+  size_t n_axes = have_axes ? na : (size_t)rank;
+  if (np != 2 * n_axes)
+    return camd__node_error(err, n, CAMD_E_INVALID, "pads has %zu entries, expected %zu", np,
+                            2 * n_axes);
+  unsigned seen = 0;
+  for (size_t i = 0; i < n_axes; i++) {
+    int a = (int)i;
+    if (have_axes && !norm_axis(axes_v[i], rank, &a))
+      return camd__node_error(err, n, CAMD_E_INVALID, "axis %lld out of range for rank %d",
+                              (long long)axes_v[i], rank);
+    if (seen & (1u << a)) return camd__node_error(err, n, CAMD_E_INVALID, "axis %d repeated", a);
+    seen |= 1u << a;
+    p->begin[a] = pads[i];
+    p->end[a] = pads[i + n_axes];
+  }
+  n->params = p;
+  return 0;
+}
+
+static int pad_infer(const camd_node *n, const camd_shape *in, camd_shape *out, camd_error *err) {
+  const pad_params *p = n->params;
+  if (in[0].ndim != p->rank)
+    return camd__node_error(err, n, CAMD_E_SHAPE, "input rank %d, expected %d", in[0].ndim,
+                            p->rank);
+  out[0].ndim = p->rank;
+  for (int d = 0; d < p->rank; d++) {
+    int64_t dim = in[0].dims[d], b = p->begin[d], e = p->end[d];
+    int64_t kept = dim - (b < 0 ? -b : 0) - (e < 0 ? -e : 0);
+    int64_t o = dim + b + e;
+    if (kept < 0 || o < 0)
+      return camd__node_error(err, n, CAMD_E_SHAPE, "pads crop more than axis %d holds", d);
+    if (kept == 0 && o > 0 && p->mode != PAD_CONSTANT)
+      return camd__node_error(err, n, CAMD_E_SHAPE, "cannot pad empty axis %d in this mode", d);
+    out[0].dims[d] = o;
+  }
+  return 0;
+}
+
+/* Input index along one axis for output index o, or -1 for a constant fill. */
+static int64_t pad_map(pad_mode mode, int64_t o, int64_t dim, int64_t b, int64_t e) {
+  int64_t crop_b = b < 0 ? -b : 0, pad_b = b > 0 ? b : 0;
+  int64_t len = dim - crop_b - (e < 0 ? -e : 0);
+  int64_t j = o - pad_b;
+  if (j >= 0 && j < len) return crop_b + j;
+  switch (mode) {
+    case PAD_CONSTANT:
+      return -1;
+    case PAD_EDGE:
+      j = j < 0 ? 0 : len - 1;
+      break;
+    case PAD_REFLECT:
+      if (len == 1) {
+        j = 0;
+      } else {
+        int64_t period = 2 * (len - 1);
+        j %= period;
+        if (j < 0) j += period;
+        if (j >= len) j = period - j;
+      }
+      break;
+    case PAD_WRAP:
+      j %= len;
+      if (j < 0) j += len;
+      break;
+  }
+  return crop_b + j;
+}
+
+/* Walks every output row (all axes but the last) and calls the row kernel with, per output
+ * index of the last axis, the mapped input offset or -1. forward=true copies, else adds the
+ * gradient back. */
+static void pad_run(const pad_params *p, const camd_shape *is, const camd_shape *os,
+                    const float *src, float *dst, bool forward) {
+  int r = p->rank;
+  if (camd_shape_count(os) == 0) return;
+  if (r == 0) {
+    if (forward)
+      dst[0] = src[0];
+    else
+      dst[0] += src[0];
+    return;
+  }
+  int64_t in_strides[CAMD_MAX_DIMS];
+  camd__shape_strides(is, in_strides);
+  int64_t inner = os->dims[r - 1], rows = 1;
+  for (int d = 0; d + 1 < r; d++) rows *= os->dims[d];
+  int64_t idx[CAMD_MAX_DIMS] = {0};
+  int last = r - 1;
+  for (int64_t row = 0; row < rows; row++) {
+    int64_t base = 0;
+    bool fill = false;
+    for (int d = 0; d < last; d++) {
+      int64_t m = pad_map(p->mode, idx[d], is->dims[d], p->begin[d], p->end[d]);
+      if (m < 0) {
+        fill = true;
+        break;
+      }
+      base += m * in_strides[d];
+    }
+    size_t o = (size_t)(row * inner);
+    if (forward) {
+      float *t = dst + o;
+      if (fill) {
+        for (int64_t k = 0; k < inner; k++) t[k] = p->value;
+      } else {
+        for (int64_t k = 0; k < inner; k++) {
+          int64_t m = pad_map(p->mode, k, is->dims[last], p->begin[last], p->end[last]);
+          t[k] = m < 0 ? p->value : src[base + m];
+        }
+      }
+    } else if (!fill) {
+      const float *g = src + o;
+      for (int64_t k = 0; k < inner; k++) {
+        int64_t m = pad_map(p->mode, k, is->dims[last], p->begin[last], p->end[last]);
+        if (m >= 0) dst[base + m] += g[k];
+      }
+    }
+    for (int d = last - 1; d >= 0; d--) {
+      if (++idx[d] < os->dims[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+static void pad_forward(const camd_op_ctx *ctx) {
+  pad_run(ctx->params, &ctx->in[0].shape, &ctx->out[0].shape, ctx->in[0].data, ctx->out[0].data,
+          true);
+}
+
+static void pad_backward(const camd_op_ctx *ctx) {
+  if (!ctx->grad_in[0].data || !ctx->grad_out[0].data) return;
+  pad_run(ctx->params, &ctx->in[0].shape, &ctx->out[0].shape, ctx->grad_out[0].data,
+          ctx->grad_in[0].data, false);
+}
+
+const camd_op_desc camd__op_pad = {"Pad",        2, 21,    pad_prepare, pad_infer, pad_forward,
+                                   pad_backward, 0, false, 1u};

@@ -1,0 +1,340 @@
+/* Linear ops: Gemm (opset 1..22) and MatMul (opset 1..22), forward and input-gradient backward,
+ * every product through camd_gemm.
+ *
+ * Gemm: Y[M, N] = alpha * op(A) · op(B) + beta * C, C unidirectionally broadcast to [M, N]
+ * (pre-filled into Y, then GEMM with beta 1). The common case is a batched A [batch, K] and a
+ * constant B [N, K] with transB = 1. transA with a batched A would move the batch off the
+ * leading axis and is rejected.
+ * MatMul: numpy semantics. 1-D operands are promoted ([K] -> [1, K] for A, [K, 1] for B, the
+ * added axis dropped from the result); batch dims broadcast. When B has no batch dims, all of
+ * A's leading dims fold into the rows of one GEMM: [rows, K] · [K, N].
+ * Backward adds alpha * dY · op(B)ᵀ into dA (and op(A)ᵀ · dY into dB when B is not a
+ * constant); broadcast batch items accumulate through beta = 1.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "engine/op.h"
+
+static bool fits_int(int64_t v) {
+  return v >= 0 && v <= INT_MAX;
+}
+
+/* ================================ Gemm ================================ */
+
+typedef struct gemm_params {
+  float alpha, beta;
+  bool trans_a, trans_b;
+  bool has_c;
+} gemm_params;
+
+/* C viewed as [cm, cn] with cm in {1, M}, cn in {1, N}. */
+static int gemm_c_view(const camd_shape *c, int64_t m, int64_t n, int64_t *cm, int64_t *cn) {
+  *cm = 1;
+  *cn = 1;
+  if (c->ndim > 2) return -1;
+  if (c->ndim >= 1) *cn = c->dims[c->ndim - 1];
+  if (c->ndim == 2) *cm = c->dims[0];
+  if ((*cm != 1 && *cm != m) || (*cn != 1 && *cn != n)) return -1;
+  return 0;
+}
+
+static void gemm_dims(const gemm_params *p, const camd_shape *a, const camd_shape *b, int64_t *m,
+                      int64_t *k, int64_t *kb, int64_t *n) {
+  *m = p->trans_a ? a->dims[1] : a->dims[0];
+  *k = p->trans_a ? a->dims[0] : a->dims[1];
+  *kb = p->trans_b ? b->dims[1] : b->dims[0];
+  *n = p->trans_b ? b->dims[0] : b->dims[1];
+}
+
+static void gemm_forward(const camd_op_ctx *ctx) {
+  const gemm_params *p = ctx->params;
+  const camd_shape *as = &ctx->in[0].shape, *bs = &ctx->in[1].shape;
+  int64_t m, k, kb, n;
+  gemm_dims(p, as, bs, &m, &k, &kb, &n);
+  float *y = ctx->out[0].data;
+  float beta = 0.0f;
+  if (p->has_c && p->beta != 0.0f) {
+    int64_t cm, cn;
+    const float *c = ctx->in[2].data;
+    gemm_c_view(&ctx->in[2].shape, m, n, &cm, &cn);
+    for (int64_t i = 0; i < m; i++) {
+      const float *cr = c + (cm == 1 ? 0 : i * cn);
+      float *yr = y + i * n;
+      if (cn == 1) {
+        for (int64_t j = 0; j < n; j++) yr[j] = cr[0];
+      } else {
+        memcpy(yr, cr, (size_t)n * sizeof(float));
+      }
+    }
+    beta = p->beta;
+  }
+  camd_gemm(p->trans_a, p->trans_b, (int)m, (int)n, (int)k, p->alpha, ctx->in[0].data,
+            (int)as->dims[1], ctx->in[1].data, (int)bs->dims[1], beta, y, (int)n);
+}
+
+static void gemm_backward(const camd_op_ctx *ctx) {
+  const gemm_params *p = ctx->params;
+  const float *dy = ctx->grad_out[0].data;
+  if (!dy) return;
+  const camd_shape *as = &ctx->in[0].shape, *bs = &ctx->in[1].shape;
+  int64_t m, k, kb, n;
+  gemm_dims(p, as, bs, &m, &k, &kb, &n);
+  const int lda = (int)as->dims[1], ldb = (int)bs->dims[1];
+  float *da = ctx->grad_in[0].data;
+  if (da) {
+    if (!p->trans_a) { /* dA[M, K] += alpha * dY · op(B)ᵀ */
+      camd_gemm(false, !p->trans_b, (int)m, (int)k, (int)n, p->alpha, dy, (int)n, ctx->in[1].data,
+                ldb, 1.0f, da, (int)k);
+    } else { /* A is [K, M]: dA += alpha * op(B) · dYᵀ */
+      camd_gemm(p->trans_b, true, (int)k, (int)m, (int)n, p->alpha, ctx->in[1].data, ldb, dy,
+                (int)n, 1.0f, da, (int)m);
+    }
+  }
+  float *db = ctx->grad_in[1].data;
+  if (db) {
+    if (!p->trans_b) { /* dB[K, N] += alpha * op(A)ᵀ · dY */
+      camd_gemm(!p->trans_a, false, (int)k, (int)n, (int)m, p->alpha, ctx->in[0].data, lda, dy,
+                (int)n, 1.0f, db, (int)n);
+    } else { /* B is [N, K]: dB += alpha * dYᵀ · op(A) */
+      camd_gemm(true, p->trans_a, (int)n, (int)k, (int)m, p->alpha, dy, (int)n, ctx->in[0].data,
+                lda, 1.0f, db, (int)k);
+    }
+  }
+  float *dc = p->has_c ? ctx->grad_in[2].data : NULL;
+  if (dc) {
+    int64_t cm, cn;
+    gemm_c_view(&ctx->in[2].shape, m, n, &cm, &cn);
+    for (int64_t i = 0; i < m; i++) {
+      float *cr = dc + (cm == 1 ? 0 : i * cn);
+      const float *gr = dy + i * n;
+      if (cn == 1) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < n; j++) s += gr[j];
+        cr[0] += p->beta * s;
+      } else {
+        for (int64_t j = 0; j < n; j++) cr[j] += p->beta * gr[j];
+      }
+    }
+  }
+}
+
+static int gemm_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  if (node->n_in < 2 || node->n_in > 3 || node->in[0] < 0 || node->in[1] < 0) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "expects inputs A, B and optional C");
+  }
+  if (node->n_out != 1) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "expects exactly one output");
+  }
+  int64_t ta = 0, tb = 0;
+  float alpha = 1.0f, beta = 1.0f;
+  int rc = camd__attr_int(node, "transA", 0, &ta, err);
+  if (!rc) rc = camd__attr_int(node, "transB", 0, &tb, err);
+  if (!rc) rc = camd__attr_float(node, "alpha", 1.0f, &alpha, err);
+  if (!rc) rc = camd__attr_float(node, "beta", 1.0f, &beta, err);
+  if (rc) return rc;
+  for (int i = 0; i < node->n_in; i++) {
+    if (node->in[i] < 0) continue;
+    camd_shape s;
+    camd_dtype t;
+    const void *d;
+    if (camd__node_input(g, node, i, &s, &t, &d)) {
+      return camd__node_error(err, node, CAMD_E_INVALID, "bad input %d", i);
+    }
+    if (t != CAMD_FLOAT32) {
+      return camd__node_error(err, node, CAMD_E_UNSUPPORTED, "only float32 inputs are supported");
+    }
+    if (i < 2 && s.ndim != 2) {
+      return camd__node_error(err, node, CAMD_E_SHAPE, "input %s has rank %d, expected 2",
+                              i == 0 ? "A" : "B", s.ndim);
+    }
+  }
+  if (ta && (node->in_batched & 1u)) {
+    return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
+                            "transA = 1 with a batched A would mix the batch into the reduction");
+  }
+  gemm_params *p = camd__node_params_alloc(g, sizeof(*p));
+  if (!p) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  p->alpha = alpha;
+  p->beta = beta;
+  p->trans_a = ta != 0;
+  p->trans_b = tb != 0;
+  p->has_c = node->n_in == 3 && node->in[2] >= 0;
+  node->params = p;
+  node->scratch_floats = 0;
+  node->bwd_scratch_floats = 0;
+  return 0;
+}
+
+static int gemm_infer(const camd_node *node, const camd_shape *in, camd_shape *out,
+                      camd_error *err) {
+  const gemm_params *p = node->params;
+  if (!p) return camd__node_error(err, node, CAMD_E_STATE, "not prepared");
+  if (in[0].ndim != 2 || in[1].ndim != 2) {
+    return camd__node_error(err, node, CAMD_E_SHAPE, "A and B must have rank 2");
+  }
+  int64_t m, k, kb, n;
+  gemm_dims(p, &in[0], &in[1], &m, &k, &kb, &n);
+  if (k != kb) {
+    return camd__node_error(err, node, CAMD_E_SHAPE,
+                            "inner dimensions differ: op(A) is [%lld, %lld], op(B) is [%lld, %lld]",
+                            (long long)m, (long long)k, (long long)kb, (long long)n);
+  }
+  if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(in[0].dims[1]) ||
+      !fits_int(in[1].dims[1])) {
+    return camd__node_error(err, node, CAMD_E_LIMIT, "matrix too large");
+  }
+  if (p->has_c) {
+    int64_t cm, cn;
+    if (gemm_c_view(&in[2], m, n, &cm, &cn)) {
+      char buf[96];
+      camd_shape_format(&in[2], buf, sizeof(buf));
+      return camd__node_error(err, node, CAMD_E_SHAPE, "C %s does not broadcast to [%lld, %lld]",
+                              buf, (long long)m, (long long)n);
+    }
+  }
+  out[0].ndim = 2;
+  out[0].dims[0] = m;
+  out[0].dims[1] = n;
+  return 0;
+}
+
+/* =============================== MatMul =============================== */
+
+typedef struct mm_geom {
+  int64_t m, k, n;
+  int nb;                      /* broadcast batch rank */
+  int64_t ob[CAMD_MAX_DIMS];   /* broadcast batch dims */
+  int64_t astr[CAMD_MAX_DIMS]; /* element stride of A per batch dim (0 when broadcast) */
+  int64_t bstr[CAMD_MAX_DIMS];
+  int64_t nbatch;    /* product of ob */
+  bool fold;         /* B has no batch dims: A's rows fold into one GEMM */
+  bool a_vec, b_vec; /* 1-D operands */
+} mm_geom;
+
+static int mm_plan(const camd_shape *a, const camd_shape *b, mm_geom *g) {
+  memset(g, 0, sizeof(*g));
+  if (a->ndim < 1 || b->ndim < 1) return -1;
+  g->a_vec = a->ndim == 1;
+  g->b_vec = b->ndim == 1;
+  g->m = g->a_vec ? 1 : a->dims[a->ndim - 2];
+  g->k = a->dims[a->ndim - 1];
+  const int64_t kb = g->b_vec ? b->dims[0] : b->dims[b->ndim - 2];
+  g->n = g->b_vec ? 1 : b->dims[b->ndim - 1];
+  if (g->k != kb) return -1;
+  const int anb = g->a_vec ? 0 : a->ndim - 2, bnb = g->b_vec ? 0 : b->ndim - 2;
+  g->nb = anb > bnb ? anb : bnb;
+  int64_t sa = g->m * g->k, sb = g->k * g->n;
+  g->nbatch = 1;
+  for (int d = g->nb - 1; d >= 0; d--) {
+    const int ia = d - (g->nb - anb), ib = d - (g->nb - bnb);
+    const int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
+    if (da != db && da != 1 && db != 1) return -1;
+    g->ob[d] = da > db ? da : db;
+    g->astr[d] = da == 1 ? 0 : sa;
+    g->bstr[d] = db == 1 ? 0 : sb;
+    sa *= da;
+    sb *= db;
+    g->nbatch *= g->ob[d];
+  }
+  g->fold = bnb == 0;
+  return 0;
+}
+
+/* Offsets of A and B for flat batch index i. */
+static void mm_offsets(const mm_geom *g, int64_t i, int64_t *ao, int64_t *bo) {
+  int64_t a = 0, b = 0;
+  for (int d = g->nb - 1; d >= 0; d--) {
+    const int64_t idx = i % g->ob[d];
+    i /= g->ob[d];
+    a += idx * g->astr[d];
+    b += idx * g->bstr[d];
+  }
+  *ao = a;
+  *bo = b;
+}
+
+static void matmul_forward(const camd_op_ctx *ctx) {
+  mm_geom g;
+  mm_plan(&ctx->in[0].shape, &ctx->in[1].shape, &g);
+  const float *a = ctx->in[0].data, *b = ctx->in[1].data;
+  float *y = ctx->out[0].data;
+  const int m = (int)g.m, k = (int)g.k, n = (int)g.n;
+  if (g.fold) {
+    camd_gemm(false, false, (int)(g.nbatch * g.m), n, k, 1.0f, a, k, b, n, 0.0f, y, n);
+    return;
+  }
+  for (int64_t i = 0; i < g.nbatch; i++) {
+    int64_t ao, bo;
+    mm_offsets(&g, i, &ao, &bo);
+    camd_gemm(false, false, m, n, k, 1.0f, a + ao, k, b + bo, n, 0.0f, y + i * g.m * g.n, n);
+  }
+}
+
+static void matmul_backward(const camd_op_ctx *ctx) {
+  const float *dy = ctx->grad_out[0].data;
+  if (!dy) return;
+  mm_geom g;
+  mm_plan(&ctx->in[0].shape, &ctx->in[1].shape, &g);
+  const float *a = ctx->in[0].data, *b = ctx->in[1].data;
+  float *da = ctx->grad_in[0].data, *db = ctx->grad_in[1].data;
+  const int m = (int)g.m, k = (int)g.k, n = (int)g.n;
+  if (g.fold) {
+    const int rows = (int)(g.nbatch * g.m);
+    if (da) camd_gemm(false, true, rows, k, n, 1.0f, dy, n, b, n, 1.0f, da, k);
+    if (db) camd_gemm(true, false, k, n, rows, 1.0f, a, k, dy, n, 1.0f, db, n);
+    return;
+  }
+  for (int64_t i = 0; i < g.nbatch; i++) {
+    int64_t ao, bo;
+    mm_offsets(&g, i, &ao, &bo);
+    const float *dyi = dy + i * g.m * g.n;
+    if (da) camd_gemm(false, true, m, k, n, 1.0f, dyi, n, b + bo, n, 1.0f, da + ao, k);
+    if (db) camd_gemm(true, false, k, n, m, 1.0f, a + ao, k, dyi, n, 1.0f, db + bo, n);
+  }
+}
+
+static int matmul_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  if (node->n_in != 2 || node->in[0] < 0 || node->in[1] < 0 || node->n_out != 1) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "expects inputs A, B and one output");
+  }
+  for (int i = 0; i < 2; i++) {
+    camd_shape s;
+    camd_dtype t;
+    const void *d;
+    if (camd__node_input(g, node, i, &s, &t, &d)) {
+      return camd__node_error(err, node, CAMD_E_INVALID, "bad input %d", i);
+    }
+    if (t != CAMD_FLOAT32) {
+      return camd__node_error(err, node, CAMD_E_UNSUPPORTED, "only float32 inputs are supported");
+    }
+  }
+  node->scratch_floats = 0;
+  node->bwd_scratch_floats = 0;
+  return 0;
+}
+
+static int matmul_infer(const camd_node *node, const camd_shape *in, camd_shape *out,
+                        camd_error *err) {
+  mm_geom g;
+  if (mm_plan(&in[0], &in[1], &g)) {
+    char ba[96], bb[96];
+    camd_shape_format(&in[0], ba, sizeof(ba));
+    camd_shape_format(&in[1], bb, sizeof(bb));
+    return camd__node_error(err, node, CAMD_E_SHAPE, "cannot multiply %s by %s", ba, bb);
+  }
+  if (!fits_int(g.m) || !fits_int(g.k) || !fits_int(g.n) || !fits_int(g.nbatch * g.m)) {
+    return camd__node_error(err, node, CAMD_E_LIMIT, "matrix too large");
+  }
+  int r = 0;
+  for (int d = 0; d < g.nb; d++) out[0].dims[r++] = g.ob[d];
+  if (!g.a_vec) out[0].dims[r++] = g.m;
+  if (!g.b_vec) out[0].dims[r++] = g.n;
+  out[0].ndim = r;
+  return 0;
+}
+
+const camd_op_desc camd__op_gemm = {
+    "Gemm", 1, 22, gemm_prepare, gemm_infer, gemm_forward, gemm_backward, 3u, false, 7u};
+const camd_op_desc camd__op_matmul = {
+    "MatMul", 1, 22, matmul_prepare, matmul_infer, matmul_forward, matmul_backward, 3u, false, 3u};

@@ -1,0 +1,138 @@
+/* BatchNormalization in inference mode (opset 1..22): y = x * a + b per channel, with
+ * a = scale / sqrt(var + epsilon) and b = B - mean * a precomputed at load time from the
+ * constant inputs. Backward: dx += dy * a. training_mode = 1 (or the training outputs) is
+ * rejected. Before opset 9, spatial = 0 means one statistic per element of C x D1 x ... Dn.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "engine/op.h"
+
+typedef struct bn_params {
+  int64_t nch;   /* number of (a, b) pairs: C, or C * inner when spatial = 0 */
+  int64_t inner; /* elements each pair applies to within one sample: spatial size or 1 */
+  int ndim;      /* input rank */
+  float *a;      /* nch multipliers */
+  float *b;      /* nch offsets */
+} bn_params;
+
+static void bn_forward(const camd_op_ctx *ctx) {
+  const bn_params *p = ctx->params;
+  const int64_t batch = ctx->in[0].shape.dims[0], inner = p->inner;
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  for (int64_t n = 0; n < batch; n++) {
+    for (int64_t c = 0; c < p->nch; c++) {
+      const float a = p->a[c], b = p->b[c];
+      const float *xs = x + (n * p->nch + c) * inner;
+      float *ys = y + (n * p->nch + c) * inner;
+      for (int64_t i = 0; i < inner; i++) ys[i] = xs[i] * a + b;
+    }
+  }
+}
+
+static void bn_backward(const camd_op_ctx *ctx) {
+  const bn_params *p = ctx->params;
+  float *dx = ctx->grad_in[0].data;
+  const float *dy = ctx->grad_out[0].data;
+  if (!dx || !dy) return;
+  const int64_t batch = ctx->in[0].shape.dims[0], inner = p->inner;
+  for (int64_t n = 0; n < batch; n++) {
+    for (int64_t c = 0; c < p->nch; c++) {
+      const float a = p->a[c];
+      const float *g = dy + (n * p->nch + c) * inner;
+      float *d = dx + (n * p->nch + c) * inner;
+      for (int64_t i = 0; i < inner; i++) d[i] += g[i] * a;
+    }
+  }
+}
+
+static int bn_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  if (node->n_in != 5) {
+    return camd__node_error(err, node, CAMD_E_INVALID,
+                            "expects 5 inputs (X, scale, B, mean, var), got %d", node->n_in);
+  }
+  int64_t training = 0, spatial = 1;
+  float eps = 1e-5f;
+  int rc = camd__attr_int(node, "training_mode", 0, &training, err);
+  if (!rc) rc = camd__attr_int(node, "spatial", 1, &spatial, err);
+  if (!rc) rc = camd__attr_float(node, "epsilon", 1e-5f, &eps, err);
+  if (rc) return rc;
+  if (training != 0 || node->n_out != 1) {
+    return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
+                            "training mode (training_mode = 1 or running-statistics outputs) is "
+                            "not supported; export the model in eval mode");
+  }
+  if (node->opset >= 9) spatial = 1; /* the attribute was removed in opset 9 */
+  camd_shape xs;
+  camd_dtype xt;
+  const void *xd;
+  if (node->in[0] < 0 || camd__node_input(g, node, 0, &xs, &xt, &xd)) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "missing input X");
+  }
+  if (xt != CAMD_FLOAT32) {
+    return camd__node_error(err, node, CAMD_E_UNSUPPORTED, "only float32 input is supported");
+  }
+  if (xs.ndim < 2) {
+    return camd__node_error(err, node, CAMD_E_SHAPE, "input X has rank %d, expected >= 2", xs.ndim);
+  }
+  int64_t inner = 1;
+  for (int i = 2; i < xs.ndim; i++) inner *= xs.dims[i];
+  const int64_t nch = spatial ? xs.dims[1] : xs.dims[1] * inner;
+  const float *v[4];
+  static const char *const names[4] = {"scale", "B", "mean", "var"};
+  for (int i = 0; i < 4; i++) {
+    camd_shape s;
+    camd_dtype t;
+    const void *d = NULL;
+    if (node->in[i + 1] < 0 || camd__node_input(g, node, i + 1, &s, &t, &d)) {
+      return camd__node_error(err, node, CAMD_E_INVALID, "missing input %s", names[i]);
+    }
+    if (!d || t != CAMD_FLOAT32) {
+      return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
+                              "input %s must be a float32 constant initializer", names[i]);
+    }
+    if ((int64_t)camd_shape_count(&s) != nch) {
+      char buf[96];
+      camd_shape_format(&s, buf, sizeof(buf));
+      return camd__node_error(err, node, CAMD_E_SHAPE,
+                              "input %s has shape %s, expected %lld values", names[i], buf,
+                              (long long)nch);
+    }
+    v[i] = d;
+  }
+  bn_params *p = camd__node_params_alloc(g, sizeof(*p) + 2 * (size_t)nch * sizeof(float));
+  if (!p) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  p->nch = nch;
+  p->inner = spatial ? inner : 1;
+  p->ndim = xs.ndim;
+  p->a = (float *)(p + 1);
+  p->b = p->a + nch;
+  for (int64_t c = 0; c < nch; c++) {
+    const double a = (double)v[0][c] / sqrt((double)v[3][c] + (double)eps);
+    p->a[c] = (float)a;
+    p->b[c] = (float)((double)v[1][c] - (double)v[2][c] * a);
+  }
+  node->params = p;
+  node->scratch_floats = 0;
+  node->bwd_scratch_floats = 0;
+  return 0;
+}
+
+static int bn_infer(const camd_node *node, const camd_shape *in, camd_shape *out, camd_error *err) {
+  const bn_params *p = node->params;
+  if (!p) return camd__node_error(err, node, CAMD_E_STATE, "not prepared");
+  int64_t per = 1;
+  for (int i = 1; i < in[0].ndim; i++) per *= in[0].dims[i];
+  if (in[0].ndim != p->ndim || per != p->nch * p->inner) {
+    char buf[96];
+    camd_shape_format(&in[0], buf, sizeof(buf));
+    return camd__node_error(err, node, CAMD_E_SHAPE,
+                            "input X %s does not match the shape the node was loaded with", buf);
+  }
+  out[0] = in[0];
+  return 0;
+}
+
+const camd_op_desc camd__op_batchnormalization = {
+    "BatchNormalization", 1, 22, bn_prepare, bn_infer, bn_forward, bn_backward, 0u, false, 1u};

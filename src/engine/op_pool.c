@@ -1,0 +1,367 @@
+/* Pooling ops (opset 1..22): MaxPool, AveragePool (1-D and 2-D windows with strides, pads,
+ * dilations, ceil_mode, auto_pad) and GlobalAveragePool / GlobalMaxPool (any rank), forward
+ * and input-gradient backward.
+ *
+ * Window taps that fall into padding are skipped (MaxPool) or counted as zeros in the divisor
+ * (AveragePool with count_include_pad; only padding inside [-pad_begin, size + pad_end) counts,
+ * never the extra area ceil_mode adds, as PyTorch does). MaxPool's backward recomputes the
+ * argmax from the input; ties go to the first maximum in row-major window order.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "engine/op.h"
+#include "engine/op_window.h"
+
+typedef struct pool_params {
+  int nsp;
+  bool is_max;
+  bool count_include_pad;
+  int64_t c, h, w, oh, ow;
+  int64_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr; /* pads: top, left, bottom, right */
+} pool_params;
+
+/* Window taps of output o along one axis: k in [lo, hi) lands in [0, size). */
+static inline void taps(int64_t start, int64_t dil, int64_t size, int64_t k, int64_t *lo,
+                        int64_t *hi) {
+  camd__window_range(start, dil, size, k, lo, hi);
+}
+
+static void maxpool_forward(const camd_op_ctx *ctx) {
+  const pool_params *p = ctx->params;
+  const int64_t planes = ctx->in[0].shape.dims[0] * p->c;
+  const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float *x = ctx->in[0].data + pl * hw;
+    float *y = ctx->out[0].data + pl * ohw;
+    for (int64_t oh = 0; oh < p->oh; oh++) {
+      const int64_t hs = oh * p->sh - p->pt;
+      int64_t i0, i1;
+      taps(hs, p->dh, p->h, p->kh, &i0, &i1);
+      for (int64_t ow = 0; ow < p->ow; ow++) {
+        const int64_t ws = ow * p->sw - p->pl;
+        int64_t j0, j1;
+        taps(ws, p->dw, p->w, p->kw, &j0, &j1);
+        float best = -INFINITY;
+        for (int64_t i = i0; i < i1; i++) {
+          const float *xr = x + (hs + i * p->dh) * p->w + ws;
+          for (int64_t j = j0; j < j1; j++) {
+            const float v = xr[j * p->dw];
+            if (v > best || isnan(v)) best = v;
+          }
+        }
+        y[oh * p->ow + ow] = best;
+      }
+    }
+  }
+}
+
+static void maxpool_backward(const camd_op_ctx *ctx) {
+  const pool_params *p = ctx->params;
+  float *dx = ctx->grad_in[0].data;
+  const float *dy = ctx->grad_out[0].data;
+  if (!dx || !dy) return;
+  const int64_t planes = ctx->in[0].shape.dims[0] * p->c;
+  const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float *x = ctx->in[0].data + pl * hw;
+    float *dxp = dx + pl * hw;
+    const float *dyp = dy + pl * ohw;
+    for (int64_t oh = 0; oh < p->oh; oh++) {
+      const int64_t hs = oh * p->sh - p->pt;
+      int64_t i0, i1;
+      taps(hs, p->dh, p->h, p->kh, &i0, &i1);
+      for (int64_t ow = 0; ow < p->ow; ow++) {
+        const int64_t ws = ow * p->sw - p->pl;
+        int64_t j0, j1;
+        taps(ws, p->dw, p->w, p->kw, &j0, &j1);
+        float best = -INFINITY;
+        int64_t arg = -1;
+        for (int64_t i = i0; i < i1; i++) {
+          const int64_t row = (hs + i * p->dh) * p->w + ws;
+          for (int64_t j = j0; j < j1; j++) {
+            const float v = x[row + j * p->dw];
+            if (v > best || isnan(v) || arg < 0) {
+              best = v;
+              arg = row + j * p->dw;
+            }
+          }
+        }
+        if (arg >= 0) dxp[arg] += dyp[oh * p->ow + ow];
+      }
+    }
+  }
+}
+
+/* Divisor of AveragePool output (oh, ow). */
+static inline float avg_divisor(const pool_params *p, int64_t hs, int64_t ws, int64_t i0,
+                                int64_t i1, int64_t j0, int64_t j1) {
+  if (!p->count_include_pad) return (float)((i1 - i0) * (j1 - j0));
+  int64_t a0, a1, b0, b1; /* taps inside the explicitly padded extent */
+  taps(hs + p->pt, p->dh, p->h + p->pt + p->pb, p->kh, &a0, &a1);
+  taps(ws + p->pl, p->dw, p->w + p->pl + p->pr, p->kw, &b0, &b1);
+  return (float)((a1 - a0) * (b1 - b0));
+}
+
+static void avgpool_forward(const camd_op_ctx *ctx) {
+  const pool_params *p = ctx->params;
+  const int64_t planes = ctx->in[0].shape.dims[0] * p->c;
+  const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float *x = ctx->in[0].data + pl * hw;
+    float *y = ctx->out[0].data + pl * ohw;
+    for (int64_t oh = 0; oh < p->oh; oh++) {
+      const int64_t hs = oh * p->sh - p->pt;
+      int64_t i0, i1;
+      taps(hs, p->dh, p->h, p->kh, &i0, &i1);
+      for (int64_t ow = 0; ow < p->ow; ow++) {
+        const int64_t ws = ow * p->sw - p->pl;
+        int64_t j0, j1;
+        taps(ws, p->dw, p->w, p->kw, &j0, &j1);
+        float sum = 0.0f;
+        for (int64_t i = i0; i < i1; i++) {
+          const float *xr = x + (hs + i * p->dh) * p->w + ws;
+          for (int64_t j = j0; j < j1; j++) sum += xr[j * p->dw];
+        }
+        const float div = avg_divisor(p, hs, ws, i0, i1, j0, j1);
+        y[oh * p->ow + ow] = div > 0.0f ? sum / div : 0.0f;
+      }
+    }
+  }
+}
+
+static void avgpool_backward(const camd_op_ctx *ctx) {
+  const pool_params *p = ctx->params;
+  float *dx = ctx->grad_in[0].data;
+  const float *dy = ctx->grad_out[0].data;
+  if (!dx || !dy) return;
+  const int64_t planes = ctx->in[0].shape.dims[0] * p->c;
+  const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
+  for (int64_t pl = 0; pl < planes; pl++) {
+    float *dxp = dx + pl * hw;
+    const float *dyp = dy + pl * ohw;
+    for (int64_t oh = 0; oh < p->oh; oh++) {
+      const int64_t hs = oh * p->sh - p->pt;
+      int64_t i0, i1;
+      taps(hs, p->dh, p->h, p->kh, &i0, &i1);
+      for (int64_t ow = 0; ow < p->ow; ow++) {
+        const int64_t ws = ow * p->sw - p->pl;
+        int64_t j0, j1;
+        taps(ws, p->dw, p->w, p->kw, &j0, &j1);
+        const float div = avg_divisor(p, hs, ws, i0, i1, j0, j1);
+        if (div <= 0.0f) continue;
+        const float g = dyp[oh * p->ow + ow] / div;
+        for (int64_t i = i0; i < i1; i++) {
+          float *xr = dxp + (hs + i * p->dh) * p->w + ws;
+          for (int64_t j = j0; j < j1; j++) xr[j * p->dw] += g;
+        }
+      }
+    }
+  }
+}
+
+static int pool_prepare(camd_graph *g, camd_node *node, camd_error *err, bool is_max) {
+  if (node->n_in != 1 || node->in[0] < 0) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "expects one input");
+  }
+  if (node->n_out != 1) {
+    return camd__node_error(
+        err, node, CAMD_E_UNSUPPORTED,
+        is_max ? "the Indices output of MaxPool is not supported" : "expects exactly one output");
+  }
+  camd_shape xs;
+  camd_dtype xt;
+  const void *xd;
+  if (camd__node_input(g, node, 0, &xs, &xt, &xd)) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "missing input X");
+  }
+  if (xt != CAMD_FLOAT32) {
+    return camd__node_error(err, node, CAMD_E_UNSUPPORTED, "only float32 input is supported");
+  }
+  if (xs.ndim < 3 || xs.ndim > 4) {
+    return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
+                            "input has rank %d; only 1-D and 2-D pooling is supported", xs.ndim);
+  }
+  camd__window win;
+  camd__window_geom geo;
+  int rc = camd__window_parse(node, xs.ndim - 2, NULL, true, &win, err);
+  if (rc) return rc;
+  rc = camd__window_resolve(node, &win, &xs.dims[2], &geo, err);
+  if (rc) return rc;
+  int64_t cip = 0;
+  if (!is_max) {
+    rc = camd__attr_int(node, "count_include_pad", 0, &cip, err);
+    if (rc) return rc;
+  }
+  pool_params *p = camd__node_params_alloc(g, sizeof(*p));
+  if (!p) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  p->nsp = xs.ndim - 2;
+  p->is_max = is_max;
+  p->count_include_pad = cip != 0;
+  p->c = xs.dims[1];
+  p->h = geo.in[0];
+  p->w = geo.in[1];
+  p->oh = geo.out[0];
+  p->ow = geo.out[1];
+  p->kh = win.kernel[0];
+  p->kw = win.kernel[1];
+  p->sh = win.stride[0];
+  p->sw = win.stride[1];
+  p->dh = win.dil[0];
+  p->dw = win.dil[1];
+  p->pt = geo.pad_begin[0];
+  p->pl = geo.pad_begin[1];
+  p->pb = geo.pad_end[0];
+  p->pr = geo.pad_end[1];
+  node->params = p;
+  node->scratch_floats = 0;
+  node->bwd_scratch_floats = 0;
+  return 0;
+}
+
+static int maxpool_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  return pool_prepare(g, node, err, true);
+}
+static int avgpool_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  return pool_prepare(g, node, err, false);
+}
+
+static int pool_infer(const camd_node *node, const camd_shape *in, camd_shape *out,
+                      camd_error *err) {
+  const pool_params *p = node->params;
+  const camd_shape *x = &in[0];
+  if (!p) return camd__node_error(err, node, CAMD_E_STATE, "not prepared");
+  if (x->ndim != p->nsp + 2 || x->dims[1] != p->c || x->dims[x->ndim - 1] != p->w ||
+      (p->nsp == 2 && x->dims[2] != p->h)) {
+    char buf[96];
+    camd_shape_format(x, buf, sizeof(buf));
+    return camd__node_error(err, node, CAMD_E_SHAPE,
+                            "input %s does not match the shape the node was loaded with", buf);
+  }
+  out[0] = *x;
+  if (p->nsp == 2) {
+    out[0].dims[2] = p->oh;
+    out[0].dims[3] = p->ow;
+  } else {
+    out[0].dims[2] = p->ow;
+  }
+  return 0;
+}
+
+/* ---- global pools: any rank >= 3, the plane is everything after N, C ---- */
+
+static int global_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  if (node->n_in != 1 || node->in[0] < 0 || node->n_out != 1) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "expects one input and one output");
+  }
+  camd_shape xs;
+  camd_dtype xt;
+  const void *xd;
+  if (camd__node_input(g, node, 0, &xs, &xt, &xd)) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "missing input X");
+  }
+  if (xt != CAMD_FLOAT32) {
+    return camd__node_error(err, node, CAMD_E_UNSUPPORTED, "only float32 input is supported");
+  }
+  if (xs.ndim < 3) {
+    return camd__node_error(err, node, CAMD_E_SHAPE, "input has rank %d, expected >= 3", xs.ndim);
+  }
+  node->scratch_floats = 0;
+  node->bwd_scratch_floats = 0;
+  return 0;
+}
+
+static int global_infer(const camd_node *node, const camd_shape *in, camd_shape *out,
+                        camd_error *err) {
+  if (in[0].ndim < 3) {
+    return camd__node_error(err, node, CAMD_E_SHAPE, "input has rank %d, expected >= 3",
+                            in[0].ndim);
+  }
+  out[0] = in[0];
+  for (int i = 2; i < in[0].ndim; i++) out[0].dims[i] = 1;
+  return 0;
+}
+
+static int64_t plane_size(const camd_shape *s) {
+  int64_t n = 1;
+  for (int i = 2; i < s->ndim; i++) n *= s->dims[i];
+  return n;
+}
+
+static void gap_forward(const camd_op_ctx *ctx) {
+  const camd_shape *s = &ctx->in[0].shape;
+  const int64_t planes = s->dims[0] * s->dims[1], sz = plane_size(s);
+  const float inv = 1.0f / (float)sz;
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float *x = ctx->in[0].data + pl * sz;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < sz; i++) sum += x[i];
+    ctx->out[0].data[pl] = sum * inv;
+  }
+}
+
+static void gap_backward(const camd_op_ctx *ctx) {
+  float *dx = ctx->grad_in[0].data;
+  const float *dy = ctx->grad_out[0].data;
+  if (!dx || !dy) return;
+  const camd_shape *s = &ctx->in[0].shape;
+  const int64_t planes = s->dims[0] * s->dims[1], sz = plane_size(s);
+  const float inv = 1.0f / (float)sz;
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float g = dy[pl] * inv;
+    float *d = dx + pl * sz;
+    for (int64_t i = 0; i < sz; i++) d[i] += g;
+  }
+}
+
+static void gmp_forward(const camd_op_ctx *ctx) {
+  const camd_shape *s = &ctx->in[0].shape;
+  const int64_t planes = s->dims[0] * s->dims[1], sz = plane_size(s);
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float *x = ctx->in[0].data + pl * sz;
+    float best = x[0];
+    for (int64_t i = 1; i < sz; i++) {
+      if (x[i] > best || isnan(x[i])) best = x[i];
+    }
+    ctx->out[0].data[pl] = best;
+  }
+}
+
+static void gmp_backward(const camd_op_ctx *ctx) {
+  float *dx = ctx->grad_in[0].data;
+  const float *dy = ctx->grad_out[0].data;
+  if (!dx || !dy) return;
+  const camd_shape *s = &ctx->in[0].shape;
+  const int64_t planes = s->dims[0] * s->dims[1], sz = plane_size(s);
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float *x = ctx->in[0].data + pl * sz;
+    int64_t arg = 0;
+    float best = x[0];
+    for (int64_t i = 1; i < sz; i++) {
+      if (x[i] > best || isnan(x[i])) {
+        best = x[i];
+        arg = i;
+      }
+    }
+    dx[pl * sz + arg] += dy[pl];
+  }
+}
+
+const camd_op_desc camd__op_maxpool = {
+    "MaxPool", 1,     22, maxpool_prepare, pool_infer, maxpool_forward, maxpool_backward,
+    1u,        false, 1u};
+const camd_op_desc camd__op_averagepool = {
+    "AveragePool", 1, 22, avgpool_prepare, pool_infer, avgpool_forward, avgpool_backward, 0u,
+    false,         1u};
+const camd_op_desc camd__op_globalaveragepool = {"GlobalAveragePool",
+                                                 1,
+                                                 22,
+                                                 global_prepare,
+                                                 global_infer,
+                                                 gap_forward,
+                                                 gap_backward,
+                                                 0u,
+                                                 false,
+                                                 1u};
+const camd_op_desc camd__op_globalmaxpool = {
+    "GlobalMaxPool", 1, 22, global_prepare, global_infer, gmp_forward, gmp_backward, 1u, false, 1u};

@@ -1,0 +1,368 @@
+/* Heatmap post-processing: upsampling through the crop geometry, colormaps (computed from
+ * their published definitions), alpha blending, peak, thresholded bounding box and mask. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image/image_internal.h"
+
+int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop *crop, size_t out_w,
+                          size_t out_h, float outside, float *out, camd_error *err) {
+  if (!map || !out || !crop || w == 0 || h == 0 || out_w == 0 || out_h == 0)
+    return camd_error_set(err, CAMD_E_INVALID, "heatmap upsample: empty map or output");
+  if (!isfinite(crop->x) || !isfinite(crop->y) || !(crop->w > 0) || !(crop->h > 0) ||
+      !isfinite(crop->w) || !isfinite(crop->h))
+    return camd_error_set(err, CAMD_E_INVALID, "heatmap upsample: invalid crop rectangle");
+  /* Per-column source positions (x) are computed once; rows on the fly. Sample centre of output
+   * pixel X in crop units: u = (X + 0.5 - crop.x) / crop.w * w - 0.5, clamped to [0, w - 1]. */
+  size_t *x0 = malloc(out_w * sizeof(size_t));
+  float *fx = malloc(out_w * sizeof(float));
+  unsigned char *xin = malloc(out_w);
+  if (!x0 || !fx || !xin) {
+    free(x0);
+    free(fx);
+    free(xin);
+    return camd_error_set(err, CAMD_E_NOMEM, "heatmap upsample: out of memory");
+  }
+  for (size_t X = 0; X < out_w; X++) {
+    double c = (double)X + 0.5;
+    xin[X] = c >= crop->x && c < crop->x + crop->w;
+    double u = (c - crop->x) / crop->w * (double)w - 0.5;
+    double fl = floor(u);
+    double f = u - fl;
+    if (fl < 0) {
+      x0[X] = 0;
+      f = 0;
+    } else if (fl >= (double)(w - 1)) {
+      x0[X] = w - 1;
+      f = 0;
+    } else {
+      x0[X] = (size_t)fl;
+    }
+    fx[X] = (float)f;
+  }
+  for (size_t Y = 0; Y < out_h; Y++) {
+    double c = (double)Y + 0.5;
+    bool yin = c >= crop->y && c < crop->y + crop->h;
+    double v = (c - crop->y) / crop->h * (double)h - 0.5;
+    double fl = floor(v);
+    double fyd = v - fl;
+    size_t y0;
+    if (fl < 0) {
+      y0 = 0;
+      fyd = 0;
+    } else if (fl >= (double)(h - 1)) {
+      y0 = h - 1;
+      fyd = 0;
+    } else {
+      y0 = (size_t)fl;
+    }
+    size_t y1 = y0 + 1 < h ? y0 + 1 : y0;
+    float fy = (float)fyd;
+    const float *r0 = map + y0 * w, *r1 = map + y1 * w;
+    float *dst = out + Y * out_w;
+    for (size_t X = 0; X < out_w; X++) {
+      if (!yin || !xin[X]) {
+        dst[X] = outside;
+        continue;
+      }
+      size_t a = x0[X], b = a + 1 < w ? a + 1 : a;
+      float t = fx[X];
+      float top = r0[a] + (r0[b] - r0[a]) * t;
+      float bot = r1[a] + (r1[b] - r1[a]) * t;
+      dst[X] = top + (bot - top) * fy;
+    }
+  }
+  free(x0);
+  free(fx);
+  free(xin);
+  return 0;
+}
+
+/* ---- colormaps ---- */
+static const char *const cmap_names[] = {"jet", "turbo", "viridis", "inferno", "gray"};
+#define CMAP_COUNT 5
+
+int camd_colormap_parse(const char *name, camd_colormap *out, camd_error *err) {
+  if (name) {
+    for (int i = 0; i < CMAP_COUNT; i++) {
+      if (strcmp(name, cmap_names[i]) == 0) {
+        *out = (camd_colormap)i;
+        return 0;
+      }
+    }
+    if (strcmp(name, "grey") == 0) {
+      *out = CAMD_COLORMAP_GRAY;
+      return 0;
+    }
+  }
+  return camd_error_set(err, CAMD_E_INVALID,
+                        "unknown colormap '%s'; expected one of: jet, turbo, viridis, inferno, "
+                        "gray",
+                        name ? name : "(null)");
+}
+
+const char *camd_colormap_name(camd_colormap cmap) {
+  return (int)cmap >= 0 && (int)cmap < CMAP_COUNT ? cmap_names[cmap] : "unknown";
+}
+
+/* matplotlib's 'jet' segment data: (x, y) knots per channel, linear in between. */
+typedef struct knot {
+  double x, y;
+} knot;
+static const knot jet_r[] = {{0, 0}, {0.35, 0}, {0.66, 1}, {0.89, 1}, {1, 0.5}};
+static const knot jet_g[] = {{0, 0}, {0.125, 0}, {0.375, 1}, {0.64, 1}, {0.91, 0}, {1, 0}};
+static const knot jet_b[] = {{0, 0.5}, {0.11, 1}, {0.34, 1}, {0.65, 0}, {1, 0}};
+
+static double piecewise(const knot *k, size_t n, double x) {
+  if (x <= k[0].x) return k[0].y;
+  for (size_t i = 1; i < n; i++) {
+    if (x <= k[i].x)
+      return k[i - 1].y + (k[i].y - k[i - 1].y) * (x - k[i - 1].x) / (k[i].x - k[i - 1].x);
+  }
+  return k[n - 1].y;
+}
+
+/* Evaluates c[0] + c[1] x + ... + c[deg] x^deg (Horner). */
+static double poly(const double *c, int deg, double x) {
+  double v = c[deg];
+  for (int i = deg - 1; i >= 0; i--) v = v * x + c[i];
+  return v;
+}
+
+/* Turbo: Anton Mikhailov's (Google, 2019) polynomial approximation, degree 5 per channel. */
+static const double turbo_c[3][6] = {
+    {0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943},
+    {0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604},
+    {0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973}};
+/* viridis / inferno: Matt Zucker's published least-squares 6th-degree fits to matplotlib's
+ * tables, coefficients c0..c6 per channel. */
+static const double viridis_c[3][7] = {
+    {0.2777273272234177, 0.1050930431085774, -0.3308618287255563, -4.634230498983486,
+     6.228269936347081, 4.776384997670288, -5.435455855934631},
+    {0.005407344544966578, 1.404613529898575, 0.214847559468213, -5.799100973351585,
+     14.17993336680509, -13.74514537774601, 4.645852612178535},
+    {0.3340998053353061, 1.384590162594685, 0.09509516302823659, -19.33244095627987,
+     56.69055260068105, -65.35303263337234, 26.3124352495832}};
+static const double inferno_c[3][7] = {
+    {0.0002189403691192265, 0.1065134194856116, 11.60249308247187, -41.70399613139459,
+     77.162935699427, -71.31942824499214, 25.13112622477341},
+    {0.001651004631001012, 0.5639564367884091, -3.972853965665698, 17.43639888205313,
+     -33.40235894210092, 32.62606426397723, -12.24266895238567},
+    {-0.01948089843709184, 3.932712388889277, -15.9423941062914, 44.35414519872813,
+     -81.80730925738993, 73.20951985803202, -23.07032500287172}};
+
+static unsigned char cmap_tables[CMAP_COUNT][256 * 3];
+static pthread_once_t cmap_once = PTHREAD_ONCE_INIT;
+
+/* Colour 0..1 -> nearest byte, after clipping to [0, 1] (the polynomials overshoot slightly).
+ * matplotlib's bytes=True truncates instead, so tables differ from it by at most 1 level. */
+static unsigned char to_byte(double v) {
+  if (!(v > 0)) v = 0;
+  if (v > 1) v = 1;
+  return (unsigned char)floor(v * 255.0 + 0.5);
+}
+
+static void cmap_build(void) {
+  for (int i = 0; i < 256; i++) {
+    double x = i / 255.0;
+    double rgb[CMAP_COUNT][3];
+    rgb[CAMD_COLORMAP_JET][0] = piecewise(jet_r, sizeof(jet_r) / sizeof(jet_r[0]), x);
+    rgb[CAMD_COLORMAP_JET][1] = piecewise(jet_g, sizeof(jet_g) / sizeof(jet_g[0]), x);
+    rgb[CAMD_COLORMAP_JET][2] = piecewise(jet_b, sizeof(jet_b) / sizeof(jet_b[0]), x);
+    for (int c = 0; c < 3; c++) {
+      rgb[CAMD_COLORMAP_TURBO][c] = poly(turbo_c[c], 5, x);
+      rgb[CAMD_COLORMAP_VIRIDIS][c] = poly(viridis_c[c], 6, x);
+      rgb[CAMD_COLORMAP_INFERNO][c] = poly(inferno_c[c], 6, x);
+      rgb[CAMD_COLORMAP_GRAY][c] = x;
+    }
+    for (int m = 0; m < CMAP_COUNT; m++)
+      for (int c = 0; c < 3; c++) cmap_tables[m][i * 3 + c] = to_byte(rgb[m][c]);
+  }
+}
+
+const unsigned char *camd_colormap_table(camd_colormap cmap) {
+  if ((int)cmap < 0 || (int)cmap >= CMAP_COUNT) return NULL;
+  pthread_once(&cmap_once, cmap_build);
+  return cmap_tables[cmap];
+}
+
+int camd_heatmap_colorize(const float *map, size_t w, size_t h, camd_colormap cmap, camd_image *out,
+                          camd_error *err) {
+  out->pixels = NULL;
+  out->width = out->height = 0;
+  out->channels = 0;
+  const unsigned char *lut = camd_colormap_table(cmap);
+  if (!lut) return camd_error_set(err, CAMD_E_INVALID, "unknown colormap %d", (int)cmap);
+  if (!map) return camd_error_set(err, CAMD_E_INVALID, "colorize: map is NULL");
+  int rc = camd_image_alloc(out, w, h, 3, err);
+  if (rc) return rc;
+  size_t n = w * h;
+  for (size_t i = 0; i < n; i++) {
+    float v = map[i];
+    if (isnan(v)) {
+      camd_image_free(out);
+      return camd_error_set(err, CAMD_E_INVALID, "colorize: NaN at pixel (%zu, %zu)", i % w, i / w);
+    }
+    double s = (double)v * 256.0;
+    size_t idx = s < 0 ? 0 : s >= 255.0 ? 255 : (size_t)s;
+    memcpy(out->pixels + 3 * i, lut + 3 * idx, 3);
+  }
+  return 0;
+}
+
+int camd_image_blend(const camd_image *base, const camd_image *overlay, float alpha,
+                     camd_image *out, camd_error *err) {
+  out->pixels = NULL;
+  out->width = out->height = 0;
+  out->channels = 0;
+  if (!base || !overlay || !base->pixels || !overlay->pixels)
+    return camd_error_set(err, CAMD_E_INVALID, "blend: empty image");
+  if (!(alpha >= 0.0f && alpha <= 1.0f))
+    return camd_error_set(err, CAMD_E_INVALID, "blend: alpha %g is not in [0, 1]", (double)alpha);
+  if (base->width != overlay->width || base->height != overlay->height)
+    return camd_error_set(err, CAMD_E_SHAPE, "blend: base is %zux%zu but overlay is %zux%zu",
+                          base->width, base->height, overlay->width, overlay->height);
+  if (overlay->channels != 3 || (base->channels != 1 && base->channels != 3 && base->channels != 4))
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "blend: overlay must be RGB and base gray/RGB/RGBA (got %d over %d)",
+                          overlay->channels, base->channels);
+  int rc = camd_image_alloc(out, base->width, base->height, 3, err);
+  if (rc) return rc;
+  size_t n = base->width * base->height, bc = (size_t)base->channels;
+  double a = alpha, b = 1.0 - a;
+  for (size_t i = 0; i < n; i++) {
+    for (size_t c = 0; c < 3; c++) {
+      double bv = base->pixels[i * bc + (bc == 1 ? 0 : c)];
+      double v = b * bv + a * overlay->pixels[i * 3 + c];
+      out->pixels[i * 3 + c] = (unsigned char)floor(v + 0.5); /* v is within [0, 255] */
+    }
+  }
+  return 0;
+}
+
+int camd_heatmap_peak(const float *map, size_t w, size_t h, size_t *x, size_t *y, float *value,
+                      camd_error *err) {
+  if (!map || w == 0 || h == 0) return camd_error_set(err, CAMD_E_INVALID, "peak: empty map");
+  size_t n = w * h, best = n;
+  for (size_t i = 0; i < n; i++) {
+    if (isnan(map[i])) continue;
+    if (best == n || map[i] > map[best]) best = i;
+  }
+  if (best == n) return camd_error_set(err, CAMD_E_INVALID, "peak: map is all NaN");
+  if (x) *x = best % w;
+  if (y) *y = best / w;
+  if (value) *value = map[best];
+  return 0;
+}
+
+/* Threshold value, or false when nothing can qualify (max <= 0 or all NaN). */
+static bool qualify_threshold(const float *map, size_t n, float threshold, float *thr) {
+  float mx = -INFINITY;
+  bool any = false;
+  for (size_t i = 0; i < n; i++) {
+    if (isnan(map[i])) continue;
+    if (!any || map[i] > mx) mx = map[i];
+    any = true;
+  }
+  if (!any || !(mx > 0)) return false;
+  *thr = threshold * mx;
+  return true;
+}
+
+static int check_map_threshold(const float *map, size_t w, size_t h, float threshold,
+                               const char *what, camd_error *err) {
+  size_t n;
+  if (!map || w == 0 || h == 0 || !camd_size_mul(w, h, &n))
+    return camd_error_set(err, CAMD_E_INVALID, "%s: empty map", what);
+  if (!(threshold >= 0.0f && threshold <= 1.0f))
+    return camd_error_set(err, CAMD_E_INVALID, "%s: threshold %g is not in [0, 1]", what,
+                          (double)threshold);
+  return 0;
+}
+
+int camd_heatmap_bbox(const float *map, size_t w, size_t h, float threshold, camd_bbox_mode mode,
+                      camd_bbox *box, camd_error *err) {
+  memset(box, 0, sizeof(*box));
+  int rc = check_map_threshold(map, w, h, threshold, "bbox", err);
+  if (rc) return rc;
+  if (mode != CAMD_BBOX_LARGEST_COMPONENT && mode != CAMD_BBOX_ALL)
+    return camd_error_set(err, CAMD_E_INVALID, "bbox: unknown mode %d", (int)mode);
+  size_t n = w * h;
+  float thr;
+  if (!qualify_threshold(map, n, threshold, &thr)) return 0;
+#define QUAL(i) (!isnan(map[i]) && map[i] >= thr)
+  if (mode == CAMD_BBOX_ALL) {
+    for (size_t i = 0; i < n; i++) {
+      if (!QUAL(i)) continue;
+      size_t x = i % w, y = i / w;
+      if (!box->found) {
+        box->found = true;
+        box->x0 = box->x1 = x;
+        box->y0 = box->y1 = y;
+      }
+      if (x < box->x0) box->x0 = x;
+      if (x > box->x1) box->x1 = x;
+      if (y > box->y1) box->y1 = y;
+      box->pixels++;
+    }
+    return 0;
+  }
+  /* Largest 8-connected component: flood fill with an explicit stack. */
+  unsigned char *seen = calloc(n, 1);
+  size_t *stack = malloc(n * sizeof(size_t));
+  if (!seen || !stack) {
+    free(seen);
+    free(stack);
+    return camd_error_set(err, CAMD_E_NOMEM, "bbox: out of memory for a %zux%zu map", w, h);
+  }
+  for (size_t s = 0; s < n; s++) {
+    if (seen[s] || !QUAL(s)) continue;
+    camd_bbox cur = {true, s % w, s / w, s % w, s / w, 0};
+    size_t top = 0;
+    stack[top++] = s;
+    seen[s] = 1;
+    while (top) {
+      size_t i = stack[--top];
+      size_t x = i % w, y = i / w;
+      cur.pixels++;
+      if (x < cur.x0) cur.x0 = x;
+      if (x > cur.x1) cur.x1 = x;
+      if (y < cur.y0) cur.y0 = y;
+      if (y > cur.y1) cur.y1 = y;
+      for (int dy = -1; dy <= 1; dy++) {
+        if ((dy < 0 && y == 0) || (dy > 0 && y + 1 >= h)) continue;
+        for (int dx = -1; dx <= 1; dx++) {
+          if ((dx < 0 && x == 0) || (dx > 0 && x + 1 >= w) || (dx == 0 && dy == 0)) continue;
+          size_t j = (y + (size_t)(long)dy) * w + (x + (size_t)(long)dx);
+          if (!seen[j] && QUAL(j)) {
+            seen[j] = 1;
+            stack[top++] = j; /* each pixel is pushed at most once: top <= n */
+          }
+        }
+      }
+    }
+    if (cur.pixels > box->pixels) *box = cur;
+  }
+#undef QUAL
+  free(seen);
+  free(stack);
+  return 0;
+}
+
+int camd_heatmap_mask(const float *map, size_t w, size_t h, float threshold, camd_image *out,
+                      camd_error *err) {
+  out->pixels = NULL;
+  out->width = out->height = 0;
+  out->channels = 0;
+  int rc = check_map_threshold(map, w, h, threshold, "mask", err);
+  if (rc) return rc;
+  rc = camd_image_alloc(out, w, h, 1, err);
+  if (rc) return rc;
+  size_t n = w * h;
+  float thr;
+  if (!qualify_threshold(map, n, threshold, &thr)) return 0;
+  for (size_t i = 0; i < n; i++) out->pixels[i] = (!isnan(map[i]) && map[i] >= thr) ? 255 : 0;
+  return 0;
+}

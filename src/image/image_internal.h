@@ -1,0 +1,37 @@
+/* Private declarations shared by the image module's files (decoders, EXIF, resampler). */
+#ifndef CAMD_IMAGE_INTERNAL_H
+#define CAMD_IMAGE_INTERNAL_H
+
+#include "camd/core.h"
+#include "camd/image.h"
+
+/* Checks width x height (as delivered, after orientation) against limits (NULL = defaults).
+ * Returns 0 or CAMD_E_LIMIT naming the limit and its value. */
+int camd__image_check_limits(const camd_image_limits *limits, size_t width, size_t height,
+                             camd_error *err);
+
+/* Format decoders: same contract as camd_image_decode for their format. `out` is empty on
+ * entry and on error. */
+int camd__png_decode(const unsigned char *data, size_t len, const camd_image_limits *limits,
+                     camd_image *out, camd_image_info *info, camd_error *err);
+int camd__jpeg_decode(const unsigned char *data, size_t len, const camd_image_limits *limits,
+                      camd_image *out, camd_image_info *info, camd_error *err);
+
+/* Reads the EXIF orientation (1..8) from the payload of an APP1 segment (starting with
+ * "Exif\0\0"). Returns 1 when absent or malformed. Never reads outside [data, data + len). */
+int camd__exif_orientation(const unsigned char *data, size_t len);
+
+/* Applies EXIF orientation `o` (1..8): `*img` is replaced by the upright image (swapped
+ * dimensions for 5..8). Returns 0 or CAMD_E_NOMEM (img unchanged). */
+int camd__image_orient(camd_image *img, int orientation, camd_error *err);
+
+/* Output dimensions after orientation. */
+void camd__oriented_size(int orientation, size_t w, size_t h, size_t *ow, size_t *oh);
+
+/* PIL-compatible BILINEAR resampling of a region: computes the pixels
+ * [x0, x0 + out_w) x [y0, y0 + out_h) of `in` resized to rw x rh; pixels outside
+ * [0, rw) x [0, rh) are 0. `out` must be empty; becomes out_w x out_h with in->channels. */
+int camd__resize_region(const camd_image *in, size_t rw, size_t rh, long long x0, long long y0,
+                        size_t out_w, size_t out_h, camd_image *out, camd_error *err);
+
+#endif

@@ -1,0 +1,240 @@
+/* PNG decode (libpng, from memory, any colour type/depth/interlace -> RGB8) and encode (to memory).
+ *
+ * libpng reports errors by longjmp. Every function that calls setjmp here does only that and
+ * keeps all state it changes after setjmp in a context struct owned by its caller, so no
+ * automatic variable of the setjmp frame is modified between setjmp and longjmp. */
+#include <png.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image/image_internal.h"
+
+/* ---- shared error handling ---- */
+typedef struct png_errstate {
+  jmp_buf jmp;
+  char message[256];
+} png_errstate;
+
+static void png_error_cb(png_structp png, png_const_charp msg) {
+  png_errstate *es = png_get_error_ptr(png);
+  snprintf(es->message, sizeof(es->message), "%s", msg ? msg : "unknown libpng error");
+  longjmp(es->jmp, 1);
+}
+
+static void png_warning_cb(png_structp png, png_const_charp msg) {
+  /* Warnings are about ancillary data (bad CRC in a text chunk, iCCP profile quirks...);
+   * pixel-affecting problems are errors in libpng. Ignored on purpose. */
+  (void)png;
+  (void)msg;
+}
+
+/* ---- decode ---- */
+typedef struct png_reader {
+  const unsigned char *data;
+  size_t len;
+  size_t pos;
+} png_reader;
+
+static void png_read_cb(png_structp png, png_bytep out, size_t n) {
+  png_reader *r = png_get_io_ptr(png);
+  if (n > r->len - r->pos) png_error(png, "truncated PNG data (unexpected end of file)");
+  memcpy(out, r->data + r->pos, n);
+  r->pos += n;
+}
+
+typedef struct png_decode_ctx {
+  png_errstate es;
+  png_reader rd;
+  const camd_image_limits *limits;
+  camd_image_info *info;
+  camd_error *err;
+  png_structp png;
+  png_infop pinfo;
+  unsigned char *raw; /* decoded rows, channels_out per pixel (owned until converted) */
+  png_bytep *rows;    /* row pointers into raw */
+  int rc;             /* non-zero: failure not raised through libpng (limits, memory) */
+  size_t width, height;
+  int channels; /* channels in raw after transformations (1..4) */
+} png_decode_ctx;
+
+/* Runs libpng under setjmp. Returns 0 on success, 1 when libpng raised an error, 2 when we
+ * stopped for our own reason (ctx->rc set). */
+static int png_decode_run(png_decode_ctx *c) {
+  if (setjmp(c->es.jmp)) return 1;
+  png_set_read_fn(c->png, &c->rd, png_read_cb);
+  png_read_info(c->png, c->pinfo);
+  png_uint_32 w = 0, h = 0;
+  int depth = 0, ctype = 0, interlace = 0;
+  png_get_IHDR(c->png, c->pinfo, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
+  c->info->file_width = w;
+  c->info->file_height = h;
+  c->info->bit_depth = depth;
+  c->info->file_channels = png_get_channels(c->png, c->pinfo);
+  c->info->had_alpha =
+      (ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(c->png, c->pinfo, PNG_INFO_tRNS);
+  c->rc = camd__image_check_limits(c->limits, w, h, c->err);
+  if (c->rc) return 2;
+  /* Transformations: palette -> RGB (tRNS not expanded: alpha is dropped anyway), low-depth
+   * gray -> 8 bits, 16 -> 8 bits by taking the high byte. */
+  if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(c->png);
+  if ((ctype == PNG_COLOR_TYPE_GRAY || ctype == PNG_COLOR_TYPE_GRAY_ALPHA) && depth < 8)
+    png_set_expand_gray_1_2_4_to_8(c->png);
+  if (depth == 16) png_set_strip_16(c->png);
+  png_set_interlace_handling(c->png);
+  png_read_update_info(c->png, c->pinfo);
+  int ch = png_get_channels(c->png, c->pinfo);
+  size_t rowbytes = png_get_rowbytes(c->png, c->pinfo);
+  if (ch < 1 || ch > 4 || rowbytes != (size_t)w * (size_t)ch) {
+    c->rc = camd_error_set(c->err, CAMD_E_INTERNAL, "unexpected PNG row layout (%d channels)", ch);
+    return 2;
+  }
+  c->width = w;
+  c->height = h;
+  c->channels = ch;
+  /* sizes were checked by camd__image_check_limits: w*h*4 fits in size_t */
+  c->raw = malloc((size_t)w * h * (size_t)ch);
+  c->rows = malloc(sizeof(png_bytep) * h);
+  if (!c->raw || !c->rows) {
+    c->rc = camd_error_set(c->err, CAMD_E_NOMEM, "out of memory decoding a %ux%u PNG", (unsigned)w,
+                           (unsigned)h);
+    return 2;
+  }
+  for (size_t y = 0; y < h; y++) c->rows[y] = c->raw + y * rowbytes;
+  png_read_image(c->png, c->rows);
+  png_read_end(c->png, NULL);
+  return 0;
+}
+
+int camd__png_decode(const unsigned char *data, size_t len, const camd_image_limits *limits,
+                     camd_image *out, camd_image_info *info, camd_error *err) {
+  png_decode_ctx c;
+  memset(&c, 0, sizeof(c));
+  c.rd.data = data;
+  c.rd.len = len;
+  c.limits = limits;
+  c.info = info;
+  c.err = err;
+  c.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c.es, png_error_cb, png_warning_cb);
+  if (!c.png) return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
+  c.pinfo = png_create_info_struct(c.png);
+  if (!c.pinfo) {
+    png_destroy_read_struct(&c.png, NULL, NULL);
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
+  }
+  int r = png_decode_run(&c);
+  png_destroy_read_struct(&c.png, &c.pinfo, NULL);
+  free(c.rows);
+  int rc = 0;
+  if (r == 1) {
+    rc = camd_error_set(err, CAMD_E_FORMAT, "invalid PNG: %s", c.es.message);
+  } else if (r == 2) {
+    rc = c.rc;
+  } else {
+    rc = camd_image_alloc(out, c.width, c.height, 3, err);
+    if (rc == 0) {
+      size_t n = c.width * c.height;
+      const unsigned char *s = c.raw;
+      unsigned char *d = out->pixels;
+      int ch = c.channels;
+      for (size_t i = 0; i < n; i++) {
+        if (ch <= 2) { /* gray, gray+alpha */
+          d[3 * i] = d[3 * i + 1] = d[3 * i + 2] = s[ch * i];
+        } else { /* RGB, RGBA */
+          d[3 * i] = s[ch * i];
+          d[3 * i + 1] = s[ch * i + 1];
+          d[3 * i + 2] = s[ch * i + 2];
+        }
+      }
+    }
+  }
+  free(c.raw);
+  if (rc == 0) info->file_channels = info->file_channels ? info->file_channels : c.channels;
+  return rc;
+}
+
+/* ---- encode ---- */
+typedef struct png_writer {
+  camd_buf buf;
+} png_writer;
+
+static void png_write_cb(png_structp png, png_bytep p, size_t n) {
+  png_writer *w = png_get_io_ptr(png);
+  if (!camd_buf_append(&w->buf, p, n)) png_error(png, "out of memory writing PNG");
+}
+
+static void png_flush_cb(png_structp png) {
+  (void)png;
+}
+
+typedef struct png_encode_ctx {
+  png_errstate es;
+  png_writer wr;
+  const camd_image *img;
+  int level;
+  png_structp png;
+  png_infop pinfo;
+  png_bytep *rows;
+} png_encode_ctx;
+
+static int png_encode_run(png_encode_ctx *c) {
+  if (setjmp(c->es.jmp)) return 1;
+  png_set_write_fn(c->png, &c->wr, png_write_cb, png_flush_cb);
+  int ctype = c->img->channels == 1   ? PNG_COLOR_TYPE_GRAY
+              : c->img->channels == 3 ? PNG_COLOR_TYPE_RGB
+                                      : PNG_COLOR_TYPE_RGB_ALPHA;
+  png_set_IHDR(c->png, c->pinfo, (png_uint_32)c->img->width, (png_uint_32)c->img->height, 8, ctype,
+               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_compression_level(c->png, c->level);
+  png_write_info(c->png, c->pinfo);
+  png_write_image(c->png, c->rows);
+  png_write_end(c->png, NULL);
+  return 0;
+}
+
+int camd_png_encode(const camd_image *img, int level, unsigned char **data, size_t *len,
+                    camd_error *err) {
+  *data = NULL;
+  *len = 0;
+  if (!img || !img->pixels || img->width == 0 || img->height == 0)
+    return camd_error_set(err, CAMD_E_INVALID, "cannot encode an empty image");
+  if (img->channels != 1 && img->channels != 3 && img->channels != 4)
+    return camd_error_set(err, CAMD_E_INVALID, "PNG encode: channels must be 1, 3 or 4, not %d",
+                          img->channels);
+  if (img->width > 0x7fffffffu || img->height > 0x7fffffffu)
+    return camd_error_set(err, CAMD_E_INVALID, "PNG encode: %zux%zu is too large for PNG",
+                          img->width, img->height);
+  if (level < -1 || level > 9)
+    return camd_error_set(err, CAMD_E_INVALID, "PNG compression level %d is not in -1..9", level);
+  png_encode_ctx c;
+  memset(&c, 0, sizeof(c));
+  camd_buf_init(&c.wr.buf);
+  c.img = img;
+  c.level = level < 0 ? 6 : level;
+  size_t stride = img->width * (size_t)img->channels;
+  c.rows = malloc(sizeof(png_bytep) * img->height);
+  if (!c.rows) return camd_error_set(err, CAMD_E_NOMEM, "out of memory encoding PNG");
+  for (size_t y = 0; y < img->height; y++) c.rows[y] = img->pixels + y * stride;
+  c.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c.es, png_error_cb, png_warning_cb);
+  c.pinfo = c.png ? png_create_info_struct(c.png) : NULL;
+  if (!c.png || !c.pinfo) {
+    png_destroy_write_struct(&c.png, &c.pinfo);
+    free(c.rows);
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG encoder");
+  }
+  int r = png_encode_run(&c);
+  png_destroy_write_struct(&c.png, &c.pinfo);
+  free(c.rows);
+  if (r != 0 || c.wr.buf.failed) {
+    bool oom = c.wr.buf.failed;
+    camd_buf_free(&c.wr.buf);
+    if (oom) return camd_error_set(err, CAMD_E_NOMEM, "out of memory encoding PNG");
+    return camd_error_set(err, CAMD_E_INTERNAL, "PNG encode failed: %s", c.es.message);
+  }
+  size_t n = 0;
+  char *p = camd_buf_take(&c.wr.buf, &n);
+  if (!p) return camd_error_set(err, CAMD_E_NOMEM, "out of memory encoding PNG");
+  *data = (unsigned char *)p;
+  *len = n;
+  return 0;
+}

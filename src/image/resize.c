@@ -1,0 +1,313 @@
+/* PIL-compatible BILINEAR resampling (antialiased when shrinking) and preprocessing of an image
+ * into a normalised float NCHW tensor (torchvision Resize + CenterCrop + ToTensor + Normalize).
+ *
+ * The resampler follows PIL's definition of Image.resize(BILINEAR): output pixel i of an axis
+ * of n_in -> n_out samples is centred at (i + 0.5) * s in input coordinates (s = n_in / n_out);
+ * the triangle filter's support is max(s, 1), so shrinking averages over the footprint. Weights
+ * are normalised, converted to 22-bit fixed point, and each pass rounds to 8 bits; the
+ * horizontal pass runs first. Doing the same arithmetic gives PIL's pixels. */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image/image_internal.h"
+
+#define RS_PRECISION_BITS 22 /* 32 - 8 (sample) - 2 (headroom) */
+
+/* Filter taps for a range of output samples along one axis. */
+typedef struct rs_axis {
+  size_t taps;   /* max taps per output sample */
+  size_t *first; /* first input sample per output sample */
+  size_t *count; /* taps used per output sample */
+  int32_t *k;    /* taps * n fixed-point weights */
+} rs_axis;
+
+static void rs_axis_free(rs_axis *a) {
+  free(a->first);
+  free(a->count);
+  free(a->k);
+  memset(a, 0, sizeof(*a));
+}
+
+static double triangle(double x) {
+  x = fabs(x);
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+/* Weights for output samples o0 .. o0 + n - 1 (all within [0, n_out)) of an n_in -> n_out
+ * resize. */
+static int rs_axis_init(rs_axis *a, size_t n_in, size_t n_out, size_t o0, size_t n,
+                        camd_error *err) {
+  memset(a, 0, sizeof(*a));
+  double scale = (double)n_in / (double)n_out;
+  double fscale = scale < 1.0 ? 1.0 : scale;
+  double support = 1.0 * fscale;
+  size_t taps = (size_t)ceil(support) * 2 + 1;
+  size_t nk;
+  if (!camd_size_mul(taps, n, &nk) || !camd_size_mul(nk, sizeof(int32_t), &nk))
+    return camd_error_set(err, CAMD_E_LIMIT, "resize filter too large");
+  double *w = malloc(taps * sizeof(double));
+  a->first = malloc(n * sizeof(size_t));
+  a->count = malloc(n * sizeof(size_t));
+  a->k = calloc(1, nk);
+  if (!w || !a->first || !a->count || !a->k) {
+    free(w);
+    rs_axis_free(a);
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory for resize filter");
+  }
+  a->taps = taps;
+  double inv = 1.0 / fscale;
+  for (size_t j = 0; j < n; j++) {
+    double center = ((double)(o0 + j) + 0.5) * scale;
+    double lo = center - support + 0.5, hi = center + support + 0.5;
+    size_t xmin = lo <= 0.0 ? 0 : (size_t)lo; /* truncation as in the reference */
+    size_t xmax = hi <= 0.0 ? 0 : (size_t)hi;
+    if (xmax > n_in) xmax = n_in;
+    size_t cnt = xmax > xmin ? xmax - xmin : 0;
+    if (cnt > taps) cnt = taps; /* cannot happen: the footprint spans at most 2*support+1 */
+    double sum = 0.0;
+    for (size_t t = 0; t < cnt; t++) {
+      w[t] = triangle(((double)(t + xmin) - center + 0.5) * inv);
+      sum += w[t];
+    }
+    for (size_t t = 0; t < cnt; t++) {
+      double v = sum != 0.0 ? w[t] / sum : 0.0;
+      double f = v * (double)(1 << RS_PRECISION_BITS);
+      a->k[j * taps + t] = (int32_t)(v < 0 ? f - 0.5 : f + 0.5);
+    }
+    a->first[j] = xmin;
+    a->count[j] = cnt;
+  }
+  free(w);
+  return 0;
+}
+
+static unsigned char rs_clip8(int64_t acc) {
+  int64_t v = acc >> RS_PRECISION_BITS;
+  return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+int camd__resize_region(const camd_image *in, size_t rw, size_t rh, long long x0, long long y0,
+                        size_t out_w, size_t out_h, camd_image *out, camd_error *err) {
+  int rc = camd_image_alloc(out, out_w, out_h, in->channels, err);
+  if (rc) return rc;
+  if (rw == 0 || rh == 0) return 0;
+  /* Output columns/rows that fall inside the resized image. */
+  long long cx0 = x0 < 0 ? 0 : x0, cy0 = y0 < 0 ? 0 : y0;
+  long long cx1 = x0 + (long long)out_w, cy1 = y0 + (long long)out_h;
+  if (cx1 > (long long)rw) cx1 = (long long)rw;
+  if (cy1 > (long long)rh) cy1 = (long long)rh;
+  if (cx1 <= cx0 || cy1 <= cy0) return 0; /* all padding */
+  size_t nx = (size_t)(cx1 - cx0), ny = (size_t)(cy1 - cy0);
+  size_t ch = (size_t)in->channels;
+  rs_axis ax, ay;
+  bool need_h = rw != in->width, need_v = rh != in->height;
+  rc = rs_axis_init(&ax, in->width, rw, (size_t)cx0, nx, err);
+  if (rc) {
+    camd_image_free(out);
+    return rc;
+  }
+  rc = rs_axis_init(&ay, in->height, rh, (size_t)cy0, ny, err);
+  if (rc) {
+    rs_axis_free(&ax);
+    camd_image_free(out);
+    return rc;
+  }
+  /* Rows of the input that the vertical pass reads. */
+  size_t ylo = ay.first[0], yhi = ay.first[ny - 1] + ay.count[ny - 1];
+  if (!need_v) {
+    ylo = (size_t)cy0;
+    yhi = (size_t)cy1;
+  }
+  size_t tmp_rows = yhi > ylo ? yhi - ylo : 0;
+  unsigned char *tmp = malloc((tmp_rows ? tmp_rows : 1) * nx * ch);
+  if (!tmp) {
+    rs_axis_free(&ax);
+    rs_axis_free(&ay);
+    camd_image_free(out);
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory resizing");
+  }
+  /* Horizontal pass: input rows ylo..yhi -> tmp (nx columns). */
+  for (size_t y = 0; y < tmp_rows; y++) {
+    const unsigned char *src = in->pixels + (ylo + y) * in->width * ch;
+    unsigned char *dst = tmp + y * nx * ch;
+    for (size_t j = 0; j < nx; j++) {
+      if (!need_h) {
+        memcpy(dst + j * ch, src + ((size_t)cx0 + j) * ch, ch);
+        continue;
+      }
+      const int32_t *k = ax.k + j * ax.taps;
+      size_t f = ax.first[j], n = ax.count[j];
+      for (size_t c = 0; c < ch; c++) {
+        int64_t acc = (int64_t)1 << (RS_PRECISION_BITS - 1);
+        for (size_t t = 0; t < n; t++) acc += (int64_t)src[(f + t) * ch + c] * k[t];
+        dst[j * ch + c] = rs_clip8(acc);
+      }
+    }
+  }
+  /* Vertical pass: tmp -> output region. */
+  size_t ox = (size_t)(cx0 - x0), oy = (size_t)(cy0 - y0);
+  for (size_t i = 0; i < ny; i++) {
+    unsigned char *dst = out->pixels + ((oy + i) * out_w + ox) * ch;
+    if (!need_v) {
+      memcpy(dst, tmp + i * nx * ch, nx * ch);
+      continue;
+    }
+    const int32_t *k = ay.k + i * ay.taps;
+    size_t f = ay.first[i] - ylo, n = ay.count[i];
+    for (size_t j = 0; j < nx * ch; j++) {
+      int64_t acc = (int64_t)1 << (RS_PRECISION_BITS - 1);
+      for (size_t t = 0; t < n; t++) acc += (int64_t)tmp[(f + t) * nx * ch + j] * k[t];
+      dst[j] = rs_clip8(acc);
+    }
+  }
+  free(tmp);
+  rs_axis_free(&ax);
+  rs_axis_free(&ay);
+  return 0;
+}
+
+int camd_image_resize(const camd_image *in, size_t width, size_t height, camd_image *out,
+                      camd_error *err) {
+  out->pixels = NULL;
+  out->width = out->height = 0;
+  out->channels = 0;
+  if (!in || !in->pixels || in->width == 0 || in->height == 0)
+    return camd_error_set(err, CAMD_E_INVALID, "resize: empty input image");
+  if (width == 0 || height == 0)
+    return camd_error_set(err, CAMD_E_INVALID, "resize: target size %zux%zu is empty", width,
+                          height);
+  if (width > (size_t)LLONG_MAX / 2 || height > (size_t)LLONG_MAX / 2)
+    return camd_error_set(err, CAMD_E_INVALID, "resize: target size too large");
+  return camd__resize_region(in, width, height, 0, 0, width, height, out, err);
+}
+
+void camd_preprocess_opts_default(camd_preprocess_opts *o) {
+  memset(o, 0, sizeof(*o));
+  o->mode = CAMD_RESIZE_SHORTER;
+  o->width = 224;
+  o->height = 224;
+  o->resize_shorter = 256;
+  o->mean[0] = 0.485f;
+  o->mean[1] = 0.456f;
+  o->mean[2] = 0.406f;
+  o->std[0] = 0.229f;
+  o->std[1] = 0.224f;
+  o->std[2] = 0.225f;
+  o->scale = 1.0f / 255.0f;
+  o->bgr = false;
+  o->channels = 3;
+}
+
+/* Python's round() for a multiple of 0.5: halves go to the even neighbour. `twice` = 2 * x. */
+static long long round_half_even_half(long long twice) {
+  long long q = twice / 2, r = twice % 2;
+  if (r == 0) return q;
+  /* x = q + 0.5 (or q - 0.5 for negatives); pick the even one of the two neighbours */
+  long long lo = twice < 0 ? q - 1 : q, hi = lo + 1;
+  return (lo % 2 == 0) ? lo : hi;
+}
+
+/* Crop offset along one axis (torchvision CenterCrop, including its zero padding). */
+static long long center_offset(size_t size, size_t crop) {
+  if (crop > size) return -(long long)((crop - size) / 2);
+  return round_half_even_half((long long)(size - crop));
+}
+
+#define PP_MAX_DIM ((size_t)1 << 20)
+
+int camd_preprocess(const camd_image *img, const camd_preprocess_opts *o, float *out,
+                    size_t out_len, camd_crop *crop, camd_error *err) {
+  if (!img || !img->pixels || img->width == 0 || img->height == 0)
+    return camd_error_set(err, CAMD_E_INVALID, "preprocess: empty input image");
+  if (img->channels != 1 && img->channels != 3 && img->channels != 4)
+    return camd_error_set(err, CAMD_E_INVALID, "preprocess: image channels must be 1, 3 or 4");
+  if (!o) return camd_error_set(err, CAMD_E_INVALID, "preprocess: options are NULL");
+  if (o->width == 0 || o->height == 0 || o->width > PP_MAX_DIM || o->height > PP_MAX_DIM)
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "preprocess: tensor size %zux%zu must be within 1..%zu", o->width,
+                          o->height, PP_MAX_DIM);
+  if (o->channels != 1 && o->channels != 3)
+    return camd_error_set(err, CAMD_E_INVALID, "preprocess: channels must be 1 or 3, not %d",
+                          o->channels);
+  if (o->bgr && o->channels != 3)
+    return camd_error_set(err, CAMD_E_INVALID, "preprocess: bgr needs 3 channels");
+  if (o->mode != CAMD_RESIZE_STRETCH && o->mode != CAMD_RESIZE_SHORTER)
+    return camd_error_set(err, CAMD_E_INVALID, "preprocess: unknown resize mode %d", (int)o->mode);
+  if (o->mode == CAMD_RESIZE_SHORTER && (o->resize_shorter == 0 || o->resize_shorter > PP_MAX_DIM))
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "preprocess: resize_shorter %zu must be within 1..%zu", o->resize_shorter,
+                          PP_MAX_DIM);
+  if (!isfinite(o->scale) || o->scale == 0.0f)
+    return camd_error_set(err, CAMD_E_INVALID, "preprocess: scale must be finite and non-zero");
+  for (int c = 0; c < o->channels; c++) {
+    if (!isfinite(o->mean[c]) || !isfinite(o->std[c]) || o->std[c] == 0.0f)
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "preprocess: mean[%d]/std[%d] must be finite and std non-zero", c, c);
+  }
+  size_t W = o->width, H = o->height, plane = W * H, need = plane * (size_t)o->channels;
+  if (!out || out_len < need)
+    return camd_error_set(err, CAMD_E_SHAPE,
+                          "preprocess: output buffer holds %zu floats, %zu needed", out_len, need);
+
+  /* Resized size and crop offsets. */
+  size_t rw = W, rh = H;
+  long long ox = 0, oy = 0;
+  if (o->mode == CAMD_RESIZE_SHORTER) {
+    size_t w = img->width, h = img->height, S = o->resize_shorter;
+    size_t sh = w <= h ? w : h, lg = w <= h ? h : w;
+    double nl = (double)S * (double)lg / (double)sh;
+    if (nl > (double)PP_MAX_DIM * 64)
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "preprocess: resizing %zux%zu to shorter side %zu is too large", w, h,
+                            S);
+    size_t new_long = (size_t)nl; /* int() truncation as torchvision */
+    if (w <= h) {
+      rw = S;
+      rh = new_long;
+    } else {
+      rw = new_long;
+      rh = S;
+    }
+    if (rw == 0 || rh == 0)
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "preprocess: %zux%zu resized to shorter side %zu has an empty side", w,
+                            h, S);
+    ox = center_offset(rw, W);
+    oy = center_offset(rh, H);
+  }
+
+  camd_image src = {0}, res = {0};
+  const camd_image *use = img;
+  int rc = 0;
+  if (o->channels == 1) {
+    rc = camd_image_to_gray(img, &src, err);
+    if (rc) return rc;
+    use = &src;
+  }
+  rc = camd__resize_region(use, rw, rh, ox, oy, W, H, &res, err);
+  camd_image_free(&src);
+  if (rc) return rc;
+
+  size_t ich = (size_t)res.channels;
+  for (int c = 0; c < o->channels; c++) {
+    int sc = (o->channels == 1 || ich == 1) ? 0 : (o->bgr ? 2 - c : c);
+    float mean = o->mean[c];
+    float *dst = out + (size_t)c * plane;
+    for (size_t i = 0; i < plane; i++) {
+      float v = (float)res.pixels[i * ich + (size_t)sc] * o->scale;
+      dst[i] = (v - mean) / o->std[c];
+    }
+  }
+  camd_image_free(&res);
+
+  if (crop) {
+    double fx = (double)img->width / (double)rw, fy = (double)img->height / (double)rh;
+    crop->x = (double)ox * fx;
+    crop->y = (double)oy * fy;
+    crop->w = (double)W * fx;
+    crop->h = (double)H * fy;
+  }
+  return 0;
+}

@@ -1,0 +1,685 @@
+/* ONNX loader entry points: decode the protobuf, check every operator up front, then build the
+ * engine graph (inputs, initializers, nodes with folding and aliases, outputs) and freeze it.
+ *
+ * Order of work, so that a bad model fails fast and with the most useful message:
+ *   1. size limit, protobuf decoding, default-domain opset;
+ *   2. a scan over all nodes that propagates "is constant" by name (initializers, Constant,
+ *      Shape, foldable nodes on constants) and collects EVERY unsupported operator into one
+ *      message;
+ *   3. the build: graph inputs (per-sample shapes, symbolic batch), initializers copied into
+ *      malloc'd buffers owned by the graph, nodes in file order, outputs;
+ *   4. the protobuf message is freed, then the graph is finalized into a model.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "camd/core.h"
+#include "camd/onnx.h"
+#include "engine/op_list.h"
+#include "onnx/onnx_internal.h"
+
+#define MAX_NODE_ARITY 65536 /* inputs / outputs / attributes per node */
+#define MAX_GROUPS 24        /* distinct unsupported operator types listed */
+#define MAX_GROUP_NODES 3    /* node names listed per unsupported type */
+
+/* ---- small helpers ---- */
+
+/* Bounded string builder: appends until full (the error message size). */
+typedef struct sbuf {
+  char buf[CAMD_ERROR_MESSAGE_MAX];
+  size_t len;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+  if (b->len + 1 >= sizeof(b->buf)) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(b->buf + b->len, sizeof(b->buf) - b->len, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  b->len += (size_t)n;
+  if (b->len >= sizeof(b->buf)) b->len = sizeof(b->buf) - 1;
+}
+
+static bool is_default_domain(const char *d) {
+  return !d || !*d || !strcmp(d, "ai.onnx");
+}
+
+/* Node name as the engine and messages use it: the file's name or "<op_type>_<index>". */
+static const char *node_name(const Onnx__NodeProto *n, size_t idx, char *buf, size_t size) {
+  if (n->name && n->name[0]) return n->name;
+  snprintf(buf, size, "%.200s_%zu", camd__onnx_str(n->op_type), idx);
+  return buf;
+}
+
+/* Attribute type, inferred from the set fields for old files that leave it UNDEFINED. */
+static int attr_type(const Onnx__AttributeProto *a) {
+  if (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED) return a->type;
+  if (a->n_floats) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+  if (a->n_ints) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+  if (a->has_s) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+  if (a->t) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR;
+  if (a->g) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH;
+  if (a->has_i) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+  if (a->has_f) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+  return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED;
+}
+
+static const char *attr_type_name(int t) {
+  switch (t) {
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT:
+      return "FLOAT";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT:
+      return "INT";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
+      return "STRING";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
+      return "TENSOR";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
+      return "GRAPH";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
+      return "FLOATS";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
+      return "INTS";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS:
+      return "STRINGS";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSORS:
+      return "TENSORS";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS:
+      return "GRAPHS";
+    default:
+      return "UNDEFINED";
+  }
+}
+
+static int64_t node_attr_int(const Onnx__NodeProto *n, const char *name, int64_t def) {
+  for (size_t k = 0; k < n->n_attribute; k++) {
+    const Onnx__AttributeProto *a = n->attribute[k];
+    if (a->name && !strcmp(a->name, name) && a->has_i) return a->i;
+  }
+  return def;
+}
+
+static bool is_alias_op(const char *op) {
+  return !strcmp(op, "Identity") || !strcmp(op, "Dropout");
+}
+
+/* True when the loader folds this node (a Constant, or a foldable op on constants). */
+static bool foldable(const char *op, bool const_in, size_t n_input) {
+  return camd__onnx_fold_possible(op, const_in) && (n_input > 0 || !strcmp(op, "Constant"));
+}
+
+static bool any_output_in(const Onnx__NodeProto *n, const camd__onnx_names *outs) {
+  for (size_t k = 0; k < n->n_output; k++) {
+    if (n->output[k][0] && camd__onnx_names_has(outs, n->output[k])) return true;
+  }
+  return false;
+}
+
+/* ---- step 2: the up-front operator scan ---- */
+
+typedef enum why {
+  W_NONE = 0,
+  W_UNKNOWN,     /* the engine has no such op */
+  W_OPSET,       /* the engine has it, not at this opset */
+  W_STUB,        /* the engine knows it but it is not implemented */
+  W_DOMAIN,      /* custom / non-default domain */
+  W_NEEDS_CONST, /* loader-only op on non-constant inputs */
+} why;
+
+typedef struct group {
+  const char *op, *domain;
+  why why;
+  int min, max;
+  size_t nodes[MAX_GROUP_NODES];
+  size_t n_nodes;
+} group;
+
+typedef struct scan_state {
+  group groups[MAX_GROUPS];
+  size_t n_groups, more_types;
+} scan_state;
+
+static void scan_add(scan_state *s, const Onnx__NodeProto *n, size_t idx, why w, int mn, int mx) {
+  const char *op = camd__onnx_str(n->op_type), *dom = camd__onnx_str(n->domain);
+  for (size_t k = 0; k < s->n_groups; k++) {
+    group *g = &s->groups[k];
+    if (g->why == w && !strcmp(g->op, op) && !strcmp(g->domain, dom)) {
+      if (g->n_nodes < MAX_GROUP_NODES) g->nodes[g->n_nodes] = idx;
+      g->n_nodes++;
+      return;
+    }
+  }
+  if (s->n_groups == MAX_GROUPS) {
+    s->more_types++;
+    return;
+  }
+  group *g = &s->groups[s->n_groups++];
+  *g = (group){.op = op, .domain = dom, .why = w, .min = mn, .max = mx, .n_nodes = 1};
+  g->nodes[0] = idx;
+}
+
+/* Which engine op a node needs, or W_NONE when the engine supports it. */
+static why engine_check(const char *op, int opset, int *mn, int *mx) {
+  if (camd_op_supported(op, opset, mn, mx)) return W_NONE;
+  if (*mn == 0 && *mx == 0) return W_UNKNOWN;
+  return (opset >= *mn && opset <= *mx) ? W_STUB : W_OPSET;
+}
+
+static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, int opset,
+                               sbuf *b) {
+  sb_printf(b, "unsupported operators: ");
+  for (size_t k = 0; k < s->n_groups; k++) {
+    const group *g = &s->groups[k];
+    sb_printf(b, "%s'%s' (node%s ", k ? ", " : "", g->op, g->n_nodes > 1 ? "s" : "");
+    for (size_t j = 0; j < g->n_nodes && j < MAX_GROUP_NODES; j++) {
+      char buf[256];
+      sb_printf(b, "%s'%s'", j ? ", " : "",
+                node_name(gp->node[g->nodes[j]], g->nodes[j], buf, sizeof(buf)));
+    }
+    if (g->n_nodes > MAX_GROUP_NODES) sb_printf(b, " and %zu more", g->n_nodes - MAX_GROUP_NODES);
+    switch (g->why) {
+      case W_DOMAIN:
+        sb_printf(b, ", domain '%s')", g->domain);
+        break;
+      case W_OPSET:
+        sb_printf(b, ", opset %d; camd supports opsets %d-%d)", opset, g->min, g->max);
+        break;
+      case W_STUB:
+        sb_printf(b, ", opset %d; not implemented yet)", opset);
+        break;
+      case W_NEEDS_CONST:
+        sb_printf(b, ", opset %d; supported only when its inputs are constants)", opset);
+        break;
+      default:
+        sb_printf(b, ", opset %d)", opset);
+        break;
+    }
+  }
+  if (s->more_types) sb_printf(b, " and %zu more operator types", s->more_types);
+  sb_printf(b, "; supported:");
+  bool first = true;
+#define CAMD__ONNX_LIST_OP(type, sym)                           \
+  do {                                                          \
+    int mn_, mx_;                                               \
+    camd_op_supported(#type, 0, &mn_, &mx_);                    \
+    if (mn_ > 0 && camd_op_supported(#type, mn_, NULL, NULL)) { \
+      sb_printf(b, "%s %s", first ? "" : ",", #type);           \
+      first = false;                                            \
+    }                                                           \
+  } while (0);
+  CAMD_OP_LIST(CAMD__ONNX_LIST_OP)
+#undef CAMD__ONNX_LIST_OP
+  sb_printf(b,
+            "%s; folded at load when their inputs are constant: Constant, Shape, Size, Gather, "
+            "Cast, ConstantOfShape, Range, Equal, Less, Greater, Where",
+            first ? " (none)" : "");
+}
+
+/* Collects every unsupported operator before anything is built. */
+static int scan_nodes(const camd__onnx_ctx *ctx, const Onnx__GraphProto *gp,
+                      const camd__onnx_names *outs, camd_error *err) {
+  camd__onnx_names consts = {0};
+  scan_state *s = calloc(1, sizeof(*s));
+  int rc = 0;
+  if (!s) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  for (size_t k = 0; k < gp->n_initializer && rc == 0; k++) {
+    if (gp->initializer[k]->name) rc = camd__onnx_names_add(&consts, gp->initializer[k]->name);
+  }
+  for (size_t i = 0; i < gp->n_node && rc == 0; i++) {
+    const Onnx__NodeProto *n = gp->node[i];
+    const char *op = camd__onnx_str(n->op_type);
+    if (!*op) {
+      rc = camd_error_set(err, CAMD_E_FORMAT, "node %zu ('%s') has no op_type", i,
+                          camd__onnx_str(n->name));
+      break;
+    }
+    bool const_in = true;
+    for (size_t k = 0; k < n->n_input; k++) {
+      if (n->input[k][0] && !camd__onnx_names_has(&consts, n->input[k])) const_in = false;
+    }
+    bool out_const = false, is_out = any_output_in(n, outs);
+    int mn = 0, mx = 0;
+    why w = W_NONE;
+    if (!is_default_domain(n->domain)) {
+      w = W_DOMAIN;
+    } else if (is_alias_op(op) || (!strcmp(op, "Cast") && !const_in)) {
+      if (!strcmp(op, "Cast") &&
+          node_attr_int(n, "to", 0) != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+        w = W_NEEDS_CONST;
+      } else {
+        out_const = const_in && n->n_input > 0;
+        if (is_out) w = engine_check(!strcmp(op, "Cast") ? "Identity" : op, ctx->opset, &mn, &mx);
+      }
+    } else if (foldable(op, const_in, n->n_input)) {
+      out_const = true;
+    } else if (camd__onnx_loader_only(op)) {
+      w = W_NEEDS_CONST;
+    } else {
+      w = engine_check(op, ctx->opset, &mn, &mx);
+    }
+    if (w != W_NONE) scan_add(s, n, i, w, mn, mx);
+    for (size_t k = 0; out_const && k < n->n_output && rc == 0; k++) {
+      if (n->output[k][0]) rc = camd__onnx_names_add(&consts, n->output[k]);
+    }
+  }
+  if (rc == CAMD_E_NOMEM) rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  if (rc == 0 && s->n_groups) {
+    sbuf *b = calloc(1, sizeof(*b));
+    if (!b) {
+      rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+    } else {
+      format_unsupported(s, gp, ctx->opset, b);
+      rc = camd_error_set(err, CAMD_E_UNSUPPORTED, "%s", b->buf);
+      free(b);
+    }
+  }
+  camd__onnx_names_free(&consts);
+  free(s);
+  return rc;
+}
+
+/* ---- step 3: the build ---- */
+
+static int add_inputs(camd__onnx_ctx *ctx, const Onnx__GraphProto *gp,
+                      const camd__onnx_names *inits, camd_error *err) {
+  for (size_t i = 0; i < gp->n_input; i++) {
+    const Onnx__ValueInfoProto *vi = gp->input[i];
+    const char *name = camd__onnx_str(vi->name);
+    if (!*name) return camd_error_set(err, CAMD_E_FORMAT, "graph input %zu has no name", i);
+    if (camd__onnx_names_has(inits, name)) continue; /* an initializer: a constant */
+    if (camd_graph_find(ctx->g, name) >= 0)
+      return camd_error_set(err, CAMD_E_FORMAT, "graph input '%s' is listed twice", name);
+    const Onnx__TypeProto *tp = vi->type;
+    if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
+      return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                            "graph input '%s' is not a tensor; camd feeds float32 tensors only",
+                            name);
+    const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+    if (tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+      return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                            "graph input '%s' has element type %s; camd feeds float32 inputs "
+                            "only (re-export the model with a float input)",
+                            name, camd__onnx_type_name(tt->elem_type));
+    const Onnx__TensorShapeProto *sp = tt->shape;
+    if (!sp)
+      return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                            "graph input '%s' has no shape; re-export the model with a fixed "
+                            "input shape such as [N, 3, 224, 224]",
+                            name);
+    if (sp->n_dim < 1 || sp->n_dim > CAMD_MAX_DIMS)
+      return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                            "graph input '%s' has %zu dimensions; camd needs a batched input "
+                            "with 1 to %d dimensions ([N, ...])",
+                            name, sp->n_dim, CAMD_MAX_DIMS);
+    camd_shape shape = {.ndim = (int)sp->n_dim};
+    for (size_t d = 0; d < sp->n_dim; d++) {
+      const Onnx__TensorShapeProto__Dimension *dim = sp->dim[d];
+      bool fixed = dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+      if (d == 0) {
+        shape.dims[0] = fixed && dim->dim_value > 0 ? dim->dim_value : -1;
+        continue;
+      }
+      if (!fixed)
+        return camd_error_set(
+            err, CAMD_E_UNSUPPORTED,
+            "graph input '%s': dimension %zu is symbolic ('%s'); camd needs a fixed input size "
+            "except for the batch (dimension 0): re-export the model with fixed sizes",
+            name, d,
+            dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+                ? camd__onnx_str(dim->dim_param)
+                : "unknown");
+      if (dim->dim_value <= 0)
+        return camd_error_set(err, CAMD_E_FORMAT, "graph input '%s': dimension %zu is %lld", name,
+                              d, (long long)dim->dim_value);
+      shape.dims[d] = dim->dim_value;
+    }
+    int id = camd_graph_add_input(ctx->g, name, &shape, err);
+    if (id < 0) return id;
+  }
+  return 0;
+}
+
+static int add_initializers(camd__onnx_ctx *ctx, const Onnx__GraphProto *gp, camd_error *err) {
+  if (gp->n_sparse_initializer)
+    return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                          "the model has %zu sparse initializers; camd supports dense ones only",
+                          gp->n_sparse_initializer);
+  for (size_t i = 0; i < gp->n_initializer; i++) {
+    const Onnx__TensorProto *t = gp->initializer[i];
+    const char *name = camd__onnx_str(t->name);
+    if (!*name) return camd_error_set(err, CAMD_E_FORMAT, "initializer %zu has no name", i);
+    if (camd_graph_find(ctx->g, name) >= 0)
+      return camd_error_set(err, CAMD_E_FORMAT, "initializer '%s' is defined twice", name);
+    char what[300];
+    snprintf(what, sizeof(what), "initializer '%.256s'", name);
+    camd__onnx_tensor ct;
+    int rc = camd__onnx_tensor_decode(ctx, t, what, &ct, err);
+    if (rc < 0) return rc;
+    rc = camd_graph_add_constant(ctx->g, name, ct.dtype, &ct.shape, ct.data, err);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+/* Converts the node's attributes for camd_graph_add_node. STRING values are copied to
+ * NUL-terminated buffers (*strs, freed by the caller); arrays point into the message. */
+static int convert_attrs(const Onnx__NodeProto *n, const char *name, camd_attr *attrs, char **strs,
+                         camd_error *err) {
+  const char *op = camd__onnx_str(n->op_type);
+  for (size_t k = 0; k < n->n_attribute; k++) {
+    const Onnx__AttributeProto *a = n->attribute[k];
+    const char *an = camd__onnx_str(a->name);
+    camd_attr *c = &attrs[k];
+    if (!*an)
+      return camd_error_set(err, CAMD_E_FORMAT, "node '%s' (%s): attribute %zu has no name", name,
+                            op, k);
+    c->name = an;
+    int t = attr_type(a);
+    switch (t) {
+      case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT:
+        c->type = CAMD_ATTR_FLOAT;
+        c->f = a->f;
+        break;
+      case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT:
+        c->type = CAMD_ATTR_INT;
+        c->i = a->i;
+        break;
+      case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
+        c->type = CAMD_ATTR_STRING;
+        strs[k] = malloc(a->s.len + 1);
+        if (!strs[k]) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+        if (a->s.len) memcpy(strs[k], a->s.data, a->s.len);
+        strs[k][a->s.len] = '\0';
+        c->s = strs[k];
+        break;
+      case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
+        c->type = CAMD_ATTR_FLOATS;
+        c->floats = a->floats;
+        c->n = a->n_floats;
+        break;
+      case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
+        c->type = CAMD_ATTR_INTS;
+        c->ints = a->ints;
+        c->n = a->n_ints;
+        break;
+      default:
+        return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                              "node '%s' (%s): attribute '%s' has type %s, which camd does not "
+                              "support on this operator",
+                              name, op, an, attr_type_name(t));
+    }
+  }
+  return 0;
+}
+
+static int add_engine_node(camd__onnx_ctx *ctx, const Onnx__NodeProto *n, const char *op,
+                           const char *name, int n_in, const int *ids, bool no_attrs,
+                           camd_error *err) {
+  size_t na = no_attrs ? 0 : n->n_attribute;
+  camd_attr *attrs = calloc(na ? na : 1, sizeof(camd_attr));
+  char **strs = calloc(na ? na : 1, sizeof(char *));
+  int *out_ids = calloc(n->n_output ? n->n_output : 1, sizeof(int));
+  int rc = 0;
+  if (!attrs || !strs || !out_ids) {
+    rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  } else if (!no_attrs) {
+    rc = convert_attrs(n, name, attrs, strs, err);
+  }
+  if (rc == 0) {
+    rc = camd_graph_add_node(ctx->g, op, name, ctx->opset, n_in, ids, (int)n->n_output,
+                             (const char *const *)n->output, attrs, (int)na, out_ids, err);
+  }
+  for (size_t k = 0; strs && k < na; k++) free(strs[k]);
+  free(strs);
+  free(attrs);
+  free(out_ids);
+  return rc < 0 ? rc : 0;
+}
+
+static int add_node(camd__onnx_ctx *ctx, const Onnx__NodeProto *n, size_t idx,
+                    const camd__onnx_names *outs, camd_error *err) {
+  char buf[256];
+  const char *name = node_name(n, idx, buf, sizeof(buf));
+  const char *op = camd__onnx_str(n->op_type);
+  if (n->n_input > MAX_NODE_ARITY || n->n_output > MAX_NODE_ARITY ||
+      n->n_attribute > MAX_NODE_ARITY)
+    return camd_error_set(err, CAMD_E_LIMIT,
+                          "node '%s' (%s): too many inputs, outputs or "
+                          "attributes",
+                          name, op);
+  for (size_t k = 0; k < n->n_output; k++) {
+    if (n->output[k][0] && camd_graph_find(ctx->g, n->output[k]) >= 0)
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "node '%s' (%s): output '%s' is already defined (value names must "
+                            "be unique)",
+                            name, op, n->output[k]);
+  }
+  int *ids = calloc(n->n_input ? n->n_input : 1, sizeof(int));
+  if (!ids) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  int rc = 0;
+  bool const_in = true;
+  for (size_t k = 0; k < n->n_input; k++) {
+    ids[k] = -1;
+    if (!n->input[k][0]) continue;
+    ids[k] = camd_graph_find(ctx->g, n->input[k]);
+    if (ids[k] < 0) {
+      rc = camd_error_set(err, CAMD_E_FORMAT,
+                          "node '%s' (%s): input '%s' is not a graph input, an initializer or "
+                          "the output of an earlier node (nodes must be in topological order)",
+                          name, op, n->input[k]);
+      goto done;
+    }
+    camd_shape s;
+    camd_dtype dt;
+    const void *data = NULL;
+    bool batched;
+    rc = camd_graph_value(ctx->g, ids[k], &s, &dt, &data, &batched);
+    if (rc < 0) goto done;
+    if (!data) const_in = false;
+  }
+  bool is_out = any_output_in(n, outs);
+  bool cast_alias = !strcmp(op, "Cast") && !const_in;
+  if (is_alias_op(op) || cast_alias) {
+    if (n->n_input < 1 || ids[0] < 0 || n->n_output < 1 || !n->output[0][0]) {
+      rc = camd_error_set(err, CAMD_E_FORMAT, "node '%s' (%s): needs one input and one output",
+                          name, op);
+    } else if (!is_out) {
+      rc = camd_graph_add_alias(ctx->g, n->output[0], ids[0], err);
+    } else if (cast_alias) {
+      rc = add_engine_node(ctx, n, "Identity", name, 1, ids, true, err);
+    } else {
+      rc = add_engine_node(ctx, n, op, name, (int)n->n_input, ids, false, err);
+    }
+    goto done;
+  }
+  if (foldable(op, const_in, n->n_input)) {
+    rc = camd__onnx_fold(ctx, n, name, err);
+    if (rc <= 0) goto done;
+    if (camd__onnx_loader_only(op)) {
+      rc = camd_error_set(err, CAMD_E_UNSUPPORTED,
+                          "node '%s' (%s): supported only when its inputs are constants", name, op);
+      goto done;
+    }
+  }
+  rc = add_engine_node(ctx, n, op, name, (int)n->n_input, ids, false, err);
+done:
+  free(ids);
+  return rc < 0 ? rc : 0;
+}
+
+static int mark_outputs(camd__onnx_ctx *ctx, const Onnx__GraphProto *gp, camd_error *err) {
+  if (gp->n_output == 0) return camd_error_set(err, CAMD_E_FORMAT, "the graph has no outputs");
+  for (size_t i = 0; i < gp->n_output; i++) {
+    const char *name = camd__onnx_str(gp->output[i]->name);
+    int id = camd_graph_find(ctx->g, name);
+    if (id < 0)
+      return camd_error_set(err, CAMD_E_FORMAT, "graph output '%s' is not produced by any node",
+                            name);
+    camd_shape shape;
+    camd_dtype dt;
+    const void *data = NULL;
+    bool batched;
+    int rc = camd_graph_value(ctx->g, id, &shape, &dt, &data, &batched);
+    if (rc < 0) return rc;
+    if (data)
+      return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                            "graph output '%s' is a constant (it does not depend on any input)",
+                            name);
+    rc = camd_graph_mark_output(ctx->g, id, err);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+static int model_opset(const Onnx__ModelProto *m, int *opset, camd_error *err) {
+  for (size_t k = 0; k < m->n_opset_import; k++) {
+    const Onnx__OperatorSetIdProto *o = m->opset_import[k];
+    if (!is_default_domain(o->domain)) continue;
+    if (!o->has_version || o->version < 1 || o->version > 10000)
+      return camd_error_set(err, CAMD_E_FORMAT, "invalid opset version %lld for the ONNX domain",
+                            (long long)o->version);
+    *opset = (int)o->version;
+    return 0;
+  }
+  return camd_error_set(err, CAMD_E_FORMAT,
+                        "the model imports no opset of the default ONNX domain (opset_import)");
+}
+
+/* Builds the graph for a decoded model; returns it in *out or frees it on failure. */
+static int build_graph(camd__onnx_ctx *ctx, const Onnx__ModelProto *m, camd_error *err) {
+  const Onnx__GraphProto *gp = m->graph;
+  if (!gp) return camd_error_set(err, CAMD_E_FORMAT, "the model has no graph");
+  int rc = model_opset(m, &ctx->opset, err);
+  if (rc < 0) return rc;
+  camd__onnx_names outs = {0}, inits = {0};
+  for (size_t i = 0; i < gp->n_output && rc == 0; i++) {
+    if (gp->output[i]->name) rc = camd__onnx_names_add(&outs, gp->output[i]->name);
+  }
+  for (size_t i = 0; i < gp->n_initializer && rc == 0; i++) {
+    if (gp->initializer[i]->name) rc = camd__onnx_names_add(&inits, gp->initializer[i]->name);
+  }
+  if (rc < 0) {
+    rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+    goto done;
+  }
+  if ((rc = scan_nodes(ctx, gp, &outs, err)) < 0) goto done;
+  ctx->g = camd_graph_new();
+  if (!ctx->g) {
+    rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+    goto done;
+  }
+  if ((rc = add_inputs(ctx, gp, &inits, err)) < 0) goto done;
+  if ((rc = add_initializers(ctx, gp, err)) < 0) goto done;
+  for (size_t i = 0; i < gp->n_node && rc == 0; i++) rc = add_node(ctx, gp->node[i], i, &outs, err);
+  if (rc < 0) goto done;
+  rc = mark_outputs(ctx, gp, err);
+done:
+  if (rc < 0 && ctx->g) {
+    camd_graph_free(ctx->g);
+    ctx->g = NULL;
+  }
+  camd__onnx_names_free(&outs);
+  camd__onnx_names_free(&inits);
+  return rc;
+}
+
+static int load_buffer(const void *data, size_t len, const char *base_dir, const char *source,
+                       const camd_onnx_options *opts, camd_model **out, camd_error *err) {
+  if (!out) return camd_error_set(err, CAMD_E_INVALID, "camd_onnx_load: out is NULL");
+  *out = NULL;
+  size_t max_file =
+      opts && opts->max_file_bytes ? opts->max_file_bytes : CAMD_ONNX_DEFAULT_MAX_FILE_BYTES;
+  if (len > max_file)
+    return camd_error_set(err, CAMD_E_LIMIT,
+                          "the model is %zu bytes; the limit is %zu bytes (max_file_bytes)", len,
+                          max_file);
+  if (!data || len == 0) return camd_error_set(err, CAMD_E_FORMAT, "the model is empty (0 bytes)");
+  Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, data);
+  if (!m)
+    return camd_error_set(err, CAMD_E_FORMAT,
+                          "not a valid ONNX model: protobuf decoding failed (the file is "
+                          "truncated, corrupt or not an .onnx file)");
+  camd__onnx_ctx ctx = {
+      .base_dir = base_dir,
+      .max_external_bytes = opts && opts->max_external_bytes ? opts->max_external_bytes
+                                                             : CAMD_ONNX_DEFAULT_MAX_EXTERNAL_BYTES,
+  };
+  int rc = build_graph(&ctx, m, err);
+  onnx__model_proto__free_unpacked(m, NULL); /* constants were copied: weights are held once */
+  if (rc < 0) return rc;
+  return camd_graph_finalize(ctx.g, source, out, err);
+}
+
+int camd_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
+                          const camd_onnx_options *opts, camd_model **out, camd_error *err) {
+  return load_buffer(data, len, base_dir, "(memory)", opts, out, err);
+}
+
+/* Reads the file after checking its size against the limit. */
+static int read_model_file(const char *path, size_t max, unsigned char **data, size_t *len,
+                           camd_error *err) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return camd_error_set(err, CAMD_E_IO, "cannot open: %s", strerror(errno));
+  struct stat st;
+  int rc = 0;
+  unsigned char *buf = NULL;
+  if (fstat(fd, &st) != 0) {
+    rc = camd_error_set(err, CAMD_E_IO, "cannot stat: %s", strerror(errno));
+  } else if (!S_ISREG(st.st_mode)) {
+    rc = camd_error_set(err, CAMD_E_IO, "not a regular file");
+  } else if ((uint64_t)st.st_size > (uint64_t)max) {
+    rc = camd_error_set(err, CAMD_E_LIMIT,
+                        "the file is %lld bytes; the limit is %zu bytes (max_file_bytes)",
+                        (long long)st.st_size, max);
+  } else if (!(buf = malloc(st.st_size ? (size_t)st.st_size : 1))) {
+    rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory for %lld bytes", (long long)st.st_size);
+  } else {
+    size_t size = (size_t)st.st_size, got = 0;
+    while (got < size) {
+      ssize_t r = read(fd, buf + got, size - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        rc = camd_error_set(err, CAMD_E_IO, "read failed: %s",
+                            r < 0 ? strerror(errno) : "file shrank while reading");
+        break;
+      }
+      got += (size_t)r;
+    }
+    *len = got;
+  }
+  close(fd);
+  if (rc < 0) {
+    free(buf);
+    return rc;
+  }
+  *data = buf;
+  return 0;
+}
+
+int camd_onnx_load(const char *path, const camd_onnx_options *opts, camd_model **out,
+                   camd_error *err) {
+  if (out) *out = NULL;
+  if (!path || !out) return camd_error_set(err, CAMD_E_INVALID, "camd_onnx_load: NULL argument");
+  size_t max_file =
+      opts && opts->max_file_bytes ? opts->max_file_bytes : CAMD_ONNX_DEFAULT_MAX_FILE_BYTES;
+  unsigned char *data = NULL;
+  size_t len = 0;
+  char *dir_copy = strdup(path);
+  if (!dir_copy) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  int rc = read_model_file(path, max_file, &data, &len, err);
+  if (rc == 0) rc = load_buffer(data, len, dirname(dir_copy), path, opts, out, err);
+  free(data);
+  free(dir_copy);
+  if (rc < 0 && err) camd_error_prefix(err, "loading '%s': ", path);
+  return rc;
+}

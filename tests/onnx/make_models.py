@@ -1,0 +1,275 @@
+#!/usr/bin/python3
+# Writes the tiny ONNX models (and numpy reference data) that tests/unit/test_onnx_load.c loads.
+#
+# Usage: /usr/bin/python3 make_models.py OUT_DIR
+# Uses only the `onnx` helper API and numpy (no torch). Layout of OUT_DIR:
+#   models/<name>.onnx            models (external.bin / link.bin beside them)
+#   models/<name>.input.bin       float32 little-endian input, batch 2
+#   models/<name>.output.bin      float32 reference output computed with numpy
+#   outside.bin                   a file outside models/ that escaping paths point at
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 13
+rng = np.random.default_rng(1234)
+
+
+def save(model, path):
+    onnx.save(model, path)
+
+
+def write_f32(path, a):
+    np.asarray(a, dtype="<f4").tofile(path)
+
+
+def make(nodes, inputs, outputs, inits, name, opset=OPSET):
+    g = helper.make_graph(nodes, name, inputs, outputs, inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
+                          producer_name="camd-tests")
+    return m
+
+
+# ---- small CNN: Conv(3->4, 3x3, pad 1) -> Relu -> Dropout -> GAP -> Flatten -> Identity -> Gemm
+def cnn_weights():
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.5
+    b = rng.standard_normal(4).astype(np.float32)
+    fw = rng.standard_normal((5, 4)).astype(np.float32)
+    fb = rng.standard_normal(5).astype(np.float32)
+    return w, b, fw, fb
+
+
+def cnn_model(w, b, fw, fb):
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 5])
+    inits = [numpy_helper.from_array(w, "conv.weight"), numpy_helper.from_array(b, "conv.bias"),
+             numpy_helper.from_array(fw, "fc.weight"), numpy_helper.from_array(fb, "fc.bias")]
+    nodes = [
+        helper.make_node("Conv", ["input", "conv.weight", "conv.bias"], ["conv_out"], name="conv",
+                         kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+        helper.make_node("Relu", ["conv_out"], ["relu_out"], name="relu"),
+        helper.make_node("Dropout", ["relu_out"], ["drop_out"], name="drop"),
+        helper.make_node("GlobalAveragePool", ["drop_out"], ["gap_out"], name="gap"),
+        helper.make_node("Flatten", ["gap_out"], ["flat"], name="", axis=1),
+        helper.make_node("Identity", ["flat"], ["flat_id"], name="ident"),
+        helper.make_node("Gemm", ["flat_id", "fc.weight", "fc.bias"], ["logits"], name="fc",
+                         transB=1),
+    ]
+    return make(nodes, [x], [y], inits, "cnn")
+
+
+def conv2d_ref(x, w, b, pad):
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    xp = np.zeros((n, c, h + 2 * pad, wd + 2 * pad), dtype=np.float64)
+    xp[:, :, pad:pad + h, pad:pad + wd] = x
+    out = np.zeros((n, o, h, wd), dtype=np.float64)
+    for i in range(h):
+        for j in range(wd):
+            patch = xp[:, :, i:i + kh, j:j + kw]  # n c kh kw
+            out[:, :, i, j] = np.tensordot(patch, w.astype(np.float64), axes=([1, 2, 3], [1, 2, 3]))
+    return out + b[None, :, None, None]
+
+
+def cnn_ref(x, w, b, fw, fb):
+    h = np.maximum(conv2d_ref(x, w, b, 1), 0)
+    gap = h.mean(axis=(2, 3))
+    return gap @ fw.T.astype(np.float64) + fb
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: make_models.py OUT_DIR")
+    out = sys.argv[1]
+    md = os.path.join(out, "models")
+    os.makedirs(md, exist_ok=True)
+
+    # basic CNN + reference
+    w, b, fw, fb = cnn_weights()
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    ref = cnn_ref(x, w, b, fw, fb)
+    save(cnn_model(w, b, fw, fb), os.path.join(md, "cnn.onnx"))
+    write_f32(os.path.join(md, "cnn.input.bin"), x)
+    write_f32(os.path.join(md, "cnn.output.bin"), ref)
+
+    # same CNN, weights in an external file (offsets/lengths written by onnx)
+    from onnx.external_data_helper import convert_model_to_external_data
+    m = cnn_model(w, b, fw, fb)
+    if os.path.exists(os.path.join(md, "external.bin")):
+        os.remove(os.path.join(md, "external.bin"))  # onnx appends to an existing file
+    convert_model_to_external_data(m, all_tensors_to_one_file=True, location="external.bin",
+                                   size_threshold=0)
+    onnx.save_model(m, os.path.join(md, "external.onnx"))
+    write_f32(os.path.join(md, "external.input.bin"), x)
+    write_f32(os.path.join(md, "external.output.bin"), ref)
+
+    # hostile external-data variants: each rewrites the location/length of conv.weight
+    with open(os.path.join(out, "outside.bin"), "wb") as f:
+        f.write(np.zeros(4096, dtype=np.uint8).tobytes())
+    link = os.path.join(md, "link.bin")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(os.path.join("..", "outside.bin"), link)
+    variants = {
+        "ext_absolute": {"location": os.path.abspath(os.path.join(out, "outside.bin"))},
+        "ext_dotdot": {"location": "../outside.bin"},
+        "ext_dotdot_inner": {"location": "sub/../../outside.bin"},
+        "ext_symlink": {"location": "link.bin"},
+        "ext_missing": {"location": "no_such_file.bin"},
+        "ext_past_end": {"offset": "100000"},
+        "ext_bad_length": {"length": "8"},
+    }
+    for name, kv in variants.items():
+        mm = onnx.load(os.path.join(md, "external.onnx"), load_external_data=False)
+        for t in mm.graph.initializer:
+            if t.name != "conv.weight":
+                continue
+            for e in t.external_data:
+                if e.key in kv:
+                    e.value = kv[e.key]
+            keys = {e.key for e in t.external_data}
+            for k, v in kv.items():
+                if k not in keys:
+                    t.external_data.add(key=k, value=v)
+        onnx.save_model(mm, os.path.join(md, name + ".onnx"))
+
+    # shape sub-graph (torch's x.view(x.size(0), -1)): Shape -> Gather -> Unsqueeze -> Concat ->
+    # Reshape, plus a Constant node
+    cw = rng.standard_normal((2, 2, 1, 1)).astype(np.float32)
+    gw = rng.standard_normal((3, 18)).astype(np.float32)
+    xs = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 3, 3])
+    ys = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
+    nodes = [
+        helper.make_node("Conv", ["x", "cw"], ["c"], name="conv", kernel_shape=[1, 1]),
+        helper.make_node("Shape", ["c"], ["shp"], name="shape"),
+        helper.make_node("Constant", [], ["zero"], name="const0",
+                         value=numpy_helper.from_array(np.array(0, dtype=np.int64))),
+        helper.make_node("Gather", ["shp", "zero"], ["n"], name="gather", axis=0),
+        helper.make_node("Constant", [], ["axes0"], name="const_axes", value_ints=[0]),
+        helper.make_node("Unsqueeze", ["n", "axes0"], ["n1"], name="unsq"),
+        helper.make_node("Constant", [], ["minus1"], name="const_m1", value_ints=[-1]),
+        helper.make_node("Concat", ["n1", "minus1"], ["newshape"], name="concat", axis=0),
+        helper.make_node("Reshape", ["c", "newshape"], ["flat"], name="reshape"),
+        helper.make_node("Gemm", ["flat", "gw"], ["y"], name="fc", transB=1),
+    ]
+    sm = make(nodes, [xs], [ys], [numpy_helper.from_array(cw, "cw"),
+                                  numpy_helper.from_array(gw, "gw")], "shape_subgraph")
+    save(sm, os.path.join(md, "shape_subgraph.onnx"))
+    xsd = rng.standard_normal((2, 2, 3, 3)).astype(np.float32)
+    c = np.einsum("oi,nihw->nohw", cw[:, :, 0, 0].astype(np.float64), xsd)
+    write_f32(os.path.join(md, "shape_subgraph.input.bin"), xsd)
+    write_f32(os.path.join(md, "shape_subgraph.output.bin"), c.reshape(2, -1) @ gw.T)
+
+    # folding: every evaluator op on constants feeds one Add with the real input
+    xf = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])
+    yf = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 6])
+    i64 = lambda a: numpy_helper.from_array(np.array(a, dtype=np.int64))
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], name="shape"),            # [1, 6]
+        helper.make_node("Constant", [], ["one"], value=i64(1)),           # unnamed node
+        helper.make_node("Gather", ["s", "one"], ["six"], name="g"),       # 6 (scalar)
+        helper.make_node("Constant", [], ["zero"], name="c0", value_int=0),
+        helper.make_node("Constant", [], ["step"], name="c1", value=i64(1)),
+        helper.make_node("Range", ["zero", "six", "step"], ["r"], name="range"),  # [0..5]
+        helper.make_node("Cast", ["r"], ["rf"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Constant", [], ["three"], name="c3", value=i64(3)),
+        helper.make_node("Equal", ["r", "three"], ["is3"], name="eq"),
+        helper.make_node("Constant", [], ["ten"], name="c10", value_float=10.0),
+        helper.make_node("Where", ["is3", "ten", "rf"], ["w"], name="where"),   # [0,1,2,10,4,5]
+        helper.make_node("Constant", [], ["ax"], name="cax", value_ints=[0]),
+        helper.make_node("Unsqueeze", ["six", "ax"], ["six1"], name="unsq"),  # [6]
+        helper.make_node("Concat", ["one1", "six1"], ["shape16"], name="cat", axis=0),
+        helper.make_node("ConstantOfShape", ["shape16"], ["twos"], name="cos",
+                         value=numpy_helper.from_array(np.array([2.0], dtype=np.float32))),
+        helper.make_node("Mul", ["twos", "w"], ["m"], name="mul"),           # [[0,2,4,20,8,10]]
+        helper.make_node("Squeeze", ["m", "ax"], ["sq"], name="squeeze"),    # [0,2,4,20,8,10]
+        helper.make_node("Slice", ["rf", "starts", "ends", "ax", "steps"], ["sl"],
+                         name="slice"),                                      # [1,3,5]
+        helper.make_node("Concat", ["sl", "sl"], ["z"], name="cat2", axis=0),  # [1,3,5,1,3,5]
+        helper.make_node("Div", ["six", "two"], ["three_b"], name="div"),     # 3
+        helper.make_node("Sub", ["six", "three_b"], ["three_c"], name="sub"),  # 3
+        helper.make_node("Reshape", ["z", "rs"], ["z2"], name="reshape"),    # [2,3]
+        helper.make_node("Flatten", ["z2"], ["z3"], name="flatten", axis=0),  # [1,6]
+        helper.make_node("Add", ["x", "sq"], ["a1"], name="add1"),
+        helper.make_node("Add", ["a1", "z3"], ["y"], name="add2"),
+    ]
+    inits = [numpy_helper.from_array(np.array([1], dtype=np.int64), "one1"),
+             numpy_helper.from_array(np.array([1], dtype=np.int64), "starts"),
+             numpy_helper.from_array(np.array([2**63 - 1], dtype=np.int64), "ends"),
+             numpy_helper.from_array(np.array([2], dtype=np.int64), "steps"),
+             numpy_helper.from_array(np.array(2, dtype=np.int64), "two"),
+             numpy_helper.from_array(np.array([2, -1], dtype=np.int64), "rs")]
+    fm = make(nodes, [xf], [yf], inits, "fold")
+    save(fm, os.path.join(md, "fold.onnx"))
+    xfd = rng.standard_normal((2, 6)).astype(np.float32)
+    write_f32(os.path.join(md, "fold.input.bin"), xfd)
+    write_f32(os.path.join(md, "fold.output.bin"),
+              xfd + np.array([0, 2, 4, 20, 8, 10]) + np.array([1, 3, 5, 1, 3, 5]))
+
+    # unsupported operators: all must be listed in one message
+    xu = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    yu = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="ok_relu"),
+        helper.make_node("Foo", ["r"], ["f"], name="n1"),
+        helper.make_node("Bar", ["f"], ["b1"], name="a"),
+        helper.make_node("Bar", ["b1"], ["b2"], name="b"),
+        helper.make_node("Gather", ["b2", "idx"], ["g"], name="gather_act", axis=1),
+        helper.make_node("FusedThing", ["g"], ["y"], name="custom", domain="com.example"),
+    ]
+    um = helper.make_graph(nodes, "unsupported", [xu], [yu],
+                           [numpy_helper.from_array(np.array([0, 1], dtype=np.int64), "idx")])
+    um = helper.make_model(um, opset_imports=[helper.make_opsetid("", OPSET),
+                                              helper.make_opsetid("com.example", 1)])
+    save(um, os.path.join(md, "unsupported.onnx"))
+
+    # an initializer also listed as a graph input (IR < 4 style) is a constant, not an input
+    xi = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    wi = helper.make_tensor_value_info("bias", TensorProto.FLOAT, [4])
+    yi = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    bias = np.array([1.5, -2.0, 0.25, 3.0], dtype=np.float32)
+    im = make([helper.make_node("Add", ["x", "bias"], ["y"], name="add")], [xi, wi], [yi],
+              [numpy_helper.from_array(bias, "bias")], "init_input")
+    save(im, os.path.join(md, "init_input.onnx"))
+    xid = rng.standard_normal((2, 4)).astype(np.float32)
+    write_f32(os.path.join(md, "init_input.input.bin"), xid)
+    write_f32(os.path.join(md, "init_input.output.bin"), xid + bias)
+
+    # typed fields and conversions: float16 / double / int32 initializers (no raw_data)
+    xt = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    yt = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])
+    h = np.array([0.5, -1.25, 65504.0], dtype=np.float16)
+    t_h = TensorProto(name="h", data_type=TensorProto.FLOAT16, dims=[3])
+    t_h.int32_data.extend(h.view(np.uint16).astype(np.int32).tolist())  # float16 bits, per spec
+    t_d = helper.make_tensor("d", TensorProto.DOUBLE, [3], [0.1, 0.2, -0.3])
+    t_i = helper.make_tensor("i32", TensorProto.INT32, [2], [3, 1])
+    nodes = [helper.make_node("Add", ["x", "h"], ["a"], name="add_h"),
+             helper.make_node("Add", ["a", "d"], ["a2"], name="add_d"),
+             helper.make_node("Cast", ["i32"], ["i64"], name="cast", to=TensorProto.INT64),
+             helper.make_node("Reshape", ["a2", "shp"], ["y"], name="reshape")]
+    tm = make(nodes, [xt], [yt], [t_h, t_d, t_i, helper.make_tensor("shp", TensorProto.INT64, [2], [1, 3])],
+              "typed")
+    save(tm, os.path.join(md, "typed.onnx"))
+    xtd = rng.standard_normal((2, 3)).astype(np.float32)
+    write_f32(os.path.join(md, "typed.input.bin"), xtd)
+    write_f32(os.path.join(md, "typed.output.bin"), xtd + h.astype(np.float32) +
+              np.array([0.1, 0.2, -0.3], dtype=np.float32))
+
+    # symbolic spatial size: must be rejected with a message about fixed input size
+    xd = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    yd = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    save(make([helper.make_node("Relu", ["x"], ["y"], name="relu")], [xd], [yd], [], "dynamic"),
+         os.path.join(md, "dynamic.onnx"))
+
+    # raw_data whose byte count does not match dims
+    bad = numpy_helper.from_array(np.zeros(4, dtype=np.float32), "bias")
+    bad.dims[0] = 5
+    save(make([helper.make_node("Add", ["x", "bias"], ["y"], name="add")], [xi], [yi], [bad],
+              "bad_raw"), os.path.join(md, "bad_raw.onnx"))
+
+
+if __name__ == "__main__":
+    main()

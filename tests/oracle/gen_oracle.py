@@ -1,0 +1,451 @@
+#!/usr/bin/python3
+# Oracle generator: exports torchvision models (seeded random weights) to ONNX and writes PyTorch reference data.
+"""Writes, per model, DIR/<model>/{model.onnx, meta.json, *.bin}.
+
+Every model is built with weights=None, seeded, its BatchNorm statistics and affine parameters
+randomised (so BN is never an identity), and wrapped so that the exported graph returns
+(logits, layerA, layerB): two intermediate activations become named graph outputs that camd
+can target by name. For each case (random input batch 1 and 4, two skimage photos alone and
+together) the reference data written is: input, logits, and for each layer its activation and
+the gradient of the target class logit (argmax of item 0, same class for all items) w.r.t. it.
+All files are raw little-endian float32, NCHW.
+
+Self-checks (pure PyTorch/onnx, independent of camd): onnx.checker, ONNX shape inference
+against the recorded shapes, the hooked wrapper reproduces the plain model's logits, and a
+float64 central finite difference along a random direction confirms each stored gradient.
+
+Run with Debian's python: /usr/bin/python3 tests/oracle/gen_oracle.py --out DIR [--models a,b]
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+import zlib
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    import torchvision
+    from PIL import Image
+except ImportError as e:  # not Debian's python (or python3-torch missing): skip, as ctest reads 77
+    print(f"gen_oracle: skipped, {e} (run with /usr/bin/python3 and python3-torch, "
+          "python3-torchvision, python3-onnx, python3-skimage installed)", file=sys.stderr)
+    sys.exit(77)
+
+SKIMAGE_DATA = "/usr/lib/python3/dist-packages/skimage/data"
+MEAN = [0.485, 0.456, 0.406]
+STD = [0.229, 0.224, 0.225]
+
+
+def _densenet_forward(model, x, capture):
+    """densenet121's own forward, with the ReLU after `features` made a capturable value."""
+    f = model.features(x)
+    a = capture("features_relu", F.relu(f))
+    out = F.adaptive_avg_pool2d(a, (1, 1))
+    return model.classifier(torch.flatten(out, 1))
+
+
+# name -> spec. layers: (onnx output name, module path) — a module path None means the value is
+# captured by a custom forward. opset / dynamic: export options. size: input H=W.
+SPECS = {
+    "resnet18": dict(layers=[("layer3", "layer3"), ("layer4", "layer4")], opset=11),
+    "resnet50": dict(layers=[("layer3", "layer3"), ("layer4", "layer4")]),
+    "vgg16": dict(layers=[("features.29", "features.29"), ("features", "features")]),
+    "mobilenet_v2": dict(layers=[("features.13", "features.13"), ("features", "features")]),
+    "mobilenet_v3_large": dict(layers=[("features.12", "features.12"), ("features", "features")]),
+    "densenet121": dict(
+        layers=[("features.denseblock3", "features.denseblock3"), ("features_relu", None)],
+        forward=_densenet_forward,
+    ),
+    "efficientnet_b0": dict(layers=[("features.5", "features.5"), ("features", "features")]),
+    "squeezenet1_1": dict(layers=[("features.7", "features.7"), ("features", "features")],
+                          dynamic=False),
+    "shufflenet_v2_x1_0": dict(layers=[("stage3", "stage3"), ("conv5", "conv5")]),
+    "googlenet": dict(layers=[("inception4e", "inception4e"), ("inception5b", "inception5b")],
+                      kwargs=dict(aux_logits=False, init_weights=True, transform_input=False),
+                      dynamic=False),
+    "inception_v3": dict(layers=[("Mixed_6e", "Mixed_6e"), ("Mixed_7c", "Mixed_7c")],
+                         kwargs=dict(aux_logits=False, init_weights=True), size=299),
+    "regnet_y_400mf": dict(layers=[("trunk_output.block3", "trunk_output.block3"),
+                                   ("trunk_output", "trunk_output")]),
+}
+DEFAULT_MODELS = list(SPECS)
+
+
+def _script_hash():
+    with open(os.path.abspath(__file__), "rb") as f:
+        h = hashlib.sha256(f.read())
+    h.update(("torch " + torch.__version__ + " torchvision " + torchvision.__version__).encode())
+    return h.hexdigest()
+
+
+SCRIPT_HASH = _script_hash()  # what the cache is keyed on: this file and the torch versions
+
+
+class Wrapped(nn.Module):
+    """Returns (logits, *activations). Activations are captured by forward hooks (or by the
+    spec's custom forward); `perturb` (name -> tensor) is added to a captured value, which the
+    finite-difference self-check uses."""
+
+    def __init__(self, model, spec):
+        super().__init__()
+        self.model = model
+        self.names = [n for n, _ in spec["layers"]]
+        self.custom_forward = spec.get("forward")
+        self.acts = {}
+        self.perturb = {}
+        mods = dict(model.named_modules())
+        for name, path in spec["layers"]:
+            if path is not None:
+                mods[path].register_forward_hook(self._hook(name))
+
+    def capture(self, name, t):
+        if name in self.perturb:
+            t = t + self.perturb[name]
+        self.acts[name] = t
+        return t
+
+    def _hook(self, name):
+        def hook(_module, _inputs, output):
+            return self.capture(name, output)
+
+        return hook
+
+    def forward(self, x):
+        self.acts = {}
+        if self.custom_forward is not None:
+            logits = self.custom_forward(self.model, x, self.capture)
+        else:
+            logits = self.model(x)
+        return (logits,) + tuple(self.acts[n] for n in self.names)
+
+
+def randomise_bn(model, gen):
+    """Non-identity BatchNorm: random positive running_var, running_mean, weight, bias. The
+    statistics are drawn around unit scale so that deep random networks stay well-conditioned
+    (calibrated first on a random batch, then perturbed)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            c = m.num_features
+            with torch.no_grad():
+                m.running_var.mul_(torch.empty(c).uniform_(0.5, 2.0, generator=gen))
+                m.running_mean.add_(torch.randn(c, generator=gen) * 0.2 *
+                                    m.running_var.sqrt())
+                m.weight.copy_(torch.empty(c).uniform_(0.5, 1.5, generator=gen))
+                m.bias.copy_(torch.randn(c, generator=gen) * 0.2)
+
+
+def calibrate_bn(model, size, gen):
+    """Sets running statistics from one random batch in train mode (cumulative average)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(4, 3, size, size, generator=gen))
+    for m in bns:
+        m.momentum = 0.1
+    model.eval()
+
+
+def build(name, spec):
+    torch.manual_seed(zlib.crc32(name.encode()))
+    ctor = getattr(torchvision.models, name)
+    model = ctor(weights=None, **spec.get("kwargs", {}))
+    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()) + 1)
+    calibrate_bn(model, spec.get("size", 224), gen)
+    randomise_bn(model, gen)
+    model.eval()
+    return model
+
+
+def load_photo(fname, size):
+    img = Image.open(os.path.join(SKIMAGE_DATA, fname)).convert("RGB")
+    img = img.resize((size, size), Image.BILINEAR)
+    a = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    a = (a - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
+    return a.unsqueeze(0).contiguous()
+
+
+def make_cases(name, size):
+    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()) + 2)
+    chelsea = load_photo("chelsea.png", size)
+    astronaut = load_photo("astronaut.png", size)
+    return [
+        ("randn1", torch.randn(1, 3, size, size, generator=gen)),
+        ("randn4", torch.randn(4, 3, size, size, generator=gen)),
+        ("chelsea", chelsea),
+        ("astronaut", astronaut),
+        ("photos2", torch.cat([chelsea, astronaut], 0)),
+    ]
+
+
+def write_f32(path, t):
+    a = t.detach().cpu().contiguous().numpy().astype("<f4", copy=False)
+    a.tofile(path)
+
+
+def safe(name):
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def export(wrapped, spec, size, path):
+    dynamic = spec.get("dynamic", True)
+    names = ["logits"] + wrapped.names
+    dummy = torch.randn(2 if dynamic else 1, 3, size, size)
+    axes = {n: {0: "batch"} for n in ["input"] + names} if dynamic else None
+    with torch.no_grad():
+        torch.onnx.export(wrapped, dummy, path, opset_version=spec.get("opset", 13),
+                          do_constant_folding=True, input_names=["input"], output_names=names,
+                          dynamic_axes=axes)
+
+
+def check_onnx(path, meta):
+    """onnx.checker + shape inference: outputs exist with the recorded per-sample shapes."""
+    import onnx
+
+    onnx.checker.check_model(path)
+    m = onnx.load(path)
+    m = onnx.shape_inference.infer_shapes(m)
+    outs = {o.name: o for o in m.graph.output}
+    want = {"logits": meta["logits"]["shape"]}
+    want.update({l["name"]: l["shape"] for l in meta["layers"]})
+    for n, shape in want.items():
+        if n not in outs:
+            raise RuntimeError(f"{path}: output {n} missing")
+        dims = [d.dim_value if d.HasField("dim_value") else d.dim_param
+                for d in outs[n].type.tensor_type.shape.dim]
+        got = [1 if isinstance(d, str) else d for d in dims]
+        if got != shape:
+            raise RuntimeError(f"{path}: output {n} has shape {dims}, expected {shape}")
+        if meta["dynamic_batch"] != isinstance(dims[0], str):
+            raise RuntimeError(f"{path}: output {n} batch axis {dims[0]!r} "
+                               f"(dynamic expected: {meta['dynamic_batch']})")
+    inp = [i for i in m.graph.input if i.name == "input"]
+    if not inp:
+        raise RuntimeError(f"{path}: no graph input 'input'")
+    return len(m.graph.node), sorted({n.op_type for n in m.graph.node})
+
+
+def run_case(wrapped, x):
+    """Forward + autograd in the wrapper's dtype: (logits, {layer: act}, class, {layer: grad})."""
+    dtype = next(wrapped.parameters()).dtype
+    xin = x.to(dtype).requires_grad_(True)  # parameters are frozen; the input carries the graph
+    outs = wrapped(xin)
+    logits, acts = outs[0], outs[1:]
+    cls = int(logits[0].argmax())
+    # Items are independent, so d(sum_i logit_i[cls]) / d act_i = d logit_i[cls] / d act_i.
+    grads = torch.autograd.grad(logits[:, cls].sum(), acts)
+    names = wrapped.names
+    return (logits.detach(), {n: a.detach() for n, a in zip(names, acts)}, cls,
+            {n: g.detach() for n, g in zip(names, grads)})
+
+
+def compare(a, ref):
+    """max|a-ref| / max|ref|, ||a-ref|| / ||ref||, fraction of elements off by > 1e-3 max|ref|."""
+    a, ref = a.double(), ref.double()
+    d = (a - ref).abs()
+    m = ref.abs().max().item()
+    return dict(max_rel=(d.max().item() / max(m, 1e-300)),
+                rel_l2=((a - ref).norm() / max(ref.norm().item(), 1e-300)).item(),
+                frac_over=(d > 1e-3 * m).double().mean().item())
+
+
+def finite_difference_check(w64, x, cls, acts, grads):
+    """float64 autograd vs a float64 central finite difference of d logit[cls] / d layer along
+    one random direction per layer. Returns the worst relative difference."""
+    x64 = x.double()
+    gen = torch.Generator().manual_seed(7)
+    worst = 0.0
+    try:
+        for name in w64.names:
+            act, g = acts[name], grads[name]
+            h = 1e-5 * max(1.0, act.abs().max().item())
+            # A ReLU/max-pool kink crossed by the tiny step spoils one direction by chance; a wrong
+            # gradient spoils all of them. Up to 3 directions.
+            fails = []
+            for _ in range(3):
+                # Exact zeros (ReLU'd units) stay put: a max-pool window of tied zeros is a kink
+                # at the evaluation point itself, where only the tie-break rule defines autograd.
+                d = torch.randn(act.shape, generator=gen, dtype=torch.float64) * (act != 0)
+                d = d / d.norm()
+                with torch.no_grad():
+                    w64.perturb = {name: h * d}
+                    fp = w64(x64)[0][:, cls].sum().item()
+                    w64.perturb = {name: -h * d}
+                    fm = w64(x64)[0][:, cls].sum().item()
+                w64.perturb = {}
+                numeric = (fp - fm) / (2 * h)
+                analytic = (g * d).sum().item()
+                rel = abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-300)
+                if rel <= 1e-4:
+                    break
+                fails.append(f"finite difference {numeric:.9g} vs autograd {analytic:.9g} "
+                             f"(rel {rel:.2e})")
+            else:
+                raise RuntimeError(f"gradient self-check failed for {name}: " + "; ".join(fails))
+            worst = max(worst, rel)
+    finally:
+        w64.perturb = {}
+    return worst
+
+
+def generate(name, out_root, selfcheck, force):
+    spec = SPECS[name]
+    size = spec.get("size", 224)
+    d = os.path.join(out_root, name)
+    meta_path = os.path.join(d, "meta.json")
+    shash = SCRIPT_HASH
+    if not force and os.path.exists(meta_path):
+        try:
+            with open(meta_path) as f:
+                old = json.load(f)
+            files = [os.path.join(d, "model.onnx")]
+            for c in old["cases"]:
+                files += [os.path.join(d, c["input"]), os.path.join(d, c["logits"])]
+                for l in c["layers"].values():
+                    files += [os.path.join(d, l["act"]), os.path.join(d, l["grad"])]
+            if old.get("script_hash") == shash and all(os.path.exists(p) for p in files):
+                print(f"{name}: cached ({d})", flush=True)
+                return 0.0
+        except (OSError, ValueError, KeyError):
+            pass
+    t0 = time.time()
+    os.makedirs(d, exist_ok=True)
+    if os.path.exists(meta_path):
+        os.remove(meta_path)  # meta.json is written last: its presence marks a complete set
+
+    model = build(name, spec)
+    wrapped = Wrapped(model, spec).eval()
+    for p in wrapped.parameters():
+        p.requires_grad_(False)
+
+    # The hooks must not change the result: compare with the plain model.
+    probe = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        outs = wrapped(probe)
+        if spec.get("forward") is None:
+            plain = model(probe)
+            if not torch.equal(plain, outs[0]):
+                raise RuntimeError(f"{name}: wrapper changed the logits")
+    meta = {
+        "model": name,
+        "script_hash": shash,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "opset": spec.get("opset", 13),
+        "dynamic_batch": spec.get("dynamic", True),
+        "onnx": "model.onnx",
+        "input": {"name": "input", "shape": [1, 3, size, size]},
+        "logits": {"name": "logits", "shape": list(outs[0].shape)},
+        "layers": [{"name": n, "shape": list(outs[1 + i].shape)}
+                   for i, n in enumerate(wrapped.names)],
+        "cases": [],
+    }
+    for l in meta["layers"]:
+        if len(l["shape"]) != 4 or l["shape"][2] * l["shape"][3] <= 1:
+            raise RuntimeError(f"{name}: layer {l['name']} is not a 4-D feature map: {l['shape']}")
+
+    t_export = time.time()
+    onnx_path = os.path.join(d, "model.onnx")
+    export(wrapped, spec, size, onnx_path)
+    t_export = time.time() - t_export
+
+    # References are computed in float64 (the exact answer, rounded once to float32); PyTorch's
+    # own float32 result is compared with it and recorded as "torch_f32": what a correct float32
+    # implementation achieves on this model (ReLU/max-pool kinks make a few gradients jump).
+    t_ref = time.time()
+    stats = []
+    fd_worst = None
+    cases = make_cases(name, size)
+    f32 = [run_case(wrapped, x) for _, x in cases]
+    wrapped.double()
+    try:
+        for (cname, x), (l32, a32, c32, g32) in zip(cases, f32):
+            logits, acts, cls, grads = run_case(wrapped, x)
+            if cls != c32:
+                raise RuntimeError(f"{name}/{cname}: float32 and float64 disagree on the class")
+            case = {"name": cname, "batch": x.shape[0], "class": cls,
+                    "input": f"{cname}.input.bin", "logits": f"{cname}.logits.bin",
+                    "logits_max_abs": logits.abs().max().item(),
+                    "torch_f32": {"logits": compare(l32, logits)}, "layers": {}}
+            write_f32(os.path.join(d, case["input"]), x)
+            write_f32(os.path.join(d, case["logits"]), logits.float())
+            for n in wrapped.names:
+                a, g = acts[n], grads[n]
+                if not torch.isfinite(a).all() or not torch.isfinite(g).all():
+                    raise RuntimeError(f"{name}/{cname}: non-finite values in {n}")
+                if g.abs().max().item() == 0.0:
+                    raise RuntimeError(f"{name}/{cname}: zero gradient at {n}")
+                act_f = f"{cname}.{safe(n)}.act.bin"
+                grad_f = f"{cname}.{safe(n)}.grad.bin"
+                write_f32(os.path.join(d, act_f), a.float())
+                write_f32(os.path.join(d, grad_f), g.float())
+                case["layers"][n] = {"act": act_f, "grad": grad_f,
+                                     "act_max_abs": a.abs().max().item(),
+                                     "grad_max_abs": g.abs().max().item()}
+                case["torch_f32"][n] = {"act": compare(a32[n], a), "grad": compare(g32[n], g)}
+            meta["cases"].append(case)
+            worst = max(case["torch_f32"][n]["grad"]["max_rel"] for n in wrapped.names)
+            stats.append(f"{cname}: class {cls} |logits| {case['logits_max_abs']:.3g}"
+                         f" f32-grad-err {worst:.1e}")
+            if selfcheck and cname == "randn1":
+                fd_worst = finite_difference_check(wrapped, x, cls, acts, grads)
+            del logits, acts, grads
+    finally:
+        wrapped.float()
+    t_ref = time.time() - t_ref
+
+    t_check = time.time()
+    nodes, ops = check_onnx(onnx_path, meta)
+    t_check = time.time() - t_check
+    meta["onnx_nodes"] = nodes
+    meta["onnx_ops"] = ops
+    with open(meta_path + ".tmp", "w") as f:
+        json.dump(meta, f, indent=1)
+    os.replace(meta_path + ".tmp", meta_path)
+    took = time.time() - t0
+    fd = f", autograd vs finite-diff {fd_worst:.1e}" if fd_worst is not None else ""
+    print(f"{name}: {took:.1f}s (export {t_export:.1f}s, reference {t_ref:.1f}s, "
+          f"onnx check {t_check:.1f}s{fd}); {nodes} nodes, opset {meta['opset']}, "
+          f"{'dynamic' if meta['dynamic_batch'] else 'static'} batch; " + "; ".join(stats),
+          flush=True)
+    return took
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, help="output directory (one sub-directory per model)")
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                    help="comma-separated list (default: all): " + ",".join(DEFAULT_MODELS))
+    ap.add_argument("--no-selfcheck", action="store_true",
+                    help="skip the float64 finite-difference gradient check")
+    ap.add_argument("--force", action="store_true", help="regenerate even if cached")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    models = [m for m in args.models.split(",") if m]
+    unknown = [m for m in models if m not in SPECS]
+    if unknown:
+        print("unknown model(s): " + ", ".join(unknown) + "; known: " + ", ".join(SPECS),
+              file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    t0 = time.time()
+    for m in models:
+        generate(m, args.out, not args.no_selfcheck, args.force)
+    print(f"oracle: {len(models)} model(s) in {time.time() - t0:.1f}s -> {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

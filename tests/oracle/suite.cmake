@@ -1,0 +1,25 @@
+# Oracle suite: PyTorch exports torchvision models + reference data (oracle.generate), then
+# test_oracle compares camd with them, one ctest per model (oracle.<model>, label "oracle").
+# Generation is cached per model (script hash in meta.json); the data lives in
+# ${CMAKE_BINARY_DIR}/oracle. Limit the models with -DCAMD_ORACLE_MODELS="resnet18;vgg16".
+set(CAMD_ORACLE_ALL_MODELS
+  resnet18 resnet50 vgg16 mobilenet_v2 mobilenet_v3_large densenet121 efficientnet_b0
+  squeezenet1_1 shufflenet_v2_x1_0 googlenet inception_v3 regnet_y_400mf)
+set(CAMD_ORACLE_MODELS "${CAMD_ORACLE_ALL_MODELS}" CACHE STRING "Models the oracle suite covers")
+set(CAMD_ORACLE_DIR ${CMAKE_BINARY_DIR}/oracle)
+
+add_executable(test_oracle ${CMAKE_CURRENT_LIST_DIR}/test_oracle.c)
+target_link_libraries(test_oracle PRIVATE camd_lib)
+
+string(REPLACE ";" "," _camd_oracle_list "${CAMD_ORACLE_MODELS}")
+add_test(NAME oracle.generate
+  COMMAND ${CAMD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/gen_oracle.py --out ${CAMD_ORACLE_DIR}
+          --models ${_camd_oracle_list})
+set_tests_properties(oracle.generate PROPERTIES
+  FIXTURES_SETUP oracle LABELS oracle TIMEOUT 1800 SKIP_RETURN_CODE 77)
+
+foreach(model ${CAMD_ORACLE_MODELS})
+  add_test(NAME oracle.${model} COMMAND test_oracle ${CAMD_ORACLE_DIR} ${model})
+  set_tests_properties(oracle.${model} PROPERTIES
+    FIXTURES_REQUIRED oracle LABELS oracle TIMEOUT 900)
+endforeach()

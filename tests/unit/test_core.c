@@ -1,0 +1,228 @@
+/* Unit tests for core utilities: base64 (RFC 4648 vectors), sha256 (FIPS 180-4 vectors), arena,
+ * buf, read_file limits, rng. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "camd/core.h"
+#include "testlib.h"
+
+static void test_base64_encode_rfc4648(void) {
+  static const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+  static const char *out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+  for (int i = 0; i < 7; i++) {
+    size_t n = 0;
+    char *e = camd_base64_encode(in[i], strlen(in[i]), &n);
+    CHECK(e != NULL);
+    if (!e) continue;
+    CHECK_MSG(strcmp(e, out[i]) == 0, "encode('%s') = '%s'", in[i], e);
+    CHECK_EQ_INT(n, strlen(out[i]));
+    free(e);
+  }
+}
+
+static void test_base64_decode_rfc4648(void) {
+  static const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+  static const char *enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+  static const char *nopad[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+  for (int i = 0; i < 7; i++) {
+    for (int v = 0; v < 2; v++) {
+      const char *t = v ? nopad[i] : enc[i];
+      camd_error err = {0};
+      size_t n = 99;
+      unsigned char *d = camd_base64_decode(t, strlen(t), &n, &err);
+      CHECK_MSG(d != NULL, "decode('%s'): %s", t, err.message);
+      if (!d) continue;
+      CHECK_EQ_INT(n, strlen(in[i]));
+      CHECK(memcmp(d, in[i], n) == 0);
+      free(d);
+    }
+  }
+}
+
+static void test_base64_urlsafe_whitespace(void) {
+  /* bytes fb ff fe: standard "+//+", URL-safe "-__-" */
+  const unsigned char want[] = {0xfb, 0xff, 0xbf, 0xfe};
+  camd_error err = {0};
+  size_t n = 0;
+  unsigned char *d = camd_base64_decode("+/+/\n/g==", 9, &n, &err);
+  CHECK(d != NULL);
+  if (d) {
+    CHECK_EQ_INT(n, 4);
+    CHECK(memcmp(d, want, 4) == 0);
+    free(d);
+  }
+  d = camd_base64_decode(" -_-_ /g ", 9, &n, &err);
+  CHECK(d == NULL); /* mixes '/' and '-_' */
+  d = camd_base64_decode(" -_-_\r\n\t_g ", 11, &n, &err);
+  CHECK(d != NULL);
+  if (d) {
+    CHECK_EQ_INT(n, 4);
+    CHECK(memcmp(d, want, 4) == 0);
+    free(d);
+  }
+}
+
+static void test_base64_strict(void) {
+  static const char *bad[] = {
+      "Zm9v!", "Z", "Zm9vY", "Zg=", "Zg===", "Zg==Zg==", "=Zg", "Zh==", "Zm9=", "Zm\x80v"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    camd_error err = {0};
+    size_t n = 0;
+    unsigned char *d = camd_base64_decode(bad[i], strlen(bad[i]), &n, &err);
+    CHECK_MSG(d == NULL, "'%s' accepted", bad[i]);
+    free(d);
+    CHECK_EQ_INT(err.status, CAMD_E_FORMAT);
+    CHECK(err.message[0] != '\0');
+  }
+}
+
+static void test_base64_roundtrip_binary(void) {
+  unsigned char data[257];
+  for (int i = 0; i < 257; i++) data[i] = (unsigned char)(i * 7 + 3);
+  for (size_t len = 0; len <= 257; len += 1) {
+    size_t n = 0, m = 0;
+    char *e = camd_base64_encode(data, len, &n);
+    CHECK(e != NULL);
+    unsigned char *d = camd_base64_decode(e, n, &m, NULL);
+    CHECK(d != NULL && m == len && (len == 0 || memcmp(d, data, len) == 0));
+    free(e);
+    free(d);
+  }
+}
+
+static void test_sha256_fips(void) {
+  char hex[65];
+  camd_sha256_hex("abc", 3, hex);
+  CHECK(strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+  const char *m448 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  camd_sha256_hex(m448, strlen(m448), hex);
+  CHECK(strcmp(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1") == 0);
+  camd_sha256_hex("", 0, hex);
+  CHECK(strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0);
+  const char *m896 =
+      "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlm"
+      "nopqrsmnopqrstnopqrstu";
+  camd_sha256_hex(m896, strlen(m896), hex);
+  CHECK(strcmp(hex, "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1") == 0);
+}
+
+static void test_sha256_million_a(void) {
+  /* Fed in odd-sized chunks to exercise the partial-block path. */
+  static unsigned char chunk[997];
+  memset(chunk, 'a', sizeof(chunk));
+  camd_sha256 h;
+  camd_sha256_init(&h);
+  size_t left = 1000000;
+  while (left) {
+    size_t n = left < sizeof(chunk) ? left : sizeof(chunk);
+    camd_sha256_update(&h, chunk, n);
+    left -= n;
+  }
+  unsigned char d[32];
+  camd_sha256_final(&h, d);
+  static const unsigned char want[32] = {0xcd, 0xc7, 0x6e, 0x5c, 0x99, 0x14, 0xfb, 0x92,
+                                         0x81, 0xa1, 0xc7, 0xe2, 0x84, 0xd7, 0x3e, 0x67,
+                                         0xf1, 0x80, 0x9a, 0x48, 0xa4, 0x97, 0x20, 0x0e,
+                                         0x04, 0x6d, 0x39, 0xcc, 0xc7, 0x11, 0x2c, 0xd0};
+  CHECK(memcmp(d, want, 32) == 0);
+}
+
+static void test_arena(void) {
+  camd_arena a;
+  camd_arena_init(&a, 100);
+  for (size_t i = 1; i < 300; i += 7) {
+    unsigned char *p = camd_arena_alloc(&a, i);
+    CHECK(p != NULL);
+    if (!p) break;
+    CHECK(((uintptr_t)p % 32) == 0);
+    int zero = 1;
+    for (size_t k = 0; k < i; k++) zero &= p[k] == 0;
+    CHECK(zero);
+    memset(p, 0xAB, i);
+  }
+  char *s = camd_arena_strdup(&a, "hello arena");
+  CHECK(s && strcmp(s, "hello arena") == 0);
+  CHECK(camd_arena_alloc(&a, SIZE_MAX - 8) == NULL);
+  camd_arena_free(&a);
+  CHECK(a.head == NULL);
+  void *p = camd_arena_alloc(&a, 10); /* reusable after free */
+  CHECK(p != NULL && ((uintptr_t)p % 32) == 0);
+  camd_arena_free(&a);
+}
+
+static void test_buf(void) {
+  camd_buf b;
+  camd_buf_init(&b);
+  CHECK(camd_buf_append(&b, "ab", 2));
+  for (int i = 0; i < 1000; i++) CHECK(camd_buf_printf(&b, "%d,", i % 10));
+  CHECK_EQ_INT(b.len, 2 + 2000);
+  CHECK(b.data[b.len] == '\0');
+  CHECK(memcmp(b.data, "ab0,1,2,", 8) == 0);
+  size_t n = 0;
+  char *t = camd_buf_take(&b, &n);
+  CHECK(t != NULL && n == 2002 && b.data == NULL && b.len == 0);
+  free(t);
+  t = camd_buf_take(&b, &n); /* empty buffer gives an empty string */
+  CHECK(t != NULL && n == 0 && t[0] == '\0');
+  free(t);
+  camd_buf_free(&b);
+}
+
+static void test_read_file(void) {
+  char path[] = "/tmp/camd_test_core_XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  if (fd < 0) return;
+  static unsigned char data[200000];
+  for (size_t i = 0; i < sizeof(data); i++) data[i] = (unsigned char)(i * 31);
+  CHECK(write(fd, data, sizeof(data)) == (ssize_t)sizeof(data));
+  close(fd);
+  unsigned char *d = NULL;
+  size_t n = 0;
+  camd_error err = {0};
+  CHECK_EQ_INT(camd_read_file(path, sizeof(data), &d, &n, &err), 0);
+  CHECK(n == sizeof(data) && d && memcmp(d, data, n) == 0);
+  free(d);
+  CHECK_EQ_INT(camd_read_file(path, sizeof(data) - 1, &d, &n, &err), CAMD_E_LIMIT);
+  CHECK(d == NULL && strstr(err.message, "199999") != NULL);
+  CHECK_EQ_INT(camd_read_file(path, SIZE_MAX, &d, &n, &err), 0);
+  free(d);
+  unlink(path);
+  CHECK_EQ_INT(camd_read_file(path, 10, &d, &n, &err), CAMD_E_NOT_FOUND);
+}
+
+static void test_rng_time(void) {
+  camd_rng a, b;
+  camd_rng_seed(&a, 42);
+  camd_rng_seed(&b, 42);
+  for (int i = 0; i < 10; i++) CHECK(camd_rng_next(&a) == camd_rng_next(&b));
+  double sum = 0, sq = 0;
+  const int n = 200000;
+  for (int i = 0; i < n; i++) {
+    double u = camd_rng_uniform(&a);
+    CHECK(u >= 0.0 && u < 1.0);
+    double z = camd_rng_normal(&a);
+    sum += z;
+    sq += z * z;
+  }
+  CHECK_NEAR(sum / n, 0.0, 0.02);
+  CHECK_NEAR(sq / n, 1.0, 0.02);
+  uint64_t t0 = camd_now_ns(), t1 = camd_now_ns();
+  CHECK(t1 >= t0);
+}
+
+static void test_log(void) {
+  camd_log_set_level(CAMD_LOG_ERROR);
+  camd_log(CAMD_LOG_INFO, "this must not appear %d", 1);
+  camd_log(CAMD_LOG_ERROR, "test_core log line (expected) %s", "ok");
+  camd_log_set_level(CAMD_LOG_INFO);
+}
+
+CAMD_TEST_MAIN(CAMD_TEST(test_base64_encode_rfc4648), CAMD_TEST(test_base64_decode_rfc4648),
+               CAMD_TEST(test_base64_urlsafe_whitespace), CAMD_TEST(test_base64_strict),
+               CAMD_TEST(test_base64_roundtrip_binary), CAMD_TEST(test_sha256_fips),
+               CAMD_TEST(test_sha256_million_a), CAMD_TEST(test_arena), CAMD_TEST(test_buf),
+               CAMD_TEST(test_read_file), CAMD_TEST(test_rng_time), CAMD_TEST(test_log))

@@ -1,0 +1,286 @@
+/* Engine executor tests: plans, kept values, several backward targets, shared-input runs,
+ * batch handling and target errors, against double-precision references written here. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "camd/core.h"
+#include "camd/engine.h"
+#include "camd/graph.h"
+#include "testlib.h"
+
+enum { C = 3, H = 4, W = 5, K = 4, B = 3 };
+
+/* Graph: x[B,C,H,W] → Relu → a; b = a * a; c = b + x; g = GlobalAveragePool(c); f = Flatten(g);
+ * logits = Gemm(f, Wt[K,C], transB=1) + bias. */
+typedef struct fixture {
+  camd_model *m;
+  int x, a, b, c, logits;
+  float wt[K * C], bias[K];
+} fixture;
+
+static void build(fixture *f) {
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_rng r;
+  camd_rng_seed(&r, 99);
+  for (int i = 0; i < K * C; i++) f->wt[i] = (float)(camd_rng_uniform(&r) * 2 - 1);
+  for (int i = 0; i < K; i++) f->bias[i] = (float)(camd_rng_uniform(&r) - 0.5);
+  camd_shape xs = {4, {1, C, H, W}};
+  f->x = camd_graph_add_input(g, "x", &xs, &err);
+  CHECK(f->x >= 0);
+  camd_shape ws = {2, {K, C}}, bs = {1, {K}};
+  float *wd = malloc(sizeof(f->wt)), *bd = malloc(sizeof(f->bias));
+  memcpy(wd, f->wt, sizeof(f->wt));
+  memcpy(bd, f->bias, sizeof(f->bias));
+  int wid = camd_graph_add_constant(g, "W", CAMD_FLOAT32, &ws, wd, &err);
+  int bid = camd_graph_add_constant(g, "bias", CAMD_FLOAT32, &bs, bd, &err);
+  const char *na[] = {"a"}, *nb[] = {"b"}, *nc[] = {"c"}, *ng[] = {"g"}, *nf[] = {"f"},
+             *nl[] = {"logits"};
+  int in1[] = {f->x};
+  CHECK(!camd_graph_add_node(g, "Relu", "relu", 13, 1, in1, 1, na, NULL, 0, &f->a, &err));
+  int in2[] = {f->a, f->a};
+  CHECK(!camd_graph_add_node(g, "Mul", "mul", 13, 2, in2, 1, nb, NULL, 0, &f->b, &err));
+  int in3[] = {f->b, f->x};
+  CHECK(!camd_graph_add_node(g, "Add", "add", 13, 2, in3, 1, nc, NULL, 0, &f->c, &err));
+  int gid, fid;
+  int in4[] = {f->c};
+  CHECK(!camd_graph_add_node(g, "GlobalAveragePool", "gap", 13, 1, in4, 1, ng, NULL, 0, &gid, &err));
+  int in5[] = {gid};
+  CHECK(!camd_graph_add_node(g, "Flatten", "flatten", 13, 1, in5, 1, nf, NULL, 0, &fid, &err));
+  camd_attr tb = {.name = "transB", .type = CAMD_ATTR_INT, .i = 1};
+  int in6[] = {fid, wid, bid};
+  CHECK(!camd_graph_add_node(g, "Gemm", "fc", 13, 3, in6, 1, nl, &tb, 1, &f->logits, &err));
+  CHECK(!camd_graph_mark_output(g, f->logits, &err));
+  CHECK_MSG(!camd_graph_finalize(g, NULL, &f->m, &err), "%s", err.message);
+}
+
+/* Double reference: logits of one item given x (C*H*W); optionally d logits[k] / d a. */
+static void reference(const fixture *f, const double *x, double *logits, int k, double *grad_a) {
+  double gap[C];
+  for (int ch = 0; ch < C; ch++) {
+    double s = 0;
+    for (int i = 0; i < H * W; i++) {
+      double v = x[ch * H * W + i];
+      double a = v > 0 ? v : 0;
+      s += a * a + v;
+    }
+    gap[ch] = s / (H * W);
+  }
+  for (int o = 0; o < K; o++) {
+    double s = f->bias[o];
+    for (int ch = 0; ch < C; ch++) s += f->wt[o * C + ch] * gap[ch];
+    logits[o] = s;
+  }
+  if (grad_a) {
+    for (int ch = 0; ch < C; ch++) {
+      for (int i = 0; i < H * W; i++) {
+        double v = x[ch * H * W + i];
+        double a = v > 0 ? v : 0;
+        grad_a[ch * H * W + i] = f->wt[k * C + ch] * 2 * a / (H * W);
+      }
+    }
+  }
+}
+
+static void random_input(float *x, size_t n, uint64_t seed) {
+  camd_rng r;
+  camd_rng_seed(&r, seed);
+  for (size_t i = 0; i < n; i++) x[i] = (float)(camd_rng_uniform(&r) * 4 - 2);
+}
+
+static void test_forward_and_kept_values(void) {
+  fixture f;
+  build(&f);
+  camd_session *s = NULL;
+  camd_error err = {0};
+  CHECK(!camd_session_create(f.m, B, &s, &err));
+  float x[B * C * H * W];
+  random_input(x, B * C * H * W, 1);
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  int keep[] = {f.a};
+  o.retain = keep;
+  o.n_retain = 1;
+  CHECK_MSG(!camd_session_forward(s, B, x, &o, &err), "%s", err.message);
+  camd_shape sh;
+  const float *logits = camd_session_value(s, f.logits, &sh);
+  CHECK(logits != NULL);
+  CHECK_EQ_INT(sh.dims[0], B);
+  CHECK(camd_session_value(s, f.a, NULL) != NULL);
+  /* b is neither kept nor an output: its buffer may be reused, so it is not readable. */
+  CHECK(camd_session_value(s, f.b, NULL) == NULL);
+  for (int b = 0; b < B; b++) {
+    double xd[C * H * W], ref[K];
+    for (int i = 0; i < C * H * W; i++) xd[i] = x[b * C * H * W + i];
+    reference(&f, xd, ref, 0, NULL);
+    for (int k = 0; k < K; k++) CHECK_NEAR(logits[b * K + k], ref[k], 1e-5 * fmax(1, fabs(ref[k])));
+  }
+  /* A smaller batch on the same session and plan. */
+  CHECK(!camd_session_forward(s, 1, x, &o, &err));
+  logits = camd_session_value(s, f.logits, &sh);
+  CHECK_EQ_INT(sh.dims[0], 1);
+  double xd[C * H * W], ref[K];
+  for (int i = 0; i < C * H * W; i++) xd[i] = x[i];
+  reference(&f, xd, ref, 0, NULL);
+  for (int k = 0; k < K; k++) CHECK_NEAR(logits[k], ref[k], 1e-5 * fmax(1, fabs(ref[k])));
+  CHECK(camd_session_forward(s, B + 1, x, &o, &err) == CAMD_E_INVALID);
+  camd_session_destroy(s);
+  camd_model_release(f.m);
+}
+
+static void test_several_backward_targets(void) {
+  fixture f;
+  build(&f);
+  camd_session *s = NULL;
+  camd_error err = {0};
+  CHECK(!camd_session_create(f.m, B, &s, &err));
+  float x[B * C * H * W];
+  random_input(x, B * C * H * W, 2);
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  o.grad_to = f.a;
+  CHECK_MSG(!camd_session_forward(s, B, x, &o, &err), "%s", err.message);
+  for (int k = 0; k < K; k++) { /* one forward, K backward passes */
+    float seed[B * K];
+    memset(seed, 0, sizeof(seed));
+    for (int b = 0; b < B; b++) seed[b * K + k] = 1;
+    CHECK_MSG(!camd_session_backward(s, f.logits, seed, &err), "%s", err.message);
+    const float *ga = camd_session_grad(s, f.a, NULL);
+    CHECK(ga != NULL);
+    if (!ga) break;
+    for (int b = 0; b < B; b++) {
+      double xd[C * H * W], ref[K], gref[C * H * W];
+      for (int i = 0; i < C * H * W; i++) xd[i] = x[b * C * H * W + i];
+      reference(&f, xd, ref, k, gref);
+      for (int i = 0; i < C * H * W; i++) CHECK_NEAR(ga[b * C * H * W + i], gref[i], 1e-5);
+    }
+  }
+  /* Backward without grad_to is a state error with a message. */
+  camd_forward_opts_init(&o);
+  CHECK(!camd_session_forward(s, 1, x, &o, &err));
+  float seed[K] = {1, 0, 0, 0};
+  CHECK(camd_session_backward(s, f.logits, seed, &err) == CAMD_E_STATE);
+  CHECK(strstr(err.message, "grad_to") != NULL);
+  camd_session_destroy(s);
+  camd_model_release(f.m);
+}
+
+static void zero_channel_per_item(void *ctx, int value, float *data, const camd_shape *shape) {
+  (void)ctx;
+  (void)value;
+  size_t per = camd_shape_count(shape) / (size_t)shape->dims[0];
+  size_t plane = (size_t)shape->dims[2] * (size_t)shape->dims[3];
+  for (int b = 0; b < shape->dims[0]; b++) {
+    int ch = b % (int)shape->dims[1];
+    memset(data + (size_t)b * per + (size_t)ch * plane, 0, plane * sizeof(float));
+  }
+}
+
+static void test_shared_input_hook(void) {
+  fixture f;
+  build(&f);
+  camd_session *s = NULL;
+  camd_error err = {0};
+  CHECK(!camd_session_create(f.m, B, &s, &err));
+  float x[B * C * H * W];
+  random_input(x, B * C * H * W, 3);
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  o.hook_value = f.a;
+  o.hook = zero_channel_per_item;
+  o.shared_input = true;
+  CHECK_MSG(!camd_session_forward(s, B, x, &o, &err), "%s", err.message);
+  const float *logits = camd_session_value(s, f.logits, NULL);
+  for (int b = 0; b < B && logits; b++) {
+    /* Reference: item b = image 0 with channel b of a zeroed: a*a loses that channel. */
+    double xd[C * H * W], ref[K];
+    for (int i = 0; i < C * H * W; i++) xd[i] = x[i];
+    double gap[C];
+    for (int ch = 0; ch < C; ch++) {
+      double sum = 0;
+      for (int i = 0; i < H * W; i++) {
+        double v = xd[ch * H * W + i];
+        double a = ch == b ? 0 : (v > 0 ? v : 0);
+        sum += a * a + v;
+      }
+      gap[ch] = sum / (H * W);
+    }
+    for (int k = 0; k < K; k++) {
+      ref[k] = f.bias[k];
+      for (int ch = 0; ch < C; ch++) ref[k] += f.wt[k * C + ch] * gap[ch];
+      CHECK_NEAR(logits[b * K + k], ref[k], 1e-5 * fmax(1, fabs(ref[k])));
+    }
+  }
+  camd_session_destroy(s);
+  camd_model_release(f.m);
+}
+
+static void test_targets_and_suggestion(void) {
+  fixture f;
+  build(&f);
+  camd_error err = {0};
+  int id = -1;
+  CHECK(!camd_model_check_target(f.m, "a", &id, &err));
+  CHECK_EQ_INT(id, f.a);
+  CHECK(camd_model_check_target(f.m, "nope", &id, &err) == CAMD_E_INVALID);
+  CHECK(strstr(err.message, "'nope' not found") != NULL);
+  CHECK(strstr(err.message, "'c'") != NULL); /* the message lists usable layers */
+  CHECK(camd_model_check_target(f.m, "W", &id, &err) == CAMD_E_INVALID);
+  /* The last 4-D activation with spatial size > 1 before global pooling is c. */
+  CHECK_EQ_INT(camd_model_suggest_cam_layer(f.m), f.c);
+  CHECK(camd_model_max_batch(f.m) > 1);
+  camd_model_release(f.m);
+}
+
+static void test_batch_folding_graph_is_single_batch(void) {
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {2, {1, 6}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  int64_t *shp = malloc(sizeof(int64_t));
+  shp[0] = -1; /* flattens the batch into one axis */
+  camd_shape ss = {1, {1}};
+  int sid = camd_graph_add_constant(g, "shape", CAMD_INT64, &ss, shp, &err);
+  int in[] = {x, sid}, y;
+  const char *ny[] = {"y"};
+  CHECK_MSG(!camd_graph_add_node(g, "Reshape", "r", 13, 2, in, 1, ny, NULL, 0, &y, &err), "%s",
+            err.message);
+  int in2[] = {y}, z;
+  const char *nz[] = {"z"};
+  CHECK(!camd_graph_add_node(g, "Relu", "relu", 13, 1, in2, 1, nz, NULL, 0, &z, &err));
+  CHECK(!camd_graph_mark_output(g, z, &err));
+  camd_model *m = NULL;
+  CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+  if (!m) return;
+  CHECK_EQ_INT(camd_model_max_batch(m), 1);
+  camd_session *s = NULL;
+  CHECK(!camd_session_create(m, 4, &s, &err));
+  CHECK_EQ_INT(camd_session_max_batch(s), 1);
+  float xin[6] = {-1, 2, -3, 4, -5, 6};
+  CHECK(!camd_session_forward(s, 1, xin, NULL, &err));
+  const float *out = camd_session_value(s, z, NULL);
+  for (int i = 0; i < 6 && out; i++) CHECK_NEAR(out[i], xin[i] > 0 ? xin[i] : 0, 0);
+  camd_session_destroy(s);
+  camd_model_release(m);
+}
+
+static void test_unsupported_op_message(void) {
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {2, {1, 6}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  int in[] = {x}, y;
+  CHECK(camd_graph_add_node(g, "NoSuchOp", "n1", 13, 1, in, 1, NULL, NULL, 0, &y, &err) ==
+        CAMD_E_UNSUPPORTED);
+  CHECK(strstr(err.message, "NoSuchOp") && strstr(err.message, "n1"));
+  CHECK(camd_graph_add_node(g, "Relu", "n2", 99, 1, in, 1, NULL, NULL, 0, &y, &err) ==
+        CAMD_E_UNSUPPORTED);
+  CHECK(strstr(err.message, "opset 99") != NULL);
+  camd_graph_free(g);
+}
+
+CAMD_TEST_MAIN(CAMD_TEST(test_forward_and_kept_values), CAMD_TEST(test_several_backward_targets),
+               CAMD_TEST(test_shared_input_hook), CAMD_TEST(test_targets_and_suggestion),
+               CAMD_TEST(test_batch_folding_graph_is_single_batch),
+               CAMD_TEST(test_unsupported_op_message))

@@ -1,0 +1,535 @@
+/* Tests for the image module: decode/resize/preprocess/heatmap helpers against the independent
+ * references that tests/image/make_cases.py writes (PIL, ImageMagick, torchvision, torch,
+ * matplotlib, skimage), plus self-contained checks (limits, corrupt input, PNG round trip). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "camd/core.h"
+#include "camd/image.h"
+#include "testlib.h"
+
+#ifndef CAMD_IMAGE_CASES_DIR
+#define CAMD_IMAGE_CASES_DIR ""
+#endif
+
+static const char *cases_dir(void) {
+  const char *d = getenv("CAMD_IMAGE_CASES");
+  return d && *d ? d : CAMD_IMAGE_CASES_DIR;
+}
+
+static unsigned char *load(const char *name, size_t *len) {
+  char p[1024];
+  snprintf(p, sizeof(p), "%s/%s", cases_dir(), name);
+  unsigned char *d = NULL;
+  camd_error err = {0};
+  if (camd_read_file(p, (size_t)1 << 30, &d, len, &err) != 0) {
+    fprintf(stderr, "cannot read %s: %s\n", p, err.message);
+    return NULL;
+  }
+  return d;
+}
+
+static int status_from_name(const char *s) {
+  if (strcmp(s, "FORMAT") == 0) return CAMD_E_FORMAT;
+  if (strcmp(s, "MEDIA") == 0) return CAMD_E_MEDIA;
+  if (strcmp(s, "LIMIT") == 0) return CAMD_E_LIMIT;
+  return 1;
+}
+
+/* Max absolute difference between two byte arrays. */
+static int max_diff(const unsigned char *a, const unsigned char *b, size_t n) {
+  int m = 0;
+  for (size_t i = 0; i < n; i++) {
+    int d = abs((int)a[i] - (int)b[i]);
+    if (d > m) m = d;
+  }
+  return m;
+}
+
+/* ---- manifest-driven cases ---- */
+static int n_decode, n_error, n_resize, n_pre, n_cmap, n_up, n_bbox, n_colorize;
+
+static void case_decode(const char *file, const char *ref, size_t w, size_t h, int tol) {
+  size_t len = 0, rlen = 0;
+  unsigned char *data = load(file, &len), *refpix = load(ref, &rlen);
+  CHECK_MSG(data && refpix, "%s", file);
+  if (data && refpix) {
+    camd_image img = {0};
+    camd_image_info info;
+    camd_error err = {0};
+    int rc = camd_image_decode(data, len, NULL, &img, &info, &err);
+    CHECK_MSG(rc == 0, "%s: %s", file, err.message);
+    if (rc == 0) {
+      CHECK_MSG(img.width == w && img.height == h && img.channels == 3,
+                "%s: got %zux%zux%d, want %zux%zux3", file, img.width, img.height, img.channels, w,
+                h);
+      if (img.width == w && img.height == h && rlen == w * h * 3) {
+        int d = max_diff(img.pixels, refpix, rlen);
+        CHECK_MSG(d <= tol, "%s: max diff %d > %d", file, d, tol);
+        if (d) fprintf(stderr, "note: %s: max diff %d vs PIL\n", file, d);
+      }
+    }
+    camd_image_free(&img);
+    n_decode++;
+  }
+  free(data);
+  free(refpix);
+}
+
+static void case_error(const char *file, const char *status) {
+  size_t len = 0;
+  unsigned char *data = load(file, &len);
+  CHECK_MSG(data, "%s", file);
+  if (!data) return;
+  camd_image img = {0};
+  camd_error err = {0};
+  int rc = camd_image_decode(data, len, NULL, &img, NULL, &err);
+  CHECK_MSG(rc == status_from_name(status), "%s: rc %d (%s), want %s", file, rc, err.message,
+            status);
+  CHECK_MSG(img.pixels == NULL && img.width == 0, "%s: partial image left", file);
+  CHECK_MSG(err.message[0] != '\0', "%s: empty message", file);
+  if (rc == CAMD_E_MEDIA) CHECK(strstr(err.message, "PNG") && strstr(err.message, "JPEG"));
+  camd_image_free(&img);
+  free(data);
+  n_error++;
+}
+
+static void case_resize(const char *src, size_t sw, size_t sh, const char *ref, size_t dw,
+                        size_t dh) {
+  size_t slen = 0, rlen = 0;
+  unsigned char *s = load(src, &slen), *r = load(ref, &rlen);
+  CHECK(s && r && slen == sw * sh * 3 && rlen == dw * dh * 3);
+  if (s && r && slen == sw * sh * 3 && rlen == dw * dh * 3) {
+    camd_image in = {sw, sh, 3, s}, out = {0};
+    camd_error err = {0};
+    int rc = camd_image_resize(&in, dw, dh, &out, &err);
+    CHECK_MSG(rc == 0, "%s: %s", src, err.message);
+    if (rc == 0) {
+      int d = max_diff(out.pixels, r, rlen);
+      size_t off = 0;
+      for (size_t i = 0; i < rlen; i++) off += out.pixels[i] != r[i];
+      CHECK_MSG(d <= 1, "%s -> %zux%zu: max diff %d", src, dw, dh, d);
+      if (off)
+        fprintf(stderr, "note: %s -> %zux%zu: %zu of %zu samples off by 1\n", src, dw, dh, off,
+                rlen);
+    }
+    camd_image_free(&out);
+    n_resize++;
+  }
+  free(s);
+  free(r);
+}
+
+static void case_preprocess(const char *file, const char *ref, const char *mode, size_t W, size_t H,
+                            size_t S, int channels, int bgr) {
+  size_t len = 0, rlen = 0;
+  unsigned char *data = load(file, &len), *r = load(ref, &rlen);
+  size_t n = W * H * (size_t)channels;
+  CHECK_MSG(data && r && rlen == n * 4, "%s", ref);
+  if (data && r && rlen == n * 4) {
+    camd_image img = {0};
+    camd_error err = {0};
+    CHECK_EQ_INT(camd_image_decode(data, len, NULL, &img, NULL, &err), 0);
+    camd_preprocess_opts o;
+    camd_preprocess_opts_default(&o);
+    o.mode = strcmp(mode, "stretch") == 0 ? CAMD_RESIZE_STRETCH : CAMD_RESIZE_SHORTER;
+    o.width = W;
+    o.height = H;
+    o.resize_shorter = S;
+    o.channels = channels;
+    o.bgr = bgr != 0;
+    if (bgr) { /* mean/std given in tensor channel order */
+      float m0 = o.mean[0], s0 = o.std[0];
+      o.mean[0] = o.mean[2], o.std[0] = o.std[2];
+      o.mean[2] = m0, o.std[2] = s0;
+    }
+    float *t = malloc(n * sizeof(float));
+    camd_crop crop;
+    int rc = camd_preprocess(&img, &o, t, n, &crop, &err);
+    CHECK_MSG(rc == 0, "%s: %s", ref, err.message);
+    if (rc == 0) {
+      const float *want = (const float *)r;
+      double worst = 0; /* in 8-bit levels */
+      for (size_t c = 0; c < (size_t)channels; c++) {
+        for (size_t i = 0; i < W * H; i++) {
+          double d = fabs((double)t[c * W * H + i] - want[c * W * H + i]) * o.std[c] * 255.0;
+          if (d > worst) worst = d;
+        }
+      }
+      CHECK_MSG(worst <= 1.0 + 1e-3, "%s: max diff %.4f levels", ref, worst);
+      if (worst > 1e-3) fprintf(stderr, "note: %s: max diff %.4f levels\n", ref, worst);
+    }
+    free(t);
+    camd_image_free(&img);
+    n_pre++;
+  }
+  free(data);
+  free(r);
+}
+
+static void case_colormap(const char *name, const char *ref, int tol) {
+  size_t rlen = 0;
+  unsigned char *r = load(ref, &rlen);
+  camd_colormap cm;
+  camd_error err = {0};
+  CHECK_MSG(camd_colormap_parse(name, &cm, &err) == 0, "%s", err.message);
+  const unsigned char *lut = camd_colormap_table(cm);
+  CHECK(r && rlen == 768 && lut);
+  if (r && rlen == 768 && lut) {
+    int d = max_diff(lut, r, 768);
+    CHECK_MSG(d <= tol, "colormap %s: max diff %d > %d", name, d, tol);
+    fprintf(stderr, "note: colormap %s: max diff vs matplotlib %d\n", name, d);
+    n_cmap++;
+  }
+  free(r);
+}
+
+static void case_colorize(const char *name, const char *vals, size_t n, const char *ref) {
+  size_t vlen = 0, rlen = 0;
+  unsigned char *v = load(vals, &vlen), *r = load(ref, &rlen);
+  CHECK(v && r && vlen == n * 4 && rlen == n * 3);
+  if (v && r && vlen == n * 4 && rlen == n * 3) {
+    camd_colormap cm;
+    camd_error err = {0};
+    camd_colormap_parse(name, &cm, &err);
+    camd_image out = {0};
+    CHECK_EQ_INT(camd_heatmap_colorize((const float *)v, n, 1, cm, &out, &err), 0);
+    /* matplotlib truncates its table to bytes, camd rounds: at most 1 level apart */
+    if (out.pixels) CHECK_MSG(max_diff(out.pixels, r, rlen) <= 1, "colorize %s", name);
+    camd_image_free(&out);
+    n_colorize++;
+  }
+  free(v);
+  free(r);
+}
+
+static void case_upsample(const char *map, size_t w, size_t h, double cx, double cy, double cw,
+                          double ch, size_t ow, size_t oh, const char *ref) {
+  size_t mlen = 0, rlen = 0;
+  unsigned char *m = load(map, &mlen), *r = load(ref, &rlen);
+  CHECK(m && r && mlen == w * h * 4 && rlen == ow * oh * 4);
+  if (m && r && mlen == w * h * 4 && rlen == ow * oh * 4) {
+    float *out = malloc(ow * oh * sizeof(float));
+    camd_crop crop = {cx, cy, cw, ch};
+    camd_error err = {0};
+    CHECK_EQ_INT(camd_heatmap_upsample((const float *)m, w, h, &crop, ow, oh, 0.0f, out, &err), 0);
+    double worst = 0;
+    const float *want = (const float *)r;
+    for (size_t i = 0; i < ow * oh; i++) {
+      double d = fabs((double)out[i] - want[i]);
+      if (d > worst) worst = d;
+    }
+    CHECK_MSG(worst <= 1e-5, "%s: max diff %g", map, worst);
+    free(out);
+    n_up++;
+  }
+  free(m);
+  free(r);
+}
+
+static void case_bbox(const char *map, size_t w, size_t h, double thr, const size_t want[10]) {
+  size_t mlen = 0;
+  unsigned char *m = load(map, &mlen);
+  CHECK(m && mlen == w * h * 4);
+  if (m && mlen == w * h * 4) {
+    camd_bbox b;
+    camd_error err = {0};
+    CHECK_EQ_INT(camd_heatmap_bbox((const float *)m, w, h, (float)thr, CAMD_BBOX_LARGEST_COMPONENT,
+                                   &b, &err),
+                 0);
+    CHECK_MSG(b.found && b.x0 == want[0] && b.y0 == want[1] && b.x1 == want[2] && b.y1 == want[3] &&
+                  b.pixels == want[4],
+              "%s: got (%zu,%zu)-(%zu,%zu) %zu px", map, b.x0, b.y0, b.x1, b.y1, b.pixels);
+    CHECK_EQ_INT(camd_heatmap_bbox((const float *)m, w, h, (float)thr, CAMD_BBOX_ALL, &b, &err), 0);
+    CHECK_MSG(b.found && b.x0 == want[5] && b.y0 == want[6] && b.x1 == want[7] && b.y1 == want[8] &&
+                  b.pixels == want[9],
+              "%s (all): got (%zu,%zu)-(%zu,%zu) %zu px", map, b.x0, b.y0, b.x1, b.y1, b.pixels);
+    camd_image mask = {0};
+    CHECK_EQ_INT(camd_heatmap_mask((const float *)m, w, h, (float)thr, &mask, &err), 0);
+    size_t on = 0;
+    for (size_t i = 0; mask.pixels && i < w * h; i++) on += mask.pixels[i] == 255;
+    CHECK_EQ_INT(on, want[9]);
+    camd_image_free(&mask);
+    n_bbox++;
+  }
+  free(m);
+}
+
+static void test_manifest_cases(void) {
+  if (!cases_dir()[0]) {
+    printf("skip: no cases directory (run via ctest: image.make_cases fixture)\n");
+    return;
+  }
+  char p[1024];
+  snprintf(p, sizeof(p), "%s/manifest.txt", cases_dir());
+  FILE *f = fopen(p, "r");
+  CHECK_MSG(f != NULL, "cannot open %s", p);
+  if (!f) return;
+  char line[1024];
+  while (fgets(line, sizeof(line), f)) {
+    char kind[32], a[256], b[256], c[256];
+    size_t w, h, x, y;
+    int tol, i1, i2;
+    double d1, d2, d3, d4;
+    if (sscanf(line, "%31s", kind) != 1) continue;
+    if (strcmp(kind, "decode") == 0 &&
+        sscanf(line, "%*s %255s %255s %zu %zu %d", a, b, &w, &h, &tol) == 5) {
+      case_decode(a, b, w, h, tol);
+    } else if (strcmp(kind, "error") == 0 && sscanf(line, "%*s %255s %255s", a, b) == 2) {
+      case_error(a, b);
+    } else if (strcmp(kind, "resize") == 0 &&
+               sscanf(line, "%*s %255s %zu %zu %255s %zu %zu", a, &w, &h, b, &x, &y) == 6) {
+      case_resize(a, w, h, b, x, y);
+    } else if (strcmp(kind, "preprocess") == 0 &&
+               sscanf(line, "%*s %255s %255s %255s %zu %zu %zu %d %d", a, b, c, &w, &h, &x, &i1,
+                      &i2) == 8) {
+      case_preprocess(a, b, c, w, h, x, i1, i2);
+    } else if (strcmp(kind, "colormap") == 0 &&
+               sscanf(line, "%*s %255s %255s %d", a, b, &tol) == 3) {
+      case_colormap(a, b, tol);
+    } else if (strcmp(kind, "colorize") == 0 &&
+               sscanf(line, "%*s %255s %255s %zu %255s", a, b, &w, c) == 4) {
+      case_colorize(a, b, w, c);
+    } else if (strcmp(kind, "upsample") == 0 &&
+               sscanf(line, "%*s %255s %zu %zu %lf %lf %lf %lf %zu %zu %255s", a, &w, &h, &d1, &d2,
+                      &d3, &d4, &x, &y, b) == 10) {
+      case_upsample(a, w, h, d1, d2, d3, d4, x, y, b);
+    } else if (strcmp(kind, "bbox") == 0) {
+      size_t want[10];
+      if (sscanf(line, "%*s %255s %zu %zu %lf %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu", a, &w, &h,
+                 &d1, &want[0], &want[1], &want[2], &want[3], &want[4], &want[5], &want[6],
+                 &want[7], &want[8], &want[9]) == 14)
+        case_bbox(a, w, h, d1, want);
+      else
+        CHECK_MSG(0, "bad bbox line: %s", line);
+    } else {
+      CHECK_MSG(0, "bad manifest line: %s", line);
+    }
+  }
+  fclose(f);
+  printf(
+      "cases: %d decode, %d error, %d resize, %d preprocess, %d colormap, %d colorize, "
+      "%d upsample, %d bbox\n",
+      n_decode, n_error, n_resize, n_pre, n_cmap, n_colorize, n_up, n_bbox);
+  CHECK(n_decode >= 40 && n_error >= 15 && n_resize >= 8 && n_pre >= 10 && n_cmap == 5 &&
+        n_up >= 4 && n_bbox >= 3);
+}
+
+/* ---- limits: checked on the header, before pixels ---- */
+static void test_limits(void) {
+  if (!cases_dir()[0]) return;
+  size_t len = 0;
+  unsigned char *data = load("wide1x20000.png", &len);
+  CHECK(data != NULL);
+  if (!data) return;
+  camd_image img = {0};
+  camd_error err = {0};
+  camd_image_limits lim = {10000, 0, 0};
+  CHECK_EQ_INT(camd_image_decode(data, len, &lim, &img, NULL, &err), CAMD_E_LIMIT);
+  CHECK(strstr(err.message, "max_width=10000") != NULL);
+  CHECK(img.pixels == NULL);
+  lim = (camd_image_limits){0, 0, 19999};
+  CHECK_EQ_INT(camd_image_decode(data, len, &lim, &img, NULL, &err), CAMD_E_LIMIT);
+  CHECK(strstr(err.message, "max_pixels=19999") != NULL);
+  lim = (camd_image_limits){20000, 1, 20000};
+  CHECK_EQ_INT(camd_image_decode(data, len, &lim, &img, NULL, &err), 0);
+  camd_image_free(&img);
+  free(data);
+  /* EXIF rotation swaps the dimensions the limits see: exif6.jpg is 64x40 stored, 40x64 out */
+  data = load("exif6.jpg", &len);
+  CHECK(data != NULL);
+  if (!data) return;
+  lim = (camd_image_limits){0, 63, 0};
+  CHECK_EQ_INT(camd_image_decode(data, len, &lim, &img, NULL, &err), CAMD_E_LIMIT);
+  CHECK(strstr(err.message, "max_height=63") != NULL);
+  camd_image_info info;
+  lim = (camd_image_limits){40, 64, 0};
+  CHECK_EQ_INT(camd_image_decode(data, len, &lim, &img, &info, &err), 0);
+  CHECK(info.orientation == 6 && info.file_width == 64 && img.width == 40 && img.height == 64);
+  camd_image_free(&img);
+  free(data);
+}
+
+/* ---- every prefix of a valid file must fail cleanly or decode fully (no crash) ---- */
+static void test_truncation_sweep(void) {
+  if (!cases_dir()[0]) return;
+  const char *files[] = {"palette_trns.png", "interlaced_rgba.png", "exif6.jpg", "cmyk_pil.jpg",
+                         "gray16.png"};
+  for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+    size_t len = 0;
+    unsigned char *data = load(files[f], &len);
+    CHECK(data != NULL);
+    if (!data) continue;
+    size_t step = len / 97 + 1;
+    for (size_t n = 0; n < len; n += step) {
+      camd_image img = {0};
+      camd_error err = {0};
+      int rc = camd_image_decode(data, n, NULL, &img, NULL, &err);
+      CHECK_MSG(rc == CAMD_E_FORMAT || rc == CAMD_E_MEDIA, "%s[:%zu]: rc %d", files[f], n, rc);
+      CHECK(img.pixels == NULL);
+      camd_image_free(&img);
+    }
+    free(data);
+  }
+}
+
+/* ---- PNG encoder round trip through our decoder; files for PIL's check ---- */
+static void write_file(const char *name, const void *d, size_t n) {
+  if (!cases_dir()[0]) return;
+  char p[1024];
+  snprintf(p, sizeof(p), "%s/%s", cases_dir(), name);
+  FILE *f = fopen(p, "wb");
+  CHECK(f != NULL);
+  if (!f) return;
+  CHECK(fwrite(d, 1, n, f) == n);
+  fclose(f);
+}
+
+static void test_png_roundtrip(void) {
+  camd_rng rng;
+  camd_rng_seed(&rng, 7);
+  const int chans[] = {1, 3, 4};
+  for (int k = 0; k < 3; k++) {
+    camd_image img = {0};
+    camd_error err = {0};
+    CHECK_EQ_INT(camd_image_alloc(&img, 57, 33, chans[k], &err), 0);
+    if (!img.pixels) continue;
+    for (size_t i = 0; i < 57 * 33 * (size_t)chans[k]; i++)
+      img.pixels[i] = (unsigned char)(i % 5 == 0 ? camd_rng_next(&rng) : i * 3);
+    unsigned char *png = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(camd_png_encode(&img, k == 0 ? -1 : k * 4, &png, &len, &err), 0);
+    camd_image back = {0};
+    camd_image_info info;
+    CHECK_EQ_INT(camd_image_decode(png, len, NULL, &back, &info, &err), 0);
+    CHECK(back.width == 57 && back.height == 33 && info.file_channels == chans[k]);
+    if (back.pixels) {
+      int same = 1;
+      for (size_t i = 0; i < 57 * 33; i++) {
+        for (int c = 0; c < 3; c++) {
+          unsigned char want = img.pixels[i * (size_t)chans[k] + (chans[k] == 1 ? 0 : c)];
+          same &= back.pixels[i * 3 + (size_t)c] == want;
+        }
+      }
+      CHECK(same);
+    }
+    char name[64];
+    snprintf(name, sizeof(name), "encoded_c%d.png", chans[k]);
+    write_file(name, png, len);
+    snprintf(name, sizeof(name), "encoded_c%d.raw", chans[k]);
+    write_file(name, img.pixels, 57 * 33 * (size_t)chans[k]);
+    free(png);
+    camd_image_free(&back);
+    camd_image_free(&img);
+  }
+  camd_image empty = {0};
+  unsigned char *png = NULL;
+  size_t len = 0;
+  CHECK_EQ_INT(camd_png_encode(&empty, -1, &png, &len, NULL), CAMD_E_INVALID);
+}
+
+/* ---- small hand-checked cases (no python needed) ---- */
+static void test_sniff_and_media(void) {
+  static const unsigned char gif[] = "GIF89a\x01\x00\x01\x00";
+  camd_image img = {0};
+  camd_error err = {0};
+  CHECK(camd_image_sniff(gif, 10) == CAMD_IMAGE_FORMAT_UNKNOWN);
+  CHECK_EQ_INT(camd_image_decode(gif, 10, NULL, &img, NULL, &err), CAMD_E_MEDIA);
+  CHECK(strstr(err.message, "PNG") && strstr(err.message, "JPEG"));
+  CHECK_EQ_INT(camd_image_decode(NULL, 0, NULL, &img, NULL, &err), CAMD_E_MEDIA);
+  static const unsigned char soi[] = {0xFF, 0xD8, 0xFF, 0xE0, 0, 0};
+  CHECK(camd_image_sniff(soi, 6) == CAMD_IMAGE_FORMAT_JPEG);
+  CHECK_EQ_INT(camd_image_decode(soi, 6, NULL, &img, NULL, &err), CAMD_E_FORMAT);
+  CHECK(img.pixels == NULL);
+}
+
+static void test_gray_and_blend(void) {
+  /* PIL 'L' weights: L = (R*299 + G*587 + B*114) / 1000 rounded via 16-bit fixed point */
+  unsigned char px[] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 200, 30};
+  camd_image in = {4, 1, 3, px}, g = {0}, ov = {0}, out = {0};
+  camd_error err = {0};
+  CHECK_EQ_INT(camd_image_to_gray(&in, &g, &err), 0);
+  if (g.pixels) {
+    CHECK_EQ_INT(g.pixels[0], 76); /* PIL: Image.new('RGB',(1,1),(255,0,0)).convert('L') */
+    CHECK_EQ_INT(g.pixels[1], 150);
+    CHECK_EQ_INT(g.pixels[2], 29);
+    CHECK_EQ_INT(g.pixels[3], 124);
+  }
+  float map[4] = {0.0f, 0.5f, 1.0f, 0.25f};
+  CHECK_EQ_INT(camd_heatmap_colorize(map, 4, 1, CAMD_COLORMAP_GRAY, &ov, &err), 0);
+  CHECK_EQ_INT(camd_image_blend(&in, &ov, 0.5f, &out, &err), 0);
+  if (out.pixels && ov.pixels) {
+    /* gray table: value v -> floor(v*256) clipped: 0, 128, 255, 64 */
+    CHECK_EQ_INT(ov.pixels[3], 128);
+    CHECK_EQ_INT(ov.pixels[9], 64);
+    CHECK_EQ_INT(out.pixels[0], 128); /* (255 + 0) / 2 = 127.5 -> 128 */
+    CHECK_EQ_INT(out.pixels[4], 192); /* (255 + 128) / 2 = 191.5 -> 192 */
+  }
+  camd_image_free(&out);
+  CHECK_EQ_INT(camd_image_blend(&in, &ov, 1.5f, &out, &err), CAMD_E_INVALID);
+  camd_image other = {0};
+  camd_image_alloc(&other, 3, 1, 3, &err);
+  CHECK_EQ_INT(camd_image_blend(&in, &other, 0.5f, &out, &err), CAMD_E_SHAPE);
+  float nanmap[1] = {NAN};
+  camd_image tmp = {0};
+  CHECK_EQ_INT(camd_heatmap_colorize(nanmap, 1, 1, CAMD_COLORMAP_JET, &tmp, &err), CAMD_E_INVALID);
+  camd_colormap cm;
+  CHECK_EQ_INT(camd_colormap_parse("rainbow", &cm, &err), CAMD_E_INVALID);
+  CHECK(strstr(err.message, "viridis") != NULL);
+  camd_image_free(&other);
+  camd_image_free(&ov);
+  camd_image_free(&g);
+}
+
+static void test_peak_bbox_hand(void) {
+  /* two components: 3 pixels diagonal (8-connected) and 2 pixels; plus a zero map */
+  float m[5 * 4] = {1, 0, 0,    0, 0,     //
+                    0, 1, 0,    0, 0.9f,  //
+                    0, 0, 0.5f, 0, 0.9f,  //
+                    0, 0, 0,    0, 0.1f};
+  size_t x, y;
+  float v;
+  camd_error err = {0};
+  CHECK_EQ_INT(camd_heatmap_peak(m, 5, 4, &x, &y, &v, &err), 0);
+  CHECK(x == 0 && y == 0 && v == 1.0f);
+  camd_bbox b;
+  CHECK_EQ_INT(camd_heatmap_bbox(m, 5, 4, 0.2f, CAMD_BBOX_LARGEST_COMPONENT, &b, &err), 0);
+  CHECK(b.found && b.x0 == 0 && b.y0 == 0 && b.x1 == 2 && b.y1 == 2 && b.pixels == 3);
+  CHECK_EQ_INT(camd_heatmap_bbox(m, 5, 4, 0.2f, CAMD_BBOX_ALL, &b, &err), 0);
+  CHECK(b.found && b.x0 == 0 && b.y0 == 0 && b.x1 == 4 && b.y1 == 2 && b.pixels == 5);
+  float z[4] = {0, 0, 0, 0};
+  CHECK_EQ_INT(camd_heatmap_bbox(z, 2, 2, 0.2f, CAMD_BBOX_ALL, &b, &err), 0);
+  CHECK(!b.found);
+  CHECK_EQ_INT(camd_heatmap_bbox(m, 5, 4, 1.5f, CAMD_BBOX_ALL, &b, &err), CAMD_E_INVALID);
+  float n2[2] = {NAN, NAN};
+  CHECK_EQ_INT(camd_heatmap_peak(n2, 2, 1, &x, &y, &v, &err), CAMD_E_INVALID);
+}
+
+static void test_preprocess_errors(void) {
+  unsigned char px[12] = {0};
+  camd_image in = {2, 2, 3, px};
+  camd_preprocess_opts o;
+  camd_preprocess_opts_default(&o);
+  float t[3 * 224 * 224];
+  camd_error err = {0};
+  camd_crop crop;
+  CHECK_EQ_INT(camd_preprocess(&in, &o, t, 10, &crop, &err), CAMD_E_SHAPE);
+  o.std[1] = 0;
+  CHECK_EQ_INT(camd_preprocess(&in, &o, t, 3 * 224 * 224, &crop, &err), CAMD_E_INVALID);
+  camd_preprocess_opts_default(&o);
+  o.channels = 2;
+  CHECK_EQ_INT(camd_preprocess(&in, &o, t, 3 * 224 * 224, &crop, &err), CAMD_E_INVALID);
+  camd_preprocess_opts_default(&o);
+  CHECK_EQ_INT(camd_preprocess(&in, &o, t, 3 * 224 * 224, &crop, &err), 0);
+  /* 2x2 -> 256x256 -> centre 224 at offset 16: crop is (16/128, 16/128, 224/128, 224/128) */
+  CHECK_NEAR(crop.x, 0.125, 1e-12);
+  CHECK_NEAR(crop.y, 0.125, 1e-12);
+  CHECK_NEAR(crop.w, 1.75, 1e-12);
+  CHECK_NEAR(t[0], (0 - 0.485) / 0.229, 1e-5);
+}
+
+CAMD_TEST_MAIN(CAMD_TEST(test_manifest_cases), CAMD_TEST(test_limits),
+               CAMD_TEST(test_truncation_sweep), CAMD_TEST(test_png_roundtrip),
+               CAMD_TEST(test_sniff_and_media), CAMD_TEST(test_gray_and_blend),
+               CAMD_TEST(test_peak_bbox_hand), CAMD_TEST(test_preprocess_errors))

@@ -1,0 +1,246 @@
+/* ONNX loader tests on the models tests/onnx/make_models.py writes: structure (names, shapes,
+ * constants, aliases), folding, unsupported-op listing, external data confinement, limits and
+ * forward outputs against the generator's numpy references. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "camd/engine.h"
+#include "camd/onnx.h"
+#include "helper_onnx.h"
+#include "testlib.h"
+
+static camd_model *load_ok(const char *file) {
+  camd_error err = {0};
+  camd_model *m = NULL;
+  int rc = camd_onnx_load(camd_test_onnx_path(file), NULL, &m, &err);
+  CHECK_MSG(rc == 0 && m, "%s: %d %s", file, rc, err.message);
+  return rc == 0 ? m : NULL;
+}
+
+/* Loads `file`, expects failure with `status` and every string of `needles` in the message. */
+static void load_fails(const char *file, int status, const char *const *needles) {
+  camd_error err = {0};
+  camd_model *m = NULL;
+  int rc = camd_onnx_load(camd_test_onnx_path(file), NULL, &m, &err);
+  CHECK_MSG(rc == status, "%s: expected status %d, got %d (%s)", file, status, rc, err.message);
+  CHECK(m == NULL);
+  CHECK_EQ_INT(err.status, status);
+  for (const char *const *n = needles; n && *n; n++)
+    CHECK_MSG(strstr(err.message, *n) != NULL, "%s: message lacks \"%s\": %s", file, *n,
+              err.message);
+  camd_model_release(m);
+}
+
+static void check_shape(const camd_shape *s, int ndim, const int64_t *dims) {
+  CHECK_EQ_INT(s->ndim, ndim);
+  for (int i = 0; i < ndim && i < s->ndim; i++) CHECK_EQ_INT(s->dims[i], dims[i]);
+}
+
+static bool value_info(const camd_model *m, const char *name, camd_value_info *vi) {
+  int id = camd_model_find_value(m, name);
+  CHECK_MSG(id >= 0, "value '%s' not found", name);
+  if (id < 0) return false;
+  CHECK_EQ_INT(camd_model_value_info(m, id, vi), 0);
+  return true;
+}
+
+/* Runs a forward with the generator's input file (batch 2) and compares output 0 against the
+ * numpy reference. */
+static void check_forward(camd_model *m, const char *stem) {
+  char in_name[256], out_name[256];
+  snprintf(in_name, sizeof(in_name), "%s.input.bin", stem);
+  snprintf(out_name, sizeof(out_name), "%s.output.bin", stem);
+  size_t n_in = 0, n_out = 0;
+  float *x = camd_test_read_f32(camd_test_onnx_path(in_name), &n_in);
+  float *ref = camd_test_read_f32(camd_test_onnx_path(out_name), &n_out);
+  CHECK(x && ref);
+  camd_session *s = NULL;
+  camd_error err = {0};
+  int rc = camd_session_create(m, 2, &s, &err);
+  CHECK_MSG(rc == 0, "%s: session_create: %s", stem, err.message);
+  if (rc == 0 && x && ref) {
+    int batch = camd_model_max_batch(m) >= 2 ? 2 : 1;
+    size_t per_in = n_in / 2, per_out = n_out / 2;
+    for (int start = 0; start < 2; start += batch) {
+      rc = camd_session_forward(s, batch, x + (size_t)start * per_in, NULL, &err);
+      CHECK_MSG(rc == 0, "%s: forward: %s", stem, err.message);
+      if (rc != 0) break;
+      camd_shape shape;
+      const float *y = camd_session_value(s, camd_model_output(m, 0), &shape);
+      CHECK(y != NULL);
+      CHECK_EQ_INT(camd_shape_count(&shape), per_out * (size_t)batch);
+      for (size_t k = 0; y && k < per_out * (size_t)batch; k++)
+        CHECK_NEAR(y[k], ref[(size_t)start * per_out + k], 1e-4);
+    }
+  }
+  camd_session_destroy(s);
+  free(x);
+  free(ref);
+}
+
+static void test_cnn_structure(void) {
+  camd_model *m = load_ok("cnn.onnx");
+  if (!m) return;
+  CHECK_EQ_INT(camd_model_num_inputs(m), 1);
+  CHECK_EQ_INT(camd_model_num_outputs(m), 1);
+  camd_value_info vi;
+  CHECK_EQ_INT(camd_model_value_info(m, camd_model_input(m, 0), &vi), 0);
+  CHECK(strcmp(vi.name, "input") == 0);
+  check_shape(&vi.shape, 4, (const int64_t[]){1, 3, 8, 8}); /* symbolic batch "N" -> 1 */
+  CHECK(vi.batched && vi.is_input && !vi.is_constant);
+  CHECK_EQ_INT(camd_model_value_info(m, camd_model_output(m, 0), &vi), 0);
+  CHECK(strcmp(vi.name, "logits") == 0);
+  check_shape(&vi.shape, 2, (const int64_t[]){1, 5});
+  if (value_info(m, "conv.weight", &vi)) {
+    CHECK(vi.is_constant && vi.dtype == CAMD_FLOAT32);
+    check_shape(&vi.shape, 4, (const int64_t[]){4, 3, 3, 3});
+  }
+  if (value_info(m, "relu_out", &vi)) check_shape(&vi.shape, 4, (const int64_t[]){1, 4, 8, 8});
+  if (value_info(m, "gap_out", &vi)) check_shape(&vi.shape, 4, (const int64_t[]){1, 4, 1, 1});
+  /* Identity and Dropout are aliases, not nodes */
+  CHECK(camd_model_find_value(m, "flat_id") == camd_model_find_value(m, "flat"));
+  CHECK(camd_model_find_value(m, "drop_out") == camd_model_find_value(m, "relu_out"));
+  bool seen_conv = false, seen_generated = false;
+  for (int i = 0; i < camd_model_num_nodes(m); i++) {
+    const char *op = camd_model_node_op(m, i), *name = camd_model_node_name(m, i);
+    CHECK(strcmp(op, "Identity") != 0 && strcmp(op, "Dropout") != 0);
+    if (!strcmp(name, "conv")) seen_conv = !strcmp(op, "Conv");
+    if (!strcmp(name, "Flatten_4")) seen_generated = !strcmp(op, "Flatten");
+  }
+  CHECK(seen_conv);
+  CHECK(seen_generated);
+  CHECK_EQ_INT(camd_model_param_count(m), 4 * 27 + 4 + 5 * 4 + 5);
+  camd_model_release(m);
+}
+
+static void test_cnn_forward(void) {
+  camd_model *m = load_ok("cnn.onnx");
+  if (m) check_forward(m, "cnn");
+  camd_model_release(m);
+}
+
+static void test_shape_subgraph(void) {
+  camd_model *m = load_ok("shape_subgraph.onnx");
+  if (!m) return;
+  camd_value_info vi;
+  if (value_info(m, "newshape", &vi)) {
+    CHECK(vi.is_constant && vi.dtype == CAMD_INT64);
+    check_shape(&vi.shape, 1, (const int64_t[]){2});
+  }
+  for (int i = 0; i < camd_model_num_nodes(m); i++) {
+    const char *op = camd_model_node_op(m, i);
+    CHECK(strcmp(op, "Shape") && strcmp(op, "Gather") && strcmp(op, "Concat") &&
+          strcmp(op, "Unsqueeze") && strcmp(op, "Constant"));
+  }
+  if (value_info(m, "flat", &vi)) check_shape(&vi.shape, 2, (const int64_t[]){1, 18});
+  check_forward(m, "shape_subgraph");
+  camd_model_release(m);
+}
+
+static void test_fold(void) {
+  camd_model *m = load_ok("fold.onnx");
+  if (!m) return;
+  camd_value_info vi;
+  if (value_info(m, "sq", &vi)) {
+    CHECK(vi.is_constant && vi.dtype == CAMD_FLOAT32);
+    check_shape(&vi.shape, 1, (const int64_t[]){6});
+  }
+  if (value_info(m, "z3", &vi)) {
+    CHECK(vi.is_constant);
+    check_shape(&vi.shape, 2, (const int64_t[]){1, 6});
+  }
+  if (value_info(m, "y", &vi)) CHECK(!vi.is_constant && vi.batched);
+  /* only the two Adds on the real input remain as nodes */
+  CHECK_EQ_INT(camd_model_num_nodes(m), 2);
+  check_forward(m, "fold");
+  camd_model_release(m);
+}
+
+static void test_unsupported_lists_all(void) {
+  load_fails("unsupported.onnx", CAMD_E_UNSUPPORTED,
+             (const char *const[]){
+                 "unsupported operators: ", "'Foo' (node 'n1', opset 13)",
+                 "'Bar' (nodes 'a', 'b', opset 13)", "'Gather' (node 'gather_act'",
+                 "'FusedThing' (node 'custom', domain 'com.example')", "supported:", NULL});
+  camd_error err = {0};
+  camd_model *m = NULL;
+  camd_onnx_load(camd_test_onnx_path("unsupported.onnx"), NULL, &m, &err);
+  CHECK(strstr(err.message, "ok_relu") == NULL); /* a supported node is not listed */
+}
+
+static void test_initializer_as_input(void) {
+  camd_model *m = load_ok("init_input.onnx");
+  if (!m) return;
+  CHECK_EQ_INT(camd_model_num_inputs(m), 1);
+  camd_value_info vi;
+  CHECK_EQ_INT(camd_model_value_info(m, camd_model_input(m, 0), &vi), 0);
+  CHECK(strcmp(vi.name, "x") == 0);
+  if (value_info(m, "bias", &vi)) CHECK(vi.is_constant && !vi.is_input);
+  check_forward(m, "init_input");
+  camd_model_release(m);
+}
+
+static void test_typed_fields(void) {
+  camd_model *m = load_ok("typed.onnx");
+  if (!m) return;
+  camd_value_info vi;
+  if (value_info(m, "h", &vi)) CHECK(vi.is_constant && vi.dtype == CAMD_FLOAT32);
+  check_forward(m, "typed");
+  camd_model_release(m);
+}
+
+static void test_external_data(void) {
+  camd_model *m = load_ok("external.onnx");
+  if (m) check_forward(m, "external");
+  camd_model_release(m);
+  load_fails("ext_absolute.onnx", CAMD_E_INVALID,
+             (const char *const[]){"conv.weight", "absolute or contains '..'", NULL});
+  load_fails("ext_dotdot.onnx", CAMD_E_INVALID, (const char *const[]){"conv.weight", NULL});
+  load_fails("ext_dotdot_inner.onnx", CAMD_E_INVALID, (const char *const[]){"'..'", NULL});
+  load_fails("ext_symlink.onnx", CAMD_E_INVALID,
+             (const char *const[]){"conv.weight", "outside the model's directory", NULL});
+  load_fails("ext_missing.onnx", CAMD_E_IO, (const char *const[]){"no_such_file.bin", NULL});
+  load_fails("ext_past_end.onnx", CAMD_E_FORMAT,
+             (const char *const[]){"offset 100000", "conv.weight", NULL});
+  load_fails("ext_bad_length.onnx", CAMD_E_FORMAT,
+             (const char *const[]){"has 8 bytes but its shape and type need 432", NULL});
+
+  /* a buffer without a base directory may not reference files */
+  size_t len = 0;
+  unsigned char *data = camd_test_read_file(camd_test_onnx_path("external.onnx"), &len);
+  CHECK(data != NULL);
+  camd_error err = {0};
+  m = NULL;
+  CHECK_EQ_INT(camd_onnx_load_buffer(data, len, NULL, NULL, &m, &err), CAMD_E_INVALID);
+  CHECK(m == NULL && strstr(err.message, "without a base directory"));
+  /* the total external byte limit is enforced */
+  camd_onnx_options o = {.max_external_bytes = 100};
+  CHECK_EQ_INT(camd_onnx_load(camd_test_onnx_path("external.onnx"), &o, &m, &err), CAMD_E_LIMIT);
+  CHECK(m == NULL && strstr(err.message, "max_external_bytes"));
+  free(data);
+}
+
+static void test_rejections(void) {
+  load_fails("dynamic.onnx", CAMD_E_UNSUPPORTED,
+             (const char *const[]){"'x'", "symbolic ('H')", "fixed input size", NULL});
+  load_fails("bad_raw.onnx", CAMD_E_FORMAT,
+             (const char *const[]){"initializer 'bias'", "raw_data has 16 bytes", "need 20", NULL});
+  load_fails("no_such_model.onnx", CAMD_E_IO, (const char *const[]){"no_such_model", NULL});
+
+  camd_error err = {0};
+  camd_model *m = NULL;
+  camd_onnx_options o = {.max_file_bytes = 100};
+  CHECK_EQ_INT(camd_onnx_load(camd_test_onnx_path("cnn.onnx"), &o, &m, &err), CAMD_E_LIMIT);
+  CHECK(m == NULL && strstr(err.message, "max_file_bytes"));
+  CHECK_EQ_INT(camd_onnx_load_buffer("", 0, NULL, NULL, &m, &err), CAMD_E_FORMAT);
+  static const char junk[] = "this is not a protobuf \xff\xff\xff\xff";
+  CHECK_EQ_INT(camd_onnx_load_buffer(junk, sizeof(junk), NULL, NULL, &m, &err), CAMD_E_FORMAT);
+  CHECK(m == NULL);
+  CHECK_EQ_INT(camd_onnx_load_buffer(junk, sizeof(junk), NULL, NULL, NULL, NULL), CAMD_E_INVALID);
+}
+
+CAMD_TEST_MAIN(CAMD_TEST(test_cnn_structure), CAMD_TEST(test_cnn_forward),
+               CAMD_TEST(test_shape_subgraph), CAMD_TEST(test_fold),
+               CAMD_TEST(test_unsupported_lists_all), CAMD_TEST(test_initializer_as_input),
+               CAMD_TEST(test_typed_fields), CAMD_TEST(test_external_data),
+               CAMD_TEST(test_rejections))
