@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/fold_bn.h"
 #include "engine/graph_internal.h"
 
 /* Runs shape inference for batch 2 and reports whether every batched value keeps the batch as
@@ -93,6 +94,12 @@ int camd_graph_finalize(camd_graph *g, const char *source_path, camd_model **out
                             "computed from the image",
                             v->name);
     }
+  }
+  int folded = 0;
+  int rc = camd__fold_batchnorm(g, &folded, err);
+  if (rc) {
+    camd_graph_free(g);
+    return rc;
   }
   camd_model *m = calloc(1, sizeof(*m));
   if (!m) {

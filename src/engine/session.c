@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/fold_bn.h"
 #include "engine/graph_internal.h"
 
 #define CAMD_PLAN_CACHE 12
@@ -30,7 +31,10 @@
 typedef struct camd_plan {
   int *retain; /* sorted */
   int n_retain;
-  int grad_to;
+  int grad_to;      /* as requested */
+  int grad_view;    /* -1, or grad_to when it is a folded Conv output (see fold_bn.c): the
+                       backward then reaches the BN output and the gradient is mapped back */
+  size_t view_off;  /* float offset of grad_view's gradient */
   int *fwd_nodes;
   int n_fwd;
   int *bwd_nodes; /* execution order (reverse topological) */
@@ -169,6 +173,12 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
   camd__interval *iv = malloc(sizeof(camd__interval) * ((size_t)nv + 1));
   if (!p || !needed || !desc || !run_node || !has_grad || !first || !last || !iv) goto fail;
   p->grad_to = grad_to;
+  p->grad_view = -1;
+  if (grad_to >= 0 && g->values[grad_to].producer >= 0 &&
+      g->nodes[g->values[grad_to].producer].op == &camd__op_bn_inverse) {
+    p->grad_view = grad_to;
+    grad_to = g->nodes[g->values[grad_to].producer].in[0];
+  }
   p->n_retain = n_retain;
   p->retain = malloc(sizeof(int) * (size_t)(n_retain + 1));
   p->fwd_nodes = malloc(sizeof(int) * (size_t)(nn + 1));
@@ -335,6 +345,8 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
   if (grad_total == CAMD_NO_OFFSET) goto fail;
   for (int i = 0; i < n_iv; i++) p->grad_off[iv[i].value] = fwd_total + iv[i].offset;
 
+  p->view_off = fwd_total + grad_total;
+  if (p->grad_view >= 0) grad_total += value_floats(s, p->grad_view);
   p->mem_floats = fwd_total + grad_total;
   p->mem = aligned_alloc(64, (p->mem_floats ? p->mem_floats : 16) * sizeof(float));
   if (!p->mem) {
@@ -688,10 +700,15 @@ int camd_session_backward(camd_session *s, int from, const float *seed, camd_err
       if (n->out[j] != p->grad_to && !g->values[n->out[j]].is_output) s->grad_live[n->out[j]] = 0;
     }
   }
-  int t = p->grad_to;
+  int t = p->grad_view >= 0 ? g->nodes[g->values[p->grad_to].producer].in[0] : p->grad_to;
   if (!s->grad_live[t]) {
     memset(p->mem + p->grad_off[t], 0, camd_shape_count(&s->shapes[t]) * sizeof(float));
     s->grad_live[t] = 1;
+  }
+  if (p->grad_view >= 0) {
+    const camd_node *inv = &g->nodes[g->values[p->grad_view].producer];
+    camd__bn_inverse_grad(inv, &s->shapes[p->grad_view], p->mem + p->grad_off[t],
+                          p->mem + p->view_off);
   }
   s->have_backward = true;
   return 0;
@@ -700,6 +717,10 @@ int camd_session_backward(camd_session *s, int from, const float *seed, camd_err
 const float *camd_session_grad(camd_session *s, int value_id, camd_shape *shape) {
   camd_plan *p = s->cur;
   if (!p || !s->have_backward || value_id < 0 || value_id >= s->g->n_values) return NULL;
+  if (value_id == p->grad_view) {
+    if (shape) *shape = s->shapes[value_id];
+    return p->mem + p->view_off;
+  }
   if (p->grad_off[value_id] == CAMD_NO_OFFSET || !s->grad_live[value_id]) return NULL;
   if (shape) *shape = s->shapes[value_id];
   return p->mem + p->grad_off[value_id];

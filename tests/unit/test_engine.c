@@ -280,7 +280,89 @@ static void test_unsupported_op_message(void) {
   camd_graph_free(g);
 }
 
-CAMD_TEST_MAIN(CAMD_TEST(test_forward_and_kept_values), CAMD_TEST(test_several_backward_targets),
+
+/* Conv(1x1) → X → BatchNormalization → Y → Relu → Z: BN is folded at load, yet X keeps its
+ * values and its gradient (checked against a double reference of the unfolded graph). */
+static void test_batchnorm_folding_keeps_conv_output(void) {
+  enum { CI = 3, CO = 4, HW = 6, NB = 2 };
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_rng r;
+  camd_rng_seed(&r, 5);
+  float w[CO * CI], bias[CO], sc[CO], sh[CO], mu[CO], var[CO];
+  for (int i = 0; i < CO * CI; i++) w[i] = (float)(camd_rng_uniform(&r) * 2 - 1);
+  for (int i = 0; i < CO; i++) {
+    bias[i] = (float)(camd_rng_uniform(&r) - 0.5);
+    sc[i] = (float)(camd_rng_uniform(&r) + 0.5);
+    sh[i] = (float)(camd_rng_uniform(&r) - 0.5);
+    mu[i] = (float)(camd_rng_uniform(&r) - 0.5);
+    var[i] = (float)(camd_rng_uniform(&r) + 0.1);
+  }
+  camd_shape xs = {4, {1, CI, 2, 3}}, ws = {4, {CO, CI, 1, 1}}, vs = {1, {CO}};
+  int in = camd_graph_add_input(g, "in", &xs, &err);
+  const float *srcs[] = {w, bias, sc, sh, mu, var};
+  const char *names[] = {"w", "bias", "scale", "shift", "mean", "var"};
+  int ids[6];
+  for (int i = 0; i < 6; i++) {
+    size_t n = i == 0 ? CO * CI : CO;
+    float *d = malloc(n * sizeof(float));
+    memcpy(d, srcs[i], n * sizeof(float));
+    ids[i] = camd_graph_add_constant(g, names[i], CAMD_FLOAT32, i == 0 ? &ws : &vs, d, &err);
+  }
+  int x, y, z;
+  const char *nx[] = {"X"}, *ny[] = {"Y"}, *nz[] = {"Z"};
+  int cin[] = {in, ids[0], ids[1]};
+  CHECK(!camd_graph_add_node(g, "Conv", "conv", 13, 3, cin, 1, nx, NULL, 0, &x, &err));
+  int bin[] = {x, ids[2], ids[3], ids[4], ids[5]};
+  CHECK(!camd_graph_add_node(g, "BatchNormalization", "bn", 13, 5, bin, 1, ny, NULL, 0, &y, &err));
+  int rin[] = {y};
+  CHECK(!camd_graph_add_node(g, "Relu", "relu", 13, 1, rin, 1, nz, NULL, 0, &z, &err));
+  CHECK(!camd_graph_mark_output(g, z, &err));
+  camd_model *m = NULL;
+  CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+  if (!m) return;
+  camd_value_info info;
+  camd_model_value_info(m, x, &info);
+  CHECK(strcmp(info.producer_op, "BnInverse") == 0); /* the fold happened */
+  camd_session *s = NULL;
+  CHECK(!camd_session_create(m, NB, &s, &err));
+  float input[NB * CI * HW], seed[NB * CO * HW];
+  random_input(input, NB * CI * HW, 8);
+  random_input(seed, NB * CO * HW, 9);
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  int keep[] = {x};
+  o.retain = keep;
+  o.n_retain = 1;
+  o.grad_to = x;
+  CHECK_MSG(!camd_session_forward(s, NB, input, &o, &err), "%s", err.message);
+  CHECK_MSG(!camd_session_backward(s, z, seed, &err), "%s", err.message);
+  const float *xv = camd_session_value(s, x, NULL), *zv = camd_session_value(s, z, NULL);
+  const float *gx = camd_session_grad(s, x, NULL);
+  CHECK(xv != NULL);
+  CHECK(zv != NULL);
+  CHECK(gx != NULL);
+  for (int b = 0; b < NB && xv && zv && gx; b++) {
+    for (int co = 0; co < CO; co++) {
+      double a = sc[co] / sqrt((double)var[co] + 1e-5);
+      for (int p = 0; p < HW; p++) {
+        double xr = bias[co];
+        for (int ci = 0; ci < CI; ci++) xr += (double)w[co * CI + ci] * input[(b * CI + ci) * HW + p];
+        double yr = (xr - mu[co]) * a + sh[co];
+        double zr = yr > 0 ? yr : 0;
+        double gr = yr > 0 ? seed[(b * CO + co) * HW + p] * a : 0;
+        int idx = (b * CO + co) * HW + p;
+        CHECK_NEAR(xv[idx], xr, 1e-4 * fmax(1, fabs(xr)));
+        CHECK_NEAR(zv[idx], zr, 1e-4 * fmax(1, fabs(zr)));
+        CHECK_NEAR(gx[idx], gr, 1e-4 * fmax(1, fabs(gr)));
+      }
+    }
+  }
+  camd_session_destroy(s);
+  camd_model_release(m);
+}
+
+CAMD_TEST_MAIN(CAMD_TEST(test_batchnorm_folding_keeps_conv_output), CAMD_TEST(test_forward_and_kept_values), CAMD_TEST(test_several_backward_targets),
                CAMD_TEST(test_shared_input_hook), CAMD_TEST(test_targets_and_suggestion),
                CAMD_TEST(test_batch_folding_graph_is_single_batch),
                CAMD_TEST(test_unsupported_op_message))
