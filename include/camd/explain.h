@@ -34,7 +34,8 @@ typedef enum camd_output_activation {
   CAMD_ACTIVATION_NONE = 2
 } camd_output_activation;
 
-/* One model entry of the configuration. Strings are caller-owned (copied by camd_explainer_open). */
+/* One model entry of the configuration. Plain data, caller-owned (copied by
+ * camd_explainer_open). */
 typedef struct camd_model_config {
   char name[CAMD_NAME_MAX];      /* URL-safe: [A-Za-z0-9._-]+ */
   char path[4096];               /* .onnx file */
@@ -43,6 +44,10 @@ typedef struct camd_model_config {
   char default_layer[CAMD_LAYER_NAME_MAX]; /* "" = the engine's suggestion */
   char default_method[32];       /* "" = gradcam */
   camd_output_activation activation;
+  /* Optional checks against the loaded model ("" = not checked): the names of input 0 and
+   * output 0 (config keys input_name / output_name). */
+  char input_name[CAMD_LAYER_NAME_MAX];
+  char output_name[CAMD_LAYER_NAME_MAX];
 } camd_model_config;
 
 /* Fills defaults (ImageNet preprocessing, softmax, gradcam). */
@@ -51,7 +56,13 @@ void camd_model_config_init(camd_model_config *cfg);
 typedef struct camd_explainer camd_explainer;
 
 /* Loads the model and labels; checks the default layer and method. Caller owns the result
- * (camd_explainer_release). Errors name the model and the file. */
+ * (camd_explainer_release). Checks: one 4-D float input whose [1, C, H, W] equals the
+ * preprocessing (channels, height, width); output 0 has 1..1000000 values per image; the labels
+ * file has exactly that many lines (UTF-8, none empty, <= 1024 bytes each; a BOM, CRLF and a
+ * missing final newline are accepted); input_name/output_name when set. The sha256 is of the
+ * .onnx file's bytes (read once, then loaded from memory).
+ * Errors name the model and the file: CAMD_E_NOT_FOUND/IO (files), CAMD_E_FORMAT (not ONNX),
+ * CAMD_E_UNSUPPORTED (ops, several inputs), CAMD_E_INVALID (mismatches, labels, defaults). */
 int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd_error *err);
 camd_explainer *camd_explainer_retain(camd_explainer *e);
 void camd_explainer_release(camd_explainer *e);
@@ -59,18 +70,26 @@ const camd_model_config *camd_explainer_config(const camd_explainer *e);
 camd_model *camd_explainer_model(const camd_explainer *e); /* borrowed */
 const char *camd_explainer_sha256(const camd_explainer *e); /* hex of the .onnx file */
 int camd_explainer_num_labels(const camd_explainer *e);
-const char *camd_explainer_label(const camd_explainer *e, int index); /* NULL if out of range */
+/* Label of class index (from the file, else "class_<i>"); NULL if out of range. */
+const char *camd_explainer_label(const camd_explainer *e, int index);
+/* The config's default_layer, else the engine's suggestion; "" when the model has none. */
 const char *camd_explainer_default_layer(const camd_explainer *e);
-/* Metadata JSON of the model (input, preprocessing, labels count, layers usable as targets with
- * shapes, default layer and method, supported methods). malloc'd text; caller frees. */
+/* Metadata JSON of the model: {name, sha256, camd_version, input {name, shape}, output {name,
+ * shape, activation}, preprocessing {resize, resize_shorter?, width, height, channels,
+ * channel_order, scale, mean, std}, num_labels, labels_file (bool), labels [..], layers [{name,
+ * shape, op}] (usable as targets), default_layer (or null), default_method, methods [{name,
+ * description, needs_gradient}], colormaps [..], outputs [..]}. malloc'd text; caller frees
+ * (NULL when out of memory). Thread-safe. */
 char *camd_explainer_info_json(const camd_explainer *e);
 
 typedef enum camd_explain_output {
   CAMD_OUT_OVERLAY = 1 << 0, /* base64 PNG: heatmap over the image at the original size */
   CAMD_OUT_HEATMAP = 1 << 1, /* base64 PNG: colour heatmap alone at the original size */
   CAMD_OUT_MASK = 1 << 2,    /* base64 PNG: binary mask (>= threshold × max) */
-  CAMD_OUT_RAW = 1 << 3,     /* the map's values at layer resolution (width, height, values) */
-  CAMD_OUT_BBOX = 1 << 4     /* peak and bounding box (original image coordinates) */
+  CAMD_OUT_RAW = 1 << 3,     /* the map at layer resolution (width, height, values), after
+                                relu/normalize as requested, before upsampling */
+  CAMD_OUT_BBOX = 1 << 4     /* peak and bounding box (original image coordinates): largest
+                                8-connected region >= bbox_threshold × max */
 } camd_explain_output;
 
 #define CAMD_MAX_TARGETS 16
@@ -96,18 +115,31 @@ typedef struct camd_explain_options {
   uint64_t seed;                           /* default 0: same request, same map */
 } camd_explain_options;
 
-/* Defaults, taking the default method and layer from the explainer (e may be NULL). */
+/* Defaults (listed above), taking the default method and layer from the explainer (e may be
+ * NULL); topk is capped at the model's number of classes. */
 void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e);
 /* Sets one option from text: keys method, layer, target (index, label, comma list, or "topK"),
  * topk, score, relu, normalize, aug_smooth, eigen_smooth, colormap, alpha, outputs (comma list),
  * bbox_threshold, n_samples, noise_std, seed. Labels are resolved against e (may be NULL).
  * Unknown keys and bad values are CAMD_E_INVALID with a message naming the key, the value and
- * the valid choices. */
+ * the valid choices; on error *o is unchanged. Values are at most 4096 bytes.
+ *  - target: "topK" (K = 1..16, <= classes); else the whole text as one label (labels may
+ *    contain commas); else a comma list (<= 16, no repeats, spaces around items ignored) of
+ *    class indices (0..classes-1) or labels. Labels match exactly first, then ignoring ASCII
+ *    case (first match wins). Without e only indices and topK are accepted.
+ *  - layer: "" = model default; with e it must be a CAM layer (error lists them, deepest first).
+ *  - numbers are strict decimal text (no spaces, hex, inf, nan): topk 1..1000 (<= classes),
+ *    alpha and bbox_threshold 0..1, n_samples 1..256, noise_std 0..100, seed 0..2^53-1.
+ *  - booleans: true/false/1/0/yes/no/on/off; outputs: overlay,heatmap,mask,raw,bbox, all, none;
+ *    score: logit|softmax|sigmoid; normalize: minmax|none; colormap: camd_colormap_parse. */
 int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, const char *key,
                              const char *value, camd_error *err);
 
 typedef struct camd_explain_ctx camd_explain_ctx;
-/* max_batch: the largest number of images one call may carry. */
+/* max_batch (1..256): the largest number of images one call may carry; also the batch of the
+ * engine sessions (extra forwards of Score-/Ablation-CAM are batched by it). The ctx keeps one
+ * session per explainer used (up to 16, least recently used evicted; sessions of explainers
+ * no one else holds any more are dropped at the next run). */
 int camd_explain_ctx_create(int max_batch, camd_explain_ctx **out, camd_error *err);
 void camd_explain_ctx_destroy(camd_explain_ctx *ctx);
 
@@ -129,13 +161,26 @@ typedef struct camd_explain_result {
   int status;              /* 0, or the per-image failure status when only some failed */
 } camd_explain_result;
 
-/* Explains (or, with predict_only, only classifies) n_inputs images as one batch (n_inputs <=
- * ctx max batch). Every image must decode; the first failure fails the call with its status
- * (400 bad image, 413 limits, 415 media, 422 unusable) and a message naming the image index.
- * JSON per image: model {name, sha256}, camd_version, method, layer, image {width, height},
- * predictions [{index, label, score, probability}], explanations [{index, label, score,
- * overlay?, heatmap?, mask?, raw?{width,height,values}, peak?{x,y,value}, bbox?{x0,y0,x1,y1}}],
- * options (echo), timings_ms {decode, preprocess, forward, backward, cam, render, total}. */
+/* Explains (or, with predict_only, only classifies) n_inputs images (1..ctx max batch, else
+ * CAMD_E_LIMIT). Options are re-validated against e first. Every image must decode; the first
+ * failure fails the call with its status (CAMD_E_FORMAT 400 bad image, CAMD_E_LIMIT 413 limits,
+ * CAMD_E_MEDIA 415, CAMD_E_UNSUPPORTED 422) and a message naming the image index ("image 1:
+ * ..."). Predictions come from one batched forward when they decide the targets (topK) or with
+ * predict_only; explanations run per image (one forward + backward shared by its targets).
+ * JSON per image (an array of them when n_inputs > 1):
+ *   model {name, sha256}, camd_version, method, layer (not with predict_only),
+ *   image {index, width, height, format, orientation}, input {width, height, crop {x, y,
+ *   width, height}: the part of the original image the tensor covers},
+ *   predictions [{index, label, score (raw output), probability (model activation; null for
+ *   "none")}] (topk, best first),
+ *   explanations [{index, label, score, probability, method, layer, raw? {width, height,
+ *   values}, peak? {x, y, value}, bbox? {x0, y0, x1, y1, pixels} (inclusive; null if none),
+ *   mask?, heatmap?, overlay? (base64 PNGs at the original size; pixels outside the crop show
+ *   the photo in the overlay and heat 0 elsewhere)}],
+ *   options (echo of the effective options), timings_ms {decode, preprocess, forward,
+ *   backward, cam, render, total, batch_size} (for the whole call).
+ * With normalize "none" the pictures clip the raw values to [0, 1]. On error *result is empty.
+ * One thread per ctx; explainers may be shared. */
 int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explain_options *o,
                      const camd_explain_input *inputs, int n_inputs, bool predict_only,
                      const camd_explain_limits *limits, camd_explain_result *result,
@@ -146,8 +191,19 @@ void camd_explain_result_free(camd_explain_result *r);
 typedef struct camd_server_config camd_server_config; /* defined by server/ */
 
 /* Parses one model entry object given as JSON text (used by the CLI's --config/--name and the
- * server's config loader). Unknown keys are errors naming the key. Paths are resolved relative
- * to base_dir when not absolute. */
+ * server's config loader). Keys: name (required, [A-Za-z0-9._-]+), path (alias onnx,
+ * required), labels (path or null), input_size (N or [width, height]) or width (alias
+ * input_width) / height (alias input_height) (1..16384), resize ("stretch"|"shorter"),
+ * resize_shorter (alias resize_size, 1..65536), mean / std ([a, b, c] or [a]; std non-zero),
+ * scale (non-zero), bgr (bool) or channel_order ("RGB"|"BGR"), channels (1|3), default_layer,
+ * default_method (a camd_cam_method name), activation (alias output_activation:
+ * "softmax"|"sigmoid"|"none"), input_name, output_name (checked against the model at open),
+ * layout ("NCHW" only), crop ("center" only), interpolation ("bilinear" only). Documentation
+ * keys are accepted and ignored: description, training, test_accuracy*, torchvision_*.
+ * Unknown keys, duplicate keys, a setting given under two aliases, wrong types and values out
+ * of range are CAMD_E_INVALID (CAMD_E_FORMAT for invalid JSON, CAMD_E_LIMIT above 1 MiB) with
+ * a message naming the model, the key and the valid values; cfg is untouched on error.
+ * Relative paths are resolved against base_dir (NULL or "" = as given). */
 int camd_model_config_from_json_text(const char *json_text, const char *base_dir,
                                      camd_model_config *cfg, camd_error *err);
 

@@ -88,11 +88,12 @@ int camd_graph_finalize(camd_graph *g, const char *source_path, camd_model **out
   for (int i = 0; i < g->n_outputs; i++) {
     const camd_value *v = &g->values[g->outputs[i]];
     if (v->data || !v->batched) {
+      camd_error_set(err, CAMD_E_UNSUPPORTED,
+                     "output '%s' does not depend on the input; camd needs outputs computed "
+                     "from the image",
+                     v->name);
       camd_graph_free(g);
-      return camd_error_set(err, CAMD_E_UNSUPPORTED,
-                            "output '%s' does not depend on the input; camd needs outputs "
-                            "computed from the image",
-                            v->name);
+      return CAMD_E_UNSUPPORTED;
     }
   }
   int folded = 0;

@@ -6,11 +6,13 @@
  * scratch is sized for one item and one group.
  *
  * Three kernels, chosen once at load time:
- *   gemm       im2col then one GEMM per (item, group):
- *                col[Cg*K, OHW]  (row (c*kh + i)*kw + j holds x[c, oh*sh - pt + i*dh,
- *                                 ow*sw - pl + j*dw], zero where that falls into padding)
- *                Y_g[Mg, OHW] = W_g[Mg, Cg*K] · col[Cg*K, OHW]   (+ bias, pre-filled, beta = 1)
- *              backward: col = W_gᵀ[Cg*K, Mg] · dY_g[Mg, OHW], then col2im adds col into dX.
+ *   gemm       im2col then GEMM per (item, group), in bands of output rows so the column
+ *              buffer stays in cache (about CAMD_CONV_BAND_FLOATS floats, >= 256 columns):
+ *                col[Cg*K, band*OW]  row (c*kh + i)*kw + j holds x[c, oh*sh - pt + i*dh,
+ *                                    ow*sw - pl + j*dw] (zero in the padding)
+ *                Y_g[Mg, band rows] = W_g[Mg, Cg*K] · col   (ldc = OHW; bias pre-filled, beta 1)
+ *              backward per band: col = W_gᵀ[Cg*K, Mg] · dY_g[Mg, band rows], col2im adds it
+ *              back (into a padded gradient buffer, whose interior is then added into dX).
  *   1x1        kernel 1x1, stride 1, no padding: X_g[Cg, H*W] already is the column matrix, so
  *                Y_g[Mg, HW] = W_g[Mg, Cg] · X_g[Cg, HW] and dX_g[Cg, HW] += W_gᵀ · dY_g.
  *              When additionally H*W == 1 and group == 1 (squeeze-excitation style heads) the
@@ -18,10 +20,11 @@
  *   depthwise  group == C > 1 (Cg == 1, M = C * multiplier): direct loops per output plane,
  *              no im2col. For each kernel tap the valid output rectangle is computed once,
  *              so the inner loop is a branch-free axpy over one output row.
- * im2col / col2im handle the border the same way: per tap, the output columns whose input
- * column is inside the image form one interval [ow0, ow1); rows outside the image and columns
- * outside that interval are zero-filled (im2col) or skipped (col2im), the interval itself is
- * a memcpy (stride 1) or a strided gather. No per-element bounds checks.
+ * Borders without per-element checks: when any tap can read padding (or the kernel is strided
+ * and wider than 1), each group's input is first copied once into a zero-padded buffer whose
+ * rows are split into sw column phases (see pad_input). Every im2col row is then one
+ * contiguous run copied in 8-float blocks (no library call per short row; the buffers carry
+ * CONV_SLACK floats of slack for the overrun). Otherwise im2col reads X directly.
  * Every matrix product goes through camd_gemm.
  */
 #include <limits.h>
@@ -47,7 +50,8 @@ typedef struct conv_params {
   int64_t h, w, oh, ow;
   int64_t band;       /* output rows per im2col band (gemm kind) */
   int64_t ph, pw;     /* padded input plane covering every tap (gemm kind) */
-  bool pad_copy;      /* some tap reads padding: im2col reads a zero-padded copy */
+  bool pad_copy;      /* im2col reads a zero-padded, phase-split copy (see pad_input) */
+  int64_t nph, pwf;   /* column phases (sw when pad_copy, else 1) and columns per phase */
   int64_t col_floats; /* column band + slack; the padded copy follows it in scratch */
 } conv_params;
 
@@ -60,51 +64,72 @@ static inline void copy_blocks8(float *d, const float *s, int64_t n) {
   for (int64_t q = 0; q < n; q += 8) memcpy(d + q, s + q, 8 * sizeof(float));
 }
 
-/* Copies one group's input planes into the zero-padded buffer P[Cg, PH, PW] (+ slack). */
+/* Copies one group's input planes into the padded buffer, zero outside the input. With a
+ * column stride sw > 1 each padded row is split into sw phases (phase f holds padded columns
+ * f, f + sw, f + 2 sw, ...), so every tap of im2col reads one contiguous run:
+ *   pbuf[((c * sw + f) * PH + r) * PWF + j] = xpad[c, r, j * sw + f]. */
 static void pad_input(const conv_params *p, const float *restrict x, float *restrict pbuf) {
-  const int64_t PH = p->ph, PW = p->pw, H = p->h, W = p->w;
-  const int64_t q0 = p->pl < PW ? p->pl : PW;
-  const int64_t q1 = p->pl + W < PW ? p->pl + W : PW;
+  const int64_t PH = p->ph, PWF = p->pwf, H = p->h, W = p->w, S = p->nph;
   for (int64_t c = 0; c < p->cg; c++) {
     const float *xc = x + c * H * W;
-    float *pc = pbuf + c * PH * PW;
-    for (int64_t r = 0; r < PH; r++) {
-      float *dst = pc + r * PW;
-      const int64_t ih = r - p->pt;
-      if (ih < 0 || ih >= H || q1 <= q0) {
-        memset(dst, 0, (size_t)PW * sizeof(float));
-        continue;
+    for (int64_t f = 0; f < S; f++) {
+      int64_t j0, j1; /* phase columns whose input column f + j*S - pl is inside [0, W) */
+      camd__window_range(f - p->pl, S, W, PWF, &j0, &j1);
+      float *pf = pbuf + (c * S + f) * PH * PWF;
+      for (int64_t r = 0; r < PH; r++) {
+        float *dst = pf + r * PWF;
+        const int64_t ih = r - p->pt;
+        if (ih < 0 || ih >= H || j1 <= j0) {
+          memset(dst, 0, (size_t)PWF * sizeof(float));
+          continue;
+        }
+        const float *xr = xc + ih * W + f - p->pl;
+        if (j0 > 0) memset(dst, 0, (size_t)j0 * sizeof(float));
+        if (S == 1) {
+          memcpy(dst + j0, xr + j0, (size_t)(j1 - j0) * sizeof(float));
+        } else {
+          for (int64_t j = j0; j < j1; j++) dst[j] = xr[j * S];
+        }
+        if (j1 < PWF) memset(dst + j1, 0, (size_t)(PWF - j1) * sizeof(float));
       }
-      if (q0 > 0) memset(dst, 0, (size_t)q0 * sizeof(float));
-      memcpy(dst + q0, xc + ih * W, (size_t)(q1 - q0) * sizeof(float));
-      if (q1 < PW) memset(dst + q1, 0, (size_t)(PW - q1) * sizeof(float));
     }
   }
-  memset(pbuf + p->cg * PH * PW, 0, CONV_SLACK * sizeof(float));
+  memset(pbuf + p->cg * S * PH * PWF, 0, CONV_SLACK * sizeof(float));
 }
 
-/* Column matrix of output rows [r0, r1): Cg*K rows of (r1 - r0) * OW columns, row
- * (c*kh + i)*kw + j holding src[c, o*sh + i*dh, q*sw + j*dw]. src is either the padded
- * buffer (ld = PW, slack present) or the input itself when no tap can leave it. */
-static void im2col(const conv_params *p, const float *src, int64_t ld, int64_t plane, bool padded,
-                   int64_t r0, int64_t r1, float *col) {
+/* Start of the run tap (ki, kj) of channel c reads for output row 0, and the distance between
+ * output rows. From the padded buffer when p->pad_copy, else from the input itself. */
+static inline const float *tap_base(const conv_params *p, const float *src, int64_t c, int64_t ki,
+                                    int64_t kj, int64_t *row_step) {
+  if (p->pad_copy) {
+    const int64_t off = kj * p->dw, f = off % p->nph;
+    *row_step = p->sh * p->pwf;
+    return src + ((c * p->nph + f) * p->ph + ki * p->dh) * p->pwf + off / p->nph;
+  }
+  *row_step = p->sh * p->w;
+  return src + (c * p->h + ki * p->dh) * p->w + kj * p->dw;
+}
+
+/* Column matrix of output rows [r0, r1): Cg*K rows of (r1 - r0) * OW columns; row
+ * (c*kh + i)*kw + j holds xpad[c, o*sh + i*dh, q*sw + j*dw]. */
+static void im2col(const conv_params *p, const float *src, int64_t r0, int64_t r1, float *col) {
   const int64_t OW = p->ow, ncol = (r1 - r0) * OW;
   for (int64_t c = 0; c < p->cg; c++) {
-    const float *sc = src + c * plane;
     for (int64_t ki = 0; ki < p->kh; ki++) {
       for (int64_t kj = 0; kj < p->kw; kj++) {
         float *row = col + ((c * p->kh + ki) * p->kw + kj) * ncol;
-        const float *base = sc + ki * p->dh * ld + kj * p->dw;
+        int64_t step;
+        const float *base = tap_base(p, src, c, ki, kj, &step);
         for (int64_t o = r0; o < r1; o++) {
           float *d = row + (o - r0) * OW;
-          const float *sr = base + o * p->sh * ld;
-          if (p->sw != 1) {
+          const float *sr = base + o * step;
+          if (p->pad_copy) {
+            copy_blocks8(d, sr, OW); /* contiguous run, slack after the buffers */
+          } else if (p->sw == 1) {
+            memcpy(d, sr, (size_t)OW * sizeof(float));
+          } else {
             const int64_t st = p->sw;
             for (int64_t q = 0; q < OW; q++) d[q] = sr[q * st];
-          } else if (padded) {
-            copy_blocks8(d, sr, OW);
-          } else {
-            memcpy(d, sr, (size_t)OW * sizeof(float));
           }
         }
       }
@@ -112,20 +137,21 @@ static void im2col(const conv_params *p, const float *src, int64_t ld, int64_t p
   }
 }
 
-/* Transpose of im2col: adds the band's columns into dst (same addressing as src above). */
+/* Transpose of im2col: adds the band's columns into dst (the padded gradient buffer when
+ * p->pad_copy, else dX itself). */
 static void col2im_add(const conv_params *p, const float *restrict col, int64_t r0, int64_t r1,
-                       float *restrict dst, int64_t ld, int64_t plane) {
+                       float *dst) {
   const int64_t OW = p->ow, ncol = (r1 - r0) * OW;
   for (int64_t c = 0; c < p->cg; c++) {
-    float *dc = dst + c * plane;
     for (int64_t ki = 0; ki < p->kh; ki++) {
       for (int64_t kj = 0; kj < p->kw; kj++) {
         const float *row = col + ((c * p->kh + ki) * p->kw + kj) * ncol;
-        float *base = dc + ki * p->dh * ld + kj * p->dw;
+        int64_t step;
+        float *base = (float *)tap_base(p, dst, c, ki, kj, &step);
         for (int64_t o = r0; o < r1; o++) {
-          const float *sr = row + (o - r0) * OW;
-          float *d = base + o * p->sh * ld;
-          if (p->sw == 1) {
+          const float *restrict sr = row + (o - r0) * OW;
+          float *restrict d = base + o * step;
+          if (p->pad_copy || p->sw == 1) {
             for (int64_t q = 0; q < OW; q++) d[q] += sr[q];
           } else {
             const int64_t st = p->sw;
@@ -137,18 +163,21 @@ static void col2im_add(const conv_params *p, const float *restrict col, int64_t 
   }
 }
 
-/* Adds the interior of the padded gradient buffer into dx. */
+/* Adds the input part of the padded gradient buffer into dx (inverse of pad_input). */
 static void unpad_add(const conv_params *p, const float *restrict pbuf, float *restrict dx) {
-  const int64_t PH = p->ph, PW = p->pw, H = p->h, W = p->w;
-  const int64_t q0 = p->pl < PW ? p->pl : PW;
-  const int64_t q1 = p->pl + W < PW ? p->pl + W : PW;
+  const int64_t PH = p->ph, PWF = p->pwf, H = p->h, W = p->w, S = p->nph;
   for (int64_t c = 0; c < p->cg; c++) {
-    for (int64_t r = 0; r < PH; r++) {
-      const int64_t ih = r - p->pt;
-      if (ih < 0 || ih >= H) continue;
-      const float *s = pbuf + (c * PH + r) * PW;
-      float *d = dx + (c * H + ih) * W;
-      for (int64_t q = q0; q < q1; q++) d[q - p->pl] += s[q];
+    for (int64_t f = 0; f < S; f++) {
+      int64_t j0, j1;
+      camd__window_range(f - p->pl, S, W, PWF, &j0, &j1);
+      const float *pf = pbuf + (c * S + f) * PH * PWF;
+      for (int64_t r = 0; r < PH; r++) {
+        const int64_t ih = r - p->pt;
+        if (ih < 0 || ih >= H) continue;
+        const float *s = pf + r * PWF;
+        float *d = dx + (c * H + ih) * W;
+        for (int64_t j = j0; j < j1; j++) d[j * S + f - p->pl] += s[j];
+      }
     }
   }
 }
@@ -254,18 +283,15 @@ static void conv_forward(const camd_op_ctx *ctx) {
       } else {
         float *col = ctx->scratch;
         const float *src = xg;
-        int64_t ld = p->w, plane = hw;
         if (p->pad_copy) {
           float *pbuf = ctx->scratch + p->col_floats;
           pad_input(p, xg, pbuf);
           src = pbuf;
-          ld = p->pw;
-          plane = p->ph * p->pw;
         }
         for (int64_t r0 = 0; r0 < p->oh; r0 += p->band) {
           const int64_t r1 = r0 + p->band < p->oh ? r0 + p->band : p->oh;
           const int ncol = (int)((r1 - r0) * p->ow);
-          im2col(p, src, ld, plane, p->pad_copy, r0, r1, col);
+          im2col(p, src, r0, r1, col);
           camd_gemm(false, false, (int)p->mg, ncol, (int)(p->cg * kk), 1.0f, wg, (int)(p->cg * kk),
                     col, ncol, beta, yg + r0 * p->ow, (int)ohw);
         }
@@ -308,19 +334,16 @@ static void conv_backward(const camd_op_ctx *ctx) {
       } else {
         float *col = ctx->scratch;
         float *dst = dxg;
-        int64_t ld = p->w, plane = hw;
         if (p->pad_copy) {
           dst = ctx->scratch + p->col_floats;
-          memset(dst, 0, (size_t)(p->cg * p->ph * p->pw) * sizeof(float));
-          ld = p->pw;
-          plane = p->ph * p->pw;
+          memset(dst, 0, (size_t)(p->cg * p->nph * p->ph * p->pwf) * sizeof(float));
         }
         for (int64_t r0 = 0; r0 < p->oh; r0 += p->band) {
           const int64_t r1 = r0 + p->band < p->oh ? r0 + p->band : p->oh;
           const int ncol = (int)((r1 - r0) * p->ow);
           camd_gemm(true, false, (int)(p->cg * kk), ncol, (int)p->mg, 1.0f, wg, (int)(p->cg * kk),
                     dyg + r0 * p->ow, (int)ohw, 0.0f, col, ncol);
-          col2im_add(p, col, r0, r1, dst, ld, plane);
+          col2im_add(p, col, r0, r1, dst);
         }
         if (p->pad_copy) unpad_add(p, dst, dxg);
       }
@@ -456,13 +479,19 @@ static int conv_prepare(camd_graph *g, camd_node *node, camd_error *err) {
     p->band = conv_band(cg * kk, tmp.ow, tmp.oh);
     p->ph = (tmp.oh - 1) * tmp.sh + (tmp.kh - 1) * tmp.dh + 1;
     p->pw = (tmp.ow - 1) * tmp.sw + (tmp.kw - 1) * tmp.dw + 1;
-    p->pad_copy = tmp.pt > 0 || tmp.pl > 0 || p->ph > tmp.h || p->pw > tmp.w;
+    /* Copy (and split strided columns into phases) when a tap reads padding, or when a
+     * strided kernel wider than 1 would otherwise gather the same input kw times. */
+    p->pad_copy =
+        tmp.pt > 0 || tmp.pl > 0 || p->ph > tmp.h || p->pw > tmp.w || (tmp.sw > 1 && tmp.kw > 1);
+    p->nph = p->pad_copy ? tmp.sw : 1;
+    p->pwf = (p->pw + p->nph - 1) / p->nph;
     p->col_floats = cg * kk * p->band * tmp.ow + CONV_SLACK;
-    const int64_t pad_floats = p->pad_copy ? cg * p->ph * p->pw + CONV_SLACK : 0;
+    const int64_t pad_floats = p->pad_copy ? cg * p->nph * p->ph * p->pwf + CONV_SLACK : 0;
     if (!fits_int(p->col_floats + pad_floats)) {
       return camd__node_error(err, node, CAMD_E_LIMIT, "convolution is too large");
     }
-    node->scratch_floats = (size_t)(p->col_floats + pad_floats);
+    /* Whole 64-byte lines (the session allocates scratch with aligned_alloc(64, ...)). */
+    node->scratch_floats = ((size_t)(p->col_floats + pad_floats) + 15) / 16 * 16;
     node->bwd_scratch_floats = node->scratch_floats;
   } else {
     node->scratch_floats = 0;

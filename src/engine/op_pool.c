@@ -24,13 +24,21 @@ typedef struct pool_params {
 /* Window taps of output o along one axis: k in [lo, hi) lands in [0, size). */
 static inline void taps(int64_t start, int64_t dil, int64_t size, int64_t k, int64_t *lo,
                         int64_t *hi) {
+  if (start >= 0 && start + (k - 1) * dil < size) { /* interior: no division */
+    *lo = 0;
+    *hi = k;
+    return;
+  }
   camd__window_range(start, dil, size, k, lo, hi);
 }
 
+/* Output row loops shared by the forward kernels: for output row oh, every valid window row
+ * i and kernel column j, the output columns [q0, q1) whose tap is inside the input form one
+ * run, so the inner loop runs along an output row without bounds checks. */
 static void maxpool_forward(const camd_op_ctx *ctx) {
   const pool_params *p = ctx->params;
   const int64_t planes = ctx->in[0].shape.dims[0] * p->c;
-  const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
+  const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, OW = p->ow;
   for (int64_t pl = 0; pl < planes; pl++) {
     const float *x = ctx->in[0].data + pl * hw;
     float *y = ctx->out[0].data + pl * ohw;
@@ -38,19 +46,28 @@ static void maxpool_forward(const camd_op_ctx *ctx) {
       const int64_t hs = oh * p->sh - p->pt;
       int64_t i0, i1;
       taps(hs, p->dh, p->h, p->kh, &i0, &i1);
-      for (int64_t ow = 0; ow < p->ow; ow++) {
-        const int64_t ws = ow * p->sw - p->pl;
-        int64_t j0, j1;
-        taps(ws, p->dw, p->w, p->kw, &j0, &j1);
-        float best = -INFINITY;
-        for (int64_t i = i0; i < i1; i++) {
-          const float *xr = x + (hs + i * p->dh) * p->w + ws;
-          for (int64_t j = j0; j < j1; j++) {
-            const float v = xr[j * p->dw];
-            if (v > best || isnan(v)) best = v;
+      float *restrict yr = y + oh * OW;
+      for (int64_t q = 0; q < OW; q++) yr[q] = -INFINITY;
+      for (int64_t i = i0; i < i1; i++) {
+        const float *xr = x + (hs + i * p->dh) * p->w;
+        for (int64_t j = 0; j < p->kw; j++) {
+          const int64_t off = j * p->dw - p->pl;
+          int64_t q0, q1;
+          camd__window_range(off, p->sw, p->w, OW, &q0, &q1);
+          const float *restrict xs = xr + off;
+          if (p->sw == 1) {
+            for (int64_t q = q0; q < q1; q++) {
+              const float v = xs[q];
+              yr[q] = (v > yr[q] || isnan(v)) ? v : yr[q];
+            }
+          } else {
+            const int64_t st = p->sw;
+            for (int64_t q = q0; q < q1; q++) {
+              const float v = xs[q * st];
+              yr[q] = (v > yr[q] || isnan(v)) ? v : yr[q];
+            }
           }
         }
-        y[oh * p->ow + ow] = best;
       }
     }
   }
@@ -106,7 +123,7 @@ static inline float avg_divisor(const pool_params *p, int64_t hs, int64_t ws, in
 static void avgpool_forward(const camd_op_ctx *ctx) {
   const pool_params *p = ctx->params;
   const int64_t planes = ctx->in[0].shape.dims[0] * p->c;
-  const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
+  const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, OW = p->ow;
   for (int64_t pl = 0; pl < planes; pl++) {
     const float *x = ctx->in[0].data + pl * hw;
     float *y = ctx->out[0].data + pl * ohw;
@@ -114,17 +131,29 @@ static void avgpool_forward(const camd_op_ctx *ctx) {
       const int64_t hs = oh * p->sh - p->pt;
       int64_t i0, i1;
       taps(hs, p->dh, p->h, p->kh, &i0, &i1);
-      for (int64_t ow = 0; ow < p->ow; ow++) {
+      float *restrict yr = y + oh * OW;
+      for (int64_t q = 0; q < OW; q++) yr[q] = 0.0f;
+      for (int64_t i = i0; i < i1; i++) {
+        const float *xr = x + (hs + i * p->dh) * p->w;
+        for (int64_t j = 0; j < p->kw; j++) {
+          const int64_t off = j * p->dw - p->pl;
+          int64_t q0, q1;
+          camd__window_range(off, p->sw, p->w, OW, &q0, &q1);
+          const float *restrict xs = xr + off;
+          if (p->sw == 1) {
+            for (int64_t q = q0; q < q1; q++) yr[q] += xs[q];
+          } else {
+            const int64_t st = p->sw;
+            for (int64_t q = q0; q < q1; q++) yr[q] += xs[q * st];
+          }
+        }
+      }
+      for (int64_t ow = 0; ow < OW; ow++) {
         const int64_t ws = ow * p->sw - p->pl;
         int64_t j0, j1;
         taps(ws, p->dw, p->w, p->kw, &j0, &j1);
-        float sum = 0.0f;
-        for (int64_t i = i0; i < i1; i++) {
-          const float *xr = x + (hs + i * p->dh) * p->w + ws;
-          for (int64_t j = j0; j < j1; j++) sum += xr[j * p->dw];
-        }
         const float div = avg_divisor(p, hs, ws, i0, i1, j0, j1);
-        y[oh * p->ow + ow] = div > 0.0f ? sum / div : 0.0f;
+        yr[ow] = div > 0.0f ? yr[ow] / div : 0.0f;
       }
     }
   }
@@ -291,12 +320,11 @@ static int64_t plane_size(const camd_shape *s) {
 static void gap_forward(const camd_op_ctx *ctx) {
   const camd_shape *s = &ctx->in[0].shape;
   const int64_t planes = s->dims[0] * s->dims[1], sz = plane_size(s);
-  const float inv = 1.0f / (float)sz;
   for (int64_t pl = 0; pl < planes; pl++) {
     const float *x = ctx->in[0].data + pl * sz;
-    float sum = 0.0f;
+    double sum = 0.0;
     for (int64_t i = 0; i < sz; i++) sum += x[i];
-    ctx->out[0].data[pl] = sum * inv;
+    ctx->out[0].data[pl] = (float)(sum / (double)sz);
   }
 }
 

@@ -182,6 +182,7 @@ static bool reshape_resolve(const reshape_params *p, const camd_shape *in, int f
       infer_at = i;
       continue;
     }
+    if (t < 0 || (t > 0 && known > INT64_MAX / t)) return false;
     out->dims[i] = t;
     known *= t;
   }

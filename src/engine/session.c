@@ -348,6 +348,7 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
   p->view_off = fwd_total + grad_total;
   if (p->grad_view >= 0) grad_total += value_floats(s, p->grad_view);
   p->mem_floats = fwd_total + grad_total;
+  p->mem_floats = (p->mem_floats + CAMD_ALIGN_FLOATS - 1) / CAMD_ALIGN_FLOATS * CAMD_ALIGN_FLOATS;
   p->mem = aligned_alloc(64, (p->mem_floats ? p->mem_floats : 16) * sizeof(float));
   if (!p->mem) {
     rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory allocating %zu MiB for the session",
@@ -448,6 +449,8 @@ static int plan_get(camd_session *s, const camd_forward_opts *o, camd_plan **out
       s->plans[s->n_plans++] = p;
       s->bytes += p->mem_floats * sizeof(float);
       if (p->scratch_floats > s->scratch_floats) {
+        p->scratch_floats =
+            (p->scratch_floats + CAMD_ALIGN_FLOATS - 1) / CAMD_ALIGN_FLOATS * CAMD_ALIGN_FLOATS;
         float *ns = aligned_alloc(64, p->scratch_floats * sizeof(float));
         if (!ns) {
           rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory allocating scratch");

@@ -11,8 +11,10 @@
 #include "camd/status.h"
 #include "onnx.pb-c.h"
 
-/* Largest constant (elements) the loader creates by folding (ConstantOfShape, Range, ...). */
-#define CAMD__ONNX_MAX_FOLD_ELEMS ((size_t)1 << 26)
+/* Largest constant (elements) the loader creates by folding. Shape sub-graphs are tiny; a
+ * larger result of an op the engine implements is left to the engine, of a loader-only op
+ * (ConstantOfShape, Range, ...) is an error. */
+#define CAMD__ONNX_MAX_FOLD_ELEMS ((size_t)1 << 22)
 
 /* State of one load. */
 typedef struct camd__onnx_ctx {

@@ -258,7 +258,7 @@ static int scan_nodes(const camd__onnx_ctx *ctx, const Onnx__GraphProto *gp,
         w = W_NEEDS_CONST;
       } else {
         out_const = const_in && n->n_input > 0;
-        if (is_out) w = engine_check(!strcmp(op, "Cast") ? "Identity" : op, ctx->opset, &mn, &mx);
+        if (is_out) w = engine_check("Identity", ctx->opset, &mn, &mx);
       }
     } else if (foldable(op, const_in, n->n_input)) {
       out_const = true;
@@ -495,10 +495,9 @@ static int add_node(camd__onnx_ctx *ctx, const Onnx__NodeProto *n, size_t idx,
                           name, op);
     } else if (!is_out) {
       rc = camd_graph_add_alias(ctx->g, n->output[0], ids[0], err);
-    } else if (cast_alias) {
+    } else { /* a graph output keeps its own value: an Identity node (Dropout's extra inputs,
+              * attributes and mask output are dropped) */
       rc = add_engine_node(ctx, n, "Identity", name, 1, ids, true, err);
-    } else {
-      rc = add_engine_node(ctx, n, op, name, (int)n->n_input, ids, false, err);
     }
     goto done;
   }

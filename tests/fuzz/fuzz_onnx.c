@@ -1,7 +1,7 @@
 /* libFuzzer target for the ONNX loader: arbitrary bytes → camd_onnx_load_buffer (no external
  * data). Not built by default. Build and run (from the repository root):
  *
- *   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCAMD_SANITIZE=ON \
+ *   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCAMD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
  *         -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link -DBUILD_TESTING=OFF
  *   cmake --build build-fuzz --target camd_lib -j2
  *   clang -g -fsanitize=fuzzer,address,undefined -Iinclude tests/fuzz/fuzz_onnx.c \
@@ -9,7 +9,7 @@
  *         $(pkg-config --libs libprotobuf-c openblas libmicrohttpd jansson libpng libjpeg) \
  *         -lm -lpthread -o build-fuzz/fuzz_onnx
  *   mkdir -p build-fuzz/corpus && /usr/bin/python3 tests/onnx/make_models.py build-fuzz/gen && \
- *     cp build-fuzz/gen/models/*.onnx build-fuzz/corpus/
+ *     cp build-fuzz/gen/models/[a-z]*.onnx build-fuzz/corpus/
  *   build-fuzz/fuzz_onnx -max_len=65536 -rss_limit_mb=1024 build-fuzz/corpus
  */
 #include <stddef.h>

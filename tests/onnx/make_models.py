@@ -258,6 +258,17 @@ def main():
     write_f32(os.path.join(md, "typed.output.bin"), xtd + h.astype(np.float32) +
               np.array([0.1, 0.2, -0.3], dtype=np.float32))
 
+    # Cast-to-float on an activation is an alias; Dropout producing a graph output is an Identity
+    xa = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5])
+    ya = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Cast", ["r"], ["c"], name="cast", to=TensorProto.FLOAT),
+             helper.make_node("Dropout", ["c"], ["y"], name="drop")]
+    save(make(nodes, [xa], [ya], [], "alias_out"), os.path.join(md, "alias_out.onnx"))
+    xad = rng.standard_normal((2, 5)).astype(np.float32)
+    write_f32(os.path.join(md, "alias_out.input.bin"), xad)
+    write_f32(os.path.join(md, "alias_out.output.bin"), np.maximum(xad, 0))
+
     # symbolic spatial size: must be rejected with a message about fixed input size
     xd = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
     yd = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])

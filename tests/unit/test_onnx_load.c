@@ -189,6 +189,23 @@ static void test_typed_fields(void) {
   camd_model_release(m);
 }
 
+static void test_alias_output(void) {
+  camd_model *m = load_ok("alias_out.onnx");
+  if (!m) return;
+  CHECK(camd_model_find_value(m, "c") == camd_model_find_value(m, "r")); /* Cast to float */
+  CHECK_EQ_INT(camd_model_num_nodes(m), 2);
+  if (camd_model_num_nodes(m) == 2) {
+    CHECK(strcmp(camd_model_node_op(m, 0), "Relu") == 0);
+    CHECK(strcmp(camd_model_node_op(m, 1), "Identity") == 0); /* Dropout -> graph output */
+    CHECK(strcmp(camd_model_node_name(m, 1), "drop") == 0);
+  }
+  camd_value_info vi;
+  CHECK_EQ_INT(camd_model_value_info(m, camd_model_output(m, 0), &vi), 0);
+  CHECK(strcmp(vi.name, "y") == 0);
+  check_forward(m, "alias_out");
+  camd_model_release(m);
+}
+
 static void test_external_data(void) {
   camd_model *m = load_ok("external.onnx");
   if (m) check_forward(m, "external");
@@ -242,5 +259,5 @@ static void test_rejections(void) {
 CAMD_TEST_MAIN(CAMD_TEST(test_cnn_structure), CAMD_TEST(test_cnn_forward),
                CAMD_TEST(test_shape_subgraph), CAMD_TEST(test_fold),
                CAMD_TEST(test_unsupported_lists_all), CAMD_TEST(test_initializer_as_input),
-               CAMD_TEST(test_typed_fields), CAMD_TEST(test_external_data),
-               CAMD_TEST(test_rejections))
+               CAMD_TEST(test_typed_fields), CAMD_TEST(test_alias_output),
+               CAMD_TEST(test_external_data), CAMD_TEST(test_rejections))

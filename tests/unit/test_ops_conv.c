@@ -163,6 +163,14 @@ static void test_conv_asymmetric(void) {
 static void test_conv_dilation(void) {
   conv_case c = {.nsp = 2, .dil = {2, 2}, .pads = {2, 2, 2, 2}};
   CHECK_EQ_INT(run_conv("dilation 2", &c, 2, 2, K2(9, 8), 3, K2(3, 3), true, false), 0);
+  conv_case c3 = {.nsp = 2, .dil = {1, 2}, .stride = {1, 3}, .pads = {1, 2, 0, 1}};
+  CHECK_EQ_INT(run_conv("dilation 2 stride 3 (column phases)", &c3, 2, 2, K2(7, 13), 3, K2(3, 3),
+                        true, false),
+               0);
+  conv_case c4 = {.nsp = 2, .stride = {2, 2}};
+  CHECK_EQ_INT(run_conv("stride 2 no pad (phases, VALID-like)", &c4, 2, 2, K2(7, 8), 2, K2(3, 3),
+                        true, false),
+               0);
   conv_case c2 = {.nsp = 2, .dil = {3, 1}, .stride = {1, 2}, .pads = {1, 0, 0, 1}};
   CHECK_EQ_INT(run_conv("dilation 3x1 stride 1x2", &c2, 2, 2, K2(9, 8), 2, K2(2, 3), false, false),
                0);
