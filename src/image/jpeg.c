@@ -2,7 +2,7 @@
  * progressive; EXIF orientation applied; every libjpeg warning is treated as an error.
  *
  * libjpeg reports errors through error_exit, which must not return: it longjmps back to
- * jpeg_decode_run. That function keeps all its mutable state in the caller-owned context, so no
+ * jpgx_decode_run. That function keeps all its mutable state in the caller-owned context, so no
  * automatic variable of the setjmp frame changes between setjmp and longjmp. */
 #include <setjmp.h>
 #include <stdio.h>
@@ -14,26 +14,26 @@
 
 #include "image/image_internal.h"
 
-typedef struct jpeg_errstate {
+typedef struct jpgx_errstate {
   struct jpeg_error_mgr mgr; /* first member: libjpeg hands us a pointer to it */
   jmp_buf jmp;
   char message[JMSG_LENGTH_MAX];
-} jpeg_errstate;
+} jpgx_errstate;
 
-static void jpeg_error_exit_cb(j_common_ptr cinfo) {
-  jpeg_errstate *es = (jpeg_errstate *)cinfo->err;
+static void jpgx_error_exit_cb(j_common_ptr cinfo) {
+  jpgx_errstate *es = (jpgx_errstate *)cinfo->err;
   cinfo->err->format_message(cinfo, es->message);
   longjmp(es->jmp, 1);
 }
 
-static void jpeg_emit_message_cb(j_common_ptr cinfo, int level) {
+static void jpgx_emit_message_cb(j_common_ptr cinfo, int level) {
   /* level < 0: a warning (corrupt data, premature end of data...). A warning means the decoded
    * pixels are not what the file describes, so it fails the decode. Trace messages (>= 0) are
    * ignored. */
-  if (level < 0) jpeg_error_exit_cb(cinfo);
+  if (level < 0) jpgx_error_exit_cb(cinfo);
 }
 
-static void jpeg_output_message_cb(j_common_ptr cinfo) {
+static void jpgx_output_message_cb(j_common_ptr cinfo) {
   (void)cinfo; /* library code: silent */
 }
 
@@ -42,18 +42,18 @@ static void jpeg_output_message_cb(j_common_ptr cinfo) {
  * TurboJPEG API does with TJFLAG_LIMITSCANS. */
 #define JPEG_MAX_SCANS 500
 
-static void jpeg_progress_cb(j_common_ptr cinfo) {
+static void jpgx_progress_cb(j_common_ptr cinfo) {
   if (!cinfo->is_decompressor) return;
   j_decompress_ptr d = (j_decompress_ptr)cinfo;
   if (d->input_scan_number > JPEG_MAX_SCANS) {
-    jpeg_errstate *es = (jpeg_errstate *)cinfo->err;
+    jpgx_errstate *es = (jpgx_errstate *)cinfo->err;
     snprintf(es->message, sizeof(es->message), "more than %d progressive scans", JPEG_MAX_SCANS);
     longjmp(es->jmp, 1);
   }
 }
 
-typedef struct jpeg_decode_ctx {
-  jpeg_errstate es;
+typedef struct jpgx_decode_ctx {
+  jpgx_errstate es;
   struct jpeg_decompress_struct cinfo;
   struct jpeg_progress_mgr progress;
   bool created;
@@ -68,13 +68,13 @@ typedef struct jpeg_decode_ctx {
   int comps;
   bool adobe_cmyk; /* CMYK samples stored inverted (Adobe) */
   int orientation;
-} jpeg_decode_ctx;
+} jpgx_decode_ctx;
 
-static int jpeg_decode_run(jpeg_decode_ctx *c) {
+static int jpgx_decode_run(jpgx_decode_ctx *c) {
   if (setjmp(c->es.jmp)) return 1;
   jpeg_create_decompress(&c->cinfo);
   c->created = true;
-  c->progress.progress_monitor = jpeg_progress_cb;
+  c->progress.progress_monitor = jpgx_progress_cb;
   c->cinfo.progress = &c->progress;
   jpeg_mem_src(&c->cinfo, c->data, (unsigned long)c->len);
   jpeg_save_markers(&c->cinfo, JPEG_APP0 + 1, 0xFFFF);
@@ -143,7 +143,7 @@ int camd__jpeg_decode(const unsigned char *data, size_t len, const camd_image_li
                       camd_image *out, camd_image_info *info, camd_error *err) {
   if (len > (size_t)(unsigned long)-1)
     return camd_error_set(err, CAMD_E_LIMIT, "JPEG data of %zu bytes is too large", len);
-  jpeg_decode_ctx *c = calloc(1, sizeof(*c));
+  jpgx_decode_ctx *c = calloc(1, sizeof(*c));
   if (!c) return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a JPEG decoder");
   c->data = data;
   c->len = len;
@@ -152,10 +152,10 @@ int camd__jpeg_decode(const unsigned char *data, size_t len, const camd_image_li
   c->err = err;
   c->orientation = 1;
   c->cinfo.err = jpeg_std_error(&c->es.mgr);
-  c->es.mgr.error_exit = jpeg_error_exit_cb;
-  c->es.mgr.emit_message = jpeg_emit_message_cb;
-  c->es.mgr.output_message = jpeg_output_message_cb;
-  int r = jpeg_decode_run(c);
+  c->es.mgr.error_exit = jpgx_error_exit_cb;
+  c->es.mgr.emit_message = jpgx_emit_message_cb;
+  c->es.mgr.output_message = jpgx_output_message_cb;
+  int r = jpgx_decode_run(c);
   if (c->created) jpeg_destroy_decompress(&c->cinfo);
   int rc = 0;
   if (r == 1)

@@ -11,18 +11,18 @@
 #include "image/image_internal.h"
 
 /* ---- shared error handling ---- */
-typedef struct png_errstate {
+typedef struct pngx_errstate {
   jmp_buf jmp;
   char message[256];
-} png_errstate;
+} pngx_errstate;
 
-static void png_error_cb(png_structp png, png_const_charp msg) {
-  png_errstate *es = png_get_error_ptr(png);
+static void pngx_error_cb(png_structp png, png_const_charp msg) {
+  pngx_errstate *es = png_get_error_ptr(png);
   snprintf(es->message, sizeof(es->message), "%s", msg ? msg : "unknown libpng error");
   longjmp(es->jmp, 1);
 }
 
-static void png_warning_cb(png_structp png, png_const_charp msg) {
+static void pngx_warning_cb(png_structp png, png_const_charp msg) {
   /* Warnings are about ancillary data (bad CRC in a text chunk, iCCP profile quirks...);
    * pixel-affecting problems are errors in libpng. Ignored on purpose. */
   (void)png;
@@ -30,22 +30,22 @@ static void png_warning_cb(png_structp png, png_const_charp msg) {
 }
 
 /* ---- decode ---- */
-typedef struct png_reader {
+typedef struct pngx_reader {
   const unsigned char *data;
   size_t len;
   size_t pos;
-} png_reader;
+} pngx_reader;
 
-static void png_read_cb(png_structp png, png_bytep out, size_t n) {
-  png_reader *r = png_get_io_ptr(png);
+static void pngx_read_cb(png_structp png, png_bytep out, size_t n) {
+  pngx_reader *r = png_get_io_ptr(png);
   if (n > r->len - r->pos) png_error(png, "truncated PNG data (unexpected end of file)");
   memcpy(out, r->data + r->pos, n);
   r->pos += n;
 }
 
-typedef struct png_decode_ctx {
-  png_errstate es;
-  png_reader rd;
+typedef struct pngx_decode_ctx {
+  pngx_errstate es;
+  pngx_reader rd;
   const camd_image_limits *limits;
   camd_image_info *info;
   camd_error *err;
@@ -56,13 +56,13 @@ typedef struct png_decode_ctx {
   int rc;             /* non-zero: failure not raised through libpng (limits, memory) */
   size_t width, height;
   int channels; /* channels in raw after transformations (1..4) */
-} png_decode_ctx;
+} pngx_decode_ctx;
 
 /* Runs libpng under setjmp. Returns 0 on success, 1 when libpng raised an error, 2 when we
  * stopped for our own reason (ctx->rc set). */
-static int png_decode_run(png_decode_ctx *c) {
+static int pngx_decode_run(pngx_decode_ctx *c) {
   if (setjmp(c->es.jmp)) return 1;
-  png_set_read_fn(c->png, &c->rd, png_read_cb);
+  png_set_read_fn(c->png, &c->rd, pngx_read_cb);
   png_read_info(c->png, c->pinfo);
   png_uint_32 w = 0, h = 0;
   int depth = 0, ctype = 0, interlace = 0;
@@ -108,21 +108,21 @@ static int png_decode_run(png_decode_ctx *c) {
 
 int camd__png_decode(const unsigned char *data, size_t len, const camd_image_limits *limits,
                      camd_image *out, camd_image_info *info, camd_error *err) {
-  png_decode_ctx c;
+  pngx_decode_ctx c;
   memset(&c, 0, sizeof(c));
   c.rd.data = data;
   c.rd.len = len;
   c.limits = limits;
   c.info = info;
   c.err = err;
-  c.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c.es, png_error_cb, png_warning_cb);
+  c.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c.es, pngx_error_cb, pngx_warning_cb);
   if (!c.png) return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
   c.pinfo = png_create_info_struct(c.png);
   if (!c.pinfo) {
     png_destroy_read_struct(&c.png, NULL, NULL);
     return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
   }
-  int r = png_decode_run(&c);
+  int r = pngx_decode_run(&c);
   png_destroy_read_struct(&c.png, &c.pinfo, NULL);
   free(c.rows);
   int rc = 0;
@@ -154,32 +154,32 @@ int camd__png_decode(const unsigned char *data, size_t len, const camd_image_lim
 }
 
 /* ---- encode ---- */
-typedef struct png_writer {
+typedef struct pngx_writer {
   camd_buf buf;
-} png_writer;
+} pngx_writer;
 
-static void png_write_cb(png_structp png, png_bytep p, size_t n) {
-  png_writer *w = png_get_io_ptr(png);
+static void pngx_write_cb(png_structp png, png_bytep p, size_t n) {
+  pngx_writer *w = png_get_io_ptr(png);
   if (!camd_buf_append(&w->buf, p, n)) png_error(png, "out of memory writing PNG");
 }
 
-static void png_flush_cb(png_structp png) {
+static void pngx_flush_cb(png_structp png) {
   (void)png;
 }
 
-typedef struct png_encode_ctx {
-  png_errstate es;
-  png_writer wr;
+typedef struct pngx_encode_ctx {
+  pngx_errstate es;
+  pngx_writer wr;
   const camd_image *img;
   int level;
   png_structp png;
   png_infop pinfo;
   png_bytep *rows;
-} png_encode_ctx;
+} pngx_encode_ctx;
 
-static int png_encode_run(png_encode_ctx *c) {
+static int pngx_encode_run(pngx_encode_ctx *c) {
   if (setjmp(c->es.jmp)) return 1;
-  png_set_write_fn(c->png, &c->wr, png_write_cb, png_flush_cb);
+  png_set_write_fn(c->png, &c->wr, pngx_write_cb, pngx_flush_cb);
   int ctype = c->img->channels == 1   ? PNG_COLOR_TYPE_GRAY
               : c->img->channels == 3 ? PNG_COLOR_TYPE_RGB
                                       : PNG_COLOR_TYPE_RGB_ALPHA;
@@ -206,7 +206,7 @@ int camd_png_encode(const camd_image *img, int level, unsigned char **data, size
                           img->width, img->height);
   if (level < -1 || level > 9)
     return camd_error_set(err, CAMD_E_INVALID, "PNG compression level %d is not in -1..9", level);
-  png_encode_ctx c;
+  pngx_encode_ctx c;
   memset(&c, 0, sizeof(c));
   camd_buf_init(&c.wr.buf);
   c.img = img;
@@ -215,14 +215,14 @@ int camd_png_encode(const camd_image *img, int level, unsigned char **data, size
   c.rows = malloc(sizeof(png_bytep) * img->height);
   if (!c.rows) return camd_error_set(err, CAMD_E_NOMEM, "out of memory encoding PNG");
   for (size_t y = 0; y < img->height; y++) c.rows[y] = img->pixels + y * stride;
-  c.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c.es, png_error_cb, png_warning_cb);
+  c.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c.es, pngx_error_cb, pngx_warning_cb);
   c.pinfo = c.png ? png_create_info_struct(c.png) : NULL;
   if (!c.png || !c.pinfo) {
     png_destroy_write_struct(&c.png, &c.pinfo);
     free(c.rows);
     return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG encoder");
   }
-  int r = png_encode_run(&c);
+  int r = pngx_encode_run(&c);
   png_destroy_write_struct(&c.png, &c.pinfo);
   free(c.rows);
   if (r != 0 || c.wr.buf.failed) {

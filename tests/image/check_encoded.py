@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+# Checks with PIL the PNGs that test_image encoded with camd_png_encode (round trip).
 """Decodes the PNGs that test_image wrote with camd_png_encode using PIL and compares them with
 the raw pixels test_image wrote next to them. Usage: check_encoded.py CASES_DIR"""
 import os

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+# Generates image edge cases + independent references (PIL, ImageMagick, torchvision...) for test_image.
 """Generates image edge cases and independent reference outputs for tests/unit/test_image.c.
 
 Usage: make_cases.py OUT_DIR

@@ -1,0 +1,483 @@
+/* Server configuration: one key table drives the JSON file, CAMD_* environment variables,
+ * command-line flags and `camd serve --help`, so the four can never disagree. */
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "camd/core.h"
+#include "server/server.h"
+
+typedef enum key_kind { K_LONG, K_STR, K_LIST, K_MODELS } key_kind;
+
+typedef struct key_desc {
+  const char *name;
+  key_kind kind;
+  size_t offset; /* K_LONG: long; K_STR: char[size]; K_LIST: char *[max] + count */
+  size_t size;   /* K_STR: buffer size; K_LIST: count offset */
+  long lo, hi;   /* K_LONG range; K_LIST: max entries in hi */
+  const char *help;
+} key_desc;
+
+#define OFF(f) offsetof(camd_server_config, f)
+#define KL(n, lo, hi, help) \
+  { #n, K_LONG, OFF(n), 0, lo, hi, help }
+#define KS(n, help) \
+  { #n, K_STR, OFF(n), sizeof(((camd_server_config *)0)->n), 0, 0, help }
+
+static const key_desc keys[] = {
+    KS(listen, "address to bind (IPv4 or IPv6 literal) [127.0.0.1]"),
+    KL(port, 0, 65535, "TCP port; 0 picks a free one and logs it [8080]"),
+    KL(workers, 1, 256, "compute worker threads [2]"),
+    KL(io_threads, 1, 64, "network (epoll) threads [1]"),
+    KL(blas_threads, 0, 256, "OpenBLAS threads per worker; 0 = cores / workers [0]"),
+    KL(queue_length, 1, 1000000, "jobs waiting for a worker before 503 [64]"),
+    KL(max_batch, 1, 256, "images a worker runs as one batch (dynamic batching) [4]"),
+    KL(batch_window_us, 0, 1000000, "how long a worker waits to fill a batch, µs [2000]"),
+    KL(max_instances, 1, 256, "images (KServe instances) per request [8]"),
+    KL(max_body_bytes, 1024, 2147483647L, "request body cap in bytes [16777216]"),
+    KL(max_image_pixels, 1, 4294967295L, "decoded image width × height cap [40000000]"),
+    KL(max_image_width, 1, 1048576, "decoded image width cap [16384]"),
+    KL(max_image_height, 1, 1048576, "decoded image height cap [16384]"),
+    KL(max_header_bytes, 4096, 16777216, "per-connection memory for headers [32768]"),
+    KL(request_timeout_s, 1, 3600, "idle seconds before a connection is closed [30]"),
+    KL(max_connections, 1, 1000000, "simultaneous connections [512]"),
+    KL(max_connections_per_ip, 0, 1000000, "connections per client IP; 0 = no limit [64]"),
+    KL(max_option_bytes, 16, 1048576, "length of one option value in bytes [4096]"),
+    KL(max_options, 1, 4096, "option fields per request [64]"),
+    KL(drain_timeout_s, 0, 3600, "on SIGTERM, seconds queued jobs may still run [20]"),
+    KL(retry_after_s, 1, 3600, "Retry-After seconds sent with 503 [1]"),
+    {"cors_origins", K_LIST, OFF(cors_origins), OFF(n_cors_origins), 0, CAMD_SERVER_MAX_ORIGINS,
+     "allowed CORS origins (JSON array or comma list; \"*\" = any) [none]"},
+    {"api_keys", K_LIST, OFF(api_keys), OFF(n_api_keys), 0, CAMD_SERVER_MAX_KEYS,
+     "accepted bearer tokens (array or comma list); none = no auth [none]"},
+    KS(api_keys_file, "file with one API key per line (# comments) [none]"),
+    KS(default_model, "model used by POST /v1/explain without a model [first model]"),
+    KS(log_level, "debug, info, warn or error [info]"),
+    {"models", K_MODELS, OFF(models), 0, 0, CAMD_SERVER_MAX_MODELS,
+     "array of model entries (name, path, labels, preprocessing, ...); env/flag: JSON text"},
+};
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+void camd__server_config_init(camd_server_config *c) {
+  memset(c, 0, sizeof(*c));
+  snprintf(c->listen, sizeof(c->listen), "127.0.0.1");
+  c->port = 8080;
+  c->workers = 2;
+  c->io_threads = 1;
+  c->blas_threads = 0;
+  c->queue_length = 64;
+  c->max_batch = 4;
+  c->batch_window_us = 2000;
+  c->max_instances = 8;
+  c->max_body_bytes = 16L << 20;
+  c->max_image_pixels = 40000000;
+  c->max_image_width = 16384;
+  c->max_image_height = 16384;
+  c->max_header_bytes = 32768;
+  c->request_timeout_s = 30;
+  c->max_connections = 512;
+  c->max_connections_per_ip = 64;
+  c->max_option_bytes = 4096;
+  c->max_options = 64;
+  c->drain_timeout_s = 20;
+  c->retry_after_s = 1;
+  snprintf(c->log_level, sizeof(c->log_level), "info");
+}
+
+static void list_clear(char **items, int *n) {
+  for (int i = 0; i < *n; i++) free(items[i]);
+  *n = 0;
+}
+
+void camd__server_config_free(camd_server_config *c) {
+  list_clear(c->cors_origins, &c->n_cors_origins);
+  list_clear(c->api_keys, &c->n_api_keys);
+}
+
+void camd__server_config_help(FILE *f) {
+  fprintf(f,
+          "usage: camd serve [--config FILE] [--KEY VALUE ...]\n\n"
+          "Runs the HTTP service. Settings come from, lowest priority first: built-in defaults,\n"
+          "the JSON config file (--config FILE or CAMD_CONFIG; default config/camd.json when it\n"
+          "exists), CAMD_<KEY> environment variables, then --<key> flags (underscores may be\n"
+          "written as dashes; --key=value also works). Unknown keys and bad values are startup\n"
+          "errors.\n\nkeys (file key / environment variable / flag):\n");
+  for (size_t i = 0; i < N_KEYS; i++) {
+    char env[64], flag[64];
+    size_t j = 0;
+    for (; keys[i].name[j] && j < 40; j++) {
+      env[j] = (char)toupper((unsigned char)keys[i].name[j]);
+      flag[j] = keys[i].name[j] == '_' ? '-' : keys[i].name[j];
+    }
+    env[j] = flag[j] = 0;
+    fprintf(f, "  %-24s CAMD_%-24s --%s\n      %s\n", keys[i].name, env, flag, keys[i].help);
+  }
+  fprintf(f, "\n  %-24s CAMD_%-24s --%s\n      %s\n", "(config file)", "CONFIG", "config",
+          "JSON configuration file");
+}
+
+static int bad(camd_error *err, const char *src, const char *key, const char *fmt, const char *v) {
+  char what[512];
+  snprintf(what, sizeof(what), fmt, v ? v : "");
+  return camd_error_set(err, CAMD_E_INVALID, "%s: bad value for '%s': %s", src, key, what);
+}
+
+static int set_long_text(camd_server_config *c, const key_desc *k, const char *text,
+                         const char *src, camd_error *err) {
+  char *end;
+  errno = 0;
+  long v = strtol(text, &end, 10);
+  if (!*text || errno || *end || v < k->lo || v > k->hi) {
+    char msg[256];
+    snprintf(msg, sizeof(msg), "'%%s' is not an integer in [%ld, %ld]", k->lo, k->hi);
+    return bad(err, src, k->name, msg, text);
+  }
+  *(long *)((char *)c + k->offset) = v;
+  return 0;
+}
+
+static int set_str_text(camd_server_config *c, const key_desc *k, const char *text, const char *src,
+                        camd_error *err) {
+  if (strlen(text) >= k->size) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "longer than %zu bytes", k->size - 1);
+    return bad(err, src, k->name, "%s", msg);
+  }
+  snprintf((char *)c + k->offset, k->size, "%s", text);
+  return 0;
+}
+
+static int list_add(camd_server_config *c, const key_desc *k, const char *item, size_t len,
+                    const char *src, camd_error *err) {
+  char **items = (char **)((char *)c + k->offset);
+  int *n = (int *)((char *)c + k->size);
+  while (len && isspace((unsigned char)*item)) item++, len--;
+  while (len && isspace((unsigned char)item[len - 1])) len--;
+  if (!len) return 0;
+  if (*n >= k->hi) {
+    char msg[64];
+    snprintf(msg, sizeof(msg), "more than %ld entries", k->hi);
+    return bad(err, src, k->name, "%s", msg);
+  }
+  if (len > 1024) return bad(err, src, k->name, "%s", "an entry is longer than 1024 bytes");
+  items[*n] = strndup(item, len);
+  if (!items[*n]) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  (*n)++;
+  return 0;
+}
+
+static int set_list_text(camd_server_config *c, const key_desc *k, const char *text,
+                         const char *src, camd_error *err) {
+  list_clear((char **)((char *)c + k->offset), (int *)((char *)c + k->size));
+  const char *p = text;
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    int rc = list_add(c, k, p, len, src, err);
+    if (rc) return rc;
+    if (!comma) break;
+    p = comma + 1;
+  }
+  return 0;
+}
+
+static int set_models_json(camd_server_config *c, json_t *arr, const char *base_dir,
+                           const char *src, camd_error *err) {
+  if (!json_is_array(arr)) return bad(err, src, "models", "%s", "expected an array of objects");
+  if (json_array_size(arr) > CAMD_SERVER_MAX_MODELS) {
+    char msg[64];
+    snprintf(msg, sizeof(msg), "more than %d models", CAMD_SERVER_MAX_MODELS);
+    return bad(err, src, "models", "%s", msg);
+  }
+  c->n_models = 0;
+  size_t i;
+  json_t *m;
+  json_array_foreach(arr, i, m) {
+    if (!json_is_object(m)) return bad(err, src, "models", "%s", "entries must be objects");
+    char *text = json_dumps(m, JSON_COMPACT);
+    if (!text) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+    camd_model_config *mc = &c->models[c->n_models];
+    camd_model_config_init(mc);
+    int rc = camd_model_config_from_json_text(text, base_dir, mc, err);
+    free(text);
+    if (rc) return camd_error_prefix(err, "%s: models[%zu]: ", src, i);
+    for (int j = 0; j < c->n_models; j++) {
+      if (!strcmp(c->models[j].name, mc->name)) {
+        return camd_error_set(err, CAMD_E_INVALID, "%s: models[%zu]: duplicate model name '%s'",
+                              src, i, mc->name);
+      }
+    }
+    c->n_models++;
+  }
+  return 0;
+}
+
+/* Sets key k from text (environment variable or flag). */
+static int set_text(camd_server_config *c, const key_desc *k, const char *text, const char *src,
+                    camd_error *err) {
+  switch (k->kind) {
+    case K_LONG:
+      return set_long_text(c, k, text, src, err);
+    case K_STR:
+      return set_str_text(c, k, text, src, err);
+    case K_LIST:
+      return set_list_text(c, k, text, src, err);
+    case K_MODELS: {
+      json_error_t je;
+      json_t *arr = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+      if (!arr) return bad(err, src, k->name, "not JSON: %s", je.text);
+      char cwd[4096];
+      if (!getcwd(cwd, sizeof(cwd))) snprintf(cwd, sizeof(cwd), ".");
+      int rc = set_models_json(c, arr, cwd, src, err);
+      json_decref(arr);
+      return rc;
+    }
+  }
+  return CAMD_E_INTERNAL;
+}
+
+static const key_desc *find_key(const char *name, size_t len) {
+  for (size_t i = 0; i < N_KEYS; i++) {
+    const char *kn = keys[i].name;
+    if (strlen(kn) != len) continue;
+    size_t j = 0;
+    for (; j < len; j++) {
+      char ch = name[j] == '-' ? '_' : name[j];
+      if (ch != kn[j]) break;
+    }
+    if (j == len) return &keys[i];
+  }
+  return NULL;
+}
+
+static void known_keys(char *out, size_t cap) {
+  size_t used = 0;
+  out[0] = 0;
+  for (size_t i = 0; i < N_KEYS && used < cap; i++) {
+    int n = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", keys[i].name);
+    if (n < 0) break;
+    used += (size_t)n;
+  }
+}
+
+static int load_file(camd_server_config *c, const char *path, camd_error *err) {
+  json_error_t je;
+  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+  if (!root) {
+    return camd_error_set(err, CAMD_E_INVALID, "config file '%s': line %d column %d: %s", path,
+                          je.line, je.column, je.text);
+  }
+  if (!json_is_object(root)) {
+    json_decref(root);
+    return camd_error_set(err, CAMD_E_INVALID, "config file '%s': expected a JSON object", path);
+  }
+  char base_dir[4096];
+  snprintf(base_dir, sizeof(base_dir), "%s", path);
+  char *slash = strrchr(base_dir, '/');
+  if (slash) {
+    *slash = 0;
+    if (!base_dir[0]) snprintf(base_dir, sizeof(base_dir), "/");
+  } else {
+    snprintf(base_dir, sizeof(base_dir), ".");
+  }
+  char src[4200];
+  snprintf(src, sizeof(src), "config file '%s'", path);
+  const char *name;
+  json_t *v;
+  int rc = 0;
+  json_object_foreach(root, name, v) {
+    const key_desc *k = NULL;
+    for (size_t i = 0; i < N_KEYS; i++) {
+      if (!strcmp(keys[i].name, name)) k = &keys[i];
+    }
+    if (!k) {
+      char list[1024];
+      known_keys(list, sizeof(list));
+      rc = camd_error_set(err, CAMD_E_INVALID, "%s: unknown key '%s'; known keys: %s", src, name,
+                          list);
+      break;
+    }
+    switch (k->kind) {
+      case K_LONG:
+        if (!json_is_integer(v)) {
+          rc = bad(err, src, name, "%s", "expected an integer");
+        } else {
+          char text[32];
+          snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(v));
+          rc = set_long_text(c, k, text, src, err);
+        }
+        break;
+      case K_STR:
+        rc = json_is_string(v) ? set_str_text(c, k, json_string_value(v), src, err)
+                               : bad(err, src, name, "%s", "expected a string");
+        break;
+      case K_LIST:
+        if (json_is_string(v)) {
+          rc = set_list_text(c, k, json_string_value(v), src, err);
+        } else if (json_is_array(v)) {
+          list_clear((char **)((char *)c + k->offset), (int *)((char *)c + k->size));
+          size_t i;
+          json_t *item;
+          json_array_foreach(v, i, item) {
+            if (!json_is_string(item)) {
+              rc = bad(err, src, name, "%s", "expected an array of strings");
+              break;
+            }
+            rc = list_add(c, k, json_string_value(item), strlen(json_string_value(item)), src, err);
+            if (rc) break;
+          }
+        } else {
+          rc = bad(err, src, name, "%s", "expected an array of strings");
+        }
+        break;
+      case K_MODELS:
+        rc = set_models_json(c, v, base_dir, src, err);
+        break;
+    }
+    if (rc) break;
+  }
+  json_decref(root);
+  return rc;
+}
+
+static int load_keys_file(camd_server_config *c, camd_error *err) {
+  unsigned char *data = NULL;
+  size_t len = 0;
+  int rc = camd_read_file(c->api_keys_file, 1 << 20, &data, &len, err);
+  if (rc) return camd_error_prefix(err, "api_keys_file: ");
+  const key_desc *k = find_key("api_keys", 8);
+  const char *p = (const char *)data, *end = p + len;
+  while (p < end && !rc) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    const char *q = p;
+    while (q < p + l && isspace((unsigned char)*q)) q++;
+    if (q < p + l && *q != '#') rc = list_add(c, k, p, l, "api_keys_file", err);
+    p += l + 1;
+  }
+  free(data);
+  return rc;
+}
+
+static int validate(camd_server_config *c, camd_error *err) {
+  static const char *const levels[] = {"debug", "info", "warn", "error"};
+  bool ok = false;
+  for (int i = 0; i < 4; i++) ok |= !strcmp(c->log_level, levels[i]);
+  if (!ok) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "bad value for 'log_level': '%s'; valid: debug, info, warn, error",
+                          c->log_level);
+  }
+  if (c->n_models == 0) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "no models configured: give a config file with a \"models\" array "
+                          "(--config FILE) or set 'models' (CAMD_MODELS / --models)");
+  }
+  if (c->default_model[0]) {
+    bool found = false;
+    for (int i = 0; i < c->n_models; i++) found |= !strcmp(c->models[i].name, c->default_model);
+    if (!found) {
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "bad value for 'default_model': no model named '%s' is configured",
+                            c->default_model);
+    }
+  } else {
+    snprintf(c->default_model, sizeof(c->default_model), "%s", c->models[0].name);
+  }
+  for (int i = 0; i < c->n_api_keys; i++) {
+    for (const char *p = c->api_keys[i]; *p; p++) {
+      if (*p <= ' ' || *p > '~') {
+        return camd_error_set(err, CAMD_E_INVALID,
+                              "bad value for 'api_keys': entry %d contains a space or a "
+                              "non-printable character",
+                              i);
+      }
+    }
+  }
+  return 0;
+}
+
+int camd__server_config_load(camd_server_config *c, int argc, char **argv, camd_error *err) {
+  /* Pass 1: --help and the config file path. */
+  const char *config_path = getenv("CAMD_CONFIG");
+  bool explicit_path = config_path && *config_path;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      camd__server_config_help(stdout);
+      return 1;
+    }
+    if (!strcmp(argv[i], "--config")) {
+      if (i + 1 >= argc) return camd_error_set(err, CAMD_E_INVALID, "--config needs a value");
+      config_path = argv[++i];
+      explicit_path = true;
+    } else if (!strncmp(argv[i], "--config=", 9)) {
+      config_path = argv[i] + 9;
+      explicit_path = true;
+    }
+  }
+  struct stat st;
+  if (!explicit_path && stat("config/camd.json", &st) == 0) config_path = "config/camd.json";
+  if (config_path && *config_path) {
+    int rc = load_file(c, config_path, err);
+    if (rc) return rc;
+  }
+  /* Environment. */
+  for (size_t i = 0; i < N_KEYS; i++) {
+    char env[64] = "CAMD_";
+    size_t j = 0;
+    for (; keys[i].name[j] && j < 50; j++)
+      env[5 + j] = (char)toupper((unsigned char)keys[i].name[j]);
+    env[5 + j] = 0;
+    const char *v = getenv(env);
+    if (!v) continue;
+    char src[96];
+    snprintf(src, sizeof(src), "environment variable %s", env);
+    int rc = set_text(c, &keys[i], v, src, err);
+    if (rc) return rc;
+  }
+  /* Flags. */
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--config")) {
+      i++;
+      continue;
+    }
+    if (!strncmp(a, "--config=", 9)) continue;
+    if (strncmp(a, "--", 2) != 0) {
+      return camd_error_set(err, CAMD_E_INVALID, "unexpected argument '%s' (see camd serve --help)",
+                            a);
+    }
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+    const key_desc *k = find_key(name, nlen);
+    if (!k) {
+      char list[1024];
+      known_keys(list, sizeof(list));
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "unknown flag '%.*s'; keys are: %s (see camd serve --help)",
+                            (int)(nlen + 2), a, list);
+    }
+    const char *value;
+    if (eq) {
+      value = eq + 1;
+    } else {
+      if (i + 1 >= argc) return camd_error_set(err, CAMD_E_INVALID, "%s needs a value", a);
+      value = argv[++i];
+    }
+    char src[128];
+    snprintf(src, sizeof(src), "flag --%.*s", (int)nlen, name);
+    int rc = set_text(c, k, value, src, err);
+    if (rc) return rc;
+  }
+  if (c->api_keys_file[0]) {
+    int rc = load_keys_file(c, err);
+    if (rc) return rc;
+  }
+  return validate(c, err);
+}

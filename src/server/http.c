@@ -1,0 +1,1285 @@
+/* The HTTP front end: libmicrohttpd daemon (internal epoll threads), routing, limits, auth,
+ * CORS, body parsing (raw image, JSON, KServe v1, multipart form), the suspend/queue/resume
+ * hand-off to the job pool, responses, access log, readiness and graceful shutdown.
+ *
+ * Handler calls for one request (MHD_AccessHandlerCallback):
+ *   first call      allocate the request context, route, check Content-Length against the body
+ *                   cap (413 at once), decide the body kind; nothing else is answered yet so
+ *                   the body is always read (or discarded) and keep-alive survives errors.
+ *   upload calls    accumulate with a hard cap; once an error is recorded the rest is
+ *                   discarded; crossing the cap records 413.
+ *   final call      answer recorded errors; else parse the body, build the job, suspend the
+ *                   connection and push the job (a full queue answers 503 without suspending).
+ *   resumed call    the worker stored the answer: queue it.
+ * Everything a request owns is freed in the request-completed callback. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "camd/core.h"
+#include "camd/engine.h"
+#include "server/server.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* server state (one server per process) */
+
+static struct {
+  camd_server_config *cfg;
+  struct MHD_Daemon *daemon;
+  camd_explainer *models[CAMD_SERVER_MAX_MODELS];
+  int default_model;
+  atomic_int ready;    /* models loaded, workers running */
+  atomic_int draining; /* SIGTERM received */
+  atomic_long open_requests;
+  unsigned char key_hashes[CAMD_SERVER_MAX_KEYS][32];
+  int n_keys;
+  bool access_log;
+  uint64_t id_seed;
+  atomic_ulong id_counter;
+} srv;
+
+typedef enum body_kind { BODY_NONE = 0, BODY_RAW, BODY_JSON, BODY_FORM } body_kind;
+
+typedef struct kv {
+  char *key;
+  camd_buf value;
+} kv;
+
+typedef struct req {
+  struct MHD_Connection *conn;
+  char request_id[130];
+  uint64_t start_ns;
+  camd__route route;
+  char method[12];
+  char path[256];
+  int model_index; /* -1: not (yet) known */
+  bool predict_only, want_png, is_post, first_done;
+  body_kind kind;
+  size_t received;
+  camd_buf body;                /* raw image or JSON text */
+  struct MHD_PostProcessor *pp; /* multipart */
+  camd_buf form_image;
+  int form_images;
+  kv *fields; /* form option fields (and "model") */
+  int n_fields, cap_fields;
+  int cur_field; /* form field receiving data, -1 none */
+  /* the first error recorded; answered in the final call */
+  int err_http;
+  char err_code[40];
+  char err_msg[600];
+  const char *allow; /* Allow header for 405 */
+  /* the job */
+  camd__job job;
+  camd_explain_input inputs[256];
+  unsigned char *decoded[256];
+  int n_decoded;
+  bool submitted;
+  atomic_bool job_done;
+  /* answer */
+  int status;
+  size_t bytes_out;
+} req;
+
+/* ------------------------------------------------------------------------------------------ */
+/* small helpers */
+
+static bool ieq_prefix(const char *s, const char *prefix) {
+  return s && strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void record(req *r, int http, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void record(req *r, int http, const char *code, const char *fmt, ...) {
+  if (r->err_http) return; /* the first error wins */
+  r->err_http = http;
+  snprintf(r->err_code, sizeof(r->err_code), "%s", code);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->err_msg, sizeof(r->err_msg), fmt, ap);
+  va_end(ap);
+}
+
+static void record_camd(req *r, const camd_error *e, int fallback) {
+  int st = e->status ? e->status : fallback;
+  record(r, camd_status_http(st), camd_status_code(st), "%s",
+         e->message[0] ? e->message : camd_status_message(st));
+}
+
+static int find_model(const char *name, size_t len) {
+  for (int i = 0; i < srv.cfg->n_models; i++) {
+    const char *n = srv.cfg->models[i].name;
+    if (strlen(n) == len && !memcmp(n, name, len)) return i;
+  }
+  return -1;
+}
+
+static bool sane_request_id(const char *s) {
+  if (!s) return false;
+  size_t n = strlen(s);
+  if (n == 0 || n > 128) return false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!isalnum(c) && c != '-' && c != '_' && c != '.' && c != ':') return false;
+  }
+  return true;
+}
+
+static uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static void new_request_id(char *out, size_t cap) {
+  uint64_t n = atomic_fetch_add(&srv.id_counter, 1);
+  snprintf(out, cap, "%016llx", (unsigned long long)mix64(srv.id_seed + n * 0x9e3779b97f4a7c15ull));
+}
+
+/* Constant-time check of a bearer token: compares SHA-256 digests against every key. */
+static bool authorized(struct MHD_Connection *conn) {
+  if (srv.n_keys == 0) return true;
+  const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
+  const char *tok = h + 7;
+  while (*tok == ' ') tok++;
+  size_t len = strlen(tok);
+  while (len && tok[len - 1] == ' ') len--;
+  unsigned char d[32];
+  camd_sha256 sh;
+  camd_sha256_init(&sh);
+  camd_sha256_update(&sh, tok, len);
+  camd_sha256_final(&sh, d);
+  unsigned ok = 0;
+  for (int k = 0; k < srv.n_keys; k++) {
+    unsigned diff = 0;
+    for (int i = 0; i < 32; i++) diff |= (unsigned)(d[i] ^ srv.key_hashes[k][i]);
+    ok |= (unsigned)(diff == 0);
+  }
+  return ok != 0;
+}
+
+static const char *allowed_origin(struct MHD_Connection *conn) {
+  const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+  if (!origin) return NULL;
+  for (int i = 0; i < srv.cfg->n_cors_origins; i++) {
+    if (!strcmp(srv.cfg->cors_origins[i], "*") || !strcmp(srv.cfg->cors_origins[i], origin)) {
+      return origin;
+    }
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* responses */
+
+static enum MHD_Result respond(req *r, int status, const char *ctype, void *body, size_t len,
+                               enum MHD_ResponseMemoryMode mode) {
+  struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
+  if (!resp) {
+    if (mode == MHD_RESPMEM_MUST_FREE) free(body);
+    return MHD_NO;
+  }
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+  if (r->route != CAMD_ROUTE_STATIC) MHD_add_response_header(resp, "Cache-Control", "no-store");
+  MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+  const char *origin = allowed_origin(r->conn);
+  if (origin) {
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+    MHD_add_response_header(resp, "Vary", "Origin");
+  }
+  if (status == 503) {
+    char ra[32];
+    snprintf(ra, sizeof(ra), "%ld", srv.cfg->retry_after_s);
+    MHD_add_response_header(resp, "Retry-After", ra);
+  }
+  if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"camd\"");
+  if (status == 405 && r->allow) MHD_add_response_header(resp, "Allow", r->allow);
+  if (atomic_load(&srv.draining)) MHD_add_response_header(resp, "Connection", "close");
+  if (r->route == CAMD_ROUTE_STATIC) {
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'self'; img-src 'self' data: blob:; "
+                            "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'");
+  }
+  r->status = status;
+  r->bytes_out = len;
+  enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+static enum MHD_Result respond_json_text(req *r, int status, char *text) {
+  if (!text) return MHD_NO;
+  return respond(r, status, "application/json", text, strlen(text), MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result respond_json(req *r, int status, json_t *obj) {
+  char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+  json_decref(obj);
+  return respond_json_text(r, status, text);
+}
+
+static enum MHD_Result respond_error(req *r, int status, const char *code, const char *msg) {
+  size_t len = 0;
+  char *text = camd__error_json(status, code, msg, r->request_id, &len);
+  if (!text) return MHD_NO;
+  return respond(r, status, "application/json", text, len, MHD_RESPMEM_MUST_FREE);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* routing */
+
+static const char *const GET_ALLOW = "GET, HEAD, OPTIONS";
+static const char *const POST_ALLOW = "POST, OPTIONS";
+
+/* Sets r->route, r->model_index, r->predict_only; returns the Allow value of the route or NULL
+ * when the path is unknown (404 recorded). */
+static const char *route(req *r, const char *url) {
+  r->model_index = -1;
+  if (!strcmp(url, "/healthz") || !strcmp(url, "/v2/health/live")) {
+    r->route = CAMD_ROUTE_HEALTH;
+    return GET_ALLOW;
+  }
+  if (!strcmp(url, "/readyz") || !strcmp(url, "/v2/health/ready")) {
+    r->route = CAMD_ROUTE_READY;
+    return GET_ALLOW;
+  }
+  if (!strcmp(url, "/metrics")) {
+    r->route = CAMD_ROUTE_METRICS;
+    return GET_ALLOW;
+  }
+  if (!strcmp(url, "/v1/models") || !strcmp(url, "/v1/models/")) {
+    r->route = CAMD_ROUTE_MODELS;
+    return GET_ALLOW;
+  }
+  if (!strcmp(url, "/v1/explain")) {
+    r->route = CAMD_ROUTE_EXPLAIN_ANY;
+    return POST_ALLOW;
+  }
+  if (!strncmp(url, "/v1/models/", 11)) {
+    const char *name = url + 11;
+    size_t n = strcspn(name, "/:");
+    const char *rest = name + n;
+    int m = find_model(name, n);
+    if (!*rest) {
+      r->route = CAMD_ROUTE_MODEL;
+    } else if (!strcmp(rest, "/explain") || !strcmp(rest, ":explain")) {
+      r->route = CAMD_ROUTE_EXPLAIN;
+    } else if (!strcmp(rest, "/predict") || !strcmp(rest, ":predict")) {
+      r->route = CAMD_ROUTE_PREDICT;
+      r->predict_only = true;
+    } else {
+      record(r, 404, "not_found", "no route for '%.200s'; see GET /v1/models for the API", url);
+      return NULL;
+    }
+    if (m < 0) {
+      record(r, 404, "model_not_found", "unknown model '%.*s'; GET /v1/models lists the models",
+             (int)(n > 128 ? 128 : n), name);
+      return r->route == CAMD_ROUTE_MODEL ? GET_ALLOW : POST_ALLOW;
+    }
+    r->model_index = m;
+    return r->route == CAMD_ROUTE_MODEL ? GET_ALLOW : POST_ALLOW;
+  }
+  for (size_t i = 0; i < camd__www_count; i++) {
+    const char *name = camd__www_files[i].name;
+    if ((!strcmp(url, "/") && !strcmp(name, "index.html")) ||
+        (url[0] == '/' && !strcmp(url + 1, name))) {
+      r->route = CAMD_ROUTE_STATIC;
+      return GET_ALLOW;
+    }
+  }
+  record(r, 404, "not_found", "no route for '%.200s'; see GET /v1/models for the API", url);
+  return NULL;
+}
+
+/* Accept negotiation for explain routes: JSON (default) or PNG; false when neither. */
+static bool negotiate(const char *accept, bool *png) {
+  *png = false;
+  if (!accept || !*accept) return true;
+  double json_q = -1, png_q = -1;
+  const char *p = accept;
+  while (*p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char item[128];
+    snprintf(item, sizeof(item), "%.*s", (int)(len < 127 ? len : 127), p);
+    double q = 1;
+    char *semi = strchr(item, ';');
+    if (semi) {
+      *semi = 0;
+      char *qp = strstr(semi + 1, "q=");
+      if (qp) q = strtod(qp + 2, NULL);
+    }
+    char *t = item;
+    while (*t == ' ' || *t == '\t') t++;
+    size_t tl = strlen(t);
+    while (tl && (t[tl - 1] == ' ' || t[tl - 1] == '\t')) t[--tl] = 0;
+    if (!strcasecmp(t, "application/json") || !strcasecmp(t, "application/*")) {
+      if (q > json_q) json_q = q;
+    } else if (!strcasecmp(t, "*/*")) {
+      if (q > json_q) json_q = q;
+      if (q * 0.5 > png_q && png_q < 0) png_q = -1; /* wildcard prefers JSON */
+    } else if (!strcasecmp(t, "image/png") || !strcasecmp(t, "image/*")) {
+      if (q > png_q) png_q = q;
+    }
+    if (!end) break;
+    p = end + 1;
+  }
+  if (json_q <= 0 && png_q <= 0) return false;
+  *png = png_q > json_q;
+  return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* first call */
+
+static void first_call(req *r, struct MHD_Connection *conn, const char *url, const char *method) {
+  const char *allow = route(r, url);
+  r->allow = allow;
+  bool is_options = !strcmp(method, "OPTIONS");
+  if (r->err_http) return;
+  bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+  r->is_post = !strcmp(method, "POST");
+  if (is_options) return; /* answered in the final call */
+  if ((allow == GET_ALLOW && !is_get) || (allow == POST_ALLOW && !r->is_post)) {
+    record(r, 405, "method_not_allowed", "%s is not allowed on %.200s; allowed: %s", method, url,
+           allow);
+    return;
+  }
+  bool protected = r->route != CAMD_ROUTE_HEALTH && r->route != CAMD_ROUTE_READY &&
+                   r->route != CAMD_ROUTE_STATIC;
+  if (protected && !authorized(conn)) {
+    record(r, 401, "unauthorized",
+           "a valid API key is required: send 'Authorization: Bearer <key>'");
+    return;
+  }
+  if (!r->is_post) return;
+  /* POST explain/predict: length, media type, Accept */
+  const char *cl =
+      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  const char *te =
+      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+  bool chunked = te && strcasestr(te, "chunked");
+  if (!cl && !chunked) {
+    record(r, 411, "length_required",
+           "POST needs a Content-Length header or chunked Transfer-Encoding");
+    return;
+  }
+  if (cl) {
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    if (!errno && *end == 0 && n > (unsigned long long)srv.cfg->max_body_bytes) {
+      record(r, 413, "payload_too_large",
+             "request body of %llu bytes exceeds the limit max_body_bytes = %ld", n,
+             srv.cfg->max_body_bytes);
+      return;
+    }
+  }
+  bool png = false;
+  if (!negotiate(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
+                 &png)) {
+    record(r, 406, "not_acceptable",
+           "the Accept header allows neither application/json nor image/png");
+    return;
+  }
+  if (png && r->predict_only) {
+    record(r, 406, "not_acceptable", "predict answers application/json only (no overlay image)");
+    return;
+  }
+  r->want_png = png;
+  const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  if (ieq_prefix(ct, "multipart/form-data")) {
+    r->kind = BODY_FORM;
+  } else if (ieq_prefix(ct, "application/json")) {
+    r->kind = BODY_JSON;
+  } else if (ieq_prefix(ct, "image/png") || ieq_prefix(ct, "image/jpeg") ||
+             ieq_prefix(ct, "image/jpg") || ieq_prefix(ct, "application/octet-stream")) {
+    r->kind = BODY_RAW;
+  } else {
+    record(r, 415, "unsupported_media_type",
+           "Content-Type '%.100s' is not supported; send multipart/form-data, application/json, "
+           "image/png or image/jpeg",
+           ct ? ct : "(none)");
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* body accumulation */
+
+static int field_index(req *r, const char *key) {
+  for (int i = 0; i < r->n_fields; i++) {
+    if (!strcmp(r->fields[i].key, key)) return i;
+  }
+  return -1;
+}
+
+static int add_field(req *r, const char *key) {
+  if (r->n_fields >= srv.cfg->max_options) {
+    record(r, 413, "limit_exceeded", "more than max_options = %ld option fields",
+           srv.cfg->max_options);
+    return -1;
+  }
+  if (strlen(key) > 64) {
+    record(r, 400, "invalid_argument", "option name '%.64s...' is too long", key);
+    return -1;
+  }
+  if (r->n_fields == r->cap_fields) {
+    int cap = r->cap_fields ? r->cap_fields * 2 : 8;
+    kv *f = realloc(r->fields, sizeof(kv) * (size_t)cap);
+    if (!f) {
+      record(r, 500, "out_of_memory", "out of memory");
+      return -1;
+    }
+    r->fields = f;
+    r->cap_fields = cap;
+  }
+  kv *f = &r->fields[r->n_fields];
+  f->key = strdup(key);
+  camd_buf_init(&f->value);
+  if (!f->key) {
+    record(r, 500, "out_of_memory", "out of memory");
+    return -1;
+  }
+  return r->n_fields++;
+}
+
+static bool append_field(req *r, int i, const char *data, size_t size) {
+  kv *f = &r->fields[i];
+  if (f->value.len + size > (size_t)srv.cfg->max_option_bytes) {
+    record(r, 413, "limit_exceeded", "option '%.64s' is longer than max_option_bytes = %ld", f->key,
+           srv.cfg->max_option_bytes);
+    return false;
+  }
+  camd_buf_append(&f->value, data, size);
+  if (f->value.failed) {
+    record(r, 500, "out_of_memory", "out of memory");
+    return false;
+  }
+  return true;
+}
+
+static enum MHD_Result form_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *filename, const char *content_type,
+                                 const char *transfer_encoding, const char *data, uint64_t off,
+                                 size_t size) {
+  (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+  req *r = cls;
+  if (r->err_http || !key) return MHD_YES;
+  if (!strcmp(key, "image")) {
+    if (off == 0) {
+      if (++r->form_images > 1) {
+        record(r, 400, "invalid_argument", "more than one 'image' field in the form");
+        return MHD_YES;
+      }
+    }
+    camd_buf_append(&r->form_image, data, size);
+    if (r->form_image.failed) record(r, 500, "out_of_memory", "out of memory");
+    return MHD_YES;
+  }
+  int i = field_index(r, key);
+  if (off == 0 && i >= 0) {
+    record(r, 400, "invalid_argument", "option '%.64s' is given twice", key);
+    return MHD_YES;
+  }
+  if (i < 0) i = add_field(r, key);
+  if (i < 0) return MHD_YES;
+  if (size) append_field(r, i, data, size);
+  return MHD_YES;
+}
+
+static void absorb(req *r, const char *data, size_t size) {
+  r->received += size;
+  if (r->err_http) return; /* discarding */
+  if (r->received > (size_t)srv.cfg->max_body_bytes) {
+    record(r, 413, "payload_too_large", "request body exceeds the limit max_body_bytes = %ld",
+           srv.cfg->max_body_bytes);
+    camd_buf_free(&r->body);
+    camd_buf_free(&r->form_image);
+    return;
+  }
+  if (r->kind == BODY_FORM) {
+    if (!r->pp) {
+      r->pp = MHD_create_post_processor(r->conn, 64 * 1024, form_iter, r);
+      if (!r->pp) {
+        record(r, 400, "bad_format", "malformed multipart/form-data header (missing boundary?)");
+        return;
+      }
+    }
+    if (MHD_post_process(r->pp, data, size) != MHD_YES) {
+      record(r, 400, "bad_format", "malformed multipart/form-data body");
+    }
+    return;
+  }
+  camd_buf_append(&r->body, data, size);
+  if (r->body.failed) record(r, 500, "out_of_memory", "out of memory");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* building the job */
+
+typedef struct opt_list {
+  const char *keys[4096];
+  char *values[4096];
+  bool owned[4096];
+  int n;
+} opt_list;
+
+static void opts_free(opt_list *l) {
+  for (int i = 0; i < l->n; i++) {
+    if (l->owned[i]) free(l->values[i]);
+  }
+  l->n = 0;
+}
+
+static bool opts_add(req *r, opt_list *l, const char *key, char *value, bool owned) {
+  if (l->n >= srv.cfg->max_options || l->n >= 4096) {
+    if (owned) free(value);
+    record(r, 413, "limit_exceeded", "more than max_options = %ld options", srv.cfg->max_options);
+    return false;
+  }
+  if (strlen(value) > (size_t)srv.cfg->max_option_bytes) {
+    if (owned) free(value);
+    record(r, 413, "limit_exceeded", "option '%.64s' is longer than max_option_bytes = %ld", key,
+           srv.cfg->max_option_bytes);
+    return false;
+  }
+  l->keys[l->n] = key;
+  l->values[l->n] = value;
+  l->owned[l->n] = owned;
+  l->n++;
+  return true;
+}
+
+typedef struct query_ctx {
+  req *r;
+  opt_list *l;
+  const char *model;
+} query_ctx;
+
+static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value) {
+  (void)kind;
+  query_ctx *q = cls;
+  if (!strcmp(key, "model")) {
+    q->model = value ? value : "";
+    return MHD_YES;
+  }
+  return opts_add(q->r, q->l, key, (char *)(value ? value : ""), false) ? MHD_YES : MHD_NO;
+}
+
+/* JSON option value → text (strings as is, numbers/bools printed, arrays comma-joined). */
+static char *json_option_text(json_t *v) {
+  if (json_is_string(v)) return strdup(json_string_value(v));
+  if (json_is_true(v)) return strdup("true");
+  if (json_is_false(v)) return strdup("false");
+  if (json_is_number(v)) return json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+  if (json_is_array(v)) {
+    camd_buf b;
+    camd_buf_init(&b);
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+      if (!json_is_string(e) && !json_is_number(e)) {
+        camd_buf_free(&b);
+        return NULL;
+      }
+      char *t = json_option_text(e);
+      if (!t) {
+        camd_buf_free(&b);
+        return NULL;
+      }
+      if (i) camd_buf_append(&b, ",", 1);
+      camd_buf_append(&b, t, strlen(t));
+      free(t);
+    }
+    if (!b.data) camd_buf_append(&b, "", 0);
+    if (b.failed || !b.data) {
+      camd_buf_free(&b);
+      return strdup("");
+    }
+    return camd_buf_take(&b, NULL);
+  }
+  return NULL;
+}
+
+static bool add_json_option(req *r, opt_list *l, const char *key, json_t *v) {
+  char *text = json_option_text(v);
+  if (!text) {
+    record(r, 400, "invalid_argument",
+           "option '%.64s' must be a string, number, boolean or array of those", key);
+    return false;
+  }
+  return opts_add(r, l, key, text, true);
+}
+
+/* Decodes one base64 image (a "data:...;base64," prefix is allowed) into r->inputs. */
+static bool add_b64_image(req *r, json_t *v, const char *what) {
+  if (!json_is_string(v)) {
+    record(r, 400, "invalid_argument", "%s must be a base64 string", what);
+    return false;
+  }
+  if (r->n_decoded >= srv.cfg->max_instances || r->n_decoded >= 256) {
+    record(r, 413, "limit_exceeded", "more than max_instances = %ld images",
+           srv.cfg->max_instances);
+    return false;
+  }
+  const char *s = json_string_value(v);
+  size_t len = json_string_length(v);
+  if (len > 5 && !strncmp(s, "data:", 5)) {
+    const char *comma = memchr(s, ',', len);
+    if (!comma) {
+      record(r, 400, "bad_format", "%s: a data: URL without a comma", what);
+      return false;
+    }
+    len -= (size_t)(comma + 1 - s);
+    s = comma + 1;
+  }
+  camd_error e = {0};
+  size_t out_len = 0;
+  unsigned char *bytes = camd_base64_decode(s, len, &out_len, &e);
+  if (!bytes) {
+    record(r, e.status == CAMD_E_NOMEM ? 500 : 400,
+           e.status == CAMD_E_NOMEM ? "out_of_memory" : "bad_base64", "%s is not valid base64: %s",
+           what, e.message);
+    return false;
+  }
+  if (out_len == 0) {
+    free(bytes);
+    record(r, 400, "invalid_argument", "%s is empty", what);
+    return false;
+  }
+  r->decoded[r->n_decoded] = bytes;
+  r->inputs[r->n_decoded].data = bytes;
+  r->inputs[r->n_decoded].len = out_len;
+  r->n_decoded++;
+  return true;
+}
+
+static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char **model) {
+  json_error_t je;
+  json_t *root =
+      json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &je);
+  if (!root) {
+    record(r, 400, "bad_json", "the body is not valid JSON: line %d column %d: %s", je.line,
+           je.column, je.text);
+    return false;
+  }
+  *root_out = root;
+  if (!json_is_object(root)) {
+    record(r, 400, "bad_json", "the JSON body must be an object");
+    return false;
+  }
+  json_t *instances = json_object_get(root, "instances");
+  const char *key;
+  json_t *v;
+  json_object_foreach(root, key, v) {
+    if (!strcmp(key, "instances") || (!instances && !strcmp(key, "image"))) continue;
+    if (!strcmp(key, "model")) {
+      if (!json_is_string(v)) {
+        record(r, 400, "invalid_argument", "'model' must be a string");
+        return false;
+      }
+      *model = json_string_value(v);
+    } else if (!strcmp(key, "parameters") && json_is_object(v)) {
+      const char *pk;
+      json_t *pv;
+      json_object_foreach(v, pk, pv) {
+        if (!add_json_option(r, l, pk, pv)) return false;
+      }
+    } else if (!add_json_option(r, l, key, v)) {
+      return false;
+    }
+  }
+  if (instances) {
+    r->job.kserve = true;
+    if (!json_is_array(instances) || json_array_size(instances) == 0) {
+      record(r, 400, "invalid_argument", "'instances' must be a non-empty array");
+      return false;
+    }
+    if (json_array_size(instances) > (size_t)srv.cfg->max_instances) {
+      record(r, 413, "limit_exceeded", "%zu instances exceed the limit max_instances = %ld",
+             json_array_size(instances), srv.cfg->max_instances);
+      return false;
+    }
+    size_t i;
+    json_t *inst;
+    json_array_foreach(instances, i, inst) {
+      char what[64];
+      snprintf(what, sizeof(what), "instances[%zu].image.b64", i);
+      json_t *img = json_is_object(inst) ? json_object_get(inst, "image") : NULL;
+      if (!img && json_is_object(inst)) img = inst;
+      json_t *b64 = json_is_object(img) ? json_object_get(img, "b64") : img;
+      if (json_is_object(inst) && json_object_size(inst) != 1) {
+        record(r, 400, "invalid_argument", "instances[%zu] must have exactly one key, 'image'", i);
+        return false;
+      }
+      if (!b64) {
+        record(r, 400, "invalid_argument",
+               "instances[%zu] has no image ({\"image\": {\"b64\": ...}})", i);
+        return false;
+      }
+      if (!add_b64_image(r, b64, what)) return false;
+    }
+    return true;
+  }
+  json_t *img = json_object_get(root, "image");
+  if (!img) {
+    record(r, 400, "invalid_argument", "the JSON body has no \"image\" (base64 PNG or JPEG)");
+    return false;
+  }
+  if (json_is_object(img)) img = json_object_get(img, "b64");
+  return add_b64_image(r, img, "'image'");
+}
+
+static void job_done(camd__job *job) {
+  req *r = job->done_arg;
+  atomic_store(&r->job_done, true);
+  MHD_resume_connection(r->conn);
+}
+
+static void suspend_cb(void *arg) {
+  req *r = arg;
+  MHD_suspend_connection(r->conn);
+}
+
+static enum MHD_Result send_recorded(req *r) {
+  return respond_error(r, r->err_http, r->err_code, r->err_msg);
+}
+
+static enum MHD_Result start_job(req *r) {
+  if (!atomic_load(&srv.ready)) {
+    return respond_error(r, 503, "not_ready", "the models are still loading; retry shortly");
+  }
+  if (r->kind == BODY_FORM && r->pp) {
+    if (MHD_destroy_post_processor(r->pp) != MHD_YES) {
+      record(r, 400, "bad_format", "the multipart/form-data body is truncated or malformed");
+    }
+    r->pp = NULL;
+  }
+  if (r->err_http) return send_recorded(r);
+  opt_list *l = calloc(1, sizeof(*l));
+  if (!l) return respond_error(r, 500, "out_of_memory", "out of memory");
+  json_t *root = NULL;
+  query_ctx q = {r, l, NULL};
+  MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_iter, &q);
+  const char *model = q.model;
+  if (!r->err_http) {
+    if (r->kind == BODY_RAW) {
+      if (!r->body.len) {
+        record(r, 400, "invalid_argument", "the request body is empty; send the image bytes");
+      } else {
+        r->inputs[0].data = r->body.data;
+        r->inputs[0].len = r->body.len;
+        r->job.n_inputs = 1;
+      }
+    } else if (r->kind == BODY_JSON) {
+      if (parse_json_body(r, l, &root, &model)) r->job.n_inputs = r->n_decoded;
+    } else if (r->kind == BODY_FORM) {
+      for (int i = 0; i < r->n_fields && !r->err_http; i++) {
+        if (!strcmp(r->fields[i].key, "model")) {
+          model = r->fields[i].value.data ? r->fields[i].value.data : "";
+        } else {
+          opts_add(r, l, r->fields[i].key, r->fields[i].value.data ? r->fields[i].value.data : "",
+                   false);
+        }
+      }
+      if (!r->err_http) {
+        if (!r->form_images || !r->form_image.len) {
+          record(r, 400, "invalid_argument", "the form has no (non-empty) 'image' file field");
+        } else {
+          r->inputs[0].data = r->form_image.data;
+          r->inputs[0].len = r->form_image.len;
+          r->job.n_inputs = 1;
+        }
+      }
+    }
+  }
+  if (!r->err_http && r->route == CAMD_ROUTE_EXPLAIN_ANY) {
+    r->model_index = model ? find_model(model, strlen(model)) : srv.default_model;
+    if (r->model_index < 0) {
+      record(r, 404, "model_not_found", "unknown model '%.128s'; GET /v1/models lists the models",
+             model);
+    }
+  } else if (!r->err_http && model && r->model_index != find_model(model, strlen(model))) {
+    record(r, 400, "invalid_argument", "'model' = '%.128s' contradicts the model in the URL",
+           model);
+  }
+  camd__job *job = &r->job;
+  if (!r->err_http) {
+    camd_explainer *e = srv.models[r->model_index];
+    memset(&job->opts, 0, sizeof(job->opts));
+    camd_explain_options_init(&job->opts, e);
+    for (int i = 0; i < l->n && !r->err_http; i++) {
+      camd_error ce = {0};
+      if (camd_explain_options_set(&job->opts, e, l->keys[i], l->values[i], &ce)) {
+        record_camd(r, &ce, CAMD_E_INVALID);
+      }
+    }
+    if (r->want_png) job->opts.outputs |= CAMD_OUT_OVERLAY;
+    job->explainer = e;
+    job->model_index = r->model_index;
+    job->predict_only = r->predict_only;
+    job->want_png = r->want_png;
+    job->inputs = r->inputs;
+    snprintf(job->request_id, sizeof(job->request_id), "%s", r->request_id);
+    job->done = job_done;
+    job->done_arg = r;
+  }
+  opts_free(l);
+  free(l);
+  json_decref(root);
+  if (r->err_http) return send_recorded(r);
+  camd_error ce = {0};
+  int rc = camd__pool_submit(job, suspend_cb, r, &ce);
+  if (rc) {
+    return respond_error(r, 503, rc == CAMD_E_BUSY ? "overloaded" : "shutting_down", ce.message);
+  }
+  r->submitted = true;
+  return MHD_YES;
+}
+
+static enum MHD_Result send_job(req *r) {
+  camd__job *job = &r->job;
+  char *body = job->body;
+  job->body = NULL;
+  if (!body) return respond_error(r, 500, "internal", "the worker produced no answer");
+  return respond(r, job->http_status, job->body_is_png ? "image/png" : "application/json", body,
+                 job->body_len, MHD_RESPMEM_MUST_FREE);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* GET routes */
+
+static enum MHD_Result send_models(req *r) {
+  json_t *arr = json_array();
+  for (int i = 0; i < srv.cfg->n_models; i++) {
+    camd_explainer *e = srv.models[i];
+    const camd_model_config *c = camd_explainer_config(e);
+    json_array_append_new(
+        arr, json_pack("{s:s,s:s,s:b,s:i,s:s,s:s,s:s}", "name", c->name, "sha256",
+                       camd_explainer_sha256(e), "default", i == srv.default_model, "labels",
+                       camd_explainer_num_labels(e), "default_method",
+                       c->default_method[0] ? c->default_method : "gradcam", "default_layer",
+                       camd_explainer_default_layer(e) ? camd_explainer_default_layer(e) : "",
+                       "url", ""));
+    json_t *m = json_array_get(arr, (size_t)i);
+    char url[200];
+    snprintf(url, sizeof(url), "/v1/models/%s", c->name);
+    json_object_set_new(m, "url", json_string(url));
+  }
+  return respond_json(r, 200,
+                      json_pack("{s:o,s:s}", "models", arr, "default_model",
+                                srv.cfg->models[srv.default_model].name));
+}
+
+static enum MHD_Result send_get(req *r) {
+  switch (r->route) {
+    case CAMD_ROUTE_HEALTH:
+      return respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
+    case CAMD_ROUTE_READY:
+      if (atomic_load(&srv.draining)) {
+        return respond_error(r, 503, "not_ready", "the server is draining (shutting down)");
+      }
+      if (!atomic_load(&srv.ready)) {
+        return respond_error(r, 503, "not_ready", "the models are still loading");
+      }
+      return respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
+    case CAMD_ROUTE_METRICS: {
+      size_t len = 0;
+      char *text = camd__metrics_render(&len);
+      if (!text) return respond_error(r, 500, "out_of_memory", "out of memory");
+      return respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len,
+                     MHD_RESPMEM_MUST_FREE);
+    }
+    case CAMD_ROUTE_MODELS:
+      if (!atomic_load(&srv.ready)) {
+        return respond_error(r, 503, "not_ready", "the models are still loading");
+      }
+      return send_models(r);
+    case CAMD_ROUTE_MODEL: {
+      if (!atomic_load(&srv.ready)) {
+        return respond_error(r, 503, "not_ready", "the models are still loading");
+      }
+      char *text = camd_explainer_info_json(srv.models[r->model_index]);
+      if (!text) return respond_error(r, 500, "out_of_memory", "out of memory");
+      return respond_json_text(r, 200, text);
+    }
+    case CAMD_ROUTE_STATIC: {
+      const char *url = r->path;
+      for (size_t i = 0; i < camd__www_count; i++) {
+        const camd__www_file *f = &camd__www_files[i];
+        if ((!strcmp(url, "/") && !strcmp(f->name, "index.html")) || !strcmp(url + 1, f->name)) {
+          const char *dot = strrchr(f->name, '.');
+          const char *ct = "application/octet-stream";
+          if (dot && !strcmp(dot, ".html")) ct = "text/html; charset=utf-8";
+          if (dot && !strcmp(dot, ".js")) ct = "text/javascript; charset=utf-8";
+          if (dot && !strcmp(dot, ".css")) ct = "text/css; charset=utf-8";
+          if (dot && !strcmp(dot, ".png")) ct = "image/png";
+          if (dot && !strcmp(dot, ".svg")) ct = "image/svg+xml";
+          return respond(r, 200, ct, (void *)f->data, f->len, MHD_RESPMEM_PERSISTENT);
+        }
+      }
+      return respond_error(r, 404, "not_found", "no such file");
+    }
+    default:
+      return respond_error(r, 404, "not_found", "no such route");
+  }
+}
+
+static enum MHD_Result send_options(req *r) {
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  if (!resp) return MHD_NO;
+  const char *allow = r->allow ? r->allow : GET_ALLOW;
+  MHD_add_response_header(resp, "Allow", allow);
+  MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+  const char *origin = allowed_origin(r->conn);
+  if (origin) {
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, Accept, X-Request-Id");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    MHD_add_response_header(resp, "Vary", "Origin");
+  }
+  r->status = 204;
+  enum MHD_Result ret = MHD_queue_response(r->conn, 204, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the handler */
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls) {
+  (void)cls, (void)version;
+  req *r = *con_cls;
+  if (!r) {
+    r = calloc(1, sizeof(*r));
+    if (!r) return MHD_NO;
+    *con_cls = r;
+    r->conn = conn;
+    r->start_ns = camd_now_ns();
+    r->cur_field = -1;
+    r->model_index = -1;
+    camd_buf_init(&r->body);
+    camd_buf_init(&r->form_image);
+    snprintf(r->method, sizeof(r->method), "%.11s", method);
+    snprintf(r->path, sizeof(r->path), "%.255s", url);
+    const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (sane_request_id(rid)) {
+      snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
+    } else {
+      new_request_id(r->request_id, sizeof(r->request_id));
+    }
+    atomic_fetch_add(&srv.open_requests, 1);
+    camd__metrics_inflight(1);
+    first_call(r, conn, url, method);
+    /* The only answer given before the body: a declared length over the cap. */
+    if (r->err_http == 413) return send_recorded(r);
+    return MHD_YES;
+  }
+  if (r->status) { /* already answered; discard whatever still arrives */
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (*upload_data_size) {
+    absorb(r, upload_data, *upload_data_size);
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (r->submitted) {
+    if (!atomic_load(&r->job_done)) return MHD_YES; /* cannot happen: suspended until done */
+    return send_job(r);
+  }
+  if (!strcmp(r->method, "OPTIONS")) return r->allow ? send_options(r) : send_recorded(r);
+  if (r->err_http) return send_recorded(r);
+  if (r->is_post) return start_job(r);
+  return send_get(r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* completion: access log, metrics, cleanup */
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+  (void)cls, (void)conn;
+  req *r = *con_cls;
+  if (!r) return;
+  *con_cls = NULL;
+  double ms = (double)(camd_now_ns() - r->start_ns) / 1e6;
+  camd__metrics_request(r->route, r->status);
+  camd__metrics_inflight(-1);
+  if (srv.access_log) {
+    char remote[INET6_ADDRSTRLEN] = "";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+      const struct sockaddr *sa = ci->client_addr;
+      if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, remote, sizeof(remote));
+      } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, remote, sizeof(remote));
+      }
+    }
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[96];
+    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
+    json_t *line =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:f}", "ts", when, "type", "access",
+                  "request_id", r->request_id, "remote", remote, "method", r->method, "path",
+                  r->path, "status", r->status, "bytes_in", (json_int_t)r->received, "bytes_out",
+                  (json_int_t)r->bytes_out, "duration_ms", ms);
+    if (line) {
+      json_object_set_new(line, "route", json_string(camd__route_name(r->route)));
+      if (r->model_index >= 0) {
+        json_object_set_new(line, "model", json_string(srv.cfg->models[r->model_index].name));
+      }
+      if (r->submitted) {
+        json_object_set_new(line, "method_cam",
+                            json_string(r->job.predict_only ? "predict" : r->job.opts.method));
+        json_object_set_new(line, "queue_ms", json_real(r->job.queue_ms));
+        json_object_set_new(line, "run_ms", json_real(r->job.run_ms));
+        json_object_set_new(line, "batch", json_integer(r->job.batch_size));
+      }
+      if (r->err_http && r->status == r->err_http) {
+        json_object_set_new(line, "error", json_string(r->err_msg));
+      }
+      if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        json_object_set_new(line, "terminated", json_integer((json_int_t)toe));
+      }
+      char *text = json_dumps(line, JSON_COMPACT);
+      json_decref(line);
+      if (text) {
+        size_t n = strlen(text);
+        text[n] = '\n'; /* replace the NUL: written with one call, never parsed as a string */
+        fwrite(text, 1, n + 1, stderr);
+        fflush(stderr);
+        free(text);
+      }
+    }
+  }
+  if (r->pp) MHD_destroy_post_processor(r->pp);
+  camd_buf_free(&r->body);
+  camd_buf_free(&r->form_image);
+  for (int i = 0; i < r->n_fields; i++) {
+    free(r->fields[i].key);
+    camd_buf_free(&r->fields[i].value);
+  }
+  free(r->fields);
+  for (int i = 0; i < r->n_decoded; i++) free(r->decoded[i]);
+  free(r->job.body);
+  free(r);
+  atomic_fetch_sub(&srv.open_requests, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char line[1024];
+  vsnprintf(line, sizeof(line), fmt, ap);
+  size_t n = strlen(line);
+  while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+  camd_log(CAMD_LOG_WARN, "libmicrohttpd: %s", line);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* lifecycle */
+
+static int start_daemon(camd_server_config *cfg, camd_error *err) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof(ss));
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                   MHD_USE_ERROR_LOG;
+  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+  if (inet_pton(AF_INET, cfg->listen, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)cfg->port);
+  } else if (inet_pton(AF_INET6, cfg->listen, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)cfg->port);
+    flags |= MHD_USE_IPv6;
+  } else {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "bad value for 'listen': '%s' is not an IPv4 or IPv6 address",
+                          cfg->listen);
+  }
+  struct MHD_OptionItem opts[12];
+  int n = 0;
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+  opts[n++] =
+      (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL};
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                      (intptr_t)cfg->request_timeout_s, NULL};
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                      (intptr_t)cfg->max_header_bytes, NULL};
+  if (cfg->max_connections_per_ip > 0) {
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                        (intptr_t)cfg->max_connections_per_ip, NULL};
+  }
+  if (cfg->io_threads > 1) {
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->io_threads, NULL};
+  }
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+  srv.daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, handler, NULL,
+                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY, opts,
+                                MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+  if (!srv.daemon) {
+    return camd_error_set(err, CAMD_E_IO, "cannot listen on %s port %ld (address in use?)",
+                          cfg->listen, cfg->port);
+  }
+  return 0;
+}
+
+static int load_models(camd_server_config *cfg, camd_error *err) {
+  for (int i = 0; i < cfg->n_models; i++) {
+    uint64_t t0 = camd_now_ns();
+    int rc = camd_explainer_open(&cfg->models[i], &srv.models[i], err);
+    if (rc)
+      return camd_error_prefix(err, "model '%s' (%s): ", cfg->models[i].name, cfg->models[i].path);
+    camd_log(CAMD_LOG_INFO, "model '%s' loaded from %s in %.0f ms (sha256 %.16s...)",
+             cfg->models[i].name, cfg->models[i].path, (double)(camd_now_ns() - t0) / 1e6,
+             camd_explainer_sha256(srv.models[i]));
+  }
+  return 0;
+}
+
+static void release_models(void) {
+  for (int i = 0; i < CAMD_SERVER_MAX_MODELS; i++) {
+    if (srv.models[i]) camd_explainer_release(srv.models[i]);
+    srv.models[i] = NULL;
+  }
+}
+
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig) {
+  unsigned char c = (unsigned char)sig;
+  int saved = errno;
+  if (write(sig_pipe[1], &c, 1) < 0) {
+  }
+  errno = saved;
+}
+
+int camd__server_run(camd_server_config *cfg, camd_error *err) {
+  memset(&srv, 0, sizeof(srv));
+  srv.cfg = cfg;
+  json_object_seed(0);
+  srv.access_log = strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error");
+  srv.id_seed = mix64(camd_now_ns() ^ ((uint64_t)getpid() << 32));
+  for (int i = 0; i < cfg->n_models; i++) {
+    if (!strcmp(cfg->models[i].name, cfg->default_model)) srv.default_model = i;
+  }
+  for (int k = 0; k < cfg->n_api_keys; k++) {
+    camd_sha256 sh;
+    camd_sha256_init(&sh);
+    camd_sha256_update(&sh, cfg->api_keys[k], strlen(cfg->api_keys[k]));
+    camd_sha256_final(&sh, srv.key_hashes[k]);
+  }
+  srv.n_keys = cfg->n_api_keys;
+
+  /* OpenBLAS threads × workers ≤ cores. */
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cores < 1) cores = 1;
+  long blas = cfg->blas_threads ? cfg->blas_threads : cores / cfg->workers;
+  if (blas < 1) blas = 1;
+  camd_blas_set_threads((int)blas);
+  if (blas * cfg->workers > cores) {
+    camd_log(CAMD_LOG_WARN, "workers (%ld) x blas_threads (%ld) exceeds the %ld cores",
+             cfg->workers, blas, cores);
+  }
+
+  /* Signals: a handler (run by whichever thread the kernel picks, including OpenBLAS's own
+   * threads created before main) writes to a pipe this thread waits on. A vanished client must
+   * not kill the process. */
+  if (pipe(sig_pipe) != 0) return camd_error_set(err, CAMD_E_IO, "pipe: %s", strerror(errno));
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  const char **names = calloc((size_t)cfg->n_models, sizeof(char *));
+  if (!names) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  for (int i = 0; i < cfg->n_models; i++) names[i] = cfg->models[i].name;
+  int rc = camd__metrics_init(names, cfg->n_models, err);
+  free(names);
+  if (rc) return rc;
+
+  rc = start_daemon(cfg, err);
+  if (rc) {
+    camd__metrics_free();
+    return rc;
+  }
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv.daemon, MHD_DAEMON_INFO_BIND_PORT);
+  unsigned port = di ? di->port : (unsigned)cfg->port;
+  camd_log(CAMD_LOG_INFO, "loading %d model(s); workers %ld, blas_threads %ld, max_batch %ld",
+           cfg->n_models, cfg->workers, blas, cfg->max_batch);
+  rc = load_models(cfg, err);
+  if (!rc) rc = camd__pool_start(cfg, err);
+  if (rc) {
+    MHD_stop_daemon(srv.daemon);
+    release_models();
+    camd__metrics_free();
+    return rc;
+  }
+  atomic_store(&srv.ready, 1);
+  camd_log(CAMD_LOG_INFO, "camd %s listening on http://%s%s%s:%u/ (ready)", CAMD_VERSION,
+           strchr(cfg->listen, ':') ? "[" : "", cfg->listen, strchr(cfg->listen, ':') ? "]" : "",
+           port);
+
+  unsigned char sig = 0;
+  while (read(sig_pipe[0], &sig, 1) != 1) {
+  }
+  camd_log(CAMD_LOG_INFO, "%s received: draining (stop accepting, finish queued jobs within %ld s)",
+           sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->drain_timeout_s);
+  atomic_store(&srv.draining, 1);
+  MHD_socket lfd = MHD_quiesce_daemon(srv.daemon);
+  if (lfd != MHD_INVALID_SOCKET) close(lfd);
+  uint64_t deadline = camd_now_ns() + (uint64_t)cfg->drain_timeout_s * 1000000000ull;
+  /* Requests still uploading may submit jobs while we drain; they are accepted until the
+   * pool stops, then answered 503 by the handler. */
+  camd__pool_drain_and_stop(deadline);
+  /* Give resumed connections time to send their answers (bounded). */
+  uint64_t flush_deadline = camd_now_ns() + 2000000000ull;
+  while (atomic_load(&srv.open_requests) > 0 && camd_now_ns() < flush_deadline) {
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  long left = atomic_load(&srv.open_requests);
+  MHD_stop_daemon(srv.daemon);
+  srv.daemon = NULL;
+  release_models();
+  camd__metrics_free();
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  close(sig_pipe[0]);
+  close(sig_pipe[1]);
+  camd_log(CAMD_LOG_INFO, "stopped (%ld request(s) still open were closed)", left);
+  return 0;
+}

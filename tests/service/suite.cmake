@@ -1,0 +1,29 @@
+# Service tests: the real camd binary on 127.0.0.1 driven over HTTP (label "service").
+# Fixtures (two tiny seeded CNNs exported with Debian's torch, images, a config) are made once.
+set(CAMD_SERVICE_FIX ${CMAKE_BINARY_DIR}/service-fixtures)
+set(CAMD_SERVICE_DIR ${CMAKE_SOURCE_DIR}/tests/service)
+add_test(NAME service.fixtures
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/make_fixtures.py ${CAMD_SERVICE_FIX})
+set_tests_properties(service.fixtures PROPERTIES FIXTURES_SETUP camd_service LABELS service
+  TIMEOUT 300 SKIP_RETURN_CODE 77)
+
+add_test(NAME service.api
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_api.py $<TARGET_FILE:camd> ${CAMD_SERVICE_FIX})
+set_tests_properties(service.api PROPERTIES TIMEOUT 300)
+
+foreach(mode concurrency batching overload sigterm rss)
+  add_test(NAME service.${mode}
+    COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_load.py $<TARGET_FILE:camd> ${CAMD_SERVICE_FIX}
+            ${mode})
+  set_tests_properties(service.${mode} PROPERTIES TIMEOUT 600)
+endforeach()
+
+add_test(NAME service.default_config
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_default_config.py $<TARGET_FILE:camd>
+          ${CAMD_SERVICE_FIX} ${CMAKE_SOURCE_DIR})
+set_tests_properties(service.default_config PROPERTIES TIMEOUT 300)
+
+set(CAMD_SERVICE_TESTS service.api service.default_config service.concurrency service.batching service.overload
+  service.sigterm service.rss)
+set_tests_properties(${CAMD_SERVICE_TESTS} PROPERTIES FIXTURES_REQUIRED camd_service
+  LABELS service SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
