@@ -48,7 +48,9 @@ typedef struct camd__command {
 
 static const camd__command commands[] = {
     {"bench", camd_cli_bench},
+    {"explain", camd_cli_explain},
     {"inspect", camd_cli_inspect},
+    {"serve", camd_cli_serve},
 };
 
 int camd_cli_main(int argc, char **argv) {

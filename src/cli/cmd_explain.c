@@ -1,0 +1,532 @@
+/* `camd explain`: explain one image from the command line (thin front end over explain/). */
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "camd/cam.h"
+#include "camd/core.h"
+#include "camd/explain.h"
+#include "cli/cli.h"
+
+#define EXPLAIN_MAX_IMAGE_BYTES ((size_t)256 << 20)
+#define EXPLAIN_MAX_CONFIG_BYTES ((size_t)16 << 20)
+#define EXPLAIN_MAX_OPTS 64
+
+static void explain_usage(FILE *f) {
+  fprintf(f,
+          "usage: camd explain (--model M.onnx [--labels L.txt] | --config camd.json --name NAME)\n"
+          "                    --image X.jpg [options]\n\n"
+          "Classifies the image and explains the target class(es) with a CAM-family heatmap.\n"
+          "Prints a summary (or the full JSON with --json -) and writes the overlay with --out.\n\n"
+          "model:\n"
+          "  --model FILE          ONNX model (overrides the config entry's path)\n"
+          "  --labels FILE         one label per line, as many as the model has outputs\n"
+          "  --config FILE         camd config; its \"models\" array holds model entries (other\n"
+          "                        top-level keys belong to `camd serve` and are ignored here)\n"
+          "  --name NAME           the entry of --config to use\n"
+          "preprocessing (defaults: ImageNet; a --config entry sets its own, flags override):\n"
+          "  --size W[xH]          tensor size (default 224x224)\n"
+          "  --resize MODE         stretch | shorter (default shorter: torchvision Resize(S) +\n"
+          "                        CenterCrop(H, W))\n"
+          "  --resize-shorter S    shorter side before the centre crop (default 256)\n"
+          "  --scale X             pixel multiplier before mean/std (default 1/255)\n"
+          "  --mean A,B,C          per-channel mean (default 0.485,0.456,0.406)\n"
+          "  --std A,B,C           per-channel std (default 0.229,0.224,0.225)\n"
+          "  --bgr                 channel order B,G,R\n"
+          "  --gray                one luma channel (PIL convert('L'))\n"
+          "  --activation A        softmax | sigmoid | none: turns outputs into probabilities\n"
+          "                        (default softmax)\n"
+          "explanation:\n"
+          "  --method M            gradcam (default, or the entry's default_method), cam,\n"
+          "                        hirescam, gradcam-elementwise, gradcam++, xgradcam, layercam,\n"
+          "                        eigencam, eigengradcam, scorecam, ablationcam,\n"
+          "                        smoothgradcam++, sscam, iscam\n"
+          "  --target T            class index, label (exact, case-insensitive), comma list of\n"
+          "                        them, or topK (default top1)\n"
+          "  --layer NAME          target layer (default: the entry's default_layer, else the\n"
+          "                        last spatial activation before global pooling)\n"
+          "  --topk N              predictions to report (default 5)\n"
+          "  --score S             logit | softmax | sigmoid: what is differentiated\n"
+          "                        (default logit)\n"
+          "  --no-relu             keep negative map values (default: ReLU)\n"
+          "  --normalize N         minmax | none (default minmax)\n"
+          "  --aug-smooth          average over flips and intensity scalings\n"
+          "  --eigen-smooth        first principal component of the weighted activations\n"
+          "  --n-samples N         noise-based methods: samples (default 16)\n"
+          "  --noise-std X         noise-based methods: noise std (default 0.2)\n"
+          "  --seed N              noise seed (default 0)\n"
+          "output:\n"
+          "  --colormap C          jet (default), turbo, viridis, inferno, gray\n"
+          "  --alpha X             overlay opacity 0..1 (default 0.5)\n"
+          "  --outputs LIST        overlay,heatmap,mask,raw,bbox / all / none (default\n"
+          "                        overlay,bbox) — the JSON carries them (PNGs in base64)\n"
+          "  --bbox-threshold X    mask/bbox threshold, fraction of the max (default 0.2)\n"
+          "  --out FILE            write the overlay PNG of the first target\n"
+          "  --json FILE           write the full JSON result ('-' = stdout)\n"
+          "  --predict             classify only (no explanation)\n\n"
+          "exit status: 0 success, 1 failure (model, image or computation), 2 usage error\n");
+}
+
+typedef struct kv {
+  const char *flag, *key, *value;
+} kv;
+
+typedef struct explain_args {
+  const char *model, *labels, *config, *name, *image, *out, *json;
+  const char *size, *resize, *resize_shorter, *scale, *mean, *std, *activation;
+  bool bgr, gray, predict;
+  kv opts[EXPLAIN_MAX_OPTS];
+  int n_opts;
+} explain_args;
+
+/* Flags that map 1:1 to explain options. */
+static const struct {
+  const char *flag, *key, *fixed; /* fixed: value for flags without argument */
+} option_flags[] = {
+    {"--method", "method", NULL},
+    {"--target", "target", NULL},
+    {"--layer", "layer", NULL},
+    {"--topk", "topk", NULL},
+    {"--score", "score", NULL},
+    {"--no-relu", "relu", "false"},
+    {"--normalize", "normalize", NULL},
+    {"--aug-smooth", "aug_smooth", "true"},
+    {"--eigen-smooth", "eigen_smooth", "true"},
+    {"--n-samples", "n_samples", NULL},
+    {"--noise-std", "noise_std", NULL},
+    {"--seed", "seed", NULL},
+    {"--colormap", "colormap", NULL},
+    {"--alpha", "alpha", NULL},
+    {"--outputs", "outputs", NULL},
+    {"--bbox-threshold", "bbox_threshold", NULL},
+};
+
+static int usage_error(const char *fmt, const char *a, const char *b) {
+  fprintf(stderr, "camd explain: ");
+  fprintf(stderr, fmt, a, b);
+  fprintf(stderr, "\n(see `camd explain --help`)\n");
+  return 2;
+}
+
+/* Returns 0, 1 for --help, or 2 for a usage error. */
+static int parse_args(int argc, char **argv, explain_args *a) {
+  static const struct {
+    const char *flag;
+    size_t off;
+  } str_flags[] = {
+      {"--model", offsetof(explain_args, model)},
+      {"--labels", offsetof(explain_args, labels)},
+      {"--config", offsetof(explain_args, config)},
+      {"--name", offsetof(explain_args, name)},
+      {"--image", offsetof(explain_args, image)},
+      {"--out", offsetof(explain_args, out)},
+      {"--json", offsetof(explain_args, json)},
+      {"--size", offsetof(explain_args, size)},
+      {"--resize", offsetof(explain_args, resize)},
+      {"--resize-shorter", offsetof(explain_args, resize_shorter)},
+      {"--scale", offsetof(explain_args, scale)},
+      {"--mean", offsetof(explain_args, mean)},
+      {"--std", offsetof(explain_args, std)},
+      {"--activation", offsetof(explain_args, activation)},
+  };
+  for (int i = 1; i < argc; i++) {
+    const char *f = argv[i];
+    if (!strcmp(f, "--help") || !strcmp(f, "-h")) return 1;
+    if (!strcmp(f, "--bgr")) {
+      a->bgr = true;
+      continue;
+    }
+    if (!strcmp(f, "--gray")) {
+      a->gray = true;
+      continue;
+    }
+    if (!strcmp(f, "--predict")) {
+      a->predict = true;
+      continue;
+    }
+    bool done = false;
+    for (size_t k = 0; k < sizeof(str_flags) / sizeof(str_flags[0]) && !done; k++) {
+      if (strcmp(f, str_flags[k].flag)) continue;
+      if (i + 1 >= argc) return usage_error("%s needs a value%s", f, "");
+      const char **dst = (const char **)((char *)a + str_flags[k].off);
+      if (*dst) return usage_error("%s is given twice%s", f, "");
+      *dst = argv[++i];
+      done = true;
+    }
+    for (size_t k = 0; k < sizeof(option_flags) / sizeof(option_flags[0]) && !done; k++) {
+      if (strcmp(f, option_flags[k].flag)) continue;
+      const char *v = option_flags[k].fixed;
+      if (!v) {
+        if (i + 1 >= argc) return usage_error("%s needs a value%s", f, "");
+        v = argv[++i];
+      }
+      if (a->n_opts == EXPLAIN_MAX_OPTS) return usage_error("too many options%s%s", "", "");
+      a->opts[a->n_opts++] = (kv){f, option_flags[k].key, v};
+      done = true;
+    }
+    if (done) continue;
+    if (f[0] == '-')
+      return usage_error(
+          "unknown option '%s'%s; options are --model, --labels, --config, "
+          "--name, --image, --method, --target, --layer, --topk, --score, "
+          "--no-relu, --normalize, --aug-smooth, --eigen-smooth, --n-samples, "
+          "--noise-std, --seed, --colormap, --alpha, --outputs, "
+          "--bbox-threshold, --out, --json, --predict, --size, --resize, "
+          "--resize-shorter, --scale, --mean, --std, --bgr, --gray, "
+          "--activation, --help",
+          f, "");
+    return usage_error("unexpected argument '%s'%s; give the image with --image", f, "");
+  }
+  if (!a->image) return usage_error("--image is required%s%s", "", "");
+  if (!a->model && !a->config)
+    return usage_error("give --model M.onnx or --config FILE --name NAME%s%s", "", "");
+  if (a->config && !a->name) return usage_error("--config needs --name NAME%s%s", "", "");
+  if (a->name && !a->config) return usage_error("--name needs --config FILE%s%s", "", "");
+  return 0;
+}
+
+/* "A,B,C" or "A" (every channel). */
+static int parse_triple(const char *flag, const char *s, bool nonzero, float out[3]) {
+  double v[3];
+  int n = 0;
+  const char *p = s;
+  char item[64];
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    if (n == 3 || len >= sizeof(item)) goto bad;
+    memcpy(item, p, len);
+    item[len] = 0;
+    if (camd_cli_parse_float(item, &v[n]) || (nonzero && v[n] == 0.0)) goto bad;
+    n++;
+    if (!comma) break;
+    p = comma + 1;
+  }
+  if (n != 1 && n != 3) goto bad;
+  for (int i = 0; i < 3; i++) out[i] = (float)v[n == 1 ? 0 : i];
+  return 0;
+bad:
+  fprintf(stderr,
+          "camd explain: %s '%s': expected three comma-separated numbers A,B,C (or one for "
+          "every channel)%s\n",
+          flag, s, nonzero ? ", none of them 0" : "");
+  return 2;
+}
+
+/* Finds entry `name` in the config file's "models" array. 0, 1 (failure) or 2 (usage). */
+static int load_config_entry(const char *path, const char *name, camd_model_config *cfg) {
+  camd_error err = {0};
+  unsigned char *data = NULL;
+  size_t len = 0;
+  if (camd_read_file(path, EXPLAIN_MAX_CONFIG_BYTES, &data, &len, &err)) {
+    fprintf(stderr, "camd explain: --config: %s\n", err.message);
+    return 1;
+  }
+  json_error_t jerr;
+  json_t *root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+  free(data);
+  if (!root) {
+    fprintf(stderr, "camd explain: --config '%s': invalid JSON at line %d column %d: %s\n", path,
+            jerr.line, jerr.column, jerr.text);
+    return 1;
+  }
+  json_t *models = json_object_get(root, "models");
+  if (!json_is_object(root) || !json_is_array(models)) {
+    fprintf(stderr, "camd explain: --config '%s': needs a top-level \"models\" array\n", path);
+    json_decref(root);
+    return 1;
+  }
+  json_t *entry = NULL;
+  size_t i;
+  json_t *m;
+  json_array_foreach(models, i, m) {
+    const char *n = json_string_value(json_object_get(m, "name"));
+    if (n && !strcmp(n, name)) {
+      entry = m;
+      break;
+    }
+  }
+  if (!entry) {
+    fprintf(stderr, "camd explain: --name '%s': no such model in '%s'; models are:", name, path);
+    json_array_foreach(models, i, m) {
+      const char *n = json_string_value(json_object_get(m, "name"));
+      fprintf(stderr, "%s %s", i ? "," : "", n ? n : "(unnamed)");
+    }
+    fprintf(stderr, "\n");
+    json_decref(root);
+    return 2;
+  }
+  char *text = json_dumps(entry, JSON_COMPACT);
+  char dir[4096];
+  snprintf(dir, sizeof(dir), "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir)
+    dir[1] = 0;
+  else if (slash)
+    *slash = 0;
+  else
+    snprintf(dir, sizeof(dir), ".");
+  int rc = text ? camd_model_config_from_json_text(text, dir, cfg, &err)
+                : camd_error_set(&err, CAMD_E_NOMEM, "out of memory");
+  free(text);
+  json_decref(root);
+  if (rc) {
+    fprintf(stderr, "camd explain: --config '%s': %s\n", path, err.message);
+    return 1;
+  }
+  return 0;
+}
+
+/* Applies the preprocessing and model flags over cfg. 0 or 2. */
+static int apply_model_flags(const explain_args *a, camd_model_config *cfg) {
+  camd_preprocess_opts *pp = &cfg->preprocess;
+  if (a->model) {
+    if (strlen(a->model) >= sizeof(cfg->path))
+      return usage_error("--model: path is too long%s%s", "", "");
+    snprintf(cfg->path, sizeof(cfg->path), "%s", a->model);
+    if (!a->config) {
+      const char *base = strrchr(a->model, '/');
+      base = base ? base + 1 : a->model;
+      size_t n = 0;
+      for (; base[n] && base[n] != '.' && n + 1 < sizeof(cfg->name); n++) {
+        char c = base[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-';
+        cfg->name[n] = ok ? c : '_';
+      }
+      cfg->name[n] = 0;
+      if (!n) snprintf(cfg->name, sizeof(cfg->name), "model");
+    }
+  }
+  if (a->labels) {
+    if (strlen(a->labels) >= sizeof(cfg->labels_path))
+      return usage_error("--labels: path is too long%s%s", "", "");
+    snprintf(cfg->labels_path, sizeof(cfg->labels_path), "%s", a->labels);
+  }
+  if (a->size) {
+    char *x = strchr(a->size, 'x');
+    long w, h;
+    char wbuf[32];
+    size_t wl = x ? (size_t)(x - a->size) : strlen(a->size);
+    if (wl >= sizeof(wbuf)) wl = sizeof(wbuf) - 1;
+    memcpy(wbuf, a->size, wl);
+    wbuf[wl] = 0;
+    if (camd_cli_parse_long(wbuf, &w) || w < 1 || w > 16384 ||
+        (x && (camd_cli_parse_long(x + 1, &h) || h < 1 || h > 16384)))
+      return usage_error("--size '%s': expected W or WxH with sides within 1..16384%s", a->size,
+                         "");
+    pp->width = (size_t)w;
+    pp->height = x ? (size_t)h : (size_t)w;
+  }
+  if (a->resize) {
+    if (!strcmp(a->resize, "stretch"))
+      pp->mode = CAMD_RESIZE_STRETCH;
+    else if (!strcmp(a->resize, "shorter"))
+      pp->mode = CAMD_RESIZE_SHORTER;
+    else
+      return usage_error("--resize '%s': valid values are stretch, shorter%s", a->resize, "");
+  }
+  if (a->resize_shorter) {
+    long s;
+    if (camd_cli_parse_long(a->resize_shorter, &s) || s < 1 || s > 65536)
+      return usage_error("--resize-shorter '%s': expected an integer within 1..65536%s",
+                         a->resize_shorter, "");
+    pp->resize_shorter = (size_t)s;
+  }
+  if (a->scale) {
+    double s;
+    if (camd_cli_parse_float(a->scale, &s) || s == 0.0)
+      return usage_error("--scale '%s': expected a non-zero number (1/255 = 0.00392156862745098)%s",
+                         a->scale, "");
+    pp->scale = (float)s;
+  }
+  if (a->mean && parse_triple("--mean", a->mean, false, pp->mean)) return 2;
+  if (a->std && parse_triple("--std", a->std, true, pp->std)) return 2;
+  if (a->gray) pp->channels = 1;
+  if (a->bgr) {
+    if (pp->channels != 3)
+      return usage_error("--bgr needs 3 channels (not with --gray)%s%s", "", "");
+    pp->bgr = true;
+  }
+  if (a->activation) {
+    if (!strcmp(a->activation, "softmax"))
+      cfg->activation = CAMD_ACTIVATION_SOFTMAX;
+    else if (!strcmp(a->activation, "sigmoid"))
+      cfg->activation = CAMD_ACTIVATION_SIGMOID;
+    else if (!strcmp(a->activation, "none"))
+      cfg->activation = CAMD_ACTIVATION_NONE;
+    else
+      return usage_error("--activation '%s': valid values are softmax, sigmoid, none%s",
+                         a->activation, "");
+  }
+  return 0;
+}
+
+/* Applies the explain option flags; e NULL = syntax-only pass (labels and layers later). */
+static int apply_options(const explain_args *a, const camd_explainer *e, camd_explain_options *o) {
+  camd_error err = {0};
+  for (int i = 0; i < a->n_opts; i++) {
+    const kv *p = &a->opts[i];
+    if (!e && (!strcmp(p->key, "target") || !strcmp(p->key, "layer") || !strcmp(p->key, "topk")))
+      continue;
+    if (camd_explain_options_set(o, e, p->key, p->value, &err)) {
+      fprintf(stderr, "camd explain: %s: %s\n", p->flag, err.message);
+      return 2;
+    }
+  }
+  return 0;
+}
+
+static int write_file(const char *path, const void *data, size_t len) {
+  FILE *f = !strcmp(path, "-") ? stdout : fopen(path, "wb");
+  if (!f) {
+    perror(path);
+    return 1;
+  }
+  bool ok = fwrite(data, 1, len, f) == len;
+  if (f == stdout)
+    ok = fflush(f) == 0 && ok;
+  else
+    ok = fclose(f) == 0 && ok;
+  if (!ok) {
+    fprintf(stderr, "camd explain: cannot write '%s'\n", path);
+    return 1;
+  }
+  return 0;
+}
+
+static void print_summary(const char *json_text) {
+  json_t *r = json_loads(json_text, 0, NULL);
+  if (!r) return;
+  json_t *img = json_object_get(r, "image");
+  printf("model %s  image %lldx%lld\n",
+         json_string_value(json_object_get(json_object_get(r, "model"), "name")),
+         (long long)json_integer_value(json_object_get(img, "width")),
+         (long long)json_integer_value(json_object_get(img, "height")));
+  size_t i;
+  json_t *p;
+  printf("predictions:\n");
+  json_array_foreach(json_object_get(r, "predictions"), i, p) {
+    json_t *prob = json_object_get(p, "probability");
+    printf("  %2zu. %5lld  %-30s score %10.4f", i + 1,
+           (long long)json_integer_value(json_object_get(p, "index")),
+           json_string_value(json_object_get(p, "label")),
+           json_number_value(json_object_get(p, "score")));
+    if (json_is_number(prob)) printf("  p %.4f", json_number_value(prob));
+    printf("\n");
+  }
+  json_t *exps = json_object_get(r, "explanations");
+  if (json_array_size(exps)) {
+    printf("explanations (%s, layer %s):\n", json_string_value(json_object_get(r, "method")),
+           json_string_value(json_object_get(r, "layer")));
+    json_array_foreach(exps, i, p) {
+      printf("  %5lld  %-30s", (long long)json_integer_value(json_object_get(p, "index")),
+             json_string_value(json_object_get(p, "label")));
+      json_t *pk = json_object_get(p, "peak"), *bb = json_object_get(p, "bbox");
+      if (json_is_object(pk))
+        printf("  peak (%lld, %lld)", (long long)json_integer_value(json_object_get(pk, "x")),
+               (long long)json_integer_value(json_object_get(pk, "y")));
+      if (json_is_object(bb))
+        printf("  bbox [%lld, %lld, %lld, %lld]",
+               (long long)json_integer_value(json_object_get(bb, "x0")),
+               (long long)json_integer_value(json_object_get(bb, "y0")),
+               (long long)json_integer_value(json_object_get(bb, "x1")),
+               (long long)json_integer_value(json_object_get(bb, "y1")));
+      printf("\n");
+    }
+  }
+  printf("total %.1f ms\n",
+         json_number_value(json_object_get(json_object_get(r, "timings_ms"), "total")));
+  json_decref(r);
+}
+
+int camd_cli_explain(int argc, char **argv) {
+  explain_args a;
+  memset(&a, 0, sizeof(a));
+  int rc = parse_args(argc, argv, &a);
+  if (rc == 1) {
+    explain_usage(stdout);
+    return 0;
+  }
+  if (rc) return rc;
+
+  camd_model_config cfg;
+  camd_model_config_init(&cfg);
+  if (a.config && (rc = load_config_entry(a.config, a.name, &cfg))) return rc;
+  if ((rc = apply_model_flags(&a, &cfg))) return rc;
+
+  /* Syntax of every option before the (slow) model load. */
+  camd_explain_options o;
+  camd_explain_options_init(&o, NULL);
+  if ((rc = apply_options(&a, NULL, &o))) return rc;
+  if (a.out) {
+    if (a.predict)
+      return usage_error("--out needs an explanation (not with --predict)%s%s", "", "");
+    o.outputs |= CAMD_OUT_OVERLAY;
+  }
+
+  camd_error err = {0};
+  camd_explainer *e = NULL;
+  camd_explain_ctx *ctx = NULL;
+  unsigned char *image = NULL;
+  size_t image_len = 0;
+  camd_explain_result res = {0};
+  if (camd_read_file(a.image, EXPLAIN_MAX_IMAGE_BYTES, &image, &image_len, &err)) {
+    fprintf(stderr, "camd explain: --image: %s\n", err.message);
+    return 1;
+  }
+  if (camd_explainer_open(&cfg, &e, &err)) {
+    fprintf(stderr, "camd explain: %s\n", err.message);
+    rc = 1;
+    goto done;
+  }
+  /* Now with the model: defaults from the entry, labels and layers resolved. */
+  unsigned outputs = o.outputs;
+  camd_explain_options_init(&o, e);
+  if ((rc = apply_options(&a, e, &o))) goto done;
+  bool outputs_given = false;
+  for (int i = 0; i < a.n_opts; i++) outputs_given |= !strcmp(a.opts[i].key, "outputs");
+  if (outputs_given || a.out) o.outputs = outputs;
+
+  /* Methods with extra forwards (Score-CAM, Ablation-CAM, noise) batch them by 8. */
+  camd_cam_method m = CAMD_CAM_GRADCAM;
+  camd_cam_method_parse(o.method, &m, NULL);
+  bool extra = !a.predict && m != CAMD_CAM_CAM && m != CAMD_CAM_EIGENCAM &&
+               (!camd_cam_method_needs_gradient(m) || m == CAMD_CAM_SMOOTHGRADCAMPP);
+  if (camd_explain_ctx_create(extra ? 8 : 1, &ctx, &err)) {
+    fprintf(stderr, "camd explain: %s\n", err.message);
+    rc = 1;
+    goto done;
+  }
+  camd_explain_input in = {image, image_len};
+  if (camd_explain_run(ctx, e, &o, &in, 1, a.predict, NULL, &res, &err)) {
+    /* Options were validated above, so what is left is the image or the computation. */
+    fprintf(stderr, "camd explain: %s: %s\n", a.image, err.message);
+    rc = 1;
+    goto done;
+  }
+  if (a.out) {
+    if (!res.png) {
+      fprintf(stderr, "camd explain: no overlay was produced\n");
+      rc = 1;
+      goto done;
+    }
+    if ((rc = write_file(a.out, res.png, res.png_len))) goto done;
+  }
+  if (a.json) {
+    if ((rc = write_file(a.json, res.json, res.json_len))) goto done;
+    if (!strcmp(a.json, "-")) putchar('\n');
+  } else {
+    print_summary(res.json);
+    if (a.out) printf("overlay written to %s\n", a.out);
+  }
+  rc = 0;
+done:
+  camd_explain_result_free(&res);
+  camd_explain_ctx_destroy(ctx);
+  camd_explainer_release(e);
+  free(image);
+  return rc;
+}

@@ -1,0 +1,56 @@
+/* explain/ internals: the explainer object and helpers shared by the module's files. */
+#ifndef CAMD_EXPLAIN_INTERNAL_H
+#define CAMD_EXPLAIN_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "camd/cam.h"
+#include "camd/explain.h"
+
+/* Largest labels file accepted (bytes) and longest label (bytes). */
+#define CAMD_LABELS_MAX_BYTES ((size_t)16 << 20)
+#define CAMD_LABEL_MAX 1024
+/* Largest number of outputs (classes) a model may have. */
+#define CAMD_EXPLAIN_MAX_CLASSES 1000000
+
+struct camd_explainer {
+  atomic_int refs;
+  uint64_t uid; /* process-unique id: keys the per-ctx sessions */
+  camd_model_config cfg;
+  camd_model *model;
+  char sha256[65];
+  char **labels;           /* n_labels strings (from the file, or "class_<i>") */
+  int n_labels;            /* == n_outputs */
+  int input_id, output_id; /* value ids of model input 0 and output 0 */
+  size_t in_count;         /* per-sample floats of input 0 */
+  int n_outputs;           /* per-sample count of output 0 */
+  int default_layer_id;    /* -1 when the model has no CAM layer */
+  char default_layer[CAMD_LAYER_NAME_MAX];
+  camd_cam_method default_method;
+};
+
+/* Resolves a target class text (index or label, exact then case-insensitive) against e.
+ * Returns the class index or -1. */
+int camd__explain_find_label(const camd_explainer *e, const char *text);
+
+/* Checks that `name` is a usable CAM layer of e's model; the error lists the CAM layers. */
+int camd__explain_check_layer(const camd_explainer *e, const char *name, int *id, camd_error *err);
+
+/* A float option as JSON with the digits a user typed (7 significant), not its binary
+ * expansion (0.2f → 0.2, not 0.200000003). NULL-safe JSON null for non-finite values. */
+struct json_t;
+struct json_t *camd__json_float(float f);
+
+/* Name of the resize mode / activation / score / normalisation as users type them. */
+const char *camd__resize_name(camd_resize_mode m);
+const char *camd__activation_name(camd_output_activation a);
+
+/* Parses a strict decimal integer in [lo, hi]; 0 or -1. */
+int camd__parse_int(const char *s, long long lo, long long hi, long long *out);
+/* Parses a strict finite float; 0 or -1. */
+int camd__parse_double(const char *s, double *out);
+
+#endif

@@ -1,0 +1,404 @@
+/* Request options: defaults and the one strict key=value parser every front end uses. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "camd/cam.h"
+#include "explain/explain_internal.h"
+
+#define OPTION_VALUE_MAX 4096
+#define TOPK_MAX 1000
+#define N_SAMPLES_MAX 256
+#define NOISE_STD_MAX 100.0
+#define SEED_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */
+
+#define OPTION_KEYS                                                                           \
+  "method, layer, target, topk, score, relu, normalize, aug_smooth, eigen_smooth, colormap, " \
+  "alpha, outputs, bbox_threshold, n_samples, noise_std, seed"
+#define OUTPUT_NAMES "overlay, heatmap, mask, raw, bbox (or all, none)"
+#define BOOL_NAMES "true, false, 1, 0, yes, no, on, off"
+
+void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e) {
+  memset(o, 0, sizeof(*o));
+  snprintf(o->method, sizeof(o->method), "%s",
+           e ? camd_cam_method_name(e->default_method) : "gradcam");
+  if (e) snprintf(o->layer, sizeof(o->layer), "%s", e->default_layer);
+  o->n_targets = 0;
+  o->target_topk = 1;
+  o->topk = 5;
+  if (e && e->n_labels < o->topk) o->topk = e->n_labels;
+  snprintf(o->score, sizeof(o->score), "logit");
+  o->relu = true;
+  snprintf(o->normalize, sizeof(o->normalize), "minmax");
+  o->aug_smooth = false;
+  o->eigen_smooth = false;
+  o->colormap = CAMD_COLORMAP_JET;
+  o->alpha = 0.5f;
+  o->outputs = CAMD_OUT_OVERLAY | CAMD_OUT_BBOX;
+  o->bbox_threshold = 0.2f;
+  o->n_samples = 16;
+  o->noise_std = 0.2f;
+  o->seed = 0;
+}
+
+/* [+-]?[0-9]+ */
+static bool is_int_text(const char *s) {
+  if (*s == '+' || *s == '-') s++;
+  if (!isdigit((unsigned char)*s)) return false;
+  while (isdigit((unsigned char)*s)) s++;
+  return *s == 0;
+}
+
+int camd__parse_int(const char *s, long long lo, long long hi, long long *out) {
+  if (!s || !is_int_text(s)) return -1;
+  errno = 0;
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (errno || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+/* [+-]?(digits[.digits*]|.digits)([eE][+-]?digits)? — no hex, inf, nan or spaces. */
+int camd__parse_double(const char *s, double *out) {
+  if (!s) return -1;
+  const char *p = s;
+  if (*p == '+' || *p == '-') p++;
+  bool digits = false;
+  while (isdigit((unsigned char)*p)) p++, digits = true;
+  if (*p == '.') {
+    p++;
+    while (isdigit((unsigned char)*p)) p++, digits = true;
+  }
+  if (!digits) return -1;
+  if (*p == 'e' || *p == 'E') {
+    p++;
+    if (*p == '+' || *p == '-') p++;
+    if (!isdigit((unsigned char)*p)) return -1;
+    while (isdigit((unsigned char)*p)) p++;
+  }
+  if (*p) return -1;
+  errno = 0;
+  char *end;
+  double v = strtod(s, &end);
+  if (errno == ERANGE || *end || !isfinite(v)) return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_bool(const char *v, bool *out) {
+  static const char *const t[] = {"true", "1", "yes", "on"}, *const f[] = {"false", "0", "no",
+                                                                           "off"};
+  for (int i = 0; i < 4; i++) {
+    if (!strcasecmp(v, t[i])) return *out = true, 0;
+    if (!strcasecmp(v, f[i])) return *out = false, 0;
+  }
+  return -1;
+}
+
+static int bad(camd_error *err, const char *key, const char *value, const char *why) {
+  return camd_error_set(err, CAMD_E_INVALID, "option %s='%.200s': %s", key, value, why);
+}
+
+/* Copies [s, s+n) without surrounding spaces into dst (cap bytes); false when too long. */
+static bool trimmed(const char *s, size_t n, char *dst, size_t cap) {
+  while (n && isspace((unsigned char)*s)) s++, n--;
+  while (n && isspace((unsigned char)s[n - 1])) n--;
+  if (n >= cap) return false;
+  memcpy(dst, s, n);
+  dst[n] = 0;
+  return true;
+}
+
+/* True when label contains the whole text, or one of its words of 3+ letters (ignoring case). */
+static bool label_similar(const char *label, const char *text) {
+  if (strcasestr(label, text)) return true;
+  char word[64];
+  const char *s = text;
+  while (*s) {
+    while (*s && !isalnum((unsigned char)*s)) s++;
+    size_t n = 0;
+    while (isalnum((unsigned char)s[n])) n++;
+    if (n >= 3 && n < sizeof(word)) {
+      memcpy(word, s, n);
+      word[n] = 0;
+      if (strcasestr(label, word)) return true;
+    }
+    s += n;
+  }
+  return false;
+}
+
+/* Appends up to 5 labels similar to `text` to msg. */
+static void suggest_labels(const camd_explainer *e, const char *text, char *msg, size_t cap) {
+  int shown = 0;
+  size_t len = strlen(msg);
+  for (int i = 0; i < e->n_labels && shown < 5 && len + 1 < cap; i++) {
+    if (!label_similar(e->labels[i], text)) continue;
+    int n = snprintf(msg + len, cap - len, "%s%d '%.60s'", shown ? ", " : "; similar labels: ", i,
+                     e->labels[i]);
+    if (n < 0) break;
+    len += (size_t)n < cap - len ? (size_t)n : cap - len - 1;
+    shown++;
+  }
+}
+
+/* "layer 'x' not found; CAM layers (deepest first): ..." or the engine's reason. */
+int camd__explain_check_layer(const camd_explainer *e, const char *name, int *id, camd_error *err) {
+  int v = camd_model_find_value(e->model, name);
+  if (v < 0) {
+    char msg[CAMD_ERROR_MESSAGE_MAX - 64];
+    size_t len = 0, cap = sizeof(msg) - 40;
+    int shown = 0, total = 0;
+    len = (size_t)snprintf(
+        msg, sizeof(msg),
+        "layer '%.200s' not found; CAM layers (deepest first, default '%.200s'): ", name,
+        e->default_layer);
+    for (int i = camd_model_num_values(e->model) - 1; i >= 0; i--) {
+      camd_value_info vi;
+      if (!camd_model_is_cam_layer(e->model, i) || camd_model_value_info(e->model, i, &vi) ||
+          !vi.name || !vi.name[0])
+        continue;
+      total++;
+      size_t need = strlen(vi.name) + 4;
+      if (shown == total - 1 && len < cap && need < cap - len) {
+        len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s'%s'", shown ? ", " : "", vi.name);
+        shown++;
+      }
+    }
+    if (total > shown) snprintf(msg + len, sizeof(msg) - len, " and %d more", total - shown);
+    return camd_error_set(err, CAMD_E_INVALID, "%s", msg);
+  }
+  int rc = camd_model_check_target(e->model, name, &v, err);
+  if (rc) return rc;
+  if (!camd_model_is_cam_layer(e->model, v))
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "layer '%.200s' is not a 4-D activation with spatial size > 1; see the "
+                          "model's \"layers\" (GET /v1/models/{name} or `camd inspect`)",
+                          name);
+  *id = v;
+  return 0;
+}
+
+static int resolve_one_target(const camd_explainer *e, const char *item, const char *whole,
+                              int *out, camd_error *err) {
+  long long idx;
+  int max = e ? e->n_labels - 1 : CAMD_EXPLAIN_MAX_CLASSES - 1;
+  char msg[CAMD_ERROR_MESSAGE_MAX];
+  if (is_int_text(item)) {
+    if (camd__parse_int(item, 0, max, &idx)) {
+      snprintf(msg, sizeof(msg), "class index %.40s is outside 0..%d%s", item, max,
+               e ? " (the model's classes)" : "");
+      return bad(err, "target", whole, msg);
+    }
+    *out = (int)idx;
+    return 0;
+  }
+  if (!e) {
+    snprintf(msg, sizeof(msg),
+             "'%.100s' is not a class index and labels cannot be resolved without a model; "
+             "valid: an index, a label, a comma list, or topK",
+             item);
+    return bad(err, "target", whole, msg);
+  }
+  int i = camd__explain_find_label(e, item);
+  if (i < 0) {
+    snprintf(msg, sizeof(msg),
+             "'%.100s' is neither a class index (0..%d) nor a label of model '%s' (labels match "
+             "exactly, ignoring case); valid: an index, a label, a comma list, or topK (K = "
+             "1..%d)",
+             item, max, e->cfg.name, CAMD_MAX_TARGETS);
+    suggest_labels(e, item, msg, sizeof(msg));
+    return bad(err, "target", whole, msg);
+  }
+  *out = i;
+  return 0;
+}
+
+static int set_target(camd_explain_options *o, const camd_explainer *e, const char *v,
+                      camd_error *err) {
+  char msg[256];
+  /* topK */
+  if (!strncasecmp(v, "top", 3) && is_int_text(v + 3) && v[3] != '+' && v[3] != '-') {
+    long long k;
+    int kmax = CAMD_MAX_TARGETS;
+    if (e && e->n_labels < kmax) kmax = e->n_labels;
+    if (camd__parse_int(v + 3, 1, kmax, &k)) {
+      snprintf(msg, sizeof(msg), "K must be within 1..%d%s", kmax,
+               e && e->n_labels < CAMD_MAX_TARGETS ? " (the model's number of classes)"
+                                                   : " (the most targets per request)");
+      return bad(err, "target", v, msg);
+    }
+    o->n_targets = 0;
+    o->target_topk = (int)k;
+    return 0;
+  }
+  /* A whole label first: labels may contain commas ("tabby, tabby cat"). */
+  if (e && !is_int_text(v)) {
+    int i = camd__explain_find_label(e, v);
+    if (i >= 0) {
+      o->targets[0] = i;
+      o->n_targets = 1;
+      return 0;
+    }
+  }
+  int targets[CAMD_MAX_TARGETS], n = 0;
+  const char *s = v;
+  for (;;) {
+    const char *comma = strchr(s, ',');
+    size_t len = comma ? (size_t)(comma - s) : strlen(s);
+    char item[CAMD_LABEL_MAX + 1];
+    if (!trimmed(s, len, item, sizeof(item)))
+      return bad(err, "target", v, "an item is longer than 1024 bytes");
+    if (!item[0])
+      return bad(err, "target", v,
+                 "empty item; valid: an index, a label, a comma list of them, or topK");
+    if (n == CAMD_MAX_TARGETS) {
+      snprintf(msg, sizeof(msg), "more than %d targets; the limit is %d per request",
+               CAMD_MAX_TARGETS, CAMD_MAX_TARGETS);
+      return bad(err, "target", v, msg);
+    }
+    int rc = resolve_one_target(e, item, v, &targets[n], err);
+    if (rc) return rc;
+    for (int j = 0; j < n; j++) {
+      if (targets[j] == targets[n]) {
+        snprintf(msg, sizeof(msg), "class %d is given twice", targets[n]);
+        return bad(err, "target", v, msg);
+      }
+    }
+    n++;
+    if (!comma) break;
+    s = comma + 1;
+  }
+  memcpy(o->targets, targets, sizeof(int) * (size_t)n);
+  o->n_targets = n;
+  return 0;
+}
+
+static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) {
+  static const struct {
+    const char *name;
+    unsigned bit;
+  } names[] = {{"overlay", CAMD_OUT_OVERLAY},
+               {"heatmap", CAMD_OUT_HEATMAP},
+               {"mask", CAMD_OUT_MASK},
+               {"raw", CAMD_OUT_RAW},
+               {"bbox", CAMD_OUT_BBOX},
+               {"all", 0x1F},
+               {"none", 0}};
+  unsigned bits = 0;
+  const char *s = v;
+  for (;;) {
+    const char *comma = strchr(s, ',');
+    size_t len = comma ? (size_t)(comma - s) : strlen(s);
+    char item[32];
+    if (!trimmed(s, len, item, sizeof(item)) || !item[0])
+      return bad(err, "outputs", v, "valid items (comma-separated): " OUTPUT_NAMES);
+    size_t k = 0;
+    for (; k < sizeof(names) / sizeof(names[0]); k++)
+      if (!strcasecmp(item, names[k].name)) break;
+    if (k == sizeof(names) / sizeof(names[0])) {
+      char msg[128];
+      snprintf(msg, sizeof(msg), "unknown output '%s'; valid: " OUTPUT_NAMES, item);
+      return bad(err, "outputs", v, msg);
+    }
+    bits |= names[k].bit;
+    if (!comma) break;
+    s = comma + 1;
+  }
+  o->outputs = bits;
+  return 0;
+}
+
+static int set_unit_float(const char *key, const char *v, float *dst, camd_error *err) {
+  double d;
+  if (camd__parse_double(v, &d) || d < 0.0 || d > 1.0)
+    return bad(err, key, v, "must be a number within 0..1");
+  *dst = (float)d;
+  return 0;
+}
+
+int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, const char *key,
+                             const char *value, camd_error *err) {
+  if (!o || !key) return camd_error_set(err, CAMD_E_INVALID, "options: no option or key");
+  if (!value) return camd_error_set(err, CAMD_E_INVALID, "option %.100s: needs a value", key);
+  size_t vlen = strlen(value);
+  if (vlen > OPTION_VALUE_MAX)
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "option %.100s: value is %zu bytes long; the limit is %d", key, vlen,
+                          OPTION_VALUE_MAX);
+  const char *v = value;
+  long long n;
+  double d;
+  bool b;
+  if (!strcmp(key, "method")) {
+    camd_cam_method m;
+    if (camd_cam_method_parse(v, &m, err))
+      return camd_error_prefix(err, "option method='%.100s': ", v);
+    snprintf(o->method, sizeof(o->method), "%s", camd_cam_method_name(m));
+  } else if (!strcmp(key, "layer")) {
+    if (vlen >= sizeof(o->layer)) return bad(err, key, v, "layer names are at most 511 bytes");
+    int id;
+    if (e && vlen && camd__explain_check_layer(e, v, &id, err))
+      return camd_error_prefix(err, "option layer: ");
+    memcpy(o->layer, v, vlen + 1);
+  } else if (!strcmp(key, "target")) {
+    return set_target(o, e, v, err);
+  } else if (!strcmp(key, "topk")) {
+    int kmax = e && e->n_labels < TOPK_MAX ? e->n_labels : TOPK_MAX;
+    if (camd__parse_int(v, 1, kmax, &n)) {
+      char msg[96];
+      snprintf(msg, sizeof(msg), "must be an integer within 1..%d%s", kmax,
+               kmax < TOPK_MAX ? " (the model's number of classes)" : "");
+      return bad(err, key, v, msg);
+    }
+    o->topk = (int)n;
+  } else if (!strcmp(key, "score")) {
+    if (strcmp(v, "logit") && strcmp(v, "softmax") && strcmp(v, "sigmoid"))
+      return bad(err, key, v, "valid: logit, softmax, sigmoid");
+    snprintf(o->score, sizeof(o->score), "%.15s", v);
+  } else if (!strcmp(key, "relu")) {
+    if (parse_bool(v, &b)) return bad(err, key, v, "valid: " BOOL_NAMES);
+    o->relu = b;
+  } else if (!strcmp(key, "normalize")) {
+    if (strcmp(v, "minmax") && strcmp(v, "none")) return bad(err, key, v, "valid: minmax, none");
+    snprintf(o->normalize, sizeof(o->normalize), "%.15s", v);
+  } else if (!strcmp(key, "aug_smooth")) {
+    if (parse_bool(v, &b)) return bad(err, key, v, "valid: " BOOL_NAMES);
+    o->aug_smooth = b;
+  } else if (!strcmp(key, "eigen_smooth")) {
+    if (parse_bool(v, &b)) return bad(err, key, v, "valid: " BOOL_NAMES);
+    o->eigen_smooth = b;
+  } else if (!strcmp(key, "colormap")) {
+    camd_colormap c;
+    if (camd_colormap_parse(v, &c, err))
+      return camd_error_prefix(err, "option colormap='%.100s': ", v);
+    o->colormap = c;
+  } else if (!strcmp(key, "alpha")) {
+    return set_unit_float(key, v, &o->alpha, err);
+  } else if (!strcmp(key, "outputs")) {
+    return set_outputs(o, v, err);
+  } else if (!strcmp(key, "bbox_threshold")) {
+    return set_unit_float(key, v, &o->bbox_threshold, err);
+  } else if (!strcmp(key, "n_samples")) {
+    if (camd__parse_int(v, 1, N_SAMPLES_MAX, &n))
+      return bad(err, key, v, "must be an integer within 1..256");
+    o->n_samples = (int)n;
+  } else if (!strcmp(key, "noise_std")) {
+    if (camd__parse_double(v, &d) || d < 0.0 || d > NOISE_STD_MAX)
+      return bad(err, key, v, "must be a number within 0..100 (input units)");
+    o->noise_std = (float)d;
+  } else if (!strcmp(key, "seed")) {
+    if (camd__parse_int(v, 0, SEED_MAX, &n))
+      return bad(err, key, v, "must be an integer within 0..9007199254740991 (2^53 - 1)");
+    o->seed = (uint64_t)n;
+  } else {
+    return camd_error_set(err, CAMD_E_INVALID, "unknown option '%.100s'; options are: " OPTION_KEYS,
+                          key);
+  }
+  return 0;
+}
