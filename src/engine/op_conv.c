@@ -239,6 +239,15 @@ static void dw_plane_backward(const conv_params *p, const float *restrict dy,
 
 /* ---- forward / backward ---- */
 
+/* Columns [c0, c1) of each of the m rows (length ld) of y get that row's bias. */
+static void fill_bias(float *y, const float *bias, int64_t m, int64_t ld, int64_t c0, int64_t c1) {
+  for (int64_t r = 0; r < m; r++) {
+    float *row = y + r * ld;
+    const float bv = bias[r];
+    for (int64_t i = c0; i < c1; i++) row[i] = bv;
+  }
+}
+
 static void conv_forward(const camd_op_ctx *ctx) {
   const conv_params *p = ctx->params;
   const int64_t batch = ctx->in[0].shape.dims[0];
@@ -269,15 +278,9 @@ static void conv_forward(const camd_op_ctx *ctx) {
       float *yg = yn + g * p->mg * ohw;
       const float *wg = w + g * p->mg * p->cg * kk;
       const float *xg = xn + g * p->cg * hw;
-      if (b) {
-        for (int64_t m = 0; m < p->mg; m++) {
-          const float bv = b[g * p->mg + m];
-          float *row = yg + m * ohw;
-          for (int64_t i = 0; i < ohw; i++) row[i] = bv;
-        }
-      }
       const float beta = b ? 1.0f : 0.0f;
       if (p->kind == CONV_1X1) {
+        if (b) fill_bias(yg, b + g * p->mg, p->mg, ohw, 0, ohw);
         camd_gemm(false, false, (int)p->mg, (int)ohw, (int)p->cg, 1.0f, wg, (int)p->cg, xg, (int)hw,
                   beta, yg, (int)ohw);
       } else {
@@ -292,6 +295,7 @@ static void conv_forward(const camd_op_ctx *ctx) {
           const int64_t r1 = r0 + p->band < p->oh ? r0 + p->band : p->oh;
           const int ncol = (int)((r1 - r0) * p->ow);
           im2col(p, src, r0, r1, col);
+          if (b) fill_bias(yg, b + g * p->mg, p->mg, ohw, r0 * p->ow, r1 * p->ow);
           camd_gemm(false, false, (int)p->mg, ncol, (int)(p->cg * kk), 1.0f, wg, (int)(p->cg * kk),
                     col, ncol, beta, yg + r0 * p->ow, (int)ohw);
         }

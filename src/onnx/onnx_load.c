@@ -435,8 +435,11 @@ static int add_engine_node(camd__onnx_ctx *ctx, const Onnx__NodeProto *n, const 
   } else if (!no_attrs) {
     rc = convert_attrs(n, name, attrs, strs, err);
   }
+  /* Trailing optional outputs left unnamed ("") are not produced (ONNX: absent outputs). */
+  size_t n_out = n->n_output;
+  while (n_out > 1 && (!n->output[n_out - 1] || !n->output[n_out - 1][0])) n_out--;
   if (rc == 0) {
-    rc = camd_graph_add_node(ctx->g, op, name, ctx->opset, n_in, ids, (int)n->n_output,
+    rc = camd_graph_add_node(ctx->g, op, name, ctx->opset, n_in, ids, (int)n_out,
                              (const char *const *)n->output, attrs, (int)na, out_ids, err);
   }
   for (size_t k = 0; strs && k < na; k++) free(strs[k]);

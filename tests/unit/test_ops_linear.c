@@ -111,7 +111,7 @@ static void test_gemm_trans_a(void) {
   camd_error err;
   camd_graph *g = camd_graph_new();
   float *a = malloc(6 * sizeof(float)), *b = malloc(12 * sizeof(float));
-  for (int i = 0; i < 6; i++) a[i] = (float)(i + 1);     /* A [3, 2] -> op(A) [2, 3] */
+  for (int i = 0; i < 6; i++) a[i] = (float)(i + 1);      /* A [3, 2] -> op(A) [2, 3] */
   for (int i = 0; i < 12; i++) b[i] = (float)(i % 5) - 2; /* B [4, 3] -> op(B) [3, 4] */
   camd_shape as = opcheck_shape(2, 3, 2), bs = opcheck_shape(2, 4, 3);
   int ia = camd_graph_add_constant(g, "a", CAMD_FLOAT32, &as, a, &err);
