@@ -11,7 +11,7 @@ DEPS_BUILD := build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c
 # What the tests add: PyTorch as the oracle, reference images, HTTP client, browser, containers.
 DEPS_TEST := python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-pil \
   python3-skimage imagemagick dataset-fashion-mnist curl nodejs npm chromium valgrind \
-  podman runc debootstrap
+  podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
