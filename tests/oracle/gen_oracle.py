@@ -8,11 +8,16 @@ randomised (so BN is never an identity), and wrapped so that the exported graph 
 can target by name. For each case (random input batch 1 and 4, two skimage photos alone and
 together) the reference data written is: input, logits, and for each layer its activation and
 the gradient of the target class logit (argmax of item 0, same class for all items) w.r.t. it.
-All files are raw little-endian float32, NCHW.
+All files are raw little-endian float32, NCHW. References are computed in float64 and rounded
+once; PyTorch's own float32 error is recorded in meta.json ("torch_f32") for scale. For each
+gradient a "kink envelope" (grad_env, see kink_envelope) marks where any float32 implementation
+may legitimately differ because a ReLU/max-pool input sits within rounding of its kink.
 
 Self-checks (pure PyTorch/onnx, independent of camd): onnx.checker, ONNX shape inference
 against the recorded shapes, the hooked wrapper reproduces the plain model's logits, and a
-float64 central finite difference along a random direction confirms each stored gradient.
+float64 central finite difference along random directions confirms each stored gradient.
+Generated files are cached: a model is skipped when its meta.json records the same hash of this
+script (and torch/torchvision versions) and all its files exist.
 
 Run with Debian's python: /usr/bin/python3 tests/oracle/gen_oracle.py --out DIR [--models a,b]
 """
@@ -223,8 +228,10 @@ def check_onnx(path, meta):
             raise RuntimeError(f"{path}: output {n} missing")
         dims = [d.dim_value if d.HasField("dim_value") else d.dim_param
                 for d in outs[n].type.tensor_type.shape.dim]
-        got = [1 if isinstance(d, str) else d for d in dims]
-        if got != shape:
+        # Non-batch dims may stay symbolic when a Reshape computes them (shufflenet).
+        got = [w if isinstance(d, str) and i > 0 else (1 if isinstance(d, str) else d)
+               for i, (d, w) in enumerate(zip(dims, shape))]
+        if got != shape or len(dims) != len(shape):
             raise RuntimeError(f"{path}: output {n} has shape {dims}, expected {shape}")
         if meta["dynamic_batch"] != isinstance(dims[0], str):
             raise RuntimeError(f"{path}: output {n} batch axis {dims[0]!r} "
@@ -249,6 +256,60 @@ def run_case(wrapped, x):
             {n: g.detach() for n, g in zip(names, grads)})
 
 
+# Single-photo cases are the items of "photos2": eval-mode items are independent, so they are
+# sliced from it (same class) instead of being run again.
+SLICES = {"chelsea": ("photos2", 0), "astronaut": ("photos2", 1)}
+
+
+GRAD_TOL = 1e-3  # test_oracle's gradient tolerance, relative to max|ref|
+
+# Relative size of the input perturbation that maps where the gradient can jump (see below).
+KINK_DELTA = 3e-6
+
+
+def kink_envelope(wrapped, x, cls, grads):
+    """Where a float32 gradient may legitimately differ from the exact one.
+
+    Backward through ReLU, ReLU6, hard-swish and max-pool is discontinuous: a unit whose input
+    lies within float32 rounding (~1e-6 relative) of a kink gets the other derivative in any
+    float32 implementation, PyTorch's included, and that changes the layer gradient on the
+    unit's whole receptive field. Those fragile units are found by moving the input by
+    +-KINK_DELTA (relative, a few times float32 rounding): a unit within that distance of a kink
+    flips in one of the two runs. The envelope is max |grad(x +- delta) - grad(x)| per element
+    (float64); elsewhere it is ~KINK_DELTA * |grad|, far below the test tolerance."""
+    gen = torch.Generator().manual_seed(11)
+    delta = torch.randn(x.shape, generator=gen, dtype=torch.float64) * KINK_DELTA * x.std()
+    env = {n: torch.zeros_like(g) for n, g in grads.items()}
+    for sign in (1.0, -1.0):
+        xin = (x.double() + sign * delta).requires_grad_(True)
+        outs = wrapped(xin)
+        gs = torch.autograd.grad(outs[0][:, cls].sum(), outs[1:])
+        for n, g in zip(wrapped.names, gs):
+            env[n] = torch.maximum(env[n], (g.detach() - grads[n]).abs())
+    return env
+
+
+def run_cases(wrapped, cases, envelope=False):
+    """run_case for every case, in the order given; items of a batch case are reused. With
+    envelope, each result carries kink_envelope() as a fifth element."""
+    res = {}
+    for cname, x in sorted(cases, key=lambda c: c[0] in SLICES):
+        src = SLICES.get(cname)
+        if src and src[0] in res:
+            r = res[src[0]]
+            i = src[1]
+            if int(r[0][i].argmax()) == r[2]:
+                res[cname] = (r[0][i:i + 1], {n: a[i:i + 1] for n, a in r[1].items()}, r[2],
+                              {n: g[i:i + 1] for n, g in r[3].items()})
+                if envelope:
+                    res[cname] += ({n: e[i:i + 1] for n, e in r[4].items()},)
+                continue
+        res[cname] = run_case(wrapped, x)
+        if envelope:
+            res[cname] += (kink_envelope(wrapped, x, res[cname][2], res[cname][3]),)
+    return [res[c] for c, _ in cases]
+
+
 def compare(a, ref):
     """max|a-ref| / max|ref|, ||a-ref|| / ||ref||, fraction of elements off by > 1e-3 max|ref|."""
     a, ref = a.double(), ref.double()
@@ -268,28 +329,31 @@ def finite_difference_check(w64, x, cls, acts, grads):
     try:
         for name in w64.names:
             act, g = acts[name], grads[name]
-            h = 1e-5 * max(1.0, act.abs().max().item())
-            # A ReLU/max-pool kink crossed by the tiny step spoils one direction by chance; a wrong
-            # gradient spoils all of them. Up to 3 directions.
+            scale = max(1.0, act.abs().max().item())
+            # A ReLU/ReLU6/max-pool kink crossed by the step spoils one direction or step size
+            # by chance; a wrong gradient spoils all of them. Up to 3 directions x 3 steps.
             fails = []
             for _ in range(3):
                 # Exact zeros (ReLU'd units) stay put: a max-pool window of tied zeros is a kink
                 # at the evaluation point itself, where only the tie-break rule defines autograd.
                 d = torch.randn(act.shape, generator=gen, dtype=torch.float64) * (act != 0)
                 d = d / d.norm()
-                with torch.no_grad():
-                    w64.perturb = {name: h * d}
-                    fp = w64(x64)[0][:, cls].sum().item()
-                    w64.perturb = {name: -h * d}
-                    fm = w64(x64)[0][:, cls].sum().item()
-                w64.perturb = {}
-                numeric = (fp - fm) / (2 * h)
                 analytic = (g * d).sum().item()
-                rel = abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-300)
+                for h in (1e-5 * scale, 1e-6 * scale, 1e-7 * scale):
+                    with torch.no_grad():
+                        w64.perturb = {name: h * d}
+                        fp = w64(x64)[0][:, cls].sum().item()
+                        w64.perturb = {name: -h * d}
+                        fm = w64(x64)[0][:, cls].sum().item()
+                    w64.perturb = {}
+                    numeric = (fp - fm) / (2 * h)
+                    rel = abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-300)
+                    if rel <= 1e-4:
+                        break
+                    fails.append(f"step {h:.1e}: finite difference {numeric:.9g} vs autograd "
+                                 f"{analytic:.9g} (rel {rel:.2e})")
                 if rel <= 1e-4:
                     break
-                fails.append(f"finite difference {numeric:.9g} vs autograd {analytic:.9g} "
-                             f"(rel {rel:.2e})")
             else:
                 raise RuntimeError(f"gradient self-check failed for {name}: " + "; ".join(fails))
             worst = max(worst, rel)
@@ -312,13 +376,13 @@ def generate(name, out_root, selfcheck, force):
             for c in old["cases"]:
                 files += [os.path.join(d, c["input"]), os.path.join(d, c["logits"])]
                 for l in c["layers"].values():
-                    files += [os.path.join(d, l["act"]), os.path.join(d, l["grad"])]
+                    files += [os.path.join(d, l[k]) for k in ("act", "grad", "grad_env")]
             if old.get("script_hash") == shash and all(os.path.exists(p) for p in files):
                 print(f"{name}: cached ({d})", flush=True)
                 return 0.0
         except (OSError, ValueError, KeyError):
             pass
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     os.makedirs(d, exist_ok=True)
     if os.path.exists(meta_path):
         os.remove(meta_path)  # meta.json is written last: its presence marks a complete set
@@ -366,11 +430,12 @@ def generate(name, out_root, selfcheck, force):
     stats = []
     fd_worst = None
     cases = make_cases(name, size)
-    f32 = [run_case(wrapped, x) for _, x in cases]
+    f32 = run_cases(wrapped, cases)
     wrapped.double()
     try:
-        for (cname, x), (l32, a32, c32, g32) in zip(cases, f32):
-            logits, acts, cls, grads = run_case(wrapped, x)
+        f64 = run_cases(wrapped, cases, envelope=True)
+        for (cname, x), (l32, a32, c32, g32), (logits, acts, cls, grads, env) in zip(
+                cases, f32, f64):
             if cls != c32:
                 raise RuntimeError(f"{name}/{cname}: float32 and float64 disagree on the class")
             case = {"name": cname, "batch": x.shape[0], "class": cls,
@@ -387,19 +452,29 @@ def generate(name, out_root, selfcheck, force):
                     raise RuntimeError(f"{name}/{cname}: zero gradient at {n}")
                 act_f = f"{cname}.{safe(n)}.act.bin"
                 grad_f = f"{cname}.{safe(n)}.grad.bin"
+                env_f = f"{cname}.{safe(n)}.grad_env.bin"
                 write_f32(os.path.join(d, act_f), a.float())
                 write_f32(os.path.join(d, grad_f), g.float())
-                case["layers"][n] = {"act": act_f, "grad": grad_f,
+                write_f32(os.path.join(d, env_f), env[n].float())
+                tol = GRAD_TOL * g.abs().max().item()
+                case["layers"][n] = {"act": act_f, "grad": grad_f, "grad_env": env_f,
                                      "act_max_abs": a.abs().max().item(),
-                                     "grad_max_abs": g.abs().max().item()}
-                case["torch_f32"][n] = {"act": compare(a32[n], a), "grad": compare(g32[n], g)}
+                                     "grad_max_abs": g.abs().max().item(),
+                                     "grad_env_frac": (env[n] > tol).double().mean().item()}
+                gc = compare(g32[n], g)
+                # The criterion test_oracle applies, applied to PyTorch's own float32 result.
+                gc["within_envelope"] = bool(((g32[n].double() - g).abs() <= tol + env[n]).all())
+                if not gc["within_envelope"]:
+                    print(f"warning: {name}/{cname}: PyTorch float32 gradient at {n} leaves the "
+                          "kink envelope", flush=True)
+                case["torch_f32"][n] = {"act": compare(a32[n], a), "grad": gc}
             meta["cases"].append(case)
             worst = max(case["torch_f32"][n]["grad"]["max_rel"] for n in wrapped.names)
+            envf = max(case["layers"][n]["grad_env_frac"] for n in wrapped.names)
             stats.append(f"{cname}: class {cls} |logits| {case['logits_max_abs']:.3g}"
-                         f" f32-grad-err {worst:.1e}")
+                         f" torch-f32-grad-err {worst:.1e} kink-envelope {100 * envf:.2f}%")
             if selfcheck and cname == "randn1":
                 fd_worst = finite_difference_check(wrapped, x, cls, acts, grads)
-            del logits, acts, grads
     finally:
         wrapped.float()
     t_ref = time.time() - t_ref
@@ -414,7 +489,8 @@ def generate(name, out_root, selfcheck, force):
     os.replace(meta_path + ".tmp", meta_path)
     took = time.time() - t0
     fd = f", autograd vs finite-diff {fd_worst:.1e}" if fd_worst is not None else ""
-    print(f"{name}: {took:.1f}s (export {t_export:.1f}s, reference {t_ref:.1f}s, "
+    cpu = time.process_time() - cpu0
+    print(f"{name}: {took:.1f}s wall, {cpu:.1f}s cpu (export {t_export:.1f}s, reference {t_ref:.1f}s, "
           f"onnx check {t_check:.1f}s{fd}); {nodes} nodes, opset {meta['opset']}, "
           f"{'dynamic' if meta['dynamic_batch'] else 'static'} batch; " + "; ".join(stats),
           flush=True)
@@ -440,10 +516,11 @@ def main():
               file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     for m in models:
         generate(m, args.out, not args.no_selfcheck, args.force)
-    print(f"oracle: {len(models)} model(s) in {time.time() - t0:.1f}s -> {args.out}", flush=True)
+    print(f"oracle: {len(models)} model(s) in {time.time() - t0:.1f}s wall, "
+          f"{time.process_time() - cpu0:.1f}s cpu -> {args.out}", flush=True)
     return 0
 
 

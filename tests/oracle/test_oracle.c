@@ -8,11 +8,13 @@
  * Checks (ref = PyTorch, computed in float64 and rounded to float32):
  *   logits, activations: max|camd - ref| <= 1e-4 * max(1, max|ref|)
  *   gradients:           max|camd - ref| <= 1e-3 * max|ref|
- * A float32 gradient legitimately jumps where a ReLU / max-pool input sits within rounding of a
- * kink (PyTorch's own float32 result misses the float64 reference there too; gen_oracle.py
- * records by how much as "torch_f32"). A gradient that fails the max test still passes as
- * "kink" when at most 1% of its elements are off by more than the tolerance and its relative
- * L2 error is <= 5e-3; every number is printed so the margin is visible.
+ * A float32 gradient legitimately jumps where a ReLU / ReLU6 / max-pool input sits within
+ * rounding of a kink: any float32 implementation, PyTorch's included, takes the other derivative
+ * there (gen_oracle.py records PyTorch's own float32 error as "torch_f32"; on resnet50,
+ * mobilenet_v2 and shufflenet it exceeds 1e-3 too). gen_oracle.py maps those places: grad_env is
+ * max |grad(x +- 3e-6 relative) - grad(x)| per element (float64). A gradient that fails the max
+ * test passes as "kink" when its elements beyond tol + grad_env are at most 1% of the tensor
+ * (one +-delta pair can miss a fragile unit). Every number is printed so the margin is visible.
  */
 #include <dirent.h>
 #include <jansson.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "camd/engine.h"
 #include "camd/onnx.h"
@@ -28,8 +31,7 @@
 #define LOGIT_TOL 1e-4
 #define ACT_TOL 1e-4
 #define GRAD_TOL 1e-3
-#define KINK_MAX_FRAC 0.01
-#define KINK_MAX_REL_L2 5e-3
+#define KINK_MAX_FRAC 0.01 /* of elements beyond tol + envelope */
 #define MAX_LAYERS 8
 
 static int g_pass, g_fail;
@@ -62,15 +64,17 @@ static float *read_f32(const char *dir, const char *name, size_t n) {
 }
 
 typedef struct diff_stats {
-  double max_abs;  /* max |a - ref| */
-  double ref_max;  /* max |ref| */
-  double rel_l2;   /* ||a - ref|| / ||ref|| */
-  double frac_over; /* fraction of elements with |a - ref| > tol */
+  double max_abs;    /* max |a - ref| */
+  double ref_max;    /* max |ref| */
+  double rel_l2;     /* ||a - ref|| / ||ref|| */
+  double frac_over;  /* fraction of elements with |a - ref| > tol + envelope */
+  size_t n_over_tol; /* elements with |a - ref| > tol */
   bool finite;
 } diff_stats;
 
-static diff_stats diff(const float *a, const float *ref, size_t n, double rel_tol, bool floor1) {
-  diff_stats d = {0, 0, 0, 0, true};
+static diff_stats diff(const float *a, const float *ref, const float *env, size_t n, double rel_tol,
+                       bool floor1) {
+  diff_stats d = {0, 0, 0, 0, 0, true};
   double num = 0, den = 0;
   for (size_t i = 0; i < n; i++) {
     double r = ref[i], e = fabs((double)a[i] - r);
@@ -82,8 +86,13 @@ static diff_stats diff(const float *a, const float *ref, size_t n, double rel_to
   }
   double tol = rel_tol * (floor1 && d.ref_max < 1 ? 1 : d.ref_max);
   size_t over = 0;
-  for (size_t i = 0; i < n; i++)
-    if (!(fabs((double)a[i] - ref[i]) <= tol)) over++;
+  for (size_t i = 0; i < n; i++) {
+    double e = fabs((double)a[i] - ref[i]);
+    if (!(e <= tol)) {
+      d.n_over_tol++;
+      if (!(e <= tol + (env ? env[i] : 0))) over++;
+    }
+  }
   d.rel_l2 = den > 0 ? sqrt(num / den) : sqrt(num);
   d.frac_over = n ? (double)over / (double)n : 0;
   if (!d.finite) d.max_abs = INFINITY;
@@ -96,16 +105,15 @@ static bool check(const char *what, const diff_stats *d, double rel_tol, bool fl
   double tol = rel_tol * (floor1 && d->ref_max < 1 ? 1 : d->ref_max);
   const char *verdict = "ok";
   bool ok = d->finite && d->max_abs <= tol;
-  if (!ok && d->finite && allow_kinks && d->frac_over <= KINK_MAX_FRAC &&
-      d->rel_l2 <= KINK_MAX_REL_L2) {
+  if (!ok && d->finite && allow_kinks && d->frac_over <= KINK_MAX_FRAC) {
     ok = true;
     verdict = "ok (kink)";
   }
   if (!ok) verdict = "FAIL";
-  printf("    %-34s max|diff| %.3e  tol %.3e  (max|ref| %.3e, rel %.2e, relL2 %.2e, over %.4f%%)%s"
-         " %s\n",
-         what, d->max_abs, tol, d->ref_max, d->ref_max > 0 ? d->max_abs / d->ref_max : 0,
-         d->rel_l2, 100 * d->frac_over, torch_note ? torch_note : "", verdict);
+  printf("    %-30s max|diff| %.3e tol %.3e (max|ref| %.3e, rel %.2e, relL2 %.2e", what, d->max_abs,
+         tol, d->ref_max, d->ref_max > 0 ? d->max_abs / d->ref_max : 0, d->rel_l2);
+  if (allow_kinks) printf(", >tol %zu, >tol+env %.3f%%", d->n_over_tol, 100 * d->frac_over);
+  printf(")%s %s\n", torch_note ? torch_note : "", verdict);
   if (ok)
     g_pass++;
   else
@@ -211,9 +219,9 @@ static int run_case(camd_session *s, const camd_model *m, int batch, const float
   return 0;
 }
 
+/* Prints why a model could not be checked; test_model counts it as one failure. */
 static void fail(const char *model, const char *msg) {
   printf("  %s: FAIL %s\n", model, msg);
-  g_fail++;
 }
 
 static void test_model(const char *root, const char *model) {
@@ -237,11 +245,13 @@ static void test_model(const char *root, const char *model) {
   float *acts[MAX_LAYERS] = {0};
   layer_ref layers[MAX_LAYERS];
   int n_layers = 0;
+  bool finished = false;
+  json_t *cases = NULL;
 
   snprintf(path, sizeof path, "%s/%s", dir,
-           json_string_value(json_object_get(meta, "onnx")) ? json_string_value(
-                                                                  json_object_get(meta, "onnx"))
-                                                            : "model.onnx");
+           json_string_value(json_object_get(meta, "onnx"))
+               ? json_string_value(json_object_get(meta, "onnx"))
+               : "model.onnx");
   double t0 = now_s();
   if (camd_onnx_load(path, NULL, &m, &err) != 0) {
     snprintf(path, sizeof path, "load: %s", err.message);
@@ -274,11 +284,10 @@ static void test_model(const char *root, const char *model) {
     fail(model, path);
     goto done;
   }
-  printf("  loaded in %.2fs; model max batch %d, session max batch %d, %.1f MB session\n", t_load,
-         camd_model_max_batch(m), camd_session_max_batch(s),
-         (double)camd_session_bytes(s) / (1 << 20));
+  printf("  loaded in %.2fs; model max batch %d, session max batch %d, session size %zu\n", t_load,
+         camd_model_max_batch(m), camd_session_max_batch(s), camd_session_bytes(s));
 
-  json_t *cases = json_object_get(meta, "cases");
+  cases = json_object_get(meta, "cases");
   for (size_t ci = 0; ci < json_array_size(cases); ci++) {
     json_t *c = json_array_get(cases, ci);
     const char *cname = json_string_value(json_object_get(c, "name"));
@@ -307,12 +316,10 @@ static void test_model(const char *root, const char *model) {
       grad = malloc(n * sizeof(float));
       if (!grad) goto done;
       if (run_case(s, m, batch, input, in_count, logits_id, n_logits, cls, layers, n_layers, li,
-                   logits, acts, grad, &t_fwd, &t_bwd) != 0) {
-        g_fail++;
+                   logits, acts, grad, &t_fwd, &t_bwd) != 0)
         goto done;
-      }
       if (li == 0) { /* forward results do not depend on grad_to: check them once */
-        diff_stats d = diff(logits, ref_logits, (size_t)batch * n_logits, LOGIT_TOL, true);
+        diff_stats d = diff(logits, ref_logits, NULL, (size_t)batch * n_logits, LOGIT_TOL, true);
         torch_note(c, "logits", NULL, note, sizeof note);
         check("logits", &d, LOGIT_TOL, true, false, note);
         for (int lj2 = 0; lj2 < n_layers; lj2++) {
@@ -320,7 +327,7 @@ static void test_model(const char *root, const char *model) {
           ref = read_f32(dir, json_string_value(json_object_get(lf2, "act")),
                          (size_t)batch * layers[lj2].count);
           if (!ref) goto done;
-          d = diff(acts[lj2], ref, (size_t)batch * layers[lj2].count, ACT_TOL, true);
+          d = diff(acts[lj2], ref, NULL, (size_t)batch * layers[lj2].count, ACT_TOL, true);
           snprintf(what, sizeof what, "act  %s", layers[lj2].name);
           torch_note(c, layers[lj2].name, "act", note, sizeof note);
           check(what, &d, ACT_TOL, true, false, note);
@@ -330,7 +337,12 @@ static void test_model(const char *root, const char *model) {
       }
       ref = read_f32(dir, json_string_value(json_object_get(lf, "grad")), n);
       if (!ref) goto done;
-      diff_stats d = diff(grad, ref, n, GRAD_TOL, false);
+      /* The kink envelope is optional (older data sets lack it: then it is zero). */
+      const char *env_name = json_string_value(json_object_get(lf, "grad_env"));
+      float *env = env_name ? read_f32(dir, env_name, n) : NULL;
+      if (env_name && !env) goto done;
+      diff_stats d = diff(grad, ref, env, n, GRAD_TOL, false);
+      free(env);
       snprintf(what, sizeof what, "grad %s", L->name);
       torch_note(c, L->name, "grad", note, sizeof note);
       check(what, &d, GRAD_TOL, false, true, note);
@@ -349,7 +361,12 @@ static void test_model(const char *root, const char *model) {
     free(logits);
     input = ref_logits = logits = NULL;
   }
+  finished = json_array_size(cases) > 0;
 done:
+  if (!finished) {
+    printf("  %s: FAIL (not every case could be run or read)\n", model);
+    g_fail++;
+  }
   for (int li = 0; li < MAX_LAYERS; li++) free(acts[li]);
   free(input);
   free(ref_logits);
@@ -361,6 +378,26 @@ done:
   json_decref(meta);
 }
 
+/* Same OpenBLAS kernel choice as the camd binary (src/cli/main.c), so the test checks the
+ * numbers production computes: without OPENBLAS_CORETYPE, OpenBLAS falls back to its slow SSE3
+ * kernels on CPUs it does not recognise (virtual machines). An existing OPENBLAS_CORETYPE or
+ * CAMD_BLAS_AUTOTUNE=0 leaves the environment alone. */
+static void choose_blas_core(char **argv) {
+  const char *opt = getenv("CAMD_BLAS_AUTOTUNE");
+  if (getenv("OPENBLAS_CORETYPE") || (opt && !strcmp(opt, "0"))) return;
+  const char *core = NULL;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl"))
+    core = "SkylakeX";
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    core = "Haswell";
+  if (!core) return;
+  setenv("OPENBLAS_CORETYPE", core, 1);
+  setenv("CAMD_BLAS_AUTOTUNE", "0", 1);
+  execv("/proc/self/exe", argv);
+}
+
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -370,7 +407,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s DIR [model]\n", argv[0]);
     return 2;
   }
+  choose_blas_core(argv);
   const char *root = argv[1];
+  const char *core = getenv("OPENBLAS_CORETYPE");
+  printf("OpenBLAS core type: %s\n", core ? core : "(library default)");
   if (argc == 3) {
     test_model(root, argv[2]);
   } else {
