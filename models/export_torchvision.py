@@ -27,11 +27,14 @@ import os
 import sys
 
 
-def find_default_layer(model):
-    """Value name of the last 4-D, spatial > 1 activation before the last global pooling."""
+def find_default_layer(model, shape_model=None):
+    """Value name of the last 4-D, spatial > 1 activation before the last global pooling.
+
+    `shape_model` (same graph exported with a static batch, so that Shape/Reshape chains are
+    folded and shape inference reaches the head) supplies the shapes when given."""
     import onnx
     try:
-        inferred = onnx.shape_inference.infer_shapes(model)
+        inferred = onnx.shape_inference.infer_shapes(shape_model or model)
     except Exception as e:  # noqa: BLE001 (shape inference is best effort)
         print("note: shape inference failed (%s); no default layer" % e, file=sys.stderr)
         return None
@@ -83,7 +86,7 @@ def find_default_layer(model):
             axes = reduce_axes(n)
             hit = spatial4(src) and axes is not None and \
                 sorted(int(a) % 4 for a in axes) == [2, 3]
-        elif n.op_type in ("Flatten", "Reshape"):
+        elif n.op_type == "Flatten":
             hit = spatial4(src) and candidate is None
         else:
             hit = False
@@ -145,9 +148,20 @@ def main(argv=None):
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                           do_constant_folding=True)
     import onnx
+    import tempfile
     m = onnx.load(onnx_path)
     onnx.checker.check_model(m)
-    layer = find_default_layer(m)
+    # Shapes come from a static-batch export of the same graph (same value names).
+    with tempfile.TemporaryDirectory() as tmp:
+        static_path = os.path.join(tmp, "static.onnx")
+        with torch.no_grad():
+            torch.onnx.export(model, dummy, static_path, opset_version=args.opset,
+                              input_names=["input"], output_names=["logits"],
+                              do_constant_folding=True)
+        static = onnx.load(static_path)
+    layer = find_default_layer(m, static)
+    if layer and layer not in {o for n in m.graph.node for o in n.output}:
+        layer = None
 
     categories = list(meta["categories"])
     labels_path = os.path.join(args.out, args.name + ".labels.txt")

@@ -54,6 +54,7 @@ Python API (import with ``sys.path.insert(0, "<repo>/models"); import scenes``):
 arguments of every function. The CLI writes PNGs plus a JSON manifest::
 
     /usr/bin/python3 models/scenes.py --split test --n 8 --out /tmp/scenes
+    /usr/bin/python3 models/scenes.py --split test --indices 0,2,9 --out /tmp/some
     # -> /tmp/scenes/test_00000.png ... and /tmp/scenes/manifest.json
     #    ([{"file", "split", "index", "label", "label_name", "box", "item"}, ...])
 
@@ -301,11 +302,18 @@ def main(argv=None):
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--size", type=int, default=DEFAULT_SIZE)
     ap.add_argument("--seed", type=int, default=None, help="default: the split's seed")
+    ap.add_argument("--indices", default=None,
+                    help="comma-separated scene indices (instead of --start/--n)")
     ap.add_argument("--out", required=True, help="output directory")
     args = ap.parse_args(argv)
+    if args.indices:
+        todo = [make_scene(args.split, int(i), args.size, args.seed)
+                for i in args.indices.split(",")]
+    else:
+        todo = generate(args.split, args.n, args.start, args.size, args.seed)
     os.makedirs(args.out, exist_ok=True)
     manifest = []
-    for sc in generate(args.split, args.n, args.start, args.size, args.seed):
+    for sc in todo:
         name = "%s_%05d.png" % (args.split, sc.index)
         Image.fromarray(sc.image, mode="RGB").save(os.path.join(args.out, name))
         manifest.append({"file": name, "split": sc.split, "index": sc.index, "seed": sc.seed,

@@ -5,6 +5,30 @@
  * engine does the forward and partial backward; this module only combines activations,
  * gradients and extra forwards. It never allocates per request beyond a caller-sized workspace
  * owned by a camd_cam_workspace (one per worker), never prints, and uses no image code.
+ *
+ * Conventions (formulas as pytorch-grad-cam implements the papers; tests/cam checks each one
+ * against PyTorch):
+ *   - gradients are d score / d layer with score = logit, softmax probability or sigmoid of
+ *     the class (req->score); one forward serves every class, one partial backward per class.
+ *   - gradcam++: weights Σ ReLU(g)·g² / (2g² + ΣA·g³ + 1e-6) (0 where g == 0); xgradcam:
+ *     Σ g·A / (ΣA + 1e-7).
+ *   - eigen maps (eigencam, eigengradcam, eigen_smooth): projection of the mean-centred
+ *     (h·w × C) matrix on its first right singular vector; the SVD's free sign is fixed so the
+ *     map correlates non-negatively with the channel sum of the same matrix.
+ *   - scorecam: channels upsampled bilinearly (align_corners = false) to the input size,
+ *     min-max normalised ((m − min) / (max − min + 1e-8)), input × mask scored, weights =
+ *     softmax over channels of the scores. sscam averages each channel's score over
+ *     n_samples inputs x·M + ε_s (ε_s shared by all channels); iscam over x·(i/n)·M,
+ *     i = 1..n; both then take the softmax like scorecam.
+ *   - ablationcam: the channel is set to zero; weight (s − s_k) / s (s − s_k when s == 0).
+ *     Costs ceil(C / batch) forwards of the graph before the layer: prefer a session with a
+ *     large max batch, or a layer with few channels.
+ *   - smoothgradcam++: mean of the Grad-CAM++ maps of input + ε_s, s < n_samples.
+ *   - noise: ε = float(noise_std · N(0,1)) from camd_rng seeded with req->seed, drawn sample by
+ *     sample, element by element (NCHW): the same request gives the same map.
+ *   - aug_smooth: the raw maps of the 6 augmented inputs (horizontal flip or not × input
+ *     multiplied by 0.9, 1, 1.1) are flipped back and averaged (before ReLU/normalisation, so
+ *     "none" normalisation stays comparable across images).
  */
 #ifndef CAMD_CAM_H
 #define CAMD_CAM_H
@@ -17,29 +41,31 @@
 #include "camd/status.h"
 
 /* X(enum suffix, name as users type it, needs gradients, one-line description) */
-#define CAMD_CAM_METHODS(X)                                                                    \
-  X(CAM, "cam", false, "Zhou 2016: weights of the linear layer after global average pooling")  \
-  X(GRADCAM, "gradcam", true, "Selvaraju 2017: channel weights = spatial mean of gradients")   \
-  X(HIRESCAM, "hirescam", true, "activations × gradients elementwise, summed over channels")   \
-  X(GRADCAM_ELEMENTWISE, "gradcam-elementwise", true,                                          \
-    "ReLU(activations × gradients) elementwise, summed over channels")                         \
-  X(GRADCAMPP, "gradcam++", true, "Chattopadhay 2018: second-order weighting of gradients")    \
-  X(XGRADCAM, "xgradcam", true, "Fu 2020: gradients weighted by normalised activations")       \
-  X(LAYERCAM, "layercam", true, "Jiang 2021: ReLU(gradients) × activations, per position")     \
+#define CAMD_CAM_METHODS(X)                                                                       \
+  X(CAM, "cam", false, "Zhou 2016: weights of the linear layer after global average pooling")     \
+  X(GRADCAM, "gradcam", true, "Selvaraju 2017: channel weights = spatial mean of gradients")      \
+  X(HIRESCAM, "hirescam", true, "activations × gradients elementwise, summed over channels")      \
+  X(GRADCAM_ELEMENTWISE, "gradcam-elementwise", true,                                             \
+    "ReLU(activations × gradients) elementwise, summed over channels")                            \
+  X(GRADCAMPP, "gradcam++", true, "Chattopadhay 2018: second-order weighting of gradients")       \
+  X(XGRADCAM, "xgradcam", true, "Fu 2020: gradients weighted by normalised activations")          \
+  X(LAYERCAM, "layercam", true, "Jiang 2021: ReLU(gradients) × activations, per position")        \
   X(EIGENCAM, "eigencam", false, "first principal component of the activations (class-agnostic)") \
-  X(EIGENGRADCAM, "eigengradcam", true, "first principal component of activations × gradients") \
-  X(SCORECAM, "scorecam", false, "Wang 2020: score of the input masked by each channel")       \
-  X(ABLATIONCAM, "ablationcam", false, "Desai 2020: score drop when each channel is zeroed")    \
-  X(SMOOTHGRADCAMPP, "smoothgradcam++", true, "Grad-CAM++ averaged over noisy inputs")         \
-  X(SSCAM, "sscam", false, "Score-CAM with noise added to the masked inputs (smoothed)")       \
+  X(EIGENGRADCAM, "eigengradcam", true, "first principal component of activations × gradients")   \
+  X(SCORECAM, "scorecam", false, "Wang 2020: score of the input masked by each channel")          \
+  X(ABLATIONCAM, "ablationcam", false, "Desai 2020: score drop when each channel is zeroed")      \
+  X(SMOOTHGRADCAMPP, "smoothgradcam++", true, "Grad-CAM++ averaged over noisy inputs")            \
+  X(SSCAM, "sscam", false, "Score-CAM with noise added to the masked inputs (smoothed)")          \
   X(ISCAM, "iscam", false, "Score-CAM with integrated (progressively scaled) masks")
 
+/* clang-format off */
 typedef enum camd_cam_method {
 #define CAMD__CAM_ENUM(e, name, grad, desc) CAMD_CAM_##e,
   CAMD_CAM_METHODS(CAMD__CAM_ENUM)
 #undef CAMD__CAM_ENUM
   CAMD_CAM_METHOD_COUNT
 } camd_cam_method;
+/* clang-format on */
 
 /* "gradcam" → CAMD_CAM_GRADCAM; CAMD_E_INVALID with the list of names otherwise. */
 int camd_cam_method_parse(const char *name, camd_cam_method *out, camd_error *err);
@@ -55,20 +81,23 @@ typedef enum camd_cam_score {
 
 typedef struct camd_cam_request {
   camd_cam_method method;
-  int layer;              /* value id of the target layer (4-D activation) */
-  int output;             /* value id of the score output (usually camd_model_output(m, 0)) */
-  const int *classes;     /* target class per map */
+  int layer;          /* value id of the target layer (4-D activation) */
+  int output;         /* value id of the score output (usually camd_model_output(m, 0)) */
+  const int *classes; /* target class per map */
   int n_classes;
   camd_cam_score score;
-  bool aug_smooth;        /* average over {identity, horizontal flip} × intensity {0.9, 1, 1.1} */
-  bool eigen_smooth;      /* replace the weighted map by the first principal component of the
-                             weighted activations (pytorch-grad-cam's eigen_smooth) */
-  int n_samples;          /* noise methods: number of noisy samples */
-  float noise_std;        /* noise methods: standard deviation of the Gaussian noise */
-  uint64_t seed;          /* noise methods: same seed, same noise, same map */
-  int max_batch;          /* extra forwards (score/ablation) are batched by this many */
+  bool aug_smooth;   /* average over {identity, horizontal flip} × intensity {0.9, 1, 1.1} */
+  bool eigen_smooth; /* replace the weighted map by the first principal component of the
+                        weighted activations (pytorch-grad-cam's eigen_smooth) */
+  int n_samples;     /* noise methods: number of noisy samples */
+  float noise_std;   /* noise methods: standard deviation of the Gaussian noise */
+  uint64_t seed;     /* noise methods: same seed, same noise, same map */
+  int max_batch;     /* extra forwards (score/ablation/noise) are batched by this many
+                        (capped by the session's max batch) */
 } camd_cam_request;
 
+/* Defaults: gradcam, layer/output -1 (caller sets them), logit score, no smoothing,
+ * n_samples 8, noise_std 0.3, seed 0, max_batch 16. */
 void camd_cam_request_init(camd_cam_request *r);
 
 /* Per-worker workspace for the CAM methods (grows on first use of a size, then reused).
@@ -79,10 +108,10 @@ void camd_cam_workspace_destroy(camd_cam_workspace *w);
 
 /* Result geometry of camd_cam_compute. */
 typedef struct camd_cam_maps {
-  int width, height;   /* layer resolution */
-  float *maps;         /* n_classes × height × width, raw (before ReLU and normalisation);
-                          owned by the workspace, valid until its next use */
-  float *logits;       /* the image's output values (count = n_outputs), owned by workspace */
+  int width, height; /* layer resolution */
+  float *maps;       /* n_classes × height × width, raw (before ReLU and normalisation);
+                        owned by the workspace, valid until its next use */
+  float *logits;     /* the image's output values (count = n_outputs), owned by workspace */
   int n_outputs;
   double ms_forward, ms_backward, ms_cam; /* time spent */
 } camd_cam_maps;
@@ -92,7 +121,7 @@ typedef struct camd_cam_maps {
  * max batch >= the request's max_batch for the batched methods (score/ablation), else they run
  * with the session's max batch. `cam` refuses models where the layer does not feed a global
  * average pool followed by a linear layer, with a message that says why and suggests
- * gradcam. */
+ * gradcam (CAMD_E_UNSUPPORTED). Bad layer/output/class/options: CAMD_E_INVALID. */
 int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
                      const camd_cam_request *req, camd_cam_maps *out, camd_error *err);
 

@@ -116,6 +116,11 @@ typedef struct camd_forward_opts {
    * their results are replicated, the hook makes the items differ, and only the rest of the
    * graph runs at the full batch. Needs hook_value >= 0. */
   bool shared_input;
+  /* Shared-input runs only: the caller promises the input is the same as in the previous
+   * shared-input run with the same options (and this batch is not larger). The nodes before
+   * the hook are then not run again: their results, kept from that run, are reused, and only
+   * the hook value's producer and the rest of the graph run ("re-run from the layer"). */
+  bool reuse_prefix;
 } camd_forward_opts;
 /* Initialise opts to "nothing retained, no backward, no hook". */
 void camd_forward_opts_init(camd_forward_opts *o);

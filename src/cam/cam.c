@@ -8,6 +8,7 @@
  * a principal component (Eigen-CAM). Maps are returned raw, at the layer's resolution.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,8 +178,7 @@ double camd__score_value(camd_cam_score score, const float *logits, int n_out, i
 
 /* ---- map helpers ---- */
 
-void camd__weighted_sum(const float *act, const double *weights, int channels, int hw,
-                        float *map) {
+void camd__weighted_sum(const float *act, const double *weights, int channels, int hw, float *map) {
   for (int p = 0; p < hw; p++) {
     double acc = 0.0;
     for (int c = 0; c < channels; c++) acc += weights[c] * act[(size_t)c * hw + p];
@@ -194,8 +194,8 @@ void camd__channel_sum(const float *x, int channels, int hw, float *map) {
   }
 }
 
-int camd__forward(camd__cam_ctx *ctx, int batch, const float *input,
-                  const camd_forward_opts *opts, camd_error *err) {
+int camd__forward(camd__cam_ctx *ctx, int batch, const float *input, const camd_forward_opts *opts,
+                  camd_error *err) {
   uint64_t t0 = camd_now_ns();
   int rc = camd_session_forward(ctx->s, batch, input, opts, err);
   ctx->ns_forward += camd_now_ns() - t0;
@@ -210,8 +210,8 @@ static int backward(camd__cam_ctx *ctx, const float *seed, camd_error *err) {
 }
 
 /* Map from per-channel weights: Σ_c w_c A_c, or the principal component of w_c A_c. */
-static int finish_weights(camd__cam_ctx *ctx, const float *act, const double *weights,
-                          float *map, camd_error *err) {
+static int finish_weights(camd__cam_ctx *ctx, const float *act, const double *weights, float *map,
+                          camd_error *err) {
   if (!ctx->req->eigen_smooth) {
     camd__weighted_sum(act, weights, ctx->channels, ctx->hw, map);
     return 0;
@@ -323,8 +323,8 @@ static const float *output_value(camd__cam_ctx *ctx, int batch, camd_error *err)
 }
 
 /* Clean forward of one image: keeps layer + output, copies the output into ctx->logits. */
-static int clean_forward(camd__cam_ctx *ctx, const float *input, bool with_grad,
-                         const float **act, camd_error *err) {
+static int clean_forward(camd__cam_ctx *ctx, const float *input, bool with_grad, const float **act,
+                         camd_error *err) {
   int retain[2] = {ctx->req->layer, ctx->req->output};
   camd_forward_opts o;
   camd_forward_opts_init(&o);
@@ -348,8 +348,7 @@ static int nomem(camd_error *err) {
 }
 
 /* Smooth Grad-CAM++: Grad-CAM++ maps of n_samples noisy copies of the input, averaged. */
-static int smoothgradcampp(camd__cam_ctx *ctx, const float *input, float *maps,
-                           camd_error *err) {
+static int smoothgradcampp(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
   const camd_cam_request *req = ctx->req;
   int rc = clean_forward(ctx, input, false, NULL, err);
   if (rc) return rc;
@@ -505,14 +504,13 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
                           oi.name, n_out);
   }
   if (!req->classes || req->n_classes < 1 || req->n_classes > 1024) {
-    return camd_error_set(err, CAMD_E_INVALID,
-                          "give between 1 and 1024 target classes (got %d)", req->n_classes);
+    return camd_error_set(err, CAMD_E_INVALID, "give between 1 and 1024 target classes (got %d)",
+                          req->n_classes);
   }
   for (int k = 0; k < req->n_classes; k++) {
     if (req->classes[k] < 0 || (size_t)req->classes[k] >= n_out) {
-      return camd_error_set(err, CAMD_E_INVALID,
-                            "target class %d is outside 0..%zu of output '%s'", req->classes[k],
-                            n_out - 1, oi.name);
+      return camd_error_set(err, CAMD_E_INVALID, "target class %d is outside 0..%zu of output '%s'",
+                            req->classes[k], n_out - 1, oi.name);
     }
   }
   if (req->score != CAMD_SCORE_LOGIT && req->score != CAMD_SCORE_SOFTMAX &&
@@ -529,8 +527,7 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
     return camd_error_set(err, CAMD_E_INVALID, "noise_std must be a finite value >= 0");
   }
   camd_value_info ii;
-  if (camd_model_num_inputs(m) != 1 ||
-      camd_model_value_info(m, camd_model_input(m, 0), &ii) != 0) {
+  if (camd_model_num_inputs(m) != 1 || camd_model_value_info(m, camd_model_input(m, 0), &ii) != 0) {
     return camd_error_set(err, CAMD_E_UNSUPPORTED, "CAM methods need a model with one input");
   }
   memset(ctx, 0, sizeof(*ctx));
@@ -551,10 +548,9 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
   bool needs_image = req->aug_smooth || req->method == CAMD_CAM_SCORECAM ||
                      req->method == CAMD_CAM_SSCAM || req->method == CAMD_CAM_ISCAM;
   if (needs_image && ctx->in_h == 0) {
-    return camd_error_set(err, CAMD_E_UNSUPPORTED,
-                          "%s needs a 4-D image input (N, C, H, W); input '%s' is not",
-                          req->aug_smooth ? "aug_smooth" : camd_cam_method_name(req->method),
-                          ii.name);
+    return camd_error_set(
+        err, CAMD_E_UNSUPPORTED, "%s needs a 4-D image input (N, C, H, W); input '%s' is not",
+        req->aug_smooth ? "aug_smooth" : camd_cam_method_name(req->method), ii.name);
   }
   int b = req->max_batch > 0 ? req->max_batch : 1;
   int sb = camd_session_max_batch(s);
@@ -588,8 +584,8 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
     static const struct {
       bool flip;
       float mult;
-    } augs[6] = {{true, 0.9f}, {true, 1.0f}, {true, 1.1f}, {false, 0.9f}, {false, 1.1f},
-                 {false, 1.0f}};
+    } augs[6] = {{true, 0.9f},  {true, 1.0f},  {true, 1.1f},
+                 {false, 0.9f}, {false, 1.1f}, {false, 1.0f}};
     float *aug = camd__ws_floats(w, ctx.in_count);
     float *tmp = camd__ws_floats(w, nmap);
     if (!aug || !tmp) return nomem(err);

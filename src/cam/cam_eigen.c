@@ -90,8 +90,7 @@ int camd__projection(camd__cam_ctx *ctx, const float *x, float *map, camd_error 
     if (!ctx->pj_f || !ctx->pj_d) {
       ctx->pj_f = NULL;
       return camd_error_set(err, CAMD_E_NOMEM,
-                            "out of memory for the principal component of a %d × %d matrix", HW,
-                            C);
+                            "out of memory for the principal component of a %d × %d matrix", HW, C);
     }
   }
   float *xc = ctx->pj_f, *g = xc + xn, *p = g + nn, *q = p + nn;

@@ -24,23 +24,23 @@ typedef struct camd__cam_ctx {
   const camd_model *m;
   camd_cam_workspace *w;
   const camd_cam_request *req;
-  int channels;     /* C of the target layer */
-  int hw;           /* h × w of the target layer */
-  int lh, lw;       /* layer height, width */
-  int n_out;        /* per-sample count of the score output */
-  size_t in_count;  /* per-sample count of model input 0 */
+  int channels;         /* C of the target layer */
+  int hw;               /* h × w of the target layer */
+  int lh, lw;           /* layer height, width */
+  int n_out;            /* per-sample count of the score output */
+  size_t in_count;      /* per-sample count of model input 0 */
   int in_c, in_h, in_w; /* model input geometry (4-D inputs; 0 otherwise) */
-  int batch;        /* batch of the extra forwards (score, ablation, noise methods) */
-  float *logits;    /* n_out floats: the output of the last "clean" forward */
-  float *xbuf;      /* channels × hw scratch (weighted activations), carved once per call */
-  float *pj_f;      /* projection scratch (carved on first use): xc, gram, two n × n */
-  double *pj_d;     /* projection scratch: three vectors of max(channels, hw) */
+  int batch;            /* batch of the extra forwards (score, ablation, noise methods) */
+  float *logits;        /* n_out floats: the output of the last "clean" forward */
+  float *xbuf;          /* channels × hw scratch (weighted activations), carved once per call */
+  float *pj_f;          /* projection scratch (carved on first use): xc, gram, two n × n */
+  double *pj_d;         /* projection scratch: three vectors of max(channels, hw) */
   uint64_t ns_forward, ns_backward; /* time spent in the engine */
 } camd__cam_ctx;
 
 /* Timed engine calls (accumulate into ctx->ns_forward / ns_backward). */
-int camd__forward(camd__cam_ctx *ctx, int batch, const float *input,
-                  const camd_forward_opts *opts, camd_error *err);
+int camd__forward(camd__cam_ctx *ctx, int batch, const float *input, const camd_forward_opts *opts,
+                  camd_error *err);
 
 /* Carves n floats / doubles (64-byte aligned) from the workspace; NULL when out of memory. */
 float *camd__ws_floats(camd_cam_workspace *w, size_t n);
@@ -52,8 +52,7 @@ void camd__score_seed(camd_cam_score score, const float *logits, int n_out, int 
 double camd__score_value(camd_cam_score score, const float *logits, int n_out, int c);
 
 /* map[hw] = Σ_c weights[c] · act[c][hw] (double accumulation). */
-void camd__weighted_sum(const float *act, const double *weights, int channels, int hw,
-                        float *map);
+void camd__weighted_sum(const float *act, const double *weights, int channels, int hw, float *map);
 /* map[hw] = Σ_c x[c][hw]. */
 void camd__channel_sum(const float *x, int channels, int hw, float *map);
 
@@ -77,8 +76,8 @@ void camd__bilinear(const float *src, int h, int w, float *dst, int oh, int ow);
 
 /* Score-CAM family and Ablation-CAM: per-class channel weights (n_classes × channels) from
  * extra forwards. `act` is a copy of the target activation of the clean input. */
-int camd__score_weights(camd__cam_ctx *ctx, const float *input, const float *act,
-                        double *weights, camd_error *err);
+int camd__score_weights(camd__cam_ctx *ctx, const float *input, const float *act, double *weights,
+                        camd_error *err);
 int camd__ablation_weights(camd__cam_ctx *ctx, const float *input, double *weights,
                            camd_error *err);
 

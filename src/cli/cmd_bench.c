@@ -145,6 +145,10 @@ int camd_cli_bench(int argc, char **argv) {
   camd_value_info layer_info;
   if (layer_id >= 0) camd_model_value_info(m, layer_id, &layer_info);
   char *list = strdup(threads_list);
+  if (!list) {
+    fprintf(stderr, "camd bench: out of memory\n");
+    goto done;
+  }
   for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
     long nt;
     if (camd_cli_parse_long(tok, &nt) || nt < 1 || nt > 256) {

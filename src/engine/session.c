@@ -31,6 +31,8 @@
 typedef struct camd_plan {
   int *retain; /* sorted */
   int n_retain;
+  int shared_hook;  /* hook value of shared-input runs (-1: not a shared-input plan) */
+  int prefix_batch; /* batch whose replicated prefix results are kept (0: none) */
   int grad_to;      /* as requested */
   int grad_view;    /* -1, or grad_to when it is a folded Conv output (see fold_bn.c): the
                        backward then reaches the BN output and the gradient is mapped back */
@@ -158,8 +160,30 @@ static int cmp_int(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* Shared-input plans keep what the nodes after the hook read from the nodes before it (and the
+ * inputs of the hook value's producer), so a later run can skip everything before the hook. */
+static void keep_prefix(const camd_graph *g, camd_plan *p, int hook, unsigned char *after) {
+  memset(after, 0, (size_t)g->n_values);
+  after[hook] = 1;
+  for (int i = 0; i < p->n_fwd; i++) {
+    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
+    bool dep = false;
+    for (int k = 0; k < n->n_in; k++) dep |= n->in[k] >= 0 && after[n->in[k]];
+    bool makes_hook = false;
+    for (int j = 0; j < n->n_out; j++) makes_hook |= n->out[j] == hook;
+    if (dep) {
+      for (int j = 0; j < n->n_out; j++) after[n->out[j]] = 1;
+    }
+    if (dep || makes_hook) {
+      for (int k = 0; k < n->n_in; k++) {
+        if (n->in[k] >= 0 && !after[n->in[k]]) p->kept[n->in[k]] = 1;
+      }
+    }
+  }
+}
+
 static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, int grad_to,
-                      camd_plan **out, camd_error *err) {
+                      int shared_hook, camd_plan **out, camd_error *err) {
   const camd_graph *g = s->g;
   int nv = g->n_values, nn = g->n_nodes;
   int rc = CAMD_E_NOMEM;
@@ -173,6 +197,7 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
   camd__interval *iv = malloc(sizeof(camd__interval) * ((size_t)nv + 1));
   if (!p || !needed || !desc || !run_node || !has_grad || !first || !last || !iv) goto fail;
   p->grad_to = grad_to;
+  p->shared_hook = shared_hook;
   p->grad_view = -1;
   if (grad_to >= 0 && g->values[grad_to].producer >= 0 &&
       g->nodes[g->values[grad_to].producer].op == &camd__op_bn_inverse) {
@@ -285,6 +310,7 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
       for (int j = 0; j < n->n_out; j++) p->kept[n->out[j]] = 1;
     }
   }
+  if (shared_hook >= 0) keep_prefix(g, p, shared_hook, desc);
   int n_iv = 0;
   for (int v = 0; v < nv; v++) {
     if (g->values[v].data) {
@@ -393,6 +419,8 @@ static int plan_get(camd_session *s, const camd_forward_opts *o, camd_plan **out
   int nv = s->g->n_values;
   int n_retain = o ? o->n_retain : 0;
   int grad_to = o ? o->grad_to : -1;
+  int shared_hook = o && o->shared_input && o->hook ? o->hook_value : -1;
+  if (shared_hook >= nv) return camd_error_set(err, CAMD_E_INVALID, "bad hook value");
   if (n_retain < 0 || n_retain > nv) {
     return camd_error_set(err, CAMD_E_INVALID, "invalid number of kept values (%d)", n_retain);
   }
@@ -426,7 +454,7 @@ static int plan_get(camd_session *s, const camd_forward_opts *o, camd_plan **out
   camd_plan *p = NULL;
   for (int i = 0; i < s->n_plans; i++) {
     camd_plan *c = s->plans[i];
-    if (c->grad_to == grad_to && c->n_retain == u &&
+    if (c->grad_to == grad_to && c->shared_hook == shared_hook && c->n_retain == u &&
         (u == 0 || memcmp(c->retain, sorted, sizeof(int) * (size_t)u) == 0)) {
       p = c;
       break;
@@ -434,7 +462,7 @@ static int plan_get(camd_session *s, const camd_forward_opts *o, camd_plan **out
   }
   int rc = 0;
   if (!p) {
-    rc = plan_build(s, sorted, u, grad_to, &p, err);
+    rc = plan_build(s, sorted, u, grad_to, shared_hook, &p, err);
     if (!rc) {
       if (s->n_plans == CAMD_PLAN_CACHE) { /* evict least recently used */
         int lru = 0;
@@ -573,12 +601,14 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
     return camd_error_set(err, CAMD_E_INVALID, "a shared-input run needs a hook value");
   }
   if (shared) mark_after_hook(s, p, hook_value);
+  bool reuse = shared && opts->reuse_prefix && p->prefix_batch >= batch;
   for (int i = 0; i < g->n_inputs; i++) {
     int v = g->inputs[i];
     if (!inputs || !inputs[i]) {
       return camd_error_set(err, CAMD_E_INVALID, "no data for model input '%s'",
                             g->values[v].name);
     }
+    if (reuse && v != hook_value) continue;
     size_t count = camd_shape_count(&s->shapes[v]);
     if (shared) {
       memcpy(s->ptr[v], inputs[i], count / (size_t)batch * sizeof(float));
@@ -594,6 +624,11 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
     /* In a shared-input run, nodes before the hook run once (batch 1), then replicate. */
     bool once = shared;
     for (int k = 0; once && k < n->n_in; k++) once = n->in[k] < 0 || !s->after_hook[n->in[k]];
+    if (once && reuse) {
+      bool makes_hook = false;
+      for (int j = 0; j < n->n_out; j++) makes_hook |= n->out[j] == hook_value;
+      if (!makes_hook) continue; /* kept from the previous shared run */
+    }
     for (int k = 0; k < n->n_in; k++) {
       int v = n->in[k];
       if (v < 0) {
@@ -627,6 +662,8 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
   }
   s->cur = p;
   s->cur_batch = batch;
+  if (shared && !reuse) p->prefix_batch = batch;
+  if (!shared) p->prefix_batch = 0;
   return 0;
 }
 

@@ -1,5 +1,6 @@
 /* Model configuration entries: defaults and the strict JSON parser (one "models" entry). */
 #include <ctype.h>
+#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -112,9 +113,9 @@ static int get_triple(cfg_parse *p, const char *key, json_t *v, bool nonzero, fl
     if (!json_is_number(e) || !isfinite(json_number_value(e)))
       return FAIL(p, "%s: \"%s\"[%zu] must be a finite number", p->who, key, n == 1 ? 0 : i);
     d = json_number_value(e);
-    if (nonzero && d == 0.0)
-      return FAIL(p, "%s: \"%s\"[%zu] is 0; a standard deviation must be non-zero", p->who, key,
-                  n == 1 ? 0 : i);
+    if (nonzero && fabs(d) < FLT_MIN) /* 0 as a float (or subnormal: 1/std overflows) */
+      return FAIL(p, "%s: \"%s\"[%zu] is 0 (or below %g); a standard deviation must be non-zero",
+                  p->who, key, n == 1 ? 0 : i, (double)FLT_MIN);
     if (fabs(d) > 3.0e38)
       return FAIL(p, "%s: \"%s\"[%zu] = %g is outside float range", p->who, key, n == 1 ? 0 : i, d);
     out[i] = (float)d;
@@ -228,11 +229,11 @@ static int parse_entry(cfg_parse *p, json_t *obj) {
     } else if (!strcmp(key, "scale")) {
       double d = 0.0;
       if ((rc = get_float(p, key, v, &d))) return rc;
-      if (d == 0.0)
+      if (fabs(d) < FLT_MIN) /* 0 as a float */
         return FAIL(p,
-                    "%s: \"scale\" must be non-zero (1/255 = 0.00392156862745098 for "
-                    "ToTensor())",
-                    p->who);
+                    "%s: \"scale\" must be non-zero, at least %g in magnitude (1/255 = "
+                    "0.00392156862745098 for ToTensor())",
+                    p->who, (double)FLT_MIN);
       c->preprocess.scale = (float)d;
     } else if (!strcmp(key, "bgr")) {
       if (!json_is_boolean(v)) return FAIL(p, "%s: \"bgr\" must be true or false", p->who);

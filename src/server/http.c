@@ -745,6 +745,43 @@ static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char *
   return add_b64_image(r, img, "'image'");
 }
 
+/* Turns the accumulated body into options (appended to l), the model name (*model, when the
+ * body names one) and r->inputs / r->job.n_inputs; errors are recorded in r. *root receives the
+ * parsed JSON (it owns the strings l and *model point into; caller decrefs). */
+static void collect_body(req *r, opt_list *l, json_t **root, const char **model) {
+  if (!r->err_http) {
+    if (r->kind == BODY_RAW) {
+      if (!r->body.len) {
+        record(r, 400, "invalid_argument", "the request body is empty; send the image bytes");
+      } else {
+        r->inputs[0].data = r->body.data;
+        r->inputs[0].len = r->body.len;
+        r->job.n_inputs = 1;
+      }
+    } else if (r->kind == BODY_JSON) {
+      if (parse_json_body(r, l, root, model)) r->job.n_inputs = r->n_decoded;
+    } else if (r->kind == BODY_FORM) {
+      for (int i = 0; i < r->n_fields && !r->err_http; i++) {
+        if (!strcmp(r->fields[i].key, "model")) {
+          *model = r->fields[i].value.data ? r->fields[i].value.data : "";
+        } else {
+          opts_add(r, l, r->fields[i].key, r->fields[i].value.data ? r->fields[i].value.data : "",
+                   false);
+        }
+      }
+      if (!r->err_http) {
+        if (!r->form_images || !r->form_image.len) {
+          record(r, 400, "invalid_argument", "the form has no (non-empty) 'image' file field");
+        } else {
+          r->inputs[0].data = r->form_image.data;
+          r->inputs[0].len = r->form_image.len;
+          r->job.n_inputs = 1;
+        }
+      }
+    }
+  }
+}
+
 static void job_done(camd__job *job) {
   req *r = job->done_arg;
   atomic_store(&r->job_done, true);
@@ -777,37 +814,7 @@ static enum MHD_Result start_job(req *r) {
   query_ctx q = {r, l, NULL};
   MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_iter, &q);
   const char *model = q.model;
-  if (!r->err_http) {
-    if (r->kind == BODY_RAW) {
-      if (!r->body.len) {
-        record(r, 400, "invalid_argument", "the request body is empty; send the image bytes");
-      } else {
-        r->inputs[0].data = r->body.data;
-        r->inputs[0].len = r->body.len;
-        r->job.n_inputs = 1;
-      }
-    } else if (r->kind == BODY_JSON) {
-      if (parse_json_body(r, l, &root, &model)) r->job.n_inputs = r->n_decoded;
-    } else if (r->kind == BODY_FORM) {
-      for (int i = 0; i < r->n_fields && !r->err_http; i++) {
-        if (!strcmp(r->fields[i].key, "model")) {
-          model = r->fields[i].value.data ? r->fields[i].value.data : "";
-        } else {
-          opts_add(r, l, r->fields[i].key, r->fields[i].value.data ? r->fields[i].value.data : "",
-                   false);
-        }
-      }
-      if (!r->err_http) {
-        if (!r->form_images || !r->form_image.len) {
-          record(r, 400, "invalid_argument", "the form has no (non-empty) 'image' file field");
-        } else {
-          r->inputs[0].data = r->form_image.data;
-          r->inputs[0].len = r->form_image.len;
-          r->job.n_inputs = 1;
-        }
-      }
-    }
-  }
+  collect_body(r, l, &root, &model);
   if (!r->err_http && r->route == CAMD_ROUTE_EXPLAIN_ANY) {
     r->model_index = model ? find_model(model, strlen(model)) : srv.default_model;
     if (r->model_index < 0) {
@@ -1018,6 +1025,21 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 /* ------------------------------------------------------------------------------------------ */
 /* completion: access log, metrics, cleanup */
 
+/* Frees everything a request context owns, and the context. */
+static void req_free(req *r) {
+  if (r->pp) MHD_destroy_post_processor(r->pp);
+  camd_buf_free(&r->body);
+  camd_buf_free(&r->form_image);
+  for (int i = 0; i < r->n_fields; i++) {
+    free(r->fields[i].key);
+    camd_buf_free(&r->fields[i].value);
+  }
+  free(r->fields);
+  for (int i = 0; i < r->n_decoded; i++) free(r->decoded[i]);
+  free(r->job.body);
+  free(r);
+}
+
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
   (void)cls, (void)conn;
@@ -1080,17 +1102,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
       }
     }
   }
-  if (r->pp) MHD_destroy_post_processor(r->pp);
-  camd_buf_free(&r->body);
-  camd_buf_free(&r->form_image);
-  for (int i = 0; i < r->n_fields; i++) {
-    free(r->fields[i].key);
-    camd_buf_free(&r->fields[i].value);
-  }
-  free(r->fields);
-  for (int i = 0; i < r->n_decoded; i++) free(r->decoded[i]);
-  free(r->job.body);
-  free(r);
+  req_free(r);
   atomic_fetch_sub(&srv.open_requests, 1);
 }
 
@@ -1282,4 +1294,72 @@ int camd__server_run(camd_server_config *cfg, camd_error *err) {
   close(sig_pipe[1]);
   camd_log(CAMD_LOG_INFO, "stopped (%ld request(s) still open were closed)", left);
   return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* fuzzing entry point (tests/fuzz/fuzz_body.c); never called by the server */
+
+int camd__server_parse_body_for_fuzz(camd_server_config *cfg, int kind, const void *data,
+                                     size_t len) {
+  camd_server_config *saved = srv.cfg;
+  srv.cfg = cfg;
+  req *r = calloc(1, sizeof(*r));
+  if (!r) {
+    srv.cfg = saved;
+    return -1;
+  }
+  r->cur_field = -1;
+  r->model_index = -1;
+  camd_buf_init(&r->body);
+  camd_buf_init(&r->form_image);
+  r->kind = kind == 1 ? BODY_JSON : kind == 2 ? BODY_FORM : BODY_RAW;
+  const unsigned char *p = data, *end = p + len;
+  if (r->kind == BODY_FORM) {
+    /* records [key length: 1][key][data length: 2, LE][data][flags: 1; bit 0: continuation
+     * (off > 0), bit 1: no key] replayed as libmicrohttpd's post-processor callbacks */
+    while (end - p >= 1) {
+      size_t kl = *p++;
+      if ((size_t)(end - p) < kl + 2) break;
+      char key[256];
+      memcpy(key, p, kl);
+      key[kl] = '\0';
+      p += kl;
+      size_t dl = (size_t)p[0] | (size_t)p[1] << 8;
+      p += 2;
+      if ((size_t)(end - p) < dl + 1) break;
+      const char *d = (const char *)p;
+      p += dl;
+      unsigned flags = *p++;
+      r->received += dl;
+      if (r->received > (size_t)cfg->max_body_bytes) break;
+      form_iter(r, MHD_POSTDATA_KIND, (flags & 2) ? NULL : key, NULL, NULL, NULL, d,
+                (flags & 1) ? 1 : 0, dl);
+    }
+  } else {
+    size_t half = len / 2; /* two upload calls */
+    if (half) absorb(r, data, half);
+    if (len - half) absorb(r, (const char *)data + half, len - half);
+  }
+  opt_list *l = calloc(1, sizeof(*l));
+  json_t *root = NULL;
+  const char *model = NULL;
+  if (l) {
+    collect_body(r, l, &root, &model);
+    camd_explain_options o;
+    camd_explain_options_init(&o, NULL);
+    for (int i = 0; i < l->n && !r->err_http; i++) {
+      camd_error ce = {0};
+      if (camd_explain_options_set(&o, NULL, l->keys[i], l->values[i], &ce)) {
+        record_camd(r, &ce, CAMD_E_INVALID);
+      }
+    }
+    opts_free(l);
+    free(l);
+  }
+  int http = r->err_http;
+  if (!http && (r->job.n_inputs < 1 || r->job.n_inputs > 256)) http = -2; /* broken contract */
+  json_decref(root);
+  req_free(r);
+  srv.cfg = saved;
+  return http;
 }

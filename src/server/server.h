@@ -145,6 +145,15 @@ char *camd__error_json(int http_status, const char *code, const char *message,
  * Returns 0 after a clean shutdown, a negative status (err filled) when startup failed. */
 int camd__server_run(camd_server_config *cfg, camd_error *err);
 
+/* Fuzzing entry point (tests/fuzz/fuzz_body.c), not used by the server: runs the body parsing
+ * of a POST request (kind 0 raw image, 1 JSON/KServe, 2 multipart form given as a replay of the
+ * post-processor's callbacks, encoded as described in http.c) under cfg's limits, then applies
+ * the options with camd_explain_options_set (no explainer). Returns the HTTP status of the
+ * recorded error, 0 when the body is accepted, negative when a contract is broken. Not
+ * thread-safe (it borrows the server's global configuration pointer). */
+int camd__server_parse_body_for_fuzz(camd_server_config *cfg, int kind, const void *data,
+                                     size_t len);
+
 /* Embedded files (generated at build time from src/server/www/). */
 typedef struct camd__www_file {
   const char *name;

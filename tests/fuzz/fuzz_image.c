@@ -1,12 +1,8 @@
 /* libFuzzer target for the image module: decode (PNG/JPEG/EXIF) arbitrary bytes and, when that
  * succeeds, run the rest of the pipeline the server runs on a decoded image.
  *
- * Not built by default. Build and run (from the repository root):
- *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
- *     tests/fuzz/fuzz_image.c src/image/[a-z]*.c src/core/[a-z]*.c -lpng -ljpeg -lm -lpthread \
- *     -o fuzz_image
- *   mkdir -p corpus && cp build/tests/image/cases/[a-z]*.png build/tests/image/cases/[a-z]*.jpg corpus/
- *   ./fuzz_image -max_len=200000 corpus
+ * Build: tests/fuzz/build.sh (libFuzzer; see tests/fuzz/README.md); the ctest suite
+ * (tests/fuzz/suite.cmake) replays tests/fuzz/corpus/image/ plus mutations without libFuzzer.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -21,3 +21,8 @@ add_test(NAME models.default_model
           ${CAMD_MODELS_HELDOUT_DIR})
 set_tests_properties(models.default_model PROPERTIES
   FIXTURES_REQUIRED camd_models_heldout LABELS models TIMEOUT 600)
+
+# The scene generator itself (determinism, boxes vs masks, split independence).
+add_test(NAME models.scenes
+  COMMAND ${CAMD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_scenes.py)
+set_tests_properties(models.scenes PROPERTIES LABELS "models;python" TIMEOUT 120)

@@ -6,7 +6,8 @@ set(CAMD_ORACLE_ALL_MODELS
   resnet18 resnet50 vgg16 mobilenet_v2 mobilenet_v3_large densenet121 efficientnet_b0
   squeezenet1_1 shufflenet_v2_x1_0 googlenet inception_v3 regnet_y_400mf)
 set(CAMD_ORACLE_MODELS "${CAMD_ORACLE_ALL_MODELS}" CACHE STRING "Models the oracle suite covers")
-set(CAMD_ORACLE_DIR ${CMAKE_BINARY_DIR}/oracle)
+set(CAMD_ORACLE_DIR ${CMAKE_BINARY_DIR}/oracle CACHE PATH
+  "Where the oracle data is generated (shared by several build trees)")
 
 add_executable(test_oracle ${CMAKE_CURRENT_LIST_DIR}/test_oracle.c)
 target_link_libraries(test_oracle PRIVATE camd_lib)

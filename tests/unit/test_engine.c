@@ -190,9 +190,15 @@ static void test_shared_input_hook(void) {
   o.hook_value = f.a;
   o.hook = zero_channel_per_item;
   o.shared_input = true;
-  CHECK_MSG(!camd_session_forward(s, B, x, &o, &err), "%s", err.message);
+  for (int pass = 0; pass < 3; pass++) {
+  /* pass 1 reuses the prefix of pass 0 (same input); pass 2 reuses it at a smaller batch. */
+  o.reuse_prefix = pass > 0;
+  int nb = pass == 2 ? B - 1 : B;
+  float other[B * C * H * W];
+  random_input(other, B * C * H * W, 77); /* must be ignored when the prefix is reused */
+  CHECK_MSG(!camd_session_forward(s, nb, pass ? other : x, &o, &err), "%s", err.message);
   const float *logits = camd_session_value(s, f.logits, NULL);
-  for (int b = 0; b < B && logits; b++) {
+  for (int b = 0; b < nb && logits; b++) {
     /* Reference: item b = image 0 with channel b of a zeroed: a*a loses that channel. */
     double xd[C * H * W], ref[K];
     for (int i = 0; i < C * H * W; i++) xd[i] = x[i];
@@ -211,6 +217,7 @@ static void test_shared_input_hook(void) {
       for (int ch = 0; ch < C; ch++) ref[k] += f.wt[k * C + ch] * gap[ch];
       CHECK_NEAR(logits[b * K + k], ref[k], 1e-5 * fmax(1, fabs(ref[k])));
     }
+  }
   }
   camd_session_destroy(s);
   camd_model_release(f.m);

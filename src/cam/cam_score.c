@@ -1,0 +1,194 @@
+/* Channel weights from extra forwards: Score-CAM, SS-CAM, IS-CAM and Ablation-CAM.
+ *
+ * Score-CAM (Wang 2020, as pytorch-grad-cam computes it): each channel A_k of the target
+ * activation is upsampled bilinearly to the input size, min-max normalised to a mask M_k
+ * ((M - min) / (max - min + 1e-8)), and the input masked by it is scored; the class weights
+ * are the softmax over channels of those scores. Variants, same softmax:
+ *   sscam  score_k = mean over s of score(x ∘ M_k + ε_s), ε_s ~ N(0, noise_std²) per element,
+ *          s = 0..n_samples-1; ε_s is the same for every channel: camd_rng seeded with
+ *          req->seed, drawn sample by sample, element by element in NCHW order.
+ *   iscam  score_k = mean over i = 1..n_samples of score(x ∘ (i / n_samples) M_k).
+ * Masked inputs are scored in batches of ctx->batch.
+ *
+ * Ablation-CAM (Desai 2020): channel k of the target activation is set to zero and the class
+ * score s_k recomputed; weight = (s - s_k) / s with s the unablated score (s - s_k when s == 0).
+ * The batch shares the input: the graph up to the layer runs once per batch (at batch 1) and a
+ * forward hook zeroes a different channel in every batch item, so the cost is
+ * ceil(C / batch) forwards of the graph before the layer plus C of the graph after it.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "cam/cam_internal.h"
+#include "camd/core.h"
+
+void camd__bilinear(const float *src, int h, int w, float *dst, int oh, int ow) {
+  float sy = (float)h / (float)oh, sx = (float)w / (float)ow;
+  for (int y = 0; y < oh; y++) {
+    float fy = sy * ((float)y + 0.5f) - 0.5f;
+    if (fy < 0.0f) fy = 0.0f;
+    int y0 = (int)fy;
+    int y1 = y0 < h - 1 ? y0 + 1 : y0;
+    float ly = fy - (float)y0;
+    for (int x = 0; x < ow; x++) {
+      float fx = sx * ((float)x + 0.5f) - 0.5f;
+      if (fx < 0.0f) fx = 0.0f;
+      int x0 = (int)fx;
+      int x1 = x0 < w - 1 ? x0 + 1 : x0;
+      float lx = fx - (float)x0;
+      const float *r0 = src + (size_t)y0 * w, *r1 = src + (size_t)y1 * w;
+      dst[(size_t)y * ow + x] = (1.0f - ly) * ((1.0f - lx) * r0[x0] + lx * r0[x1]) +
+                                ly * ((1.0f - lx) * r1[x0] + lx * r1[x1]);
+    }
+  }
+}
+
+/* Mask of channel k at input resolution into mask[in_h × in_w]. */
+static void channel_mask(const camd__cam_ctx *ctx, const float *act, int k, float *mask) {
+  size_t n = (size_t)ctx->in_h * (size_t)ctx->in_w;
+  camd__bilinear(act + (size_t)k * ctx->hw, ctx->lh, ctx->lw, mask, ctx->in_h, ctx->in_w);
+  float lo = mask[0], hi = mask[0];
+  for (size_t i = 1; i < n; i++) {
+    lo = mask[i] < lo ? mask[i] : lo;
+    hi = mask[i] > hi ? mask[i] : hi;
+  }
+  float range = hi - lo + 1e-8f;
+  for (size_t i = 0; i < n; i++) mask[i] = (mask[i] - lo) / range;
+}
+
+/* scores[c × n_classes] → weights[k × C + c] = softmax over c of scores[c][k]. */
+static void softmax_channels(const double *scores, int C, int n_classes, double *weights) {
+  for (int k = 0; k < n_classes; k++) {
+    double mx = scores[k];
+    for (int c = 1; c < C; c++) {
+      double s = scores[(size_t)c * n_classes + k];
+      mx = s > mx ? s : mx;
+    }
+    double sum = 0.0;
+    for (int c = 0; c < C; c++) sum += exp(scores[(size_t)c * n_classes + k] - mx);
+    for (int c = 0; c < C; c++) {
+      weights[(size_t)k * C + c] = exp(scores[(size_t)c * n_classes + k] - mx) / sum;
+    }
+  }
+}
+
+int camd__score_weights(camd__cam_ctx *ctx, const float *input, const float *act, double *weights,
+                        camd_error *err) {
+  const camd_cam_request *req = ctx->req;
+  int C = ctx->channels, b = ctx->batch;
+  int reps = req->method == CAMD_CAM_SCORECAM ? 1 : req->n_samples;
+  size_t in_count = ctx->in_count, plane = (size_t)ctx->in_h * (size_t)ctx->in_w;
+  float *batch_in = camd__ws_floats(ctx->w, (size_t)b * in_count);
+  float *mask = camd__ws_floats(ctx->w, plane);
+  double *scores = camd__ws_doubles(ctx->w, (size_t)C * (size_t)req->n_classes);
+  if (!batch_in || !mask || !scores) {
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory for %s's masked inputs",
+                          camd_cam_method_name(req->method));
+  }
+  /* SS-CAM noise: the stream restarts at every channel's first sample, so sample r gets the
+   * same noise for every channel without storing n_samples input-sized tensors. */
+  camd_rng rng;
+  camd_rng_seed(&rng, req->seed);
+  memset(scores, 0, sizeof(double) * (size_t)C * (size_t)req->n_classes);
+  int retain[1] = {req->output};
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  o.retain = retain;
+  o.n_retain = 1;
+  long total = (long)C * reps;
+  int mask_of = -1;
+  for (long j0 = 0; j0 < total; j0 += b) {
+    int nb = total - j0 < b ? (int)(total - j0) : b;
+    for (int i = 0; i < nb; i++) {
+      int k = (int)((j0 + i) / reps), r = (int)((j0 + i) % reps);
+      if (k != mask_of) {
+        channel_mask(ctx, act, k, mask);
+        mask_of = k;
+      }
+      float scale = req->method == CAMD_CAM_ISCAM ? (float)(r + 1) / (float)reps : 1.0f;
+      float *dst = batch_in + (size_t)i * in_count;
+      for (size_t e = 0; e < in_count; e++) {
+        float mv = mask[e % plane];
+        dst[e] = req->method == CAMD_CAM_ISCAM ? input[e] * (scale * mv) : input[e] * mv;
+      }
+      if (req->method == CAMD_CAM_SSCAM) {
+        if (r == 0) camd_rng_seed(&rng, req->seed);
+        for (size_t e = 0; e < in_count; e++) {
+          dst[e] += (float)(req->noise_std * camd_rng_normal(&rng));
+        }
+      }
+    }
+    int rc = camd__forward(ctx, nb, batch_in, &o, err);
+    if (rc) return rc;
+    camd_shape sh;
+    const float *out = camd_session_value(ctx->s, req->output, &sh);
+    if (!out) return camd_error_set(err, CAMD_E_INTERNAL, "the score output was not kept");
+    for (int i = 0; i < nb; i++) {
+      int k = (int)((j0 + i) / reps);
+      for (int t = 0; t < req->n_classes; t++) {
+        scores[(size_t)k * req->n_classes + t] +=
+            camd__score_value(req->score, out + (size_t)i * ctx->n_out, ctx->n_out,
+                              req->classes[t]) /
+            reps;
+      }
+    }
+  }
+  softmax_channels(scores, C, req->n_classes, weights);
+  return 0;
+}
+
+typedef struct ablate_ctx {
+  int first;    /* channel ablated in batch item 0 */
+  int channels; /* C */
+  size_t hw;
+} ablate_ctx;
+
+static void ablate_hook(void *p, int value_id, float *data, const camd_shape *shape) {
+  (void)value_id;
+  const ablate_ctx *a = p;
+  int64_t batch = shape->dims[0];
+  for (int64_t i = 0; i < batch; i++) {
+    int c = a->first + (int)i;
+    if (c >= a->channels) break;
+    memset(data + ((size_t)i * a->channels + (size_t)c) * a->hw, 0, sizeof(float) * a->hw);
+  }
+}
+
+int camd__ablation_weights(camd__cam_ctx *ctx, const float *input, double *weights,
+                           camd_error *err) {
+  const camd_cam_request *req = ctx->req;
+  int C = ctx->channels, b = ctx->batch, nc = req->n_classes;
+  double *base = camd__ws_doubles(ctx->w, (size_t)nc);
+  if (!base) return camd_error_set(err, CAMD_E_NOMEM, "out of memory for ablation scores");
+  for (int t = 0; t < nc; t++) {
+    base[t] = camd__score_value(req->score, ctx->logits, ctx->n_out, req->classes[t]);
+  }
+  ablate_ctx a = {0, C, (size_t)ctx->hw};
+  int retain[1] = {req->output};
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  o.retain = retain;
+  o.n_retain = 1;
+  o.hook_value = req->layer;
+  o.hook = ablate_hook;
+  o.hook_ctx = &a;
+  o.shared_input = true;
+  for (int c0 = 0; c0 < C; c0 += b) {
+    int nb = C - c0 < b ? C - c0 : b;
+    a.first = c0;
+    o.reuse_prefix = c0 > 0; /* same image: only the layer's producer and what follows re-run */
+    int rc = camd__forward(ctx, nb, input, &o, err);
+    if (rc) return rc;
+    const float *out = camd_session_value(ctx->s, req->output, NULL);
+    if (!out) return camd_error_set(err, CAMD_E_INTERNAL, "the score output was not kept");
+    for (int i = 0; i < nb; i++) {
+      for (int t = 0; t < nc; t++) {
+        double s = camd__score_value(req->score, out + (size_t)i * ctx->n_out, ctx->n_out,
+                                     req->classes[t]);
+        double d = base[t] - s;
+        weights[(size_t)t * C + c0 + i] = base[t] != 0.0 ? d / base[t] : d;
+      }
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,442 @@
+#!/usr/bin/python3
+# CAM reference generator: exports torchvision models to ONNX and writes PyTorch reference maps for every CAM method.
+"""Writes, per model, DIR/<model>/{model.onnx, input.bin, meta.json, <case>.ref.bin}.
+
+Models are built by tests/oracle/gen_oracle.py's build() (seeded random weights, randomised
+BatchNorm statistics) and exported with the target layers as named extra outputs and a dynamic
+batch. The input is skimage's chelsea.png resized to 224 × 224, ImageNet mean/std.
+
+Every reference map is computed here, independently of camd, from the papers' formulas (as
+pytorch-grad-cam implements them, conventions below) with PyTorch autograd in float64:
+activations and gradients come from forward hooks on the torchvision modules, the CAM weights
+from the model's own nn.Linear, Ablation-CAM scores from the torchvision head modules, Score-CAM
+masks from torch.nn.functional.interpolate. A map is written raw (before ReLU and
+normalisation), float32, n_classes × h × w, for the two top classes of the image.
+
+Conventions (the same ones camd documents in src/cam):
+  * eigen projection: centred (hw × C) matrix, numpy SVD, projection on the first right
+    singular vector; sign chosen so that the projection correlates non-negatively with the
+    un-projected map (sum over channels), ties: largest-magnitude entry positive.
+  * Score-CAM: bilinear upsampling with align_corners=False; masks (m-min)/(max-min+1e-8);
+    weights = softmax over channels of the masked inputs' scores.
+  * SS-CAM: score averaged over n_samples noisy masked inputs x*M_k + eps_s (eps_s shared by all
+    channels); IS-CAM: score averaged over x*(i/n)*M_k, i=1..n; both then softmax as Score-CAM.
+  * Ablation-CAM: channel set to zero; weight (s - s_k) / s.
+  * Smooth Grad-CAM++: mean of the Grad-CAM++ maps of x + eps_s.
+  * Noise: camd_rng (splitmix64 + Box-Muller, src/core/util.c) reimplemented below, seeded with
+    the case's seed, drawn sample by sample in NCHW order, eps = float32(std * normal).
+  * aug_smooth: {flip, no flip} × {0.9, 1, 1.1} on the normalised input; raw maps flipped back
+    and averaged.
+
+Run: /usr/bin/python3 tests/cam/gen_cam_refs.py --out DIR [--models resnet50,vgg16]
+"""
+
+import argparse
+import copy
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
+import gen_oracle  # noqa: E402  (build(): seeded weights and randomised BatchNorm)
+
+GRAD_METHODS = ["gradcam", "hirescam", "gradcam-elementwise", "gradcam++", "xgradcam",
+                "layercam", "eigengradcam"]
+
+
+def densenet_forward(model, x, capture):
+    a = capture("features_relu", F.relu(model.features(x)))
+    return model.classifier(torch.flatten(F.adaptive_avg_pool2d(a, (1, 1)), 1))
+
+
+# main: the layer most methods use; mid: an optional inner layer for the gradient methods. None
+# is set: on these seeded models and this image, inner-layer maps are ill-conditioned (PyTorch's
+# own float64 hirescam map at resnet50 layer3 moves by 1.7e-2 between 1 and 2 torch threads:
+# ReLU kinks), so they cannot serve as 1e-3 references; vgg16's features.29 (max-pool + MLP
+# after it) covers gradients that vary over positions; linear: the nn.Linear after global average pooling (for
+# `cam`), None when the model has none; score_layer: a small layer for the Score-CAM family and
+# Ablation-CAM (one backbone forward per channel / per batch of channels).
+MODELS = {
+    "resnet50": dict(main="layer4", linear=lambda m: m.fc, extra="eigen"),
+    "densenet121": dict(main="features_relu", capture_only=True, forward=densenet_forward,
+                        linear=lambda m: m.classifier, extra="eigen"),
+    "mobilenet_v2": dict(main="features", linear=lambda m: m.classifier[1], ablation=True,
+                         score_layer="features.1", score_methods=["scorecam", "sscam", "iscam"],
+                         smooth=True, extra="scores"),
+    "vgg16": dict(main="features.29", linear=None),
+    "efficientnet_b0": dict(main="features", linear=lambda m: m.classifier[1], ablation=True,
+                            score_layer="features.1", score_methods=["scorecam"], smooth=True),
+}
+DEFAULT_MODELS = list(MODELS)
+NOISE = dict(n_samples=3, noise_std=0.3, seed=42)
+
+
+def layer_names(spec):
+    return [spec[k] for k in ("main", "mid", "score_layer") if spec.get(k)]
+
+
+def script_hash():
+    h = hashlib.sha256()
+    for p in [os.path.abspath(__file__), os.path.abspath(gen_oracle.__file__)]:
+        with open(p, "rb") as f:
+            h.update(f.read())
+    h.update(("torch " + torch.__version__ + " torchvision " + torchvision.__version__).encode())
+    return h.hexdigest()
+
+
+class Tapped(torch.nn.Module):
+    """Returns (logits, *layer activations); activations captured by forward hooks on the named
+    modules (or by the spec's own forward)."""
+
+    def __init__(self, model, spec, layers):
+        super().__init__()
+        self.model, self.layers, self.spec = model, layers, spec
+        self.acts = {}
+        self.edit = {}  # name -> function applied to the captured value (Ablation-CAM)
+        mods = dict(model.named_modules())
+        for name in layers:
+            if name in mods and not spec.get("capture_only"):
+                mods[name].register_forward_hook(self._hook(name))
+
+    def capture(self, name, t):
+        if name in self.edit:
+            t = self.edit[name](t)
+        self.acts[name] = t
+        return t
+
+    def _hook(self, name):
+        return lambda _m, _i, out: self.capture(name, out)
+
+    def forward(self, x):
+        self.acts = {}
+        fwd = self.spec.get("forward")
+        logits = fwd(self.model, x, self.capture) if fwd else self.model(x)
+        return (logits,) + tuple(self.acts[n] for n in self.layers)
+
+
+# ---- camd_rng in numpy (splitmix64 + Box-Muller, exactly as src/core/util.c) ----
+GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+def camd_normals(seed, n):
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + np.arange(1, 2 * n + 1, dtype=np.uint64) * GAMMA
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    u1, u2 = u[0::2], u[1::2]
+    return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * 3.14159265358979323846 * u2)
+
+
+def noise_tensors(x32, n, std, seed):
+    """n float32 noise tensors shaped like x32 (batch 1), drawn as camd draws them."""
+    count = x32.numel()
+    nz = (std * camd_normals(seed, n * count)).astype(np.float32)
+    return torch.from_numpy(nz.reshape((n,) + tuple(x32.shape[1:])))
+
+
+# ---- formulas (numpy float64 on one item: A, G are C × h × w) ----
+def projection(x):
+    c = x.shape[0]
+    m = x.reshape(c, -1).T  # hw × C
+    mc = m - m.mean(axis=0)
+    _, _, vt = np.linalg.svd(mc, full_matrices=False)
+    p = mc @ vt[0]
+    dot = float(p @ m.sum(axis=1))
+    if dot < 0 or (dot == 0 and p[np.argmax(np.abs(p))] < 0):
+        p = -p
+    return p.reshape(x.shape[1:])
+
+
+def from_weights(w, a, eigen):
+    wa = w[:, None, None] * a
+    return projection(wa) if eigen else wa.sum(0)
+
+
+def grad_map(method, a, g, eigen=False):
+    if method == "gradcam":
+        return from_weights(g.mean(axis=(1, 2)), a, eigen)
+    if method == "gradcam++":
+        g2, g3 = g ** 2, g ** 3
+        s = a.sum(axis=(1, 2))[:, None, None]
+        aij = np.where(g != 0, g2 / (2 * g2 + s * g3 + 1e-6), 0.0)
+        return from_weights((np.maximum(g, 0) * aij).sum(axis=(1, 2)), a, eigen)
+    if method == "xgradcam":
+        s = a.sum(axis=(1, 2))[:, None, None]
+        return from_weights((g * a / (s + 1e-7)).sum(axis=(1, 2)), a, eigen)
+    if method == "hirescam":
+        x = g * a
+    elif method == "gradcam-elementwise":
+        x = np.maximum(g * a, 0)
+    elif method == "layercam":
+        x = np.maximum(g, 0) * a
+    elif method == "eigengradcam":
+        return projection(g * a)
+    else:
+        raise ValueError(method)
+    return projection(x) if eigen else x.sum(0)
+
+
+def score_of(logits, cls, score):
+    if score == "softmax":
+        return torch.softmax(logits, dim=-1)[..., cls]
+    if score == "sigmoid":
+        return torch.sigmoid(logits[..., cls])
+    return logits[..., cls]
+
+
+class Ref:
+    """Reference computations for one model. Cases with one forward (gradient methods, cam,
+    eigencam) run a float64 copy of the model: the exact answer, rounded once. Cases with many
+    forwards (Score-CAM family, Ablation-CAM, Smooth Grad-CAM++, aug_smooth) run the float32
+    model, as camd does; their tolerance is far above float32 rounding."""
+
+    def __init__(self, name, model, spec, x32):
+        self.name, self.spec, self.x32 = name, spec, x32
+        layers = layer_names(spec)
+        self.model32 = model
+        self.model64 = copy.deepcopy(model).double()
+        self.t32 = Tapped(self.model32, spec, layers).eval()
+        self.t64 = Tapped(self.model64, spec, layers).eval()
+        self.cache = {}
+
+    def forward(self, x32, f64):
+        """(logits, {layer: activation}) with the autograd graph kept; the image's float64
+        forward is computed once and shared by every case."""
+        if f64 and x32 is self.x32 and "fwd" in self.cache:
+            return self.cache["fwd"]
+        t = self.t64 if f64 else self.t32
+        x = (x32.double() if f64 else x32.clone()).requires_grad_(True)
+        outs = t(x)
+        res = (outs[0], dict(zip(t.layers, outs[1:])))
+        if f64 and x32 is self.x32:
+            self.cache["fwd"] = res
+        return res
+
+    def acts_grads(self, x32, layer, classes, score="logit", f64=True):
+        """Activation and per-class gradients (numpy, item 0) at layer for one float32 input."""
+        logits, acts = self.forward(x32, f64)
+        a = acts[layer]
+        grads = []
+        for c in classes:
+            (g,) = torch.autograd.grad(score_of(logits, c, score).sum(), a, retain_graph=True)
+            grads.append(g.detach()[0].double().numpy())
+        return a.detach()[0].double().numpy(), grads
+
+    def logits(self, x32):
+        with torch.no_grad():
+            return self.t64(x32.double())[0]
+
+    def case(self, c, x32=None):
+        """Raw maps (n_classes × h × w) for case c on input x32 (default: the image)."""
+        x32 = self.x32 if x32 is None else x32
+        if c.get("aug_smooth"):
+            acc = None
+            for flip in (True, False):
+                for mult in (0.9, 1.0, 1.1):
+                    xa = x32 * np.float32(mult)
+                    if flip:
+                        xa = torch.flip(xa, dims=[3])
+                    m = self.case(dict(c, aug_smooth=False, f32=True), xa)
+                    if flip:
+                        m = m[:, :, ::-1]
+                    acc = m / 6.0 if acc is None else acc + m / 6.0
+            return acc
+        method, layer, classes = c["method"], c["layer"], c["classes"]
+        eigen = c.get("eigen_smooth", False)
+        score = c.get("score", "logit")
+        if method in GRAD_METHODS:
+            a, grads = self.acts_grads(x32, layer, classes, score, not c.get("f32"))
+            return np.stack([grad_map(method, a, g, eigen) for g in grads])
+        if method == "smoothgradcam++":
+            noise = noise_tensors(x32, c["n_samples"], c["noise_std"], c["seed"])
+            maps = 0
+            for s in range(c["n_samples"]):
+                a, grads = self.acts_grads(x32 + noise[s:s + 1], layer, classes, score, False)
+                maps = maps + np.stack([grad_map("gradcam++", a, g, eigen)
+                                        for g in grads]) / c["n_samples"]
+            return maps
+        an = self.forward(x32, True)[1][layer].detach()[0].numpy()
+        if method == "eigencam":
+            p = projection(an)
+            return np.stack([p for _ in classes])
+        if method == "cam":
+            w = self.spec["linear"](self.model64).weight.detach().numpy()
+            return np.stack([from_weights(w[k], an, eigen) for k in classes])
+        t = self.t32
+        with torch.no_grad():
+            logits, a = [o for i, o in enumerate(t(x32)) if i in (0, 1 + t.layers.index(layer))]
+        an = a[0].double().numpy()
+        if method == "ablationcam":
+            nch = an.shape[0]
+            weights = np.zeros((len(classes), nch))
+            base = score_of(logits.double(), classes, score)[0].numpy()
+            with torch.no_grad():
+                for c0 in range(0, nch, 16):
+                    n = min(16, nch - c0)
+
+                    def zero_one(v, c0=c0, n=n):
+                        v = v.clone()
+                        v[torch.arange(n), torch.arange(c0, c0 + n)] = 0
+                        return v
+
+                    t.edit = {layer: zero_one}
+                    try:
+                        out = t(x32.repeat(n, 1, 1, 1))[0]
+                    finally:
+                        t.edit = {}
+                    s = score_of(out.double(), classes, score).numpy()  # n × classes
+                    weights[:, c0:c0 + n] = ((base[None, :] - s) / base[None, :]).T
+            return np.stack([from_weights(weights[k], an, eigen) for k in range(len(classes))])
+        if method in ("scorecam", "sscam", "iscam"):
+            with torch.no_grad():
+                up = F.interpolate(a, size=x32.shape[-2:], mode="bilinear", align_corners=False)
+                flat = up.view(up.shape[1], -1)
+                mn, mx = flat.min(1)[0], flat.max(1)[0]
+                masks = (up[0] - mn[:, None, None]) / (mx - mn + 1e-8)[:, None, None]
+                n = 1 if method == "scorecam" else c["n_samples"]
+                noise = (noise_tensors(x32, n, c["noise_std"], c["seed"])
+                         if method == "sscam" else None)
+                scores = torch.zeros(masks.shape[0], len(classes), dtype=torch.float64)
+                for r in range(n):
+                    if method == "iscam":
+                        xin = x32 * (np.float32((r + 1) / n) * masks[:, None])
+                    else:
+                        xin = x32 * masks[:, None]
+                    if noise is not None:
+                        xin = xin + noise[r:r + 1]
+                    for b0 in range(0, xin.shape[0], 16):
+                        lo = t(xin[b0:b0 + 16])[0].double()
+                        scores[b0:b0 + 16] += score_of(lo, classes, score) / n
+                weights = torch.softmax(scores, dim=0).numpy()  # C × classes
+            return np.stack([from_weights(weights[:, k], an, eigen)
+                             for k in range(len(classes))])
+        raise ValueError(method)
+
+
+def cases_for(name, spec):
+    main = spec["main"]
+    cases = []
+    if spec.get("linear"):
+        cases.append(dict(method="cam", layer=main))
+    else:
+        cases.append(dict(method="cam", layer=main, expect_error="unsupported"))
+    for m in GRAD_METHODS + ["eigencam"]:
+        cases.append(dict(method=m, layer=main))
+    if spec.get("mid"):
+        cases += [dict(method=m, layer=spec["mid"], tag="mid") for m in GRAD_METHODS + ["eigencam"]]
+    if spec.get("ablation"):
+        # One backbone forward per batch of ablated channels: on the small score layer.
+        cases.append(dict(method="ablationcam", layer=spec["score_layer"], max_batch=6))
+    if spec.get("smooth"):
+        cases.append(dict(method="smoothgradcam++", layer=main, max_batch=2, **NOISE))
+    for m in spec.get("score_methods", []):
+        cases.append(dict(method=m, layer=spec["score_layer"], max_batch=6, **NOISE))
+    if spec.get("extra") == "scores":
+        cases += [dict(method="gradcam", layer=main, score="softmax"),
+                  dict(method="gradcam", layer=main, score="sigmoid"),
+                  dict(method="gradcam", layer=main, aug_smooth=True)]
+    if spec.get("extra") == "eigen":
+        cases += [dict(method="gradcam", layer=main, eigen_smooth=True),
+                  dict(method="layercam", layer=main, eigen_smooth=True)]
+    for i, c in enumerate(cases):
+        tag = c["method"].replace("+", "p")
+        for k in ("score", "aug_smooth", "eigen_smooth"):
+            if c.get(k) and c[k] != "logit":
+                tag += "_" + (c[k] if k == "score" else k)
+        if c.get("tag"):
+            tag += "_" + c.pop("tag")
+        c["name"] = tag
+    return cases
+
+
+def export(tapped, path):
+    names = ["logits"] + tapped.layers
+    axes = {n: {0: "batch"} for n in ["input"] + names}
+    with torch.no_grad():
+        torch.onnx.export(tapped, torch.randn(2, 3, 224, 224), path, opset_version=13,
+                          do_constant_folding=True, input_names=["input"], output_names=names,
+                          dynamic_axes=axes)
+
+
+def generate(name, out_root, force):
+    spec = MODELS[name]
+    d = os.path.join(out_root, name)
+    meta_path = os.path.join(d, "meta.json")
+    shash = script_hash()
+    if not force and os.path.exists(meta_path):
+        try:
+            with open(meta_path) as f:
+                old = json.load(f)
+            if old.get("script_hash") == shash:
+                print(f"{name}: cached ({d})", flush=True)
+                return
+        except (OSError, ValueError):
+            pass
+    t0 = time.time()
+    os.makedirs(d, exist_ok=True)
+    if os.path.exists(meta_path):
+        os.remove(meta_path)
+    model = gen_oracle.build(name, {})
+    for p in model.parameters():
+        p.requires_grad_(False)
+    layers = layer_names(spec)
+    export(Tapped(model, spec, layers).eval(), os.path.join(d, "model.onnx"))
+    x32 = gen_oracle.load_photo("chelsea.png", 224).float()
+    x32.numpy().astype("<f4").tofile(os.path.join(d, "input.bin"))
+    ref = Ref(name, model, spec, x32)
+    logits = ref.logits(x32)[0]
+    classes = [int(i) for i in torch.topk(logits, 2).indices]
+    meta = {"model": name, "script_hash": shash, "onnx": "model.onnx", "input": "input.bin",
+            "input_shape": [1, 3, 224, 224], "output": "logits", "classes": classes,
+            "cases": []}
+    for c in cases_for(name, spec):
+        c["classes"] = classes
+        t = time.time()
+        if "expect_error" not in c:
+            maps = ref.case(c)
+            if not np.all(np.isfinite(maps)):
+                raise RuntimeError(f"{name}/{c['name']}: non-finite reference")
+            c["ref"] = f"{c['name']}.ref.bin"
+            c["shape"] = list(maps.shape)
+            np.ascontiguousarray(maps, dtype="<f4").tofile(os.path.join(d, c["ref"]))
+        c["seconds"] = round(time.time() - t, 2)
+        meta["cases"].append(c)
+    with open(meta_path + ".tmp", "w") as f:
+        json.dump(meta, f, indent=1)
+    os.replace(meta_path + ".tmp", meta_path)
+    slow = sorted(meta["cases"], key=lambda c: -c["seconds"])[:3]
+    print(f"{name}: {len(meta['cases'])} cases in {time.time() - t0:.1f}s, classes {classes}; "
+          "slowest: " + ", ".join(f"{c['name']} {c['seconds']}s" for c in slow), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, args.threads))
+    models = [m for m in args.models.split(",") if m]
+    bad = [m for m in models if m not in MODELS]
+    if bad:
+        print("unknown model(s): " + ", ".join(bad) + "; known: " + ", ".join(MODELS),
+              file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    for m in models:
+        generate(m, args.out, args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
