@@ -10,7 +10,7 @@ DEPS_BUILD := build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c
   libopenblas-dev libmicrohttpd-dev libjansson-dev libpng-dev libjpeg-dev
 # What the tests add: PyTorch as the oracle, reference images, HTTP client, browser, containers.
 DEPS_TEST := python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-pil \
-  python3-skimage imagemagick dataset-fashion-mnist curl nodejs npm chromium valgrind \
+  python3-skimage imagemagick dataset-fashion-mnist curl chromium valgrind \
   podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -24,7 +24,8 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; fi
 
 deps-test: deps
-	@missing=$$(for p in $(DEPS_TEST); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	@missing=$$(for p in $(DEPS_TEST); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done; \
+	  command -v npm >/dev/null 2>&1 || echo nodejs npm); \
 	if [ -n "$$missing" ]; then echo "installing: $$missing"; $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; fi
 
