@@ -46,7 +46,7 @@ check: deps-test
 
 asan-test:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAMD_SANITIZE=ON -DCAMD_WERROR=ON \
-	  -DCAMD_ORACLE_DIR=$(CURDIR)/$(BUILD)/oracle
+	  -DCAMD_ORACLE_DIR=$(CURDIR)/$(BUILD)/oracle -DCAMD_CAM_REFS_DIR=$(CURDIR)/$(BUILD)/cam_refs
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS) -LE 'slow|container|browser|lint'

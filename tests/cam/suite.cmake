@@ -3,7 +3,8 @@
 # maps with them, one ctest per model (cam.<model>, label "cam").
 set(CAMD_CAM_MODELS resnet50 densenet121 mobilenet_v2 vgg16 efficientnet_b0
   CACHE STRING "Models the CAM suite covers")
-set(CAMD_CAM_REFS_DIR ${CMAKE_BINARY_DIR}/cam_refs)
+set(CAMD_CAM_REFS_DIR ${CMAKE_BINARY_DIR}/cam_refs CACHE PATH
+  "Where the CAM reference maps are generated (shared by several build trees)")
 
 add_executable(test_cam ${CMAKE_CURRENT_LIST_DIR}/test_cam.c)
 target_link_libraries(test_cam PRIVATE camd_lib)
