@@ -12,8 +12,13 @@ chromium = os.environ.get("CAMD_CHROMIUM", "/usr/bin/chromium")
 missing = []
 if not node:
     missing.append("node")
+if node and shutil.which("npm") and not os.path.isdir(os.path.join(here, "node_modules", "playwright-core")):
+    # First run on a clean checkout: install the locked packages (playwright-core only; it
+    # uses Debian's chromium, it downloads no browser).
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=here,
+                   timeout=600, check=False)
 if not os.path.isdir(os.path.join(here, "node_modules", "playwright-core")):
-    missing.append("playwright-core (cd tests/browser && npm install playwright-core)")
+    missing.append("playwright-core (cd tests/browser && npm ci)")
 if not os.access(chromium, os.X_OK):
     missing.append(f"chromium ({chromium}; apt-get install -y chromium)")
 if not os.path.exists(os.path.join(sys.argv[2], "tiny.onnx")):
