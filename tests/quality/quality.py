@@ -116,9 +116,16 @@ def iou(a, b):
     return inter / ua if ua > 0 else 0.0
 
 
+def n_labels(server, model):
+    with urllib.request.urlopen(server.url("/v1/models"), timeout=30) as r:
+        models = json.loads(r.read())["models"]
+    return [m for m in models if m["name"] == model][0]["labels"]
+
+
 def probs_of(server, model, images, cls):
     body = json.dumps({"instances": [{"image": {"b64": base64.b64encode(png_bytes(im)).decode()}}
-                                     for im in images], "topk": 1000}).encode()
+                                     for im in images],
+                       "topk": n_labels(server, model)}).encode()
     out = server.post("/v1/models/%s/predict" % model, body, "application/json")
     res = []
     for pred in out["predictions"]:
