@@ -160,24 +160,31 @@ static int cmp_int(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Shared-input plans keep what the nodes after the hook read from the nodes before it (and the
- * inputs of the hook value's producer), so a later run can skip everything before the hook. */
-static void keep_prefix(const camd_graph *g, camd_plan *p, int hook, unsigned char *after) {
+/* after[v] = 1 for the hook value and every value the plan computes from it. */
+static void mark_after(const camd_graph *g, const camd_plan *p, int hook, unsigned char *after) {
   memset(after, 0, (size_t)g->n_values);
   after[hook] = 1;
   for (int i = 0; i < p->n_fwd; i++) {
     const camd_node *n = &g->nodes[p->fwd_nodes[i]];
     bool dep = false;
     for (int k = 0; k < n->n_in; k++) dep |= n->in[k] >= 0 && after[n->in[k]];
-    bool makes_hook = false;
+    if (!dep) continue;
+    for (int j = 0; j < n->n_out; j++) after[n->out[j]] = 1;
+  }
+}
+
+/* Shared-input plans keep what the nodes after the hook read from the nodes before it (and the
+ * inputs of the hook value's producer), so a later run can skip everything before the hook. */
+static void keep_prefix(const camd_graph *g, camd_plan *p, int hook, unsigned char *after) {
+  mark_after(g, p, hook, after);
+  for (int i = 0; i < p->n_fwd; i++) {
+    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
+    bool reads_after = false, makes_hook = false;
+    for (int k = 0; k < n->n_in; k++) reads_after |= n->in[k] >= 0 && after[n->in[k]];
     for (int j = 0; j < n->n_out; j++) makes_hook |= n->out[j] == hook;
-    if (dep) {
-      for (int j = 0; j < n->n_out; j++) after[n->out[j]] = 1;
-    }
-    if (dep || makes_hook) {
-      for (int k = 0; k < n->n_in; k++) {
-        if (n->in[k] >= 0 && !after[n->in[k]]) p->kept[n->in[k]] = 1;
-      }
+    if (!reads_after && !makes_hook) continue;
+    for (int k = 0; k < n->n_in; k++) {
+      if (n->in[k] >= 0 && !after[n->in[k]]) p->kept[n->in[k]] = 1;
     }
   }
 }
@@ -559,20 +566,6 @@ static void replicate_item0(camd_session *s, int v, int batch) {
   for (int b = 1; b < batch; b++) memcpy(d + (size_t)b * per, d, per * sizeof(float));
 }
 
-/* after_hook[v] = 1 for the hook value and everything computed from it. */
-static void mark_after_hook(camd_session *s, const camd_plan *p, int hook_value) {
-  const camd_graph *g = s->g;
-  memset(s->after_hook, 0, (size_t)g->n_values);
-  s->after_hook[hook_value] = 1;
-  for (int i = 0; i < p->n_fwd; i++) {
-    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
-    bool dep = false;
-    for (int k = 0; k < n->n_in; k++) dep |= n->in[k] >= 0 && s->after_hook[n->in[k]];
-    if (!dep) continue;
-    for (int j = 0; j < n->n_out; j++) s->after_hook[n->out[j]] = 1;
-  }
-}
-
 int camd_session_forward_multi(camd_session *s, int batch, const float *const *inputs,
                                const camd_forward_opts *opts, camd_error *err) {
   const camd_graph *g = s->g;
@@ -600,7 +593,7 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
   if (opts && opts->shared_input && hook_value < 0) {
     return camd_error_set(err, CAMD_E_INVALID, "a shared-input run needs a hook value");
   }
-  if (shared) mark_after_hook(s, p, hook_value);
+  if (shared) mark_after(g, p, hook_value, s->after_hook);
   bool reuse = shared && opts->reuse_prefix && p->prefix_batch >= batch;
   for (int i = 0; i < g->n_inputs; i++) {
     int v = g->inputs[i];
