@@ -103,7 +103,7 @@ def main():
     ap.add_argument("--n-heldout", type=int, default=500,
                     help="test scenes 0..N-1 = the set heldout.py writes by default")
     ap.add_argument("--n-test", type=int, default=2000, help="larger test evaluation")
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
