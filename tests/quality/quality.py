@@ -149,6 +149,8 @@ def main():
     ap.add_argument("--steps", type=int, default=16, help="deletion/insertion steps")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--n-samples", type=int, default=0,
+                    help="n_samples for the noise methods (0 = camd's default)")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
 
@@ -165,6 +167,8 @@ def main():
             drops, incs, dels, inss = [], [], [], []
             for s, base in zip(sc, base_probs):
                 q = "?method=%s&target=%d&outputs=raw,bbox" % (urllib.request.quote(method), s.label)
+                if args.n_samples and method in ("smoothgradcam++", "sscam", "iscam"):
+                    q += "&n_samples=%d" % args.n_samples
                 out = server.post("/v1/models/%s/explain%s" % (args.model, q), png_bytes(s.image),
                                   "image/png")
                 ex = out["explanations"][0]
@@ -207,8 +211,9 @@ def main():
         server.stop()
     head = ("method", "pointing %", "IoU>=0.5 %", "avg drop %", "incr. conf %", "deletion AUC",
             "insertion AUC", "ms/scene")
-    print("scenes: %d (test split from %d), model %s, %d deletion/insertion steps" %
-          (args.n, args.start, args.model, args.steps))
+    print("scenes: %d (test split from %d), model %s, %d deletion/insertion steps%s" %
+          (args.n, args.start, args.model, args.steps,
+           ", n_samples %d for noise methods" % args.n_samples if args.n_samples else ""))
     if args.markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
