@@ -40,7 +40,7 @@ typedef struct camd_session camd_session;
 /* What the engine knows about one value of the graph. Strings are owned by the model. */
 typedef struct camd_value_info {
   const char *name;
-  camd_shape shape;          /* per-sample shape (dims[0] == 1 when batched) */
+  camd_shape shape; /* per-sample shape (dims[0] == 1 when batched) */
   camd_dtype dtype;
   bool is_constant;          /* initializer / folded constant */
   bool is_input;             /* graph input */
@@ -62,7 +62,7 @@ int camd_model_num_values(const camd_model *m);
 int camd_model_value_info(const camd_model *m, int id, camd_value_info *info);
 /* Value id by name (aliases such as Identity outputs included), or -1. */
 int camd_model_find_value(const camd_model *m, const char *name);
-int camd_model_num_inputs(const camd_model *m);  /* non-constant graph inputs */
+int camd_model_num_inputs(const camd_model *m);   /* non-constant graph inputs */
 int camd_model_input(const camd_model *m, int i); /* value id */
 int camd_model_num_outputs(const camd_model *m);
 int camd_model_output(const camd_model *m, int i); /* value id */
@@ -105,10 +105,10 @@ const camd_model *camd_session_model(const camd_session *s);
 typedef void (*camd_forward_hook)(void *ctx, int value_id, float *data, const camd_shape *shape);
 
 typedef struct camd_forward_opts {
-  const int *retain;    /* value ids readable after forward (camd_session_value) */
+  const int *retain; /* value ids readable after forward (camd_session_value) */
   int n_retain;
-  int grad_to;          /* value id backward will reach, or -1 for forward only */
-  int hook_value;       /* value id to call hook on, or -1 */
+  int grad_to;    /* value id backward will reach, or -1 for forward only */
+  int hook_value; /* value id to call hook on, or -1 */
   camd_forward_hook hook;
   void *hook_ctx;
   /* Shared-input runs (ablation-style methods): every batch item has the same input (only

@@ -37,12 +37,12 @@ typedef enum camd_output_activation {
 /* One model entry of the configuration. Plain data, caller-owned (copied by
  * camd_explainer_open). */
 typedef struct camd_model_config {
-  char name[CAMD_NAME_MAX];      /* URL-safe: [A-Za-z0-9._-]+ */
-  char path[4096];               /* .onnx file */
-  char labels_path[4096];        /* one label per line; "" = none (labels are "class_<i>") */
+  char name[CAMD_NAME_MAX]; /* URL-safe: [A-Za-z0-9._-]+ */
+  char path[4096];          /* .onnx file */
+  char labels_path[4096];   /* one label per line; "" = none (labels are "class_<i>") */
   camd_preprocess_opts preprocess;
   char default_layer[CAMD_LAYER_NAME_MAX]; /* "" = the engine's suggestion */
-  char default_method[32];       /* "" = gradcam */
+  char default_method[32];                 /* "" = gradcam */
   camd_output_activation activation;
   /* Optional checks against the loaded model ("" = not checked): the names of input 0 and
    * output 0 (config keys input_name / output_name). */
@@ -67,7 +67,7 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
 camd_explainer *camd_explainer_retain(camd_explainer *e);
 void camd_explainer_release(camd_explainer *e);
 const camd_model_config *camd_explainer_config(const camd_explainer *e);
-camd_model *camd_explainer_model(const camd_explainer *e); /* borrowed */
+camd_model *camd_explainer_model(const camd_explainer *e);  /* borrowed */
 const char *camd_explainer_sha256(const camd_explainer *e); /* hex of the .onnx file */
 int camd_explainer_num_labels(const camd_explainer *e);
 /* Label of class index (from the file, else "class_<i>"); NULL if out of range. */
@@ -95,24 +95,24 @@ typedef enum camd_explain_output {
 #define CAMD_MAX_TARGETS 16
 
 typedef struct camd_explain_options {
-  char method[32];                         /* "gradcam", "cam", ... */
-  char layer[CAMD_LAYER_NAME_MAX];         /* "" = model default */
+  char method[32];                 /* "gradcam", "cam", ... */
+  char layer[CAMD_LAYER_NAME_MAX]; /* "" = model default */
   /* Targets: explicit class indices, or top-k when n_targets == 0. */
   int targets[CAMD_MAX_TARGETS];
   int n_targets;
-  int target_topk;                         /* explain the k best classes (default 1) */
-  int topk;                                /* predictions to report (default 5) */
-  char score[16];                          /* "logit" (default), "softmax", "sigmoid" */
-  bool relu;                               /* default true */
-  char normalize[16];                      /* "minmax" (default) or "none" */
+  int target_topk;    /* explain the k best classes (default 1) */
+  int topk;           /* predictions to report (default 5) */
+  char score[16];     /* "logit" (default), "softmax", "sigmoid" */
+  bool relu;          /* default true */
+  char normalize[16]; /* "minmax" (default) or "none" */
   bool aug_smooth, eigen_smooth;
-  camd_colormap colormap;                  /* default jet */
-  float alpha;                             /* overlay opacity, default 0.5 */
-  unsigned outputs;                        /* CAMD_OUT_* bits, default OVERLAY|BBOX */
-  float bbox_threshold;                    /* default 0.2 */
-  int n_samples;                           /* noise-based methods (default 16) */
-  float noise_std;                         /* default 0.2 (in input units) */
-  uint64_t seed;                           /* default 0: same request, same map */
+  camd_colormap colormap; /* default jet */
+  float alpha;            /* overlay opacity, default 0.5 */
+  unsigned outputs;       /* CAMD_OUT_* bits, default OVERLAY|BBOX */
+  float bbox_threshold;   /* default 0.2 */
+  int n_samples;          /* noise-based methods (default 16) */
+  float noise_std;        /* default 0.2 (in input units) */
+  uint64_t seed;          /* default 0: same request, same map */
 } camd_explain_options;
 
 /* Defaults (listed above), taking the default method and layer from the explainer (e may be
@@ -153,12 +153,12 @@ typedef struct camd_explain_limits {
 } camd_explain_limits;
 
 typedef struct camd_explain_result {
-  char *json;              /* malloc'd JSON text of the result (one object per image, or an
-                              array when n_inputs > 1); caller frees */
+  char *json; /* malloc'd JSON text of the result (one object per image, or an
+                 array when n_inputs > 1); caller frees */
   size_t json_len;
-  unsigned char *png;      /* first image's first overlay PNG (when asked for), malloc'd */
+  unsigned char *png; /* first image's first overlay PNG (when asked for), malloc'd */
   size_t png_len;
-  int status;              /* 0, or the per-image failure status when only some failed */
+  int status; /* 0, or the per-image failure status when only some failed */
 } camd_explain_result;
 
 /* Explains (or, with predict_only, only classifies) n_inputs images (1..ctx max batch, else

@@ -55,10 +55,14 @@ int camd_cli_bench(int argc, char **argv) {
       fprintf(stderr, "camd bench: %s needs a value\n", a);
       return 2;
     }
-    if (!strcmp(a, "--threads")) threads_list = val;
-    else if (!strcmp(a, "--layer")) layer = val;
-    else if (!strcmp(a, "--dump-output")) dump = val;
-    else if (!strcmp(a, "--input")) input_path = val;
+    if (!strcmp(a, "--threads"))
+      threads_list = val;
+    else if (!strcmp(a, "--layer"))
+      layer = val;
+    else if (!strcmp(a, "--dump-output"))
+      dump = val;
+    else if (!strcmp(a, "--input"))
+      input_path = val;
     else if (!strcmp(a, "--batch") || !strcmp(a, "--runs") || !strcmp(a, "--warmup") ||
              !strcmp(a, "--seed")) {
       long v;
@@ -67,10 +71,14 @@ int camd_cli_bench(int argc, char **argv) {
                 strcmp(a, "--warmup") ? 1 : 0, val);
         return 2;
       }
-      if (!strcmp(a, "--batch")) batch = (int)v;
-      else if (!strcmp(a, "--runs")) runs = (int)v;
-      else if (!strcmp(a, "--warmup")) warmup = (int)v;
-      else seed = v;
+      if (!strcmp(a, "--batch"))
+        batch = (int)v;
+      else if (!strcmp(a, "--runs"))
+        runs = (int)v;
+      else if (!strcmp(a, "--warmup"))
+        warmup = (int)v;
+      else
+        seed = v;
     } else if (a[0] == '-') {
       fprintf(stderr,
               "camd bench: unknown option '%s'; options are --threads, --layer, --batch, --runs, "
@@ -227,11 +235,12 @@ int camd_cli_bench(int argc, char **argv) {
       bwd_ms = median(btimes, runs);
       free(btimes);
     }
-    printf("{\"model\": \"%s\", \"threads\": %ld, \"batch\": %d, \"runs\": %d, "
-           "\"forward_ms_median\": %.3f, \"forward_backward_ms_median\": %.3f, "
-           "\"backward_ms_median\": %.3f, \"layer\": \"%s\", \"session_mib\": %.1f}\n",
-           model_path, nt, batch, runs, fwd_ms, fb_ms, bwd_ms,
-           layer_id >= 0 ? layer_info.name : "", (double)camd_session_bytes(s) / 1048576.0);
+    printf(
+        "{\"model\": \"%s\", \"threads\": %ld, \"batch\": %d, \"runs\": %d, "
+        "\"forward_ms_median\": %.3f, \"forward_backward_ms_median\": %.3f, "
+        "\"backward_ms_median\": %.3f, \"layer\": \"%s\", \"session_mib\": %.1f}\n",
+        model_path, nt, batch, runs, fwd_ms, fb_ms, bwd_ms, layer_id >= 0 ? layer_info.name : "",
+        (double)camd_session_bytes(s) / 1048576.0);
     fflush(stdout);
   }
   free(list);

@@ -11,8 +11,8 @@
  * or not finite (X could not be recovered from Y).
  */
 #include <math.h>
-#include <stdlib.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/fold_bn.h"
@@ -47,7 +47,7 @@ static void bn_inverse_forward(const camd_op_ctx *ctx) {
 }
 
 /* Not an ONNX op: not in the op table; created only by this pass. */
-const camd_op_desc camd__op_bn_inverse = {"BnInverse", 0, 0, NULL, bn_inverse_infer,
+const camd_op_desc camd__op_bn_inverse = {"BnInverse",        0,    0,  NULL,  bn_inverse_infer,
                                           bn_inverse_forward, NULL, 0u, false, 0u};
 
 void camd__bn_inverse_grad(const camd_node *n, const camd_shape *shape, const float *dy,
@@ -106,7 +106,8 @@ static int fold_one(camd_graph *g, int bn_index, camd_error *err) {
   float eps = 1e-5f;
   if (camd__attr_int(bn, "training_mode", 0, &training, NULL) ||
       camd__attr_int(bn, "spatial", 1, &spatial, NULL) ||
-      camd__attr_float(bn, "epsilon", 1e-5f, &eps, NULL) || training || (bn->opset < 9 && !spatial)) {
+      camd__attr_float(bn, "epsilon", 1e-5f, &eps, NULL) || training ||
+      (bn->opset < 9 && !spatial)) {
     return 0;
   }
   bn_inverse_params *p = camd__node_params_alloc(g, sizeof(*p) + 2 * (size_t)ch * sizeof(float));

@@ -74,8 +74,7 @@ static int suggest_layer(const camd_model *m) {
   return best;
 }
 
-int camd_graph_finalize(camd_graph *g, const char *source_path, camd_model **out,
-                        camd_error *err) {
+int camd_graph_finalize(camd_graph *g, const char *source_path, camd_model **out, camd_error *err) {
   *out = NULL;
   if (g->n_inputs < 1) {
     camd_graph_free(g);
@@ -134,7 +133,9 @@ void camd_model_release(camd_model *m) {
   free(m);
 }
 
-int camd_model_num_values(const camd_model *m) { return m->graph->n_values; }
+int camd_model_num_values(const camd_model *m) {
+  return m->graph->n_values;
+}
 
 int camd_model_value_info(const camd_model *m, int id, camd_value_info *info) {
   if (id < 0 || id >= m->graph->n_values) return CAMD_E_INVALID;
@@ -155,15 +156,21 @@ int camd_model_value_info(const camd_model *m, int id, camd_value_info *info) {
 int camd_model_find_value(const camd_model *m, const char *name) {
   return camd_graph_find(m->graph, name);
 }
-int camd_model_num_inputs(const camd_model *m) { return m->graph->n_inputs; }
+int camd_model_num_inputs(const camd_model *m) {
+  return m->graph->n_inputs;
+}
 int camd_model_input(const camd_model *m, int i) {
   return i >= 0 && i < m->graph->n_inputs ? m->graph->inputs[i] : -1;
 }
-int camd_model_num_outputs(const camd_model *m) { return m->graph->n_outputs; }
+int camd_model_num_outputs(const camd_model *m) {
+  return m->graph->n_outputs;
+}
 int camd_model_output(const camd_model *m, int i) {
   return i >= 0 && i < m->graph->n_outputs ? m->graph->outputs[i] : -1;
 }
-int camd_model_num_nodes(const camd_model *m) { return m->graph->n_nodes; }
+int camd_model_num_nodes(const camd_model *m) {
+  return m->graph->n_nodes;
+}
 const char *camd_model_node_op(const camd_model *m, int i) {
   return i >= 0 && i < m->graph->n_nodes ? m->graph->nodes[i].op_type : NULL;
 }
@@ -187,9 +194,15 @@ const struct camd_attr *camd_model_node_attr(const camd_model *m, int i, const c
 const void *camd_model_constant_data(const camd_model *m, int id) {
   return id >= 0 && id < m->graph->n_values ? m->graph->values[id].data : NULL;
 }
-size_t camd_model_param_count(const camd_model *m) { return m->param_count; }
-int camd_model_max_batch(const camd_model *m) { return m->max_batch; }
-int camd_model_suggest_cam_layer(const camd_model *m) { return m->suggested_layer; }
+size_t camd_model_param_count(const camd_model *m) {
+  return m->param_count;
+}
+int camd_model_max_batch(const camd_model *m) {
+  return m->max_batch;
+}
+int camd_model_suggest_cam_layer(const camd_model *m) {
+  return m->suggested_layer;
+}
 
 /* Appends up to ~600 bytes of CAM-layer names to msg. */
 static void list_layers(const camd_model *m, char *msg, size_t size) {

@@ -41,9 +41,9 @@ typedef struct camd_plan {
   int n_fwd;
   int *bwd_nodes; /* execution order (reverse topological) */
   int n_bwd;
-  size_t *fwd_off;       /* per value: float offset in mem, CAMD_NO_OFFSET if none */
-  size_t *grad_off;      /* per value */
-  unsigned char *kept;   /* per value: readable after forward */
+  size_t *fwd_off;         /* per value: float offset in mem, CAMD_NO_OFFSET if none */
+  size_t *grad_off;        /* per value */
+  unsigned char *kept;     /* per value: readable after forward */
   unsigned char *computed; /* per value: written by this plan's forward */
   float *mem;
   size_t mem_floats;
@@ -60,9 +60,9 @@ struct camd_session {
   uint64_t clock;
   camd_plan *cur; /* plan of the last forward */
   int cur_batch;
-  camd_shape *shapes;      /* per value, for the current run */
-  float **ptr;             /* per value data pointer for the current run */
-  unsigned char *grad_live; /* per value: gradient buffer holds data in this backward */
+  camd_shape *shapes;        /* per value, for the current run */
+  float **ptr;               /* per value data pointer for the current run */
+  unsigned char *grad_live;  /* per value: gradient buffer holds data in this backward */
   unsigned char *after_hook; /* per value: depends on the hook value (shared-input runs) */
   bool have_backward;
   float *scratch;
@@ -421,8 +421,7 @@ fail:
   return rc;
 }
 
-static int plan_get(camd_session *s, const camd_forward_opts *o, camd_plan **out,
-                    camd_error *err) {
+static int plan_get(camd_session *s, const camd_forward_opts *o, camd_plan **out, camd_error *err) {
   int nv = s->g->n_values;
   int n_retain = o ? o->n_retain : 0;
   int grad_to = o ? o->grad_to : -1;
@@ -545,9 +544,15 @@ void camd_session_destroy(camd_session *s) {
   free(s);
 }
 
-int camd_session_max_batch(const camd_session *s) { return s->max_batch; }
-const camd_model *camd_session_model(const camd_session *s) { return s->model; }
-size_t camd_session_bytes(const camd_session *s) { return s->bytes; }
+int camd_session_max_batch(const camd_session *s) {
+  return s->max_batch;
+}
+const camd_model *camd_session_model(const camd_session *s) {
+  return s->model;
+}
+size_t camd_session_bytes(const camd_session *s) {
+  return s->bytes;
+}
 
 static void set_run_shapes(camd_session *s, int batch) {
   const camd_graph *g = s->g;
@@ -586,8 +591,10 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
   s->have_backward = false;
   set_run_shapes(s, batch);
   for (int v = 0; v < g->n_values; v++) {
-    if (g->values[v].data) s->ptr[v] = g->values[v].dtype == CAMD_FLOAT32 ? g->values[v].data : NULL;
-    else s->ptr[v] = p->fwd_off[v] != CAMD_NO_OFFSET ? p->mem + p->fwd_off[v] : NULL;
+    if (g->values[v].data)
+      s->ptr[v] = g->values[v].dtype == CAMD_FLOAT32 ? g->values[v].data : NULL;
+    else
+      s->ptr[v] = p->fwd_off[v] != CAMD_NO_OFFSET ? p->mem + p->fwd_off[v] : NULL;
   }
   bool shared = opts && opts->shared_input && hook_value >= 0 && batch > 1;
   if (opts && opts->shared_input && hook_value < 0) {
@@ -598,8 +605,7 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
   for (int i = 0; i < g->n_inputs; i++) {
     int v = g->inputs[i];
     if (!inputs || !inputs[i]) {
-      return camd_error_set(err, CAMD_E_INVALID, "no data for model input '%s'",
-                            g->values[v].name);
+      return camd_error_set(err, CAMD_E_INVALID, "no data for model input '%s'", g->values[v].name);
     }
     if (reuse && v != hook_value) continue;
     size_t count = camd_shape_count(&s->shapes[v]);
@@ -687,10 +693,9 @@ int camd_session_backward(camd_session *s, int from, const float *seed, camd_err
                           "the last forward was run without a backward target (grad_to)");
   }
   if (from < 0 || from >= g->n_values || p->grad_off[from] == CAMD_NO_OFFSET) {
-    return camd_error_set(err, CAMD_E_INVALID,
-                          "value '%s' does not depend on '%s'; cannot back-propagate from it",
-                          from >= 0 && from < g->n_values ? g->values[from].name : "?",
-                          g->values[p->grad_to].name);
+    return camd_error_set(
+        err, CAMD_E_INVALID, "value '%s' does not depend on '%s'; cannot back-propagate from it",
+        from >= 0 && from < g->n_values ? g->values[from].name : "?", g->values[p->grad_to].name);
   }
   if (!seed) return camd_error_set(err, CAMD_E_INVALID, "no gradient seed given");
   memset(s->grad_live, 0, (size_t)g->n_values);

@@ -106,7 +106,9 @@ static uint64_t rnd(void) { /* xorshift64* */
   rng_state ^= rng_state >> 27;
   return rng_state * 0x2545F4914F6CDD1DULL;
 }
-static size_t below(size_t n) { return n ? (size_t)(rnd() % n) : 0; }
+static size_t below(size_t n) {
+  return n ? (size_t)(rnd() % n) : 0;
+}
 
 static const uint8_t interesting[] = {0x00, 0x01, 0x7f, 0x80, 0xff, '\n', '=', ',', '"',
                                       '{',  '}',  '[',  ']',  ':',  '-',  '0', '9', '/'};
@@ -189,9 +191,12 @@ int main(int argc, char **argv) {
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; i += 2) {
     if (i + 1 >= argc) break;
-    if (!strcmp(argv[i], "-n")) mutations = strtol(argv[i + 1], NULL, 10);
-    else if (!strcmp(argv[i], "-s")) seed = strtoull(argv[i + 1], NULL, 0);
-    else if (!strcmp(argv[i], "-max_len")) max_len = (size_t)strtoull(argv[i + 1], NULL, 10);
+    if (!strcmp(argv[i], "-n"))
+      mutations = strtol(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "-s"))
+      seed = strtoull(argv[i + 1], NULL, 0);
+    else if (!strcmp(argv[i], "-max_len"))
+      max_len = (size_t)strtoull(argv[i + 1], NULL, 10);
     else {
       fprintf(stderr, "driver: unknown option %s\n", argv[i]);
       return 2;

@@ -45,7 +45,8 @@ static void build(fixture *f) {
   CHECK(!camd_graph_add_node(g, "Add", "add", 13, 2, in3, 1, nc, NULL, 0, &f->c, &err));
   int gid, fid;
   int in4[] = {f->c};
-  CHECK(!camd_graph_add_node(g, "GlobalAveragePool", "gap", 13, 1, in4, 1, ng, NULL, 0, &gid, &err));
+  CHECK(
+      !camd_graph_add_node(g, "GlobalAveragePool", "gap", 13, 1, in4, 1, ng, NULL, 0, &gid, &err));
   int in5[] = {gid};
   CHECK(!camd_graph_add_node(g, "Flatten", "flatten", 13, 1, in5, 1, nf, NULL, 0, &fid, &err));
   camd_attr tb = {.name = "transB", .type = CAMD_ATTR_INT, .i = 1};
@@ -191,33 +192,33 @@ static void test_shared_input_hook(void) {
   o.hook = zero_channel_per_item;
   o.shared_input = true;
   for (int pass = 0; pass < 3; pass++) {
-  /* pass 1 reuses the prefix of pass 0 (same input); pass 2 reuses it at a smaller batch. */
-  o.reuse_prefix = pass > 0;
-  int nb = pass == 2 ? B - 1 : B;
-  float other[B * C * H * W];
-  random_input(other, B * C * H * W, 77); /* must be ignored when the prefix is reused */
-  CHECK_MSG(!camd_session_forward(s, nb, pass ? other : x, &o, &err), "%s", err.message);
-  const float *logits = camd_session_value(s, f.logits, NULL);
-  for (int b = 0; b < nb && logits; b++) {
-    /* Reference: item b = image 0 with channel b of a zeroed: a*a loses that channel. */
-    double xd[C * H * W], ref[K];
-    for (int i = 0; i < C * H * W; i++) xd[i] = x[i];
-    double gap[C];
-    for (int ch = 0; ch < C; ch++) {
-      double sum = 0;
-      for (int i = 0; i < H * W; i++) {
-        double v = xd[ch * H * W + i];
-        double a = ch == b ? 0 : (v > 0 ? v : 0);
-        sum += a * a + v;
+    /* pass 1 reuses the prefix of pass 0 (same input); pass 2 reuses it at a smaller batch. */
+    o.reuse_prefix = pass > 0;
+    int nb = pass == 2 ? B - 1 : B;
+    float other[B * C * H * W];
+    random_input(other, B * C * H * W, 77); /* must be ignored when the prefix is reused */
+    CHECK_MSG(!camd_session_forward(s, nb, pass ? other : x, &o, &err), "%s", err.message);
+    const float *logits = camd_session_value(s, f.logits, NULL);
+    for (int b = 0; b < nb && logits; b++) {
+      /* Reference: item b = image 0 with channel b of a zeroed: a*a loses that channel. */
+      double xd[C * H * W], ref[K];
+      for (int i = 0; i < C * H * W; i++) xd[i] = x[i];
+      double gap[C];
+      for (int ch = 0; ch < C; ch++) {
+        double sum = 0;
+        for (int i = 0; i < H * W; i++) {
+          double v = xd[ch * H * W + i];
+          double a = ch == b ? 0 : (v > 0 ? v : 0);
+          sum += a * a + v;
+        }
+        gap[ch] = sum / (H * W);
       }
-      gap[ch] = sum / (H * W);
+      for (int k = 0; k < K; k++) {
+        ref[k] = f.bias[k];
+        for (int ch = 0; ch < C; ch++) ref[k] += f.wt[k * C + ch] * gap[ch];
+        CHECK_NEAR(logits[b * K + k], ref[k], 1e-5 * fmax(1, fabs(ref[k])));
+      }
     }
-    for (int k = 0; k < K; k++) {
-      ref[k] = f.bias[k];
-      for (int ch = 0; ch < C; ch++) ref[k] += f.wt[k * C + ch] * gap[ch];
-      CHECK_NEAR(logits[b * K + k], ref[k], 1e-5 * fmax(1, fabs(ref[k])));
-    }
-  }
   }
   camd_session_destroy(s);
   camd_model_release(f.m);
@@ -287,7 +288,6 @@ static void test_unsupported_op_message(void) {
   camd_graph_free(g);
 }
 
-
 /* Conv(1x1) → X → BatchNormalization → Y → Relu → Z: BN is folded at load, yet X keeps its
  * values and its gradient (checked against a double reference of the unfolded graph). */
 static void test_batchnorm_folding_keeps_conv_output(void) {
@@ -354,7 +354,8 @@ static void test_batchnorm_folding_keeps_conv_output(void) {
       double a = sc[co] / sqrt((double)var[co] + 1e-5);
       for (int p = 0; p < HW; p++) {
         double xr = bias[co];
-        for (int ci = 0; ci < CI; ci++) xr += (double)w[co * CI + ci] * input[(b * CI + ci) * HW + p];
+        for (int ci = 0; ci < CI; ci++)
+          xr += (double)w[co * CI + ci] * input[(b * CI + ci) * HW + p];
         double yr = (xr - mu[co]) * a + sh[co];
         double zr = yr > 0 ? yr : 0;
         double gr = yr > 0 ? seed[(b * CO + co) * HW + p] * a : 0;
@@ -369,7 +370,8 @@ static void test_batchnorm_folding_keeps_conv_output(void) {
   camd_model_release(m);
 }
 
-CAMD_TEST_MAIN(CAMD_TEST(test_batchnorm_folding_keeps_conv_output), CAMD_TEST(test_forward_and_kept_values), CAMD_TEST(test_several_backward_targets),
+CAMD_TEST_MAIN(CAMD_TEST(test_batchnorm_folding_keeps_conv_output),
+               CAMD_TEST(test_forward_and_kept_values), CAMD_TEST(test_several_backward_targets),
                CAMD_TEST(test_shared_input_hook), CAMD_TEST(test_targets_and_suggestion),
                CAMD_TEST(test_batch_folding_graph_is_single_batch),
                CAMD_TEST(test_unsupported_op_message))
