@@ -45,6 +45,7 @@ typedef struct camd_plan {
   size_t *grad_off;        /* per value */
   unsigned char *kept;     /* per value: readable after forward */
   unsigned char *computed; /* per value: written by this plan's forward */
+  unsigned char *after;    /* shared-input plans: per value, computed from the hook value */
   float *mem;
   size_t mem_floats;
   size_t scratch_floats;
@@ -60,10 +61,9 @@ struct camd_session {
   uint64_t clock;
   camd_plan *cur; /* plan of the last forward */
   int cur_batch;
-  camd_shape *shapes;        /* per value, for the current run */
-  float **ptr;               /* per value data pointer for the current run */
-  unsigned char *grad_live;  /* per value: gradient buffer holds data in this backward */
-  unsigned char *after_hook; /* per value: depends on the hook value (shared-input runs) */
+  camd_shape *shapes;       /* per value, for the current run */
+  float **ptr;              /* per value data pointer for the current run */
+  unsigned char *grad_live; /* per value: gradient buffer holds data in this backward */
   bool have_backward;
   float *scratch;
   size_t scratch_floats;
@@ -144,6 +144,7 @@ static void plan_free(camd_plan *p) {
   free(p->grad_off);
   free(p->kept);
   free(p->computed);
+  free(p->after);
   free(p->mem);
   free(p);
 }
@@ -317,7 +318,11 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
       for (int j = 0; j < n->n_out; j++) p->kept[n->out[j]] = 1;
     }
   }
-  if (shared_hook >= 0) keep_prefix(g, p, shared_hook, desc);
+  if (shared_hook >= 0) {
+    p->after = malloc((size_t)nv + 1);
+    if (!p->after) goto fail;
+    keep_prefix(g, p, shared_hook, p->after);
+  }
   int n_iv = 0;
   for (int v = 0; v < nv; v++) {
     if (g->values[v].data) {
@@ -522,8 +527,7 @@ int camd_session_create(camd_model *m, int max_batch, camd_session **out, camd_e
   s->shapes = calloc(nv, sizeof(camd_shape));
   s->ptr = calloc(nv, sizeof(float *));
   s->grad_live = calloc(nv, 1);
-  s->after_hook = calloc(nv, 1);
-  if (!s->shapes || !s->ptr || !s->grad_live || !s->after_hook) {
+  if (!s->shapes || !s->ptr || !s->grad_live) {
     camd_session_destroy(s);
     return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
   }
@@ -538,7 +542,6 @@ void camd_session_destroy(camd_session *s) {
   free(s->shapes);
   free(s->ptr);
   free(s->grad_live);
-  free(s->after_hook);
   free(s->scratch);
   camd_model_release(s->model);
   free(s);
@@ -600,7 +603,6 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
   if (opts && opts->shared_input && hook_value < 0) {
     return camd_error_set(err, CAMD_E_INVALID, "a shared-input run needs a hook value");
   }
-  if (shared) mark_after(g, p, hook_value, s->after_hook);
   bool reuse = shared && opts->reuse_prefix && p->prefix_batch >= batch;
   for (int i = 0; i < g->n_inputs; i++) {
     int v = g->inputs[i];
@@ -622,7 +624,7 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
     const camd_node *n = &g->nodes[p->fwd_nodes[i]];
     /* In a shared-input run, nodes before the hook run once (batch 1), then replicate. */
     bool once = shared;
-    for (int k = 0; once && k < n->n_in; k++) once = n->in[k] < 0 || !s->after_hook[n->in[k]];
+    for (int k = 0; once && k < n->n_in; k++) once = n->in[k] < 0 || !p->after[n->in[k]];
     if (once && reuse) {
       bool makes_hook = false;
       for (int j = 0; j < n->n_out; j++) makes_hook |= n->out[j] == hook_value;
