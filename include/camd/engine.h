@@ -156,5 +156,11 @@ void camd_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, con
 /* Sets the BLAS library's thread count (process-wide). */
 void camd_blas_set_threads(int n);
 int camd_blas_get_threads(void);
+/* OpenBLAS 0.3.21 picks its kernels from the CPU model when the library loads and falls back
+ * to slow SSE3 kernels on CPUs it does not recognise. When OPENBLAS_CORETYPE is unset (and
+ * CAMD_BLAS_AUTOTUNE is not "0"), sets it from the CPU's instruction sets (SkylakeX for
+ * AVX-512, Haswell for AVX2+FMA) and re-executes the program with `argv` so the library sees
+ * it. Returns only when nothing was changed or exec failed. Call first thing in main(). */
+void camd_blas_autotune_exec(char **argv);
 
 #endif

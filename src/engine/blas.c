@@ -1,5 +1,8 @@
 /* The one GEMM entry point of camd (cblas_sgemm today) and BLAS thread control. */
 #include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "camd/engine.h"
 
@@ -9,7 +12,8 @@ void camd_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, con
   if (k <= 0) {
     /* C = beta * C (BLAS semantics for an empty inner dimension). */
     for (int i = 0; i < m; i++) {
-      for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
+      for (int j = 0; j < n; j++)
+        c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
     }
     return;
   }
@@ -22,4 +26,24 @@ void camd_blas_set_threads(int n) {
   openblas_set_num_threads(n);
 }
 
-int camd_blas_get_threads(void) { return openblas_get_num_threads(); }
+int camd_blas_get_threads(void) {
+  return openblas_get_num_threads();
+}
+
+void camd_blas_autotune_exec(char **argv) {
+  const char *opt = getenv("CAMD_BLAS_AUTOTUNE");
+  if (getenv("OPENBLAS_CORETYPE") || (opt && !strcmp(opt, "0"))) return;
+  const char *core = NULL;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl")) {
+    core = "SkylakeX";
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    core = "Haswell";
+  }
+  if (!core) return;
+  setenv("OPENBLAS_CORETYPE", core, 1);
+  setenv("CAMD_BLAS_AUTOTUNE", "0", 1); /* never loop */
+  execv("/proc/self/exe", argv);
+  /* exec failed: carry on with the library's own choice. */
+}

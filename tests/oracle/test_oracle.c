@@ -378,26 +378,6 @@ done:
   json_decref(meta);
 }
 
-/* Same OpenBLAS kernel choice as the camd binary (src/cli/main.c), so the test checks the
- * numbers production computes: without OPENBLAS_CORETYPE, OpenBLAS falls back to its slow SSE3
- * kernels on CPUs it does not recognise (virtual machines). An existing OPENBLAS_CORETYPE or
- * CAMD_BLAS_AUTOTUNE=0 leaves the environment alone. */
-static void choose_blas_core(char **argv) {
-  const char *opt = getenv("CAMD_BLAS_AUTOTUNE");
-  if (getenv("OPENBLAS_CORETYPE") || (opt && !strcmp(opt, "0"))) return;
-  const char *core = NULL;
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl"))
-    core = "SkylakeX";
-  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    core = "Haswell";
-  if (!core) return;
-  setenv("OPENBLAS_CORETYPE", core, 1);
-  setenv("CAMD_BLAS_AUTOTUNE", "0", 1);
-  execv("/proc/self/exe", argv);
-}
-
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -407,7 +387,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s DIR [model]\n", argv[0]);
     return 2;
   }
-  choose_blas_core(argv);
+  /* Same kernel choice as the camd binary, so the test checks what production computes. */
+  camd_blas_autotune_exec(argv);
   const char *root = argv[1];
   const char *core = getenv("OPENBLAS_CORETYPE");
   printf("OpenBLAS core type: %s\n", core ? core : "(library default)");

@@ -116,10 +116,16 @@ def iou(a, b):
     return inter / ua if ua > 0 else 0.0
 
 
+_N_LABELS = {}
+
+
 def n_labels(server, model):
+    if model in _N_LABELS:
+        return _N_LABELS[model]
     with urllib.request.urlopen(server.url("/v1/models"), timeout=30) as r:
         models = json.loads(r.read())["models"]
-    return [m for m in models if m["name"] == model][0]["labels"]
+    _N_LABELS[model] = [m for m in models if m["name"] == model][0]["labels"]
+    return _N_LABELS[model]
 
 
 def probs_of(server, model, images, cls):
