@@ -1,6 +1,6 @@
 /* The HTTP front end: libmicrohttpd daemon (internal epoll threads), routing, limits, auth,
- * CORS, body parsing (raw image, JSON, KServe v1, multipart form), the suspend/queue/resume
- * hand-off to the job pool, responses, access log, readiness and graceful shutdown.
+ * CORS, the suspend/queue/resume hand-off to the job pool, responses, access log, readiness and
+ * graceful shutdown. Request bodies are accumulated and parsed in body.c.
  *
  * Handler calls for one request (MHD_AccessHandlerCallback):
  *   first call      allocate the request context, route, check Content-Length against the body
@@ -30,67 +30,13 @@
 
 #include "camd/core.h"
 #include "camd/engine.h"
+#include "server/http_internal.h"
 #include "server/server.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* server state (one server per process) */
+/* server state (one server per process; type in http_internal.h) */
 
-static struct {
-  camd_server_config *cfg;
-  struct MHD_Daemon *daemon;
-  camd_explainer *models[CAMD_SERVER_MAX_MODELS];
-  int default_model;
-  atomic_int ready;    /* models loaded, workers running */
-  atomic_int draining; /* SIGTERM received */
-  atomic_long open_requests;
-  unsigned char key_hashes[CAMD_SERVER_MAX_KEYS][32];
-  int n_keys;
-  bool access_log;
-  uint64_t id_seed;
-  atomic_ulong id_counter;
-} srv;
-
-typedef enum body_kind { BODY_NONE = 0, BODY_RAW, BODY_JSON, BODY_FORM } body_kind;
-
-typedef struct kv {
-  char *key;
-  camd_buf value;
-} kv;
-
-typedef struct req {
-  struct MHD_Connection *conn;
-  char request_id[130];
-  uint64_t start_ns;
-  camd__route route;
-  char method[12];
-  char path[256];
-  int model_index; /* -1: not (yet) known */
-  bool predict_only, want_png, is_post, first_done;
-  body_kind kind;
-  size_t received;
-  camd_buf body;                /* raw image or JSON text */
-  struct MHD_PostProcessor *pp; /* multipart */
-  camd_buf form_image;
-  int form_images;
-  kv *fields; /* form option fields (and "model") */
-  int n_fields, cap_fields;
-  int cur_field; /* form field receiving data, -1 none */
-  /* the first error recorded; answered in the final call */
-  int err_http;
-  char err_code[40];
-  char err_msg[600];
-  const char *allow; /* Allow header for 405 */
-  /* the job */
-  camd__job job;
-  camd_explain_input inputs[256];
-  unsigned char *decoded[256];
-  int n_decoded;
-  bool submitted;
-  atomic_bool job_done;
-  /* answer */
-  int status;
-  size_t bytes_out;
-} req;
+camd__http_state camd__http_srv;
 
 /* ------------------------------------------------------------------------------------------ */
 /* small helpers */
@@ -99,9 +45,7 @@ static bool ieq_prefix(const char *s, const char *prefix) {
   return s && strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static void record(req *r, int http, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void record(req *r, int http, const char *code, const char *fmt, ...) {
+void camd__http_record(req *r, int http, const char *code, const char *fmt, ...) {
   if (r->err_http) return; /* the first error wins */
   r->err_http = http;
   snprintf(r->err_code, sizeof(r->err_code), "%s", code);
@@ -111,15 +55,15 @@ static void record(req *r, int http, const char *code, const char *fmt, ...) {
   va_end(ap);
 }
 
-static void record_camd(req *r, const camd_error *e, int fallback) {
+void camd__http_record_camd(req *r, const camd_error *e, int fallback) {
   int st = e->status ? e->status : fallback;
-  record(r, camd_status_http(st), camd_status_code(st), "%s",
-         e->message[0] ? e->message : camd_status_message(st));
+  camd__http_record(r, camd_status_http(st), camd_status_code(st), "%s",
+                    e->message[0] ? e->message : camd_status_message(st));
 }
 
-static int find_model(const char *name, size_t len) {
-  for (int i = 0; i < srv.cfg->n_models; i++) {
-    const char *n = srv.cfg->models[i].name;
+int camd__http_find_model(const char *name, size_t len) {
+  for (int i = 0; i < camd__http_srv.cfg->n_models; i++) {
+    const char *n = camd__http_srv.cfg->models[i].name;
     if (strlen(n) == len && !memcmp(n, name, len)) return i;
   }
   return -1;
@@ -143,13 +87,14 @@ static uint64_t mix64(uint64_t z) {
 }
 
 static void new_request_id(char *out, size_t cap) {
-  uint64_t n = atomic_fetch_add(&srv.id_counter, 1);
-  snprintf(out, cap, "%016llx", (unsigned long long)mix64(srv.id_seed + n * 0x9e3779b97f4a7c15ull));
+  uint64_t n = atomic_fetch_add(&camd__http_srv.id_counter, 1);
+  snprintf(out, cap, "%016llx",
+           (unsigned long long)mix64(camd__http_srv.id_seed + n * 0x9e3779b97f4a7c15ull));
 }
 
 /* Constant-time check of a bearer token: compares SHA-256 digests against every key. */
 static bool authorized(struct MHD_Connection *conn) {
-  if (srv.n_keys == 0) return true;
+  if (camd__http_srv.n_keys == 0) return true;
   const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
   if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
   const char *tok = h + 7;
@@ -162,9 +107,9 @@ static bool authorized(struct MHD_Connection *conn) {
   camd_sha256_update(&sh, tok, len);
   camd_sha256_final(&sh, d);
   unsigned ok = 0;
-  for (int k = 0; k < srv.n_keys; k++) {
+  for (int k = 0; k < camd__http_srv.n_keys; k++) {
     unsigned diff = 0;
-    for (int i = 0; i < 32; i++) diff |= (unsigned)(d[i] ^ srv.key_hashes[k][i]);
+    for (int i = 0; i < 32; i++) diff |= (unsigned)(d[i] ^ camd__http_srv.key_hashes[k][i]);
     ok |= (unsigned)(diff == 0);
   }
   return ok != 0;
@@ -173,8 +118,9 @@ static bool authorized(struct MHD_Connection *conn) {
 static const char *allowed_origin(struct MHD_Connection *conn) {
   const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
   if (!origin) return NULL;
-  for (int i = 0; i < srv.cfg->n_cors_origins; i++) {
-    if (!strcmp(srv.cfg->cors_origins[i], "*") || !strcmp(srv.cfg->cors_origins[i], origin)) {
+  for (int i = 0; i < camd__http_srv.cfg->n_cors_origins; i++) {
+    if (!strcmp(camd__http_srv.cfg->cors_origins[i], "*") ||
+        !strcmp(camd__http_srv.cfg->cors_origins[i], origin)) {
       return origin;
     }
   }
@@ -203,12 +149,12 @@ static enum MHD_Result respond(req *r, int status, const char *ctype, void *body
   }
   if (status == 503) {
     char ra[32];
-    snprintf(ra, sizeof(ra), "%ld", srv.cfg->retry_after_s);
+    snprintf(ra, sizeof(ra), "%ld", camd__http_srv.cfg->retry_after_s);
     MHD_add_response_header(resp, "Retry-After", ra);
   }
   if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"camd\"");
   if (status == 405 && r->allow) MHD_add_response_header(resp, "Allow", r->allow);
-  if (atomic_load(&srv.draining)) MHD_add_response_header(resp, "Connection", "close");
+  if (atomic_load(&camd__http_srv.draining)) MHD_add_response_header(resp, "Connection", "close");
   if (r->route == CAMD_ROUTE_STATIC) {
     MHD_add_response_header(resp, "Content-Security-Policy",
                             "default-src 'self'; img-src 'self' data: blob:; "
@@ -273,7 +219,7 @@ static const char *route(req *r, const char *url) {
     const char *name = url + 11;
     size_t n = strcspn(name, "/:");
     const char *rest = name + n;
-    int m = find_model(name, n);
+    int m = camd__http_find_model(name, n);
     if (!*rest) {
       r->route = CAMD_ROUTE_MODEL;
     } else if (!strcmp(rest, "/explain") || !strcmp(rest, ":explain")) {
@@ -282,12 +228,14 @@ static const char *route(req *r, const char *url) {
       r->route = CAMD_ROUTE_PREDICT;
       r->predict_only = true;
     } else {
-      record(r, 404, "not_found", "no route for '%.200s'; see GET /v1/models for the API", url);
+      camd__http_record(r, 404, "not_found",
+                        "no route for '%.200s'; see GET /v1/models for the API", url);
       return NULL;
     }
     if (m < 0) {
-      record(r, 404, "model_not_found", "unknown model '%.*s'; GET /v1/models lists the models",
-             (int)(n > 128 ? 128 : n), name);
+      camd__http_record(r, 404, "model_not_found",
+                        "unknown model '%.*s'; GET /v1/models lists the models",
+                        (int)(n > 128 ? 128 : n), name);
       return r->route == CAMD_ROUTE_MODEL ? GET_ALLOW : POST_ALLOW;
     }
     r->model_index = m;
@@ -301,7 +249,8 @@ static const char *route(req *r, const char *url) {
       return GET_ALLOW;
     }
   }
-  record(r, 404, "not_found", "no route for '%.200s'; see GET /v1/models for the API", url);
+  camd__http_record(r, 404, "not_found", "no route for '%.200s'; see GET /v1/models for the API",
+                    url);
   return NULL;
 }
 
@@ -355,15 +304,15 @@ static void first_call(req *r, struct MHD_Connection *conn, const char *url, con
   r->is_post = !strcmp(method, "POST");
   if (is_options) return; /* answered in the final call */
   if ((allow == GET_ALLOW && !is_get) || (allow == POST_ALLOW && !r->is_post)) {
-    record(r, 405, "method_not_allowed", "%s is not allowed on %.200s; allowed: %s", method, url,
-           allow);
+    camd__http_record(r, 405, "method_not_allowed", "%s is not allowed on %.200s; allowed: %s",
+                      method, url, allow);
     return;
   }
   bool protected = r->route != CAMD_ROUTE_HEALTH && r->route != CAMD_ROUTE_READY &&
                    r->route != CAMD_ROUTE_STATIC;
   if (protected && !authorized(conn)) {
-    record(r, 401, "unauthorized",
-           "a valid API key is required: send 'Authorization: Bearer <key>'");
+    camd__http_record(r, 401, "unauthorized",
+                      "a valid API key is required: send 'Authorization: Bearer <key>'");
     return;
   }
   if (!r->is_post) return;
@@ -374,30 +323,31 @@ static void first_call(req *r, struct MHD_Connection *conn, const char *url, con
       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
   bool chunked = te && strcasestr(te, "chunked");
   if (!cl && !chunked) {
-    record(r, 411, "length_required",
-           "POST needs a Content-Length header or chunked Transfer-Encoding");
+    camd__http_record(r, 411, "length_required",
+                      "POST needs a Content-Length header or chunked Transfer-Encoding");
     return;
   }
   if (cl) {
     char *end;
     errno = 0;
     unsigned long long n = strtoull(cl, &end, 10);
-    if (!errno && *end == 0 && n > (unsigned long long)srv.cfg->max_body_bytes) {
-      record(r, 413, "payload_too_large",
-             "request body of %llu bytes exceeds the limit max_body_bytes = %ld", n,
-             srv.cfg->max_body_bytes);
+    if (!errno && *end == 0 && n > (unsigned long long)camd__http_srv.cfg->max_body_bytes) {
+      camd__http_record(r, 413, "payload_too_large",
+                        "request body of %llu bytes exceeds the limit max_body_bytes = %ld", n,
+                        camd__http_srv.cfg->max_body_bytes);
       return;
     }
   }
   bool png = false;
   if (!negotiate(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
                  &png)) {
-    record(r, 406, "not_acceptable",
-           "the Accept header allows neither application/json nor image/png");
+    camd__http_record(r, 406, "not_acceptable",
+                      "the Accept header allows neither application/json nor image/png");
     return;
   }
   if (png && r->predict_only) {
-    record(r, 406, "not_acceptable", "predict answers application/json only (no overlay image)");
+    camd__http_record(r, 406, "not_acceptable",
+                      "predict answers application/json only (no overlay image)");
     return;
   }
   r->want_png = png;
@@ -410,375 +360,11 @@ static void first_call(req *r, struct MHD_Connection *conn, const char *url, con
              ieq_prefix(ct, "image/jpg") || ieq_prefix(ct, "application/octet-stream")) {
     r->kind = BODY_RAW;
   } else {
-    record(r, 415, "unsupported_media_type",
-           "Content-Type '%.100s' is not supported; send multipart/form-data, application/json, "
-           "image/png or image/jpeg",
-           ct ? ct : "(none)");
-  }
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* body accumulation */
-
-static int field_index(req *r, const char *key) {
-  for (int i = 0; i < r->n_fields; i++) {
-    if (!strcmp(r->fields[i].key, key)) return i;
-  }
-  return -1;
-}
-
-static int add_field(req *r, const char *key) {
-  if (r->n_fields >= srv.cfg->max_options) {
-    record(r, 413, "limit_exceeded", "more than max_options = %ld option fields",
-           srv.cfg->max_options);
-    return -1;
-  }
-  if (strlen(key) > 64) {
-    record(r, 400, "invalid_argument", "option name '%.64s...' is too long", key);
-    return -1;
-  }
-  if (r->n_fields == r->cap_fields) {
-    int cap = r->cap_fields ? r->cap_fields * 2 : 8;
-    kv *f = realloc(r->fields, sizeof(kv) * (size_t)cap);
-    if (!f) {
-      record(r, 500, "out_of_memory", "out of memory");
-      return -1;
-    }
-    r->fields = f;
-    r->cap_fields = cap;
-  }
-  kv *f = &r->fields[r->n_fields];
-  f->key = strdup(key);
-  camd_buf_init(&f->value);
-  if (!f->key) {
-    record(r, 500, "out_of_memory", "out of memory");
-    return -1;
-  }
-  return r->n_fields++;
-}
-
-static bool append_field(req *r, int i, const char *data, size_t size) {
-  kv *f = &r->fields[i];
-  if (f->value.len + size > (size_t)srv.cfg->max_option_bytes) {
-    record(r, 413, "limit_exceeded", "option '%.64s' is longer than max_option_bytes = %ld", f->key,
-           srv.cfg->max_option_bytes);
-    return false;
-  }
-  camd_buf_append(&f->value, data, size);
-  if (f->value.failed) {
-    record(r, 500, "out_of_memory", "out of memory");
-    return false;
-  }
-  return true;
-}
-
-static enum MHD_Result form_iter(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *filename, const char *content_type,
-                                 const char *transfer_encoding, const char *data, uint64_t off,
-                                 size_t size) {
-  (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
-  req *r = cls;
-  if (r->err_http || !key) return MHD_YES;
-  if (!strcmp(key, "image")) {
-    if (off == 0) {
-      if (++r->form_images > 1) {
-        record(r, 400, "invalid_argument", "more than one 'image' field in the form");
-        return MHD_YES;
-      }
-    }
-    camd_buf_append(&r->form_image, data, size);
-    if (r->form_image.failed) record(r, 500, "out_of_memory", "out of memory");
-    return MHD_YES;
-  }
-  int i = field_index(r, key);
-  if (off == 0 && i >= 0) {
-    record(r, 400, "invalid_argument", "option '%.64s' is given twice", key);
-    return MHD_YES;
-  }
-  if (i < 0) i = add_field(r, key);
-  if (i < 0) return MHD_YES;
-  if (size) append_field(r, i, data, size);
-  return MHD_YES;
-}
-
-static void absorb(req *r, const char *data, size_t size) {
-  r->received += size;
-  if (r->err_http) return; /* discarding */
-  if (r->received > (size_t)srv.cfg->max_body_bytes) {
-    record(r, 413, "payload_too_large", "request body exceeds the limit max_body_bytes = %ld",
-           srv.cfg->max_body_bytes);
-    camd_buf_free(&r->body);
-    camd_buf_free(&r->form_image);
-    return;
-  }
-  if (r->kind == BODY_FORM) {
-    if (!r->pp) {
-      r->pp = MHD_create_post_processor(r->conn, 64 * 1024, form_iter, r);
-      if (!r->pp) {
-        record(r, 400, "bad_format", "malformed multipart/form-data header (missing boundary?)");
-        return;
-      }
-    }
-    if (MHD_post_process(r->pp, data, size) != MHD_YES) {
-      record(r, 400, "bad_format", "malformed multipart/form-data body");
-    }
-    return;
-  }
-  camd_buf_append(&r->body, data, size);
-  if (r->body.failed) record(r, 500, "out_of_memory", "out of memory");
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* building the job */
-
-typedef struct opt_list {
-  const char *keys[4096];
-  char *values[4096];
-  bool owned[4096];
-  int n;
-} opt_list;
-
-static void opts_free(opt_list *l) {
-  for (int i = 0; i < l->n; i++) {
-    if (l->owned[i]) free(l->values[i]);
-  }
-  l->n = 0;
-}
-
-static bool opts_add(req *r, opt_list *l, const char *key, char *value, bool owned) {
-  if (l->n >= srv.cfg->max_options || l->n >= 4096) {
-    if (owned) free(value);
-    record(r, 413, "limit_exceeded", "more than max_options = %ld options", srv.cfg->max_options);
-    return false;
-  }
-  if (strlen(value) > (size_t)srv.cfg->max_option_bytes) {
-    if (owned) free(value);
-    record(r, 413, "limit_exceeded", "option '%.64s' is longer than max_option_bytes = %ld", key,
-           srv.cfg->max_option_bytes);
-    return false;
-  }
-  l->keys[l->n] = key;
-  l->values[l->n] = value;
-  l->owned[l->n] = owned;
-  l->n++;
-  return true;
-}
-
-typedef struct query_ctx {
-  req *r;
-  opt_list *l;
-  const char *model;
-} query_ctx;
-
-static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value) {
-  (void)kind;
-  query_ctx *q = cls;
-  if (!strcmp(key, "model")) {
-    q->model = value ? value : "";
-    return MHD_YES;
-  }
-  return opts_add(q->r, q->l, key, (char *)(value ? value : ""), false) ? MHD_YES : MHD_NO;
-}
-
-/* JSON option value → text (strings as is, numbers/bools printed, arrays comma-joined). */
-static char *json_option_text(json_t *v) {
-  if (json_is_string(v)) return strdup(json_string_value(v));
-  if (json_is_true(v)) return strdup("true");
-  if (json_is_false(v)) return strdup("false");
-  if (json_is_number(v)) return json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-  if (json_is_array(v)) {
-    camd_buf b;
-    camd_buf_init(&b);
-    size_t i;
-    json_t *e;
-    json_array_foreach(v, i, e) {
-      if (!json_is_string(e) && !json_is_number(e)) {
-        camd_buf_free(&b);
-        return NULL;
-      }
-      char *t = json_option_text(e);
-      if (!t) {
-        camd_buf_free(&b);
-        return NULL;
-      }
-      if (i) camd_buf_append(&b, ",", 1);
-      camd_buf_append(&b, t, strlen(t));
-      free(t);
-    }
-    if (!b.data) camd_buf_append(&b, "", 0);
-    if (b.failed || !b.data) {
-      camd_buf_free(&b);
-      return strdup("");
-    }
-    return camd_buf_take(&b, NULL);
-  }
-  return NULL;
-}
-
-static bool add_json_option(req *r, opt_list *l, const char *key, json_t *v) {
-  char *text = json_option_text(v);
-  if (!text) {
-    record(r, 400, "invalid_argument",
-           "option '%.64s' must be a string, number, boolean or array of those", key);
-    return false;
-  }
-  return opts_add(r, l, key, text, true);
-}
-
-/* Decodes one base64 image (a "data:...;base64," prefix is allowed) into r->inputs. */
-static bool add_b64_image(req *r, json_t *v, const char *what) {
-  if (!json_is_string(v)) {
-    record(r, 400, "invalid_argument", "%s must be a base64 string", what);
-    return false;
-  }
-  if (r->n_decoded >= srv.cfg->max_instances || r->n_decoded >= 256) {
-    record(r, 413, "limit_exceeded", "more than max_instances = %ld images",
-           srv.cfg->max_instances);
-    return false;
-  }
-  const char *s = json_string_value(v);
-  size_t len = json_string_length(v);
-  if (len > 5 && !strncmp(s, "data:", 5)) {
-    const char *comma = memchr(s, ',', len);
-    if (!comma) {
-      record(r, 400, "bad_format", "%s: a data: URL without a comma", what);
-      return false;
-    }
-    len -= (size_t)(comma + 1 - s);
-    s = comma + 1;
-  }
-  camd_error e = {0};
-  size_t out_len = 0;
-  unsigned char *bytes = camd_base64_decode(s, len, &out_len, &e);
-  if (!bytes) {
-    record(r, e.status == CAMD_E_NOMEM ? 500 : 400,
-           e.status == CAMD_E_NOMEM ? "out_of_memory" : "bad_base64", "%s is not valid base64: %s",
-           what, e.message);
-    return false;
-  }
-  if (out_len == 0) {
-    free(bytes);
-    record(r, 400, "invalid_argument", "%s is empty", what);
-    return false;
-  }
-  r->decoded[r->n_decoded] = bytes;
-  r->inputs[r->n_decoded].data = bytes;
-  r->inputs[r->n_decoded].len = out_len;
-  r->n_decoded++;
-  return true;
-}
-
-static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char **model) {
-  json_error_t je;
-  json_t *root =
-      json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &je);
-  if (!root) {
-    record(r, 400, "bad_json", "the body is not valid JSON: line %d column %d: %s", je.line,
-           je.column, je.text);
-    return false;
-  }
-  *root_out = root;
-  if (!json_is_object(root)) {
-    record(r, 400, "bad_json", "the JSON body must be an object");
-    return false;
-  }
-  json_t *instances = json_object_get(root, "instances");
-  const char *key;
-  json_t *v;
-  json_object_foreach(root, key, v) {
-    if (!strcmp(key, "instances") || (!instances && !strcmp(key, "image"))) continue;
-    if (!strcmp(key, "model")) {
-      if (!json_is_string(v)) {
-        record(r, 400, "invalid_argument", "'model' must be a string");
-        return false;
-      }
-      *model = json_string_value(v);
-    } else if (!strcmp(key, "parameters") && json_is_object(v)) {
-      const char *pk;
-      json_t *pv;
-      json_object_foreach(v, pk, pv) {
-        if (!add_json_option(r, l, pk, pv)) return false;
-      }
-    } else if (!add_json_option(r, l, key, v)) {
-      return false;
-    }
-  }
-  if (instances) {
-    r->job.kserve = true;
-    if (!json_is_array(instances) || json_array_size(instances) == 0) {
-      record(r, 400, "invalid_argument", "'instances' must be a non-empty array");
-      return false;
-    }
-    if (json_array_size(instances) > (size_t)srv.cfg->max_instances) {
-      record(r, 413, "limit_exceeded", "%zu instances exceed the limit max_instances = %ld",
-             json_array_size(instances), srv.cfg->max_instances);
-      return false;
-    }
-    size_t i;
-    json_t *inst;
-    json_array_foreach(instances, i, inst) {
-      char what[64];
-      snprintf(what, sizeof(what), "instances[%zu].image.b64", i);
-      json_t *img = json_is_object(inst) ? json_object_get(inst, "image") : NULL;
-      if (!img && json_is_object(inst)) img = inst;
-      json_t *b64 = json_is_object(img) ? json_object_get(img, "b64") : img;
-      if (json_is_object(inst) && json_object_size(inst) != 1) {
-        record(r, 400, "invalid_argument", "instances[%zu] must have exactly one key, 'image'", i);
-        return false;
-      }
-      if (!b64) {
-        record(r, 400, "invalid_argument",
-               "instances[%zu] has no image ({\"image\": {\"b64\": ...}})", i);
-        return false;
-      }
-      if (!add_b64_image(r, b64, what)) return false;
-    }
-    return true;
-  }
-  json_t *img = json_object_get(root, "image");
-  if (!img) {
-    record(r, 400, "invalid_argument", "the JSON body has no \"image\" (base64 PNG or JPEG)");
-    return false;
-  }
-  if (json_is_object(img)) img = json_object_get(img, "b64");
-  return add_b64_image(r, img, "'image'");
-}
-
-/* Turns the accumulated body into options (appended to l), the model name (*model, when the
- * body names one) and r->inputs / r->job.n_inputs; errors are recorded in r. *root receives the
- * parsed JSON (it owns the strings l and *model point into; caller decrefs). */
-static void collect_body(req *r, opt_list *l, json_t **root, const char **model) {
-  if (!r->err_http) {
-    if (r->kind == BODY_RAW) {
-      if (!r->body.len) {
-        record(r, 400, "invalid_argument", "the request body is empty; send the image bytes");
-      } else {
-        r->inputs[0].data = r->body.data;
-        r->inputs[0].len = r->body.len;
-        r->job.n_inputs = 1;
-      }
-    } else if (r->kind == BODY_JSON) {
-      if (parse_json_body(r, l, root, model)) r->job.n_inputs = r->n_decoded;
-    } else if (r->kind == BODY_FORM) {
-      for (int i = 0; i < r->n_fields && !r->err_http; i++) {
-        if (!strcmp(r->fields[i].key, "model")) {
-          *model = r->fields[i].value.data ? r->fields[i].value.data : "";
-        } else {
-          opts_add(r, l, r->fields[i].key, r->fields[i].value.data ? r->fields[i].value.data : "",
-                   false);
-        }
-      }
-      if (!r->err_http) {
-        if (!r->form_images || !r->form_image.len) {
-          record(r, 400, "invalid_argument", "the form has no (non-empty) 'image' file field");
-        } else {
-          r->inputs[0].data = r->form_image.data;
-          r->inputs[0].len = r->form_image.len;
-          r->job.n_inputs = 1;
-        }
-      }
-    }
+    camd__http_record(
+        r, 415, "unsupported_media_type",
+        "Content-Type '%.100s' is not supported; send multipart/form-data, application/json, "
+        "image/png or image/jpeg",
+        ct ? ct : "(none)");
   }
 }
 
@@ -798,12 +384,13 @@ static enum MHD_Result send_recorded(req *r) {
 }
 
 static enum MHD_Result start_job(req *r) {
-  if (!atomic_load(&srv.ready)) {
+  if (!atomic_load(&camd__http_srv.ready)) {
     return respond_error(r, 503, "not_ready", "the models are still loading; retry shortly");
   }
   if (r->kind == BODY_FORM && r->pp) {
     if (MHD_destroy_post_processor(r->pp) != MHD_YES) {
-      record(r, 400, "bad_format", "the multipart/form-data body is truncated or malformed");
+      camd__http_record(r, 400, "bad_format",
+                        "the multipart/form-data body is truncated or malformed");
     }
     r->pp = NULL;
   }
@@ -812,28 +399,30 @@ static enum MHD_Result start_job(req *r) {
   if (!l) return respond_error(r, 500, "out_of_memory", "out of memory");
   json_t *root = NULL;
   query_ctx q = {r, l, NULL};
-  MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_iter, &q);
+  MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, camd__http_query_iter, &q);
   const char *model = q.model;
-  collect_body(r, l, &root, &model);
+  camd__http_collect_body(r, l, &root, &model);
   if (!r->err_http && r->route == CAMD_ROUTE_EXPLAIN_ANY) {
-    r->model_index = model ? find_model(model, strlen(model)) : srv.default_model;
+    r->model_index =
+        model ? camd__http_find_model(model, strlen(model)) : camd__http_srv.default_model;
     if (r->model_index < 0) {
-      record(r, 404, "model_not_found", "unknown model '%.128s'; GET /v1/models lists the models",
-             model);
+      camd__http_record(r, 404, "model_not_found",
+                        "unknown model '%.128s'; GET /v1/models lists the models", model);
     }
-  } else if (!r->err_http && model && r->model_index != find_model(model, strlen(model))) {
-    record(r, 400, "invalid_argument", "'model' = '%.128s' contradicts the model in the URL",
-           model);
+  } else if (!r->err_http && model &&
+             r->model_index != camd__http_find_model(model, strlen(model))) {
+    camd__http_record(r, 400, "invalid_argument",
+                      "'model' = '%.128s' contradicts the model in the URL", model);
   }
   camd__job *job = &r->job;
   if (!r->err_http) {
-    camd_explainer *e = srv.models[r->model_index];
+    camd_explainer *e = camd__http_srv.models[r->model_index];
     memset(&job->opts, 0, sizeof(job->opts));
     camd_explain_options_init(&job->opts, e);
     for (int i = 0; i < l->n && !r->err_http; i++) {
       camd_error ce = {0};
       if (camd_explain_options_set(&job->opts, e, l->keys[i], l->values[i], &ce)) {
-        record_camd(r, &ce, CAMD_E_INVALID);
+        camd__http_record_camd(r, &ce, CAMD_E_INVALID);
       }
     }
     if (r->want_png) job->opts.outputs |= CAMD_OUT_OVERLAY;
@@ -846,7 +435,7 @@ static enum MHD_Result start_job(req *r) {
     job->done = job_done;
     job->done_arg = r;
   }
-  opts_free(l);
+  camd__http_opts_free(l);
   free(l);
   json_decref(root);
   if (r->err_http) return send_recorded(r);
@@ -873,13 +462,13 @@ static enum MHD_Result send_job(req *r) {
 
 static enum MHD_Result send_models(req *r) {
   json_t *arr = json_array();
-  for (int i = 0; i < srv.cfg->n_models; i++) {
-    camd_explainer *e = srv.models[i];
+  for (int i = 0; i < camd__http_srv.cfg->n_models; i++) {
+    camd_explainer *e = camd__http_srv.models[i];
     const camd_model_config *c = camd_explainer_config(e);
     json_array_append_new(
         arr, json_pack("{s:s,s:s,s:b,s:i,s:s,s:s,s:s}", "name", c->name, "sha256",
-                       camd_explainer_sha256(e), "default", i == srv.default_model, "labels",
-                       camd_explainer_num_labels(e), "default_method",
+                       camd_explainer_sha256(e), "default", i == camd__http_srv.default_model,
+                       "labels", camd_explainer_num_labels(e), "default_method",
                        c->default_method[0] ? c->default_method : "gradcam", "default_layer",
                        camd_explainer_default_layer(e) ? camd_explainer_default_layer(e) : "",
                        "url", ""));
@@ -890,7 +479,7 @@ static enum MHD_Result send_models(req *r) {
   }
   return respond_json(r, 200,
                       json_pack("{s:o,s:s}", "models", arr, "default_model",
-                                srv.cfg->models[srv.default_model].name));
+                                camd__http_srv.cfg->models[camd__http_srv.default_model].name));
 }
 
 static enum MHD_Result send_get(req *r) {
@@ -898,10 +487,10 @@ static enum MHD_Result send_get(req *r) {
     case CAMD_ROUTE_HEALTH:
       return respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
     case CAMD_ROUTE_READY:
-      if (atomic_load(&srv.draining)) {
+      if (atomic_load(&camd__http_srv.draining)) {
         return respond_error(r, 503, "not_ready", "the server is draining (shutting down)");
       }
-      if (!atomic_load(&srv.ready)) {
+      if (!atomic_load(&camd__http_srv.ready)) {
         return respond_error(r, 503, "not_ready", "the models are still loading");
       }
       return respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
@@ -913,15 +502,15 @@ static enum MHD_Result send_get(req *r) {
                      MHD_RESPMEM_MUST_FREE);
     }
     case CAMD_ROUTE_MODELS:
-      if (!atomic_load(&srv.ready)) {
+      if (!atomic_load(&camd__http_srv.ready)) {
         return respond_error(r, 503, "not_ready", "the models are still loading");
       }
       return send_models(r);
     case CAMD_ROUTE_MODEL: {
-      if (!atomic_load(&srv.ready)) {
+      if (!atomic_load(&camd__http_srv.ready)) {
         return respond_error(r, 503, "not_ready", "the models are still loading");
       }
-      char *text = camd_explainer_info_json(srv.models[r->model_index]);
+      char *text = camd_explainer_info_json(camd__http_srv.models[r->model_index]);
       if (!text) return respond_error(r, 500, "out_of_memory", "out of memory");
       return respond_json_text(r, 200, text);
     }
@@ -996,7 +585,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     } else {
       new_request_id(r->request_id, sizeof(r->request_id));
     }
-    atomic_fetch_add(&srv.open_requests, 1);
+    atomic_fetch_add(&camd__http_srv.open_requests, 1);
     camd__metrics_inflight(1);
     first_call(r, conn, url, method);
     /* The only answer given before the body: a declared length over the cap. */
@@ -1008,7 +597,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     return MHD_YES;
   }
   if (*upload_data_size) {
-    absorb(r, upload_data, *upload_data_size);
+    camd__http_absorb(r, upload_data, *upload_data_size);
     *upload_data_size = 0;
     return MHD_YES;
   }
@@ -1026,7 +615,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 /* completion: access log, metrics, cleanup */
 
 /* Frees everything a request context owns, and the context. */
-static void req_free(req *r) {
+void camd__http_req_free(req *r) {
   if (r->pp) MHD_destroy_post_processor(r->pp);
   camd_buf_free(&r->body);
   camd_buf_free(&r->form_image);
@@ -1049,7 +638,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   double ms = (double)(camd_now_ns() - r->start_ns) / 1e6;
   camd__metrics_request(r->route, r->status);
   camd__metrics_inflight(-1);
-  if (srv.access_log) {
+  if (camd__http_srv.access_log) {
     char remote[INET6_ADDRSTRLEN] = "";
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -1076,7 +665,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (line) {
       json_object_set_new(line, "route", json_string(camd__route_name(r->route)));
       if (r->model_index >= 0) {
-        json_object_set_new(line, "model", json_string(srv.cfg->models[r->model_index].name));
+        json_object_set_new(line, "model",
+                            json_string(camd__http_srv.cfg->models[r->model_index].name));
       }
       if (r->submitted) {
         json_object_set_new(line, "method_cam",
@@ -1102,8 +692,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
       }
     }
   }
-  req_free(r);
-  atomic_fetch_sub(&srv.open_requests, 1);
+  camd__http_req_free(r);
+  atomic_fetch_sub(&camd__http_srv.open_requests, 1);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -1155,10 +745,10 @@ static int start_daemon(camd_server_config *cfg, camd_error *err) {
         (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->io_threads, NULL};
   }
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-  srv.daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, handler, NULL,
-                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY, opts,
-                                MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
-  if (!srv.daemon) {
+  camd__http_srv.daemon = MHD_start_daemon(
+      flags, (uint16_t)cfg->port, NULL, NULL, handler, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+      NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+  if (!camd__http_srv.daemon) {
     return camd_error_set(err, CAMD_E_IO, "cannot listen on %s port %ld (address in use?)",
                           cfg->listen, cfg->port);
   }
@@ -1168,20 +758,20 @@ static int start_daemon(camd_server_config *cfg, camd_error *err) {
 static int load_models(camd_server_config *cfg, camd_error *err) {
   for (int i = 0; i < cfg->n_models; i++) {
     uint64_t t0 = camd_now_ns();
-    int rc = camd_explainer_open(&cfg->models[i], &srv.models[i], err);
+    int rc = camd_explainer_open(&cfg->models[i], &camd__http_srv.models[i], err);
     if (rc)
       return camd_error_prefix(err, "model '%s' (%s): ", cfg->models[i].name, cfg->models[i].path);
     camd_log(CAMD_LOG_INFO, "model '%s' loaded from %s in %.0f ms (sha256 %.16s...)",
              cfg->models[i].name, cfg->models[i].path, (double)(camd_now_ns() - t0) / 1e6,
-             camd_explainer_sha256(srv.models[i]));
+             camd_explainer_sha256(camd__http_srv.models[i]));
   }
   return 0;
 }
 
 static void release_models(void) {
   for (int i = 0; i < CAMD_SERVER_MAX_MODELS; i++) {
-    if (srv.models[i]) camd_explainer_release(srv.models[i]);
-    srv.models[i] = NULL;
+    if (camd__http_srv.models[i]) camd_explainer_release(camd__http_srv.models[i]);
+    camd__http_srv.models[i] = NULL;
   }
 }
 
@@ -1196,21 +786,21 @@ static void on_signal(int sig) {
 }
 
 int camd__server_run(camd_server_config *cfg, camd_error *err) {
-  memset(&srv, 0, sizeof(srv));
-  srv.cfg = cfg;
+  memset(&camd__http_srv, 0, sizeof(camd__http_srv));
+  camd__http_srv.cfg = cfg;
   json_object_seed(0);
-  srv.access_log = strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error");
-  srv.id_seed = mix64(camd_now_ns() ^ ((uint64_t)getpid() << 32));
+  camd__http_srv.access_log = strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error");
+  camd__http_srv.id_seed = mix64(camd_now_ns() ^ ((uint64_t)getpid() << 32));
   for (int i = 0; i < cfg->n_models; i++) {
-    if (!strcmp(cfg->models[i].name, cfg->default_model)) srv.default_model = i;
+    if (!strcmp(cfg->models[i].name, cfg->default_model)) camd__http_srv.default_model = i;
   }
   for (int k = 0; k < cfg->n_api_keys; k++) {
     camd_sha256 sh;
     camd_sha256_init(&sh);
     camd_sha256_update(&sh, cfg->api_keys[k], strlen(cfg->api_keys[k]));
-    camd_sha256_final(&sh, srv.key_hashes[k]);
+    camd_sha256_final(&sh, camd__http_srv.key_hashes[k]);
   }
-  srv.n_keys = cfg->n_api_keys;
+  camd__http_srv.n_keys = cfg->n_api_keys;
 
   /* OpenBLAS threads × workers ≤ cores. */
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1248,19 +838,20 @@ int camd__server_run(camd_server_config *cfg, camd_error *err) {
     camd__metrics_free();
     return rc;
   }
-  const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv.daemon, MHD_DAEMON_INFO_BIND_PORT);
+  const union MHD_DaemonInfo *di =
+      MHD_get_daemon_info(camd__http_srv.daemon, MHD_DAEMON_INFO_BIND_PORT);
   unsigned port = di ? di->port : (unsigned)cfg->port;
   camd_log(CAMD_LOG_INFO, "loading %d model(s); workers %ld, blas_threads %ld, max_batch %ld",
            cfg->n_models, cfg->workers, blas, cfg->max_batch);
   rc = load_models(cfg, err);
   if (!rc) rc = camd__pool_start(cfg, err);
   if (rc) {
-    MHD_stop_daemon(srv.daemon);
+    MHD_stop_daemon(camd__http_srv.daemon);
     release_models();
     camd__metrics_free();
     return rc;
   }
-  atomic_store(&srv.ready, 1);
+  atomic_store(&camd__http_srv.ready, 1);
   camd_log(CAMD_LOG_INFO, "camd %s listening on http://%s%s%s:%u/ (ready)", CAMD_VERSION,
            strchr(cfg->listen, ':') ? "[" : "", cfg->listen, strchr(cfg->listen, ':') ? "]" : "",
            port);
@@ -1270,8 +861,8 @@ int camd__server_run(camd_server_config *cfg, camd_error *err) {
   }
   camd_log(CAMD_LOG_INFO, "%s received: draining (stop accepting, finish queued jobs within %ld s)",
            sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->drain_timeout_s);
-  atomic_store(&srv.draining, 1);
-  MHD_socket lfd = MHD_quiesce_daemon(srv.daemon);
+  atomic_store(&camd__http_srv.draining, 1);
+  MHD_socket lfd = MHD_quiesce_daemon(camd__http_srv.daemon);
   if (lfd != MHD_INVALID_SOCKET) close(lfd);
   uint64_t deadline = camd_now_ns() + (uint64_t)cfg->drain_timeout_s * 1000000000ull;
   /* Requests still uploading may submit jobs while we drain; they are accepted until the
@@ -1279,13 +870,13 @@ int camd__server_run(camd_server_config *cfg, camd_error *err) {
   camd__pool_drain_and_stop(deadline);
   /* Give resumed connections time to send their answers (bounded). */
   uint64_t flush_deadline = camd_now_ns() + 2000000000ull;
-  while (atomic_load(&srv.open_requests) > 0 && camd_now_ns() < flush_deadline) {
+  while (atomic_load(&camd__http_srv.open_requests) > 0 && camd_now_ns() < flush_deadline) {
     struct timespec ts = {0, 10000000};
     nanosleep(&ts, NULL);
   }
-  long left = atomic_load(&srv.open_requests);
-  MHD_stop_daemon(srv.daemon);
-  srv.daemon = NULL;
+  long left = atomic_load(&camd__http_srv.open_requests);
+  MHD_stop_daemon(camd__http_srv.daemon);
+  camd__http_srv.daemon = NULL;
   release_models();
   camd__metrics_free();
   signal(SIGTERM, SIG_DFL);
@@ -1294,72 +885,4 @@ int camd__server_run(camd_server_config *cfg, camd_error *err) {
   close(sig_pipe[1]);
   camd_log(CAMD_LOG_INFO, "stopped (%ld request(s) still open were closed)", left);
   return 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* fuzzing entry point (tests/fuzz/fuzz_body.c); never called by the server */
-
-int camd__server_parse_body_for_fuzz(camd_server_config *cfg, int kind, const void *data,
-                                     size_t len) {
-  camd_server_config *saved = srv.cfg;
-  srv.cfg = cfg;
-  req *r = calloc(1, sizeof(*r));
-  if (!r) {
-    srv.cfg = saved;
-    return -1;
-  }
-  r->cur_field = -1;
-  r->model_index = -1;
-  camd_buf_init(&r->body);
-  camd_buf_init(&r->form_image);
-  r->kind = kind == 1 ? BODY_JSON : kind == 2 ? BODY_FORM : BODY_RAW;
-  const unsigned char *p = data, *end = p + len;
-  if (r->kind == BODY_FORM) {
-    /* records [key length: 1][key][data length: 2, LE][data][flags: 1; bit 0: continuation
-     * (off > 0), bit 1: no key] replayed as libmicrohttpd's post-processor callbacks */
-    while (end - p >= 1) {
-      size_t kl = *p++;
-      if ((size_t)(end - p) < kl + 2) break;
-      char key[256];
-      memcpy(key, p, kl);
-      key[kl] = '\0';
-      p += kl;
-      size_t dl = (size_t)p[0] | (size_t)p[1] << 8;
-      p += 2;
-      if ((size_t)(end - p) < dl + 1) break;
-      const char *d = (const char *)p;
-      p += dl;
-      unsigned flags = *p++;
-      r->received += dl;
-      if (r->received > (size_t)cfg->max_body_bytes) break;
-      form_iter(r, MHD_POSTDATA_KIND, (flags & 2) ? NULL : key, NULL, NULL, NULL, d,
-                (flags & 1) ? 1 : 0, dl);
-    }
-  } else {
-    size_t half = len / 2; /* two upload calls */
-    if (half) absorb(r, data, half);
-    if (len - half) absorb(r, (const char *)data + half, len - half);
-  }
-  opt_list *l = calloc(1, sizeof(*l));
-  json_t *root = NULL;
-  const char *model = NULL;
-  if (l) {
-    collect_body(r, l, &root, &model);
-    camd_explain_options o;
-    camd_explain_options_init(&o, NULL);
-    for (int i = 0; i < l->n && !r->err_http; i++) {
-      camd_error ce = {0};
-      if (camd_explain_options_set(&o, NULL, l->keys[i], l->values[i], &ce)) {
-        record_camd(r, &ce, CAMD_E_INVALID);
-      }
-    }
-    opts_free(l);
-    free(l);
-  }
-  int http = r->err_http;
-  if (!http && (r->job.n_inputs < 1 || r->job.n_inputs > 256)) http = -2; /* broken contract */
-  json_decref(root);
-  req_free(r);
-  srv.cfg = saved;
-  return http;
 }
