@@ -52,7 +52,9 @@ int camd_graph_find(const camd_graph *g, const char *name) {
   return -1;
 }
 
-int camd_graph_num_values(const camd_graph *g) { return g->n_values; }
+int camd_graph_num_values(const camd_graph *g) {
+  return g->n_values;
+}
 
 int camd_graph_value(const camd_graph *g, int id, camd_shape *shape, camd_dtype *dtype,
                      const void **data, bool *batched) {
@@ -88,8 +90,8 @@ static int add_value(camd_graph *g, const char *name, camd_error *err) {
   if (name && name[0] && camd_graph_find(g, name) >= 0) {
     return camd_error_set(err, CAMD_E_FORMAT, "value name '%s' is defined twice", name);
   }
-  if (g->n_values >= (1 << 24) || grow((void **)&g->values, &g->cap_values, g->n_values + 1,
-                                       sizeof(camd_value))) {
+  if (g->n_values >= (1 << 24) ||
+      grow((void **)&g->values, &g->cap_values, g->n_values + 1, sizeof(camd_value))) {
     return camd_error_set(err, CAMD_E_NOMEM, "out of memory adding value '%s'", name ? name : "");
   }
   camd_value *v = &g->values[g->n_values];
@@ -182,7 +184,9 @@ int camd_graph_mark_output(camd_graph *g, int value_id, camd_error *err) {
 
 /* ---- helpers for ops ---- */
 
-void camd__node_mark_batch_mixed(camd_graph *g) { g->batch_mixed = true; }
+void camd__node_mark_batch_mixed(camd_graph *g) {
+  g->batch_mixed = true;
+}
 
 void *camd__node_params_alloc(camd_graph *g, size_t size) {
   return camd_arena_alloc(&g->arena, size ? size : 1);
@@ -219,8 +223,7 @@ int camd__attr_int(const camd_node *n, const char *name, int64_t def, int64_t *o
   return 0;
 }
 
-int camd__attr_float(const camd_node *n, const char *name, float def, float *out,
-                     camd_error *err) {
+int camd__attr_float(const camd_node *n, const char *name, float def, float *out, camd_error *err) {
   const camd_node_attr *a = camd__attr_find(n, name);
   if (!a) {
     *out = def;
@@ -303,8 +306,10 @@ static int copy_attrs(camd_graph *g, camd_node *n, const camd_attr *attrs, int n
         return camd__node_error(err, n, CAMD_E_FORMAT, "attribute '%s' has no data", d->name);
       }
       if (bytes) memcpy(p, src, bytes);
-      if (attrs[i].type == CAMD_ATTR_INTS) d->ints = p;
-      else d->floats = p;
+      if (attrs[i].type == CAMD_ATTR_INTS)
+        d->ints = p;
+      else
+        d->floats = p;
     }
   }
   n->n_attrs = n_attrs;
@@ -367,8 +372,19 @@ static int fold_constant_node(camd_graph *g, camd_node *n, camd_error *err) {
       goto done;
     }
   }
+  /* Kernels may assume non-empty tensors: every output empty means nothing to compute, and an
+   * empty float input that should make a non-empty output is refused. */
+  bool all_empty = true;
+  for (int j = 0; j < n->n_out; j++) all_empty &= camd_shape_count(&out[j].shape) == 0;
+  for (int i = 0; i < n->n_in && !all_empty; i++) {
+    if (in[i].data && camd_shape_count(&in[i].shape) == 0) {
+      rc = camd__node_error(err, n, CAMD_E_UNSUPPORTED,
+                            "input %d has no elements; camd does not compute on empty tensors", i);
+      goto done;
+    }
+  }
   camd_op_ctx ctx = {n, n->params, in, out, NULL, NULL, scratch};
-  n->op->forward(&ctx);
+  if (!all_empty) n->op->forward(&ctx);
   for (int j = 0; j < n->n_out; j++) {
     camd_value *v = &g->values[n->out[j]];
     v->data = out[j].data;
@@ -474,6 +490,21 @@ int camd_graph_add_node(camd_graph *g, const char *op_type, const char *node_nam
   }
   for (int j = 0; j < n_out; j++) {
     if (out_ids) out_ids[j] = n->out[j];
+  }
+  if (!(all_const && n_in > 0)) {
+    /* Kernels may assume non-empty tensors: an activation without elements (a model that
+     * slices a map down to nothing) is refused here, not read out of bounds at run time. */
+    for (int j = 0; j < n_out; j++) {
+      const camd_shape *os = &g->values[n->out[j]].shape;
+      if (camd_shape_count(os) == 0) {
+        char buf[96];
+        camd_shape_format(os, buf, sizeof(buf));
+        return camd__node_error(err, n, CAMD_E_UNSUPPORTED,
+                                "output %d has no elements (shape %s); camd does not run empty "
+                                "activations",
+                                j, buf);
+      }
+    }
   }
   if (all_const && n_in > 0) {
     /* Evaluate now; the node does not enter the run-time graph. */

@@ -288,6 +288,37 @@ static void test_unsupported_op_message(void) {
   camd_graph_free(g);
 }
 
+static int64_t *int64s(int n, const int64_t *v) {
+  int64_t *d = malloc(sizeof(int64_t) * (size_t)n);
+  memcpy(d, v, sizeof(int64_t) * (size_t)n);
+  return d;
+}
+
+/* Empty tensors: an activation without elements is refused at load (kernels may assume
+ * non-empty tensors), and constants that fold to nothing are folded without computing. */
+static void test_empty_tensors(void) {
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, 3, 4, 4}}, one = {1, {1}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  int st = camd_graph_add_constant(g, "st", CAMD_INT64, &one, int64s(1, (int64_t[]){2}), &err);
+  int en = camd_graph_add_constant(g, "en", CAMD_INT64, &one, int64s(1, (int64_t[]){2}), &err);
+  int ax = camd_graph_add_constant(g, "ax", CAMD_INT64, &one, int64s(1, (int64_t[]){2}), &err);
+  int in[] = {x, st, en, ax}, y;
+  CHECK(camd_graph_add_node(g, "Slice", "cut", 13, 4, in, 1, NULL, NULL, 0, &y, &err) ==
+        CAMD_E_UNSUPPORTED);
+  CHECK_MSG(strstr(err.message, "cut") && strstr(err.message, "no elements"), "%s", err.message);
+  /* Softmax of a [3, 0] constant (the fuzz crash of shared/crashes/onnx-softmax-fold.onnx). */
+  camd_shape es = {2, {3, 0}};
+  int e = camd_graph_add_constant(g, "e", CAMD_FLOAT32, &es, malloc(1), &err);
+  int in2[] = {e}, z;
+  CHECK_MSG(!camd_graph_add_node(g, "Softmax", "sm", 13, 1, in2, 1, NULL, NULL, 0, &z, &err), "%s",
+            err.message);
+  camd_shape zs;
+  CHECK(!camd_graph_value(g, z, &zs, NULL, NULL, NULL) && camd_shape_count(&zs) == 0);
+  camd_graph_free(g);
+}
+
 /* Conv(1x1) → X → BatchNormalization → Y → Relu → Z: BN is folded at load, yet X keeps its
  * values and its gradient (checked against a double reference of the unfolded graph). */
 static void test_batchnorm_folding_keeps_conv_output(void) {
@@ -374,4 +405,4 @@ CAMD_TEST_MAIN(CAMD_TEST(test_batchnorm_folding_keeps_conv_output),
                CAMD_TEST(test_forward_and_kept_values), CAMD_TEST(test_several_backward_targets),
                CAMD_TEST(test_shared_input_hook), CAMD_TEST(test_targets_and_suggestion),
                CAMD_TEST(test_batch_folding_graph_is_single_batch),
-               CAMD_TEST(test_unsupported_op_message))
+               CAMD_TEST(test_unsupported_op_message), CAMD_TEST(test_empty_tensors))
