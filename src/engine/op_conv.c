@@ -15,8 +15,9 @@
  *              back (into a padded gradient buffer, whose interior is then added into dX).
  *   1x1        kernel 1x1, stride 1, no padding: X_g[Cg, H*W] already is the column matrix, so
  *                Y_g[Mg, HW] = W_g[Mg, Cg] · X_g[Cg, HW] and dX_g[Cg, HW] += W_gᵀ · dY_g.
- *              When additionally H*W == 1 and group == 1 (squeeze-excitation style heads) the
- *              whole batch is one GEMM: Y[N, M] = X[N, C] · Wᵀ, dX[N, C] += dY[N, M] · W.
+ *              When additionally H*W == 1 and group == 1 (squeeze-excitation style heads) it
+ *              is Y[n, M] = X[n, C] · Wᵀ, dX[n, C] += dY[n, M] · W per item n (one row per
+ *              call whatever the batch: batch-invariant sums).
  *   depthwise  group == C > 1 (Cg == 1, M = C * multiplier): direct loops per output plane,
  *              no im2col. For each kernel tap the valid output rectangle is computed once,
  *              so the inner loop is a branch-free axpy over one output row.
@@ -256,12 +257,13 @@ static void conv_forward(const camd_op_ctx *ctx) {
   float *y = ctx->out[0].data;
   const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, kk = p->kh * p->kw;
 
-  if (p->batch_gemm) { /* Y[N, M] = X[N, C] · W[M, C]ᵀ */
-    if (b) {
-      for (int64_t n = 0; n < batch; n++) memcpy(y + n * p->m, b, (size_t)p->m * sizeof(float));
+  if (p->batch_gemm) { /* Y[n, M] = X[n, C] · W[M, C]ᵀ, item by item (batch invariance:
+                        * a BLAS sums in another order for another number of rows) */
+    for (int64_t n = 0; n < batch; n++) {
+      if (b) memcpy(y + n * p->m, b, (size_t)p->m * sizeof(float));
+      camd_gemm(false, true, 1, (int)p->m, (int)p->c, 1.0f, x + n * p->c, (int)p->c, w, (int)p->c,
+                b ? 1.0f : 0.0f, y + n * p->m, (int)p->m);
     }
-    camd_gemm(false, true, (int)batch, (int)p->m, (int)p->c, 1.0f, x, (int)p->c, w, (int)p->c,
-              b ? 1.0f : 0.0f, y, (int)p->m);
     return;
   }
   for (int64_t n = 0; n < batch; n++) {
@@ -313,9 +315,11 @@ static void conv_backward(const camd_op_ctx *ctx) {
   const float *w = ctx->in[1].data;
   const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, kk = p->kh * p->kw;
 
-  if (p->batch_gemm) { /* dX[N, C] += dY[N, M] · W[M, C] */
-    camd_gemm(false, false, (int)batch, (int)p->c, (int)p->m, 1.0f, dy, (int)p->m, w, (int)p->c,
-              1.0f, dx, (int)p->c);
+  if (p->batch_gemm) { /* dX[n, C] += dY[n, M] · W[M, C], item by item */
+    for (int64_t n = 0; n < batch; n++) {
+      camd_gemm(false, false, 1, (int)p->c, (int)p->m, 1.0f, dy + n * p->m, (int)p->m, w, (int)p->c,
+                1.0f, dx + n * p->c, (int)p->c);
+    }
     return;
   }
   for (int64_t n = 0; n < batch; n++) {

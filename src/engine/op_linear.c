@@ -10,6 +10,10 @@
  * A's leading dims fold into the rows of one GEMM: [rows, K] · [K, N].
  * Backward adds alpha * dY · op(B)ᵀ into dA (and op(A)ᵀ · dY into dB when B is not a
  * constant); broadcast batch items accumulate through beta = 1.
+ * Batch invariance: an item's result must not depend on how many items run with it, but a BLAS
+ * picks other kernels for other matrix sizes (OpenBLAS: gemv-like and "small matrix" paths)
+ * and sums in another order. So when A is a batched activation, every product that involves
+ * it runs one batch item at a time (same sizes whatever the batch).
  */
 #include <limits.h>
 #include <string.h>
@@ -47,6 +51,11 @@ static void gemm_dims(const gemm_params *p, const camd_shape *a, const camd_shap
   *n = p->trans_b ? b->dims[0] : b->dims[1];
 }
 
+/* A is a batched [batch, K] activation: its rows are batch items. */
+static bool per_item_rows(const camd_op_ctx *ctx, const gemm_params *p) {
+  return !p->trans_a && (ctx->node->in_batched & 1u) && ctx->in[0].shape.dims[0] > 1;
+}
+
 static void gemm_forward(const camd_op_ctx *ctx) {
   const gemm_params *p = ctx->params;
   const camd_shape *as = &ctx->in[0].shape, *bs = &ctx->in[1].shape;
@@ -69,8 +78,16 @@ static void gemm_forward(const camd_op_ctx *ctx) {
     }
     beta = p->beta;
   }
-  camd_gemm(p->trans_a, p->trans_b, (int)m, (int)n, (int)k, p->alpha, ctx->in[0].data,
-            (int)as->dims[1], ctx->in[1].data, (int)bs->dims[1], beta, y, (int)n);
+  const int lda = (int)as->dims[1], ldb = (int)bs->dims[1];
+  if (per_item_rows(ctx, p)) { /* one row per batch item (see the top comment) */
+    for (int64_t i = 0; i < m; i++) {
+      camd_gemm(false, p->trans_b, 1, (int)n, (int)k, p->alpha, ctx->in[0].data + i * lda, lda,
+                ctx->in[1].data, ldb, beta, y + i * n, (int)n);
+    }
+    return;
+  }
+  camd_gemm(p->trans_a, p->trans_b, (int)m, (int)n, (int)k, p->alpha, ctx->in[0].data, lda,
+            ctx->in[1].data, ldb, beta, y, (int)n);
 }
 
 static void gemm_backward(const camd_op_ctx *ctx) {
@@ -83,7 +100,12 @@ static void gemm_backward(const camd_op_ctx *ctx) {
   const int lda = (int)as->dims[1], ldb = (int)bs->dims[1];
   float *da = ctx->grad_in[0].data;
   if (da) {
-    if (!p->trans_a) { /* dA[M, K] += alpha * dY · op(B)ᵀ */
+    if (per_item_rows(ctx, p)) { /* dA[i, K] += alpha * dY[i] · op(B)ᵀ, item by item */
+      for (int64_t i = 0; i < m; i++) {
+        camd_gemm(false, !p->trans_b, 1, (int)k, (int)n, p->alpha, dy + i * n, (int)n,
+                  ctx->in[1].data, ldb, 1.0f, da + i * k, (int)k);
+      }
+    } else if (!p->trans_a) { /* dA[M, K] += alpha * dY · op(B)ᵀ */
       camd_gemm(false, !p->trans_b, (int)m, (int)k, (int)n, p->alpha, dy, (int)n, ctx->in[1].data,
                 ldb, 1.0f, da, (int)k);
     } else { /* A is [K, M]: dA += alpha * op(B) · dYᵀ */
@@ -254,14 +276,24 @@ static void mm_offsets(const mm_geom *g, int64_t i, int64_t *ao, int64_t *bo) {
   *bo = b;
 }
 
+/* Batch items among the folded rows of A (1 when A is not batched). */
+static int64_t mm_items(const camd_op_ctx *ctx) {
+  const camd_shape *as = &ctx->in[0].shape;
+  return (ctx->node->in_batched & 1u) && as->ndim >= 2 ? as->dims[0] : 1;
+}
+
 static void matmul_forward(const camd_op_ctx *ctx) {
   mm_geom g;
   mm_plan(&ctx->in[0].shape, &ctx->in[1].shape, &g);
   const float *a = ctx->in[0].data, *b = ctx->in[1].data;
   float *y = ctx->out[0].data;
   const int m = (int)g.m, k = (int)g.k, n = (int)g.n;
-  if (g.fold) {
-    camd_gemm(false, false, (int)(g.nbatch * g.m), n, k, 1.0f, a, k, b, n, 0.0f, y, n);
+  if (g.fold) { /* [rows, K] · [K, N], one batch item's rows at a time (top comment) */
+    const int64_t items = mm_items(ctx), rows = g.nbatch * g.m / items;
+    for (int64_t i = 0; i < items; i++) {
+      camd_gemm(false, false, (int)rows, n, k, 1.0f, a + i * rows * k, k, b, n, 0.0f,
+                y + i * rows * n, n);
+    }
     return;
   }
   for (int64_t i = 0; i < g.nbatch; i++) {
@@ -280,9 +312,14 @@ static void matmul_backward(const camd_op_ctx *ctx) {
   float *da = ctx->grad_in[0].data, *db = ctx->grad_in[1].data;
   const int m = (int)g.m, k = (int)g.k, n = (int)g.n;
   if (g.fold) {
-    const int rows = (int)(g.nbatch * g.m);
-    if (da) camd_gemm(false, true, rows, k, n, 1.0f, dy, n, b, n, 1.0f, da, k);
-    if (db) camd_gemm(true, false, k, n, rows, 1.0f, a, k, dy, n, 1.0f, db, n);
+    const int64_t items = mm_items(ctx), rows = g.nbatch * g.m / items;
+    for (int64_t i = 0; da && i < items; i++) {
+      camd_gemm(false, true, (int)rows, k, n, 1.0f, dy + i * rows * n, n, b, n, 1.0f,
+                da + i * rows * k, k);
+    }
+    if (db) {
+      camd_gemm(true, false, k, n, (int)(g.nbatch * g.m), 1.0f, a, k, dy, n, 1.0f, db, n);
+    }
     return;
   }
   for (int64_t i = 0; i < g.nbatch; i++) {
