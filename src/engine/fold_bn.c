@@ -79,6 +79,11 @@ static const float *const_float(const camd_graph *g, int v, size_t want) {
   return val->data;
 }
 
+/* BatchNormalization's per-channel multiplier scale / sqrt(var + eps), in double. */
+static double bn_multiplier(float scale, float var, float eps) {
+  return (double)scale / sqrt((double)var + (double)eps);
+}
+
 /* Returns 1 if folded, 0 if skipped, negative on error. */
 static int fold_one(camd_graph *g, int bn_index, camd_error *err) {
   camd_node *bn = &g->nodes[bn_index];
@@ -116,8 +121,10 @@ static int fold_one(camd_graph *g, int bn_index, camd_error *err) {
   p->a = (float *)(p + 1);
   p->b = p->a + ch;
   for (int64_t c = 0; c < ch; c++) {
-    double a = (double)scale[c] / sqrt((double)var[c] + (double)eps);
-    if (!(a != 0.0) || !isfinite(a) || !isfinite(1.0 / a)) return 0; /* X not recoverable */
+    double a = bn_multiplier(scale[c], var[c], eps);
+    if (!(a != 0.0) || !isfinite(a) || !isfinite(1.0 / a) || !isfinite((float)a)) {
+      return 0; /* X not recoverable */
+    }
     p->a[c] = (float)a;
     p->b[c] = (float)((double)shift[c] - (double)mean[c] * a);
   }
@@ -134,11 +141,13 @@ static int fold_one(camd_graph *g, int bn_index, camd_error *err) {
     return camd_error_set(err, CAMD_E_NOMEM, "out of memory folding BatchNormalization");
   }
   const float *wd = g->values[w].data;
+  /* Folded weights and bias are computed in double from the file's values and rounded once
+   * (not from the float-rounded a and b, which would round twice). */
   for (int64_t c = 0; c < ch; c++) {
-    double a = (double)p->a[c];
+    const double a = bn_multiplier(scale[c], var[c], eps);
     for (size_t i = 0; i < per; i++) nw[(size_t)c * per + i] = (float)(wd[(size_t)c * per + i] * a);
     double b0 = bias_data ? (double)bias_data[c] : 0.0;
-    nb[c] = (float)(b0 * a + (double)p->b[c]);
+    nb[c] = (float)((b0 - (double)mean[c]) * a + (double)shift[c]);
   }
   int nw_id = w, nb_id = bias;
   if (!w_own) {
