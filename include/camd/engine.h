@@ -90,6 +90,21 @@ bool camd_model_is_cam_layer(const camd_model *m, int id);
 /* Suggested default CAM layer: the last 4-D activation with spatial size > 1 before global
  * pooling on the path to output 0. Returns a value id or -1 if the model has none. */
 int camd_model_suggest_cam_layer(const camd_model *m);
+/* What a value's numbers are, as class scores. */
+typedef enum camd_score_activation {
+  CAMD_SCORES_RAW = 0,        /* no activation found: the values are the logits themselves */
+  CAMD_SCORES_SOFTMAX = 1,    /* class probabilities: a Softmax over all of an item's values */
+  CAMD_SCORES_SIGMOID = 2,    /* independent (multi-label) probabilities: an elementwise Sigmoid */
+  CAMD_SCORES_LOG_SOFTMAX = 3 /* log-probabilities: a LogSoftmax over all of an item's values */
+} camd_score_activation;
+/* Whether value id (usually output 0) is the result of an output activation: a Softmax or
+ * LogSoftmax over all of an item's values, or an elementwise Sigmoid, followed only by views that
+ * keep the values' order (Identity, Reshape, Flatten, Squeeze, Unsqueeze, Dropout). Returns the
+ * activation and, in *logits (optional), the value fed into it (an activation with the same
+ * per-item count and order: the logits); CAMD_SCORES_RAW and *logits = id otherwise. */
+camd_score_activation camd_model_score_activation(const camd_model *m, int id, int *logits);
+/* "softmax", "sigmoid", "log_softmax" or "none". */
+const char *camd_score_activation_name(camd_score_activation a);
 /* Reports why a value cannot be a CAM/backward target ("layer 'x' not found; layers are: ...")
  * Returns 0 if usable. */
 int camd_model_check_target(const camd_model *m, const char *name, int *id, camd_error *err);

@@ -1,4 +1,5 @@
-/* Model: freezing a built graph (batch check, counts, default CAM layer) and read-only queries. */
+/* Model: freezing a built graph (batch check, counts, default CAM layer, output activation) and
+ * read-only queries. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,4 +249,65 @@ int camd_model_check_target(const camd_model *m, const char *name, int *id, camd
   }
   if (id) *id = v;
   return 0;
+}
+
+/* ---- output activation ---- */
+
+/* Ops that only re-view an item's values in the same order (or, at inference, copy them). */
+static bool is_order_preserving_view(const camd_node *n) {
+  static const char *const views[] = {"Identity", "Reshape",   "Flatten",
+                                      "Squeeze",  "Unsqueeze", "Dropout"};
+  for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++) {
+    if (!strcmp(n->op->op_type, views[i])) return true;
+  }
+  return false;
+}
+
+camd_score_activation camd_model_score_activation(const camd_model *m, int id, int *logits) {
+  const camd_graph *g = m->graph;
+  if (logits) *logits = id;
+  if (id < 0 || id >= g->n_values) return CAMD_SCORES_RAW;
+  const size_t count = camd_shape_count(&g->values[id].shape);
+  int v = id;
+  for (int steps = 0; steps < g->n_nodes; steps++) {
+    const camd_value *val = &g->values[v];
+    if (val->producer < 0 || !val->batched || val->dtype != CAMD_FLOAT32) break;
+    const camd_node *n = &g->nodes[val->producer];
+    if (n->n_in < 1 || n->in[0] < 0) break;
+    const camd_value *src = &g->values[n->in[0]];
+    /* The value fed in: an activation of the image with the item's values in the same order. */
+    if (src->data || !src->batched || src->dtype != CAMD_FLOAT32 ||
+        camd_shape_count(&src->shape) != count) {
+      break;
+    }
+    camd_score_activation act = CAMD_SCORES_RAW;
+    if (!strcmp(n->op->op_type, "Sigmoid")) {
+      act = CAMD_SCORES_SIGMOID;
+    } else if (!strcmp(n->op->op_type, "Softmax") || !strcmp(n->op->op_type, "LogSoftmax")) {
+      /* Only a softmax over all of an item's values makes them class probabilities. */
+      if (!camd__softmax_covers_item(n, &src->shape)) break;
+      act = n->op->op_type[0] == 'S' ? CAMD_SCORES_SOFTMAX : CAMD_SCORES_LOG_SOFTMAX;
+    } else if (is_order_preserving_view(n)) {
+      v = n->in[0];
+      continue;
+    } else {
+      break;
+    }
+    if (logits) *logits = n->in[0];
+    return act;
+  }
+  return CAMD_SCORES_RAW;
+}
+
+const char *camd_score_activation_name(camd_score_activation a) {
+  switch (a) {
+    case CAMD_SCORES_SOFTMAX:
+      return "softmax";
+    case CAMD_SCORES_SIGMOID:
+      return "sigmoid";
+    case CAMD_SCORES_LOG_SOFTMAX:
+      return "log_softmax";
+    default:
+      return "none";
+  }
 }

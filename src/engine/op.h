@@ -41,8 +41,8 @@ typedef struct camd_node {
   const char *name;    /* node name (may be generated: "<op_type>_<index>") */
   int opset;
   int n_in, n_out;
-  int *in;  /* value ids, -1 = absent optional input */
-  int *out; /* value ids */
+  int *in;             /* value ids, -1 = absent optional input */
+  int *out;            /* value ids */
   unsigned in_batched; /* bit i set: input i is a batched activation */
   unsigned in_const;   /* bit i set: input i is a constant */
   camd_node_attr *attrs;
@@ -59,12 +59,12 @@ typedef struct camd_tensor {
 
 typedef struct camd_op_ctx {
   const camd_node *node;
-  const void *params;         /* node->params */
-  const camd_tensor *in;      /* n_in entries */
-  camd_tensor *out;           /* n_out entries */
+  const void *params;          /* node->params */
+  const camd_tensor *in;       /* n_in entries */
+  camd_tensor *out;            /* n_out entries */
   const camd_tensor *grad_out; /* backward only: n_out entries (data NULL = zero gradient) */
   camd_tensor *grad_in;        /* backward only: n_in entries (data NULL = not wanted) */
-  float *scratch;             /* scratch_floats (forward) / bwd_scratch_floats (backward) */
+  float *scratch;              /* scratch_floats (forward) / bwd_scratch_floats (backward) */
 } camd_op_ctx;
 
 struct camd_op_desc {
@@ -74,9 +74,9 @@ struct camd_op_desc {
   int (*infer)(const camd_node *node, const camd_shape *in, camd_shape *out, camd_error *err);
   void (*forward)(const camd_op_ctx *ctx);
   void (*backward)(const camd_op_ctx *ctx); /* NULL: not differentiable */
-  unsigned bwd_needs_inputs; /* bit i: backward reads ctx->in[i].data */
-  bool bwd_needs_outputs;    /* backward reads ctx->out[*].data */
-  unsigned grad_inputs;      /* bit i: a gradient can flow to input i (data inputs) */
+  unsigned bwd_needs_inputs;                /* bit i: backward reads ctx->in[i].data */
+  bool bwd_needs_outputs;                   /* backward reads ctx->out[*].data */
+  unsigned grad_inputs; /* bit i: a gradient can flow to input i (data inputs) */
 };
 
 /* Descriptor by exact op type (any opset); NULL if unknown. */
@@ -91,8 +91,7 @@ const camd_node_attr *camd__attr_find(const camd_node *n, const char *name);
 /* Read an attribute with a default; CAMD_E_INVALID with a message if it has the wrong type. */
 int camd__attr_int(const camd_node *n, const char *name, int64_t def, int64_t *out,
                    camd_error *err);
-int camd__attr_float(const camd_node *n, const char *name, float def, float *out,
-                     camd_error *err);
+int camd__attr_float(const camd_node *n, const char *name, float def, float *out, camd_error *err);
 /* ints: *out points into the graph (valid for the model's life); *count = 0 if absent. */
 int camd__attr_ints(const camd_node *n, const char *name, const int64_t **out, size_t *count,
                     camd_error *err);
@@ -105,6 +104,10 @@ int camd__node_input(const camd_graph *g, const camd_node *n, int i, camd_shape 
 /* Error helper: prefixes "node 'NAME' (OP_TYPE): ". Returns status. */
 int camd__node_error(camd_error *err, const camd_node *n, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* True when Softmax / LogSoftmax node n, on an input of per-sample shape (batch 1), normalises
+ * over all of an item's values at once. */
+bool camd__softmax_covers_item(const camd_node *n, const camd_shape *per_sample);
 
 /* ---- shape helpers ---- */
 /* numpy-style broadcast of a and b into out; CAMD_E_SHAPE if incompatible. */

@@ -34,6 +34,7 @@
   /* op_reduce.c */                                                                            \
   X(ReduceMean, camd__op_reducemean)                                                           \
   X(Softmax, camd__op_softmax)                                                                 \
+  X(LogSoftmax, camd__op_logsoftmax)                                                           \
   /* op_shape.c */                                                                             \
   X(Flatten, camd__op_flatten)                                                                 \
   X(Reshape, camd__op_reshape)                                                                 \

@@ -1,5 +1,6 @@
-/* Reductions along axes: ReduceMean (axes attribute before opset 18, constant input from 18)
- * and Softmax (opset < 13: flattened to 2-D at `axis`; 13+: along one axis), with backward.
+/* Reductions along axes: ReduceMean (axes attribute before opset 18, constant input from 18),
+ * Softmax and LogSoftmax (opset < 13: flattened to 2-D at `axis`; 13+: along one axis), with
+ * backward.
  *
  * ReduceMean walks the input once with the output's strides (0 on reduced axes), collapsed by
  * camd__bc_loop so that e.g. a mean over H×W is one contiguous run per (n, c). Softmax works on
@@ -308,6 +309,14 @@ static inline void softmax_grad_row(const float *restrict y, const float *restri
   for (int64_t i = 0; i < n; i++) gx[i * st] += y[i * st] * (gy[i * st] - d);
 }
 
+bool camd__softmax_covers_item(const camd_node *n, const camd_shape *per_sample) {
+  const softmax_params *p = n->params;
+  if (!p || per_sample->ndim != p->rank) return false;
+  int64_t outer, len, inner;
+  softmax_dims(p, per_sample, &outer, &len, &inner);
+  return outer == 1 && inner == 1; /* dims before the axis: only the batch axis, of size 1 */
+}
+
 static void softmax_backward(const camd_op_ctx *ctx) {
   const softmax_params *p = ctx->params;
   const float *gy_all = ctx->grad_out[0].data;
@@ -324,6 +333,51 @@ static void softmax_backward(const camd_op_ctx *ctx) {
         softmax_grad_row(y, gy, gx, n, 1);
       } else {
         softmax_grad_row(y, gy, gx, n, inner);
+      }
+    }
+  }
+}
+
+/* ---- LogSoftmax: y = x - max - log(sum exp(x - max)); dx += dy - exp(y) * sum(dy) ---- */
+
+static inline void log_softmax_row(const float *restrict x, float *restrict y, int64_t n,
+                                   int64_t st) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; i++) m = x[i * st] > m ? x[i * st] : m;
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += exp((double)x[i * st] - m);
+  const double lse = (double)m + log(s);
+  for (int64_t i = 0; i < n; i++) y[i * st] = (float)((double)x[i * st] - lse);
+}
+
+static void log_softmax_forward(const camd_op_ctx *ctx) {
+  const softmax_params *p = ctx->params;
+  int64_t outer, n, inner;
+  softmax_dims(p, &ctx->in[0].shape, &outer, &n, &inner);
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t j = 0; j < inner; j++) {
+      const int64_t base = o * n * inner + j;
+      log_softmax_row(ctx->in[0].data + base, ctx->out[0].data + base, n, inner);
+    }
+  }
+}
+
+static void log_softmax_backward(const camd_op_ctx *ctx) {
+  const softmax_params *p = ctx->params;
+  const float *gy_all = ctx->grad_out[0].data;
+  float *gx_all = ctx->grad_in[0].data;
+  if (!gy_all || !gx_all) return;
+  int64_t outer, n, inner;
+  softmax_dims(p, &ctx->in[0].shape, &outer, &n, &inner);
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t j = 0; j < inner; j++) {
+      const int64_t base = o * n * inner + j;
+      const float *y = ctx->out[0].data + base, *gy = gy_all + base;
+      float *gx = gx_all + base;
+      double sum = 0;
+      for (int64_t i = 0; i < n; i++) sum += gy[i * inner];
+      for (int64_t i = 0; i < n; i++) {
+        gx[i * inner] += (float)((double)gy[i * inner] - exp((double)y[i * inner]) * sum);
       }
     }
   }
@@ -351,3 +405,14 @@ const camd_op_desc camd__op_softmax = {.op_type = "Softmax",
                                        .bwd_needs_inputs = 0,
                                        .bwd_needs_outputs = true,
                                        .grad_inputs = 0x1};
+/* LogSoftmax: the same axis rules as Softmax. */
+const camd_op_desc camd__op_logsoftmax = {.op_type = "LogSoftmax",
+                                          .opset_min = 1,
+                                          .opset_max = 22,
+                                          .prepare = softmax_prepare,
+                                          .infer = softmax_infer,
+                                          .forward = log_softmax_forward,
+                                          .backward = log_softmax_backward,
+                                          .bwd_needs_inputs = 0,
+                                          .bwd_needs_outputs = true,
+                                          .grad_inputs = 0x1};

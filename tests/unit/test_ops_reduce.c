@@ -1,7 +1,9 @@
 /* Tests of ReduceMean (axes attribute, opset-18 axes input, keepdims, noop_with_empty_axes) and
- * Softmax (opset < 13 flattening, opset 13 single axis): forward and backward. */
+ * Softmax and LogSoftmax (opset < 13 flattening, opset 13 single axis): forward and backward. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "camd/engine.h"
 #include "camd/graph.h"
@@ -182,25 +184,46 @@ static void ref_softmax(void *vctx, const double *const *in, const camd_shape *i
   }
 }
 
-static void run_softmax(int opset, camd_shape shape, int axis_attr, bool has_axis, int axis_norm,
-                        const char *label) {
+/* log(softmax(x)) in double. */
+static void ref_log_softmax(void *vctx, const double *const *in, const camd_shape *in_shapes,
+                            double *const *out, const camd_shape *out_shapes) {
+  ref_softmax(vctx, in, in_shapes, out, out_shapes);
+  size_t count = camd_shape_count(&out_shapes[0]);
+  for (size_t i = 0; i < count; i++) out[0][i] = log(out[0][i]);
+}
+
+static void run_softmax_op(const char *op, int opset, camd_shape shape, int axis_attr,
+                           bool has_axis, int axis_norm, const char *label) {
   softmax_ref r = {axis_norm, opset < 13};
   camd_attr a = opcheck_attr_int("axis", axis_attr);
   opcheck_spec s = {0};
-  s.op_type = "Softmax";
+  s.op_type = op;
   s.opset = opset;
   s.n_in = 1;
   s.in_shapes[0] = shape;
   s.n_out = 1;
   s.attrs = has_axis ? &a : NULL;
   s.n_attrs = has_axis ? 1 : 0;
-  s.ref = ref_softmax;
+  s.ref = strcmp(op, "Softmax") ? ref_log_softmax : ref_softmax;
   s.ref_ctx = &r;
   s.grad_check = 0x1;
   s.seed = 11;
   s.label = label;
   int fails = opcheck_run(&s);
-  CHECK_MSG(fails == 0, "%s: %d failures", label, fails);
+  CHECK_MSG(fails == 0, "%s %s: %d failures", op, label, fails);
+}
+
+static void run_softmax(int opset, camd_shape shape, int axis_attr, bool has_axis, int axis_norm,
+                        const char *label) {
+  run_softmax_op("Softmax", opset, shape, axis_attr, has_axis, axis_norm, label);
+}
+
+static void test_log_softmax(void) {
+  camd_shape s = opcheck_shape(4, 2, 3, 4, 5);
+  run_softmax_op("LogSoftmax", 13, s, -1, true, 3, "opset 13 axis -1");
+  run_softmax_op("LogSoftmax", 13, s, 1, true, 1, "opset 13 axis 1 (strided)");
+  run_softmax_op("LogSoftmax", 11, s, 1, true, 1, "opset 11 axis 1 (flattened)");
+  run_softmax_op("LogSoftmax", 13, opcheck_shape(2, 3, 1000), 0, false, 1, "opset 13 [3,1000]");
 }
 
 static void test_softmax_legacy(void) {
@@ -242,4 +265,4 @@ static void test_softmax_large(void) {
 CAMD_TEST_MAIN(CAMD_TEST(test_mean_spatial), CAMD_TEST(test_mean_other_axes),
                CAMD_TEST(test_mean_all_and_noop), CAMD_TEST(test_batch_axis),
                CAMD_TEST(test_softmax_legacy), CAMD_TEST(test_softmax13),
-               CAMD_TEST(test_softmax_large))
+               CAMD_TEST(test_softmax_large), CAMD_TEST(test_log_softmax))
