@@ -28,10 +28,14 @@
 #define CAMD_NAME_MAX 128
 #define CAMD_LAYER_NAME_MAX 512
 
+/* How output 0's values become probabilities. AUTO (the default): the model's own activation
+ * when its graph ends in one (Softmax, Sigmoid, LogSoftmax; see camd_model_score_activation),
+ * else softmax. An explicit value must agree with an activation the graph ends in. */
 typedef enum camd_output_activation {
   CAMD_ACTIVATION_SOFTMAX = 0,
   CAMD_ACTIVATION_SIGMOID = 1,
-  CAMD_ACTIVATION_NONE = 2
+  CAMD_ACTIVATION_NONE = 2,
+  CAMD_ACTIVATION_AUTO = 3
 } camd_output_activation;
 
 /* One model entry of the configuration. Plain data, caller-owned (copied by
@@ -50,7 +54,7 @@ typedef struct camd_model_config {
   char output_name[CAMD_LAYER_NAME_MAX];
 } camd_model_config;
 
-/* Fills defaults (ImageNet preprocessing, softmax, gradcam). */
+/* Fills defaults (ImageNet preprocessing, activation auto, gradcam). */
 void camd_model_config_init(camd_model_config *cfg);
 
 typedef struct camd_explainer camd_explainer;
@@ -70,6 +74,10 @@ const camd_model_config *camd_explainer_config(const camd_explainer *e);
 camd_model *camd_explainer_model(const camd_explainer *e);  /* borrowed */
 const char *camd_explainer_sha256(const camd_explainer *e); /* hex of the .onnx file */
 int camd_explainer_num_labels(const camd_explainer *e);
+/* The activation that turns output 0 into probabilities (AUTO resolved: softmax, sigmoid or
+ * none), and whether it was found in the graph (then output 0 holds probabilities, or
+ * log-probabilities, and explanations differentiate the logits fed into it by default). */
+camd_output_activation camd_explainer_activation(const camd_explainer *e, bool *from_graph);
 /* Label of class index (from the file, else "class_<i>"); NULL if out of range. */
 const char *camd_explainer_label(const camd_explainer *e, int index);
 /* The config's default_layer, else the engine's suggestion; "" when the model has none. */
@@ -102,7 +110,7 @@ typedef struct camd_explain_options {
   int n_targets;
   int target_topk;    /* explain the k best classes (default 1) */
   int topk;           /* predictions to report (default 5) */
-  char score[16];     /* "logit" (default), "softmax", "sigmoid" */
+  char score[16];     /* "logit" (default), "softmax", "sigmoid", "output" */
   bool relu;          /* default true */
   char normalize[16]; /* "minmax" (default) or "none" */
   bool aug_smooth, eigen_smooth;

@@ -36,8 +36,9 @@ static void explain_usage(FILE *f) {
           "  --std A,B,C           per-channel std (default 0.229,0.224,0.225)\n"
           "  --bgr                 channel order B,G,R\n"
           "  --gray                one luma channel (PIL convert('L'))\n"
-          "  --activation A        softmax | sigmoid | none: turns outputs into probabilities\n"
-          "                        (default softmax)\n"
+          "  --activation A        auto | softmax | sigmoid | none: turns outputs into\n"
+          "                        probabilities (default auto: the model's own softmax or\n"
+          "                        sigmoid if its graph ends in one, else softmax)\n"
           "explanation:\n"
           "  --method M            gradcam (default, or the entry's default_method), cam,\n"
           "                        hirescam, gradcam-elementwise, gradcam++, xgradcam, layercam,\n"
@@ -48,8 +49,10 @@ static void explain_usage(FILE *f) {
           "  --layer NAME          target layer (default: the entry's default_layer, else the\n"
           "                        last spatial activation before global pooling)\n"
           "  --topk N              predictions to report (default 5)\n"
-          "  --score S             logit | softmax | sigmoid: what is differentiated\n"
-          "                        (default logit)\n"
+          "  --score S             logit | softmax | sigmoid | output: what is\n"
+          "                        differentiated (default logit: for a model that ends in\n"
+          "                        its own softmax/sigmoid, the logits fed into it; output:\n"
+          "                        the model's output as it is)\n"
           "  --no-relu             keep negative map values (default: ReLU)\n"
           "  --normalize N         minmax | none (default minmax)\n"
           "  --aug-smooth          average over flips and intensity scalings\n"
@@ -357,8 +360,10 @@ static int apply_model_flags(const explain_args *a, camd_model_config *cfg) {
       cfg->activation = CAMD_ACTIVATION_SIGMOID;
     else if (!strcmp(a->activation, "none"))
       cfg->activation = CAMD_ACTIVATION_NONE;
+    else if (!strcmp(a->activation, "auto"))
+      cfg->activation = CAMD_ACTIVATION_AUTO;
     else
-      return usage_error("--activation '%s': valid values are softmax, sigmoid, none%s",
+      return usage_error("--activation '%s': valid values are auto, softmax, sigmoid, none%s",
                          a->activation, "");
   }
   return 0;

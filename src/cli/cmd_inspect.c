@@ -60,12 +60,19 @@ int camd_cli_inspect(int argc, char **argv) {
   for (int i = 0; i < camd_model_num_inputs(m); i++) {
     camd_value_info vi;
     camd_model_value_info(m, camd_model_input(m, i), &vi);
-    json_array_append_new(ins, json_pack("{s:s, s:o}", "name", vi.name, "shape", shape_json(&vi.shape)));
+    json_array_append_new(ins,
+                          json_pack("{s:s, s:o}", "name", vi.name, "shape", shape_json(&vi.shape)));
   }
   for (int i = 0; i < camd_model_num_outputs(m); i++) {
-    camd_value_info vi;
+    camd_value_info vi, li;
+    int logits;
+    camd_score_activation act = camd_model_score_activation(m, camd_model_output(m, i), &logits);
     camd_model_value_info(m, camd_model_output(m, i), &vi);
-    json_array_append_new(outs, json_pack("{s:s, s:o}", "name", vi.name, "shape", shape_json(&vi.shape)));
+    camd_model_value_info(m, logits, &li);
+    json_t *o = json_pack("{s:s, s:o, s:s}", "name", vi.name, "shape", shape_json(&vi.shape),
+                          "activation", camd_score_activation_name(act));
+    if (act != CAMD_SCORES_RAW) json_object_set_new(o, "logits", json_string(li.name));
+    json_array_append_new(outs, o);
   }
   for (int i = 0; i < camd_model_num_nodes(m); i++) {
     const char *op = camd_model_node_op(m, i);
@@ -111,7 +118,13 @@ int camd_cli_inspect(int argc, char **argv) {
       camd_value_info vi;
       camd_model_value_info(m, camd_model_output(m, (int)idx), &vi);
       camd_shape_format(&vi.shape, sh, sizeof(sh));
-      printf("output: %s %s\n", vi.name, sh);
+      const char *logits = json_string_value(json_object_get(it, "logits"));
+      if (logits) {
+        printf("output: %s %s (the model's own %s of logits '%s')\n", vi.name, sh,
+               json_string_value(json_object_get(it, "activation")), logits);
+      } else {
+        printf("output: %s %s\n", vi.name, sh);
+      }
     }
     printf("nodes: %d, parameters: %zu%s\n", camd_model_num_nodes(m), camd_model_param_count(m),
            camd_model_max_batch(m) == 1 ? " (runs one image at a time)" : "");

@@ -16,7 +16,7 @@
 void camd_model_config_init(camd_model_config *cfg) {
   memset(cfg, 0, sizeof(*cfg));
   camd_preprocess_opts_default(&cfg->preprocess);
-  cfg->activation = CAMD_ACTIVATION_SOFTMAX;
+  cfg->activation = CAMD_ACTIVATION_AUTO;
   snprintf(cfg->default_method, sizeof(cfg->default_method), "gradcam");
 }
 
@@ -30,6 +30,8 @@ const char *camd__activation_name(camd_output_activation a) {
       return "softmax";
     case CAMD_ACTIVATION_SIGMOID:
       return "sigmoid";
+    case CAMD_ACTIVATION_AUTO:
+      return "auto";
     default:
       return "none";
   }
@@ -259,10 +261,10 @@ static int parse_entry(cfg_parse *p, json_t *obj) {
       if (camd_cam_method_parse(c->default_method, &m, p->err))
         return camd_error_prefix(p->err, "%s: \"default_method\": ", p->who);
     } else if (!strcmp(key, "activation") || !strcmp(key, "output_activation")) {
-      static const char *const acts[] = {"softmax", "sigmoid", "none"};
+      static const char *const acts[] = {"softmax", "sigmoid", "none", "auto"};
       int m;
       if ((rc = claim(p, seen, S_ACT, key))) return rc;
-      if ((rc = get_choice(p, key, v, acts, 3, "\"softmax\", \"sigmoid\", \"none\"", &m)))
+      if ((rc = get_choice(p, key, v, acts, 4, "\"softmax\", \"sigmoid\", \"none\", \"auto\"", &m)))
         return rc;
       c->activation = (camd_output_activation)m;
     } else if (!strcmp(key, "input_name")) {

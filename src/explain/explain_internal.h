@@ -25,6 +25,12 @@ struct camd_explainer {
   char **labels;           /* n_labels strings (from the file, or "class_<i>") */
   int n_labels;            /* == n_outputs */
   int input_id, output_id; /* value ids of model input 0 and output 0 */
+  /* Output activation found in the graph (CAMD_SCORES_RAW if none) and the logits: the value fed
+   * into it (== output_id when none). Scores and default gradients use the logits; probabilities
+   * come from `activation` applied to them (softmax of the logits is the model's own softmax). */
+  camd_score_activation graph_activation;
+  int logit_id;
+  camd_output_activation activation; /* resolved: SOFTMAX, SIGMOID or NONE */
   size_t in_count;         /* per-sample floats of input 0 */
   int n_outputs;           /* per-sample count of output 0 */
   int default_layer_id;    /* -1 when the model has no CAM layer */

@@ -123,6 +123,35 @@ static int load_labels(camd_explainer *e, const char *output_name, camd_error *e
   return 0;
 }
 
+/* The graph's own output activation (if any) decides what output 0 holds; an explicit config
+ * value must agree with it (a second softmax over probabilities is a silently wrong answer). */
+static int resolve_activation(camd_explainer *e, const camd_value_info *out, camd_error *err) {
+  const camd_model_config *c = &e->cfg;
+  e->graph_activation = camd_model_score_activation(e->model, e->output_id, &e->logit_id);
+  camd_output_activation found = CAMD_ACTIVATION_AUTO;
+  if (e->graph_activation == CAMD_SCORES_SIGMOID) {
+    found = CAMD_ACTIVATION_SIGMOID;
+  } else if (e->graph_activation != CAMD_SCORES_RAW) {
+    found = CAMD_ACTIVATION_SOFTMAX; /* softmax and log-softmax: softmax of the logits */
+  }
+  if (found == CAMD_ACTIVATION_AUTO) {
+    e->activation = c->activation == CAMD_ACTIVATION_AUTO ? CAMD_ACTIVATION_SOFTMAX : c->activation;
+    return 0;
+  }
+  if (c->activation != CAMD_ACTIVATION_AUTO && c->activation != found) {
+    camd_value_info li;
+    camd_model_value_info(e->model, e->logit_id, &li);
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "model '%s': output '%s' comes from a %s over '%s' in the model itself, "
+                          "but the config says activation \"%s\"; remove the key (or set \"auto\") "
+                          "so camd reports the model's own probabilities",
+                          c->name, out->name, camd_score_activation_name(e->graph_activation),
+                          li.name, camd__activation_name(c->activation));
+  }
+  e->activation = found;
+  return 0;
+}
+
 static int check_model(camd_explainer *e, camd_error *err) {
   const camd_model_config *c = &e->cfg;
   camd_model *m = e->model;
@@ -163,6 +192,8 @@ static int check_model(camd_explainer *e, camd_error *err) {
                           "model '%s': output '%s' must be float with 1..%d values per image",
                           c->name, out.name, CAMD_EXPLAIN_MAX_CLASSES);
   e->n_outputs = (int)n_out;
+  int rc = resolve_activation(e, &out, err);
+  if (rc) return rc;
   return load_labels(e, out.name, err);
 }
 
@@ -267,6 +298,11 @@ const char *camd_explainer_sha256(const camd_explainer *e) {
 int camd_explainer_num_labels(const camd_explainer *e) {
   return e->n_labels;
 }
+camd_output_activation camd_explainer_activation(const camd_explainer *e, bool *from_graph) {
+  if (from_graph) *from_graph = e->graph_activation != CAMD_SCORES_RAW;
+  return e->activation;
+}
+
 const char *camd_explainer_label(const camd_explainer *e, int index) {
   return e && index >= 0 && index < e->n_labels ? e->labels[index] : NULL;
 }
@@ -315,10 +351,20 @@ char *camd_explainer_info_json(const camd_explainer *e) {
   json_object_set_new(root, "camd_version", json_string(CAMD_VERSION));
   json_object_set_new(root, "input",
                       json_pack("{s:s, s:o}", "name", in.name, "shape", shape_json(&in.shape)));
-  json_object_set_new(
-      root, "output",
-      json_pack("{s:s, s:o, s:s}", "name", out.name, "shape", shape_json(&out.shape), "activation",
-                camd__activation_name(c->activation)));
+  json_t *output =
+      json_pack("{s:s, s:o, s:s, s:s}", "name", out.name, "shape", shape_json(&out.shape),
+                "activation", camd__activation_name(e->activation), "activation_source",
+                e->graph_activation != CAMD_SCORES_RAW  ? "model"
+                : c->activation == CAMD_ACTIVATION_AUTO ? "default"
+                                                        : "config");
+  if (e->graph_activation != CAMD_SCORES_RAW) {
+    camd_value_info li;
+    camd_model_value_info(e->model, e->logit_id, &li);
+    json_object_set_new(output, "graph_activation",
+                        json_string(camd_score_activation_name(e->graph_activation)));
+    json_object_set_new(output, "logits", json_string(li.name));
+  }
+  json_object_set_new(root, "output", output);
   json_t *pre = json_object();
   json_object_set_new(pre, "resize", json_string(camd__resize_name(pp->mode)));
   if (pp->mode == CAMD_RESIZE_SHORTER)

@@ -358,8 +358,8 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     }
     o->topk = (int)n;
   } else if (!strcmp(key, "score")) {
-    if (strcmp(v, "logit") && strcmp(v, "softmax") && strcmp(v, "sigmoid"))
-      return bad(err, key, v, "valid: logit, softmax, sigmoid");
+    if (strcmp(v, "logit") && strcmp(v, "softmax") && strcmp(v, "sigmoid") && strcmp(v, "output"))
+      return bad(err, key, v, "valid: logit, softmax, sigmoid, output");
     snprintf(o->score, sizeof(o->score), "%.15s", v);
   } else if (!strcmp(key, "relu")) {
     if (parse_bool(v, &b)) return bad(err, key, v, "valid: " BOOL_NAMES);

@@ -160,7 +160,9 @@ static int rank_classes(camd_explain_ctx *ctx, const float *logits, int n, camd_
   return 0;
 }
 
-/* Probability of class c under the model's output activation (NAN for "none"). */
+/* Probability of class c under the model's output activation (NAN for "none"), from the logits
+ * (for a model that ends in its own softmax or sigmoid, the values fed into it: the model's own
+ * probabilities, computed once, in double). */
 static double probability(camd_output_activation a, const float *logits, int n, int c) {
   if (a == CAMD_ACTIVATION_SIGMOID) return 1.0 / (1.0 + exp(-(double)logits[c]));
   if (a != CAMD_ACTIVATION_SOFTMAX) return NAN;
@@ -176,8 +178,7 @@ static json_t *class_json(const camd_explainer *e, const float *logits, int c) {
   json_object_set_new(o, "index", json_integer(c));
   json_object_set_new(o, "label", json_string(e->labels[c]));
   json_object_set_new(o, "score", jreal(logits[c]));
-  json_object_set_new(o, "probability",
-                      jreal(probability(e->cfg.activation, logits, e->n_outputs, c)));
+  json_object_set_new(o, "probability", jreal(probability(e->activation, logits, e->n_outputs, c)));
   return o;
 }
 
@@ -324,7 +325,7 @@ static json_t *options_json(const camd_explain_options *o, const camd_explainer 
     json_object_set_new(j, "seed", json_integer((json_int_t)o->seed));
   }
   json_object_set_new(j, "topk", json_integer(o->topk));
-  json_object_set_new(j, "activation", json_string(camd__activation_name(e->cfg.activation)));
+  json_object_set_new(j, "activation", json_string(camd__activation_name(e->activation)));
   const camd_preprocess_opts *pp = &e->cfg.preprocess;
   json_t *pre = json_object(), *mean = json_array(), *std = json_array();
   json_object_set_new(pre, "resize", json_string(camd__resize_name(pp->mode)));
@@ -353,6 +354,7 @@ typedef struct run_plan {
   int layer_id;
   const char *layer;
   camd_cam_score score;
+  int score_value; /* value the score is read from: the logits, or output 0 for score=output */
   bool minmax;
 } run_plan;
 
@@ -360,6 +362,7 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
                     run_plan *p, camd_error *err) {
   memset(p, 0, sizeof(*p));
   p->layer_id = -1;
+  p->score_value = e->logit_id;
   p->layer = "";
   if (o->topk < 1 || o->topk > e->n_outputs)
     return camd_error_set(err, CAMD_E_INVALID,
@@ -390,9 +393,12 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
     return camd_error_set(err, CAMD_E_INVALID, "option target=top%d: K must be within 1..%d",
                           o->target_topk,
                           e->n_outputs < CAMD_MAX_TARGETS ? e->n_outputs : CAMD_MAX_TARGETS);
-  if (!strcmp(o->score, "logit"))
+  if (!strcmp(o->score, "logit")) {
     p->score = CAMD_SCORE_LOGIT;
-  else if (!strcmp(o->score, "softmax"))
+  } else if (!strcmp(o->score, "output")) { /* output 0 as it is (the logits for most models) */
+    p->score = CAMD_SCORE_LOGIT;
+    p->score_value = e->output_id;
+  } else if (!strcmp(o->score, "softmax"))
     p->score = CAMD_SCORE_SOFTMAX;
   else if (!strcmp(o->score, "sigmoid"))
     p->score = CAMD_SCORE_SIGMOID;
@@ -413,22 +419,25 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
   return 0;
 }
 
-/* Batched forward of n preprocessed images (chunks of the session's max batch): the logits. */
+/* Batched forward of n preprocessed images (chunks of the session's max batch): the logits
+ * (the values fed into the model's own output activation, if it ends in one). */
 static int predict_batch(camd_explain_ctx *ctx, camd_session *s, const camd_explainer *e, int n,
                          double *ms, camd_error *err) {
   int mb = camd_session_max_batch(s);
   camd_forward_opts fo;
   camd_forward_opts_init(&fo);
+  fo.retain = &e->logit_id;
+  fo.n_retain = 1;
   uint64_t t = camd_now_ns();
   for (int i0 = 0; i0 < n; i0 += mb) {
     int b = n - i0 < mb ? n - i0 : mb;
     int rc = camd_session_forward(s, b, ctx->tensor + (size_t)i0 * e->in_count, &fo, err);
     if (rc) return rc;
     camd_shape shp;
-    const float *outv = camd_session_value(s, e->output_id, &shp);
+    const float *outv = camd_session_value(s, e->logit_id, &shp);
     if (!outv || camd_shape_count(&shp) != (size_t)b * (size_t)e->n_outputs)
-      return camd_error_set(err, CAMD_E_INTERNAL, "explain: output '%d' missing after forward",
-                            e->output_id);
+      return camd_error_set(err, CAMD_E_INTERNAL, "explain: logits '%d' missing after forward",
+                            e->logit_id);
     memcpy(ctx->logits + (size_t)i0 * e->n_outputs, outv,
            (size_t)b * (size_t)e->n_outputs * sizeof(float));
   }
@@ -460,7 +469,7 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   camd_cam_request_init(&req);
   req.method = p->method;
   req.layer = p->layer_id;
-  req.output = e->output_id;
+  req.output = p->score_value;
   req.classes = classes;
   req.n_classes = n_classes;
   req.score = p->score;
@@ -552,7 +561,9 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
       goto done;
     }
   }
-  bool have_logits = predict_only || o->n_targets == 0;
+  /* The logits come from a prediction forward when they decide the targets, or when the score
+   * is read from another value than the logits (score=output on a model with its own softmax). */
+  bool have_logits = predict_only || o->n_targets == 0 || p.score_value != e->logit_id;
   if (have_logits && (rc = predict_batch(ctx, s, e, n_inputs, &tm.forward, err))) goto done;
 
   for (int i = 0; i < n_inputs; i++) {

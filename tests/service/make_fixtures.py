@@ -36,9 +36,11 @@ class Tiny(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-def export(path, seed, classes):
+def export(path, seed, classes, softmax):
     torch.manual_seed(seed)
     m = Tiny(classes).eval()
+    if softmax:  # a graph that ends in its own Softmax (camd reports its probabilities as they are)
+        m = nn.Sequential(m, nn.Softmax(1)).eval()
     x = torch.randn(1, 3, 32, 32)
     torch.onnx.export(m, x, path, input_names=["input"], output_names=["logits"], opset_version=13,
                       dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
@@ -47,10 +49,12 @@ def export(path, seed, classes):
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    for name, seed, classes in (("tiny", 1, 10), ("tiny2", 2, 5)):
+    for name, seed, classes, softmax in (("tiny", 1, 10, False), ("tiny2", 2, 5, True)):
         onnx_path = os.path.join(out, name + ".onnx")
-        if not os.path.exists(onnx_path):
-            export(onnx_path, seed, classes)
+        if not os.path.exists(onnx_path + ".softmax" if softmax else onnx_path):
+            export(onnx_path, seed, classes, softmax)
+            if softmax:
+                open(onnx_path + ".softmax", "w").close()  # marks the new export in a cached dir
         with open(os.path.join(out, name + ".labels.txt"), "w") as f:
             f.write("".join(f"{name}_label_{i}\n" for i in range(classes)))
     cfg = {

@@ -4,6 +4,7 @@
 different limits, drives it with http.client and raw sockets, and stops it with SIGTERM."""
 import base64
 import json
+import math
 import socket
 import time
 
@@ -68,6 +69,22 @@ with Server("--max-image-width", "2000", "--max-instances", "3", "--max-option-b
     C.check(len(b["models"][0]["sha256"]) == 64, "model sha256 listed")
     st, h, b = srv.json("GET", "/v1/models/tiny")
     C.check(st == 200 and isinstance(b, dict), f"GET /v1/models/tiny: {st}")
+    C.check(b["output"]["activation"] == "softmax" and b["output"]["activation_source"] == "default"
+            and "logits" not in b["output"], f"tiny: plain logits, camd's softmax: {b['output']}")
+    st, h, b = srv.json("GET", "/v1/models/tiny2")
+    C.check(st == 200 and b["output"]["activation"] == "softmax" and
+            b["output"]["activation_source"] == "model" and
+            b["output"]["graph_activation"] == "softmax" and b["output"]["logits"],
+            f"tiny2 ends in its own Softmax: {b.get('output')}")
+    st, h, b = srv.json("POST", "/v1/models/tiny2/predict", PNG, {"Content-Type": "image/png"})
+    preds = b.get("predictions", []) if st == 200 else []
+    scores = [p["score"] for p in preds]
+    expect = [math.exp(v - max(scores)) for v in scores] if len(preds) == 5 else []
+    expect = [v / sum(expect) for v in expect]
+    C.check(len(preds) == 5 and abs(sum(scores) - 1) > 1e-3 and
+            all(abs(p["probability"] - q) < 1e-6 for p, q in zip(preds, expect)),
+            f"tiny2: scores are the logits fed into the model's Softmax and probabilities its "
+            f"own softmax of them (not a second softmax): {b}")
     st, h, b = srv.json("GET", "/v1/models/nope")
     C.error(st, h, b, 404, what="GET unknown model")
     st, h, data = srv.request("GET", "/")

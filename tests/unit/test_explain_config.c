@@ -32,9 +32,14 @@ static void test_defaults(void) {
   CHECK_NEAR(c.preprocess.scale, 1.0 / 255.0, 1e-9);
   CHECK_EQ_INT(c.preprocess.channels, 3);
   CHECK(!c.preprocess.bgr);
-  CHECK_EQ_INT(c.activation, CAMD_ACTIVATION_SOFTMAX);
+  CHECK_EQ_INT(c.activation, CAMD_ACTIVATION_AUTO);
   CHECK(!strcmp(c.default_method, "gradcam"));
   CHECK(!c.default_layer[0] && !c.labels_path[0] && !c.path[0]);
+  camd_error err = {0};
+  CHECK_MSG(!camd_model_config_from_json_text(
+                "{\"name\": \"a\", \"path\": \"m\", \"activation\": \"auto\"}", NULL, &c, &err),
+            "%s", err.message);
+  CHECK_EQ_INT(c.activation, CAMD_ACTIVATION_AUTO);
 }
 
 static void test_minimal_and_paths(void) {
