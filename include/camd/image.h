@@ -1,5 +1,6 @@
-/* camd image module: decode PNG/JPEG (with EXIF orientation), preprocess to a model tensor,
- * and turn a CAM heatmap into pictures (upsample, colormaps, overlay, mask, bbox, PNG encode). */
+/* camd image module: decode PNG/JPEG/DICOM (with EXIF orientation), window high-bit-depth gray
+ * values for display, preprocess to a model tensor, and turn a CAM heatmap into pictures
+ * (upsample, colormaps, overlay, mask, bbox, PNG encode). DICOM specifics: camd/dicom.h. */
 #ifndef CAMD_IMAGE_H
 #define CAMD_IMAGE_H
 
@@ -34,12 +35,14 @@ void camd_image_free(camd_image *img);
 typedef enum camd_image_format {
   CAMD_IMAGE_FORMAT_UNKNOWN = 0,
   CAMD_IMAGE_FORMAT_PNG = 1,
-  CAMD_IMAGE_FORMAT_JPEG = 2
+  CAMD_IMAGE_FORMAT_JPEG = 2,
+  CAMD_IMAGE_FORMAT_DICOM = 3
 } camd_image_format;
 
-/* Identifies the format from the magic bytes (PNG signature, JPEG SOI + marker). */
+/* Identifies the format from the magic bytes (PNG signature, JPEG SOI + marker, DICOM Part 10
+ * "DICM" at offset 128). */
 camd_image_format camd_image_sniff(const void *data, size_t len);
-/* "png", "jpeg" or "unknown". Static string. */
+/* "png", "jpeg", "dicom" or "unknown". Static string. */
 const char *camd_image_format_name(camd_image_format format);
 
 /* Limits checked against the image header BEFORE any pixel memory is allocated. They apply
@@ -59,12 +62,13 @@ typedef struct camd_image_info {
   size_t file_width; /* as stored in the file, before orientation */
   size_t file_height;
   int file_channels; /* colour components in the file: 1 gray, 2 gray+alpha, 3, 4 (RGBA/CMYK) */
-  int bit_depth;     /* 1..16 for PNG (per sample, before conversion), 8 for JPEG */
+  int bit_depth;     /* 1..16 for PNG (per sample, before conversion), 8 for JPEG, BitsStored for
+                        DICOM */
   int orientation;   /* EXIF orientation 1..8 that was applied (1 when absent or not JPEG) */
   bool had_alpha;    /* an alpha channel or tRNS was present and has been dropped */
 } camd_image_info;
 
-/* Decodes a PNG or JPEG held in memory into an RGB 8-bit image (out->channels == 3).
+/* Decodes a PNG, JPEG or DICOM file held in memory into an RGB 8-bit image (out->channels == 3).
  *  - PNG: any bit depth / colour type / interlacing; 16-bit samples are reduced to their high
  *    byte (v >> 8, as PIL does for RGB); gray is replicated to RGB (1/2/4-bit gray scaled to
  *    0..255); palette
@@ -75,6 +79,11 @@ typedef struct camd_image_info {
  *    (APP1 "Exif", IFD0 tag 0x0112, values 1..8) is applied so the output is upright. A
  *    malformed EXIF block is ignored (orientation 1), never an error.
  *  - Any libjpeg warning (e.g. truncated data, corrupt entropy data) is an error.
+ *  - DICOM Part 10: frame 0 through the whole pixel pipeline of camd_dicom_decode with the
+ *    file's own window (CAMD_WINDOW_DEFAULT), gray replicated to RGB; the DICOM limits are
+ *    camd_dicom_limits_default with `limits` as the frame limits. Callers that need a frame, a
+ *    window, the metadata or the modality values use camd/dicom.h directly. An unsupported
+ *    transfer syntax is CAMD_E_MEDIA naming it.
  * `limits` may be NULL (defaults). `info` may be NULL. `out` must be empty (or freed); on
  * success it owns new pixels, on error it stays empty (never a partial image).
  * Errors: CAMD_E_MEDIA (not PNG/JPEG; message names the supported formats), CAMD_E_LIMIT
@@ -97,6 +106,101 @@ int camd_image_to_gray(const camd_image *in, camd_image *out, camd_error *err);
  * exactly). Any channel count. `out` must be empty. */
 int camd_image_resize(const camd_image *in, size_t width, size_t height, camd_image *out,
                       camd_error *err);
+
+/* ---- windowing: high-bit-depth gray values to 8-bit display levels ----------------------------
+ * The VOI step of the DICOM pixel pipeline (PS3.3 C.11.2), usable for any gray source whose values
+ * have more than 8 bits (DICOM modality values, 16-bit PNG samples). */
+
+typedef enum camd_window_kind {
+  /* the source's own VOI transform number `index` (DICOM: VOI LUT Sequence items first, else the
+   * WindowCenter/WindowWidth pairs, as pydicom's apply_voi_lut); when the source has none, AUTO,
+   * and the result says so (camd_window_used.fallback) */
+  CAMD_WINDOW_DEFAULT = 0,
+  /* min..max of the frame's values onto 0..255 (LINEAR_EXACT with centre (min+max)/2, width
+   * max-min; a constant frame maps to 0) */
+  CAMD_WINDOW_AUTO = 1,
+  /* centre/width with the DICOM LINEAR function (PS3.3 C.11.2.1.2.1); presets are EXPLICIT */
+  CAMD_WINDOW_EXPLICIT = 2
+} camd_window_kind;
+
+/* A requested window. Plain value type (no pointers). */
+typedef struct camd_window {
+  camd_window_kind kind;
+  unsigned index; /* DEFAULT: which of the source's VOI transforms, 0 = first */
+  double center;  /* EXPLICIT */
+  double width;   /* EXPLICIT, >= 1 */
+  char name[16];  /* the preset's name when parsed from one ("lung"), else "" */
+} camd_window;
+
+/* Parses a window option (case-insensitive names, surrounding spaces ignored):
+ *   "dicom" (DEFAULT, index 0), "dicom:N" (DEFAULT, index N), "auto",
+ *   "C,W" (EXPLICIT; finite numbers, W >= 1), or a preset: "lung" -600,1500,
+ *   "mediastinum" 50,350, "bone" 400,1800, "brain" 40,80, "soft_tissue" 40,400.
+ * Errors: CAMD_E_INVALID with a message listing the accepted forms; `out` is untouched. */
+int camd_window_parse(const char *text, camd_window *out, camd_error *err);
+/* The option's canonical text ("dicom", "dicom:1", "auto", "lung", "40,400") into buf. */
+void camd_window_format(const camd_window *w, char *buf, size_t size);
+
+typedef enum camd_voi_function {
+  CAMD_VOI_LINEAR = 0,       /* PS3.3 C.11.2.1.2.1: c - 0.5, w - 1 (w >= 1) */
+  CAMD_VOI_LINEAR_EXACT = 1, /* PS3.3 C.11.2.1.3.2 (w > 0) */
+  CAMD_VOI_SIGMOID = 2       /* PS3.3 C.11.2.1.3.1 (w > 0) */
+} camd_voi_function;
+/* "LINEAR", "LINEAR_EXACT", "SIGMOID". Static string. */
+const char *camd_voi_function_name(camd_voi_function f);
+
+/* A source's own VOI transform: a window or a lookup table (VOI LUT Sequence item). The LUT data
+ * is borrowed (not owned) from whoever built the struct. */
+typedef struct camd_voi {
+  bool is_lut;
+  camd_voi_function function; /* window */
+  double center, width;       /* window */
+  int64_t first_mapped;       /* LUT: input value mapped to data[0] */
+  size_t entries;             /* LUT: number of entries (>= 1) */
+  int bits;                   /* LUT: output range 0 .. 2^bits - 1 (1..16) */
+  const uint16_t *data;       /* LUT: `entries` values */
+  char explanation[65];       /* WindowCenterWidthExplanation / LUTExplanation (may be "") */
+} camd_voi;
+
+typedef enum camd_window_source {
+  CAMD_WINDOW_FROM_FILE_WINDOW = 0, /* the source's WindowCenter/WindowWidth pair `index` */
+  CAMD_WINDOW_FROM_FILE_LUT = 1,    /* the source's VOI LUT Sequence item `index` */
+  CAMD_WINDOW_FROM_AUTO = 2,        /* min..max of the frame */
+  CAMD_WINDOW_FROM_REQUEST = 3      /* explicit centre/width or a preset */
+} camd_window_source;
+
+/* The window actually applied (for the JSON answer and the overlay). Plain value type. */
+typedef struct camd_window_used {
+  camd_window_kind requested;
+  camd_window_source source;
+  bool fallback;              /* DEFAULT was requested but unusable: AUTO was applied */
+  char fallback_reason[128];  /* why (e.g. "the file has no VOI window or VOI LUT") */
+  unsigned index;             /* FILE_WINDOW / FILE_LUT: which one */
+  camd_voi_function function; /* the function applied (windows; LUT: LINEAR, unused) */
+  double center, width;       /* the window applied (NaN for a LUT) */
+  char name[16];              /* preset name, or "" */
+  char explanation[65];       /* the file's explanation text for that VOI, or "" */
+  bool inverted;              /* MONOCHROME1: the display levels were inverted */
+} camd_window_used;
+
+/* One VOI transform on n values: out[i] = round(255 * t), t in [0, 1] the transform's output
+ * scaled by its output range (window: PS3.3 C.11.2.1.2/3 with y_min = 0, y_max = 1; LUT: entry /
+ * (2^bits - 1), inputs below first_mapped take entry 0 and above the table its last entry, the
+ * input is floor(value)); then out[i] = 255 - out[i] when `invert`. NaN values give level 0.
+ * Errors: CAMD_E_INVALID (bad window width for its function, empty or malformed LUT). */
+int camd_voi_apply(const float *values, size_t n, const camd_voi *voi, bool invert,
+                   unsigned char *out, camd_error *err);
+
+/* The window step: gray values (width x height, row-major) -> 8-bit gray image (`out`, must be
+ * empty) with the requested window. `file_vois` (may be NULL when n_file_vois == 0) are the
+ * source's own VOI transforms, used by CAMD_WINDOW_DEFAULT; `invert` (MONOCHROME1) inverts the
+ * display levels after the VOI. `used` (may be NULL) receives what was applied.
+ * Errors: CAMD_E_INVALID (bad request: EXPLICIT width < 1, non-finite centre; a DEFAULT index
+ * beyond the source's VOIs when it has some), CAMD_E_NOMEM. On error `out` stays empty.
+ * Thread-safe. */
+int camd_window_gray(const float *values, size_t width, size_t height, const camd_window *window,
+                     const camd_voi *file_vois, size_t n_file_vois, bool invert, camd_image *out,
+                     camd_window_used *used, camd_error *err);
 
 /* ---- preprocessing to a model tensor -----------------------------------------------------------
  */

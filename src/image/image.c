@@ -1,7 +1,9 @@
-/* camd_image basics: allocation, format sniffing, limits, decode dispatch, colour conversions. */
+/* camd_image basics: allocation, format sniffing (PNG, JPEG, DICOM), limits, decode dispatch,
+ * colour conversions. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "image/dicom_internal.h"
 #include "image/image_internal.h"
 
 int camd_image_alloc(camd_image *img, size_t width, size_t height, int channels, camd_error *err) {
@@ -43,6 +45,8 @@ camd_image_format camd_image_sniff(const void *data, size_t len) {
   if (len >= 8 && memcmp(p, png_sig, 8) == 0) return CAMD_IMAGE_FORMAT_PNG;
   /* SOI followed by the start of another marker */
   if (len >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return CAMD_IMAGE_FORMAT_JPEG;
+  /* DICOM Part 10: 128-byte preamble, then "DICM" */
+  if (len >= 132 && memcmp(p + 128, "DICM", 4) == 0) return CAMD_IMAGE_FORMAT_DICOM;
   return CAMD_IMAGE_FORMAT_UNKNOWN;
 }
 
@@ -52,6 +56,8 @@ const char *camd_image_format_name(camd_image_format format) {
       return "png";
     case CAMD_IMAGE_FORMAT_JPEG:
       return "jpeg";
+    case CAMD_IMAGE_FORMAT_DICOM:
+      return "dicom";
     case CAMD_IMAGE_FORMAT_UNKNOWN:
       break;
   }
@@ -108,14 +114,17 @@ int camd_image_decode(const void *data, size_t len, const camd_image_limits *lim
       return camd__png_decode(data, len, limits, out, info, err);
     case CAMD_IMAGE_FORMAT_JPEG:
       return camd__jpeg_decode(data, len, limits, out, info, err);
+    case CAMD_IMAGE_FORMAT_DICOM:
+      return camd__dicom_decode_image(data, len, limits, out, info, err);
     case CAMD_IMAGE_FORMAT_UNKNOWN:
       break;
   }
   if (len == 0)
-    return camd_error_set(err, CAMD_E_MEDIA, "empty image data; supported formats: PNG, JPEG");
+    return camd_error_set(err, CAMD_E_MEDIA,
+                          "empty image data; supported formats: PNG, JPEG, DICOM Part 10");
   return camd_error_set(err, CAMD_E_MEDIA,
                         "unrecognised image format (first bytes do not match any supported "
-                        "format); supported formats: PNG, JPEG");
+                        "format); supported formats: PNG, JPEG, DICOM Part 10");
 }
 
 static int check_image(const camd_image *in, camd_error *err) {
