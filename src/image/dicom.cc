@@ -45,7 +45,6 @@
 
 #include <dcmtk/dcmdata/dccodec.h>
 #include <dcmtk/dcmdata/dcdict.h>
-#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcostrmb.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
 #include <dcmtk/dcmdata/dcpxitem.h>
@@ -55,7 +54,10 @@
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
 #include <openjpeg.h>
+#include <sys/mman.h>
 #include <sys/random.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cmath>
@@ -267,10 +269,12 @@ struct camd_dicom {
   size_t frame_bytes = 0;              /* native: bytes per frame (BitsAllocated 1: unused) */
   size_t frame_bits = 0;               /* native BitsAllocated 1: bits per frame */
   std::vector<Uint32> j2k_frame_start; /* J2K: first fragment (item index) of each frame */
+  int fd = -1; /* memfd holding the file; DCMTK reads large values from it on demand */
 
   ~camd_dicom() {
     free(pm.modality_lut.data);
     for (camd__dicom_lut &l : pm.voi_luts) free(l.data);
+    if (fd >= 0) close(fd);
   }
 };
 
@@ -404,6 +408,135 @@ int j2k_index_frames(camd_dicom *d, DcmPixelSequence *seq, camd_error *err) {
   return 0;
 }
 
+/* ---- reading ----
+ * DCMTK allocates an element's declared length before reading it unless it can leave the value
+ * in the file (found by fuzzing: a few bytes declaring 2 GiB ask for 2 GiB). So the file is put
+ * in a memfd and read with DcmFileFormat::loadFile and a 4 KiB maxReadLength: larger values stay
+ * in the file, their lengths are checked against the bytes that remain, and they are read on
+ * demand (a frame at a time for Pixel Data). A deflated data set cannot be left in the file;
+ * it is inflated here first, capped by max_bytes, and handed over as Explicit VR Little Endian. */
+
+/* The File Meta Information (PS3.10 7.1, always Explicit VR Little Endian): its end, and where
+ * its Transfer Syntax UID element lies (ts_at == 0 when absent). */
+struct meta_layout {
+  size_t end = 0;
+  size_t ts_at = 0, ts_len = 0; /* element offset and total element length */
+  char ts[65] = "";
+};
+
+int walk_meta(const unsigned char *d, size_t len, meta_layout *m, camd_error *err) {
+  size_t pos = 132;
+  while (pos + 8 <= len && d[pos] == 0x02 && d[pos + 1] == 0x00) {
+    char vr[3] = {(char)d[pos + 4], (char)d[pos + 5], 0};
+    bool long_vr = strstr("OB OD OF OL OV OW SQ SV UC UN UR UT UV", vr) != nullptr;
+    size_t hdr = long_vr ? 12 : 8;
+    if (pos + hdr > len) break;
+    size_t vl = long_vr ? (size_t)d[pos + 8] | (size_t)d[pos + 9] << 8 | (size_t)d[pos + 10] << 16 |
+                              (size_t)d[pos + 11] << 24
+                        : (size_t)d[pos + 6] | (size_t)d[pos + 7] << 8;
+    if (vl > len - pos - hdr) {
+      char tag[16];
+      snprintf(tag, sizeof(tag), "(0002,%02X%02X)", d[pos + 3], d[pos + 2]);
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "corrupt File Meta Information: element %s declares %zu bytes, %zu "
+                            "remain in the file",
+                            tag, vl, len - pos - hdr);
+    }
+    if (d[pos + 2] == 0x10 && d[pos + 3] == 0x00) { /* (0002,0010) Transfer Syntax UID */
+      m->ts_at = pos;
+      m->ts_len = hdr + vl;
+      copy_clean(m->ts, sizeof(m->ts), std::string((const char *)d + pos + hdr, vl).c_str());
+    }
+    pos += hdr + vl;
+  }
+  m->end = pos;
+  return 0;
+}
+
+/* Rebuilds a deflated Part 10 file as Explicit VR Little Endian (the data set inflated, at most
+ * cap bytes). */
+int inflate_part10(const unsigned char *d, size_t len, const meta_layout &m, size_t cap,
+                   std::vector<unsigned char> &out, camd_error *err) {
+  static const char k_evrle[20] = "1.2.840.10008.1.2.1"; /* 19 characters + NUL padding */
+  out.assign(d, d + m.ts_at);
+  const unsigned char ts_el[8] = {0x02, 0x00, 0x10, 0x00, 'U', 'I', 20, 0};
+  out.insert(out.end(), ts_el, ts_el + 8);
+  out.insert(out.end(), k_evrle, k_evrle + 20);
+  out.insert(out.end(), d + m.ts_at + m.ts_len, d + m.end);
+  /* group length (0002,0000) UL, when it is the first element as PS3.10 requires */
+  static const unsigned char glen_el[8] = {0x02, 0x00, 0x00, 0x00, 'U', 'L', 4, 0};
+  if (out.size() >= 144 && !memcmp(out.data() + 132, glen_el, 8)) {
+    uint32_t g = (uint32_t)(out.size() - 144);
+    for (int k = 0; k < 4; k++) out[140 + k] = (unsigned char)(g >> (8 * k));
+  }
+  size_t head = out.size();
+  z_stream zs;
+  memset(&zs, 0, sizeof(zs));
+  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK)
+    return camd_error_set(err, CAMD_E_NOMEM, "cannot start zlib");
+  zs.next_in = (Bytef *)(d + m.end);
+  zs.avail_in = (uInt)(len - m.end);
+  std::vector<unsigned char> chunk(1 << 16);
+  int zr = Z_OK;
+  while (zr == Z_OK) {
+    zs.next_out = chunk.data();
+    zs.avail_out = (uInt)chunk.size();
+    zr = inflate(&zs, Z_NO_FLUSH);
+    size_t got = chunk.size() - zs.avail_out;
+    if (out.size() - head + got > cap) {
+      inflateEnd(&zs);
+      return camd_error_set(err, CAMD_E_LIMIT,
+                            "the deflated data set inflates beyond the limit max_bytes=%zu", cap);
+    }
+    out.insert(out.end(), chunk.data(), chunk.data() + got);
+    if (zr == Z_BUF_ERROR && zs.avail_in == 0) break; /* the input ended before the stream */
+  }
+  std::string msg = zs.msg ? zs.msg : "unexpected end of data";
+  inflateEnd(&zs);
+  if (zr != Z_STREAM_END)
+    return camd_error_set(err, CAMD_E_FORMAT, "corrupt or truncated deflated data set (zlib: %s)",
+                          msg.c_str());
+  return 0;
+}
+
+/* Copies the bytes into a memfd owned by d and loads them from there. */
+int load_from_memfd(camd_dicom *d, const unsigned char *data, size_t len, camd_error *err) {
+  d->fd = memfd_create("camd-dicom", MFD_CLOEXEC);
+  if (d->fd < 0)
+    return camd_error_set(err, CAMD_E_INTERNAL, "memfd_create failed: %s", strerror(errno));
+  size_t off = 0;
+  while (off < len) {
+    ssize_t k = write(d->fd, data + off, len - off);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0)
+      return camd_error_set(err, CAMD_E_NOMEM, "writing the DICOM file to memory failed: %s",
+                            strerror(errno));
+    off += (size_t)k;
+  }
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/self/fd/%d", d->fd);
+  OFCondition c = d->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, 4096, ERM_fileOnly);
+  if (c == EC_StreamNotifyClient)
+    return camd_error_set(err, CAMD_E_FORMAT,
+                          "truncated DICOM file: the data ends inside an element");
+  if (c.bad())
+    return camd_error_set(err, CAMD_E_FORMAT, "corrupt or truncated DICOM file: %s", c.text());
+  return 0;
+}
+
+int unsupported_ts(const char *tsu, camd_error *err) {
+  const char *name = nullptr;
+  for (const auto &k : k_known_unsupported)
+    if (!strcmp(k.uid, tsu)) name = k.name;
+  DcmXfer x(tsu);
+  if (!name && x.getXfer() != EXS_Unknown) name = x.getXferName();
+  char list[1024];
+  list_supported(list, sizeof(list));
+  return camd_error_set(err, CAMD_E_MEDIA,
+                        "unsupported DICOM transfer syntax %s (%s); supported: %s",
+                        tsu[0] ? tsu : "(none)", name ? name : "unknown transfer syntax", list);
+}
+
 int open_impl(const unsigned char *data, size_t len, const camd_dicom_limits *limits,
               camd_dicom **out, camd_dicom_info *info_out, camd_error *err) {
   camd_dicom_limits def;
@@ -428,44 +561,30 @@ int open_impl(const unsigned char *data, size_t len, const camd_dicom_limits *li
   std::unique_ptr<camd_dicom> guard(d);
   camd_dicom_info &info = d->info;
 
-  DcmInputBufferStream is;
-  is.setBuffer(data, (offile_off_t)len);
-  is.setEos();
-  d->ff.transferInit();
-  OFCondition c = d->ff.read(is, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
-  d->ff.transferEnd();
-  if (c == EC_StreamNotifyClient)
-    return camd_error_set(err, CAMD_E_FORMAT,
-                          "truncated DICOM file: the data ends inside an "
-                          "element");
-  if (c.bad())
-    return camd_error_set(err, CAMD_E_FORMAT, "corrupt or truncated DICOM file: %s", c.text());
+  /* the transfer syntax first: the meta header's, else (after loading) what DCMTK detected */
+  meta_layout ml;
+  rc = walk_meta(data, len, &ml, err);
+  if (rc) return rc;
+  if (ml.ts[0] && !find_supported(ml.ts)) return unsupported_ts(ml.ts, err);
+  if (!strcmp(ml.ts, "1.2.840.10008.1.2.1.99")) {
+    std::vector<unsigned char> flat;
+    rc = inflate_part10(data, len, ml, limits->max_bytes ? limits->max_bytes : (size_t)-1, flat,
+                        err);
+    if (!rc) rc = load_from_memfd(d, flat.data(), flat.size(), err);
+  } else {
+    rc = load_from_memfd(d, data, len, err);
+  }
+  if (rc) return rc;
   DcmDataset *ds = d->ff.getDataset();
-  DcmMetaInfo *meta = d->ff.getMetaInfo();
-
-  /* transfer syntax: the meta header's, else what DCMTK detected */
-  OFString ts_uid;
   char tsu[65] = "";
-  if (meta && meta->findAndGetOFString(DCM_TransferSyntaxUID, ts_uid).good())
-    copy_clean(tsu, sizeof(tsu), ts_uid.c_str());
+  snprintf(tsu, sizeof(tsu), "%s", ml.ts);
   if (!tsu[0]) {
     DcmXfer detected(ds->getOriginalXfer());
     copy_clean(tsu, sizeof(tsu), detected.getXferID());
   }
   snprintf(info.transfer_syntax_uid, sizeof(info.transfer_syntax_uid), "%s", tsu);
   const ts_entry *ts = find_supported(tsu);
-  if (!ts) {
-    const char *name = nullptr;
-    for (const auto &k : k_known_unsupported)
-      if (!strcmp(k.uid, tsu)) name = k.name;
-    DcmXfer x(tsu);
-    if (!name && x.getXfer() != EXS_Unknown) name = x.getXferName();
-    char list[1024];
-    list_supported(list, sizeof(list));
-    return camd_error_set(err, CAMD_E_MEDIA,
-                          "unsupported DICOM transfer syntax %s (%s); supported: %s",
-                          tsu[0] ? tsu : "(none)", name ? name : "unknown transfer syntax", list);
-  }
+  if (!ts) return unsupported_ts(tsu, err);
   d->ts = ts;
   d->codec = ts->codec;
   snprintf(info.transfer_syntax_name, sizeof(info.transfer_syntax_name), "%s", ts->name);
@@ -872,6 +991,37 @@ int native_frame(camd_dicom *d, size_t frame, camd__dicom_raw *out, camd_error *
   return 0;
 }
 
+/* The RLE header of a frame's fragment: segment count = bytes per sample x samples, offsets
+ * ascending inside the fragment. */
+int rle_check(DcmPixelSequence *seq, Uint32 item, const camd_dicom_info &info, size_t frame,
+              camd_error *err) {
+  DcmPixelItem *it = nullptr;
+  Uint8 *p = nullptr;
+  if (seq->getItem(it, item).bad() || !it || it->getUint8Array(p).bad() || !p)
+    return camd_error_set(err, CAMD_E_FORMAT, "RLE frame %zu has no data", frame);
+  Uint32 n = it->getLength();
+  if (n < 64)
+    return camd_error_set(err, CAMD_E_FORMAT,
+                          "RLE frame %zu: %u bytes, shorter than the RLE "
+                          "header",
+                          frame, (unsigned)n);
+  Uint32 h[16];
+  for (int i = 0; i < 16; i++)
+    h[i] = (Uint32)p[4 * i] | (Uint32)p[4 * i + 1] << 8 | (Uint32)p[4 * i + 2] << 16 |
+           (Uint32)p[4 * i + 3] << 24;
+  Uint32 want = (Uint32)(info.samples_per_pixel * (info.bits_allocated / 8));
+  if (h[0] != want || want == 0 || want > 15)
+    return camd_error_set(err, CAMD_E_FORMAT, "RLE frame %zu has %u segments, %u expected", frame,
+                          (unsigned)h[0], (unsigned)want);
+  for (Uint32 i = 1; i <= h[0]; i++)
+    if (h[i] < 64 || h[i] >= n || (i > 1 && h[i] <= h[i - 1]))
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "RLE frame %zu: segment %u offset %u is not "
+                            "inside the %u-byte fragment after the previous one",
+                            frame, (unsigned)i, (unsigned)h[i], (unsigned)n);
+  return 0;
+}
+
 int dcmtk_frame(camd_dicom *d, size_t frame, camd__dicom_raw *out, camd_error *err) {
   const camd_dicom_info &info = d->info;
   DcmDataset *ds = d->ff.getDataset();
@@ -889,19 +1039,30 @@ int dcmtk_frame(camd_dicom *d, size_t frame, camd__dicom_raw *out, camd_error *e
     return camd_error_set(err, CAMD_E_FORMAT,
                           "the codec reports %u bytes per frame, the pixel attributes %zu",
                           (unsigned)fsize, expect);
+  DcmPixelSequence *seq = nullptr;
+  if (pd->getEncapsulatedRepresentation(DcmXfer(ds->getOriginalXfer()).getXfer(), nullptr, seq)
+          .bad() ||
+      !seq)
+    return camd_error_set(err, CAMD_E_INTERNAL, "the compressed fragments disappeared");
+  Uint32 start = 0;
+  bool located =
+      DcmCodec::determineStartFragment((Uint32)frame, (Sint32)info.frames, seq, start).good();
+  bool rle = !strcmp(d->ts->uid, "1.2.840.10008.1.2.5");
+  if (rle) {
+    /* DCMTK 3.6.7's RLE decoder trusts the segment offsets (found by fuzzing: reads out of
+     * bounds); check the header of the frame's one fragment (PS3.5 G.2) first */
+    if (!located)
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "cannot locate RLE frame %zu among %lu "
+                            "fragments",
+                            frame, seq->card() ? seq->card() - 1 : 0);
+    int rc = rle_check(seq, start, info, frame, err);
+    if (rc) return rc;
+  }
   size_t bufsize = expect + (expect & 1); /* DCMTK wants an even buffer size */
   unsigned char *buf = (unsigned char *)calloc(bufsize, 1);
   if (!buf) return camd_error_set(err, CAMD_E_NOMEM, "out of memory decoding frame %zu", frame);
   OFString model;
-  Uint32 start = 0;
-  DcmPixelSequence *seq = nullptr;
-  bool located = info.frames == 1;
-  if (!located &&
-      pd->getEncapsulatedRepresentation(DcmXfer(ds->getOriginalXfer()).getXfer(), nullptr, seq)
-          .good() &&
-      seq)
-    located =
-        DcmCodec::determineStartFragment((Uint32)frame, (Sint32)info.frames, seq, start).good();
   if (!located) {
     /* no offset table and several fragments per frame: walk the frames in order */
     start = 0;
