@@ -4,7 +4,7 @@
 # libFuzzer builds of the same targets: tests/fuzz/build.sh (see tests/fuzz/README.md).
 set(CAMD_FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(CAMD_FUZZ_MUTATIONS 2000 CACHE STRING "deterministic mutations per corpus file in the fuzz.* tests")
-foreach(t onnx image options model_config body base64)
+foreach(t onnx image options model_config body base64 dicom)
   add_executable(fuzz_${t}_regress ${CAMD_FUZZ_DIR}/fuzz_${t}.c ${CAMD_FUZZ_DIR}/driver.c)
   target_link_libraries(fuzz_${t}_regress PRIVATE camd_lib)
   target_include_directories(fuzz_${t}_regress PRIVATE ${CMAKE_SOURCE_DIR}/src)
