@@ -93,6 +93,16 @@ typedef struct camd_image_info {
 int camd_image_decode(const void *data, size_t len, const camd_image_limits *limits,
                       camd_image *out, camd_image_info *info, camd_error *err);
 
+/* Decodes a gray PNG (gray or gray+alpha, 1 to 16 bits, any interlace) to its sample values
+ * without conversion: width*height floats, row-major, 0 .. 2^bit_depth - 1 (alpha dropped), in a
+ * malloc'd array the caller frees. For the window step (camd_window_gray) on 16-bit PNGs, where
+ * camd_image_decode keeps only the high byte. Limits as camd_image_decode (NULL = defaults).
+ * Errors: CAMD_E_MEDIA (not a PNG), CAMD_E_UNSUPPORTED (a colour PNG), CAMD_E_LIMIT,
+ * CAMD_E_FORMAT, CAMD_E_NOMEM; outputs are NULL/0 on error. Thread-safe. */
+int camd_png_decode_gray(const void *data, size_t len, const camd_image_limits *limits,
+                         float **values, size_t *width, size_t *height, int *bit_depth,
+                         camd_error *err);
+
 /* Converts an image to RGB (3 channels) in place semantics: `out` receives a new image (must be
  * empty); gray is replicated, alpha dropped. */
 int camd_image_to_rgb(const camd_image *in, camd_image *out, camd_error *err);

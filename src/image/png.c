@@ -1,4 +1,5 @@
-/* PNG decode (libpng, from memory, any colour type/depth/interlace -> RGB8) and encode (to memory).
+/* PNG decode (libpng, from memory, any colour type/depth/interlace -> RGB8, or a gray PNG's sample
+ * values at their bit depth) and encode (to memory).
  *
  * libpng reports errors by longjmp. Every function that calls setjmp here does only that and
  * keeps all state it changes after setjmp in a context struct owned by its caller, so no
@@ -55,7 +56,9 @@ typedef struct pngx_decode_ctx {
   png_bytep *rows;    /* row pointers into raw */
   int rc;             /* non-zero: failure not raised through libpng (limits, memory) */
   size_t width, height;
-  int channels; /* channels in raw after transformations (1..4) */
+  int channels;     /* channels in raw after transformations (1..4) */
+  bool gray_values; /* camd_png_decode_gray: keep gray samples at their depth, no conversion */
+  int sample_bytes; /* bytes per sample in raw (2 for 16-bit gray values, else 1) */
 } pngx_decode_ctx;
 
 /* Runs libpng under setjmp. Returns 0 on success, 1 when libpng raised an error, 2 when we
@@ -75,25 +78,42 @@ static int pngx_decode_run(pngx_decode_ctx *c) {
       (ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(c->png, c->pinfo, PNG_INFO_tRNS);
   c->rc = camd__image_check_limits(c->limits, w, h, c->err);
   if (c->rc) return 2;
-  /* Transformations: palette -> RGB (tRNS not expanded: alpha is dropped anyway), low-depth
-   * gray -> 8 bits, 16 -> 8 bits by taking the high byte. */
-  if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(c->png);
-  if ((ctype == PNG_COLOR_TYPE_GRAY || ctype == PNG_COLOR_TYPE_GRAY_ALPHA) && depth < 8)
-    png_set_expand_gray_1_2_4_to_8(c->png);
-  if (depth == 16) png_set_strip_16(c->png);
+  c->sample_bytes = 1;
+  if (c->gray_values) {
+    /* gray samples as stored: 1/2/4-bit unpacked without scaling, 16-bit kept (big endian in
+     * raw), alpha dropped */
+    if (ctype != PNG_COLOR_TYPE_GRAY && ctype != PNG_COLOR_TYPE_GRAY_ALPHA) {
+      c->rc = camd_error_set(c->err, CAMD_E_UNSUPPORTED,
+                             "the PNG is not gray (colour type %d): gray sample values need a "
+                             "gray PNG",
+                             ctype);
+      return 2;
+    }
+    if (ctype == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_strip_alpha(c->png);
+    if (depth < 8) png_set_packing(c->png);
+    if (depth == 16) c->sample_bytes = 2;
+  } else {
+    /* Transformations: palette -> RGB (tRNS not expanded: alpha is dropped anyway), low-depth
+     * gray -> 8 bits, 16 -> 8 bits by taking the high byte. */
+    if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(c->png);
+    if ((ctype == PNG_COLOR_TYPE_GRAY || ctype == PNG_COLOR_TYPE_GRAY_ALPHA) && depth < 8)
+      png_set_expand_gray_1_2_4_to_8(c->png);
+    if (depth == 16) png_set_strip_16(c->png);
+  }
   png_set_interlace_handling(c->png);
   png_read_update_info(c->png, c->pinfo);
   int ch = png_get_channels(c->png, c->pinfo);
   size_t rowbytes = png_get_rowbytes(c->png, c->pinfo);
-  if (ch < 1 || ch > 4 || rowbytes != (size_t)w * (size_t)ch) {
+  if (ch < 1 || ch > 4 || rowbytes != (size_t)w * (size_t)ch * (size_t)c->sample_bytes) {
     c->rc = camd_error_set(c->err, CAMD_E_INTERNAL, "unexpected PNG row layout (%d channels)", ch);
     return 2;
   }
   c->width = w;
   c->height = h;
   c->channels = ch;
-  /* sizes were checked by camd__image_check_limits: w*h*4 fits in size_t */
-  c->raw = malloc((size_t)w * h * (size_t)ch);
+  /* sizes were checked by camd__image_check_limits: w*h*4 fits in size_t (ch * sample_bytes is
+   * at most 4: 16-bit values are 1 channel) */
+  c->raw = malloc((size_t)w * h * (size_t)ch * (size_t)c->sample_bytes);
   c->rows = malloc(sizeof(png_bytep) * h);
   if (!c->raw || !c->rows) {
     c->rc = camd_error_set(c->err, CAMD_E_NOMEM, "out of memory decoding a %ux%u PNG", (unsigned)w,
@@ -150,6 +170,58 @@ int camd__png_decode(const unsigned char *data, size_t len, const camd_image_lim
   }
   free(c.raw);
   if (rc == 0) info->file_channels = info->file_channels ? info->file_channels : c.channels;
+  return rc;
+}
+
+int camd_png_decode_gray(const void *data, size_t len, const camd_image_limits *limits,
+                         float **values, size_t *width, size_t *height, int *bit_depth,
+                         camd_error *err) {
+  *values = NULL;
+  *width = *height = 0;
+  *bit_depth = 0;
+  if (camd_image_sniff(data, len) != CAMD_IMAGE_FORMAT_PNG)
+    return camd_error_set(err, CAMD_E_MEDIA, "not a PNG file");
+  camd_image_info info;
+  memset(&info, 0, sizeof(info));
+  pngx_decode_ctx c;
+  memset(&c, 0, sizeof(c));
+  c.rd.data = data;
+  c.rd.len = len;
+  c.limits = limits;
+  c.info = &info;
+  c.err = err;
+  c.gray_values = true;
+  c.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c.es, pngx_error_cb, pngx_warning_cb);
+  if (!c.png) return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
+  c.pinfo = png_create_info_struct(c.png);
+  if (!c.pinfo) {
+    png_destroy_read_struct(&c.png, NULL, NULL);
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
+  }
+  int r = pngx_decode_run(&c);
+  png_destroy_read_struct(&c.png, &c.pinfo, NULL);
+  free(c.rows);
+  int rc = 0;
+  if (r == 1) {
+    rc = camd_error_set(err, CAMD_E_FORMAT, "invalid PNG: %s", c.es.message);
+  } else if (r == 2) {
+    rc = c.rc;
+  } else {
+    size_t n = c.width * c.height;
+    float *v = malloc(n * sizeof(float));
+    if (!v) {
+      rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory for %zu gray values", n);
+    } else {
+      const unsigned char *s = c.raw;
+      for (size_t i = 0; i < n; i++)
+        v[i] = c.sample_bytes == 2 ? (float)((unsigned)s[2 * i] << 8 | s[2 * i + 1]) : s[i];
+      *values = v;
+      *width = c.width;
+      *height = c.height;
+      *bit_depth = info.bit_depth;
+    }
+  }
+  free(c.raw);
   return rc;
 }
 

@@ -427,6 +427,9 @@ def do_synth():
     ds.PixelData = np.packbits(bits, bitorder="little").tobytes()
     decode_synth(write(ds, "bits1_3frames.dcm"), ["dicom"], frames=(0, 1, 2))
 
+    # a deflated file for the inflation limit (test_dicom opens it with a small max_bytes)
+    shutil.copy(os.path.join(TEST_FILES, "image_dfl.dcm"), os.path.join(SYN, "deflated.dcm"))
+
     # ---- errors ----
     def err(name, ds, status, words="-", frame=0, window="dicom"):
         add_error(write(ds, name), status, frame, window, words)
@@ -495,6 +498,69 @@ def do_synth():
               "frame 1|0 to 0")
 
 
+def write_gray_png(path, vals, depth):
+    """A gray PNG of 1..8 bits (rows packed MSB first, filter 0), from the PNG specification."""
+    import struct
+    import zlib
+    h, w = vals.shape
+    rows = b""
+    for r in vals:
+        bits = "".join(format(int(v), f"0{depth}b") for v in r)
+        bits += "0" * (-len(bits) % 8)
+        rows += b"\0" + int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def do_png_gray():
+    """16-bit and low-depth gray PNGs through camd_png_decode_gray + the window step: values
+    from PIL (16-bit, plain and interlaced by ImageMagick) or as written here (4- and 1-bit),
+    display levels from numpy (auto) and pydicom's apply_voi_lut on a data set holding the
+    window (explicit)."""
+    from PIL import Image
+    rng = np.random.default_rng(7)
+    cases = []
+    a16 = (rng.normal(20000, 9000, size=(37, 53)).clip(0, 65535)).astype(np.uint16)
+    p = os.path.join(SYN, "gray16.png")
+    Image.fromarray(a16, mode="I;16").save(p)
+    cases.append((p, 16, a16.astype(np.float64)))
+    convert = "/usr/bin/convert"  # Debian's imagemagick (as tests/image/make_cases.py)
+    if os.path.exists(convert):  # interlaced 16-bit, written by ImageMagick
+        q = os.path.join(SYN, "gray16_interlaced.png")
+        subprocess.run([convert, p, "-interlace", "PNG", "-depth", "16", "-define",
+                        "png:color-type=0", q], check=True)
+        cases.append((q, 16, np.array(Image.open(q)).astype(np.float64)))
+    # 4-bit and 1-bit gray: written here (ImageMagick will not), checked by reading back with PIL
+    for depth in (4, 1):
+        vals = (np.arange(20 * 27).reshape(20, 27) * 7 % (2 ** depth)).astype(np.uint8)
+        q = os.path.join(SYN, f"gray{depth}.png")
+        write_gray_png(q, vals, depth)
+        back = np.array(Image.open(q)).astype(np.int64)
+        scale = 1 if depth == 1 else 255 // (2 ** depth - 1)
+        assert np.array_equal(back // scale if depth > 1 else back, vals), q
+        cases.append((q, depth, vals.astype(np.float64)))
+    for path, depth, values in cases:
+        lo, hi = values.min(), values.max()
+        auto = (values - lo) / (hi - lo) * 255
+        d = Dataset()
+        d.BitsStored, d.PixelRepresentation = 16, 0
+        d.PhotometricInterpretation = "MONOCHROME2"
+        d.WindowCenter, d.WindowWidth = float((lo + hi) / 2), float(max((hi - lo) / 2, 1))
+        ylo, yhi = voi_range(d, 0)
+        win = (apply_voi_lut(values, d, index=0) - ylo) / (yhi - ylo) * 255
+        h, w = values.shape
+        manifest.append(f"pnggray {path} {w} {h} {depth} {save(values, 'values', '<f8')} "
+                        f"{save(auto, 'display', '<f8')} {save(win, 'display', '<f8')} "
+                        f"{float(d.WindowCenter)!r} {float(d.WindowWidth)!r}")
+    p = os.path.join(SYN, "rgb.png")
+    Image.fromarray(rng.integers(0, 255, size=(4, 5, 3)).astype(np.uint8)).save(p)
+    manifest.append(f"pnggrayerr {p} unsupported")
+
+
 def do_writer():
     # sources for the Secondary Capture writer: CT, MR, JPEG 2000 CT (lossy), JPEG YBR colour,
     # multi-frame RTDOSE (frame 4), ISO 2022 Japanese patient name, nibabel's MR
@@ -515,6 +581,7 @@ def do_writer():
 
 stats = do_shipped()
 do_synth()
+do_png_gray()
 do_writer()
 with open(os.path.join(OUT, "manifest.txt"), "w") as f:
     f.write("\n".join(manifest) + "\n")

@@ -185,6 +185,82 @@ static void case_error(char **f) {
   }
 }
 
+/* 16-bit / low-depth gray PNG through camd_png_decode_gray and the window step */
+static int n_png;
+static double max_abs_diff(const unsigned char *img, const char *ref, size_t n) {
+  size_t len = 0;
+  unsigned char *r = load(ref, &len);
+  if (!r || len != n * 8) {
+    free(r);
+    return INFINITY;
+  }
+  double worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    double v;
+    memcpy(&v, r + 8 * i, 8);
+    worst = fmax(worst, fabs((double)img[i] - v));
+  }
+  free(r);
+  return worst;
+}
+
+static void case_pnggray(char **f) {
+  /* pnggray FILE W H DEPTH VALUES AUTO WIN C W */
+  size_t len = 0, vlen = 0;
+  unsigned char *data = load(f[1], &len), *vref = load(f[5], &vlen);
+  CHECK_MSG(data && vref, "cannot read %s", f[1]);
+  size_t w = strtoul(f[2], NULL, 10), h = strtoul(f[3], NULL, 10), n = w * h;
+  float *v = NULL;
+  size_t ow = 0, oh = 0;
+  int depth = 0;
+  camd_error err = {0};
+  int rc = data ? camd_png_decode_gray(data, len, NULL, &v, &ow, &oh, &depth, &err) : -1;
+  CHECK_MSG(rc == 0, "%s: %s", f[1], err.message);
+  if (rc == 0 && vref) {
+    n_png++;
+    CHECK(ow == w && oh == h && depth == atoi(f[4]) && vlen == n * 8);
+    size_t bad = 0;
+    for (size_t i = 0; i < n && vlen == n * 8; i++) {
+      double r;
+      memcpy(&r, vref + 8 * i, 8);
+      if ((double)v[i] != r) bad++;
+    }
+    CHECK_MSG(bad == 0, "%s: %zu values differ from PIL", f[1], bad);
+    camd_window win;
+    camd_image img = {0};
+    camd_window_used used;
+    /* DEFAULT on a source without VOIs falls back to auto, and says so */
+    CHECK(camd_window_parse("dicom", &win, &err) == 0);
+    CHECK(camd_window_gray(v, w, h, &win, NULL, 0, false, &img, &used, &err) == 0);
+    CHECK(used.fallback && used.source == CAMD_WINDOW_FROM_AUTO);
+    CHECK_MSG(max_abs_diff(img.pixels, f[6], n) <= 0.5 + 1e-3, "%s: auto window", f[1]);
+    camd_image_free(&img);
+    char spec[96];
+    snprintf(spec, sizeof(spec), "%s,%s", f[8], f[9]);
+    CHECK(camd_window_parse(spec, &win, &err) == 0);
+    CHECK(camd_window_gray(v, w, h, &win, NULL, 0, false, &img, &used, &err) == 0);
+    CHECK(!used.fallback && used.source == CAMD_WINDOW_FROM_REQUEST);
+    CHECK_MSG(max_abs_diff(img.pixels, f[7], n) <= 0.5 + 1e-3, "%s: window %s", f[1], spec);
+    camd_image_free(&img);
+  }
+  free(v);
+  free(data);
+  free(vref);
+}
+
+static void case_pnggrayerr(char **f) {
+  size_t len = 0;
+  unsigned char *data = load(f[1], &len);
+  float *v = (float *)1;
+  size_t w = 1, h = 1;
+  int depth = 1;
+  camd_error err = {0};
+  int rc = camd_png_decode_gray(data, len, NULL, &v, &w, &h, &depth, &err);
+  CHECK_MSG(rc != 0 && !strcmp(camd_status_code(rc), f[2]) && v == NULL && w == 0, "%s: %d %s",
+            f[1], rc, err.message);
+  free(data);
+}
+
 /* A deterministic heatmap overlay on the frame (what the explain pipeline will send). */
 static int make_overlay(const camd_image *base, camd_image *over) {
   size_t w = base->width, h = base->height;
@@ -325,6 +401,10 @@ static void test_manifest(void) {
       case_error(f);
     else if (!strcmp(f[0], "sc") && nf == 5)
       case_sc(f, scm);
+    else if (!strcmp(f[0], "pnggray") && nf == 10)
+      case_pnggray(f);
+    else if (!strcmp(f[0], "pnggrayerr") && nf == 3)
+      case_pnggrayerr(f);
     else
       CHECK_MSG(0, "bad manifest line: %s (%d fields)", f[0], nf);
   }
@@ -332,9 +412,9 @@ static void test_manifest(void) {
   if (scm) fclose(scm);
   printf(
       "dicom cases: %d decoded (%d with stored values compared), %d errors, %d secondary "
-      "captures\n",
-      n_decode, n_stored_checked, n_error, n_sc);
-  CHECK(n_decode > 200 && n_error > 80 && n_sc >= 5);
+      "captures, %d gray PNGs\n",
+      n_decode, n_stored_checked, n_error, n_sc, n_png);
+  CHECK(n_decode > 200 && n_error > 80 && n_sc >= 5 && n_png >= 3);
 }
 
 /* ---- self-contained checks ---- */
@@ -457,6 +537,21 @@ static void test_sniff_and_limits(void) {
   CHECK(contains_ci(err.message, "max_width=29"));
   camd_image_limits il = {0, 0, 599};
   CHECK(camd_image_decode(d, len, &il, &img, &ii, &err) == CAMD_E_LIMIT && img.pixels == NULL);
+  /* a deflated data set may not inflate beyond max_bytes (4.6 KB -> 262 KB here) */
+  snprintf(p, sizeof(p), "%s/synth/deflated.dcm", cases_dir());
+  size_t dlen = 0;
+  unsigned char *dd = load(p, &dlen);
+  CHECK_MSG(dd != NULL, "no %s", p);
+  if (dd) {
+    camd_dicom_limits_default(&lim);
+    lim.max_bytes = 100000;
+    CHECK(camd_dicom_open(dd, dlen, &lim, &dcm, NULL, &err) == CAMD_E_LIMIT && dcm == NULL);
+    CHECK(contains_ci(err.message, "inflates beyond the limit max_bytes=100000"));
+    lim.max_bytes = 300000;
+    CHECK(camd_dicom_open(dd, dlen, &lim, &dcm, NULL, &err) == 0);
+    camd_dicom_close(dcm);
+    free(dd);
+  }
   /* every prefix of the file fails cleanly (or, at full length, succeeds) */
   for (size_t cut = 0; cut < len; cut += (cut < 400 ? 1 : 97)) {
     int rc = camd_dicom_open(d, cut, NULL, &dcm, NULL, &err);
