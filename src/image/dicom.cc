@@ -417,7 +417,7 @@ int j2k_index_frames(camd_dicom *d, DcmPixelSequence *seq, camd_error *err) {
  * it is inflated here first, capped by max_bytes, and handed over as Explicit VR Little Endian. */
 
 /* The File Meta Information (PS3.10 7.1, always Explicit VR Little Endian): its end, and where
- * its Transfer Syntax UID element lies (ts_at == 0 when absent). */
+ * its Transfer Syntax UID element lies. Strict: camd must see the same group DCMTK reads. */
 struct meta_layout {
   size_t end = 0;
   size_t ts_at = 0, ts_len = 0; /* element offset and total element length */
@@ -425,30 +425,61 @@ struct meta_layout {
 };
 
 int walk_meta(const unsigned char *d, size_t len, meta_layout *m, camd_error *err) {
+  /* the group's extent: (0002,0000) File Meta Information Group Length when present (DCMTK
+   * trusts it too), else as long as elements of group 0002 follow */
+  size_t end = len;
+  static const unsigned char glen_el[8] = {0x02, 0x00, 0x00, 0x00, 'U', 'L', 4, 0};
+  if (len >= 144 && !memcmp(d + 132, glen_el, 8)) {
+    size_t g = (size_t)d[140] | (size_t)d[141] << 8 | (size_t)d[142] << 16 | (size_t)d[143] << 24;
+    if (g > len - 144)
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "corrupt File Meta Information: its group length %zu exceeds the %zu "
+                            "bytes that follow",
+                            g, len - 144);
+    end = 144 + g;
+  }
   size_t pos = 132;
-  while (pos + 8 <= len && d[pos] == 0x02 && d[pos + 1] == 0x00) {
+  while (pos + 8 <= end) {
+    if (d[pos] != 0x02 || d[pos + 1] != 0x00) {
+      if (end == len) break; /* no group length: the group ends here */
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "corrupt File Meta Information: element (%02X%02X,%02X%02X) inside "
+                            "it is not of group 0002",
+                            d[pos + 1], d[pos], d[pos + 3], d[pos + 2]);
+    }
     char vr[3] = {(char)d[pos + 4], (char)d[pos + 5], 0};
     bool long_vr = strstr("OB OD OF OL OV OW SQ SV UC UN UR UT UV", vr) != nullptr;
     size_t hdr = long_vr ? 12 : 8;
-    if (pos + hdr > len) break;
+    if (pos + hdr > end)
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "corrupt File Meta Information: it ends inside "
+                            "an element header");
     size_t vl = long_vr ? (size_t)d[pos + 8] | (size_t)d[pos + 9] << 8 | (size_t)d[pos + 10] << 16 |
                               (size_t)d[pos + 11] << 24
                         : (size_t)d[pos + 6] | (size_t)d[pos + 7] << 8;
-    if (vl > len - pos - hdr) {
-      char tag[16];
-      snprintf(tag, sizeof(tag), "(0002,%02X%02X)", d[pos + 3], d[pos + 2]);
+    if (vl > end - pos - hdr)
       return camd_error_set(err, CAMD_E_FORMAT,
-                            "corrupt File Meta Information: element %s declares %zu bytes, %zu "
-                            "remain in the file",
-                            tag, vl, len - pos - hdr);
-    }
+                            "corrupt File Meta Information: element (0002,%02X%02X) declares %zu "
+                            "bytes, %zu remain in the group",
+                            d[pos + 3], d[pos + 2], vl, end - pos - hdr);
     if (d[pos + 2] == 0x10 && d[pos + 3] == 0x00) { /* (0002,0010) Transfer Syntax UID */
+      if (m->ts_at)
+        return camd_error_set(err, CAMD_E_FORMAT,
+                              "corrupt File Meta Information: two Transfer Syntax UIDs");
       m->ts_at = pos;
       m->ts_len = hdr + vl;
       copy_clean(m->ts, sizeof(m->ts), std::string((const char *)d + pos + hdr, vl).c_str());
     }
     pos += hdr + vl;
   }
+  if (end != len && pos != end)
+    return camd_error_set(err, CAMD_E_FORMAT,
+                          "corrupt File Meta Information: its elements do "
+                          "not fill its group length");
+  if (!m->ts[0])
+    return camd_error_set(err, CAMD_E_FORMAT,
+                          "the File Meta Information has no Transfer Syntax "
+                          "UID (0002,0010)");
   m->end = pos;
   return 0;
 }
@@ -561,7 +592,7 @@ int open_impl(const unsigned char *data, size_t len, const camd_dicom_limits *li
   std::unique_ptr<camd_dicom> guard(d);
   camd_dicom_info &info = d->info;
 
-  /* the transfer syntax first: the meta header's, else (after loading) what DCMTK detected */
+  /* the transfer syntax first, from the meta header */
   meta_layout ml;
   rc = walk_meta(data, len, &ml, err);
   if (rc) return rc;
@@ -576,12 +607,12 @@ int open_impl(const unsigned char *data, size_t len, const camd_dicom_limits *li
   }
   if (rc) return rc;
   DcmDataset *ds = d->ff.getDataset();
+  if (DcmXfer(ds->getOriginalXfer()).getStreamCompression() != ESC_none)
+    return camd_error_set(err, CAMD_E_FORMAT,
+                          "corrupt File Meta Information: the toolkit read "
+                          "it differently");
   char tsu[65] = "";
   snprintf(tsu, sizeof(tsu), "%s", ml.ts);
-  if (!tsu[0]) {
-    DcmXfer detected(ds->getOriginalXfer());
-    copy_clean(tsu, sizeof(tsu), detected.getXferID());
-  }
   snprintf(info.transfer_syntax_uid, sizeof(info.transfer_syntax_uid), "%s", tsu);
   const ts_entry *ts = find_supported(tsu);
   if (!ts) return unsupported_ts(tsu, err);
