@@ -4,36 +4,39 @@
  *
  * Design notes
  * ------------
- * Toolkit choice, by measurement (decode of frame data, every DICOM file with Pixel Data that
+ * Toolkit choice, by measurement. Every DICOM image (a file with Pixel Data) that
  * python3-pydicom 2.3.1 and python3-nibabel 5.0.0 ship, plus the examples of libgdcm3.0 and
- * dicom3tools; "=" = identical stored values to pydicom, compared where pydicom decodes):
+ * dicom3tools, 103 files: does the toolkit decode frame 0 (and do its stored values equal
+ * pydicom's where pydicom decodes)? Each file in its own process.
  *
- *   transfer syntax (files)            DCMTK 3.6.7              GDCM 3.0.21            pydicom
- *   implicit VR LE (7)                 7 =                      7 =                    7
- *   explicit VR LE (28)                27 = (MR_truncated: err) 28 (accepts truncated) 26
- *   explicit VR BE (6)                 6 (32-bit: words swapped 6, 1 aborts (assert)   6
- *                                        vs pydicom)
- *   deflated explicit LE (1)           1 =                      1 =                    1
- *   JPEG baseline (12)                 11 = (1 implicit-VR data 12 =                   12
- *                                        set under an explicit
- *                                        TS: needs auto-detect)
- *   JPEG extended 12-bit (2)           2                        2                      0
- *   JPEG lossless SV1 (2)              2                        1 (XA multi-frame:     0
- *                                                                 fails in batch)
- *   JPEG-LS lossless (1)               1                        1                      0
- *   RLE lossless (10)                  10 =                     6 = (16/32-bit RGB     10
- *                                                                 differ; RTDOSE 1-frame
- *                                                                 aborts on an assert)
- *   JPEG 2000 / lossless (9)           0 (no codec in 3.6.7)    7 = (GDCMJ2K_TextGBR   7
- *                                                                 decodes)
+ *   transfer syntax         files pydicom DCMTK 3.6.7        GDCM 3.0.21           camd
+ *   implicit VR LE              8       8  8                  7, 1 abort            8
+ *   explicit VR LE             53      51  52 (refuses        53 (pads the          51 (also
+ *                                          MR_truncated)      truncated file)       refuses badVR)
+ *   explicit VR big endian      6       6  6 (32-bit: 16-bit  5, 1 abort            6 (as pydicom)
+ *                                          words swapped)
+ *   deflated explicit LE        1       1  1                  1                     1
+ *   JPEG baseline              13      13  12 (implicit data  13                    12
+ *                                          set, SC_rgb_jpeg)
+ *   JPEG extended (12-bit)      2       0  2                  2                     2
+ *   JPEG lossless SV1           2       0  2                  2                     2
+ *   JPEG-LS lossless            1       0  1                  1                     1
+ *   RLE lossless                9       9  9 =                8, 1 abort; 16/32-bit 9
+ *                                                             RGB differ (4 files)
+ *   JPEG 2000 lossless          4       3  0 (no codec)       4                     4
+ *   JPEG 2000                   4       3  0 (no codec)       3                     3
+ *   (all refuse JPEG2000-embedded-sequence-delimiter.dcm, a corrupt codestream)
  *
  * Robustness, 3000 mutations of 20 seed files (bit flips, bytes, truncation), fork per input:
- * DCMTK 0 crashes, 0 hangs; GDCM aborts (SIGABRT from assert() left on in Debian's build, e.g.
- * gdcmAttribute.h:443) on legitimate files (rtdose_1frame.dcm, rtdose_rle_1frame.dcm) and on
- * mutated ones. A server cannot catch an abort, so camd uses DCMTK for parsing, the native and
+ * DCMTK 0 crashes, 0 hangs; GDCM 287 crashes (SIGABRT: assert() is left on in Debian's build,
+ * e.g. gdcmAttribute.h:443, which also aborts on the legitimate rtdose_1frame.dcm) and 50 hangs
+ * over 10 s. A server cannot catch an abort, so camd uses DCMTK for parsing, the native and
  * DCMTK-coded syntaxes, and writing; the one syntax DCMTK 3.6.7 lacks, JPEG 2000, is decoded
  * here with OpenJPEG 2.5 (libopenjp2, the library GDCM and Pillow use for it) from the frame's
- * fragments, with pydicom's sign corrections. With that, every syntax of the list decodes.
+ * fragments, with pydicom's sign corrections. libFuzzer then found three DCMTK weaknesses that
+ * are worked around below: RLE segment offsets are trusted (out-of-bounds read), and a declared
+ * element length is allocated before it is read (from a buffer stream, and in a deflated data
+ * set).
  *
  * Threads: codec registration and DCMTK's global flags are set once (std::call_once); each
  * handle is used by one thread at a time. DCMTK's logger is turned off (its messages can quote
