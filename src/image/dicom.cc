@@ -33,10 +33,10 @@
  * over 10 s. A server cannot catch an abort, so camd uses DCMTK for parsing, the native and
  * DCMTK-coded syntaxes, and writing; the one syntax DCMTK 3.6.7 lacks, JPEG 2000, is decoded
  * here with OpenJPEG 2.5 (libopenjp2, the library GDCM and Pillow use for it) from the frame's
- * fragments, with pydicom's sign corrections. libFuzzer then found three DCMTK weaknesses that
- * are worked around below: RLE segment offsets are trusted (out-of-bounds read), and a declared
- * element length is allocated before it is read (from a buffer stream, and in a deflated data
- * set).
+ * fragments, with pydicom's sign corrections. libFuzzer then found DCMTK weaknesses that are
+ * worked around below: RLE segment offsets are trusted (out-of-bounds read), a declared element
+ * length is allocated before it is read (from a buffer stream, and in a deflated data set), and
+ * the JPEG bit-depth scan loops forever on a TEM marker.
  *
  * Threads: codec registration and DCMTK's global flags are set once (std::call_once); each
  * handle is used by one thread at a time. DCMTK's logger is turned off (its messages can quote
@@ -1056,6 +1056,43 @@ int rle_check(DcmPixelSequence *seq, Uint32 item, const camd_dicom_info &info, s
   return 0;
 }
 
+/* DCMTK 3.6.7's DJCodecDecoder::scanJpegDataForBitDepth, which runs before its JPEG decoders,
+ * never moves past a TEM marker (FF01) met before the frame header: an endless loop (found by
+ * libFuzzer). This walks a fragment as it does and says whether it would get stuck. */
+bool jpeg_scan_would_loop(const Uint8 *d, Uint32 n) {
+  unsigned long off = 0;
+  while (off + 4 < n) {
+    unsigned m = (unsigned)d[off] << 8 | d[off + 1];
+    unsigned seglen = (unsigned)d[off + 2] << 8 | d[off + 3];
+    if (m == 0xff01) return true;
+    if ((m >= 0xffc0 && m <= 0xffcf && m != 0xffc4 && m != 0xffc8 && m != 0xffcc)) return false;
+    if (m == 0xffc4 || m == 0xffc8 || m == 0xffcc || (m >= 0xffda && m <= 0xfffe))
+      off += seglen + 2;
+    else if (m >= 0xffd0 && m <= 0xffd9)
+      off += 2;
+    else if (d[off] == 0xff && d[off + 1] > 2 && d[off + 1] <= 0xbf)
+      off += 2;
+    else
+      return false;
+  }
+  return false;
+}
+
+int jpeg_guard(DcmPixelSequence *seq, Uint32 first, Uint32 last, camd_error *err) {
+  for (Uint32 i = first; i <= last && i < seq->card(); i++) {
+    DcmPixelItem *it = nullptr;
+    Uint8 *p = nullptr;
+    if (seq->getItem(it, i).bad() || !it || it->getLength() == 0 || it->getUint8Array(p).bad() ||
+        !p)
+      continue;
+    if (jpeg_scan_would_loop(p, it->getLength()))
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "corrupt JPEG data: a TEM marker before the frame "
+                            "header");
+  }
+  return 0;
+}
+
 int dcmtk_frame(camd_dicom *d, size_t frame, camd__dicom_raw *out, camd_error *err) {
   const camd_dicom_info &info = d->info;
   DcmDataset *ds = d->ff.getDataset();
@@ -1091,6 +1128,11 @@ int dcmtk_frame(camd_dicom *d, size_t frame, camd__dicom_raw *out, camd_error *e
                             "fragments",
                             frame, seq->card() ? seq->card() - 1 : 0);
     int rc = rle_check(seq, start, info, frame, err);
+    if (rc) return rc;
+  }
+  if (!strncmp(d->ts->uid, "1.2.840.10008.1.2.4.5", 20) ||
+      !strcmp(d->ts->uid, "1.2.840.10008.1.2.4.70")) { /* JPEG: .50 .51 .57 .70 */
+    int rc = located ? jpeg_guard(seq, start, start, err) : jpeg_guard(seq, 1, seq->card(), err);
     if (rc) return rc;
   }
   size_t bufsize = expect + (expect & 1); /* DCMTK wants an even buffer size */
