@@ -549,6 +549,10 @@ int load_from_memfd(camd_dicom *d, const unsigned char *data, size_t len, camd_e
   }
   char path[64];
   snprintf(path, sizeof(path), "/proc/self/fd/%d", d->fd);
+  if (access(path, R_OK) != 0)
+    return camd_error_set(err, CAMD_E_INTERNAL,
+                          "cannot reopen the in-memory DICOM file as %s (%s): camd needs /proc",
+                          path, strerror(errno));
   OFCondition c = d->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, 4096, ERM_fileOnly);
   if (c == EC_StreamNotifyClient)
     return camd_error_set(err, CAMD_E_FORMAT,
