@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Failures on client data are 4xx with a message; never an internal error. */
 static void check_client_error(int rc, const camd_error *err) {
-  if (rc != CAMD_E_MEDIA && rc != CAMD_E_FORMAT && rc != CAMD_E_LIMIT &&
-      rc != CAMD_E_UNSUPPORTED && rc != CAMD_E_INVALID)
+  if (rc != CAMD_E_MEDIA && rc != CAMD_E_FORMAT && rc != CAMD_E_LIMIT && rc != CAMD_E_UNSUPPORTED &&
+      rc != CAMD_E_INVALID)
     abort();
   if (camd_status_http(rc) / 100 != 4 || err->status != rc || err->message[0] == '\0') abort();
 }
