@@ -34,6 +34,20 @@ void camd_shape_format(const camd_shape *s, char *buf, size_t size);
 
 typedef enum camd_dtype { CAMD_FLOAT32 = 1, CAMD_INT64 = 7 } camd_dtype;
 
+/* Where a 4-D activation keeps its channels: [N, C, H, W] or [N, H, W, C] (channels-last, as
+ * TensorFlow / Keras exports keep many values). UNKNOWN: the graph does not decide it. */
+typedef enum camd_layout {
+  CAMD_LAYOUT_UNKNOWN = 0,
+  CAMD_LAYOUT_NCHW = 1,
+  CAMD_LAYOUT_NHWC = 2
+} camd_layout;
+/* "NCHW", "NHWC" or "unknown". */
+const char *camd_layout_name(camd_layout layout);
+/* Channels, height and width of a 4-D shape read in `layout` (NCHW or NHWC; each pointer may
+ * be NULL). False for other ranks or an UNKNOWN layout. */
+bool camd_layout_geometry(const camd_shape *s, camd_layout layout, int64_t *c, int64_t *h,
+                          int64_t *w);
+
 typedef struct camd_model camd_model;
 typedef struct camd_session camd_session;
 
@@ -85,10 +99,17 @@ const void *camd_model_constant_data(const camd_model *m, int id);
 size_t camd_model_param_count(const camd_model *m);
 /* 1 when the graph cannot run several batch items at once, else the engine's limit (large). */
 int camd_model_max_batch(const camd_model *m);
-/* True when value id is a 4-D batched float activation with spatial size > 1 (a CAM layer). */
+/* Layout of value id (a 4-D activation): the input layout the loader declared, NCHW after
+ * ops that define it (Conv, pools, BatchNormalization), permuted by Transpose, kept by
+ * elementwise and data-movement ops, UNKNOWN after Reshape-like ops in a graph that has
+ * channels-last values (a graph with none is NCHW throughout). UNKNOWN for other values. */
+camd_layout camd_model_value_layout(const camd_model *m, int id);
+/* True when value id is a 4-D batched float activation with spatial size > 1 in its layout
+ * (any 4-D activation when its layout is UNKNOWN: the caller must then be told the layout). */
 bool camd_model_is_cam_layer(const camd_model *m, int id);
-/* Suggested default CAM layer: the last 4-D activation with spatial size > 1 before global
- * pooling on the path to output 0. Returns a value id or -1 if the model has none. */
+/* Suggested default CAM layer: the last 4-D activation of known layout with spatial size > 1
+ * on the path to output 0 (the one before global pooling). Returns a value id or -1 if the
+ * model has none. */
 int camd_model_suggest_cam_layer(const camd_model *m);
 /* What a value's numbers are, as class scores. */
 typedef enum camd_score_activation {

@@ -52,6 +52,11 @@ bool camd_op_supported(const char *op_type, int opset, int *min_opset, int *max_
 int camd_graph_add_input(camd_graph *g, const char *name, const camd_shape *shape,
                          camd_error *err);
 
+/* Declares the layout of a 4-D graph input (NCHW or NHWC); the layouts of the other values
+ * follow from the graph when it is finalized (camd_model_value_layout). A 4-D input left
+ * undeclared is read as NCHW when nothing in the graph is channels-last. */
+int camd_graph_set_input_layout(camd_graph *g, int value_id, camd_layout layout, camd_error *err);
+
 /* Adds a constant; the graph takes ownership of `data` (malloc'd, count(shape) elements of
  * dtype) even on failure. Returns the value id or a negative status. */
 int camd_graph_add_constant(camd_graph *g, const char *name, camd_dtype dtype,

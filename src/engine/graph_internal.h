@@ -18,6 +18,8 @@ typedef struct camd_value {
   bool is_output;
   void *data;   /* constant data (malloc'd, owned by the graph) or NULL for activations */
   int producer; /* node index or -1 */
+  /* camd_layout of a 4-D activation: declared for inputs, inferred at finalize for the rest */
+  unsigned char layout;
 } camd_value;
 
 typedef struct camd_alias {
@@ -53,6 +55,10 @@ struct camd_model {
 #define CAMD_ENGINE_MAX_BATCH 256
 /* Limit on inputs/outputs per node (bit masks are unsigned). */
 #define CAMD_NODE_MAX_IO 32
+
+/* Sets every value's layout from the declared input layouts (layout.c; run at finalize,
+ * after the load-time rewrites). */
+void camd__graph_infer_layouts(camd_graph *g);
 
 /* Infers the output shapes of node n given the current shapes of its inputs in `shapes`
  * (indexed by value id); writes them into shapes[out ids]. */

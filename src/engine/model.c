@@ -52,8 +52,10 @@ static void mark_ancestors(const camd_graph *g, int target, unsigned char *marks
 bool camd_model_is_cam_layer(const camd_model *m, int id) {
   if (id < 0 || id >= m->graph->n_values) return false;
   const camd_value *v = &m->graph->values[id];
-  return !v->data && v->batched && v->dtype == CAMD_FLOAT32 && v->shape.ndim == 4 &&
-         v->shape.dims[2] * v->shape.dims[3] > 1;
+  if (v->data || !v->batched || v->dtype != CAMD_FLOAT32 || v->shape.ndim != 4) return false;
+  int64_t h, w;
+  if (!camd_layout_geometry(&v->shape, (camd_layout)v->layout, NULL, &h, &w)) return true;
+  return h * w > 1;
 }
 
 static int suggest_layer(const camd_model *m) {
@@ -64,7 +66,7 @@ static int suggest_layer(const camd_model *m) {
   mark_ancestors(g, g->outputs[0], marks);
   int best = -1, best_pos = -2;
   for (int v = 0; v < g->n_values; v++) {
-    if (!marks[v] || !camd_model_is_cam_layer(m, v)) continue;
+    if (!marks[v] || !camd_model_is_cam_layer(m, v) || !g->values[v].layout) continue;
     int pos = g->values[v].producer;
     if (pos > best_pos) {
       best_pos = pos;
@@ -116,6 +118,7 @@ int camd_graph_finalize(camd_graph *g, const char *source_path, camd_model **out
       m->param_count += camd_shape_count(&g->values[i].shape);
     }
   }
+  camd__graph_infer_layouts(g);
   m->suggested_layer = suggest_layer(m);
   *out = m;
   return 0;
