@@ -3,8 +3,10 @@
  * The loader decodes the protobuf, checks every operator against the engine's op table first
  * (one error listing all unsupported operators), converts initializers to float32 / int64
  * constants (held once, by the model), folds shape sub-graphs (Shape, Gather, Concat, ...)
- * into constants, and builds the engine graph with camd/graph.h. External tensor data is read
- * only from files inside the model's directory. Thread-safe: loads share no state.
+ * into constants (every node whose inputs are constants or shapes, to a fixed point), and
+ * builds the engine graph with camd/graph.h, declaring the image input's layout (NCHW/NHWC).
+ * External tensor data is read only from files inside the model's directory. Thread-safe: loads
+ * share no state.
  */
 #ifndef CAMD_ONNX_H
 #define CAMD_ONNX_H
@@ -21,6 +23,14 @@
 typedef struct camd_onnx_options {
   size_t max_file_bytes;     /* largest accepted .onnx file / buffer; 0 = default 2 GiB */
   size_t max_external_bytes; /* total bytes read from external data files; 0 = default */
+  /* The image input (every 4-D graph input): its layout, UNKNOWN = decided from its shape (a
+   * trailing 1 or 3 after a larger or symbolic second axis is NHWC, else NCHW; a shape that
+   * cannot tell, such as [N, ?, ?, ?], is an error naming the config key "layout"). */
+  camd_layout input_layout;
+  /* Sizes for symbolic (free) dimensions of the image input, 0 = not given: a free height or
+   * width without a size given is an error naming the config key "input_size"; a free
+   * channel axis takes input_channels. Fixed dimensions are kept as the file says. */
+  int64_t input_height, input_width, input_channels;
 } camd_onnx_options;
 
 /* Loads the ONNX file at `path` into an immutable model (refcount 1; the caller owns it and

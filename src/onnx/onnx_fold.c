@@ -12,25 +12,11 @@
 #include <string.h>
 
 #include "camd/core.h"
-#include "onnx/onnx_internal.h"
+#include "onnx/onnx_fold.h"
 
-typedef struct fold {
-  camd__onnx_ctx *ctx;
-  const Onnx__NodeProto *node;
-  const char *name;
-  camd_error *err;
-} fold;
+/* ---- shared helpers (onnx_fold.h) ---- */
 
-/* A constant input: borrowed data owned by the graph. */
-typedef struct view {
-  camd_dtype dtype;
-  camd_shape shape;
-  const void *data;
-  size_t count;
-} view;
-
-static int ferr(fold *f, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int ferr(fold *f, int status, const char *fmt, ...) {
+int camd__fold_err(camd__fold *f, int status, const char *fmt, ...) {
   char msg[CAMD_ERROR_MESSAGE_MAX];
   va_list ap;
   va_start(ap, fmt);
@@ -40,95 +26,109 @@ static int ferr(fold *f, int status, const char *fmt, ...) {
                         camd__onnx_str(f->node->op_type), msg);
 }
 
-static size_t esize(camd_dtype d) {
+size_t camd__fold_esize(camd_dtype d) {
   return d == CAMD_INT64 ? 8 : 4;
 }
 
-static const char *dtype_name(camd_dtype d) {
-  return d == CAMD_INT64 ? "int64" : "float32";
-}
-
-static const Onnx__AttributeProto *find_attr(const Onnx__NodeProto *n, const char *name) {
+const Onnx__AttributeProto *camd__fold_attr(const Onnx__NodeProto *n, const char *name) {
   for (size_t k = 0; k < n->n_attribute; k++) {
     if (n->attribute[k]->name && strcmp(n->attribute[k]->name, name) == 0) return n->attribute[k];
   }
   return NULL;
 }
 
-static int attr_int(fold *f, const char *name, int64_t def, int64_t *out) {
-  const Onnx__AttributeProto *a = find_attr(f->node, name);
+int camd__fold_attr_int(camd__fold *f, const char *name, int64_t def, int64_t *out) {
+  const Onnx__AttributeProto *a = camd__fold_attr(f->node, name);
   *out = def;
   if (!a) return 0;
   if (!a->has_i || (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT))
-    return ferr(f, CAMD_E_FORMAT, "attribute '%s' must be an integer", name);
+    return camd__fold_err(f, CAMD_E_FORMAT, "attribute '%s' must be an integer", name);
   *out = a->i;
   return 0;
 }
 
-static int attr_ints(fold *f, const char *name, const int64_t **v, size_t *n, bool *present) {
-  const Onnx__AttributeProto *a = find_attr(f->node, name);
+int camd__fold_attr_float(camd__fold *f, const char *name, float def, float *out) {
+  const Onnx__AttributeProto *a = camd__fold_attr(f->node, name);
+  *out = def;
+  if (!a) return 0;
+  if (!a->has_f || (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT))
+    return camd__fold_err(f, CAMD_E_FORMAT, "attribute '%s' must be a float", name);
+  *out = a->f;
+  return 0;
+}
+
+int camd__fold_attr_ints(camd__fold *f, const char *name, const int64_t **v, size_t *n,
+                         bool *present) {
+  const Onnx__AttributeProto *a = camd__fold_attr(f->node, name);
   *v = NULL;
   *n = 0;
   *present = a != NULL;
   if (!a) return 0;
   if (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)
-    return ferr(f, CAMD_E_FORMAT, "attribute '%s' must be a list of integers", name);
+    return camd__fold_err(f, CAMD_E_FORMAT, "attribute '%s' must be a list of integers", name);
   *v = a->ints;
   *n = a->n_ints;
   return 0;
 }
 
-static bool has_input(const fold *f, size_t k) {
+bool camd__fold_has_input(const camd__fold *f, size_t k) {
   return k < f->node->n_input && f->node->input[k][0] != '\0';
 }
 
-/* Constant input k (must be present and constant). */
-static int get_input(fold *f, size_t k, view *v) {
-  if (!has_input(f, k)) return ferr(f, CAMD_E_FORMAT, "input %zu is missing", k);
+int camd__fold_input(camd__fold *f, size_t k, camd__fold_view *v) {
+  if (!camd__fold_has_input(f, k))
+    return camd__fold_err(f, CAMD_E_FORMAT, "input %zu is missing", k);
   const char *in = f->node->input[k];
   int id = camd_graph_find(f->ctx->g, in);
-  if (id < 0) return ferr(f, CAMD_E_FORMAT, "input '%s' is not defined before this node", in);
+  if (id < 0)
+    return camd__fold_err(f, CAMD_E_FORMAT, "input '%s' is not defined before this node", in);
   bool batched = false;
   int rc = camd_graph_value(f->ctx->g, id, &v->shape, &v->dtype, &v->data, &batched);
   if (rc < 0) return rc;
   if (!v->data) return 1; /* not a constant: cannot fold */
   if (!camd__onnx_shape_count(&v->shape, &v->count))
-    return ferr(f, CAMD_E_INTERNAL, "input '%s' has an invalid shape", in);
+    return camd__fold_err(f, CAMD_E_INTERNAL, "input '%s' has an invalid shape", in);
   return 0;
 }
 
-/* Input k as a list of int64 (scalar or 1-D). */
-static int get_ints(fold *f, size_t k, const int64_t **vals, size_t *n) {
-  view v;
-  int rc = get_input(f, k, &v);
+int camd__fold_ints(camd__fold *f, size_t k, const int64_t **vals, size_t *n) {
+  camd__fold_view v;
+  int rc = camd__fold_input(f, k, &v);
   if (rc != 0) return rc;
   if (v.dtype != CAMD_INT64 || v.shape.ndim > 1)
-    return ferr(f, CAMD_E_INVALID, "input '%s' must be an int64 scalar or 1-D tensor",
-                f->node->input[k]);
+    return camd__fold_err(f, CAMD_E_INVALID, "input '%s' must be an int64 scalar or 1-D tensor",
+                          f->node->input[k]);
   *vals = v.data;
   *n = v.count;
   return 0;
 }
 
-/* Output buffer of count elements. Over the fold limit, ops the engine also implements are
- * left to the engine (*rc = 1); loader-only ops fail. */
-static void *alloc_out(fold *f, size_t count, camd_dtype dt, int *rc) {
+void *camd__fold_alloc(camd__fold *f, size_t count, camd_dtype dt, int *rc) {
   if (count > CAMD__ONNX_MAX_FOLD_ELEMS) {
     if (!camd__onnx_loader_only(camd__onnx_str(f->node->op_type))) {
       *rc = 1;
       return NULL;
     }
-    *rc = ferr(f, CAMD_E_LIMIT, "result has %zu elements; camd folds at most %zu at load", count,
-               CAMD__ONNX_MAX_FOLD_ELEMS);
+    *rc = camd__fold_err(f, CAMD_E_LIMIT, "result has %zu elements; camd folds at most %zu at load",
+                         count, CAMD__ONNX_MAX_FOLD_ELEMS);
     return NULL;
   }
-  void *p = malloc(count ? count * esize(dt) : 1);
-  if (!p) *rc = ferr(f, CAMD_E_NOMEM, "out of memory");
+  if (f->ctx->folded_elems + count > CAMD__ONNX_MAX_FOLD_TOTAL) {
+    *rc = camd__fold_err(f, CAMD_E_LIMIT,
+                         "constants computed at load would exceed %zu elements in total",
+                         CAMD__ONNX_MAX_FOLD_TOTAL);
+    return NULL;
+  }
+  void *p = malloc(count ? count * camd__fold_esize(dt) : 1);
+  if (!p) {
+    *rc = camd__fold_err(f, CAMD_E_NOMEM, "out of memory");
+    return NULL;
+  }
+  f->ctx->folded_elems += count;
   return p;
 }
 
-/* Adds output k as a constant; takes ownership of data in every case. */
-static int emit(fold *f, size_t k, camd_dtype dt, const camd_shape *s, void *data) {
+int camd__fold_emit(camd__fold *f, size_t k, camd_dtype dt, const camd_shape *s, void *data) {
   if (k >= f->node->n_output || !f->node->output[k][0]) {
     free(data);
     return 0; /* unnamed / absent optional output */
@@ -137,27 +137,54 @@ static int emit(fold *f, size_t k, camd_dtype dt, const camd_shape *s, void *dat
   return id < 0 ? id : 0;
 }
 
-static int emit_copy(fold *f, const view *v, const camd_shape *s) {
+static int emit_copy(camd__fold *f, const camd__fold_view *v, const camd_shape *s) {
   int rc = 0;
-  void *p = alloc_out(f, v->count, v->dtype, &rc);
+  void *p = camd__fold_alloc(f, v->count, v->dtype, &rc);
   if (!p) return rc;
-  memcpy(p, v->data, v->count * esize(v->dtype));
-  return emit(f, 0, v->dtype, s, p);
+  memcpy(p, v->data, v->count * camd__fold_esize(v->dtype));
+  return camd__fold_emit(f, 0, v->dtype, s, p);
 }
 
-static int norm_axis(fold *f, int64_t axis, int rank, int64_t *out) {
+int camd__fold_axis(camd__fold *f, int64_t axis, int rank, int64_t *out) {
   if (axis < -(int64_t)rank || axis >= rank)
-    return ferr(f, CAMD_E_INVALID, "axis %lld is out of range for rank %d", (long long)axis, rank);
+    return camd__fold_err(f, CAMD_E_INVALID, "axis %lld is out of range for rank %d",
+                          (long long)axis, rank);
   *out = axis < 0 ? axis + rank : axis;
   return 0;
 }
 
+bool camd__fold_bcast(const camd_shape *a, const camd_shape *b, camd_shape *o) {
+  int r = a->ndim > b->ndim ? a->ndim : b->ndim;
+  o->ndim = r;
+  for (int i = 0; i < r; i++) {
+    int ia = i - (r - a->ndim), ib = i - (r - b->ndim);
+    int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
+    if (da != db && da != 1 && db != 1) return false;
+    o->dims[i] = da == 1 ? db : da;
+  }
+  return true;
+}
+
+size_t camd__fold_bcast_offset(const camd_shape *in, const camd_shape *out, size_t k) {
+  size_t off = 0, stride = 1;
+  for (int i = out->ndim - 1, j = in->ndim - 1; i >= 0; i--, j--) {
+    size_t idx = k % (size_t)out->dims[i];
+    k /= (size_t)out->dims[i];
+    if (j >= 0) {
+      if (in->dims[j] != 1) off += idx * stride;
+      stride *= (size_t)in->dims[j];
+    }
+  }
+  return off;
+}
+
 /* ---- the ops ---- */
 
-static int fold_constant(fold *f) {
+static int fold_constant(camd__fold *f) {
   const Onnx__NodeProto *n = f->node;
   if (n->n_attribute != 1)
-    return ferr(f, CAMD_E_FORMAT, "needs exactly one value attribute, has %zu", n->n_attribute);
+    return camd__fold_err(f, CAMD_E_FORMAT, "needs exactly one value attribute, has %zu",
+                          n->n_attribute);
   const Onnx__AttributeProto *a = n->attribute[0];
   const char *an = camd__onnx_str(a->name);
   camd_shape s = {0};
@@ -168,40 +195,43 @@ static int fold_constant(fold *f) {
     camd__onnx_tensor t;
     rc = camd__onnx_tensor_decode(f->ctx, a->t, what, &t, f->err);
     if (rc < 0) return rc;
-    return emit(f, 0, t.dtype, &t.shape, t.data);
+    return camd__fold_emit(f, 0, t.dtype, &t.shape, t.data);
   }
   if (strcmp(an, "value_float") == 0 || strcmp(an, "value_int") == 0) {
     bool isf = an[6] == 'f';
-    void *p = alloc_out(f, 1, isf ? CAMD_FLOAT32 : CAMD_INT64, &rc);
+    void *p = camd__fold_alloc(f, 1, isf ? CAMD_FLOAT32 : CAMD_INT64, &rc);
     if (!p) return rc;
     if (isf)
       *(float *)p = a->f;
     else
       *(int64_t *)p = a->i;
-    return emit(f, 0, isf ? CAMD_FLOAT32 : CAMD_INT64, &s, p);
+    return camd__fold_emit(f, 0, isf ? CAMD_FLOAT32 : CAMD_INT64, &s, p);
   }
   if (strcmp(an, "value_floats") == 0 || strcmp(an, "value_ints") == 0) {
     bool isf = an[6] == 'f';
     size_t cnt = isf ? a->n_floats : a->n_ints;
     camd_dtype dt = isf ? CAMD_FLOAT32 : CAMD_INT64;
-    void *p = malloc(cnt ? cnt * esize(dt) : 1); /* bounded by the file size: no fold cap */
-    if (!p) return ferr(f, CAMD_E_NOMEM, "out of memory");
-    if (cnt) memcpy(p, isf ? (const void *)a->floats : (const void *)a->ints, cnt * esize(dt));
+    void *p =
+        malloc(cnt ? cnt * camd__fold_esize(dt) : 1); /* bounded by the file size: no fold cap */
+    if (!p) return camd__fold_err(f, CAMD_E_NOMEM, "out of memory");
+    if (cnt)
+      memcpy(p, isf ? (const void *)a->floats : (const void *)a->ints, cnt * camd__fold_esize(dt));
     s.ndim = 1;
     s.dims[0] = (int64_t)cnt;
-    return emit(f, 0, dt, &s, p);
+    return camd__fold_emit(f, 0, dt, &s, p);
   }
-  return ferr(f, CAMD_E_UNSUPPORTED,
-              "attribute '%s' is not supported (camd handles value, value_float(s), "
-              "value_int(s))",
-              an);
+  return camd__fold_err(f, CAMD_E_UNSUPPORTED,
+                        "attribute '%s' is not supported (camd handles value, value_float(s), "
+                        "value_int(s))",
+                        an);
 }
 
-static int fold_shape(fold *f, bool size_only) {
-  if (!has_input(f, 0)) return ferr(f, CAMD_E_FORMAT, "input 0 is missing");
+static int fold_shape(camd__fold *f, bool size_only) {
+  if (!camd__fold_has_input(f, 0)) return camd__fold_err(f, CAMD_E_FORMAT, "input 0 is missing");
   int id = camd_graph_find(f->ctx->g, f->node->input[0]);
   if (id < 0)
-    return ferr(f, CAMD_E_FORMAT, "input '%s' is not defined before this node", f->node->input[0]);
+    return camd__fold_err(f, CAMD_E_FORMAT, "input '%s' is not defined before this node",
+                          f->node->input[0]);
   camd_shape in;
   camd_dtype dt;
   const void *data;
@@ -211,40 +241,42 @@ static int fold_shape(fold *f, bool size_only) {
   camd_shape s = {0};
   if (size_only) {
     size_t cnt;
-    if (!camd__onnx_shape_count(&in, &cnt)) return ferr(f, CAMD_E_INTERNAL, "bad input shape");
-    int64_t *p = alloc_out(f, 1, CAMD_INT64, &rc);
+    if (!camd__onnx_shape_count(&in, &cnt))
+      return camd__fold_err(f, CAMD_E_INTERNAL, "bad input shape");
+    int64_t *p = camd__fold_alloc(f, 1, CAMD_INT64, &rc);
     if (!p) return rc;
     *p = (int64_t)cnt;
-    return emit(f, 0, CAMD_INT64, &s, p);
+    return camd__fold_emit(f, 0, CAMD_INT64, &s, p);
   }
   int64_t start = 0, end = in.ndim;
-  if ((rc = attr_int(f, "start", 0, &start)) < 0) return rc;
-  if ((rc = attr_int(f, "end", in.ndim, &end)) < 0) return rc;
+  if ((rc = camd__fold_attr_int(f, "start", 0, &start)) < 0) return rc;
+  if ((rc = camd__fold_attr_int(f, "end", in.ndim, &end)) < 0) return rc;
   if (start < 0) start += in.ndim;
   if (end < 0) end += in.ndim;
   start = start < 0 ? 0 : (start > in.ndim ? in.ndim : start);
   end = end < 0 ? 0 : (end > in.ndim ? in.ndim : end);
   size_t cnt = end > start ? (size_t)(end - start) : 0;
-  int64_t *p = alloc_out(f, cnt, CAMD_INT64, &rc);
+  int64_t *p = camd__fold_alloc(f, cnt, CAMD_INT64, &rc);
   if (!p) return rc;
   for (size_t k = 0; k < cnt; k++) p[k] = in.dims[start + (int64_t)k];
   s.ndim = 1;
   s.dims[0] = (int64_t)cnt;
-  return emit(f, 0, CAMD_INT64, &s, p);
+  return camd__fold_emit(f, 0, CAMD_INT64, &s, p);
 }
 
-static int fold_gather(fold *f) {
-  view d, ix;
+static int fold_gather(camd__fold *f) {
+  camd__fold_view d, ix;
   int rc;
-  if ((rc = get_input(f, 0, &d)) != 0 || (rc = get_input(f, 1, &ix)) != 0) return rc;
-  if (ix.dtype != CAMD_INT64) return ferr(f, CAMD_E_INVALID, "indices must be integers");
-  if (d.shape.ndim < 1) return ferr(f, CAMD_E_INVALID, "data must have rank >= 1");
+  if ((rc = camd__fold_input(f, 0, &d)) != 0 || (rc = camd__fold_input(f, 1, &ix)) != 0) return rc;
+  if (ix.dtype != CAMD_INT64) return camd__fold_err(f, CAMD_E_INVALID, "indices must be integers");
+  if (d.shape.ndim < 1) return camd__fold_err(f, CAMD_E_INVALID, "data must have rank >= 1");
   int64_t axis;
-  if ((rc = attr_int(f, "axis", 0, &axis)) < 0) return rc;
-  if ((rc = norm_axis(f, axis, d.shape.ndim, &axis)) < 0) return rc;
+  if ((rc = camd__fold_attr_int(f, "axis", 0, &axis)) < 0) return rc;
+  if ((rc = camd__fold_axis(f, axis, d.shape.ndim, &axis)) < 0) return rc;
   int r = d.shape.ndim, q = ix.shape.ndim;
   if (r - 1 + q > CAMD_MAX_DIMS)
-    return ferr(f, CAMD_E_UNSUPPORTED, "result would have more than %d dimensions", CAMD_MAX_DIMS);
+    return camd__fold_err(f, CAMD_E_UNSUPPORTED, "result would have more than %d dimensions",
+                          CAMD_MAX_DIMS);
   camd_shape s = {.ndim = r - 1 + q};
   size_t outer = 1, inner = 1, dim = (size_t)d.shape.dims[axis];
   int o = 0;
@@ -252,51 +284,55 @@ static int fold_gather(fold *f) {
   for (int k = 0; k < q; k++) s.dims[o++] = ix.shape.dims[k];
   for (int k = (int)axis + 1; k < r; k++) inner *= (size_t)(s.dims[o++] = d.shape.dims[k]);
   size_t cnt;
-  if (!camd__onnx_shape_count(&s, &cnt)) return ferr(f, CAMD_E_LIMIT, "result is too large");
-  char *p = alloc_out(f, cnt, d.dtype, &rc);
+  if (!camd__onnx_shape_count(&s, &cnt))
+    return camd__fold_err(f, CAMD_E_LIMIT, "result is too large");
+  char *p = camd__fold_alloc(f, cnt, d.dtype, &rc);
   if (!p) return rc;
   const int64_t *idx = ix.data;
-  size_t es = esize(d.dtype), row = inner * es;
+  size_t es = camd__fold_esize(d.dtype), row = inner * es;
   for (size_t a = 0; a < outer; a++) {
     for (size_t j = 0; j < ix.count; j++) {
       int64_t v = idx[j];
       if (v < 0) v += (int64_t)dim;
       if (v < 0 || v >= (int64_t)dim) {
         free(p);
-        return ferr(f, CAMD_E_INVALID, "index %lld is out of range for axis of size %zu",
-                    (long long)idx[j], dim);
+        return camd__fold_err(f, CAMD_E_INVALID, "index %lld is out of range for axis of size %zu",
+                              (long long)idx[j], dim);
       }
       memcpy(p + (a * ix.count + j) * row, (const char *)d.data + (a * dim + (size_t)v) * row, row);
     }
   }
-  return emit(f, 0, d.dtype, &s, p);
+  return camd__fold_emit(f, 0, d.dtype, &s, p);
 }
 
 /* Axes of Squeeze/Unsqueeze: attribute before opset 13, optional input 1 from 13 on. */
-static int get_axes(fold *f, const int64_t **axes, size_t *n, bool *present) {
-  if (f->ctx->opset < 13) return attr_ints(f, "axes", axes, n, present);
-  *present = has_input(f, 1);
+static int get_axes(camd__fold *f, const int64_t **axes, size_t *n, bool *present) {
+  if (f->ctx->opset < 13) return camd__fold_attr_ints(f, "axes", axes, n, present);
+  *present = camd__fold_has_input(f, 1);
   *axes = NULL;
   *n = 0;
-  return *present ? get_ints(f, 1, axes, n) : 0;
+  return *present ? camd__fold_ints(f, 1, axes, n) : 0;
 }
 
-static int fold_unsqueeze(fold *f) {
-  view d;
+static int fold_unsqueeze(camd__fold *f) {
+  camd__fold_view d;
   const int64_t *axes;
   size_t n;
   bool present;
   int rc;
-  if ((rc = get_input(f, 0, &d)) != 0 || (rc = get_axes(f, &axes, &n, &present)) != 0) return rc;
-  if (!present || n == 0) return ferr(f, CAMD_E_INVALID, "axes are required");
+  if ((rc = camd__fold_input(f, 0, &d)) != 0 || (rc = get_axes(f, &axes, &n, &present)) != 0)
+    return rc;
+  if (!present || n == 0) return camd__fold_err(f, CAMD_E_INVALID, "axes are required");
   if ((size_t)d.shape.ndim + n > CAMD_MAX_DIMS)
-    return ferr(f, CAMD_E_UNSUPPORTED, "result would have more than %d dimensions", CAMD_MAX_DIMS);
+    return camd__fold_err(f, CAMD_E_UNSUPPORTED, "result would have more than %d dimensions",
+                          CAMD_MAX_DIMS);
   int r = d.shape.ndim + (int)n;
   bool mark[CAMD_MAX_DIMS] = {false};
   for (size_t k = 0; k < n; k++) {
     int64_t a = 0;
-    if ((rc = norm_axis(f, axes[k], r, &a)) < 0) return rc;
-    if (mark[a]) return ferr(f, CAMD_E_INVALID, "axis %lld is repeated", (long long)axes[k]);
+    if ((rc = camd__fold_axis(f, axes[k], r, &a)) < 0) return rc;
+    if (mark[a])
+      return camd__fold_err(f, CAMD_E_INVALID, "axis %lld is repeated", (long long)axes[k]);
     mark[a] = true;
   }
   camd_shape s = {.ndim = r};
@@ -304,20 +340,21 @@ static int fold_unsqueeze(fold *f) {
   return emit_copy(f, &d, &s);
 }
 
-static int fold_squeeze(fold *f) {
-  view d;
+static int fold_squeeze(camd__fold *f) {
+  camd__fold_view d;
   const int64_t *axes;
   size_t n;
   bool present;
   int rc;
-  if ((rc = get_input(f, 0, &d)) != 0 || (rc = get_axes(f, &axes, &n, &present)) != 0) return rc;
+  if ((rc = camd__fold_input(f, 0, &d)) != 0 || (rc = get_axes(f, &axes, &n, &present)) != 0)
+    return rc;
   bool mark[CAMD_MAX_DIMS] = {false};
   for (size_t k = 0; k < n; k++) {
     int64_t a = 0;
-    if ((rc = norm_axis(f, axes[k], d.shape.ndim, &a)) < 0) return rc;
+    if ((rc = camd__fold_axis(f, axes[k], d.shape.ndim, &a)) < 0) return rc;
     if (d.shape.dims[a] != 1)
-      return ferr(f, CAMD_E_INVALID, "cannot squeeze axis %lld of size %lld", (long long)a,
-                  (long long)d.shape.dims[a]);
+      return camd__fold_err(f, CAMD_E_INVALID, "cannot squeeze axis %lld of size %lld",
+                            (long long)a, (long long)d.shape.dims[a]);
     mark[a] = true;
   }
   camd_shape s = {0};
@@ -328,18 +365,20 @@ static int fold_squeeze(fold *f) {
   return emit_copy(f, &d, &s);
 }
 
-static int fold_reshape(fold *f) {
+static int fold_reshape(camd__fold *f) {
   if (f->ctx->opset < 5) return 1; /* Reshape-1 takes an attribute: left to the engine */
-  view d;
+  camd__fold_view d;
   const int64_t *sh;
   size_t n;
   int rc;
-  if ((rc = get_input(f, 0, &d)) != 0 || (rc = get_ints(f, 1, &sh, &n)) != 0) return rc;
+  if ((rc = camd__fold_input(f, 0, &d)) != 0 || (rc = camd__fold_ints(f, 1, &sh, &n)) != 0)
+    return rc;
   int64_t allowzero = 0;
-  if (f->ctx->opset >= 14 && (rc = attr_int(f, "allowzero", 0, &allowzero)) < 0) return rc;
+  if (f->ctx->opset >= 14 && (rc = camd__fold_attr_int(f, "allowzero", 0, &allowzero)) < 0)
+    return rc;
   if (n > CAMD_MAX_DIMS)
-    return ferr(f, CAMD_E_UNSUPPORTED, "target shape has %zu dimensions (max %d)", n,
-                CAMD_MAX_DIMS);
+    return camd__fold_err(f, CAMD_E_UNSUPPORTED, "target shape has %zu dimensions (max %d)", n,
+                          CAMD_MAX_DIMS);
   camd_shape s = {.ndim = (int)n};
   int infer = -1;
   size_t known = 1;
@@ -347,81 +386,81 @@ static int fold_reshape(fold *f) {
     int64_t v = sh[k];
     if (v == 0 && !allowzero) {
       if ((int)k >= d.shape.ndim)
-        return ferr(f, CAMD_E_SHAPE, "target dim %zu is 0 but the input has rank %d", k,
-                    d.shape.ndim);
+        return camd__fold_err(f, CAMD_E_SHAPE, "target dim %zu is 0 but the input has rank %d", k,
+                              d.shape.ndim);
       v = d.shape.dims[k];
     }
     if (v == -1) {
-      if (infer >= 0) return ferr(f, CAMD_E_INVALID, "target shape has more than one -1");
+      if (infer >= 0) return camd__fold_err(f, CAMD_E_INVALID, "target shape has more than one -1");
       infer = (int)k;
       continue;
     }
-    if (v < 0) return ferr(f, CAMD_E_INVALID, "target dim %lld is invalid", (long long)v);
+    if (v < 0) return camd__fold_err(f, CAMD_E_INVALID, "target dim %lld is invalid", (long long)v);
     s.dims[k] = v;
     if (!camd_size_mul(known, (size_t)v, &known))
-      return ferr(f, CAMD_E_SHAPE, "target shape overflows");
+      return camd__fold_err(f, CAMD_E_SHAPE, "target shape overflows");
   }
   if (infer >= 0) {
     if (known == 0 || d.count % known)
-      return ferr(f, CAMD_E_SHAPE, "cannot infer -1: %zu elements do not divide by %zu", d.count,
-                  known);
+      return camd__fold_err(f, CAMD_E_SHAPE, "cannot infer -1: %zu elements do not divide by %zu",
+                            d.count, known);
     s.dims[infer] = (int64_t)(d.count / known);
     known = d.count;
   }
   if (known != d.count)
-    return ferr(f, CAMD_E_SHAPE, "cannot reshape %zu elements into %zu", d.count, known);
+    return camd__fold_err(f, CAMD_E_SHAPE, "cannot reshape %zu elements into %zu", d.count, known);
   return emit_copy(f, &d, &s);
 }
 
-static int fold_flatten(fold *f) {
-  view d;
+static int fold_flatten(camd__fold *f) {
+  camd__fold_view d;
   int rc;
-  if ((rc = get_input(f, 0, &d)) != 0) return rc;
+  if ((rc = camd__fold_input(f, 0, &d)) != 0) return rc;
   int64_t axis;
-  if ((rc = attr_int(f, "axis", 1, &axis)) < 0) return rc;
+  if ((rc = camd__fold_attr_int(f, "axis", 1, &axis)) < 0) return rc;
   if (axis < -(int64_t)d.shape.ndim || axis > d.shape.ndim)
-    return ferr(f, CAMD_E_INVALID, "axis %lld is out of range", (long long)axis);
+    return camd__fold_err(f, CAMD_E_INVALID, "axis %lld is out of range", (long long)axis);
   if (axis < 0) axis += d.shape.ndim;
   camd_shape s = {.ndim = 2, .dims = {1, 1}};
   for (int k = 0; k < d.shape.ndim; k++) s.dims[k < axis ? 0 : 1] *= d.shape.dims[k];
   return emit_copy(f, &d, &s);
 }
 
-static int fold_concat(fold *f) {
+static int fold_concat(camd__fold *f) {
   size_t n = f->node->n_input;
-  if (n == 0 || n > 4096) return ferr(f, CAMD_E_INVALID, "needs 1 to 4096 inputs");
-  view *v = calloc(n, sizeof(view));
-  if (!v) return ferr(f, CAMD_E_NOMEM, "out of memory");
+  if (n == 0 || n > 4096) return camd__fold_err(f, CAMD_E_INVALID, "needs 1 to 4096 inputs");
+  camd__fold_view *v = calloc(n, sizeof(camd__fold_view));
+  if (!v) return camd__fold_err(f, CAMD_E_NOMEM, "out of memory");
   int rc = 0;
   int64_t axis = 0;
   camd_shape s;
   char *p = NULL;
-  for (size_t k = 0; k < n && rc == 0; k++) rc = get_input(f, k, &v[k]);
+  for (size_t k = 0; k < n && rc == 0; k++) rc = camd__fold_input(f, k, &v[k]);
   if (rc != 0) goto done;
-  if ((rc = attr_int(f, "axis", 0, &axis)) < 0) goto done;
-  if (!find_attr(f->node, "axis")) {
-    rc = ferr(f, CAMD_E_FORMAT, "attribute 'axis' is required");
+  if ((rc = camd__fold_attr_int(f, "axis", 0, &axis)) < 0) goto done;
+  if (!camd__fold_attr(f->node, "axis")) {
+    rc = camd__fold_err(f, CAMD_E_FORMAT, "attribute 'axis' is required");
     goto done;
   }
   s = v[0].shape;
-  if ((rc = norm_axis(f, axis, s.ndim, &axis)) < 0) goto done;
+  if ((rc = camd__fold_axis(f, axis, s.ndim, &axis)) < 0) goto done;
   s.dims[axis] = 0;
   for (size_t k = 0; k < n; k++) {
     bool ok = v[k].dtype == v[0].dtype && v[k].shape.ndim == s.ndim;
     for (int a = 0; ok && a < s.ndim; a++) ok = a == axis || v[k].shape.dims[a] == s.dims[a];
     if (!ok) {
-      rc = ferr(f, CAMD_E_SHAPE, "input '%s' does not match the others in type or shape",
-                f->node->input[k]);
+      rc = camd__fold_err(f, CAMD_E_SHAPE, "input '%s' does not match the others in type or shape",
+                          f->node->input[k]);
       goto done;
     }
     s.dims[axis] += v[k].shape.dims[axis];
   }
-  size_t cnt, outer = 1, inner = 1, es = esize(v[0].dtype), off = 0;
+  size_t cnt, outer = 1, inner = 1, es = camd__fold_esize(v[0].dtype), off = 0;
   if (!camd__onnx_shape_count(&s, &cnt)) {
-    rc = ferr(f, CAMD_E_LIMIT, "result is too large");
+    rc = camd__fold_err(f, CAMD_E_LIMIT, "result is too large");
     goto done;
   }
-  if (!(p = alloc_out(f, cnt, v[0].dtype, &rc))) goto done;
+  if (!(p = camd__fold_alloc(f, cnt, v[0].dtype, &rc))) goto done;
   for (int a = 0; a < axis; a++) outer *= (size_t)s.dims[a];
   for (int a = (int)axis + 1; a < s.ndim; a++) inner *= (size_t)s.dims[a];
   for (size_t o = 0; o < outer; o++) {
@@ -431,7 +470,7 @@ static int fold_concat(fold *f) {
       off += chunk;
     }
   }
-  rc = emit(f, 0, v[0].dtype, &s, p);
+  rc = camd__fold_emit(f, 0, v[0].dtype, &s, p);
   p = NULL;
 done:
   free(p);
@@ -439,26 +478,28 @@ done:
   return rc;
 }
 
-static int fold_constant_of_shape(fold *f) {
+static int fold_constant_of_shape(camd__fold *f) {
   const int64_t *sh;
   size_t n;
   int rc;
-  if ((rc = get_ints(f, 0, &sh, &n)) != 0) return rc;
+  if ((rc = camd__fold_ints(f, 0, &sh, &n)) != 0) return rc;
   if (n > CAMD_MAX_DIMS)
-    return ferr(f, CAMD_E_UNSUPPORTED, "shape has %zu dimensions (max %d)", n, CAMD_MAX_DIMS);
+    return camd__fold_err(f, CAMD_E_UNSUPPORTED, "shape has %zu dimensions (max %d)", n,
+                          CAMD_MAX_DIMS);
   camd_shape s = {.ndim = (int)n};
   for (size_t k = 0; k < n; k++) {
-    if (sh[k] < 0) return ferr(f, CAMD_E_INVALID, "negative dimension %lld", (long long)sh[k]);
+    if (sh[k] < 0)
+      return camd__fold_err(f, CAMD_E_INVALID, "negative dimension %lld", (long long)sh[k]);
     s.dims[k] = sh[k];
   }
   size_t cnt;
-  if (!camd__onnx_shape_count(&s, &cnt)) return ferr(f, CAMD_E_LIMIT, "shape overflows");
+  if (!camd__onnx_shape_count(&s, &cnt)) return camd__fold_err(f, CAMD_E_LIMIT, "shape overflows");
   camd_dtype dt = CAMD_FLOAT32;
   float fv = 0;
   int64_t iv = 0;
-  const Onnx__AttributeProto *a = find_attr(f->node, "value");
+  const Onnx__AttributeProto *a = camd__fold_attr(f->node, "value");
   if (a) {
-    if (!a->t) return ferr(f, CAMD_E_FORMAT, "attribute 'value' must be a tensor");
+    if (!a->t) return camd__fold_err(f, CAMD_E_FORMAT, "attribute 'value' must be a tensor");
     char what[CAMD_ERROR_MESSAGE_MAX / 2];
     snprintf(what, sizeof(what), "node '%s' (ConstantOfShape): attribute 'value'", f->name);
     camd__onnx_tensor t;
@@ -467,7 +508,8 @@ static int fold_constant_of_shape(fold *f) {
     camd__onnx_shape_count(&t.shape, &tc);
     if (tc != 1) {
       free(t.data);
-      return ferr(f, CAMD_E_INVALID, "attribute 'value' must hold one element, has %zu", tc);
+      return camd__fold_err(f, CAMD_E_INVALID, "attribute 'value' must hold one element, has %zu",
+                            tc);
     }
     dt = t.dtype;
     if (dt == CAMD_FLOAT32)
@@ -476,7 +518,7 @@ static int fold_constant_of_shape(fold *f) {
       iv = *(int64_t *)t.data;
     free(t.data);
   }
-  void *p = alloc_out(f, cnt, dt, &rc);
+  void *p = camd__fold_alloc(f, cnt, dt, &rc);
   if (!p) return rc;
   for (size_t k = 0; k < cnt; k++) {
     if (dt == CAMD_FLOAT32)
@@ -484,15 +526,15 @@ static int fold_constant_of_shape(fold *f) {
     else
       ((int64_t *)p)[k] = iv;
   }
-  return emit(f, 0, dt, &s, p);
+  return camd__fold_emit(f, 0, dt, &s, p);
 }
 
-static int fold_cast(fold *f) {
-  view d;
+static int fold_cast(camd__fold *f) {
+  camd__fold_view d;
   int rc;
-  if ((rc = get_input(f, 0, &d)) != 0) return rc;
+  if ((rc = camd__fold_input(f, 0, &d)) != 0) return rc;
   int64_t to;
-  if ((rc = attr_int(f, "to", 0, &to)) < 0) return rc;
+  if ((rc = camd__fold_attr_int(f, "to", 0, &to)) < 0) return rc;
   camd_dtype dt;
   bool to_bool = to == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
   switch (to) {
@@ -514,10 +556,10 @@ static int fold_cast(fold *f) {
       dt = CAMD_INT64;
       break;
     default:
-      return ferr(f, CAMD_E_UNSUPPORTED, "cast to %s is not supported",
-                  camd__onnx_type_name((int32_t)to));
+      return camd__fold_err(f, CAMD_E_UNSUPPORTED, "cast to %s is not supported",
+                            camd__onnx_type_name((int32_t)to));
   }
-  void *p = alloc_out(f, d.count, dt, &rc);
+  void *p = camd__fold_alloc(f, d.count, dt, &rc);
   if (!p) return rc;
   for (size_t k = 0; k < d.count; k++) {
     if (d.dtype == CAMD_FLOAT32) {
@@ -529,7 +571,7 @@ static int fold_cast(fold *f) {
       } else {
         if (!(x > -9.2e18f && x < 9.2e18f)) {
           free(p);
-          return ferr(f, CAMD_E_INVALID, "value %g does not fit an integer", (double)x);
+          return camd__fold_err(f, CAMD_E_INVALID, "value %g does not fit an integer", (double)x);
         }
         ((int64_t *)p)[k] = (int64_t)x;
       }
@@ -541,29 +583,31 @@ static int fold_cast(fold *f) {
         ((int64_t *)p)[k] = to_bool ? x != 0 : x;
     }
   }
-  return emit(f, 0, dt, &d.shape, p);
+  return camd__fold_emit(f, 0, dt, &d.shape, p);
 }
 
-static int fold_slice(fold *f) {
-  view d;
+static int fold_slice(camd__fold *f) {
+  camd__fold_view d;
   int rc;
-  if ((rc = get_input(f, 0, &d)) != 0) return rc;
+  if ((rc = camd__fold_input(f, 0, &d)) != 0) return rc;
   const int64_t *starts = NULL, *ends = NULL, *axes = NULL, *steps = NULL;
   size_t ns = 0, ne = 0, na = 0, nst = 0;
   bool present;
   if (f->ctx->opset < 10) {
-    if ((rc = attr_ints(f, "starts", &starts, &ns, &present)) < 0 ||
-        (rc = attr_ints(f, "ends", &ends, &ne, &present)) < 0 ||
-        (rc = attr_ints(f, "axes", &axes, &na, &present)) < 0)
+    if ((rc = camd__fold_attr_ints(f, "starts", &starts, &ns, &present)) < 0 ||
+        (rc = camd__fold_attr_ints(f, "ends", &ends, &ne, &present)) < 0 ||
+        (rc = camd__fold_attr_ints(f, "axes", &axes, &na, &present)) < 0)
       return rc;
   } else {
-    if ((rc = get_ints(f, 1, &starts, &ns)) != 0 || (rc = get_ints(f, 2, &ends, &ne)) != 0)
+    if ((rc = camd__fold_ints(f, 1, &starts, &ns)) != 0 ||
+        (rc = camd__fold_ints(f, 2, &ends, &ne)) != 0)
       return rc;
-    if (has_input(f, 3) && (rc = get_ints(f, 3, &axes, &na)) != 0) return rc;
-    if (has_input(f, 4) && (rc = get_ints(f, 4, &steps, &nst)) != 0) return rc;
+    if (camd__fold_has_input(f, 3) && (rc = camd__fold_ints(f, 3, &axes, &na)) != 0) return rc;
+    if (camd__fold_has_input(f, 4) && (rc = camd__fold_ints(f, 4, &steps, &nst)) != 0) return rc;
   }
   if (ne != ns || (axes && na != ns) || (steps && nst != ns) || ns > (size_t)d.shape.ndim)
-    return ferr(f, CAMD_E_INVALID, "starts, ends, axes and steps must have the same length");
+    return camd__fold_err(f, CAMD_E_INVALID,
+                          "starts, ends, axes and steps must have the same length");
   int r = d.shape.ndim;
   int64_t st[CAMD_MAX_DIMS], sp[CAMD_MAX_DIMS];
   bool seen[CAMD_MAX_DIMS] = {false};
@@ -571,11 +615,11 @@ static int fold_slice(fold *f) {
   for (int a = 0; a < r; a++) st[a] = 0, sp[a] = 1;
   for (size_t j = 0; j < ns; j++) {
     int64_t a = axes ? axes[j] : (int64_t)j;
-    if ((rc = norm_axis(f, a, r, &a)) < 0) return rc;
-    if (seen[a]) return ferr(f, CAMD_E_INVALID, "axis %lld is repeated", (long long)a);
+    if ((rc = camd__fold_axis(f, a, r, &a)) < 0) return rc;
+    if (seen[a]) return camd__fold_err(f, CAMD_E_INVALID, "axis %lld is repeated", (long long)a);
     seen[a] = true;
     int64_t dim = d.shape.dims[a], b = starts[j], e = ends[j], step = steps ? steps[j] : 1;
-    if (step == 0) return ferr(f, CAMD_E_INVALID, "step must not be 0");
+    if (step == 0) return camd__fold_err(f, CAMD_E_INVALID, "step must not be 0");
     if (b < 0) b += dim;
     if (e < 0) e += dim;
     uint64_t n = 0;
@@ -593,8 +637,9 @@ static int fold_slice(fold *f) {
     s.dims[a] = (int64_t)n;
   }
   size_t cnt;
-  if (!camd__onnx_shape_count(&s, &cnt)) return ferr(f, CAMD_E_LIMIT, "result is too large");
-  char *p = alloc_out(f, cnt, d.dtype, &rc);
+  if (!camd__onnx_shape_count(&s, &cnt))
+    return camd__fold_err(f, CAMD_E_LIMIT, "result is too large");
+  char *p = camd__fold_alloc(f, cnt, d.dtype, &rc);
   if (!p) return rc;
   int64_t stride[CAMD_MAX_DIMS];
   int64_t acc = 1;
@@ -602,7 +647,7 @@ static int fold_slice(fold *f) {
     stride[a] = acc;
     acc *= d.shape.dims[a];
   }
-  size_t es = esize(d.dtype);
+  size_t es = camd__fold_esize(d.dtype);
   for (size_t k = 0; k < cnt; k++) {
     size_t rem = k;
     int64_t off = 0;
@@ -613,16 +658,17 @@ static int fold_slice(fold *f) {
     }
     memcpy(p + k * es, (const char *)d.data + (size_t)off * es, es);
   }
-  return emit(f, 0, d.dtype, &s, p);
+  return camd__fold_emit(f, 0, d.dtype, &s, p);
 }
 
-static int fold_range(fold *f) {
-  view v[3];
+static int fold_range(camd__fold *f) {
+  camd__fold_view v[3];
   int rc;
   for (size_t k = 0; k < 3; k++) {
-    if ((rc = get_input(f, k, &v[k])) != 0) return rc;
+    if ((rc = camd__fold_input(f, k, &v[k])) != 0) return rc;
     if (v[k].count != 1 || v[k].dtype != v[0].dtype)
-      return ferr(f, CAMD_E_INVALID, "start, limit and delta must be scalars of one type");
+      return camd__fold_err(f, CAMD_E_INVALID,
+                            "start, limit and delta must be scalars of one type");
   }
   camd_shape s = {.ndim = 1};
   size_t n = 0;
@@ -630,180 +676,232 @@ static int fold_range(fold *f) {
   if (v[0].dtype == CAMD_INT64) {
     int64_t a = *(const int64_t *)v[0].data, b = *(const int64_t *)v[1].data,
             dl = *(const int64_t *)v[2].data, diff;
-    if (dl == 0) return ferr(f, CAMD_E_INVALID, "delta must not be 0");
-    if (__builtin_sub_overflow(b, a, &diff)) return ferr(f, CAMD_E_LIMIT, "range overflows");
+    if (dl == 0) return camd__fold_err(f, CAMD_E_INVALID, "delta must not be 0");
+    if (__builtin_sub_overflow(b, a, &diff))
+      return camd__fold_err(f, CAMD_E_LIMIT, "range overflows");
     if (dl > 0 && diff > 0) n = (size_t)((uint64_t)(diff - 1) / (uint64_t)dl + 1);
     if (dl < 0 && diff < 0)
       n = (size_t)(((uint64_t)0 - (uint64_t)diff - 1) / ((uint64_t)0 - (uint64_t)dl) + 1);
-    if (!(p = alloc_out(f, n, CAMD_INT64, &rc))) return rc;
+    if (!(p = camd__fold_alloc(f, n, CAMD_INT64, &rc))) return rc;
     for (size_t k = 0; k < n; k++) ((int64_t *)p)[k] = a + (int64_t)k * dl;
   } else {
     float a = *(const float *)v[0].data, b = *(const float *)v[1].data,
           dl = *(const float *)v[2].data;
     double nd = dl != 0 ? ceil(((double)b - a) / dl) : -1;
     if (!(nd >= 0 && nd <= (double)CAMD__ONNX_MAX_FOLD_ELEMS))
-      return ferr(f, CAMD_E_INVALID, "invalid range (start %g, limit %g, delta %g)", (double)a,
-                  (double)b, (double)dl);
+      return camd__fold_err(f, CAMD_E_INVALID, "invalid range (start %g, limit %g, delta %g)",
+                            (double)a, (double)b, (double)dl);
     n = (size_t)nd;
-    if (!(p = alloc_out(f, n, CAMD_FLOAT32, &rc))) return rc;
+    if (!(p = camd__fold_alloc(f, n, CAMD_FLOAT32, &rc))) return rc;
     for (size_t k = 0; k < n; k++) ((float *)p)[k] = a + (float)k * dl;
   }
   s.dims[0] = (int64_t)n;
-  return emit(f, 0, v[0].dtype, &s, p);
+  return camd__fold_emit(f, 0, v[0].dtype, &s, p);
 }
 
-/* numpy broadcast of a and b into o; false if incompatible. */
-static bool bcast(const camd_shape *a, const camd_shape *b, camd_shape *o) {
-  int r = a->ndim > b->ndim ? a->ndim : b->ndim;
-  o->ndim = r;
-  for (int i = 0; i < r; i++) {
-    int ia = i - (r - a->ndim), ib = i - (r - b->ndim);
-    int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
-    if (da != db && da != 1 && db != 1) return false;
-    o->dims[i] = da == 1 ? db : da;
-  }
-  return true;
-}
-
-/* Offset into `in` of the element broadcast to flat position k of `out`. */
-static size_t bcast_offset(const camd_shape *in, const camd_shape *out, size_t k) {
-  size_t off = 0, stride = 1;
-  for (int i = out->ndim - 1, j = in->ndim - 1; i >= 0; i--, j--) {
-    size_t idx = k % (size_t)out->dims[i];
-    k /= (size_t)out->dims[i];
-    if (j >= 0) {
-      if (in->dims[j] != 1) off += idx * stride;
-      stride *= (size_t)in->dims[j];
-    }
-  }
-  return off;
-}
-
-typedef enum { B_ADD, B_SUB, B_MUL, B_DIV, B_EQ, B_LT, B_GT } binop;
-
-static int fold_binary(fold *f, binop op) {
-  view a, b;
+static int fold_where(camd__fold *f) {
+  camd__fold_view c, x, y;
   int rc;
-  if ((rc = get_input(f, 0, &a)) != 0 || (rc = get_input(f, 1, &b)) != 0) return rc;
-  if (a.dtype != b.dtype)
-    return ferr(f, CAMD_E_INVALID, "inputs have different types (%s and %s)", dtype_name(a.dtype),
-                dtype_name(b.dtype));
-  camd_shape s;
-  if (!bcast(&a.shape, &b.shape, &s)) return ferr(f, CAMD_E_SHAPE, "input shapes do not broadcast");
-  size_t cnt;
-  if (!camd__onnx_shape_count(&s, &cnt)) return ferr(f, CAMD_E_LIMIT, "result is too large");
-  bool cmp = op >= B_EQ;
-  camd_dtype odt = cmp ? CAMD_INT64 : a.dtype;
-  void *p = alloc_out(f, cnt, odt, &rc);
+  if ((rc = camd__fold_input(f, 0, &c)) != 0 || (rc = camd__fold_input(f, 1, &x)) != 0 ||
+      (rc = camd__fold_input(f, 2, &y)) != 0)
+    return rc;
+  if (x.dtype != y.dtype) return camd__fold_err(f, CAMD_E_INVALID, "X and Y have different types");
+  if (c.dtype != CAMD_INT64) return camd__fold_err(f, CAMD_E_INVALID, "condition must be bool");
+  camd_shape t, s;
+  if (!camd__fold_bcast(&c.shape, &x.shape, &t) || !camd__fold_bcast(&t, &y.shape, &s))
+    return camd__fold_err(f, CAMD_E_SHAPE, "input shapes do not broadcast");
+  size_t cnt, es = camd__fold_esize(x.dtype);
+  if (!camd__onnx_shape_count(&s, &cnt))
+    return camd__fold_err(f, CAMD_E_LIMIT, "result is too large");
+  char *p = camd__fold_alloc(f, cnt, x.dtype, &rc);
   if (!p) return rc;
   for (size_t k = 0; k < cnt; k++) {
-    size_t ia = bcast_offset(&a.shape, &s, k), ib = bcast_offset(&b.shape, &s, k);
-    if (a.dtype == CAMD_FLOAT32) {
-      float x = ((const float *)a.data)[ia], y = ((const float *)b.data)[ib];
-      switch (op) {
-        case B_ADD:
-          ((float *)p)[k] = x + y;
-          break;
-        case B_SUB:
-          ((float *)p)[k] = x - y;
-          break;
-        case B_MUL:
-          ((float *)p)[k] = x * y;
-          break;
-        case B_DIV:
-          ((float *)p)[k] = x / y;
-          break;
-        case B_EQ:
-          ((int64_t *)p)[k] = x == y;
-          break;
-        case B_LT:
-          ((int64_t *)p)[k] = x < y;
-          break;
-        case B_GT:
-          ((int64_t *)p)[k] = x > y;
-          break;
+    bool cond = ((const int64_t *)c.data)[camd__fold_bcast_offset(&c.shape, &s, k)] != 0;
+    const camd__fold_view *src = cond ? &x : &y;
+    memcpy(p + k * es, (const char *)src->data + camd__fold_bcast_offset(&src->shape, &s, k) * es,
+           es);
+  }
+  return camd__fold_emit(f, 0, x.dtype, &s, p);
+}
+
+static int fold_transpose(camd__fold *f) {
+  camd__fold_view d;
+  int rc;
+  if ((rc = camd__fold_input(f, 0, &d)) != 0) return rc;
+  const int64_t *perm;
+  size_t n;
+  bool present;
+  if ((rc = camd__fold_attr_ints(f, "perm", &perm, &n, &present)) < 0) return rc;
+  int r = d.shape.ndim;
+  int64_t p[CAMD_MAX_DIMS];
+  bool seen[CAMD_MAX_DIMS] = {false};
+  if (present && n != (size_t)r)
+    return camd__fold_err(f, CAMD_E_INVALID, "perm has %zu entries for rank %d", n, r);
+  for (int k = 0; k < r; k++) {
+    p[k] = present ? perm[k] : r - 1 - k;
+    if (p[k] < 0 || p[k] >= r || seen[p[k]])
+      return camd__fold_err(f, CAMD_E_INVALID, "perm is not a permutation of 0..%d", r - 1);
+    seen[p[k]] = true;
+  }
+  camd_shape s = {.ndim = r};
+  int64_t in_stride[CAMD_MAX_DIMS], acc = 1;
+  for (int k = r - 1; k >= 0; k--) {
+    in_stride[k] = acc;
+    acc *= d.shape.dims[k];
+  }
+  for (int k = 0; k < r; k++) s.dims[k] = d.shape.dims[p[k]];
+  size_t es = camd__fold_esize(d.dtype);
+  char *o = camd__fold_alloc(f, d.count, d.dtype, &rc);
+  if (!o) return rc;
+  for (size_t k = 0; k < d.count; k++) {
+    size_t rem = k, off = 0;
+    for (int a = r - 1; a >= 0; a--) {
+      size_t i = rem % (size_t)s.dims[a];
+      rem /= (size_t)s.dims[a];
+      off += i * (size_t)in_stride[p[a]];
+    }
+    memcpy(o + k * es, (const char *)d.data + off * es, es);
+  }
+  return camd__fold_emit(f, 0, d.dtype, &s, o);
+}
+
+/* Expand (bidirectional broadcast to a shape) and Tile (repeats per axis). */
+static int fold_expand_tile(camd__fold *f, bool tile) {
+  camd__fold_view d;
+  const int64_t *sh;
+  size_t n;
+  int rc;
+  if ((rc = camd__fold_input(f, 0, &d)) != 0 || (rc = camd__fold_ints(f, 1, &sh, &n)) != 0)
+    return rc;
+  if (n > CAMD_MAX_DIMS)
+    return camd__fold_err(f, CAMD_E_UNSUPPORTED, "shape has %zu dimensions (max %d)", n,
+                          CAMD_MAX_DIMS);
+  camd_shape s = {.ndim = (int)n}, t;
+  for (size_t k = 0; k < n; k++) {
+    if (sh[k] < 0)
+      return camd__fold_err(f, CAMD_E_INVALID, "negative %s %lld", tile ? "repeat" : "dimension",
+                            (long long)sh[k]);
+    s.dims[k] = sh[k];
+  }
+  if (tile) {
+    if (s.ndim != d.shape.ndim)
+      return camd__fold_err(f, CAMD_E_INVALID, "repeats has %d entries for rank %d", s.ndim,
+                            d.shape.ndim);
+    t = d.shape;
+    for (int k = 0; k < t.ndim; k++) {
+      if (d.shape.dims[k] && s.dims[k] > INT64_MAX / d.shape.dims[k])
+        return camd__fold_err(f, CAMD_E_LIMIT, "result is too large");
+      t.dims[k] = d.shape.dims[k] * s.dims[k];
+    }
+  } else if (!camd__fold_bcast(&d.shape, &s, &t)) {
+    return camd__fold_err(f, CAMD_E_SHAPE, "input shape does not broadcast to the target shape");
+  }
+  size_t cnt, es = camd__fold_esize(d.dtype);
+  if (!camd__onnx_shape_count(&t, &cnt))
+    return camd__fold_err(f, CAMD_E_LIMIT, "result is too large");
+  char *o = camd__fold_alloc(f, cnt, d.dtype, &rc);
+  if (!o) return rc;
+  for (size_t k = 0; k < cnt; k++) {
+    size_t off;
+    if (tile) { /* index modulo the input's size on every axis */
+      size_t rem = k, stride = 1;
+      off = 0;
+      for (int a = t.ndim - 1; a >= 0; a--) {
+        size_t i = rem % (size_t)t.dims[a];
+        rem /= (size_t)t.dims[a];
+        off += (i % (size_t)d.shape.dims[a]) * stride;
+        stride *= (size_t)d.shape.dims[a];
       }
     } else {
-      int64_t x = ((const int64_t *)a.data)[ia], y = ((const int64_t *)b.data)[ib], z = 0;
-      bool bad = false;
-      switch (op) {
-        case B_ADD:
-          bad = __builtin_add_overflow(x, y, &z);
-          break;
-        case B_SUB:
-          bad = __builtin_sub_overflow(x, y, &z);
-          break;
-        case B_MUL:
-          bad = __builtin_mul_overflow(x, y, &z);
-          break;
-        case B_DIV:
-          bad = y == 0 || (x == INT64_MIN && y == -1);
-          if (!bad) z = x / y;
-          break;
-        case B_EQ:
-          z = x == y;
-          break;
-        case B_LT:
-          z = x < y;
-          break;
-        case B_GT:
-          z = x > y;
-          break;
-      }
-      if (bad) {
-        free(p);
-        return ferr(f, CAMD_E_INVALID, "integer overflow or division by zero (%lld, %lld)",
-                    (long long)x, (long long)y);
-      }
-      ((int64_t *)p)[k] = z;
+      off = camd__fold_bcast_offset(&d.shape, &t, k);
     }
+    memcpy(o + k * es, (const char *)d.data + off * es, es);
   }
-  return emit(f, 0, odt, &s, p);
+  return camd__fold_emit(f, 0, d.dtype, &t, o);
 }
 
-static int fold_where(fold *f) {
-  view c, x, y;
-  int rc;
-  if ((rc = get_input(f, 0, &c)) != 0 || (rc = get_input(f, 1, &x)) != 0 ||
-      (rc = get_input(f, 2, &y)) != 0)
-    return rc;
-  if (x.dtype != y.dtype) return ferr(f, CAMD_E_INVALID, "X and Y have different types");
-  if (c.dtype != CAMD_INT64) return ferr(f, CAMD_E_INVALID, "condition must be bool");
-  camd_shape t, s;
-  if (!bcast(&c.shape, &x.shape, &t) || !bcast(&t, &y.shape, &s))
-    return ferr(f, CAMD_E_SHAPE, "input shapes do not broadcast");
-  size_t cnt, es = esize(x.dtype);
-  if (!camd__onnx_shape_count(&s, &cnt)) return ferr(f, CAMD_E_LIMIT, "result is too large");
-  char *p = alloc_out(f, cnt, x.dtype, &rc);
-  if (!p) return rc;
-  for (size_t k = 0; k < cnt; k++) {
-    bool cond = ((const int64_t *)c.data)[bcast_offset(&c.shape, &s, k)] != 0;
-    const view *src = cond ? &x : &y;
-    memcpy(p + k * es, (const char *)src->data + bcast_offset(&src->shape, &s, k) * es, es);
-  }
-  return emit(f, 0, x.dtype, &s, p);
+static int fold_identity(camd__fold *f) {
+  camd__fold_view d;
+  int rc = camd__fold_input(f, 0, &d);
+  return rc != 0 ? rc : emit_copy(f, &d, &d.shape);
 }
 
 /* ---- dispatch ---- */
 
 typedef struct fold_op {
   const char *op_type;
-  bool loader_only; /* no engine op exists */
+  bool loader_only; /* no engine op exists: the node must fold */
   bool any_input;   /* folds whatever its inputs are (reads shapes only) */
+  int (*fn)(camd__fold *f);
 } fold_op;
 
+static int fold_shape_op(camd__fold *f) {
+  return fold_shape(f, false);
+}
+static int fold_size_op(camd__fold *f) {
+  return fold_shape(f, true);
+}
+static int fold_expand(camd__fold *f) {
+  return fold_expand_tile(f, false);
+}
+static int fold_tile(camd__fold *f) {
+  return fold_expand_tile(f, true);
+}
+
+/* Every op the loader evaluates. Ops the engine also implements (loader_only false) run in the
+ * engine when an input is an activation; the others must fold. */
 static const fold_op fold_ops[] = {
-    {"Constant", true, true},  {"Shape", true, true},
-    {"Size", true, true},      {"ConstantOfShape", true, false},
-    {"Gather", true, false},   {"Cast", true, false},
-    {"Range", true, false},    {"Equal", true, false},
-    {"Less", true, false},     {"Greater", true, false},
-    {"Where", true, false},    {"Unsqueeze", false, false},
-    {"Squeeze", false, false}, {"Concat", false, false},
-    {"Slice", false, false},   {"Reshape", false, false},
-    {"Flatten", false, false}, {"Add", false, false},
-    {"Sub", false, false},     {"Mul", false, false},
-    {"Div", false, false},
+    {"Constant", true, true, fold_constant},
+    {"Shape", true, true, fold_shape_op},
+    {"Size", true, true, fold_size_op},
+    {"ConstantOfShape", true, false, fold_constant_of_shape},
+    {"Gather", true, false, fold_gather},
+    {"Cast", true, false, fold_cast},
+    {"Range", true, false, fold_range},
+    {"Where", true, false, fold_where},
+    {"Expand", true, false, fold_expand},
+    {"Tile", true, false, fold_tile},
+    {"Identity", false, false, fold_identity},
+    {"Unsqueeze", false, false, fold_unsqueeze},
+    {"Squeeze", false, false, fold_squeeze},
+    {"Concat", false, false, fold_concat},
+    {"Slice", false, false, fold_slice},
+    {"Reshape", false, false, fold_reshape},
+    {"Flatten", false, false, fold_flatten},
+    {"Transpose", false, false, fold_transpose},
+    {"Clip", false, false, camd__fold_clip},
+    /* onnx_fold_math.c */
+    {"Add", false, false, camd__fold_arith},
+    {"Sub", false, false, camd__fold_arith},
+    {"Mul", false, false, camd__fold_arith},
+    {"Div", false, false, camd__fold_arith},
+    {"Mod", true, false, camd__fold_arith},
+    {"Pow", true, false, camd__fold_arith},
+    {"Max", true, false, camd__fold_arith},
+    {"Min", true, false, camd__fold_arith},
+    {"Equal", true, false, camd__fold_arith},
+    {"Less", true, false, camd__fold_arith},
+    {"LessOrEqual", true, false, camd__fold_arith},
+    {"Greater", true, false, camd__fold_arith},
+    {"GreaterOrEqual", true, false, camd__fold_arith},
+    {"And", true, false, camd__fold_arith},
+    {"Or", true, false, camd__fold_arith},
+    {"Xor", true, false, camd__fold_arith},
+    {"Ceil", true, false, camd__fold_unary},
+    {"Floor", true, false, camd__fold_unary},
+    {"Round", true, false, camd__fold_unary},
+    {"Neg", true, false, camd__fold_unary},
+    {"Abs", true, false, camd__fold_unary},
+    {"Sqrt", true, false, camd__fold_unary},
+    {"Reciprocal", true, false, camd__fold_unary},
+    {"Sign", true, false, camd__fold_unary},
+    {"Not", true, false, camd__fold_unary},
+    {"ReduceSum", true, false, camd__fold_reduce},
+    {"ReduceProd", true, false, camd__fold_reduce},
+    {"ReduceMax", true, false, camd__fold_reduce},
+    {"ReduceMin", true, false, camd__fold_reduce},
+    {"ReduceMean", false, false, camd__fold_reduce},
+    {"DequantizeLinear", true, false, camd__fold_dequantize},
 };
 
 static const fold_op *find_fold(const char *op_type) {
@@ -827,32 +925,21 @@ bool camd__onnx_fold_possible(const char *op_type, bool const_in) {
   return o && (o->any_input || const_in);
 }
 
+size_t camd__onnx_fold_list(char *buf, size_t size, bool loader_only) {
+  size_t pos = 0;
+  if (size) buf[0] = '\0';
+  for (size_t k = 0; k < sizeof(fold_ops) / sizeof(fold_ops[0]); k++) {
+    if (fold_ops[k].loader_only != loader_only) continue;
+    int n = snprintf(buf + pos, pos < size ? size - pos : 0, "%s%s", pos ? ", " : "",
+                     fold_ops[k].op_type);
+    if (n > 0) pos += (size_t)n;
+  }
+  return pos;
+}
+
 int camd__onnx_fold(camd__onnx_ctx *ctx, const Onnx__NodeProto *node, const char *node_name,
                     camd_error *err) {
-  fold f = {ctx, node, node_name, err};
-  const char *op = camd__onnx_str(node->op_type);
-  if (!camd__onnx_fold_known(op)) return 1;
-  if (!strcmp(op, "Constant")) return fold_constant(&f);
-  if (!strcmp(op, "Shape")) return fold_shape(&f, false);
-  if (!strcmp(op, "Size")) return fold_shape(&f, true);
-  if (!strcmp(op, "ConstantOfShape")) return fold_constant_of_shape(&f);
-  if (!strcmp(op, "Gather")) return fold_gather(&f);
-  if (!strcmp(op, "Cast")) return fold_cast(&f);
-  if (!strcmp(op, "Range")) return fold_range(&f);
-  if (!strcmp(op, "Where")) return fold_where(&f);
-  if (!strcmp(op, "Unsqueeze")) return fold_unsqueeze(&f);
-  if (!strcmp(op, "Squeeze")) return fold_squeeze(&f);
-  if (!strcmp(op, "Concat")) return fold_concat(&f);
-  if (!strcmp(op, "Slice")) return fold_slice(&f);
-  if (!strcmp(op, "Reshape")) return fold_reshape(&f);
-  if (!strcmp(op, "Flatten")) return fold_flatten(&f);
-  static const struct {
-    const char *name;
-    binop op;
-  } bins[] = {{"Add", B_ADD},  {"Sub", B_SUB}, {"Mul", B_MUL},   {"Div", B_DIV},
-              {"Equal", B_EQ}, {"Less", B_LT}, {"Greater", B_GT}};
-  for (size_t k = 0; k < sizeof(bins) / sizeof(bins[0]); k++) {
-    if (!strcmp(op, bins[k].name)) return fold_binary(&f, bins[k].op);
-  }
-  return 1;
+  camd__fold f = {ctx, node, node_name, err};
+  const fold_op *o = find_fold(camd__onnx_str(node->op_type));
+  return o ? o->fn(&f) : 1;
 }

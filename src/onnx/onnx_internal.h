@@ -8,6 +8,7 @@
 
 #include "camd/engine.h"
 #include "camd/graph.h"
+#include "camd/onnx.h"
 #include "camd/status.h"
 #include "onnx.pb-c.h"
 
@@ -15,6 +16,9 @@
  * larger result of an op the engine implements is left to the engine, of a loader-only op
  * (ConstantOfShape, Range, ...) is an error. */
 #define CAMD__ONNX_MAX_FOLD_ELEMS ((size_t)1 << 22)
+/* Largest total (elements) of every constant the loader creates by folding in one model: many
+ * nodes each just under the per-node cap must not add up to gigabytes. */
+#define CAMD__ONNX_MAX_FOLD_TOTAL ((size_t)1 << 25)
 
 /* State of one load. */
 typedef struct camd__onnx_ctx {
@@ -23,6 +27,8 @@ typedef struct camd__onnx_ctx {
   size_t max_external_bytes; /* limit on the total read from external files */
   size_t external_bytes;     /* read so far */
   int opset;                 /* default-domain opset of the model */
+  camd_onnx_options opts;    /* the caller's options (zeroed when none were given) */
+  size_t folded_elems;       /* elements created by folding so far */
 } camd__onnx_ctx;
 
 /* A decoded tensor: float32 or int64 data, malloc'd and owned by whoever holds the struct
@@ -51,6 +57,9 @@ bool camd__onnx_loader_only(const char *op_type);
 /* True when the node's outputs are computable at load from its inputs' constness (`const_in`:
  * every present input is constant). Shape/Size/Constant fold regardless of their inputs. */
 bool camd__onnx_fold_possible(const char *op_type, bool const_in);
+/* Comma-separated names of the ops the loader folds (loader_only: those the engine lacks, else
+ * those it also runs) into buf (always terminated); returns the full length. */
+size_t camd__onnx_fold_list(char *buf, size_t size, bool loader_only);
 /* Evaluates the node and adds its outputs to the graph as constants. Returns 0 when folded,
  * 1 when this node cannot be folded (the caller hands it to the engine), negative on error. */
 int camd__onnx_fold(camd__onnx_ctx *ctx, const Onnx__NodeProto *node, const char *node_name,

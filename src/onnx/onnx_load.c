@@ -113,6 +113,13 @@ static bool is_alias_op(const char *op) {
   return !strcmp(op, "Identity") || !strcmp(op, "Dropout");
 }
 
+/* QuantizeLinear / DequantizeLinear on an activation: camd computes in float, so the pair an
+ * activation goes through (QDQ models) is passed through; weights are dequantised at load (the
+ * folder evaluates DequantizeLinear on constants). */
+static bool is_qdq_passthrough(const char *op, bool const_in) {
+  return !const_in && (!strcmp(op, "QuantizeLinear") || !strcmp(op, "DequantizeLinear"));
+}
+
 /* True when the loader folds this node (a Constant, or a foldable op on constants). */
 static bool foldable(const char *op, bool const_in, size_t n_input) {
   return camd__onnx_fold_possible(op, const_in) && (n_input > 0 || !strcmp(op, "Constant"));
@@ -219,10 +226,10 @@ static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, 
   } while (0);
   CAMD_OP_LIST(CAMD__ONNX_LIST_OP)
 #undef CAMD__ONNX_LIST_OP
-  sb_printf(b,
-            "%s; folded at load when their inputs are constant: Constant, Shape, Size, Gather, "
-            "Cast, ConstantOfShape, Range, Equal, Less, Greater, Where",
-            first ? " (none)" : "");
+  char folded[1024];
+  camd__onnx_fold_list(folded, sizeof(folded), true);
+  sb_printf(b, "%s; evaluated at load only, when their inputs are constants or shapes: %s",
+            first ? " (none)" : "", folded);
 }
 
 /* Collects every unsupported operator before anything is built. */
@@ -252,7 +259,8 @@ static int scan_nodes(const camd__onnx_ctx *ctx, const Onnx__GraphProto *gp,
     why w = W_NONE;
     if (!is_default_domain(n->domain)) {
       w = W_DOMAIN;
-    } else if (is_alias_op(op) || (!strcmp(op, "Cast") && !const_in)) {
+    } else if (is_alias_op(op) || is_qdq_passthrough(op, const_in) ||
+               (!strcmp(op, "Cast") && !const_in)) {
       if (!strcmp(op, "Cast") &&
           node_attr_int(n, "to", 0) != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
         w = W_NEEDS_CONST;
@@ -290,6 +298,71 @@ static int scan_nodes(const camd__onnx_ctx *ctx, const Onnx__GraphProto *gp,
 
 /* ---- step 3: the build ---- */
 
+/* A non-image input: every dimension but the batch must be fixed in the file. */
+static int fixed_input(const char *name, const camd_shape *s, const char *const *sym,
+                       camd_error *err) {
+  for (int d = 1; d < s->ndim; d++) {
+    if (sym[d])
+      return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                            "graph input '%s': dimension %d is symbolic ('%s'); camd fixes free "
+                            "sizes only for 4-D image inputs: re-export the model with fixed "
+                            "sizes",
+                            name, d, sym[d]);
+  }
+  return 0;
+}
+
+/* The layout of a 4-D image input from its shape (-1 = symbolic): a trailing 1 or 3 after a
+ * larger (or free) second axis is channels-last. */
+static camd_layout detect_layout(const camd_shape *s) {
+  int64_t d1 = s->dims[1], d3 = s->dims[3];
+  if ((d3 == 1 || d3 == 3) && (d1 < 0 || d1 > d3)) return CAMD_LAYOUT_NHWC;
+  return d1 >= 0 ? CAMD_LAYOUT_NCHW : CAMD_LAYOUT_UNKNOWN;
+}
+
+/* A 4-D image input: decides its layout and fixes its free dimensions from the options. */
+static int image_input(camd__onnx_ctx *ctx, const char *name, camd_shape *s, const char *const *sym,
+                       camd_layout *layout, camd_error *err) {
+  const camd_onnx_options *o = &ctx->opts;
+  char shp[96];
+  size_t pos = (size_t)snprintf(shp, sizeof(shp), "[N");
+  for (int d = 1; d < 4 && pos < sizeof(shp); d++) {
+    if (sym[d])
+      pos += (size_t)snprintf(shp + pos, sizeof(shp) - pos, ", %.16s", sym[d]);
+    else
+      pos += (size_t)snprintf(shp + pos, sizeof(shp) - pos, ", %lld", (long long)s->dims[d]);
+  }
+  if (pos < sizeof(shp)) snprintf(shp + pos, sizeof(shp) - pos, "]");
+  *layout = o->input_layout != CAMD_LAYOUT_UNKNOWN ? o->input_layout : detect_layout(s);
+  if (*layout != CAMD_LAYOUT_NCHW && *layout != CAMD_LAYOUT_NHWC)
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "graph input '%s' has shape %s: its layout cannot be told from the "
+                          "shape; set the model's layout (config key \"layout\": \"NCHW\" or "
+                          "\"NHWC\", CLI --layout)",
+                          name, shp);
+  bool last = *layout == CAMD_LAYOUT_NHWC;
+  int ax_c = last ? 3 : 1, ax_h = last ? 1 : 2, ax_w = last ? 2 : 3;
+  if (sym[ax_h] || sym[ax_w]) {
+    if (o->input_height <= 0 || o->input_width <= 0)
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "graph input '%s' has shape %s (%s): its height and width are free; "
+                            "set the model's input_size (config key \"input_size\": [width, "
+                            "height], CLI --size WxH) to fix them",
+                            name, shp, camd_layout_name(*layout));
+    if (sym[ax_h]) s->dims[ax_h] = o->input_height;
+    if (sym[ax_w]) s->dims[ax_w] = o->input_width;
+  }
+  if (sym[ax_c]) {
+    if (o->input_channels <= 0)
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "graph input '%s' has shape %s (%s): its channel count is free; "
+                            "set the model's channels (config key \"channels\")",
+                            name, shp, camd_layout_name(*layout));
+    s->dims[ax_c] = o->input_channels;
+  }
+  return 0;
+}
+
 static int add_inputs(camd__onnx_ctx *ctx, const Onnx__GraphProto *gp,
                       const camd__onnx_names *inits, camd_error *err) {
   for (size_t i = 0; i < gp->n_input; i++) {
@@ -322,6 +395,7 @@ static int add_inputs(camd__onnx_ctx *ctx, const Onnx__GraphProto *gp,
                             "with 1 to %d dimensions ([N, ...])",
                             name, sp->n_dim, CAMD_MAX_DIMS);
     camd_shape shape = {.ndim = (int)sp->n_dim};
+    const char *sym[CAMD_MAX_DIMS] = {NULL}; /* names of the free dimensions */
     for (size_t d = 0; d < sp->n_dim; d++) {
       const Onnx__TensorShapeProto__Dimension *dim = sp->dim[d];
       bool fixed = dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
@@ -329,22 +403,28 @@ static int add_inputs(camd__onnx_ctx *ctx, const Onnx__GraphProto *gp,
         shape.dims[0] = fixed && dim->dim_value > 0 ? dim->dim_value : -1;
         continue;
       }
-      if (!fixed)
-        return camd_error_set(
-            err, CAMD_E_UNSUPPORTED,
-            "graph input '%s': dimension %zu is symbolic ('%s'); camd needs a fixed input size "
-            "except for the batch (dimension 0): re-export the model with fixed sizes",
-            name, d,
-            dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
-                ? camd__onnx_str(dim->dim_param)
-                : "unknown");
+      if (!fixed) {
+        sym[d] = dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
+                         dim->dim_param && dim->dim_param[0]
+                     ? dim->dim_param
+                     : "?";
+        shape.dims[d] = -1;
+        continue;
+      }
       if (dim->dim_value <= 0)
         return camd_error_set(err, CAMD_E_FORMAT, "graph input '%s': dimension %zu is %lld", name,
                               d, (long long)dim->dim_value);
       shape.dims[d] = dim->dim_value;
     }
+    camd_layout layout = CAMD_LAYOUT_UNKNOWN;
+    int rc = shape.ndim == 4 ? image_input(ctx, name, &shape, sym, &layout, err)
+                             : fixed_input(name, &shape, sym, err);
+    if (rc < 0) return rc;
     int id = camd_graph_add_input(ctx->g, name, &shape, err);
     if (id < 0) return id;
+    if (layout != CAMD_LAYOUT_UNKNOWN &&
+        (rc = camd_graph_set_input_layout(ctx->g, id, layout, err)) < 0)
+      return rc;
   }
   return 0;
 }
@@ -492,7 +572,7 @@ static int add_node(camd__onnx_ctx *ctx, const Onnx__NodeProto *n, size_t idx,
   }
   bool is_out = any_output_in(n, outs);
   bool cast_alias = !strcmp(op, "Cast") && !const_in;
-  if (is_alias_op(op) || cast_alias) {
+  if (is_alias_op(op) || cast_alias || is_qdq_passthrough(op, const_in)) {
     if (n->n_input < 1 || ids[0] < 0 || n->n_output < 1 || !n->output[0][0]) {
       rc = camd_error_set(err, CAMD_E_FORMAT, "node '%s' (%s): needs one input and one output",
                           name, op);
@@ -612,6 +692,7 @@ static int load_buffer(const void *data, size_t len, const char *base_dir, const
                           "not a valid ONNX model: protobuf decoding failed (the file is "
                           "truncated, corrupt or not an .onnx file)");
   camd__onnx_ctx ctx = {
+      .opts = opts ? *opts : (camd_onnx_options){0},
       .base_dir = base_dir,
       .max_external_bytes = opts && opts->max_external_bytes ? opts->max_external_bytes
                                                              : CAMD_ONNX_DEFAULT_MAX_EXTERNAL_BYTES,

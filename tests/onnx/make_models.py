@@ -7,6 +7,7 @@
 #   models/<name>.input.bin       float32 little-endian input, batch 2
 #   models/<name>.output.bin      float32 reference output computed with numpy
 #   outside.bin                   a file outside models/ that escaping paths point at
+import math
 import os
 import sys
 
@@ -274,6 +275,224 @@ def main():
     yd = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])
     save(make([helper.make_node("Relu", ["x"], ["y"], name="relu")], [xd], [yd], [], "dynamic"),
          os.path.join(md, "dynamic.onnx"))
+
+    # ---- shape arithmetic folded at load (issue 15) ----
+    # fold_math: every loader-only arithmetic op on constants, each result added to the input
+    xm = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])
+    ym = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 6])
+    f32 = lambda a, n: numpy_helper.from_array(np.array(a, dtype=np.float32), n)
+    i64n = lambda a, n: numpy_helper.from_array(np.array(a, dtype=np.int64), n)
+    vals = np.array([-2.5, -0.5, 0.5, 1.5, 2.5, 7.25], dtype=np.float32)
+    ints = np.array([-7, -2, 0, 3, 8, 13], dtype=np.int64)
+    terms = {  # name -> (nodes, numpy value of the float result [6])
+        "ceil": ([helper.make_node("Ceil", ["vals"], ["t_ceil"], name="ceil")], np.ceil(vals)),
+        "floor": ([helper.make_node("Floor", ["vals"], ["t_floor"], name="floor")],
+                  np.floor(vals)),
+        "round": ([helper.make_node("Round", ["vals"], ["t_round"], name="round")],
+                  np.round(vals)),  # half to even, like ONNX
+        "neg": ([helper.make_node("Neg", ["vals"], ["t_neg"], name="neg")], -vals),
+        "abs": ([helper.make_node("Abs", ["vals"], ["t_abs"], name="abs")], np.abs(vals)),
+        "sqrt": ([helper.make_node("Abs", ["vals"], ["abs2"], name="abs2"),
+                  helper.make_node("Sqrt", ["abs2"], ["t_sqrt"], name="sqrt")],
+                 np.sqrt(np.abs(vals))),
+        "recip": ([helper.make_node("Reciprocal", ["vals"], ["t_recip"], name="recip")],
+                  1.0 / vals),
+        "sign": ([helper.make_node("Sign", ["vals"], ["t_sign"], name="sign")], np.sign(vals)),
+        "max": ([helper.make_node("Max", ["vals", "zero_f", "vals_rev"], ["t_max"], name="max")],
+                 np.maximum(np.maximum(vals, 0), vals[::-1])),
+        "min": ([helper.make_node("Min", ["vals"], ["t_min"], name="min1")], vals),
+        "pow": ([helper.make_node("Pow", ["vals", "two_f"], ["t_pow"], name="pow")], vals ** 2),
+        "modf": ([helper.make_node("Mod", ["vals", "two_f"], ["t_modf"], name="modf", fmod=1)],
+                 np.fmod(vals, 2.0)),
+        "clipf": ([helper.make_node("Clip", ["vals", "m1_f", "two_f"], ["t_clipf"], name="clipf")],
+                  np.clip(vals, -1.0, 2.0)),
+        "tr": ([helper.make_node("Reshape", ["vals", "s23"], ["v23"], name="r23"),
+                helper.make_node("Transpose", ["v23"], ["v32"], name="tr", perm=[1, 0]),
+                helper.make_node("Flatten", ["v32"], ["t_tr"], name="fl_tr", axis=0)],
+               vals.reshape(2, 3).T.reshape(-1)),
+        # integers: results cast to float
+        "imod": ([helper.make_node("Mod", ["ints", "three"], ["imod"], name="imod"),
+                  helper.make_node("Cast", ["imod"], ["t_imod"], name="c_imod", to=1)],
+                 np.mod(ints, 3)),  # Python sign (the divisor's)
+        "ifmod": ([helper.make_node("Mod", ["ints", "three"], ["ifmod"], name="ifmod", fmod=1),
+                   helper.make_node("Cast", ["ifmod"], ["t_ifmod"], name="c_ifmod", to=1)],
+                  np.fmod(ints, 3)),
+        "idiv": ([helper.make_node("Div", ["ints", "three"], ["idiv"], name="idiv"),
+                  helper.make_node("Cast", ["idiv"], ["t_idiv"], name="c_idiv", to=1)],
+                 np.trunc(ints / 3)),  # truncation toward zero
+        "ipow": ([helper.make_node("Pow", ["ints", "two"], ["ipow"], name="ipow"),
+                  helper.make_node("Cast", ["ipow"], ["t_ipow"], name="c_ipow", to=1)],
+                 ints ** 2),
+        "iclip": ([helper.make_node("Clip", ["ints", "zero", "three"], ["iclip"], name="iclip"),
+                   helper.make_node("Cast", ["iclip"], ["t_iclip"], name="c_iclip", to=1)],
+                  np.clip(ints, 0, 3)),
+        "ineg": ([helper.make_node("Neg", ["ints"], ["ineg"], name="ineg"),
+                  helper.make_node("Abs", ["ineg"], ["iabs"], name="iabs"),
+                  helper.make_node("Cast", ["iabs"], ["t_iabs"], name="c_iabs", to=1)],
+                 np.abs(ints)),
+        "logic": ([helper.make_node("LessOrEqual", ["ints", "zero"], ["le"], name="le"),
+                   helper.make_node("GreaterOrEqual", ["ints", "three"], ["ge"], name="ge"),
+                   helper.make_node("Or", ["le", "ge"], ["or"], name="or"),
+                   helper.make_node("Not", ["or"], ["not"], name="not"),
+                   helper.make_node("Xor", ["not", "ge"], ["xor"], name="xor"),
+                   helper.make_node("And", ["xor", "le"], ["and"], name="and"),
+                   helper.make_node("Where", ["xor", "ints", "three"], ["w"], name="wh"),
+                   helper.make_node("Cast", ["w"], ["t_logic"], name="c_logic", to=1)],
+                  np.where(~((ints <= 0) | (ints >= 3)) ^ (ints >= 3), ints, 3)),
+        "reduce": ([helper.make_node("Reshape", ["ints", "s23"], ["i23"], name="ri23"),
+                    helper.make_node("ReduceSum", ["i23", "ax1"], ["rs"], name="rsum", keepdims=0),
+                    helper.make_node("ReduceProd", ["i23"], ["rp"], name="rprod", axes=[0],
+                                     keepdims=0),
+                    helper.make_node("ReduceMax", ["i23"], ["rmx"], name="rmax", keepdims=0),
+                    helper.make_node("ReduceMin", ["i23"], ["rmn"], name="rmin", axes=[1],
+                                     keepdims=1),
+                    helper.make_node("Flatten", ["rmn"], ["rmn1"], name="flmin", axis=0),
+                    helper.make_node("Reshape", ["rmx", "one1"], ["rmx1"], name="rmx1"),
+                    helper.make_node("Concat", ["rs", "rp", "rmx1"], ["cat6a"], name="cat6a",
+                                     axis=0),
+                    helper.make_node("Reshape", ["cat6a", "s16"], ["cat6b"], name="r6"),
+                    helper.make_node("Reshape", ["rmn1", "s12"], ["rmn2"], name="rmn2"),
+                    helper.make_node("Concat", ["cat6b", "rmn2"], ["cat8"], name="cat8", axis=1),
+                    helper.make_node("Slice", ["cat8", "zero1", "six1", "one1"], ["sl6"],
+                                     name="sl6"),
+                    helper.make_node("Reshape", ["sl6", "s6"], ["sl6b"], name="sl6b"),
+                    helper.make_node("Cast", ["sl6b"], ["t_reduce"], name="c_red", to=1)],
+                   np.array([ints.reshape(2, 3).sum(1)[0], ints.reshape(2, 3).sum(1)[1],
+                             ints.reshape(2, 3).prod(0)[0], ints.reshape(2, 3).prod(0)[1],
+                             ints.reshape(2, 3).prod(0)[2], ints.max()])),
+        "expand": ([helper.make_node("Expand", ["col2", "s23"], ["e23"], name="expand"),
+                    helper.make_node("Tile", ["e23", "t12"], ["e26"], name="tile"),
+                    helper.make_node("ReduceMean", ["e26"], ["em"], name="emean", axes=[0],
+                                     keepdims=0),
+                    helper.make_node("Identity", ["em"], ["t_expand"], name="eid")],
+                   np.tile(np.broadcast_to(np.array([[1.0], [4.0]]), (2, 3)), (1, 2)).mean(0)),
+    }
+    nodes, acc = [], "x"
+    for k, (ns, _) in enumerate(terms.values()):
+        nodes += ns
+        nodes.append(helper.make_node("Add", [acc, ns[-1].output[0]], [f"acc{k}"], name=f"acc{k}"))
+        acc = f"acc{k}"
+    nodes.append(helper.make_node("Identity", [acc], ["y"], name="out"))
+    inits = [f32(vals, "vals"), f32(vals[::-1].copy(), "vals_rev"), f32(0.0, "zero_f"),
+             f32(2.0, "two_f"), f32(-1.0, "m1_f"), i64n(ints, "ints"), i64n(3, "three"),
+             i64n(2, "two"), i64n(0, "zero"), i64n([2, 3], "s23"), i64n([1], "ax1"),
+             i64n([1], "one1"), i64n([1, 6], "s16"), i64n([1, 2], "s12"), i64n([0], "zero1"),
+             i64n([6], "six1"), i64n([6], "s6"), i64n([1, 2], "t12"),
+             f32([[1.0], [4.0]], "col2")]
+    save(make(nodes, [xm], [ym], inits, "fold_math"), os.path.join(md, "fold_math.onnx"))
+    xmd = rng.standard_normal((2, 6)).astype(np.float32)
+    total = sum(np.asarray(v, np.float64) for _, v in terms.values())
+    write_f32(os.path.join(md, "fold_math.input.bin"), xmd)
+    write_f32(os.path.join(md, "fold_math.output.bin"), xmd + total)
+
+    # pad_same: TF "SAME" padding computed from a free input size (timm's pad_same as traced by
+    # torch.onnx): Shape -> Gather -> Cast -> Div -> Ceil -> ... -> Max -> Cast -> Concat -> Pad,
+    # then a stride-2 conv with no padding of its own.
+    k, st = 3, 2
+    pw = rng.standard_normal((2, 2, k, k)).astype(np.float32)
+    xp = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, "H", "W"])
+    yp = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, "OH", "OW"])
+    nodes = [helper.make_node("Shape", ["x"], ["shp"], name="shape")]
+    pads = []
+    for ax, nm in ((2, "h"), (3, "w")):
+        nodes += [
+            helper.make_node("Gather", ["shp", f"i{ax}"], [f"{nm}"], name=f"g_{nm}", axis=0),
+            helper.make_node("Cast", [nm], [f"{nm}f"], name=f"cast_{nm}", to=1),
+            helper.make_node("Div", [f"{nm}f", "s_f"], [f"{nm}d"], name=f"div_{nm}"),
+            helper.make_node("Ceil", [f"{nm}d"], [f"{nm}c"], name=f"ceil_{nm}"),
+            helper.make_node("Sub", [f"{nm}c", "one_f"], [f"{nm}c1"], name=f"sub_{nm}"),
+            helper.make_node("Mul", [f"{nm}c1", "s_f"], [f"{nm}m"], name=f"mul_{nm}"),
+            helper.make_node("Add", [f"{nm}m", "k_f"], [f"{nm}a"], name=f"add_{nm}"),
+            helper.make_node("Sub", [f"{nm}a", f"{nm}f"], [f"{nm}p"], name=f"subx_{nm}"),
+            helper.make_node("Max", [f"{nm}p", "zero_f"], [f"{nm}pm"], name=f"max_{nm}"),
+            helper.make_node("Cast", [f"{nm}pm"], [f"{nm}pi"], name=f"casti_{nm}", to=7),
+            helper.make_node("Div", [f"{nm}pi", "two"], [f"{nm}lo"], name=f"half_{nm}"),
+            helper.make_node("Sub", [f"{nm}pi", f"{nm}lo"], [f"{nm}hi"], name=f"rest_{nm}"),
+            helper.make_node("Unsqueeze", [f"{nm}lo", "ax0"], [f"{nm}lo1"], name=f"u1_{nm}"),
+            helper.make_node("Unsqueeze", [f"{nm}hi", "ax0"], [f"{nm}hi1"], name=f"u2_{nm}"),
+        ]
+        pads.append((f"{nm}lo1", f"{nm}hi1"))
+    (hlo, hhi), (wlo, whi) = pads
+    nodes += [
+        helper.make_node("Concat", ["z2", hlo, wlo, "z2", hhi, whi], ["pads"], name="cat",
+                         axis=0),
+        helper.make_node("Pad", ["x", "pads"], ["xpad"], name="pad", mode="constant"),
+        helper.make_node("Conv", ["xpad", "pw"], ["y"], name="conv", kernel_shape=[k, k],
+                         strides=[st, st]),
+    ]
+    inits = [i64n(2, "i2"), i64n(3, "i3"), f32(float(st), "s_f"), f32(1.0, "one_f"),
+             f32(float(k), "k_f"), f32(0.0, "zero_f"), i64n(2, "two"), i64n([0], "ax0"),
+             i64n([0, 0], "z2"), numpy_helper.from_array(pw, "pw")]
+    save(make(nodes, [xp], [yp], inits, "pad_same"), os.path.join(md, "pad_same.onnx"))
+    hh, ww = 7, 10  # loaded with input_height 7, input_width 10
+    xpd = rng.standard_normal((2, 2, hh, ww)).astype(np.float32)
+
+    def same(n):
+        t = max((math.ceil(n / st) - 1) * st + k - n, 0)
+        return t // 2, t - t // 2
+
+    (pt, pb), (pl, pr) = same(hh), same(ww)
+    xpp = np.pad(xpd.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    out = np.zeros((2, 2, (xpp.shape[2] - k) // st + 1, (xpp.shape[3] - k) // st + 1))
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            patch = xpp[:, :, i * st:i * st + k, j * st:j * st + k]
+            out[:, :, i, j] = np.tensordot(patch, pw.astype(np.float64), axes=([1, 2, 3], [1, 2, 3]))
+    write_f32(os.path.join(md, "pad_same.input.bin"), xpd)
+    write_f32(os.path.join(md, "pad_same.output.bin"), out)
+
+    # channels-last image input: [N, 5, 7, 3] -> Transpose -> Conv -> Relu -> Transpose (NHWC)
+    # -> ReduceMean(1, 2) -> MatMul; the layouts follow through the graph.
+    cwn = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    fwn = rng.standard_normal((4, 2)).astype(np.float32)
+    xn = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5, 7, 3])
+    yn = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])
+    nodes = [helper.make_node("Transpose", ["x"], ["x_nchw"], name="to_nchw", perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["x_nchw", "cw"], ["c"], name="conv", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Transpose", ["r"], ["r_nhwc"], name="to_nhwc", perm=[0, 2, 3, 1]),
+             helper.make_node("Relu", ["r_nhwc"], ["r2"], name="relu2"),
+             helper.make_node("Reshape", ["r2", "same4"], ["r3"], name="view"),
+             helper.make_node("ReduceMean", ["r3"], ["m"], name="gap", axes=[1, 2], keepdims=0),
+             helper.make_node("MatMul", ["m", "fw"], ["y"], name="fc")]
+    save(make(nodes, [xn], [yn], [numpy_helper.from_array(cwn, "cw"),
+                                  numpy_helper.from_array(fwn, "fw"),
+                                  i64n([1, 5, 7, 4], "same4")], "nhwc"),
+         os.path.join(md, "nhwc.onnx"))
+    # an input whose layout its shape cannot tell
+    xa4 = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "a", "b", "c"])
+    save(make([helper.make_node("Relu", ["x"], ["y"], name="relu")], [xa4], [xa4], [],
+              "ambiguous"), os.path.join(md, "ambiguous.onnx"))
+
+    # QDQ: int8 per-channel weights behind DequantizeLinear, a Q/DQ pair on the activation
+    qw = rng.integers(-127, 128, size=(3, 2, 1, 1)).astype(np.int8)
+    qs = np.array([0.02, 0.5, 0.125], dtype=np.float32)
+    qz = np.array([0, 3, -2], dtype=np.int8)
+    xq = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 2, 2])
+    yq = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 2, 2])
+    nodes = [helper.make_node("DequantizeLinear", ["qw", "qs", "qz"], ["w"], name="dq_w", axis=0),
+             helper.make_node("QuantizeLinear", ["x", "as", "az"], ["xq"], name="q_x"),
+             helper.make_node("DequantizeLinear", ["xq", "as", "az"], ["xdq"], name="dq_x"),
+             helper.make_node("Conv", ["xdq", "w"], ["y"], name="conv", kernel_shape=[1, 1])]
+    save(make(nodes, [xq], [yq], [numpy_helper.from_array(qw, "qw"),
+                                  numpy_helper.from_array(qs, "qs"),
+                                  numpy_helper.from_array(qz, "qz"),
+                                  f32(0.1, "as"),
+                                  numpy_helper.from_array(np.array(128, np.uint8), "az")],
+              "qdq"), os.path.join(md, "qdq.onnx"))
+    xqd = rng.standard_normal((2, 2, 2, 2)).astype(np.float32)
+    wd = (qw.astype(np.float64) - qz.reshape(3, 1, 1, 1)) * qs.reshape(3, 1, 1, 1)
+    write_f32(os.path.join(md, "qdq.input.bin"), xqd)
+    write_f32(os.path.join(md, "qdq.output.bin"),
+              np.einsum("oi,nihw->nohw", wd[:, :, 0, 0], xqd.astype(np.float64)))
+
+    # folding errors: an integer division by zero in a shape computation
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+             helper.make_node("Sub", ["s", "s"], ["zeros"], name="sub"),
+             helper.make_node("Div", ["s", "zeros"], ["bad"], name="div_by_zero"),
+             helper.make_node("Reshape", ["x", "bad"], ["y"], name="reshape")]
+    save(make(nodes, [xi], [yi], [], "fold_div0"), os.path.join(md, "fold_div0.onnx"))
 
     # raw_data whose byte count does not match dims
     bad = numpy_helper.from_array(np.zeros(4, dtype=np.float32), "bias")
