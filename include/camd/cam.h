@@ -94,6 +94,9 @@ typedef struct camd_cam_request {
   uint64_t seed;     /* noise methods: same seed, same noise, same map */
   int max_batch;     /* extra forwards (score/ablation/noise) are batched by this many
                         (capped by the session's max batch) */
+  /* The layer's layout (NCHW / NHWC) when the graph does not decide it; UNKNOWN: the graph's
+   * (camd_model_value_layout). Must agree with the graph's when both are known. */
+  camd_layout layer_layout;
 } camd_cam_request;
 
 /* Defaults: gradcam, layer/output -1 (caller sets them), logit score, no smoothing,
@@ -117,7 +120,9 @@ typedef struct camd_cam_maps {
 } camd_cam_maps;
 
 /* Computes the maps for one image (`input`: one preprocessed tensor, per-sample size of model
- * input 0). The forward is run here; several classes reuse one forward. The session must have
+ * input 0, in the model input's layout: NCHW or NHWC). Channels-last layers and inputs give the
+ * same maps as their channel-first equivalents (the noise of the smoothing methods is drawn in
+ * NCHW order). The forward is run here; several classes reuse one forward. The session must have
  * max batch >= the request's max_batch for the batched methods (score/ablation), else they run
  * with the session's max batch. `cam` refuses models where the layer does not feed a global
  * average pool followed by a linear layer, with a message that says why and suggests

@@ -194,14 +194,6 @@ void camd__channel_sum(const float *x, int channels, int hw, float *map) {
   }
 }
 
-int camd__forward(camd__cam_ctx *ctx, int batch, const float *input, const camd_forward_opts *opts,
-                  camd_error *err) {
-  uint64_t t0 = camd_now_ns();
-  int rc = camd_session_forward(ctx->s, batch, input, opts, err);
-  ctx->ns_forward += camd_now_ns() - t0;
-  return rc;
-}
-
 static int backward(camd__cam_ctx *ctx, const float *seed, camd_error *err) {
   uint64_t t0 = camd_now_ns();
   int rc = camd_session_backward(ctx->s, ctx->req->output, seed, err);
@@ -300,16 +292,24 @@ static int gradient_map(camd__cam_ctx *ctx, const float *act, const float *grad,
   }
 }
 
-/* Checks that the layer value of the last forward has the expected geometry. */
+/* Checks that the layer value of the last forward has the expected geometry; returns it
+ * channel-major (batch × C × hw). */
 static const float *layer_value(camd__cam_ctx *ctx, int batch, camd_error *err) {
   camd_shape sh;
+  int64_t c = 0, h = 0, w = 0;
   const float *a = camd_session_value(ctx->s, ctx->req->layer, &sh);
-  if (!a || sh.ndim != 4 || sh.dims[0] != batch || sh.dims[1] != ctx->channels ||
-      sh.dims[2] * sh.dims[3] != ctx->hw) {
+  if (!a || !camd_layout_geometry(&sh, ctx->layer_layout, &c, &h, &w) || sh.dims[0] != batch ||
+      c != ctx->channels || h * w != ctx->hw) {
     camd_error_set(err, CAMD_E_INTERNAL, "the engine did not keep the target layer's activation");
     return NULL;
   }
-  return a;
+  return camd__cam_layer_nchw(ctx, a, batch, ctx->layer_nchw);
+}
+
+/* The gradient at the layer from the last backward, channel-major (batch × C × hw). */
+static const float *layer_grad(camd__cam_ctx *ctx, int batch) {
+  const float *g = camd_session_grad(ctx->s, ctx->req->layer, NULL);
+  return g ? camd__cam_layer_nchw(ctx, g, batch, ctx->grad_nchw) : NULL;
 }
 
 static const float *output_value(camd__cam_ctx *ctx, int batch, camd_error *err) {
@@ -386,8 +386,7 @@ static int smoothgradcampp(camd__cam_ctx *ctx, const float *input, float *maps, 
       rc = backward(ctx, seed, err);
       if (rc) return rc;
       const float *act = layer_value(ctx, nb, err);
-      camd_shape gs;
-      const float *grad = camd_session_grad(ctx->s, req->layer, &gs);
+      const float *grad = layer_grad(ctx, nb);
       if (!act || !grad) {
         return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
       }
@@ -413,8 +412,8 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
     case CAMD_CAM_CAM: {
       double *weights = camd__ws_doubles(ctx->w, C * (size_t)req->n_classes);
       if (!weights) return nomem(err);
-      rc = camd__cam_head_weights(ctx->m, req->layer, req->output, req->classes, req->n_classes,
-                                  ctx->channels, weights, err);
+      rc = camd__cam_head_weights(ctx->m, req->layer, ctx->layer_layout, req->output, req->classes,
+                                  req->n_classes, ctx->channels, weights, err);
       if (rc) return rc;
       rc = clean_forward(ctx, input, false, &act, err);
       if (rc) return rc;
@@ -467,7 +466,7 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
     rc = backward(ctx, seed, err);
     if (rc) return rc;
     act = layer_value(ctx, 1, err);
-    const float *grad = camd_session_grad(ctx->s, req->layer, NULL);
+    const float *grad = layer_grad(ctx, 1);
     if (!act || !grad) {
       return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
     }
@@ -534,16 +533,31 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
   ctx->s = s;
   ctx->m = m;
   ctx->req = req;
-  ctx->channels = (int)li.shape.dims[1];
-  ctx->lh = (int)li.shape.dims[2];
-  ctx->lw = (int)li.shape.dims[3];
+  int rc = camd__cam_layer_layout(m, req, &ctx->layer_layout, err);
+  if (rc) return rc;
+  int64_t lc, lh, lw;
+  camd_layout_geometry(&li.shape, ctx->layer_layout, &lc, &lh, &lw);
+  if (lh * lw < 2) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "layer '%s' read as %s has a 1 x 1 map; pick a convolutional feature "
+                          "map (see `camd inspect`)",
+                          li.name, camd_layout_name(ctx->layer_layout));
+  }
+  ctx->channels = (int)lc;
+  ctx->lh = (int)lh;
+  ctx->lw = (int)lw;
   ctx->hw = ctx->lh * ctx->lw;
   ctx->n_out = (int)n_out;
   ctx->in_count = camd_shape_count(&ii.shape);
+  ctx->in_layout = CAMD_LAYOUT_NCHW;
   if (ii.shape.ndim == 4) {
-    ctx->in_c = (int)ii.shape.dims[1];
-    ctx->in_h = (int)ii.shape.dims[2];
-    ctx->in_w = (int)ii.shape.dims[3];
+    camd_layout il = camd_model_value_layout(m, camd_model_input(m, 0));
+    if (il == CAMD_LAYOUT_NHWC) ctx->in_layout = il;
+    int64_t c, h, w;
+    camd_layout_geometry(&ii.shape, ctx->in_layout, &c, &h, &w);
+    ctx->in_c = (int)c;
+    ctx->in_h = (int)h;
+    ctx->in_w = (int)w;
   }
   bool needs_image = req->aug_smooth || req->method == CAMD_CAM_SCORECAM ||
                      req->method == CAMD_CAM_SSCAM || req->method == CAMD_CAM_ISCAM;
@@ -576,6 +590,21 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
   ctx.logits = camd__ws_floats(w, (size_t)ctx.n_out);
   ctx.xbuf = camd__ws_floats(w, (size_t)ctx.channels * hw);
   if (!maps || !ctx.logits || !ctx.xbuf) return nomem(err);
+  /* Channels-last models: the methods see channel-major copies (cam_layout.c). */
+  int items = ctx.batch > 1 ? ctx.batch : 1;
+  if (ctx.layer_layout == CAMD_LAYOUT_NHWC) {
+    ctx.layer_nchw = camd__ws_floats(w, (size_t)items * (size_t)ctx.channels * hw);
+    ctx.grad_nchw = camd__ws_floats(w, (size_t)items * (size_t)ctx.channels * hw);
+    if (!ctx.layer_nchw || !ctx.grad_nchw) return nomem(err);
+  }
+  if (ctx.in_layout == CAMD_LAYOUT_NHWC) {
+    float *canon = camd__ws_floats(w, ctx.in_count);
+    ctx.fwd_in = camd__ws_floats(w, (size_t)items * ctx.in_count);
+    if (!canon || !ctx.fwd_in) return nomem(err);
+    ctx.fwd_cap = items;
+    camd__cam_to_channels_first(input, 1, ctx.in_c, (size_t)ctx.in_h * (size_t)ctx.in_w, canon);
+    input = canon;
+  }
   if (!req->aug_smooth) {
     rc = compute_one(&ctx, input, maps, err);
   } else {

@@ -35,12 +35,34 @@ typedef struct camd__cam_ctx {
   float *xbuf;          /* channels × hw scratch (weighted activations), carved once per call */
   float *pj_f;          /* projection scratch (carved on first use): xc, gram, two n × n */
   double *pj_d;         /* projection scratch: three vectors of max(channels, hw) */
+
+  /* Layouts (cam_layout.c): the methods work on channel-major copies. The model input's layout
+   * and, for NHWC inputs, room for fwd_cap inputs written in it; the layer's layout and, for an
+   * NHWC layer, channel-major copies of its activation and gradient (batch × C × hw). */
+  camd_layout in_layout, layer_layout;
+  float *fwd_in;
+  int fwd_cap;
+  float *layer_nchw, *grad_nchw;
+
   uint64_t ns_forward, ns_backward; /* time spent in the engine */
 } camd__cam_ctx;
 
-/* Timed engine calls (accumulate into ctx->ns_forward / ns_backward). */
+/* Timed engine forward (accumulates into ctx->ns_forward) of `batch` channel-major inputs,
+ * written in the model's layout first (cam_layout.c). */
 int camd__forward(camd__cam_ctx *ctx, int batch, const float *input, const camd_forward_opts *opts,
                   camd_error *err);
+
+/* ---- layouts (cam_layout.c) ---- */
+/* items × (hw × channels) → items × (channels × hw), and back. */
+void camd__cam_to_channels_first(const float *src, int items, int channels, size_t hw, float *dst);
+void camd__cam_to_channels_last(const float *src, int items, int channels, size_t hw, float *dst);
+/* The target layer's layout: the graph's, or req->layer_layout when the graph does not decide
+ * it; CAMD_E_INVALID naming layer_layout when neither does or they contradict each other. */
+int camd__cam_layer_layout(const camd_model *m, const camd_cam_request *req, camd_layout *out,
+                           camd_error *err);
+/* `batch` items of the layer's activation or gradient as the engine holds them → channel-major
+ * (data itself for an NCHW layer, else a copy into dst). */
+const float *camd__cam_layer_nchw(camd__cam_ctx *ctx, const float *data, int batch, float *dst);
 
 /* Carves n floats / doubles (64-byte aligned) from the workspace; NULL when out of memory. */
 float *camd__ws_floats(camd_cam_workspace *w, size_t n);
@@ -63,12 +85,13 @@ void camd__channel_sum(const float *x, int channels, int hw, float *map);
  * magnitude is made positive. Scratch comes from the workspace (carved once per call). */
 int camd__projection(camd__cam_ctx *ctx, const float *x, float *map, camd_error *err);
 
-/* `cam` (Zhou 2016): the class weights of the linear layer after global average pooling.
- * weights_out[k*channels + c] for class k of req->classes. Reports CAMD_E_UNSUPPORTED with the
- * reason when the head is not GAP → (Flatten/Reshape) → Gemm/MatMul(+Add) with constant
- * weights. */
-int camd__cam_head_weights(const camd_model *m, int layer, int output, const int *classes,
-                           int n_classes, int channels, double *weights_out, camd_error *err);
+/* `cam` (Zhou 2016): the class weights of the linear layer after global pooling of the layer
+ * (read in `layout`). weights_out[k*channels + c] for class k of req->classes. Reports
+ * CAMD_E_UNSUPPORTED with the reason when the head is not global pooling → (Flatten/Reshape) →
+ * Gemm/MatMul(+Add) with constant weights. */
+int camd__cam_head_weights(const camd_model *m, int layer, camd_layout layout, int output,
+                           const int *classes, int n_classes, int channels, double *weights_out,
+                           camd_error *err);
 
 /* Bilinear resize of one h × w plane to oh × ow (align_corners = false, like
  * torch.nn.functional.interpolate(mode="bilinear")). */

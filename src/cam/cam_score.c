@@ -141,6 +141,7 @@ typedef struct ablate_ctx {
   int first;    /* channel ablated in batch item 0 */
   int channels; /* C */
   size_t hw;
+  bool nhwc; /* the layer keeps its channels last */
 } ablate_ctx;
 
 static void ablate_hook(void *p, int value_id, float *data, const camd_shape *shape) {
@@ -150,7 +151,12 @@ static void ablate_hook(void *p, int value_id, float *data, const camd_shape *sh
   for (int64_t i = 0; i < batch; i++) {
     int c = a->first + (int)i;
     if (c >= a->channels) break;
-    memset(data + ((size_t)i * a->channels + (size_t)c) * a->hw, 0, sizeof(float) * a->hw);
+    float *item = data + (size_t)i * a->channels * a->hw;
+    if (a->nhwc) {
+      for (size_t q = 0; q < a->hw; q++) item[q * a->channels + (size_t)c] = 0.0f;
+    } else {
+      memset(item + (size_t)c * a->hw, 0, sizeof(float) * a->hw);
+    }
   }
 }
 
@@ -163,7 +169,7 @@ int camd__ablation_weights(camd__cam_ctx *ctx, const float *input, double *weigh
   for (int t = 0; t < nc; t++) {
     base[t] = camd__score_value(req->score, ctx->logits, ctx->n_out, req->classes[t]);
   }
-  ablate_ctx a = {0, C, (size_t)ctx->hw};
+  ablate_ctx a = {0, C, (size_t)ctx->hw, ctx->layer_layout == CAMD_LAYOUT_NHWC};
   int retain[1] = {req->output};
   camd_forward_opts o;
   camd_forward_opts_init(&o);

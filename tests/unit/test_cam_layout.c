@@ -1,0 +1,232 @@
+/* CAM methods on channels-last models: a tiny CNN built twice, NCHW (Conv → Relu → GAP → Gemm)
+ * and as a Keras / tf2onnx export writes it (NHWC input, Conv between Transposes, the Relu map
+ * channels-last, ReduceMean over axes 1, 2, MatMul + Add), must give the same maps for every
+ * method, with and without aug_smooth; a Reshape-made map of undecided layout needs
+ * layer_layout. Sizes are all different (C = 3, H = 5, W = 7) so no axis mix-up can pass. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "camd/cam.h"
+#include "camd/core.h"
+#include "camd/engine.h"
+#include "camd/graph.h"
+#include "testlib.h"
+
+enum { CI = 2, H = 5, W = 7, HW = H * W, C = 3, K = 4 };
+
+static float x_nchw[CI * HW], x_nhwc[CI * HW], w_conv[C * CI * 9], b_conv[C], w_fc[K * C],
+    w_fct[C * K], b_fc[K];
+
+static float *copy_floats(const float *src, size_t n) {
+  float *d = malloc(n * sizeof(float));
+  memcpy(d, src, n * sizeof(float));
+  return d;
+}
+
+static int64_t *copy_ints(const int64_t *src, size_t n) {
+  int64_t *d = malloc(n * sizeof(int64_t));
+  memcpy(d, src, n * sizeof(int64_t));
+  return d;
+}
+
+static int node(camd_graph *g, const char *op, const char *name, int n_in, const int *in,
+                const camd_attr *attrs, int n_attrs) {
+  camd_error err = {0};
+  int out = -1;
+  const char *names[1] = {name};
+  int rc = camd_graph_add_node(g, op, name, 13, n_in, in, 1, names, attrs, n_attrs, &out, &err);
+  CHECK_MSG(rc == 0, "%s: %s", name, err.message);
+  return out;
+}
+
+static void init_data(void) {
+  camd_rng r;
+  camd_rng_seed(&r, 11);
+  for (int i = 0; i < CI * HW; i++) x_nchw[i] = (float)camd_rng_normal(&r);
+  for (int c = 0; c < CI; c++)
+    for (int p = 0; p < HW; p++) x_nhwc[p * CI + c] = x_nchw[c * HW + p];
+  for (int i = 0; i < C * CI * 9; i++) w_conv[i] = (float)(0.5 * camd_rng_normal(&r));
+  for (int i = 0; i < C; i++) b_conv[i] = (float)(0.4 + 0.1 * camd_rng_normal(&r));
+  for (int i = 0; i < K * C; i++) w_fc[i] = (float)camd_rng_normal(&r);
+  for (int k = 0; k < K; k++)
+    for (int c = 0; c < C; c++) w_fct[c * K + k] = w_fc[k * C + c];
+  for (int i = 0; i < K; i++) b_fc[i] = (float)(0.5 * camd_rng_normal(&r));
+}
+
+/* The NCHW model; *layer receives the Relu map's id. */
+static camd_model *build_nchw(int *layer) {
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, CI, H, W}}, wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}};
+  camd_shape wfs = {2, {K, C}}, bfs = {1, {K}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  int wc =
+      camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * 9), &err);
+  int bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), &err);
+  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, copy_floats(w_fc, K * C), &err);
+  int bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), &err);
+  int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3};
+  camd_attr ca[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
+                     {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = ks, .n = 2}};
+  camd_attr ga[1] = {{.name = "transB", .type = CAMD_ATTR_INT, .i = 1}};
+  int conv = node(g, "Conv", "conv", 3, (const int[]){x, wc, bc}, ca, 2);
+  int act = node(g, "Relu", "act", 1, &conv, NULL, 0);
+  int gap = node(g, "GlobalAveragePool", "gap", 1, &act, NULL, 0);
+  int flat = node(g, "Flatten", "flat", 1, &gap, NULL, 0);
+  int logits = node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
+  CHECK(!camd_graph_mark_output(g, logits, &err));
+  camd_model *m = NULL;
+  CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+  *layer = m ? camd_model_find_value(m, "act") : -1;
+  return m;
+}
+
+/* The same function as tf2onnx writes it. With `reshaped`, the map goes through a Reshape pair
+ * (tokens and back) before the head, and *layer is that Reshape's result (undecided layout). */
+static camd_model *build_nhwc(bool reshaped, int *layer) {
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, H, W, CI}}, wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}};
+  camd_shape wfs = {2, {C, K}}, bfs = {1, {K}}, s3 = {1, {3}}, s4 = {1, {4}};
+  int x = camd_graph_add_input(g, "input_1:0", &xs, &err);
+  CHECK(!camd_graph_set_input_layout(g, x, CAMD_LAYOUT_NHWC, &err));
+  int wc =
+      camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * 9), &err);
+  int bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), &err);
+  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, copy_floats(w_fct, K * C), &err);
+  int bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), &err);
+  int tok = camd_graph_add_constant(g, "tok", CAMD_INT64, &s3,
+                                    copy_ints((const int64_t[]){1, HW, C}, 3), &err);
+  int map = camd_graph_add_constant(g, "map", CAMD_INT64, &s4,
+                                    copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
+  int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3}, to_nchw[4] = {0, 3, 1, 2},
+          to_nhwc[4] = {0, 2, 3, 1}, axes[2] = {1, 2};
+  camd_attr ca[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
+                     {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = ks, .n = 2}};
+  camd_attr t1[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = to_nchw, .n = 4}};
+  camd_attr t2[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = to_nhwc, .n = 4}};
+  camd_attr ra[2] = {{.name = "axes", .type = CAMD_ATTR_INTS, .ints = axes, .n = 2},
+                     {.name = "keepdims", .type = CAMD_ATTR_INT, .i = 0}};
+  int xt = node(g, "Transpose", "model/conv/Conv2D__6:0", 1, &x, t1, 1);
+  int conv = node(g, "Conv", "model/conv/Conv2D_nchw:0", 3, (const int[]){xt, wc, bc}, ca, 2);
+  int conv_l = node(g, "Transpose", "model/conv/BiasAdd:0", 1, &conv, t2, 1);
+  int act = node(g, "Relu", "model/conv/Relu:0", 1, &conv_l, NULL, 0);
+  int head = act;
+  if (reshaped) {
+    int t = node(g, "Reshape", "model/tokens:0", 2, (const int[]){act, tok}, NULL, 0);
+    head = node(g, "Reshape", "model/map:0", 2, (const int[]){t, map}, NULL, 0);
+  }
+  int mean = node(g, "ReduceMean", "model/avg_pool/Mean:0", 1, &head, ra, 2);
+  int mm = node(g, "MatMul", "model/dense/MatMul:0", 2, (const int[]){mean, wf}, NULL, 0);
+  int logits = node(g, "Add", "model/dense/BiasAdd:0", 2, (const int[]){mm, bf}, NULL, 0);
+  CHECK(!camd_graph_mark_output(g, logits, &err));
+  camd_model *m = NULL;
+  CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+  *layer = head;
+  return m;
+}
+
+static const int classes[2] = {0, 2};
+
+/* Maps (2 × H × W) of one method; 0 or the status. */
+static int run(camd_model *m, int layer, camd_layout layer_layout, const float *x,
+               camd_cam_method method, bool aug, float *maps, camd_error *err) {
+  camd_session *s = NULL;
+  camd_cam_workspace *w = NULL;
+  int rc = camd_session_create(m, 4, &s, err);
+  if (!rc) rc = camd_cam_workspace_create(&w, err);
+  if (!rc) {
+    camd_cam_request req;
+    camd_cam_request_init(&req);
+    req.method = method;
+    req.layer = layer;
+    req.layer_layout = layer_layout;
+    req.output = camd_model_output(m, 0);
+    req.classes = classes;
+    req.n_classes = 2;
+    req.aug_smooth = aug;
+    req.n_samples = 3;
+    req.max_batch = 2; /* extra forwards in batches of 2: several per method */
+    camd_cam_maps out;
+    rc = camd_cam_compute(s, w, x, &req, &out, err);
+    if (!rc) {
+      CHECK(out.width == W && out.height == H);
+      memcpy(maps, out.maps, sizeof(float) * 2 * HW);
+    }
+  }
+  camd_cam_workspace_destroy(w);
+  camd_session_destroy(s);
+  return rc;
+}
+
+static void compare(const char *what, const float *a, const float *b) {
+  double mx = 0, diff = 0;
+  for (int i = 0; i < 2 * HW; i++) {
+    mx = fmax(mx, fabs(b[i]));
+    diff = fmax(diff, fabs((double)a[i] - b[i]));
+  }
+  CHECK_MSG(mx > 0 && diff <= 1e-5 * mx, "%s: maps differ by %g (largest %g)", what, diff, mx);
+}
+
+static void test_channels_last_model(void) {
+  init_data();
+  int l_ref, l_tf;
+  camd_model *ref = build_nchw(&l_ref), *tf = build_nhwc(false, &l_tf);
+  if (!ref || !tf) goto done;
+  CHECK_EQ_INT(camd_model_value_layout(tf, camd_model_input(tf, 0)), CAMD_LAYOUT_NHWC);
+  CHECK_EQ_INT(camd_model_value_layout(tf, l_tf), CAMD_LAYOUT_NHWC);
+  CHECK_EQ_INT(camd_model_suggest_cam_layer(tf), l_tf);
+  float a[2 * HW], b[2 * HW];
+  for (int mth = 0; mth < CAMD_CAM_METHOD_COUNT; mth++) {
+    for (int aug = 0; aug < 2; aug++) {
+      camd_error err = {0};
+      char what[96];
+      snprintf(what, sizeof(what), "%s%s", camd_cam_method_name((camd_cam_method)mth),
+               aug ? " aug_smooth" : "");
+      int rc1 = run(ref, l_ref, CAMD_LAYOUT_UNKNOWN, x_nchw, (camd_cam_method)mth, aug, a, &err);
+      CHECK_MSG(rc1 == 0, "%s NCHW: %s", what, err.message);
+      int rc2 = run(tf, l_tf, CAMD_LAYOUT_UNKNOWN, x_nhwc, (camd_cam_method)mth, aug, b, &err);
+      CHECK_MSG(rc2 == 0, "%s NHWC: %s", what, err.message);
+      if (!rc1 && !rc2) compare(what, b, a);
+    }
+  }
+  /* Declaring the graph's own layout is fine; contradicting it names layer_layout. */
+  camd_error err = {0};
+  CHECK(!run(tf, l_tf, CAMD_LAYOUT_NHWC, x_nhwc, CAMD_CAM_GRADCAM, false, b, &err));
+  CHECK_EQ_INT(run(tf, l_tf, CAMD_LAYOUT_NCHW, x_nhwc, CAMD_CAM_GRADCAM, false, b, &err),
+               CAMD_E_INVALID);
+  CHECK(strstr(err.message, "layer_layout") && strstr(err.message, "NHWC"));
+done:
+  camd_model_release(ref);
+  camd_model_release(tf);
+}
+
+static void test_undecided_layer(void) {
+  init_data();
+  int l_ref, l_tf;
+  camd_model *ref = build_nchw(&l_ref), *tf = build_nhwc(true, &l_tf);
+  if (!ref || !tf) goto done;
+  CHECK_EQ_INT(camd_model_value_layout(tf, l_tf), CAMD_LAYOUT_UNKNOWN);
+  CHECK(camd_model_is_cam_layer(tf, l_tf));
+  /* the suggestion skips the undecided map for the last one of known layout */
+  CHECK_EQ_INT(camd_model_suggest_cam_layer(tf), camd_model_find_value(tf, "model/conv/Relu:0"));
+  float a[2 * HW], b[2 * HW];
+  camd_error err = {0};
+  CHECK_EQ_INT(run(tf, l_tf, CAMD_LAYOUT_UNKNOWN, x_nhwc, CAMD_CAM_CAM, false, b, &err),
+               CAMD_E_INVALID);
+  CHECK_MSG(strstr(err.message, "layer_layout") && strstr(err.message, "model/map:0"), "%s",
+            err.message);
+  for (int mth = 0; mth < CAMD_CAM_METHOD_COUNT; mth++) {
+    int rc1 = run(ref, l_ref, CAMD_LAYOUT_UNKNOWN, x_nchw, (camd_cam_method)mth, false, a, &err);
+    CHECK_MSG(rc1 == 0, "%s: %s", camd_cam_method_name((camd_cam_method)mth), err.message);
+    int rc2 = run(tf, l_tf, CAMD_LAYOUT_NHWC, x_nhwc, (camd_cam_method)mth, false, b, &err);
+    CHECK_MSG(rc2 == 0, "%s: %s", camd_cam_method_name((camd_cam_method)mth), err.message);
+    if (!rc1 && !rc2) compare(camd_cam_method_name((camd_cam_method)mth), b, a);
+  }
+done:
+  camd_model_release(ref);
+  camd_model_release(tf);
+}
+
+CAMD_TEST_MAIN(CAMD_TEST(test_channels_last_model), CAMD_TEST(test_undecided_layer))
