@@ -52,6 +52,15 @@ typedef struct camd_model_config {
    * output 0 (config keys input_name / output_name). */
   char input_name[CAMD_LAYER_NAME_MAX];
   char output_name[CAMD_LAYER_NAME_MAX];
+  /* Layout of the image input (config key layout: "NCHW", "NHWC"; UNKNOWN = "auto", from the
+   * input's shape); the preprocessing writes it. */
+  camd_layout layout;
+  /* Layout of explained layers the graph does not decide (config key layer_layout; UNKNOWN =
+   * the graph's; the request option of the same name overrides it). */
+  camd_layout layer_layout;
+  /* Whether the config / CLI gave the width / height (input_size): only given sizes fix a
+   * model's free (symbolic) height and width at load. */
+  bool width_given, height_given;
 } camd_model_config;
 
 /* Fills defaults (ImageNet preprocessing, activation auto, gradcam). */
@@ -60,13 +69,15 @@ void camd_model_config_init(camd_model_config *cfg);
 typedef struct camd_explainer camd_explainer;
 
 /* Loads the model and labels; checks the default layer and method. Caller owns the result
- * (camd_explainer_release). Checks: one 4-D float input whose [1, C, H, W] equals the
- * preprocessing (channels, height, width); output 0 has 1..1000000 values per image; the labels
- * file has exactly that many lines (UTF-8, none empty, <= 1024 bytes each; a BOM, CRLF and a
- * missing final newline are accepted); input_name/output_name when set. The sha256 is of the
- * .onnx file's bytes (read once, then loaded from memory).
- * Errors name the model and the file: CAMD_E_NOT_FOUND/IO (files), CAMD_E_FORMAT (not ONNX),
- * CAMD_E_UNSUPPORTED (ops, several inputs), CAMD_E_INVALID (mismatches, labels, defaults). */
+ * (camd_explainer_release). The model's free height / width are fixed from the config's
+ * input_size (an error naming input_size when it was not given), and its input layout is the
+ * config's layout or the one the loader detects. Checks: one 4-D float input whose channels,
+ * height and width (read in its layout) equal the preprocessing's; output 0 has 1..1000000 values
+ * per image; the labels file has exactly that many lines (UTF-8, none empty, <= 1024 bytes each; a
+ * BOM, CRLF and a missing final newline are accepted); input_name/output_name when set. The sha256
+ * is of the .onnx file's bytes (read once, then loaded from memory). Errors name the model and the
+ * file: CAMD_E_NOT_FOUND/IO (files), CAMD_E_FORMAT (not ONNX), CAMD_E_UNSUPPORTED (ops, several
+ * inputs), CAMD_E_INVALID (mismatches, labels, defaults). */
 int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd_error *err);
 camd_explainer *camd_explainer_retain(camd_explainer *e);
 void camd_explainer_release(camd_explainer *e);
@@ -105,6 +116,8 @@ typedef enum camd_explain_output {
 typedef struct camd_explain_options {
   char method[32];                 /* "gradcam", "cam", ... */
   char layer[CAMD_LAYER_NAME_MAX]; /* "" = model default */
+  camd_layout layer_layout;        /* the layer's layout (UNKNOWN = the graph's, else the
+                                      config's layer_layout); must agree with the graph's */
   /* Targets: explicit class indices, or top-k when n_targets == 0. */
   int targets[CAMD_MAX_TARGETS];
   int n_targets;
@@ -127,10 +140,11 @@ typedef struct camd_explain_options {
  * NULL); topk is capped at the model's number of classes. */
 void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e);
 /* Sets one option from text: keys method, layer, target (index, label, comma list, or "topK"),
- * topk, score, relu, normalize, aug_smooth, eigen_smooth, colormap, alpha, outputs (comma list),
- * bbox_threshold, n_samples, noise_std, seed. Labels are resolved against e (may be NULL).
- * Unknown keys and bad values are CAMD_E_INVALID with a message naming the key, the value and
- * the valid choices; on error *o is unchanged. Values are at most 4096 bytes.
+ * layer_layout (NCHW | NHWC | auto), topk, score, relu, normalize, aug_smooth, eigen_smooth,
+ * colormap, alpha, outputs (comma list), bbox_threshold, n_samples, noise_std, seed. Labels are
+ * resolved against e (may be NULL). Unknown keys and bad values are CAMD_E_INVALID with a message
+ * naming the key, the value and the valid choices; on error *o is unchanged. Values are at most
+ * 4096 bytes.
  *  - target: "topK" (K = 1..16, <= classes); else the whole text as one label (labels may
  *    contain commas); else a comma list (<= 16, no repeats, spaces around items ignored) of
  *    class indices (0..classes-1) or labels. Labels match exactly first, then ignoring ASCII
@@ -206,7 +220,8 @@ typedef struct camd_server_config camd_server_config; /* defined by server/ */
  * scale (non-zero), bgr (bool) or channel_order ("RGB"|"BGR"), channels (1|3), default_layer,
  * default_method (a camd_cam_method name), activation (alias output_activation:
  * "softmax"|"sigmoid"|"none"), input_name, output_name (checked against the model at open),
- * layout ("NCHW" only), crop ("center" only), interpolation ("bilinear" only). Documentation
+ * layout ("NCHW" | "NHWC" | "auto"), layer_layout ("NCHW" | "NHWC" | "auto"), crop ("center"
+ * only), interpolation ("bilinear" only). Documentation
  * keys are accepted and ignored: description, training, test_accuracy*, torchvision_*.
  * Unknown keys, duplicate keys, a setting given under two aliases, wrong types and values out
  * of range are CAMD_E_INVALID (CAMD_E_FORMAT for invalid JSON, CAMD_E_LIMIT above 1 MiB) with

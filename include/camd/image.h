@@ -235,6 +235,7 @@ typedef struct camd_preprocess_opts {
   float scale;           /* value = (pixel * scale - mean) / std; 1/255 for ToTensor() */
   bool bgr;              /* channel order B, G, R in the tensor (3 channels only) */
   int channels;          /* 3 (RGB/BGR) or 1 (PIL 'L' luma of the RGB image) */
+  bool channels_last;    /* write NHWC (the model's layout) instead of NCHW */
 } camd_preprocess_opts;
 
 /* Defaults: SHORTER, 224 x 224, S = 256, ImageNet mean (0.485, 0.456, 0.406) and std
@@ -252,7 +253,8 @@ typedef struct camd_crop {
 } camd_crop;
 
 /* Resizes/crops `img` (1, 3 or 4 channels; alpha ignored) as `opts` says and writes a float32
- * NCHW tensor with N = 1: out[c * H * W + y * W + x], channels = opts->channels. The resize is
+ * NCHW tensor with N = 1: out[c * H * W + y * W + x], channels = opts->channels (NHWC with
+ * opts->channels_last: out[(y * W + x) * channels + c], the same values). The resize is
  * camd_image_resize's (PIL BILINEAR, on 8-bit values, rounded to 8 bits like torchvision's PIL
  * path), then scale/mean/std. For channels == 1 the image is converted to luma first, then
  * resized (as PIL's img.convert('L').resize(...)).

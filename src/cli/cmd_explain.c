@@ -36,6 +36,8 @@ static void explain_usage(FILE *f) {
           "  --std A,B,C           per-channel std (default 0.229,0.224,0.225)\n"
           "  --bgr                 channel order B,G,R\n"
           "  --gray                one luma channel (PIL convert('L'))\n"
+          "  --layout L            NCHW | NHWC | auto: the image input's layout (default auto:\n"
+          "                        NHWC when the input ends in 1 or 3 after a larger axis)\n"
           "  --activation A        auto | softmax | sigmoid | none: turns outputs into\n"
           "                        probabilities (default auto: the model's own softmax or\n"
           "                        sigmoid if its graph ends in one, else softmax)\n"
@@ -48,6 +50,8 @@ static void explain_usage(FILE *f) {
           "                        them, or topK (default top1)\n"
           "  --layer NAME          target layer (default: the entry's default_layer, else the\n"
           "                        last spatial activation before global pooling)\n"
+          "  --layer-layout L      NCHW | NHWC: the layer's layout where the graph does not\n"
+          "                        decide it (default auto: the graph's)\n"
           "  --topk N              predictions to report (default 5)\n"
           "  --score S             logit | softmax | sigmoid | output: what is\n"
           "                        differentiated (default logit: for a model that ends in\n"
@@ -78,7 +82,7 @@ typedef struct kv {
 
 typedef struct explain_args {
   const char *model, *labels, *config, *name, *image, *out, *json;
-  const char *size, *resize, *resize_shorter, *scale, *mean, *std, *activation;
+  const char *size, *resize, *resize_shorter, *scale, *mean, *std, *activation, *layout;
   bool bgr, gray, predict;
   kv opts[EXPLAIN_MAX_OPTS];
   int n_opts;
@@ -91,6 +95,7 @@ static const struct {
     {"--method", "method", NULL},
     {"--target", "target", NULL},
     {"--layer", "layer", NULL},
+    {"--layer-layout", "layer_layout", NULL},
     {"--topk", "topk", NULL},
     {"--score", "score", NULL},
     {"--no-relu", "relu", "false"},
@@ -133,6 +138,7 @@ static int parse_args(int argc, char **argv, explain_args *a) {
       {"--mean", offsetof(explain_args, mean)},
       {"--std", offsetof(explain_args, std)},
       {"--activation", offsetof(explain_args, activation)},
+      {"--layout", offsetof(explain_args, layout)},
   };
   for (int i = 1; i < argc; i++) {
     const char *f = argv[i];
@@ -173,12 +179,12 @@ static int parse_args(int argc, char **argv, explain_args *a) {
     if (f[0] == '-')
       return usage_error(
           "unknown option '%s'%s; options are --model, --labels, --config, "
-          "--name, --image, --method, --target, --layer, --topk, --score, "
+          "--name, --image, --method, --target, --layer, --layer-layout, --topk, --score, "
           "--no-relu, --normalize, --aug-smooth, --eigen-smooth, --n-samples, "
           "--noise-std, --seed, --colormap, --alpha, --outputs, "
           "--bbox-threshold, --out, --json, --predict, --size, --resize, "
           "--resize-shorter, --scale, --mean, --std, --bgr, --gray, "
-          "--activation, --help",
+          "--activation, --layout, --help",
           f, "");
     return usage_error("unexpected argument '%s'%s; give the image with --image", f, "");
   }
@@ -322,6 +328,7 @@ static int apply_model_flags(const explain_args *a, camd_model_config *cfg) {
                          "");
     pp->width = (size_t)w;
     pp->height = x ? (size_t)h : (size_t)w;
+    cfg->width_given = cfg->height_given = true;
   }
   if (a->resize) {
     if (!strcmp(a->resize, "stretch"))
@@ -352,6 +359,16 @@ static int apply_model_flags(const explain_args *a, camd_model_config *cfg) {
     if (pp->channels != 3)
       return usage_error("--bgr needs 3 channels (not with --gray)%s%s", "", "");
     pp->bgr = true;
+  }
+  if (a->layout) {
+    if (!strcmp(a->layout, "NCHW"))
+      cfg->layout = CAMD_LAYOUT_NCHW;
+    else if (!strcmp(a->layout, "NHWC"))
+      cfg->layout = CAMD_LAYOUT_NHWC;
+    else if (!strcmp(a->layout, "auto"))
+      cfg->layout = CAMD_LAYOUT_UNKNOWN;
+    else
+      return usage_error("--layout '%s': valid values are NCHW, NHWC, auto%s", a->layout, "");
   }
   if (a->activation) {
     if (!strcmp(a->activation, "softmax"))

@@ -11,12 +11,15 @@
 
 static void inspect_usage(FILE *f) {
   fprintf(f,
-          "usage: camd inspect MODEL.onnx [--json]\n\n"
+          "usage: camd inspect MODEL.onnx [--json] [--size W[xH]] [--layout L]\n\n"
           "Prints the model's inputs and outputs, operator counts, parameter count, every layer\n"
-          "usable as a CAM target (4-D activations with spatial size > 1) with its shape and\n"
-          "producing operator, and the layer camd suggests by default.\n\n"
+          "usable as a CAM target (4-D activations with spatial size > 1) with its shape,\n"
+          "layout (NCHW, NHWC, or unknown: then the layer_layout setting decides) and producing\n"
+          "operator, and the layer camd suggests by default.\n\n"
           "options:\n"
-          "  --json   machine-readable output\n");
+          "  --json          machine-readable output\n"
+          "  --size W[xH]    fixes a free (symbolic) input height and width\n"
+          "  --layout L      NCHW | NHWC: the image input's layout (default: from its shape)\n");
 }
 
 static json_t *shape_json(const camd_shape *s) {
@@ -28,14 +31,41 @@ static json_t *shape_json(const camd_shape *s) {
 int camd_cli_inspect(int argc, char **argv) {
   const char *path = NULL;
   bool as_json = false;
+  camd_onnx_options lo = {0};
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       inspect_usage(stdout);
       return 0;
     } else if (!strcmp(argv[i], "--json")) {
       as_json = true;
+    } else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+      long w = 0, h = 0;
+      char wbuf[32];
+      const char *arg = argv[++i], *x = strchr(arg, 'x');
+      size_t wl = x ? (size_t)(x - arg) : strlen(arg);
+      snprintf(wbuf, sizeof(wbuf), "%.*s", (int)(wl < sizeof(wbuf) ? wl : sizeof(wbuf) - 1), arg);
+      bool ok = wl < sizeof(wbuf) && !camd_cli_parse_long(wbuf, &w) &&
+                (x ? !camd_cli_parse_long(x + 1, &h) : (h = w, true));
+      if (!ok || w < 1 || h < 1 || w > 16384 || h > 16384) {
+        fprintf(stderr, "camd inspect: --size '%s': expected W or WxH within 1..16384\n", argv[i]);
+        return 2;
+      }
+      lo.input_width = w;
+      lo.input_height = h;
+    } else if (!strcmp(argv[i], "--layout") && i + 1 < argc) {
+      i++;
+      if (!strcmp(argv[i], "NCHW")) {
+        lo.input_layout = CAMD_LAYOUT_NCHW;
+      } else if (!strcmp(argv[i], "NHWC")) {
+        lo.input_layout = CAMD_LAYOUT_NHWC;
+      } else {
+        fprintf(stderr, "camd inspect: --layout '%s': valid values are NCHW, NHWC\n", argv[i]);
+        return 2;
+      }
     } else if (argv[i][0] == '-') {
-      fprintf(stderr, "camd inspect: unknown option '%s'; options are --json, --help\n", argv[i]);
+      fprintf(stderr,
+              "camd inspect: unknown option '%s'; options are --json, --size, --layout, --help\n",
+              argv[i]);
       return 2;
     } else if (!path) {
       path = argv[i];
@@ -50,7 +80,7 @@ int camd_cli_inspect(int argc, char **argv) {
   }
   camd_error err = {0};
   camd_model *m = NULL;
-  if (camd_onnx_load(path, NULL, &m, &err)) {
+  if (camd_onnx_load(path, &lo, &m, &err)) {
     fprintf(stderr, "camd inspect: %s\n", err.message);
     return 1;
   }
@@ -60,8 +90,11 @@ int camd_cli_inspect(int argc, char **argv) {
   for (int i = 0; i < camd_model_num_inputs(m); i++) {
     camd_value_info vi;
     camd_model_value_info(m, camd_model_input(m, i), &vi);
-    json_array_append_new(ins,
-                          json_pack("{s:s, s:o}", "name", vi.name, "shape", shape_json(&vi.shape)));
+    json_t *in = json_pack("{s:s, s:o}", "name", vi.name, "shape", shape_json(&vi.shape));
+    camd_layout il = camd_model_value_layout(m, camd_model_input(m, i));
+    if (il != CAMD_LAYOUT_UNKNOWN)
+      json_object_set_new(in, "layout", json_string(camd_layout_name(il)));
+    json_array_append_new(ins, in);
   }
   for (int i = 0; i < camd_model_num_outputs(m); i++) {
     camd_value_info vi, li;
@@ -84,8 +117,10 @@ int camd_cli_inspect(int argc, char **argv) {
     camd_value_info vi;
     camd_model_value_info(m, v, &vi);
     if (!vi.name[0]) continue;
-    json_array_append_new(layers, json_pack("{s:s, s:o, s:s?}", "name", vi.name, "shape",
-                                            shape_json(&vi.shape), "op", vi.producer_op));
+    json_array_append_new(
+        layers,
+        json_pack("{s:s, s:o, s:s, s:s?}", "name", vi.name, "shape", shape_json(&vi.shape),
+                  "layout", camd_layout_name(camd_model_value_layout(m, v)), "op", vi.producer_op));
   }
   int sug = camd_model_suggest_cam_layer(m);
   camd_value_info sv;
@@ -111,7 +146,9 @@ int camd_cli_inspect(int argc, char **argv) {
       camd_value_info vi;
       camd_model_value_info(m, camd_model_input(m, (int)idx), &vi);
       camd_shape_format(&vi.shape, sh, sizeof(sh));
-      printf("input:  %s %s (first axis is the batch)\n", vi.name, sh);
+      const char *lay = json_string_value(json_object_get(it, "layout"));
+      printf("input:  %s %s%s%s (first axis is the batch)\n", vi.name, sh, lay ? " " : "",
+             lay ? lay : "");
     }
     json_array_foreach(outs, idx, it) {
       char sh[128];
@@ -139,8 +176,8 @@ int camd_cli_inspect(int argc, char **argv) {
       camd_model_value_info(m, v, &vi);
       char sh[128];
       camd_shape_format(&vi.shape, sh, sizeof(sh));
-      printf("  %-48s %-20s %s%s\n", name, sh, vi.producer_op ? vi.producer_op : "",
-             v == sug ? "   <- suggested" : "");
+      printf("  %-48s %-20s %-7s %s%s\n", name, sh, camd_layout_name(camd_model_value_layout(m, v)),
+             vi.producer_op ? vi.producer_op : "", v == sug ? "   <- suggested" : "");
     }
     printf("suggested layer: %s\n", sug >= 0 ? sv.name : "(none: no 4-D activation)");
   }

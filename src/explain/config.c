@@ -38,11 +38,12 @@ const char *camd__activation_name(camd_output_activation a) {
 }
 
 /* Every key a model entry may carry. Aliases are the spellings the scripts in models/ write. */
-#define CONFIG_KEYS                                                                           \
-  "name, path (alias onnx), labels, input_size, width (alias input_width), height (alias "    \
-  "input_height), resize, resize_shorter (alias resize_size), mean, std, scale, bgr, "        \
-  "channel_order, channels, default_layer, default_method, activation (alias "                \
-  "output_activation), input_name, output_name, layout, crop, interpolation; informational: " \
+#define CONFIG_KEYS                                                                          \
+  "name, path (alias onnx), labels, input_size, width (alias input_width), height (alias "   \
+  "input_height), resize, resize_shorter (alias resize_size), mean, std, scale, bgr, "       \
+  "channel_order, channels, default_layer, default_method, activation (alias "               \
+  "output_activation), input_name, output_name, layout, layer_layout, crop, interpolation; " \
+  "informational: "                                                                          \
   "description, training, test_accuracy*, torchvision_*"
 
 /* Keys that only document the model (ignored, any value). */
@@ -204,16 +205,19 @@ static int parse_entry(cfg_parse *p, json_t *obj) {
       if ((rc = claim(p, seen, S_WIDTH, key)) || (rc = claim(p, seen, S_HEIGHT, key))) return rc;
       c->preprocess.width = (size_t)w;
       c->preprocess.height = (size_t)h;
+      c->width_given = c->height_given = true;
     } else if (!strcmp(key, "width") || !strcmp(key, "input_width")) {
       long long w;
       if ((rc = claim(p, seen, S_WIDTH, key))) return rc;
       if ((rc = get_int(p, key, v, 1, CONFIG_MAX_DIM, &w))) return rc;
       c->preprocess.width = (size_t)w;
+      c->width_given = true;
     } else if (!strcmp(key, "height") || !strcmp(key, "input_height")) {
       long long h;
       if ((rc = claim(p, seen, S_HEIGHT, key))) return rc;
       if ((rc = get_int(p, key, v, 1, CONFIG_MAX_DIM, &h))) return rc;
       c->preprocess.height = (size_t)h;
+      c->height_given = true;
     } else if (!strcmp(key, "resize")) {
       static const char *const modes[] = {"stretch", "shorter"};
       int m;
@@ -271,10 +275,15 @@ static int parse_entry(cfg_parse *p, json_t *obj) {
       if ((rc = get_string(p, key, v, c->input_name, sizeof(c->input_name)))) return rc;
     } else if (!strcmp(key, "output_name")) {
       if ((rc = get_string(p, key, v, c->output_name, sizeof(c->output_name)))) return rc;
-    } else if (!strcmp(key, "layout")) {
-      static const char *const l[] = {"NCHW"};
+    } else if (!strcmp(key, "layout") || !strcmp(key, "layer_layout")) {
+      static const char *const l[] = {"auto", "NCHW", "NHWC"};
       int m;
-      if ((rc = get_choice(p, key, v, l, 1, "\"NCHW\" (the only layout camd runs)", &m))) return rc;
+      if ((rc = get_choice(p, key, v, l, 3, "\"NCHW\", \"NHWC\", \"auto\"", &m))) return rc;
+      /* "auto" = UNKNOWN (0), NCHW = 1, NHWC = 2 */
+      if (!strcmp(key, "layout"))
+        c->layout = (camd_layout)m;
+      else
+        c->layer_layout = (camd_layout)m;
     } else if (!strcmp(key, "crop")) {
       static const char *const l[] = {"center"};
       int m;

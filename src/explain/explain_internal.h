@@ -38,6 +38,12 @@ struct camd_explainer {
   camd_cam_method default_method;
 };
 
+/* The layout of CAM layer `id` of e's model: the graph's, else `want` (a request's
+ * layer_layout), else the config's layer_layout; CAMD_E_INVALID naming layer_layout when `want`
+ * contradicts the graph or nothing decides. out may be NULL. */
+int camd__explain_layer_layout(const camd_explainer *e, int id, camd_layout want, camd_layout *out,
+                               camd_error *err);
+
 /* Resolves a target class text (index or label, exact then case-insensitive) against e.
  * Returns the class index or -1. */
 int camd__explain_find_label(const camd_explainer *e, const char *text);

@@ -177,14 +177,26 @@ static int check_model(camd_explainer *e, camd_error *err) {
                           c->name, c->output_name, out.name);
   char shp[128];
   camd_shape_format(&in.shape, shp, sizeof(shp));
-  const camd_preprocess_opts *pp = &c->preprocess;
-  if (in.dtype != CAMD_FLOAT32 || in.shape.ndim != 4 || in.shape.dims[1] != pp->channels ||
-      in.shape.dims[2] != (int64_t)pp->height || in.shape.dims[3] != (int64_t)pp->width)
+  camd_preprocess_opts *pp = &e->cfg.preprocess;
+  camd_layout layout = camd_model_value_layout(m, e->input_id);
+  int64_t ch = 0, h = 0, w = 0;
+  bool nhwc = layout == CAMD_LAYOUT_NHWC;
+  if (in.dtype != CAMD_FLOAT32 || !camd_layout_geometry(&in.shape, layout, &ch, &h, &w) ||
+      ch != pp->channels || h != (int64_t)pp->height || w != (int64_t)pp->width) {
+    char want[96];
+    if (nhwc)
+      snprintf(want, sizeof(want), "[1, %zu, %zu, %d] (NHWC: height, width, channels)", pp->height,
+               pp->width, pp->channels);
+    else
+      snprintf(want, sizeof(want), "[1, %d, %zu, %zu] (NCHW: channels, height, width)",
+               pp->channels, pp->height, pp->width);
     return camd_error_set(err, CAMD_E_INVALID,
-                          "model '%s': input '%s' is float %s but the preprocessing makes "
-                          "[1, %d, %zu, %zu] (channels, height, width); set channels and "
-                          "input_size (or --size/--gray) to match the model",
-                          c->name, in.name, shp, pp->channels, pp->height, pp->width);
+                          "model '%s': input '%s' is float %s but the preprocessing makes %s; set "
+                          "channels and input_size (or --size/--gray)%s to match the model",
+                          c->name, in.name, shp, want,
+                          c->layout == CAMD_LAYOUT_UNKNOWN ? " and layout (or --layout)" : "");
+  }
+  pp->channels_last = nhwc; /* the preprocessing writes the model's layout */
   e->in_count = camd_shape_count(&in.shape);
   size_t n_out = camd_shape_count(&out.shape);
   if (out.dtype != CAMD_FLOAT32 || n_out < 1 || n_out > CAMD_EXPLAIN_MAX_CLASSES)
@@ -209,6 +221,8 @@ static int resolve_defaults(camd_explainer *e, camd_error *err) {
                             "model '%s': default_layer '%s' is not a 4-D activation with "
                             "spatial size > 1 (see `camd inspect`)",
                             c->name, c->default_layer);
+    if (camd__explain_layer_layout(e, id, CAMD_LAYOUT_UNKNOWN, NULL, err))
+      return camd_error_prefix(err, "model '%s': default_layer: ", c->name);
     e->default_layer_id = id;
     snprintf(e->default_layer, sizeof(e->default_layer), "%s", c->default_layer);
   } else {
@@ -260,7 +274,14 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
     *slash = 0;
   else
     snprintf(dir, sizeof(dir), ".");
-  rc = camd_onnx_load_buffer(data, len, dir, NULL, &e->model, err);
+  /* What the config says about the image input: its layout, and sizes for free dimensions. */
+  camd_onnx_options lo = {
+      .input_layout = e->cfg.layout,
+      .input_height = e->cfg.height_given ? (int64_t)e->cfg.preprocess.height : 0,
+      .input_width = e->cfg.width_given ? (int64_t)e->cfg.preprocess.width : 0,
+      .input_channels = e->cfg.preprocess.channels,
+  };
+  rc = camd_onnx_load_buffer(data, len, dir, &lo, &e->model, err);
   free(data);
   if (rc) {
     camd_error_prefix(err, "model '%s' ('%s'): ", e->cfg.name, e->cfg.path);
@@ -310,6 +331,32 @@ const char *camd_explainer_default_layer(const camd_explainer *e) {
   return e->default_layer;
 }
 
+int camd__explain_layer_layout(const camd_explainer *e, int id, camd_layout want, camd_layout *out,
+                               camd_error *err) {
+  camd_layout graph = camd_model_value_layout(e->model, id);
+  camd_value_info vi;
+  camd_model_value_info(e->model, id, &vi);
+  if (graph != CAMD_LAYOUT_UNKNOWN && want != CAMD_LAYOUT_UNKNOWN && graph != want)
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "layer '%s' is %s in the model's graph but layer_layout says %s; "
+                          "remove layer_layout (or set \"auto\")",
+                          vi.name, camd_layout_name(graph), camd_layout_name(want));
+  /* The config's layer_layout covers the layers the graph does not decide. */
+  camd_layout l = graph != CAMD_LAYOUT_UNKNOWN  ? graph
+                  : want != CAMD_LAYOUT_UNKNOWN ? want
+                                                : e->cfg.layer_layout;
+  if (l == CAMD_LAYOUT_UNKNOWN) {
+    char shp[96];
+    camd_shape_format(&vi.shape, shp, sizeof(shp));
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "layer '%s' %s: the graph does not tell whether its channels are on "
+                          "axis 1 or axis 3; set layer_layout to \"NCHW\" or \"NHWC\"",
+                          vi.name, shp);
+  }
+  if (out) *out = l;
+  return 0;
+}
+
 int camd__explain_find_label(const camd_explainer *e, const char *text) {
   int found = -1;
   for (int i = 0; i < e->n_labels; i++) {
@@ -349,8 +396,10 @@ char *camd_explainer_info_json(const camd_explainer *e) {
   json_object_set_new(root, "name", json_string(c->name));
   json_object_set_new(root, "sha256", json_string(e->sha256));
   json_object_set_new(root, "camd_version", json_string(CAMD_VERSION));
-  json_object_set_new(root, "input",
-                      json_pack("{s:s, s:o}", "name", in.name, "shape", shape_json(&in.shape)));
+  json_object_set_new(
+      root, "input",
+      json_pack("{s:s, s:o, s:s}", "name", in.name, "shape", shape_json(&in.shape), "layout",
+                camd_layout_name(camd_model_value_layout(e->model, e->input_id))));
   json_t *output =
       json_pack("{s:s, s:o, s:s, s:s}", "name", out.name, "shape", shape_json(&out.shape),
                 "activation", camd__activation_name(e->activation), "activation_source",
@@ -392,7 +441,8 @@ char *camd_explainer_info_json(const camd_explainer *e) {
     if (!camd_model_is_cam_layer(e->model, v)) continue;
     camd_value_info vi;
     if (camd_model_value_info(e->model, v, &vi) || !vi.name || !vi.name[0]) continue;
-    json_t *l = json_pack("{s:s, s:o}", "name", vi.name, "shape", shape_json(&vi.shape));
+    json_t *l = json_pack("{s:s, s:o, s:s}", "name", vi.name, "shape", shape_json(&vi.shape),
+                          "layout", camd_layout_name(camd_model_value_layout(e->model, v)));
     if (vi.producer_op) json_object_set_new(l, "op", json_string(vi.producer_op));
     json_array_append_new(layers, l);
   }

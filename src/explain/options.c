@@ -16,9 +16,9 @@
 #define NOISE_STD_MAX 100.0
 #define SEED_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */
 
-#define OPTION_KEYS                                                                           \
-  "method, layer, target, topk, score, relu, normalize, aug_smooth, eigen_smooth, colormap, " \
-  "alpha, outputs, bbox_threshold, n_samples, noise_std, seed"
+#define OPTION_KEYS                                                                 \
+  "method, layer, layer_layout, target, topk, score, relu, normalize, aug_smooth, " \
+  "eigen_smooth, colormap, alpha, outputs, bbox_threshold, n_samples, noise_std, seed"
 #define OUTPUT_NAMES "overlay, heatmap, mask, raw, bbox (or all, none)"
 #define BOOL_NAMES "true, false, 1, 0, yes, no, on, off"
 
@@ -27,6 +27,7 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
   snprintf(o->method, sizeof(o->method), "%s",
            e ? camd_cam_method_name(e->default_method) : "gradcam");
   if (e) snprintf(o->layer, sizeof(o->layer), "%s", e->default_layer);
+  o->layer_layout = CAMD_LAYOUT_UNKNOWN; /* the graph's, else the config's layer_layout */
   o->n_targets = 0;
   o->target_topk = 1;
   o->topk = 5;
@@ -346,6 +347,15 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     if (e && vlen && camd__explain_check_layer(e, v, &id, err))
       return camd_error_prefix(err, "option layer: ");
     memcpy(o->layer, v, vlen + 1);
+  } else if (!strcmp(key, "layer_layout")) {
+    if (!strcmp(v, "NCHW"))
+      o->layer_layout = CAMD_LAYOUT_NCHW;
+    else if (!strcmp(v, "NHWC"))
+      o->layer_layout = CAMD_LAYOUT_NHWC;
+    else if (!strcmp(v, "auto"))
+      o->layer_layout = CAMD_LAYOUT_UNKNOWN;
+    else
+      return bad(err, key, v, "valid: NCHW, NHWC, auto (the graph's layout)");
   } else if (!strcmp(key, "target")) {
     return set_target(o, e, v, err);
   } else if (!strcmp(key, "topk")) {

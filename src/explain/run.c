@@ -355,6 +355,7 @@ typedef struct run_plan {
   const char *layer;
   camd_cam_score score;
   int score_value; /* value the score is read from: the logits, or output 0 for score=output */
+  camd_layout layer_layout; /* the layer's layout (the graph's or layer_layout) */
   bool minmax;
 } run_plan;
 
@@ -378,6 +379,8 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
                           "(see the model's \"layers\")",
                           e->cfg.name);
   if (camd__explain_check_layer(e, p->layer, &p->layer_id, err))
+    return camd_error_prefix(err, "option layer: ");
+  if (camd__explain_layer_layout(e, p->layer_id, o->layer_layout, &p->layer_layout, err))
     return camd_error_prefix(err, "option layer: ");
   if (o->n_targets < 0 || o->n_targets > CAMD_MAX_TARGETS)
     return camd_error_set(err, CAMD_E_INVALID, "option target: %d targets; the limit is %d",
@@ -469,6 +472,7 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   camd_cam_request_init(&req);
   req.method = p->method;
   req.layer = p->layer_id;
+  req.layer_layout = p->layer_layout;
   req.output = p->score_value;
   req.classes = classes;
   req.n_classes = n_classes;

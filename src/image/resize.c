@@ -291,13 +291,16 @@ int camd_preprocess(const camd_image *img, const camd_preprocess_opts *o, float 
   if (rc) return rc;
 
   size_t ich = (size_t)res.channels;
+  /* NCHW: channel c's plane at c * H * W; NHWC: pixel i's channels at i * C. */
+  size_t nc = (size_t)o->channels, cstep = o->channels_last ? 1 : plane;
+  size_t pstep = o->channels_last ? nc : 1;
   for (int c = 0; c < o->channels; c++) {
     int sc = (o->channels == 1 || ich == 1) ? 0 : (o->bgr ? 2 - c : c);
     float mean = o->mean[c];
-    float *dst = out + (size_t)c * plane;
+    float *dst = out + (size_t)c * cstep;
     for (size_t i = 0; i < plane; i++) {
       float v = (float)res.pixels[i * ich + (size_t)sc] * o->scale;
-      dst[i] = (v - mean) / o->std[c];
+      dst[i * pstep] = (v - mean) / o->std[c];
     }
   }
   camd_image_free(&res);

@@ -134,6 +134,31 @@ static void test_aliases(void) {
   CHECK(c.preprocess.bgr);
   CHECK_EQ_INT(c.activation, CAMD_ACTIVATION_SIGMOID);
   CHECK_NEAR(c.preprocess.scale, 1.0 / 255.0, 1e-9);
+  CHECK_EQ_INT(c.layout, CAMD_LAYOUT_NCHW);
+  CHECK(c.width_given && c.height_given);
+}
+
+/* Layouts and which sizes were given (only given sizes fix a model's free height / width). */
+static void test_layouts(void) {
+  camd_model_config c;
+  camd_error err = {0};
+  CHECK(camd_model_config_from_json_text("{\"name\": \"a\", \"path\": \"m\"}", NULL, &c, &err) ==
+        0);
+  CHECK_EQ_INT(c.layout, CAMD_LAYOUT_UNKNOWN);
+  CHECK_EQ_INT(c.layer_layout, CAMD_LAYOUT_UNKNOWN);
+  CHECK(!c.width_given && !c.height_given);
+  CHECK_MSG(camd_model_config_from_json_text("{\"name\": \"a\", \"path\": \"m\", \"layout\": "
+                                             "\"NHWC\", \"layer_layout\": \"NCHW\", \"width\": 64}",
+                                             NULL, &c, &err) == 0,
+            "%s", err.message);
+  CHECK_EQ_INT(c.layout, CAMD_LAYOUT_NHWC);
+  CHECK_EQ_INT(c.layer_layout, CAMD_LAYOUT_NCHW);
+  CHECK(c.width_given && !c.height_given);
+  CHECK(camd_model_config_from_json_text(
+            "{\"name\": \"a\", \"path\": \"m\", \"layout\": \"auto\", \"input_size\": 32}", NULL,
+            &c, &err) == 0);
+  CHECK_EQ_INT(c.layout, CAMD_LAYOUT_UNKNOWN);
+  CHECK(c.width_given && c.height_given && c.preprocess.height == 32);
 }
 
 static void test_errors(void) {
@@ -210,8 +235,10 @@ static void test_errors(void) {
       "{\"name\": \"a\", \"path\": \"m\", \"activation\": \"none\", "
       "\"output_activation\": \"none\"}",
       CAMD_E_INVALID, "give only one", NULL);
-  expect_error("{\"name\": \"a\", \"path\": \"m\", \"layout\": \"NHWC\"}", CAMD_E_INVALID,
-               "\"NHWC\"", "\"NCHW\"");
+  expect_error("{\"name\": \"a\", \"path\": \"m\", \"layout\": \"NWHC\"}", CAMD_E_INVALID,
+               "\"NWHC\"", "\"NCHW\", \"NHWC\", \"auto\"");
+  expect_error("{\"name\": \"a\", \"path\": \"m\", \"layer_layout\": \"nhwc\"}", CAMD_E_INVALID,
+               "\"layer_layout\"", "\"NHWC\"");
   expect_error("{\"name\": \"a\", \"path\": \"m\", \"crop\": \"random\"}", CAMD_E_INVALID,
                "\"random\"", "\"center\"");
   expect_error("{\"name\": \"a\", \"path\": \"m\", \"interpolation\": \"bicubic\"}", CAMD_E_INVALID,
@@ -251,4 +278,5 @@ static void test_errors(void) {
 }
 
 CAMD_TEST_MAIN(CAMD_TEST(test_defaults), CAMD_TEST(test_minimal_and_paths),
-               CAMD_TEST(test_all_keys), CAMD_TEST(test_aliases), CAMD_TEST(test_errors))
+               CAMD_TEST(test_all_keys), CAMD_TEST(test_aliases), CAMD_TEST(test_layouts),
+               CAMD_TEST(test_errors))

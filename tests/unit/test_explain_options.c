@@ -156,7 +156,7 @@ static void test_simple_keys(void) {
   longv[599] = 0;
   BAD(&o, NULL, "layer", longv, "511 bytes", NULL);
 
-  BAD(&o, NULL, "colour", "jet", "unknown option 'colour'", "method, layer, target");
+  BAD(&o, NULL, "colour", "jet", "unknown option 'colour'", "method, layer, layer_layout, target");
   BAD(&o, NULL, "method", NULL, "method", "needs a value");
   char *huge = malloc(5000);
   memset(huge, '1', 4999);
