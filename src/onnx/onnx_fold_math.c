@@ -441,7 +441,7 @@ int camd__fold_dequantize(camd__fold *f) {
   int64_t axis = 1;
   if ((rc = camd__fold_attr_int(f, "axis", 1, &axis)) < 0) return rc;
   size_t outer = 1, inner = 1, dim = 1;
-  if (sc.count > 1 || sc.shape.ndim > 0) { /* per-axis when the scale is 1-D */
+  if (sc.count > 1) { /* per-axis when the scale has several entries ([1] is per-tensor) */
     if (sc.shape.ndim != 1)
       return camd__fold_err(f, CAMD_E_INVALID, "scale must be a scalar or 1-D");
     if ((rc = camd__fold_axis(f, axis, x.shape.ndim, &axis)) < 0) return rc;

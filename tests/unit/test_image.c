@@ -529,7 +529,35 @@ static void test_preprocess_errors(void) {
   CHECK_NEAR(t[0], (0 - 0.485) / 0.229, 1e-5);
 }
 
+/* channels_last writes the same values in NHWC order (BGR and gray included). */
+static void test_preprocess_nhwc(void) {
+  enum { IW = 7, IH = 5, TW = 6, TH = 4 };
+  unsigned char px[IW * IH * 3];
+  for (int i = 0; i < IW * IH * 3; i++) px[i] = (unsigned char)(i * 37 % 251);
+  camd_image in = {IW, IH, 3, px};
+  for (int variant = 0; variant < 3; variant++) {
+    camd_preprocess_opts o;
+    camd_preprocess_opts_default(&o);
+    o.width = TW;
+    o.height = TH;
+    o.resize_shorter = 5;
+    o.bgr = variant == 1;
+    o.channels = variant == 2 ? 1 : 3;
+    float a[3 * TW * TH], b[3 * TW * TH];
+    camd_error err = {0};
+    CHECK_EQ_INT(camd_preprocess(&in, &o, a, 3 * TW * TH, NULL, &err), 0);
+    o.channels_last = true;
+    CHECK_EQ_INT(camd_preprocess(&in, &o, b, 3 * TW * TH, NULL, &err), 0);
+    int nc = o.channels;
+    for (int c = 0; c < nc; c++)
+      for (int p = 0; p < TW * TH; p++)
+        CHECK_MSG(a[c * TW * TH + p] == b[p * nc + c], "variant %d: channel %d pixel %d", variant,
+                  c, p);
+  }
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_manifest_cases), CAMD_TEST(test_limits),
                CAMD_TEST(test_truncation_sweep), CAMD_TEST(test_png_roundtrip),
                CAMD_TEST(test_sniff_and_media), CAMD_TEST(test_gray_and_blend),
-               CAMD_TEST(test_peak_bbox_hand), CAMD_TEST(test_preprocess_errors))
+               CAMD_TEST(test_peak_bbox_hand), CAMD_TEST(test_preprocess_errors),
+               CAMD_TEST(test_preprocess_nhwc))
