@@ -460,6 +460,10 @@ def main():
                                   numpy_helper.from_array(fwn, "fw"),
                                   i64n([1, 5, 7, 4], "same4")], "nhwc"),
          os.path.join(md, "nhwc.onnx"))
+    # channels-last with a free size: [N, H, W, 3] is NHWC by its trailing 3
+    xnf = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "H", "W", 3])
+    save(make([helper.make_node("Relu", ["x"], ["y"], name="relu")], [xnf], [xnf], [],
+              "nhwc_free"), os.path.join(md, "nhwc_free.onnx"))
     # an input whose layout its shape cannot tell
     xa4 = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "a", "b", "c"])
     save(make([helper.make_node("Relu", ["x"], ["y"], name="relu")], [xa4], [xa4], [],

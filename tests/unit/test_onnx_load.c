@@ -323,6 +323,14 @@ static void test_layouts_and_sizes(void) {
   m = load_opts("nhwc.onnx", &o);
   if (m) CHECK_EQ_INT(camd_model_value_layout(m, camd_model_input(m, 0)), CAMD_LAYOUT_NCHW);
   camd_model_release(m);
+  /* [N, H, W, 3]: channels-last by its trailing 3; the free height and width from the options */
+  o = (camd_onnx_options){.input_height = 4, .input_width = 6};
+  m = load_opts("nhwc_free.onnx", &o);
+  if (m && camd_model_value_info(m, camd_model_input(m, 0), &vi) == 0) {
+    check_shape(&vi.shape, 4, (const int64_t[]){1, 4, 6, 3});
+    CHECK_EQ_INT(camd_model_value_layout(m, camd_model_input(m, 0)), CAMD_LAYOUT_NHWC);
+  }
+  camd_model_release(m);
   /* [N, a, b, c]: the layout is not in the shape; the message names the setting. */
   load_fails("ambiguous.onnx", CAMD_E_INVALID,
              (const char *const[]){"'x'", "[N, a, b, c]", "layout", "NHWC", NULL});
