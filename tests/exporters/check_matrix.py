@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
 import camdtest  # noqa: E402
 
-CAMD, FIX = sys.argv[1], sys.argv[2]
+CAMD, FIX = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 camdtest.CAMD = CAMD
 REF = json.load(open(os.path.join(FIX, "matrix.json")))
 H, W = REF["height"], REF["width"]
@@ -114,16 +114,22 @@ def rel_diff(a, b):
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)
 
 
+WORST = {}  # variant -> [largest score difference, largest map difference] (relative)
+
+
 def compare(what, res, ref):
+    worst = WORST.setdefault(what.split()[0], [0.0, 0.0])
     idx, ridx = [p["index"] for p in res["predictions"]], [p["index"] for p in ref["predictions"]]
     if check(idx == ridx, f"{what}: top-5 {idx} vs {ridx}"):
         s, r = [p["score"] for p in res["predictions"]], [p["score"] for p in ref["predictions"]]
+        worst[0] = max(worst[0], rel_diff(s, r))
         check(rel_diff(s, r) <= SCORE_TOL,
               f"{what}: scores {s[:2]} vs {r[:2]} (rel {rel_diff(s, r):.2g})")
     check(len(res["explanations"]) == len(ref["explanations"]), f"{what}: explanation count")
     for k, ((w, h, m), (rw, rh, rm)) in enumerate(zip(maps(res), maps(ref))):
         if check((w, h) == (rw, rh), f"{what}: map {k} is {w}x{h}, expected {rw}x{rh}"):
             d = rel_diff(m, rm)
+            worst[1] = max(worst[1], d)
             check(d <= MAP_TOL, f"{what}: map {k} differs by {d:.3g} of its largest value")
 
 
@@ -254,6 +260,8 @@ def main():
                 "reshaped": "unknown"}.get(v, "NCHW")
         check(layers.get(info["deep"]) == want,
               f"inspect {v}: deep layer {info['deep']} is {layers.get(info['deep'])}, want {want}")
+    for v, (ds, dm) in sorted(WORST.items()):
+        print(f"  {v:16s} largest difference: scores {ds:.2g}, maps {dm:.2g}")
     print(f"{REF['model']}: {len(results)} answers compared, {len(FAILURES)} failures")
     sys.exit(1 if FAILURES else 0)
 

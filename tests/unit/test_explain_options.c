@@ -156,6 +156,16 @@ static void test_simple_keys(void) {
   longv[599] = 0;
   BAD(&o, NULL, "layer", longv, "511 bytes", NULL);
 
+  CHECK_EQ_INT(o.layer_layout, CAMD_LAYOUT_UNKNOWN);
+  OK(&o, NULL, "layer_layout", "NHWC");
+  CHECK_EQ_INT(o.layer_layout, CAMD_LAYOUT_NHWC);
+  OK(&o, NULL, "layer_layout", "NCHW");
+  CHECK_EQ_INT(o.layer_layout, CAMD_LAYOUT_NCHW);
+  BAD(&o, NULL, "layer_layout", "nhwc", "layer_layout", "NCHW, NHWC, auto");
+  CHECK_EQ_INT(o.layer_layout, CAMD_LAYOUT_NCHW);
+  OK(&o, NULL, "layer_layout", "auto");
+  CHECK_EQ_INT(o.layer_layout, CAMD_LAYOUT_UNKNOWN);
+
   BAD(&o, NULL, "colour", "jet", "unknown option 'colour'", "method, layer, layer_layout, target");
   BAD(&o, NULL, "method", NULL, "method", "needs a value");
   char *huge = malloc(5000);
