@@ -31,9 +31,9 @@ struct camd_explainer {
   camd_score_activation graph_activation;
   int logit_id;
   camd_output_activation activation; /* resolved: SOFTMAX, SIGMOID or NONE */
-  size_t in_count;         /* per-sample floats of input 0 */
-  int n_outputs;           /* per-sample count of output 0 */
-  int default_layer_id;    /* -1 when the model has no CAM layer */
+  size_t in_count;                   /* per-sample floats of input 0 */
+  int n_outputs;                     /* per-sample count of output 0 */
+  int default_layer_id;              /* -1 when the model has no CAM layer */
   char default_layer[CAMD_LAYER_NAME_MAX];
   camd_cam_method default_method;
 };
