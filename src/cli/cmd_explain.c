@@ -1,5 +1,6 @@
 /* `camd explain`: explain one image from the command line (thin front end over explain/). */
 #include <jansson.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,49 +403,46 @@ static int write_file(const char *path, const void *data, size_t len) {
   return 0;
 }
 
-static void print_summary(const char *json_text) {
-  json_t *r = json_loads(json_text, 0, NULL);
-  if (!r) return;
-  json_t *img = json_object_get(r, "image");
-  printf("model %s  image %lldx%lld\n",
-         json_string_value(json_object_get(json_object_get(r, "model"), "name")),
-         (long long)json_integer_value(json_object_get(img, "width")),
-         (long long)json_integer_value(json_object_get(img, "height")));
-  size_t i;
-  json_t *p;
+static void print_summary(const camd_explain_result *r) {
+  const camd_explain_item *it = &r->items[0];
+  printf("model %s  image %zux%zu\n", camd_explainer_config(r->explainer)->name, it->width,
+         it->height);
   printf("predictions:\n");
-  json_array_foreach(json_object_get(r, "predictions"), i, p) {
-    json_t *prob = json_object_get(p, "probability");
-    printf("  %2zu. %5lld  %-30s score %10.4f", i + 1,
-           (long long)json_integer_value(json_object_get(p, "index")),
-           json_string_value(json_object_get(p, "label")),
-           json_number_value(json_object_get(p, "score")));
-    if (json_is_number(prob)) printf("  p %.4f", json_number_value(prob));
+  for (int i = 0; i < it->n_predictions; i++) {
+    const camd_explain_class *p = &it->predictions[i];
+    printf("  %2d. %5d  %-30s score %10.4f", i + 1, p->index, p->label, (double)p->score);
+    if (isfinite(p->probability)) printf("  p %.4f", p->probability);
     printf("\n");
   }
-  json_t *exps = json_object_get(r, "explanations");
-  if (json_array_size(exps)) {
-    printf("explanations (%s, layer %s):\n", json_string_value(json_object_get(r, "method")),
-           json_string_value(json_object_get(r, "layer")));
-    json_array_foreach(exps, i, p) {
-      printf("  %5lld  %-30s", (long long)json_integer_value(json_object_get(p, "index")),
-             json_string_value(json_object_get(p, "label")));
-      json_t *pk = json_object_get(p, "peak"), *bb = json_object_get(p, "bbox");
-      if (json_is_object(pk))
-        printf("  peak (%lld, %lld)", (long long)json_integer_value(json_object_get(pk, "x")),
-               (long long)json_integer_value(json_object_get(pk, "y")));
-      if (json_is_object(bb))
-        printf("  bbox [%lld, %lld, %lld, %lld]",
-               (long long)json_integer_value(json_object_get(bb, "x0")),
-               (long long)json_integer_value(json_object_get(bb, "y0")),
-               (long long)json_integer_value(json_object_get(bb, "x1")),
-               (long long)json_integer_value(json_object_get(bb, "y1")));
+  if (it->n_maps) {
+    printf("explanations (%s, layer %s):\n", camd_cam_method_name(r->options.method), r->layer);
+    for (int i = 0; i < it->n_maps; i++) {
+      const camd_explain_map *m = &it->maps[i];
+      printf("  %5d  %-30s", m->target.index, m->target.label);
+      if ((r->options.outputs & CAMD_OUT_BBOX) && m->has_peak)
+        printf("  peak (%zu, %zu)", m->peak_x, m->peak_y);
+      if ((r->options.outputs & CAMD_OUT_BBOX) && m->bbox.found)
+        printf("  bbox [%zu, %zu, %zu, %zu]", m->bbox.x0, m->bbox.y0, m->bbox.x1, m->bbox.y1);
       printf("\n");
     }
   }
-  printf("total %.1f ms\n",
-         json_number_value(json_object_get(json_object_get(r, "timings_ms"), "total")));
-  json_decref(r);
+  printf("total %.1f ms\n", r->timings.total_ms);
+}
+
+/* Writes the result's JSON (one image: one object) to path. */
+static int write_json(const char *path, const camd_explain_result *r) {
+  json_t *j = camd_explain_item_json(r, 0, 0);
+  size_t len = 0;
+  char *text = camd_explain_json_text(j, &len);
+  json_decref(j);
+  if (!text) {
+    fprintf(stderr, "camd explain: out of memory writing the JSON result\n");
+    return 1;
+  }
+  int rc = write_file(path, text, len);
+  free(text);
+  if (!rc && !strcmp(path, "-")) putchar('\n');
+  return rc;
 }
 
 int camd_cli_explain(int argc, char **argv) {
@@ -496,8 +494,7 @@ int camd_cli_explain(int argc, char **argv) {
   if (outputs_given || a.out) o.outputs = outputs;
 
   /* Methods with extra forwards (Score-CAM, Ablation-CAM, noise) batch them by 8. */
-  camd_cam_method m = CAMD_CAM_GRADCAM;
-  camd_cam_method_parse(o.method, &m, NULL);
+  camd_cam_method m = o.method;
   bool extra = !a.predict && m != CAMD_CAM_CAM && m != CAMD_CAM_EIGENCAM &&
                (!camd_cam_method_needs_gradient(m) || m == CAMD_CAM_SMOOTHGRADCAMPP);
   if (camd_explain_ctx_create(extra ? 8 : 1, &ctx, &err)) {
@@ -513,18 +510,19 @@ int camd_cli_explain(int argc, char **argv) {
     goto done;
   }
   if (a.out) {
-    if (!res.png) {
+    const camd_explain_item *it = &res.items[0];
+    const camd_explain_blob *png = it->n_maps ? &it->maps[0].overlay : NULL;
+    if (!png || !png->data) {
       fprintf(stderr, "camd explain: no overlay was produced\n");
       rc = 1;
       goto done;
     }
-    if ((rc = write_file(a.out, res.png, res.png_len))) goto done;
+    if ((rc = write_file(a.out, png->data, png->len))) goto done;
   }
   if (a.json) {
-    if ((rc = write_file(a.json, res.json, res.json_len))) goto done;
-    if (!strcmp(a.json, "-")) putchar('\n');
+    if ((rc = write_json(a.json, &res))) goto done;
   } else {
-    print_summary(res.json);
+    print_summary(&res);
     if (a.out) printf("overlay written to %s\n", a.out);
   }
   rc = 0;

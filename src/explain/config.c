@@ -24,6 +24,10 @@ const char *camd__resize_name(camd_resize_mode m) {
   return m == CAMD_RESIZE_STRETCH ? "stretch" : "shorter";
 }
 
+const char *camd__channel_order_name(const camd_preprocess_opts *pp) {
+  return pp->channels == 1 ? "L" : pp->bgr ? "BGR" : "RGB";
+}
+
 const char *camd__activation_name(camd_output_activation a) {
   switch (a) {
     case CAMD_ACTIVATION_SOFTMAX:

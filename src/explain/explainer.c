@@ -372,10 +372,7 @@ char *camd_explainer_info_json(const camd_explainer *e) {
   json_object_set_new(pre, "width", json_integer((json_int_t)pp->width));
   json_object_set_new(pre, "height", json_integer((json_int_t)pp->height));
   json_object_set_new(pre, "channels", json_integer(pp->channels));
-  json_object_set_new(pre, "channel_order",
-                      json_string(pp->channels == 1 ? "L"
-                                  : pp->bgr         ? "BGR"
-                                                    : "RGB"));
+  json_object_set_new(pre, "channel_order", json_string(camd__channel_order_name(pp)));
   json_object_set_new(pre, "scale", camd__json_float(pp->scale));
   json_object_set_new(pre, "mean", triple_json(pp->mean, pp->channels));
   json_object_set_new(pre, "std", triple_json(pp->std, pp->channels));
@@ -411,8 +408,10 @@ char *camd_explainer_info_json(const camd_explainer *e) {
   for (int i = CAMD_COLORMAP_JET; i <= CAMD_COLORMAP_GRAY; i++)
     json_array_append_new(cmaps, json_string(camd_colormap_name((camd_colormap)i)));
   json_object_set_new(root, "colormaps", cmaps);
-  json_object_set_new(root, "outputs",
-                      json_pack("[sssss]", "overlay", "heatmap", "mask", "raw", "bbox"));
+  json_t *outputs = json_array();
+  for (int i = 0; i < CAMD_OUT_COUNT; i++)
+    json_array_append_new(outputs, json_string(camd_explain_output_name(i)));
+  json_object_set_new(root, "outputs", outputs);
   char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
   json_decref(root);
   return text;

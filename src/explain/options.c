@@ -22,18 +22,48 @@
 #define OUTPUT_NAMES "overlay, heatmap, mask, raw, bbox (or all, none)"
 #define BOOL_NAMES "true, false, 1, 0, yes, no, on, off"
 
+static const char *const output_names[] = {
+#define OUT_NAME(e, name) name,
+    CAMD_EXPLAIN_OUTPUTS(OUT_NAME)
+#undef OUT_NAME
+};
+_Static_assert(sizeof(output_names) / sizeof(output_names[0]) == CAMD_OUT_COUNT,
+               "one name per CAMD_OUT_* bit");
+_Static_assert(CAMD_OUT_ALL == (CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP | CAMD_OUT_MASK | CAMD_OUT_RAW |
+                                CAMD_OUT_BBOX),
+               "CAMD_OUT_ALL covers every output");
+static const char *const score_names[CAMD_EXPLAIN_SCORE_COUNT] = {"logit", "softmax", "sigmoid",
+                                                                  "output"};
+static const char *const normalize_names[CAMD_NORMALIZE_COUNT] = {"minmax", "none"};
+
+const char *camd_explain_output_name(int i) {
+  return i >= 0 && i < CAMD_OUT_COUNT ? output_names[i] : NULL;
+}
+const char *camd_explain_score_name(camd_explain_score s) {
+  return (unsigned)s < CAMD_EXPLAIN_SCORE_COUNT ? score_names[s] : NULL;
+}
+const char *camd_explain_normalize_name(camd_explain_normalize n) {
+  return (unsigned)n < CAMD_NORMALIZE_COUNT ? normalize_names[n] : NULL;
+}
+
+/* Index of name in names[n] (exact), -1 when absent. */
+static int find_name(const char *const *names, int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(names[i], name)) return i;
+  return -1;
+}
+
 void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e) {
   memset(o, 0, sizeof(*o));
-  snprintf(o->method, sizeof(o->method), "%s",
-           e ? camd_cam_method_name(e->default_method) : "gradcam");
+  o->method = e ? e->default_method : CAMD_CAM_GRADCAM;
   if (e) snprintf(o->layer, sizeof(o->layer), "%s", e->default_layer);
   o->n_targets = 0;
   o->target_topk = 1;
   o->topk = 5;
   if (e && e->n_labels < o->topk) o->topk = e->n_labels;
-  snprintf(o->score, sizeof(o->score), "logit");
+  o->score = CAMD_EXPLAIN_SCORE_LOGIT;
   o->relu = true;
-  snprintf(o->normalize, sizeof(o->normalize), "minmax");
+  o->normalize = CAMD_NORMALIZE_MINMAX;
   o->aug_smooth = false;
   o->eigen_smooth = false;
   o->colormap = CAMD_COLORMAP_JET;
@@ -43,6 +73,19 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
   o->n_samples = 16;
   o->noise_std = 0.2f;
   o->seed = 0;
+}
+
+bool camd_explain_options_equal(const camd_explain_options *a, const camd_explain_options *b) {
+  if (a->method != b->method || strcmp(a->layer, b->layer) || a->n_targets != b->n_targets ||
+      a->target_topk != b->target_topk || a->topk != b->topk || a->score != b->score ||
+      a->relu != b->relu || a->normalize != b->normalize || a->aug_smooth != b->aug_smooth ||
+      a->eigen_smooth != b->eigen_smooth || a->colormap != b->colormap || a->alpha != b->alpha ||
+      a->outputs != b->outputs || a->bbox_threshold != b->bbox_threshold ||
+      a->n_samples != b->n_samples || a->noise_std != b->noise_std || a->seed != b->seed)
+    return false;
+  for (int i = 0; i < a->n_targets && i < CAMD_MAX_TARGETS; i++)
+    if (a->targets[i] != b->targets[i]) return false;
+  return true;
 }
 
 /* [+-]?[0-9]+ */
@@ -280,16 +323,6 @@ static int set_target(camd_explain_options *o, const camd_explainer *e, const ch
 }
 
 static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) {
-  static const struct {
-    const char *name;
-    unsigned bit;
-  } names[] = {{"overlay", CAMD_OUT_OVERLAY},
-               {"heatmap", CAMD_OUT_HEATMAP},
-               {"mask", CAMD_OUT_MASK},
-               {"raw", CAMD_OUT_RAW},
-               {"bbox", CAMD_OUT_BBOX},
-               {"all", 0x1F},
-               {"none", 0}};
   unsigned bits = 0;
   const char *s = v;
   for (;;) {
@@ -298,15 +331,17 @@ static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) 
     char item[32];
     if (!trimmed(s, len, item, sizeof(item)) || !item[0])
       return bad(err, "outputs", v, "valid items (comma-separated): " OUTPUT_NAMES);
-    size_t k = 0;
-    for (; k < sizeof(names) / sizeof(names[0]); k++)
-      if (!strcasecmp(item, names[k].name)) break;
-    if (k == sizeof(names) / sizeof(names[0])) {
+    int k = 0;
+    while (k < CAMD_OUT_COUNT && strcasecmp(item, output_names[k])) k++;
+    if (k < CAMD_OUT_COUNT) {
+      bits |= 1u << k;
+    } else if (!strcasecmp(item, "all")) {
+      bits |= CAMD_OUT_ALL;
+    } else if (strcasecmp(item, "none")) {
       char msg[128];
       snprintf(msg, sizeof(msg), "unknown output '%s'; valid: " OUTPUT_NAMES, item);
       return bad(err, "outputs", v, msg);
     }
-    bits |= names[k].bit;
     if (!comma) break;
     s = comma + 1;
   }
@@ -339,7 +374,7 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     camd_cam_method m;
     if (camd_cam_method_parse(v, &m, err))
       return camd_error_prefix(err, "option method='%.100s': ", v);
-    snprintf(o->method, sizeof(o->method), "%s", camd_cam_method_name(m));
+    o->method = m;
   } else if (!strcmp(key, "layer")) {
     if (vlen >= sizeof(o->layer)) return bad(err, key, v, "layer names are at most 511 bytes");
     int id;
@@ -358,15 +393,16 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     }
     o->topk = (int)n;
   } else if (!strcmp(key, "score")) {
-    if (strcmp(v, "logit") && strcmp(v, "softmax") && strcmp(v, "sigmoid") && strcmp(v, "output"))
-      return bad(err, key, v, "valid: logit, softmax, sigmoid, output");
-    snprintf(o->score, sizeof(o->score), "%.15s", v);
+    int i = find_name(score_names, CAMD_EXPLAIN_SCORE_COUNT, v);
+    if (i < 0) return bad(err, key, v, "valid: logit, softmax, sigmoid, output");
+    o->score = (camd_explain_score)i;
   } else if (!strcmp(key, "relu")) {
     if (parse_bool(v, &b)) return bad(err, key, v, "valid: " BOOL_NAMES);
     o->relu = b;
   } else if (!strcmp(key, "normalize")) {
-    if (strcmp(v, "minmax") && strcmp(v, "none")) return bad(err, key, v, "valid: minmax, none");
-    snprintf(o->normalize, sizeof(o->normalize), "%.15s", v);
+    int i = find_name(normalize_names, CAMD_NORMALIZE_COUNT, v);
+    if (i < 0) return bad(err, key, v, "valid: minmax, none");
+    o->normalize = (camd_explain_normalize)i;
   } else if (!strcmp(key, "aug_smooth")) {
     if (parse_bool(v, &b)) return bad(err, key, v, "valid: " BOOL_NAMES);
     o->aug_smooth = b;

@@ -669,8 +669,10 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                             json_string(camd__http_srv.cfg->models[r->model_index].name));
       }
       if (r->submitted) {
-        json_object_set_new(line, "method_cam",
-                            json_string(r->job.predict_only ? "predict" : r->job.opts.method));
+        json_object_set_new(
+            line, "method_cam",
+            json_string(r->job.predict_only ? "predict"
+                                            : camd_cam_method_name(r->job.opts.method)));
         json_object_set_new(line, "queue_ms", json_real(r->job.queue_ms));
         json_object_set_new(line, "run_ms", json_real(r->job.run_ms));
         json_object_set_new(line, "batch", json_integer(r->job.batch_size));

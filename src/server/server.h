@@ -26,6 +26,7 @@
 #define CAMD_SERVER_MAX_KEYS 64
 #define CAMD_SERVER_MAX_ORIGINS 32
 
+typedef struct camd_server_config camd_server_config;
 struct camd_server_config {
   char listen[256];     /* IPv4/IPv6 literal address to bind */
   long port;            /* 0 = any free port (logged at start) */
@@ -85,16 +86,15 @@ const char *camd__route_name(camd__route r);
 int camd__metrics_init(const char *const *model_names, int n_models, camd_error *err);
 void camd__metrics_free(void);
 void camd__metrics_request(camd__route route, int http_status);
-/* A finished explain/predict run: total seconds by model and method, and stage timings. */
-void camd__metrics_run(int model_index, const char *method, double seconds, const double *stage_ms,
-                       int batch_size);
+/* A request answered from an explain/predict run: run seconds by model and method, and the run's
+ * stage timings (t may be NULL). */
+void camd__metrics_run(int model_index, const char *method, double seconds,
+                       const camd_explain_timings *t);
+/* One engine run of `images` images (dynamic batching: several requests may share it). */
+void camd__metrics_batch(int images);
 void camd__metrics_inflight(int delta);
 /* Prometheus text exposition; malloc'd. */
 char *camd__metrics_render(size_t *len);
-
-/* Stage names of timings_ms, in the order camd__metrics_run takes them. */
-#define CAMD_STAGE_COUNT 6
-extern const char *const camd__stage_names[CAMD_STAGE_COUNT];
 
 /* ---- job pool (pool.c) ---- */
 typedef struct camd__job camd__job;
@@ -102,7 +102,7 @@ struct camd__job {
   /* set by the submitter */
   camd_explainer *explainer; /* borrowed (models live as long as the pool) */
   int model_index;
-  camd_explain_options opts; /* memset 0 before init so jobs compare with memcmp */
+  camd_explain_options opts; /* jobs batch together when camd_explain_options_equal */
   bool predict_only;
   bool want_png;
   camd_explain_input *inputs; /* n_inputs images, borrowed from the request */
@@ -133,8 +133,6 @@ int camd__pool_queue_depth(void);
 /* Waits until queue and workers are idle or deadline_ns (camd_now_ns clock); then fails every
  * job still queued with 503 and stops the workers (after their current batch). */
 void camd__pool_drain_and_stop(uint64_t deadline_ns);
-/* Fills job with an error answer (JSON {"error": ...}). */
-void camd__job_set_error(camd__job *job, int http_status, const char *code, const char *msg);
 
 /* Builds the error body {"error": {"status", "code", "message"}, "request_id"} (malloc'd). */
 char *camd__error_json(int http_status, const char *code, const char *message,
