@@ -262,8 +262,8 @@ static int parse_entry(cfg_parse *p, json_t *obj) {
     } else if (!strcmp(key, "default_method")) {
       camd_cam_method m;
       if ((rc = get_string(p, key, v, c->default_method, sizeof(c->default_method)))) return rc;
-      if (camd_cam_method_parse(c->default_method, &m, p->err))
-        return camd_error_prefix(p->err, "%s: \"default_method\": ", p->who);
+      if ((rc = camd_cam_method_parse(c->default_method, &m, p->err)))
+        return camd_error_prefix(p->err, rc, "%s: \"default_method\": ", p->who);
     } else if (!strcmp(key, "activation") || !strcmp(key, "output_activation")) {
       static const char *const acts[] = {"softmax", "sigmoid", "none", "auto"};
       int m;

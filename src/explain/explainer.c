@@ -70,7 +70,7 @@ static int load_labels(camd_explainer *e, const char *output_name, camd_error *e
   unsigned char *data = NULL;
   size_t len = 0;
   int rc = camd_read_file(path, CAMD_LABELS_MAX_BYTES, &data, &len, err);
-  if (rc) return camd_error_prefix(err, "model '%s': labels: ", e->cfg.name);
+  if (rc) return camd_error_prefix(err, rc, "model '%s': labels: ", e->cfg.name);
   size_t start = 0;
   if (len >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF) start = 3; /* BOM */
   /* Count lines: a final newline does not start another line. */
@@ -201,9 +201,8 @@ static int resolve_defaults(camd_explainer *e, camd_error *err) {
   const camd_model_config *c = &e->cfg;
   e->default_layer_id = -1;
   if (c->default_layer[0]) {
-    int id;
-    if (camd_model_check_target(e->model, c->default_layer, &id, err))
-      return camd_error_prefix(err, "model '%s': default_layer: ", c->name);
+    int id, rc = camd_model_check_target(e->model, c->default_layer, &id, err);
+    if (rc) return camd_error_prefix(err, rc, "model '%s': default_layer: ", c->name);
     if (!camd_model_is_cam_layer(e->model, id))
       return camd_error_set(err, CAMD_E_INVALID,
                             "model '%s': default_layer '%s' is not a 4-D activation with "
@@ -219,9 +218,9 @@ static int resolve_defaults(camd_explainer *e, camd_error *err) {
       snprintf(e->default_layer, sizeof(e->default_layer), "%s", vi.name);
     }
   }
-  if (camd_cam_method_parse(c->default_method[0] ? c->default_method : "gradcam",
-                            &e->default_method, err))
-    return camd_error_prefix(err, "model '%s': default_method: ", c->name);
+  int rc = camd_cam_method_parse(c->default_method[0] ? c->default_method : "gradcam",
+                                 &e->default_method, err);
+  if (rc) return camd_error_prefix(err, rc, "model '%s': default_method: ", c->name);
   return 0;
 }
 
@@ -247,7 +246,7 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
   size_t len = 0;
   int rc = camd_read_file(e->cfg.path, CAMD_ONNX_DEFAULT_MAX_FILE_BYTES, &data, &len, err);
   if (rc) {
-    camd_error_prefix(err, "model '%s': ", e->cfg.name);
+    camd_error_prefix(err, rc, "model '%s': ", e->cfg.name);
     goto fail;
   }
   camd_sha256_hex(data, len, e->sha256);
@@ -263,7 +262,7 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
   rc = camd_onnx_load_buffer(data, len, dir, NULL, &e->model, err);
   free(data);
   if (rc) {
-    camd_error_prefix(err, "model '%s' ('%s'): ", e->cfg.name, e->cfg.path);
+    camd_error_prefix(err, rc, "model '%s' ('%s'): ", e->cfg.name, e->cfg.path);
     goto fail;
   }
   if ((rc = check_model(e, err)) || (rc = resolve_defaults(e, err))) goto fail;

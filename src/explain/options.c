@@ -372,14 +372,13 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
   bool b;
   if (!strcmp(key, "method")) {
     camd_cam_method m;
-    if (camd_cam_method_parse(v, &m, err))
-      return camd_error_prefix(err, "option method='%.100s': ", v);
+    int rc = camd_cam_method_parse(v, &m, err);
+    if (rc) return camd_error_prefix(err, rc, "option method='%.100s': ", v);
     o->method = m;
   } else if (!strcmp(key, "layer")) {
     if (vlen >= sizeof(o->layer)) return bad(err, key, v, "layer names are at most 511 bytes");
-    int id;
-    if (e && vlen && camd__explain_check_layer(e, v, &id, err))
-      return camd_error_prefix(err, "option layer: ");
+    int id, rc = e && vlen ? camd__explain_check_layer(e, v, &id, err) : 0;
+    if (rc) return camd_error_prefix(err, rc, "option layer: ");
     memcpy(o->layer, v, vlen + 1);
   } else if (!strcmp(key, "target")) {
     return set_target(o, e, v, err);
@@ -411,8 +410,8 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     o->eigen_smooth = b;
   } else if (!strcmp(key, "colormap")) {
     camd_colormap c;
-    if (camd_colormap_parse(v, &c, err))
-      return camd_error_prefix(err, "option colormap='%.100s': ", v);
+    int rc = camd_colormap_parse(v, &c, err);
+    if (rc) return camd_error_prefix(err, rc, "option colormap='%.100s': ", v);
     o->colormap = c;
   } else if (!strcmp(key, "alpha")) {
     return set_unit_float(key, v, &o->alpha, err);

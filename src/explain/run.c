@@ -131,7 +131,7 @@ static int get_session(camd_explain_ctx *ctx, camd_explainer *e, camd_session **
   }
   camd_session *s = NULL;
   int rc = camd_session_create(e->model, ctx->max_batch, &s, err);
-  if (rc) return camd_error_prefix(err, "model '%s': ", e->cfg.name);
+  if (rc) return camd_error_prefix(err, rc, "model '%s': ", e->cfg.name);
   free_slot->e = camd_explainer_retain(e);
   free_slot->s = s;
   free_slot->used = ctx->clock;
@@ -312,9 +312,9 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
                           "model '%s' has no layer camd can use by default; give option layer "
                           "(see the model's \"layers\")",
                           e->cfg.name);
-  if (camd__explain_check_layer(e, p->layer, &p->layer_id, err))
-    return camd_error_prefix(err, "option layer: ");
-  int rc = plan_targets(e, o, err);
+  int rc = camd__explain_check_layer(e, p->layer, &p->layer_id, err);
+  if (rc) return camd_error_prefix(err, rc, "option layer: ");
+  rc = plan_targets(e, o, err);
   if (rc) return rc;
   switch (o->score) {
     case CAMD_EXPLAIN_SCORE_OUTPUT: /* output 0 as it is (the logits for most models) */
@@ -491,7 +491,7 @@ static int decode_one(camd_explain_ctx *ctx, const camd_explainer *e, const camd
                        e->in_count, &item->crop, &ie);
   tm->ms[CAMD_STAGE_PREPROCESS] += ms_since(t);
   if (rc) {
-    camd_error_prefix(&ie, "preprocessing: ");
+    camd_error_prefix(&ie, rc, "preprocessing: ");
     item_fail(item, rc, &ie);
   }
   return rc;

@@ -682,6 +682,6 @@ int camd_onnx_load(const char *path, const camd_onnx_options *opts, camd_model *
   if (rc == 0) rc = load_buffer(data, len, dirname(dir_copy), path, opts, out, err);
   free(data);
   free(dir_copy);
-  if (rc < 0 && err) camd_error_prefix(err, "loading '%s': ", path);
+  if (rc < 0) camd_error_prefix(err, rc, "loading '%s': ", path);
   return rc;
 }

@@ -206,7 +206,7 @@ static int set_models_json(camd_server_config *c, json_t *arr, const char *base_
     camd_model_config_init(mc);
     int rc = camd_model_config_from_json_text(text, base_dir, mc, err);
     free(text);
-    if (rc) return camd_error_prefix(err, "%s: models[%zu]: ", src, i);
+    if (rc) return camd_error_prefix(err, rc, "%s: models[%zu]: ", src, i);
     for (int j = 0; j < c->n_models; j++) {
       if (!strcmp(c->models[j].name, mc->name)) {
         return camd_error_set(err, CAMD_E_INVALID, "%s: models[%zu]: duplicate model name '%s'",
@@ -350,7 +350,7 @@ static int load_keys_file(camd_server_config *c, camd_error *err) {
   unsigned char *data = NULL;
   size_t len = 0;
   int rc = camd_read_file(c->api_keys_file, 1 << 20, &data, &len, err);
-  if (rc) return camd_error_prefix(err, "api_keys_file: ");
+  if (rc) return camd_error_prefix(err, rc, "api_keys_file: ");
   const key_desc *k = find_key("api_keys", 8);
   const char *p = (const char *)data, *end = p + len;
   while (p < end && !rc) {

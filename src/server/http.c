@@ -45,10 +45,9 @@ static bool ieq_prefix(const char *s, const char *prefix) {
   return s && strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
-void camd__http_record(req *r, int http, const char *code, const char *fmt, ...) {
-  if (r->err_http) return; /* the first error wins */
-  r->err_http = http;
-  snprintf(r->err_code, sizeof(r->err_code), "%s", code);
+void camd__http_record(req *r, int status, const char *fmt, ...) {
+  if (r->err_status) return; /* the first error wins */
+  r->err_status = status;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(r->err_msg, sizeof(r->err_msg), fmt, ap);
@@ -57,8 +56,7 @@ void camd__http_record(req *r, int http, const char *code, const char *fmt, ...)
 
 void camd__http_record_camd(req *r, const camd_error *e, int fallback) {
   int st = e->status ? e->status : fallback;
-  camd__http_record(r, camd_status_http(st), camd_status_code(st), "%s",
-                    e->message[0] ? e->message : camd_status_message(st));
+  camd__http_record(r, st, "%s", e->message[0] ? e->message : camd_status_message(st));
 }
 
 int camd__http_find_model(const char *name, size_t len) {
@@ -178,11 +176,12 @@ static enum MHD_Result respond_json(req *r, int status, json_t *obj) {
   return respond_json_text(r, status, text);
 }
 
-static enum MHD_Result respond_error(req *r, int status, const char *code, const char *msg) {
+/* The error answer of a camd status (its HTTP status and code come from the status table). */
+static enum MHD_Result respond_error(req *r, int status, const char *msg) {
   size_t len = 0;
-  char *text = camd__error_json(status, code, msg, r->request_id, &len);
+  char *text = camd__error_json(status, msg, r->request_id, &len);
   if (!text) return MHD_NO;
-  return respond(r, status, "application/json", text, len, MHD_RESPMEM_MUST_FREE);
+  return respond(r, camd_status_http(status), "application/json", text, len, MHD_RESPMEM_MUST_FREE);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -228,12 +227,12 @@ static const char *route(req *r, const char *url) {
       r->route = CAMD_ROUTE_PREDICT;
       r->predict_only = true;
     } else {
-      camd__http_record(r, 404, "not_found",
+      camd__http_record(r, CAMD_E_NOT_FOUND,
                         "no route for '%.200s'; see GET /v1/models for the API", url);
       return NULL;
     }
     if (m < 0) {
-      camd__http_record(r, 404, "model_not_found",
+      camd__http_record(r, CAMD_E_MODEL_NOT_FOUND,
                         "unknown model '%.*s'; GET /v1/models lists the models",
                         (int)(n > 128 ? 128 : n), name);
       return r->route == CAMD_ROUTE_MODEL ? GET_ALLOW : POST_ALLOW;
@@ -249,7 +248,7 @@ static const char *route(req *r, const char *url) {
       return GET_ALLOW;
     }
   }
-  camd__http_record(r, 404, "not_found", "no route for '%.200s'; see GET /v1/models for the API",
+  camd__http_record(r, CAMD_E_NOT_FOUND, "no route for '%.200s'; see GET /v1/models for the API",
                     url);
   return NULL;
 }
@@ -299,19 +298,19 @@ static void first_call(req *r, struct MHD_Connection *conn, const char *url, con
   const char *allow = route(r, url);
   r->allow = allow;
   bool is_options = !strcmp(method, "OPTIONS");
-  if (r->err_http) return;
+  if (r->err_status) return;
   bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
   r->is_post = !strcmp(method, "POST");
   if (is_options) return; /* answered in the final call */
   if ((allow == GET_ALLOW && !is_get) || (allow == POST_ALLOW && !r->is_post)) {
-    camd__http_record(r, 405, "method_not_allowed", "%s is not allowed on %.200s; allowed: %s",
-                      method, url, allow);
+    camd__http_record(r, CAMD_E_METHOD, "%s is not allowed on %.200s; allowed: %s", method, url,
+                      allow);
     return;
   }
   bool protected = r->route != CAMD_ROUTE_HEALTH && r->route != CAMD_ROUTE_READY &&
                    r->route != CAMD_ROUTE_STATIC;
   if (protected && !authorized(conn)) {
-    camd__http_record(r, 401, "unauthorized",
+    camd__http_record(r, CAMD_E_UNAUTHORIZED,
                       "a valid API key is required: send 'Authorization: Bearer <key>'");
     return;
   }
@@ -323,7 +322,7 @@ static void first_call(req *r, struct MHD_Connection *conn, const char *url, con
       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
   bool chunked = te && strcasestr(te, "chunked");
   if (!cl && !chunked) {
-    camd__http_record(r, 411, "length_required",
+    camd__http_record(r, CAMD_E_LENGTH_REQUIRED,
                       "POST needs a Content-Length header or chunked Transfer-Encoding");
     return;
   }
@@ -332,7 +331,7 @@ static void first_call(req *r, struct MHD_Connection *conn, const char *url, con
     errno = 0;
     unsigned long long n = strtoull(cl, &end, 10);
     if (!errno && *end == 0 && n > (unsigned long long)camd__http_srv.cfg->max_body_bytes) {
-      camd__http_record(r, 413, "payload_too_large",
+      camd__http_record(r, CAMD_E_LIMIT,
                         "request body of %llu bytes exceeds the limit max_body_bytes = %ld", n,
                         camd__http_srv.cfg->max_body_bytes);
       return;
@@ -341,12 +340,12 @@ static void first_call(req *r, struct MHD_Connection *conn, const char *url, con
   bool png = false;
   if (!negotiate(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
                  &png)) {
-    camd__http_record(r, 406, "not_acceptable",
+    camd__http_record(r, CAMD_E_NOT_ACCEPTABLE,
                       "the Accept header allows neither application/json nor image/png");
     return;
   }
   if (png && r->predict_only) {
-    camd__http_record(r, 406, "not_acceptable",
+    camd__http_record(r, CAMD_E_NOT_ACCEPTABLE,
                       "predict answers application/json only (no overlay image)");
     return;
   }
@@ -361,7 +360,7 @@ static void first_call(req *r, struct MHD_Connection *conn, const char *url, con
     r->kind = BODY_RAW;
   } else {
     camd__http_record(
-        r, 415, "unsupported_media_type",
+        r, CAMD_E_MEDIA,
         "Content-Type '%.100s' is not supported; send multipart/form-data, application/json, "
         "image/png or image/jpeg",
         ct ? ct : "(none)");
@@ -380,46 +379,45 @@ static void suspend_cb(void *arg) {
 }
 
 static enum MHD_Result send_recorded(req *r) {
-  return respond_error(r, r->err_http, r->err_code, r->err_msg);
+  return respond_error(r, r->err_status, r->err_msg);
 }
 
 static enum MHD_Result start_job(req *r) {
   if (!atomic_load(&camd__http_srv.ready)) {
-    return respond_error(r, 503, "not_ready", "the models are still loading; retry shortly");
+    return respond_error(r, CAMD_E_NOT_READY, "the models are still loading; retry shortly");
   }
   if (r->kind == BODY_FORM && r->pp) {
     if (MHD_destroy_post_processor(r->pp) != MHD_YES) {
-      camd__http_record(r, 400, "bad_format",
-                        "the multipart/form-data body is truncated or malformed");
+      camd__http_record(r, CAMD_E_FORMAT, "the multipart/form-data body is truncated or malformed");
     }
     r->pp = NULL;
   }
-  if (r->err_http) return send_recorded(r);
+  if (r->err_status) return send_recorded(r);
   opt_list *l = calloc(1, sizeof(*l));
-  if (!l) return respond_error(r, 500, "out_of_memory", "out of memory");
+  if (!l) return respond_error(r, CAMD_E_NOMEM, "out of memory");
   json_t *root = NULL;
   query_ctx q = {r, l, NULL};
   MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, camd__http_query_iter, &q);
   const char *model = q.model;
   camd__http_collect_body(r, l, &root, &model);
-  if (!r->err_http && r->route == CAMD_ROUTE_EXPLAIN_ANY) {
+  if (!r->err_status && r->route == CAMD_ROUTE_EXPLAIN_ANY) {
     r->model_index =
         model ? camd__http_find_model(model, strlen(model)) : camd__http_srv.default_model;
     if (r->model_index < 0) {
-      camd__http_record(r, 404, "model_not_found",
+      camd__http_record(r, CAMD_E_MODEL_NOT_FOUND,
                         "unknown model '%.128s'; GET /v1/models lists the models", model);
     }
-  } else if (!r->err_http && model &&
+  } else if (!r->err_status && model &&
              r->model_index != camd__http_find_model(model, strlen(model))) {
-    camd__http_record(r, 400, "invalid_argument",
-                      "'model' = '%.128s' contradicts the model in the URL", model);
+    camd__http_record(r, CAMD_E_INVALID, "'model' = '%.128s' contradicts the model in the URL",
+                      model);
   }
   camd__job *job = &r->job;
-  if (!r->err_http) {
+  if (!r->err_status) {
     camd_explainer *e = camd__http_srv.models[r->model_index];
     memset(&job->opts, 0, sizeof(job->opts));
     camd_explain_options_init(&job->opts, e);
-    for (int i = 0; i < l->n && !r->err_http; i++) {
+    for (int i = 0; i < l->n && !r->err_status; i++) {
       camd_error ce = {0};
       if (camd_explain_options_set(&job->opts, e, l->keys[i], l->values[i], &ce)) {
         camd__http_record_camd(r, &ce, CAMD_E_INVALID);
@@ -438,11 +436,11 @@ static enum MHD_Result start_job(req *r) {
   camd__http_opts_free(l);
   free(l);
   json_decref(root);
-  if (r->err_http) return send_recorded(r);
+  if (r->err_status) return send_recorded(r);
   camd_error ce = {0};
   int rc = camd__pool_submit(job, suspend_cb, r, &ce);
   if (rc) {
-    return respond_error(r, 503, rc == CAMD_E_BUSY ? "overloaded" : "shutting_down", ce.message);
+    return respond_error(r, rc, ce.message); /* CAMD_E_BUSY or CAMD_E_SHUTTING_DOWN */
   }
   r->submitted = true;
   return MHD_YES;
@@ -452,7 +450,7 @@ static enum MHD_Result send_job(req *r) {
   camd__job *job = &r->job;
   char *body = job->body;
   job->body = NULL;
-  if (!body) return respond_error(r, 500, "internal", "the worker produced no answer");
+  if (!body) return respond_error(r, CAMD_E_INTERNAL, "the worker produced no answer");
   return respond(r, job->http_status, job->body_is_png ? "image/png" : "application/json", body,
                  job->body_len, MHD_RESPMEM_MUST_FREE);
 }
@@ -488,30 +486,30 @@ static enum MHD_Result send_get(req *r) {
       return respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
     case CAMD_ROUTE_READY:
       if (atomic_load(&camd__http_srv.draining)) {
-        return respond_error(r, 503, "not_ready", "the server is draining (shutting down)");
+        return respond_error(r, CAMD_E_NOT_READY, "the server is draining (shutting down)");
       }
       if (!atomic_load(&camd__http_srv.ready)) {
-        return respond_error(r, 503, "not_ready", "the models are still loading");
+        return respond_error(r, CAMD_E_NOT_READY, "the models are still loading");
       }
       return respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
     case CAMD_ROUTE_METRICS: {
       size_t len = 0;
       char *text = camd__metrics_render(&len);
-      if (!text) return respond_error(r, 500, "out_of_memory", "out of memory");
+      if (!text) return respond_error(r, CAMD_E_NOMEM, "out of memory");
       return respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len,
                      MHD_RESPMEM_MUST_FREE);
     }
     case CAMD_ROUTE_MODELS:
       if (!atomic_load(&camd__http_srv.ready)) {
-        return respond_error(r, 503, "not_ready", "the models are still loading");
+        return respond_error(r, CAMD_E_NOT_READY, "the models are still loading");
       }
       return send_models(r);
     case CAMD_ROUTE_MODEL: {
       if (!atomic_load(&camd__http_srv.ready)) {
-        return respond_error(r, 503, "not_ready", "the models are still loading");
+        return respond_error(r, CAMD_E_NOT_READY, "the models are still loading");
       }
       char *text = camd_explainer_info_json(camd__http_srv.models[r->model_index]);
-      if (!text) return respond_error(r, 500, "out_of_memory", "out of memory");
+      if (!text) return respond_error(r, CAMD_E_NOMEM, "out of memory");
       return respond_json_text(r, 200, text);
     }
     case CAMD_ROUTE_STATIC: {
@@ -529,10 +527,10 @@ static enum MHD_Result send_get(req *r) {
           return respond(r, 200, ct, (void *)f->data, f->len, MHD_RESPMEM_PERSISTENT);
         }
       }
-      return respond_error(r, 404, "not_found", "no such file");
+      return respond_error(r, CAMD_E_NOT_FOUND, "no such file");
     }
     default:
-      return respond_error(r, 404, "not_found", "no such route");
+      return respond_error(r, CAMD_E_NOT_FOUND, "no such route");
   }
 }
 
@@ -589,7 +587,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     camd__metrics_inflight(1);
     first_call(r, conn, url, method);
     /* The only answer given before the body: a declared length over the cap. */
-    if (r->err_http == 413) return send_recorded(r);
+    if (r->err_status == CAMD_E_LIMIT) return send_recorded(r);
     return MHD_YES;
   }
   if (r->status) { /* already answered; discard whatever still arrives */
@@ -606,7 +604,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     return send_job(r);
   }
   if (!strcmp(r->method, "OPTIONS")) return r->allow ? send_options(r) : send_recorded(r);
-  if (r->err_http) return send_recorded(r);
+  if (r->err_status) return send_recorded(r);
   if (r->is_post) return start_job(r);
   return send_get(r);
 }
@@ -677,7 +675,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         json_object_set_new(line, "run_ms", json_real(r->job.run_ms));
         json_object_set_new(line, "batch", json_integer(r->job.batch_size));
       }
-      if (r->err_http && r->status == r->err_http) {
+      if (r->err_status && r->status == camd_status_http(r->err_status)) {
         json_object_set_new(line, "error", json_string(r->err_msg));
       }
       if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
@@ -762,7 +760,8 @@ static int load_models(camd_server_config *cfg, camd_error *err) {
     uint64_t t0 = camd_now_ns();
     int rc = camd_explainer_open(&cfg->models[i], &camd__http_srv.models[i], err);
     if (rc)
-      return camd_error_prefix(err, "model '%s' (%s): ", cfg->models[i].name, cfg->models[i].path);
+      return camd_error_prefix(err, rc, "model '%s' (%s): ", cfg->models[i].name,
+                               cfg->models[i].path);
     camd_log(CAMD_LOG_INFO, "model '%s' loaded from %s in %.0f ms (sha256 %.16s...)",
              cfg->models[i].name, cfg->models[i].path, (double)(camd_now_ns() - t0) / 1e6,
              camd_explainer_sha256(camd__http_srv.models[i]));

@@ -60,8 +60,7 @@ typedef struct req {
   int n_fields, cap_fields;
   int cur_field; /* form field receiving data, -1 none */
   /* the first error recorded; answered in the final call */
-  int err_http;
-  char err_code[40];
+  int err_status; /* a camd status (CAMD_E_*), 0 none */
   char err_msg[600];
   const char *allow; /* Allow header for 405 */
   /* the job */
@@ -91,9 +90,10 @@ typedef struct query_ctx {
 } query_ctx;
 
 /* ---- http.c ---- */
-/* Records the request's first error (answered in the final handler call). */
-void camd__http_record(req *r, int http, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Records the request's first error: a camd status (its HTTP status and code come from the
+ * status table) and a message; answered in the final handler call. */
+void camd__http_record(req *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void camd__http_record_camd(req *r, const camd_error *e, int fallback);
 /* Model index by name (len bytes), -1 if unknown. */
 int camd__http_find_model(const char *name, size_t len);

@@ -32,17 +32,18 @@ static struct {
   camd_explain_limits limits;
 } pool;
 
-static void json_error_body(camd__job *job, int http_status, const char *code, const char *msg) {
+/* Fills job with the error answer of a camd status. */
+static void job_error(camd__job *job, int status, const char *msg) {
   free(job->body);
-  job->body = camd__error_json(http_status, code, msg, job->request_id, &job->body_len);
-  job->http_status = job->body ? http_status : 500;
+  job->body = camd__error_json(status, msg, job->request_id, &job->body_len);
+  job->http_status = job->body ? camd_status_http(status) : 500;
   job->body_is_png = false;
 }
 
-char *camd__error_json(int http_status, const char *code, const char *message,
-                       const char *request_id, size_t *len) {
-  json_t *root = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", http_status, "code", code,
-                           "message", message ? message : "");
+char *camd__error_json(int status, const char *message, const char *request_id, size_t *len) {
+  json_t *root = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", camd_status_http(status), "code",
+                           camd_status_code(status), "message",
+                           message && *message ? message : camd_status_message(status));
   if (!root) return NULL;
   if (request_id && *request_id) json_object_set_new(root, "request_id", json_string(request_id));
   char *text = json_dumps(root, JSON_COMPACT);
@@ -62,7 +63,8 @@ int camd__pool_submit(camd__job *job, void (*before_push)(void *), void *arg, ca
   pthread_mutex_lock(&pool.mu);
   if (pool.stopping) {
     pthread_mutex_unlock(&pool.mu);
-    return camd_error_set(err, CAMD_E_STATE, "the server is shutting down");
+    return camd_error_set(err, CAMD_E_SHUTTING_DOWN,
+                          "the server is shutting down; retry on another instance");
   }
   if (pool.depth >= pool.queue_length) {
     pthread_mutex_unlock(&pool.mu);
@@ -129,7 +131,7 @@ static void set_json_answer(camd__job *job, json_t *root) {
   char *text = camd_explain_json_text(root, &len);
   json_decref(root);
   if (!text) {
-    json_error_body(job, 500, "out_of_memory", "out of memory while writing the result");
+    job_error(job, CAMD_E_NOMEM, "out of memory while writing the result");
     return;
   }
   free(job->body);
@@ -143,7 +145,7 @@ static void set_json_answer(camd__job *job, json_t *root) {
 static void set_png_answer(camd__job *job, camd_explain_item *it) {
   camd_explain_blob *png = it->n_maps ? &it->maps[0].overlay : NULL;
   if (!png || !png->data) {
-    json_error_body(job, 422, "unprocessable", "the result has no overlay image to return");
+    job_error(job, CAMD_E_UNUSABLE, "the result has no overlay image to return");
     return;
   }
   free(job->body);
@@ -164,7 +166,7 @@ static void answer_job(camd__job *job, camd_explain_result *res, int off, double
     char msg[CAMD_ERROR_MESSAGE_MAX];
     snprintf(msg, sizeof(msg), "image %d: %s", k,
              it->message ? it->message : camd_status_message(it->status));
-    json_error_body(job, camd_status_http(it->status), camd_status_code(it->status), msg);
+    job_error(job, it->status, msg);
     return;
   }
   camd__metrics_run(job->model_index,
@@ -199,7 +201,7 @@ static void run_jobs(worker *w, camd__job **jobs, int n) {
   for (int i = 0; i < n; i++) total += jobs[i]->n_inputs;
   camd_explain_input *inputs = calloc((size_t)total, sizeof(*inputs));
   if (!inputs) {
-    for (int i = 0; i < n; i++) json_error_body(jobs[i], 500, "out_of_memory", "out of memory");
+    for (int i = 0; i < n; i++) job_error(jobs[i], CAMD_E_NOMEM, "out of memory");
     return;
   }
   int off = 0;
@@ -224,8 +226,7 @@ static void run_jobs(worker *w, camd__job **jobs, int n) {
       answer_job(job, &res, off, run_s);
     } else { /* the run failed as a whole (options, out of memory): every job gets the error */
       int st = rc ? rc : CAMD_E_INTERNAL;
-      json_error_body(job, camd_status_http(st), camd_status_code(st),
-                      err.message[0] ? err.message : camd_status_message(st));
+      job_error(job, st, err.message);
     }
     off += job->n_inputs;
   }
@@ -292,7 +293,7 @@ int camd__pool_start(const camd_server_config *cfg, camd_error *err) {
     w->index = i;
     int rc = camd_explain_ctx_create(ctx_batch, &w->ctx, err);
     if (rc) {
-      camd_error_prefix(err, "worker %d: ", i);
+      camd_error_prefix(err, rc, "worker %d: ", i);
       pool.stopping = true;
       camd__pool_drain_and_stop(0);
       return rc;
@@ -324,9 +325,9 @@ void camd__pool_drain_and_stop(uint64_t deadline_ns) {
   int cancelled = 0;
   while (rest) {
     camd__job *next = rest->next;
-    json_error_body(rest, 503, "shutting_down",
-                    "the server is shutting down and the drain timeout expired before this job "
-                    "ran; retry on another instance");
+    job_error(rest, CAMD_E_SHUTTING_DOWN,
+              "the server is shutting down and the drain timeout expired before this job "
+              "ran; retry on another instance");
     rest->done(rest);
     rest = next;
     cancelled++;

@@ -127,16 +127,16 @@ struct camd__job {
 int camd__pool_start(const camd_server_config *cfg, camd_error *err);
 /* Pushes a job. `before_push(arg)` runs under the pool lock once the job is sure to be
  * accepted (the caller suspends its connection there). CAMD_E_BUSY when the queue is full,
- * CAMD_E_STATE when the pool is stopping. */
+ * CAMD_E_SHUTTING_DOWN when the pool is stopping. */
 int camd__pool_submit(camd__job *job, void (*before_push)(void *), void *arg, camd_error *err);
 int camd__pool_queue_depth(void);
 /* Waits until queue and workers are idle or deadline_ns (camd_now_ns clock); then fails every
  * job still queued with 503 and stops the workers (after their current batch). */
 void camd__pool_drain_and_stop(uint64_t deadline_ns);
 
-/* Builds the error body {"error": {"status", "code", "message"}, "request_id"} (malloc'd). */
-char *camd__error_json(int http_status, const char *code, const char *message,
-                       const char *request_id, size_t *len);
+/* Builds the error body {"error": {"status", "code", "message"}, "request_id"} of a camd status
+ * (HTTP status and code from the status table; message "" = the table's message); malloc'd. */
+char *camd__error_json(int status, const char *message, const char *request_id, size_t *len);
 
 /* ---- the daemon (http.c) ---- */
 /* Loads models, starts workers and the daemon, waits for SIGTERM/SIGINT, drains, stops.

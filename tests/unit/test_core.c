@@ -1,5 +1,6 @@
 /* Unit tests for core utilities: base64 (RFC 4648 vectors), sha256 (FIPS 180-4 vectors), arena,
- * buf, read_file limits, rng. */
+ * buf, read_file limits, rng, log level filter, the status table (and the README's error table)
+ * and the error struct. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,8 +222,77 @@ static void test_log(void) {
   camd_log_set_level(CAMD_LOG_INFO);
 }
 
+/* One code per meaning: values and codes unique; every error status maps to a 4xx/5xx. */
+static void test_status_table(void) {
+  static const struct {
+    int value, http;
+    const char *code;
+  } rows[] = {
+#define ROW(name, value, http, code, msg) {value, http, code},
+      CAMD_STATUS_MAP(ROW)
+#undef ROW
+  };
+  size_t n = sizeof(rows) / sizeof(rows[0]);
+  for (size_t i = 0; i < n; i++) {
+    CHECK_EQ_INT(camd_status_http(rows[i].value), rows[i].http);
+    CHECK(!strcmp(camd_status_code(rows[i].value), rows[i].code));
+    if (rows[i].value) CHECK_MSG(rows[i].http >= 400 && rows[i].http <= 599, "%s", rows[i].code);
+    for (size_t j = 0; j < i; j++) {
+      CHECK_MSG(rows[i].value != rows[j].value, "value %d twice", rows[i].value);
+      CHECK_MSG(strcmp(rows[i].code, rows[j].code), "code %s twice", rows[i].code);
+    }
+  }
+  CHECK(!strcmp(camd_status_code(12345), "unknown"));
+  CHECK_EQ_INT(camd_status_http(12345), 500);
+}
+
+/* The README's error table lists every code with its HTTP status ("| 413 | `limit_exceeded` |"). */
+static void test_status_readme(void) {
+  unsigned char *text = NULL;
+  size_t len = 0;
+  camd_error err = {0};
+  CHECK_MSG(camd_read_file(CAMD_SOURCE_DIR "/README.md", 1 << 22, &text, &len, &err) == 0, "%s",
+            err.message);
+  if (!text) return;
+  char *readme = malloc(len + 1);
+  CHECK(readme != NULL);
+  if (readme) {
+    memcpy(readme, text, len);
+    readme[len] = 0;
+#define ROW(name, value, http, code, msg)                                              \
+  if (value) {                                                                         \
+    char row[128];                                                                     \
+    snprintf(row, sizeof(row), "| %d | `%s` |", http, code);                           \
+    CHECK_MSG(strstr(readme, row) != NULL, "README.md lacks the error row '%s'", row); \
+  }
+    CAMD_STATUS_MAP(ROW)
+#undef ROW
+  }
+  free(readme);
+  free(text);
+}
+
+/* The callee's status survives prefixing, with or without an error struct. */
+static void test_error_prefix(void) {
+  CHECK_EQ_INT(camd_error_prefix(NULL, CAMD_E_NOMEM, "ctx %d: ", 1), CAMD_E_NOMEM);
+  CHECK_EQ_INT(camd_error_prefix(NULL, CAMD_E_IO, "ctx: "), CAMD_E_IO);
+  camd_error err = {0};
+  camd_error_set(&err, CAMD_E_IO, "cannot read '%s'", "x");
+  CHECK_EQ_INT(camd_error_prefix(&err, CAMD_E_IO, "model '%s': ", "m"), CAMD_E_IO);
+  CHECK_EQ_INT(err.status, CAMD_E_IO);
+  CHECK(!strcmp(err.message, "model 'm': cannot read 'x'"));
+  /* a long prefix truncates, never overflows */
+  char big[2 * CAMD_ERROR_MESSAGE_MAX];
+  memset(big, 'a', sizeof(big) - 1);
+  big[sizeof(big) - 1] = 0;
+  CHECK_EQ_INT(camd_error_prefix(&err, CAMD_E_NOMEM, "%s", big), CAMD_E_NOMEM);
+  CHECK_EQ_INT(strlen(err.message), CAMD_ERROR_MESSAGE_MAX - 1);
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_base64_encode_rfc4648), CAMD_TEST(test_base64_decode_rfc4648),
                CAMD_TEST(test_base64_urlsafe_whitespace), CAMD_TEST(test_base64_strict),
                CAMD_TEST(test_base64_roundtrip_binary), CAMD_TEST(test_sha256_fips),
                CAMD_TEST(test_sha256_million_a), CAMD_TEST(test_arena), CAMD_TEST(test_buf),
-               CAMD_TEST(test_read_file), CAMD_TEST(test_rng_time), CAMD_TEST(test_log))
+               CAMD_TEST(test_read_file), CAMD_TEST(test_rng_time), CAMD_TEST(test_log),
+               CAMD_TEST(test_status_table), CAMD_TEST(test_status_readme),
+               CAMD_TEST(test_error_prefix))
