@@ -65,8 +65,8 @@ int camd_cli_bench(int argc, char **argv) {
       input_path = val;
     else if (!strcmp(a, "--batch") || !strcmp(a, "--runs") || !strcmp(a, "--warmup") ||
              !strcmp(a, "--seed")) {
-      long v;
-      if (camd_cli_parse_long(val, &v) || v < (strcmp(a, "--warmup") ? 1 : 0) || v > 100000) {
+      long long v;
+      if (camd_parse_int(val, strcmp(a, "--warmup") ? 1 : 0, 100000, &v)) {
         fprintf(stderr, "camd bench: %s must be an integer >= %d, got '%s'\n", a,
                 strcmp(a, "--warmup") ? 1 : 0, val);
         return 2;
@@ -158,8 +158,8 @@ int camd_cli_bench(int argc, char **argv) {
     goto done;
   }
   for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-    long nt;
-    if (camd_cli_parse_long(tok, &nt) || nt < 1 || nt > 256) {
+    long long nt;
+    if (camd_parse_int(tok, 1, 256, &nt)) {
       fprintf(stderr, "camd bench: bad thread count '%s' in --threads\n", tok);
       free(list);
       goto done;
@@ -236,7 +236,7 @@ int camd_cli_bench(int argc, char **argv) {
       free(btimes);
     }
     printf(
-        "{\"model\": \"%s\", \"threads\": %ld, \"batch\": %d, \"runs\": %d, "
+        "{\"model\": \"%s\", \"threads\": %lld, \"batch\": %d, \"runs\": %d, "
         "\"forward_ms_median\": %.3f, \"forward_backward_ms_median\": %.3f, "
         "\"backward_ms_median\": %.3f, \"layer\": \"%s\", \"session_mib\": %.1f}\n",
         model_path, nt, batch, runs, fwd_ms, fb_ms, bwd_ms, layer_id >= 0 ? layer_info.name : "",

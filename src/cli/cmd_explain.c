@@ -203,7 +203,7 @@ static int parse_triple(const char *flag, const char *s, bool nonzero, float out
     if (n == 3 || len >= sizeof(item)) goto bad;
     memcpy(item, p, len);
     item[len] = 0;
-    if (camd_cli_parse_float(item, &v[n]) || (nonzero && v[n] == 0.0)) goto bad;
+    if (camd_parse_double(item, &v[n]) || (nonzero && v[n] == 0.0)) goto bad;
     n++;
     if (!comma) break;
     p = comma + 1;
@@ -264,16 +264,10 @@ static int load_config_entry(const char *path, const char *name, camd_model_conf
   }
   char *text = json_dumps(entry, JSON_COMPACT);
   char dir[4096];
-  snprintf(dir, sizeof(dir), "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir)
-    dir[1] = 0;
-  else if (slash)
-    *slash = 0;
-  else
-    snprintf(dir, sizeof(dir), ".");
-  int rc = text ? camd_model_config_from_json_text(text, dir, cfg, &err)
-                : camd_error_set(&err, CAMD_E_NOMEM, "out of memory");
+  int rc = !text ? camd_error_set(&err, CAMD_E_NOMEM, "out of memory")
+           : camd_path_dirname(path, dir, sizeof(dir))
+               ? camd_error_set(&err, CAMD_E_INVALID, "the path is too long")
+               : camd_model_config_from_json_text(text, dir, cfg, &err);
   free(text);
   json_decref(root);
   if (rc) {
@@ -311,14 +305,13 @@ static int apply_model_flags(const explain_args *a, camd_model_config *cfg) {
   }
   if (a->size) {
     char *x = strchr(a->size, 'x');
-    long w, h;
+    long long w, h;
     char wbuf[32];
     size_t wl = x ? (size_t)(x - a->size) : strlen(a->size);
     if (wl >= sizeof(wbuf)) wl = sizeof(wbuf) - 1;
     memcpy(wbuf, a->size, wl);
     wbuf[wl] = 0;
-    if (camd_cli_parse_long(wbuf, &w) || w < 1 || w > 16384 ||
-        (x && (camd_cli_parse_long(x + 1, &h) || h < 1 || h > 16384)))
+    if (camd_parse_int(wbuf, 1, 16384, &w) || (x && camd_parse_int(x + 1, 1, 16384, &h)))
       return usage_error("--size '%s': expected W or WxH with sides within 1..16384%s", a->size,
                          "");
     pp->width = (size_t)w;
@@ -333,15 +326,15 @@ static int apply_model_flags(const explain_args *a, camd_model_config *cfg) {
       return usage_error("--resize '%s': valid values are stretch, shorter%s", a->resize, "");
   }
   if (a->resize_shorter) {
-    long s;
-    if (camd_cli_parse_long(a->resize_shorter, &s) || s < 1 || s > 65536)
+    long long s;
+    if (camd_parse_int(a->resize_shorter, 1, 65536, &s))
       return usage_error("--resize-shorter '%s': expected an integer within 1..65536%s",
                          a->resize_shorter, "");
     pp->resize_shorter = (size_t)s;
   }
   if (a->scale) {
     double s;
-    if (camd_cli_parse_float(a->scale, &s) || s == 0.0)
+    if (camd_parse_double(a->scale, &s) || s == 0.0)
       return usage_error("--scale '%s': expected a non-zero number (1/255 = 0.00392156862745098)%s",
                          a->scale, "");
     pp->scale = (float)s;

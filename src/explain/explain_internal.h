@@ -31,9 +31,9 @@ struct camd_explainer {
   camd_score_activation graph_activation;
   int logit_id;
   camd_output_activation activation; /* resolved: SOFTMAX, SIGMOID or NONE */
-  size_t in_count;         /* per-sample floats of input 0 */
-  int n_outputs;           /* per-sample count of output 0 */
-  int default_layer_id;    /* -1 when the model has no CAM layer */
+  size_t in_count;                   /* per-sample floats of input 0 */
+  int n_outputs;                     /* per-sample count of output 0 */
+  int default_layer_id;              /* -1 when the model has no CAM layer */
   char default_layer[CAMD_LAYER_NAME_MAX];
   camd_cam_method default_method;
 };
@@ -55,10 +55,5 @@ const char *camd__resize_name(camd_resize_mode m);
 const char *camd__activation_name(camd_output_activation a);
 /* "RGB", "BGR" or "L" (one channel). */
 const char *camd__channel_order_name(const camd_preprocess_opts *pp);
-
-/* Parses a strict decimal integer in [lo, hi]; 0 or -1. */
-int camd__parse_int(const char *s, long long lo, long long hi, long long *out);
-/* Parses a strict finite float; 0 or -1. */
-int camd__parse_double(const char *s, double *out);
 
 #endif

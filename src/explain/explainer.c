@@ -251,14 +251,7 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
   }
   camd_sha256_hex(data, len, e->sha256);
   char dir[sizeof(e->cfg.path)];
-  snprintf(dir, sizeof(dir), "%s", e->cfg.path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir)
-    dir[1] = 0;
-  else if (slash)
-    *slash = 0;
-  else
-    snprintf(dir, sizeof(dir), ".");
+  camd_path_dirname(e->cfg.path, dir, sizeof(dir)); /* fits: dir is as large as the path */
   rc = camd_onnx_load_buffer(data, len, dir, NULL, &e->model, err);
   free(data);
   if (rc) {

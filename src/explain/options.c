@@ -1,13 +1,12 @@
 /* Request options: defaults and the one strict key=value parser every front end uses. */
 #include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "camd/cam.h"
+#include "camd/core.h"
 #include "explain/explain_internal.h"
 
 #define OPTION_VALUE_MAX 4096
@@ -88,49 +87,10 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
   return true;
 }
 
-/* [+-]?[0-9]+ */
+/* [+-]?[0-9]+: an integer as text (camd_parse_int then says whether it is in range). */
 static bool is_int_text(const char *s) {
-  if (*s == '+' || *s == '-') s++;
-  if (!isdigit((unsigned char)*s)) return false;
-  while (isdigit((unsigned char)*s)) s++;
-  return *s == 0;
-}
-
-int camd__parse_int(const char *s, long long lo, long long hi, long long *out) {
-  if (!s || !is_int_text(s)) return -1;
-  errno = 0;
-  char *end;
-  long long v = strtoll(s, &end, 10);
-  if (errno || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
-/* [+-]?(digits[.digits*]|.digits)([eE][+-]?digits)? — no hex, inf, nan or spaces. */
-int camd__parse_double(const char *s, double *out) {
-  if (!s) return -1;
-  const char *p = s;
-  if (*p == '+' || *p == '-') p++;
-  bool digits = false;
-  while (isdigit((unsigned char)*p)) p++, digits = true;
-  if (*p == '.') {
-    p++;
-    while (isdigit((unsigned char)*p)) p++, digits = true;
-  }
-  if (!digits) return -1;
-  if (*p == 'e' || *p == 'E') {
-    p++;
-    if (*p == '+' || *p == '-') p++;
-    if (!isdigit((unsigned char)*p)) return -1;
-    while (isdigit((unsigned char)*p)) p++;
-  }
-  if (*p) return -1;
-  errno = 0;
-  char *end;
-  double v = strtod(s, &end);
-  if (errno == ERANGE || *end || !isfinite(v)) return -1;
-  *out = v;
-  return 0;
+  s += *s == '+' || *s == '-';
+  return *s && strspn(s, "0123456789") == strlen(s);
 }
 
 static int parse_bool(const char *v, bool *out) {
@@ -233,7 +193,7 @@ static int resolve_one_target(const camd_explainer *e, const char *item, const c
   int max = e ? e->n_labels - 1 : CAMD_EXPLAIN_MAX_CLASSES - 1;
   char msg[CAMD_ERROR_MESSAGE_MAX];
   if (is_int_text(item)) {
-    if (camd__parse_int(item, 0, max, &idx)) {
+    if (camd_parse_int(item, 0, max, &idx)) {
       snprintf(msg, sizeof(msg), "class index %.40s is outside 0..%d%s", item, max,
                e ? " (the model's classes)" : "");
       return bad(err, "target", whole, msg);
@@ -270,7 +230,7 @@ static int set_target(camd_explain_options *o, const camd_explainer *e, const ch
     long long k;
     int kmax = CAMD_MAX_TARGETS;
     if (e && e->n_labels < kmax) kmax = e->n_labels;
-    if (camd__parse_int(v + 3, 1, kmax, &k)) {
+    if (camd_parse_int(v + 3, 1, kmax, &k)) {
       snprintf(msg, sizeof(msg), "K must be within 1..%d%s", kmax,
                e && e->n_labels < CAMD_MAX_TARGETS ? " (the model's number of classes)"
                                                    : " (the most targets per request)");
@@ -351,7 +311,7 @@ static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) 
 
 static int set_unit_float(const char *key, const char *v, float *dst, camd_error *err) {
   double d;
-  if (camd__parse_double(v, &d) || d < 0.0 || d > 1.0)
+  if (camd_parse_double(v, &d) || d < 0.0 || d > 1.0)
     return bad(err, key, v, "must be a number within 0..1");
   *dst = (float)d;
   return 0;
@@ -384,7 +344,7 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     return set_target(o, e, v, err);
   } else if (!strcmp(key, "topk")) {
     int kmax = e && e->n_labels < TOPK_MAX ? e->n_labels : TOPK_MAX;
-    if (camd__parse_int(v, 1, kmax, &n)) {
+    if (camd_parse_int(v, 1, kmax, &n)) {
       char msg[96];
       snprintf(msg, sizeof(msg), "must be an integer within 1..%d%s", kmax,
                kmax < TOPK_MAX ? " (the model's number of classes)" : "");
@@ -420,15 +380,15 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
   } else if (!strcmp(key, "bbox_threshold")) {
     return set_unit_float(key, v, &o->bbox_threshold, err);
   } else if (!strcmp(key, "n_samples")) {
-    if (camd__parse_int(v, 1, N_SAMPLES_MAX, &n))
+    if (camd_parse_int(v, 1, N_SAMPLES_MAX, &n))
       return bad(err, key, v, "must be an integer within 1..256");
     o->n_samples = (int)n;
   } else if (!strcmp(key, "noise_std")) {
-    if (camd__parse_double(v, &d) || d < 0.0 || d > NOISE_STD_MAX)
+    if (camd_parse_double(v, &d) || d < 0.0 || d > NOISE_STD_MAX)
       return bad(err, key, v, "must be a number within 0..100 (input units)");
     o->noise_std = (float)d;
   } else if (!strcmp(key, "seed")) {
-    if (camd__parse_int(v, 0, SEED_MAX, &n))
+    if (camd_parse_int(v, 0, SEED_MAX, &n))
       return bad(err, key, v, "must be an integer within 0..9007199254740991 (2^53 - 1)");
     o->seed = (uint64_t)n;
   } else {

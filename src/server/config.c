@@ -1,7 +1,6 @@
 /* Server configuration: one key table drives the JSON file, CAMD_* environment variables,
  * command-line flags and `camd serve --help`, so the four can never disagree. */
 #include <ctype.h>
-#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -130,15 +129,13 @@ static int bad(camd_error *err, const char *src, const char *key, const char *fm
 
 static int set_long_text(camd_server_config *c, const key_desc *k, const char *text,
                          const char *src, camd_error *err) {
-  char *end;
-  errno = 0;
-  long v = strtol(text, &end, 10);
-  if (!*text || errno || *end || v < k->lo || v > k->hi) {
+  long long v;
+  if (camd_parse_int(text, k->lo, k->hi, &v)) {
     char msg[256];
     snprintf(msg, sizeof(msg), "'%%s' is not an integer in [%ld, %ld]", k->lo, k->hi);
     return bad(err, src, k->name, msg, text);
   }
-  *(long *)((char *)c + k->offset) = v;
+  *(long *)((char *)c + k->offset) = (long)v;
   return 0;
 }
 
@@ -278,13 +275,10 @@ static int load_file(camd_server_config *c, const char *path, camd_error *err) {
     return camd_error_set(err, CAMD_E_INVALID, "config file '%s': expected a JSON object", path);
   }
   char base_dir[4096];
-  snprintf(base_dir, sizeof(base_dir), "%s", path);
-  char *slash = strrchr(base_dir, '/');
-  if (slash) {
-    *slash = 0;
-    if (!base_dir[0]) snprintf(base_dir, sizeof(base_dir), "/");
-  } else {
-    snprintf(base_dir, sizeof(base_dir), ".");
+  if (camd_path_dirname(path, base_dir, sizeof(base_dir))) {
+    json_decref(root);
+    return camd_error_set(err, CAMD_E_INVALID, "config file '%.200s...': the path is too long",
+                          path);
   }
   char src[4200];
   snprintf(src, sizeof(src), "config file '%s'", path);

@@ -1,6 +1,6 @@
 /* Unit tests for core utilities: base64 (RFC 4648 vectors), sha256 (FIPS 180-4 vectors), arena,
  * buf, read_file limits, rng, log level filter, the status table (and the README's error table)
- * and the error struct. */
+ * and the error struct, the strict number parsers, path helpers. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +222,43 @@ static void test_log(void) {
   camd_log_set_level(CAMD_LOG_INFO);
 }
 
+static void test_parse_numbers(void) {
+  long long v = 42;
+  CHECK(camd_parse_int("-17", -100, 100, &v) == 0 && v == -17);
+  CHECK(camd_parse_int("+5", 0, 10, &v) == 0 && v == 5);
+  CHECK(camd_parse_int("9223372036854775807", 0, 9223372036854775807LL, &v) == 0);
+  const char *bad_int[] = {"",  " 5", "5 ", "0x10", "1e3", "5.0", "+", "-", "99999999999999999999",
+                           "11"};
+  for (size_t i = 0; i < sizeof(bad_int) / sizeof(bad_int[0]); i++) {
+    v = 42;
+    CHECK_MSG(camd_parse_int(bad_int[i], 0, 10, &v) == -1 && v == 42, "'%s'", bad_int[i]);
+  }
+  CHECK(camd_parse_int(NULL, 0, 10, &v) == -1);
+  double d = 7;
+  CHECK(camd_parse_double("1e-1", &d) == 0 && d == 0.1);
+  CHECK(camd_parse_double(".5", &d) == 0 && d == 0.5);
+  CHECK(camd_parse_double("-3.", &d) == 0 && d == -3.0);
+  const char *bad_f[] = {"", "nan", "inf", "0x1p3", " 1", "1 ", ".", "1e", "1e400", "1,5", "e5"};
+  for (size_t i = 0; i < sizeof(bad_f) / sizeof(bad_f[0]); i++) {
+    d = 7;
+    CHECK_MSG(camd_parse_double(bad_f[i], &d) == -1 && d == 7, "'%s'", bad_f[i]);
+  }
+}
+
+static void test_path_dirname(void) {
+  const char *cases[][2] = {{"a/b.onnx", "a"},  {"/x.json", "/"},      {"x.json", "."},
+                            {"/a/b/c", "/a/b"}, {"a/b/", "a/b"},       {"", "."},
+                            {"./m.onnx", "."},  {"../m/l.txt", "../m"}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char out[64];
+    CHECK_MSG(camd_path_dirname(cases[i][0], out, sizeof(out)) == 0 && !strcmp(out, cases[i][1]),
+              "'%s' -> '%s'", cases[i][0], out);
+  }
+  char small[4];
+  CHECK(camd_path_dirname("abcd/e", small, sizeof(small)) == -1);
+  CHECK(camd_path_dirname("abc/e", small, sizeof(small)) == 0 && !strcmp(small, "abc"));
+}
+
 /* One code per meaning: values and codes unique; every error status maps to a 4xx/5xx. */
 static void test_status_table(void) {
   static const struct {
@@ -295,4 +332,5 @@ CAMD_TEST_MAIN(CAMD_TEST(test_base64_encode_rfc4648), CAMD_TEST(test_base64_deco
                CAMD_TEST(test_sha256_million_a), CAMD_TEST(test_arena), CAMD_TEST(test_buf),
                CAMD_TEST(test_read_file), CAMD_TEST(test_rng_time), CAMD_TEST(test_log),
                CAMD_TEST(test_status_table), CAMD_TEST(test_status_readme),
-               CAMD_TEST(test_error_prefix))
+               CAMD_TEST(test_error_prefix), CAMD_TEST(test_parse_numbers),
+               CAMD_TEST(test_path_dirname))
