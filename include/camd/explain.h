@@ -32,6 +32,8 @@
 #include "camd/image.h"
 #include "camd/status.h"
 
+struct json_t; /* jansson's; explain.h does not include <jansson.h> */
+
 #define CAMD_NAME_MAX 128
 #define CAMD_LAYER_NAME_MAX 512
 
@@ -342,7 +344,6 @@ void camd_explain_result_free(camd_explain_result *r);
  *   attachments? {name: base64} (format-specific outputs, when there are any),
  *   options (echo of the effective options), timings_ms {decode, preprocess, forward,
  *   backward, cam, render, total, batch_size} (for the whole call). */
-struct json_t;
 struct json_t *camd_explain_item_json(const camd_explain_result *r, int i, int index);
 /* Compact JSON text of j with the precision explain's numbers need (9 significant digits);
  * malloc'd, NUL-terminated (caller frees; *len without the NUL); NULL when out of memory. */
@@ -366,5 +367,12 @@ char *camd_explain_json_text(const struct json_t *j, size_t *len);
  * Relative paths are resolved against base_dir (NULL or "" = as given). */
 int camd_model_config_from_json_text(const char *json_text, const char *base_dir,
                                      camd_model_config *cfg, camd_error *err);
+/* Sets one key of a model entry (any key above but name) from its JSON value, with the checks
+ * and messages of camd_model_config_from_json_text: the CLI's model flags go through here, so
+ * the rules live in one place. Relative paths resolve against base_dir (NULL = as given). The
+ * rules across keys are checked after the change (bgr needs 3 channels). On error cfg is
+ * unchanged. */
+int camd_model_config_set(camd_model_config *cfg, const char *key, struct json_t *value,
+                          const char *base_dir, camd_error *err);
 
 #endif
