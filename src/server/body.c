@@ -1,6 +1,8 @@
 /* HTTP request bodies: accumulation with the body cap (raw image, JSON, multipart form via
  * libmicrohttpd's post processor), query-string and form options, JSON / KServe v1 parsing with
- * base64 images, and the fuzzing entry point over all of it. */
+ * base64 images, and the options applied over a model's defaults. Limits come from the request's
+ * own copy (r->lim): no server state is read here, so tests/fuzz/fuzz_body.c runs this file as
+ * the daemon does. */
 #include <ctype.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -10,22 +12,21 @@
 
 #include "camd/core.h"
 #include "server/http_internal.h"
-#include "server/server.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* body accumulation */
 
-static int field_index(req *r, const char *key) {
+static int field_index(camd__request *r, const char *key) {
   for (int i = 0; i < r->n_fields; i++) {
     if (!strcmp(r->fields[i].key, key)) return i;
   }
   return -1;
 }
 
-static int add_field(req *r, const char *key) {
-  if (r->n_fields >= camd__http_srv.cfg->max_options) {
+static int add_field(camd__request *r, const char *key) {
+  if (r->n_fields >= r->lim.max_options) {
     camd__http_record(r, CAMD_E_LIMIT, "more than max_options = %ld option fields",
-                      camd__http_srv.cfg->max_options);
+                      r->lim.max_options);
     return -1;
   }
   if (strlen(key) > 64) {
@@ -34,7 +35,7 @@ static int add_field(req *r, const char *key) {
   }
   if (r->n_fields == r->cap_fields) {
     int cap = r->cap_fields ? r->cap_fields * 2 : 8;
-    kv *f = realloc(r->fields, sizeof(kv) * (size_t)cap);
+    camd__http_field *f = realloc(r->fields, sizeof(camd__http_field) * (size_t)cap);
     if (!f) {
       camd__http_record(r, CAMD_E_NOMEM, "out of memory");
       return -1;
@@ -42,7 +43,7 @@ static int add_field(req *r, const char *key) {
     r->fields = f;
     r->cap_fields = cap;
   }
-  kv *f = &r->fields[r->n_fields];
+  camd__http_field *f = &r->fields[r->n_fields];
   f->key = strdup(key);
   camd_buf_init(&f->value);
   if (!f->key) {
@@ -52,11 +53,11 @@ static int add_field(req *r, const char *key) {
   return r->n_fields++;
 }
 
-static bool append_field(req *r, int i, const char *data, size_t size) {
-  kv *f = &r->fields[i];
-  if (f->value.len + size > (size_t)camd__http_srv.cfg->max_option_bytes) {
+static bool append_field(camd__request *r, int i, const char *data, size_t size) {
+  camd__http_field *f = &r->fields[i];
+  if (f->value.len + size > (size_t)r->lim.max_option_bytes) {
     camd__http_record(r, CAMD_E_LIMIT, "option '%.64s' is longer than max_option_bytes = %ld",
-                      f->key, camd__http_srv.cfg->max_option_bytes);
+                      f->key, r->lim.max_option_bytes);
     return false;
   }
   camd_buf_append(&f->value, data, size);
@@ -72,7 +73,7 @@ enum MHD_Result camd__http_form_iter(void *cls, enum MHD_ValueKind kind, const c
                                      const char *transfer_encoding, const char *data, uint64_t off,
                                      size_t size) {
   (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
-  req *r = cls;
+  camd__request *r = cls;
   if (r->err_status || !key) return MHD_YES;
   if (!strcmp(key, "image")) {
     if (off == 0) {
@@ -96,17 +97,17 @@ enum MHD_Result camd__http_form_iter(void *cls, enum MHD_ValueKind kind, const c
   return MHD_YES;
 }
 
-void camd__http_absorb(req *r, const char *data, size_t size) {
+void camd__http_absorb(camd__request *r, const char *data, size_t size) {
   r->received += size;
   if (r->err_status) return; /* discarding */
-  if (r->received > (size_t)camd__http_srv.cfg->max_body_bytes) {
+  if (r->received > (size_t)r->lim.max_body_bytes) {
     camd__http_record(r, CAMD_E_LIMIT, "request body exceeds the limit max_body_bytes = %ld",
-                      camd__http_srv.cfg->max_body_bytes);
+                      r->lim.max_body_bytes);
     camd_buf_free(&r->body);
     camd_buf_free(&r->form_image);
     return;
   }
-  if (r->kind == BODY_FORM) {
+  if (r->kind == CAMD__BODY_FORM) {
     if (!r->pp) {
       r->pp = MHD_create_post_processor(r->conn, 64 * 1024, camd__http_form_iter, r);
       if (!r->pp) {
@@ -127,24 +128,47 @@ void camd__http_absorb(req *r, const char *data, size_t size) {
 /* ------------------------------------------------------------------------------------------ */
 /* building the job */
 
-void camd__http_opts_free(opt_list *l) {
+void camd__http_opts_free(camd__opt_list *l) {
   for (int i = 0; i < l->n; i++) {
     if (l->owned[i]) free(l->values[i]);
   }
-  l->n = 0;
+  free(l->keys);
+  free(l->values);
+  free(l->owned);
+  memset(l, 0, sizeof(*l));
 }
 
-static bool opts_add(req *r, opt_list *l, const char *key, char *value, bool owned) {
-  if (l->n >= camd__http_srv.cfg->max_options || l->n >= 4096) {
+/* Room for one more option; false when out of memory. */
+static bool opts_grow(camd__opt_list *l) {
+  if (l->n < l->cap) return true;
+  int cap = l->cap ? l->cap * 2 : 16;
+  const char **keys = realloc(l->keys, sizeof(*keys) * (size_t)cap);
+  if (keys) l->keys = keys;
+  char **values = keys ? realloc(l->values, sizeof(*values) * (size_t)cap) : NULL;
+  if (values) l->values = values;
+  bool *owned = values ? realloc(l->owned, sizeof(*owned) * (size_t)cap) : NULL;
+  if (!owned) return false;
+  l->owned = owned;
+  l->cap = cap;
+  return true;
+}
+
+static bool opts_add(camd__request *r, camd__opt_list *l, const char *key, char *value,
+                     bool owned) {
+  if (l->n >= r->lim.max_options) {
     if (owned) free(value);
-    camd__http_record(r, CAMD_E_LIMIT, "more than max_options = %ld options",
-                      camd__http_srv.cfg->max_options);
+    camd__http_record(r, CAMD_E_LIMIT, "more than max_options = %ld options", r->lim.max_options);
     return false;
   }
-  if (strlen(value) > (size_t)camd__http_srv.cfg->max_option_bytes) {
+  if (strlen(value) > (size_t)r->lim.max_option_bytes) {
     if (owned) free(value);
     camd__http_record(r, CAMD_E_LIMIT, "option '%.64s' is longer than max_option_bytes = %ld", key,
-                      camd__http_srv.cfg->max_option_bytes);
+                      r->lim.max_option_bytes);
+    return false;
+  }
+  if (!opts_grow(l)) {
+    if (owned) free(value);
+    camd__http_record(r, CAMD_E_NOMEM, "out of memory");
     return false;
   }
   l->keys[l->n] = key;
@@ -157,7 +181,7 @@ static bool opts_add(req *r, opt_list *l, const char *key, char *value, bool own
 enum MHD_Result camd__http_query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *value) {
   (void)kind;
-  query_ctx *q = cls;
+  camd__query_ctx *q = cls;
   if (!strcmp(key, "model")) {
     q->model = value ? value : "";
     return MHD_YES;
@@ -200,7 +224,7 @@ static char *json_option_text(json_t *v) {
   return NULL;
 }
 
-static bool add_json_option(req *r, opt_list *l, const char *key, json_t *v) {
+static bool add_json_option(camd__request *r, camd__opt_list *l, const char *key, json_t *v) {
   char *text = json_option_text(v);
   if (!text) {
     camd__http_record(r, CAMD_E_INVALID,
@@ -211,14 +235,14 @@ static bool add_json_option(req *r, opt_list *l, const char *key, json_t *v) {
 }
 
 /* Decodes one base64 image (a "data:...;base64," prefix is allowed) into r->inputs. */
-static bool add_b64_image(req *r, json_t *v, const char *what) {
+static bool add_b64_image(camd__request *r, json_t *v, const char *what) {
   if (!json_is_string(v)) {
     camd__http_record(r, CAMD_E_INVALID, "%s must be a base64 string", what);
     return false;
   }
-  if (r->n_decoded >= camd__http_srv.cfg->max_instances || r->n_decoded >= 256) {
+  if (r->n_decoded >= r->lim.max_instances) {
     camd__http_record(r, CAMD_E_LIMIT, "more than max_instances = %ld images",
-                      camd__http_srv.cfg->max_instances);
+                      r->lim.max_instances);
     return false;
   }
   const char *s = json_string_value(v);
@@ -252,7 +276,8 @@ static bool add_b64_image(req *r, json_t *v, const char *what) {
   return true;
 }
 
-static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char **model) {
+static bool parse_json_body(camd__request *r, camd__opt_list *l, json_t **root_out,
+                            const char **model) {
   json_error_t je;
   json_t *root =
       json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &je);
@@ -293,9 +318,9 @@ static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char *
       camd__http_record(r, CAMD_E_INVALID, "'instances' must be a non-empty array");
       return false;
     }
-    if (json_array_size(instances) > (size_t)camd__http_srv.cfg->max_instances) {
+    if (json_array_size(instances) > (size_t)r->lim.max_instances) {
       camd__http_record(r, CAMD_E_LIMIT, "%zu instances exceed the limit max_instances = %ld",
-                        json_array_size(instances), camd__http_srv.cfg->max_instances);
+                        json_array_size(instances), r->lim.max_instances);
       return false;
     }
     size_t i;
@@ -332,9 +357,10 @@ static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char *
 /* Turns the accumulated body into options (appended to l), the model name (*model, when the
  * body names one) and r->inputs / r->job.n_inputs; errors are recorded in r. *root receives the
  * parsed JSON (it owns the strings l and *model point into; caller decrefs). */
-void camd__http_collect_body(req *r, opt_list *l, json_t **root, const char **model) {
+void camd__http_collect_body(camd__request *r, camd__opt_list *l, json_t **root,
+                             const char **model) {
   if (!r->err_status) {
-    if (r->kind == BODY_RAW) {
+    if (r->kind == CAMD__BODY_RAW) {
       if (!r->body.len) {
         camd__http_record(r, CAMD_E_INVALID, "the request body is empty; send the image bytes");
       } else {
@@ -342,9 +368,9 @@ void camd__http_collect_body(req *r, opt_list *l, json_t **root, const char **mo
         r->inputs[0].len = r->body.len;
         r->job.n_inputs = 1;
       }
-    } else if (r->kind == BODY_JSON) {
+    } else if (r->kind == CAMD__BODY_JSON) {
       if (parse_json_body(r, l, root, model)) r->job.n_inputs = r->n_decoded;
-    } else if (r->kind == BODY_FORM) {
+    } else if (r->kind == CAMD__BODY_FORM) {
       for (int i = 0; i < r->n_fields && !r->err_status; i++) {
         if (!strcmp(r->fields[i].key, "model")) {
           *model = r->fields[i].value.data ? r->fields[i].value.data : "";
@@ -366,70 +392,12 @@ void camd__http_collect_body(req *r, opt_list *l, json_t **root, const char **mo
   }
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* fuzzing entry point (tests/fuzz/fuzz_body.c); never called by the server */
-
-int camd__server_parse_body_for_fuzz(camd_server_config *cfg, int kind, const void *data,
-                                     size_t len) {
-  camd_server_config *saved = camd__http_srv.cfg;
-  camd__http_srv.cfg = cfg;
-  req *r = calloc(1, sizeof(*r));
-  if (!r) {
-    camd__http_srv.cfg = saved;
-    return -1;
+void camd__http_apply_options(camd__request *r, const camd_explainer *e, const camd__opt_list *l,
+                              camd_explain_options *o) {
+  camd_explain_options_init(o, e);
+  for (int i = 0; i < l->n && !r->err_status; i++) {
+    camd_error ce = {0};
+    if (camd_explain_options_set(o, e, l->keys[i], l->values[i], &ce))
+      camd__http_record_camd(r, &ce, CAMD_E_INVALID);
   }
-  r->cur_field = -1;
-  r->model_index = -1;
-  camd_buf_init(&r->body);
-  camd_buf_init(&r->form_image);
-  r->kind = kind == 1 ? BODY_JSON : kind == 2 ? BODY_FORM : BODY_RAW;
-  const unsigned char *p = data, *end = p + len;
-  if (r->kind == BODY_FORM) {
-    /* records [key length: 1][key][data length: 2, LE][data][flags: 1; bit 0: continuation
-     * (off > 0), bit 1: no key] replayed as libmicrohttpd's post-processor callbacks */
-    while (end - p >= 1) {
-      size_t kl = *p++;
-      if ((size_t)(end - p) < kl + 2) break;
-      char key[256];
-      memcpy(key, p, kl);
-      key[kl] = '\0';
-      p += kl;
-      size_t dl = (size_t)p[0] | (size_t)p[1] << 8;
-      p += 2;
-      if ((size_t)(end - p) < dl + 1) break;
-      const char *d = (const char *)p;
-      p += dl;
-      unsigned flags = *p++;
-      r->received += dl;
-      if (r->received > (size_t)cfg->max_body_bytes) break;
-      camd__http_form_iter(r, MHD_POSTDATA_KIND, (flags & 2) ? NULL : key, NULL, NULL, NULL, d,
-                           (flags & 1) ? 1 : 0, dl);
-    }
-  } else {
-    size_t half = len / 2; /* two upload calls */
-    if (half) camd__http_absorb(r, data, half);
-    if (len - half) camd__http_absorb(r, (const char *)data + half, len - half);
-  }
-  opt_list *l = calloc(1, sizeof(*l));
-  json_t *root = NULL;
-  const char *model = NULL;
-  if (l) {
-    camd__http_collect_body(r, l, &root, &model);
-    camd_explain_options o;
-    camd_explain_options_init(&o, NULL);
-    for (int i = 0; i < l->n && !r->err_status; i++) {
-      camd_error ce = {0};
-      if (camd_explain_options_set(&o, NULL, l->keys[i], l->values[i], &ce)) {
-        camd__http_record_camd(r, &ce, CAMD_E_INVALID);
-      }
-    }
-    camd__http_opts_free(l);
-    free(l);
-  }
-  int http = r->err_status ? camd_status_http(r->err_status) : 0;
-  if (!http && (r->job.n_inputs < 1 || r->job.n_inputs > 256)) http = -2; /* broken contract */
-  json_decref(root);
-  camd__http_req_free(r);
-  camd__http_srv.cfg = saved;
-  return http;
 }

@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 #include "camd/core.h"
-#include "server/server.h"
+#include "camd/server.h"
+#include "server/http_internal.h"
 
 typedef enum key_kind { K_LONG, K_STR, K_LIST, K_MODELS } key_kind;
 
@@ -36,9 +37,10 @@ static const key_desc keys[] = {
     KL(io_threads, 1, 64, "network (epoll) threads [1]"),
     KL(blas_threads, 0, 256, "OpenBLAS threads per worker; 0 = cores / workers [0]"),
     KL(queue_length, 1, 1000000, "jobs waiting for a worker before 503 [64]"),
-    KL(max_batch, 1, 256, "images a worker runs as one batch (dynamic batching) [4]"),
+    KL(max_batch, 1, CAMD_EXPLAIN_MAX_BATCH,
+       "images a worker runs as one batch (dynamic batching) [4]"),
     KL(batch_window_us, 0, 1000000, "how long a worker waits to fill a batch, µs [2000]"),
-    KL(max_instances, 1, 256, "images (KServe instances) per request [8]"),
+    KL(max_instances, 1, CAMD_EXPLAIN_MAX_BATCH, "images (KServe instances) per request [8]"),
     KL(max_body_bytes, 1024, 2147483647L, "request body cap in bytes [16777216]"),
     KL(max_image_pixels, 1, 4294967295L, "decoded image width × height cap [40000000]"),
     KL(max_image_width, 1, 1048576, "decoded image width cap [16384]"),
@@ -48,7 +50,7 @@ static const key_desc keys[] = {
     KL(max_connections, 1, 1000000, "simultaneous connections [512]"),
     KL(max_connections_per_ip, 0, 1000000, "connections per client IP; 0 = no limit [64]"),
     KL(max_option_bytes, 16, 1048576, "length of one option value in bytes [4096]"),
-    KL(max_options, 1, 4096, "option fields per request [64]"),
+    KL(max_options, 1, CAMD_SERVER_MAX_OPTIONS, "option fields per request [64]"),
     KL(drain_timeout_s, 0, 3600, "on SIGTERM, seconds queued jobs may still run [20]"),
     KL(retry_after_s, 1, 3600, "Retry-After seconds sent with 503 [1]"),
     {"cors_origins", K_LIST, OFF(cors_origins), OFF(n_cors_origins), 0, CAMD_SERVER_MAX_ORIGINS,
@@ -63,7 +65,7 @@ static const key_desc keys[] = {
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-void camd__server_config_init(camd_server_config *c) {
+void camd_server_config_init(camd_server_config *c) {
   memset(c, 0, sizeof(*c));
   snprintf(c->listen, sizeof(c->listen), "127.0.0.1");
   c->port = 8080;
@@ -94,12 +96,12 @@ static void list_clear(char **items, int *n) {
   *n = 0;
 }
 
-void camd__server_config_free(camd_server_config *c) {
+void camd_server_config_free(camd_server_config *c) {
   list_clear(c->cors_origins, &c->n_cors_origins);
   list_clear(c->api_keys, &c->n_api_keys);
 }
 
-void camd__server_config_help(FILE *f) {
+void camd_server_config_help(FILE *f) {
   fprintf(f,
           "usage: camd serve [--config FILE] [--KEY VALUE ...]\n\n"
           "Runs the HTTP service. Settings come from, lowest priority first: built-in defaults,\n"
@@ -359,11 +361,16 @@ static int load_keys_file(camd_server_config *c, camd_error *err) {
   return rc;
 }
 
+static const char *const log_levels[] = {"debug", "info", "warn", "error"}; /* camd_log_level */
+
+int camd__server_log_level(const camd_server_config *c) {
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(c->log_level, log_levels[i])) return i;
+  return -1;
+}
+
 static int validate(camd_server_config *c, camd_error *err) {
-  static const char *const levels[] = {"debug", "info", "warn", "error"};
-  bool ok = false;
-  for (int i = 0; i < 4; i++) ok |= !strcmp(c->log_level, levels[i]);
-  if (!ok) {
+  if (camd__server_log_level(c) < 0) {
     return camd_error_set(err, CAMD_E_INVALID,
                           "bad value for 'log_level': '%s'; valid: debug, info, warn, error",
                           c->log_level);
@@ -397,13 +404,13 @@ static int validate(camd_server_config *c, camd_error *err) {
   return 0;
 }
 
-int camd__server_config_load(camd_server_config *c, int argc, char **argv, camd_error *err) {
+int camd_server_config_load(camd_server_config *c, int argc, char **argv, camd_error *err) {
   /* Pass 1: --help and the config file path. */
   const char *config_path = getenv("CAMD_CONFIG");
   bool explicit_path = config_path && *config_path;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      camd__server_config_help(stdout);
+      camd_server_config_help(stdout);
       return 1;
     }
     if (!strcmp(argv[i], "--config")) {

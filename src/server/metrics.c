@@ -1,11 +1,12 @@
 /* Prometheus metrics: request counts by route and status, latency histograms by model and
  * method, stage durations, batch sizes, queue depth and in-flight requests. One mutex. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "camd/core.h"
-#include "server/server.h"
+#include "server/metrics.h"
 
 static const char *const route_names[CAMD_ROUTE_COUNT] = {
     "none",  "explain", "predict", "explain_any", "models",
@@ -135,7 +136,7 @@ static void render_histo(camd_buf *b, const char *name, const char *labels, cons
                   (unsigned long long)h->n);
 }
 
-char *camd__metrics_render(size_t *len) {
+char *camd__metrics_render(int queue_depth, size_t *len) {
   camd_buf b;
   camd_buf_init(&b);
   pthread_mutex_lock(&mu);
@@ -156,7 +157,7 @@ char *camd__metrics_render(size_t *len) {
   camd_buf_printf(&b,
                   "# HELP camd_queue_depth Jobs waiting for a worker.\n"
                   "# TYPE camd_queue_depth gauge\ncamd_queue_depth %d\n",
-                  camd__pool_queue_depth());
+                  queue_depth);
   camd_buf_printf(&b,
                   "# HELP camd_run_seconds Explain/predict run time (queue excluded) by "
                   "model and method.\n# TYPE camd_run_seconds histogram\n");

@@ -9,9 +9,8 @@
 #include <unistd.h>
 
 #include "camd/core.h"
-#include "server/server.h"
-
-#define MAX_BATCH_JOBS 256
+#include "server/metrics.h"
+#include "server/pool.h"
 
 typedef struct worker {
   pthread_t thread;
@@ -95,7 +94,7 @@ static bool compatible(const camd__job *a, const camd__job *b) {
 /* Removes from the queue every job compatible with first that still fits. Lock held. */
 static void gather(camd__job **jobs, int *n, int *images) {
   camd__job *prev = NULL, *j = pool.head;
-  while (j && *images < pool.max_batch && *n < MAX_BATCH_JOBS) {
+  while (j && *images < pool.max_batch && *n < CAMD_EXPLAIN_MAX_BATCH) {
     camd__job *next = j->next;
     if (compatible(jobs[0], j) && *images + j->n_inputs <= pool.max_batch) {
       if (prev) {
@@ -235,7 +234,7 @@ static void run_jobs(worker *w, camd__job **jobs, int n) {
 
 static void *worker_main(void *arg) {
   worker *w = arg;
-  camd__job *jobs[MAX_BATCH_JOBS];
+  camd__job *jobs[CAMD_EXPLAIN_MAX_BATCH];
   for (;;) {
     pthread_mutex_lock(&pool.mu);
     while (!pool.head && !pool.stopping) pthread_cond_wait(&pool.work, &pool.mu);
