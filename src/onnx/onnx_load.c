@@ -23,7 +23,6 @@
 
 #include "camd/core.h"
 #include "camd/onnx.h"
-#include "engine/op_list.h"
 #include "onnx/onnx_internal.h"
 
 #define MAX_NODE_ARITY 65536 /* inputs / outputs / attributes per node */
@@ -208,17 +207,15 @@ static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, 
   if (s->more_types) sb_printf(b, " and %zu more operator types", s->more_types);
   sb_printf(b, "; supported:");
   bool first = true;
-#define CAMD__ONNX_LIST_OP(type, sym)                           \
-  do {                                                          \
-    int mn_, mx_;                                               \
-    camd_op_supported(#type, 0, &mn_, &mx_);                    \
-    if (mn_ > 0 && camd_op_supported(#type, mn_, NULL, NULL)) { \
-      sb_printf(b, "%s %s", first ? "" : ",", #type);           \
-      first = false;                                            \
-    }                                                           \
-  } while (0);
-  CAMD_OP_LIST(CAMD__ONNX_LIST_OP)
-#undef CAMD__ONNX_LIST_OP
+  for (int i = 0; i < camd_op_count(); i++) {
+    const char *type = camd_op_name(i);
+    int mn, mx;
+    camd_op_supported(type, 0, &mn, &mx);
+    if (mn > 0 && camd_op_supported(type, mn, NULL, NULL)) {
+      sb_printf(b, "%s %s", first ? "" : ",", type);
+      first = false;
+    }
+  }
   sb_printf(b,
             "%s; folded at load when their inputs are constant: Constant, Shape, Size, Gather, "
             "Cast, ConstantOfShape, Range, Equal, Less, Greater, Where",
