@@ -130,7 +130,6 @@ typedef enum why {
   W_NONE = 0,
   W_UNKNOWN,     /* the engine has no such op */
   W_OPSET,       /* the engine has it, not at this opset */
-  W_STUB,        /* the engine knows it but it is not implemented */
   W_DOMAIN,      /* custom / non-default domain */
   W_NEEDS_CONST, /* loader-only op on non-constant inputs */
 } why;
@@ -170,8 +169,7 @@ static void scan_add(scan_state *s, const Onnx__NodeProto *n, size_t idx, why w,
 /* Which engine op a node needs, or W_NONE when the engine supports it. */
 static why engine_check(const char *op, int opset, int *mn, int *mx) {
   if (camd_op_supported(op, opset, mn, mx)) return W_NONE;
-  if (*mn == 0 && *mx == 0) return W_UNKNOWN;
-  return (opset >= *mn && opset <= *mx) ? W_STUB : W_OPSET;
+  return *mn == 0 && *mx == 0 ? W_UNKNOWN : W_OPSET;
 }
 
 static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, int opset,
@@ -193,9 +191,6 @@ static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, 
       case W_OPSET:
         sb_printf(b, ", opset %d; camd supports opsets %d-%d)", opset, g->min, g->max);
         break;
-      case W_STUB:
-        sb_printf(b, ", opset %d; not implemented yet)", opset);
-        break;
       case W_NEEDS_CONST:
         sb_printf(b, ", opset %d; supported only when its inputs are constants)", opset);
         break;
@@ -208,13 +203,8 @@ static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, 
   sb_printf(b, "; supported:");
   bool first = true;
   for (int i = 0; i < camd_op_count(); i++) {
-    const char *type = camd_op_name(i);
-    int mn, mx;
-    camd_op_supported(type, 0, &mn, &mx);
-    if (mn > 0 && camd_op_supported(type, mn, NULL, NULL)) {
-      sb_printf(b, "%s %s", first ? "" : ",", type);
-      first = false;
-    }
+    sb_printf(b, "%s %s", first ? "" : ",", camd_op_name(i));
+    first = false;
   }
   sb_printf(b,
             "%s; folded at load when their inputs are constant: Constant, Shape, Size, Gather, "

@@ -4,7 +4,9 @@
 different limits, drives it with http.client and raw sockets, and stops it with SIGTERM."""
 import base64
 import json
+import re
 import math
+import os
 import socket
 import time
 
@@ -340,4 +342,14 @@ C.check(p.returncode != 0 and b"CAMD_MAX_BATCH" in p.stderr, "bad environment va
 p = subprocess.run([ct.CAMD, "serve", "--help"], capture_output=True, timeout=30)
 C.check(p.returncode == 0 and b"CAMD_MAX_BODY_BYTES" in p.stdout and b"--batch-window-us" in p.stdout,
         "serve --help lists keys, env and flags")
+# The README's configuration table shows the defaults --help shows (one default column in the
+# key table; the README is written by hand).
+help_defaults = dict(re.findall(r"^  (\w+) +CAMD_\w+ +--[\w-]+\n +.*?(\[[^\]\n]*\])?$",
+                                p.stdout.decode(), re.M))
+readme = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                           "README.md")).read()
+readme_defaults = dict(re.findall(r"^\| `(\w+)` \| `CAMD_\w+` \| `--[\w-]+` \| .*?(\[[^\]\n]*\])? \|$",
+                                  readme, re.M))
+C.check(len(help_defaults) >= 27 and help_defaults == readme_defaults,
+        f"README config table = serve --help: {set(help_defaults.items()) ^ set(readme_defaults.items())}")
 C.done("service.api")

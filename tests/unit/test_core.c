@@ -215,11 +215,39 @@ static void test_rng_time(void) {
   CHECK(t1 >= t0);
 }
 
-static void test_log(void) {
-  camd_log_set_level(CAMD_LOG_ERROR);
-  camd_log(CAMD_LOG_INFO, "this must not appear %d", 1);
-  camd_log(CAMD_LOG_ERROR, "test_core log line (expected) %s", "ok");
+/* Runs camd_log at `level` with the filter at `min`, stderr captured; the bytes written. */
+static size_t log_capture(camd_log_level min, camd_log_level level, const char *text, char *out,
+                          size_t cap) {
+  char path[] = "/tmp/camd_test_log_XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  if (fd < 0) return 0;
+  fflush(stderr);
+  int saved = dup(2);
+  dup2(fd, 2);
+  camd_log_set_level(min);
+  camd_log(level, "%s", text);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
   camd_log_set_level(CAMD_LOG_INFO);
+  ssize_t n = pread(fd, out, cap - 1, 0);
+  close(fd);
+  unlink(path);
+  out[n > 0 ? n : 0] = 0;
+  return n > 0 ? (size_t)n : 0;
+}
+
+/* The level filter drops lower levels; a line is one line (embedded newlines replaced). */
+static void test_log(void) {
+  char buf[4096];
+  CHECK_EQ_INT(log_capture(CAMD_LOG_ERROR, CAMD_LOG_INFO, "dropped", buf, sizeof(buf)), 0);
+  CHECK_EQ_INT(log_capture(CAMD_LOG_WARN, CAMD_LOG_DEBUG, "dropped", buf, sizeof(buf)), 0);
+  size_t n = log_capture(CAMD_LOG_ERROR, CAMD_LOG_ERROR, "kept\nsecond", buf, sizeof(buf));
+  CHECK(n > 0 && buf[n - 1] == '\n' && strchr(buf, '\n') == buf + n - 1);
+  CHECK(strstr(buf, " error ") && strstr(buf, "kept second"));
+  n = log_capture(CAMD_LOG_DEBUG, CAMD_LOG_WARN, "w", buf, sizeof(buf));
+  CHECK(n > 0 && strstr(buf, " warn  w"));
 }
 
 static void test_parse_numbers(void) {
