@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -308,14 +309,12 @@ static void first_call(camd__request *r, struct MHD_Connection *conn, const char
                       "POST needs a Content-Length header or chunked Transfer-Encoding");
     return;
   }
-  if (cl) {
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(cl, &end, 10);
-    if (!errno && *end == 0 && n > (unsigned long long)camd__http_srv.cfg->max_body_bytes) {
+  long long n;
+  if (cl && camd_parse_int(cl, 0, LLONG_MAX, &n) == 0) {
+    if (n > r->lim.max_body_bytes) {
       camd__http_record(r, CAMD_E_LIMIT,
-                        "request body of %llu bytes exceeds the limit max_body_bytes = %ld", n,
-                        camd__http_srv.cfg->max_body_bytes);
+                        "request body of %lld bytes exceeds the limit max_body_bytes = %ld", n,
+                        r->lim.max_body_bytes);
       return;
     }
   }
