@@ -14,7 +14,9 @@ command -v podman-compose >/dev/null 2>&1 || skip "podman-compose not installed 
 podman image exists localhost/camd:latest || skip "localhost/camd:latest not built (tests/container/run.sh builds it)"
 
 project=camdtest$$
-work=$(mktemp -d /tmp/camd-compose-test.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/camd-compose-test.XXXXXX")
+export CONTAINERS_CONF=${CONTAINERS_CONF:-${TMPDIR:-/tmp}/camd-containers.conf}
+[ -f "$CONTAINERS_CONF" ] || sh "$here/setup-host.sh" || { echo "FAIL: setup-host.sh"; exit 1; }
 port=""
 for _ in $(seq 1 50); do
   p=$(( 20000 + RANDOM % 20000 ))

@@ -173,7 +173,9 @@ static void test_buf(void) {
 }
 
 static void test_read_file(void) {
-  char path[] = "/tmp/camd_test_core_XXXXXX";
+  char path[512];
+  const char *tmp = getenv("TMPDIR");
+  snprintf(path, sizeof(path), "%s/camd_test_core_XXXXXX", tmp ? tmp : "/tmp");
   int fd = mkstemp(path);
   CHECK(fd >= 0);
   if (fd < 0) return;
@@ -218,7 +220,9 @@ static void test_rng_time(void) {
 /* Runs camd_log at `level` with the filter at `min`, stderr captured; the bytes written. */
 static size_t log_capture(camd_log_level min, camd_log_level level, const char *text, char *out,
                           size_t cap) {
-  char path[] = "/tmp/camd_test_log_XXXXXX";
+  char path[512];
+  const char *tmp = getenv("TMPDIR");
+  snprintf(path, sizeof(path), "%s/camd_test_log_XXXXXX", tmp ? tmp : "/tmp");
   int fd = mkstemp(path);
   CHECK(fd >= 0);
   if (fd < 0) return 0;
