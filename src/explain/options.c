@@ -12,6 +12,8 @@
 #define OPTION_VALUE_MAX 4096
 #define TOPK_MAX 1000
 #define N_SAMPLES_MAX 256
+#define CAMD__STR2(x) #x
+#define CAMD__STR(x) CAMD__STR2(x)
 #define NOISE_STD_MAX 100.0
 #define SEED_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */
 
@@ -73,6 +75,11 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
   o->noise_std = 0.2f;
   o->seed = 0;
 }
+
+/* A field added to camd_explain_options must be compared here (and echoed by result_json.c's
+ * options_json): this assert stops the build until the new size is written below. */
+_Static_assert(sizeof(camd_explain_options) == 640 || sizeof(void *) != 8,
+               "camd_explain_options changed: update camd_explain_options_equal and the echo");
 
 bool camd_explain_options_equal(const camd_explain_options *a, const camd_explain_options *b) {
   if (a->method != b->method || strcmp(a->layer, b->layer) || a->n_targets != b->n_targets ||
@@ -381,7 +388,7 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     return set_unit_float(key, v, &o->bbox_threshold, err);
   } else if (!strcmp(key, "n_samples")) {
     if (camd_parse_int(v, 1, N_SAMPLES_MAX, &n))
-      return bad(err, key, v, "must be an integer within 1..256");
+      return bad(err, key, v, "must be an integer within 1.." CAMD__STR(N_SAMPLES_MAX));
     o->n_samples = (int)n;
   } else if (!strcmp(key, "noise_std")) {
     if (camd_parse_double(v, &d) || d < 0.0 || d > NOISE_STD_MAX)

@@ -1,6 +1,6 @@
 /* Job pool: a bounded FIFO of explain jobs, N worker threads each owning a camd_explain_ctx,
  * dynamic batching (a worker gathers compatible queued jobs that arrive within the batch
- * window), and the drain used at shutdown. See server.h for the hand-off protocol. */
+ * window), and the drain used at shutdown. See pool.h for the hand-off protocol. */
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
