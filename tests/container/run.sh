@@ -47,6 +47,7 @@ command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
 
 # ---- host setup and base image ----------------------------------------------------------
 step "setup (CONTAINERS_CONF=$CONTAINERS_CONF, base image)"
+sh "$here/setup-host.sh" --conf-only || fail "setup-host.sh --conf-only failed"
 if ! podman image exists docker.io/library/debian:bookworm-slim; then
   command -v debootstrap >/dev/null 2>&1 || skip "debootstrap not installed and no base image"
 fi

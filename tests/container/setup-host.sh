@@ -7,7 +7,8 @@
 #   2. The base image docker.io/library/debian:bookworm-slim, made locally with
 #      `debootstrap --variant=minbase bookworm` from the host's own Debian mirror and
 #      `podman import`-ed under the name the Dockerfile uses (skipped when it already exists).
-# Needs root and the packages podman, runc, debootstrap. Idempotent.
+# Needs root and the packages podman, runc, debootstrap. Idempotent. --conf-only: step 1 alone
+# (the container tests write their settings before their first podman call).
 set -eu
 
 BASE_IMAGE=${CAMD_BASE_IMAGE:-docker.io/library/debian:bookworm-slim}
@@ -30,6 +31,8 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 CONFEOF
 log "wrote $CONF (CONTAINERS_CONF)"
+
+[ "${1:-}" = --conf-only ] && exit 0
 
 # ---- 2. base image ------------------------------------------------------------------------
 if podman image exists "$BASE_IMAGE"; then

@@ -3,3 +3,7 @@
 # every va_list use and error path, and the compile database carries GCC-only flags.)
 add_test(NAME lint.format COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/format.sh ${CMAKE_SOURCE_DIR})
 set_tests_properties(lint.format PROPERTIES LABELS lint TIMEOUT 300 SKIP_RETURN_CODE 77)
+# The README's error table lists every code of the status table with its HTTP status.
+add_test(NAME lint.readme_codes
+  COMMAND ${CAMD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/readme_codes.py ${CMAKE_SOURCE_DIR})
+set_tests_properties(lint.readme_codes PROPERTIES LABELS lint TIMEOUT 60)

@@ -1,6 +1,6 @@
 /* Unit tests for core utilities: base64 (RFC 4648 vectors), sha256 (FIPS 180-4 vectors), arena,
- * buf, read_file limits, rng, log level filter, the status table (and the README's error table)
- * and the error struct, the strict number parsers, path helpers. */
+ * buf, read_file limits, rng, log level filter, the status table and the error struct, the strict
+ * number parsers, path helpers. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,32 +315,6 @@ static void test_status_table(void) {
   CHECK_EQ_INT(camd_status_http(12345), 500);
 }
 
-/* The README's error table lists every code with its HTTP status ("| 413 | `limit_exceeded` |"). */
-static void test_status_readme(void) {
-  unsigned char *text = NULL;
-  size_t len = 0;
-  camd_error err = {0};
-  CHECK_MSG(camd_read_file(CAMD_SOURCE_DIR "/README.md", 1 << 22, &text, &len, &err) == 0, "%s",
-            err.message);
-  if (!text) return;
-  char *readme = malloc(len + 1);
-  CHECK(readme != NULL);
-  if (readme) {
-    memcpy(readme, text, len);
-    readme[len] = 0;
-#define ROW(name, value, http, code, msg)                                              \
-  if (value) {                                                                         \
-    char row[128];                                                                     \
-    snprintf(row, sizeof(row), "| %d | `%s` |", http, code);                           \
-    CHECK_MSG(strstr(readme, row) != NULL, "README.md lacks the error row '%s'", row); \
-  }
-    CAMD_STATUS_MAP(ROW)
-#undef ROW
-  }
-  free(readme);
-  free(text);
-}
-
 /* The callee's status survives prefixing, with or without an error struct. */
 static void test_error_prefix(void) {
   CHECK_EQ_INT(camd_error_prefix(NULL, CAMD_E_NOMEM, "ctx %d: ", 1), CAMD_E_NOMEM);
@@ -363,6 +337,5 @@ CAMD_TEST_MAIN(CAMD_TEST(test_base64_encode_rfc4648), CAMD_TEST(test_base64_deco
                CAMD_TEST(test_base64_roundtrip_binary), CAMD_TEST(test_sha256_fips),
                CAMD_TEST(test_sha256_million_a), CAMD_TEST(test_arena), CAMD_TEST(test_buf),
                CAMD_TEST(test_read_file), CAMD_TEST(test_rng_time), CAMD_TEST(test_log),
-               CAMD_TEST(test_status_table), CAMD_TEST(test_status_readme),
-               CAMD_TEST(test_error_prefix), CAMD_TEST(test_parse_numbers),
-               CAMD_TEST(test_path_dirname))
+               CAMD_TEST(test_status_table), CAMD_TEST(test_error_prefix),
+               CAMD_TEST(test_parse_numbers), CAMD_TEST(test_path_dirname))
