@@ -18,6 +18,14 @@
  * Outputs never alias inputs. Int64 constant inputs are only visible at prepare time (copy what
  * you need into params); at run time ctx->in[i].data is NULL for them. Float constants (weights)
  * are passed as regular inputs at run time (data points into the immutable model).
+ *
+ * Optional hook for derived values (ops created by load-time passes):
+ *              grad_view(ctx)      the op's single output is an invertible function of input 0
+ *                                  that nothing on the way to the graph outputs reads (e.g. the
+ *                                  Conv output a folded BatchNorm leaves behind). When a backward
+ *                                  targets that output, the planner stops the backward at input
+ *                                  0 and calls grad_view to WRITE ctx->grad_out[0].data (the
+ *                                  target's gradient) from ctx->grad_in[0].data (input 0's).
  */
 #ifndef CAMD_ENGINE_OP_H
 #define CAMD_ENGINE_OP_H
@@ -77,7 +85,11 @@ struct camd_op_desc {
   unsigned bwd_needs_inputs;                /* bit i: backward reads ctx->in[i].data */
   bool bwd_needs_outputs;                   /* backward reads ctx->out[*].data */
   unsigned grad_inputs; /* bit i: a gradient can flow to input i (data inputs) */
+  void (*grad_view)(const camd_op_ctx *ctx); /* NULL for ordinary ops (see above) */
 };
+
+/* Bit of input i in the descriptor masks (bwd_needs_inputs, grad_inputs, node->in_const). */
+#define CAMD_IN(i) (1u << (i))
 
 /* Descriptor by exact op type (any opset); NULL if unknown. */
 const camd_op_desc *camd__op_find(const char *op_type);

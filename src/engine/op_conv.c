@@ -535,6 +535,13 @@ static int conv_infer(const camd_node *node, const camd_shape *in, camd_shape *o
   return 0;
 }
 
-const camd_op_desc camd__op_conv = {
-    "Conv",           1,     22, conv_prepare, conv_infer, conv_forward, conv_backward,
-    2u /* reads W */, false, 1u /* dX */};
+const camd_op_desc camd__op_conv = {.op_type = "Conv",
+                                    .opset_min = 1,
+                                    .opset_max = 22,
+                                    .prepare = conv_prepare,
+                                    .infer = conv_infer,
+                                    .forward = conv_forward,
+                                    .backward = conv_backward,
+                                    .bwd_needs_inputs = CAMD_IN(1),
+                                    .bwd_needs_outputs = false,
+                                    .grad_inputs = CAMD_IN(0)};
