@@ -1,9 +1,9 @@
 /* The explain pipeline for a batch of images (design.md §1) and its JSON result.
  *
- * decode (limits) → preprocess (crop geometry kept) → predictions: one batched forward when the
- * targets depend on them (topK) or only predictions are asked → per image: camd_cam_compute
- * (its own forward + backward; explanations run per image because the CAM methods take one
- * image at a time, and several target classes share that forward) → per map: ReLU/normalise →
+ * decode (limits) → preprocess (crop geometry kept) → predict only: one batched forward →
+ * explain: per image camd_cam_compute (ONE forward per image: the predictions and, for topK,
+ * the target classes come from that forward's output; then the partial backward per class;
+ * the CAM methods take one image at a time) → per map: ReLU/normalise →
  * upsample onto the ORIGINAL image through the crop → peak/bbox/mask → colormap + overlay →
  * PNG → base64 → JSON.
  *
@@ -454,24 +454,25 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
                          const camd_explain_options *o, const run_plan *p, bool have_logits, int i,
                          const camd_image *img, const camd_crop *crop, json_t *exps, timings *tm,
                          camd_explain_result *result, camd_error *err) {
-  int classes[CAMD_MAX_TARGETS], n_classes;
   float *logits = ctx->logits + (size_t)i * e->n_outputs;
   int rc;
-  if (o->n_targets) {
-    n_classes = o->n_targets;
-    memcpy(classes, o->targets, sizeof(int) * (size_t)n_classes);
-  } else {
-    if ((rc = rank_classes(ctx, logits, e->n_outputs, err))) return rc;
-    n_classes = o->target_topk;
-    for (int k = 0; k < n_classes; k++) classes[k] = ctx->rank[k].i;
-  }
   camd_cam_request req;
   camd_cam_request_init(&req);
   req.method = p->method;
   req.layer = p->layer_id;
   req.output = p->score_value;
-  req.classes = classes;
-  req.n_classes = n_classes;
+  int ranked[CAMD_MAX_TARGETS];
+  if (o->n_targets) {
+    req.classes = o->targets;
+    req.n_classes = o->n_targets;
+  } else if (have_logits) { /* a prediction forward ran: rank its logits */
+    if ((rc = rank_classes(ctx, logits, e->n_outputs, err))) return rc;
+    for (int k = 0; k < o->target_topk; k++) ranked[k] = ctx->rank[k].i;
+    req.classes = ranked;
+    req.n_classes = o->target_topk;
+  } else {
+    req.select_topk = o->target_topk; /* chosen from the CAM's own forward (the logits) */
+  }
   req.score = p->score;
   req.aug_smooth = o->aug_smooth;
   req.eigen_smooth = o->eigen_smooth;
@@ -486,6 +487,7 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   tm->forward += maps.ms_forward;
   tm->backward += maps.ms_backward;
   tm->cam += maps.ms_cam;
+  const int *classes = maps.classes, n_classes = maps.n_classes;
   if (!have_logits) {
     if (!maps.logits || maps.n_outputs != e->n_outputs)
       return camd_error_set(err, CAMD_E_INTERNAL, "explain: CAM returned %d outputs, expected %d",
@@ -561,9 +563,10 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
       goto done;
     }
   }
-  /* The logits come from a prediction forward when they decide the targets, or when the score
-   * is read from another value than the logits (score=output on a model with its own softmax). */
-  bool have_logits = predict_only || o->n_targets == 0 || p.score_value != e->logit_id;
+  /* One forward per image: the CAM's own forward gives the logits (and chooses top-K targets
+   * from them). A prediction forward runs first only for predict, or when the score is read from
+   * another value than the logits (score=output on a model with its own softmax). */
+  bool have_logits = predict_only || p.score_value != e->logit_id;
   if (have_logits && (rc = predict_batch(ctx, s, e, n_inputs, &tm.forward, err))) goto done;
 
   for (int i = 0; i < n_inputs; i++) {
