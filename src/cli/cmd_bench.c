@@ -16,7 +16,7 @@ static void bench_usage(FILE *f) {
           "and of a forward pass that keeps what backward needs plus one backward pass from the\n"
           "top class's logit to the CAM layer. One JSON line per thread count on stdout.\n\n"
           "options:\n"
-          "  --threads LIST   comma-separated BLAS thread counts (default 1,2)\n"
+          "  --threads LIST   comma-separated engine thread counts (default 1,2)\n"
           "  --layer NAME     backward target (default: the model's suggested CAM layer)\n"
           "  --batch N        images per run (default 1)\n"
           "  --runs N         timed runs per measurement, >= 1 (default 20)\n"
@@ -165,6 +165,11 @@ int camd_cli_bench(int argc, char **argv) {
       goto done;
     }
     camd_blas_set_threads((int)nt);
+    if (camd_session_set_threads(s, (int)nt, &err)) {
+      fprintf(stderr, "camd bench: %s\n", err.message);
+      free(list);
+      goto done;
+    }
     camd_forward_opts fwd;
     camd_forward_opts_init(&fwd);
     for (int i = 0; i < warmup; i++) camd_session_forward(s, batch, input, &fwd, &err);

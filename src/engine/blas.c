@@ -1,10 +1,13 @@
-/* The one GEMM entry point of camd (cblas_sgemm today) and BLAS thread control. */
+/* The one GEMM entry point of camd (cblas_sgemm today), engine thread defaults, BLAS tuning. */
 #include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "camd/engine.h"
+#include "engine/blas.h"
 
 void camd_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                int lda, const float *b, int ldb, float beta, float *c, int ldc) {
@@ -21,13 +24,35 @@ void camd_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, con
               trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+static atomic_int default_threads; /* 0: not set */
+
 void camd_blas_set_threads(int n) {
   if (n < 1) n = 1;
-  openblas_set_num_threads(n);
+  if (n > 64) n = 64;
+  atomic_store(&default_threads, n);
 }
 
 int camd_blas_get_threads(void) {
-  return openblas_get_num_threads();
+  return camd_engine_default_threads();
+}
+
+int camd_engine_default_threads(void) {
+  int n = atomic_load(&default_threads);
+  if (n > 0) return n;
+  const char *env = getenv("CAMD_THREADS");
+  long v = env ? strtol(env, NULL, 10) : 0;
+  if (v < 1) v = sysconf(_SC_NPROCESSORS_ONLN);
+  if (v < 1) v = 1;
+  return v > 64 ? 64 : (int)v;
+}
+
+static void blas_one_thread(void) {
+  openblas_set_num_threads(1);
+}
+
+void camd__blas_single_thread(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, blas_one_thread);
 }
 
 void camd_blas_autotune_exec(char **argv) {

@@ -7,6 +7,8 @@
  *                                  again with batch 2 (batch check) and per run with the run's
  *                                  batch. Pure; must not modify node.
  *   run time   forward(ctx)        compute outputs from inputs. Never allocates, never prints.
+ *                                  May spread disjoint parts of its output over ctx->pool
+ *                                  (never one reduction: results must not depend on threads).
  *              backward(ctx)       ADD d(loss)/d(input i) into ctx->grad_in[i].data for every i
  *                                  whose data is non-NULL, from ctx->grad_out. Input gradients
  *                                  only; never weight gradients.
@@ -56,8 +58,9 @@ typedef struct camd_node {
   camd_node_attr *attrs;
   int n_attrs;
   void *params;          /* op-private, built by prepare, immutable afterwards (graph-owned) */
-  size_t scratch_floats; /* forward scratch floats needed (for any batch; loop per item) */
-  size_t bwd_scratch_floats;
+  size_t scratch_floats; /* forward scratch floats, shared (any batch; loop per item) */
+  size_t thread_scratch_floats; /* forward scratch floats per pool thread (ctx->thread_scratch) */
+  size_t bwd_scratch_floats;    /* backward scratch floats, shared */
 } camd_node;
 
 typedef struct camd_tensor {
@@ -72,7 +75,11 @@ typedef struct camd_op_ctx {
   camd_tensor *out;            /* n_out entries */
   const camd_tensor *grad_out; /* backward only: n_out entries (data NULL = zero gradient) */
   camd_tensor *grad_in;        /* backward only: n_in entries (data NULL = not wanted) */
-  float *scratch;              /* scratch_floats (forward) / bwd_scratch_floats (backward) */
+  float *scratch;          /* scratch_floats (forward) / bwd_scratch_floats (backward), shared */
+  struct camd__pool *pool; /* the session's threads for camd__pool_for (engine/pool.h) */
+  float *thread_scratch;   /* forward: slice t (thread_scratch_floats floats) of pool thread t
+                              starts at thread_scratch + t * thread_stride */
+  size_t thread_stride;
 } camd_op_ctx;
 
 struct camd_op_desc {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/op.h"
+#include "engine/pool.h"
 
 typedef struct act_params {
   float alpha, beta; /* LeakyRelu alpha; HardSigmoid alpha, beta */
@@ -65,11 +66,15 @@ static int act_infer(const camd_node *node, const camd_shape *in, camd_shape *ou
 }
 
 /* ---- Relu ---- */
+static void relu_range(void *arg, int64_t b, int64_t e) {
+  const camd_op_ctx *ctx = arg;
+  const float *restrict x = ctx->in[0].data;
+  float *restrict y = ctx->out[0].data;
+  for (int64_t i = b; i < e; i++) y[i] = x[i] > 0.f ? x[i] : 0.f;
+}
+
 static void relu_forward(const camd_op_ctx *ctx) {
-  const float *x = ctx->in[0].data;
-  float *y = ctx->out[0].data;
-  size_t n = act_count(ctx);
-  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.f ? x[i] : 0.f;
+  camd__pool_range(ctx->pool, (int64_t)act_count(ctx), CAMD_POOL_CHUNK, relu_range, (void *)ctx);
 }
 
 static void relu_backward(const camd_op_ctx *ctx) {
@@ -149,17 +154,21 @@ static int clip_prepare(camd_graph *g, camd_node *node, camd_error *err) {
   return rc;
 }
 
-static void clip_forward(const camd_op_ctx *ctx) {
+static void clip_range(void *arg, int64_t b, int64_t e) {
+  const camd_op_ctx *ctx = arg;
   const act_params *p = ctx->params;
-  const float *x = ctx->in[0].data;
-  float *y = ctx->out[0].data;
+  const float *restrict x = ctx->in[0].data;
+  float *restrict y = ctx->out[0].data;
   const float lo = p->lo, hi = p->hi;
-  size_t n = act_count(ctx);
   /* NaN propagates; min > max gives max everywhere (ONNX). */
-  for (size_t i = 0; i < n; i++) {
+  for (int64_t i = b; i < e; i++) {
     float v = x[i] < lo ? lo : x[i];
     y[i] = v > hi ? hi : v;
   }
+}
+
+static void clip_forward(const camd_op_ctx *ctx) {
+  camd__pool_range(ctx->pool, (int64_t)act_count(ctx), CAMD_POOL_CHUNK, clip_range, (void *)ctx);
 }
 
 static void clip_backward(const camd_op_ctx *ctx) {

@@ -37,8 +37,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/blas.h"
 #include "engine/engine_assert.h"
 #include "engine/graph_internal.h"
+#include "engine/pool.h"
 
 #define CAMD_PLAN_CACHE 12
 #define CAMD_NO_OFFSET ((size_t)-1)
@@ -68,7 +70,8 @@ typedef struct camd_plan {
   unsigned char *computed; /* per value: written by this plan's forward */
   unsigned char *after;    /* shared-input plans: per value, computed from the hook value */
   size_t mem_floats;       /* values + gradients (+ view) */
-  size_t scratch_floats;   /* kernel scratch, placed after mem_floats */
+  size_t scratch_floats;   /* shared kernel scratch, after mem_floats */
+  size_t thread_floats;    /* kernel scratch per thread: threads × this follow the shared part */
   uint64_t last_used;
 } camd_plan;
 
@@ -89,6 +92,8 @@ struct camd_session {
   float *mem; /* the one block: the running plan's values, gradients, then scratch */
   size_t mem_floats;
   const camd_plan *mem_owner; /* plan whose values the block holds (prefix reuse) */
+  camd__pool *pool;           /* the session's threads (NULL: one) */
+  int threads;
   size_t bytes;
 };
 
@@ -429,18 +434,21 @@ static size_t plan_grad_layout(const camd_graph *g, camd_plan *p, plan_tmp *t, s
   return total;
 }
 
-/* Largest kernel scratch of the nodes the plan runs, forward and backward. */
-static size_t plan_scratch(const camd_graph *g, const camd_plan *p) {
-  size_t s = 0;
+/* Largest kernel scratch of the nodes the plan runs, forward and backward: shared floats and
+ * floats per thread. */
+static void plan_scratch(const camd_graph *g, camd_plan *p) {
+  size_t s = 0, t = 0;
   for (int i = 0; i < p->n_fwd; i++) {
     const camd_node *n = &g->nodes[p->fwd_nodes[i]];
     if (n->scratch_floats > s) s = n->scratch_floats;
+    if (n->thread_scratch_floats > t) t = n->thread_scratch_floats;
   }
   for (int i = 0; i < p->n_bwd; i++) {
     const camd_node *n = &g->nodes[p->bwd_nodes[i]];
     if (n->bwd_scratch_floats > s) s = n->bwd_scratch_floats;
   }
-  return align_floats(s);
+  p->scratch_floats = align_floats(s);
+  p->thread_floats = align_floats(t);
 }
 
 static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, int grad_to,
@@ -475,7 +483,7 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
   p->view_off = fwd_total + grad_total;
   if (p->view_node >= 0) grad_total += value_floats(g, grad_to, capacity);
   p->mem_floats = align_floats(fwd_total + grad_total);
-  p->scratch_floats = plan_scratch(g, p);
+  plan_scratch(g, p);
   plan_tmp_free(&t);
   *out = p;
   return 0;
@@ -531,6 +539,12 @@ static int sort_retain(camd_session *s, const camd_forward_opts *o, camd_error *
   return u;
 }
 
+/* Floats of the session block plan p needs: its values and gradients, the shared scratch, then
+ * one scratch slice per thread. */
+static size_t plan_block_floats(const camd_session *s, const camd_plan *p) {
+  return p->mem_floats + p->scratch_floats + p->thread_floats * (size_t)s->threads;
+}
+
 static int plan_capacity(const camd_session *s, int batch) {
   int c = 1;
   while (c < batch) c *= 2;
@@ -568,7 +582,7 @@ static int plan_get(camd_session *s, const camd_forward_opts *o, int batch, camd
     int rc = plan_build(s, s->sorted, u, grad_to, shared_hook, capacity, &p, err);
     if (rc) return rc;
     /* The block first: a plan enters the cache only once the block can hold it. */
-    rc = reserve_block(s, p->mem_floats + p->scratch_floats, err);
+    rc = reserve_block(s, plan_block_floats(s, p), err);
     if (rc) {
       plan_free(p);
       return rc;
@@ -585,7 +599,9 @@ static int plan_get(camd_session *s, const camd_forward_opts *o, int batch, camd
     }
     s->plans[s->n_plans++] = p;
   }
-  CAMD_ASSERT(p->mem_floats + p->scratch_floats <= s->mem_floats);
+  int rc = reserve_block(s, plan_block_floats(s, p), err); /* after a thread-count change */
+  if (rc) return rc;
+  CAMD_ASSERT(plan_block_floats(s, p) <= s->mem_floats);
   p->last_used = ++s->clock;
   *out = p;
   return 0;
@@ -615,8 +631,36 @@ int camd_session_create(camd_model *m, int max_batch, camd_session **out, camd_e
     return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
   }
   s->bytes = nv * (sizeof(camd_shape) + sizeof(float *) + 1 + sizeof(int));
+  camd__blas_single_thread(); /* the engine's own threads split the work, not the BLAS */
+  s->threads = 1;
+  int rc = camd_session_set_threads(s, camd_engine_default_threads(), err);
+  if (rc) {
+    camd_session_destroy(s);
+    return rc;
+  }
   *out = s;
   return 0;
+}
+
+int camd_session_set_threads(camd_session *s, int threads, camd_error *err) {
+  if (threads < 1 || threads > CAMD_POOL_MAX_THREADS) {
+    return camd_error_set(err, CAMD_E_INVALID, "engine threads %d is outside 1..%d", threads,
+                          CAMD_POOL_MAX_THREADS);
+  }
+  if (threads == camd__pool_threads(s->pool)) return 0;
+  camd__pool *np = NULL;
+  if (threads > 1) {
+    int rc = camd__pool_create(threads, &np, err);
+    if (rc) return rc;
+  }
+  camd__pool_destroy(s->pool);
+  s->pool = np;
+  s->threads = threads;
+  return 0;
+}
+
+int camd_session_threads(const camd_session *s) {
+  return s->threads;
 }
 
 void camd_session_destroy(camd_session *s) {
@@ -627,6 +671,7 @@ void camd_session_destroy(camd_session *s) {
   free(s->grad_live);
   free(s->sorted);
   free(s->mem);
+  camd__pool_destroy(s->pool);
   camd_model_release(s->model);
   free(s);
 }
@@ -748,7 +793,16 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
     for (int j = 0; j < n->n_out; j++) makes_hook |= n->out[j] == hook_value;
     if (once && reuse && !makes_hook) continue; /* kept from the previous shared run */
     node_tensors(s, n, once, in, out);
-    camd_op_ctx ctx = {n, n->params, in, out, NULL, NULL, scratch};
+    camd_op_ctx ctx = {n,
+                       n->params,
+                       in,
+                       out,
+                       NULL,
+                       NULL,
+                       scratch,
+                       s->pool,
+                       scratch + p->scratch_floats,
+                       p->thread_floats};
     n->op->forward(&ctx);
     if (once) {
       for (int j = 0; j < n->n_out; j++) {
@@ -791,7 +845,7 @@ static float *grad_buffer(camd_session *s, const camd_plan *p, int v) {
   return gv;
 }
 
-/* Runs node n's backward; returns false when no gradient reaches its outputs. */
+/* Runs node n's backward (nothing when no gradient reaches its outputs). */
 static void backward_node(camd_session *s, const camd_plan *p, const camd_node *n, float *scratch) {
   const camd_graph *g = s->g;
   camd_tensor in[CAMD_NODE_MAX_IO], out[CAMD_NODE_MAX_IO];
@@ -816,7 +870,7 @@ static void backward_node(camd_session *s, const camd_plan *p, const camd_node *
       gin[k].data = grad_buffer(s, p, v);
     }
   }
-  camd_op_ctx ctx = {n, n->params, in, out, gout, gin, scratch};
+  camd_op_ctx ctx = {n, n->params, in, out, gout, gin, scratch, s->pool, NULL, 0};
   n->op->backward(&ctx);
   /* The outputs' gradient buffers may be reused from here on. */
   for (int j = 0; j < n->n_out; j++) {
@@ -851,7 +905,7 @@ int camd_session_backward(camd_session *s, int from, const float *seed, camd_err
     camd_tensor out = {s->ptr[p->grad_to], s->shapes[p->grad_to]};
     camd_tensor gin = {s->mem + p->grad_off[p->grad_root], s->shapes[p->grad_root]};
     camd_tensor gout = {s->mem + p->view_off, s->shapes[p->grad_to]};
-    camd_op_ctx ctx = {n, n->params, &in, &out, &gout, &gin, scratch};
+    camd_op_ctx ctx = {n, n->params, &in, &out, &gout, &gin, scratch, s->pool, NULL, 0};
     n->op->grad_view(&ctx);
   }
   s->have_backward = true;
