@@ -187,8 +187,9 @@ int camd_blas_get_threads(void);
 /* OpenBLAS 0.3.21 picks its kernels from the CPU model when the library loads and falls back
  * to slow SSE3 kernels on CPUs it does not recognise. When OPENBLAS_CORETYPE is unset (and
  * CAMD_BLAS_AUTOTUNE is not "0"), sets it from the CPU's instruction sets (SkylakeX for
- * AVX-512, Haswell for AVX2+FMA) and re-executes the program with `argv` so the library sees
- * it. Returns only when nothing was changed or exec failed. Call first thing in main(). */
+ * AVX-512, Haswell for AVX2+FMA, as lowered by CAMD_CPU=avx2|generic, the same level camd's own
+ * kernels dispatch on) and re-executes the program with `argv` so the library sees it. Returns only
+ * when nothing was changed or exec failed. Call first thing in main(). */
 void camd_blas_autotune_exec(char **argv);
 
 #endif

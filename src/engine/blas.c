@@ -8,6 +8,7 @@
 
 #include "camd/engine.h"
 #include "engine/blas.h"
+#include "engine/cpu.h"
 
 void camd_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                int lda, const float *b, int ldb, float beta, float *c, int ldc) {
@@ -58,13 +59,18 @@ void camd__blas_single_thread(void) {
 void camd_blas_autotune_exec(char **argv) {
   const char *opt = getenv("CAMD_BLAS_AUTOTUNE");
   if (getenv("OPENBLAS_CORETYPE") || (opt && !strcmp(opt, "0"))) return;
+  /* The same level camd's own kernels use (CAMD_CPU=avx2|generic lowers both). */
   const char *core = NULL;
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl")) {
-    core = "SkylakeX";
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    core = "Haswell";
+  switch (camd__cpu()) {
+    case CAMD_CPU_AVX512:
+      core = "SkylakeX";
+      break;
+    case CAMD_CPU_AVX2:
+      core = "Haswell";
+      break;
+    default:
+      core = getenv("CAMD_CPU") ? "Prescott" : NULL; /* SSE3 kernels when asked for generic */
+      break;
   }
   if (!core) return;
   setenv("OPENBLAS_CORETYPE", core, 1);

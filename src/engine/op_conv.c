@@ -43,6 +43,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "engine/cpu.h"
 #include "engine/op.h"
 #include "engine/op_window.h"
 #include "engine/pool.h"
@@ -207,43 +208,31 @@ static void unpad_add(const conv_params *p, const float *restrict pbuf, float *r
 
 /* ---- depthwise direct loops (one input plane -> one output plane) ---- */
 
-/* Output row by output row, so the row being summed stays in L1; per element the taps are
- * added in (ki, kj) order. Tap kj's valid output columns [ow0, ow1) are the same for every row. */
-static void dw_plane_forward(const conv_params *p, const float *restrict xc,
-                             const float *restrict wm, float bias, float *restrict ym) {
-  const int64_t W = p->w, OW = p->ow, KW = p->kw;
-  int64_t ow0[16], ow1[16]; /* per kj (kernels wider than 16 compute their range per row) */
-  const bool cached = KW <= 16;
-  for (int64_t kj = 0; cached && kj < KW; kj++) {
-    camd__window_range(kj * p->dw - p->pl, p->sw, W, OW, &ow0[kj], &ow1[kj]);
-  }
-  for (int64_t o = 0; o < p->oh; o++) {
-    float *restrict yr = ym + o * OW;
-    for (int64_t q = 0; q < OW; q++) yr[q] = bias;
-    for (int64_t ki = 0; ki < p->kh; ki++) {
-      const int64_t ih = o * p->sh + ki * p->dh - p->pt;
-      if (ih < 0 || ih >= p->h) continue;
-      const float *xrow = xc + ih * W;
-      for (int64_t kj = 0; kj < KW; kj++) {
-        const int64_t offw = kj * p->dw - p->pl;
-        int64_t q0, q1;
-        if (cached) {
-          q0 = ow0[kj];
-          q1 = ow1[kj];
-        } else {
-          camd__window_range(offw, p->sw, W, OW, &q0, &q1);
-        }
-        const float wv = wm[ki * KW + kj];
-        const float *xr = xrow + offw;
-        if (p->sw == 1) {
-          for (int64_t q = q0; q < q1; q++) yr[q] += wv * xr[q];
-        } else {
-          const int64_t st = p->sw;
-          for (int64_t q = q0; q < q1; q++) yr[q] += wv * xr[q * st];
-        }
-      }
-    }
-  }
+/* Depthwise forward kernel, compiled once per instruction set (op_dw_kernel.h) and chosen at
+ * run time (engine/cpu.h: the CPU's level, lowered by CAMD_CPU). ISO C mode keeps GCC from
+ * contracting a*b+c into FMA, so every variant computes the same bits. */
+#define DW_NAME dw_plane_forward_generic
+#define DW_TARGET
+#include "engine/op_dw_kernel.h"
+#if defined(__x86_64__)
+#define DW_NAME dw_plane_forward_avx2
+#define DW_TARGET __attribute__((target("avx2,fma")))
+#include "engine/op_dw_kernel.h"
+#define DW_NAME dw_plane_forward_avx512
+#define DW_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#include "engine/op_dw_kernel.h"
+#endif
+
+typedef void (*dw_plane_fn)(const conv_params *p, const float *restrict xc,
+                            const float *restrict wm, float bias, float *restrict ym);
+
+static dw_plane_fn dw_plane_forward_for(camd__cpu_level level) {
+#if defined(__x86_64__)
+  if (level == CAMD_CPU_AVX512) return dw_plane_forward_avx512;
+  if (level == CAMD_CPU_AVX2) return dw_plane_forward_avx2;
+#endif
+  (void)level;
+  return dw_plane_forward_generic;
 }
 
 static void dw_plane_backward(const conv_params *p, const float *restrict dy,
@@ -370,6 +359,7 @@ typedef struct dw_job {
   const conv_params *p;
   const float *x, *w, *b;
   float *y;
+  dw_plane_fn plane;
 } dw_job;
 
 static void task_dw(void *arg, int64_t i, int thread) {
@@ -378,8 +368,8 @@ static void task_dw(void *arg, int64_t i, int thread) {
   const conv_params *p = j->p;
   const int64_t n = i / p->m, m = i % p->m, mult = p->m / p->c;
   const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, kk = p->kh * p->kw;
-  dw_plane_forward(p, j->x + (n * p->c + m / mult) * hw, j->w + m * kk, j->b ? j->b[m] : 0.0f,
-                   j->y + (n * p->m + m) * ohw);
+  j->plane(p, j->x + (n * p->c + m / mult) * hw, j->w + m * kk, j->b ? j->b[m] : 0.0f,
+           j->y + (n * p->m + m) * ohw);
 }
 
 static void conv_forward(const camd_op_ctx *ctx) {
@@ -400,7 +390,7 @@ static void conv_forward(const camd_op_ctx *ctx) {
     return;
   }
   if (p->kind == CONV_DEPTHWISE) {
-    dw_job dj = {p, x, w, b, y};
+    dw_job dj = {p, x, w, b, y, dw_plane_forward_for(camd__cpu())};
     camd__pool_for(ctx->pool, batch * p->m, task_dw, &dj);
     return;
   }
