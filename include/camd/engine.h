@@ -171,6 +171,11 @@ size_t camd_session_bytes(const camd_session *s);
  * CAMD_E_NOMEM; on failure the session keeps its previous threads. */
 int camd_session_set_threads(camd_session *s, int threads, camd_error *err);
 int camd_session_threads(const camd_session *s);
+/* Per-node forward timing (for `camd bench --profile`): when on, every forward adds each
+ * node's wall time to a table indexed by node (camd_model_num_nodes entries, nanoseconds; owned
+ * by the session, valid until profiling is turned off). Turning it on again zeroes the table. */
+int camd_session_set_profiling(camd_session *s, bool on, camd_error *err);
+const uint64_t *camd_session_profile(const camd_session *s);
 /* Default thread count of new sessions: set by camd_blas_set_threads (threads per worker),
  * else the environment's CAMD_THREADS, else the number of online cores (at most 64). */
 int camd_engine_default_threads(void);

@@ -23,7 +23,8 @@ static void bench_usage(FILE *f) {
           "  --warmup N       untimed runs first (default 3)\n"
           "  --seed N         input seed (default 1)\n"
           "  --dump-output F  write the first run's output 0 as raw float32 to F\n"
-          "  --input F        read the input tensor (raw float32, batch × per-sample) from F\n");
+          "  --input F        read the input tensor (raw float32, batch × per-sample) from F\n"
+          "  --profile        also print the forward time per operator kind (ms per run, %%)\n");
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -36,16 +37,79 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* Operator kind of node i for the profile: Conv split into depthwise / grouped / 1x1 / KxK. */
+static void node_kind(const camd_model *m, int i, char *buf, size_t size) {
+  const char *op = camd_model_node_op(m, i);
+  snprintf(buf, size, "%s", op);
+  if (strcmp(op, "Conv") != 0) return;
+  const int *in, *out;
+  int n_in, n_out;
+  camd_value_info x, w;
+  if (camd_model_node_io(m, i, &in, &n_in, &out, &n_out) || n_in < 2 ||
+      camd_model_value_info(m, in[0], &x) || camd_model_value_info(m, in[1], &w) ||
+      w.shape.ndim != 4)
+    return;
+  if (w.shape.dims[1] == 1 && x.shape.dims[1] > 1)
+    snprintf(buf, size, "Conv depthwise %lldx%lld", (long long)w.shape.dims[2],
+             (long long)w.shape.dims[3]);
+  else if (w.shape.dims[1] != x.shape.dims[1])
+    snprintf(buf, size, "Conv grouped");
+  else
+    snprintf(buf, size, "Conv %lldx%lld", (long long)w.shape.dims[2], (long long)w.shape.dims[3]);
+}
+
+/* Runs `runs` profiled forwards and prints "profile" lines: kind, ms per run, share. */
+static int print_profile(camd_model *m, camd_session *s, int batch, const float *input, int runs,
+                         int threads, camd_error *err) {
+  camd_forward_opts fwd;
+  camd_forward_opts_init(&fwd);
+  int rc = camd_session_set_profiling(s, true, err);
+  for (int i = 0; !rc && i < runs; i++) rc = camd_session_forward(s, batch, input, &fwd, err);
+  const uint64_t *ns = camd_session_profile(s);
+  int nn = camd_model_num_nodes(m);
+  char(*kinds)[48] = calloc((size_t)nn + 1, sizeof(*kinds));
+  double *tot = calloc((size_t)nn + 1, sizeof(double));
+  int nk = 0;
+  double all = 0;
+  for (int i = 0; !rc && kinds && tot && i < nn; i++) {
+    if (!ns[i]) continue;
+    char k[48];
+    node_kind(m, i, k, sizeof(k));
+    int j = 0;
+    while (j < nk && strcmp(kinds[j], k)) j++;
+    if (j == nk) snprintf(kinds[nk++], sizeof(kinds[0]), "%s", k);
+    tot[j] += (double)ns[i] / 1e6 / runs;
+    all += (double)ns[i] / 1e6 / runs;
+  }
+  for (int pass = 0; !rc && kinds && tot && pass < nk; pass++) { /* largest first */
+    int best = -1;
+    for (int j = 0; j < nk; j++)
+      if (tot[j] >= 0 && (best < 0 || tot[j] > tot[best])) best = j;
+    printf("profile threads=%d %-24s %8.3f ms %5.1f %%\n", threads, kinds[best], tot[best],
+           all > 0 ? 100.0 * tot[best] / all : 0.0);
+    tot[best] = -1;
+  }
+  free(kinds);
+  free(tot);
+  if (!rc) rc = camd_session_set_profiling(s, false, err);
+  return rc;
+}
+
 int camd_cli_bench(int argc, char **argv) {
   const char *model_path = NULL, *layer = NULL, *threads_list = "1,2", *dump = NULL,
              *input_path = NULL;
   int batch = 1, runs = 20, warmup = 3;
+  bool profile = false;
   long seed = 1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       bench_usage(stdout);
       return 0;
+    }
+    if (!strcmp(a, "--profile")) {
+      profile = true;
+      continue;
     }
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     bool takes = !strcmp(a, "--threads") || !strcmp(a, "--layer") || !strcmp(a, "--batch") ||
@@ -183,6 +247,11 @@ int camd_cli_bench(int argc, char **argv) {
       times[i] = (double)(camd_now_ns() - t0) / 1e6;
     }
     double fwd_ms = median(times, runs);
+    if (profile && print_profile(m, s, batch, input, runs, (int)nt, &err)) {
+      fprintf(stderr, "camd bench: %s\n", err.message);
+      free(list);
+      goto done;
+    }
     const float *out = camd_session_value(s, camd_model_output(m, 0), NULL);
     if (dump) {
       FILE *f = fopen(dump, "wb");

@@ -74,6 +74,10 @@ void camd_blas_autotune_exec(char **argv) {
   }
   if (!core) return;
   setenv("OPENBLAS_CORETYPE", core, 1);
+  /* While re-executing anyway: large allocations (model file, weights, session blocks) on
+   * transparent huge pages where the kernel offers them (madvise mode), so loading 100 MB of
+   * weights takes a few hundred page faults instead of ~75 000 (startup time). */
+  if (!getenv("GLIBC_TUNABLES")) setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1);
   setenv("CAMD_BLAS_AUTOTUNE", "0", 1); /* never loop */
   execv("/proc/self/exe", argv);
   /* exec failed: carry on with the library's own choice. */
