@@ -76,6 +76,7 @@ typedef struct conv_params {
                       then GEMMs over (band, row chunk of W) */
   int64_t m_chunk; /* rows of W per GEMM task (gemm whole_col, 1x1 row split) */
   int64_t n_chunk; /* columns per GEMM task (1x1 column split) */
+  bool dw_tmp;     /* depthwise 3x3 stride 1: a thread scratch slice for the padded plane */
 } conv_params;
 
 /* ---- padding, im2col, col2im ---- */
@@ -224,7 +225,8 @@ static void unpad_add(const conv_params *p, const float *restrict pbuf, float *r
 #endif
 
 typedef void (*dw_plane_fn)(const conv_params *p, const float *restrict xc,
-                            const float *restrict wm, float bias, float *restrict ym);
+                            const float *restrict wm, float bias, float *restrict ym,
+                            float *restrict tmp);
 
 static dw_plane_fn dw_plane_forward_for(camd__cpu_level level) {
 #if defined(__x86_64__)
@@ -357,19 +359,20 @@ static void task_1x1(void *arg, int64_t i, int thread) {
 /* Depthwise: one output plane per task (all items). */
 typedef struct dw_job {
   const conv_params *p;
+  const camd_op_ctx *ctx;
   const float *x, *w, *b;
   float *y;
   dw_plane_fn plane;
 } dw_job;
 
 static void task_dw(void *arg, int64_t i, int thread) {
-  (void)thread;
   const dw_job *j = arg;
   const conv_params *p = j->p;
   const int64_t n = i / p->m, m = i % p->m, mult = p->m / p->c;
   const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, kk = p->kh * p->kw;
+  float *tmp = p->dw_tmp ? j->ctx->thread_scratch + (size_t)thread * j->ctx->thread_stride : NULL;
   j->plane(p, j->x + (n * p->c + m / mult) * hw, j->w + m * kk, j->b ? j->b[m] : 0.0f,
-           j->y + (n * p->m + m) * ohw);
+           j->y + (n * p->m + m) * ohw, tmp);
 }
 
 static void conv_forward(const camd_op_ctx *ctx) {
@@ -390,7 +393,7 @@ static void conv_forward(const camd_op_ctx *ctx) {
     return;
   }
   if (p->kind == CONV_DEPTHWISE) {
-    dw_job dj = {p, x, w, b, y, dw_plane_forward_for(camd__cpu())};
+    dw_job dj = {p, ctx, x, w, b, y, dw_plane_forward_for(camd__cpu())};
     camd__pool_for(ctx->pool, batch * p->m, task_dw, &dj);
     return;
   }
@@ -655,6 +658,12 @@ static int conv_prepare(camd_graph *g, camd_node *node, camd_error *err) {
     node->scratch_floats = 0;
     node->thread_scratch_floats = 0;
     node->bwd_scratch_floats = 0;
+    if (tmp.kind == CONV_DEPTHWISE && tmp.kh == 3 && tmp.kw == 3 && tmp.sh == 1 && tmp.sw == 1 &&
+        tmp.dh == 1 && tmp.dw == 1) { /* padded plane + flat result (op_dw_kernel.h) */
+      p->dw_tmp = true;
+      node->thread_scratch_floats =
+          (size_t)round16((tmp.oh + 2) * (tmp.ow + 2) + 2 + tmp.oh * (tmp.ow + 2) + CONV_SLACK);
+    }
   }
   return 0;
 }

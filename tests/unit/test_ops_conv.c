@@ -196,6 +196,17 @@ static void test_conv_depthwise(void) {
   CHECK_EQ_INT(run_conv("depthwise dilated", &c3, 2, 2, K2(7, 9), 2, K2(3, 3), false, false), 0);
   conv_case c4 = {.nsp = 2, .group = 3, .auto_pad = "SAME_UPPER", .stride = {2, 2}};
   CHECK_EQ_INT(run_conv("depthwise 5x5 same", &c4, 2, 3, K2(8, 7), 3, K2(5, 5), true, false), 0);
+  /* The 3x3 one-pass path (op_dw_kernel.h): wide rows, both strides, left pads 0..2, odd widths. */
+  conv_case f1 = {.nsp = 2, .group = 2, .pads = {1, 1, 1, 1}};
+  CHECK_EQ_INT(run_conv("dw3 wide s1 p1", &f1, 1, 2, K2(5, 37), 2, K2(3, 3), true, false), 0);
+  conv_case f2 = {.nsp = 2, .group = 2, .stride = {2, 2}, .pads = {1, 1, 1, 1}};
+  CHECK_EQ_INT(run_conv("dw3 wide s2 p1", &f2, 1, 2, K2(7, 41), 2, K2(3, 3), true, false), 0);
+  conv_case f3 = {.nsp = 2, .group = 2, .stride = {2, 2}};
+  CHECK_EQ_INT(run_conv("dw3 s2 valid", &f3, 1, 2, K2(6, 36), 2, K2(3, 3), false, false), 0);
+  conv_case f4 = {.nsp = 2, .group = 2, .pads = {2, 2, 0, 2}};
+  CHECK_EQ_INT(run_conv("dw3 s1 p2", &f4, 1, 2, K2(5, 21), 4, K2(3, 3), true, false), 0);
+  conv_case f5 = {.nsp = 2, .group = 2, .stride = {2, 2}, .pads = {2, 2, 1, 1}};
+  CHECK_EQ_INT(run_conv("dw3 s2 p2", &f5, 1, 2, K2(6, 23), 2, K2(3, 3), true, false), 0);
 }
 
 static void test_conv_1x1(void) {
