@@ -68,6 +68,29 @@ typedef struct camd_tensor {
   camd_shape shape;
 } camd_tensor;
 
+/* An elementwise activation a producer applies to its own output while it is in cache (plan-time
+ * fusion, session.c), with exactly the float operations of the op it replaces. */
+typedef enum camd_post_kind { CAMD_POST_NONE = 0, CAMD_POST_RELU, CAMD_POST_CLIP } camd_post_kind;
+typedef struct camd_post_op {
+  camd_post_kind kind;
+  float lo, hi; /* Clip */
+} camd_post_op;
+
+/* Applies post-op `po` to n floats at y (nothing for NULL / NONE). Relu: x > 0 ? x : 0 (NaN -> 0,
+ * as op Relu); Clip: max then min (NaN stays NaN, as op Clip). */
+static inline void camd__post_op_apply(const camd_post_op *po, float *y, int64_t n) {
+  if (!po || po->kind == CAMD_POST_NONE) return;
+  if (po->kind == CAMD_POST_RELU) {
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.f ? y[i] : 0.f;
+    return;
+  }
+  const float lo = po->lo, hi = po->hi;
+  for (int64_t i = 0; i < n; i++) {
+    float v = y[i] < lo ? lo : y[i];
+    y[i] = v > hi ? hi : v;
+  }
+}
+
 typedef struct camd_op_ctx {
   const camd_node *node;
   const void *params;          /* node->params */
@@ -80,6 +103,7 @@ typedef struct camd_op_ctx {
   float *thread_scratch;   /* forward: slice t (thread_scratch_floats floats) of pool thread t
                               starts at thread_scratch + t * thread_stride */
   size_t thread_stride;
+  const camd_post_op *post; /* forward: activation to apply to out[0] (accepts_post_op ops) */
 } camd_op_ctx;
 
 struct camd_op_desc {
@@ -93,6 +117,10 @@ struct camd_op_desc {
   bool bwd_needs_outputs;                   /* backward reads ctx->out[*].data */
   unsigned grad_inputs; /* bit i: a gradient can flow to input i (data inputs) */
   void (*grad_view)(const camd_op_ctx *ctx); /* NULL for ordinary ops (see above) */
+  /* Fusion (session.c, plan time): a producer that applies ctx->post to its single output, and
+   * an activation that can be expressed as one (fills *po from node n's params). */
+  bool accepts_post_op;
+  bool (*as_post_op)(const camd_node *n, camd_post_op *po);
 };
 
 /* Bit of input i in the descriptor masks (bwd_needs_inputs, grad_inputs, node->in_const). */

@@ -329,21 +329,37 @@ static int dropout_prepare(camd_graph *g, camd_node *node, camd_error *err) {
   return 0;
 }
 
-#define ACT_DESC(name, lo, hi, prep, fwd, bwd, needs_in, needs_out)                                \
+#define ACT_DESC_POST(name, lo, hi, prep, fwd, bwd, needs_in, needs_out, post)                     \
   {                                                                                                \
     .op_type = name, .opset_min = lo, .opset_max = hi, .prepare = prep, .infer = act_infer,        \
     .forward = fwd, .backward = bwd, .bwd_needs_inputs = needs_in, .bwd_needs_outputs = needs_out, \
-    .grad_inputs = 0x1                                                                             \
+    .grad_inputs = 0x1, .as_post_op = post                                                         \
   }
+#define ACT_DESC(name, lo, hi, prep, fwd, bwd, needs_in, needs_out) \
+  ACT_DESC_POST(name, lo, hi, prep, fwd, bwd, needs_in, needs_out, NULL)
+
+/* Relu and Clip as a producer's post-op (plan-time fusion; same float operations). */
+static bool relu_as_post_op(const camd_node *n, camd_post_op *po) {
+  (void)n;
+  *po = (camd_post_op){CAMD_POST_RELU, 0.0f, 0.0f};
+  return true;
+}
+
+static bool clip_as_post_op(const camd_node *n, camd_post_op *po) {
+  const act_params *p = n->params;
+  if (!p) return false;
+  *po = (camd_post_op){CAMD_POST_CLIP, p->lo, p->hi};
+  return true;
+}
 
 /* Opset ranges: later versions of these ops only add types (bfloat16, float8, optional). */
-const camd_op_desc camd__op_relu =
-    ACT_DESC("Relu", 1, 22, act_prepare_plain, relu_forward, relu_backward, 0, true);
+const camd_op_desc camd__op_relu = ACT_DESC_POST("Relu", 1, 22, act_prepare_plain, relu_forward,
+                                                 relu_backward, 0, true, relu_as_post_op);
 const camd_op_desc camd__op_leakyrelu = ACT_DESC("LeakyRelu", 1, 22, leakyrelu_prepare,
                                                  leakyrelu_forward, leakyrelu_backward, 1, false);
 /* 1..10: min/max attributes; 11..22: optional constant inputs. */
-const camd_op_desc camd__op_clip =
-    ACT_DESC("Clip", 1, 22, clip_prepare, clip_forward, clip_backward, 1, false);
+const camd_op_desc camd__op_clip = ACT_DESC_POST("Clip", 1, 22, clip_prepare, clip_forward,
+                                                 clip_backward, 1, false, clip_as_post_op);
 const camd_op_desc camd__op_sigmoid =
     ACT_DESC("Sigmoid", 1, 22, act_prepare_plain, sigmoid_forward, sigmoid_backward, 0, true);
 const camd_op_desc camd__op_hardsigmoid = ACT_DESC(

@@ -71,9 +71,13 @@ typedef struct camd_plan {
   unsigned char *kept;     /* per value: readable after forward */
   unsigned char *computed; /* per value: written by this plan's forward */
   unsigned char *after;    /* shared-input plans: per value, computed from the hook value */
-  size_t mem_floats;       /* values + gradients (+ view) */
-  size_t scratch_floats;   /* shared kernel scratch, after mem_floats */
-  size_t thread_floats;    /* kernel scratch per thread: threads × this follow the shared part */
+  int *write_to;           /* per node: fused producer writes this value instead of out[0], or -1 */
+  unsigned char *skip;     /* per node: an activation fused into its producer (not run) */
+  camd_post_op *post;      /* per node: the post-op a fused producer applies */
+  int n_fused;
+  size_t mem_floats;     /* values + gradients (+ view) */
+  size_t scratch_floats; /* shared kernel scratch, after mem_floats */
+  size_t thread_floats;  /* kernel scratch per thread: threads × this follow the shared part */
   uint64_t last_used;
 } camd_plan;
 
@@ -179,6 +183,9 @@ static void plan_free(camd_plan *p) {
   free(p->kept);
   free(p->computed);
   free(p->after);
+  free(p->write_to);
+  free(p->skip);
+  free(p->post);
   free(p);
 }
 
@@ -192,8 +199,11 @@ static camd_plan *plan_alloc(int nv, int nn, int n_retain) {
   p->grad_off = malloc(sizeof(size_t) * (size_t)(nv + 1));
   p->kept = calloc((size_t)nv + 1, 1);
   p->computed = calloc((size_t)nv + 1, 1);
+  p->write_to = malloc(sizeof(int) * (size_t)(nn + 1));
+  p->skip = calloc((size_t)nn + 1, 1);
+  p->post = calloc((size_t)nn + 1, sizeof(camd_post_op));
   if (!p->retain || !p->fwd_nodes || !p->bwd_nodes || !p->fwd_off || !p->grad_off || !p->kept ||
-      !p->computed) {
+      !p->computed || !p->write_to || !p->skip || !p->post) {
     plan_free(p);
     return NULL;
   }
@@ -339,27 +349,8 @@ static int plan_backward_set(const camd_graph *g, camd_plan *p, plan_tmp *t, cam
   return 0;
 }
 
-/* Forward live intervals and offsets; returns the floats the values need (CAMD_NO_OFFSET: out
- * of memory). */
-static size_t plan_fwd_layout(const camd_graph *g, camd_plan *p, plan_tmp *t) {
-  const int nv = g->n_values;
-  int *first = t->first, *last = t->last;
-  for (int v = 0; v < nv; v++) {
-    first[v] = last[v] = -1;
-    p->fwd_off[v] = CAMD_NO_OFFSET;
-    p->grad_off[v] = CAMD_NO_OFFSET;
-  }
-  for (int i = 0; i < g->n_inputs; i++) first[g->inputs[i]] = last[g->inputs[i]] = 0;
-  for (int i = 0; i < p->n_fwd; i++) {
-    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
-    const int step = i + 1;
-    for (int k = 0; k < n->n_in; k++) {
-      int v = n->in[k];
-      if (v >= 0 && !g->values[v].data && step > last[v]) last[v] = step;
-    }
-    for (int j = 0; j < n->n_out; j++) first[n->out[j]] = last[n->out[j]] = step;
-  }
-  /* Values that must survive the forward. */
+/* Values that must survive the forward. */
+static void plan_mark_kept(const camd_graph *g, camd_plan *p) {
   for (int i = 0; i < g->n_outputs; i++) p->kept[g->outputs[i]] = 1;
   for (int i = 0; i < p->n_retain; i++) p->kept[p->retain[i]] = 1;
   if (p->grad_root >= 0) p->kept[p->grad_root] = 1;
@@ -373,6 +364,70 @@ static size_t plan_fwd_layout(const camd_graph *g, camd_plan *p, plan_tmp *t) {
     }
   }
   if (p->shared_hook >= 0) keep_prefix(g, p, p->shared_hook, p->after);
+}
+
+/* Plan-time fusion: a producer that accepts a post-op (Conv) followed by its value's only reader
+ * in this plan, an activation expressible as a post-op (Relu, Clip), becomes one step: the
+ * producer writes the activation's output and applies it while the tile is in cache. Only for
+ * values nobody can observe: not kept, not on the backward path, not in shared-input plans. The
+ * same float operations run, so results do not change. */
+static void plan_fuse(const camd_graph *g, camd_plan *p, const plan_tmp *t) {
+  for (int k = 0; k < g->n_nodes; k++) p->write_to[k] = -1;
+  p->n_fused = 0;
+  if (p->shared_hook >= 0) return;
+  for (int i = 0; i < p->n_fwd; i++) {
+    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
+    if (!n->op->accepts_post_op || n->n_out != 1) continue;
+    const int v = n->out[0];
+    if (p->kept[v] || t->has_grad[v] || g->values[v].is_output) continue;
+    int reader = -1, reads = 0;
+    for (int j = i + 1; j < p->n_fwd; j++) {
+      const camd_node *c = &g->nodes[p->fwd_nodes[j]];
+      for (int q = 0; q < c->n_in; q++) {
+        if (c->in[q] != v) continue;
+        reads++;
+        reader = p->fwd_nodes[j];
+      }
+    }
+    if (reads != 1) continue;
+    const camd_node *a = &g->nodes[reader];
+    camd_post_op po;
+    if (!a->op->as_post_op || a->in[0] != v || a->n_out != 1 || !a->op->as_post_op(a, &po))
+      continue;
+    p->write_to[p->fwd_nodes[i]] = a->out[0];
+    p->post[p->fwd_nodes[i]] = po;
+    p->skip[reader] = 1;
+    p->computed[v] = 0;
+    p->n_fused++;
+  }
+}
+
+/* Forward live intervals and offsets; returns the floats the values need (CAMD_NO_OFFSET: out
+ * of memory). A fused producer's step writes the activation's output; the activation has no step
+ * of its own. */
+static size_t plan_fwd_layout(const camd_graph *g, camd_plan *p, plan_tmp *t) {
+  const int nv = g->n_values;
+  int *first = t->first, *last = t->last;
+  for (int v = 0; v < nv; v++) {
+    first[v] = last[v] = -1;
+    p->fwd_off[v] = CAMD_NO_OFFSET;
+    p->grad_off[v] = CAMD_NO_OFFSET;
+  }
+  for (int i = 0; i < g->n_inputs; i++) first[g->inputs[i]] = last[g->inputs[i]] = 0;
+  for (int i = 0; i < p->n_fwd; i++) {
+    const int k = p->fwd_nodes[i];
+    const camd_node *n = &g->nodes[k];
+    const int step = i + 1;
+    if (p->skip[k]) continue;
+    for (int q = 0; q < n->n_in; q++) {
+      int v = n->in[q];
+      if (v >= 0 && !g->values[v].data && step > last[v]) last[v] = step;
+    }
+    for (int j = 0; j < n->n_out; j++) {
+      const int w = j == 0 && p->write_to[k] >= 0 ? p->write_to[k] : n->out[j];
+      first[w] = last[w] = step;
+    }
+  }
   int n_iv = 0;
   for (int v = 0; v < nv; v++) {
     if (g->values[v].data) {
@@ -479,6 +534,8 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
 
   plan_select(g, p, &t);
   if ((rc = plan_backward_set(g, p, &t, err))) goto fail;
+  plan_mark_kept(g, p);
+  plan_fuse(g, p, &t);
   size_t fwd_total = plan_fwd_layout(g, p, &t);
   if (fwd_total == CAMD_NO_OFFSET) goto nomem;
   size_t grad_total = plan_grad_layout(g, p, &t, fwd_total);
@@ -820,7 +877,14 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
     bool makes_hook = false;
     for (int j = 0; j < n->n_out; j++) makes_hook |= n->out[j] == hook_value;
     if (once && reuse && !makes_hook) continue; /* kept from the previous shared run */
+    if (p->skip[p->fwd_nodes[i]]) continue;     /* fused into its producer */
     node_tensors(s, n, once, in, out);
+    const int fused = p->write_to[p->fwd_nodes[i]];
+    if (fused >= 0) {
+      CAMD_ASSERT(n->n_out == 1 && s->ptr[fused] &&
+                  camd_shape_equal(&out[0].shape, &s->shapes[fused]));
+      out[0].data = s->ptr[fused];
+    }
     camd_op_ctx ctx = {.node = n,
                        .params = n->params,
                        .in = in,
@@ -828,7 +892,8 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
                        .scratch = scratch,
                        .pool = s->pool,
                        .thread_scratch = scratch + p->scratch_floats,
-                       .thread_stride = p->thread_floats};
+                       .thread_stride = p->thread_floats,
+                       .post = fused >= 0 ? &p->post[p->fwd_nodes[i]] : NULL};
     const uint64_t t0 = s->node_ns ? camd_now_ns() : 0;
     n->op->forward(&ctx);
     if (s->node_ns) s->node_ns[p->fwd_nodes[i]] += camd_now_ns() - t0;
@@ -898,7 +963,14 @@ static void backward_node(camd_session *s, const camd_plan *p, const camd_node *
       gin[k].data = grad_buffer(s, p, v);
     }
   }
-  camd_op_ctx ctx = {n, n->params, in, out, gout, gin, scratch, s->pool, NULL, 0};
+  camd_op_ctx ctx = {.node = n,
+                     .params = n->params,
+                     .in = in,
+                     .out = out,
+                     .grad_out = gout,
+                     .grad_in = gin,
+                     .scratch = scratch,
+                     .pool = s->pool};
   n->op->backward(&ctx);
   /* The outputs' gradient buffers may be reused from here on. */
   for (int j = 0; j < n->n_out; j++) {
@@ -933,7 +1005,14 @@ int camd_session_backward(camd_session *s, int from, const float *seed, camd_err
     camd_tensor out = {s->ptr[p->grad_to], s->shapes[p->grad_to]};
     camd_tensor gin = {s->mem + p->grad_off[p->grad_root], s->shapes[p->grad_root]};
     camd_tensor gout = {s->mem + p->view_off, s->shapes[p->grad_to]};
-    camd_op_ctx ctx = {n, n->params, &in, &out, &gout, &gin, scratch, s->pool, NULL, 0};
+    camd_op_ctx ctx = {.node = n,
+                       .params = n->params,
+                       .in = &in,
+                       .out = &out,
+                       .grad_out = &gout,
+                       .grad_in = &gin,
+                       .scratch = scratch,
+                       .pool = s->pool};
     n->op->grad_view(&ctx);
   }
   s->have_backward = true;

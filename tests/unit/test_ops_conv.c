@@ -258,12 +258,12 @@ static void test_conv_bands(void) {
   conv_case s = {.nsp = 2, .stride = {2, 2}, .pads = {1, 0, 0, 1}};
   CHECK_EQ_INT(run_conv("bands stride 2", &s, 1, 32, K2(320, 12), 2, K2(3, 3), true, false), 0);
   /* The parallel splits (op_conv.c "Threads"): one band with W split into row chunks (80 rows:
-   * 32 + 32 + 16), >= 4 bands run as one task each, a wide 1x1 plane split by columns. */
+   * 32 + 32 + 16), >= 4 bands run as one task each, 1x1 row chunks on a wide and a small plane. */
   CHECK_EQ_INT(run_conv("row chunks", &c, 2, 8, K2(6, 7), 80, K2(3, 3), true, false), 0);
   skip_grad = true;
   CHECK_EQ_INT(run_conv("band tasks", &c, 2, 64, K2(64, 32), 4, K2(3, 3), true, false), 0);
   conv_case u = {.nsp = 2};
-  CHECK_EQ_INT(run_conv("1x1 column split", &u, 2, 4, K2(32, 40), 6, K2(1, 1), true, false), 0);
+  CHECK_EQ_INT(run_conv("1x1 wide plane", &u, 2, 4, K2(32, 40), 6, K2(1, 1), true, false), 0);
   CHECK_EQ_INT(run_conv("1x1 row split", &u, 2, 16, K2(5, 6), 70, K2(1, 1), false, false), 0);
   skip_grad = false;
 }
