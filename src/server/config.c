@@ -35,7 +35,7 @@ static const key_desc keys[] = {
     KL(port, 0, 65535, "TCP port; 0 picks a free one and logs it [8080]"),
     KL(workers, 1, 256, "compute worker threads [2]"),
     KL(io_threads, 1, 64, "network (epoll) threads [1]"),
-    KL(blas_threads, 0, 256, "OpenBLAS threads per worker; 0 = cores / workers [0]"),
+    KL(blas_threads, 0, 256, "engine threads per worker; 0 = cores / workers [0]"),
     KL(queue_length, 1, 1000000, "jobs waiting for a worker before 503 [64]"),
     KL(max_batch, 1, 256, "images a worker runs as one batch (dynamic batching) [4]"),
     KL(batch_window_us, 0, 1000000, "how long a worker waits to fill a batch, µs [2000]"),
