@@ -151,6 +151,18 @@ class Server:
             time.sleep(0.005)
         self.ready_ms = (time.perf_counter() - t0) * 1e3
 
+    def cpu_ms(self):
+        """CPU time (user + system, every thread) the server has used so far: per-request CPU
+        cost is robust to other load on a shared machine, unlike wall time."""
+        tck, t = os.sysconf("SC_CLK_TCK"), 0
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                f = open(f"/proc/{self.proc.pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+                t += int(f[11]) + int(f[12])
+            except OSError:
+                pass
+        return t * 1000 / tck
+
     def rss_mib(self):
         st = open(f"/proc/{self.proc.pid}/status").read().splitlines()
         get = lambda k: int(next(l for l in st if l.startswith(k)).split()[1]) / 1024
@@ -278,7 +290,9 @@ def main():
                 srv = Server([camd, "serve", "--config", cfg, "--port", "{port}", "--workers", "1",
                               "--blas-threads", str(t), "--log-level", "warn"], env=ENV)
                 try:
+                    c0 = srv.cpu_ms()
                     http_ms = latency(srv.port, "/v1/models/m/explain", body, 20)
+                    cpu_req = (srv.cpu_ms() - c0) / 23
                     _, data = post(srv.port, "/v1/models/m/explain", body)
                     stages = json.loads(data)["timings_ms"]
                 finally:
@@ -286,15 +300,17 @@ def main():
                 o = ort.get((name, t)) or (ort_fwd(path, t, args.runs) if have_ort else float("nan"))
                 res[f"explain/{name}/{t}"] = {"cli_wall": statistics.median(walls),
                                               "cli_total": statistics.median(totals),
-                                              "http": http_ms, "stages": stages, "ort": o}
+                                              "http": http_ms, "stages": stages, "ort": o,
+                                              "server_cpu_ms_per_request": cpu_req}
                 st = " / ".join(f"{stages.get(k, 0):.1f}" for k in
                                 ("decode", "preprocess", "forward", "backward", "cam", "render"))
                 rows.append([name, str(t), f"{statistics.median(walls):.0f}",
-                             f"{statistics.median(totals):.1f}", f"{http_ms:.1f}", st, f"{o:.1f}",
-                             f"{http_ms / o:.2f}"])
+                             f"{statistics.median(totals):.1f}", f"{http_ms:.1f}",
+                             f"{cpu_req:.1f}", st, f"{o:.1f}", f"{http_ms / o:.2f}"])
         table("One explain request (400x300 JPEG, gradcam, overlay PNG + JSON; ms)", cmdline,
               ["model", "threads", "CLI process wall", "CLI in-process total",
-               "HTTP client (1 worker)", "stages decode/pre/fwd/bwd/cam/render",
+               "HTTP client (1 worker)", "server CPU per request",
+               "stages decode/pre/fwd/bwd/cam/render",
                "ORT bare forward", "HTTP/ORT"], rows)
 
     if "load" not in skip and "resnet50" in models:
@@ -315,16 +331,19 @@ def main():
                 for _ in range(3):  # warm-up (PyTorch's first backward passes are slow)
                     post(srv.port, route, body)
                 for conc in (1, 2, 8):
+                    c0 = srv.cpu_ms()
                     rps, p50, p99 = load(srv.port, route, body, conc, args.requests)
-                    res[f"load/{label}/{conc}"] = {"rps": rps, "p50": p50, "p99": p99}
-                    rows.append([label, str(conc), f"{rps:.2f}", f"{p50:.0f}", f"{p99:.0f}"])
+                    cpu = (srv.cpu_ms() - c0) / args.requests
+                    res[f"load/{label}/{conc}"] = {"rps": rps, "p50": p50, "p99": p99, "cpu": cpu}
+                    rows.append([label, str(conc), f"{rps:.2f}", f"{p50:.0f}", f"{p99:.0f}",
+                                 f"{cpu:.0f}"])
                 rss, hwm = srv.rss_mib()
                 mem.append([label, f"{srv.ready_ms:.0f}", f"{rss:.0f}", f"{hwm:.0f}"])
                 res[f"server/{label}"] = {"ready_ms": srv.ready_ms, "rss_mib": rss, "hwm_mib": hwm}
             finally:
                 srv.stop()
         table("Throughput, resnet50 gradcam explain, 400x300 JPEG (same client)", cmdline,
-              ["server", "clients", "req/s", "p50 ms", "p99 ms"], rows)
+              ["server", "clients", "req/s", "p50 ms", "p99 ms", "CPU ms per request"], rows)
         table("Servers: startup to /readyz 200, memory after the load (resnet50, weights 97.5 MiB)",
               cmdline, ["server", "ready ms", "RSS MiB", "peak RSS MiB"], mem)
 
