@@ -1,9 +1,10 @@
 /* The explain pipeline for a batch of images (design.md §1) and its JSON result.
  *
- * decode (limits) → preprocess (crop geometry kept) → predict only: one batched forward →
- * explain: per image camd_cam_compute (ONE forward per image: the predictions and, for topK,
- * the target classes come from that forward's output; then the partial backward per class;
- * the CAM methods take one image at a time) → per map: ReLU/normalise →
+ * decode (limits) → preprocess (crop geometry kept) → predict (or score=output on a model with
+ * its own softmax): one batched forward → explain: per image camd_cam_compute (otherwise ONE
+ * forward per image: the predictions and, for topK, the target classes come from that forward's
+ * logits; then the partial backward per class; the CAM methods take one image at a time) → per
+ * map: ReLU/normalise →
  * upsample onto the ORIGINAL image through the crop → peak/bbox/mask → colormap + overlay →
  * PNG → base64 → JSON.
  *
