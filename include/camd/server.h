@@ -27,7 +27,7 @@ typedef struct camd_server_config {
   long port;            /* 0 = any free port (logged at start) */
   long workers;         /* compute worker threads */
   long io_threads;      /* libmicrohttpd polling threads (epoll) */
-  long blas_threads;    /* OpenBLAS threads per call; 0 = cores / workers */
+  long blas_threads;    /* engine threads per worker; 0 = cores / workers */
   long queue_length;    /* jobs waiting for a worker; beyond it: 503 */
   long max_batch;       /* images one worker runs as one batch (<= CAMD_EXPLAIN_MAX_BATCH) */
   long batch_window_us; /* how long a worker waits to fill a batch */

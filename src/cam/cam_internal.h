@@ -36,6 +36,10 @@ typedef struct camd__cam_ctx {
   float *pj_f;          /* projection scratch (carved on first use): xc, gram, two n × n */
   double *pj_d;         /* projection scratch: three vectors of max(channels, hw) */
   uint64_t ns_forward, ns_backward; /* time spent in the engine */
+  /* select_topk requests: req points at a copy whose classes are `selected`, chosen by the
+   * first clean forward while select_pending is set. */
+  int *selected;
+  bool select_pending;
 } camd__cam_ctx;
 
 /* Timed engine calls (accumulate into ctx->ns_forward / ns_backward). */

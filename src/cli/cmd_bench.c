@@ -16,14 +16,15 @@ static void bench_usage(FILE *f) {
           "and of a forward pass that keeps what backward needs plus one backward pass from the\n"
           "top class's logit to the CAM layer. One JSON line per thread count on stdout.\n\n"
           "options:\n"
-          "  --threads LIST   comma-separated BLAS thread counts (default 1,2)\n"
+          "  --threads LIST   comma-separated engine thread counts (default 1,2)\n"
           "  --layer NAME     backward target (default: the model's suggested CAM layer)\n"
           "  --batch N        images per run (default 1)\n"
           "  --runs N         timed runs per measurement, >= 1 (default 20)\n"
           "  --warmup N       untimed runs first (default 3)\n"
           "  --seed N         input seed (default 1)\n"
           "  --dump-output F  write the first run's output 0 as raw float32 to F\n"
-          "  --input F        read the input tensor (raw float32, batch × per-sample) from F\n");
+          "  --input F        read the input tensor (raw float32, batch × per-sample) from F\n"
+          "  --profile        also print the forward time per operator kind (ms per run, %%)\n");
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -36,10 +37,69 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* Operator kind of node i for the profile: Conv split into depthwise / grouped / 1x1 / KxK. */
+static void node_kind(const camd_model *m, int i, char *buf, size_t size) {
+  const char *op = camd_model_node_op(m, i);
+  snprintf(buf, size, "%s", op);
+  if (strcmp(op, "Conv") != 0) return;
+  const int *in, *out;
+  int n_in, n_out;
+  camd_value_info x, w;
+  if (camd_model_node_io(m, i, &in, &n_in, &out, &n_out) || n_in < 2 ||
+      camd_model_value_info(m, in[0], &x) || camd_model_value_info(m, in[1], &w) ||
+      w.shape.ndim != 4)
+    return;
+  if (w.shape.dims[1] == 1 && x.shape.dims[1] > 1)
+    snprintf(buf, size, "Conv depthwise %lldx%lld", (long long)w.shape.dims[2],
+             (long long)w.shape.dims[3]);
+  else if (w.shape.dims[1] != x.shape.dims[1])
+    snprintf(buf, size, "Conv grouped");
+  else
+    snprintf(buf, size, "Conv %lldx%lld", (long long)w.shape.dims[2], (long long)w.shape.dims[3]);
+}
+
+/* Runs `runs` profiled forwards and prints "profile" lines: kind, ms per run, share. */
+static int print_profile(camd_model *m, camd_session *s, int batch, const float *input, int runs,
+                         int threads, camd_error *err) {
+  camd_forward_opts fwd;
+  camd_forward_opts_init(&fwd);
+  int rc = camd_session_set_profiling(s, true, err);
+  for (int i = 0; !rc && i < runs; i++) rc = camd_session_forward(s, batch, input, &fwd, err);
+  const uint64_t *ns = camd_session_profile(s);
+  int nn = camd_model_num_nodes(m);
+  char(*kinds)[48] = calloc((size_t)nn + 1, sizeof(*kinds));
+  double *tot = calloc((size_t)nn + 1, sizeof(double));
+  int nk = 0;
+  double all = 0;
+  for (int i = 0; !rc && kinds && tot && i < nn; i++) {
+    if (!ns[i]) continue;
+    char k[48];
+    node_kind(m, i, k, sizeof(k));
+    int j = 0;
+    while (j < nk && strcmp(kinds[j], k)) j++;
+    if (j == nk) snprintf(kinds[nk++], sizeof(kinds[0]), "%s", k);
+    tot[j] += (double)ns[i] / 1e6 / runs;
+    all += (double)ns[i] / 1e6 / runs;
+  }
+  for (int pass = 0; !rc && kinds && tot && pass < nk; pass++) { /* largest first */
+    int best = -1;
+    for (int j = 0; j < nk; j++)
+      if (tot[j] >= 0 && (best < 0 || tot[j] > tot[best])) best = j;
+    printf("profile threads=%d %-24s %8.3f ms %5.1f %%\n", threads, kinds[best], tot[best],
+           all > 0 ? 100.0 * tot[best] / all : 0.0);
+    tot[best] = -1;
+  }
+  free(kinds);
+  free(tot);
+  if (!rc) rc = camd_session_set_profiling(s, false, err);
+  return rc;
+}
+
 typedef struct bench_args {
   const char *model_path, *layer, *threads_list, *dump, *input_path;
   int batch, runs, warmup;
   long long seed;
+  bool profile;
 } bench_args;
 
 /* 0, 1 for --help, or 2 for a usage error. */
@@ -50,6 +110,10 @@ static int parse_bench_args(int argc, char **argv, bench_args *a) {
   for (int i = 1; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) return 1;
+    if (!strcmp(f, "--profile")) {
+      a->profile = true;
+      continue;
+    }
     if (f[0] != '-') {
       if (a->model_path) {
         fprintf(stderr, "camd bench: unexpected argument '%s'\n", f);
@@ -63,7 +127,7 @@ static int parse_bench_args(int argc, char **argv, bench_args *a) {
     if (k == n) {
       fprintf(stderr,
               "camd bench: unknown option '%s'; options are --threads, --layer, --batch, --runs, "
-              "--warmup, --seed, --dump-output, --input\n",
+              "--warmup, --seed, --dump-output, --input, --profile\n",
               f);
       return 2;
     }
@@ -215,6 +279,7 @@ static int time_backward(bench *b, double *fb_ms, double *bwd_ms) {
 static int measure(bench *b, long long nt) {
   const bench_args *a = b->a;
   camd_blas_set_threads((int)nt);
+  if (camd_session_set_threads(b->s, (int)nt, &b->err)) return 1;
   camd_forward_opts fwd;
   camd_forward_opts_init(&fwd);
   for (int i = 0; i < a->warmup; i++) camd_session_forward(b->s, a->batch, b->input, &fwd, &b->err);
@@ -224,6 +289,8 @@ static int measure(bench *b, long long nt) {
     b->times[i] = (double)(camd_now_ns() - t0) / 1e6;
   }
   double fwd_ms = median(b->times, a->runs);
+  if (a->profile && print_profile(b->m, b->s, a->batch, b->input, a->runs, (int)nt, &b->err))
+    return 1;
   const float *out = camd_session_value(b->s, camd_model_output(b->m, 0), NULL);
   if (a->dump && dump_output(b, out)) return 1;
   seed_top_class(b, out);

@@ -53,6 +53,7 @@ struct camd_model {
 #define CAMD_ENGINE_MAX_BATCH 256
 /* Limit on inputs/outputs per node (bit masks are unsigned). */
 #define CAMD_NODE_MAX_IO 32
+_Static_assert(CAMD_NODE_MAX_IO <= sizeof(unsigned) * 8, "node input masks are unsigned bit sets");
 
 /* Infers the output shapes of node n given the current shapes of its inputs in `shapes`
  * (indexed by value id); writes them into shapes[out ids]. */

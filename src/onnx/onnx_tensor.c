@@ -464,6 +464,13 @@ int camd__onnx_tensor_decode(camd__onnx_ctx *ctx, const Onnx__TensorProto *t, co
   int64_t *i = out->data;
   float fv = 0;
   int64_t iv = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (raw && type == T_FLOAT) { /* the weights: already little-endian float32 */
+    memcpy(f, raw, count * 4);
+    free(ext);
+    return 0;
+  }
+#endif
   for (size_t k = 0; k < count; k++) {
     if (raw)
       convert_raw(type, raw + k * eb, &fv, &iv);

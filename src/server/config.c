@@ -41,7 +41,7 @@ static const key_desc keys[] = {
     KL(port, 0, 65535, "8080", "TCP port; 0 picks a free one and logs it"),
     KL(workers, 1, 256, "2", "compute worker threads"),
     KL(io_threads, 1, 64, "1", "network (epoll) threads"),
-    KL(blas_threads, 0, 256, "0", "OpenBLAS threads per worker; 0 = cores / workers"),
+    KL(blas_threads, 0, 256, "0", "engine threads per worker; 0 = cores / workers"),
     KL(queue_length, 1, 1000000, "64", "jobs waiting for a worker before 503"),
     KL(max_batch, 1, CAMD_EXPLAIN_MAX_BATCH, "4",
        "images a worker runs as one batch (dynamic batching)"),

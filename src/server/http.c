@@ -761,7 +761,7 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   }
   camd__http_srv.n_keys = cfg->n_api_keys;
 
-  /* OpenBLAS threads × workers ≤ cores. */
+  /* Engine threads per worker × workers ≤ cores (camd_blas_set_threads: new sessions). */
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   if (cores < 1) cores = 1;
   long blas = cfg->blas_threads ? cfg->blas_threads : cores / cfg->workers;
