@@ -1,5 +1,16 @@
 # camd quick start: `make run` builds and serves the default model; `make check` builds and runs
 # every test. Both install the Debian 12 packages they need (as root, or through sudo).
+#
+# `make check` runs the tests in tiers (tests/tier.sh), each a ctest label selection:
+#   fast   hermetic: no network, nothing written outside the build tree (unit, onnx, fuzz, image,
+#          explain, exporters, models, oracle and cam with their cached references, service
+#          without timing, lint.format)
+#   asan   the hermetic tier again under AddressSanitizer + UBSan (lint excluded)
+#   full   what needs more than the build tree: timing-dependent service tests (label timing),
+#          the npm registry on first use (network: deployment lint, browser) and rootful podman
+#          (container; its settings live in the build tree through CONTAINERS_CONF)
+# Its last lines list every tier's result and each test that did not run (SKIPPED) with the
+# reason; CAMD_STRICT=1 turns such a test into a failure. `make test` is the fast tier alone.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
@@ -12,7 +23,7 @@ DEPS_BUILD := build-essential g++ cmake pkg-config protobuf-c-compiler libprotob
 # What the tests add: PyTorch as the oracle, reference images, DICOM references (pydicom,
 # nibabel's files, GDCM's gdcmconv, dicom3tools' dciodvfy), HTTP client, browser, containers.
 DEPS_TEST := python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-pil \
-  python3-skimage imagemagick dataset-fashion-mnist curl chromium valgrind \
+  python3-skimage imagemagick dataset-fashion-mnist curl chromium clang-format \
   python3-pydicom python3-nibabel libgdcm-tools dicom3tools \
   podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
 
@@ -39,22 +50,33 @@ build: deps
 run: build
 	./$(BUILD)/camd serve --config $(CONFIG)
 
-# The full suite: Release build with -Werror, every test; then the unit and oracle suites
-# again under AddressSanitizer + UndefinedBehaviorSanitizer.
+NOT_FAST := container|network|timing
+TIER := JOBS=$(JOBS) sh tests/tier.sh
+
+# Release build with -Werror; the fast tier, the sanitizer tier, then the full tier; the report
+# of every tier comes last even when one failed (and the exit status says so).
 check: deps-test
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCAMD_WERROR=ON
 	cmake --build $(BUILD) -j$(JOBS)
-	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
-	$(MAKE) asan-test
+	@rm -f $(BUILD)/tier-* $(ASAN_BUILD)/tier-*
+	@s=0; \
+	$(TIER) $(BUILD) fast -LE '$(NOT_FAST)' || s=1; \
+	$(MAKE) --no-print-directory asan-test || s=1; \
+	$(TIER) $(BUILD) full -L '$(NOT_FAST)' || s=1; \
+	$(TIER) --report $(BUILD) $(ASAN_BUILD) || s=1; \
+	exit $$s
+
+# The fast (hermetic) tier alone, on the Release build.
+test: build
+	@rm -f $(BUILD)/tier-*
+	@s=0; $(TIER) $(BUILD) fast -LE '$(NOT_FAST)' || s=1; $(TIER) --report $(BUILD) || s=1; exit $$s
 
 asan-test:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAMD_SANITIZE=ON -DCAMD_WERROR=ON \
 	  -DCAMD_ORACLE_DIR=$(CURDIR)/$(BUILD)/oracle -DCAMD_CAM_REFS_DIR=$(CURDIR)/$(BUILD)/cam_refs
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS) -LE 'slow|container|browser|lint'
-
-test: check
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(TIER) $(ASAN_BUILD) asan -LE '$(NOT_FAST)|lint'
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -83,8 +83,11 @@ typedef struct camd_cam_request {
   camd_cam_method method;
   int layer;          /* value id of the target layer (4-D activation) */
   int output;         /* value id of the score output (usually camd_model_output(m, 0)) */
-  const int *classes; /* target class per map */
+  const int *classes; /* target class per map; NULL with n_classes 0 when select_topk is set */
   int n_classes;
+  int select_topk; /* classes == NULL, n_classes == 0: explain the image's own top-K classes
+                      (highest output first, ties: lower index first; NaN ranks last), chosen
+                      from the same forward that computes the maps (one forward per image) */
   camd_cam_score score;
   bool aug_smooth;   /* average over {identity, horizontal flip} × intensity {0.9, 1, 1.1} */
   bool eigen_smooth; /* replace the weighted map by the first principal component of the
@@ -116,16 +119,20 @@ typedef struct camd_cam_maps {
                         owned by the workspace, valid until its next use */
   float *logits;     /* the image's output values (count = n_outputs), owned by workspace */
   int n_outputs;
+  const int *classes; /* the class of each map (req->classes, or the selected top K); owned by
+                         the workspace */
+  int n_classes;
   double ms_forward, ms_backward, ms_cam; /* time spent */
 } camd_cam_maps;
 
 /* Computes the maps for one image (`input`: one preprocessed tensor, per-sample size of model
  * input 0, in the model input's layout: NCHW or NHWC). Channels-last layers and inputs give the
  * same maps as their channel-first equivalents (the noise of the smoothing methods is drawn in
- * NCHW order). The forward is run here; several classes reuse one forward. The session must have
- * max batch >= the request's max_batch for the batched methods (score/ablation), else they run
- * with the session's max batch. `cam` refuses models where the layer does not feed a global
- * average pool followed by a linear layer, with a message that says why and suggests
+ * NCHW order). The forward is run here; several classes reuse one forward, and with select_topk
+ * the classes are chosen from that forward's output (no separate prediction forward). The session
+ * must have max batch >= the request's max_batch for the batched methods (score/ablation), else
+ * they run with the session's max batch. `cam` refuses models where the layer does not feed a
+ * global average pool followed by a linear layer, with a message that says why and suggests
  * gradcam (CAMD_E_UNSUPPORTED). Bad layer/output/class/options: CAMD_E_INVALID. */
 int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
                      const camd_cam_request *req, camd_cam_maps *out, camd_error *err);

@@ -1,4 +1,5 @@
-/* camd core utilities: logging, bump arena, growable strings, base64, sha256, safe size math. */
+/* camd core utilities: logging, bump arena, growable strings, base64, sha256, safe size math,
+ * strict number parsing, paths, files, time, random numbers. */
 #ifndef CAMD_CORE_H
 #define CAMD_CORE_H
 
@@ -79,6 +80,17 @@ void camd_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Reads a whole file (at most max_bytes) into a malloc'd buffer the caller frees. */
 int camd_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len,
                    camd_error *err);
+
+/* ---- text ---- */
+/* Strict decimal integer in [lo, hi]: [+-]?[0-9]+ and nothing else (no spaces, hex, or trailing
+ * text). 0, or -1 (out untouched) when s is NULL, not of that form or out of range. */
+int camd_parse_int(const char *s, long long lo, long long hi, long long *out);
+/* Strict finite decimal float: [+-]?(digits[.digits]|.digits)([eE][+-]?digits)? (no spaces, hex,
+ * inf, nan; overflow fails). 0 or -1 (out untouched). */
+int camd_parse_double(const char *s, double *out);
+/* The directory part of a path: what comes before the last '/' ("a/b.onnx" -> "a"), "/" for a
+ * file in the root, "." without a '/'. 0, or -1 when it needs cap bytes or more. */
+int camd_path_dirname(const char *path, char *out, size_t cap);
 
 /* ---- time ---- */
 /* Monotonic clock in nanoseconds. */

@@ -2,8 +2,9 @@
  *
  * A camd_model is an immutable graph of values and nodes, reference-counted and shared by all
  * threads without locks. A camd_session belongs to one thread at a time and owns every
- * activation, gradient and scratch buffer; it is sized for a maximum batch at creation and
- * does not allocate while running once each kind of run (plan) has been used once.
+ * activation, gradient and scratch buffer, and its own kernel threads; it is sized for a
+ * maximum batch at creation and does not allocate while running once each kind of run (plan:
+ * kept values, backward target, batch size rounded up to a power of two) has been used once.
  *
  * Batch convention: every non-constant value has the batch as its leading axis. Shapes
  * reported by the model are per-sample shapes (dims[0] == 1 for batched values); a run with
@@ -182,21 +183,39 @@ int camd_session_backward(camd_session *s, int from, const float *seed, camd_err
  * NULL if not available. Valid until the next forward/backward. */
 const float *camd_session_grad(camd_session *s, int value_id, camd_shape *shape);
 
-/* Number of floats the session has allocated (activations, gradients, scratch). */
+/* Bytes the session has allocated (activations, gradients, scratch, per-value tables). */
 size_t camd_session_bytes(const camd_session *s);
+
+/* Threads a session's kernels use (its own pool: the calling thread + threads - 1 helpers).
+ * A new session takes camd_engine_default_threads(). Results do not depend on the thread count:
+ * kernels split their outputs, never a sum. Returns 0, CAMD_E_INVALID (outside 1..64) or
+ * CAMD_E_NOMEM; on failure the session keeps its previous threads. */
+int camd_session_set_threads(camd_session *s, int threads, camd_error *err);
+int camd_session_threads(const camd_session *s);
+/* Per-node forward timing (for `camd bench --profile`): when on, every forward adds each
+ * node's wall time to a table indexed by node (camd_model_num_nodes entries, nanoseconds; owned
+ * by the session, valid until profiling is turned off). Turning it on again zeroes the table. */
+int camd_session_set_profiling(camd_session *s, bool on, camd_error *err);
+const uint64_t *camd_session_profile(const camd_session *s);
+/* Default thread count of new sessions: set by camd_blas_set_threads (threads per worker),
+ * else the environment's CAMD_THREADS, else the number of online cores (at most 64). */
+int camd_engine_default_threads(void);
 
 /* ---- matrix multiply: every GEMM in camd goes through this one function ----
  * C[m×n] = alpha * op(A)[m×k] · op(B)[k×n] + beta * C, row-major, lda/ldb/ldc as in BLAS. */
 void camd_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                int lda, const float *b, int ldb, float beta, float *c, int ldc);
-/* Sets the BLAS library's thread count (process-wide). */
+/* Threads per worker: the default thread count of sessions created from now on (see
+ * camd_session_set_threads). The BLAS library itself always runs single-threaded inside the
+ * engine's own threads. (Kept under this name: `--blas-threads` / `blas_threads` set it.) */
 void camd_blas_set_threads(int n);
 int camd_blas_get_threads(void);
 /* OpenBLAS 0.3.21 picks its kernels from the CPU model when the library loads and falls back
  * to slow SSE3 kernels on CPUs it does not recognise. When OPENBLAS_CORETYPE is unset (and
  * CAMD_BLAS_AUTOTUNE is not "0"), sets it from the CPU's instruction sets (SkylakeX for
- * AVX-512, Haswell for AVX2+FMA) and re-executes the program with `argv` so the library sees
- * it. Returns only when nothing was changed or exec failed. Call first thing in main(). */
+ * AVX-512, Haswell for AVX2+FMA, as lowered by CAMD_CPU=avx2|generic, the same level camd's own
+ * kernels dispatch on) and re-executes the program with `argv` so the library sees it. Returns only
+ * when nothing was changed or exec failed. Call first thing in main(). */
 void camd_blas_autotune_exec(char **argv);
 
 #endif

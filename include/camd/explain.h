@@ -1,7 +1,7 @@
 /* camd explain pipeline: the one path both front ends (CLI, HTTP server) use.
  *
  *   image bytes → decode → preprocess → forward (+ backward to the layer) → CAM method →
- *   ReLU/normalise → upsample to the original size → colormap + overlay → PNG → base64 → JSON
+ *   ReLU/normalise → upsample to the original size → colormap + overlay → PNG
  *
  * Objects:
  *   camd_model_config  what a config file says about one model (plain data, caller-owned).
@@ -9,10 +9,16 @@
  *                      every worker thread without locks.
  *   camd_explain_ctx   per-worker state (one engine session per explainer, created lazily and
  *                      reused; scratch buffers). One thread at a time.
- *   camd_explain_options  the options of one request (method, targets, layer, outputs, ...),
- *                      parsed from key/value strings (CLI flags, query strings, multipart fields
- *                      and JSON bodies all go through camd_explain_options_set).
- * Only explain/ and server/ include <jansson.h>; results come back as JSON text.
+ *   camd_explain_options  the options of one request, typed (enums and numbers), parsed from
+ *                      key/value strings (CLI flags, query strings, multipart fields and JSON
+ *                      bodies all go through camd_explain_options_set).
+ *   camd_explain_result   what one run produced, per image (camd_explain_item): predictions,
+ *                      one map per target class with its pictures (PNG bytes), the image and
+ *                      input geometry, a status; plus the run's timings. Plain data owned by the
+ *                      caller (camd_explain_result_free).
+ * JSON: camd_explain_item_json writes one item the way the README documents it; it is the only
+ * place the result's JSON is written (the server adds its envelope: request_id, KServe's
+ * {"predictions": [...]}). Only explain/, server/ and cli/ include <jansson.h>.
  */
 #ifndef CAMD_EXPLAIN_H
 #define CAMD_EXPLAIN_H
@@ -21,9 +27,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "camd/cam.h"
 #include "camd/engine.h"
 #include "camd/image.h"
 #include "camd/status.h"
+
+struct json_t; /* jansson's; explain.h does not include <jansson.h> */
 
 #define CAMD_NAME_MAX 128
 #define CAMD_LAYER_NAME_MAX 512
@@ -101,31 +110,70 @@ const char *camd_explainer_default_layer(const camd_explainer *e);
  * (NULL when out of memory). Thread-safe. */
 char *camd_explainer_info_json(const camd_explainer *e);
 
+/* Outputs a request may ask for: X(enum suffix, name as users type it). Bit i of
+ * camd_explain_options.outputs is the i-th entry. */
+#define CAMD_EXPLAIN_OUTPUTS(X)                                                                    \
+  X(OVERLAY, "overlay") /* PNG: heatmap over the image at the original size */                     \
+  X(HEATMAP, "heatmap") /* PNG: colour heatmap alone at the original size */                       \
+  X(MASK, "mask")       /* PNG: binary mask (>= threshold × max) */                               \
+  X(RAW, "raw")         /* the map at layer resolution, after relu/normalize, before upsampling */ \
+  X(BBOX, "bbox")       /* peak and bounding box (original image coordinates): largest             \
+                           8-connected region >= bbox_threshold × max */
+
+/* clang-format off */
+enum {
+#define CAMD__OUT_INDEX(e, name) CAMD__OUT_INDEX_##e,
+  CAMD_EXPLAIN_OUTPUTS(CAMD__OUT_INDEX)
+#undef CAMD__OUT_INDEX
+  CAMD_OUT_COUNT
+};
 typedef enum camd_explain_output {
-  CAMD_OUT_OVERLAY = 1 << 0, /* base64 PNG: heatmap over the image at the original size */
-  CAMD_OUT_HEATMAP = 1 << 1, /* base64 PNG: colour heatmap alone at the original size */
-  CAMD_OUT_MASK = 1 << 2,    /* base64 PNG: binary mask (>= threshold × max) */
-  CAMD_OUT_RAW = 1 << 3,     /* the map at layer resolution (width, height, values), after
-                                relu/normalize as requested, before upsampling */
-  CAMD_OUT_BBOX = 1 << 4     /* peak and bounding box (original image coordinates): largest
-                                8-connected region >= bbox_threshold × max */
+#define CAMD__OUT_BIT(e, name) CAMD_OUT_##e = 1u << CAMD__OUT_INDEX_##e,
+  CAMD_EXPLAIN_OUTPUTS(CAMD__OUT_BIT)
+#undef CAMD__OUT_BIT
 } camd_explain_output;
+/* clang-format on */
+#define CAMD_OUT_ALL ((1u << CAMD_OUT_COUNT) - 1u)
+/* Name of output bit i (0..CAMD_OUT_COUNT-1), e.g. "overlay"; NULL out of range. */
+const char *camd_explain_output_name(int i);
+
+/* What the explanation differentiates. */
+typedef enum camd_explain_score {
+  CAMD_EXPLAIN_SCORE_LOGIT = 0, /* the logits (for a model that ends in its own softmax or
+                                   sigmoid, the values fed into it); the default */
+  CAMD_EXPLAIN_SCORE_SOFTMAX,   /* softmax of the logits */
+  CAMD_EXPLAIN_SCORE_SIGMOID,   /* sigmoid of the class logit */
+  CAMD_EXPLAIN_SCORE_OUTPUT,    /* output 0 as it is */
+  CAMD_EXPLAIN_SCORE_COUNT
+} camd_explain_score;
+/* "logit", "softmax", "sigmoid", "output"; NULL out of range. */
+const char *camd_explain_score_name(camd_explain_score s);
+
+/* How a map is scaled before it is drawn. */
+typedef enum camd_explain_normalize {
+  CAMD_NORMALIZE_MINMAX = 0, /* per map to 0..1 (the default) */
+  CAMD_NORMALIZE_NONE,       /* raw values, comparable across images */
+  CAMD_NORMALIZE_COUNT
+} camd_explain_normalize;
+/* "minmax", "none"; NULL out of range. */
+const char *camd_explain_normalize_name(camd_explain_normalize n);
 
 #define CAMD_MAX_TARGETS 16
 
+/* The options of one request. Plain data; compare two with camd_explain_options_equal. */
 typedef struct camd_explain_options {
-  char method[32];                 /* "gradcam", "cam", ... */
+  camd_cam_method method;          /* default gradcam (or the model's default_method) */
   char layer[CAMD_LAYER_NAME_MAX]; /* "" = model default */
   camd_layout layer_layout;        /* the layer's layout (UNKNOWN = the graph's, else the
                                       config's layer_layout); must agree with the graph's */
   /* Targets: explicit class indices, or top-k when n_targets == 0. */
   int targets[CAMD_MAX_TARGETS];
   int n_targets;
-  int target_topk;    /* explain the k best classes (default 1) */
-  int topk;           /* predictions to report (default 5) */
-  char score[16];     /* "logit" (default), "softmax", "sigmoid", "output" */
-  bool relu;          /* default true */
-  char normalize[16]; /* "minmax" (default) or "none" */
+  int target_topk;                  /* explain the k best classes (default 1) */
+  int topk;                         /* predictions to report (default 5) */
+  camd_explain_score score;         /* default logit */
+  bool relu;                        /* default true */
+  camd_explain_normalize normalize; /* default minmax */
   bool aug_smooth, eigen_smooth;
   camd_colormap colormap; /* default jet */
   float alpha;            /* overlay opacity, default 0.5 */
@@ -139,6 +187,9 @@ typedef struct camd_explain_options {
 /* Defaults (listed above), taking the default method and layer from the explainer (e may be
  * NULL); topk is capped at the model's number of classes. */
 void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e);
+/* True when a and b ask for the same run (field by field; only the first n_targets targets and
+ * the layer text count), so their images may share one camd_explain_run. */
+bool camd_explain_options_equal(const camd_explain_options *a, const camd_explain_options *b);
 /* Sets one option from text: keys method, layer, target (index, label, comma list, or "topK"),
  * layer_layout (NCHW | NHWC | auto), topk, score, relu, normalize, aug_smooth, eigen_smooth,
  * colormap, alpha, outputs (comma list), bbox_threshold, n_samples, noise_std, seed. Labels are
@@ -153,15 +204,17 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
  *  - numbers are strict decimal text (no spaces, hex, inf, nan): topk 1..1000 (<= classes),
  *    alpha and bbox_threshold 0..1, n_samples 1..256, noise_std 0..100, seed 0..2^53-1.
  *  - booleans: true/false/1/0/yes/no/on/off; outputs: overlay,heatmap,mask,raw,bbox, all, none;
- *    score: logit|softmax|sigmoid; normalize: minmax|none; colormap: camd_colormap_parse. */
+ *    score: logit|softmax|sigmoid|output; normalize: minmax|none; colormap: camd_colormap_parse. */
 int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, const char *key,
                              const char *value, camd_error *err);
 
 typedef struct camd_explain_ctx camd_explain_ctx;
-/* max_batch (1..256): the largest number of images one call may carry; also the batch of the
- * engine sessions (extra forwards of Score-/Ablation-CAM are batched by it). The ctx keeps one
- * session per explainer used (up to 16, least recently used evicted; sessions of explainers
- * no one else holds any more are dropped at the next run). */
+/* The most images one call (one engine batch) may carry. */
+#define CAMD_EXPLAIN_MAX_BATCH 256
+/* max_batch (1..CAMD_EXPLAIN_MAX_BATCH): the largest number of images one call may carry; also
+ * the batch of the engine sessions (extra forwards of Score-/Ablation-CAM are batched by it).
+ * The ctx keeps one session per explainer used (up to 16, least recently used evicted; sessions
+ * of explainers no one else holds any more are dropped at the next run). */
 int camd_explain_ctx_create(int max_batch, camd_explain_ctx **out, camd_error *err);
 void camd_explain_ctx_destroy(camd_explain_ctx *ctx);
 
@@ -174,34 +227,117 @@ typedef struct camd_explain_limits {
   camd_image_limits image;
 } camd_explain_limits;
 
+/* ---- results ---- */
+
+/* Timed pipeline stages: X(enum suffix, name). The names are the keys of "timings_ms" and the
+ * stage label of the server's camd_stage_seconds metric. */
+#define CAMD_EXPLAIN_STAGES(X) \
+  X(DECODE, "decode")          \
+  X(PREPROCESS, "preprocess")  \
+  X(FORWARD, "forward")        \
+  X(BACKWARD, "backward")      \
+  X(CAM, "cam")                \
+  X(RENDER, "render")
+
+/* clang-format off */
+typedef enum camd_explain_stage {
+#define CAMD__STAGE_ENUM(e, name) CAMD_STAGE_##e,
+  CAMD_EXPLAIN_STAGES(CAMD__STAGE_ENUM)
+#undef CAMD__STAGE_ENUM
+  CAMD_STAGE_COUNT
+} camd_explain_stage;
+/* clang-format on */
+/* "decode", "preprocess", ...; NULL out of range. */
+const char *camd_explain_stage_name(camd_explain_stage s);
+
+/* Where one run spent its time (milliseconds, the whole call: every image of the batch). */
+typedef struct camd_explain_timings {
+  double ms[CAMD_STAGE_COUNT]; /* by camd_explain_stage */
+  double total_ms;             /* the whole call, stages and bookkeeping */
+  int batch_size;              /* images in the call */
+} camd_explain_timings;
+
+/* One class of one image: a prediction, or the target of an explanation. */
+typedef struct camd_explain_class {
+  int index;
+  const char *label;  /* owned by the result's explainer */
+  float score;        /* the logit (the value fed into the model's own activation, if any) */
+  double probability; /* under the model's activation; NAN for activation "none" */
+} camd_explain_class;
+
+/* Bytes of an encoded file (a PNG, or a format-specific object). malloc'd, owned by the result;
+ * a consumer may take `data` (set it to NULL) before camd_explain_result_free. */
+typedef struct camd_explain_blob {
+  unsigned char *data;
+  size_t len;
+} camd_explain_blob;
+
+/* One explanation: the map of one target class and what the options asked to make of it. */
+typedef struct camd_explain_map {
+  camd_explain_class target;
+  float *raw; /* CAMD_OUT_RAW: raw_height × raw_width values at layer resolution, after
+                 relu/normalize (non-finite values are written as JSON null); else NULL */
+  int raw_width, raw_height;
+  /* CAMD_OUT_BBOX, in original image pixels: the peak (has_peak false when the map has no
+   * finite value) and the box (bbox.found false when no pixel reaches the threshold). */
+  bool has_peak;
+  size_t peak_x, peak_y;
+  float peak_value;
+  camd_bbox bbox;
+  /* PNGs at the original image size, when asked for (else data NULL). Pixels outside the crop
+   * show the photo in the overlay and heat 0 elsewhere. */
+  camd_explain_blob mask, heatmap, overlay;
+} camd_explain_map;
+
+/* A format-specific output of one image (e.g. a DICOM object beside or instead of the overlay
+ * PNG): the JSON carries it base64-encoded under "attachments"."<name>". */
+typedef struct camd_explain_attachment {
+  const char *name;       /* static text, a JSON key */
+  const char *media_type; /* static text, e.g. "application/dicom" */
+  camd_explain_blob blob;
+} camd_explain_attachment;
+#define CAMD_EXPLAIN_MAX_ATTACHMENTS 4
+
+/* What one image of the call produced. */
+typedef struct camd_explain_item {
+  int status;           /* 0, or why this image failed (the other images are still complete) */
+  char *message;        /* status != 0: what failed, without the "image N: " prefix (malloc'd; NULL
+                           when out of memory) */
+  size_t width, height; /* decoded image, after EXIF orientation */
+  camd_image_info info; /* format, orientation, geometry as stored in the file */
+  size_t input_width, input_height; /* the model input */
+  camd_crop crop;                   /* the part of the image (in its pixels) the input covers */
+  camd_explain_class *predictions;  /* topk, best first; malloc'd */
+  int n_predictions;
+  camd_explain_map *maps; /* one per target class, in target order (none with predict_only) */
+  int n_maps;
+  camd_explain_attachment attachments[CAMD_EXPLAIN_MAX_ATTACHMENTS];
+  int n_attachments;
+} camd_explain_item;
+
+/* What one camd_explain_run produced. Owns everything it points to; free with
+ * camd_explain_result_free. Read-only for consumers (except taking a blob's data). */
 typedef struct camd_explain_result {
-  char *json; /* malloc'd JSON text of the result (one object per image, or an
-                 array when n_inputs > 1); caller frees */
-  size_t json_len;
-  unsigned char *png; /* first image's first overlay PNG (when asked for), malloc'd */
-  size_t png_len;
-  int status; /* 0, or the per-image failure status when only some failed */
+  camd_explainer *explainer;    /* retained: model name, sha256, labels, preprocessing */
+  camd_explain_options options; /* as run; method is the one used */
+  bool predict_only;
+  char layer[CAMD_LAYER_NAME_MAX]; /* the CAM layer used ("" with predict_only) */
+  camd_explain_item *items;        /* one per input, in input order */
+  int n_items;
+  camd_explain_timings timings;
 } camd_explain_result;
 
 /* Explains (or, with predict_only, only classifies) n_inputs images (1..ctx max batch, else
- * CAMD_E_LIMIT). Options are re-validated against e first. Every image must decode; the first
- * failure fails the call with its status (CAMD_E_FORMAT 400 bad image, CAMD_E_LIMIT 413 limits,
- * CAMD_E_MEDIA 415, CAMD_E_UNSUPPORTED 422) and a message naming the image index ("image 1:
- * ..."). Predictions come from one batched forward when they decide the targets (topK) or with
- * predict_only; explanations run per image (one forward + backward shared by its targets).
- * JSON per image (an array of them when n_inputs > 1):
- *   model {name, sha256}, camd_version, method, layer (not with predict_only),
- *   image {index, width, height, format, orientation}, input {width, height, crop {x, y,
- *   width, height}: the part of the original image the tensor covers},
- *   predictions [{index, label, score (raw output), probability (model activation; null for
- *   "none")}] (topk, best first),
- *   explanations [{index, label, score, probability, method, layer, raw? {width, height,
- *   values}, peak? {x, y, value}, bbox? {x0, y0, x1, y1, pixels} (inclusive; null if none),
- *   mask?, heatmap?, overlay? (base64 PNGs at the original size; pixels outside the crop show
- *   the photo in the overlay and heat 0 elsewhere)}],
- *   options (echo of the effective options), timings_ms {decode, preprocess, forward,
- *   backward, cam, render, total, batch_size} (for the whole call).
- * With normalize "none" the pictures clip the raw values to [0, 1]. On error *result is empty.
+ * CAMD_E_LIMIT). Options are re-validated against e first. Predictions come from one batched
+ * forward when they decide the targets (topK) or with predict_only; explanations run per image
+ * (one forward + backward shared by its targets).
+ * Images fail one by one: an image that does not decode (CAMD_E_FORMAT 400, CAMD_E_LIMIT 413
+ * limits, CAMD_E_MEDIA 415, CAMD_E_UNSUPPORTED 422) or whose explanation fails gets its status
+ * and message in its item, and the others are still computed. The call then returns the first
+ * failed image's status with err naming it ("image 1: ..."); 0 when every image succeeded.
+ * Errors of the call itself (options, n_inputs, out of memory before any image) leave the
+ * result empty (n_items 0). Free the result with camd_explain_result_free in every case.
+ * With normalize "none" the pictures clip the raw values to [0, 1].
  * One thread per ctx; explainers may be shared. */
 int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explain_options *o,
                      const camd_explain_input *inputs, int n_inputs, bool predict_only,
@@ -209,8 +345,25 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
                      camd_error *err);
 void camd_explain_result_free(camd_explain_result *r);
 
+/* The JSON of item i of r, with "image"."index" = index (the image's position in the caller's
+ * request), as a new jansson reference (NULL when the item failed or out of memory):
+ *   model {name, sha256}, camd_version, method, layer (not with predict_only),
+ *   image {index, width, height, format, orientation}, input {width, height, crop {x, y,
+ *   width, height}: the part of the original image the tensor covers},
+ *   predictions [{index, label, score (raw output), probability (model activation; null for
+ *   "none")}] (topk, best first),
+ *   explanations [{index, label, score, probability, method, layer, raw? {width, height,
+ *   values}, peak? {x, y, value}, bbox? {x0, y0, x1, y1, pixels} (inclusive; null if none),
+ *   mask?, heatmap?, overlay? (base64 PNGs)}] (not with predict_only),
+ *   attachments? {name: base64} (format-specific outputs, when there are any),
+ *   options (echo of the effective options), timings_ms {decode, preprocess, forward,
+ *   backward, cam, render, total, batch_size} (for the whole call). */
+struct json_t *camd_explain_item_json(const camd_explain_result *r, int i, int index);
+/* Compact JSON text of j with the precision explain's numbers need (9 significant digits);
+ * malloc'd, NUL-terminated (caller frees; *len without the NUL); NULL when out of memory. */
+char *camd_explain_json_text(const struct json_t *j, size_t *len);
+
 /* ---- configuration file (config/camd.json) ---- */
-typedef struct camd_server_config camd_server_config; /* defined by server/ */
 
 /* Parses one model entry object given as JSON text (used by the CLI's --config/--name and the
  * server's config loader). Keys: name (required, [A-Za-z0-9._-]+), path (alias onnx,
@@ -229,5 +382,12 @@ typedef struct camd_server_config camd_server_config; /* defined by server/ */
  * Relative paths are resolved against base_dir (NULL or "" = as given). */
 int camd_model_config_from_json_text(const char *json_text, const char *base_dir,
                                      camd_model_config *cfg, camd_error *err);
+/* Sets one key of a model entry (any key above but name) from its JSON value, with the checks
+ * and messages of camd_model_config_from_json_text: the CLI's model flags go through here, so
+ * the rules live in one place. Relative paths resolve against base_dir (NULL = as given). The
+ * rules across keys are checked after the change (bgr needs 3 channels). On error cfg is
+ * unchanged. */
+int camd_model_config_set(camd_model_config *cfg, const char *key, struct json_t *value,
+                          const char *base_dir, camd_error *err);
 
 #endif

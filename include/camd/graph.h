@@ -45,6 +45,10 @@ void camd_graph_free(camd_graph *g);
 /* True when the engine implements op_type at this opset; min_opset and max_opset (optional) receive
  * the supported range when the op type is known (else 0,0). */
 bool camd_op_supported(const char *op_type, int opset, int *min_opset, int *max_opset);
+/* The operator types the engine's op table lists: camd_op_name(0 .. camd_op_count() - 1), in
+ * table order (NULL out of range). Static strings. */
+int camd_op_count(void);
+const char *camd_op_name(int i);
 
 /* Adds a batched float32 graph input. `shape` is per-sample: dims[0] is the batch and is
  * stored as 1 (whatever was given, including 0 or -1 for a symbolic batch). Every other dim
@@ -81,8 +85,9 @@ int camd_graph_num_values(const camd_graph *g);
 int camd_graph_value(const camd_graph *g, int id, camd_shape *shape, camd_dtype *dtype,
                      const void **data, bool *batched);
 
-/* Freezes the graph into a model (refcount 1, caller owns it). Runs load-time rewrites
- * (BatchNorm folding), the batch check and dead-node removal. Consumes `g` in every case. */
+/* Freezes the graph into a model (refcount 1, caller owns it). Runs the load-time passes
+ * (src/engine/passes.c: BatchNorm folding) and the batch check. Nodes no output needs stay in
+ * the graph (a run executes only the nodes its plan needs). Consumes `g` in every case. */
 int camd_graph_finalize(camd_graph *g, const char *source_path, camd_model **out, camd_error *err);
 
 #endif

@@ -309,7 +309,8 @@ int camd_image_blend(const camd_image *base, const camd_image *overlay, float al
                      camd_image *out, camd_error *err);
 
 /* Encodes an image (1 channel gray, 3 RGB or 4 RGBA; 8-bit) as PNG into a malloc'd buffer the
- * caller frees. level: zlib level 0..9, or -1 for the default (6). Errors: CAMD_E_INVALID,
+ * caller frees. level: zlib level 0..9, or -1 for the default (6); levels 0..2 also use one fixed
+ * row filter (Average) rather than an adaptive choice (fast path). Errors: CAMD_E_INVALID,
  * CAMD_E_NOMEM, CAMD_E_INTERNAL (libpng failure, message included). Thread-safe. */
 int camd_png_encode(const camd_image *img, int level, unsigned char **data, size_t *len,
                     camd_error *err);

@@ -322,7 +322,30 @@ static const float *output_value(camd__cam_ctx *ctx, int batch, camd_error *err)
   return o;
 }
 
-/* Clean forward of one image: keeps layer + output, copies the output into ctx->logits. */
+/* select_topk: the req->n_classes best classes of ctx->logits, best first (ties: lower index
+ * first; NaN ranks below every number), into ctx->selected. A partial selection: K passes. */
+static void select_classes(camd__cam_ctx *ctx) {
+  const int k_max = ctx->req->n_classes;
+  for (int k = 0; k < k_max; k++) {
+    int best = -1;
+    float bv = 0.0f;
+    for (int c = 0; c < ctx->n_out; c++) {
+      bool taken = false;
+      for (int j = 0; j < k && !taken; j++) taken = ctx->selected[j] == c;
+      if (taken) continue;
+      float v = isnan(ctx->logits[c]) ? -INFINITY : ctx->logits[c];
+      if (best < 0 || v > bv) {
+        best = c;
+        bv = v;
+      }
+    }
+    ctx->selected[k] = best;
+  }
+  ctx->select_pending = false;
+}
+
+/* Clean forward of one image: keeps layer + output, copies the output into ctx->logits (and
+ * chooses the target classes when they are still pending). */
 static int clean_forward(camd__cam_ctx *ctx, const float *input, bool with_grad, const float **act,
                          camd_error *err) {
   int retain[2] = {ctx->req->layer, ctx->req->output};
@@ -336,6 +359,7 @@ static int clean_forward(camd__cam_ctx *ctx, const float *input, bool with_grad,
   const float *out = output_value(ctx, 1, err);
   if (!out) return err ? err->status : CAMD_E_INTERNAL;
   memcpy(ctx->logits, out, sizeof(float) * (size_t)ctx->n_out);
+  if (ctx->select_pending) select_classes(ctx);
   if (act) {
     *act = layer_value(ctx, 1, err);
     if (!*act) return err ? err->status : CAMD_E_INTERNAL;
@@ -412,10 +436,10 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
     case CAMD_CAM_CAM: {
       double *weights = camd__ws_doubles(ctx->w, C * (size_t)req->n_classes);
       if (!weights) return nomem(err);
+      rc = clean_forward(ctx, input, false, &act, err); /* first: it may choose the classes */
+      if (rc) return rc;
       rc = camd__cam_head_weights(ctx->m, req->layer, ctx->layer_layout, req->output, req->classes,
                                   req->n_classes, ctx->channels, weights, err);
-      if (rc) return rc;
-      rc = clean_forward(ctx, input, false, &act, err);
       if (rc) return rc;
       for (int k = 0; k < req->n_classes; k++) {
         rc = finish_weights(ctx, act, weights + k * C, maps + k * hw, err);
@@ -502,11 +526,18 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
     return camd_error_set(err, CAMD_E_UNSUPPORTED, "score output '%s' has %zu values per image",
                           oi.name, n_out);
   }
-  if (!req->classes || req->n_classes < 1 || req->n_classes > 1024) {
+  if (!req->classes && req->n_classes == 0 && req->select_topk != 0) {
+    if (req->select_topk < 1 || req->select_topk > 1024 || (size_t)req->select_topk > n_out) {
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "select_topk=%d: must be within 1..%zu (the output's classes, at "
+                            "most 1024)",
+                            req->select_topk, n_out < 1024 ? n_out : (size_t)1024);
+    }
+  } else if (!req->classes || req->n_classes < 1 || req->n_classes > 1024) {
     return camd_error_set(err, CAMD_E_INVALID, "give between 1 and 1024 target classes (got %d)",
                           req->n_classes);
   }
-  for (int k = 0; k < req->n_classes; k++) {
+  for (int k = 0; req->classes && k < req->n_classes; k++) {
     if (req->classes[k] < 0 || (size_t)req->classes[k] >= n_out) {
       return camd_error_set(err, CAMD_E_INVALID, "target class %d is outside 0..%zu of output '%s'",
                             req->classes[k], n_out - 1, oi.name);
@@ -585,6 +616,16 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
   if (rc) return rc;
   ctx.w = w;
   ws_rewind(w);
+  /* With select_topk the methods see a request whose classes the first clean forward fills. */
+  camd_cam_request sel = *req;
+  if (!req->classes) {
+    sel.n_classes = req->select_topk;
+    ctx.selected = ws_bytes(w, sizeof(int) * (size_t)sel.n_classes);
+    if (!ctx.selected) return nomem(err);
+    sel.classes = ctx.selected;
+    ctx.select_pending = true;
+    ctx.req = req = &sel;
+  }
   size_t hw = (size_t)ctx.hw, nmap = hw * (size_t)req->n_classes;
   float *maps = camd__ws_floats(w, nmap);
   ctx.logits = camd__ws_floats(w, (size_t)ctx.n_out);
@@ -618,6 +659,8 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
     float *aug = camd__ws_floats(w, ctx.in_count);
     float *tmp = camd__ws_floats(w, nmap);
     if (!aug || !tmp) return nomem(err);
+    /* Classes to choose: from the un-augmented image, before the augmented runs. */
+    if (ctx.select_pending && (rc = clean_forward(&ctx, input, false, NULL, err))) return rc;
     memset(maps, 0, sizeof(float) * nmap);
     size_t W = (size_t)ctx.in_w, rows = ctx.in_count / W;
     for (int a = 0; a < 6 && rc == 0; a++) {
@@ -640,6 +683,8 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
   out->maps = maps;
   out->logits = ctx.logits;
   out->n_outputs = ctx.n_out;
+  out->classes = req->classes;
+  out->n_classes = req->n_classes;
   out->ms_forward = (double)ctx.ns_forward / 1e6;
   out->ms_backward = (double)ctx.ns_backward / 1e6;
   double total = (double)(camd_now_ns() - t0) / 1e6;

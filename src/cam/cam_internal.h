@@ -45,6 +45,10 @@ typedef struct camd__cam_ctx {
   float *layer_nchw, *grad_nchw;
 
   uint64_t ns_forward, ns_backward; /* time spent in the engine */
+  /* select_topk requests: req points at a copy whose classes are `selected`, chosen by the
+   * first clean forward while select_pending is set. */
+  int *selected;
+  bool select_pending;
 } camd__cam_ctx;
 
 /* Timed engine forward (accumulates into ctx->ns_forward) of `batch` channel-major inputs,

@@ -1,6 +1,4 @@
 /* CLI dispatcher: `camd serve | explain | inspect | bench`, with --help for each. */
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,26 +17,6 @@ static void usage(FILE *f) {
           "  bench     measure forward and backward latency of a model\n\n"
           "Run `camd <command> --help` for the options of a command.\n",
           CAMD_VERSION);
-}
-
-int camd_cli_parse_long(const char *s, long *out) {
-  if (!s || !*s) return -1;
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || *end) return -1;
-  *out = v;
-  return 0;
-}
-
-int camd_cli_parse_float(const char *s, double *out) {
-  if (!s || !*s) return -1;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || *end || !isfinite(v)) return -1;
-  *out = v;
-  return 0;
 }
 
 typedef struct camd__command {

@@ -1,5 +1,9 @@
 /* `camd explain`: explain one image from the command line (thin front end over explain/). */
+#include <ctype.h>
 #include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,10 +115,14 @@ static const struct {
     {"--bbox-threshold", "bbox_threshold", NULL},
 };
 
-static int usage_error(const char *fmt, const char *a, const char *b) {
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
   fprintf(stderr, "camd explain: ");
-  fprintf(stderr, fmt, a, b);
+  vfprintf(stderr, fmt, ap);
   fprintf(stderr, "\n(see `camd explain --help`)\n");
+  va_end(ap);
   return 2;
 }
 
@@ -158,9 +166,9 @@ static int parse_args(int argc, char **argv, explain_args *a) {
     bool done = false;
     for (size_t k = 0; k < sizeof(str_flags) / sizeof(str_flags[0]) && !done; k++) {
       if (strcmp(f, str_flags[k].flag)) continue;
-      if (i + 1 >= argc) return usage_error("%s needs a value%s", f, "");
+      if (i + 1 >= argc) return usage_error("%s needs a value", f);
       const char **dst = (const char **)((char *)a + str_flags[k].off);
-      if (*dst) return usage_error("%s is given twice%s", f, "");
+      if (*dst) return usage_error("%s is given twice", f);
       *dst = argv[++i];
       done = true;
     }
@@ -168,60 +176,32 @@ static int parse_args(int argc, char **argv, explain_args *a) {
       if (strcmp(f, option_flags[k].flag)) continue;
       const char *v = option_flags[k].fixed;
       if (!v) {
-        if (i + 1 >= argc) return usage_error("%s needs a value%s", f, "");
+        if (i + 1 >= argc) return usage_error("%s needs a value", f);
         v = argv[++i];
       }
-      if (a->n_opts == EXPLAIN_MAX_OPTS) return usage_error("too many options%s%s", "", "");
+      if (a->n_opts == EXPLAIN_MAX_OPTS) return usage_error("too many options");
       a->opts[a->n_opts++] = (kv){f, option_flags[k].key, v};
       done = true;
     }
     if (done) continue;
     if (f[0] == '-')
       return usage_error(
-          "unknown option '%s'%s; options are --model, --labels, --config, "
+          "unknown option '%s'; options are --model, --labels, --config, "
           "--name, --image, --method, --target, --layer, --layer-layout, --topk, --score, "
           "--no-relu, --normalize, --aug-smooth, --eigen-smooth, --n-samples, "
           "--noise-std, --seed, --colormap, --alpha, --outputs, "
           "--bbox-threshold, --out, --json, --predict, --size, --resize, "
           "--resize-shorter, --scale, --mean, --std, --bgr, --gray, "
           "--activation, --layout, --help",
-          f, "");
-    return usage_error("unexpected argument '%s'%s; give the image with --image", f, "");
+          f);
+    return usage_error("unexpected argument '%s'; give the image with --image", f);
   }
-  if (!a->image) return usage_error("--image is required%s%s", "", "");
+  if (!a->image) return usage_error("--image is required");
   if (!a->model && !a->config)
-    return usage_error("give --model M.onnx or --config FILE --name NAME%s%s", "", "");
-  if (a->config && !a->name) return usage_error("--config needs --name NAME%s%s", "", "");
-  if (a->name && !a->config) return usage_error("--name needs --config FILE%s%s", "", "");
+    return usage_error("give --model M.onnx or --config FILE --name NAME");
+  if (a->config && !a->name) return usage_error("--config needs --name NAME");
+  if (a->name && !a->config) return usage_error("--name needs --config FILE");
   return 0;
-}
-
-/* "A,B,C" or "A" (every channel). */
-static int parse_triple(const char *flag, const char *s, bool nonzero, float out[3]) {
-  double v[3];
-  int n = 0;
-  const char *p = s;
-  char item[64];
-  for (;;) {
-    const char *comma = strchr(p, ',');
-    size_t len = comma ? (size_t)(comma - p) : strlen(p);
-    if (n == 3 || len >= sizeof(item)) goto bad;
-    memcpy(item, p, len);
-    item[len] = 0;
-    if (camd_cli_parse_float(item, &v[n]) || (nonzero && v[n] == 0.0)) goto bad;
-    n++;
-    if (!comma) break;
-    p = comma + 1;
-  }
-  if (n != 1 && n != 3) goto bad;
-  for (int i = 0; i < 3; i++) out[i] = (float)v[n == 1 ? 0 : i];
-  return 0;
-bad:
-  fprintf(stderr,
-          "camd explain: %s '%s': expected three comma-separated numbers A,B,C (or one for "
-          "every channel)%s\n",
-          flag, s, nonzero ? ", none of them 0" : "");
-  return 2;
 }
 
 /* Finds entry `name` in the config file's "models" array. 0, 1 (failure) or 2 (usage). */
@@ -269,16 +249,10 @@ static int load_config_entry(const char *path, const char *name, camd_model_conf
   }
   char *text = json_dumps(entry, JSON_COMPACT);
   char dir[4096];
-  snprintf(dir, sizeof(dir), "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir)
-    dir[1] = 0;
-  else if (slash)
-    *slash = 0;
-  else
-    snprintf(dir, sizeof(dir), ".");
-  int rc = text ? camd_model_config_from_json_text(text, dir, cfg, &err)
-                : camd_error_set(&err, CAMD_E_NOMEM, "out of memory");
+  int rc = !text ? camd_error_set(&err, CAMD_E_NOMEM, "out of memory")
+           : camd_path_dirname(path, dir, sizeof(dir))
+               ? camd_error_set(&err, CAMD_E_INVALID, "the path is too long")
+               : camd_model_config_from_json_text(text, dir, cfg, &err);
   free(text);
   json_decref(root);
   if (rc) {
@@ -288,102 +262,107 @@ static int load_config_entry(const char *path, const char *name, camd_model_conf
   return 0;
 }
 
+/* Sets model key `key` from the value of `flag` (v, consumed; NULL when the flag's text is not
+ * of the form `syntax`). The explain config parser owns the rules (ranges, names, cross-key
+ * checks): the CLI only turns its flag syntax into JSON. */
+static int set_model_key(camd_model_config *cfg, const char *flag, const char *text,
+                         const char *syntax, const char *key, json_t *v) {
+  if (!v) return usage_error("%s '%s': expected %s", flag, text, syntax);
+  camd_error err = {0};
+  int rc = camd_model_config_set(cfg, key, v, NULL, &err);
+  json_decref(v);
+  return rc ? usage_error("%s: %s", flag, err.message) : 0;
+}
+
+/* "A" or "A,B,..." (numbers; integers when `integers`) as a JSON array (one integer alone as a
+ * number); NULL when an item is not a number. sep is the separator ("," or "x"). */
+static json_t *flag_numbers(const char *s, char sep, bool integers) {
+  json_t *arr = json_array();
+  const char *p = s;
+  for (;;) {
+    const char *end = strchr(p, sep);
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char item[64];
+    long long i;
+    double d;
+    json_t *v = NULL;
+    if (len < sizeof(item)) {
+      memcpy(item, p, len);
+      item[len] = 0;
+      if (integers && !camd_parse_int(item, LLONG_MIN, LLONG_MAX, &i))
+        v = json_integer((json_int_t)i);
+      else if (!integers && !camd_parse_double(item, &d))
+        v = json_real(d);
+    }
+    if (!v || json_array_append_new(arr, v)) {
+      json_decref(arr);
+      return NULL;
+    }
+    if (!end) break;
+    p = end + 1;
+  }
+  if (integers && json_array_size(arr) == 1) { /* "W": one number */
+    json_t *one = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return one;
+  }
+  return arr;
+}
+
+/* The CLI's name for a model given by path: its file name without extension, [A-Za-z0-9_-]. */
+static void name_from_path(const char *path, char *name, size_t cap) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  size_t n = 0;
+  for (; base[n] && base[n] != '.' && n + 1 < cap; n++) {
+    char c = base[n];
+    bool ok = isalnum((unsigned char)c) || c == '_' || c == '-';
+    name[n] = ok ? c : '_';
+  }
+  name[n] = 0;
+  if (!n) snprintf(name, cap, "model");
+}
+
 /* Applies the preprocessing and model flags over cfg. 0 or 2. */
 static int apply_model_flags(const explain_args *a, camd_model_config *cfg) {
-  camd_preprocess_opts *pp = &cfg->preprocess;
+  int rc = 0;
   if (a->model) {
-    if (strlen(a->model) >= sizeof(cfg->path))
-      return usage_error("--model: path is too long%s%s", "", "");
-    snprintf(cfg->path, sizeof(cfg->path), "%s", a->model);
-    if (!a->config) {
-      const char *base = strrchr(a->model, '/');
-      base = base ? base + 1 : a->model;
-      size_t n = 0;
-      for (; base[n] && base[n] != '.' && n + 1 < sizeof(cfg->name); n++) {
-        char c = base[n];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-';
-        cfg->name[n] = ok ? c : '_';
-      }
-      cfg->name[n] = 0;
-      if (!n) snprintf(cfg->name, sizeof(cfg->name), "model");
-    }
+    if (!a->config) name_from_path(a->model, cfg->name, sizeof(cfg->name));
+    rc = set_model_key(cfg, "--model", a->model, "a path", "path", json_string(a->model));
   }
-  if (a->labels) {
-    if (strlen(a->labels) >= sizeof(cfg->labels_path))
-      return usage_error("--labels: path is too long%s%s", "", "");
-    snprintf(cfg->labels_path, sizeof(cfg->labels_path), "%s", a->labels);
+  if (!rc && a->labels)
+    rc = set_model_key(cfg, "--labels", a->labels, "a path", "labels", json_string(a->labels));
+  if (!rc && a->size)
+    rc = set_model_key(cfg, "--size", a->size, "W or WxH (integers)", "input_size",
+                       flag_numbers(a->size, 'x', true));
+  if (!rc && a->resize)
+    rc = set_model_key(cfg, "--resize", a->resize, "a name", "resize", json_string(a->resize));
+  if (!rc && a->resize_shorter) {
+    long long n = 0;
+    json_t *v =
+        camd_parse_int(a->resize_shorter, LLONG_MIN, LLONG_MAX, &n) ? NULL : json_integer(n);
+    rc = set_model_key(cfg, "--resize-shorter", a->resize_shorter, "an integer", "resize_shorter",
+                       v);
   }
-  if (a->size) {
-    char *x = strchr(a->size, 'x');
-    long w, h;
-    char wbuf[32];
-    size_t wl = x ? (size_t)(x - a->size) : strlen(a->size);
-    if (wl >= sizeof(wbuf)) wl = sizeof(wbuf) - 1;
-    memcpy(wbuf, a->size, wl);
-    wbuf[wl] = 0;
-    if (camd_cli_parse_long(wbuf, &w) || w < 1 || w > 16384 ||
-        (x && (camd_cli_parse_long(x + 1, &h) || h < 1 || h > 16384)))
-      return usage_error("--size '%s': expected W or WxH with sides within 1..16384%s", a->size,
-                         "");
-    pp->width = (size_t)w;
-    pp->height = x ? (size_t)h : (size_t)w;
-    cfg->width_given = cfg->height_given = true;
+  if (!rc && a->scale) {
+    double d = 0;
+    json_t *v = camd_parse_double(a->scale, &d) ? NULL : json_real(d);
+    rc = set_model_key(cfg, "--scale", a->scale, "a number", "scale", v);
   }
-  if (a->resize) {
-    if (!strcmp(a->resize, "stretch"))
-      pp->mode = CAMD_RESIZE_STRETCH;
-    else if (!strcmp(a->resize, "shorter"))
-      pp->mode = CAMD_RESIZE_SHORTER;
-    else
-      return usage_error("--resize '%s': valid values are stretch, shorter%s", a->resize, "");
-  }
-  if (a->resize_shorter) {
-    long s;
-    if (camd_cli_parse_long(a->resize_shorter, &s) || s < 1 || s > 65536)
-      return usage_error("--resize-shorter '%s': expected an integer within 1..65536%s",
-                         a->resize_shorter, "");
-    pp->resize_shorter = (size_t)s;
-  }
-  if (a->scale) {
-    double s;
-    if (camd_cli_parse_float(a->scale, &s) || s == 0.0)
-      return usage_error("--scale '%s': expected a non-zero number (1/255 = 0.00392156862745098)%s",
-                         a->scale, "");
-    pp->scale = (float)s;
-  }
-  if (a->mean && parse_triple("--mean", a->mean, false, pp->mean)) return 2;
-  if (a->std && parse_triple("--std", a->std, true, pp->std)) return 2;
-  if (a->gray) pp->channels = 1;
-  if (a->bgr) {
-    if (pp->channels != 3)
-      return usage_error("--bgr needs 3 channels (not with --gray)%s%s", "", "");
-    pp->bgr = true;
-  }
-  if (a->layout) {
-    if (!strcmp(a->layout, "NCHW"))
-      cfg->layout = CAMD_LAYOUT_NCHW;
-    else if (!strcmp(a->layout, "NHWC"))
-      cfg->layout = CAMD_LAYOUT_NHWC;
-    else if (!strcmp(a->layout, "auto"))
-      cfg->layout = CAMD_LAYOUT_UNKNOWN;
-    else
-      return usage_error("--layout '%s': valid values are NCHW, NHWC, auto%s", a->layout, "");
-  }
-  if (a->activation) {
-    if (!strcmp(a->activation, "softmax"))
-      cfg->activation = CAMD_ACTIVATION_SOFTMAX;
-    else if (!strcmp(a->activation, "sigmoid"))
-      cfg->activation = CAMD_ACTIVATION_SIGMOID;
-    else if (!strcmp(a->activation, "none"))
-      cfg->activation = CAMD_ACTIVATION_NONE;
-    else if (!strcmp(a->activation, "auto"))
-      cfg->activation = CAMD_ACTIVATION_AUTO;
-    else
-      return usage_error("--activation '%s': valid values are auto, softmax, sigmoid, none%s",
-                         a->activation, "");
-  }
-  return 0;
+  if (!rc && a->mean)
+    rc = set_model_key(cfg, "--mean", a->mean, "numbers A,B,C (or one for every channel)", "mean",
+                       flag_numbers(a->mean, ',', false));
+  if (!rc && a->std)
+    rc = set_model_key(cfg, "--std", a->std, "numbers A,B,C (or one for every channel)", "std",
+                       flag_numbers(a->std, ',', false));
+  if (!rc && a->gray) rc = set_model_key(cfg, "--gray", "", "", "channels", json_integer(1));
+  if (!rc && a->bgr) rc = set_model_key(cfg, "--bgr", "", "", "bgr", json_true());
+  if (!rc && a->layout)
+    rc = set_model_key(cfg, "--layout", a->layout, "a name", "layout", json_string(a->layout));
+  if (!rc && a->activation)
+    rc = set_model_key(cfg, "--activation", a->activation, "a name", "activation",
+                       json_string(a->activation));
+  return rc;
 }
 
 /* Applies the explain option flags; e NULL = syntax-only pass (labels and layers later). */
@@ -419,49 +398,46 @@ static int write_file(const char *path, const void *data, size_t len) {
   return 0;
 }
 
-static void print_summary(const char *json_text) {
-  json_t *r = json_loads(json_text, 0, NULL);
-  if (!r) return;
-  json_t *img = json_object_get(r, "image");
-  printf("model %s  image %lldx%lld\n",
-         json_string_value(json_object_get(json_object_get(r, "model"), "name")),
-         (long long)json_integer_value(json_object_get(img, "width")),
-         (long long)json_integer_value(json_object_get(img, "height")));
-  size_t i;
-  json_t *p;
+static void print_summary(const camd_explain_result *r) {
+  const camd_explain_item *it = &r->items[0];
+  printf("model %s  image %zux%zu\n", camd_explainer_config(r->explainer)->name, it->width,
+         it->height);
   printf("predictions:\n");
-  json_array_foreach(json_object_get(r, "predictions"), i, p) {
-    json_t *prob = json_object_get(p, "probability");
-    printf("  %2zu. %5lld  %-30s score %10.4f", i + 1,
-           (long long)json_integer_value(json_object_get(p, "index")),
-           json_string_value(json_object_get(p, "label")),
-           json_number_value(json_object_get(p, "score")));
-    if (json_is_number(prob)) printf("  p %.4f", json_number_value(prob));
+  for (int i = 0; i < it->n_predictions; i++) {
+    const camd_explain_class *p = &it->predictions[i];
+    printf("  %2d. %5d  %-30s score %10.4f", i + 1, p->index, p->label, (double)p->score);
+    if (isfinite(p->probability)) printf("  p %.4f", p->probability);
     printf("\n");
   }
-  json_t *exps = json_object_get(r, "explanations");
-  if (json_array_size(exps)) {
-    printf("explanations (%s, layer %s):\n", json_string_value(json_object_get(r, "method")),
-           json_string_value(json_object_get(r, "layer")));
-    json_array_foreach(exps, i, p) {
-      printf("  %5lld  %-30s", (long long)json_integer_value(json_object_get(p, "index")),
-             json_string_value(json_object_get(p, "label")));
-      json_t *pk = json_object_get(p, "peak"), *bb = json_object_get(p, "bbox");
-      if (json_is_object(pk))
-        printf("  peak (%lld, %lld)", (long long)json_integer_value(json_object_get(pk, "x")),
-               (long long)json_integer_value(json_object_get(pk, "y")));
-      if (json_is_object(bb))
-        printf("  bbox [%lld, %lld, %lld, %lld]",
-               (long long)json_integer_value(json_object_get(bb, "x0")),
-               (long long)json_integer_value(json_object_get(bb, "y0")),
-               (long long)json_integer_value(json_object_get(bb, "x1")),
-               (long long)json_integer_value(json_object_get(bb, "y1")));
+  if (it->n_maps) {
+    printf("explanations (%s, layer %s):\n", camd_cam_method_name(r->options.method), r->layer);
+    for (int i = 0; i < it->n_maps; i++) {
+      const camd_explain_map *m = &it->maps[i];
+      printf("  %5d  %-30s", m->target.index, m->target.label);
+      if ((r->options.outputs & CAMD_OUT_BBOX) && m->has_peak)
+        printf("  peak (%zu, %zu)", m->peak_x, m->peak_y);
+      if ((r->options.outputs & CAMD_OUT_BBOX) && m->bbox.found)
+        printf("  bbox [%zu, %zu, %zu, %zu]", m->bbox.x0, m->bbox.y0, m->bbox.x1, m->bbox.y1);
       printf("\n");
     }
   }
-  printf("total %.1f ms\n",
-         json_number_value(json_object_get(json_object_get(r, "timings_ms"), "total")));
-  json_decref(r);
+  printf("total %.1f ms\n", r->timings.total_ms);
+}
+
+/* Writes the result's JSON (one image: one object) to path. */
+static int write_json(const char *path, const camd_explain_result *r) {
+  json_t *j = camd_explain_item_json(r, 0, 0);
+  size_t len = 0;
+  char *text = camd_explain_json_text(j, &len);
+  json_decref(j);
+  if (!text) {
+    fprintf(stderr, "camd explain: out of memory writing the JSON result\n");
+    return 1;
+  }
+  int rc = write_file(path, text, len);
+  free(text);
+  if (!rc && !strcmp(path, "-")) putchar('\n');
+  return rc;
 }
 
 int camd_cli_explain(int argc, char **argv) {
@@ -484,8 +460,7 @@ int camd_cli_explain(int argc, char **argv) {
   camd_explain_options_init(&o, NULL);
   if ((rc = apply_options(&a, NULL, &o))) return rc;
   if (a.out) {
-    if (a.predict)
-      return usage_error("--out needs an explanation (not with --predict)%s%s", "", "");
+    if (a.predict) return usage_error("--out needs an explanation (not with --predict)");
     o.outputs |= CAMD_OUT_OVERLAY;
   }
 
@@ -513,8 +488,7 @@ int camd_cli_explain(int argc, char **argv) {
   if (outputs_given || a.out) o.outputs = outputs;
 
   /* Methods with extra forwards (Score-CAM, Ablation-CAM, noise) batch them by 8. */
-  camd_cam_method m = CAMD_CAM_GRADCAM;
-  camd_cam_method_parse(o.method, &m, NULL);
+  camd_cam_method m = o.method;
   bool extra = !a.predict && m != CAMD_CAM_CAM && m != CAMD_CAM_EIGENCAM &&
                (!camd_cam_method_needs_gradient(m) || m == CAMD_CAM_SMOOTHGRADCAMPP);
   if (camd_explain_ctx_create(extra ? 8 : 1, &ctx, &err)) {
@@ -530,18 +504,19 @@ int camd_cli_explain(int argc, char **argv) {
     goto done;
   }
   if (a.out) {
-    if (!res.png) {
+    const camd_explain_item *it = &res.items[0];
+    const camd_explain_blob *png = it->n_maps ? &it->maps[0].overlay : NULL;
+    if (!png || !png->data) {
       fprintf(stderr, "camd explain: no overlay was produced\n");
       rc = 1;
       goto done;
     }
-    if ((rc = write_file(a.out, res.png, res.png_len))) goto done;
+    if ((rc = write_file(a.out, png->data, png->len))) goto done;
   }
   if (a.json) {
-    if ((rc = write_file(a.json, res.json, res.json_len))) goto done;
-    if (!strcmp(a.json, "-")) putchar('\n');
+    if ((rc = write_json(a.json, &res))) goto done;
   } else {
-    print_summary(res.json);
+    print_summary(&res);
     if (a.out) printf("overlay written to %s\n", a.out);
   }
   rc = 0;

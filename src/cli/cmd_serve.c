@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "camd/core.h"
+#include "camd/server.h"
 #include "cli/cli.h"
-#include "server/server.h"
 
 int camd_cli_serve(int argc, char **argv) {
   camd_server_config *cfg = malloc(sizeof(*cfg));
@@ -13,27 +13,23 @@ int camd_cli_serve(int argc, char **argv) {
     fprintf(stderr, "camd serve: out of memory\n");
     return 1;
   }
-  camd__server_config_init(cfg);
+  camd_server_config_init(cfg);
   camd_error err = {0};
-  int rc = camd__server_config_load(cfg, argc, argv, &err);
+  int rc = camd_server_config_load(cfg, argc, argv, &err);
   if (rc == 1) {
-    camd__server_config_free(cfg);
+    camd_server_config_free(cfg);
     free(cfg);
     return 0;
   }
   if (rc) {
     fprintf(stderr, "camd serve: configuration error: %s\n", err.message);
-    camd__server_config_free(cfg);
+    camd_server_config_free(cfg);
     free(cfg);
     return 2;
   }
-  static const char *const levels[] = {"debug", "info", "warn", "error"};
-  for (int i = 0; i < 4; i++) {
-    if (!strcmp(cfg->log_level, levels[i])) camd_log_set_level((camd_log_level)i);
-  }
-  rc = camd__server_run(cfg, &err);
+  rc = camd_server_run(cfg, &err);
   if (rc) fprintf(stderr, "camd serve: startup failed: %s\n", err.message);
-  camd__server_config_free(cfg);
+  camd_server_config_free(cfg);
   free(cfg);
   return rc ? 1 : 0;
 }

@@ -50,8 +50,8 @@ int camd_error_set(camd_error *err, int status, const char *fmt, ...) {
   return status;
 }
 
-int camd_error_prefix(camd_error *err, const char *fmt, ...) {
-  if (!err) return CAMD_E_INTERNAL;
+int camd_error_prefix(camd_error *err, int status, const char *fmt, ...) {
+  if (!err) return status;
   char prefix[CAMD_ERROR_MESSAGE_MAX];
   char old[CAMD_ERROR_MESSAGE_MAX];
   va_list ap;
@@ -66,7 +66,8 @@ int camd_error_prefix(camd_error *err, const char *fmt, ...) {
   memcpy(err->message, prefix, np);
   memcpy(err->message + np, old, no);
   err->message[np + no] = '\0';
-  return err->status;
+  err->status = status;
+  return status;
 }
 
 void camd_error_clear(camd_error *err) {

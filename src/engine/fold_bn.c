@@ -5,10 +5,11 @@
  * b = B - mean · a becomes Conv' → Y with W' = a · W and bias' = a · bias + b: one pass over
  * memory fewer per block. X is then no longer computed on the way to the output, so the BN
  * node is turned into an internal "BnInverse" node Y → X computing X = (Y - b) / a. It only
- * runs when someone asks for X (a kept value), and a backward to X is answered from the
- * gradient at Y: dX = a · dY (the session does this). Folding is skipped when X has other
- * consumers or is a graph output, when the weights are not constants, or when some a is zero
- * or not finite (X could not be recovered from Y).
+ * runs when someone asks for X (a kept value). BnInverse is an ordinary op (forward, backward
+ * dY += dX / a) with a grad_view hook (op.h): a backward that targets X stops at Y and the hook
+ * answers dX = a · dY. Folding is skipped when X has other consumers or is a graph output, when
+ * the weights are not constants, or when some a is zero or not finite (X could not be recovered
+ * from Y). This is the first pass of the load-time pass list (passes.c).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -31,37 +32,47 @@ static int bn_inverse_infer(const camd_node *n, const camd_shape *in, camd_shape
   return 0;
 }
 
-static void bn_inverse_forward(const camd_op_ctx *ctx) {
-  const bn_inverse_params *p = ctx->params;
-  const camd_shape *s = &ctx->in[0].shape;
+/* Per channel c: out[n, c, :] (+)= (in[n, c, :] - sub[c]) · m_c with m_c = 1 / a_c when invert,
+ * else a_c (sub may be NULL). */
+static void per_channel(const bn_inverse_params *p, const camd_shape *s, const float *in,
+                        const float *sub, bool invert, bool accumulate, float *out) {
   size_t inner = camd_shape_count(s) / (size_t)(s->dims[0] * p->channels);
-  const float *y = ctx->in[0].data;
-  float *x = ctx->out[0].data;
   for (int64_t n = 0; n < s->dims[0]; n++) {
     for (int64_t c = 0; c < p->channels; c++) {
-      const float inv = 1.0f / p->a[c], b = p->b[c];
+      const float m = invert ? 1.0f / p->a[c] : p->a[c], b = sub ? sub[c] : 0.0f;
       size_t base = ((size_t)n * (size_t)p->channels + (size_t)c) * inner;
-      for (size_t i = 0; i < inner; i++) x[base + i] = (y[base + i] - b) * inv;
+      if (accumulate) {
+        for (size_t i = 0; i < inner; i++) out[base + i] += (in[base + i] - b) * m;
+      } else {
+        for (size_t i = 0; i < inner; i++) out[base + i] = (in[base + i] - b) * m;
+      }
     }
   }
 }
 
-/* Not an ONNX op: not in the op table; created only by this pass. */
-const camd_op_desc camd__op_bn_inverse = {"BnInverse",        0,    0,  NULL,  bn_inverse_infer,
-                                          bn_inverse_forward, NULL, 0u, false, 0u};
-
-void camd__bn_inverse_grad(const camd_node *n, const camd_shape *shape, const float *dy,
-                           float *dx) {
-  const bn_inverse_params *p = n->params;
-  size_t inner = camd_shape_count(shape) / (size_t)(shape->dims[0] * p->channels);
-  for (int64_t b = 0; b < shape->dims[0]; b++) {
-    for (int64_t c = 0; c < p->channels; c++) {
-      const float a = p->a[c];
-      size_t base = ((size_t)b * (size_t)p->channels + (size_t)c) * inner;
-      for (size_t i = 0; i < inner; i++) dx[base + i] = a * dy[base + i];
-    }
-  }
+static void bn_inverse_forward(const camd_op_ctx *ctx) { /* X = (Y - b) / a */
+  const bn_inverse_params *p = ctx->params;
+  per_channel(p, &ctx->in[0].shape, ctx->in[0].data, p->b, true, false, ctx->out[0].data);
 }
+
+static void bn_inverse_backward(const camd_op_ctx *ctx) { /* dY += dX / a */
+  if (!ctx->grad_in[0].data || !ctx->grad_out[0].data) return;
+  per_channel(ctx->params, &ctx->in[0].shape, ctx->grad_out[0].data, NULL, true, true,
+              ctx->grad_in[0].data);
+}
+
+static void bn_inverse_grad_view(const camd_op_ctx *ctx) { /* dX = a · dY */
+  per_channel(ctx->params, &ctx->in[0].shape, ctx->grad_in[0].data, NULL, false, false,
+              ctx->grad_out[0].data);
+}
+
+/* Not an ONNX op (no prepare, not in the op table): created only by this pass. */
+const camd_op_desc camd__op_bn_inverse = {.op_type = "BnInverse",
+                                          .infer = bn_inverse_infer,
+                                          .forward = bn_inverse_forward,
+                                          .backward = bn_inverse_backward,
+                                          .grad_inputs = CAMD_IN(0),
+                                          .grad_view = bn_inverse_grad_view};
 
 static int count_consumers(const camd_graph *g, int v) {
   int c = 0;
@@ -92,7 +103,7 @@ static int fold_one(camd_graph *g, int bn_index, camd_error *err) {
   int conv_index = g->values[x].producer;
   if (conv_index < 0) return 0;
   camd_node *conv = &g->nodes[conv_index];
-  if (strcmp(conv->op_type, "Conv") != 0 || conv->n_out != 1) return 0;
+  if (conv->op != camd__op_find("Conv") || conv->n_out != 1) return 0;
   if (g->values[x].is_output || count_consumers(g, x) != 1) return 0;
   if (g->values[x].shape.ndim < 3) return 0;
   int64_t ch = g->values[x].shape.dims[1];
@@ -172,7 +183,7 @@ static int fold_one(camd_graph *g, int bn_index, camd_error *err) {
   in[2] = nb_id;
   conv->in = in;
   conv->n_in = 3;
-  conv->in_const = 6u;
+  conv->in_const = CAMD_IN(1) | CAMD_IN(2);
   int rc = conv->op->prepare(g, conv, err);
   if (rc) return rc;
   conv->out[0] = y;
@@ -184,7 +195,7 @@ static int fold_one(camd_graph *g, int bn_index, camd_error *err) {
   bn->out[0] = x;
   bn->n_in = 1;
   bn->in_const = 0;
-  bn->in_batched = 1u;
+  bn->in_batched = CAMD_IN(0);
   bn->params = p;
   bn->scratch_floats = 0;
   bn->bwd_scratch_floats = 0;
@@ -194,8 +205,9 @@ static int fold_one(camd_graph *g, int bn_index, camd_error *err) {
 
 int camd__fold_batchnorm(camd_graph *g, int *folded, camd_error *err) {
   int count = 0;
+  const camd_op_desc *bn_op = camd__op_find("BatchNormalization");
   for (int k = 0; k < g->n_nodes; k++) {
-    if (strcmp(g->nodes[k].op_type, "BatchNormalization") != 0) continue;
+    if (g->nodes[k].op != bn_op) continue;
     int rc = fold_one(g, k, err);
     if (rc < 0) return rc;
     count += rc;

@@ -365,8 +365,8 @@ static int fold_constant_node(camd_graph *g, camd_node *n, camd_error *err) {
       goto done;
     }
   }
-  if (n->scratch_floats) {
-    scratch = calloc(n->scratch_floats, sizeof(float));
+  if (n->scratch_floats + n->thread_scratch_floats) {
+    scratch = calloc(n->scratch_floats + n->thread_scratch_floats, sizeof(float));
     if (!scratch) {
       rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory folding node '%s'", n->name);
       goto done;
@@ -383,7 +383,12 @@ static int fold_constant_node(camd_graph *g, camd_node *n, camd_error *err) {
       goto done;
     }
   }
-  camd_op_ctx ctx = {n, n->params, in, out, NULL, NULL, scratch};
+  camd_op_ctx ctx = {.node = n,
+                     .params = n->params,
+                     .in = in,
+                     .out = out,
+                     .scratch = scratch,
+                     .thread_scratch = scratch + n->scratch_floats};
   if (!all_empty) n->op->forward(&ctx);
   for (int j = 0; j < n->n_out; j++) {
     camd_value *v = &g->values[n->out[j]];

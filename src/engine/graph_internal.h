@@ -55,6 +55,7 @@ struct camd_model {
 #define CAMD_ENGINE_MAX_BATCH 256
 /* Limit on inputs/outputs per node (bit masks are unsigned). */
 #define CAMD_NODE_MAX_IO 32
+_Static_assert(CAMD_NODE_MAX_IO <= sizeof(unsigned) * 8, "node input masks are unsigned bit sets");
 
 /* Sets every value's layout from the declared input layouts (layout.c; run at finalize,
  * after the load-time rewrites). */

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/fold_bn.h"
 #include "engine/graph_internal.h"
+#include "engine/passes.h"
 
 /* Runs shape inference for batch 2 and reports whether every batched value keeps the batch as
  * its leading axis (then any batch works). */
@@ -98,8 +98,7 @@ int camd_graph_finalize(camd_graph *g, const char *source_path, camd_model **out
       return CAMD_E_UNSUPPORTED;
     }
   }
-  int folded = 0;
-  int rc = camd__fold_batchnorm(g, &folded, err);
+  int rc = camd__graph_run_passes(g, err);
   if (rc) {
     camd_graph_free(g);
     return rc;

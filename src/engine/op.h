@@ -7,6 +7,8 @@
  *                                  again with batch 2 (batch check) and per run with the run's
  *                                  batch. Pure; must not modify node.
  *   run time   forward(ctx)        compute outputs from inputs. Never allocates, never prints.
+ *                                  May spread disjoint parts of its output over ctx->pool
+ *                                  (never one reduction: results must not depend on threads).
  *              backward(ctx)       ADD d(loss)/d(input i) into ctx->grad_in[i].data for every i
  *                                  whose data is non-NULL, from ctx->grad_out. Input gradients
  *                                  only; never weight gradients.
@@ -18,6 +20,14 @@
  * Outputs never alias inputs. Int64 constant inputs are only visible at prepare time (copy what
  * you need into params); at run time ctx->in[i].data is NULL for them. Float constants (weights)
  * are passed as regular inputs at run time (data points into the immutable model).
+ *
+ * Optional hook for derived values (ops created by load-time passes):
+ *              grad_view(ctx)      the op's single output is an invertible function of input 0
+ *                                  that nothing on the way to the graph outputs reads (e.g. the
+ *                                  Conv output a folded BatchNorm leaves behind). When a backward
+ *                                  targets that output, the planner stops the backward at input
+ *                                  0 and calls grad_view to WRITE ctx->grad_out[0].data (the
+ *                                  target's gradient) from ctx->grad_in[0].data (input 0's).
  */
 #ifndef CAMD_ENGINE_OP_H
 #define CAMD_ENGINE_OP_H
@@ -48,14 +58,38 @@ typedef struct camd_node {
   camd_node_attr *attrs;
   int n_attrs;
   void *params;          /* op-private, built by prepare, immutable afterwards (graph-owned) */
-  size_t scratch_floats; /* forward scratch floats needed (for any batch; loop per item) */
-  size_t bwd_scratch_floats;
+  size_t scratch_floats; /* forward scratch floats, shared (any batch; loop per item) */
+  size_t thread_scratch_floats; /* forward scratch floats per pool thread (ctx->thread_scratch) */
+  size_t bwd_scratch_floats;    /* backward scratch floats, shared */
 } camd_node;
 
 typedef struct camd_tensor {
   float *data; /* NULL for absent inputs, int64 constants, or gradients not wanted */
   camd_shape shape;
 } camd_tensor;
+
+/* An elementwise activation a producer applies to its own output while it is in cache (plan-time
+ * fusion, session.c), with exactly the float operations of the op it replaces. */
+typedef enum camd_post_kind { CAMD_POST_NONE = 0, CAMD_POST_RELU, CAMD_POST_CLIP } camd_post_kind;
+typedef struct camd_post_op {
+  camd_post_kind kind;
+  float lo, hi; /* Clip */
+} camd_post_op;
+
+/* Applies post-op `po` to n floats at y (nothing for NULL / NONE). Relu: x > 0 ? x : 0 (NaN -> 0,
+ * as op Relu); Clip: max then min (NaN stays NaN, as op Clip). */
+static inline void camd__post_op_apply(const camd_post_op *po, float *y, int64_t n) {
+  if (!po || po->kind == CAMD_POST_NONE) return;
+  if (po->kind == CAMD_POST_RELU) {
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.f ? y[i] : 0.f;
+    return;
+  }
+  const float lo = po->lo, hi = po->hi;
+  for (int64_t i = 0; i < n; i++) {
+    float v = y[i] < lo ? lo : y[i];
+    y[i] = v > hi ? hi : v;
+  }
+}
 
 typedef struct camd_op_ctx {
   const camd_node *node;
@@ -64,7 +98,12 @@ typedef struct camd_op_ctx {
   camd_tensor *out;            /* n_out entries */
   const camd_tensor *grad_out; /* backward only: n_out entries (data NULL = zero gradient) */
   camd_tensor *grad_in;        /* backward only: n_in entries (data NULL = not wanted) */
-  float *scratch;              /* scratch_floats (forward) / bwd_scratch_floats (backward) */
+  float *scratch;          /* scratch_floats (forward) / bwd_scratch_floats (backward), shared */
+  struct camd__pool *pool; /* the session's threads for camd__pool_for (engine/pool.h) */
+  float *thread_scratch;   /* forward: slice t (thread_scratch_floats floats) of pool thread t
+                              starts at thread_scratch + t * thread_stride */
+  size_t thread_stride;
+  const camd_post_op *post; /* forward: activation to apply to out[0] (accepts_post_op ops) */
 } camd_op_ctx;
 
 struct camd_op_desc {
@@ -77,7 +116,15 @@ struct camd_op_desc {
   unsigned bwd_needs_inputs;                /* bit i: backward reads ctx->in[i].data */
   bool bwd_needs_outputs;                   /* backward reads ctx->out[*].data */
   unsigned grad_inputs; /* bit i: a gradient can flow to input i (data inputs) */
+  void (*grad_view)(const camd_op_ctx *ctx); /* NULL for ordinary ops (see above) */
+  /* Fusion (session.c, plan time): a producer that applies ctx->post to its single output, and
+   * an activation that can be expressed as one (fills *po from node n's params). */
+  bool accepts_post_op;
+  bool (*as_post_op)(const camd_node *n, camd_post_op *po);
 };
+
+/* Bit of input i in the descriptor masks (bwd_needs_inputs, grad_inputs, node->in_const). */
+#define CAMD_IN(i) (1u << (i))
 
 /* Descriptor by exact op type (any opset); NULL if unknown. */
 const camd_op_desc *camd__op_find(const char *op_type);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/op.h"
+#include "engine/pool.h"
 
 typedef struct act_params {
   float alpha, beta; /* LeakyRelu alpha; HardSigmoid alpha, beta */
@@ -65,11 +66,15 @@ static int act_infer(const camd_node *node, const camd_shape *in, camd_shape *ou
 }
 
 /* ---- Relu ---- */
+static void relu_range(void *arg, int64_t b, int64_t e) {
+  const camd_op_ctx *ctx = arg;
+  const float *restrict x = ctx->in[0].data;
+  float *restrict y = ctx->out[0].data;
+  for (int64_t i = b; i < e; i++) y[i] = x[i] > 0.f ? x[i] : 0.f;
+}
+
 static void relu_forward(const camd_op_ctx *ctx) {
-  const float *x = ctx->in[0].data;
-  float *y = ctx->out[0].data;
-  size_t n = act_count(ctx);
-  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.f ? x[i] : 0.f;
+  camd__pool_range(ctx->pool, (int64_t)act_count(ctx), CAMD_POOL_CHUNK, relu_range, (void *)ctx);
 }
 
 static void relu_backward(const camd_op_ctx *ctx) {
@@ -149,17 +154,21 @@ static int clip_prepare(camd_graph *g, camd_node *node, camd_error *err) {
   return rc;
 }
 
-static void clip_forward(const camd_op_ctx *ctx) {
+static void clip_range(void *arg, int64_t b, int64_t e) {
+  const camd_op_ctx *ctx = arg;
   const act_params *p = ctx->params;
-  const float *x = ctx->in[0].data;
-  float *y = ctx->out[0].data;
+  const float *restrict x = ctx->in[0].data;
+  float *restrict y = ctx->out[0].data;
   const float lo = p->lo, hi = p->hi;
-  size_t n = act_count(ctx);
   /* NaN propagates; min > max gives max everywhere (ONNX). */
-  for (size_t i = 0; i < n; i++) {
+  for (int64_t i = b; i < e; i++) {
     float v = x[i] < lo ? lo : x[i];
     y[i] = v > hi ? hi : v;
   }
+}
+
+static void clip_forward(const camd_op_ctx *ctx) {
+  camd__pool_range(ctx->pool, (int64_t)act_count(ctx), CAMD_POOL_CHUNK, clip_range, (void *)ctx);
 }
 
 static void clip_backward(const camd_op_ctx *ctx) {
@@ -320,21 +329,37 @@ static int dropout_prepare(camd_graph *g, camd_node *node, camd_error *err) {
   return 0;
 }
 
-#define ACT_DESC(name, lo, hi, prep, fwd, bwd, needs_in, needs_out)                                \
+#define ACT_DESC_POST(name, lo, hi, prep, fwd, bwd, needs_in, needs_out, post)                     \
   {                                                                                                \
     .op_type = name, .opset_min = lo, .opset_max = hi, .prepare = prep, .infer = act_infer,        \
     .forward = fwd, .backward = bwd, .bwd_needs_inputs = needs_in, .bwd_needs_outputs = needs_out, \
-    .grad_inputs = 0x1                                                                             \
+    .grad_inputs = 0x1, .as_post_op = post                                                         \
   }
+#define ACT_DESC(name, lo, hi, prep, fwd, bwd, needs_in, needs_out) \
+  ACT_DESC_POST(name, lo, hi, prep, fwd, bwd, needs_in, needs_out, NULL)
+
+/* Relu and Clip as a producer's post-op (plan-time fusion; same float operations). */
+static bool relu_as_post_op(const camd_node *n, camd_post_op *po) {
+  (void)n;
+  *po = (camd_post_op){CAMD_POST_RELU, 0.0f, 0.0f};
+  return true;
+}
+
+static bool clip_as_post_op(const camd_node *n, camd_post_op *po) {
+  const act_params *p = n->params;
+  if (!p) return false;
+  *po = (camd_post_op){CAMD_POST_CLIP, p->lo, p->hi};
+  return true;
+}
 
 /* Opset ranges: later versions of these ops only add types (bfloat16, float8, optional). */
-const camd_op_desc camd__op_relu =
-    ACT_DESC("Relu", 1, 22, act_prepare_plain, relu_forward, relu_backward, 0, true);
+const camd_op_desc camd__op_relu = ACT_DESC_POST("Relu", 1, 22, act_prepare_plain, relu_forward,
+                                                 relu_backward, 0, true, relu_as_post_op);
 const camd_op_desc camd__op_leakyrelu = ACT_DESC("LeakyRelu", 1, 22, leakyrelu_prepare,
                                                  leakyrelu_forward, leakyrelu_backward, 1, false);
 /* 1..10: min/max attributes; 11..22: optional constant inputs. */
-const camd_op_desc camd__op_clip =
-    ACT_DESC("Clip", 1, 22, clip_prepare, clip_forward, clip_backward, 1, false);
+const camd_op_desc camd__op_clip = ACT_DESC_POST("Clip", 1, 22, clip_prepare, clip_forward,
+                                                 clip_backward, 1, false, clip_as_post_op);
 const camd_op_desc camd__op_sigmoid =
     ACT_DESC("Sigmoid", 1, 22, act_prepare_plain, sigmoid_forward, sigmoid_backward, 0, true);
 const camd_op_desc camd__op_hardsigmoid = ACT_DESC(

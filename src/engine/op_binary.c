@@ -10,6 +10,7 @@
 
 #include "engine/op.h"
 #include "engine/op_bcast.h"
+#include "engine/pool.h"
 
 enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV };
 
@@ -144,6 +145,17 @@ static inline void binary_run(int kind, float *restrict o, const float *restrict
   }
 }
 
+typedef struct bin_job {
+  int kind;
+  float *o;
+  const float *a, *b;
+} bin_job;
+
+static void bin_same_range(void *arg, int64_t b0, int64_t e) {
+  const bin_job *j = arg;
+  binary_run(j->kind, j->o + b0, j->a + b0, 1, j->b + b0, 1, e - b0);
+}
+
 static void binary_forward(const camd_op_ctx *ctx, int kind) {
   camd__bc_loop l;
   camd_shape out;
@@ -151,6 +163,11 @@ static void binary_forward(const camd_op_ctx *ctx, int kind) {
   const float *a = ctx->in[0].data, *b = ctx->in[1].data;
   float *o = ctx->out[0].data;
   int64_t n = l.dims[l.nd - 1], sa = l.sa[l.nd - 1], sb = l.sb[l.nd - 1];
+  if (l.nd == 1 && sa == 1 && sb == 1) { /* same shapes: one long run, split over threads */
+    bin_job j = {kind, o, a, b};
+    camd__pool_range(ctx->pool, n, CAMD_POOL_CHUNK, bin_same_range, &j);
+    return;
+  }
   int64_t rows = camd__bc_rows(&l), idx[CAMD_MAX_DIMS] = {0}, oa = 0, ob = 0;
   for (int64_t r = 0; r < rows; r++) {
     float *orow = o + r * n;

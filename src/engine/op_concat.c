@@ -166,8 +166,16 @@ static void concat_backward(const camd_op_ctx *ctx) {
   }
 }
 
-const camd_op_desc camd__op_concat = {
-    "Concat", 1, 21, concat_prepare, concat_infer, concat_forward, concat_backward, 0, false, ~0u};
+const camd_op_desc camd__op_concat = {.op_type = "Concat",
+                                      .opset_min = 1,
+                                      .opset_max = 21,
+                                      .prepare = concat_prepare,
+                                      .infer = concat_infer,
+                                      .forward = concat_forward,
+                                      .backward = concat_backward,
+                                      .bwd_needs_inputs = 0,
+                                      .bwd_needs_outputs = false,
+                                      .grad_inputs = ~0u};
 
 /* ---- Split ---- */
 
@@ -293,8 +301,16 @@ static void split_backward(const camd_op_ctx *ctx) {
   }
 }
 
-const camd_op_desc camd__op_split = {
-    "Split", 1, 21, split_prepare, split_infer, split_forward, split_backward, 0, false, 1u};
+const camd_op_desc camd__op_split = {.op_type = "Split",
+                                     .opset_min = 1,
+                                     .opset_max = 21,
+                                     .prepare = split_prepare,
+                                     .infer = split_infer,
+                                     .forward = split_forward,
+                                     .backward = split_backward,
+                                     .bwd_needs_inputs = 0,
+                                     .bwd_needs_outputs = false,
+                                     .grad_inputs = CAMD_IN(0)};
 
 /* ---- Slice ---- */
 
@@ -438,8 +454,16 @@ static void slice_backward(const camd_op_ctx *ctx) {
                             ctx->out[0].shape.ndim, ctx->out[0].shape.dims, strides);
 }
 
-const camd_op_desc camd__op_slice = {
-    "Slice", 1, 21, slice_prepare, slice_infer, slice_forward, slice_backward, 0, false, 1u};
+const camd_op_desc camd__op_slice = {.op_type = "Slice",
+                                     .opset_min = 1,
+                                     .opset_max = 21,
+                                     .prepare = slice_prepare,
+                                     .infer = slice_infer,
+                                     .forward = slice_forward,
+                                     .backward = slice_backward,
+                                     .bwd_needs_inputs = 0,
+                                     .bwd_needs_outputs = false,
+                                     .grad_inputs = CAMD_IN(0)};
 
 /* ---- Pad ---- */
 
@@ -633,5 +657,13 @@ static void pad_backward(const camd_op_ctx *ctx) {
           ctx->grad_in[0].data, false);
 }
 
-const camd_op_desc camd__op_pad = {"Pad",        2, 21,    pad_prepare, pad_infer, pad_forward,
-                                   pad_backward, 0, false, 1u};
+const camd_op_desc camd__op_pad = {.op_type = "Pad",
+                                   .opset_min = 2,
+                                   .opset_max = 21,
+                                   .prepare = pad_prepare,
+                                   .infer = pad_infer,
+                                   .forward = pad_forward,
+                                   .backward = pad_backward,
+                                   .bwd_needs_inputs = 0,
+                                   .bwd_needs_outputs = false,
+                                   .grad_inputs = CAMD_IN(0)};

@@ -371,7 +371,23 @@ static int matmul_infer(const camd_node *node, const camd_shape *in, camd_shape 
   return 0;
 }
 
-const camd_op_desc camd__op_gemm = {
-    "Gemm", 1, 22, gemm_prepare, gemm_infer, gemm_forward, gemm_backward, 3u, false, 7u};
-const camd_op_desc camd__op_matmul = {
-    "MatMul", 1, 22, matmul_prepare, matmul_infer, matmul_forward, matmul_backward, 3u, false, 3u};
+const camd_op_desc camd__op_gemm = {.op_type = "Gemm",
+                                    .opset_min = 1,
+                                    .opset_max = 22,
+                                    .prepare = gemm_prepare,
+                                    .infer = gemm_infer,
+                                    .forward = gemm_forward,
+                                    .backward = gemm_backward,
+                                    .bwd_needs_inputs = CAMD_IN(0) | CAMD_IN(1),
+                                    .bwd_needs_outputs = false,
+                                    .grad_inputs = CAMD_IN(0) | CAMD_IN(1) | CAMD_IN(2)};
+const camd_op_desc camd__op_matmul = {.op_type = "MatMul",
+                                      .opset_min = 1,
+                                      .opset_max = 22,
+                                      .prepare = matmul_prepare,
+                                      .infer = matmul_infer,
+                                      .forward = matmul_forward,
+                                      .backward = matmul_backward,
+                                      .bwd_needs_inputs = CAMD_IN(0) | CAMD_IN(1),
+                                      .bwd_needs_outputs = false,
+                                      .grad_inputs = CAMD_IN(0) | CAMD_IN(1)};

@@ -134,5 +134,13 @@ static int bn_infer(const camd_node *node, const camd_shape *in, camd_shape *out
   return 0;
 }
 
-const camd_op_desc camd__op_batchnormalization = {
-    "BatchNormalization", 1, 22, bn_prepare, bn_infer, bn_forward, bn_backward, 0u, false, 1u};
+const camd_op_desc camd__op_batchnormalization = {.op_type = "BatchNormalization",
+                                                  .opset_min = 1,
+                                                  .opset_max = 22,
+                                                  .prepare = bn_prepare,
+                                                  .infer = bn_infer,
+                                                  .forward = bn_forward,
+                                                  .backward = bn_backward,
+                                                  .bwd_needs_inputs = 0,
+                                                  .bwd_needs_outputs = false,
+                                                  .grad_inputs = CAMD_IN(0)};

@@ -375,21 +375,43 @@ static void gmp_backward(const camd_op_ctx *ctx) {
   }
 }
 
-const camd_op_desc camd__op_maxpool = {
-    "MaxPool", 1,     22, maxpool_prepare, pool_infer, maxpool_forward, maxpool_backward,
-    1u,        false, 1u};
-const camd_op_desc camd__op_averagepool = {
-    "AveragePool", 1, 22, avgpool_prepare, pool_infer, avgpool_forward, avgpool_backward, 0u,
-    false,         1u};
-const camd_op_desc camd__op_globalaveragepool = {"GlobalAveragePool",
-                                                 1,
-                                                 22,
-                                                 global_prepare,
-                                                 global_infer,
-                                                 gap_forward,
-                                                 gap_backward,
-                                                 0u,
-                                                 false,
-                                                 1u};
-const camd_op_desc camd__op_globalmaxpool = {
-    "GlobalMaxPool", 1, 22, global_prepare, global_infer, gmp_forward, gmp_backward, 1u, false, 1u};
+const camd_op_desc camd__op_maxpool = {.op_type = "MaxPool",
+                                       .opset_min = 1,
+                                       .opset_max = 22,
+                                       .prepare = maxpool_prepare,
+                                       .infer = pool_infer,
+                                       .forward = maxpool_forward,
+                                       .backward = maxpool_backward,
+                                       .bwd_needs_inputs = CAMD_IN(0),
+                                       .bwd_needs_outputs = false,
+                                       .grad_inputs = CAMD_IN(0)};
+const camd_op_desc camd__op_averagepool = {.op_type = "AveragePool",
+                                           .opset_min = 1,
+                                           .opset_max = 22,
+                                           .prepare = avgpool_prepare,
+                                           .infer = pool_infer,
+                                           .forward = avgpool_forward,
+                                           .backward = avgpool_backward,
+                                           .bwd_needs_inputs = 0,
+                                           .bwd_needs_outputs = false,
+                                           .grad_inputs = CAMD_IN(0)};
+const camd_op_desc camd__op_globalaveragepool = {.op_type = "GlobalAveragePool",
+                                                 .opset_min = 1,
+                                                 .opset_max = 22,
+                                                 .prepare = global_prepare,
+                                                 .infer = global_infer,
+                                                 .forward = gap_forward,
+                                                 .backward = gap_backward,
+                                                 .bwd_needs_inputs = 0,
+                                                 .bwd_needs_outputs = false,
+                                                 .grad_inputs = CAMD_IN(0)};
+const camd_op_desc camd__op_globalmaxpool = {.op_type = "GlobalMaxPool",
+                                             .opset_min = 1,
+                                             .opset_max = 22,
+                                             .prepare = global_prepare,
+                                             .infer = global_infer,
+                                             .forward = gmp_forward,
+                                             .backward = gmp_backward,
+                                             .bwd_needs_inputs = CAMD_IN(0),
+                                             .bwd_needs_outputs = false,
+                                             .grad_inputs = CAMD_IN(0)};

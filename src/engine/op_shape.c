@@ -114,8 +114,16 @@ static int flatten_infer(const camd_node *n, const camd_shape *in, camd_shape *o
   return 0;
 }
 
-const camd_op_desc camd__op_flatten = {
-    "Flatten", 1, 21, flatten_prepare, flatten_infer, copy_forward, copy_backward, 0, false, 1u};
+const camd_op_desc camd__op_flatten = {.op_type = "Flatten",
+                                       .opset_min = 1,
+                                       .opset_max = 21,
+                                       .prepare = flatten_prepare,
+                                       .infer = flatten_infer,
+                                       .forward = copy_forward,
+                                       .backward = copy_backward,
+                                       .bwd_needs_inputs = 0,
+                                       .bwd_needs_outputs = false,
+                                       .grad_inputs = CAMD_IN(0)};
 
 /* ---- Reshape ---- */
 
@@ -218,8 +226,16 @@ static int reshape_infer(const camd_node *n, const camd_shape *in, camd_shape *o
   return 0;
 }
 
-const camd_op_desc camd__op_reshape = {
-    "Reshape", 1, 21, reshape_prepare, reshape_infer, copy_forward, copy_backward, 0, false, 1u};
+const camd_op_desc camd__op_reshape = {.op_type = "Reshape",
+                                       .opset_min = 1,
+                                       .opset_max = 21,
+                                       .prepare = reshape_prepare,
+                                       .infer = reshape_infer,
+                                       .forward = copy_forward,
+                                       .backward = copy_backward,
+                                       .bwd_needs_inputs = 0,
+                                       .bwd_needs_outputs = false,
+                                       .grad_inputs = CAMD_IN(0)};
 
 /* ---- Squeeze / Unsqueeze ---- */
 
@@ -286,8 +302,16 @@ static int squeeze_infer(const camd_node *n, const camd_shape *in, camd_shape *o
   return 0;
 }
 
-const camd_op_desc camd__op_squeeze = {
-    "Squeeze", 1, 21, squeeze_prepare, squeeze_infer, copy_forward, copy_backward, 0, false, 1u};
+const camd_op_desc camd__op_squeeze = {.op_type = "Squeeze",
+                                       .opset_min = 1,
+                                       .opset_max = 21,
+                                       .prepare = squeeze_prepare,
+                                       .infer = squeeze_infer,
+                                       .forward = copy_forward,
+                                       .backward = copy_backward,
+                                       .bwd_needs_inputs = 0,
+                                       .bwd_needs_outputs = false,
+                                       .grad_inputs = CAMD_IN(0)};
 
 static int unsqueeze_prepare(camd_graph *g, camd_node *n, camd_error *err) {
   int rank = 0, rc = data_rank(g, n, &rank, err);
@@ -330,9 +354,16 @@ static int unsqueeze_infer(const camd_node *n, const camd_shape *in, camd_shape 
   return 0;
 }
 
-const camd_op_desc camd__op_unsqueeze = {
-    "Unsqueeze", 1,     21, unsqueeze_prepare, unsqueeze_infer, copy_forward, copy_backward,
-    0,           false, 1u};
+const camd_op_desc camd__op_unsqueeze = {.op_type = "Unsqueeze",
+                                         .opset_min = 1,
+                                         .opset_max = 21,
+                                         .prepare = unsqueeze_prepare,
+                                         .infer = unsqueeze_infer,
+                                         .forward = copy_forward,
+                                         .backward = copy_backward,
+                                         .bwd_needs_inputs = 0,
+                                         .bwd_needs_outputs = false,
+                                         .grad_inputs = CAMD_IN(0)};
 
 /* ---- Transpose ---- */
 
@@ -404,13 +435,13 @@ static void transpose_backward(const camd_op_ctx *ctx) {
                             ctx->out[0].shape.dims, strides);
 }
 
-const camd_op_desc camd__op_transpose = {"Transpose",
-                                         1,
-                                         21,
-                                         transpose_prepare,
-                                         transpose_infer,
-                                         transpose_forward,
-                                         transpose_backward,
-                                         0,
-                                         false,
-                                         1u};
+const camd_op_desc camd__op_transpose = {.op_type = "Transpose",
+                                         .opset_min = 1,
+                                         .opset_max = 21,
+                                         .prepare = transpose_prepare,
+                                         .infer = transpose_infer,
+                                         .forward = transpose_forward,
+                                         .backward = transpose_backward,
+                                         .bwd_needs_inputs = 0,
+                                         .bwd_needs_outputs = false,
+                                         .grad_inputs = CAMD_IN(0)};

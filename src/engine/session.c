@@ -1,9 +1,17 @@
 /* Session: per-worker execution of a model — plans, buffer reuse, forward and partial backward.
  *
+ * DESIGN
  * A plan answers "which nodes run, where does every value live" for one kind of request:
- * (values to keep readable, value the backward must reach). It is built the first time that
- * kind of request is seen and cached in the session (a handful per worker in practice: one per
- * CAM layer in use), together with one memory block sized for the session's maximum batch.
+ * (values to keep readable, value the backward must reach, shared-input hook, batch capacity).
+ * It is built the first time that kind of request is seen and cached in the session (a handful
+ * per worker in practice: one per CAM layer and batch size in use). Plans hold offsets only:
+ * the session owns ONE memory block, sized to the largest plan it has built (values, gradients
+ * and kernel scratch), and whichever plan runs uses it. The block is allocated and zero-filled
+ * (first touch) before a new plan enters the cache, so a cached plan always fits the block.
+ *
+ * Batch capacity: a plan is laid out for the smallest power of two >= the run's batch (capped by
+ * the session's max batch), so a batch-1 request runs in a compact batch-1 layout even on a
+ * session sized for batches of 8.
  *
  * Forward runs only the nodes the graph outputs, the kept values and the backward target need.
  * Every value gets a live interval [step that writes it, last step that reads it]; values the
@@ -11,44 +19,65 @@
  * Buffers are placed by greedy interval packing (largest first, lowest offset that does not
  * overlap a live neighbour), so memory is reused as soon as a value is dead.
  *
- * Backward walks, in reverse order, only the nodes on paths from the backward target to the
+ * Backward walks, in reverse order, only the nodes on paths from the backward root to the
  * graph outputs, and only input gradients: no weight gradient is ever computed. Gradient
  * buffers get their own packed region (live from the step a consumer first writes them to the
  * step their producer reads them), zero-filled lazily when first written, so several targets
  * can be back-propagated after one forward.
+ *
+ * Derived values (op->grad_view): when the backward target is the output of a node whose op
+ * says "my output is an invertible function of my input 0 and nothing downstream reads it" (the
+ * BnInverse node left by BatchNorm folding), the backward stops at that node's input instead and
+ * the op's grad_view hook maps the gradient there to the target's gradient.
+ *
+ * Code map: plan_select (nodes) → plan_backward_set → plan_fwd_layout → plan_grad_layout, all
+ * called by plan_build with one cleanup ladder; plan_get finds or builds a plan and makes the
+ * session block large enough before caching it; the forward/backward loops follow.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#include "engine/fold_bn.h"
+#include "camd/core.h"
+#include "engine/blas.h"
+#include "engine/engine_assert.h"
 #include "engine/graph_internal.h"
+#include "engine/pool.h"
 
 #define CAMD_PLAN_CACHE 12
 #define CAMD_NO_OFFSET ((size_t)-1)
 #define CAMD_STEP_END (1 << 30)
 #define CAMD_ALIGN_FLOATS 16 /* 64 bytes */
 
+_Static_assert(CAMD_ALIGN_FLOATS * sizeof(float) == 64, "buffers start on 64-byte lines");
+
 typedef struct camd_plan {
-  int *retain; /* sorted */
+  int *retain; /* sorted, deduplicated */
   int n_retain;
   int shared_hook;  /* hook value of shared-input runs (-1: not a shared-input plan) */
   int prefix_batch; /* batch whose replicated prefix results are kept (0: none) */
   int grad_to;      /* as requested */
-  int grad_view;    /* -1, or grad_to when it is a folded Conv output (see fold_bn.c): the
-                       backward then reaches the BN output and the gradient is mapped back */
-  size_t view_off;  /* float offset of grad_view's gradient */
+  int grad_root;    /* value the backward reaches: grad_to, or the input of its producer when
+                       that op has a grad_view hook (view_node) */
+  int view_node;    /* node index whose grad_view maps grad_root's gradient to grad_to's, or -1 */
+  size_t view_off;  /* float offset of grad_to's gradient when view_node >= 0 */
+  int capacity;     /* batch the layout is sized for */
   int *fwd_nodes;
   int n_fwd;
   int *bwd_nodes; /* execution order (reverse topological) */
   int n_bwd;
-  size_t *fwd_off;         /* per value: float offset in mem, CAMD_NO_OFFSET if none */
+  size_t *fwd_off;         /* per value: float offset in the block, CAMD_NO_OFFSET if none */
   size_t *grad_off;        /* per value */
   unsigned char *kept;     /* per value: readable after forward */
   unsigned char *computed; /* per value: written by this plan's forward */
   unsigned char *after;    /* shared-input plans: per value, computed from the hook value */
-  float *mem;
-  size_t mem_floats;
-  size_t scratch_floats;
+  int *write_to;           /* per node: fused producer writes this value instead of out[0], or -1 */
+  unsigned char *skip;     /* per node: an activation fused into its producer (not run) */
+  camd_post_op *post;      /* per node: the post-op a fused producer applies */
+  int n_fused;
+  size_t mem_floats;     /* values + gradients (+ view) */
+  size_t scratch_floats; /* shared kernel scratch, after mem_floats */
+  size_t thread_floats;  /* kernel scratch per thread: threads × this follow the shared part */
   uint64_t last_used;
 } camd_plan;
 
@@ -64,9 +93,14 @@ struct camd_session {
   camd_shape *shapes;       /* per value, for the current run */
   float **ptr;              /* per value data pointer for the current run */
   unsigned char *grad_live; /* per value: gradient buffer holds data in this backward */
+  int *sorted;              /* n_values: kept-value ids of a request, sorted (no allocation) */
   bool have_backward;
-  float *scratch;
-  size_t scratch_floats;
+  float *mem; /* the one block: the running plan's values, gradients, then scratch */
+  size_t mem_floats;
+  const camd_plan *mem_owner; /* plan whose values the block holds (prefix reuse) */
+  camd__pool *pool;           /* the session's threads (NULL: one) */
+  int threads;
+  uint64_t *node_ns; /* profiling on: forward nanoseconds per node, summed over runs */
   size_t bytes;
 };
 
@@ -74,6 +108,10 @@ void camd_forward_opts_init(camd_forward_opts *o) {
   memset(o, 0, sizeof(*o));
   o->grad_to = -1;
   o->hook_value = -1;
+}
+
+static size_t align_floats(size_t n) {
+  return (n + CAMD_ALIGN_FLOATS - 1) / CAMD_ALIGN_FLOATS * CAMD_ALIGN_FLOATS;
 }
 
 /* ---- interval packing ---- */
@@ -145,15 +183,38 @@ static void plan_free(camd_plan *p) {
   free(p->kept);
   free(p->computed);
   free(p->after);
-  free(p->mem);
+  free(p->write_to);
+  free(p->skip);
+  free(p->post);
   free(p);
 }
 
-static size_t value_floats(const camd_session *s, int v) {
-  const camd_value *val = &s->g->values[v];
+static camd_plan *plan_alloc(int nv, int nn, int n_retain) {
+  camd_plan *p = calloc(1, sizeof(*p));
+  if (!p) return NULL;
+  p->retain = malloc(sizeof(int) * (size_t)(n_retain + 1));
+  p->fwd_nodes = malloc(sizeof(int) * (size_t)(nn + 1));
+  p->bwd_nodes = malloc(sizeof(int) * (size_t)(nn + 1));
+  p->fwd_off = malloc(sizeof(size_t) * (size_t)(nv + 1));
+  p->grad_off = malloc(sizeof(size_t) * (size_t)(nv + 1));
+  p->kept = calloc((size_t)nv + 1, 1);
+  p->computed = calloc((size_t)nv + 1, 1);
+  p->write_to = malloc(sizeof(int) * (size_t)(nn + 1));
+  p->skip = calloc((size_t)nn + 1, 1);
+  p->post = calloc((size_t)nn + 1, sizeof(camd_post_op));
+  if (!p->retain || !p->fwd_nodes || !p->bwd_nodes || !p->fwd_off || !p->grad_off || !p->kept ||
+      !p->computed || !p->write_to || !p->skip || !p->post) {
+    plan_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+static size_t value_floats(const camd_graph *g, int v, int capacity) {
+  const camd_value *val = &g->values[v];
   size_t n = camd_shape_count(&val->shape);
-  if (val->batched) n *= (size_t)s->max_batch;
-  return (n + CAMD_ALIGN_FLOATS - 1) / CAMD_ALIGN_FLOATS * CAMD_ALIGN_FLOATS;
+  if (val->batched) n *= (size_t)capacity;
+  return align_floats(n);
 }
 
 static int cmp_int(const void *a, const void *b) {
@@ -190,138 +251,182 @@ static void keep_prefix(const camd_graph *g, camd_plan *p, int hook, unsigned ch
   }
 }
 
-static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, int grad_to,
-                      int shared_hook, camd_plan **out, camd_error *err) {
-  const camd_graph *g = s->g;
-  int nv = g->n_values, nn = g->n_nodes;
-  int rc = CAMD_E_NOMEM;
-  camd_plan *p = calloc(1, sizeof(*p));
-  unsigned char *needed = calloc((size_t)nv + 1, 1);
-  unsigned char *desc = calloc((size_t)nv + 1, 1);
-  unsigned char *run_node = calloc((size_t)nn + 1, 1);
-  unsigned char *has_grad = calloc((size_t)nv + 1, 1);
-  int *first = malloc(sizeof(int) * ((size_t)nv + 1));
-  int *last = malloc(sizeof(int) * ((size_t)nv + 1));
-  camd__interval *iv = malloc(sizeof(camd__interval) * ((size_t)nv + 1));
-  if (!p || !needed || !desc || !run_node || !has_grad || !first || !last || !iv) goto fail;
-  p->grad_to = grad_to;
-  p->shared_hook = shared_hook;
-  p->grad_view = -1;
-  if (grad_to >= 0 && g->values[grad_to].producer >= 0 &&
-      g->nodes[g->values[grad_to].producer].op == &camd__op_bn_inverse) {
-    p->grad_view = grad_to;
-    grad_to = g->nodes[g->values[grad_to].producer].in[0];
-  }
-  p->n_retain = n_retain;
-  p->retain = malloc(sizeof(int) * (size_t)(n_retain + 1));
-  p->fwd_nodes = malloc(sizeof(int) * (size_t)(nn + 1));
-  p->bwd_nodes = malloc(sizeof(int) * (size_t)(nn + 1));
-  p->fwd_off = malloc(sizeof(size_t) * (size_t)(nv + 1));
-  p->grad_off = malloc(sizeof(size_t) * (size_t)(nv + 1));
-  p->kept = calloc((size_t)nv + 1, 1);
-  p->computed = calloc((size_t)nv + 1, 1);
-  if (!p->retain || !p->fwd_nodes || !p->bwd_nodes || !p->fwd_off || !p->grad_off || !p->kept ||
-      !p->computed) {
-    goto fail;
-  }
-  if (n_retain) memcpy(p->retain, retain_sorted, sizeof(int) * (size_t)n_retain);
+/* Temporary per-build arrays (one ladder frees them). */
+typedef struct plan_tmp {
+  unsigned char *needed, *desc, *run_node, *has_grad;
+  int *first, *last;
+  camd__interval *iv;
+} plan_tmp;
 
-  /* Which nodes run: ancestors of outputs, kept values and the backward target. */
-  for (int i = 0; i < g->n_outputs; i++) needed[g->outputs[i]] = 1;
-  for (int i = 0; i < n_retain; i++) needed[retain_sorted[i]] = 1;
-  if (grad_to >= 0) needed[grad_to] = 1;
-  for (int k = nn - 1; k >= 0; k--) {
+static void plan_tmp_free(plan_tmp *t) {
+  free(t->needed);
+  free(t->desc);
+  free(t->run_node);
+  free(t->has_grad);
+  free(t->first);
+  free(t->last);
+  free(t->iv);
+}
+
+static int plan_tmp_alloc(plan_tmp *t, int nv, int nn) {
+  memset(t, 0, sizeof(*t));
+  t->needed = calloc((size_t)nv + 1, 1);
+  t->desc = calloc((size_t)nv + 1, 1);
+  t->run_node = calloc((size_t)nn + 1, 1);
+  t->has_grad = calloc((size_t)nv + 1, 1);
+  t->first = malloc(sizeof(int) * ((size_t)nv + 1));
+  t->last = malloc(sizeof(int) * ((size_t)nv + 1));
+  t->iv = malloc(sizeof(camd__interval) * ((size_t)nv + 1));
+  return t->needed && t->desc && t->run_node && t->has_grad && t->first && t->last && t->iv
+             ? 0
+             : CAMD_E_NOMEM;
+}
+
+/* Which nodes run: ancestors of the outputs, the kept values and the backward root. */
+static void plan_select(const camd_graph *g, camd_plan *p, plan_tmp *t) {
+  for (int i = 0; i < g->n_outputs; i++) t->needed[g->outputs[i]] = 1;
+  for (int i = 0; i < p->n_retain; i++) t->needed[p->retain[i]] = 1;
+  if (p->grad_root >= 0) t->needed[p->grad_root] = 1;
+  for (int k = g->n_nodes - 1; k >= 0; k--) {
     const camd_node *n = &g->nodes[k];
     bool want = false;
-    for (int j = 0; j < n->n_out; j++) want |= needed[n->out[j]] != 0;
+    for (int j = 0; j < n->n_out; j++) want |= t->needed[n->out[j]] != 0;
     if (!want) continue;
-    run_node[k] = 1;
+    t->run_node[k] = 1;
     for (int i = 0; i < n->n_in; i++) {
-      if (n->in[i] >= 0) needed[n->in[i]] = 1;
+      if (n->in[i] >= 0) t->needed[n->in[i]] = 1;
     }
   }
   p->n_fwd = 0;
-  for (int k = 0; k < nn; k++) {
-    if (run_node[k]) p->fwd_nodes[p->n_fwd++] = k;
+  for (int k = 0; k < g->n_nodes; k++) {
+    if (t->run_node[k]) p->fwd_nodes[p->n_fwd++] = k;
   }
   for (int i = 0; i < g->n_inputs; i++) p->computed[g->inputs[i]] = 1;
   for (int i = 0; i < p->n_fwd; i++) {
     const camd_node *n = &g->nodes[p->fwd_nodes[i]];
     for (int j = 0; j < n->n_out; j++) p->computed[n->out[j]] = 1;
   }
+}
 
-  /* Backward: nodes on paths from grad_to to the outputs, through differentiable inputs. */
+/* Backward: nodes on paths from grad_root onwards through differentiable inputs (the view node
+ * excepted: its gradient is derived by grad_view), in reverse topological order. */
+static int plan_backward_set(const camd_graph *g, camd_plan *p, plan_tmp *t, camd_error *err) {
   p->n_bwd = 0;
-  if (grad_to >= 0) {
-    desc[grad_to] = 1;
-    has_grad[grad_to] = 1;
-    for (int i = 0; i < p->n_fwd; i++) {
-      const camd_node *n = &g->nodes[p->fwd_nodes[i]];
-      bool flows = false;
-      for (int k = 0; k < n->n_in; k++) {
-        if (n->in[k] >= 0 && desc[n->in[k]] && (n->op->grad_inputs & (1u << k))) flows = true;
-      }
-      if (!flows) continue;
-      if (!n->op->backward) {
-        rc = camd_error_set(err, CAMD_E_UNSUPPORTED,
+  if (p->grad_root < 0) return 0;
+  t->desc[p->grad_root] = 1;
+  t->has_grad[p->grad_root] = 1;
+  for (int i = 0; i < p->n_fwd; i++) {
+    const int k = p->fwd_nodes[i];
+    const camd_node *n = &g->nodes[k];
+    if (k == p->view_node) continue;
+    bool flows = false;
+    for (int j = 0; j < n->n_in; j++) {
+      if (n->in[j] >= 0 && t->desc[n->in[j]] && (n->op->grad_inputs & CAMD_IN(j))) flows = true;
+    }
+    if (!flows) continue;
+    if (!n->op->backward) {
+      return camd_error_set(err, CAMD_E_UNSUPPORTED,
                             "cannot back-propagate through node '%s' (%s): the operator has no "
                             "gradient in camd; choose a layer after it",
                             n->name, n->op_type);
-        goto fail;
-      }
-      for (int j = 0; j < n->n_out; j++) {
-        desc[n->out[j]] = 1;
-        has_grad[n->out[j]] = 1;
-      }
-      for (int k = 0; k < n->n_in; k++) {
-        if (n->in[k] >= 0 && desc[n->in[k]] && (n->op->grad_inputs & (1u << k))) {
-          has_grad[n->in[k]] = 1;
-        }
-      }
-      p->bwd_nodes[p->n_bwd++] = p->fwd_nodes[i];
     }
-    /* Execution order is reverse topological. */
-    for (int i = 0; i < p->n_bwd / 2; i++) {
-      int t = p->bwd_nodes[i];
-      p->bwd_nodes[i] = p->bwd_nodes[p->n_bwd - 1 - i];
-      p->bwd_nodes[p->n_bwd - 1 - i] = t;
+    for (int j = 0; j < n->n_out; j++) {
+      t->desc[n->out[j]] = 1;
+      t->has_grad[n->out[j]] = 1;
     }
+    for (int j = 0; j < n->n_in; j++) {
+      if (n->in[j] >= 0 && t->desc[n->in[j]] && (n->op->grad_inputs & CAMD_IN(j))) {
+        t->has_grad[n->in[j]] = 1;
+      }
+    }
+    p->bwd_nodes[p->n_bwd++] = k;
   }
+  for (int i = 0; i < p->n_bwd / 2; i++) {
+    int tmp = p->bwd_nodes[i];
+    p->bwd_nodes[i] = p->bwd_nodes[p->n_bwd - 1 - i];
+    p->bwd_nodes[p->n_bwd - 1 - i] = tmp;
+  }
+  return 0;
+}
 
-  /* Forward live intervals. */
-  for (int v = 0; v < nv; v++) {
-    first[v] = -1;
-    last[v] = -1;
-    p->fwd_off[v] = CAMD_NO_OFFSET;
-    p->grad_off[v] = CAMD_NO_OFFSET;
-  }
-  for (int i = 0; i < g->n_inputs; i++) first[g->inputs[i]] = last[g->inputs[i]] = 0;
-  for (int i = 0; i < p->n_fwd; i++) {
-    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
-    int step = i + 1;
-    for (int k = 0; k < n->n_in; k++) {
-      int v = n->in[k];
-      if (v >= 0 && !g->values[v].data && step > last[v]) last[v] = step;
-    }
-    for (int j = 0; j < n->n_out; j++) first[n->out[j]] = last[n->out[j]] = step;
-  }
-  /* Values that must survive the forward. */
+/* Values that must survive the forward. */
+static void plan_mark_kept(const camd_graph *g, camd_plan *p) {
   for (int i = 0; i < g->n_outputs; i++) p->kept[g->outputs[i]] = 1;
-  for (int i = 0; i < n_retain; i++) p->kept[retain_sorted[i]] = 1;
-  if (grad_to >= 0) p->kept[grad_to] = 1;
+  for (int i = 0; i < p->n_retain; i++) p->kept[p->retain[i]] = 1;
+  if (p->grad_root >= 0) p->kept[p->grad_root] = 1;
   for (int i = 0; i < p->n_bwd; i++) {
     const camd_node *n = &g->nodes[p->bwd_nodes[i]];
     for (int k = 0; k < n->n_in; k++) {
-      if (n->in[k] >= 0 && (n->op->bwd_needs_inputs & (1u << k))) p->kept[n->in[k]] = 1;
+      if (n->in[k] >= 0 && (n->op->bwd_needs_inputs & CAMD_IN(k))) p->kept[n->in[k]] = 1;
     }
     if (n->op->bwd_needs_outputs) {
       for (int j = 0; j < n->n_out; j++) p->kept[n->out[j]] = 1;
     }
   }
-  if (shared_hook >= 0) {
-    p->after = malloc((size_t)nv + 1);
-    if (!p->after) goto fail;
-    keep_prefix(g, p, shared_hook, p->after);
+  if (p->shared_hook >= 0) keep_prefix(g, p, p->shared_hook, p->after);
+}
+
+/* Plan-time fusion: a producer that accepts a post-op (Conv) followed by its value's only reader
+ * in this plan, an activation expressible as a post-op (Relu, Clip), becomes one step: the
+ * producer writes the activation's output and applies it while the tile is in cache. Only for
+ * values nobody can observe: not kept, not on the backward path, not in shared-input plans. The
+ * same float operations run, so results do not change. */
+static void plan_fuse(const camd_graph *g, camd_plan *p, const plan_tmp *t) {
+  for (int k = 0; k < g->n_nodes; k++) p->write_to[k] = -1;
+  p->n_fused = 0;
+  if (p->shared_hook >= 0) return;
+  for (int i = 0; i < p->n_fwd; i++) {
+    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
+    if (!n->op->accepts_post_op || n->n_out != 1) continue;
+    const int v = n->out[0];
+    if (p->kept[v] || t->has_grad[v] || g->values[v].is_output) continue;
+    int reader = -1, reads = 0;
+    for (int j = i + 1; j < p->n_fwd; j++) {
+      const camd_node *c = &g->nodes[p->fwd_nodes[j]];
+      for (int q = 0; q < c->n_in; q++) {
+        if (c->in[q] != v) continue;
+        reads++;
+        reader = p->fwd_nodes[j];
+      }
+    }
+    if (reads != 1) continue;
+    const camd_node *a = &g->nodes[reader];
+    camd_post_op po;
+    if (!a->op->as_post_op || a->in[0] != v || a->n_out != 1 || !a->op->as_post_op(a, &po))
+      continue;
+    p->write_to[p->fwd_nodes[i]] = a->out[0];
+    p->post[p->fwd_nodes[i]] = po;
+    p->skip[reader] = 1;
+    p->computed[v] = 0;
+    p->n_fused++;
+  }
+}
+
+/* Forward live intervals and offsets; returns the floats the values need (CAMD_NO_OFFSET: out
+ * of memory). A fused producer's step writes the activation's output; the activation has no step
+ * of its own. */
+static size_t plan_fwd_layout(const camd_graph *g, camd_plan *p, plan_tmp *t) {
+  const int nv = g->n_values;
+  int *first = t->first, *last = t->last;
+  for (int v = 0; v < nv; v++) {
+    first[v] = last[v] = -1;
+    p->fwd_off[v] = CAMD_NO_OFFSET;
+    p->grad_off[v] = CAMD_NO_OFFSET;
+  }
+  for (int i = 0; i < g->n_inputs; i++) first[g->inputs[i]] = last[g->inputs[i]] = 0;
+  for (int i = 0; i < p->n_fwd; i++) {
+    const int k = p->fwd_nodes[i];
+    const camd_node *n = &g->nodes[k];
+    const int step = i + 1;
+    if (p->skip[k]) continue;
+    for (int q = 0; q < n->n_in; q++) {
+      int v = n->in[q];
+      if (v >= 0 && !g->values[v].data && step > last[v]) last[v] = step;
+    }
+    for (int j = 0; j < n->n_out; j++) {
+      const int w = j == 0 && p->write_to[k] >= 0 ? p->write_to[k] : n->out[j];
+      first[w] = last[w] = step;
+    }
   }
   int n_iv = 0;
   for (int v = 0; v < nv; v++) {
@@ -333,177 +438,236 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
       p->kept[v] = 0;
       continue;
     }
-    iv[n_iv].value = v;
-    iv[n_iv].start = first[v];
-    iv[n_iv].end = p->kept[v] ? CAMD_STEP_END : last[v];
-    iv[n_iv].size = value_floats(s, v);
-    n_iv++;
+    t->iv[n_iv++] = (camd__interval){v, first[v], p->kept[v] ? CAMD_STEP_END : last[v],
+                                     value_floats(g, v, p->capacity), 0};
   }
-  size_t fwd_total = pack_intervals(iv, n_iv);
-  if (fwd_total == CAMD_NO_OFFSET) goto fail;
-  for (int i = 0; i < n_iv; i++) p->fwd_off[iv[i].value] = iv[i].offset;
+  size_t total = pack_intervals(t->iv, n_iv);
+  if (total == CAMD_NO_OFFSET) return total;
+  for (int i = 0; i < n_iv; i++) p->fwd_off[t->iv[i].value] = t->iv[i].offset;
+  return total;
+}
 
-  /* Gradient live intervals (steps of the backward order). */
-  n_iv = 0;
-  if (grad_to >= 0) {
-    for (int v = 0; v < nv; v++) {
-      first[v] = CAMD_STEP_END;
-      last[v] = -1;
-    }
-    for (int i = 0; i < g->n_outputs; i++) {
-      if (has_grad[g->outputs[i]]) first[g->outputs[i]] = -1;
-    }
-    for (int t = 0; t < p->n_bwd; t++) {
-      const camd_node *n = &g->nodes[p->bwd_nodes[t]];
-      for (int k = 0; k < n->n_in; k++) {
-        int v = n->in[k];
-        if (v >= 0 && has_grad[v] && (n->op->grad_inputs & (1u << k)) && t < first[v]) {
-          first[v] = t;
-        }
-      }
-      for (int j = 0; j < n->n_out; j++) {
-        int v = n->out[j];
-        if (t > last[v]) last[v] = t;
-        if (first[v] > t) first[v] = -1; /* seeded (a graph output) or never written */
+/* Gradient live intervals (steps of the backward order), placed after `base` floats; returns
+ * the floats the gradients need (CAMD_NO_OFFSET: out of memory). */
+static size_t plan_grad_layout(const camd_graph *g, camd_plan *p, plan_tmp *t, size_t base) {
+  if (p->grad_root < 0) return 0;
+  const int nv = g->n_values;
+  int *first = t->first, *last = t->last;
+  for (int v = 0; v < nv; v++) {
+    first[v] = CAMD_STEP_END;
+    last[v] = -1;
+  }
+  for (int i = 0; i < g->n_outputs; i++) {
+    if (t->has_grad[g->outputs[i]]) first[g->outputs[i]] = -1;
+  }
+  for (int s = 0; s < p->n_bwd; s++) {
+    const camd_node *n = &g->nodes[p->bwd_nodes[s]];
+    for (int k = 0; k < n->n_in; k++) {
+      int v = n->in[k];
+      if (v >= 0 && t->has_grad[v] && (n->op->grad_inputs & CAMD_IN(k)) && s < first[v]) {
+        first[v] = s;
       }
     }
-    last[grad_to] = CAMD_STEP_END;
-    if (first[grad_to] == CAMD_STEP_END) first[grad_to] = -1;
-    for (int v = 0; v < nv; v++) {
-      if (!has_grad[v]) continue;
-      iv[n_iv].value = v;
-      iv[n_iv].start = first[v] == CAMD_STEP_END ? -1 : first[v];
-      iv[n_iv].end = g->values[v].is_output ? CAMD_STEP_END : last[v];
-      if (iv[n_iv].end < iv[n_iv].start) iv[n_iv].end = iv[n_iv].start;
-      iv[n_iv].size = value_floats(s, v);
-      n_iv++;
+    for (int j = 0; j < n->n_out; j++) {
+      int v = n->out[j];
+      if (s > last[v]) last[v] = s;
+      if (first[v] > s) first[v] = -1; /* seeded (a graph output) or never written */
     }
   }
-  size_t grad_total = pack_intervals(iv, n_iv);
-  if (grad_total == CAMD_NO_OFFSET) goto fail;
-  for (int i = 0; i < n_iv; i++) p->grad_off[iv[i].value] = fwd_total + iv[i].offset;
-
-  p->view_off = fwd_total + grad_total;
-  if (p->grad_view >= 0) grad_total += value_floats(s, p->grad_view);
-  p->mem_floats = fwd_total + grad_total;
-  p->mem_floats = (p->mem_floats + CAMD_ALIGN_FLOATS - 1) / CAMD_ALIGN_FLOATS * CAMD_ALIGN_FLOATS;
-  p->mem = aligned_alloc(64, (p->mem_floats ? p->mem_floats : 16) * sizeof(float));
-  if (!p->mem) {
-    rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory allocating %zu MiB for the session",
-                        p->mem_floats * sizeof(float) >> 20);
-    goto fail;
+  last[p->grad_root] = CAMD_STEP_END;
+  if (first[p->grad_root] == CAMD_STEP_END) first[p->grad_root] = -1;
+  int n_iv = 0;
+  for (int v = 0; v < nv; v++) {
+    if (!t->has_grad[v]) continue;
+    camd__interval *iv = &t->iv[n_iv++];
+    iv->value = v;
+    iv->start = first[v] == CAMD_STEP_END ? -1 : first[v];
+    iv->end = g->values[v].is_output ? CAMD_STEP_END : last[v];
+    if (iv->end < iv->start) iv->end = iv->start;
+    iv->size = value_floats(g, v, p->capacity);
   }
-  memset(p->mem, 0, p->mem_floats * sizeof(float));
+  size_t total = pack_intervals(t->iv, n_iv);
+  if (total == CAMD_NO_OFFSET) return total;
+  for (int i = 0; i < n_iv; i++) p->grad_off[t->iv[i].value] = base + t->iv[i].offset;
+  return total;
+}
+
+/* Largest kernel scratch of the nodes the plan runs, forward and backward: shared floats and
+ * floats per thread. */
+static void plan_scratch(const camd_graph *g, camd_plan *p) {
+  size_t s = 0, t = 0;
   for (int i = 0; i < p->n_fwd; i++) {
     const camd_node *n = &g->nodes[p->fwd_nodes[i]];
-    if (n->scratch_floats > p->scratch_floats) p->scratch_floats = n->scratch_floats;
+    if (n->scratch_floats > s) s = n->scratch_floats;
+    if (n->thread_scratch_floats > t) t = n->thread_scratch_floats;
   }
   for (int i = 0; i < p->n_bwd; i++) {
     const camd_node *n = &g->nodes[p->bwd_nodes[i]];
-    if (n->bwd_scratch_floats > p->scratch_floats) p->scratch_floats = n->bwd_scratch_floats;
+    if (n->bwd_scratch_floats > s) s = n->bwd_scratch_floats;
   }
-  free(needed);
-  free(desc);
-  free(run_node);
-  free(has_grad);
-  free(first);
-  free(last);
-  free(iv);
+  p->scratch_floats = align_floats(s);
+  p->thread_floats = align_floats(t);
+}
+
+static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, int grad_to,
+                      int shared_hook, int capacity, camd_plan **out, camd_error *err) {
+  const camd_graph *g = s->g;
+  plan_tmp t;
+  camd_plan *p = plan_alloc(g->n_values, g->n_nodes, n_retain);
+  int rc = plan_tmp_alloc(&t, g->n_values, g->n_nodes);
+  if (!p || rc) goto nomem;
+  if (n_retain) memcpy(p->retain, retain_sorted, sizeof(int) * (size_t)n_retain);
+  p->n_retain = n_retain;
+  p->grad_to = p->grad_root = grad_to;
+  p->shared_hook = shared_hook;
+  p->capacity = capacity;
+  p->view_node = -1;
+  if (grad_to >= 0 && g->values[grad_to].producer >= 0) {
+    const camd_node *pn = &g->nodes[g->values[grad_to].producer];
+    if (pn->op->grad_view) {
+      CAMD_ASSERT(pn->n_in >= 1 && pn->in[0] >= 0 && pn->n_out == 1);
+      p->view_node = g->values[grad_to].producer;
+      p->grad_root = pn->in[0];
+    }
+  }
+  if (shared_hook >= 0 && !(p->after = malloc((size_t)g->n_values + 1))) goto nomem;
+
+  plan_select(g, p, &t);
+  if ((rc = plan_backward_set(g, p, &t, err))) goto fail;
+  plan_mark_kept(g, p);
+  plan_fuse(g, p, &t);
+  size_t fwd_total = plan_fwd_layout(g, p, &t);
+  if (fwd_total == CAMD_NO_OFFSET) goto nomem;
+  size_t grad_total = plan_grad_layout(g, p, &t, fwd_total);
+  if (grad_total == CAMD_NO_OFFSET) goto nomem;
+  p->view_off = fwd_total + grad_total;
+  if (p->view_node >= 0) grad_total += value_floats(g, grad_to, capacity);
+  p->mem_floats = align_floats(fwd_total + grad_total);
+  plan_scratch(g, p);
+  plan_tmp_free(&t);
   *out = p;
   return 0;
+nomem:
+  rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory building an execution plan");
 fail:
-  if (rc == CAMD_E_NOMEM && err && err->status != CAMD_E_NOMEM) {
-    camd_error_set(err, CAMD_E_NOMEM, "out of memory building an execution plan");
-  }
+  plan_tmp_free(&t);
   plan_free(p);
-  free(needed);
-  free(desc);
-  free(run_node);
-  free(has_grad);
-  free(first);
-  free(last);
-  free(iv);
   return rc;
 }
 
-static int plan_get(camd_session *s, const camd_forward_opts *o, camd_plan **out, camd_error *err) {
-  int nv = s->g->n_values;
+/* Makes the session block hold `floats` (values of the plan about to run plus its scratch).
+ * The block's previous contents are lost. */
+static int reserve_block(camd_session *s, size_t floats, camd_error *err) {
+  if (floats <= s->mem_floats && s->mem) return 0;
+  size_t bytes;
+  if (!camd_size_mul(floats ? floats : CAMD_ALIGN_FLOATS, sizeof(float), &bytes)) {
+    return camd_error_set(err, CAMD_E_LIMIT, "session memory size overflows");
+  }
+  /* Large blocks on 2 MiB boundaries and transparent huge pages (fewer first-touch faults). */
+  const size_t huge = (size_t)2 << 20;
+  float *m = bytes >= 2 * huge ? aligned_alloc(huge, (bytes + huge - 1) / huge * huge)
+                               : aligned_alloc(64, bytes);
+#ifdef MADV_HUGEPAGE
+  if (m && bytes >= 2 * huge) madvise(m, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE);
+#endif
+  if (!m) {
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory allocating %zu MiB for the session",
+                          bytes >> 20);
+  }
+  memset(m, 0, bytes); /* first touch now, not in the timed forward */
+  free(s->mem);
+  s->bytes = s->bytes - s->mem_floats * sizeof(float) + bytes;
+  s->mem = m;
+  s->mem_floats = bytes / sizeof(float);
+  s->mem_owner = NULL;
+  return 0;
+}
+
+/* Sorted, deduplicated copy of the kept values into s->sorted; returns the count or < 0. */
+static int sort_retain(camd_session *s, const camd_forward_opts *o, camd_error *err) {
+  const int nv = s->g->n_values;
   int n_retain = o ? o->n_retain : 0;
-  int grad_to = o ? o->grad_to : -1;
-  int shared_hook = o && o->shared_input && o->hook ? o->hook_value : -1;
-  if (shared_hook >= nv) return camd_error_set(err, CAMD_E_INVALID, "bad hook value");
   if (n_retain < 0 || n_retain > nv) {
     return camd_error_set(err, CAMD_E_INVALID, "invalid number of kept values (%d)", n_retain);
   }
-  int stack_buf[64];
-  int *sorted = n_retain <= 64 ? stack_buf : malloc(sizeof(int) * (size_t)n_retain);
-  if (!sorted) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
-  int m = 0;
   for (int i = 0; i < n_retain; i++) {
     int v = o->retain[i];
     if (v < 0 || v >= nv) {
-      if (sorted != stack_buf) free(sorted);
       return camd_error_set(err, CAMD_E_INVALID, "kept value id %d does not exist", v);
     }
-    sorted[m++] = v;
+    s->sorted[i] = v;
   }
-  qsort(sorted, (size_t)m, sizeof(int), cmp_int);
-  int u = 0; /* dedupe */
-  for (int i = 0; i < m; i++) {
-    if (u == 0 || sorted[u - 1] != sorted[i]) sorted[u++] = sorted[i];
+  qsort(s->sorted, (size_t)n_retain, sizeof(int), cmp_int);
+  int u = 0;
+  for (int i = 0; i < n_retain; i++) {
+    if (u == 0 || s->sorted[u - 1] != s->sorted[i]) s->sorted[u++] = s->sorted[i];
   }
-  if (grad_to >= nv || grad_to < -1) {
-    if (sorted != stack_buf) free(sorted);
+  return u;
+}
+
+/* Floats of the session block plan p needs: its values and gradients, the shared scratch, then
+ * one scratch slice per thread. */
+static size_t plan_block_floats(const camd_session *s, const camd_plan *p) {
+  return p->mem_floats + p->scratch_floats + p->thread_floats * (size_t)s->threads;
+}
+
+static int plan_capacity(const camd_session *s, int batch) {
+  int c = 1;
+  while (c < batch) c *= 2;
+  return c < s->max_batch ? c : s->max_batch;
+}
+
+static int plan_get(camd_session *s, const camd_forward_opts *o, int batch, camd_plan **out,
+                    camd_error *err) {
+  const camd_graph *g = s->g;
+  int grad_to = o ? o->grad_to : -1;
+  int shared_hook = o && o->shared_input && o->hook ? o->hook_value : -1;
+  if (shared_hook >= g->n_values) return camd_error_set(err, CAMD_E_INVALID, "bad hook value");
+  int u = sort_retain(s, o, err);
+  if (u < 0) return u;
+  if (grad_to >= g->n_values || grad_to < -1) {
     return camd_error_set(err, CAMD_E_INVALID, "backward target id %d does not exist", grad_to);
   }
-  if (grad_to >= 0 && (s->g->values[grad_to].data || !s->g->values[grad_to].batched)) {
-    if (sorted != stack_buf) free(sorted);
+  if (grad_to >= 0 && (g->values[grad_to].data || !g->values[grad_to].batched)) {
     return camd_error_set(err, CAMD_E_INVALID,
                           "value '%s' is a constant; gradients are only computed for activations",
-                          s->g->values[grad_to].name);
+                          g->values[grad_to].name);
   }
+  const int capacity = plan_capacity(s, batch);
   camd_plan *p = NULL;
-  for (int i = 0; i < s->n_plans; i++) {
+  for (int i = 0; i < s->n_plans && !p; i++) {
     camd_plan *c = s->plans[i];
-    if (c->grad_to == grad_to && c->shared_hook == shared_hook && c->n_retain == u &&
-        (u == 0 || memcmp(c->retain, sorted, sizeof(int) * (size_t)u) == 0)) {
-      p = c;
-      break;
-    }
+    if (c->grad_to != grad_to || c->shared_hook != shared_hook || c->n_retain != u ||
+        (u && memcmp(c->retain, s->sorted, sizeof(int) * (size_t)u) != 0))
+      continue;
+    /* A prefix-reusing run stays on the plan that holds the prefix (any capacity >= batch). */
+    bool holds_prefix = o && o->reuse_prefix && c == s->mem_owner && c->prefix_batch >= batch;
+    if (c->capacity == capacity || holds_prefix) p = c;
   }
-  int rc = 0;
   if (!p) {
-    rc = plan_build(s, sorted, u, grad_to, shared_hook, &p, err);
-    if (!rc) {
-      if (s->n_plans == CAMD_PLAN_CACHE) { /* evict least recently used */
-        int lru = 0;
-        for (int i = 1; i < s->n_plans; i++) {
-          if (s->plans[i]->last_used < s->plans[lru]->last_used) lru = i;
-        }
-        if (s->cur == s->plans[lru]) s->cur = NULL;
-        s->bytes -= s->plans[lru]->mem_floats * sizeof(float);
-        plan_free(s->plans[lru]);
-        s->plans[lru] = s->plans[--s->n_plans];
-      }
-      s->plans[s->n_plans++] = p;
-      s->bytes += p->mem_floats * sizeof(float);
-      if (p->scratch_floats > s->scratch_floats) {
-        p->scratch_floats =
-            (p->scratch_floats + CAMD_ALIGN_FLOATS - 1) / CAMD_ALIGN_FLOATS * CAMD_ALIGN_FLOATS;
-        float *ns = aligned_alloc(64, p->scratch_floats * sizeof(float));
-        if (!ns) {
-          rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory allocating scratch");
-        } else {
-          free(s->scratch);
-          s->bytes += (p->scratch_floats - s->scratch_floats) * sizeof(float);
-          s->scratch = ns;
-          s->scratch_floats = p->scratch_floats;
-        }
-      }
+    int rc = plan_build(s, s->sorted, u, grad_to, shared_hook, capacity, &p, err);
+    if (rc) return rc;
+    /* The block first: a plan enters the cache only once the block can hold it. */
+    rc = reserve_block(s, plan_block_floats(s, p), err);
+    if (rc) {
+      plan_free(p);
+      return rc;
     }
+    if (s->n_plans == CAMD_PLAN_CACHE) { /* evict least recently used */
+      int lru = 0;
+      for (int i = 1; i < s->n_plans; i++) {
+        if (s->plans[i]->last_used < s->plans[lru]->last_used) lru = i;
+      }
+      if (s->cur == s->plans[lru]) s->cur = NULL;
+      if (s->mem_owner == s->plans[lru]) s->mem_owner = NULL;
+      plan_free(s->plans[lru]);
+      s->plans[lru] = s->plans[--s->n_plans];
+    }
+    s->plans[s->n_plans++] = p;
   }
-  if (sorted != stack_buf) free(sorted);
+  int rc = reserve_block(s, plan_block_floats(s, p), err); /* after a thread-count change */
   if (rc) return rc;
+  CAMD_ASSERT(plan_block_floats(s, p) <= s->mem_floats);
   p->last_used = ++s->clock;
   *out = p;
   return 0;
@@ -527,13 +691,60 @@ int camd_session_create(camd_model *m, int max_batch, camd_session **out, camd_e
   s->shapes = calloc(nv, sizeof(camd_shape));
   s->ptr = calloc(nv, sizeof(float *));
   s->grad_live = calloc(nv, 1);
-  if (!s->shapes || !s->ptr || !s->grad_live) {
+  s->sorted = calloc(nv, sizeof(int));
+  if (!s->shapes || !s->ptr || !s->grad_live || !s->sorted) {
     camd_session_destroy(s);
     return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
   }
-  s->bytes = nv * (sizeof(camd_shape) + sizeof(float *) + 1);
+  s->bytes = nv * (sizeof(camd_shape) + sizeof(float *) + 1 + sizeof(int));
+  camd__blas_single_thread(); /* the engine's own threads split the work, not the BLAS */
+  s->threads = 1;
+  int rc = camd_session_set_threads(s, camd_engine_default_threads(), err);
+  if (rc) {
+    camd_session_destroy(s);
+    return rc;
+  }
   *out = s;
   return 0;
+}
+
+int camd_session_set_threads(camd_session *s, int threads, camd_error *err) {
+  if (threads < 1 || threads > CAMD_POOL_MAX_THREADS) {
+    return camd_error_set(err, CAMD_E_INVALID, "engine threads %d is outside 1..%d", threads,
+                          CAMD_POOL_MAX_THREADS);
+  }
+  if (threads == camd__pool_threads(s->pool)) return 0;
+  camd__pool *np = NULL;
+  if (threads > 1) {
+    int rc = camd__pool_create(threads, &np, err);
+    if (rc) return rc;
+  }
+  camd__pool_destroy(s->pool);
+  s->pool = np;
+  s->threads = threads;
+  return 0;
+}
+
+int camd_session_threads(const camd_session *s) {
+  return s->threads;
+}
+
+int camd_session_set_profiling(camd_session *s, bool on, camd_error *err) {
+  if (!on) {
+    free(s->node_ns);
+    s->node_ns = NULL;
+    return 0;
+  }
+  if (s->node_ns) {
+    memset(s->node_ns, 0, sizeof(uint64_t) * (size_t)(s->g->n_nodes + 1));
+    return 0;
+  }
+  s->node_ns = calloc((size_t)s->g->n_nodes + 1, sizeof(uint64_t));
+  return s->node_ns ? 0 : camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+}
+
+const uint64_t *camd_session_profile(const camd_session *s) {
+  return s->node_ns;
 }
 
 void camd_session_destroy(camd_session *s) {
@@ -542,7 +753,10 @@ void camd_session_destroy(camd_session *s) {
   free(s->shapes);
   free(s->ptr);
   free(s->grad_live);
-  free(s->scratch);
+  free(s->sorted);
+  free(s->mem);
+  free(s->node_ns);
+  camd__pool_destroy(s->pool);
   camd_model_release(s->model);
   free(s);
 }
@@ -574,6 +788,32 @@ static void replicate_item0(camd_session *s, int v, int batch) {
   for (int b = 1; b < batch; b++) memcpy(d + (size_t)b * per, d, per * sizeof(float));
 }
 
+static void call_hook(const camd_forward_opts *o, camd_session *s, int v) {
+  o->hook(o->hook_ctx, v, s->ptr[v], &s->shapes[v]);
+}
+
+/* Input and output tensors of node n for the current run; `once` runs it at batch 1. */
+static void node_tensors(const camd_session *s, const camd_node *n, bool once, camd_tensor *in,
+                         camd_tensor *out) {
+  const camd_graph *g = s->g;
+  for (int k = 0; k < n->n_in; k++) {
+    int v = n->in[k];
+    if (v < 0) {
+      in[k].data = NULL;
+      in[k].shape.ndim = -1;
+      continue;
+    }
+    in[k].data = s->ptr[v];
+    in[k].shape = s->shapes[v];
+    if (once && g->values[v].batched) in[k].shape.dims[0] = g->values[v].shape.dims[0];
+  }
+  for (int j = 0; j < n->n_out; j++) {
+    out[j].data = s->ptr[n->out[j]];
+    out[j].shape = s->shapes[n->out[j]];
+    if (once) out[j].shape.dims[0] = g->values[n->out[j]].shape.dims[0];
+  }
+}
+
 int camd_session_forward_multi(camd_session *s, int batch, const float *const *inputs,
                                const camd_forward_opts *opts, camd_error *err) {
   const camd_graph *g = s->g;
@@ -582,14 +822,24 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
                           batch, s->max_batch,
                           s->model->max_batch == 1 ? " (this model runs one image at a time)" : "");
   }
+  const int hook_value = opts && opts->hook ? opts->hook_value : -1;
+  if (opts && opts->shared_input && hook_value < 0) {
+    return camd_error_set(err, CAMD_E_INVALID, "a shared-input run needs a hook value");
+  }
+  for (int i = 0; i < g->n_inputs; i++) {
+    if (!inputs || !inputs[i]) {
+      return camd_error_set(err, CAMD_E_INVALID, "no data for model input '%s'",
+                            g->values[g->inputs[i]].name);
+    }
+  }
   camd_plan *p = NULL;
-  int rc = plan_get(s, opts, &p, err);
+  int rc = plan_get(s, opts, batch, &p, err);
   if (rc) return rc;
-  int hook_value = opts && opts->hook ? opts->hook_value : -1;
   if (hook_value >= 0 && (hook_value >= g->n_values || !p->computed[hook_value])) {
     return camd_error_set(err, CAMD_E_INVALID, "hook value %d is not computed by this run",
                           hook_value);
   }
+  CAMD_ASSERT(batch <= p->capacity);
   s->cur = NULL;
   s->have_backward = false;
   set_run_shapes(s, batch);
@@ -597,19 +847,18 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
     if (g->values[v].data)
       s->ptr[v] = g->values[v].dtype == CAMD_FLOAT32 ? g->values[v].data : NULL;
     else
-      s->ptr[v] = p->fwd_off[v] != CAMD_NO_OFFSET ? p->mem + p->fwd_off[v] : NULL;
+      s->ptr[v] = p->fwd_off[v] != CAMD_NO_OFFSET ? s->mem + p->fwd_off[v] : NULL;
   }
-  bool shared = opts && opts->shared_input && hook_value >= 0 && batch > 1;
-  if (opts && opts->shared_input && hook_value < 0) {
-    return camd_error_set(err, CAMD_E_INVALID, "a shared-input run needs a hook value");
-  }
-  bool reuse = shared && opts->reuse_prefix && p->prefix_batch >= batch;
+  float *scratch = s->mem + p->mem_floats;
+  const bool shared = opts && opts->shared_input && hook_value >= 0 && batch > 1;
+  /* The prefix kept by the last shared run is only there if no other plan used the block. */
+  const bool reuse = shared && opts->reuse_prefix && s->mem_owner == p && p->prefix_batch >= batch;
+  if (s->mem_owner != p && s->mem_owner) ((camd_plan *)s->mem_owner)->prefix_batch = 0;
+  s->mem_owner = p;
   for (int i = 0; i < g->n_inputs; i++) {
     int v = g->inputs[i];
-    if (!inputs || !inputs[i]) {
-      return camd_error_set(err, CAMD_E_INVALID, "no data for model input '%s'", g->values[v].name);
-    }
     if (reuse && v != hook_value) continue;
+    CAMD_ASSERT(s->ptr[v] != NULL);
     size_t count = camd_shape_count(&s->shapes[v]);
     if (shared) {
       memcpy(s->ptr[v], inputs[i], count / (size_t)batch * sizeof(float));
@@ -617,7 +866,7 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
     } else {
       memcpy(s->ptr[v], inputs[i], count * sizeof(float));
     }
-    if (v == hook_value) opts->hook(opts->hook_ctx, v, s->ptr[v], &s->shapes[v]);
+    if (v == hook_value) call_hook(opts, s, v);
   }
   camd_tensor in[CAMD_NODE_MAX_IO], out[CAMD_NODE_MAX_IO];
   for (int i = 0; i < p->n_fwd; i++) {
@@ -625,46 +874,39 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
     /* In a shared-input run, nodes before the hook run once (batch 1), then replicate. */
     bool once = shared;
     for (int k = 0; once && k < n->n_in; k++) once = n->in[k] < 0 || !p->after[n->in[k]];
-    if (once && reuse) {
-      bool makes_hook = false;
-      for (int j = 0; j < n->n_out; j++) makes_hook |= n->out[j] == hook_value;
-      if (!makes_hook) continue; /* kept from the previous shared run */
+    bool makes_hook = false;
+    for (int j = 0; j < n->n_out; j++) makes_hook |= n->out[j] == hook_value;
+    if (once && reuse && !makes_hook) continue; /* kept from the previous shared run */
+    if (p->skip[p->fwd_nodes[i]]) continue;     /* fused into its producer */
+    node_tensors(s, n, once, in, out);
+    const int fused = p->write_to[p->fwd_nodes[i]];
+    if (fused >= 0) {
+      CAMD_ASSERT(n->n_out == 1 && s->ptr[fused] &&
+                  camd_shape_equal(&out[0].shape, &s->shapes[fused]));
+      out[0].data = s->ptr[fused];
     }
-    for (int k = 0; k < n->n_in; k++) {
-      int v = n->in[k];
-      if (v < 0) {
-        in[k].data = NULL;
-        in[k].shape.ndim = -1;
-      } else {
-        in[k].data = s->ptr[v];
-        in[k].shape = s->shapes[v];
-        if (once && g->values[v].batched) in[k].shape.dims[0] = g->values[v].shape.dims[0];
-      }
-    }
-    for (int j = 0; j < n->n_out; j++) {
-      out[j].data = s->ptr[n->out[j]];
-      out[j].shape = s->shapes[n->out[j]];
-      if (once) out[j].shape.dims[0] = g->values[n->out[j]].shape.dims[0];
-    }
-    camd_op_ctx ctx = {n, n->params, in, out, NULL, NULL, s->scratch};
+    camd_op_ctx ctx = {.node = n,
+                       .params = n->params,
+                       .in = in,
+                       .out = out,
+                       .scratch = scratch,
+                       .pool = s->pool,
+                       .thread_scratch = scratch + p->scratch_floats,
+                       .thread_stride = p->thread_floats,
+                       .post = fused >= 0 ? &p->post[p->fwd_nodes[i]] : NULL};
+    const uint64_t t0 = s->node_ns ? camd_now_ns() : 0;
     n->op->forward(&ctx);
+    if (s->node_ns) s->node_ns[p->fwd_nodes[i]] += camd_now_ns() - t0;
     if (once) {
       for (int j = 0; j < n->n_out; j++) {
         if (out[j].data) replicate_item0(s, n->out[j], batch);
       }
     }
-    if (hook_value >= 0) {
-      for (int j = 0; j < n->n_out; j++) {
-        if (n->out[j] == hook_value) {
-          opts->hook(opts->hook_ctx, hook_value, s->ptr[hook_value], &s->shapes[hook_value]);
-        }
-      }
-    }
+    if (makes_hook) call_hook(opts, s, hook_value);
   }
   s->cur = p;
   s->cur_batch = batch;
-  if (shared && !reuse) p->prefix_batch = batch;
-  if (!shared) p->prefix_batch = 0;
+  p->prefix_batch = shared ? (reuse ? p->prefix_batch : batch) : 0;
   return 0;
 }
 
@@ -686,6 +928,56 @@ const float *camd_session_value(camd_session *s, int value_id, camd_shape *shape
   return s->ptr[value_id];
 }
 
+/* Gradient buffer of value v for this backward, zero-filled on first use. */
+static float *grad_buffer(camd_session *s, const camd_plan *p, int v) {
+  float *gv = s->mem + p->grad_off[v];
+  if (!s->grad_live[v]) {
+    memset(gv, 0, camd_shape_count(&s->shapes[v]) * sizeof(float));
+    s->grad_live[v] = 1;
+  }
+  return gv;
+}
+
+/* Runs node n's backward (nothing when no gradient reaches its outputs). */
+static void backward_node(camd_session *s, const camd_plan *p, const camd_node *n, float *scratch) {
+  const camd_graph *g = s->g;
+  camd_tensor in[CAMD_NODE_MAX_IO], out[CAMD_NODE_MAX_IO];
+  camd_tensor gin[CAMD_NODE_MAX_IO], gout[CAMD_NODE_MAX_IO];
+  bool any = false;
+  for (int j = 0; j < n->n_out; j++) {
+    int v = n->out[j];
+    out[j].data = s->ptr[v];
+    out[j].shape = s->shapes[v];
+    gout[j].shape = s->shapes[v];
+    gout[j].data = s->grad_live[v] ? s->mem + p->grad_off[v] : NULL;
+    any |= gout[j].data != NULL;
+  }
+  if (!any) return;
+  for (int k = 0; k < n->n_in; k++) {
+    int v = n->in[k];
+    in[k].data = v >= 0 ? s->ptr[v] : NULL;
+    in[k].shape = v >= 0 ? s->shapes[v] : (camd_shape){.ndim = -1};
+    gin[k].shape = in[k].shape;
+    gin[k].data = NULL;
+    if (v >= 0 && (n->op->grad_inputs & CAMD_IN(k)) && p->grad_off[v] != CAMD_NO_OFFSET) {
+      gin[k].data = grad_buffer(s, p, v);
+    }
+  }
+  camd_op_ctx ctx = {.node = n,
+                     .params = n->params,
+                     .in = in,
+                     .out = out,
+                     .grad_out = gout,
+                     .grad_in = gin,
+                     .scratch = scratch,
+                     .pool = s->pool};
+  n->op->backward(&ctx);
+  /* The outputs' gradient buffers may be reused from here on. */
+  for (int j = 0; j < n->n_out; j++) {
+    if (n->out[j] != p->grad_root && !g->values[n->out[j]].is_output) s->grad_live[n->out[j]] = 0;
+  }
+}
+
 int camd_session_backward(camd_session *s, int from, const float *seed, camd_error *err) {
   camd_plan *p = s->cur;
   const camd_graph *g = s->g;
@@ -700,55 +992,28 @@ int camd_session_backward(camd_session *s, int from, const float *seed, camd_err
         from >= 0 && from < g->n_values ? g->values[from].name : "?", g->values[p->grad_to].name);
   }
   if (!seed) return camd_error_set(err, CAMD_E_INVALID, "no gradient seed given");
+  CAMD_ASSERT(s->mem_owner == p);
+  float *scratch = s->mem + p->mem_floats;
   memset(s->grad_live, 0, (size_t)g->n_values);
-  float *gfrom = p->mem + p->grad_off[from];
-  memcpy(gfrom, seed, camd_shape_count(&s->shapes[from]) * sizeof(float));
+  memcpy(s->mem + p->grad_off[from], seed, camd_shape_count(&s->shapes[from]) * sizeof(float));
   s->grad_live[from] = 1;
-  camd_tensor in[CAMD_NODE_MAX_IO], out[CAMD_NODE_MAX_IO];
-  camd_tensor gin[CAMD_NODE_MAX_IO], gout[CAMD_NODE_MAX_IO];
-  for (int t = 0; t < p->n_bwd; t++) {
-    const camd_node *n = &g->nodes[p->bwd_nodes[t]];
-    bool any = false;
-    for (int j = 0; j < n->n_out; j++) {
-      int v = n->out[j];
-      out[j].data = s->ptr[v];
-      out[j].shape = s->shapes[v];
-      gout[j].shape = s->shapes[v];
-      gout[j].data = s->grad_live[v] ? p->mem + p->grad_off[v] : NULL;
-      any |= gout[j].data != NULL;
-    }
-    if (!any) continue;
-    for (int k = 0; k < n->n_in; k++) {
-      int v = n->in[k];
-      in[k].data = v >= 0 ? s->ptr[v] : NULL;
-      in[k].shape = v >= 0 ? s->shapes[v] : (camd_shape){.ndim = -1};
-      gin[k].shape = in[k].shape;
-      gin[k].data = NULL;
-      if (v >= 0 && (n->op->grad_inputs & (1u << k)) && p->grad_off[v] != CAMD_NO_OFFSET) {
-        float *gv = p->mem + p->grad_off[v];
-        if (!s->grad_live[v]) {
-          memset(gv, 0, camd_shape_count(&s->shapes[v]) * sizeof(float));
-          s->grad_live[v] = 1;
-        }
-        gin[k].data = gv;
-      }
-    }
-    camd_op_ctx ctx = {n, n->params, in, out, gout, gin, s->scratch};
-    n->op->backward(&ctx);
-    /* The outputs' gradient buffers may be reused from here on. */
-    for (int j = 0; j < n->n_out; j++) {
-      if (n->out[j] != p->grad_to && !g->values[n->out[j]].is_output) s->grad_live[n->out[j]] = 0;
-    }
-  }
-  int t = p->grad_view >= 0 ? g->nodes[g->values[p->grad_to].producer].in[0] : p->grad_to;
-  if (!s->grad_live[t]) {
-    memset(p->mem + p->grad_off[t], 0, camd_shape_count(&s->shapes[t]) * sizeof(float));
-    s->grad_live[t] = 1;
-  }
-  if (p->grad_view >= 0) {
-    const camd_node *inv = &g->nodes[g->values[p->grad_view].producer];
-    camd__bn_inverse_grad(inv, &s->shapes[p->grad_view], p->mem + p->grad_off[t],
-                          p->mem + p->view_off);
+  for (int t = 0; t < p->n_bwd; t++) backward_node(s, p, &g->nodes[p->bwd_nodes[t]], scratch);
+  grad_buffer(s, p, p->grad_root); /* zero when no gradient reached it */
+  if (p->view_node >= 0) {
+    const camd_node *n = &g->nodes[p->view_node];
+    camd_tensor in = {s->ptr[p->grad_root], s->shapes[p->grad_root]};
+    camd_tensor out = {s->ptr[p->grad_to], s->shapes[p->grad_to]};
+    camd_tensor gin = {s->mem + p->grad_off[p->grad_root], s->shapes[p->grad_root]};
+    camd_tensor gout = {s->mem + p->view_off, s->shapes[p->grad_to]};
+    camd_op_ctx ctx = {.node = n,
+                       .params = n->params,
+                       .in = &in,
+                       .out = &out,
+                       .grad_out = &gout,
+                       .grad_in = &gin,
+                       .scratch = scratch,
+                       .pool = s->pool};
+    n->op->grad_view(&ctx);
   }
   s->have_backward = true;
   return 0;
@@ -757,11 +1022,11 @@ int camd_session_backward(camd_session *s, int from, const float *seed, camd_err
 const float *camd_session_grad(camd_session *s, int value_id, camd_shape *shape) {
   camd_plan *p = s->cur;
   if (!p || !s->have_backward || value_id < 0 || value_id >= s->g->n_values) return NULL;
-  if (value_id == p->grad_view) {
+  if (p->view_node >= 0 && value_id == p->grad_to) {
     if (shape) *shape = s->shapes[value_id];
-    return p->mem + p->view_off;
+    return s->mem + p->view_off;
   }
   if (p->grad_off[value_id] == CAMD_NO_OFFSET || !s->grad_live[value_id]) return NULL;
   if (shape) *shape = s->shapes[value_id];
-  return p->mem + p->grad_off[value_id];
+  return s->mem + p->grad_off[value_id];
 }

@@ -3,6 +3,7 @@
 #include <float.h>
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,10 @@ const char *camd__resize_name(camd_resize_mode m) {
   return m == CAMD_RESIZE_STRETCH ? "stretch" : "shorter";
 }
 
+const char *camd__channel_order_name(const camd_preprocess_opts *pp) {
+  return pp->channels == 1 ? "L" : pp->bgr ? "BGR" : "RGB";
+}
+
 const char *camd__activation_name(camd_output_activation a) {
   switch (a) {
     case CAMD_ACTIVATION_SOFTMAX:
@@ -36,15 +41,6 @@ const char *camd__activation_name(camd_output_activation a) {
       return "none";
   }
 }
-
-/* Every key a model entry may carry. Aliases are the spellings the scripts in models/ write. */
-#define CONFIG_KEYS                                                                          \
-  "name, path (alias onnx), labels, input_size, width (alias input_width), height (alias "   \
-  "input_height), resize, resize_shorter (alias resize_size), mean, std, scale, bgr, "       \
-  "channel_order, channels, default_layer, default_method, activation (alias "               \
-  "output_activation), input_name, output_name, layout, layer_layout, crop, interpolation; " \
-  "informational: "                                                                          \
-  "description, training, test_accuracy*, torchvision_*"
 
 /* Keys that only document the model (ignored, any value). */
 static bool is_metadata_key(const char *k) {
@@ -141,29 +137,270 @@ static int get_choice(cfg_parse *p, const char *key, json_t *v, const char *cons
   return FAIL(p, "%s: \"%s\" must be a string, one of %s", p->who, key, list);
 }
 
-/* Alias bookkeeping: each canonical setting may be given once, under one spelling. */
-enum { S_PATH, S_WIDTH, S_HEIGHT, S_SHORTER, S_ACT, S_BGR, S_COUNT };
+/* ---- the key table: one row per setting (its alias is another spelling of it) ---- */
 
-static int claim(cfg_parse *p, const char **seen, int slot, const char *key) {
-  if (seen[slot])
-    return FAIL(p, "%s: \"%s\" and \"%s\" set the same thing; give only one", p->who, seen[slot],
-                key);
-  seen[slot] = key;
+/* Settings that several keys write: each may be given once, under one spelling. */
+enum { S_PATH, S_WIDTH, S_HEIGHT, S_SHORTER, S_ACT, S_BGR, S_COUNT };
+#define SLOT(s) (1u << (s))
+
+typedef struct cfg_key cfg_key;
+typedef int (*cfg_setter)(cfg_parse *p, const cfg_key *k, const char *key, json_t *v);
+struct cfg_key {
+  const char *name;
+  const char *alias; /* another accepted spelling, or NULL */
+  unsigned slots;    /* SLOT(S_*) bits this key sets (checked against the other spellings) */
+  cfg_setter set;
+  size_t offset, cap; /* set_string: the camd_model_config field */
+};
+
+static int set_string(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  return get_string(p, key, v, (char *)p->cfg + k->offset, k->cap);
+}
+
+static int set_path(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  return get_path(p, key, v, p->cfg->path, sizeof(p->cfg->path));
+}
+
+static int set_labels(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  camd_model_config *c = p->cfg;
+  if (json_is_null(v)) {
+    c->labels_path[0] = 0;
+    return 0;
+  }
+  return get_path(p, key, v, c->labels_path, sizeof(c->labels_path));
+}
+
+static int set_input_size(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k, (void)key;
+  long long w = 0, h = 0;
+  int rc;
+  if (json_is_integer(v)) {
+    if ((rc = get_int(p, "input_size", v, 1, CONFIG_MAX_DIM, &w))) return rc;
+    h = w;
+  } else if (json_is_array(v) && json_array_size(v) == 2) {
+    if ((rc = get_int(p, "input_size[0] (width)", json_array_get(v, 0), 1, CONFIG_MAX_DIM, &w)) ||
+        (rc = get_int(p, "input_size[1] (height)", json_array_get(v, 1), 1, CONFIG_MAX_DIM, &h)))
+      return rc;
+  } else {
+    return FAIL(p, "%s: \"input_size\" must be an integer N (N x N) or [width, height]", p->who);
+  }
+  p->cfg->preprocess.width = (size_t)w;
+  p->cfg->preprocess.height = (size_t)h;
+  p->cfg->width_given = p->cfg->height_given = true;
   return 0;
 }
 
-static int parse_entry(cfg_parse *p, json_t *obj) {
-  camd_model_config *c = p->cfg;
-  const char *seen[S_COUNT] = {0};
-  bool have_name = false;
-  const char *key;
-  json_t *v;
-  int rc = 0;
+static int set_width(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  long long w = 0;
+  int rc = get_int(p, key, v, 1, CONFIG_MAX_DIM, &w);
+  if (!rc) p->cfg->preprocess.width = (size_t)w;
+  if (!rc) p->cfg->width_given = true;
+  return rc;
+}
 
-  /* The name first, so every later message can say which model it is about. */
+static int set_height(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  long long h = 0;
+  int rc = get_int(p, key, v, 1, CONFIG_MAX_DIM, &h);
+  if (!rc) p->cfg->preprocess.height = (size_t)h;
+  if (!rc) p->cfg->height_given = true;
+  return rc;
+}
+
+static int set_resize(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  static const char *const modes[] = {"stretch", "shorter"};
+  int m = 0;
+  int rc = get_choice(p, key, v, modes, 2, "\"stretch\", \"shorter\"", &m);
+  if (!rc) p->cfg->preprocess.mode = m == 0 ? CAMD_RESIZE_STRETCH : CAMD_RESIZE_SHORTER;
+  return rc;
+}
+
+static int set_shorter(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  long long s = 0;
+  int rc = get_int(p, key, v, 1, CONFIG_MAX_SHORTER, &s);
+  if (!rc) p->cfg->preprocess.resize_shorter = (size_t)s;
+  return rc;
+}
+
+static int set_mean(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  return get_triple(p, key, v, false, p->cfg->preprocess.mean);
+}
+
+static int set_std(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  return get_triple(p, key, v, true, p->cfg->preprocess.std);
+}
+
+static int set_scale(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  double d = 0.0;
+  int rc = get_float(p, key, v, &d);
+  if (rc) return rc;
+  if (fabs(d) < FLT_MIN) /* 0 as a float */
+    return FAIL(p,
+                "%s: \"scale\" must be non-zero, at least %g in magnitude (1/255 = "
+                "0.00392156862745098 for ToTensor())",
+                p->who, (double)FLT_MIN);
+  p->cfg->preprocess.scale = (float)d;
+  return 0;
+}
+
+static int set_bgr(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k, (void)key;
+  if (!json_is_boolean(v)) return FAIL(p, "%s: \"bgr\" must be true or false", p->who);
+  p->cfg->preprocess.bgr = json_is_true(v);
+  return 0;
+}
+
+static int set_channel_order(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  static const char *const orders[] = {"RGB", "BGR"};
+  int m = 0;
+  int rc = get_choice(p, key, v, orders, 2, "\"RGB\", \"BGR\"", &m);
+  if (!rc) p->cfg->preprocess.bgr = m == 1;
+  return rc;
+}
+
+static int set_channels(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k, (void)key;
+  if (!json_is_integer(v) || (json_integer_value(v) != 1 && json_integer_value(v) != 3))
+    return FAIL(p, "%s: \"channels\" must be 1 (gray) or 3 (colour)", p->who);
+  p->cfg->preprocess.channels = (int)json_integer_value(v);
+  return 0;
+}
+
+static int set_default_method(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  camd_model_config *c = p->cfg;
+  camd_cam_method m;
+  int rc = set_string(p, k, key, v);
+  if (!rc && (rc = camd_cam_method_parse(c->default_method, &m, p->err)))
+    return camd_error_prefix(p->err, rc, "%s: \"default_method\": ", p->who);
+  return rc;
+}
+
+static int set_activation(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  static const char *const acts[] = {"softmax", "sigmoid", "none", "auto"};
+  int m = 0;
+  int rc = get_choice(p, key, v, acts, 4, "\"softmax\", \"sigmoid\", \"none\", \"auto\"", &m);
+  if (!rc) p->cfg->activation = (camd_output_activation)m;
+  return rc;
+}
+
+/* layout (the image input's) and layer_layout (explained layers the graph does not decide):
+ * "auto" = UNKNOWN (0), NCHW = 1, NHWC = 2; k->offset is the camd_layout field. */
+static int set_layout(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  static const char *const l[] = {"auto", "NCHW", "NHWC"};
+  int m = 0;
+  int rc = get_choice(p, key, v, l, 3, "\"NCHW\", \"NHWC\", \"auto\"", &m);
+  if (!rc) *(camd_layout *)((char *)p->cfg + k->offset) = (camd_layout)m;
+  return rc;
+}
+
+/* crop, interpolation: checked, one value each (what camd runs). */
+
+static int set_crop(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  static const char *const l[] = {"center"};
+  int m = 0;
+  return get_choice(p, key, v, l, 1,
+                    "\"center\" (resize \"shorter\" crops the centre; \"stretch\" does not crop)",
+                    &m);
+}
+
+static int set_interpolation(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  static const char *const l[] = {"bilinear"};
+  int m = 0;
+  return get_choice(p, key, v, l, 1, "\"bilinear\" (PIL's BILINEAR, the only one)", &m);
+}
+
+#define FIELD(f) offsetof(camd_model_config, f), sizeof(((camd_model_config *)0)->f)
+/* Every key a model entry may carry ("name" is read first, by parse_entry). Aliases are the
+ * spellings the scripts in models/ write. */
+static const cfg_key keys[] = {
+    {"path", "onnx", SLOT(S_PATH), set_path, 0, 0},
+    {"labels", NULL, 0, set_labels, 0, 0},
+    {"input_size", NULL, SLOT(S_WIDTH) | SLOT(S_HEIGHT), set_input_size, 0, 0},
+    {"width", "input_width", SLOT(S_WIDTH), set_width, 0, 0},
+    {"height", "input_height", SLOT(S_HEIGHT), set_height, 0, 0},
+    {"resize", NULL, 0, set_resize, 0, 0},
+    {"resize_shorter", "resize_size", SLOT(S_SHORTER), set_shorter, 0, 0},
+    {"mean", NULL, 0, set_mean, 0, 0},
+    {"std", NULL, 0, set_std, 0, 0},
+    {"scale", NULL, 0, set_scale, 0, 0},
+    {"bgr", NULL, SLOT(S_BGR), set_bgr, 0, 0},
+    {"channel_order", NULL, SLOT(S_BGR), set_channel_order, 0, 0},
+    {"channels", NULL, 0, set_channels, 0, 0},
+    {"default_layer", NULL, 0, set_string, FIELD(default_layer)},
+    {"default_method", NULL, 0, set_default_method, FIELD(default_method)},
+    {"activation", "output_activation", SLOT(S_ACT), set_activation, 0, 0},
+    {"input_name", NULL, 0, set_string, FIELD(input_name)},
+    {"output_name", NULL, 0, set_string, FIELD(output_name)},
+    {"layout", NULL, 0, set_layout, FIELD(layout)},
+    {"layer_layout", NULL, 0, set_layout, FIELD(layer_layout)},
+    {"crop", NULL, 0, set_crop, 0, 0},
+    {"interpolation", NULL, 0, set_interpolation, 0, 0},
+};
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const cfg_key *find_key(const char *name) {
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (!strcmp(keys[i].name, name) || (keys[i].alias && !strcmp(keys[i].alias, name)))
+      return &keys[i];
+  return NULL;
+}
+
+static int unknown_key(cfg_parse *p, const char *key) {
+  char list[1024];
+  size_t used = (size_t)snprintf(list, sizeof(list), "name");
+  for (size_t i = 0; i < N_KEYS && used < sizeof(list); i++)
+    used +=
+        (size_t)snprintf(list + used, sizeof(list) - used,
+                         keys[i].alias ? ", %s (alias %s)" : ", %s", keys[i].name, keys[i].alias);
+  return FAIL(p,
+              "%s: unknown key \"%.100s\"; keys are: %s; informational: description, training, "
+              "test_accuracy*, torchvision_*",
+              p->who, key, list);
+}
+
+/* Sets one key (k, spelled `key`), checking that no other spelling already set its settings. */
+static int apply_key(cfg_parse *p, const char **seen, const cfg_key *k, const char *key,
+                     json_t *v) {
+  for (int s = 0; s < S_COUNT; s++) {
+    if (!(k->slots & SLOT(s))) continue;
+    if (seen[s])
+      return FAIL(p, "%s: \"%s\" and \"%s\" set the same thing; give only one", p->who, seen[s],
+                  key);
+    seen[s] = key;
+  }
+  return k->set(p, k, key, v);
+}
+
+/* Rules across keys, checked once the entry (or a key set alone) is complete. */
+static int check_entry(cfg_parse *p) {
+  if (p->cfg->preprocess.bgr && p->cfg->preprocess.channels != 3)
+    return FAIL(p, "%s: \"bgr\" / \"channel_order\": BGR needs \"channels\": 3", p->who);
+  return 0;
+}
+
+/* "model 'x'" once the name is known, else "model entry". */
+static void set_who(cfg_parse *p) {
+  if (p->cfg->name[0]) snprintf(p->who, sizeof(p->who), "model '%.127s'", p->cfg->name);
+}
+
+static int parse_name(cfg_parse *p, json_t *obj) {
+  camd_model_config *c = p->cfg;
   json_t *jn = json_object_get(obj, "name");
   if (!jn) return FAIL(p, "%s: \"name\" is missing; every model needs a name", p->who);
-  if ((rc = get_string(p, "name", jn, c->name, sizeof(c->name)))) return rc;
+  int rc = get_string(p, "name", jn, c->name, sizeof(c->name));
+  if (rc) return rc;
   if (!c->name[0]) return FAIL(p, "%s: \"name\" is empty", p->who);
   for (const char *s = c->name; *s; s++) {
     if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-')
@@ -172,142 +409,41 @@ static int parse_entry(cfg_parse *p, json_t *obj) {
                   "and '-'",
                   p->who, c->name, *s);
   }
-  have_name = true;
-  snprintf(p->who, sizeof(p->who), "model '%.127s'", c->name);
-
-  json_object_foreach(obj, key, v) {
-    if (!strcmp(key, "name")) {
-      continue;
-    } else if (!strcmp(key, "path") || !strcmp(key, "onnx")) {
-      if ((rc = claim(p, seen, S_PATH, key))) return rc;
-      if ((rc = get_path(p, key, v, c->path, sizeof(c->path)))) return rc;
-    } else if (!strcmp(key, "labels")) {
-      if (json_is_null(v)) {
-        c->labels_path[0] = 0;
-      } else if ((rc = get_path(p, key, v, c->labels_path, sizeof(c->labels_path)))) {
-        return rc;
-      }
-    } else if (!strcmp(key, "input_size")) {
-      long long w, h;
-      if (json_is_integer(v)) {
-        if ((rc = get_int(p, key, v, 1, CONFIG_MAX_DIM, &w))) return rc;
-        h = w;
-      } else if (json_is_array(v) && json_array_size(v) == 2) {
-        if ((rc = get_int(p, "input_size[0] (width)", json_array_get(v, 0), 1, CONFIG_MAX_DIM, &w)))
-          return rc;
-        if ((rc =
-                 get_int(p, "input_size[1] (height)", json_array_get(v, 1), 1, CONFIG_MAX_DIM, &h)))
-          return rc;
-      } else {
-        return FAIL(p, "%s: \"input_size\" must be an integer N (N x N) or [width, height]",
-                    p->who);
-      }
-      if ((rc = claim(p, seen, S_WIDTH, key)) || (rc = claim(p, seen, S_HEIGHT, key))) return rc;
-      c->preprocess.width = (size_t)w;
-      c->preprocess.height = (size_t)h;
-      c->width_given = c->height_given = true;
-    } else if (!strcmp(key, "width") || !strcmp(key, "input_width")) {
-      long long w;
-      if ((rc = claim(p, seen, S_WIDTH, key))) return rc;
-      if ((rc = get_int(p, key, v, 1, CONFIG_MAX_DIM, &w))) return rc;
-      c->preprocess.width = (size_t)w;
-      c->width_given = true;
-    } else if (!strcmp(key, "height") || !strcmp(key, "input_height")) {
-      long long h;
-      if ((rc = claim(p, seen, S_HEIGHT, key))) return rc;
-      if ((rc = get_int(p, key, v, 1, CONFIG_MAX_DIM, &h))) return rc;
-      c->preprocess.height = (size_t)h;
-      c->height_given = true;
-    } else if (!strcmp(key, "resize")) {
-      static const char *const modes[] = {"stretch", "shorter"};
-      int m;
-      if ((rc = get_choice(p, key, v, modes, 2, "\"stretch\", \"shorter\"", &m))) return rc;
-      c->preprocess.mode = m == 0 ? CAMD_RESIZE_STRETCH : CAMD_RESIZE_SHORTER;
-    } else if (!strcmp(key, "resize_shorter") || !strcmp(key, "resize_size")) {
-      long long s;
-      if ((rc = claim(p, seen, S_SHORTER, key))) return rc;
-      if ((rc = get_int(p, key, v, 1, CONFIG_MAX_SHORTER, &s))) return rc;
-      c->preprocess.resize_shorter = (size_t)s;
-    } else if (!strcmp(key, "mean")) {
-      if ((rc = get_triple(p, key, v, false, c->preprocess.mean))) return rc;
-    } else if (!strcmp(key, "std")) {
-      if ((rc = get_triple(p, key, v, true, c->preprocess.std))) return rc;
-    } else if (!strcmp(key, "scale")) {
-      double d = 0.0;
-      if ((rc = get_float(p, key, v, &d))) return rc;
-      if (fabs(d) < FLT_MIN) /* 0 as a float */
-        return FAIL(p,
-                    "%s: \"scale\" must be non-zero, at least %g in magnitude (1/255 = "
-                    "0.00392156862745098 for ToTensor())",
-                    p->who, (double)FLT_MIN);
-      c->preprocess.scale = (float)d;
-    } else if (!strcmp(key, "bgr")) {
-      if (!json_is_boolean(v)) return FAIL(p, "%s: \"bgr\" must be true or false", p->who);
-      if ((rc = claim(p, seen, S_BGR, key))) return rc;
-      c->preprocess.bgr = json_is_true(v);
-    } else if (!strcmp(key, "channel_order")) {
-      static const char *const orders[] = {"RGB", "BGR"};
-      int m;
-      if ((rc = claim(p, seen, S_BGR, key))) return rc;
-      if ((rc = get_choice(p, key, v, orders, 2, "\"RGB\", \"BGR\"", &m))) return rc;
-      c->preprocess.bgr = m == 1;
-    } else if (!strcmp(key, "channels")) {
-      long long n;
-      if (!json_is_integer(v) || (json_integer_value(v) != 1 && json_integer_value(v) != 3))
-        return FAIL(p, "%s: \"channels\" must be 1 (gray) or 3 (colour)", p->who);
-      n = json_integer_value(v);
-      c->preprocess.channels = (int)n;
-    } else if (!strcmp(key, "default_layer")) {
-      if ((rc = get_string(p, key, v, c->default_layer, sizeof(c->default_layer)))) return rc;
-    } else if (!strcmp(key, "default_method")) {
-      camd_cam_method m;
-      if ((rc = get_string(p, key, v, c->default_method, sizeof(c->default_method)))) return rc;
-      if (camd_cam_method_parse(c->default_method, &m, p->err))
-        return camd_error_prefix(p->err, "%s: \"default_method\": ", p->who);
-    } else if (!strcmp(key, "activation") || !strcmp(key, "output_activation")) {
-      static const char *const acts[] = {"softmax", "sigmoid", "none", "auto"};
-      int m;
-      if ((rc = claim(p, seen, S_ACT, key))) return rc;
-      if ((rc = get_choice(p, key, v, acts, 4, "\"softmax\", \"sigmoid\", \"none\", \"auto\"", &m)))
-        return rc;
-      c->activation = (camd_output_activation)m;
-    } else if (!strcmp(key, "input_name")) {
-      if ((rc = get_string(p, key, v, c->input_name, sizeof(c->input_name)))) return rc;
-    } else if (!strcmp(key, "output_name")) {
-      if ((rc = get_string(p, key, v, c->output_name, sizeof(c->output_name)))) return rc;
-    } else if (!strcmp(key, "layout") || !strcmp(key, "layer_layout")) {
-      static const char *const l[] = {"auto", "NCHW", "NHWC"};
-      int m;
-      if ((rc = get_choice(p, key, v, l, 3, "\"NCHW\", \"NHWC\", \"auto\"", &m))) return rc;
-      /* "auto" = UNKNOWN (0), NCHW = 1, NHWC = 2 */
-      if (!strcmp(key, "layout"))
-        c->layout = (camd_layout)m;
-      else
-        c->layer_layout = (camd_layout)m;
-    } else if (!strcmp(key, "crop")) {
-      static const char *const l[] = {"center"};
-      int m;
-      if ((rc = get_choice(p, key, v, l, 1,
-                           "\"center\" (resize \"shorter\" crops the centre; \"stretch\" does "
-                           "not crop)",
-                           &m)))
-        return rc;
-    } else if (!strcmp(key, "interpolation")) {
-      static const char *const l[] = {"bilinear"};
-      int m;
-      if ((rc = get_choice(p, key, v, l, 1, "\"bilinear\" (PIL's BILINEAR, the only one)", &m)))
-        return rc;
-    } else if (is_metadata_key(key)) {
-      continue;
-    } else {
-      return FAIL(p, "%s: unknown key \"%.100s\"; keys are: " CONFIG_KEYS, p->who, key);
-    }
-  }
-  (void)have_name;
-  if (!seen[S_PATH]) return FAIL(p, "%s: \"path\" (the .onnx file) is missing", p->who);
-  if (c->preprocess.bgr && c->preprocess.channels != 3)
-    return FAIL(p, "%s: \"bgr\" / \"channel_order\": BGR needs \"channels\": 3", p->who);
+  set_who(p);
   return 0;
+}
+
+static int parse_entry(cfg_parse *p, json_t *obj) {
+  const char *seen[S_COUNT] = {0};
+  /* The name first, so every later message can say which model it is about. */
+  int rc = parse_name(p, obj);
+  if (rc) return rc;
+  const char *key;
+  json_t *v;
+  json_object_foreach(obj, key, v) {
+    if (!strcmp(key, "name") || is_metadata_key(key)) continue;
+    const cfg_key *k = find_key(key);
+    if (!k) return unknown_key(p, key);
+    if ((rc = apply_key(p, seen, k, key, v))) return rc;
+  }
+  if (!seen[S_PATH]) return FAIL(p, "%s: \"path\" (the .onnx file) is missing", p->who);
+  return check_entry(p);
+}
+
+int camd_model_config_set(camd_model_config *cfg, const char *key, json_t *value,
+                          const char *base_dir, camd_error *err) {
+  if (!cfg || !key || !value)
+    return camd_error_set(err, CAMD_E_INVALID, "model config: no config, key or value");
+  camd_model_config tmp = *cfg;
+  cfg_parse p = {&tmp, base_dir, err, "model entry"};
+  set_who(&p);
+  const cfg_key *k = find_key(key);
+  if (!k) return unknown_key(&p, key);
+  const char *seen[S_COUNT] = {0};
+  int rc = apply_key(&p, seen, k, key, value);
+  if (!rc) rc = check_entry(&p);
+  if (!rc) *cfg = tmp;
+  return rc;
 }
 
 int camd_model_config_from_json_text(const char *json_text, const char *base_dir,

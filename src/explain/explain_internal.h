@@ -56,13 +56,10 @@ int camd__explain_check_layer(const camd_explainer *e, const char *name, int *id
 struct json_t;
 struct json_t *camd__json_float(float f);
 
-/* Name of the resize mode / activation / score / normalisation as users type them. */
+/* Name of the resize mode / activation as users type them. */
 const char *camd__resize_name(camd_resize_mode m);
 const char *camd__activation_name(camd_output_activation a);
-
-/* Parses a strict decimal integer in [lo, hi]; 0 or -1. */
-int camd__parse_int(const char *s, long long lo, long long hi, long long *out);
-/* Parses a strict finite float; 0 or -1. */
-int camd__parse_double(const char *s, double *out);
+/* "RGB", "BGR" or "L" (one channel). */
+const char *camd__channel_order_name(const camd_preprocess_opts *pp);
 
 #endif

@@ -70,7 +70,7 @@ static int load_labels(camd_explainer *e, const char *output_name, camd_error *e
   unsigned char *data = NULL;
   size_t len = 0;
   int rc = camd_read_file(path, CAMD_LABELS_MAX_BYTES, &data, &len, err);
-  if (rc) return camd_error_prefix(err, "model '%s': labels: ", e->cfg.name);
+  if (rc) return camd_error_prefix(err, rc, "model '%s': labels: ", e->cfg.name);
   size_t start = 0;
   if (len >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF) start = 3; /* BOM */
   /* Count lines: a final newline does not start another line. */
@@ -213,16 +213,15 @@ static int resolve_defaults(camd_explainer *e, camd_error *err) {
   const camd_model_config *c = &e->cfg;
   e->default_layer_id = -1;
   if (c->default_layer[0]) {
-    int id;
-    if (camd_model_check_target(e->model, c->default_layer, &id, err))
-      return camd_error_prefix(err, "model '%s': default_layer: ", c->name);
+    int id, rc = camd_model_check_target(e->model, c->default_layer, &id, err);
+    if (rc) return camd_error_prefix(err, rc, "model '%s': default_layer: ", c->name);
     if (!camd_model_is_cam_layer(e->model, id))
       return camd_error_set(err, CAMD_E_INVALID,
                             "model '%s': default_layer '%s' is not a 4-D activation with "
                             "spatial size > 1 (see `camd inspect`)",
                             c->name, c->default_layer);
-    if (camd__explain_layer_layout(e, id, CAMD_LAYOUT_UNKNOWN, NULL, err))
-      return camd_error_prefix(err, "model '%s': default_layer: ", c->name);
+    if ((rc = camd__explain_layer_layout(e, id, CAMD_LAYOUT_UNKNOWN, NULL, err)))
+      return camd_error_prefix(err, rc, "model '%s': default_layer: ", c->name);
     e->default_layer_id = id;
     snprintf(e->default_layer, sizeof(e->default_layer), "%s", c->default_layer);
   } else {
@@ -233,9 +232,9 @@ static int resolve_defaults(camd_explainer *e, camd_error *err) {
       snprintf(e->default_layer, sizeof(e->default_layer), "%s", vi.name);
     }
   }
-  if (camd_cam_method_parse(c->default_method[0] ? c->default_method : "gradcam",
-                            &e->default_method, err))
-    return camd_error_prefix(err, "model '%s': default_method: ", c->name);
+  int rc = camd_cam_method_parse(c->default_method[0] ? c->default_method : "gradcam",
+                                 &e->default_method, err);
+  if (rc) return camd_error_prefix(err, rc, "model '%s': default_method: ", c->name);
   return 0;
 }
 
@@ -261,19 +260,12 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
   size_t len = 0;
   int rc = camd_read_file(e->cfg.path, CAMD_ONNX_DEFAULT_MAX_FILE_BYTES, &data, &len, err);
   if (rc) {
-    camd_error_prefix(err, "model '%s': ", e->cfg.name);
+    camd_error_prefix(err, rc, "model '%s': ", e->cfg.name);
     goto fail;
   }
   camd_sha256_hex(data, len, e->sha256);
   char dir[sizeof(e->cfg.path)];
-  snprintf(dir, sizeof(dir), "%s", e->cfg.path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir)
-    dir[1] = 0;
-  else if (slash)
-    *slash = 0;
-  else
-    snprintf(dir, sizeof(dir), ".");
+  camd_path_dirname(e->cfg.path, dir, sizeof(dir)); /* fits: dir is as large as the path */
   /* What the config says about the image input: its layout, and sizes for free dimensions. */
   camd_onnx_options lo = {
       .input_layout = e->cfg.layout,
@@ -284,7 +276,7 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
   rc = camd_onnx_load_buffer(data, len, dir, &lo, &e->model, err);
   free(data);
   if (rc) {
-    camd_error_prefix(err, "model '%s' ('%s'): ", e->cfg.name, e->cfg.path);
+    camd_error_prefix(err, rc, "model '%s' ('%s'): ", e->cfg.name, e->cfg.path);
     goto fail;
   }
   if ((rc = check_model(e, err)) || (rc = resolve_defaults(e, err))) goto fail;
@@ -421,10 +413,7 @@ char *camd_explainer_info_json(const camd_explainer *e) {
   json_object_set_new(pre, "width", json_integer((json_int_t)pp->width));
   json_object_set_new(pre, "height", json_integer((json_int_t)pp->height));
   json_object_set_new(pre, "channels", json_integer(pp->channels));
-  json_object_set_new(pre, "channel_order",
-                      json_string(pp->channels == 1 ? "L"
-                                  : pp->bgr         ? "BGR"
-                                                    : "RGB"));
+  json_object_set_new(pre, "channel_order", json_string(camd__channel_order_name(pp)));
   json_object_set_new(pre, "scale", camd__json_float(pp->scale));
   json_object_set_new(pre, "mean", triple_json(pp->mean, pp->channels));
   json_object_set_new(pre, "std", triple_json(pp->std, pp->channels));
@@ -461,8 +450,10 @@ char *camd_explainer_info_json(const camd_explainer *e) {
   for (int i = CAMD_COLORMAP_JET; i <= CAMD_COLORMAP_GRAY; i++)
     json_array_append_new(cmaps, json_string(camd_colormap_name((camd_colormap)i)));
   json_object_set_new(root, "colormaps", cmaps);
-  json_object_set_new(root, "outputs",
-                      json_pack("[sssss]", "overlay", "heatmap", "mask", "raw", "bbox"));
+  json_t *outputs = json_array();
+  for (int i = 0; i < CAMD_OUT_COUNT; i++)
+    json_array_append_new(outputs, json_string(camd_explain_output_name(i)));
+  json_object_set_new(root, "outputs", outputs);
   char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
   json_decref(root);
   return text;

@@ -1,18 +1,19 @@
 /* Request options: defaults and the one strict key=value parser every front end uses. */
 #include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "camd/cam.h"
+#include "camd/core.h"
 #include "explain/explain_internal.h"
 
 #define OPTION_VALUE_MAX 4096
 #define TOPK_MAX 1000
 #define N_SAMPLES_MAX 256
+#define CAMD__STR2(x) #x
+#define CAMD__STR(x) CAMD__STR2(x)
 #define NOISE_STD_MAX 100.0
 #define SEED_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */
 
@@ -22,19 +23,49 @@
 #define OUTPUT_NAMES "overlay, heatmap, mask, raw, bbox (or all, none)"
 #define BOOL_NAMES "true, false, 1, 0, yes, no, on, off"
 
+static const char *const output_names[] = {
+#define OUT_NAME(e, name) name,
+    CAMD_EXPLAIN_OUTPUTS(OUT_NAME)
+#undef OUT_NAME
+};
+_Static_assert(sizeof(output_names) / sizeof(output_names[0]) == CAMD_OUT_COUNT,
+               "one name per CAMD_OUT_* bit");
+_Static_assert(CAMD_OUT_ALL == (CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP | CAMD_OUT_MASK | CAMD_OUT_RAW |
+                                CAMD_OUT_BBOX),
+               "CAMD_OUT_ALL covers every output");
+static const char *const score_names[CAMD_EXPLAIN_SCORE_COUNT] = {"logit", "softmax", "sigmoid",
+                                                                  "output"};
+static const char *const normalize_names[CAMD_NORMALIZE_COUNT] = {"minmax", "none"};
+
+const char *camd_explain_output_name(int i) {
+  return i >= 0 && i < CAMD_OUT_COUNT ? output_names[i] : NULL;
+}
+const char *camd_explain_score_name(camd_explain_score s) {
+  return (unsigned)s < CAMD_EXPLAIN_SCORE_COUNT ? score_names[s] : NULL;
+}
+const char *camd_explain_normalize_name(camd_explain_normalize n) {
+  return (unsigned)n < CAMD_NORMALIZE_COUNT ? normalize_names[n] : NULL;
+}
+
+/* Index of name in names[n] (exact), -1 when absent. */
+static int find_name(const char *const *names, int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(names[i], name)) return i;
+  return -1;
+}
+
 void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e) {
   memset(o, 0, sizeof(*o));
-  snprintf(o->method, sizeof(o->method), "%s",
-           e ? camd_cam_method_name(e->default_method) : "gradcam");
+  o->method = e ? e->default_method : CAMD_CAM_GRADCAM;
   if (e) snprintf(o->layer, sizeof(o->layer), "%s", e->default_layer);
   o->layer_layout = CAMD_LAYOUT_UNKNOWN; /* the graph's, else the config's layer_layout */
   o->n_targets = 0;
   o->target_topk = 1;
   o->topk = 5;
   if (e && e->n_labels < o->topk) o->topk = e->n_labels;
-  snprintf(o->score, sizeof(o->score), "logit");
+  o->score = CAMD_EXPLAIN_SCORE_LOGIT;
   o->relu = true;
-  snprintf(o->normalize, sizeof(o->normalize), "minmax");
+  o->normalize = CAMD_NORMALIZE_MINMAX;
   o->aug_smooth = false;
   o->eigen_smooth = false;
   o->colormap = CAMD_COLORMAP_JET;
@@ -46,49 +77,29 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
   o->seed = 0;
 }
 
-/* [+-]?[0-9]+ */
+/* A field added to camd_explain_options must be compared here (and echoed by result_json.c's
+ * options_json): this assert stops the build until the new size is written below. */
+_Static_assert(sizeof(camd_explain_options) == 648 || sizeof(void *) != 8,
+               "camd_explain_options changed: update camd_explain_options_equal and the echo");
+
+bool camd_explain_options_equal(const camd_explain_options *a, const camd_explain_options *b) {
+  if (a->method != b->method || strcmp(a->layer, b->layer) || a->layer_layout != b->layer_layout ||
+      a->n_targets != b->n_targets ||
+      a->target_topk != b->target_topk || a->topk != b->topk || a->score != b->score ||
+      a->relu != b->relu || a->normalize != b->normalize || a->aug_smooth != b->aug_smooth ||
+      a->eigen_smooth != b->eigen_smooth || a->colormap != b->colormap || a->alpha != b->alpha ||
+      a->outputs != b->outputs || a->bbox_threshold != b->bbox_threshold ||
+      a->n_samples != b->n_samples || a->noise_std != b->noise_std || a->seed != b->seed)
+    return false;
+  for (int i = 0; i < a->n_targets && i < CAMD_MAX_TARGETS; i++)
+    if (a->targets[i] != b->targets[i]) return false;
+  return true;
+}
+
+/* [+-]?[0-9]+: an integer as text (camd_parse_int then says whether it is in range). */
 static bool is_int_text(const char *s) {
-  if (*s == '+' || *s == '-') s++;
-  if (!isdigit((unsigned char)*s)) return false;
-  while (isdigit((unsigned char)*s)) s++;
-  return *s == 0;
-}
-
-int camd__parse_int(const char *s, long long lo, long long hi, long long *out) {
-  if (!s || !is_int_text(s)) return -1;
-  errno = 0;
-  char *end;
-  long long v = strtoll(s, &end, 10);
-  if (errno || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
-/* [+-]?(digits[.digits*]|.digits)([eE][+-]?digits)? — no hex, inf, nan or spaces. */
-int camd__parse_double(const char *s, double *out) {
-  if (!s) return -1;
-  const char *p = s;
-  if (*p == '+' || *p == '-') p++;
-  bool digits = false;
-  while (isdigit((unsigned char)*p)) p++, digits = true;
-  if (*p == '.') {
-    p++;
-    while (isdigit((unsigned char)*p)) p++, digits = true;
-  }
-  if (!digits) return -1;
-  if (*p == 'e' || *p == 'E') {
-    p++;
-    if (*p == '+' || *p == '-') p++;
-    if (!isdigit((unsigned char)*p)) return -1;
-    while (isdigit((unsigned char)*p)) p++;
-  }
-  if (*p) return -1;
-  errno = 0;
-  char *end;
-  double v = strtod(s, &end);
-  if (errno == ERANGE || *end || !isfinite(v)) return -1;
-  *out = v;
-  return 0;
+  s += *s == '+' || *s == '-';
+  return *s && strspn(s, "0123456789") == strlen(s);
 }
 
 static int parse_bool(const char *v, bool *out) {
@@ -191,7 +202,7 @@ static int resolve_one_target(const camd_explainer *e, const char *item, const c
   int max = e ? e->n_labels - 1 : CAMD_EXPLAIN_MAX_CLASSES - 1;
   char msg[CAMD_ERROR_MESSAGE_MAX];
   if (is_int_text(item)) {
-    if (camd__parse_int(item, 0, max, &idx)) {
+    if (camd_parse_int(item, 0, max, &idx)) {
       snprintf(msg, sizeof(msg), "class index %.40s is outside 0..%d%s", item, max,
                e ? " (the model's classes)" : "");
       return bad(err, "target", whole, msg);
@@ -228,7 +239,7 @@ static int set_target(camd_explain_options *o, const camd_explainer *e, const ch
     long long k;
     int kmax = CAMD_MAX_TARGETS;
     if (e && e->n_labels < kmax) kmax = e->n_labels;
-    if (camd__parse_int(v + 3, 1, kmax, &k)) {
+    if (camd_parse_int(v + 3, 1, kmax, &k)) {
       snprintf(msg, sizeof(msg), "K must be within 1..%d%s", kmax,
                e && e->n_labels < CAMD_MAX_TARGETS ? " (the model's number of classes)"
                                                    : " (the most targets per request)");
@@ -281,16 +292,6 @@ static int set_target(camd_explain_options *o, const camd_explainer *e, const ch
 }
 
 static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) {
-  static const struct {
-    const char *name;
-    unsigned bit;
-  } names[] = {{"overlay", CAMD_OUT_OVERLAY},
-               {"heatmap", CAMD_OUT_HEATMAP},
-               {"mask", CAMD_OUT_MASK},
-               {"raw", CAMD_OUT_RAW},
-               {"bbox", CAMD_OUT_BBOX},
-               {"all", 0x1F},
-               {"none", 0}};
   unsigned bits = 0;
   const char *s = v;
   for (;;) {
@@ -299,15 +300,17 @@ static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) 
     char item[32];
     if (!trimmed(s, len, item, sizeof(item)) || !item[0])
       return bad(err, "outputs", v, "valid items (comma-separated): " OUTPUT_NAMES);
-    size_t k = 0;
-    for (; k < sizeof(names) / sizeof(names[0]); k++)
-      if (!strcasecmp(item, names[k].name)) break;
-    if (k == sizeof(names) / sizeof(names[0])) {
+    int k = 0;
+    while (k < CAMD_OUT_COUNT && strcasecmp(item, output_names[k])) k++;
+    if (k < CAMD_OUT_COUNT) {
+      bits |= 1u << k;
+    } else if (!strcasecmp(item, "all")) {
+      bits |= CAMD_OUT_ALL;
+    } else if (strcasecmp(item, "none")) {
       char msg[128];
       snprintf(msg, sizeof(msg), "unknown output '%s'; valid: " OUTPUT_NAMES, item);
       return bad(err, "outputs", v, msg);
     }
-    bits |= names[k].bit;
     if (!comma) break;
     s = comma + 1;
   }
@@ -317,7 +320,7 @@ static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) 
 
 static int set_unit_float(const char *key, const char *v, float *dst, camd_error *err) {
   double d;
-  if (camd__parse_double(v, &d) || d < 0.0 || d > 1.0)
+  if (camd_parse_double(v, &d) || d < 0.0 || d > 1.0)
     return bad(err, key, v, "must be a number within 0..1");
   *dst = (float)d;
   return 0;
@@ -338,14 +341,13 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
   bool b;
   if (!strcmp(key, "method")) {
     camd_cam_method m;
-    if (camd_cam_method_parse(v, &m, err))
-      return camd_error_prefix(err, "option method='%.100s': ", v);
-    snprintf(o->method, sizeof(o->method), "%s", camd_cam_method_name(m));
+    int rc = camd_cam_method_parse(v, &m, err);
+    if (rc) return camd_error_prefix(err, rc, "option method='%.100s': ", v);
+    o->method = m;
   } else if (!strcmp(key, "layer")) {
     if (vlen >= sizeof(o->layer)) return bad(err, key, v, "layer names are at most 511 bytes");
-    int id;
-    if (e && vlen && camd__explain_check_layer(e, v, &id, err))
-      return camd_error_prefix(err, "option layer: ");
+    int id, rc = e && vlen ? camd__explain_check_layer(e, v, &id, err) : 0;
+    if (rc) return camd_error_prefix(err, rc, "option layer: ");
     memcpy(o->layer, v, vlen + 1);
   } else if (!strcmp(key, "layer_layout")) {
     if (!strcmp(v, "NCHW"))
@@ -360,7 +362,7 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     return set_target(o, e, v, err);
   } else if (!strcmp(key, "topk")) {
     int kmax = e && e->n_labels < TOPK_MAX ? e->n_labels : TOPK_MAX;
-    if (camd__parse_int(v, 1, kmax, &n)) {
+    if (camd_parse_int(v, 1, kmax, &n)) {
       char msg[96];
       snprintf(msg, sizeof(msg), "must be an integer within 1..%d%s", kmax,
                kmax < TOPK_MAX ? " (the model's number of classes)" : "");
@@ -368,15 +370,16 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     }
     o->topk = (int)n;
   } else if (!strcmp(key, "score")) {
-    if (strcmp(v, "logit") && strcmp(v, "softmax") && strcmp(v, "sigmoid") && strcmp(v, "output"))
-      return bad(err, key, v, "valid: logit, softmax, sigmoid, output");
-    snprintf(o->score, sizeof(o->score), "%.15s", v);
+    int i = find_name(score_names, CAMD_EXPLAIN_SCORE_COUNT, v);
+    if (i < 0) return bad(err, key, v, "valid: logit, softmax, sigmoid, output");
+    o->score = (camd_explain_score)i;
   } else if (!strcmp(key, "relu")) {
     if (parse_bool(v, &b)) return bad(err, key, v, "valid: " BOOL_NAMES);
     o->relu = b;
   } else if (!strcmp(key, "normalize")) {
-    if (strcmp(v, "minmax") && strcmp(v, "none")) return bad(err, key, v, "valid: minmax, none");
-    snprintf(o->normalize, sizeof(o->normalize), "%.15s", v);
+    int i = find_name(normalize_names, CAMD_NORMALIZE_COUNT, v);
+    if (i < 0) return bad(err, key, v, "valid: minmax, none");
+    o->normalize = (camd_explain_normalize)i;
   } else if (!strcmp(key, "aug_smooth")) {
     if (parse_bool(v, &b)) return bad(err, key, v, "valid: " BOOL_NAMES);
     o->aug_smooth = b;
@@ -385,8 +388,8 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     o->eigen_smooth = b;
   } else if (!strcmp(key, "colormap")) {
     camd_colormap c;
-    if (camd_colormap_parse(v, &c, err))
-      return camd_error_prefix(err, "option colormap='%.100s': ", v);
+    int rc = camd_colormap_parse(v, &c, err);
+    if (rc) return camd_error_prefix(err, rc, "option colormap='%.100s': ", v);
     o->colormap = c;
   } else if (!strcmp(key, "alpha")) {
     return set_unit_float(key, v, &o->alpha, err);
@@ -395,15 +398,15 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
   } else if (!strcmp(key, "bbox_threshold")) {
     return set_unit_float(key, v, &o->bbox_threshold, err);
   } else if (!strcmp(key, "n_samples")) {
-    if (camd__parse_int(v, 1, N_SAMPLES_MAX, &n))
-      return bad(err, key, v, "must be an integer within 1..256");
+    if (camd_parse_int(v, 1, N_SAMPLES_MAX, &n))
+      return bad(err, key, v, "must be an integer within 1.." CAMD__STR(N_SAMPLES_MAX));
     o->n_samples = (int)n;
   } else if (!strcmp(key, "noise_std")) {
-    if (camd__parse_double(v, &d) || d < 0.0 || d > NOISE_STD_MAX)
+    if (camd_parse_double(v, &d) || d < 0.0 || d > NOISE_STD_MAX)
       return bad(err, key, v, "must be a number within 0..100 (input units)");
     o->noise_std = (float)d;
   } else if (!strcmp(key, "seed")) {
-    if (camd__parse_int(v, 0, SEED_MAX, &n))
+    if (camd_parse_int(v, 0, SEED_MAX, &n))
       return bad(err, key, v, "must be an integer within 0..9007199254740991 (2^53 - 1)");
     o->seed = (uint64_t)n;
   } else {

@@ -1,18 +1,23 @@
-/* The explain pipeline for a batch of images (design.md §1) and its JSON result.
+/* The explain pipeline for a batch of images (design.md §1), producing a camd_explain_result
+ * (its JSON is written by result_json.c).
  *
- * decode (limits) → preprocess (crop geometry kept) → predictions: one batched forward when the
- * targets depend on them (topK) or only predictions are asked → per image: camd_cam_compute
- * (its own forward + backward; explanations run per image because the CAM methods take one
- * image at a time, and several target classes share that forward) → per map: ReLU/normalise →
+ * decode (limits) → preprocess (crop geometry kept) → predict (or score=output on a model with
+ * its own softmax): one batched forward → explain: per image camd_cam_compute (otherwise ONE
+ * forward per image: the predictions and, for topK, the target classes come from that forward's
+ * logits; then the partial backward per class; the CAM methods take one image at a time) → per
+ * map: ReLU/normalise →
  * upsample onto the ORIGINAL image through the crop → peak/bbox/mask → colormap + overlay →
- * PNG → base64 → JSON.
+ * PNG bytes in the result.
+ *
+ * Images fail one by one: a failure while decoding or explaining image i is recorded in item i
+ * (status + message) and the other images go on. Images that decoded are packed into the
+ * tensor slots 0..n_ok-1 (slot[i]), so the batched forward sees only real images.
  *
  * A camd_explain_ctx belongs to one worker thread. It keeps one engine session per explainer
  * (created on first use, reused), the CAM workspace and the scratch buffers, so a request
  * allocates only its images, pictures and JSON. Sessions of explainers that nobody else holds
  * any more (the server dropped the model) are destroyed at the next run.
  */
-#include <jansson.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,8 +28,7 @@
 #include "explain/explain_internal.h"
 
 #define CTX_SESSIONS 16
-#define CTX_MAX_BATCH 256
-#define PNG_LEVEL 3
+#define PNG_LEVEL 1 /* fast path of camd_png_encode: ~3x faster than 3, a few % larger */
 
 typedef struct ctx_slot {
   camd_explainer *e; /* retained */
@@ -71,9 +75,9 @@ static int grow(void **p, size_t *cap, size_t n, size_t elem, camd_error *err) {
 int camd_explain_ctx_create(int max_batch, camd_explain_ctx **out, camd_error *err) {
   if (!out) return camd_error_set(err, CAMD_E_INVALID, "camd_explain_ctx_create: out is NULL");
   *out = NULL;
-  if (max_batch < 1 || max_batch > CTX_MAX_BATCH)
+  if (max_batch < 1 || max_batch > CAMD_EXPLAIN_MAX_BATCH)
     return camd_error_set(err, CAMD_E_INVALID, "explain: max batch %d is outside 1..%d", max_batch,
-                          CTX_MAX_BATCH);
+                          CAMD_EXPLAIN_MAX_BATCH);
   camd_explain_ctx *ctx = calloc(1, sizeof(*ctx));
   if (!ctx) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
   ctx->max_batch = max_batch;
@@ -128,16 +132,12 @@ static int get_session(camd_explain_ctx *ctx, camd_explainer *e, camd_session **
   }
   camd_session *s = NULL;
   int rc = camd_session_create(e->model, ctx->max_batch, &s, err);
-  if (rc) return camd_error_prefix(err, "model '%s': ", e->cfg.name);
+  if (rc) return camd_error_prefix(err, rc, "model '%s': ", e->cfg.name);
   free_slot->e = camd_explainer_retain(e);
   free_slot->s = s;
   free_slot->used = ctx->clock;
   *out = s;
   return 0;
-}
-
-static json_t *jreal(double v) {
-  return isfinite(v) ? json_real(v) : json_null();
 }
 
 static double ms_since(uint64_t t0) {
@@ -173,35 +173,13 @@ static double probability(camd_output_activation a, const float *logits, int n, 
   return exp((double)logits[c] - mx) / sum;
 }
 
-static json_t *class_json(const camd_explainer *e, const float *logits, int c) {
-  json_t *o = json_object();
-  json_object_set_new(o, "index", json_integer(c));
-  json_object_set_new(o, "label", json_string(e->labels[c]));
-  json_object_set_new(o, "score", jreal(logits[c]));
-  json_object_set_new(o, "probability", jreal(probability(e->activation, logits, e->n_outputs, c)));
-  return o;
+static camd_explain_class class_of(const camd_explainer *e, const float *logits, int c) {
+  return (camd_explain_class){c, e->labels[c], logits[c],
+                              probability(e->activation, logits, e->n_outputs, c)};
 }
 
-static int png_base64(const camd_image *img, json_t *obj, const char *key, unsigned char **keep,
-                      size_t *keep_len, camd_error *err) {
-  unsigned char *png = NULL;
-  size_t len = 0;
-  int rc = camd_png_encode(img, PNG_LEVEL, &png, &len, err);
-  if (rc) return rc;
-  char *b64 = camd_base64_encode(png, len, NULL);
-  if (!b64) {
-    free(png);
-    return camd_error_set(err, CAMD_E_NOMEM, "explain: out of memory encoding the %s", key);
-  }
-  json_object_set_new(obj, key, json_string(b64));
-  free(b64);
-  if (keep && !*keep) {
-    *keep = png;
-    *keep_len = len;
-  } else {
-    free(png);
-  }
-  return 0;
+static int encode_png(const camd_image *img, camd_explain_blob *out, camd_error *err) {
+  return camd_png_encode(img, PNG_LEVEL, &out->data, &out->len, err);
 }
 
 typedef struct render_args {
@@ -209,63 +187,21 @@ typedef struct render_args {
   const camd_image *img;
   const camd_crop *crop;
   bool minmax;
-  unsigned char **first_png;
-  size_t *first_png_len;
 } render_args;
 
-/* Post-processes one raw map (lw × lh) and writes raw / peak / bbox / mask / heatmap / overlay
- * into x as the options ask. */
-static int render_map(camd_explain_ctx *ctx, const render_args *a, const float *raw, int lw, int lh,
-                      json_t *x, camd_error *err) {
+/* Peak and bounding box of the upsampled map (CAMD_OUT_BBOX). */
+static int locate(camd_explain_ctx *ctx, const render_args *a, size_t W, size_t H,
+                  camd_explain_map *m, camd_error *err) {
+  m->has_peak = camd_heatmap_peak(ctx->up, W, H, &m->peak_x, &m->peak_y, &m->peak_value, NULL) == 0;
+  return camd_heatmap_bbox(ctx->up, W, H, a->o->bbox_threshold, CAMD_BBOX_LARGEST_COMPONENT,
+                           &m->bbox, err);
+}
+
+/* Heatmap and overlay PNGs of the upsampled map (CAMD_OUT_HEATMAP / CAMD_OUT_OVERLAY). */
+static int draw(camd_explain_ctx *ctx, const render_args *a, size_t W, size_t H,
+                camd_explain_map *m, camd_error *err) {
   const camd_explain_options *o = a->o;
-  size_t count = (size_t)lw * (size_t)lh;
-  int rc = GROW(ctx, map, count, err);
-  if (rc) return rc;
-  memcpy(ctx->map, raw, count * sizeof(float));
-  camd_cam_postprocess(ctx->map, count, o->relu, a->minmax);
-  if (o->outputs & CAMD_OUT_RAW) {
-    json_t *vals = json_array();
-    for (size_t i = 0; i < count; i++) json_array_append_new(vals, jreal(ctx->map[i]));
-    json_object_set_new(x, "raw",
-                        json_pack("{s:i, s:i, s:o}", "width", lw, "height", lh, "values", vals));
-  }
-  unsigned need_up = CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP | CAMD_OUT_MASK | CAMD_OUT_BBOX;
-  if (!(o->outputs & need_up)) return 0;
-
-  size_t W = a->img->width, H = a->img->height, npx = W * H;
-  if ((rc = GROW(ctx, up, npx, err)) || (rc = GROW(ctx, outside, npx, err))) return rc;
-  rc = camd_heatmap_upsample(ctx->map, (size_t)lw, (size_t)lh, a->crop, W, H, NAN, ctx->up, err);
-  if (rc) return rc;
-
-  if (o->outputs & CAMD_OUT_BBOX) {
-    size_t px, py;
-    float pv;
-    if (camd_heatmap_peak(ctx->up, W, H, &px, &py, &pv, NULL) == 0)
-      json_object_set_new(x, "peak",
-                          json_pack("{s:I, s:I, s:o}", "x", (json_int_t)px, "y", (json_int_t)py,
-                                    "value", jreal(pv)));
-    else
-      json_object_set_new(x, "peak", json_null());
-    camd_bbox box;
-    if ((rc = camd_heatmap_bbox(ctx->up, W, H, o->bbox_threshold, CAMD_BBOX_LARGEST_COMPONENT, &box,
-                                err)))
-      return rc;
-    if (box.found)
-      json_object_set_new(x, "bbox",
-                          json_pack("{s:I, s:I, s:I, s:I, s:I}", "x0", (json_int_t)box.x0, "y0",
-                                    (json_int_t)box.y0, "x1", (json_int_t)box.x1, "y1",
-                                    (json_int_t)box.y1, "pixels", (json_int_t)box.pixels));
-    else
-      json_object_set_new(x, "bbox", json_null());
-  }
-  if (o->outputs & CAMD_OUT_MASK) {
-    camd_image mask = {0};
-    if ((rc = camd_heatmap_mask(ctx->up, W, H, o->bbox_threshold, &mask, err))) return rc;
-    rc = png_base64(&mask, x, "mask", NULL, NULL, err);
-    camd_image_free(&mask);
-    if (rc) return rc;
-  }
-  if (!(o->outputs & (CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP))) return 0;
+  size_t npx = W * H;
   /* Pixels outside the crop have no heat: colour them as 0, keep the photo in the overlay. */
   bool any_outside = false;
   for (size_t i = 0; i < npx; i++) {
@@ -277,75 +213,56 @@ static int render_map(camd_explain_ctx *ctx, const render_args *a, const float *
     }
   }
   camd_image heat = {0}, over = {0};
-  if ((rc = camd_heatmap_colorize(ctx->up, W, H, o->colormap, &heat, err))) return rc;
-  if (o->outputs & CAMD_OUT_HEATMAP) rc = png_base64(&heat, x, "heatmap", NULL, NULL, err);
+  int rc = camd_heatmap_colorize(ctx->up, W, H, o->colormap, &heat, err);
+  if (rc) return rc;
+  if (o->outputs & CAMD_OUT_HEATMAP) rc = encode_png(&heat, &m->heatmap, err);
   if (!rc && (o->outputs & CAMD_OUT_OVERLAY)) {
     rc = camd_image_blend(a->img, &heat, o->alpha, &over, err);
     if (!rc && any_outside) {
       for (size_t i = 0; i < npx; i++)
         if (ctx->outside[i]) memcpy(over.pixels + 3 * i, a->img->pixels + 3 * i, 3);
     }
-    if (!rc) rc = png_base64(&over, x, "overlay", a->first_png, a->first_png_len, err);
+    if (!rc) rc = encode_png(&over, &m->overlay, err);
   }
   camd_image_free(&heat);
   camd_image_free(&over);
   return rc;
 }
 
-static json_t *options_json(const camd_explain_options *o, const camd_explainer *e,
-                            const char *layer, bool predict_only) {
-  json_t *j = json_object();
-  if (!predict_only) {
-    json_object_set_new(j, "method", json_string(o->method));
-    json_object_set_new(j, "layer", json_string(layer));
-    if (o->n_targets) {
-      json_t *t = json_array();
-      for (int i = 0; i < o->n_targets; i++) json_array_append_new(t, json_integer(o->targets[i]));
-      json_object_set_new(j, "target", t);
-    } else {
-      char buf[32];
-      snprintf(buf, sizeof(buf), "top%d", o->target_topk);
-      json_object_set_new(j, "target", json_string(buf));
-    }
-    json_object_set_new(j, "score", json_string(o->score));
-    json_object_set_new(j, "relu", json_boolean(o->relu));
-    json_object_set_new(j, "normalize", json_string(o->normalize));
-    json_object_set_new(j, "aug_smooth", json_boolean(o->aug_smooth));
-    json_object_set_new(j, "eigen_smooth", json_boolean(o->eigen_smooth));
-    json_object_set_new(j, "colormap", json_string(camd_colormap_name(o->colormap)));
-    json_object_set_new(j, "alpha", camd__json_float(o->alpha));
-    json_t *outs = json_array();
-    static const char *const names[] = {"overlay", "heatmap", "mask", "raw", "bbox"};
-    for (int i = 0; i < 5; i++)
-      if (o->outputs & (1u << i)) json_array_append_new(outs, json_string(names[i]));
-    json_object_set_new(j, "outputs", outs);
-    json_object_set_new(j, "bbox_threshold", camd__json_float(o->bbox_threshold));
-    json_object_set_new(j, "n_samples", json_integer(o->n_samples));
-    json_object_set_new(j, "noise_std", camd__json_float(o->noise_std));
-    json_object_set_new(j, "seed", json_integer((json_int_t)o->seed));
+/* Post-processes one raw map (lw × lh) and fills raw / peak / bbox / mask / heatmap / overlay
+ * of m as the options ask. */
+static int render_map(camd_explain_ctx *ctx, const render_args *a, const float *raw, int lw, int lh,
+                      camd_explain_map *m, camd_error *err) {
+  const camd_explain_options *o = a->o;
+  size_t count = (size_t)lw * (size_t)lh;
+  int rc = GROW(ctx, map, count, err);
+  if (rc) return rc;
+  memcpy(ctx->map, raw, count * sizeof(float));
+  camd_cam_postprocess(ctx->map, count, o->relu, a->minmax);
+  if (o->outputs & CAMD_OUT_RAW) {
+    if (!(m->raw = malloc(count * sizeof(float))))
+      return camd_error_set(err, CAMD_E_NOMEM, "explain: out of memory for the raw map");
+    memcpy(m->raw, ctx->map, count * sizeof(float));
+    m->raw_width = lw;
+    m->raw_height = lh;
   }
-  json_object_set_new(j, "topk", json_integer(o->topk));
-  json_object_set_new(j, "activation", json_string(camd__activation_name(e->activation)));
-  const camd_preprocess_opts *pp = &e->cfg.preprocess;
-  json_t *pre = json_object(), *mean = json_array(), *std = json_array();
-  json_object_set_new(pre, "resize", json_string(camd__resize_name(pp->mode)));
-  if (pp->mode == CAMD_RESIZE_SHORTER)
-    json_object_set_new(pre, "resize_shorter", json_integer((json_int_t)pp->resize_shorter));
-  json_object_set_new(pre, "width", json_integer((json_int_t)pp->width));
-  json_object_set_new(pre, "height", json_integer((json_int_t)pp->height));
-  json_object_set_new(pre, "scale", camd__json_float(pp->scale));
-  for (int c = 0; c < pp->channels; c++) {
-    json_array_append_new(mean, camd__json_float(pp->mean[c]));
-    json_array_append_new(std, camd__json_float(pp->std[c]));
+  unsigned need_up = CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP | CAMD_OUT_MASK | CAMD_OUT_BBOX;
+  if (!(o->outputs & need_up)) return 0;
+
+  size_t W = a->img->width, H = a->img->height, npx = W * H;
+  if ((rc = GROW(ctx, up, npx, err)) || (rc = GROW(ctx, outside, npx, err))) return rc;
+  rc = camd_heatmap_upsample(ctx->map, (size_t)lw, (size_t)lh, a->crop, W, H, NAN, ctx->up, err);
+  if (rc) return rc;
+  if ((o->outputs & CAMD_OUT_BBOX) && (rc = locate(ctx, a, W, H, m, err))) return rc;
+  if (o->outputs & CAMD_OUT_MASK) {
+    camd_image mask = {0};
+    if ((rc = camd_heatmap_mask(ctx->up, W, H, o->bbox_threshold, &mask, err))) return rc;
+    rc = encode_png(&mask, &m->mask, err);
+    camd_image_free(&mask);
+    if (rc) return rc;
   }
-  json_object_set_new(pre, "mean", mean);
-  json_object_set_new(pre, "std", std);
-  json_object_set_new(pre, "channel_order",
-                      json_string(pp->channels == 1 ? "L"
-                                  : pp->bgr         ? "BGR"
-                                                    : "RGB"));
-  json_object_set_new(j, "preprocessing", pre);
-  return j;
+  if (!(o->outputs & (CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP))) return 0;
+  return draw(ctx, a, W, H, m, err);
 }
 
 /* Everything validated before any image is touched. */
@@ -359,29 +276,7 @@ typedef struct run_plan {
   bool minmax;
 } run_plan;
 
-static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool predict_only,
-                    run_plan *p, camd_error *err) {
-  memset(p, 0, sizeof(*p));
-  p->layer_id = -1;
-  p->score_value = e->logit_id;
-  p->layer = "";
-  if (o->topk < 1 || o->topk > e->n_outputs)
-    return camd_error_set(err, CAMD_E_INVALID,
-                          "option topk=%d: must be within 1..%d (the model's number of classes)",
-                          o->topk, e->n_outputs);
-  if (predict_only) return 0;
-  if (camd_cam_method_parse(o->method, &p->method, err))
-    return camd_error_prefix(err, "option method: ");
-  p->layer = o->layer[0] ? o->layer : e->default_layer;
-  if (!p->layer[0])
-    return camd_error_set(err, CAMD_E_UNUSABLE,
-                          "model '%s' has no layer camd can use by default; give option layer "
-                          "(see the model's \"layers\")",
-                          e->cfg.name);
-  if (camd__explain_check_layer(e, p->layer, &p->layer_id, err))
-    return camd_error_prefix(err, "option layer: ");
-  if (camd__explain_layer_layout(e, p->layer_id, o->layer_layout, &p->layer_layout, err))
-    return camd_error_prefix(err, "option layer: ");
+static int plan_targets(const camd_explainer *e, const camd_explain_options *o, camd_error *err) {
   if (o->n_targets < 0 || o->n_targets > CAMD_MAX_TARGETS)
     return camd_error_set(err, CAMD_E_INVALID, "option target: %d targets; the limit is %d",
                           o->n_targets, CAMD_MAX_TARGETS);
@@ -396,28 +291,64 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
     return camd_error_set(err, CAMD_E_INVALID, "option target=top%d: K must be within 1..%d",
                           o->target_topk,
                           e->n_outputs < CAMD_MAX_TARGETS ? e->n_outputs : CAMD_MAX_TARGETS);
-  if (!strcmp(o->score, "logit")) {
-    p->score = CAMD_SCORE_LOGIT;
-  } else if (!strcmp(o->score, "output")) { /* output 0 as it is (the logits for most models) */
-    p->score = CAMD_SCORE_LOGIT;
-    p->score_value = e->output_id;
-  } else if (!strcmp(o->score, "softmax"))
-    p->score = CAMD_SCORE_SOFTMAX;
-  else if (!strcmp(o->score, "sigmoid"))
-    p->score = CAMD_SCORE_SIGMOID;
-  else
+  return 0;
+}
+
+static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool predict_only,
+                    run_plan *p, camd_error *err) {
+  memset(p, 0, sizeof(*p));
+  p->layer_id = -1;
+  p->score_value = e->logit_id;
+  p->layer = "";
+  if (o->topk < 1 || o->topk > e->n_outputs)
     return camd_error_set(err, CAMD_E_INVALID,
-                          "option score='%.20s': valid: logit, softmax, sigmoid", o->score);
-  if (!strcmp(o->normalize, "minmax"))
-    p->minmax = true;
-  else if (strcmp(o->normalize, "none"))
-    return camd_error_set(err, CAMD_E_INVALID, "option normalize='%.20s': valid: minmax, none",
-                          o->normalize);
+                          "option topk=%d: must be within 1..%d (the model's number of classes)",
+                          o->topk, e->n_outputs);
+  if (predict_only) return 0;
+  if ((unsigned)o->method >= CAMD_CAM_METHOD_COUNT)
+    return camd_error_set(err, CAMD_E_INVALID, "option method: unknown method %d", (int)o->method);
+  p->method = o->method;
+  p->layer = o->layer[0] ? o->layer : e->default_layer;
+  if (!p->layer[0])
+    return camd_error_set(err, CAMD_E_UNUSABLE,
+                          "model '%s' has no layer camd can use by default; give option layer "
+                          "(see the model's \"layers\")",
+                          e->cfg.name);
+  int rc = camd__explain_check_layer(e, p->layer, &p->layer_id, err);
+  if (rc) return camd_error_prefix(err, rc, "option layer: ");
+  rc = camd__explain_layer_layout(e, p->layer_id, o->layer_layout, &p->layer_layout, err);
+  if (rc) return camd_error_prefix(err, rc, "option layer: ");
+  rc = plan_targets(e, o, err);
+  if (rc) return rc;
+  switch (o->score) {
+    case CAMD_EXPLAIN_SCORE_OUTPUT: /* output 0 as it is (the logits for most models) */
+      p->score_value = e->output_id;
+      /* fall through */
+    case CAMD_EXPLAIN_SCORE_LOGIT:
+      p->score = CAMD_SCORE_LOGIT;
+      break;
+    case CAMD_EXPLAIN_SCORE_SOFTMAX:
+      p->score = CAMD_SCORE_SOFTMAX;
+      break;
+    case CAMD_EXPLAIN_SCORE_SIGMOID:
+      p->score = CAMD_SCORE_SIGMOID;
+      break;
+    default:
+      return camd_error_set(
+          err, CAMD_E_INVALID,
+          "option score: unknown value %d; valid: logit, softmax, sigmoid, output", (int)o->score);
+  }
+  if ((unsigned)o->normalize >= CAMD_NORMALIZE_COUNT)
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "option normalize: unknown value %d; valid: "
+                          "minmax, none",
+                          (int)o->normalize);
+  p->minmax = o->normalize == CAMD_NORMALIZE_MINMAX;
   if (!(o->alpha >= 0.0f && o->alpha <= 1.0f) ||
       !(o->bbox_threshold >= 0.0f && o->bbox_threshold <= 1.0f))
     return camd_error_set(err, CAMD_E_INVALID,
                           "options alpha and bbox_threshold must be within 0..1");
-  if (o->outputs & ~0x1Fu)
+  if (o->outputs & ~CAMD_OUT_ALL)
     return camd_error_set(err, CAMD_E_INVALID, "option outputs: unknown bits 0x%x", o->outputs);
   return 0;
 }
@@ -448,34 +379,32 @@ static int predict_batch(camd_explain_ctx *ctx, camd_session *s, const camd_expl
   return 0;
 }
 
-typedef struct timings {
-  double decode, preprocess, forward, backward, cam, render;
-} timings;
-
-/* Explains image i: one camd_cam_compute, then one render per target class. */
+/* Explains the image in tensor slot `slot`: one camd_cam_compute, then one render per target
+ * class, into item->maps. */
 static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer *e,
-                         const camd_explain_options *o, const run_plan *p, bool have_logits, int i,
-                         const camd_image *img, const camd_crop *crop, json_t *exps, timings *tm,
-                         camd_explain_result *result, camd_error *err) {
-  int classes[CAMD_MAX_TARGETS], n_classes;
-  float *logits = ctx->logits + (size_t)i * e->n_outputs;
+                         const camd_explain_options *o, const run_plan *p, bool have_logits,
+                         int slot, const camd_image *img, camd_explain_item *item,
+                         camd_explain_timings *tm, camd_error *err) {
+  float *logits = ctx->logits + (size_t)slot * e->n_outputs;
   int rc;
-  if (o->n_targets) {
-    n_classes = o->n_targets;
-    memcpy(classes, o->targets, sizeof(int) * (size_t)n_classes);
-  } else {
-    if ((rc = rank_classes(ctx, logits, e->n_outputs, err))) return rc;
-    n_classes = o->target_topk;
-    for (int k = 0; k < n_classes; k++) classes[k] = ctx->rank[k].i;
-  }
   camd_cam_request req;
   camd_cam_request_init(&req);
   req.method = p->method;
   req.layer = p->layer_id;
   req.layer_layout = p->layer_layout;
   req.output = p->score_value;
-  req.classes = classes;
-  req.n_classes = n_classes;
+  int ranked[CAMD_MAX_TARGETS];
+  if (o->n_targets) {
+    req.classes = o->targets;
+    req.n_classes = o->n_targets;
+  } else if (have_logits) { /* a prediction forward ran: rank its logits */
+    if ((rc = rank_classes(ctx, logits, e->n_outputs, err))) return rc;
+    for (int k = 0; k < o->target_topk; k++) ranked[k] = ctx->rank[k].i;
+    req.classes = ranked;
+    req.n_classes = o->target_topk;
+  } else {
+    req.select_topk = o->target_topk; /* chosen from the CAM's own forward (the logits) */
+  }
   req.score = p->score;
   req.aug_smooth = o->aug_smooth;
   req.eigen_smooth = o->eigen_smooth;
@@ -485,11 +414,13 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   req.max_batch = camd_session_max_batch(s);
   camd_cam_maps maps;
   memset(&maps, 0, sizeof(maps));
-  if ((rc = camd_cam_compute(s, ctx->ws, ctx->tensor + (size_t)i * e->in_count, &req, &maps, err)))
+  if ((rc = camd_cam_compute(s, ctx->ws, ctx->tensor + (size_t)slot * e->in_count, &req, &maps,
+                             err)))
     return rc;
-  tm->forward += maps.ms_forward;
-  tm->backward += maps.ms_backward;
-  tm->cam += maps.ms_cam;
+  tm->ms[CAMD_STAGE_FORWARD] += maps.ms_forward;
+  tm->ms[CAMD_STAGE_BACKWARD] += maps.ms_backward;
+  tm->ms[CAMD_STAGE_CAM] += maps.ms_cam;
+  const int *classes = maps.classes, n_classes = maps.n_classes;
   if (!have_logits) {
     if (!maps.logits || maps.n_outputs != e->n_outputs)
       return camd_error_set(err, CAMD_E_INTERNAL, "explain: CAM returned %d outputs, expected %d",
@@ -497,17 +428,104 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
     memcpy(logits, maps.logits, sizeof(float) * (size_t)e->n_outputs);
   }
   uint64_t t = camd_now_ns();
-  render_args ra = {o, img, crop, p->minmax, &result->png, &result->png_len};
+  if (!(item->maps = calloc((size_t)n_classes, sizeof(*item->maps))))
+    return camd_error_set(err, CAMD_E_NOMEM, "explain: out of memory");
+  render_args ra = {o, img, &item->crop, p->minmax};
   size_t plane = (size_t)maps.width * (size_t)maps.height;
   for (int k = 0; k < n_classes; k++) {
-    json_t *x = class_json(e, logits, classes[k]);
-    json_object_set_new(x, "method", json_string(camd_cam_method_name(p->method)));
-    json_object_set_new(x, "layer", json_string(p->layer));
-    json_array_append_new(exps, x);
-    if ((rc = render_map(ctx, &ra, maps.maps + (size_t)k * plane, maps.width, maps.height, x, err)))
+    camd_explain_map *m = &item->maps[item->n_maps++];
+    m->target = class_of(e, logits, classes[k]);
+    if ((rc = render_map(ctx, &ra, maps.maps + (size_t)k * plane, maps.width, maps.height, m, err)))
       return rc;
   }
-  tm->render += ms_since(t);
+  tm->ms[CAMD_STAGE_RENDER] += ms_since(t);
+  return 0;
+}
+
+/* The topk predictions of the image in tensor slot `slot`. */
+static int predictions(camd_explain_ctx *ctx, const camd_explainer *e, int topk, int slot,
+                       camd_explain_item *item, camd_error *err) {
+  const float *logits = ctx->logits + (size_t)slot * e->n_outputs;
+  int rc = rank_classes(ctx, logits, e->n_outputs, err);
+  if (rc) return rc;
+  if (!(item->predictions = calloc((size_t)topk, sizeof(*item->predictions))))
+    return camd_error_set(err, CAMD_E_NOMEM, "explain: out of memory");
+  for (int k = 0; k < topk; k++) item->predictions[k] = class_of(e, logits, ctx->rank[k].i);
+  item->n_predictions = topk;
+  return 0;
+}
+
+static void item_free(camd_explain_item *it) {
+  for (int k = 0; k < it->n_maps; k++) {
+    camd_explain_map *m = &it->maps[k];
+    free(m->raw);
+    free(m->mask.data);
+    free(m->heatmap.data);
+    free(m->overlay.data);
+  }
+  free(it->maps);
+  free(it->predictions);
+  for (int k = 0; k < it->n_attachments; k++) free(it->attachments[k].blob.data);
+  free(it->message);
+}
+
+/* Records the failure of one image (status rc, the message of ie) and drops what it had. */
+static void item_fail(camd_explain_item *it, int rc, const camd_error *ie) {
+  item_free(it);
+  memset(it, 0, sizeof(*it));
+  it->status = rc;
+  it->message = strdup(ie->message[0] ? ie->message : camd_status_message(rc));
+}
+
+/* Decodes and preprocesses image i into tensor slot `slot`; failures go to the item. */
+static int decode_one(camd_explain_ctx *ctx, const camd_explainer *e, const camd_explain_input *in,
+                      const camd_image_limits *lim, int slot, camd_image *img,
+                      camd_explain_item *item, camd_explain_timings *tm) {
+  camd_error ie = {0};
+  uint64_t t = camd_now_ns();
+  int rc = camd_image_decode(in->data, in->len, lim, img, &item->info, &ie);
+  tm->ms[CAMD_STAGE_DECODE] += ms_since(t);
+  if (rc) {
+    item_fail(item, rc, &ie);
+    return rc;
+  }
+  item->width = img->width;
+  item->height = img->height;
+  item->input_width = e->cfg.preprocess.width;
+  item->input_height = e->cfg.preprocess.height;
+  t = camd_now_ns();
+  rc = camd_preprocess(img, &e->cfg.preprocess, ctx->tensor + (size_t)slot * e->in_count,
+                       e->in_count, &item->crop, &ie);
+  tm->ms[CAMD_STAGE_PREPROCESS] += ms_since(t);
+  if (rc) {
+    camd_error_prefix(&ie, rc, "preprocessing: ");
+    item_fail(item, rc, &ie);
+  }
+  return rc;
+}
+
+/* Allocates the result's items and records what the run is. */
+static int result_start(camd_explain_result *r, camd_explainer *e, const camd_explain_options *o,
+                        const run_plan *p, int n, bool predict_only, camd_error *err) {
+  if (!(r->items = calloc((size_t)n, sizeof(*r->items))))
+    return camd_error_set(err, CAMD_E_NOMEM, "explain: out of memory");
+  r->n_items = n;
+  r->explainer = camd_explainer_retain(e);
+  r->options = *o;
+  r->predict_only = predict_only;
+  snprintf(r->layer, sizeof(r->layer), "%s", p->layer);
+  r->timings.batch_size = n;
+  return 0;
+}
+
+/* The first failed image: its status, and err naming it. */
+static int first_failure(const camd_explain_result *r, camd_error *err) {
+  for (int i = 0; i < r->n_items; i++) {
+    const camd_explain_item *it = &r->items[i];
+    if (it->status)
+      return camd_error_set(err, it->status, "image %d: %s", i,
+                            it->message ? it->message : camd_status_message(it->status));
+  }
   return 0;
 }
 
@@ -519,8 +537,7 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
   memset(result, 0, sizeof(*result));
   if (!ctx || !e || !o || !inputs)
     return camd_error_set(err, CAMD_E_INVALID,
-                          "explain: ctx, explainer, options and inputs are "
-                          "required");
+                          "explain: ctx, explainer, options and inputs are required");
   if (n_inputs < 1 || n_inputs > ctx->max_batch)
     return camd_error_set(err, CAMD_E_LIMIT,
                           "explain: %d images in one request; this worker takes 1..%d", n_inputs,
@@ -536,116 +553,55 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
   if ((rc = get_session(ctx, e, &s, err))) return rc;
 
   camd_image *imgs = calloc((size_t)n_inputs, sizeof(*imgs));
-  camd_image_info *infos = calloc((size_t)n_inputs, sizeof(*infos));
-  camd_crop *crops = calloc((size_t)n_inputs, sizeof(*crops));
-  json_t *objs = json_array();
-  timings tm = {0};
-  if (!imgs || !infos || !crops || !objs) {
+  int *slot = calloc((size_t)n_inputs, sizeof(*slot));
+  camd_explain_timings *tm = &result->timings;
+  bool per_image = false;
+  int n_ok = 0;
+  if (!imgs || !slot) {
     rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory");
     goto done;
   }
-  /* Decode and preprocess every image first: a bad image fails the call before any compute. */
-  if ((rc = GROW(ctx, tensor, (size_t)n_inputs * e->in_count, err)) ||
+  if ((rc = result_start(result, e, o, &p, n_inputs, predict_only, err)) ||
+      (rc = GROW(ctx, tensor, (size_t)n_inputs * e->in_count, err)) ||
       (rc = GROW(ctx, logits, (size_t)n_inputs * (size_t)e->n_outputs, err)))
     goto done;
+  /* Decode and preprocess every image first: the good ones fill slots 0..n_ok-1. */
   for (int i = 0; i < n_inputs; i++) {
-    uint64_t t = camd_now_ns();
-    rc = camd_image_decode(inputs[i].data, inputs[i].len, lim, &imgs[i], &infos[i], err);
-    tm.decode += ms_since(t);
-    if (rc) {
-      camd_error_prefix(err, "image %d: ", i);
-      goto done;
-    }
-    t = camd_now_ns();
-    rc = camd_preprocess(&imgs[i], &e->cfg.preprocess, ctx->tensor + (size_t)i * e->in_count,
-                         e->in_count, &crops[i], err);
-    tm.preprocess += ms_since(t);
-    if (rc) {
-      camd_error_prefix(err, "image %d: preprocessing: ", i);
-      goto done;
-    }
+    slot[i] = n_ok;
+    if (decode_one(ctx, e, &inputs[i], lim, n_ok, &imgs[i], &result->items[i], tm) == 0) n_ok++;
   }
   /* The logits come from a prediction forward when they decide the targets, or when the score
    * is read from another value than the logits (score=output on a model with its own softmax). */
-  bool have_logits = predict_only || o->n_targets == 0 || p.score_value != e->logit_id;
-  if (have_logits && (rc = predict_batch(ctx, s, e, n_inputs, &tm.forward, err))) goto done;
+  bool have_logits = predict_only || p.score_value != e->logit_id;
+  if (have_logits && n_ok &&
+      (rc = predict_batch(ctx, s, e, n_ok, &tm->ms[CAMD_STAGE_FORWARD], err)))
+    goto done;
 
   for (int i = 0; i < n_inputs; i++) {
-    json_t *obj = json_object();
-    json_array_append_new(objs, obj);
-    json_object_set_new(obj, "model",
-                        json_pack("{s:s, s:s}", "name", e->cfg.name, "sha256", e->sha256));
-    json_object_set_new(obj, "camd_version", json_string(CAMD_VERSION));
-    if (!predict_only) {
-      json_object_set_new(obj, "method", json_string(camd_cam_method_name(p.method)));
-      json_object_set_new(obj, "layer", json_string(p.layer));
-    }
-    json_object_set_new(
-        obj, "image",
-        json_pack("{s:i, s:I, s:I, s:s, s:i}", "index", i, "width", (json_int_t)imgs[i].width,
-                  "height", (json_int_t)imgs[i].height, "format",
-                  camd_image_format_name(infos[i].format), "orientation", infos[i].orientation));
-    json_object_set_new(
-        obj, "input",
-        json_pack("{s:I, s:I, s:{s:o, s:o, s:o, s:o}}", "width",
-                  (json_int_t)e->cfg.preprocess.width, "height",
-                  (json_int_t)e->cfg.preprocess.height, "crop", "x", jreal(crops[i].x), "y",
-                  jreal(crops[i].y), "width", jreal(crops[i].w), "height", jreal(crops[i].h)));
-    json_object_set_new(obj, "predictions", json_null()); /* filled below, listed first */
-    json_t *exps = NULL;
-    if (!predict_only) {
-      exps = json_array();
-      json_object_set_new(obj, "explanations", exps);
-      rc = explain_image(ctx, s, e, o, &p, have_logits, i, &imgs[i], &crops[i], exps, &tm, result,
-                         err);
-      if (rc) {
-        camd_error_prefix(err, "image %d: ", i);
-        goto done;
-      }
-    }
-    const float *logits = ctx->logits + (size_t)i * e->n_outputs;
-    if ((rc = rank_classes(ctx, logits, e->n_outputs, err))) goto done;
-    json_t *preds = json_array();
-    for (int k = 0; k < o->topk; k++)
-      json_array_append_new(preds, class_json(e, logits, ctx->rank[k].i));
-    json_object_set_new(obj, "predictions", preds);
-    json_object_set_new(obj, "options", options_json(o, e, p.layer, predict_only));
+    camd_explain_item *it = &result->items[i];
+    if (it->status) continue;
+    camd_error ie = {0};
+    if ((!predict_only &&
+         (rc = explain_image(ctx, s, e, o, &p, have_logits, slot[i], &imgs[i], it, tm, &ie))) ||
+        (rc = predictions(ctx, e, o->topk, slot[i], it, &ie)))
+      item_fail(it, rc, &ie);
   }
-  double total = ms_since(t_start);
-  for (int i = 0; i < n_inputs; i++) {
-    json_t *t = json_object();
-    json_object_set_new(t, "decode", json_real(tm.decode));
-    json_object_set_new(t, "preprocess", json_real(tm.preprocess));
-    json_object_set_new(t, "forward", json_real(tm.forward));
-    json_object_set_new(t, "backward", json_real(tm.backward));
-    json_object_set_new(t, "cam", json_real(tm.cam));
-    json_object_set_new(t, "render", json_real(tm.render));
-    json_object_set_new(t, "total", json_real(total));
-    json_object_set_new(t, "batch_size", json_integer(n_inputs));
-    json_object_set_new(json_array_get(objs, (size_t)i), "timings_ms", t);
-  }
-  json_t *top = n_inputs == 1 ? json_array_get(objs, 0) : objs;
-  result->json = json_dumps(top, JSON_COMPACT | JSON_REAL_PRECISION(9));
-  if (!result->json) {
-    rc = camd_error_set(err, CAMD_E_NOMEM, "explain: out of memory writing the JSON result");
-    goto done;
-  }
-  result->json_len = strlen(result->json);
-  rc = 0;
+  tm->total_ms = ms_since(t_start);
+  per_image = true; /* from here on, a failure belongs to an image and the result stays */
+  rc = first_failure(result, err);
 done:
-  json_decref(objs);
   if (imgs)
     for (int i = 0; i < n_inputs; i++) camd_image_free(&imgs[i]);
   free(imgs);
-  free(infos);
-  free(crops);
-  if (rc) camd_explain_result_free(result);
+  free(slot);
+  if (rc && !per_image) camd_explain_result_free(result);
   return rc;
 }
 
 void camd_explain_result_free(camd_explain_result *r) {
   if (!r) return;
-  free(r->json);
-  free(r->png);
+  for (int i = 0; i < r->n_items; i++) item_free(&r->items[i]);
+  free(r->items);
+  camd_explainer_release(r->explainer);
   memset(r, 0, sizeof(*r));
 }

@@ -258,6 +258,9 @@ static int pngx_encode_run(pngx_encode_ctx *c) {
   png_set_IHDR(c->png, c->pinfo, (png_uint_32)c->img->width, (png_uint_32)c->img->height, 8, ctype,
                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_set_compression_level(c->png, c->level);
+  /* Fast levels: one fixed filter (Average) instead of libpng's per-row trial of all five: for
+   * photo-like overlays about 3x less time at a few % more bytes (tests/bench numbers). */
+  if (c->level <= 2) png_set_filter(c->png, PNG_FILTER_TYPE_BASE, PNG_FILTER_AVG);
   png_write_info(c->png, c->pinfo);
   png_write_image(c->png, c->rows);
   png_write_end(c->png, NULL);

@@ -23,7 +23,6 @@
 
 #include "camd/core.h"
 #include "camd/onnx.h"
-#include "engine/op_list.h"
 #include "onnx/onnx_internal.h"
 
 #define MAX_NODE_ARITY 65536 /* inputs / outputs / attributes per node */
@@ -138,7 +137,6 @@ typedef enum why {
   W_NONE = 0,
   W_UNKNOWN,     /* the engine has no such op */
   W_OPSET,       /* the engine has it, not at this opset */
-  W_STUB,        /* the engine knows it but it is not implemented */
   W_DOMAIN,      /* custom / non-default domain */
   W_NEEDS_CONST, /* loader-only op on non-constant inputs */
 } why;
@@ -178,8 +176,7 @@ static void scan_add(scan_state *s, const Onnx__NodeProto *n, size_t idx, why w,
 /* Which engine op a node needs, or W_NONE when the engine supports it. */
 static why engine_check(const char *op, int opset, int *mn, int *mx) {
   if (camd_op_supported(op, opset, mn, mx)) return W_NONE;
-  if (*mn == 0 && *mx == 0) return W_UNKNOWN;
-  return (opset >= *mn && opset <= *mx) ? W_STUB : W_OPSET;
+  return *mn == 0 && *mx == 0 ? W_UNKNOWN : W_OPSET;
 }
 
 static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, int opset,
@@ -201,9 +198,6 @@ static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, 
       case W_OPSET:
         sb_printf(b, ", opset %d; camd supports opsets %d-%d)", opset, g->min, g->max);
         break;
-      case W_STUB:
-        sb_printf(b, ", opset %d; not implemented yet)", opset);
-        break;
       case W_NEEDS_CONST:
         sb_printf(b, ", opset %d; supported only when its inputs are constants)", opset);
         break;
@@ -215,17 +209,10 @@ static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, 
   if (s->more_types) sb_printf(b, " and %zu more operator types", s->more_types);
   sb_printf(b, "; supported:");
   bool first = true;
-#define CAMD__ONNX_LIST_OP(type, sym)                           \
-  do {                                                          \
-    int mn_, mx_;                                               \
-    camd_op_supported(#type, 0, &mn_, &mx_);                    \
-    if (mn_ > 0 && camd_op_supported(#type, mn_, NULL, NULL)) { \
-      sb_printf(b, "%s %s", first ? "" : ",", #type);           \
-      first = false;                                            \
-    }                                                           \
-  } while (0);
-  CAMD_OP_LIST(CAMD__ONNX_LIST_OP)
-#undef CAMD__ONNX_LIST_OP
+  for (int i = 0; i < camd_op_count(); i++) {
+    sb_printf(b, "%s %s", first ? "" : ",", camd_op_name(i));
+    first = false;
+  }
   char folded[1024];
   camd__onnx_fold_list(folded, sizeof(folded), true);
   sb_printf(b, "%s; evaluated at load only, when their inputs are constants or shapes: %s",
@@ -763,6 +750,6 @@ int camd_onnx_load(const char *path, const camd_onnx_options *opts, camd_model *
   if (rc == 0) rc = load_buffer(data, len, dirname(dir_copy), path, opts, out, err);
   free(data);
   free(dir_copy);
-  if (rc < 0 && err) camd_error_prefix(err, "loading '%s': ", path);
+  if (rc < 0) camd_error_prefix(err, rc, "loading '%s': ", path);
   return rc;
 }

@@ -237,15 +237,11 @@ static const char *typed_field_name(int32_t t) {
 }
 
 /* Strict decimal parse of a non-negative integer (external data offset/length). */
+/* A decimal byte count (the core's strict integer parser, 0..INT64_MAX). */
 static bool parse_size(const char *s, size_t *out) {
-  if (!s || !*s) return false;
-  size_t v = 0;
-  for (; *s; s++) {
-    if (*s < '0' || *s > '9') return false;
-    if (!camd_size_mul(v, 10, &v) || !camd_size_add(v, (size_t)(*s - '0'), &v)) return false;
-  }
-  if (v > (size_t)INT64_MAX) return false;
-  *out = v;
+  long long v;
+  if (camd_parse_int(s, 0, INT64_MAX, &v)) return false;
+  *out = (size_t)v;
   return true;
 }
 
@@ -260,6 +256,51 @@ static bool location_is_safe(const char *loc) {
     if (*p) p++;
   }
   return true;
+}
+
+/* Opens external data file `loc` (relative, no "..") of a model in base_dir, refusing a file
+ * that resolves outside the directory (a symbolic link). 0 with *fd open, or an error. */
+static int open_inside(const char *base_dir, const char *loc, const char *what, int *fd,
+                       camd_error *err) {
+  int rc = 0;
+  char *joined = NULL, *rfile = NULL;
+  char *rbase = realpath(base_dir, NULL);
+  if (!rbase) {
+    rc = camd_error_set(err, CAMD_E_IO, "%s: model directory '%s': %s", what, base_dir,
+                        strerror(errno));
+    goto done;
+  }
+  size_t lb = strlen(rbase), ll = strlen(loc), jl;
+  if (!camd_size_add(lb, ll, &jl) || !camd_size_add(jl, 2, &jl) || !(joined = malloc(jl))) {
+    rc = camd_error_set(err, CAMD_E_NOMEM, "%s: out of memory", what);
+    goto done;
+  }
+  memcpy(joined, rbase, lb);
+  joined[lb] = '/';
+  memcpy(joined + lb + 1, loc, ll + 1);
+  rfile = realpath(joined, NULL);
+  if (!rfile) {
+    rc = camd_error_set(err, CAMD_E_IO, "%s: cannot open external data file '%s': %s", what, loc,
+                        strerror(errno));
+    goto done;
+  }
+  bool root = lb == 1 && rbase[0] == '/';
+  if (!root && (strncmp(rfile, rbase, lb) != 0 || rfile[lb] != '/')) {
+    rc = camd_error_set(err, CAMD_E_INVALID,
+                        "%s: external data file '%s' resolves to '%s', outside the model's "
+                        "directory '%s' (symbolic link?)",
+                        what, loc, rfile, rbase);
+    goto done;
+  }
+  *fd = open(rfile, O_RDONLY | O_CLOEXEC);
+  if (*fd < 0)
+    rc = camd_error_set(err, CAMD_E_IO, "%s: cannot open external data file '%s': %s", what, loc,
+                        strerror(errno));
+done:
+  free(rfile);
+  free(joined);
+  free(rbase);
+  return rc;
 }
 
 /* Reads exactly `nbytes` of external data for tensor t into a malloc'd buffer. */
@@ -296,40 +337,11 @@ static int read_external(camd__onnx_ctx *ctx, const Onnx__TensorProto *t, const 
     return camd_error_set(err, CAMD_E_FORMAT, "%s: external data length '%s' is not a number", what,
                           len_s);
 
-  int rc = 0, fd = -1;
-  char *rbase = NULL, *joined = NULL, *rfile = NULL;
+  int fd = -1, rc = open_inside(ctx->base_dir, loc, what, &fd, err);
+  if (rc) return rc;
   unsigned char *buf = NULL;
-  rbase = realpath(ctx->base_dir, NULL);
-  if (!rbase) {
-    rc = camd_error_set(err, CAMD_E_IO, "%s: model directory '%s': %s", what, ctx->base_dir,
-                        strerror(errno));
-    goto done;
-  }
-  size_t lb = strlen(rbase), ll = strlen(loc), jl;
-  if (!camd_size_add(lb, ll, &jl) || !camd_size_add(jl, 2, &jl) || !(joined = malloc(jl))) {
-    rc = camd_error_set(err, CAMD_E_NOMEM, "%s: out of memory", what);
-    goto done;
-  }
-  memcpy(joined, rbase, lb);
-  joined[lb] = '/';
-  memcpy(joined + lb + 1, loc, ll + 1);
-  rfile = realpath(joined, NULL);
-  if (!rfile) {
-    rc = camd_error_set(err, CAMD_E_IO, "%s: cannot open external data file '%s': %s", what, loc,
-                        strerror(errno));
-    goto done;
-  }
-  bool root = lb == 1 && rbase[0] == '/';
-  if (!root && (strncmp(rfile, rbase, lb) != 0 || rfile[lb] != '/')) {
-    rc = camd_error_set(err, CAMD_E_INVALID,
-                        "%s: external data file '%s' resolves to '%s', outside the model's "
-                        "directory '%s' (symbolic link?)",
-                        what, loc, rfile, rbase);
-    goto done;
-  }
-  fd = open(rfile, O_RDONLY | O_CLOEXEC);
   struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0) {
+  if (fstat(fd, &st) != 0) {
     rc = camd_error_set(err, CAMD_E_IO, "%s: cannot open external data file '%s': %s", what, loc,
                         strerror(errno));
     goto done;
@@ -387,11 +399,8 @@ static int read_external(camd__onnx_ctx *ctx, const Onnx__TensorProto *t, const 
   *out = buf;
   buf = NULL;
 done:
-  if (fd >= 0) close(fd);
+  close(fd);
   free(buf);
-  free(rfile);
-  free(joined);
-  free(rbase);
   return rc;
 }
 
@@ -455,6 +464,13 @@ int camd__onnx_tensor_decode(camd__onnx_ctx *ctx, const Onnx__TensorProto *t, co
   int64_t *i = out->data;
   float fv = 0;
   int64_t iv = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (raw && type == T_FLOAT) { /* the weights: already little-endian float32 */
+    memcpy(f, raw, count * 4);
+    free(ext);
+    return 0;
+  }
+#endif
   for (size_t k = 0; k < count; k++) {
     if (raw)
       convert_raw(type, raw + k * eb, &fv, &iv);

@@ -1,6 +1,8 @@
 /* HTTP request bodies: accumulation with the body cap (raw image, JSON, multipart form via
  * libmicrohttpd's post processor), query-string and form options, JSON / KServe v1 parsing with
- * base64 images, and the fuzzing entry point over all of it. */
+ * base64 images, and the options applied over a model's defaults. Limits come from the request's
+ * own copy (r->lim): no server state is read here, so tests/fuzz/fuzz_body.c runs this file as
+ * the daemon does. */
 #include <ctype.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -10,59 +12,57 @@
 
 #include "camd/core.h"
 #include "server/http_internal.h"
-#include "server/server.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* body accumulation */
 
-static int field_index(req *r, const char *key) {
+static int field_index(camd__request *r, const char *key) {
   for (int i = 0; i < r->n_fields; i++) {
     if (!strcmp(r->fields[i].key, key)) return i;
   }
   return -1;
 }
 
-static int add_field(req *r, const char *key) {
-  if (r->n_fields >= camd__http_srv.cfg->max_options) {
-    camd__http_record(r, 413, "limit_exceeded", "more than max_options = %ld option fields",
-                      camd__http_srv.cfg->max_options);
+static int add_field(camd__request *r, const char *key) {
+  if (r->n_fields >= r->lim.max_options) {
+    camd__http_record(r, CAMD_E_LIMIT, "more than max_options = %ld option fields",
+                      r->lim.max_options);
     return -1;
   }
   if (strlen(key) > 64) {
-    camd__http_record(r, 400, "invalid_argument", "option name '%.64s...' is too long", key);
+    camd__http_record(r, CAMD_E_INVALID, "option name '%.64s...' is too long", key);
     return -1;
   }
   if (r->n_fields == r->cap_fields) {
     int cap = r->cap_fields ? r->cap_fields * 2 : 8;
-    kv *f = realloc(r->fields, sizeof(kv) * (size_t)cap);
+    camd__http_field *f = realloc(r->fields, sizeof(camd__http_field) * (size_t)cap);
     if (!f) {
-      camd__http_record(r, 500, "out_of_memory", "out of memory");
+      camd__http_record(r, CAMD_E_NOMEM, "out of memory");
       return -1;
     }
     r->fields = f;
     r->cap_fields = cap;
   }
-  kv *f = &r->fields[r->n_fields];
+  camd__http_field *f = &r->fields[r->n_fields];
   f->key = strdup(key);
   camd_buf_init(&f->value);
   if (!f->key) {
-    camd__http_record(r, 500, "out_of_memory", "out of memory");
+    camd__http_record(r, CAMD_E_NOMEM, "out of memory");
     return -1;
   }
   return r->n_fields++;
 }
 
-static bool append_field(req *r, int i, const char *data, size_t size) {
-  kv *f = &r->fields[i];
-  if (f->value.len + size > (size_t)camd__http_srv.cfg->max_option_bytes) {
-    camd__http_record(r, 413, "limit_exceeded",
-                      "option '%.64s' is longer than max_option_bytes = %ld", f->key,
-                      camd__http_srv.cfg->max_option_bytes);
+static bool append_field(camd__request *r, int i, const char *data, size_t size) {
+  camd__http_field *f = &r->fields[i];
+  if (f->value.len + size > (size_t)r->lim.max_option_bytes) {
+    camd__http_record(r, CAMD_E_LIMIT, "option '%.64s' is longer than max_option_bytes = %ld",
+                      f->key, r->lim.max_option_bytes);
     return false;
   }
   camd_buf_append(&f->value, data, size);
   if (f->value.failed) {
-    camd__http_record(r, 500, "out_of_memory", "out of memory");
+    camd__http_record(r, CAMD_E_NOMEM, "out of memory");
     return false;
   }
   return true;
@@ -73,22 +73,22 @@ enum MHD_Result camd__http_form_iter(void *cls, enum MHD_ValueKind kind, const c
                                      const char *transfer_encoding, const char *data, uint64_t off,
                                      size_t size) {
   (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
-  req *r = cls;
-  if (r->err_http || !key) return MHD_YES;
+  camd__request *r = cls;
+  if (r->err_status || !key) return MHD_YES;
   if (!strcmp(key, "image")) {
     if (off == 0) {
       if (++r->form_images > 1) {
-        camd__http_record(r, 400, "invalid_argument", "more than one 'image' field in the form");
+        camd__http_record(r, CAMD_E_INVALID, "more than one 'image' field in the form");
         return MHD_YES;
       }
     }
     camd_buf_append(&r->form_image, data, size);
-    if (r->form_image.failed) camd__http_record(r, 500, "out_of_memory", "out of memory");
+    if (r->form_image.failed) camd__http_record(r, CAMD_E_NOMEM, "out of memory");
     return MHD_YES;
   }
   int i = field_index(r, key);
   if (off == 0 && i >= 0) {
-    camd__http_record(r, 400, "invalid_argument", "option '%.64s' is given twice", key);
+    camd__http_record(r, CAMD_E_INVALID, "option '%.64s' is given twice", key);
     return MHD_YES;
   }
   if (i < 0) i = add_field(r, key);
@@ -97,57 +97,78 @@ enum MHD_Result camd__http_form_iter(void *cls, enum MHD_ValueKind kind, const c
   return MHD_YES;
 }
 
-void camd__http_absorb(req *r, const char *data, size_t size) {
+void camd__http_absorb(camd__request *r, const char *data, size_t size) {
   r->received += size;
-  if (r->err_http) return; /* discarding */
-  if (r->received > (size_t)camd__http_srv.cfg->max_body_bytes) {
-    camd__http_record(r, 413, "payload_too_large",
-                      "request body exceeds the limit max_body_bytes = %ld",
-                      camd__http_srv.cfg->max_body_bytes);
+  if (r->err_status) return; /* discarding */
+  if (r->received > (size_t)r->lim.max_body_bytes) {
+    camd__http_record(r, CAMD_E_LIMIT, "request body exceeds the limit max_body_bytes = %ld",
+                      r->lim.max_body_bytes);
     camd_buf_free(&r->body);
     camd_buf_free(&r->form_image);
     return;
   }
-  if (r->kind == BODY_FORM) {
+  if (r->kind == CAMD__BODY_FORM) {
     if (!r->pp) {
       r->pp = MHD_create_post_processor(r->conn, 64 * 1024, camd__http_form_iter, r);
       if (!r->pp) {
-        camd__http_record(r, 400, "bad_format",
+        camd__http_record(r, CAMD_E_FORMAT,
                           "malformed multipart/form-data header (missing boundary?)");
         return;
       }
     }
     if (MHD_post_process(r->pp, data, size) != MHD_YES) {
-      camd__http_record(r, 400, "bad_format", "malformed multipart/form-data body");
+      camd__http_record(r, CAMD_E_FORMAT, "malformed multipart/form-data body");
     }
     return;
   }
   camd_buf_append(&r->body, data, size);
-  if (r->body.failed) camd__http_record(r, 500, "out_of_memory", "out of memory");
+  if (r->body.failed) camd__http_record(r, CAMD_E_NOMEM, "out of memory");
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* building the job */
 
-void camd__http_opts_free(opt_list *l) {
+void camd__http_opts_free(camd__opt_list *l) {
   for (int i = 0; i < l->n; i++) {
     if (l->owned[i]) free(l->values[i]);
   }
-  l->n = 0;
+  free(l->keys);
+  free(l->values);
+  free(l->owned);
+  memset(l, 0, sizeof(*l));
 }
 
-static bool opts_add(req *r, opt_list *l, const char *key, char *value, bool owned) {
-  if (l->n >= camd__http_srv.cfg->max_options || l->n >= 4096) {
+/* Room for one more option; false when out of memory. */
+static bool opts_grow(camd__opt_list *l) {
+  if (l->n < l->cap) return true;
+  int cap = l->cap ? l->cap * 2 : 16;
+  const char **keys = realloc(l->keys, sizeof(*keys) * (size_t)cap);
+  if (keys) l->keys = keys;
+  char **values = keys ? realloc(l->values, sizeof(*values) * (size_t)cap) : NULL;
+  if (values) l->values = values;
+  bool *owned = values ? realloc(l->owned, sizeof(*owned) * (size_t)cap) : NULL;
+  if (!owned) return false;
+  l->owned = owned;
+  l->cap = cap;
+  return true;
+}
+
+static bool opts_add(camd__request *r, camd__opt_list *l, const char *key, char *value,
+                     bool owned) {
+  if (l->n >= r->lim.max_options) {
     if (owned) free(value);
-    camd__http_record(r, 413, "limit_exceeded", "more than max_options = %ld options",
-                      camd__http_srv.cfg->max_options);
+    camd__http_record(r, CAMD_E_LIMIT, "more than max_options = %ld options", r->lim.max_options);
     return false;
   }
-  if (strlen(value) > (size_t)camd__http_srv.cfg->max_option_bytes) {
+  if (strlen(value) > (size_t)r->lim.max_option_bytes) {
     if (owned) free(value);
-    camd__http_record(r, 413, "limit_exceeded",
-                      "option '%.64s' is longer than max_option_bytes = %ld", key,
-                      camd__http_srv.cfg->max_option_bytes);
+    camd__http_record(r, CAMD_E_LIMIT, "option '%.64s' is longer than max_option_bytes = %ld", key,
+                      r->lim.max_option_bytes);
+    return false;
+  }
+  if (!opts_grow(l)) {
+    if (owned) free(value);
+    camd__http_record(r, CAMD_E_NOMEM, "out of memory");
     return false;
   }
   l->keys[l->n] = key;
@@ -160,7 +181,7 @@ static bool opts_add(req *r, opt_list *l, const char *key, char *value, bool own
 enum MHD_Result camd__http_query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *value) {
   (void)kind;
-  query_ctx *q = cls;
+  camd__query_ctx *q = cls;
   if (!strcmp(key, "model")) {
     q->model = value ? value : "";
     return MHD_YES;
@@ -203,10 +224,10 @@ static char *json_option_text(json_t *v) {
   return NULL;
 }
 
-static bool add_json_option(req *r, opt_list *l, const char *key, json_t *v) {
+static bool add_json_option(camd__request *r, camd__opt_list *l, const char *key, json_t *v) {
   char *text = json_option_text(v);
   if (!text) {
-    camd__http_record(r, 400, "invalid_argument",
+    camd__http_record(r, CAMD_E_INVALID,
                       "option '%.64s' must be a string, number, boolean or array of those", key);
     return false;
   }
@@ -214,14 +235,14 @@ static bool add_json_option(req *r, opt_list *l, const char *key, json_t *v) {
 }
 
 /* Decodes one base64 image (a "data:...;base64," prefix is allowed) into r->inputs. */
-static bool add_b64_image(req *r, json_t *v, const char *what) {
+static bool add_b64_image(camd__request *r, json_t *v, const char *what) {
   if (!json_is_string(v)) {
-    camd__http_record(r, 400, "invalid_argument", "%s must be a base64 string", what);
+    camd__http_record(r, CAMD_E_INVALID, "%s must be a base64 string", what);
     return false;
   }
-  if (r->n_decoded >= camd__http_srv.cfg->max_instances || r->n_decoded >= 256) {
-    camd__http_record(r, 413, "limit_exceeded", "more than max_instances = %ld images",
-                      camd__http_srv.cfg->max_instances);
+  if (r->n_decoded >= r->lim.max_instances) {
+    camd__http_record(r, CAMD_E_LIMIT, "more than max_instances = %ld images",
+                      r->lim.max_instances);
     return false;
   }
   const char *s = json_string_value(v);
@@ -229,7 +250,7 @@ static bool add_b64_image(req *r, json_t *v, const char *what) {
   if (len > 5 && !strncmp(s, "data:", 5)) {
     const char *comma = memchr(s, ',', len);
     if (!comma) {
-      camd__http_record(r, 400, "bad_format", "%s: a data: URL without a comma", what);
+      camd__http_record(r, CAMD_E_FORMAT, "%s: a data: URL without a comma", what);
       return false;
     }
     len -= (size_t)(comma + 1 - s);
@@ -239,14 +260,13 @@ static bool add_b64_image(req *r, json_t *v, const char *what) {
   size_t out_len = 0;
   unsigned char *bytes = camd_base64_decode(s, len, &out_len, &e);
   if (!bytes) {
-    camd__http_record(r, e.status == CAMD_E_NOMEM ? 500 : 400,
-                      e.status == CAMD_E_NOMEM ? "out_of_memory" : "bad_base64",
+    camd__http_record(r, e.status == CAMD_E_NOMEM ? CAMD_E_NOMEM : CAMD_E_BAD_BASE64,
                       "%s is not valid base64: %s", what, e.message);
     return false;
   }
   if (out_len == 0) {
     free(bytes);
-    camd__http_record(r, 400, "invalid_argument", "%s is empty", what);
+    camd__http_record(r, CAMD_E_INVALID, "%s is empty", what);
     return false;
   }
   r->decoded[r->n_decoded] = bytes;
@@ -256,18 +276,19 @@ static bool add_b64_image(req *r, json_t *v, const char *what) {
   return true;
 }
 
-static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char **model) {
+static bool parse_json_body(camd__request *r, camd__opt_list *l, json_t **root_out,
+                            const char **model) {
   json_error_t je;
   json_t *root =
       json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &je);
   if (!root) {
-    camd__http_record(r, 400, "bad_json", "the body is not valid JSON: line %d column %d: %s",
+    camd__http_record(r, CAMD_E_BAD_JSON, "the body is not valid JSON: line %d column %d: %s",
                       je.line, je.column, je.text);
     return false;
   }
   *root_out = root;
   if (!json_is_object(root)) {
-    camd__http_record(r, 400, "bad_json", "the JSON body must be an object");
+    camd__http_record(r, CAMD_E_BAD_JSON, "the JSON body must be an object");
     return false;
   }
   json_t *instances = json_object_get(root, "instances");
@@ -277,7 +298,7 @@ static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char *
     if (!strcmp(key, "instances") || (!instances && !strcmp(key, "image"))) continue;
     if (!strcmp(key, "model")) {
       if (!json_is_string(v)) {
-        camd__http_record(r, 400, "invalid_argument", "'model' must be a string");
+        camd__http_record(r, CAMD_E_INVALID, "'model' must be a string");
         return false;
       }
       *model = json_string_value(v);
@@ -294,13 +315,12 @@ static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char *
   if (instances) {
     r->job.kserve = true;
     if (!json_is_array(instances) || json_array_size(instances) == 0) {
-      camd__http_record(r, 400, "invalid_argument", "'instances' must be a non-empty array");
+      camd__http_record(r, CAMD_E_INVALID, "'instances' must be a non-empty array");
       return false;
     }
-    if (json_array_size(instances) > (size_t)camd__http_srv.cfg->max_instances) {
-      camd__http_record(r, 413, "limit_exceeded",
-                        "%zu instances exceed the limit max_instances = %ld",
-                        json_array_size(instances), camd__http_srv.cfg->max_instances);
+    if (json_array_size(instances) > (size_t)r->lim.max_instances) {
+      camd__http_record(r, CAMD_E_LIMIT, "%zu instances exceed the limit max_instances = %ld",
+                        json_array_size(instances), r->lim.max_instances);
       return false;
     }
     size_t i;
@@ -312,12 +332,12 @@ static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char *
       if (!img && json_is_object(inst)) img = inst;
       json_t *b64 = json_is_object(img) ? json_object_get(img, "b64") : img;
       if (json_is_object(inst) && json_object_size(inst) != 1) {
-        camd__http_record(r, 400, "invalid_argument",
-                          "instances[%zu] must have exactly one key, 'image'", i);
+        camd__http_record(r, CAMD_E_INVALID, "instances[%zu] must have exactly one key, 'image'",
+                          i);
         return false;
       }
       if (!b64) {
-        camd__http_record(r, 400, "invalid_argument",
+        camd__http_record(r, CAMD_E_INVALID,
                           "instances[%zu] has no image ({\"image\": {\"b64\": ...}})", i);
         return false;
       }
@@ -327,8 +347,7 @@ static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char *
   }
   json_t *img = json_object_get(root, "image");
   if (!img) {
-    camd__http_record(r, 400, "invalid_argument",
-                      "the JSON body has no \"image\" (base64 PNG or JPEG)");
+    camd__http_record(r, CAMD_E_INVALID, "the JSON body has no \"image\" (base64 PNG or JPEG)");
     return false;
   }
   if (json_is_object(img)) img = json_object_get(img, "b64");
@@ -338,21 +357,21 @@ static bool parse_json_body(req *r, opt_list *l, json_t **root_out, const char *
 /* Turns the accumulated body into options (appended to l), the model name (*model, when the
  * body names one) and r->inputs / r->job.n_inputs; errors are recorded in r. *root receives the
  * parsed JSON (it owns the strings l and *model point into; caller decrefs). */
-void camd__http_collect_body(req *r, opt_list *l, json_t **root, const char **model) {
-  if (!r->err_http) {
-    if (r->kind == BODY_RAW) {
+void camd__http_collect_body(camd__request *r, camd__opt_list *l, json_t **root,
+                             const char **model) {
+  if (!r->err_status) {
+    if (r->kind == CAMD__BODY_RAW) {
       if (!r->body.len) {
-        camd__http_record(r, 400, "invalid_argument",
-                          "the request body is empty; send the image bytes");
+        camd__http_record(r, CAMD_E_INVALID, "the request body is empty; send the image bytes");
       } else {
         r->inputs[0].data = r->body.data;
         r->inputs[0].len = r->body.len;
         r->job.n_inputs = 1;
       }
-    } else if (r->kind == BODY_JSON) {
+    } else if (r->kind == CAMD__BODY_JSON) {
       if (parse_json_body(r, l, root, model)) r->job.n_inputs = r->n_decoded;
-    } else if (r->kind == BODY_FORM) {
-      for (int i = 0; i < r->n_fields && !r->err_http; i++) {
+    } else if (r->kind == CAMD__BODY_FORM) {
+      for (int i = 0; i < r->n_fields && !r->err_status; i++) {
         if (!strcmp(r->fields[i].key, "model")) {
           *model = r->fields[i].value.data ? r->fields[i].value.data : "";
         } else {
@@ -360,10 +379,9 @@ void camd__http_collect_body(req *r, opt_list *l, json_t **root, const char **mo
                    false);
         }
       }
-      if (!r->err_http) {
+      if (!r->err_status) {
         if (!r->form_images || !r->form_image.len) {
-          camd__http_record(r, 400, "invalid_argument",
-                            "the form has no (non-empty) 'image' file field");
+          camd__http_record(r, CAMD_E_INVALID, "the form has no (non-empty) 'image' file field");
         } else {
           r->inputs[0].data = r->form_image.data;
           r->inputs[0].len = r->form_image.len;
@@ -374,70 +392,12 @@ void camd__http_collect_body(req *r, opt_list *l, json_t **root, const char **mo
   }
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* fuzzing entry point (tests/fuzz/fuzz_body.c); never called by the server */
-
-int camd__server_parse_body_for_fuzz(camd_server_config *cfg, int kind, const void *data,
-                                     size_t len) {
-  camd_server_config *saved = camd__http_srv.cfg;
-  camd__http_srv.cfg = cfg;
-  req *r = calloc(1, sizeof(*r));
-  if (!r) {
-    camd__http_srv.cfg = saved;
-    return -1;
+void camd__http_apply_options(camd__request *r, const camd_explainer *e, const camd__opt_list *l,
+                              camd_explain_options *o) {
+  camd_explain_options_init(o, e);
+  for (int i = 0; i < l->n && !r->err_status; i++) {
+    camd_error ce = {0};
+    if (camd_explain_options_set(o, e, l->keys[i], l->values[i], &ce))
+      camd__http_record_camd(r, &ce, CAMD_E_INVALID);
   }
-  r->cur_field = -1;
-  r->model_index = -1;
-  camd_buf_init(&r->body);
-  camd_buf_init(&r->form_image);
-  r->kind = kind == 1 ? BODY_JSON : kind == 2 ? BODY_FORM : BODY_RAW;
-  const unsigned char *p = data, *end = p + len;
-  if (r->kind == BODY_FORM) {
-    /* records [key length: 1][key][data length: 2, LE][data][flags: 1; bit 0: continuation
-     * (off > 0), bit 1: no key] replayed as libmicrohttpd's post-processor callbacks */
-    while (end - p >= 1) {
-      size_t kl = *p++;
-      if ((size_t)(end - p) < kl + 2) break;
-      char key[256];
-      memcpy(key, p, kl);
-      key[kl] = '\0';
-      p += kl;
-      size_t dl = (size_t)p[0] | (size_t)p[1] << 8;
-      p += 2;
-      if ((size_t)(end - p) < dl + 1) break;
-      const char *d = (const char *)p;
-      p += dl;
-      unsigned flags = *p++;
-      r->received += dl;
-      if (r->received > (size_t)cfg->max_body_bytes) break;
-      camd__http_form_iter(r, MHD_POSTDATA_KIND, (flags & 2) ? NULL : key, NULL, NULL, NULL, d,
-                           (flags & 1) ? 1 : 0, dl);
-    }
-  } else {
-    size_t half = len / 2; /* two upload calls */
-    if (half) camd__http_absorb(r, data, half);
-    if (len - half) camd__http_absorb(r, (const char *)data + half, len - half);
-  }
-  opt_list *l = calloc(1, sizeof(*l));
-  json_t *root = NULL;
-  const char *model = NULL;
-  if (l) {
-    camd__http_collect_body(r, l, &root, &model);
-    camd_explain_options o;
-    camd_explain_options_init(&o, NULL);
-    for (int i = 0; i < l->n && !r->err_http; i++) {
-      camd_error ce = {0};
-      if (camd_explain_options_set(&o, NULL, l->keys[i], l->values[i], &ce)) {
-        camd__http_record_camd(r, &ce, CAMD_E_INVALID);
-      }
-    }
-    camd__http_opts_free(l);
-    free(l);
-  }
-  int http = r->err_http;
-  if (!http && (r->job.n_inputs < 1 || r->job.n_inputs > 256)) http = -2; /* broken contract */
-  json_decref(root);
-  camd__http_req_free(r);
-  camd__http_srv.cfg = saved;
-  return http;
 }

@@ -1,7 +1,9 @@
-/* Server configuration: one key table drives the JSON file, CAMD_* environment variables,
- * command-line flags and `camd serve --help`, so the four can never disagree. */
+/* Server configuration: one key table drives the defaults, the JSON file, CAMD_* environment
+ * variables, command-line flags and `camd serve --help`. Each key's default is written once, in
+ * its row, as the text a flag would give; camd_server_config_init applies it through the flag
+ * parser, so the default, its range check and the help cannot disagree. (The README's table is
+ * checked against --help by tests/service/test_api.py.) */
 #include <ctype.h>
-#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,83 +13,71 @@
 #include <unistd.h>
 
 #include "camd/core.h"
-#include "server/server.h"
+#include "camd/server.h"
+#include "server/http_internal.h"
 
 typedef enum key_kind { K_LONG, K_STR, K_LIST, K_MODELS } key_kind;
 
 typedef struct key_desc {
   const char *name;
   key_kind kind;
-  size_t offset; /* K_LONG: long; K_STR: char[size]; K_LIST: char *[max] + count */
-  size_t size;   /* K_STR: buffer size; K_LIST: count offset */
-  long lo, hi;   /* K_LONG range; K_LIST: max entries in hi */
+  size_t offset;   /* K_LONG: long; K_STR: char[size]; K_LIST: char *[max] + count */
+  size_t size;     /* K_STR: buffer size; K_LIST: count offset */
+  long lo, hi;     /* K_LONG range; K_LIST: max entries in hi */
+  const char *def; /* the default as the text a flag would give, set by camd_server_config_init
+                      through the same parser and shown by --help; NULL: empty (the help text
+                      then says what that means in brackets) */
   const char *help;
 } key_desc;
 
 #define OFF(f) offsetof(camd_server_config, f)
-#define KL(n, lo, hi, help) \
-  { #n, K_LONG, OFF(n), 0, lo, hi, help }
-#define KS(n, help) \
-  { #n, K_STR, OFF(n), sizeof(((camd_server_config *)0)->n), 0, 0, help }
+#define KL(n, lo, hi, def, help) \
+  { #n, K_LONG, OFF(n), 0, lo, hi, def, help }
+#define KS(n, def, help) \
+  { #n, K_STR, OFF(n), sizeof(((camd_server_config *)0)->n), 0, 0, def, help }
 
 static const key_desc keys[] = {
-    KS(listen, "address to bind (IPv4 or IPv6 literal) [127.0.0.1]"),
-    KL(port, 0, 65535, "TCP port; 0 picks a free one and logs it [8080]"),
-    KL(workers, 1, 256, "compute worker threads [2]"),
-    KL(io_threads, 1, 64, "network (epoll) threads [1]"),
-    KL(blas_threads, 0, 256, "OpenBLAS threads per worker; 0 = cores / workers [0]"),
-    KL(queue_length, 1, 1000000, "jobs waiting for a worker before 503 [64]"),
-    KL(max_batch, 1, 256, "images a worker runs as one batch (dynamic batching) [4]"),
-    KL(batch_window_us, 0, 1000000, "how long a worker waits to fill a batch, µs [2000]"),
-    KL(max_instances, 1, 256, "images (KServe instances) per request [8]"),
-    KL(max_body_bytes, 1024, 2147483647L, "request body cap in bytes [16777216]"),
-    KL(max_image_pixels, 1, 4294967295L, "decoded image width × height cap [40000000]"),
-    KL(max_image_width, 1, 1048576, "decoded image width cap [16384]"),
-    KL(max_image_height, 1, 1048576, "decoded image height cap [16384]"),
-    KL(max_header_bytes, 4096, 16777216, "per-connection memory for headers [32768]"),
-    KL(request_timeout_s, 1, 3600, "idle seconds before a connection is closed [30]"),
-    KL(max_connections, 1, 1000000, "simultaneous connections [512]"),
-    KL(max_connections_per_ip, 0, 1000000, "connections per client IP; 0 = no limit [64]"),
-    KL(max_option_bytes, 16, 1048576, "length of one option value in bytes [4096]"),
-    KL(max_options, 1, 4096, "option fields per request [64]"),
-    KL(drain_timeout_s, 0, 3600, "on SIGTERM, seconds queued jobs may still run [20]"),
-    KL(retry_after_s, 1, 3600, "Retry-After seconds sent with 503 [1]"),
+    KS(listen, "127.0.0.1", "address to bind (IPv4 or IPv6 literal)"),
+    KL(port, 0, 65535, "8080", "TCP port; 0 picks a free one and logs it"),
+    KL(workers, 1, 256, "2", "compute worker threads"),
+    KL(io_threads, 1, 64, "1", "network (epoll) threads"),
+    KL(blas_threads, 0, 256, "0", "engine threads per worker; 0 = cores / workers"),
+    KL(queue_length, 1, 1000000, "64", "jobs waiting for a worker before 503"),
+    KL(max_batch, 1, CAMD_EXPLAIN_MAX_BATCH, "4",
+       "images a worker runs as one batch (dynamic batching)"),
+    KL(batch_window_us, 0, 1000000, "2000", "how long a worker waits to fill a batch, µs"),
+    KL(max_instances, 1, CAMD_EXPLAIN_MAX_BATCH, "8", "images (KServe instances) per request"),
+    KL(max_body_bytes, 1024, 2147483647L, "16777216", "request body cap in bytes"),
+    KL(max_image_pixels, 1, 4294967295L, "40000000", "decoded image width × height cap"),
+    KL(max_image_width, 1, 1048576, "16384", "decoded image width cap"),
+    KL(max_image_height, 1, 1048576, "16384", "decoded image height cap"),
+    KL(max_header_bytes, 4096, 16777216, "32768", "per-connection memory for headers"),
+    KL(request_timeout_s, 1, 3600, "30", "idle seconds before a connection is closed"),
+    KL(max_connections, 1, 1000000, "512", "simultaneous connections"),
+    KL(max_connections_per_ip, 0, 1000000, "64", "connections per client IP; 0 = no limit"),
+    KL(max_option_bytes, 16, 1048576, "4096", "length of one option value in bytes"),
+    KL(max_options, 1, CAMD_SERVER_MAX_OPTIONS, "64", "option fields per request"),
+    KL(drain_timeout_s, 0, 3600, "20", "on SIGTERM, seconds queued jobs may still run"),
+    KL(retry_after_s, 1, 3600, "1", "Retry-After seconds sent with 503"),
     {"cors_origins", K_LIST, OFF(cors_origins), OFF(n_cors_origins), 0, CAMD_SERVER_MAX_ORIGINS,
-     "allowed CORS origins (JSON array or comma list; \"*\" = any) [none]"},
-    {"api_keys", K_LIST, OFF(api_keys), OFF(n_api_keys), 0, CAMD_SERVER_MAX_KEYS,
+     NULL, "allowed CORS origins (JSON array or comma list; \"*\" = any) [none]"},
+    {"api_keys", K_LIST, OFF(api_keys), OFF(n_api_keys), 0, CAMD_SERVER_MAX_KEYS, NULL,
      "accepted bearer tokens (array or comma list); none = no auth [none]"},
-    KS(api_keys_file, "file with one API key per line (# comments) [none]"),
-    KS(default_model, "model used by POST /v1/explain without a model [first model]"),
-    KS(log_level, "debug, info, warn or error [info]"),
-    {"models", K_MODELS, OFF(models), 0, 0, CAMD_SERVER_MAX_MODELS,
+    KS(api_keys_file, NULL, "file with one API key per line (# comments) [none]"),
+    KS(default_model, NULL, "model used by POST /v1/explain without a model [first model]"),
+    KS(log_level, "info", "debug, info, warn or error"),
+    {"models", K_MODELS, OFF(models), 0, 0, CAMD_SERVER_MAX_MODELS, NULL,
      "array of model entries (name, path, labels, preprocessing, ...); env/flag: JSON text"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-void camd__server_config_init(camd_server_config *c) {
+static int set_text(camd_server_config *c, const key_desc *k, const char *text, const char *src,
+                    camd_error *err);
+
+void camd_server_config_init(camd_server_config *c) {
   memset(c, 0, sizeof(*c));
-  snprintf(c->listen, sizeof(c->listen), "127.0.0.1");
-  c->port = 8080;
-  c->workers = 2;
-  c->io_threads = 1;
-  c->blas_threads = 0;
-  c->queue_length = 64;
-  c->max_batch = 4;
-  c->batch_window_us = 2000;
-  c->max_instances = 8;
-  c->max_body_bytes = 16L << 20;
-  c->max_image_pixels = 40000000;
-  c->max_image_width = 16384;
-  c->max_image_height = 16384;
-  c->max_header_bytes = 32768;
-  c->request_timeout_s = 30;
-  c->max_connections = 512;
-  c->max_connections_per_ip = 64;
-  c->max_option_bytes = 4096;
-  c->max_options = 64;
-  c->drain_timeout_s = 20;
-  c->retry_after_s = 1;
-  snprintf(c->log_level, sizeof(c->log_level), "info");
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (keys[i].def) set_text(c, &keys[i], keys[i].def, "default", NULL); /* tested to succeed */
 }
 
 static void list_clear(char **items, int *n) {
@@ -95,12 +85,12 @@ static void list_clear(char **items, int *n) {
   *n = 0;
 }
 
-void camd__server_config_free(camd_server_config *c) {
+void camd_server_config_free(camd_server_config *c) {
   list_clear(c->cors_origins, &c->n_cors_origins);
   list_clear(c->api_keys, &c->n_api_keys);
 }
 
-void camd__server_config_help(FILE *f) {
+void camd_server_config_help(FILE *f) {
   fprintf(f,
           "usage: camd serve [--config FILE] [--KEY VALUE ...]\n\n"
           "Runs the HTTP service. Settings come from, lowest priority first: built-in defaults,\n"
@@ -116,7 +106,9 @@ void camd__server_config_help(FILE *f) {
       flag[j] = keys[i].name[j] == '_' ? '-' : keys[i].name[j];
     }
     env[j] = flag[j] = 0;
-    fprintf(f, "  %-24s CAMD_%-24s --%s\n      %s\n", keys[i].name, env, flag, keys[i].help);
+    fprintf(f, "  %-24s CAMD_%-24s --%s\n      %s", keys[i].name, env, flag, keys[i].help);
+    if (keys[i].def) fprintf(f, " [%s]", keys[i].def);
+    fputc('\n', f);
   }
   fprintf(f, "\n  %-24s CAMD_%-24s --%s\n      %s\n", "(config file)", "CONFIG", "config",
           "JSON configuration file");
@@ -130,15 +122,13 @@ static int bad(camd_error *err, const char *src, const char *key, const char *fm
 
 static int set_long_text(camd_server_config *c, const key_desc *k, const char *text,
                          const char *src, camd_error *err) {
-  char *end;
-  errno = 0;
-  long v = strtol(text, &end, 10);
-  if (!*text || errno || *end || v < k->lo || v > k->hi) {
+  long long v;
+  if (camd_parse_int(text, k->lo, k->hi, &v)) {
     char msg[256];
     snprintf(msg, sizeof(msg), "'%%s' is not an integer in [%ld, %ld]", k->lo, k->hi);
     return bad(err, src, k->name, msg, text);
   }
-  *(long *)((char *)c + k->offset) = v;
+  *(long *)((char *)c + k->offset) = (long)v;
   return 0;
 }
 
@@ -206,7 +196,7 @@ static int set_models_json(camd_server_config *c, json_t *arr, const char *base_
     camd_model_config_init(mc);
     int rc = camd_model_config_from_json_text(text, base_dir, mc, err);
     free(text);
-    if (rc) return camd_error_prefix(err, "%s: models[%zu]: ", src, i);
+    if (rc) return camd_error_prefix(err, rc, "%s: models[%zu]: ", src, i);
     for (int j = 0; j < c->n_models; j++) {
       if (!strcmp(c->models[j].name, mc->name)) {
         return camd_error_set(err, CAMD_E_INVALID, "%s: models[%zu]: duplicate model name '%s'",
@@ -278,13 +268,10 @@ static int load_file(camd_server_config *c, const char *path, camd_error *err) {
     return camd_error_set(err, CAMD_E_INVALID, "config file '%s': expected a JSON object", path);
   }
   char base_dir[4096];
-  snprintf(base_dir, sizeof(base_dir), "%s", path);
-  char *slash = strrchr(base_dir, '/');
-  if (slash) {
-    *slash = 0;
-    if (!base_dir[0]) snprintf(base_dir, sizeof(base_dir), "/");
-  } else {
-    snprintf(base_dir, sizeof(base_dir), ".");
+  if (camd_path_dirname(path, base_dir, sizeof(base_dir))) {
+    json_decref(root);
+    return camd_error_set(err, CAMD_E_INVALID, "config file '%.200s...': the path is too long",
+                          path);
   }
   char src[4200];
   snprintf(src, sizeof(src), "config file '%s'", path);
@@ -350,7 +337,7 @@ static int load_keys_file(camd_server_config *c, camd_error *err) {
   unsigned char *data = NULL;
   size_t len = 0;
   int rc = camd_read_file(c->api_keys_file, 1 << 20, &data, &len, err);
-  if (rc) return camd_error_prefix(err, "api_keys_file: ");
+  if (rc) return camd_error_prefix(err, rc, "api_keys_file: ");
   const key_desc *k = find_key("api_keys", 8);
   const char *p = (const char *)data, *end = p + len;
   while (p < end && !rc) {
@@ -365,11 +352,16 @@ static int load_keys_file(camd_server_config *c, camd_error *err) {
   return rc;
 }
 
+static const char *const log_levels[] = {"debug", "info", "warn", "error"}; /* camd_log_level */
+
+int camd__server_log_level(const camd_server_config *c) {
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(c->log_level, log_levels[i])) return i;
+  return -1;
+}
+
 static int validate(camd_server_config *c, camd_error *err) {
-  static const char *const levels[] = {"debug", "info", "warn", "error"};
-  bool ok = false;
-  for (int i = 0; i < 4; i++) ok |= !strcmp(c->log_level, levels[i]);
-  if (!ok) {
+  if (camd__server_log_level(c) < 0) {
     return camd_error_set(err, CAMD_E_INVALID,
                           "bad value for 'log_level': '%s'; valid: debug, info, warn, error",
                           c->log_level);
@@ -403,13 +395,13 @@ static int validate(camd_server_config *c, camd_error *err) {
   return 0;
 }
 
-int camd__server_config_load(camd_server_config *c, int argc, char **argv, camd_error *err) {
+int camd_server_config_load(camd_server_config *c, int argc, char **argv, camd_error *err) {
   /* Pass 1: --help and the config file path. */
   const char *config_path = getenv("CAMD_CONFIG");
   bool explicit_path = config_path && *config_path;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      camd__server_config_help(stdout);
+      camd_server_config_help(stdout);
       return 1;
     }
     if (!strcmp(argv[i], "--config")) {

@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -31,7 +32,6 @@
 #include "camd/core.h"
 #include "camd/engine.h"
 #include "server/http_internal.h"
-#include "server/server.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* server state (one server per process; type in http_internal.h) */
@@ -45,22 +45,6 @@ static bool ieq_prefix(const char *s, const char *prefix) {
   return s && strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
-void camd__http_record(req *r, int http, const char *code, const char *fmt, ...) {
-  if (r->err_http) return; /* the first error wins */
-  r->err_http = http;
-  snprintf(r->err_code, sizeof(r->err_code), "%s", code);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(r->err_msg, sizeof(r->err_msg), fmt, ap);
-  va_end(ap);
-}
-
-void camd__http_record_camd(req *r, const camd_error *e, int fallback) {
-  int st = e->status ? e->status : fallback;
-  camd__http_record(r, camd_status_http(st), camd_status_code(st), "%s",
-                    e->message[0] ? e->message : camd_status_message(st));
-}
-
 int camd__http_find_model(const char *name, size_t len) {
   for (int i = 0; i < camd__http_srv.cfg->n_models; i++) {
     const char *n = camd__http_srv.cfg->models[i].name;
@@ -72,7 +56,7 @@ int camd__http_find_model(const char *name, size_t len) {
 static bool sane_request_id(const char *s) {
   if (!s) return false;
   size_t n = strlen(s);
-  if (n == 0 || n > 128) return false;
+  if (n == 0 || n > CAMD_REQUEST_ID_MAX) return false;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     if (!isalnum(c) && c != '-' && c != '_' && c != '.' && c != ':') return false;
@@ -80,16 +64,12 @@ static bool sane_request_id(const char *s) {
   return true;
 }
 
-static uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
+/* A fresh id: the splitmix64 output for this request's counter value (unique per process). */
 static void new_request_id(char *out, size_t cap) {
   uint64_t n = atomic_fetch_add(&camd__http_srv.id_counter, 1);
-  snprintf(out, cap, "%016llx",
-           (unsigned long long)mix64(camd__http_srv.id_seed + n * 0x9e3779b97f4a7c15ull));
+  camd_rng rng;
+  camd_rng_seed(&rng, camd__http_srv.id_seed + n * 0x9e3779b97f4a7c15ull);
+  snprintf(out, cap, "%016llx", (unsigned long long)camd_rng_next(&rng));
 }
 
 /* Constant-time check of a bearer token: compares SHA-256 digests against every key. */
@@ -130,8 +110,8 @@ static const char *allowed_origin(struct MHD_Connection *conn) {
 /* ------------------------------------------------------------------------------------------ */
 /* responses */
 
-static enum MHD_Result respond(req *r, int status, const char *ctype, void *body, size_t len,
-                               enum MHD_ResponseMemoryMode mode) {
+static enum MHD_Result respond(camd__request *r, int status, const char *ctype, void *body,
+                               size_t len, enum MHD_ResponseMemoryMode mode) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
   if (!resp) {
     if (mode == MHD_RESPMEM_MUST_FREE) free(body);
@@ -167,22 +147,23 @@ static enum MHD_Result respond(req *r, int status, const char *ctype, void *body
   return ret;
 }
 
-static enum MHD_Result respond_json_text(req *r, int status, char *text) {
+static enum MHD_Result respond_json_text(camd__request *r, int status, char *text) {
   if (!text) return MHD_NO;
   return respond(r, status, "application/json", text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
-static enum MHD_Result respond_json(req *r, int status, json_t *obj) {
+static enum MHD_Result respond_json(camd__request *r, int status, json_t *obj) {
   char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
   json_decref(obj);
   return respond_json_text(r, status, text);
 }
 
-static enum MHD_Result respond_error(req *r, int status, const char *code, const char *msg) {
+/* The error answer of a camd status (its HTTP status and code come from the status table). */
+static enum MHD_Result respond_error(camd__request *r, int status, const char *msg) {
   size_t len = 0;
-  char *text = camd__error_json(status, code, msg, r->request_id, &len);
+  char *text = camd__error_json(status, msg, r->request_id, &len);
   if (!text) return MHD_NO;
-  return respond(r, status, "application/json", text, len, MHD_RESPMEM_MUST_FREE);
+  return respond(r, camd_status_http(status), "application/json", text, len, MHD_RESPMEM_MUST_FREE);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -193,7 +174,7 @@ static const char *const POST_ALLOW = "POST, OPTIONS";
 
 /* Sets r->route, r->model_index, r->predict_only; returns the Allow value of the route or NULL
  * when the path is unknown (404 recorded). */
-static const char *route(req *r, const char *url) {
+static const char *route(camd__request *r, const char *url) {
   r->model_index = -1;
   if (!strcmp(url, "/healthz") || !strcmp(url, "/v2/health/live")) {
     r->route = CAMD_ROUTE_HEALTH;
@@ -228,12 +209,12 @@ static const char *route(req *r, const char *url) {
       r->route = CAMD_ROUTE_PREDICT;
       r->predict_only = true;
     } else {
-      camd__http_record(r, 404, "not_found",
+      camd__http_record(r, CAMD_E_NOT_FOUND,
                         "no route for '%.200s'; see GET /v1/models for the API", url);
       return NULL;
     }
     if (m < 0) {
-      camd__http_record(r, 404, "model_not_found",
+      camd__http_record(r, CAMD_E_MODEL_NOT_FOUND,
                         "unknown model '%.*s'; GET /v1/models lists the models",
                         (int)(n > 128 ? 128 : n), name);
       return r->route == CAMD_ROUTE_MODEL ? GET_ALLOW : POST_ALLOW;
@@ -249,7 +230,7 @@ static const char *route(req *r, const char *url) {
       return GET_ALLOW;
     }
   }
-  camd__http_record(r, 404, "not_found", "no route for '%.200s'; see GET /v1/models for the API",
+  camd__http_record(r, CAMD_E_NOT_FOUND, "no route for '%.200s'; see GET /v1/models for the API",
                     url);
   return NULL;
 }
@@ -295,23 +276,24 @@ static bool negotiate(const char *accept, bool *png) {
 /* ------------------------------------------------------------------------------------------ */
 /* first call */
 
-static void first_call(req *r, struct MHD_Connection *conn, const char *url, const char *method) {
+static void first_call(camd__request *r, struct MHD_Connection *conn, const char *url,
+                       const char *method) {
   const char *allow = route(r, url);
   r->allow = allow;
   bool is_options = !strcmp(method, "OPTIONS");
-  if (r->err_http) return;
+  if (r->err_status) return;
   bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
   r->is_post = !strcmp(method, "POST");
   if (is_options) return; /* answered in the final call */
   if ((allow == GET_ALLOW && !is_get) || (allow == POST_ALLOW && !r->is_post)) {
-    camd__http_record(r, 405, "method_not_allowed", "%s is not allowed on %.200s; allowed: %s",
-                      method, url, allow);
+    camd__http_record(r, CAMD_E_METHOD, "%s is not allowed on %.200s; allowed: %s", method, url,
+                      allow);
     return;
   }
   bool protected = r->route != CAMD_ROUTE_HEALTH && r->route != CAMD_ROUTE_READY &&
                    r->route != CAMD_ROUTE_STATIC;
   if (protected && !authorized(conn)) {
-    camd__http_record(r, 401, "unauthorized",
+    camd__http_record(r, CAMD_E_UNAUTHORIZED,
                       "a valid API key is required: send 'Authorization: Bearer <key>'");
     return;
   }
@@ -323,45 +305,43 @@ static void first_call(req *r, struct MHD_Connection *conn, const char *url, con
       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
   bool chunked = te && strcasestr(te, "chunked");
   if (!cl && !chunked) {
-    camd__http_record(r, 411, "length_required",
+    camd__http_record(r, CAMD_E_LENGTH_REQUIRED,
                       "POST needs a Content-Length header or chunked Transfer-Encoding");
     return;
   }
-  if (cl) {
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(cl, &end, 10);
-    if (!errno && *end == 0 && n > (unsigned long long)camd__http_srv.cfg->max_body_bytes) {
-      camd__http_record(r, 413, "payload_too_large",
-                        "request body of %llu bytes exceeds the limit max_body_bytes = %ld", n,
-                        camd__http_srv.cfg->max_body_bytes);
+  long long n;
+  if (cl && camd_parse_int(cl, 0, LLONG_MAX, &n) == 0) {
+    if (n > r->lim.max_body_bytes) {
+      camd__http_record(r, CAMD_E_LIMIT,
+                        "request body of %lld bytes exceeds the limit max_body_bytes = %ld", n,
+                        r->lim.max_body_bytes);
       return;
     }
   }
   bool png = false;
   if (!negotiate(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
                  &png)) {
-    camd__http_record(r, 406, "not_acceptable",
+    camd__http_record(r, CAMD_E_NOT_ACCEPTABLE,
                       "the Accept header allows neither application/json nor image/png");
     return;
   }
   if (png && r->predict_only) {
-    camd__http_record(r, 406, "not_acceptable",
+    camd__http_record(r, CAMD_E_NOT_ACCEPTABLE,
                       "predict answers application/json only (no overlay image)");
     return;
   }
   r->want_png = png;
   const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
   if (ieq_prefix(ct, "multipart/form-data")) {
-    r->kind = BODY_FORM;
+    r->kind = CAMD__BODY_FORM;
   } else if (ieq_prefix(ct, "application/json")) {
-    r->kind = BODY_JSON;
+    r->kind = CAMD__BODY_JSON;
   } else if (ieq_prefix(ct, "image/png") || ieq_prefix(ct, "image/jpeg") ||
              ieq_prefix(ct, "image/jpg") || ieq_prefix(ct, "application/octet-stream")) {
-    r->kind = BODY_RAW;
+    r->kind = CAMD__BODY_RAW;
   } else {
     camd__http_record(
-        r, 415, "unsupported_media_type",
+        r, CAMD_E_MEDIA,
         "Content-Type '%.100s' is not supported; send multipart/form-data, application/json, "
         "image/png or image/jpeg",
         ct ? ct : "(none)");
@@ -369,62 +349,53 @@ static void first_call(req *r, struct MHD_Connection *conn, const char *url, con
 }
 
 static void job_done(camd__job *job) {
-  req *r = job->done_arg;
+  camd__request *r = job->done_arg;
   atomic_store(&r->job_done, true);
   MHD_resume_connection(r->conn);
 }
 
 static void suspend_cb(void *arg) {
-  req *r = arg;
+  camd__request *r = arg;
   MHD_suspend_connection(r->conn);
 }
 
-static enum MHD_Result send_recorded(req *r) {
-  return respond_error(r, r->err_http, r->err_code, r->err_msg);
+static enum MHD_Result send_recorded(camd__request *r) {
+  return respond_error(r, r->err_status, r->err_msg);
 }
 
-static enum MHD_Result start_job(req *r) {
+static enum MHD_Result start_job(camd__request *r) {
   if (!atomic_load(&camd__http_srv.ready)) {
-    return respond_error(r, 503, "not_ready", "the models are still loading; retry shortly");
+    return respond_error(r, CAMD_E_NOT_READY, "the models are still loading; retry shortly");
   }
-  if (r->kind == BODY_FORM && r->pp) {
+  if (r->kind == CAMD__BODY_FORM && r->pp) {
     if (MHD_destroy_post_processor(r->pp) != MHD_YES) {
-      camd__http_record(r, 400, "bad_format",
-                        "the multipart/form-data body is truncated or malformed");
+      camd__http_record(r, CAMD_E_FORMAT, "the multipart/form-data body is truncated or malformed");
     }
     r->pp = NULL;
   }
-  if (r->err_http) return send_recorded(r);
-  opt_list *l = calloc(1, sizeof(*l));
-  if (!l) return respond_error(r, 500, "out_of_memory", "out of memory");
+  if (r->err_status) return send_recorded(r);
+  camd__opt_list opts = {0}, *l = &opts;
   json_t *root = NULL;
-  query_ctx q = {r, l, NULL};
+  camd__query_ctx q = {r, l, NULL};
   MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, camd__http_query_iter, &q);
   const char *model = q.model;
   camd__http_collect_body(r, l, &root, &model);
-  if (!r->err_http && r->route == CAMD_ROUTE_EXPLAIN_ANY) {
+  if (!r->err_status && r->route == CAMD_ROUTE_EXPLAIN_ANY) {
     r->model_index =
         model ? camd__http_find_model(model, strlen(model)) : camd__http_srv.default_model;
     if (r->model_index < 0) {
-      camd__http_record(r, 404, "model_not_found",
+      camd__http_record(r, CAMD_E_MODEL_NOT_FOUND,
                         "unknown model '%.128s'; GET /v1/models lists the models", model);
     }
-  } else if (!r->err_http && model &&
+  } else if (!r->err_status && model &&
              r->model_index != camd__http_find_model(model, strlen(model))) {
-    camd__http_record(r, 400, "invalid_argument",
-                      "'model' = '%.128s' contradicts the model in the URL", model);
+    camd__http_record(r, CAMD_E_INVALID, "'model' = '%.128s' contradicts the model in the URL",
+                      model);
   }
   camd__job *job = &r->job;
-  if (!r->err_http) {
+  if (!r->err_status) {
     camd_explainer *e = camd__http_srv.models[r->model_index];
-    memset(&job->opts, 0, sizeof(job->opts));
-    camd_explain_options_init(&job->opts, e);
-    for (int i = 0; i < l->n && !r->err_http; i++) {
-      camd_error ce = {0};
-      if (camd_explain_options_set(&job->opts, e, l->keys[i], l->values[i], &ce)) {
-        camd__http_record_camd(r, &ce, CAMD_E_INVALID);
-      }
-    }
+    camd__http_apply_options(r, e, l, &job->opts);
     if (r->want_png) job->opts.outputs |= CAMD_OUT_OVERLAY;
     job->explainer = e;
     job->model_index = r->model_index;
@@ -436,23 +407,22 @@ static enum MHD_Result start_job(req *r) {
     job->done_arg = r;
   }
   camd__http_opts_free(l);
-  free(l);
   json_decref(root);
-  if (r->err_http) return send_recorded(r);
+  if (r->err_status) return send_recorded(r);
   camd_error ce = {0};
   int rc = camd__pool_submit(job, suspend_cb, r, &ce);
   if (rc) {
-    return respond_error(r, 503, rc == CAMD_E_BUSY ? "overloaded" : "shutting_down", ce.message);
+    return respond_error(r, rc, ce.message); /* CAMD_E_BUSY or CAMD_E_SHUTTING_DOWN */
   }
   r->submitted = true;
   return MHD_YES;
 }
 
-static enum MHD_Result send_job(req *r) {
+static enum MHD_Result send_job(camd__request *r) {
   camd__job *job = &r->job;
   char *body = job->body;
   job->body = NULL;
-  if (!body) return respond_error(r, 500, "internal", "the worker produced no answer");
+  if (!body) return respond_error(r, CAMD_E_INTERNAL, "the worker produced no answer");
   return respond(r, job->http_status, job->body_is_png ? "image/png" : "application/json", body,
                  job->body_len, MHD_RESPMEM_MUST_FREE);
 }
@@ -460,7 +430,7 @@ static enum MHD_Result send_job(req *r) {
 /* ------------------------------------------------------------------------------------------ */
 /* GET routes */
 
-static enum MHD_Result send_models(req *r) {
+static enum MHD_Result send_models(camd__request *r) {
   json_t *arr = json_array();
   for (int i = 0; i < camd__http_srv.cfg->n_models; i++) {
     camd_explainer *e = camd__http_srv.models[i];
@@ -482,36 +452,36 @@ static enum MHD_Result send_models(req *r) {
                                 camd__http_srv.cfg->models[camd__http_srv.default_model].name));
 }
 
-static enum MHD_Result send_get(req *r) {
+static enum MHD_Result send_get(camd__request *r) {
   switch (r->route) {
     case CAMD_ROUTE_HEALTH:
       return respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
     case CAMD_ROUTE_READY:
       if (atomic_load(&camd__http_srv.draining)) {
-        return respond_error(r, 503, "not_ready", "the server is draining (shutting down)");
+        return respond_error(r, CAMD_E_NOT_READY, "the server is draining (shutting down)");
       }
       if (!atomic_load(&camd__http_srv.ready)) {
-        return respond_error(r, 503, "not_ready", "the models are still loading");
+        return respond_error(r, CAMD_E_NOT_READY, "the models are still loading");
       }
       return respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
     case CAMD_ROUTE_METRICS: {
       size_t len = 0;
-      char *text = camd__metrics_render(&len);
-      if (!text) return respond_error(r, 500, "out_of_memory", "out of memory");
+      char *text = camd__metrics_render(camd__pool_queue_depth(), &len);
+      if (!text) return respond_error(r, CAMD_E_NOMEM, "out of memory");
       return respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len,
                      MHD_RESPMEM_MUST_FREE);
     }
     case CAMD_ROUTE_MODELS:
       if (!atomic_load(&camd__http_srv.ready)) {
-        return respond_error(r, 503, "not_ready", "the models are still loading");
+        return respond_error(r, CAMD_E_NOT_READY, "the models are still loading");
       }
       return send_models(r);
     case CAMD_ROUTE_MODEL: {
       if (!atomic_load(&camd__http_srv.ready)) {
-        return respond_error(r, 503, "not_ready", "the models are still loading");
+        return respond_error(r, CAMD_E_NOT_READY, "the models are still loading");
       }
       char *text = camd_explainer_info_json(camd__http_srv.models[r->model_index]);
-      if (!text) return respond_error(r, 500, "out_of_memory", "out of memory");
+      if (!text) return respond_error(r, CAMD_E_NOMEM, "out of memory");
       return respond_json_text(r, 200, text);
     }
     case CAMD_ROUTE_STATIC: {
@@ -529,14 +499,14 @@ static enum MHD_Result send_get(req *r) {
           return respond(r, 200, ct, (void *)f->data, f->len, MHD_RESPMEM_PERSISTENT);
         }
       }
-      return respond_error(r, 404, "not_found", "no such file");
+      return respond_error(r, CAMD_E_NOT_FOUND, "no such file");
     }
     default:
-      return respond_error(r, 404, "not_found", "no such route");
+      return respond_error(r, CAMD_E_NOT_FOUND, "no such route");
   }
 }
 
-static enum MHD_Result send_options(req *r) {
+static enum MHD_Result send_options(camd__request *r) {
   struct MHD_Response *resp =
       MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
   if (!resp) return MHD_NO;
@@ -566,17 +536,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls) {
   (void)cls, (void)version;
-  req *r = *con_cls;
+  camd__request *r = *con_cls;
   if (!r) {
-    r = calloc(1, sizeof(*r));
+    const camd_server_config *cfg = camd__http_srv.cfg;
+    const camd__http_limits lim = {cfg->max_body_bytes, cfg->max_options, cfg->max_option_bytes,
+                                   cfg->max_instances};
+    r = camd__request_new(conn, &lim);
     if (!r) return MHD_NO;
     *con_cls = r;
-    r->conn = conn;
-    r->start_ns = camd_now_ns();
-    r->cur_field = -1;
-    r->model_index = -1;
-    camd_buf_init(&r->body);
-    camd_buf_init(&r->form_image);
     snprintf(r->method, sizeof(r->method), "%.11s", method);
     snprintf(r->path, sizeof(r->path), "%.255s", url);
     const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
@@ -589,7 +556,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     camd__metrics_inflight(1);
     first_call(r, conn, url, method);
     /* The only answer given before the body: a declared length over the cap. */
-    if (r->err_http == 413) return send_recorded(r);
+    if (r->err_status == CAMD_E_LIMIT) return send_recorded(r);
     return MHD_YES;
   }
   if (r->status) { /* already answered; discard whatever still arrives */
@@ -606,7 +573,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     return send_job(r);
   }
   if (!strcmp(r->method, "OPTIONS")) return r->allow ? send_options(r) : send_recorded(r);
-  if (r->err_http) return send_recorded(r);
+  if (r->err_status) return send_recorded(r);
   if (r->is_post) return start_job(r);
   return send_get(r);
 }
@@ -614,25 +581,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 /* ------------------------------------------------------------------------------------------ */
 /* completion: access log, metrics, cleanup */
 
-/* Frees everything a request context owns, and the context. */
-void camd__http_req_free(req *r) {
-  if (r->pp) MHD_destroy_post_processor(r->pp);
-  camd_buf_free(&r->body);
-  camd_buf_free(&r->form_image);
-  for (int i = 0; i < r->n_fields; i++) {
-    free(r->fields[i].key);
-    camd_buf_free(&r->fields[i].value);
-  }
-  free(r->fields);
-  for (int i = 0; i < r->n_decoded; i++) free(r->decoded[i]);
-  free(r->job.body);
-  free(r);
-}
-
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
   (void)cls, (void)conn;
-  req *r = *con_cls;
+  camd__request *r = *con_cls;
   if (!r) return;
   *con_cls = NULL;
   double ms = (double)(camd_now_ns() - r->start_ns) / 1e6;
@@ -669,13 +621,15 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                             json_string(camd__http_srv.cfg->models[r->model_index].name));
       }
       if (r->submitted) {
-        json_object_set_new(line, "method_cam",
-                            json_string(r->job.predict_only ? "predict" : r->job.opts.method));
+        json_object_set_new(
+            line, "method_cam",
+            json_string(r->job.predict_only ? "predict"
+                                            : camd_cam_method_name(r->job.opts.method)));
         json_object_set_new(line, "queue_ms", json_real(r->job.queue_ms));
         json_object_set_new(line, "run_ms", json_real(r->job.run_ms));
         json_object_set_new(line, "batch", json_integer(r->job.batch_size));
       }
-      if (r->err_http && r->status == r->err_http) {
+      if (r->err_status && r->status == camd_status_http(r->err_status)) {
         json_object_set_new(line, "error", json_string(r->err_msg));
       }
       if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
@@ -692,7 +646,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
       }
     }
   }
-  camd__http_req_free(r);
+  camd__request_free(r);
   atomic_fetch_sub(&camd__http_srv.open_requests, 1);
 }
 
@@ -760,7 +714,8 @@ static int load_models(camd_server_config *cfg, camd_error *err) {
     uint64_t t0 = camd_now_ns();
     int rc = camd_explainer_open(&cfg->models[i], &camd__http_srv.models[i], err);
     if (rc)
-      return camd_error_prefix(err, "model '%s' (%s): ", cfg->models[i].name, cfg->models[i].path);
+      return camd_error_prefix(err, rc, "model '%s' (%s): ", cfg->models[i].name,
+                               cfg->models[i].path);
     camd_log(CAMD_LOG_INFO, "model '%s' loaded from %s in %.0f ms (sha256 %.16s...)",
              cfg->models[i].name, cfg->models[i].path, (double)(camd_now_ns() - t0) / 1e6,
              camd_explainer_sha256(camd__http_srv.models[i]));
@@ -785,12 +740,16 @@ static void on_signal(int sig) {
   errno = saved;
 }
 
-int camd__server_run(camd_server_config *cfg, camd_error *err) {
+int camd_server_run(camd_server_config *cfg, camd_error *err) {
   memset(&camd__http_srv, 0, sizeof(camd__http_srv));
   camd__http_srv.cfg = cfg;
+  int level = camd__server_log_level(cfg);
+  if (level >= 0) camd_log_set_level((camd_log_level)level);
   json_object_seed(0);
   camd__http_srv.access_log = strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error");
-  camd__http_srv.id_seed = mix64(camd_now_ns() ^ ((uint64_t)getpid() << 32));
+  camd_rng rng;
+  camd_rng_seed(&rng, camd_now_ns() ^ ((uint64_t)getpid() << 32));
+  camd__http_srv.id_seed = camd_rng_next(&rng);
   for (int i = 0; i < cfg->n_models; i++) {
     if (!strcmp(cfg->models[i].name, cfg->default_model)) camd__http_srv.default_model = i;
   }
@@ -802,7 +761,7 @@ int camd__server_run(camd_server_config *cfg, camd_error *err) {
   }
   camd__http_srv.n_keys = cfg->n_api_keys;
 
-  /* OpenBLAS threads × workers ≤ cores. */
+  /* Engine threads per worker × workers ≤ cores (camd_blas_set_threads: new sessions). */
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   if (cores < 1) cores = 1;
   long blas = cfg->blas_threads ? cfg->blas_threads : cores / cfg->workers;

@@ -1,6 +1,9 @@
-/* HTTP front end internals shared by http.c (daemon, routing, responses, lifecycle) and
- * body.c (request body accumulation and parsing into options and images): the server state,
- * the per-request context and the functions one file calls in the other. */
+/* HTTP front end internals shared by http.c (daemon, routing, responses, lifecycle), request.c
+ * (the per-request context and its first error) and body.c (request bodies into options and
+ * images). body.c and request.c see no server state: what they need (the limits) is copied
+ * into the request when it starts.
+ *   http.c ──► body.c ──► request.c ◄── http.c
+ */
 #ifndef CAMD_SERVER_HTTP_INTERNAL_H
 #define CAMD_SERVER_HTTP_INTERNAL_H
 
@@ -11,10 +14,13 @@
 
 #include "camd/core.h"
 #include "camd/explain.h"
-#include "server/server.h"
+#include "camd/server.h"
+#include "server/metrics.h"
+#include "server/pool.h"
+#include "server/www.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* server state (one server per process) */
+/* server state (one server per process; http.c) */
 
 typedef struct camd__http_state {
   camd_server_config *cfg;
@@ -31,88 +37,117 @@ typedef struct camd__http_state {
   atomic_ulong id_counter;
 } camd__http_state;
 
-/* The one server of the process (http.c). */
 extern camd__http_state camd__http_srv;
 
-typedef enum body_kind { BODY_NONE = 0, BODY_RAW, BODY_JSON, BODY_FORM } body_kind;
+/* The camd_log_level that cfg->log_level names (config.c); -1 when it names none. */
+int camd__server_log_level(const camd_server_config *c);
 
-typedef struct kv {
+/* ------------------------------------------------------------------------------------------ */
+/* one request (request.c) */
+
+/* The limits body parsing applies (a copy of the configuration's, taken when the request
+ * starts). */
+typedef struct camd__http_limits {
+  long max_body_bytes;   /* request body */
+  long max_options;      /* option fields, <= CAMD_SERVER_MAX_OPTIONS */
+  long max_option_bytes; /* one option value */
+  long max_instances;    /* images, <= CAMD_EXPLAIN_MAX_BATCH */
+} camd__http_limits;
+
+typedef enum camd__body_kind {
+  CAMD__BODY_NONE = 0,
+  CAMD__BODY_RAW,  /* the image bytes */
+  CAMD__BODY_JSON, /* {"image": ...} or KServe {"instances": [...]} */
+  CAMD__BODY_FORM  /* multipart/form-data */
+} camd__body_kind;
+
+/* A form field (an option or "model"). */
+typedef struct camd__http_field {
   char *key;
   camd_buf value;
-} kv;
+} camd__http_field;
 
-typedef struct req {
-  struct MHD_Connection *conn;
-  char request_id[130];
+typedef struct camd__request {
+  struct MHD_Connection *conn; /* NULL outside a daemon (the body fuzzer) */
+  camd__http_limits lim;
+  char request_id[CAMD_REQUEST_ID_MAX + 1];
   uint64_t start_ns;
   camd__route route;
   char method[12];
   char path[256];
   int model_index; /* -1: not (yet) known */
-  bool predict_only, want_png, is_post, first_done;
-  body_kind kind;
+  bool predict_only, want_png, is_post;
+  camd__body_kind kind;
   size_t received;
   camd_buf body;                /* raw image or JSON text */
   struct MHD_PostProcessor *pp; /* multipart */
   camd_buf form_image;
   int form_images;
-  kv *fields; /* form option fields (and "model") */
+  camd__http_field *fields; /* form option fields (and "model") */
   int n_fields, cap_fields;
-  int cur_field; /* form field receiving data, -1 none */
   /* the first error recorded; answered in the final call */
-  int err_http;
-  char err_code[40];
+  int err_status; /* a camd status (CAMD_E_*), 0 none */
   char err_msg[600];
   const char *allow; /* Allow header for 405 */
   /* the job */
   camd__job job;
-  camd_explain_input inputs[256];
-  unsigned char *decoded[256];
+  camd_explain_input inputs[CAMD_EXPLAIN_MAX_BATCH];
+  unsigned char *decoded[CAMD_EXPLAIN_MAX_BATCH]; /* base64-decoded images (owned) */
   int n_decoded;
   bool submitted;
   atomic_bool job_done;
   /* answer */
   int status;
   size_t bytes_out;
-} req;
+} camd__request;
 
-typedef struct opt_list {
-  const char *keys[4096];
-  char *values[4096];
-  bool owned[4096];
-  int n;
-} opt_list;
+/* A new request context with a copy of lim; NULL when out of memory. */
+camd__request *camd__request_new(struct MHD_Connection *conn, const camd__http_limits *lim);
+/* Frees everything a request owns, and the request. */
+void camd__request_free(camd__request *r);
+/* Records the request's first error: a camd status (its HTTP status and code come from the
+ * status table) and a message; answered in the final handler call. */
+void camd__http_record(camd__request *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void camd__http_record_camd(camd__request *r, const camd_error *e, int fallback);
+
+/* ------------------------------------------------------------------------------------------ */
+/* bodies (body.c) */
+
+/* Options of one request, in the order they were given (query string first, then the body). */
+typedef struct camd__opt_list {
+  const char **keys;
+  char **values;
+  bool *owned; /* values[i] is malloc'd */
+  int n, cap;
+} camd__opt_list;
 
 /* Context of camd__http_query_iter: the request, the option list, the model named. */
-typedef struct query_ctx {
-  req *r;
-  opt_list *l;
+typedef struct camd__query_ctx {
+  camd__request *r;
+  camd__opt_list *l;
   const char *model;
-} query_ctx;
+} camd__query_ctx;
 
-/* ---- http.c ---- */
-/* Records the request's first error (answered in the final handler call). */
-void camd__http_record(req *r, int http, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-void camd__http_record_camd(req *r, const camd_error *e, int fallback);
-/* Model index by name (len bytes), -1 if unknown. */
-int camd__http_find_model(const char *name, size_t len);
-/* Frees everything a request owns, and the request. */
-void camd__http_req_free(req *r);
-
-/* ---- body.c ---- */
 /* libmicrohttpd post-processor callback for multipart/form-data bodies. */
 enum MHD_Result camd__http_form_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                      const char *filename, const char *content_type,
                                      const char *transfer_encoding, const char *data, uint64_t off,
                                      size_t size);
 /* One upload call's bytes, with the body cap; errors are recorded in r. */
-void camd__http_absorb(req *r, const char *data, size_t size);
+void camd__http_absorb(camd__request *r, const char *data, size_t size);
 /* MHD_get_connection_values callback adding query-string options to an opt_list. */
 enum MHD_Result camd__http_query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *value);
-void camd__http_opts_free(opt_list *l);
-/* Turns the accumulated body into options, the model name and the job's inputs (see body.c). */
-void camd__http_collect_body(req *r, opt_list *l, json_t **root, const char **model);
+void camd__http_opts_free(camd__opt_list *l);
+/* Turns the accumulated body into options (appended to l), the model name (*model, when the
+ * body names one) and r->inputs / r->job.n_inputs; errors are recorded in r. *root receives the
+ * parsed JSON (it owns the strings l and *model point into; caller decrefs). */
+void camd__http_collect_body(camd__request *r, camd__opt_list *l, json_t **root,
+                             const char **model);
+/* Options of l over the explainer's defaults into *o (e may be NULL: no labels, no layers);
+ * the first bad option is recorded in r. */
+void camd__http_apply_options(camd__request *r, const camd_explainer *e, const camd__opt_list *l,
+                              camd_explain_options *o);
 
 #endif

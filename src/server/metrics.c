@@ -1,14 +1,12 @@
 /* Prometheus metrics: request counts by route and status, latency histograms by model and
  * method, stage durations, batch sizes, queue depth and in-flight requests. One mutex. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "camd/core.h"
-#include "server/server.h"
-
-const char *const camd__stage_names[CAMD_STAGE_COUNT] = {"decode",   "preprocess", "forward",
-                                                         "backward", "cam",        "render"};
+#include "server/metrics.h"
 
 static const char *const route_names[CAMD_ROUTE_COUNT] = {
     "none",  "explain", "predict", "explain_any", "models",
@@ -86,8 +84,8 @@ static void histo_add(histo *h, double v) {
   h->n++;
 }
 
-void camd__metrics_run(int model_index, const char *method, double seconds, const double *stage_ms,
-                       int batch_size) {
+void camd__metrics_run(int model_index, const char *method, double seconds,
+                       const camd_explain_timings *t) {
   pthread_mutex_lock(&mu);
   if (model_index >= 0 && model_index < n_models) {
     model_stats *m = &models[model_index];
@@ -99,20 +97,23 @@ void camd__metrics_run(int model_index, const char *method, double seconds, cons
     }
     if (k < m->n_methods) {
       histo_add(&m->methods[k].latency, seconds);
-      if (stage_ms) {
-        for (int s = 0; s < CAMD_STAGE_COUNT; s++) m->methods[k].stage_sum[s] += stage_ms[s] / 1e3;
+      if (t) {
+        for (int s = 0; s < CAMD_STAGE_COUNT; s++) m->methods[k].stage_sum[s] += t->ms[s] / 1e3;
         m->methods[k].stage_n++;
       }
     }
   }
-  if (batch_size > 0) {
-    static const int bb[8] = {1, 2, 3, 4, 8, 16, 32, 64};
-    int b = 0;
-    while (b < 8 && batch_size > bb[b]) b++;
-    batch_counts[b]++;
-    batch_sum += batch_size;
-    batch_n++;
-  }
+  pthread_mutex_unlock(&mu);
+}
+
+void camd__metrics_batch(int images) {
+  static const int bb[8] = {1, 2, 3, 4, 8, 16, 32, 64};
+  pthread_mutex_lock(&mu);
+  int b = 0;
+  while (b < 8 && images > bb[b]) b++;
+  batch_counts[b]++;
+  batch_sum += images;
+  batch_n++;
   pthread_mutex_unlock(&mu);
 }
 
@@ -135,7 +136,7 @@ static void render_histo(camd_buf *b, const char *name, const char *labels, cons
                   (unsigned long long)h->n);
 }
 
-char *camd__metrics_render(size_t *len) {
+char *camd__metrics_render(int queue_depth, size_t *len) {
   camd_buf b;
   camd_buf_init(&b);
   pthread_mutex_lock(&mu);
@@ -156,7 +157,7 @@ char *camd__metrics_render(size_t *len) {
   camd_buf_printf(&b,
                   "# HELP camd_queue_depth Jobs waiting for a worker.\n"
                   "# TYPE camd_queue_depth gauge\ncamd_queue_depth %d\n",
-                  camd__pool_queue_depth());
+                  queue_depth);
   camd_buf_printf(&b,
                   "# HELP camd_run_seconds Explain/predict run time (queue excluded) by "
                   "model and method.\n# TYPE camd_run_seconds histogram\n");
@@ -178,8 +179,8 @@ char *camd__metrics_render(size_t *len) {
         camd_buf_printf(&b,
                         "camd_stage_seconds_sum{model=\"%s\",method=\"%s\",stage=\"%s\"} %.6f\n"
                         "camd_stage_seconds_count{model=\"%s\",method=\"%s\",stage=\"%s\"} %llu\n",
-                        models[i].name, m->method, camd__stage_names[s], m->stage_sum[s],
-                        models[i].name, m->method, camd__stage_names[s],
+                        models[i].name, m->method, camd_explain_stage_name(s), m->stage_sum[s],
+                        models[i].name, m->method, camd_explain_stage_name(s),
                         (unsigned long long)m->stage_n);
       }
     }

@@ -1,6 +1,6 @@
 /* Job pool: a bounded FIFO of explain jobs, N worker threads each owning a camd_explain_ctx,
  * dynamic batching (a worker gathers compatible queued jobs that arrive within the batch
- * window), and the drain used at shutdown. See server.h for the hand-off protocol. */
+ * window), and the drain used at shutdown. See pool.h for the hand-off protocol. */
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -9,9 +9,8 @@
 #include <unistd.h>
 
 #include "camd/core.h"
-#include "server/server.h"
-
-#define MAX_BATCH_JOBS 256
+#include "server/metrics.h"
+#include "server/pool.h"
 
 typedef struct worker {
   pthread_t thread;
@@ -32,21 +31,18 @@ static struct {
   camd_explain_limits limits;
 } pool;
 
-static void json_error_body(camd__job *job, int http_status, const char *code, const char *msg) {
+/* Fills job with the error answer of a camd status. */
+static void job_error(camd__job *job, int status, const char *msg) {
   free(job->body);
-  job->body = camd__error_json(http_status, code, msg, job->request_id, &job->body_len);
-  job->http_status = job->body ? http_status : 500;
+  job->body = camd__error_json(status, msg, job->request_id, &job->body_len);
+  job->http_status = job->body ? camd_status_http(status) : 500;
   job->body_is_png = false;
 }
 
-void camd__job_set_error(camd__job *job, int http_status, const char *code, const char *msg) {
-  json_error_body(job, http_status, code, msg);
-}
-
-char *camd__error_json(int http_status, const char *code, const char *message,
-                       const char *request_id, size_t *len) {
-  json_t *root = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", http_status, "code", code,
-                           "message", message ? message : "");
+char *camd__error_json(int status, const char *message, const char *request_id, size_t *len) {
+  json_t *root = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", camd_status_http(status), "code",
+                           camd_status_code(status), "message",
+                           message && *message ? message : camd_status_message(status));
   if (!root) return NULL;
   if (request_id && *request_id) json_object_set_new(root, "request_id", json_string(request_id));
   char *text = json_dumps(root, JSON_COMPACT);
@@ -66,7 +62,8 @@ int camd__pool_submit(camd__job *job, void (*before_push)(void *), void *arg, ca
   pthread_mutex_lock(&pool.mu);
   if (pool.stopping) {
     pthread_mutex_unlock(&pool.mu);
-    return camd_error_set(err, CAMD_E_STATE, "the server is shutting down");
+    return camd_error_set(err, CAMD_E_SHUTTING_DOWN,
+                          "the server is shutting down; retry on another instance");
   }
   if (pool.depth >= pool.queue_length) {
     pthread_mutex_unlock(&pool.mu);
@@ -91,13 +88,13 @@ int camd__pool_submit(camd__job *job, void (*before_push)(void *), void *arg, ca
 
 static bool compatible(const camd__job *a, const camd__job *b) {
   return a->explainer == b->explainer && a->predict_only == b->predict_only &&
-         memcmp(&a->opts, &b->opts, sizeof(a->opts)) == 0;
+         camd_explain_options_equal(&a->opts, &b->opts);
 }
 
 /* Removes from the queue every job compatible with first that still fits. Lock held. */
 static void gather(camd__job **jobs, int *n, int *images) {
   camd__job *prev = NULL, *j = pool.head;
-  while (j && *images < pool.max_batch && *n < MAX_BATCH_JOBS) {
+  while (j && *images < pool.max_batch && *n < CAMD_EXPLAIN_MAX_BATCH) {
     camd__job *next = j->next;
     if (compatible(jobs[0], j) && *images + j->n_inputs <= pool.max_batch) {
       if (prev) {
@@ -127,170 +124,75 @@ static camd__job *pop_head(void) {
   return j;
 }
 
-static void stage_times(json_t *elem, double *stage_ms) {
-  json_t *t = json_object_get(elem, "timings_ms");
-  for (int s = 0; s < CAMD_STAGE_COUNT; s++) {
-    json_t *v = json_object_get(t, camd__stage_names[s]);
-    stage_ms[s] = json_is_number(v) ? json_number_value(v) : 0;
-  }
-}
-
-static void set_png_from(camd__job *job, json_t *elem) {
-  json_t *ex = json_array_get(json_object_get(elem, "explanations"), 0);
-  const char *b64 = json_string_value(json_object_get(ex, "overlay"));
-  if (!b64) {
-    json_error_body(job, 422, "unprocessable", "the result has no overlay image to return");
-    return;
-  }
-  const char *comma = strncmp(b64, "data:", 5) == 0 ? strchr(b64, ',') : NULL;
-  if (comma) b64 = comma + 1;
-  camd_error err = {0};
+/* Stores the JSON text of root (consumed) as the job's answer. */
+static void set_json_answer(camd__job *job, json_t *root) {
   size_t len = 0;
-  unsigned char *png = camd_base64_decode(b64, strlen(b64), &len, &err);
-  if (!png) {
-    json_error_body(job, 500, "internal", "the overlay could not be decoded (a bug in camd)");
+  char *text = camd_explain_json_text(root, &len);
+  json_decref(root);
+  if (!text) {
+    job_error(job, CAMD_E_NOMEM, "out of memory while writing the result");
     return;
   }
   free(job->body);
-  job->body = (char *)png;
+  job->body = text;
   job->body_len = len;
+  job->body_is_png = false;
+  job->http_status = 200;
+}
+
+/* Accept: image/png: the overlay of the job's first image's first explanation, handed over. */
+static void set_png_answer(camd__job *job, camd_explain_item *it) {
+  camd_explain_blob *png = it->n_maps ? &it->maps[0].overlay : NULL;
+  if (!png || !png->data) {
+    job_error(job, CAMD_E_UNUSABLE, "the result has no overlay image to return");
+    return;
+  }
+  free(job->body);
+  job->body = (char *)png->data;
+  job->body_len = png->len;
+  png->data = NULL;
   job->body_is_png = true;
   job->http_status = 200;
 }
 
-/* Splits the JSON text of one value (an object, or an array of objects) into the spans of its
- * top-level objects without re-serialising them (the answer is byte-for-byte what explain/
- * wrote). Returns the number of spans, or -1 when the text is not of that shape. */
-static int split_objects(const char *s, size_t n, size_t *starts, size_t *ends, int max) {
-  size_t i = 0;
-  while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) i++;
-  bool array = i < n && s[i] == '[';
-  if (array) i++;
-  int count = 0;
-  for (;;) {
-    while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r' || s[i] == ','))
-      i++;
-    if (i >= n) return array ? -1 : count;
-    if (array && s[i] == ']') return count;
-    if (s[i] != '{' || count >= max) return -1;
-    size_t b = i;
-    int depth = 0;
-    bool in_str = false;
-    for (; i < n; i++) {
-      char c = s[i];
-      if (in_str) {
-        if (c == '\\') {
-          i++;
-        } else if (c == '"') {
-          in_str = false;
-        }
-      } else if (c == '"') {
-        in_str = true;
-      } else if (c == '{' || c == '[') {
-        depth++;
-      } else if (c == '}' || c == ']') {
-        if (--depth == 0) break;
-      }
-    }
-    if (i >= n) return -1;
-    starts[count] = b;
-    ends[count] = ++i; /* one past the closing brace */
-    count++;
-    if (!array) return count;
-  }
-}
-
-/* Appends one result object (s[0..n)) with its "image":{"index":N} (the position in the engine
- * batch, found at depth 1 outside strings) rewritten to `index`, the position in the job, so a
- * batched answer is identical to the answer the request gets alone. */
-static void append_result(camd_buf *b, const char *s, size_t n, int index) {
-  static const char key[] = "\"image\":{\"index\":";
-  const size_t klen = sizeof(key) - 1;
-  int depth = 0;
-  bool in_str = false;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (in_str) {
-      if (c == '\\') {
-        i++;
-      } else if (c == '"') {
-        in_str = false;
-      }
-      continue;
-    }
-    if (depth == 1 && c == '"' && n - i > klen && !memcmp(s + i, key, klen)) {
-      size_t j = i + klen;
-      while (j < n && s[j] >= '0' && s[j] <= '9') j++;
-      camd_buf_append(b, s, i + klen);
-      camd_buf_printf(b, "%d", index);
-      camd_buf_append(b, s + j, n - j);
-      return;
-    }
-    if (c == '"') {
-      in_str = true;
-    } else if (c == '{' || c == '[') {
-      depth++;
-    } else if (c == '}' || c == ']') {
-      depth--;
-    }
-  }
-  camd_buf_append(b, s, n);
-}
-
-/* Turns the run's JSON into each job's answer. */
-static void distribute(camd__job **jobs, int n, int total, const char *text, double run_s) {
-  size_t len = strlen(text);
-  size_t *starts = calloc((size_t)total * 2, sizeof(size_t));
-  int got = starts ? split_objects(text, len, starts, starts + total, total) : -1;
-  if (got != total) {
-    for (int i = 0; i < n; i++) {
-      json_error_body(jobs[i], 500, "internal", "the explain result was not the expected JSON");
-    }
-    free(starts);
+/* The answer of one job from its items res->items[off .. off + n_inputs): the first failed
+ * image's error, the overlay PNG, the KServe envelope {"predictions": [...], "request_id"}, or
+ * the one result object with "request_id". Image indices count within the job. */
+static void answer_job(camd__job *job, camd_explain_result *res, int off, double run_s) {
+  for (int k = 0; k < job->n_inputs; k++) {
+    const camd_explain_item *it = &res->items[off + k];
+    if (!it->status) continue;
+    char msg[CAMD_ERROR_MESSAGE_MAX];
+    snprintf(msg, sizeof(msg), "image %d: %s", k,
+             it->message ? it->message : camd_status_message(it->status));
+    job_error(job, it->status, msg);
     return;
   }
-  size_t *ends = starts + total;
-  int off = 0;
-  for (int i = 0; i < n; i++) {
-    camd__job *job = jobs[i];
-    json_t *first = json_loadb(text + starts[off], ends[off] - starts[off], 0, NULL);
-    double stage_ms[CAMD_STAGE_COUNT];
-    stage_times(first, stage_ms);
-    camd__metrics_run(job->model_index, job->predict_only ? "predict" : job->opts.method, run_s,
-                      stage_ms, i == 0 ? total : 0);
-    if (job->want_png) {
-      set_png_from(job, first);
-    } else {
-      camd_buf b;
-      camd_buf_init(&b);
-      if (job->kserve) {
-        camd_buf_append(&b, "{\"predictions\":[", 16);
-        for (int k = 0; k < job->n_inputs; k++) {
-          if (k) camd_buf_append(&b, ",", 1);
-          append_result(&b, text + starts[off + k], ends[off + k] - starts[off + k], k);
-        }
-        camd_buf_printf(&b, "],\"request_id\":\"%s\"}", job->request_id);
-      } else {
-        append_result(&b, text + starts[off], ends[off] - starts[off], 0);
-        b.len--; /* drop the closing brace */
-        while (b.len > 1 && (b.data[b.len - 1] == ' ' || b.data[b.len - 1] == '\n')) b.len--;
-        bool empty = b.len > 0 && b.data[b.len - 1] == '{';
-        camd_buf_printf(&b, "%s\"request_id\":\"%s\"}", empty ? "" : ",", job->request_id);
-      }
-      if (b.failed) {
-        camd_buf_free(&b);
-        json_error_body(job, 500, "out_of_memory", "out of memory while writing the result");
-      } else {
-        free(job->body);
-        job->body = camd_buf_take(&b, &job->body_len);
-        job->body_is_png = false;
-        job->http_status = 200;
+  camd__metrics_run(job->model_index,
+                    job->predict_only ? "predict" : camd_cam_method_name(job->opts.method), run_s,
+                    &res->timings);
+  if (job->want_png) {
+    set_png_answer(job, &res->items[off]);
+    return;
+  }
+  json_t *root;
+  if (job->kserve) {
+    json_t *preds = json_array();
+    for (int k = 0; preds && k < job->n_inputs; k++) {
+      if (json_array_append_new(preds, camd_explain_item_json(res, off + k, k))) {
+        json_decref(preds);
+        preds = NULL;
       }
     }
-    json_decref(first);
-    off += job->n_inputs;
+    root = preds ? json_pack("{s:o}", "predictions", preds) : NULL;
+  } else {
+    root = camd_explain_item_json(res, off, 0);
   }
-  free(starts);
+  if (root && json_object_set_new(root, "request_id", json_string(job->request_id))) {
+    json_decref(root);
+    root = NULL;
+  }
+  set_json_answer(job, root);
 }
 
 static void run_jobs(worker *w, camd__job **jobs, int n) {
@@ -298,7 +200,7 @@ static void run_jobs(worker *w, camd__job **jobs, int n) {
   for (int i = 0; i < n; i++) total += jobs[i]->n_inputs;
   camd_explain_input *inputs = calloc((size_t)total, sizeof(*inputs));
   if (!inputs) {
-    for (int i = 0; i < n; i++) json_error_body(jobs[i], 500, "out_of_memory", "out of memory");
+    for (int i = 0; i < n; i++) job_error(jobs[i], CAMD_E_NOMEM, "out of memory");
     return;
   }
   int off = 0;
@@ -307,38 +209,32 @@ static void run_jobs(worker *w, camd__job **jobs, int n) {
     off += jobs[i]->n_inputs;
   }
   camd_explain_result res;
-  memset(&res, 0, sizeof(res));
   camd_error err = {0};
   uint64_t t0 = camd_now_ns();
   int rc = camd_explain_run(w->ctx, jobs[0]->explainer, &jobs[0]->opts, inputs, total,
                             jobs[0]->predict_only, &pool.limits, &res, &err);
   double run_s = (double)(camd_now_ns() - t0) / 1e9;
   free(inputs);
-  if (rc && n > 1) {
-    /* One bad image must not fail the requests batched with it: run them one by one. */
-    camd_explain_result_free(&res);
-    for (int i = 0; i < n; i++) run_jobs(w, &jobs[i], 1);
-    return;
-  }
+  camd__metrics_batch(total);
+  off = 0;
   for (int i = 0; i < n; i++) {
-    jobs[i]->run_ms = run_s * 1e3;
-    jobs[i]->batch_size = total;
-  }
-  if (rc) {
-    int st = err.status ? err.status : rc;
-    json_error_body(jobs[0], camd_status_http(st), camd_status_code(st),
-                    err.message[0] ? err.message : camd_status_message(st));
-  } else if (!res.json) {
-    json_error_body(jobs[0], 500, "internal", "the explain run returned no result");
-  } else {
-    distribute(jobs, n, total, res.json, run_s);
+    camd__job *job = jobs[i];
+    job->run_ms = run_s * 1e3;
+    job->batch_size = total;
+    if (res.n_items == total) {
+      answer_job(job, &res, off, run_s);
+    } else { /* the run failed as a whole (options, out of memory): every job gets the error */
+      int st = rc ? rc : CAMD_E_INTERNAL;
+      job_error(job, st, err.message);
+    }
+    off += job->n_inputs;
   }
   camd_explain_result_free(&res);
 }
 
 static void *worker_main(void *arg) {
   worker *w = arg;
-  camd__job *jobs[MAX_BATCH_JOBS];
+  camd__job *jobs[CAMD_EXPLAIN_MAX_BATCH];
   for (;;) {
     pthread_mutex_lock(&pool.mu);
     while (!pool.head && !pool.stopping) pthread_cond_wait(&pool.work, &pool.mu);
@@ -396,7 +292,7 @@ int camd__pool_start(const camd_server_config *cfg, camd_error *err) {
     w->index = i;
     int rc = camd_explain_ctx_create(ctx_batch, &w->ctx, err);
     if (rc) {
-      camd_error_prefix(err, "worker %d: ", i);
+      camd_error_prefix(err, rc, "worker %d: ", i);
       pool.stopping = true;
       camd__pool_drain_and_stop(0);
       return rc;
@@ -428,9 +324,9 @@ void camd__pool_drain_and_stop(uint64_t deadline_ns) {
   int cancelled = 0;
   while (rest) {
     camd__job *next = rest->next;
-    json_error_body(rest, 503, "shutting_down",
-                    "the server is shutting down and the drain timeout expired before this job "
-                    "ran; retry on another instance");
+    job_error(rest, CAMD_E_SHUTTING_DOWN,
+              "the server is shutting down and the drain timeout expired before this job "
+              "ran; retry on another instance");
     rest->done(rest);
     rest = next;
     cancelled++;

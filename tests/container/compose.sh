@@ -9,12 +9,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 skip() { echo "SKIPPED: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "not root"
+# podman/buildah settings for this test only (setup-host.sh writes them); /etc is not touched.
+export CONTAINERS_CONF=${CONTAINERS_CONF:-${TMPDIR:-/tmp}/camd-containers.conf}
+sh "$here/setup-host.sh" --conf-only >/dev/null 2>&1 || { echo "FAIL: cannot write $CONTAINERS_CONF"; exit 1; }
 command -v podman >/dev/null 2>&1 || skip "podman not installed"
 command -v podman-compose >/dev/null 2>&1 || skip "podman-compose not installed (apt-get install podman-compose golang-github-containernetworking-plugin-dnsname)"
 podman image exists localhost/camd:latest || skip "localhost/camd:latest not built (tests/container/run.sh builds it)"
 
 project=camdtest$$
-work=$(mktemp -d /tmp/camd-compose-test.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/camd-compose-test.XXXXXX")
 port=""
 for _ in $(seq 1 50); do
   p=$(( 20000 + RANDOM % 20000 ))

@@ -6,8 +6,9 @@
 #   tests/container/run.sh            (as root; needs podman, runc, debootstrap, curl, python3)
 #
 # Without registries: tests/container/setup-host.sh makes the debian:bookworm-slim base image
-# with debootstrap from the host's Debian mirror. Exits 77 (ctest SKIPPED) when podman is
-# missing or the user is not root. Environment:
+# with debootstrap from the host's Debian mirror; podman's settings come from $CONTAINERS_CONF
+# (ctest: in the build tree), not /etc. Exits 77 (ctest SKIPPED) when podman is missing or the
+# user is not root. Environment:
 #   CAMD_IMAGE          tag to build and test (default localhost/camd:latest)
 #   CAMD_TEST_NO_BUILD  1: test the existing CAMD_IMAGE without building
 #   CAMD_STOP_MAX_MS    the longest an idle `podman stop` may take (default 2000)
@@ -18,7 +19,9 @@ root=$(cd "$here/../.." && pwd)
 IMAGE=${CAMD_IMAGE:-localhost/camd:latest}
 STOP_MAX_MS=${CAMD_STOP_MAX_MS:-2000}
 NAME=camd-test-$$
-work=$(mktemp -d /tmp/camd-container-test.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/camd-container-test.XXXXXX")
+# podman/buildah settings for this test only (setup-host.sh writes them); /etc is not touched.
+export CONTAINERS_CONF=${CONTAINERS_CONF:-${TMPDIR:-/tmp}/camd-containers.conf}
 
 skip() { echo "SKIPPED: $*"; exit 77; }
 fail() {
@@ -43,7 +46,8 @@ command -v curl >/dev/null 2>&1 || skip "curl not installed"
 command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
 
 # ---- host setup and base image ----------------------------------------------------------
-step "host setup (containers.conf, base image)"
+step "setup (CONTAINERS_CONF=$CONTAINERS_CONF, base image)"
+sh "$here/setup-host.sh" --conf-only || fail "setup-host.sh --conf-only failed"
 if ! podman image exists docker.io/library/debian:bookworm-slim; then
   command -v debootstrap >/dev/null 2>&1 || skip "debootstrap not installed and no base image"
 fi
@@ -59,8 +63,8 @@ if [ "${CAMD_TEST_NO_BUILD:-0}" != 1 ]; then
   if ! podman build --format docker --build-arg JOBS="$(nproc)" -t "$IMAGE" "$root" \
       >"$work/build.log" 2>&1; then
     tail -60 "$work/build.log"
-    cp "$work/build.log" /tmp/camd-container-build.log 2>/dev/null
-    fail "image build failed (full log: /tmp/camd-container-build.log)"
+    cp "$work/build.log" "${TMPDIR:-/tmp}/camd-container-build.log" 2>/dev/null
+    fail "image build failed (full log: ${TMPDIR:-/tmp}/camd-container-build.log)"
   fi
   grep -E '^(100% tests passed|[0-9]+% tests passed|Total Test time)' "$work/build.log" | sed 's/^/  build stage ctest: /'
   echo "  built in $(( ($(ms_now) - t0) / 1000 )) s"

@@ -1,27 +1,27 @@
 #!/bin/sh
 # Prepares this Debian 12 host to build and run camd's image with podman, without any registry:
-#   1. /etc/containers/containers.conf: runc + cgroupfs + file events, generous ulimits
-#      (crun fails on some cgroup v1 hosts; cgroupfs needs no systemd).
+#   1. $CONTAINERS_CONF (podman's and buildah's containers.conf for this process tree only; ctest
+#      points it into the build tree, by hand it defaults to ${TMPDIR:-/tmp}/camd-containers.conf):
+#      runc + cgroupfs + file events, generous ulimits (crun fails on some cgroup v1 hosts;
+#      cgroupfs needs no systemd). /etc/containers is not touched.
 #   2. The base image docker.io/library/debian:bookworm-slim, made locally with
 #      `debootstrap --variant=minbase bookworm` from the host's own Debian mirror and
 #      `podman import`-ed under the name the Dockerfile uses (skipped when it already exists).
-# Needs root and the packages podman, runc, debootstrap. Idempotent.
+# Needs root and the packages podman, runc, debootstrap. Idempotent. --conf-only: step 1 alone
+# (the container tests write their settings before their first podman call).
 set -eu
 
 BASE_IMAGE=${CAMD_BASE_IMAGE:-docker.io/library/debian:bookworm-slim}
-CONF=/etc/containers/containers.conf
+export CONTAINERS_CONF=${CONTAINERS_CONF:-${TMPDIR:-/tmp}/camd-containers.conf}
+CONF=$CONTAINERS_CONF
 
 log() { printf 'setup-host: %s\n' "$*" >&2; }
 
 # ---- 1. containers.conf -------------------------------------------------------------------
-mkdir -p /etc/containers
-if [ ! -f "$CONF" ] || ! grep -q '^# camd container test settings' "$CONF"; then
-  if [ -f "$CONF" ] && grep -Eq '^[[:space:]]*\[' "$CONF"; then
-    cp "$CONF" "$CONF.before-camd"
-    log "existing $CONF saved as $CONF.before-camd"
-  fi
-  cat >"$CONF" <<'CONFEOF'
-# camd container test settings (written by tests/container/setup-host.sh)
+mkdir -p "$(dirname "$CONF")"
+cat >"$CONF" <<'CONFEOF'
+# camd container test settings (written by tests/container/setup-host.sh; used through
+# CONTAINERS_CONF by the container tests only)
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 
@@ -30,8 +30,9 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 CONFEOF
-  log "wrote $CONF"
-fi
+log "wrote $CONF (CONTAINERS_CONF)"
+
+[ "${1:-}" = --conf-only ] && exit 0
 
 # ---- 2. base image ------------------------------------------------------------------------
 if podman image exists "$BASE_IMAGE"; then
@@ -57,7 +58,7 @@ fi
 mirror=${mirror:-http://deb.debian.org/debian}
 log "building $BASE_IMAGE with debootstrap from $mirror"
 
-dir=$(mktemp -d /var/tmp/camd-rootfs.XXXXXX)
+dir=$(mktemp -d "${TMPDIR:-/var/tmp}/camd-rootfs.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 debootstrap --variant=minbase bookworm "$dir" "$mirror" >"$dir.log" 2>&1 || {
   tail -30 "$dir.log" >&2

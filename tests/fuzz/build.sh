@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds every libFuzzer target (tests/fuzz/fuzz_*.c) with clang, -fsanitize=fuzzer,address,
-# undefined, against a sanitizer build of camd_lib (CMake, clang/clang++ for the DICOM unit,
-# -fsanitize=fuzzer-no-link); targets are linked with clang++ (camd_lib holds C++).
+# undefined, against a sanitizer build of the camd module libraries (CMake, clang/clang++ for the
+# DICOM unit, -fsanitize=fuzzer-no-link); targets are linked with clang++ (camd_image holds C++).
 #   tests/fuzz/build.sh [BUILD_DIR]        (default: build-fuzz, relative to the repository root)
 # Needs Debian's clang and libclang-rt-14-dev (apt-get install -y clang libclang-rt-14-dev).
 # Then, e.g.:  build-fuzz/fuzz_body -max_total_time=120 build-fuzz/corpus/body
@@ -18,9 +18,12 @@ command -v "$CC" >/dev/null || { echo "build.sh: $CC not found (apt-get install 
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAMD_SANITIZE=ON -DCAMD_NATIVE=OFF -DBUILD_TESTING=OFF \
   -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link" >/dev/null
-cmake --build "$BUILD" --target camd_lib -j"$JOBS"
+cmake --build "$BUILD" --target camd_server camd_onnx -j"$JOBS"
 
-LIBS="$BUILD/libcamd_lib.a $BUILD/libcamd_onnx_proto.a \
+# the module libraries (CMakeLists.txt camd_module), users before what they use
+LIBS=""
+for m in server explain onnx cam image engine core onnx_proto; do LIBS="$LIBS $BUILD/libcamd_$m.a"; done
+LIBS="$LIBS \
   $(pkg-config --libs libprotobuf-c openblas libmicrohttpd jansson libpng libjpeg libopenjp2 zlib) \
   -ldcmjpls -ldcmjpeg -ldcmdata -loflog -lofstd -lm -lpthread"
 for src in "$ROOT"/tests/fuzz/fuzz_*.c; do

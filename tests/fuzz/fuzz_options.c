@@ -56,8 +56,10 @@ static void check(const camd_explain_options *o, const camd_explainer *e) {
   if (!(o->bbox_threshold >= 0.f && o->bbox_threshold <= 1.f)) abort();
   if (o->n_samples < 1 || o->n_samples > 256) abort();
   if (!(o->noise_std >= 0.f && o->noise_std <= 100.f)) abort();
-  if (!memchr(o->method, 0, sizeof(o->method)) || !memchr(o->layer, 0, sizeof(o->layer)) ||
-      !memchr(o->score, 0, sizeof(o->score)) || !memchr(o->normalize, 0, sizeof(o->normalize)))
+  if ((unsigned)o->method >= CAMD_CAM_METHOD_COUNT ||
+      (unsigned)o->score >= CAMD_EXPLAIN_SCORE_COUNT ||
+      (unsigned)o->normalize >= CAMD_NORMALIZE_COUNT || (o->outputs & ~CAMD_OUT_ALL) ||
+      !memchr(o->layer, 0, sizeof(o->layer)))
     abort();
 }
 

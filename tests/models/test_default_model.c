@@ -21,11 +21,11 @@
 
 static int failures = 0;
 
-#define FAIL(...)                                                                              \
-  do {                                                                                         \
-    fprintf(stderr, "FAIL: " __VA_ARGS__);                                                     \
-    fputc('\n', stderr);                                                                       \
-    failures++;                                                                                \
+#define FAIL(...)                          \
+  do {                                     \
+    fprintf(stderr, "FAIL: " __VA_ARGS__); \
+    fputc('\n', stderr);                   \
+    failures++;                            \
   } while (0)
 
 /* Reads a whole file of exactly `bytes` bytes into a new buffer; NULL on error (reported). */
@@ -87,14 +87,12 @@ int main(int argc, char **argv) {
   snprintf(meta_path, sizeof meta_path, "%s/heldout.json", dir);
   json_t *meta = json_load_file(meta_path, 0, &jerr);
   if (!meta) {
-    fprintf(stderr, "%s:%d: %s (run models/heldout.py first)\n", meta_path, jerr.line,
-            jerr.text);
+    fprintf(stderr, "%s:%d: %s (run models/heldout.py first)\n", meta_path, jerr.line, jerr.text);
     return 1;
   }
   long long n, c, h, w, k;
-  if (json_int(meta, "n", &n) || json_int(meta, "channels", &c) ||
-      json_int(meta, "height", &h) || json_int(meta, "width", &w) ||
-      json_int(meta, "classes", &k))
+  if (json_int(meta, "n", &n) || json_int(meta, "channels", &c) || json_int(meta, "height", &h) ||
+      json_int(meta, "width", &w) || json_int(meta, "classes", &k))
     return 1;
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || k <= 0 || n > 1000000 || c * h * w > (1 << 26)) {
     fprintf(stderr, "%s: implausible sizes\n", meta_path);
@@ -104,8 +102,7 @@ int main(int argc, char **argv) {
   float *inputs = read_exact(dir, "inputs.f32", (size_t)n * per * sizeof(float));
   int32_t *labels = read_exact(dir, "labels.i32", (size_t)n * sizeof(int32_t));
   float *ref = read_exact(dir, "logits.f32", (size_t)(n * k) * sizeof(float));
-  if (!inputs || !labels || !ref)
-    return 1;
+  if (!inputs || !labels || !ref) return 1;
 
   /* Model. */
   camd_error err;
@@ -113,8 +110,7 @@ int main(int argc, char **argv) {
   camd_model *model = NULL;
   int rc = camd_onnx_load(model_path, NULL, &model, &err);
   if (rc != 0) {
-    fprintf(stderr, "camd_onnx_load(%s): %s (%s)\n", model_path, err.message,
-            camd_status_code(rc));
+    fprintf(stderr, "camd_onnx_load(%s): %s (%s)\n", model_path, err.message, camd_status_code(rc));
     return 1;
   }
   if (camd_model_num_inputs(model) != 1 || camd_model_num_outputs(model) < 1) {
@@ -140,16 +136,13 @@ int main(int argc, char **argv) {
   if (suggested != layer_id) {
     camd_value_info si;
     const char *sname = "(none)";
-    if (suggested >= 0 && camd_model_value_info(model, suggested, &si) == 0)
-      sname = si.name;
+    if (suggested >= 0 && camd_model_value_info(model, suggested, &si) == 0) sname = si.name;
     printf("note: engine suggests CAM layer '%s', config says '%s'\n", sname, default_layer);
   }
 
   int max_batch = camd_model_max_batch(model);
-  if (max_batch > MAX_BATCH)
-    max_batch = MAX_BATCH;
-  if (max_batch < 1)
-    max_batch = 1;
+  if (max_batch > MAX_BATCH) max_batch = MAX_BATCH;
+  if (max_batch < 1) max_batch = 1;
   camd_session *sess = NULL;
   rc = camd_session_create(model, max_batch, &sess, &err);
   if (rc != 0) {
@@ -159,8 +152,7 @@ int main(int argc, char **argv) {
 
   double ref_max = 0.0, max_diff = 0.0;
   for (long long i = 0; i < n * k; i++)
-    if (fabs(ref[i]) > ref_max)
-      ref_max = fabs(ref[i]);
+    if (fabs(ref[i]) > ref_max) ref_max = fabs(ref[i]);
   long long correct = 0, ref_correct = 0, worst_item = -1;
   for (long long b0 = 0; b0 < n; b0 += max_batch) {
     int b = (int)(n - b0 < max_batch ? n - b0 : max_batch);
@@ -174,8 +166,7 @@ int main(int argc, char **argv) {
     const float *out = camd_session_value(sess, out_id, &os);
     if (!out || camd_shape_count(&os) != (size_t)b * (size_t)k) {
       char buf[128] = "?";
-      if (out)
-        camd_shape_format(&os, buf, sizeof buf);
+      if (out) camd_shape_format(&os, buf, sizeof buf);
       fprintf(stderr, "output 0 missing or shaped %s, expected [%d, %lld]\n", buf, b, k);
       return 1;
     }
@@ -188,10 +179,8 @@ int main(int argc, char **argv) {
           max_diff = isnan(d) ? INFINITY : d;
           worst_item = b0 + j;
         }
-        if (o[q] > o[arg])
-          arg = q;
-        if (r[q] > r[rarg])
-          rarg = q;
+        if (o[q] > o[arg]) arg = q;
+        if (r[q] > r[rarg]) rarg = q;
       }
       correct += arg == labels[b0 + j];
       ref_correct += rarg == labels[b0 + j];
@@ -201,12 +190,11 @@ int main(int argc, char **argv) {
   double tol = 1e-4 * (ref_max > 1.0 ? ref_max : 1.0);
   printf("camd accuracy %.4f on %lld held-out scenes (PyTorch on same file %.4f, recorded %.4f)\n",
          acc, n, ref_acc, recorded);
-  printf("max |camd - PyTorch| logit diff %.3g (tolerance %.3g, worst item %lld)\n", max_diff,
-         tol, worst_item);
+  printf("max |camd - PyTorch| logit diff %.3g (tolerance %.3g, worst item %lld)\n", max_diff, tol,
+         worst_item);
   if (acc < recorded - 0.01)
     FAIL("camd accuracy %.4f is more than 1 point below the recorded %.4f", acc, recorded);
-  if (!(max_diff <= tol))
-    FAIL("logits differ from PyTorch by %.3g > %.3g", max_diff, tol);
+  if (!(max_diff <= tol)) FAIL("logits differ from PyTorch by %.3g > %.3g", max_diff, tol);
 
   camd_session_destroy(sess);
   camd_model_release(model);

@@ -4,7 +4,9 @@
 different limits, drives it with http.client and raw sockets, and stops it with SIGTERM."""
 import base64
 import json
+import re
 import math
+import os
 import socket
 import time
 
@@ -199,21 +201,23 @@ with Server("--max-image-width", "2000", "--max-instances", "3", "--max-option-b
     st, h, b = srv.json("GET", "/v2/nothing")
     C.error(st, h, b, 404, code="not_found", what="unknown route")
     st, h, b = srv.json("GET", "/v1/models/tiny/explain")
-    C.error(st, h, b, 405, what="GET on explain")
+    C.error(st, h, b, 405, code="method_not_allowed", what="GET on explain")
     C.check("POST" in h.get("allow", ""), f"405 carries Allow: {h.get('allow')}")
     st, h, b = srv.json("DELETE", "/healthz")
     C.error(st, h, b, 405, what="DELETE /healthz")
     C.check("GET" in h.get("allow", ""), "405 Allow lists GET")
     st, h, b = srv.json("POST", "/v1/models/tiny/explain", PNG, {**hdr_png, "Accept": "text/html"})
-    C.error(st, h, b, 406, what="Accept text/html")
+    C.error(st, h, b, 406, code="not_acceptable", what="Accept text/html")
     st, h, b = srv.json("POST", "/v1/models/tiny/predict", PNG, {**hdr_png, "Accept": "image/png"})
     C.error(st, h, b, 406, what="predict with Accept image/png")
     big = fixture("big.png")
     st, h, b = srv.json("POST", "/v1/models/tiny/explain", big, hdr_png)
-    C.error(st, h, b, 413, contains="2000", what="image wider than max_image_width")
+    C.error(st, h, b, 413, code="limit_exceeded", contains="2000",
+            what="image wider than max_image_width")
     st, h, b = srv.json("POST", "/v1/models/tiny/explain",
                         json.dumps({"instances": inst * 2}), {"Content-Type": "application/json"})
-    C.error(st, h, b, 413, contains="max_instances", what="too many instances")
+    C.error(st, h, b, 413, code="limit_exceeded", contains="max_instances",
+            what="too many instances")
     st, h, b = srv.json("POST", "/v1/models/tiny/explain?layer=" + "x" * 100, PNG, hdr_png)
     C.error(st, h, b, 413, contains="max_option_bytes", what="option too long")
     st, h, b = srv.json("POST", "/v1/models/tiny/explain?layer=logits", PNG, hdr_png)
@@ -224,11 +228,13 @@ with Server("--max-image-width", "2000", "--max-instances", "3", "--max-option-b
     # 411: POST without Content-Length nor chunked
     raw = raw_exchange(srv.port, b"POST /v1/models/tiny/explain HTTP/1.1\r\nHost: x\r\n"
                        b"Content-Type: image/png\r\n\r\n")
-    C.check(status_of(raw) == 411 and body_of(raw)["error"]["status"] == 411, f"411: {raw[:200]!r}")
+    C.check(status_of(raw) == 411 and body_of(raw)["error"]["status"] == 411 and
+            body_of(raw)["error"]["code"] == "length_required", f"411: {raw[:200]!r}")
     # 413 from Content-Length alone, answered before any body byte is sent
     raw = raw_exchange(srv.port, b"POST /v1/models/tiny/explain HTTP/1.1\r\nHost: x\r\n"
                        b"Content-Type: image/png\r\nContent-Length: 999999999999\r\n\r\n")
-    C.check(status_of(raw) == 413 and "max_body_bytes" in body_of(raw)["error"]["message"],
+    C.check(status_of(raw) == 413 and "max_body_bytes" in body_of(raw)["error"]["message"] and
+            body_of(raw)["error"]["code"] == "limit_exceeded",
             f"413 on Content-Length: {raw[:300]!r}")
     # CORS
     st, h, data = srv.request("OPTIONS", "/v1/models/tiny/explain", None,
@@ -274,7 +280,8 @@ with Server("--max-body-bytes", "65536", "--request-timeout-s", "2",
     c.send(b"0\r\n\r\n")
     r = c.getresponse()
     b = json.loads(r.read())
-    C.check(r.status == 413 and "max_body_bytes = 65536" in b["error"]["message"],
+    C.check(r.status == 413 and "max_body_bytes = 65536" in b["error"]["message"] and
+            b["error"]["code"] == "limit_exceeded",
             f"chunked upload crossing the cap: {r.status} {b}")
     # the same connection still works after the discarded body
     c.request("POST", "/v1/models/tiny/predict", PNG, {"Content-Type": "image/png"})
@@ -308,7 +315,7 @@ with Server("--max-body-bytes", "65536", "--request-timeout-s", "2",
 # ---- API keys ----
 with Server("--api-keys", "sekret-1, sekret-2") as srv:
     st, h, b = srv.json("GET", "/v1/models")
-    C.error(st, h, b, 401, what="no key")
+    C.error(st, h, b, 401, code="unauthorized", what="no key")
     C.check(h.get("www-authenticate", "").startswith("Bearer"), "401 has WWW-Authenticate")
     st, h, b = srv.json("POST", "/v1/models/tiny/predict", PNG,
                         {"Content-Type": "image/png", "Authorization": "Bearer wrong"})
@@ -335,4 +342,14 @@ C.check(p.returncode != 0 and b"CAMD_MAX_BATCH" in p.stderr, "bad environment va
 p = subprocess.run([ct.CAMD, "serve", "--help"], capture_output=True, timeout=30)
 C.check(p.returncode == 0 and b"CAMD_MAX_BODY_BYTES" in p.stdout and b"--batch-window-us" in p.stdout,
         "serve --help lists keys, env and flags")
+# The README's configuration table shows the defaults --help shows (one default column in the
+# key table; the README is written by hand).
+help_defaults = dict(re.findall(r"^  (\w+) +CAMD_\w+ +--[\w-]+\n +.*?(\[[^\]\n]*\])?$",
+                                p.stdout.decode(), re.M))
+readme = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                           "README.md")).read()
+readme_defaults = dict(re.findall(r"^\| `(\w+)` \| `CAMD_\w+` \| `--[\w-]+` \| .*?(\[[^\]\n]*\])? \|$",
+                                  readme, re.M))
+C.check(len(help_defaults) >= 27 and help_defaults == readme_defaults,
+        f"README config table = serve --help: {set(help_defaults.items()) ^ set(readme_defaults.items())}")
 C.done("service.api")

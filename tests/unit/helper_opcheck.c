@@ -65,15 +65,17 @@ typedef struct checker {
   int out_ids[OPCHECK_MAX_IO];
   int batched_inputs[OPCHECK_MAX_IO]; /* spec input index per model input */
   int n_batched;
-  float *fdata[OPCHECK_MAX_IO];   /* float data of every float input (batched or const) */
-  double *ddata[OPCHECK_MAX_IO];  /* double copies for the reference */
+  float *fdata[OPCHECK_MAX_IO];  /* float data of every float input (batched or const) */
+  double *ddata[OPCHECK_MAX_IO]; /* double copies for the reference */
   double *ref_out[OPCHECK_MAX_IO];
   camd_shape out_shapes[OPCHECK_MAX_IO];
   size_t in_count[OPCHECK_MAX_IO];
   size_t out_count[OPCHECK_MAX_IO];
 } checker;
 
-static const char *label(const opcheck_spec *s) { return s->label ? s->label : s->op_type; }
+static const char *label(const opcheck_spec *s) {
+  return s->label ? s->label : s->op_type;
+}
 
 static int build(checker *c) {
   const opcheck_spec *s = c->spec;
@@ -100,8 +102,8 @@ static int build(checker *c) {
     c->fdata[i] = malloc(sizeof(float) * (n ? n : 1));
     c->ddata[i] = malloc(sizeof(double) * (n ? n : 1));
     for (size_t e = 0; e < n; e++) {
-      float v = s->float_values[i] ? s->float_values[i][e]
-                                   : (float)(camd_rng_uniform(&rng) * 4.0 - 2.0);
+      float v =
+          s->float_values[i] ? s->float_values[i][e] : (float)(camd_rng_uniform(&rng) * 4.0 - 2.0);
       c->fdata[i][e] = v;
       c->ddata[i][e] = v;
     }
@@ -260,7 +262,8 @@ static int check_gradient(checker *c, camd_session *ses, int in_idx, int out_idx
     run_ref(c, outs_m);
     c->ddata[in_idx][e] = x;
     double acc = 0;
-    for (size_t o = 0; o < n_out; o++) acc += (double)seed[o] * (outs_p[out_idx][o] - outs_m[out_idx][o]);
+    for (size_t o = 0; o < n_out; o++)
+      acc += (double)seed[o] * (outs_p[out_idx][o] - outs_m[out_idx][o]);
     fd[t] = acc / (2 * h);
   }
   double scale = fmax(1e-3, max_abs(fd, n_check));
@@ -303,7 +306,8 @@ static int check_per_item(checker *c, camd_session *ses) {
   float *batched[OPCHECK_MAX_IO];
   for (int j = 0; j < s->n_out; j++) {
     batched[j] = malloc(sizeof(float) * (c->out_count[j] + 1));
-    memcpy(batched[j], camd_session_value(ses, c->out_ids[j], NULL), sizeof(float) * c->out_count[j]);
+    memcpy(batched[j], camd_session_value(ses, c->out_ids[j], NULL),
+           sizeof(float) * c->out_count[j]);
   }
   int fails = 0;
   if (camd_session_create(c->model, 1, &one, &err)) {
@@ -326,7 +330,7 @@ static int check_per_item(checker *c, camd_session *ses) {
       const float *o = camd_session_value(one, c->out_ids[j], NULL);
       for (size_t e = 0; e < per; e++) {
         float want = batched[j][(size_t)b * per + e];
-        if (fabsf(o[e] - want) > 1e-5f * fmaxf(1.0f, fabsf(want))) {
+        if (memcmp(&o[e], &want, sizeof(float)) != 0) { /* batch-invariant: bit for bit */
           fprintf(stderr, "[%s] item %d alone differs from the batch at output %d[%zu]: %g vs %g\n",
                   label(s), b, j, e, (double)o[e], (double)want);
           fails++;
@@ -337,6 +341,35 @@ static int check_per_item(checker *c, camd_session *ses) {
   }
   camd_session_destroy(one);
   for (int j = 0; j < s->n_out; j++) free(batched[j]);
+  return fails;
+}
+
+/* The forward at 1 thread and at 3 threads: the kernels split outputs, never sums, so the
+ * outputs must be identical bit for bit. */
+static int check_threads(checker *c, camd_session *ses) {
+  const opcheck_spec *s = c->spec;
+  camd_error err = {0};
+  float *ref[OPCHECK_MAX_IO] = {0};
+  int fails = 0;
+  for (int pass = 0; pass < 2 && !fails; pass++) {
+    if (camd_session_set_threads(ses, pass ? 3 : 1, &err) || forward(c, ses, -1, &err)) {
+      fprintf(stderr, "[%s] threads: %s\n", label(s), err.message);
+      fails++;
+      break;
+    }
+    for (int j = 0; j < s->n_out && !fails; j++) {
+      const float *o = camd_session_value(ses, c->out_ids[j], NULL);
+      size_t bytes = sizeof(float) * c->out_count[j];
+      if (!pass) {
+        ref[j] = malloc(bytes + 1);
+        memcpy(ref[j], o, bytes);
+      } else if (memcmp(ref[j], o, bytes) != 0) {
+        fprintf(stderr, "[%s] output %d differs between 1 and 3 threads\n", label(s), j);
+        fails++;
+      }
+    }
+  }
+  for (int j = 0; j < OPCHECK_MAX_IO; j++) free(ref[j]);
   return fails;
 }
 
@@ -359,6 +392,7 @@ int opcheck_run(const opcheck_spec *spec) {
     }
   }
   if (!fails) fails += check_per_item(&c, ses);
+  if (!fails) fails += check_threads(&c, ses);
   camd_session_destroy(ses);
   camd_model_release(c.model);
   for (int i = 0; i < OPCHECK_MAX_IO; i++) {

@@ -21,8 +21,8 @@ typedef struct opcheck_spec {
   int opset;
   int n_in;
   camd_shape in_shapes[OPCHECK_MAX_IO]; /* batched inputs: dims[0] is the batch (same for all) */
-  unsigned in_const;     /* bit i: input i is a float constant (random weights), not batched */
-  unsigned in_absent;    /* bit i: input i is absent (optional input left empty) */
+  unsigned in_const;  /* bit i: input i is a float constant (random weights), not batched */
+  unsigned in_absent; /* bit i: input i is absent (optional input left empty) */
   const int64_t *int_inputs[OPCHECK_MAX_IO]; /* non-NULL: input i is an int64 constant */
   const float *float_values[OPCHECK_MAX_IO]; /* non-NULL: use these values instead of random */
   int n_out;
@@ -34,7 +34,7 @@ typedef struct opcheck_spec {
   double fwd_tol;      /* max abs diff allowed, relative to max(1, max|ref|); 0 = 1e-5 */
   double grad_tol;     /* max abs diff allowed, relative to max(1e-3, max|fd|); 0 = 1e-3 */
   uint64_t seed;
-  const char *label;   /* printed in failure messages */
+  const char *label; /* printed in failure messages */
 } opcheck_spec;
 
 /* Returns the number of failures (0 = pass); prints what differs. Also runs the op through

@@ -367,5 +367,56 @@ static void test_refusals_and_helpers(void) {
   CHECK_NEAR(camd_box_iou(0, 0, 1, 1, 0, 0, 1, 1), 1, 1e-12);
 }
 
+/* select_topk: the classes come from the CAM's own forward, ranked here from the double
+ * reference logits; the maps equal those of the same classes given explicitly. */
+static void test_select_topk(void) {
+  fixture f;
+  setup(&f);
+  double act[C * HW], logits[K];
+  clean(act, logits);
+  int order[K];
+  for (int i = 0; i < K; i++) order[i] = i;
+  for (int i = 0; i < K; i++) { /* selection sort, best first, ties: lower index */
+    for (int j = i + 1; j < K; j++) {
+      if (logits[order[j]] > logits[order[i]] ||
+          (logits[order[j]] == logits[order[i]] && order[j] < order[i])) {
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+      }
+    }
+  }
+  const camd_cam_method methods[] = {CAMD_CAM_GRADCAM, CAMD_CAM_CAM, CAMD_CAM_SCORECAM};
+  for (int mi = 0; mi < 3; mi++) {
+    camd_error err = {0};
+    camd_cam_request req;
+    camd_cam_request_init(&req);
+    req.method = methods[mi];
+    req.layer = f.act;
+    req.output = f.logits;
+    req.select_topk = 3;
+    camd_cam_maps out;
+    CHECK_MSG(camd_cam_compute(f.s, f.w, x_in, &req, &out, &err) == 0, "%s", err.message);
+    CHECK_EQ_INT(out.n_classes, 3);
+    float sel[3 * HW];
+    memcpy(sel, out.maps, sizeof(sel));
+    for (int k = 0; k < 3; k++) CHECK_EQ_INT(out.classes[k], order[k]);
+    req.select_topk = 0;
+    req.classes = order;
+    req.n_classes = 3;
+    CHECK_MSG(camd_cam_compute(f.s, f.w, x_in, &req, &out, &err) == 0, "%s", err.message);
+    CHECK(memcmp(sel, out.maps, sizeof(sel)) == 0);
+  }
+  camd_error err = {0};
+  camd_cam_request req;
+  camd_cam_request_init(&req);
+  req.layer = f.act;
+  req.output = f.logits;
+  req.select_topk = K + 1; /* more than the output has */
+  camd_cam_maps out;
+  CHECK_EQ_INT(camd_cam_compute(f.s, f.w, x_in, &req, &out, &err), CAMD_E_INVALID);
+  teardown(&f);
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_gap_linear_methods), CAMD_TEST(test_score_and_eigen),
-               CAMD_TEST(test_refusals_and_helpers))
+               CAMD_TEST(test_refusals_and_helpers), CAMD_TEST(test_select_topk))

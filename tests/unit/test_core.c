@@ -1,5 +1,6 @@
 /* Unit tests for core utilities: base64 (RFC 4648 vectors), sha256 (FIPS 180-4 vectors), arena,
- * buf, read_file limits, rng. */
+ * buf, read_file limits, rng, log level filter, the status table and the error struct, the strict
+ * number parsers, path helpers. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,7 +173,9 @@ static void test_buf(void) {
 }
 
 static void test_read_file(void) {
-  char path[] = "/tmp/camd_test_core_XXXXXX";
+  char path[512];
+  const char *tmp = getenv("TMPDIR");
+  snprintf(path, sizeof(path), "%s/camd_test_core_XXXXXX", tmp ? tmp : "/tmp");
   int fd = mkstemp(path);
   CHECK(fd >= 0);
   if (fd < 0) return;
@@ -214,15 +217,125 @@ static void test_rng_time(void) {
   CHECK(t1 >= t0);
 }
 
-static void test_log(void) {
-  camd_log_set_level(CAMD_LOG_ERROR);
-  camd_log(CAMD_LOG_INFO, "this must not appear %d", 1);
-  camd_log(CAMD_LOG_ERROR, "test_core log line (expected) %s", "ok");
+/* Runs camd_log at `level` with the filter at `min`, stderr captured; the bytes written. */
+static size_t log_capture(camd_log_level min, camd_log_level level, const char *text, char *out,
+                          size_t cap) {
+  char path[512];
+  const char *tmp = getenv("TMPDIR");
+  snprintf(path, sizeof(path), "%s/camd_test_log_XXXXXX", tmp ? tmp : "/tmp");
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  if (fd < 0) return 0;
+  fflush(stderr);
+  int saved = dup(2);
+  dup2(fd, 2);
+  camd_log_set_level(min);
+  camd_log(level, "%s", text);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
   camd_log_set_level(CAMD_LOG_INFO);
+  ssize_t n = pread(fd, out, cap - 1, 0);
+  close(fd);
+  unlink(path);
+  out[n > 0 ? n : 0] = 0;
+  return n > 0 ? (size_t)n : 0;
+}
+
+/* The level filter drops lower levels; a line is one line (embedded newlines replaced). */
+static void test_log(void) {
+  char buf[4096];
+  CHECK_EQ_INT(log_capture(CAMD_LOG_ERROR, CAMD_LOG_INFO, "dropped", buf, sizeof(buf)), 0);
+  CHECK_EQ_INT(log_capture(CAMD_LOG_WARN, CAMD_LOG_DEBUG, "dropped", buf, sizeof(buf)), 0);
+  size_t n = log_capture(CAMD_LOG_ERROR, CAMD_LOG_ERROR, "kept\nsecond", buf, sizeof(buf));
+  CHECK(n > 0 && buf[n - 1] == '\n' && strchr(buf, '\n') == buf + n - 1);
+  CHECK(strstr(buf, " error ") && strstr(buf, "kept second"));
+  n = log_capture(CAMD_LOG_DEBUG, CAMD_LOG_WARN, "w", buf, sizeof(buf));
+  CHECK(n > 0 && strstr(buf, " warn  w"));
+}
+
+static void test_parse_numbers(void) {
+  long long v = 42;
+  CHECK(camd_parse_int("-17", -100, 100, &v) == 0 && v == -17);
+  CHECK(camd_parse_int("+5", 0, 10, &v) == 0 && v == 5);
+  CHECK(camd_parse_int("9223372036854775807", 0, 9223372036854775807LL, &v) == 0);
+  const char *bad_int[] = {"",  " 5", "5 ", "0x10", "1e3", "5.0", "+", "-", "99999999999999999999",
+                           "11"};
+  for (size_t i = 0; i < sizeof(bad_int) / sizeof(bad_int[0]); i++) {
+    v = 42;
+    CHECK_MSG(camd_parse_int(bad_int[i], 0, 10, &v) == -1 && v == 42, "'%s'", bad_int[i]);
+  }
+  CHECK(camd_parse_int(NULL, 0, 10, &v) == -1);
+  double d = 7;
+  CHECK(camd_parse_double("1e-1", &d) == 0 && d == 0.1);
+  CHECK(camd_parse_double(".5", &d) == 0 && d == 0.5);
+  CHECK(camd_parse_double("-3.", &d) == 0 && d == -3.0);
+  const char *bad_f[] = {"", "nan", "inf", "0x1p3", " 1", "1 ", ".", "1e", "1e400", "1,5", "e5"};
+  for (size_t i = 0; i < sizeof(bad_f) / sizeof(bad_f[0]); i++) {
+    d = 7;
+    CHECK_MSG(camd_parse_double(bad_f[i], &d) == -1 && d == 7, "'%s'", bad_f[i]);
+  }
+}
+
+static void test_path_dirname(void) {
+  const char *cases[][2] = {{"a/b.onnx", "a"},  {"/x.json", "/"},      {"x.json", "."},
+                            {"/a/b/c", "/a/b"}, {"a/b/", "a/b"},       {"", "."},
+                            {"./m.onnx", "."},  {"../m/l.txt", "../m"}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char out[64];
+    CHECK_MSG(camd_path_dirname(cases[i][0], out, sizeof(out)) == 0 && !strcmp(out, cases[i][1]),
+              "'%s' -> '%s'", cases[i][0], out);
+  }
+  char small[4];
+  CHECK(camd_path_dirname("abcd/e", small, sizeof(small)) == -1);
+  CHECK(camd_path_dirname("abc/e", small, sizeof(small)) == 0 && !strcmp(small, "abc"));
+}
+
+/* One code per meaning: values and codes unique; every error status maps to a 4xx/5xx. */
+static void test_status_table(void) {
+  static const struct {
+    int value, http;
+    const char *code;
+  } rows[] = {
+#define ROW(name, value, http, code, msg) {value, http, code},
+      CAMD_STATUS_MAP(ROW)
+#undef ROW
+  };
+  size_t n = sizeof(rows) / sizeof(rows[0]);
+  for (size_t i = 0; i < n; i++) {
+    CHECK_EQ_INT(camd_status_http(rows[i].value), rows[i].http);
+    CHECK(!strcmp(camd_status_code(rows[i].value), rows[i].code));
+    if (rows[i].value) CHECK_MSG(rows[i].http >= 400 && rows[i].http <= 599, "%s", rows[i].code);
+    for (size_t j = 0; j < i; j++) {
+      CHECK_MSG(rows[i].value != rows[j].value, "value %d twice", rows[i].value);
+      CHECK_MSG(strcmp(rows[i].code, rows[j].code), "code %s twice", rows[i].code);
+    }
+  }
+  CHECK(!strcmp(camd_status_code(12345), "unknown"));
+  CHECK_EQ_INT(camd_status_http(12345), 500);
+}
+
+/* The callee's status survives prefixing, with or without an error struct. */
+static void test_error_prefix(void) {
+  CHECK_EQ_INT(camd_error_prefix(NULL, CAMD_E_NOMEM, "ctx %d: ", 1), CAMD_E_NOMEM);
+  CHECK_EQ_INT(camd_error_prefix(NULL, CAMD_E_IO, "ctx: "), CAMD_E_IO);
+  camd_error err = {0};
+  camd_error_set(&err, CAMD_E_IO, "cannot read '%s'", "x");
+  CHECK_EQ_INT(camd_error_prefix(&err, CAMD_E_IO, "model '%s': ", "m"), CAMD_E_IO);
+  CHECK_EQ_INT(err.status, CAMD_E_IO);
+  CHECK(!strcmp(err.message, "model 'm': cannot read 'x'"));
+  /* a long prefix truncates, never overflows */
+  char big[2 * CAMD_ERROR_MESSAGE_MAX];
+  memset(big, 'a', sizeof(big) - 1);
+  big[sizeof(big) - 1] = 0;
+  CHECK_EQ_INT(camd_error_prefix(&err, CAMD_E_NOMEM, "%s", big), CAMD_E_NOMEM);
+  CHECK_EQ_INT(strlen(err.message), CAMD_ERROR_MESSAGE_MAX - 1);
 }
 
 CAMD_TEST_MAIN(CAMD_TEST(test_base64_encode_rfc4648), CAMD_TEST(test_base64_decode_rfc4648),
                CAMD_TEST(test_base64_urlsafe_whitespace), CAMD_TEST(test_base64_strict),
                CAMD_TEST(test_base64_roundtrip_binary), CAMD_TEST(test_sha256_fips),
                CAMD_TEST(test_sha256_million_a), CAMD_TEST(test_arena), CAMD_TEST(test_buf),
-               CAMD_TEST(test_read_file), CAMD_TEST(test_rng_time), CAMD_TEST(test_log))
+               CAMD_TEST(test_read_file), CAMD_TEST(test_rng_time), CAMD_TEST(test_log),
+               CAMD_TEST(test_status_table), CAMD_TEST(test_error_prefix),
+               CAMD_TEST(test_parse_numbers), CAMD_TEST(test_path_dirname))

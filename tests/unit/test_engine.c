@@ -401,8 +401,119 @@ static void test_batchnorm_folding_keeps_conv_output(void) {
   camd_model_release(m);
 }
 
+/* Plan-time fusion (session.c plan_fuse): x → Conv 3x3 → Relu → r → Conv 1x1 → Clip(0, 6) → y.
+ * A plain run fuses both activations into their convolutions; a run that keeps the convolution
+ * outputs cannot. Both must equal the double reference, and each other bit for bit; a fused
+ * convolution output is not readable; a backward through the pair still works (no fusion on the
+ * backward path). */
+static void test_fused_activations(void) {
+  enum { FC = 2, FM = 3, FH = 5, FW = 6, FB = 2 };
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_rng r;
+  camd_rng_seed(&r, 7);
+  float w1[FM * FC * 9], w2[FM * FM], b1[FM];
+  for (int i = 0; i < FM * FC * 9; i++) w1[i] = (float)(camd_rng_uniform(&r) * 2 - 1);
+  for (int i = 0; i < FM * FM; i++) w2[i] = (float)(camd_rng_uniform(&r) * 4 - 1);
+  for (int i = 0; i < FM; i++) b1[i] = (float)(camd_rng_uniform(&r) - 0.5);
+  camd_shape xs = {4, {1, FC, FH, FW}}, w1s = {4, {FM, FC, 3, 3}}, w2s = {4, {FM, FM, 1, 1}};
+  camd_shape b1s = {1, {FM}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  float *d1 = malloc(sizeof(w1)), *d2 = malloc(sizeof(w2)), *db = malloc(sizeof(b1));
+  memcpy(d1, w1, sizeof(w1));
+  memcpy(d2, w2, sizeof(w2));
+  memcpy(db, b1, sizeof(b1));
+  int w1id = camd_graph_add_constant(g, "w1", CAMD_FLOAT32, &w1s, d1, &err);
+  int w2id = camd_graph_add_constant(g, "w2", CAMD_FLOAT32, &w2s, d2, &err);
+  int b1id = camd_graph_add_constant(g, "b1", CAMD_FLOAT32, &b1s, db, &err);
+  const int64_t pads[4] = {1, 1, 1, 1};
+  camd_attr pa = {.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4};
+  camd_attr lo = {.name = "min", .type = CAMD_ATTR_FLOAT, .f = 0.0f};
+  camd_attr hi = {.name = "max", .type = CAMD_ATTR_FLOAT, .f = 6.0f};
+  camd_attr clip_attrs[2] = {lo, hi};
+  const char *n1[] = {"c1"}, *n2[] = {"r"}, *n3[] = {"c2"}, *n4[] = {"y"};
+  int c1, rr, c2, y;
+  int i1[] = {x, w1id, b1id}, i2[1], i3[2], i4[1];
+  CHECK(!camd_graph_add_node(g, "Conv", "conv1", 13, 3, i1, 1, n1, &pa, 1, &c1, &err));
+  i2[0] = c1;
+  CHECK(!camd_graph_add_node(g, "Relu", "relu", 13, 1, i2, 1, n2, NULL, 0, &rr, &err));
+  i3[0] = rr;
+  i3[1] = w2id;
+  CHECK(!camd_graph_add_node(g, "Conv", "conv2", 13, 2, i3, 1, n3, NULL, 0, &c2, &err));
+  i4[0] = c2;
+  CHECK(!camd_graph_add_node(g, "Clip", "clip", 6, 1, i4, 1, n4, clip_attrs, 2, &y, &err));
+  CHECK(!camd_graph_mark_output(g, y, &err));
+  camd_model *m = NULL;
+  CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+  float xin[FB * FC * FH * FW];
+  random_input(xin, sizeof(xin) / sizeof(xin[0]), 11);
+  /* Double reference. */
+  double ref[FB * FM * FH * FW];
+  for (int b = 0; b < FB; b++) {
+    double rv[FM * FH * FW];
+    for (int mo = 0; mo < FM; mo++)
+      for (int i = 0; i < FH; i++)
+        for (int j = 0; j < FW; j++) {
+          double acc = b1[mo];
+          for (int c = 0; c < FC; c++)
+            for (int ki = 0; ki < 3; ki++)
+              for (int kj = 0; kj < 3; kj++) {
+                int ii = i + ki - 1, jj = j + kj - 1;
+                if (ii < 0 || ii >= FH || jj < 0 || jj >= FW) continue;
+                acc += (double)w1[((mo * FC + c) * 3 + ki) * 3 + kj] *
+                       xin[((b * FC + c) * FH + ii) * FW + jj];
+              }
+          rv[(mo * FH + i) * FW + j] = acc > 0 ? acc : 0;
+        }
+    for (int mo = 0; mo < FM; mo++)
+      for (int q = 0; q < FH * FW; q++) {
+        double acc = 0;
+        for (int c = 0; c < FM; c++) acc += (double)w2[mo * FM + c] * rv[c * FH * FW + q];
+        ref[(b * FM + mo) * FH * FW + q] = acc < 0 ? 0 : acc > 6 ? 6 : acc;
+      }
+  }
+  camd_session *s = NULL;
+  CHECK(!camd_session_create(m, FB, &s, &err));
+  float fused[FB * FM * FH * FW];
+  CHECK(!camd_session_set_profiling(s, true, &err));
+  CHECK_MSG(!camd_session_forward(s, FB, xin, NULL, &err), "%s", err.message);
+  /* The profile shows which nodes ran: the convolutions, not the activations fused into them. */
+  const uint64_t *ns = camd_session_profile(s);
+  CHECK(ns && ns[0] > 0 && ns[1] == 0 && ns[2] > 0 && ns[3] == 0);
+  CHECK(!camd_session_set_profiling(s, false, &err));
+  const float *out = camd_session_value(s, y, NULL);
+  CHECK(out != NULL);
+  memcpy(fused, out, sizeof(fused));
+  double mx = 0;
+  for (int i = 0; i < FB * FM * FH * FW; i++) mx = fmax(mx, fabs(fused[i] - ref[i]));
+  CHECK_MSG(mx <= 1e-4, "fused forward differs from the reference by %g", mx);
+  CHECK(camd_session_value(s, c1, NULL) == NULL); /* fused away, not observable */
+  int keep[2] = {c1, c2};
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  o.retain = keep;
+  o.n_retain = 2;
+  CHECK_MSG(!camd_session_forward(s, FB, xin, &o, &err), "%s", err.message);
+  out = camd_session_value(s, y, NULL);
+  CHECK(out != NULL && memcmp(out, fused, sizeof(fused)) == 0);
+  CHECK(camd_session_value(s, c1, NULL) != NULL && camd_session_value(s, c2, NULL) != NULL);
+  /* Backward from y to x's first convolution output: the pair on the path is not fused. */
+  camd_forward_opts_init(&o);
+  o.grad_to = c1;
+  CHECK_MSG(!camd_session_forward(s, FB, xin, &o, &err), "%s", err.message);
+  out = camd_session_value(s, y, NULL);
+  CHECK(out != NULL && memcmp(out, fused, sizeof(fused)) == 0);
+  float seed[FB * FM * FH * FW];
+  for (int i = 0; i < FB * FM * FH * FW; i++) seed[i] = 1.0f;
+  CHECK_MSG(!camd_session_backward(s, y, seed, &err), "%s", err.message);
+  CHECK(camd_session_grad(s, c1, NULL) != NULL);
+  camd_session_destroy(s);
+  camd_model_release(m);
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_batchnorm_folding_keeps_conv_output),
                CAMD_TEST(test_forward_and_kept_values), CAMD_TEST(test_several_backward_targets),
                CAMD_TEST(test_shared_input_hook), CAMD_TEST(test_targets_and_suggestion),
                CAMD_TEST(test_batch_folding_graph_is_single_batch),
-               CAMD_TEST(test_unsupported_op_message), CAMD_TEST(test_empty_tensors))
+               CAMD_TEST(test_unsupported_op_message), CAMD_TEST(test_empty_tensors),
+               CAMD_TEST(test_fused_activations))

@@ -1,5 +1,6 @@
 /* Unit tests of the model config entry parser (camd_model_config_from_json_text): every key,
- * every alias, every error path. */
+ * every alias, every error path; and of camd_model_config_set (one key, the CLI's flags). */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -277,6 +278,53 @@ static void test_errors(void) {
   CHECK_EQ_INT(camd_model_config_from_json_text(NULL, NULL, NULL, &err), CAMD_E_INVALID);
 }
 
-CAMD_TEST_MAIN(CAMD_TEST(test_defaults), CAMD_TEST(test_minimal_and_paths),
-               CAMD_TEST(test_all_keys), CAMD_TEST(test_aliases), CAMD_TEST(test_layouts),
+/* One key at a time: the entry parser's rules and messages; cfg unchanged on error. */
+static void test_set_one_key(void) {
+  camd_model_config c;
+  camd_model_config_init(&c);
+  snprintf(c.name, sizeof(c.name), "m1");
+  camd_error err = {0};
+  json_t *v = json_pack("[ii]", 320, 240);
+  CHECK_MSG(camd_model_config_set(&c, "input_size", v, NULL, &err) == 0, "%s", err.message);
+  json_decref(v);
+  CHECK(c.preprocess.width == 320 && c.preprocess.height == 240);
+  v = json_integer(100);
+  CHECK(camd_model_config_set(&c, "input_height", v, NULL, &err) == 0); /* alias */
+  json_decref(v);
+  CHECK_EQ_INT(c.preprocess.height, 100);
+  v = json_string("rel/m.onnx");
+  CHECK(camd_model_config_set(&c, "onnx", v, "/base", &err) == 0);
+  json_decref(v);
+  CHECK(!strcmp(c.path, "/base/rel/m.onnx"));
+
+  camd_model_config before = c;
+  v = json_integer(0);
+  CHECK_EQ_INT(camd_model_config_set(&c, "width", v, NULL, &err), CAMD_E_INVALID);
+  json_decref(v);
+  CHECK(strstr(err.message, "model 'm1'") && strstr(err.message, "1..16384"));
+  v = json_string("crop");
+  CHECK_EQ_INT(camd_model_config_set(&c, "resize", v, NULL, &err), CAMD_E_INVALID);
+  json_decref(v);
+  CHECK(strstr(err.message, "\"stretch\", \"shorter\""));
+  v = json_integer(1);
+  CHECK_EQ_INT(camd_model_config_set(&c, "colour", v, NULL, &err), CAMD_E_INVALID);
+  CHECK(strstr(err.message, "unknown key \"colour\"") && strstr(err.message, "path (alias onnx)"));
+  CHECK_EQ_INT(camd_model_config_set(&c, "name", v, NULL, &err), CAMD_E_INVALID);
+  json_decref(v);
+  CHECK(!memcmp(&before, &c, sizeof(c))); /* errors leave cfg as it was */
+  /* rules across keys: BGR needs 3 channels */
+  v = json_true();
+  CHECK(camd_model_config_set(&c, "bgr", v, NULL, &err) == 0);
+  json_decref(v);
+  before = c;
+  v = json_integer(1);
+  CHECK_EQ_INT(camd_model_config_set(&c, "channels", v, NULL, &err), CAMD_E_INVALID);
+  json_decref(v);
+  CHECK(strstr(err.message, "BGR needs"));
+  CHECK(!memcmp(&before, &c, sizeof(c)));
+}
+
+CAMD_TEST_MAIN(CAMD_TEST(test_defaults), CAMD_TEST(test_set_one_key),
+               CAMD_TEST(test_minimal_and_paths), CAMD_TEST(test_all_keys), CAMD_TEST(test_aliases),
+               CAMD_TEST(test_layouts),
                CAMD_TEST(test_errors))

@@ -55,14 +55,14 @@ static void expect_set(camd_explain_options *o, const camd_explainer *e, const c
 static void test_defaults(void) {
   camd_explain_options o;
   camd_explain_options_init(&o, NULL);
-  CHECK(!strcmp(o.method, "gradcam"));
+  CHECK_EQ_INT(o.method, CAMD_CAM_GRADCAM);
   CHECK(!o.layer[0]);
   CHECK_EQ_INT(o.n_targets, 0);
   CHECK_EQ_INT(o.target_topk, 1);
   CHECK_EQ_INT(o.topk, 5);
-  CHECK(!strcmp(o.score, "logit"));
+  CHECK_EQ_INT(o.score, CAMD_EXPLAIN_SCORE_LOGIT);
   CHECK(o.relu);
-  CHECK(!strcmp(o.normalize, "minmax"));
+  CHECK_EQ_INT(o.normalize, CAMD_NORMALIZE_MINMAX);
   CHECK(!o.aug_smooth && !o.eigen_smooth);
   CHECK_EQ_INT(o.colormap, CAMD_COLORMAP_JET);
   CHECK_NEAR(o.alpha, 0.5, 0);
@@ -77,11 +77,11 @@ static void test_simple_keys(void) {
   camd_explain_options o;
   camd_explain_options_init(&o, NULL);
   OK(&o, NULL, "method", "scorecam");
-  CHECK(!strcmp(o.method, "scorecam"));
+  CHECK_EQ_INT(o.method, CAMD_CAM_SCORECAM);
   OK(&o, NULL, "method", "gradcam++");
   BAD(&o, NULL, "method", "gradcma", "method='gradcma'", "gradcam");
   BAD(&o, NULL, "method", "", "method", "layercam");
-  CHECK(!strcmp(o.method, "gradcam++"));
+  CHECK_EQ_INT(o.method, CAMD_CAM_GRADCAMPP);
 
   OK(&o, NULL, "topk", "10");
   CHECK_EQ_INT(o.topk, 10);
@@ -93,7 +93,9 @@ static void test_simple_keys(void) {
   CHECK_EQ_INT(o.topk, 10);
 
   OK(&o, NULL, "score", "softmax");
-  CHECK(!strcmp(o.score, "softmax"));
+  CHECK_EQ_INT(o.score, CAMD_EXPLAIN_SCORE_SOFTMAX);
+  OK(&o, NULL, "score", "output");
+  CHECK_EQ_INT(o.score, CAMD_EXPLAIN_SCORE_OUTPUT);
   BAD(&o, NULL, "score", "prob", "score='prob'", "logit, softmax, sigmoid");
 
   OK(&o, NULL, "relu", "off");
@@ -108,7 +110,7 @@ static void test_simple_keys(void) {
   BAD(&o, NULL, "eigen_smooth", "", "eigen_smooth", NULL);
 
   OK(&o, NULL, "normalize", "none");
-  CHECK(!strcmp(o.normalize, "none"));
+  CHECK_EQ_INT(o.normalize, CAMD_NORMALIZE_NONE);
   BAD(&o, NULL, "normalize", "max", "normalize='max'", "minmax, none");
 
   OK(&o, NULL, "colormap", "viridis");
@@ -190,6 +192,36 @@ static void test_outputs(void) {
   BAD(&o, NULL, "outputs", "overlay,,mask", "outputs", "overlay, heatmap");
   BAD(&o, NULL, "outputs", "overlay,svg", "unknown output 'svg'", "overlay, heatmap");
   CHECK_EQ_INT(o.outputs, 0);
+}
+
+/* Equality is field by field: what the batching of the server relies on. */
+static void test_equal(void) {
+  camd_explain_options a, b;
+  camd_explain_options_init(&a, NULL);
+  memset(&b, 0xA5, sizeof(b)); /* stale bytes must not matter */
+  camd_explain_options_init(&b, NULL);
+  CHECK(camd_explain_options_equal(&a, &b));
+  b.targets[5] = 9;                  /* beyond n_targets */
+  snprintf(b.layer + 10, 8, "junk"); /* after the layer's NUL */
+  CHECK(camd_explain_options_equal(&a, &b));
+  OK(&a, NULL, "target", "1,2");
+  CHECK(!camd_explain_options_equal(&a, &b));
+  OK(&b, NULL, "target", "1,2");
+  CHECK(camd_explain_options_equal(&a, &b));
+  OK(&b, NULL, "target", "1,3");
+  CHECK(!camd_explain_options_equal(&a, &b));
+  OK(&b, NULL, "target", "1,2");
+  const char *kv[][2] = {
+      {"method", "scorecam"}, {"layer", "x"},        {"topk", "3"},       {"score", "output"},
+      {"relu", "false"},      {"normalize", "none"}, {"aug_smooth", "1"}, {"eigen_smooth", "1"},
+      {"colormap", "gray"},   {"alpha", "0.3"},      {"outputs", "raw"},  {"bbox_threshold", "0.5"},
+      {"n_samples", "3"},     {"noise_std", "1"},    {"seed", "7"},       {"target", "top2"}};
+  for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+    camd_explain_options c = b;
+    OK(&c, NULL, kv[i][0], kv[i][1]);
+    CHECK_MSG(!camd_explain_options_equal(&b, &c), "%s=%s must make the options differ", kv[i][0],
+              kv[i][1]);
+  }
 }
 
 static void test_targets_without_model(void) {
@@ -435,15 +467,30 @@ static void test_run(void) {
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, in, 3, false, NULL, &r, &err), CAMD_E_LIMIT);
   CHECK(strstr(err.message, "3 images") && strstr(err.message, "1..2"));
 
+  /* A bad image fails alone: its item has the status, the other one is complete. */
   camd_explain_input bad[2] = {{png, png_len}, {jpg, jpg_len}};
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, bad, 2, false, NULL, &r, &err), CAMD_E_FORMAT);
   CHECK_MSG(strstr(err.message, "image 1"), "%s", err.message);
-  CHECK(r.json == NULL && r.png == NULL);
+  CHECK_EQ_INT(r.n_items, 2);
+  if (r.n_items == 2) {
+    CHECK_EQ_INT(r.items[1].status, CAMD_E_FORMAT);
+    CHECK(r.items[1].message && !strstr(r.items[1].message, "image 1"));
+    CHECK(r.items[1].n_maps == 0 && r.items[1].n_predictions == 0);
+    CHECK(camd_explain_item_json(&r, 1, 1) == NULL);
+    CHECK_EQ_INT(r.items[0].status, 0);
+    CHECK_EQ_INT(r.items[0].n_maps, 1);
+    CHECK_EQ_INT(r.items[0].n_predictions, 5);
+    CHECK(r.items[0].maps && r.items[0].maps[0].overlay.data);
+  }
+  camd_explain_result_free(&r);
+  CHECK(r.n_items == 0 && r.items == NULL && r.explainer == NULL);
   camd_explain_input text = {"hello", 5};
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, &text, 1, false, NULL, &r, &err), CAMD_E_MEDIA);
   CHECK_MSG(strstr(err.message, "image 0"), "%s", err.message);
+  camd_explain_result_free(&r);
   camd_explain_limits lim = {{100, 100, 0}};
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, in, 1, false, &lim, &r, &err), CAMD_E_LIMIT);
+  camd_explain_result_free(&r);
 
   /* Options checked again at run time (they may have been set without the model). */
   camd_explain_options o2 = o;
@@ -459,16 +506,46 @@ static void test_run(void) {
   o2.topk = 6;
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o2, in, 1, true, NULL, &r, &err), CAMD_E_INVALID);
   o2 = o;
-  snprintf(o2.method, sizeof(o2.method), "bogus");
+  o2.method = CAMD_CAM_METHOD_COUNT;
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o2, in, 1, false, NULL, &r, &err), CAMD_E_INVALID);
+  o2 = o;
+  o2.score = CAMD_EXPLAIN_SCORE_COUNT;
+  CHECK_EQ_INT(camd_explain_run(ctx, e, &o2, in, 1, false, NULL, &r, &err), CAMD_E_INVALID);
+  o2 = o;
+  o2.outputs = CAMD_OUT_ALL + 1;
+  CHECK_EQ_INT(camd_explain_run(ctx, e, &o2, in, 1, false, NULL, &r, &err), CAMD_E_INVALID);
+  CHECK(r.n_items == 0 && r.items == NULL); /* a failed call leaves the result empty */
 
-  /* One image: JSON object; overlay PNG handed back. */
+  /* One image: its item, and its JSON object; the overlay PNG in the map. */
   OK(&o, e, "outputs", "all");
   OK(&o, e, "target", "top2");
   CHECK_MSG(camd_explain_run(ctx, e, &o, in, 1, false, NULL, &r, &err) == 0, "%s", err.message);
-  json_t *j = r.json ? json_loads(r.json, 0, NULL) : NULL;
+  CHECK_EQ_INT(r.n_items, 1);
+  CHECK_EQ_INT(r.timings.batch_size, 1);
+  CHECK(r.timings.total_ms >= r.timings.ms[CAMD_STAGE_DECODE]);
+  json_t *j = camd_explain_item_json(&r, 0, 0);
   CHECK(j && json_is_object(j));
-  CHECK(r.png && r.png_len > 8 && !memcmp(r.png, "\x89PNG", 4));
+  if (r.n_items == 1) {
+    const camd_explain_item *it = &r.items[0];
+    CHECK_EQ_INT(it->n_maps, 2);
+    const camd_explain_blob *ov = it->n_maps ? &it->maps[0].overlay : NULL;
+    CHECK(ov && ov->data && ov->len > 8 && !memcmp(ov->data, "\x89PNG", 4));
+    /* the JSON overlay is the item's PNG, base64-encoded */
+    const char *b64 = json_string_value(
+        json_object_get(json_array_get(json_object_get(j, "explanations"), 0), "overlay"));
+    size_t dec_len = 0;
+    unsigned char *dec = b64 ? camd_base64_decode(b64, strlen(b64), &dec_len, NULL) : NULL;
+    CHECK(dec && ov && dec_len == ov->len && !memcmp(dec, ov->data, dec_len));
+    free(dec);
+    CHECK_EQ_INT(it->width, 451);
+    CHECK_EQ_INT(it->n_predictions, 5);
+    if (it->n_maps == 2 && it->n_predictions == 5) {
+      CHECK_EQ_INT(it->maps[0].target.index, it->predictions[0].index);
+      CHECK_EQ_INT(it->maps[1].target.index, it->predictions[1].index);
+      CHECK_EQ_INT(it->maps[0].raw_width, 16);
+      CHECK(it->maps[1].mask.data != NULL);
+    }
+  }
   if (j) {
     json_t *ex = json_object_get(j, "explanations");
     CHECK_EQ_INT(json_array_size(ex), 2);
@@ -488,23 +565,35 @@ static void test_run(void) {
     CHECK_EQ_INT(json_array_size(json_object_get(raw, "values")), 256);
     CHECK(json_object_get(json_array_get(ex, 1), "mask") != NULL);
     CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "image"), "width")), 451);
+    /* the README's key order */
+    const char *order[] = {"model", "camd_version", "method",       "layer",   "image",
+                           "input", "predictions",  "explanations", "options", "timings_ms"};
+    const char *key;
+    json_t *v;
+    size_t k = 0;
+    json_object_foreach(j, key, v) {
+      CHECK_MSG(k < 10 && !strcmp(key, order[k]), "key %zu is '%s'", k, key);
+      k++;
+    }
+    CHECK_EQ_INT(k, 10);
   }
   json_decref(j);
   camd_explain_result_free(&r);
-  CHECK(r.json == NULL && r.png == NULL);
+  CHECK(r.n_items == 0 && r.items == NULL);
 
-  /* Two images: a JSON array; predict_only has no explanations. */
+  /* Two images: two items; predict_only has no explanations; the JSON index is the caller's. */
   CHECK(camd_explain_run(ctx, e, &o, in, 2, true, NULL, &r, &err) == 0);
-  j = r.json ? json_loads(r.json, 0, NULL) : NULL;
-  CHECK(j && json_is_array(j) && json_array_size(j) == 2);
+  CHECK_EQ_INT(r.n_items, 2);
+  j = camd_explain_item_json(&r, 1, 7);
+  CHECK(j != NULL);
   if (j) {
-    json_t *a = json_array_get(j, 1);
-    CHECK(json_object_get(a, "explanations") == NULL);
-    CHECK_EQ_INT(json_array_size(json_object_get(a, "predictions")), 5);
-    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(a, "image"), "index")), 1);
+    CHECK(json_object_get(j, "explanations") == NULL);
+    CHECK(json_object_get(j, "method") == NULL);
+    CHECK_EQ_INT(json_array_size(json_object_get(j, "predictions")), 5);
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "image"), "index")), 7);
   }
   json_decref(j);
-  CHECK(r.png == NULL);
+  if (r.n_items == 2) CHECK(r.items[1].n_maps == 0 && r.items[1].maps == NULL);
   camd_explain_result_free(&r);
 
   /* A second explainer on the same ctx gets its own session; dropping it frees it later. */
@@ -527,5 +616,5 @@ static void test_run(void) {
 }
 
 CAMD_TEST_MAIN(CAMD_TEST(test_defaults), CAMD_TEST(test_simple_keys), CAMD_TEST(test_outputs),
-               CAMD_TEST(test_targets_without_model), CAMD_TEST(test_explainer),
-               CAMD_TEST(test_explainer_errors), CAMD_TEST(test_run))
+               CAMD_TEST(test_equal), CAMD_TEST(test_targets_without_model),
+               CAMD_TEST(test_explainer), CAMD_TEST(test_explainer_errors), CAMD_TEST(test_run))

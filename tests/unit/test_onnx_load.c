@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "camd/engine.h"
+#include "camd/graph.h"
 #include "camd/onnx.h"
 #include "helper_onnx.h"
 #include "testlib.h"
@@ -166,6 +167,20 @@ static void test_unsupported_lists_all(void) {
   camd_model *m = NULL;
   camd_onnx_load(camd_test_onnx_path("unsupported.onnx"), NULL, &m, &err);
   CHECK(strstr(err.message, "ok_relu") == NULL); /* a supported node is not listed */
+  /* the "supported:" list is the engine's op table (camd_op_count / camd_op_name) */
+  CHECK(camd_op_count() > 20);
+  CHECK(camd_op_name(-1) == NULL && camd_op_name(camd_op_count()) == NULL);
+  for (int i = 0; i < camd_op_count(); i++) {
+    const char *name = camd_op_name(i);
+    int mn = 0, mx = 0;
+    CHECK_MSG(name && camd_op_supported(name, 0, &mn, &mx) == false && mn > 0 && mx >= mn &&
+                  camd_op_supported(name, mn, NULL, NULL),
+              "op %d '%s'", i, name ? name : "(null)");
+    char item[64];
+    snprintf(item, sizeof(item), " %s", name ? name : "");
+    CHECK_MSG(strstr(strstr(err.message, "supported:"), item), "'%s' is not listed", name);
+  }
+  CHECK(strstr(err.message, "supported: ") && strstr(err.message, " Conv,"));
 }
 
 static void test_initializer_as_input(void) {

@@ -8,42 +8,42 @@
 
 extern int camd_test_failures;
 
-#define CHECK(cond)                                                                            \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                 \
-      camd_test_failures++;                                                                    \
-    }                                                                                          \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      camd_test_failures++;                                                    \
+    }                                                                          \
   } while (0)
 
-#define CHECK_MSG(cond, ...)                                                                   \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);                 \
-      fprintf(stderr, __VA_ARGS__);                                                            \
-      fputc('\n', stderr);                                                                     \
-      camd_test_failures++;                                                                    \
-    }                                                                                          \
+#define CHECK_MSG(cond, ...)                                                   \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                            \
+      fputc('\n', stderr);                                                     \
+      camd_test_failures++;                                                    \
+    }                                                                          \
   } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                                     \
-  do {                                                                                         \
-    long long ca_ = (long long)(a), cb_ = (long long)(b);                                      \
-    if (ca_ != cb_) {                                                                          \
-      fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld vs %lld)\n", __FILE__, __LINE__,    \
-              #a, #b, ca_, cb_);                                                               \
-      camd_test_failures++;                                                                    \
-    }                                                                                          \
+#define CHECK_EQ_INT(a, b)                                                                      \
+  do {                                                                                          \
+    long long ca_ = (long long)(a), cb_ = (long long)(b);                                       \
+    if (ca_ != cb_) {                                                                           \
+      fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld vs %lld)\n", __FILE__, __LINE__, #a, \
+              #b, ca_, cb_);                                                                    \
+      camd_test_failures++;                                                                     \
+    }                                                                                           \
   } while (0)
 
-#define CHECK_NEAR(a, b, tol)                                                                  \
-  do {                                                                                         \
-    double ca_ = (double)(a), cb_ = (double)(b);                                               \
-    if (!(fabs(ca_ - cb_) <= (tol))) {                                                         \
-      fprintf(stderr, "%s:%d: CHECK failed: |%s - %s| <= %g (%.9g vs %.9g)\n", __FILE__,       \
-              __LINE__, #a, #b, (double)(tol), ca_, cb_);                                      \
-      camd_test_failures++;                                                                    \
-    }                                                                                          \
+#define CHECK_NEAR(a, b, tol)                                                                      \
+  do {                                                                                             \
+    double ca_ = (double)(a), cb_ = (double)(b);                                                   \
+    if (!(fabs(ca_ - cb_) <= (tol))) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: |%s - %s| <= %g (%.9g vs %.9g)\n", __FILE__, __LINE__, \
+              #a, #b, (double)(tol), ca_, cb_);                                                    \
+      camd_test_failures++;                                                                        \
+    }                                                                                              \
   } while (0)
 
 typedef struct camd_test_case {
@@ -55,11 +55,12 @@ typedef struct camd_test_case {
  * the process exit code. */
 int camd_test_run(const camd_test_case *cases, int n, int argc, char **argv);
 
-#define CAMD_TEST_MAIN(...)                                                                    \
-  int main(int argc, char **argv) {                                                            \
-    static const camd_test_case cases_[] = {__VA_ARGS__};                                      \
-    return camd_test_run(cases_, (int)(sizeof(cases_) / sizeof(cases_[0])), argc, argv);       \
+#define CAMD_TEST_MAIN(...)                                                              \
+  int main(int argc, char **argv) {                                                      \
+    static const camd_test_case cases_[] = {__VA_ARGS__};                                \
+    return camd_test_run(cases_, (int)(sizeof(cases_) / sizeof(cases_[0])), argc, argv); \
   }
-#define CAMD_TEST(fn) {#fn, fn}
+#define CAMD_TEST(fn) \
+  { #fn, fn }
 
 #endif
