@@ -84,12 +84,12 @@ _Static_assert(sizeof(camd_explain_options) == 648 || sizeof(void *) != 8,
 
 bool camd_explain_options_equal(const camd_explain_options *a, const camd_explain_options *b) {
   if (a->method != b->method || strcmp(a->layer, b->layer) || a->layer_layout != b->layer_layout ||
-      a->n_targets != b->n_targets ||
-      a->target_topk != b->target_topk || a->topk != b->topk || a->score != b->score ||
-      a->relu != b->relu || a->normalize != b->normalize || a->aug_smooth != b->aug_smooth ||
-      a->eigen_smooth != b->eigen_smooth || a->colormap != b->colormap || a->alpha != b->alpha ||
-      a->outputs != b->outputs || a->bbox_threshold != b->bbox_threshold ||
-      a->n_samples != b->n_samples || a->noise_std != b->noise_std || a->seed != b->seed)
+      a->n_targets != b->n_targets || a->target_topk != b->target_topk || a->topk != b->topk ||
+      a->score != b->score || a->relu != b->relu || a->normalize != b->normalize ||
+      a->aug_smooth != b->aug_smooth || a->eigen_smooth != b->eigen_smooth ||
+      a->colormap != b->colormap || a->alpha != b->alpha || a->outputs != b->outputs ||
+      a->bbox_threshold != b->bbox_threshold || a->n_samples != b->n_samples ||
+      a->noise_std != b->noise_std || a->seed != b->seed)
     return false;
   for (int i = 0; i < a->n_targets && i < CAMD_MAX_TARGETS; i++)
     if (a->targets[i] != b->targets[i]) return false;

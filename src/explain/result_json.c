@@ -132,10 +132,10 @@ static void explain_options_json(const camd_explain_result *r, json_t *j) {
   const camd_explain_options *o = &r->options;
   json_object_set_new(j, "method", json_string(camd_cam_method_name(o->method)));
   json_object_set_new(j, "layer", json_string(r->layer));
-  json_object_set_new(j, "layer_layout",
-                      json_string(o->layer_layout == CAMD_LAYOUT_UNKNOWN
-                                      ? "auto"
-                                      : camd_layout_name(o->layer_layout)));
+  json_object_set_new(
+      j, "layer_layout",
+      json_string(o->layer_layout == CAMD_LAYOUT_UNKNOWN ? "auto"
+                                                         : camd_layout_name(o->layer_layout)));
   if (o->n_targets) {
     json_t *t = json_array();
     for (int i = 0; i < o->n_targets; i++) json_array_append_new(t, json_integer(o->targets[i]));

@@ -326,5 +326,4 @@ static void test_set_one_key(void) {
 
 CAMD_TEST_MAIN(CAMD_TEST(test_defaults), CAMD_TEST(test_set_one_key),
                CAMD_TEST(test_minimal_and_paths), CAMD_TEST(test_all_keys), CAMD_TEST(test_aliases),
-               CAMD_TEST(test_layouts),
-               CAMD_TEST(test_errors))
+               CAMD_TEST(test_layouts), CAMD_TEST(test_errors))
