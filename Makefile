@@ -5,7 +5,8 @@
 #   fast   hermetic: no network, nothing written outside the build tree (unit, onnx, fuzz, image,
 #          explain, exporters, models, oracle and cam with their cached references, service
 #          without timing, lint.format)
-#   asan   the hermetic tier again under AddressSanitizer + UBSan (lint excluded)
+#   asan   the hermetic tier again under AddressSanitizer + UBSan (lint and label slow excluded:
+#          the exporter matrix repeats the numeric paths the other asan tests cover)
 #   full   what needs more than the build tree: timing-dependent service tests (label timing),
 #          the npm registry on first use (network: deployment lint, browser) and rootful podman
 #          (container; its settings live in the build tree through CONTAINERS_CONF)
@@ -76,7 +77,7 @@ asan-test:
 	  -DCAMD_ORACLE_DIR=$(CURDIR)/$(BUILD)/oracle -DCAMD_CAM_REFS_DIR=$(CURDIR)/$(BUILD)/cam_refs
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(TIER) $(ASAN_BUILD) asan -LE '$(NOT_FAST)|lint'
+	  $(TIER) $(ASAN_BUILD) asan -LE '$(NOT_FAST)|lint|slow'
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -388,7 +388,7 @@ static int fold_constant_node(camd_graph *g, camd_node *n, camd_error *err) {
                      .in = in,
                      .out = out,
                      .scratch = scratch,
-                     .thread_scratch = scratch + n->scratch_floats};
+                     .thread_scratch = scratch ? scratch + n->scratch_floats : NULL};
   if (!all_empty) n->op->forward(&ctx);
   for (int j = 0; j < n->n_out; j++) {
     camd_value *v = &g->values[n->out[j]];
