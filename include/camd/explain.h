@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "camd/cam.h"
+#include "camd/dicom.h"
 #include "camd/engine.h"
 #include "camd/image.h"
 #include "camd/status.h"
@@ -57,6 +58,9 @@ typedef struct camd_model_config {
   char default_layer[CAMD_LAYER_NAME_MAX]; /* "" = the engine's suggestion */
   char default_method[32];                 /* "" = gradcam */
   camd_output_activation activation;
+  /* UID root of the Secondary Captures written for this model (config key dicom_uid_root; ""
+   * = the server's dicom_uid_root, else "2.25": UUID-derived UIDs). */
+  char dicom_uid_root[41];
   /* Optional checks against the loaded model ("" = not checked): the names of input 0 and
    * output 0 (config keys input_name / output_name). */
   char input_name[CAMD_LAYER_NAME_MAX];
@@ -118,7 +122,9 @@ char *camd_explainer_info_json(const camd_explainer *e);
   X(MASK, "mask")       /* PNG: binary mask (>= threshold × max) */                               \
   X(RAW, "raw")         /* the map at layer resolution, after relu/normalize, before upsampling */ \
   X(BBOX, "bbox")       /* peak and bounding box (original image coordinates): largest             \
-                           8-connected region >= bbox_threshold × max */
+                           8-connected region >= bbox_threshold × max */                          \
+  X(DICOM, "dicom")     /* DICOM Secondary Capture of the overlay, one per map (DICOM input only;  \
+                           not part of "all") */
 
 /* clang-format off */
 enum {
@@ -134,6 +140,8 @@ typedef enum camd_explain_output {
 } camd_explain_output;
 /* clang-format on */
 #define CAMD_OUT_ALL ((1u << CAMD_OUT_COUNT) - 1u)
+/* What outputs=all asks for: every picture output (not the DICOM object). */
+#define CAMD_OUT_ALL_PICTURES (CAMD_OUT_ALL & ~CAMD_OUT_DICOM)
 /* Name of output bit i (0..CAMD_OUT_COUNT-1), e.g. "overlay"; NULL out of range. */
 const char *camd_explain_output_name(int i);
 
@@ -182,6 +190,11 @@ typedef struct camd_explain_options {
   int n_samples;          /* noise-based methods (default 16) */
   float noise_std;        /* default 0.2 (in input units) */
   uint64_t seed;          /* default 0: same request, same map */
+  /* Gray sources with more than 8 bits (DICOM monochrome frames, gray PNG): the window that
+   * maps their values to display levels (default: the DICOM file's own, "dicom"; a PNG keeps
+   * its high byte unless a window is given). The model and the overlay see the same image. */
+  camd_window window;
+  uint32_t frame; /* DICOM multi-frame: 0-based frame (default 0) */
 } camd_explain_options;
 
 /* Defaults (listed above), taking the default method and layer from the explainer (e may be
@@ -192,7 +205,9 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
 bool camd_explain_options_equal(const camd_explain_options *a, const camd_explain_options *b);
 /* Sets one option from text: keys method, layer, target (index, label, comma list, or "topK"),
  * layer_layout (NCHW | NHWC | auto), topk, score, relu, normalize, aug_smooth, eigen_smooth,
- * colormap, alpha, outputs (comma list), bbox_threshold, n_samples, noise_std, seed. Labels are
+ * colormap, alpha, outputs (comma list), bbox_threshold, n_samples, noise_std, seed, window
+ * (camd_window_parse: dicom, dicom:N, auto, C,W, lung, mediastinum, bone, brain, soft_tissue),
+ * frame (0..1000000; checked against the file when it is decoded). Labels are
  * resolved against e (may be NULL). Unknown keys and bad values are CAMD_E_INVALID with a message
  * naming the key, the value and the valid choices; on error *o is unchanged. Values are at most
  * 4096 bytes.
@@ -203,7 +218,8 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
  *  - layer: "" = model default; with e it must be a CAM layer (error lists them, deepest first).
  *  - numbers are strict decimal text (no spaces, hex, inf, nan): topk 1..1000 (<= classes),
  *    alpha and bbox_threshold 0..1, n_samples 1..256, noise_std 0..100, seed 0..2^53-1.
- *  - booleans: true/false/1/0/yes/no/on/off; outputs: overlay,heatmap,mask,raw,bbox, all, none;
+ *  - booleans: true/false/1/0/yes/no/on/off; outputs: overlay,heatmap,mask,raw,bbox,dicom, all
+ *    (every picture output, not dicom), none;
  *    score: logit|softmax|sigmoid|output; normalize: minmax|none; colormap: camd_colormap_parse. */
 int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, const char *key,
                              const char *value, camd_error *err);
@@ -225,6 +241,7 @@ typedef struct camd_explain_input {
 
 typedef struct camd_explain_limits {
   camd_image_limits image;
+  size_t max_frames; /* DICOM NumberOfFrames (0 = camd_dicom_limits_default's) */
 } camd_explain_limits;
 
 /* ---- results ---- */
@@ -287,6 +304,10 @@ typedef struct camd_explain_map {
   /* PNGs at the original image size, when asked for (else data NULL). Pixels outside the crop
    * show the photo in the overlay and heat 0 elsewhere. */
   camd_explain_blob mask, heatmap, overlay;
+  /* CAMD_OUT_DICOM: the Secondary Capture of the overlay (application/dicom) and its UIDs (the
+   * maps of one image share one series). */
+  camd_explain_blob dicom;
+  camd_dicom_sc_uids dicom_uids;
 } camd_explain_map;
 
 /* A format-specific output of one image (e.g. a DICOM object beside or instead of the overlay
@@ -305,6 +326,13 @@ typedef struct camd_explain_item {
                            when out of memory) */
   size_t width, height; /* decoded image, after EXIF orientation */
   camd_image_info info; /* format, orientation, geometry as stored in the file */
+  /* DICOM input (info.format == CAMD_IMAGE_FORMAT_DICOM): what the file says (UIDs, geometry;
+   * no patient data) and which frame was explained. */
+  camd_dicom_info dicom;
+  size_t frame;
+  /* A window was applied (DICOM monochrome, or a gray PNG with option window): which. */
+  bool windowed;
+  camd_window_used window;
   size_t input_width, input_height; /* the model input */
   camd_crop crop;                   /* the part of the image (in its pixels) the input covers */
   camd_explain_class *predictions;  /* topk, best first; malloc'd */

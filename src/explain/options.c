@@ -16,11 +16,13 @@
 #define CAMD__STR(x) CAMD__STR2(x)
 #define NOISE_STD_MAX 100.0
 #define SEED_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */
+#define FRAME_MAX 1000000           /* option frame; the file's NumberOfFrames decides at decode */
 
-#define OPTION_KEYS                                                                 \
-  "method, layer, layer_layout, target, topk, score, relu, normalize, aug_smooth, " \
-  "eigen_smooth, colormap, alpha, outputs, bbox_threshold, n_samples, noise_std, seed"
-#define OUTPUT_NAMES "overlay, heatmap, mask, raw, bbox (or all, none)"
+#define OPTION_KEYS                                                                      \
+  "method, layer, layer_layout, target, topk, score, relu, normalize, aug_smooth, "      \
+  "eigen_smooth, colormap, alpha, outputs, bbox_threshold, n_samples, noise_std, seed, " \
+  "window, frame"
+#define OUTPUT_NAMES "overlay, heatmap, mask, raw, bbox, dicom (or all, none)"
 #define BOOL_NAMES "true, false, 1, 0, yes, no, on, off"
 
 static const char *const output_names[] = {
@@ -31,7 +33,7 @@ static const char *const output_names[] = {
 _Static_assert(sizeof(output_names) / sizeof(output_names[0]) == CAMD_OUT_COUNT,
                "one name per CAMD_OUT_* bit");
 _Static_assert(CAMD_OUT_ALL == (CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP | CAMD_OUT_MASK | CAMD_OUT_RAW |
-                                CAMD_OUT_BBOX),
+                                CAMD_OUT_BBOX | CAMD_OUT_DICOM),
                "CAMD_OUT_ALL covers every output");
 static const char *const score_names[CAMD_EXPLAIN_SCORE_COUNT] = {"logit", "softmax", "sigmoid",
                                                                   "output"};
@@ -75,11 +77,13 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
   o->n_samples = 16;
   o->noise_std = 0.2f;
   o->seed = 0;
+  o->window.kind = CAMD_WINDOW_DEFAULT; /* the DICOM file's own first window */
+  o->frame = 0;
 }
 
 /* A field added to camd_explain_options must be compared here (and echoed by result_json.c's
  * options_json): this assert stops the build until the new size is written below. */
-_Static_assert(sizeof(camd_explain_options) == 648 || sizeof(void *) != 8,
+_Static_assert(sizeof(camd_explain_options) == 696 || sizeof(void *) != 8,
                "camd_explain_options changed: update camd_explain_options_equal and the echo");
 
 bool camd_explain_options_equal(const camd_explain_options *a, const camd_explain_options *b) {
@@ -89,7 +93,10 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
       a->aug_smooth != b->aug_smooth || a->eigen_smooth != b->eigen_smooth ||
       a->colormap != b->colormap || a->alpha != b->alpha || a->outputs != b->outputs ||
       a->bbox_threshold != b->bbox_threshold || a->n_samples != b->n_samples ||
-      a->noise_std != b->noise_std || a->seed != b->seed)
+      a->noise_std != b->noise_std || a->seed != b->seed || a->frame != b->frame ||
+      a->window.kind != b->window.kind || a->window.index != b->window.index ||
+      a->window.center != b->window.center || a->window.width != b->window.width ||
+      strcmp(a->window.name, b->window.name))
     return false;
   for (int i = 0; i < a->n_targets && i < CAMD_MAX_TARGETS; i++)
     if (a->targets[i] != b->targets[i]) return false;
@@ -305,7 +312,7 @@ static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) 
     if (k < CAMD_OUT_COUNT) {
       bits |= 1u << k;
     } else if (!strcasecmp(item, "all")) {
-      bits |= CAMD_OUT_ALL;
+      bits |= CAMD_OUT_ALL_PICTURES;
     } else if (strcasecmp(item, "none")) {
       char msg[128];
       snprintf(msg, sizeof(msg), "unknown output '%s'; valid: " OUTPUT_NAMES, item);
@@ -409,6 +416,16 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     if (camd_parse_int(v, 0, SEED_MAX, &n))
       return bad(err, key, v, "must be an integer within 0..9007199254740991 (2^53 - 1)");
     o->seed = (uint64_t)n;
+  } else if (!strcmp(key, "window")) {
+    camd_window w;
+    int rc = camd_window_parse(v, &w, err);
+    if (rc) return camd_error_prefix(err, rc, "option window='%.100s': ", v);
+    o->window = w;
+  } else if (!strcmp(key, "frame")) {
+    if (camd_parse_int(v, 0, FRAME_MAX, &n))
+      return bad(err, key, v,
+                 "must be an integer within 0.." CAMD__STR(FRAME_MAX) " (0 = the first frame)");
+    o->frame = (uint32_t)n;
   } else {
     return camd_error_set(err, CAMD_E_INVALID, "unknown option '%.100s'; options are: " OPTION_KEYS,
                           key);

@@ -1325,7 +1325,15 @@ int write_impl(const camd_dicom *src, const camd_image *ov, const camd_dicom_sc_
                           "leading zeros, at most 40 characters)",
                           root);
   camd_dicom_sc_uids u;
-  int rc = make_uid(root, u.series_instance_uid, err);
+  int rc = 0;
+  if (o->series_instance_uid && *o->series_instance_uid) {
+    if (strlen(o->series_instance_uid) > 64 || !valid_uid(o->series_instance_uid))
+      return camd_error_set(err, CAMD_E_INVALID, "series UID '%.70s' is not a valid UID",
+                            o->series_instance_uid);
+    snprintf(u.series_instance_uid, sizeof(u.series_instance_uid), "%s", o->series_instance_uid);
+  } else {
+    rc = make_uid(root, u.series_instance_uid, err);
+  }
   if (!rc) rc = make_uid(root, u.sop_instance_uid, err);
   if (rc) return rc;
 
@@ -1556,6 +1564,10 @@ void camd_dicom_close(camd_dicom *dcm) {
     delete dcm;
   } catch (...) {
   }
+}
+
+bool camd_dicom_uid_root_valid(const char *root) {
+  return root && valid_root(root);
 }
 
 const camd_dicom_info *camd_dicom_get_info(const camd_dicom *dcm) {
