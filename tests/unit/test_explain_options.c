@@ -184,11 +184,13 @@ static void test_outputs(void) {
   CHECK_EQ_INT(o.outputs, CAMD_OUT_RAW | CAMD_OUT_MASK);
   OK(&o, NULL, "outputs", " heatmap , BBOX ");
   CHECK_EQ_INT(o.outputs, CAMD_OUT_HEATMAP | CAMD_OUT_BBOX);
-  OK(&o, NULL, "outputs", "all");
+  OK(&o, NULL, "outputs", "all"); /* every picture output; the DICOM object only when named */
   CHECK_EQ_INT(o.outputs, 0x1F);
+  OK(&o, NULL, "outputs", "bbox,dicom");
+  CHECK_EQ_INT(o.outputs, CAMD_OUT_BBOX | CAMD_OUT_DICOM);
   OK(&o, NULL, "outputs", "none");
   CHECK_EQ_INT(o.outputs, 0);
-  BAD(&o, NULL, "outputs", "", "outputs", "overlay, heatmap, mask, raw, bbox");
+  BAD(&o, NULL, "outputs", "", "outputs", "overlay, heatmap, mask, raw, bbox, dicom");
   BAD(&o, NULL, "outputs", "overlay,,mask", "outputs", "overlay, heatmap");
   BAD(&o, NULL, "outputs", "overlay,svg", "unknown output 'svg'", "overlay, heatmap");
   CHECK_EQ_INT(o.outputs, 0);
@@ -211,17 +213,43 @@ static void test_equal(void) {
   OK(&b, NULL, "target", "1,3");
   CHECK(!camd_explain_options_equal(&a, &b));
   OK(&b, NULL, "target", "1,2");
-  const char *kv[][2] = {
-      {"method", "scorecam"}, {"layer", "x"},        {"topk", "3"},       {"score", "output"},
-      {"relu", "false"},      {"normalize", "none"}, {"aug_smooth", "1"}, {"eigen_smooth", "1"},
-      {"colormap", "gray"},   {"alpha", "0.3"},      {"outputs", "raw"},  {"bbox_threshold", "0.5"},
-      {"n_samples", "3"},     {"noise_std", "1"},    {"seed", "7"},       {"target", "top2"}};
+  const char *kv[][2] = {{"method", "scorecam"}, {"layer", "x"},        {"topk", "3"},
+                         {"score", "output"},    {"relu", "false"},     {"normalize", "none"},
+                         {"aug_smooth", "1"},    {"eigen_smooth", "1"}, {"colormap", "gray"},
+                         {"alpha", "0.3"},       {"outputs", "raw"},    {"bbox_threshold", "0.5"},
+                         {"n_samples", "3"},     {"noise_std", "1"},    {"seed", "7"},
+                         {"target", "top2"},     {"window", "lung"},    {"window", "auto"},
+                         {"window", "40,80"},    {"window", "dicom:1"}, {"frame", "2"}};
   for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
     camd_explain_options c = b;
     OK(&c, NULL, kv[i][0], kv[i][1]);
     CHECK_MSG(!camd_explain_options_equal(&b, &c), "%s=%s must make the options differ", kv[i][0],
               kv[i][1]);
   }
+}
+
+/* window and frame: the DICOM / gray-image options. */
+static void test_window_frame(void) {
+  camd_explain_options o;
+  camd_explain_options_init(&o, NULL);
+  CHECK_EQ_INT(o.window.kind, CAMD_WINDOW_DEFAULT);
+  CHECK_EQ_INT(o.window.index, 0);
+  CHECK_EQ_INT((int)o.frame, 0);
+  OK(&o, NULL, "window", "lung");
+  CHECK(o.window.kind == CAMD_WINDOW_EXPLICIT && o.window.center == -600 &&
+        o.window.width == 1500 && !strcmp(o.window.name, "lung"));
+  OK(&o, NULL, "window", " -600 , 1500 ");
+  CHECK(o.window.kind == CAMD_WINDOW_EXPLICIT && o.window.center == -600 && !o.window.name[0]);
+  OK(&o, NULL, "window", "AUTO");
+  CHECK_EQ_INT(o.window.kind, CAMD_WINDOW_AUTO);
+  BAD(&o, NULL, "window", "garbage", "option window='garbage'", "lung");
+  BAD(&o, NULL, "window", "40,0", "option window", NULL);
+  CHECK_EQ_INT(o.window.kind, CAMD_WINDOW_AUTO); /* unchanged on error */
+  OK(&o, NULL, "frame", "14");
+  CHECK_EQ_INT((int)o.frame, 14);
+  BAD(&o, NULL, "frame", "-1", "option frame='-1'", "0..1000000");
+  BAD(&o, NULL, "frame", "1e3", "option frame", NULL);
+  CHECK_EQ_INT((int)o.frame, 14);
 }
 
 static void test_targets_without_model(void) {
@@ -616,5 +644,6 @@ static void test_run(void) {
 }
 
 CAMD_TEST_MAIN(CAMD_TEST(test_defaults), CAMD_TEST(test_simple_keys), CAMD_TEST(test_outputs),
-               CAMD_TEST(test_equal), CAMD_TEST(test_targets_without_model),
-               CAMD_TEST(test_explainer), CAMD_TEST(test_explainer_errors), CAMD_TEST(test_run))
+               CAMD_TEST(test_equal), CAMD_TEST(test_window_frame),
+               CAMD_TEST(test_targets_without_model), CAMD_TEST(test_explainer),
+               CAMD_TEST(test_explainer_errors), CAMD_TEST(test_run))
