@@ -235,7 +235,7 @@ int camd_explain_ctx_create(int max_batch, camd_explain_ctx **out, camd_error *e
 void camd_explain_ctx_destroy(camd_explain_ctx *ctx);
 
 typedef struct camd_explain_input {
-  const void *data; /* encoded image bytes (PNG / JPEG), borrowed */
+  const void *data; /* encoded image bytes (PNG / JPEG / DICOM Part 10), borrowed */
   size_t len;
 } camd_explain_input;
 
@@ -376,16 +376,22 @@ void camd_explain_result_free(camd_explain_result *r);
 /* The JSON of item i of r, with "image"."index" = index (the image's position in the caller's
  * request), as a new jansson reference (NULL when the item failed or out of memory):
  *   model {name, sha256}, camd_version, method, layer (not with predict_only),
- *   image {index, width, height, format, orientation}, input {width, height, crop {x, y,
- *   width, height}: the part of the original image the tensor covers},
+ *   image {index, width, height, format, orientation, window? (a gray PNG with option window)},
+ *   dicom? (DICOM input: {study/series/sop_instance_uid, sop_class_uid, modality,
+ *   transfer_syntax {uid, name}, frame, frames, rows, columns, photometric, pixel_spacing
+ *   ([row, column] or null), window (null for colour), maps [{index, label, probability, peak,
+ *   bbox}] in the frame's pixels}; no patient data),
+ *   input {width, height, crop {x, y, width, height}: the part of the original image the tensor
+ *   covers},
  *   predictions [{index, label, score (raw output), probability (model activation; null for
  *   "none")}] (topk, best first),
  *   explanations [{index, label, score, probability, method, layer, raw? {width, height,
  *   values}, peak? {x, y, value}, bbox? {x0, y0, x1, y1, pixels} (inclusive; null if none),
- *   mask?, heatmap?, overlay? (base64 PNGs)}] (not with predict_only),
+ *   mask?, heatmap?, overlay? (base64 PNGs), secondary_capture? {series_instance_uid,
+ *   sop_instance_uid, data (base64 DICOM)}}] (not with predict_only),
  *   attachments? {name: base64} (format-specific outputs, when there are any),
- *   options (echo of the effective options), timings_ms {decode, preprocess, forward,
- *   backward, cam, render, total, batch_size} (for the whole call). */
+ *   options (echo of the effective options, window and frame included), timings_ms {decode,
+ * preprocess, forward, backward, cam, render, total, batch_size} (for the whole call). */
 struct json_t *camd_explain_item_json(const camd_explain_result *r, int i, int index);
 /* Compact JSON text of j with the precision explain's numbers need (9 significant digits);
  * malloc'd, NUL-terminated (caller frees; *len without the NUL); NULL when out of memory. */

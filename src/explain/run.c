@@ -1,7 +1,9 @@
 /* The explain pipeline for a batch of images (design.md §1), producing a camd_explain_result
  * (its JSON is written by result_json.c).
  *
- * decode (limits) → preprocess (crop geometry kept) → predict (or score=output on a model with
+ * decode (limits; DICOM: the `frame` through the pixel pipeline with the `window`, the handle kept
+ * for the Secondary Captures; a gray PNG with a `window`: its samples windowed) → preprocess (crop
+ * geometry kept) → predict (or score=output on a model with
  * its own softmax): one batched forward → explain: per image camd_cam_compute (otherwise ONE
  * forward per image: the predictions and, for topK, the target classes come from that forward's
  * logits; then the partial backward per class; the CAM methods take one image at a time) → per
@@ -201,7 +203,7 @@ typedef struct render_args {
   int map_index;
 } render_args;
 
-/* Peak and bounding box of the upsampled map (CAMD_OUT_BBOX). */
+/* Peak and bounding box of the upsampled map (CAMD_OUT_BBOX, and always for DICOM input). */
 static int locate(camd_explain_ctx *ctx, const render_args *a, size_t W, size_t H,
                   camd_explain_map *m, camd_error *err) {
   m->has_peak = camd_heatmap_peak(ctx->up, W, H, &m->peak_x, &m->peak_y, &m->peak_value, NULL) == 0;
