@@ -250,6 +250,17 @@ with ct.Server(config=CONFIG, timeout=120) as srv:
     st, h, data, j = post(srv, EXPLAIN, rt_raw, DCM_HDR, "frame=14&outputs=bbox")
     C.check(st == 200 and j["dicom"]["frame"] == 14 and j["dicom"]["frames"] == 15,
             f"rtdose frame 14: {st} {data[:200]!r}")
+    st, h, data, _ = post(srv, EXPLAIN, rt_raw, dict(DCM_HDR, Accept="application/dicom"),
+                          "frame=14&target=Edema")
+    C.check(st == 200 and data[128:132] == b"DICM", f"rtdose frame 14 as DICOM: {st}")
+    if st == 200:
+        with tempfile.NamedTemporaryFile(suffix=".dcm", delete=False) as f:
+            f.write(data)
+        sc = pydicom.dcmread(f.name)
+        validate_sc(f.name, rt, 14, UID_ROOT, str(sc.SeriesInstanceUID), str(sc.SOPInstanceUID),
+                    {"model": "chexnet", "sha256": sha, "layer": layer, "target": "Edema",
+                     "method": "gradcam"}, None, "rtdose frame 14 SC")
+        os.unlink(f.name)
     rgb2 = get_testdata_file("SC_rgb_rle_2frame.dcm")
     st, h, data, _ = post(srv, EXPLAIN, read(rgb2), dict(DCM_HDR, Accept="application/dicom"),
                           "frame=1")
