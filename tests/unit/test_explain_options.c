@@ -516,7 +516,7 @@ static void test_run(void) {
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, &text, 1, false, NULL, &r, &err), CAMD_E_MEDIA);
   CHECK_MSG(strstr(err.message, "image 0"), "%s", err.message);
   camd_explain_result_free(&r);
-  camd_explain_limits lim = {{100, 100, 0}, 0};
+  camd_explain_limits lim = {{100, 100, 0}, 0, 0};
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, in, 1, false, &lim, &r, &err), CAMD_E_LIMIT);
   camd_explain_result_free(&r);
 
