@@ -203,10 +203,10 @@ typedef struct camd_explain_options {
 } camd_explain_options;
 
 /* Quality metrics (option metrics / quality): X(enum suffix, name). */
-#define CAMD_EXPLAIN_METRICS(X)         \
-  X(DROP_INCREASE, "drop_increase")     \
-  X(DELETION, "deletion")               \
-  X(INSERTION, "insertion")             \
+#define CAMD_EXPLAIN_METRICS(X)     \
+  X(DROP_INCREASE, "drop_increase") \
+  X(DELETION, "deletion")           \
+  X(INSERTION, "insertion")         \
   X(ROAD, "road")
 
 /* clang-format off */
@@ -221,8 +221,8 @@ enum {
 #define CAMD_METRIC_DELETION (1u << CAMD_METRIC_BIT_DELETION)
 #define CAMD_METRIC_INSERTION (1u << CAMD_METRIC_BIT_INSERTION)
 #define CAMD_METRIC_ROAD (1u << CAMD_METRIC_BIT_ROAD)
-#define CAMD_METRIC_ALL (CAMD_METRIC_DROP_INCREASE | CAMD_METRIC_DELETION | CAMD_METRIC_INSERTION | \
-                         CAMD_METRIC_ROAD)
+#define CAMD_METRIC_ALL \
+  (CAMD_METRIC_DROP_INCREASE | CAMD_METRIC_DELETION | CAMD_METRIC_INSERTION | CAMD_METRIC_ROAD)
 #define CAMD_QUALITY_STEPS_MAX 1024
 /* ROAD's removal fractions: 10 %, 20 %, ..., 90 % of the input's pixels (Rong et al. 2022). */
 #define CAMD_ROAD_LEVELS 9
@@ -295,7 +295,8 @@ typedef struct camd_explain_limits {
   X(FORWARD, "forward")        \
   X(BACKWARD, "backward")      \
   X(CAM, "cam")                \
-  X(RENDER, "render")
+  X(RENDER, "render")          \
+  X(QUALITY, "quality")
 
 /* clang-format off */
 typedef enum camd_explain_stage {
@@ -354,14 +355,14 @@ typedef struct camd_explain_map {
    * model's activation (its logit for activation "none"). */
   struct camd_explain_quality {
     unsigned metrics;
-    int forwards;  /* extra forwards spent on this map */
-    double ms;     /* time spent on this map's metrics */
-    double score;  /* on the unperturbed input (the explanation's forward) */
-    double masked; /* drop_increase: on the input multiplied by the normalised map */
+    int forwards;        /* extra forwards spent on this map */
+    double ms;           /* time spent on this map's metrics */
+    double score;        /* on the unperturbed input (the explanation's forward) */
+    double masked;       /* drop_increase: on the input multiplied by the normalised map */
     double average_drop; /* 100 x max(0, score - masked) / score (percent; lower is better) */
     bool increase;       /* masked > score (Increase in Confidence; its mean over images) */
     int steps;           /* deletion / insertion: N; curves have N + 1 points */
-    double *deletion, *insertion; /* the curves (malloc'd, owned), NULL when not computed */
+    double *deletion, *insertion;       /* the curves (malloc'd, owned), NULL when not computed */
     double deletion_auc, insertion_auc; /* lower / higher is better */
     double road_morf[CAMD_ROAD_LEVELS], road_lerf[CAMD_ROAD_LEVELS];
     double road_morf_mean, road_lerf_mean; /* lower / higher is better */
@@ -449,7 +450,7 @@ void camd_explain_result_free(camd_explain_result *r);
  *   sop_instance_uid, data (base64 DICOM)}}] (not with predict_only),
  *   attachments? {name: base64} (format-specific outputs, when there are any),
  *   options (echo of the effective options, window and frame included), timings_ms {decode,
- * preprocess, forward, backward, cam, render, total, batch_size} (for the whole call). */
+ * preprocess, forward, backward, cam, render, quality, total, batch_size} (for the whole call). */
 struct json_t *camd_explain_item_json(const camd_explain_result *r, int i, int index);
 /* Compact JSON text of j with the precision explain's numbers need (9 significant digits);
  * malloc'd, NUL-terminated (caller frees; *len without the NUL); NULL when out of memory. */

@@ -227,35 +227,26 @@ static size_t part(size_t k, size_t n, size_t HW) {
 
 static const int nb_dy[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
 static const int nb_dx[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
-static const double nb_w[8] = {1.0 / 12, 1.0 / 6, 1.0 / 12, 1.0 / 6,
-                               1.0 / 6,  1.0 / 12, 1.0 / 6, 1.0 / 12};
-
-/* y = M u for the imputation system over the n unknown pixels (unknown[i] = pixel, vid[pixel] =
- * its unknown index or -1): (M u)_i = D_i u_i - Σ_{unknown neighbours j} w_ij u_j. */
-static void road_matvec(const geo *g, const int *unknown, const int *vid, const double *diag,
-                        size_t n, const double *u, double *y) {
-  long W = (long)g->W, H = (long)g->H;
-  for (size_t i = 0; i < n; i++) {
-    long p = unknown[i], py = p / W, px = p % W;
-    double acc = diag[i] * u[i];
-    for (int k = 0; k < 8; k++) {
-      long qy = py + nb_dy[k], qx = px + nb_dx[k];
-      if (qy < 0 || qy >= H || qx < 0 || qx >= W) continue;
-      int j = vid[qy * W + qx];
-      if (j >= 0) acc -= nb_w[k] * u[j];
-    }
-    y[i] = acc;
-  }
-}
+static const double nb_w[8] = {1.0 / 12, 1.0 / 6,  1.0 / 12, 1.0 / 6,
+                               1.0 / 6,  1.0 / 12, 1.0 / 6,  1.0 / 12};
 
 /* Removes the n_rm pixels order[first .. first + n_rm) of x (in dst, a copy of x) and imputes
- * them channel by channel. */
+ * them. The system of unknown i (pixel p): D_i u_i - Σ_{removed neighbours j} w_ij u_j =
+ * Σ_{kept neighbours k} w_ik x_k, D_i = Σ of its in-image neighbours' weights: symmetric
+ * positive definite (every group of removed pixels touches a kept one while any is kept). Its
+ * neighbour table (up to 8 unknowns per row) is built once; the channels run as independent
+ * conjugate-gradient solves in one loop (values interleaved [i][c]). */
 static int road_impute(camd__quality_ws *ws, const geo *g, const float *x, const int *order,
                        size_t first, size_t n_rm, float noise, uint64_t seed, float *dst,
                        camd_error *err) {
   int rc;
-  if ((rc = GROW(ws, vid, g->HW, err)) || (rc = GROW(ws, unknown, n_rm, err)) ||
-      (rc = GROW(ws, cg, 7 * n_rm, err)))
+  const int C = g->C;
+  size_t nc;
+  if (!camd_size_mul(n_rm, (size_t)C, &nc))
+    return camd_error_set(err, CAMD_E_LIMIT, "quality: ROAD system too large");
+  /* cg: u, r, z, d, q (n·C each), diag (n), weights (8n); nbr (8n ints) in unknown[n..] */
+  if ((rc = GROW(ws, vid, g->HW, err)) || (rc = GROW(ws, unknown, 9 * n_rm, err)) ||
+      (rc = GROW(ws, cg, 5 * nc + 9 * n_rm, err)))
     return rc;
   memcpy(dst, x, g->count * sizeof(float));
   if (!n_rm) return 0;
@@ -267,75 +258,97 @@ static int road_impute(camd__quality_ws *ws, const geo *g, const float *x, const
       ws->vid[p] = (int)n;
       ws->unknown[n++] = (int)p;
     }
-  double *u = ws->cg, *r = u + n, *z = r + n, *d = z + n, *q = d + n, *b = q + n, *diag = b + n;
+  double *u = ws->cg, *r = u + nc, *z = r + nc, *d = z + nc, *q = d + nc, *diag = q + nc,
+         *nw = diag + n;
+  int *nb = ws->unknown + n;
   long W = (long)g->W, H = (long)g->H;
+  double bnorm[8] = {0}, rz[8] = {0}, rz_new[8], dq[8], rnorm[8], alpha[8];
+  if (C > 8) return camd_error_set(err, CAMD_E_UNSUPPORTED, "quality: ROAD takes <= 8 channels");
   for (size_t i = 0; i < n; i++) {
     long p = ws->unknown[i], py = p / W, px = p % W;
-    diag[i] = 0.0;
+    double dg = 0.0;
+    double *ri = r + i * (size_t)C;
+    for (int c = 0; c < C; c++) ri[c] = 0.0;
     for (int k = 0; k < 8; k++) {
+      nb[8 * i + (size_t)k] = -1;
+      nw[8 * i + (size_t)k] = 0.0;
       long qy = py + nb_dy[k], qx = px + nb_dx[k];
-      if (qy >= 0 && qy < H && qx >= 0 && qx < W) diag[i] += nb_w[k];
+      if (qy < 0 || qy >= H || qx < 0 || qx >= W) continue;
+      dg += nb_w[k];
+      int j = ws->vid[qy * W + qx];
+      if (j >= 0) {
+        nb[8 * i + (size_t)k] = j;
+        nw[8 * i + (size_t)k] = nb_w[k];
+      } else {
+        for (int c = 0; c < C; c++) ri[c] += nb_w[k] * x[at(g, c, (size_t)(qy * W + qx))];
+      }
+    }
+    diag[i] = dg;
+    for (int c = 0; c < C; c++) {
+      u[i * (size_t)C + (size_t)c] = 0.0; /* u0 = 0: r0 = b */
+      bnorm[c] += ri[c] * ri[c];
+      z[i * (size_t)C + (size_t)c] = ri[c] / dg;
+      d[i * (size_t)C + (size_t)c] = ri[c] / dg;
+      rz[c] += ri[c] * ri[c] / dg;
     }
   }
-  camd_rng rng;
-  camd_rng_seed(&rng, seed);
+  for (int c = 0; c < C; c++) bnorm[c] = sqrt(bnorm[c]);
   size_t max_iter = 10 * n + 1000;
-  for (int c = 0; c < g->C; c++) {
-    double bnorm = 0.0;
-    for (size_t i = 0; i < n; i++) {
-      long p = ws->unknown[i], py = p / W, px = p % W;
-      double acc = 0.0;
-      for (int k = 0; k < 8; k++) {
-        long qy = py + nb_dy[k], qx = px + nb_dx[k];
-        if (qy < 0 || qy >= H || qx < 0 || qx >= W || ws->vid[qy * W + qx] >= 0) continue;
-        acc += nb_w[k] * x[at(g, c, (size_t)(qy * W + qx))];
-      }
-      b[i] = acc;
-      bnorm += acc * acc;
-      u[i] = 0.0;
-      r[i] = acc;
+  for (size_t it = 0;; it++) {
+    bool done = true;
+    for (int c = 0; c < C; c++) {
+      rnorm[c] = 0.0;
+      dq[c] = 0.0;
+      rz_new[c] = 0.0;
     }
-    bnorm = sqrt(bnorm);
-    if (bnorm > 0.0) {
-      double rz = 0.0;
-      for (size_t i = 0; i < n; i++) {
-        z[i] = r[i] / diag[i];
-        d[i] = z[i];
-        rz += r[i] * z[i];
-      }
-      size_t it = 0;
-      for (;; it++) {
-        double rnorm = 0.0;
-        for (size_t i = 0; i < n; i++) rnorm += r[i] * r[i];
-        if (sqrt(rnorm) <= CG_TOL * bnorm) break;
-        if (it == max_iter)
-          return camd_error_set(err, CAMD_E_INTERNAL,
-                                "quality metrics: ROAD imputation did not converge (%zu unknowns, "
-                                "%zu iterations)",
-                                n, it);
-        road_matvec(g, ws->unknown, ws->vid, diag, n, d, q);
-        double dq = 0.0;
-        for (size_t i = 0; i < n; i++) dq += d[i] * q[i];
-        double alpha = rz / dq, rz_new = 0.0;
-        for (size_t i = 0; i < n; i++) {
-          u[i] += alpha * d[i];
-          r[i] -= alpha * q[i];
-          z[i] = r[i] / diag[i];
-          rz_new += r[i] * z[i];
-        }
-        double beta = rz_new / rz;
-        rz = rz_new;
-        for (size_t i = 0; i < n; i++) d[i] = z[i] + beta * d[i];
+    for (size_t k = 0; k < nc; k++) rnorm[k % (size_t)C] += r[k] * r[k];
+    for (int c = 0; c < C; c++)
+      if (sqrt(rnorm[c]) > CG_TOL * bnorm[c]) done = false;
+    if (done) break;
+    if (it == max_iter)
+      return camd_error_set(err, CAMD_E_INTERNAL,
+                            "quality metrics: ROAD imputation did not converge (%zu unknowns, "
+                            "%zu iterations)",
+                            n, it);
+    for (size_t i = 0; i < n; i++) { /* q = M d */
+      const int *ni = nb + 8 * i;
+      const double *wi = nw + 8 * i;
+      for (int c = 0; c < C; c++) {
+        double acc = diag[i] * d[i * (size_t)C + (size_t)c];
+        for (int k = 0; k < 8; k++)
+          if (ni[k] >= 0) acc -= wi[k] * d[(size_t)ni[k] * (size_t)C + (size_t)c];
+        q[i * (size_t)C + (size_t)c] = acc;
+        dq[c] += d[i * (size_t)C + (size_t)c] * acc;
       }
     }
-    for (size_t i = 0; i < n; i++) dst[at(g, c, (size_t)ws->unknown[i])] = (float)u[i];
-  }
-  if (noise > 0.0f) /* pixel by pixel (increasing index), channel by channel */
+    for (int c = 0; c < C; c++) alpha[c] = dq[c] > 0.0 ? rz[c] / dq[c] : 0.0;
     for (size_t i = 0; i < n; i++)
-      for (int c = 0; c < g->C; c++) {
+      for (int c = 0; c < C; c++) {
+        size_t k = i * (size_t)C + (size_t)c;
+        u[k] += alpha[c] * d[k];
+        r[k] -= alpha[c] * q[k];
+        z[k] = r[k] / diag[i];
+        rz_new[c] += r[k] * z[k];
+      }
+    for (int c = 0; c < C; c++) {
+      double beta = rz[c] > 0.0 ? rz_new[c] / rz[c] : 0.0;
+      rz[c] = rz_new[c];
+      rz_new[c] = beta; /* reused as beta below */
+    }
+    for (size_t k = 0; k < nc; k++) d[k] = z[k] + rz_new[k % (size_t)C] * d[k];
+  }
+  for (size_t i = 0; i < n; i++)
+    for (int c = 0; c < C; c++)
+      dst[at(g, c, (size_t)ws->unknown[i])] = (float)u[i * (size_t)C + (size_t)c];
+  if (noise > 0.0f) { /* pixel by pixel (increasing index), channel by channel */
+    camd_rng rng;
+    camd_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++)
+      for (int c = 0; c < C; c++) {
         float *v = &dst[at(g, c, (size_t)ws->unknown[i])];
         *v = (float)((double)*v + (double)noise * camd_rng_normal(&rng));
       }
+  }
   return 0;
 }
 
@@ -364,10 +377,10 @@ int camd__quality_map(camd__quality_ws **wsp, camd_session *s, const camd_explai
   if (N < 1 || N > CAMD_QUALITY_STEPS_MAX)
     return camd_error_set(err, CAMD_E_INVALID, "option quality_steps=%d: must be within 1..%d", N,
                           CAMD_QUALITY_STEPS_MAX);
-  if ((rc = GROW(ws, batch, (size_t)mb * g.count, err)) ||
-      (rc = GROW(ws, dst, (size_t)mb, err)) || (rc = GROW(ws, sal, g.HW, err)) ||
-      (rc = GROW(ws, tmp, g.HW, err)) || (rc = GROW(ws, rank, g.HW, err)) ||
-      (rc = GROW(ws, order, g.HW, err)) || (rc = GROW(ws, blur, g.count, err)))
+  if ((rc = GROW(ws, batch, (size_t)mb * g.count, err)) || (rc = GROW(ws, dst, (size_t)mb, err)) ||
+      (rc = GROW(ws, sal, g.HW, err)) || (rc = GROW(ws, tmp, g.HW, err)) ||
+      (rc = GROW(ws, rank, g.HW, err)) || (rc = GROW(ws, order, g.HW, err)) ||
+      (rc = GROW(ws, blur, g.count, err)))
     return rc;
   /* saliency, ranking, normalised mask (in ws->sal) */
   upsample(map, lw, lh, g.W, g.H, ws->sal);
@@ -428,8 +441,8 @@ int camd__quality_map(camd__quality_ws **wsp, camd_session *s, const camd_explai
         uint64_t seed =
             o->seed ^ ((uint64_t)(unsigned)cls << 20) ^ ((uint64_t)l << 4) ^ (uint64_t)morf;
         float *t = next(&r, morf ? &q->road_morf[l - 1] : &q->road_lerf[l - 1]);
-        if ((rc = road_impute(ws, &g, x, ws->order, morf ? 0 : g.HW - n, n, o->road_noise, seed,
-                              t, err)) ||
+        if ((rc = road_impute(ws, &g, x, ws->order, morf ? 0 : g.HW - n, n, o->road_noise, seed, t,
+                              err)) ||
             (rc = commit(&r, err)))
           return rc;
       }

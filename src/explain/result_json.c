@@ -106,8 +106,8 @@ static json_t *quality_json(const camd_explain_map *m) {
                        jreal(q->average_drop), "increase_in_confidence", q->increase));
   if (ok && (q->metrics & CAMD_METRIC_DELETION))
     ok = put(j, "deletion",
-             json_pack("{s:o, s:i, s:o}", "auc", jreal(q->deletion_auc), "steps", q->steps,
-                       "curve", jcurve(q->deletion, q->steps + 1)));
+             json_pack("{s:o, s:i, s:o}", "auc", jreal(q->deletion_auc), "steps", q->steps, "curve",
+                       jcurve(q->deletion, q->steps + 1)));
   if (ok && (q->metrics & CAMD_METRIC_INSERTION))
     ok = put(j, "insertion",
              json_pack("{s:o, s:i, s:o}", "auc", jreal(q->insertion_auc), "steps", q->steps,

@@ -481,6 +481,7 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   run_plan_view view = {p->method, p->layer};
   render_args ra = {o, img, &item->crop, p->minmax, dcm, e, &view, item, 0};
   size_t plane = (size_t)maps.width * (size_t)maps.height;
+  double q_ms = 0.0;
   for (int k = 0; k < n_classes; k++) {
     ra.map_index = k;
     camd_explain_map *m = &item->maps[item->n_maps++];
@@ -488,13 +489,15 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
     if ((rc = render_map(ctx, &ra, maps.maps + (size_t)k * plane, maps.width, maps.height, m, err)))
       return rc;
     /* ctx->map holds the map as returned (after relu/normalize) */
-    if (o->metrics &&
-        (rc = camd__quality_map(&ctx->quality, s, e, o, ctx->tensor + (size_t)slot * e->in_count,
-                                logits, classes[k], ctx->map, maps.width, maps.height, &m->quality,
-                                err)))
+    uint64_t tq = camd_now_ns();
+    if (o->metrics && (rc = camd__quality_map(
+                           &ctx->quality, s, e, o, ctx->tensor + (size_t)slot * e->in_count, logits,
+                           classes[k], ctx->map, maps.width, maps.height, &m->quality, err)))
       return camd_error_prefix(err, rc, "class %d: ", classes[k]);
+    q_ms += ms_since(tq);
   }
-  tm->ms[CAMD_STAGE_RENDER] += ms_since(t);
+  tm->ms[CAMD_STAGE_QUALITY] += q_ms;
+  tm->ms[CAMD_STAGE_RENDER] += ms_since(t) - q_ms;
   return 0;
 }
 
@@ -721,8 +724,8 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
   camd_image_limits_default(&dl.image);
   const camd_explain_limits *lim = limits ? limits : &dl;
   if (!predict_only && o->metrics) {
-    long cap = lim->max_quality_forwards > 0 ? lim->max_quality_forwards
-                                             : CAMD_QUALITY_FORWARDS_DEFAULT;
+    long cap =
+        lim->max_quality_forwards > 0 ? lim->max_quality_forwards : CAMD_QUALITY_FORWARDS_DEFAULT;
     long per_map = camd_explain_quality_forwards(o);
     int n_maps = o->n_targets ? o->n_targets : o->target_topk;
     if (per_map * n_maps > cap)
