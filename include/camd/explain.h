@@ -245,7 +245,9 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
  * layer_layout (NCHW | NHWC | auto), topk, score, relu, normalize, aug_smooth, eigen_smooth,
  * colormap, alpha, outputs (comma list), bbox_threshold, n_samples, noise_std, seed, window
  * (camd_window_parse: dicom, dicom:N, auto, C,W, lung, mediastinum, bone, brain, soft_tissue),
- * frame (0..1000000; checked against the file when it is decoded). Labels are
+ * frame (0..1000000; checked against the file when it is decoded), quality (boolean: every
+ * metric or none), metrics (comma list of drop_increase, deletion, insertion, road; all; none),
+ * quality_steps (1..1024), road_noise (0..1). Labels are
  * resolved against e (may be NULL). Unknown keys and bad values are CAMD_E_INVALID with a message
  * naming the key, the value and the valid choices; on error *o is unchanged. Values are at most
  * 4096 bytes.
