@@ -449,7 +449,9 @@ void camd_explain_result_free(camd_explain_result *r);
  *   explanations [{index, label, score, probability, method, layer, raw? {width, height,
  *   values}, peak? {x, y, value}, bbox? {x0, y0, x1, y1, pixels} (inclusive; null if none),
  *   mask?, heatmap?, overlay? (base64 PNGs), secondary_capture? {series_instance_uid,
- *   sop_instance_uid, data (base64 DICOM)}}] (not with predict_only),
+ *   sop_instance_uid, data (base64 DICOM)}, quality? {score, forwards, ms, drop_increase?
+ *   {masked_score, average_drop, increase_in_confidence}, deletion? / insertion? {auc, steps,
+ *   curve}, road? {percentiles, morf, lerf, morf_mean, lerf_mean}}}] (not with predict_only),
  *   attachments? {name: base64} (format-specific outputs, when there are any),
  *   options (echo of the effective options, window and frame included), timings_ms {decode,
  * preprocess, forward, backward, cam, render, quality, total, batch_size} (for the whole call). */
