@@ -195,7 +195,45 @@ typedef struct camd_explain_options {
    * its high byte unless a window is given). The model and the overlay see the same image. */
   camd_window window;
   uint32_t frame; /* DICOM multi-frame: 0-based frame (default 0) */
+  /* Quality metrics computed for every map (CAMD_METRIC_* bits; default none): option quality
+   * (true = all) or metrics (a list). They cost extra forwards (camd_explain_quality_forwards). */
+  unsigned metrics;
+  int quality_steps; /* deletion / insertion steps N (default 16) */
+  float road_noise;  /* ROAD: std of the noise added to imputed values (default 0.01) */
 } camd_explain_options;
+
+/* Quality metrics (option metrics / quality): X(enum suffix, name). */
+#define CAMD_EXPLAIN_METRICS(X)     \
+  X(DROP_INCREASE, "drop_increase") \
+  X(DELETION, "deletion")           \
+  X(INSERTION, "insertion")         \
+  X(ROAD, "road")
+
+/* clang-format off */
+enum {
+#define CAMD__METRIC_BIT(e, name) CAMD_METRIC_BIT_##e,
+  CAMD_EXPLAIN_METRICS(CAMD__METRIC_BIT)
+#undef CAMD__METRIC_BIT
+  CAMD_METRIC_COUNT
+};
+/* clang-format on */
+#define CAMD_METRIC_DROP_INCREASE (1u << CAMD_METRIC_BIT_DROP_INCREASE)
+#define CAMD_METRIC_DELETION (1u << CAMD_METRIC_BIT_DELETION)
+#define CAMD_METRIC_INSERTION (1u << CAMD_METRIC_BIT_INSERTION)
+#define CAMD_METRIC_ROAD (1u << CAMD_METRIC_BIT_ROAD)
+#define CAMD_METRIC_ALL \
+  (CAMD_METRIC_DROP_INCREASE | CAMD_METRIC_DELETION | CAMD_METRIC_INSERTION | CAMD_METRIC_ROAD)
+#define CAMD_QUALITY_STEPS_MAX 1024
+/* ROAD's removal fractions: 10 %, 20 %, ..., 90 % of the input's pixels (Rong et al. 2022). */
+#define CAMD_ROAD_LEVELS 9
+/* Largest number of quality forwards per image when the caller gives no limit. */
+#define CAMD_QUALITY_FORWARDS_DEFAULT 1024
+/* "drop_increase", "deletion", "insertion", "road"; NULL out of range (bit index). */
+const char *camd_explain_metric_name(int bit);
+/* Extra forwards the metrics of o cost for one map: drop_increase 1, deletion N, insertion N,
+ * road 2 x CAMD_ROAD_LEVELS (the unperturbed image's score comes from the explanation's own
+ * forward). */
+long camd_explain_quality_forwards(const camd_explain_options *o);
 
 /* Defaults (listed above), taking the default method and layer from the explainer (e may be
  * NULL); topk is capped at the model's number of classes. */
@@ -207,7 +245,9 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
  * layer_layout (NCHW | NHWC | auto), topk, score, relu, normalize, aug_smooth, eigen_smooth,
  * colormap, alpha, outputs (comma list), bbox_threshold, n_samples, noise_std, seed, window
  * (camd_window_parse: dicom, dicom:N, auto, C,W, lung, mediastinum, bone, brain, soft_tissue),
- * frame (0..1000000; checked against the file when it is decoded). Labels are
+ * frame (0..1000000; checked against the file when it is decoded), quality (boolean: every
+ * metric or none), metrics (comma list of drop_increase, deletion, insertion, road; all; none),
+ * quality_steps (1..1024), road_noise (0..1). Labels are
  * resolved against e (may be NULL). Unknown keys and bad values are CAMD_E_INVALID with a message
  * naming the key, the value and the valid choices; on error *o is unchanged. Values are at most
  * 4096 bytes.
@@ -242,6 +282,9 @@ typedef struct camd_explain_input {
 typedef struct camd_explain_limits {
   camd_image_limits image;
   size_t max_frames; /* DICOM NumberOfFrames (0 = camd_dicom_limits_default's) */
+  /* Quality metrics: the most extra forwards one image may ask for (its maps x
+   * camd_explain_quality_forwards; 0 = CAMD_QUALITY_FORWARDS_DEFAULT). More is CAMD_E_LIMIT. */
+  long max_quality_forwards;
 } camd_explain_limits;
 
 /* ---- results ---- */
@@ -254,7 +297,8 @@ typedef struct camd_explain_limits {
   X(FORWARD, "forward")        \
   X(BACKWARD, "backward")      \
   X(CAM, "cam")                \
-  X(RENDER, "render")
+  X(RENDER, "render")          \
+  X(QUALITY, "quality")
 
 /* clang-format off */
 typedef enum camd_explain_stage {
@@ -308,6 +352,23 @@ typedef struct camd_explain_map {
    * maps of one image share one series). */
   camd_explain_blob dicom;
   camd_dicom_sc_uids dicom_uids;
+  /* Quality metrics (options metrics / quality; computed on the model input, see quality.c):
+   * `metrics` says which were computed (0: none). Scores are the target's probability under the
+   * model's activation (its logit for activation "none"). */
+  struct camd_explain_quality {
+    unsigned metrics;
+    int forwards;        /* extra forwards spent on this map */
+    double ms;           /* time spent on this map's metrics */
+    double score;        /* on the unperturbed input (the explanation's forward) */
+    double masked;       /* drop_increase: on the input multiplied by the normalised map */
+    double average_drop; /* 100 x max(0, score - masked) / score (percent; lower is better) */
+    bool increase;       /* masked > score (Increase in Confidence; its mean over images) */
+    int steps;           /* deletion / insertion: N; curves have N + 1 points */
+    double *deletion, *insertion;       /* the curves (malloc'd, owned), NULL when not computed */
+    double deletion_auc, insertion_auc; /* lower / higher is better */
+    double road_morf[CAMD_ROAD_LEVELS], road_lerf[CAMD_ROAD_LEVELS];
+    double road_morf_mean, road_lerf_mean; /* lower / higher is better */
+  } quality;
 } camd_explain_map;
 
 /* A format-specific output of one image (e.g. a DICOM object beside or instead of the overlay
@@ -388,10 +449,12 @@ void camd_explain_result_free(camd_explain_result *r);
  *   explanations [{index, label, score, probability, method, layer, raw? {width, height,
  *   values}, peak? {x, y, value}, bbox? {x0, y0, x1, y1, pixels} (inclusive; null if none),
  *   mask?, heatmap?, overlay? (base64 PNGs), secondary_capture? {series_instance_uid,
- *   sop_instance_uid, data (base64 DICOM)}}] (not with predict_only),
+ *   sop_instance_uid, data (base64 DICOM)}, quality? {score, forwards, ms, drop_increase?
+ *   {masked_score, average_drop, increase_in_confidence}, deletion? / insertion? {auc, steps,
+ *   curve}, road? {percentiles, morf, lerf, morf_mean, lerf_mean}}}] (not with predict_only),
  *   attachments? {name: base64} (format-specific outputs, when there are any),
  *   options (echo of the effective options, window and frame included), timings_ms {decode,
- * preprocess, forward, backward, cam, render, total, batch_size} (for the whole call). */
+ * preprocess, forward, backward, cam, render, quality, total, batch_size} (for the whole call). */
 struct json_t *camd_explain_item_json(const camd_explain_result *r, int i, int index);
 /* Compact JSON text of j with the precision explain's numbers need (9 significant digits);
  * malloc'd, NUL-terminated (caller frees; *len without the NUL); NULL when out of memory. */

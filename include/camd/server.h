@@ -55,6 +55,9 @@ typedef struct camd_server_config {
   /* DICOM */
   long max_frames;         /* NumberOfFrames cap (checked before any pixel is decoded) */
   char dicom_uid_root[41]; /* UID root of Secondary Captures; "" = 2.25 (UUID-derived UIDs) */
+
+  /* Quality metrics: extra forwards one image may ask for (more is 413) */
+  long max_quality_forwards;
 } camd_server_config;
 
 /* The defaults (the key table's default column). */

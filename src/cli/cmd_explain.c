@@ -78,6 +78,11 @@ static void explain_usage(FILE *f) {
           "  --window W            gray DICOM / PNG: dicom (the file's, default), dicom:N,\n"
           "                        auto, C,W, lung, mediastinum, bone, brain, soft_tissue\n"
           "  --frame N             DICOM multi-frame: 0-based frame (default 0)\n"
+          "quality (extra forwards per map: drop_increase 1, deletion N, insertion N, road 18):\n"
+          "  --quality             every metric below, in the JSON beside each map\n"
+          "  --metrics LIST        drop_increase,deletion,insertion,road / all / none\n"
+          "  --quality-steps N     deletion/insertion steps (default 16)\n"
+          "  --road-noise X        ROAD imputation noise std (default 0.01)\n"
           "  --out FILE            write the overlay PNG of the first target\n"
           "  --json FILE           write the full JSON result ('-' = stdout)\n"
           "  --predict             classify only (no explanation)\n\n"
@@ -119,6 +124,10 @@ static const struct {
     {"--bbox-threshold", "bbox_threshold", NULL},
     {"--window", "window", NULL},
     {"--frame", "frame", NULL},
+    {"--quality", "quality", "true"},
+    {"--metrics", "metrics", NULL},
+    {"--quality-steps", "quality_steps", NULL},
+    {"--road-noise", "road_noise", NULL},
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -196,7 +205,8 @@ static int parse_args(int argc, char **argv, explain_args *a) {
           "--name, --image, --method, --target, --layer, --layer-layout, --topk, --score, "
           "--no-relu, --normalize, --aug-smooth, --eigen-smooth, --n-samples, "
           "--noise-std, --seed, --colormap, --alpha, --outputs, "
-          "--bbox-threshold, --window, --frame, --out, --json, --predict, --size, --resize, "
+          "--bbox-threshold, --window, --frame, --quality, --metrics, --quality-steps, "
+          "--road-noise, --out, --json, --predict, --size, --resize, "
           "--resize-shorter, --scale, --mean, --std, --bgr, --gray, "
           "--activation, --layout, --help",
           f);

@@ -87,6 +87,48 @@ static bool map_outputs_json(const camd_explain_map *m, unsigned outputs, json_t
   return true;
 }
 
+static json_t *jcurve(const double *v, int n) {
+  json_t *a = json_array();
+  for (int i = 0; a && v && i < n; i++) json_array_append_new(a, jreal(v[i]));
+  return a;
+}
+
+/* "quality" of one map (options metrics / quality): see camd_explain_map.quality. */
+static json_t *quality_json(const camd_explain_map *m) {
+  const struct camd_explain_quality *q = &m->quality;
+  json_t *j = json_object();
+  if (!j) return NULL;
+  bool ok = put(j, "score", jreal(q->score)) && put(j, "forwards", json_integer(q->forwards)) &&
+            put(j, "ms", jreal(q->ms));
+  if (ok && (q->metrics & CAMD_METRIC_DROP_INCREASE))
+    ok = put(j, "drop_increase",
+             json_pack("{s:o, s:o, s:b}", "masked_score", jreal(q->masked), "average_drop",
+                       jreal(q->average_drop), "increase_in_confidence", q->increase));
+  if (ok && (q->metrics & CAMD_METRIC_DELETION))
+    ok = put(j, "deletion",
+             json_pack("{s:o, s:i, s:o}", "auc", jreal(q->deletion_auc), "steps", q->steps, "curve",
+                       jcurve(q->deletion, q->steps + 1)));
+  if (ok && (q->metrics & CAMD_METRIC_INSERTION))
+    ok = put(j, "insertion",
+             json_pack("{s:o, s:i, s:o}", "auc", jreal(q->insertion_auc), "steps", q->steps,
+                       "curve", jcurve(q->insertion, q->steps + 1)));
+  if (ok && (q->metrics & CAMD_METRIC_ROAD)) {
+    json_t *pct = json_array();
+    for (int i = 0; pct && i < CAMD_ROAD_LEVELS; i++)
+      json_array_append_new(pct, json_integer(10 * (i + 1)));
+    ok = put(j, "road",
+             json_pack("{s:o, s:o, s:o, s:o, s:o}", "percentiles", pct, "morf",
+                       jcurve(q->road_morf, CAMD_ROAD_LEVELS), "lerf",
+                       jcurve(q->road_lerf, CAMD_ROAD_LEVELS), "morf_mean",
+                       jreal(q->road_morf_mean), "lerf_mean", jreal(q->road_lerf_mean)));
+  }
+  if (!ok) {
+    json_decref(j);
+    return NULL;
+  }
+  return j;
+}
+
 static const char *window_source_name(camd_window_source s) {
   switch (s) {
     case CAMD_WINDOW_FROM_FILE_WINDOW:
@@ -182,7 +224,8 @@ static json_t *explanations_json(const camd_explain_result *r, const camd_explai
     if (!x || json_array_append_new(exps, x)) break;
     json_object_set_new(x, "method", json_string(camd_cam_method_name(r->options.method)));
     json_object_set_new(x, "layer", json_string(r->layer));
-    if (!map_outputs_json(m, r->options.outputs, x)) {
+    if (!map_outputs_json(m, r->options.outputs, x) ||
+        (m->quality.metrics && !put(x, "quality", quality_json(m)))) {
       json_decref(exps);
       return NULL;
     }
@@ -254,6 +297,13 @@ static void explain_options_json(const camd_explain_result *r, json_t *j) {
   json_object_set_new(j, "n_samples", json_integer(o->n_samples));
   json_object_set_new(j, "noise_std", camd__json_float(o->noise_std));
   json_object_set_new(j, "seed", json_integer((json_int_t)o->seed));
+  json_t *metrics = json_array();
+  for (int i = 0; i < CAMD_METRIC_COUNT; i++)
+    if (o->metrics & (1u << i))
+      json_array_append_new(metrics, json_string(camd_explain_metric_name(i)));
+  json_object_set_new(j, "metrics", metrics);
+  json_object_set_new(j, "quality_steps", json_integer(o->quality_steps));
+  json_object_set_new(j, "road_noise", camd__json_float(o->road_noise));
 }
 
 static json_t *options_json(const camd_explain_result *r) {

@@ -58,6 +58,7 @@ struct camd_explain_ctx {
     int i;
   } * rank;
   size_t rank_cap;
+  camd__quality_ws *quality;
 };
 
 static int grow(void **p, size_t *cap, size_t n, size_t elem, camd_error *err) {
@@ -108,6 +109,7 @@ void camd_explain_ctx_destroy(camd_explain_ctx *ctx) {
   free(ctx->up);
   free(ctx->outside);
   free(ctx->rank);
+  camd__quality_ws_free(ctx->quality);
   free(ctx);
 }
 
@@ -389,6 +391,13 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
                           "options alpha and bbox_threshold must be within 0..1");
   if (o->outputs & ~CAMD_OUT_ALL)
     return camd_error_set(err, CAMD_E_INVALID, "option outputs: unknown bits 0x%x", o->outputs);
+  if (o->metrics & ~CAMD_METRIC_ALL)
+    return camd_error_set(err, CAMD_E_INVALID, "option metrics: unknown bits 0x%x", o->metrics);
+  if (o->metrics && (o->quality_steps < 1 || o->quality_steps > CAMD_QUALITY_STEPS_MAX ||
+                     !(o->road_noise >= 0.0f && o->road_noise <= 1.0f)))
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "options quality_steps (1..%d) and road_noise (0..1) out of range",
+                          CAMD_QUALITY_STEPS_MAX);
   return 0;
 }
 
@@ -472,14 +481,23 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   run_plan_view view = {p->method, p->layer};
   render_args ra = {o, img, &item->crop, p->minmax, dcm, e, &view, item, 0};
   size_t plane = (size_t)maps.width * (size_t)maps.height;
+  double q_ms = 0.0;
   for (int k = 0; k < n_classes; k++) {
     ra.map_index = k;
     camd_explain_map *m = &item->maps[item->n_maps++];
     m->target = class_of(e, logits, classes[k]);
     if ((rc = render_map(ctx, &ra, maps.maps + (size_t)k * plane, maps.width, maps.height, m, err)))
       return rc;
+    /* ctx->map holds the map as returned (after relu/normalize) */
+    uint64_t tq = camd_now_ns();
+    if (o->metrics && (rc = camd__quality_map(
+                           &ctx->quality, s, e, o, ctx->tensor + (size_t)slot * e->in_count, logits,
+                           classes[k], ctx->map, maps.width, maps.height, &m->quality, err)))
+      return camd_error_prefix(err, rc, "class %d: ", classes[k]);
+    q_ms += ms_since(tq);
   }
-  tm->ms[CAMD_STAGE_RENDER] += ms_since(t);
+  tm->ms[CAMD_STAGE_QUALITY] += q_ms;
+  tm->ms[CAMD_STAGE_RENDER] += ms_since(t) - q_ms;
   return 0;
 }
 
@@ -504,6 +522,8 @@ static void item_free(camd_explain_item *it) {
     free(m->heatmap.data);
     free(m->overlay.data);
     free(m->dicom.data);
+    free(m->quality.deletion);
+    free(m->quality.insertion);
   }
   free(it->maps);
   free(it->predictions);
@@ -703,6 +723,19 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
   memset(&dl, 0, sizeof(dl));
   camd_image_limits_default(&dl.image);
   const camd_explain_limits *lim = limits ? limits : &dl;
+  if (!predict_only && o->metrics) {
+    long cap =
+        lim->max_quality_forwards > 0 ? lim->max_quality_forwards : CAMD_QUALITY_FORWARDS_DEFAULT;
+    long per_map = camd_explain_quality_forwards(o);
+    int n_maps = o->n_targets ? o->n_targets : o->target_topk;
+    if (per_map * n_maps > cap)
+      return camd_error_set(err, CAMD_E_LIMIT,
+                            "quality metrics need %ld forwards per image (%d map%s x %ld: "
+                            "drop_increase 1, deletion and insertion quality_steps=%d each, road "
+                            "%d); the limit max_quality_forwards is %ld",
+                            per_map * n_maps, n_maps, n_maps == 1 ? "" : "s", per_map,
+                            o->quality_steps, 2 * CAMD_ROAD_LEVELS, cap);
+  }
   camd_session *s = NULL;
   if ((rc = get_session(ctx, e, &s, err))) return rc;
 
