@@ -80,6 +80,17 @@ void camd_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Reads a whole file (at most max_bytes) into a malloc'd buffer the caller frees. */
 int camd_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len,
                    camd_error *err);
+/* A whole file (at most max_bytes), read-only: a private mapping of a regular file (no copy,
+ * pages prefaulted), else read into a malloc'd buffer. Close with camd_file_unmap. */
+typedef struct camd_mapped_file {
+  const unsigned char *data;
+  size_t len;
+  void *mapped; /* the mapping (munmap), or NULL */
+  size_t mapped_len;
+  unsigned char *buf; /* the fallback buffer (free), or NULL */
+} camd_mapped_file;
+int camd_file_map_open(const char *path, size_t max_bytes, camd_mapped_file *m, camd_error *err);
+void camd_file_unmap(camd_mapped_file *m);
 
 /* ---- text ---- */
 /* Strict decimal integer in [lo, hi]: [+-]?[0-9]+ and nothing else (no spaces, hex, or trailing

@@ -152,7 +152,14 @@ typedef struct camd_dicom_sc_opts {
   int series_number;              /* 0 -> 9001 */
   int instance_number;            /* 0 -> 1 */
   size_t frame;                   /* the source frame the overlay shows */
+  /* A SeriesInstanceUID to reuse (several overlays of one request in one series); NULL or "" ->
+   * a new one under uid_root. Must be a valid UID when given. */
+  const char *series_instance_uid;
 } camd_dicom_sc_opts;
+
+/* True when `root` is usable as camd_dicom_sc_opts.uid_root: digits and dots, no empty component,
+ * no leading zeros, at most 40 characters. */
+bool camd_dicom_uid_root_valid(const char *root);
 
 typedef struct camd_dicom_sc_uids {
   char series_instance_uid[65];

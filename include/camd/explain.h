@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "camd/cam.h"
+#include "camd/dicom.h"
 #include "camd/engine.h"
 #include "camd/image.h"
 #include "camd/status.h"
@@ -57,6 +58,9 @@ typedef struct camd_model_config {
   char default_layer[CAMD_LAYER_NAME_MAX]; /* "" = the engine's suggestion */
   char default_method[32];                 /* "" = gradcam */
   camd_output_activation activation;
+  /* UID root of the Secondary Captures written for this model (config key dicom_uid_root; ""
+   * = the server's dicom_uid_root, else "2.25": UUID-derived UIDs). */
+  char dicom_uid_root[41];
   /* Optional checks against the loaded model ("" = not checked): the names of input 0 and
    * output 0 (config keys input_name / output_name). */
   char input_name[CAMD_LAYER_NAME_MAX];
@@ -118,7 +122,9 @@ char *camd_explainer_info_json(const camd_explainer *e);
   X(MASK, "mask")       /* PNG: binary mask (>= threshold × max) */                               \
   X(RAW, "raw")         /* the map at layer resolution, after relu/normalize, before upsampling */ \
   X(BBOX, "bbox")       /* peak and bounding box (original image coordinates): largest             \
-                           8-connected region >= bbox_threshold × max */
+                           8-connected region >= bbox_threshold × max */                          \
+  X(DICOM, "dicom")     /* DICOM Secondary Capture of the overlay, one per map (DICOM input only;  \
+                           not part of "all") */
 
 /* clang-format off */
 enum {
@@ -134,6 +140,8 @@ typedef enum camd_explain_output {
 } camd_explain_output;
 /* clang-format on */
 #define CAMD_OUT_ALL ((1u << CAMD_OUT_COUNT) - 1u)
+/* What outputs=all asks for: every picture output (not the DICOM object). */
+#define CAMD_OUT_ALL_PICTURES (CAMD_OUT_ALL & ~CAMD_OUT_DICOM)
 /* Name of output bit i (0..CAMD_OUT_COUNT-1), e.g. "overlay"; NULL out of range. */
 const char *camd_explain_output_name(int i);
 
@@ -182,7 +190,50 @@ typedef struct camd_explain_options {
   int n_samples;          /* noise-based methods (default 16) */
   float noise_std;        /* default 0.2 (in input units) */
   uint64_t seed;          /* default 0: same request, same map */
+  /* Gray sources with more than 8 bits (DICOM monochrome frames, gray PNG): the window that
+   * maps their values to display levels (default: the DICOM file's own, "dicom"; a PNG keeps
+   * its high byte unless a window is given). The model and the overlay see the same image. */
+  camd_window window;
+  uint32_t frame; /* DICOM multi-frame: 0-based frame (default 0) */
+  /* Quality metrics computed for every map (CAMD_METRIC_* bits; default none): option quality
+   * (true = all) or metrics (a list). They cost extra forwards (camd_explain_quality_forwards). */
+  unsigned metrics;
+  int quality_steps; /* deletion / insertion steps N (default 16) */
+  float road_noise;  /* ROAD: std of the noise added to imputed values (default 0.01) */
 } camd_explain_options;
+
+/* Quality metrics (option metrics / quality): X(enum suffix, name). */
+#define CAMD_EXPLAIN_METRICS(X)     \
+  X(DROP_INCREASE, "drop_increase") \
+  X(DELETION, "deletion")           \
+  X(INSERTION, "insertion")         \
+  X(ROAD, "road")
+
+/* clang-format off */
+enum {
+#define CAMD__METRIC_BIT(e, name) CAMD_METRIC_BIT_##e,
+  CAMD_EXPLAIN_METRICS(CAMD__METRIC_BIT)
+#undef CAMD__METRIC_BIT
+  CAMD_METRIC_COUNT
+};
+/* clang-format on */
+#define CAMD_METRIC_DROP_INCREASE (1u << CAMD_METRIC_BIT_DROP_INCREASE)
+#define CAMD_METRIC_DELETION (1u << CAMD_METRIC_BIT_DELETION)
+#define CAMD_METRIC_INSERTION (1u << CAMD_METRIC_BIT_INSERTION)
+#define CAMD_METRIC_ROAD (1u << CAMD_METRIC_BIT_ROAD)
+#define CAMD_METRIC_ALL \
+  (CAMD_METRIC_DROP_INCREASE | CAMD_METRIC_DELETION | CAMD_METRIC_INSERTION | CAMD_METRIC_ROAD)
+#define CAMD_QUALITY_STEPS_MAX 1024
+/* ROAD's removal fractions: 10 %, 20 %, ..., 90 % of the input's pixels (Rong et al. 2022). */
+#define CAMD_ROAD_LEVELS 9
+/* Largest number of quality forwards per image when the caller gives no limit. */
+#define CAMD_QUALITY_FORWARDS_DEFAULT 1024
+/* "drop_increase", "deletion", "insertion", "road"; NULL out of range (bit index). */
+const char *camd_explain_metric_name(int bit);
+/* Extra forwards the metrics of o cost for one map: drop_increase 1, deletion N, insertion N,
+ * road 2 x CAMD_ROAD_LEVELS (the unperturbed image's score comes from the explanation's own
+ * forward). */
+long camd_explain_quality_forwards(const camd_explain_options *o);
 
 /* Defaults (listed above), taking the default method and layer from the explainer (e may be
  * NULL); topk is capped at the model's number of classes. */
@@ -192,7 +243,11 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
 bool camd_explain_options_equal(const camd_explain_options *a, const camd_explain_options *b);
 /* Sets one option from text: keys method, layer, target (index, label, comma list, or "topK"),
  * layer_layout (NCHW | NHWC | auto), topk, score, relu, normalize, aug_smooth, eigen_smooth,
- * colormap, alpha, outputs (comma list), bbox_threshold, n_samples, noise_std, seed. Labels are
+ * colormap, alpha, outputs (comma list), bbox_threshold, n_samples, noise_std, seed, window
+ * (camd_window_parse: dicom, dicom:N, auto, C,W, lung, mediastinum, bone, brain, soft_tissue),
+ * frame (0..1000000; checked against the file when it is decoded), quality (boolean: every
+ * metric or none), metrics (comma list of drop_increase, deletion, insertion, road; all; none),
+ * quality_steps (1..1024), road_noise (0..1). Labels are
  * resolved against e (may be NULL). Unknown keys and bad values are CAMD_E_INVALID with a message
  * naming the key, the value and the valid choices; on error *o is unchanged. Values are at most
  * 4096 bytes.
@@ -203,7 +258,8 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
  *  - layer: "" = model default; with e it must be a CAM layer (error lists them, deepest first).
  *  - numbers are strict decimal text (no spaces, hex, inf, nan): topk 1..1000 (<= classes),
  *    alpha and bbox_threshold 0..1, n_samples 1..256, noise_std 0..100, seed 0..2^53-1.
- *  - booleans: true/false/1/0/yes/no/on/off; outputs: overlay,heatmap,mask,raw,bbox, all, none;
+ *  - booleans: true/false/1/0/yes/no/on/off; outputs: overlay,heatmap,mask,raw,bbox,dicom, all
+ *    (every picture output, not dicom), none;
  *    score: logit|softmax|sigmoid|output; normalize: minmax|none; colormap: camd_colormap_parse. */
 int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, const char *key,
                              const char *value, camd_error *err);
@@ -219,12 +275,16 @@ int camd_explain_ctx_create(int max_batch, camd_explain_ctx **out, camd_error *e
 void camd_explain_ctx_destroy(camd_explain_ctx *ctx);
 
 typedef struct camd_explain_input {
-  const void *data; /* encoded image bytes (PNG / JPEG), borrowed */
+  const void *data; /* encoded image bytes (PNG / JPEG / DICOM Part 10), borrowed */
   size_t len;
 } camd_explain_input;
 
 typedef struct camd_explain_limits {
   camd_image_limits image;
+  size_t max_frames; /* DICOM NumberOfFrames (0 = camd_dicom_limits_default's) */
+  /* Quality metrics: the most extra forwards one image may ask for (its maps x
+   * camd_explain_quality_forwards; 0 = CAMD_QUALITY_FORWARDS_DEFAULT). More is CAMD_E_LIMIT. */
+  long max_quality_forwards;
 } camd_explain_limits;
 
 /* ---- results ---- */
@@ -237,7 +297,8 @@ typedef struct camd_explain_limits {
   X(FORWARD, "forward")        \
   X(BACKWARD, "backward")      \
   X(CAM, "cam")                \
-  X(RENDER, "render")
+  X(RENDER, "render")          \
+  X(QUALITY, "quality")
 
 /* clang-format off */
 typedef enum camd_explain_stage {
@@ -287,6 +348,27 @@ typedef struct camd_explain_map {
   /* PNGs at the original image size, when asked for (else data NULL). Pixels outside the crop
    * show the photo in the overlay and heat 0 elsewhere. */
   camd_explain_blob mask, heatmap, overlay;
+  /* CAMD_OUT_DICOM: the Secondary Capture of the overlay (application/dicom) and its UIDs (the
+   * maps of one image share one series). */
+  camd_explain_blob dicom;
+  camd_dicom_sc_uids dicom_uids;
+  /* Quality metrics (options metrics / quality; computed on the model input, see quality.c):
+   * `metrics` says which were computed (0: none). Scores are the target's probability under the
+   * model's activation (its logit for activation "none"). */
+  struct camd_explain_quality {
+    unsigned metrics;
+    int forwards;        /* extra forwards spent on this map */
+    double ms;           /* time spent on this map's metrics */
+    double score;        /* on the unperturbed input (the explanation's forward) */
+    double masked;       /* drop_increase: on the input multiplied by the normalised map */
+    double average_drop; /* 100 x max(0, score - masked) / score (percent; lower is better) */
+    bool increase;       /* masked > score (Increase in Confidence; its mean over images) */
+    int steps;           /* deletion / insertion: N; curves have N + 1 points */
+    double *deletion, *insertion;       /* the curves (malloc'd, owned), NULL when not computed */
+    double deletion_auc, insertion_auc; /* lower / higher is better */
+    double road_morf[CAMD_ROAD_LEVELS], road_lerf[CAMD_ROAD_LEVELS];
+    double road_morf_mean, road_lerf_mean; /* lower / higher is better */
+  } quality;
 } camd_explain_map;
 
 /* A format-specific output of one image (e.g. a DICOM object beside or instead of the overlay
@@ -305,6 +387,13 @@ typedef struct camd_explain_item {
                            when out of memory) */
   size_t width, height; /* decoded image, after EXIF orientation */
   camd_image_info info; /* format, orientation, geometry as stored in the file */
+  /* DICOM input (info.format == CAMD_IMAGE_FORMAT_DICOM): what the file says (UIDs, geometry;
+   * no patient data) and which frame was explained. */
+  camd_dicom_info dicom;
+  size_t frame;
+  /* A window was applied (DICOM monochrome, or a gray PNG with option window): which. */
+  bool windowed;
+  camd_window_used window;
   size_t input_width, input_height; /* the model input */
   camd_crop crop;                   /* the part of the image (in its pixels) the input covers */
   camd_explain_class *predictions;  /* topk, best first; malloc'd */
@@ -348,16 +437,24 @@ void camd_explain_result_free(camd_explain_result *r);
 /* The JSON of item i of r, with "image"."index" = index (the image's position in the caller's
  * request), as a new jansson reference (NULL when the item failed or out of memory):
  *   model {name, sha256}, camd_version, method, layer (not with predict_only),
- *   image {index, width, height, format, orientation}, input {width, height, crop {x, y,
- *   width, height}: the part of the original image the tensor covers},
+ *   image {index, width, height, format, orientation, window? (a gray PNG with option window)},
+ *   dicom? (DICOM input: {study/series/sop_instance_uid, sop_class_uid, modality,
+ *   transfer_syntax {uid, name}, frame, frames, rows, columns, photometric, pixel_spacing
+ *   ([row, column] or null), window (null for colour), maps [{index, label, probability, peak,
+ *   bbox}] in the frame's pixels}; no patient data),
+ *   input {width, height, crop {x, y, width, height}: the part of the original image the tensor
+ *   covers},
  *   predictions [{index, label, score (raw output), probability (model activation; null for
  *   "none")}] (topk, best first),
  *   explanations [{index, label, score, probability, method, layer, raw? {width, height,
  *   values}, peak? {x, y, value}, bbox? {x0, y0, x1, y1, pixels} (inclusive; null if none),
- *   mask?, heatmap?, overlay? (base64 PNGs)}] (not with predict_only),
+ *   mask?, heatmap?, overlay? (base64 PNGs), secondary_capture? {series_instance_uid,
+ *   sop_instance_uid, data (base64 DICOM)}, quality? {score, forwards, ms, drop_increase?
+ *   {masked_score, average_drop, increase_in_confidence}, deletion? / insertion? {auc, steps,
+ *   curve}, road? {percentiles, morf, lerf, morf_mean, lerf_mean}}}] (not with predict_only),
  *   attachments? {name: base64} (format-specific outputs, when there are any),
- *   options (echo of the effective options), timings_ms {decode, preprocess, forward,
- *   backward, cam, render, total, batch_size} (for the whole call). */
+ *   options (echo of the effective options, window and frame included), timings_ms {decode,
+ * preprocess, forward, backward, cam, render, quality, total, batch_size} (for the whole call). */
 struct json_t *camd_explain_item_json(const camd_explain_result *r, int i, int index);
 /* Compact JSON text of j with the precision explain's numbers need (9 significant digits);
  * malloc'd, NUL-terminated (caller frees; *len without the NUL); NULL when out of memory. */

@@ -51,6 +51,13 @@ typedef struct camd_server_config {
   char log_level[16]; /* debug, info, warn, error */
   camd_model_config models[CAMD_SERVER_MAX_MODELS];
   int n_models;
+
+  /* DICOM */
+  long max_frames;         /* NumberOfFrames cap (checked before any pixel is decoded) */
+  char dicom_uid_root[41]; /* UID root of Secondary Captures; "" = 2.25 (UUID-derived UIDs) */
+
+  /* Quality metrics: extra forwards one image may ask for (more is 413) */
+  long max_quality_forwards;
 } camd_server_config;
 
 /* The defaults (the key table's default column). */

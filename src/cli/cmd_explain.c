@@ -71,9 +71,18 @@ static void explain_usage(FILE *f) {
           "output:\n"
           "  --colormap C          jet (default), turbo, viridis, inferno, gray\n"
           "  --alpha X             overlay opacity 0..1 (default 0.5)\n"
-          "  --outputs LIST        overlay,heatmap,mask,raw,bbox / all / none (default\n"
-          "                        overlay,bbox) — the JSON carries them (PNGs in base64)\n"
+          "  --outputs LIST        overlay,heatmap,mask,raw,bbox,dicom / all / none (default\n"
+          "                        overlay,bbox) — the JSON carries them (PNGs in base64;\n"
+          "                        dicom: a Secondary Capture per map, DICOM input only)\n"
           "  --bbox-threshold X    mask/bbox threshold, fraction of the max (default 0.2)\n"
+          "  --window W            gray DICOM / PNG: dicom (the file's, default), dicom:N,\n"
+          "                        auto, C,W, lung, mediastinum, bone, brain, soft_tissue\n"
+          "  --frame N             DICOM multi-frame: 0-based frame (default 0)\n"
+          "quality (extra forwards per map: drop_increase 1, deletion N, insertion N, road 18):\n"
+          "  --quality             every metric below, in the JSON beside each map\n"
+          "  --metrics LIST        drop_increase,deletion,insertion,road / all / none\n"
+          "  --quality-steps N     deletion/insertion steps (default 16)\n"
+          "  --road-noise X        ROAD imputation noise std (default 0.01)\n"
           "  --out FILE            write the overlay PNG of the first target\n"
           "  --json FILE           write the full JSON result ('-' = stdout)\n"
           "  --predict             classify only (no explanation)\n\n"
@@ -113,6 +122,12 @@ static const struct {
     {"--alpha", "alpha", NULL},
     {"--outputs", "outputs", NULL},
     {"--bbox-threshold", "bbox_threshold", NULL},
+    {"--window", "window", NULL},
+    {"--frame", "frame", NULL},
+    {"--quality", "quality", "true"},
+    {"--metrics", "metrics", NULL},
+    {"--quality-steps", "quality_steps", NULL},
+    {"--road-noise", "road_noise", NULL},
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -190,7 +205,8 @@ static int parse_args(int argc, char **argv, explain_args *a) {
           "--name, --image, --method, --target, --layer, --layer-layout, --topk, --score, "
           "--no-relu, --normalize, --aug-smooth, --eigen-smooth, --n-samples, "
           "--noise-std, --seed, --colormap, --alpha, --outputs, "
-          "--bbox-threshold, --out, --json, --predict, --size, --resize, "
+          "--bbox-threshold, --window, --frame, --quality, --metrics, --quality-steps, "
+          "--road-noise, --out, --json, --predict, --size, --resize, "
           "--resize-shorter, --scale, --mean, --std, --bgr, --gray, "
           "--activation, --layout, --help",
           f);

@@ -1,10 +1,14 @@
 /* Small utilities: whole-file reads with a size cap, the monotonic clock, a seeded RNG. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "camd/core.h"
 
@@ -97,4 +101,38 @@ double camd_rng_normal(camd_rng *r) {
   double u2 = camd_rng_uniform(r);
   /* 1 - u1 is in (0, 1], so the log is finite. */
   return sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * 3.14159265358979323846 * u2);
+}
+
+int camd_file_map_open(const char *path, size_t max_bytes, camd_mapped_file *m, camd_error *err) {
+  memset(m, 0, sizeof(*m));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    if ((uint64_t)st.st_size > (uint64_t)max_bytes) {
+      close(fd);
+      return camd_error_set(err, CAMD_E_LIMIT, "'%s' is larger than the limit of %zu bytes", path,
+                            max_bytes);
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (p != MAP_FAILED) {
+      close(fd);
+      m->mapped = p;
+      m->mapped_len = (size_t)st.st_size;
+      m->data = p;
+      m->len = (size_t)st.st_size;
+      return 0;
+    }
+  }
+  if (fd >= 0) close(fd);
+  /* Not a regular file, empty, or the mapping failed: read it (with its error messages). */
+  int rc = camd_read_file(path, max_bytes, &m->buf, &m->len, err);
+  m->data = m->buf;
+  return rc;
+}
+
+void camd_file_unmap(camd_mapped_file *m) {
+  if (!m) return;
+  if (m->mapped) munmap(m->mapped, m->mapped_len);
+  free(m->buf);
+  memset(m, 0, sizeof(*m));
 }

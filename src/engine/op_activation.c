@@ -7,8 +7,10 @@
  */
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "engine/cpu.h"
 #include "engine/op.h"
 #include "engine/pool.h"
 
@@ -181,12 +183,66 @@ static void clip_backward(const camd_op_ctx *ctx) {
   for (size_t i = 0; i < n; i++) gx[i] += (x[i] > lo && x[i] < hi) ? gy[i] : 0.f;
 }
 
-/* ---- Sigmoid ---- */
+/* ---- Sigmoid ----
+ * y = 1 / (1 + exp(-x)) with exp as Cephes' expf: e^t = 2^k * p(r), k = round(t * log2 e) (by
+ * the 1.5 * 2^23 trick: round to nearest even), r = t - k ln 2 in two exact-ish parts, p a
+ * degree-7 polynomial (about 1 ulp). t is clamped to [-87, 88] so 2^k stays a normal float (the
+ * result is then off by less than 1e-38 in absolute terms). Plain C compiled once per instruction
+ * set and vectorised by the compiler: the same operations in the same order on every path (no
+ * FMA contraction in ISO C mode), so generic, AVX2 and AVX-512 give the same bits. About 15x
+ * faster than glibc's expf in a scalar loop. no-trapping-math only lets the compiler turn the
+ * clamps into blends (no effect on any result). */
+#define SIGMOID_KERNEL(NAME, TARGET)                                               \
+  static TARGET void NAME(const float *restrict x, float *restrict y, int64_t n) { \
+    for (int64_t i = 0; i < n; i++) {                                              \
+      float t = -x[i];                                                             \
+      t = t > -87.0f ? t : -87.0f;                                                 \
+      t = t < 88.0f ? t : 88.0f;                                                   \
+      const float k = (t * 1.44269504088896341f + 12582912.0f) - 12582912.0f;      \
+      float r = t - k * 0.693359375f;                                              \
+      r = r - k * -2.12194440e-4f;                                                 \
+      const float z = r * r;                                                       \
+      float p = 1.9875691500e-4f;                                                  \
+      p = p * r + 1.3981999507e-3f;                                                \
+      p = p * r + 8.3334519073e-3f;                                                \
+      p = p * r + 4.1665795894e-2f;                                                \
+      p = p * r + 1.6666665459e-1f;                                                \
+      p = p * r + 5.0000001201e-1f;                                                \
+      p = p * z + r + 1.0f;                                                        \
+      const int32_t bits = ((int32_t)k + 127) << 23;                               \
+      float scale;                                                                 \
+      memcpy(&scale, &bits, sizeof scale);                                         \
+      y[i] = 1.0f / (1.0f + p * scale);                                            \
+    }                                                                              \
+  }
+SIGMOID_KERNEL(sigmoid_generic, __attribute__((optimize("no-trapping-math"))))
+#if defined(__x86_64__)
+SIGMOID_KERNEL(sigmoid_avx2, __attribute__((target("avx2,fma"), optimize("no-trapping-math"))))
+SIGMOID_KERNEL(sigmoid_avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"),
+                                              optimize("no-trapping-math"))))
+#endif
+
+typedef void (*sigmoid_fn)(const float *restrict x, float *restrict y, int64_t n);
+
+typedef struct sigmoid_job {
+  const float *x;
+  float *y;
+  sigmoid_fn fn;
+} sigmoid_job;
+
+static void sigmoid_range(void *arg, int64_t b, int64_t e) {
+  const sigmoid_job *j = arg;
+  j->fn(j->x + b, j->y + b, e - b);
+}
+
 static void sigmoid_forward(const camd_op_ctx *ctx) {
-  const float *x = ctx->in[0].data;
-  float *y = ctx->out[0].data;
-  size_t n = act_count(ctx);
-  for (size_t i = 0; i < n; i++) y[i] = 1.f / (1.f + expf(-x[i]));
+  sigmoid_job j = {ctx->in[0].data, ctx->out[0].data, sigmoid_generic};
+#if defined(__x86_64__)
+  const camd__cpu_level level = camd__cpu();
+  if (level == CAMD_CPU_AVX512) j.fn = sigmoid_avx512;
+  if (level == CAMD_CPU_AVX2) j.fn = sigmoid_avx2;
+#endif
+  camd__pool_range(ctx->pool, (int64_t)act_count(ctx), CAMD_POOL_CHUNK, sigmoid_range, &j);
 }
 
 static void sigmoid_backward(const camd_op_ctx *ctx) {

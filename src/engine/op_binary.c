@@ -156,6 +156,42 @@ static void bin_same_range(void *arg, int64_t b0, int64_t e) {
   binary_run(j->kind, j->o + b0, j->a + b0, 1, j->b + b0, 1, e - b0);
 }
 
+/* Broadcast case: innermost runs [r0, r1) of the collapsed loop (each run is an output row). */
+typedef struct bin_bc_job {
+  int kind;
+  float *o;
+  const float *a, *b;
+  camd__bc_loop l;
+} bin_bc_job;
+
+static void bin_rows_range(void *arg, int64_t r0, int64_t r1) {
+  const bin_bc_job *j = arg;
+  const camd__bc_loop *l = &j->l;
+  const int kind = j->kind;
+  const int64_t n = l->dims[l->nd - 1], sa = l->sa[l->nd - 1], sb = l->sb[l->nd - 1];
+  int64_t idx[CAMD_MAX_DIMS] = {0}, oa = 0, ob = 0, rr = r0;
+  for (int d = l->nd - 2; d >= 0; d--) { /* the offsets of run r0 */
+    idx[d] = rr % l->dims[d];
+    rr /= l->dims[d];
+    oa += idx[d] * l->sa[d];
+    ob += idx[d] * l->sb[d];
+  }
+  const float *a = j->a, *b = j->b;
+  for (int64_t r = r0; r < r1; r++) {
+    float *orow = j->o + r * n;
+    if (sa == 1 && sb == 1) {
+      binary_run(kind, orow, a + oa, 1, b + ob, 1, n);
+    } else if (sa == 1 && sb == 0) {
+      binary_run(kind, orow, a + oa, 1, b + ob, 0, n);
+    } else if (sa == 0 && sb == 1) {
+      binary_run(kind, orow, a + oa, 0, b + ob, 1, n);
+    } else {
+      binary_run(kind, orow, a + oa, sa, b + ob, sb, n);
+    }
+    camd__bc_next(l, idx, &oa, &ob);
+  }
+}
+
 static void binary_forward(const camd_op_ctx *ctx, int kind) {
   camd__bc_loop l;
   camd_shape out;
@@ -168,20 +204,12 @@ static void binary_forward(const camd_op_ctx *ctx, int kind) {
     camd__pool_range(ctx->pool, n, CAMD_POOL_CHUNK, bin_same_range, &j);
     return;
   }
-  int64_t rows = camd__bc_rows(&l), idx[CAMD_MAX_DIMS] = {0}, oa = 0, ob = 0;
-  for (int64_t r = 0; r < rows; r++) {
-    float *orow = o + r * n;
-    if (sa == 1 && sb == 1) {
-      binary_run(kind, orow, a + oa, 1, b + ob, 1, n);
-    } else if (sa == 1 && sb == 0) {
-      binary_run(kind, orow, a + oa, 1, b + ob, 0, n);
-    } else if (sa == 0 && sb == 1) {
-      binary_run(kind, orow, a + oa, 0, b + ob, 1, n);
-    } else {
-      binary_run(kind, orow, a + oa, sa, b + ob, sb, n);
-    }
-    camd__bc_next(&l, idx, &oa, &ob);
-  }
+  /* Broadcast (squeeze-excite's [N,C,H,W] x [N,C,1,1], per-channel constants): pieces of whole
+   * runs of about CAMD_POOL_CHUNK elements (elementwise: any split gives the same bits). */
+  bin_bc_job j = {kind, o, a, b, l};
+  const int64_t rows = camd__bc_rows(&l),
+                per = n > 0 && n < CAMD_POOL_CHUNK ? CAMD_POOL_CHUNK / n : 1;
+  camd__pool_range(ctx->pool, rows, per, bin_rows_range, &j);
 }
 
 static void add_forward(const camd_op_ctx *ctx) {

@@ -663,11 +663,13 @@ static int conv_prepare(camd_graph *g, camd_node *node, camd_error *err) {
     node->scratch_floats = 0;
     node->thread_scratch_floats = 0;
     node->bwd_scratch_floats = 0;
-    if (tmp.kind == CONV_DEPTHWISE && tmp.kh == 3 && tmp.kw == 3 && tmp.sh == 1 && tmp.sw == 1 &&
-        tmp.dh == 1 && tmp.dw == 1) { /* padded plane + flat result (op_dw_kernel.h) */
+    if (tmp.kind == CONV_DEPTHWISE && tmp.kh == tmp.kw && (tmp.kh == 3 || tmp.kh == 5) &&
+        tmp.sh == 1 && tmp.sw == 1 && tmp.dh == 1 && tmp.dw == 1 && tmp.pt >= 0 &&
+        tmp.pl >= 0) { /* padded plane + flat result (op_dw_kernel.h) */
+      const int64_t k1 = tmp.kh - 1;
       p->dw_tmp = true;
       node->thread_scratch_floats =
-          (size_t)round16((tmp.oh + 2) * (tmp.ow + 2) + 2 + tmp.oh * (tmp.ow + 2) + CONV_SLACK);
+          (size_t)round16((tmp.oh + k1) * (tmp.ow + k1) + k1 + tmp.oh * (tmp.ow + k1) + CONV_SLACK);
     }
   }
   return 0;

@@ -6,8 +6,60 @@
 #define DW_CAT2(a, b) a##b
 #define DW_CAT(a, b) DW_CAT2(a, b)
 #define DW3_MAX_W 512 /* widest input row the 3x3 fast path splits into phases on the stack */
+/* Copies one input plane into tmp zero-padded to (OH + K - 1) x (OW + K - 1) for a KxK stride-1
+ * kernel, plus K - 1 zeros after it (the flat loops' last junk columns read that far). */
+static void dw_pad_plane(const conv_params *p, const float *restrict xc, float *restrict pad,
+                         int64_t K) {
+  const int64_t W = p->w, PW = p->ow + K - 1, PH = p->oh + K - 1;
+  const int64_t c1 = p->pl + W < PW ? p->pl + W : PW; /* columns [pl, c1) come from the row */
+  for (int64_t r = 0; r < PH; r++) {
+    const int64_t ih = r - p->pt;
+    float *dst = pad + r * PW;
+    if (ih < 0 || ih >= p->h) {
+      memset(dst, 0, (size_t)PW * sizeof(float));
+      continue;
+    }
+    for (int64_t c = 0; c < p->pl; c++) dst[c] = 0.0f;
+    memcpy(dst + p->pl, xc + ih * W, (size_t)(c1 - p->pl) * sizeof(float));
+    for (int64_t c = c1; c < PW; c++) dst[c] = 0.0f;
+  }
+  for (int64_t c = 0; c < K - 1; c++) pad[PH * PW + c] = 0.0f;
+}
 #endif
 #define DW3_NAME DW_CAT(DW_NAME, _3x3)
+#define DW5_NAME DW_CAT(DW_NAME, _5x5)
+
+/* 5x5, stride 1, dilation 1 (EfficientNet's): the plane zero-padded in tmp, then one flat pass
+ * per kernel row over every output position of the padded width (four junk columns per row),
+ * accumulating in tmp; per element the taps are added in (ki, kj) order from the bias, as
+ * DW_NAME below does (padding taps add w * 0). Returns false if it does not apply. */
+static DW_TARGET bool DW5_NAME(const conv_params *p, const float *restrict xc,
+                               const float *restrict wm, float bias, float *restrict ym,
+                               float *restrict tmp) {
+  if (!tmp || p->kh != 5 || p->kw != 5 || p->dh != 1 || p->dw != 1 || p->sh != 1 || p->sw != 1 ||
+      p->pl < 0 || p->pt < 0)
+    return false;
+  const int64_t OW = p->ow, PW = OW + 4, PH = p->oh + 4, n = p->oh * PW;
+  float *restrict pad = tmp, *restrict acc = tmp + PH * PW + 4;
+  dw_pad_plane(p, xc, pad, 5);
+  for (int64_t i = 0; i < n; i++) acc[i] = bias;
+  for (int64_t ki = 0; ki < 5; ki++) {
+    const float *restrict r = pad + ki * PW;
+    const float w0 = wm[ki * 5], w1 = wm[ki * 5 + 1], w2 = wm[ki * 5 + 2];
+    const float w3 = wm[ki * 5 + 3], w4 = wm[ki * 5 + 4];
+    for (int64_t i = 0; i < n; i++) {
+      float a = acc[i];
+      a += w0 * r[i];
+      a += w1 * r[i + 1];
+      a += w2 * r[i + 2];
+      a += w3 * r[i + 3];
+      a += w4 * r[i + 4];
+      acc[i] = a;
+    }
+  }
+  for (int64_t o = 0; o < p->oh; o++) memcpy(ym + o * OW, acc + o * PW, (size_t)OW * sizeof(float));
+  return true;
+}
 
 /* 3x3, dilation 1, stride 1 or 2: one pass per output row. For each valid kernel row ki and
  * column kj, t[ki][kj][q] is the input under tap (ki, kj) of output column q (stride 2 reads rows
@@ -30,19 +82,7 @@ static DW_TARGET bool DW3_NAME(const conv_params *p, const float *restrict xc,
      * run in full vectors; the valid columns are copied out. The padding taps add w * 0. */
     const int64_t PW = OW + 2, PH = p->oh + 2, n = p->oh * PW;
     float *restrict pad = tmp, *restrict acc = tmp + PH * PW + 2;
-    const int64_t c1 = p->pl + W < PW ? p->pl + W : PW; /* columns [pl, c1) come from the row */
-    for (int64_t r = 0; r < PH; r++) {
-      const int64_t ih = r - p->pt;
-      float *dst = pad + r * PW;
-      if (ih < 0 || ih >= p->h) {
-        memset(dst, 0, (size_t)PW * sizeof(float));
-        continue;
-      }
-      for (int64_t c = 0; c < p->pl; c++) dst[c] = 0.0f;
-      memcpy(dst + p->pl, xc + ih * W, (size_t)(c1 - p->pl) * sizeof(float));
-      for (int64_t c = c1; c < PW; c++) dst[c] = 0.0f;
-    }
-    pad[PH * PW] = pad[PH * PW + 1] = 0.0f; /* the last junk columns read 2 past the end */
+    dw_pad_plane(p, xc, pad, 3);
     const float *r0 = pad, *r1 = pad + PW, *r2 = pad + 2 * PW;
     const float w00 = wm[0], w01 = wm[1], w02 = wm[2], w10 = wm[3], w11 = wm[4], w12 = wm[5];
     const float w20 = wm[6], w21 = wm[7], w22 = wm[8];
@@ -153,7 +193,7 @@ static DW_TARGET bool DW3_NAME(const conv_params *p, const float *restrict xc,
 static DW_TARGET void DW_NAME(const conv_params *p, const float *restrict xc,
                               const float *restrict wm, float bias, float *restrict ym,
                               float *restrict tmp) {
-  if (DW3_NAME(p, xc, wm, bias, ym, tmp)) return;
+  if (DW3_NAME(p, xc, wm, bias, ym, tmp) || DW5_NAME(p, xc, wm, bias, ym, tmp)) return;
   const int64_t W = p->w, OW = p->ow, KW = p->kw;
   int64_t ow0[16], ow1[16]; /* per kj (kernels wider than 16 compute their range per row) */
   const bool cached = KW <= 16;
@@ -190,5 +230,6 @@ static DW_TARGET void DW_NAME(const conv_params *p, const float *restrict xc,
 }
 
 #undef DW3_NAME
+#undef DW5_NAME
 #undef DW_NAME
 #undef DW_TARGET

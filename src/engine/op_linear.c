@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "engine/op.h"
+#include "engine/pool.h"
 
 static bool fits_int(int64_t v) {
   return v >= 0 && v <= INT_MAX;
@@ -56,6 +57,28 @@ static bool per_item_rows(const camd_op_ctx *ctx, const gemm_params *p) {
   return !p->trans_a && (ctx->node->in_batched & 1u) && ctx->in[0].shape.dims[0] > 1;
 }
 
+#define GEMM_COLS 256 /* output columns per task of a one-row product */
+
+typedef struct gemm_row_job {
+  const gemm_params *p;
+  const float *a, *b;
+  float *y;
+  int lda, ldb, n, k;
+  float beta;
+  int64_t chunks; /* column chunks per row */
+} gemm_row_job;
+
+static void task_gemm_row(void *arg, int64_t t, int thread) {
+  (void)thread;
+  const gemm_row_job *j = arg;
+  const int64_t i = t / j->chunks, c0 = t % j->chunks * GEMM_COLS;
+  const int64_t nc = j->n - c0 < GEMM_COLS ? j->n - c0 : GEMM_COLS;
+  /* B's columns c0.. are rows of B when it is transposed (W[N, K]), columns otherwise. */
+  const float *b = j->b + (j->p->trans_b ? c0 * j->ldb : c0);
+  camd_gemm(false, j->p->trans_b, 1, (int)nc, j->k, j->p->alpha, j->a + i * j->lda, j->lda, b,
+            j->ldb, j->beta, j->y + i * j->n + c0, j->n);
+}
+
 static void gemm_forward(const camd_op_ctx *ctx) {
   const gemm_params *p = ctx->params;
   const camd_shape *as = &ctx->in[0].shape, *bs = &ctx->in[1].shape;
@@ -79,11 +102,13 @@ static void gemm_forward(const camd_op_ctx *ctx) {
     beta = p->beta;
   }
   const int lda = (int)as->dims[1], ldb = (int)bs->dims[1];
-  if (per_item_rows(ctx, p)) { /* one row per batch item (see the top comment) */
-    for (int64_t i = 0; i < m; i++) {
-      camd_gemm(false, p->trans_b, 1, (int)n, (int)k, p->alpha, ctx->in[0].data + i * lda, lda,
-                ctx->in[1].data, ldb, beta, y + i * n, (int)n);
-    }
+  if (per_item_rows(ctx, p) || (m == 1 && !p->trans_a)) {
+    /* One row per batch item (see the top comment), in chunks of GEMM_COLS output columns
+     * over the session's pool (a classifier's 1000 outputs): the same calls whatever the
+     * batch and the threads. */
+    gemm_row_job j = {p,   ctx->in[0].data, ctx->in[1].data, y,    lda,
+                      ldb, (int)n,          (int)k,          beta, (n + GEMM_COLS - 1) / GEMM_COLS};
+    camd__pool_for(ctx->pool, m * j.chunks, task_gemm_row, &j);
     return;
   }
   camd_gemm(p->trans_a, p->trans_b, (int)m, (int)n, (int)k, p->alpha, ctx->in[0].data, lda,

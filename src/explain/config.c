@@ -275,6 +275,19 @@ static int set_channels(cfg_parse *p, const cfg_key *k, const char *key, json_t 
   return 0;
 }
 
+static int set_uid_root(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  char root[sizeof(p->cfg->dicom_uid_root)];
+  int rc = get_string(p, key, v, root, sizeof(root));
+  if (rc) return rc;
+  if (root[0] && !camd_dicom_uid_root_valid(root))
+    return FAIL(p,
+                "%s: \"dicom_uid_root\" '%s' is not a UID root (digits and dots, no leading "
+                "zeros, at most 40 characters; e.g. your organisation's root, or 2.25)",
+                p->who, root);
+  memcpy((char *)p->cfg + k->offset, root, sizeof(root));
+  return 0;
+}
+
 static int set_default_method(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
   camd_model_config *c = p->cfg;
   camd_cam_method m;
@@ -347,6 +360,7 @@ static const cfg_key keys[] = {
     {"layer_layout", NULL, 0, set_layout, FIELD(layer_layout)},
     {"crop", NULL, 0, set_crop, 0, 0},
     {"interpolation", NULL, 0, set_interpolation, 0, 0},
+    {"dicom_uid_root", NULL, 0, set_uid_root, FIELD(dicom_uid_root)},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 

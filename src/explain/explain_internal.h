@@ -62,4 +62,16 @@ const char *camd__activation_name(camd_output_activation a);
 /* "RGB", "BGR" or "L" (one channel). */
 const char *camd__channel_order_name(const camd_preprocess_opts *pp);
 
+/* Quality metrics (quality.c): per-ctx scratch, created on first use. */
+typedef struct camd__quality_ws camd__quality_ws;
+void camd__quality_ws_free(camd__quality_ws *ws);
+/* Computes the metrics o->metrics asks for of one map (lw × lh, after relu/normalize) of class
+ * cls on the preprocessed input x (one image), whose logits came from the explanation's forward;
+ * the perturbed inputs run on s in batches of its max batch. q's curves are malloc'd (the
+ * caller's item owns them, also on error). */
+int camd__quality_map(camd__quality_ws **ws, camd_session *s, const camd_explainer *e,
+                      const camd_explain_options *o, const float *x, const float *logits, int cls,
+                      const float *map, int lw, int lh, struct camd_explain_quality *q,
+                      camd_error *err);
+
 #endif

@@ -1,7 +1,9 @@
 /* Explainers: a loaded model + its labels + its config, immutable and shared; metadata JSON. */
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +240,18 @@ static int resolve_defaults(camd_explainer *e, camd_error *err) {
   return 0;
 }
 
+typedef struct hash_job {
+  const unsigned char *data;
+  size_t len;
+  char *hex;
+} hash_job;
+
+static void *hash_main(void *arg) {
+  hash_job *j = arg;
+  camd_sha256_hex(j->data, j->len, j->hex);
+  return NULL;
+}
+
 int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd_error *err) {
   if (!out) return camd_error_set(err, CAMD_E_INVALID, "camd_explainer_open: out is NULL");
   *out = NULL;
@@ -256,14 +270,17 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
   e->cfg.default_layer[sizeof(e->cfg.default_layer) - 1] = 0;
   e->cfg.default_method[sizeof(e->cfg.default_method) - 1] = 0;
 
-  unsigned char *data = NULL;
-  size_t len = 0;
-  int rc = camd_read_file(e->cfg.path, CAMD_ONNX_DEFAULT_MAX_FILE_BYTES, &data, &len, err);
+  camd_mapped_file file;
+  int rc = camd_file_map_open(e->cfg.path, CAMD_ONNX_DEFAULT_MAX_FILE_BYTES, &file, err);
   if (rc) {
     camd_error_prefix(err, rc, "model '%s': ", e->cfg.name);
     goto fail;
   }
-  camd_sha256_hex(data, len, e->sha256);
+  /* The file's SHA-256 on a second thread while this one decodes it (startup time). */
+  hash_job hj = {file.data, file.len, e->sha256};
+  pthread_t hash_thread;
+  const bool hashing = pthread_create(&hash_thread, NULL, hash_main, &hj) == 0;
+  if (!hashing) hash_main(&hj);
   char dir[sizeof(e->cfg.path)];
   camd_path_dirname(e->cfg.path, dir, sizeof(dir)); /* fits: dir is as large as the path */
   /* What the config says about the image input: its layout, and sizes for free dimensions. */
@@ -273,8 +290,9 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
       .input_width = e->cfg.width_given ? (int64_t)e->cfg.preprocess.width : 0,
       .input_channels = e->cfg.preprocess.channels,
   };
-  rc = camd_onnx_load_buffer(data, len, dir, &lo, &e->model, err);
-  free(data);
+  rc = camd_onnx_load_buffer(file.data, file.len, dir, &lo, &e->model, err);
+  if (hashing) pthread_join(hash_thread, NULL);
+  camd_file_unmap(&file);
   if (rc) {
     camd_error_prefix(err, rc, "model '%s' ('%s'): ", e->cfg.name, e->cfg.path);
     goto fail;

@@ -16,11 +16,15 @@
 #define CAMD__STR(x) CAMD__STR2(x)
 #define NOISE_STD_MAX 100.0
 #define SEED_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */
+#define FRAME_MAX 1000000           /* option frame; the file's NumberOfFrames decides at decode */
 
-#define OPTION_KEYS                                                                 \
-  "method, layer, layer_layout, target, topk, score, relu, normalize, aug_smooth, " \
-  "eigen_smooth, colormap, alpha, outputs, bbox_threshold, n_samples, noise_std, seed"
-#define OUTPUT_NAMES "overlay, heatmap, mask, raw, bbox (or all, none)"
+#define OPTION_KEYS                                                                      \
+  "method, layer, layer_layout, target, topk, score, relu, normalize, aug_smooth, "      \
+  "eigen_smooth, colormap, alpha, outputs, bbox_threshold, n_samples, noise_std, seed, " \
+  "window, frame, quality, metrics, quality_steps, road_noise"
+#define METRIC_NAMES "drop_increase, deletion, insertion, road (or all, none)"
+#define ROAD_NOISE_MAX 1.0
+#define OUTPUT_NAMES "overlay, heatmap, mask, raw, bbox, dicom (or all, none)"
 #define BOOL_NAMES "true, false, 1, 0, yes, no, on, off"
 
 static const char *const output_names[] = {
@@ -31,14 +35,32 @@ static const char *const output_names[] = {
 _Static_assert(sizeof(output_names) / sizeof(output_names[0]) == CAMD_OUT_COUNT,
                "one name per CAMD_OUT_* bit");
 _Static_assert(CAMD_OUT_ALL == (CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP | CAMD_OUT_MASK | CAMD_OUT_RAW |
-                                CAMD_OUT_BBOX),
+                                CAMD_OUT_BBOX | CAMD_OUT_DICOM),
                "CAMD_OUT_ALL covers every output");
+static const char *const metric_names[] = {
+#define METRIC_NAME(e, name) name,
+    CAMD_EXPLAIN_METRICS(METRIC_NAME)
+#undef METRIC_NAME
+};
+_Static_assert(sizeof(metric_names) / sizeof(metric_names[0]) == CAMD_METRIC_COUNT,
+               "one name per CAMD_METRIC_* bit");
 static const char *const score_names[CAMD_EXPLAIN_SCORE_COUNT] = {"logit", "softmax", "sigmoid",
                                                                   "output"};
 static const char *const normalize_names[CAMD_NORMALIZE_COUNT] = {"minmax", "none"};
 
 const char *camd_explain_output_name(int i) {
   return i >= 0 && i < CAMD_OUT_COUNT ? output_names[i] : NULL;
+}
+const char *camd_explain_metric_name(int bit) {
+  return bit >= 0 && bit < CAMD_METRIC_COUNT ? metric_names[bit] : NULL;
+}
+long camd_explain_quality_forwards(const camd_explain_options *o) {
+  long n = 0, steps = o->quality_steps;
+  if (o->metrics & CAMD_METRIC_DROP_INCREASE) n += 1;
+  if (o->metrics & CAMD_METRIC_DELETION) n += steps;
+  if (o->metrics & CAMD_METRIC_INSERTION) n += steps;
+  if (o->metrics & CAMD_METRIC_ROAD) n += 2 * CAMD_ROAD_LEVELS;
+  return n;
 }
 const char *camd_explain_score_name(camd_explain_score s) {
   return (unsigned)s < CAMD_EXPLAIN_SCORE_COUNT ? score_names[s] : NULL;
@@ -75,11 +97,16 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
   o->n_samples = 16;
   o->noise_std = 0.2f;
   o->seed = 0;
+  o->window.kind = CAMD_WINDOW_DEFAULT; /* the DICOM file's own first window */
+  o->frame = 0;
+  o->metrics = 0;
+  o->quality_steps = 16;
+  o->road_noise = 0.01f;
 }
 
 /* A field added to camd_explain_options must be compared here (and echoed by result_json.c's
  * options_json): this assert stops the build until the new size is written below. */
-_Static_assert(sizeof(camd_explain_options) == 648 || sizeof(void *) != 8,
+_Static_assert(sizeof(camd_explain_options) == 704 || sizeof(void *) != 8,
                "camd_explain_options changed: update camd_explain_options_equal and the echo");
 
 bool camd_explain_options_equal(const camd_explain_options *a, const camd_explain_options *b) {
@@ -89,7 +116,11 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
       a->aug_smooth != b->aug_smooth || a->eigen_smooth != b->eigen_smooth ||
       a->colormap != b->colormap || a->alpha != b->alpha || a->outputs != b->outputs ||
       a->bbox_threshold != b->bbox_threshold || a->n_samples != b->n_samples ||
-      a->noise_std != b->noise_std || a->seed != b->seed)
+      a->noise_std != b->noise_std || a->seed != b->seed || a->frame != b->frame ||
+      a->window.kind != b->window.kind || a->window.index != b->window.index ||
+      a->window.center != b->window.center || a->window.width != b->window.width ||
+      strcmp(a->window.name, b->window.name) || a->metrics != b->metrics ||
+      a->quality_steps != b->quality_steps || a->road_noise != b->road_noise)
     return false;
   for (int i = 0; i < a->n_targets && i < CAMD_MAX_TARGETS; i++)
     if (a->targets[i] != b->targets[i]) return false;
@@ -305,7 +336,7 @@ static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) 
     if (k < CAMD_OUT_COUNT) {
       bits |= 1u << k;
     } else if (!strcasecmp(item, "all")) {
-      bits |= CAMD_OUT_ALL;
+      bits |= CAMD_OUT_ALL_PICTURES;
     } else if (strcasecmp(item, "none")) {
       char msg[128];
       snprintf(msg, sizeof(msg), "unknown output '%s'; valid: " OUTPUT_NAMES, item);
@@ -315,6 +346,33 @@ static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) 
     s = comma + 1;
   }
   o->outputs = bits;
+  return 0;
+}
+
+static int set_metrics(camd_explain_options *o, const char *v, camd_error *err) {
+  unsigned bits = 0;
+  const char *s = v;
+  for (;;) {
+    const char *comma = strchr(s, ',');
+    size_t len = comma ? (size_t)(comma - s) : strlen(s);
+    char item[32];
+    if (!trimmed(s, len, item, sizeof(item)) || !item[0])
+      return bad(err, "metrics", v, "valid items (comma-separated): " METRIC_NAMES);
+    int k = 0;
+    while (k < CAMD_METRIC_COUNT && strcasecmp(item, metric_names[k])) k++;
+    if (k < CAMD_METRIC_COUNT) {
+      bits |= 1u << k;
+    } else if (!strcasecmp(item, "all")) {
+      bits |= CAMD_METRIC_ALL;
+    } else if (strcasecmp(item, "none")) {
+      char msg[160];
+      snprintf(msg, sizeof(msg), "unknown metric '%s'; valid: " METRIC_NAMES, item);
+      return bad(err, "metrics", v, msg);
+    }
+    if (!comma) break;
+    s = comma + 1;
+  }
+  o->metrics = bits;
   return 0;
 }
 
@@ -409,6 +467,29 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     if (camd_parse_int(v, 0, SEED_MAX, &n))
       return bad(err, key, v, "must be an integer within 0..9007199254740991 (2^53 - 1)");
     o->seed = (uint64_t)n;
+  } else if (!strcmp(key, "window")) {
+    camd_window w;
+    int rc = camd_window_parse(v, &w, err);
+    if (rc) return camd_error_prefix(err, rc, "option window='%.100s': ", v);
+    o->window = w;
+  } else if (!strcmp(key, "frame")) {
+    if (camd_parse_int(v, 0, FRAME_MAX, &n))
+      return bad(err, key, v,
+                 "must be an integer within 0.." CAMD__STR(FRAME_MAX) " (0 = the first frame)");
+    o->frame = (uint32_t)n;
+  } else if (!strcmp(key, "quality")) {
+    if (parse_bool(v, &b)) return bad(err, key, v, "valid: " BOOL_NAMES);
+    o->metrics = b ? CAMD_METRIC_ALL : 0;
+  } else if (!strcmp(key, "metrics")) {
+    return set_metrics(o, v, err);
+  } else if (!strcmp(key, "quality_steps")) {
+    if (camd_parse_int(v, 1, CAMD_QUALITY_STEPS_MAX, &n))
+      return bad(err, key, v, "must be an integer within 1.." CAMD__STR(CAMD_QUALITY_STEPS_MAX));
+    o->quality_steps = (int)n;
+  } else if (!strcmp(key, "road_noise")) {
+    if (camd_parse_double(v, &d) || d < 0.0 || d > ROAD_NOISE_MAX)
+      return bad(err, key, v, "must be a number within 0..1 (input units)");
+    o->road_noise = (float)d;
   } else {
     return camd_error_set(err, CAMD_E_INVALID, "unknown option '%.100s'; options are: " OPTION_KEYS,
                           key);

@@ -78,7 +78,142 @@ static bool map_outputs_json(const camd_explain_map *m, unsigned outputs, json_t
   if ((outputs & CAMD_OUT_MASK) && !put(x, "mask", jbase64(&m->mask))) return false;
   if ((outputs & CAMD_OUT_HEATMAP) && !put(x, "heatmap", jbase64(&m->heatmap))) return false;
   if ((outputs & CAMD_OUT_OVERLAY) && !put(x, "overlay", jbase64(&m->overlay))) return false;
+  if ((outputs & CAMD_OUT_DICOM) && m->dicom.data &&
+      !put(x, "secondary_capture",
+           json_pack("{s:s, s:s, s:o}", "series_instance_uid", m->dicom_uids.series_instance_uid,
+                     "sop_instance_uid", m->dicom_uids.sop_instance_uid, "data",
+                     jbase64(&m->dicom))))
+    return false;
   return true;
+}
+
+static json_t *jcurve(const double *v, int n) {
+  json_t *a = json_array();
+  for (int i = 0; a && v && i < n; i++) json_array_append_new(a, jreal(v[i]));
+  return a;
+}
+
+/* "quality" of one map (options metrics / quality): see camd_explain_map.quality. */
+static json_t *quality_json(const camd_explain_map *m) {
+  const struct camd_explain_quality *q = &m->quality;
+  json_t *j = json_object();
+  if (!j) return NULL;
+  bool ok = put(j, "score", jreal(q->score)) && put(j, "forwards", json_integer(q->forwards)) &&
+            put(j, "ms", jreal(q->ms));
+  if (ok && (q->metrics & CAMD_METRIC_DROP_INCREASE))
+    ok = put(j, "drop_increase",
+             json_pack("{s:o, s:o, s:b}", "masked_score", jreal(q->masked), "average_drop",
+                       jreal(q->average_drop), "increase_in_confidence", q->increase));
+  if (ok && (q->metrics & CAMD_METRIC_DELETION))
+    ok = put(j, "deletion",
+             json_pack("{s:o, s:i, s:o}", "auc", jreal(q->deletion_auc), "steps", q->steps, "curve",
+                       jcurve(q->deletion, q->steps + 1)));
+  if (ok && (q->metrics & CAMD_METRIC_INSERTION))
+    ok = put(j, "insertion",
+             json_pack("{s:o, s:i, s:o}", "auc", jreal(q->insertion_auc), "steps", q->steps,
+                       "curve", jcurve(q->insertion, q->steps + 1)));
+  if (ok && (q->metrics & CAMD_METRIC_ROAD)) {
+    json_t *pct = json_array();
+    for (int i = 0; pct && i < CAMD_ROAD_LEVELS; i++)
+      json_array_append_new(pct, json_integer(10 * (i + 1)));
+    ok = put(j, "road",
+             json_pack("{s:o, s:o, s:o, s:o, s:o}", "percentiles", pct, "morf",
+                       jcurve(q->road_morf, CAMD_ROAD_LEVELS), "lerf",
+                       jcurve(q->road_lerf, CAMD_ROAD_LEVELS), "morf_mean",
+                       jreal(q->road_morf_mean), "lerf_mean", jreal(q->road_lerf_mean)));
+  }
+  if (!ok) {
+    json_decref(j);
+    return NULL;
+  }
+  return j;
+}
+
+static const char *window_source_name(camd_window_source s) {
+  switch (s) {
+    case CAMD_WINDOW_FROM_FILE_WINDOW:
+      return "file_window";
+    case CAMD_WINDOW_FROM_FILE_LUT:
+      return "file_voi_lut";
+    case CAMD_WINDOW_FROM_AUTO:
+      return "auto";
+    case CAMD_WINDOW_FROM_REQUEST:
+      return "request";
+  }
+  return "unknown";
+}
+
+/* The window applied to a gray source: {center, width (null for a VOI LUT), function, source,
+ * index? (the file's VOI), name? (preset), explanation?, fallback? (why DEFAULT fell back to
+ * auto), inverted}. */
+static json_t *window_json(const camd_window_used *w) {
+  json_t *j = json_object();
+  if (!j) return NULL;
+  json_object_set_new(j, "center", jreal(w->center));
+  json_object_set_new(j, "width", jreal(w->width));
+  json_object_set_new(j, "function", json_string(camd_voi_function_name(w->function)));
+  json_object_set_new(j, "source", json_string(window_source_name(w->source)));
+  if (w->source == CAMD_WINDOW_FROM_FILE_WINDOW || w->source == CAMD_WINDOW_FROM_FILE_LUT)
+    json_object_set_new(j, "index", json_integer(w->index));
+  if (w->name[0]) json_object_set_new(j, "name", json_string(w->name));
+  if (w->explanation[0]) json_object_set_new(j, "explanation", json_string(w->explanation));
+  if (w->fallback) json_object_set_new(j, "fallback", json_string(w->fallback_reason));
+  json_object_set_new(j, "inverted", json_boolean(w->inverted));
+  return j;
+}
+
+/* A UID as JSON: the text, or null when the file had none (or an invalid one). */
+static json_t *juid(const char *uid) {
+  return uid[0] ? json_string(uid) : json_null();
+}
+
+/* "dicom" of a DICOM input: what the portal needs to match the answer to what it shows (UIDs,
+ * frame, geometry, the window) and each map's peak and box in the frame's own pixel grid. Never
+ * anything of the patient. */
+static json_t *dicom_json(const camd_explain_item *it) {
+  const camd_dicom_info *d = &it->dicom;
+  json_t *j = json_object();
+  if (!j) return NULL;
+  json_object_set_new(j, "study_instance_uid", juid(d->study_instance_uid));
+  json_object_set_new(j, "series_instance_uid", juid(d->series_instance_uid));
+  json_object_set_new(j, "sop_instance_uid", juid(d->sop_instance_uid));
+  json_object_set_new(j, "sop_class_uid", juid(d->sop_class_uid));
+  json_object_set_new(j, "modality", json_string(d->modality));
+  json_object_set_new(
+      j, "transfer_syntax",
+      json_pack("{s:s, s:s}", "uid", d->transfer_syntax_uid, "name", d->transfer_syntax_name));
+  json_object_set_new(j, "frame", json_integer((json_int_t)it->frame));
+  json_object_set_new(j, "frames", json_integer((json_int_t)d->frames));
+  json_object_set_new(j, "rows", json_integer((json_int_t)d->rows));
+  json_object_set_new(j, "columns", json_integer((json_int_t)d->columns));
+  json_object_set_new(j, "photometric", json_string(d->photometric));
+  json_object_set_new(j, "pixel_spacing",
+                      d->has_pixel_spacing ? json_pack("[o, o]", jreal(d->pixel_spacing[0]),
+                                                       jreal(d->pixel_spacing[1]))
+                                           : json_null());
+  json_object_set_new(j, "window", it->windowed ? window_json(&it->window) : json_null());
+  json_t *maps = json_array();
+  for (int k = 0; maps && k < it->n_maps; k++) {
+    const camd_explain_map *m = &it->maps[k];
+    const camd_bbox *b = &m->bbox;
+    json_array_append_new(
+        maps,
+        json_pack("{s:i, s:s, s:o, s:o, s:o}", "index", m->target.index, "label", m->target.label,
+                  "probability", jreal(m->target.probability), "peak",
+                  m->has_peak ? json_pack("{s:I, s:I, s:o}", "x", (json_int_t)m->peak_x, "y",
+                                          (json_int_t)m->peak_y, "value", jreal(m->peak_value))
+                              : json_null(),
+                  "bbox",
+                  b->found ? json_pack("{s:I, s:I, s:I, s:I, s:I}", "x0", (json_int_t)b->x0, "y0",
+                                       (json_int_t)b->y0, "x1", (json_int_t)b->x1, "y1",
+                                       (json_int_t)b->y1, "pixels", (json_int_t)b->pixels)
+                           : json_null()));
+  }
+  if (!put(j, "maps", maps)) {
+    json_decref(j);
+    return NULL;
+  }
+  return j;
 }
 
 static json_t *explanations_json(const camd_explain_result *r, const camd_explain_item *it) {
@@ -89,7 +224,8 @@ static json_t *explanations_json(const camd_explain_result *r, const camd_explai
     if (!x || json_array_append_new(exps, x)) break;
     json_object_set_new(x, "method", json_string(camd_cam_method_name(r->options.method)));
     json_object_set_new(x, "layer", json_string(r->layer));
-    if (!map_outputs_json(m, r->options.outputs, x)) {
+    if (!map_outputs_json(m, r->options.outputs, x) ||
+        (m->quality.metrics && !put(x, "quality", quality_json(m)))) {
       json_decref(exps);
       return NULL;
     }
@@ -161,6 +297,13 @@ static void explain_options_json(const camd_explain_result *r, json_t *j) {
   json_object_set_new(j, "n_samples", json_integer(o->n_samples));
   json_object_set_new(j, "noise_std", camd__json_float(o->noise_std));
   json_object_set_new(j, "seed", json_integer((json_int_t)o->seed));
+  json_t *metrics = json_array();
+  for (int i = 0; i < CAMD_METRIC_COUNT; i++)
+    if (o->metrics & (1u << i))
+      json_array_append_new(metrics, json_string(camd_explain_metric_name(i)));
+  json_object_set_new(j, "metrics", metrics);
+  json_object_set_new(j, "quality_steps", json_integer(o->quality_steps));
+  json_object_set_new(j, "road_noise", camd__json_float(o->road_noise));
 }
 
 static json_t *options_json(const camd_explain_result *r) {
@@ -169,6 +312,10 @@ static json_t *options_json(const camd_explain_result *r) {
   if (!j) return NULL;
   if (!r->predict_only) explain_options_json(r, j);
   json_object_set_new(j, "topk", json_integer(r->options.topk));
+  char window[64];
+  camd_window_format(&r->options.window, window, sizeof(window));
+  json_object_set_new(j, "window", json_string(window));
+  json_object_set_new(j, "frame", json_integer((json_int_t)r->options.frame));
   json_object_set_new(j, "activation", json_string(camd__activation_name(e->activation)));
   json_object_set_new(j, "preprocessing", preprocessing_json(&e->cfg.preprocess));
   return j;
@@ -201,12 +348,16 @@ json_t *camd_explain_item_json(const camd_explain_result *r, int i, int index) {
   if (ok && !r->predict_only)
     ok = put(obj, "method", json_string(camd_cam_method_name(r->options.method))) &&
          put(obj, "layer", json_string(r->layer));
-  ok = ok &&
-       put(obj, "image",
-           json_pack("{s:i, s:I, s:I, s:s, s:i}", "index", index, "width", (json_int_t)it->width,
-                     "height", (json_int_t)it->height, "format",
-                     camd_image_format_name(it->info.format), "orientation",
-                     it->info.orientation)) &&
+  bool dicom = it->info.format == CAMD_IMAGE_FORMAT_DICOM;
+  json_t *image =
+      json_pack("{s:i, s:I, s:I, s:s, s:i}", "index", index, "width", (json_int_t)it->width,
+                "height", (json_int_t)it->height, "format", camd_image_format_name(it->info.format),
+                "orientation", it->info.orientation);
+  if (!ok || (image && it->windowed && !dicom && !put(image, "window", window_json(&it->window)))) {
+    json_decref(image);
+    image = NULL;
+  }
+  ok = ok && put(obj, "image", image) && (!dicom || put(obj, "dicom", dicom_json(it))) &&
        put(obj, "input",
            json_pack("{s:I, s:I, s:{s:o, s:o, s:o, s:o}}", "width", (json_int_t)it->input_width,
                      "height", (json_int_t)it->input_height, "crop", "x", jreal(it->crop.x), "y",

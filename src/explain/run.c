@@ -1,7 +1,9 @@
 /* The explain pipeline for a batch of images (design.md §1), producing a camd_explain_result
  * (its JSON is written by result_json.c).
  *
- * decode (limits) → preprocess (crop geometry kept) → predict (or score=output on a model with
+ * decode (limits; DICOM: the `frame` through the pixel pipeline with the `window`, the handle kept
+ * for the Secondary Captures; a gray PNG with a `window`: its samples windowed) → preprocess (crop
+ * geometry kept) → predict (or score=output on a model with
  * its own softmax): one batched forward → explain: per image camd_cam_compute (otherwise ONE
  * forward per image: the predictions and, for topK, the target classes come from that forward's
  * logits; then the partial backward per class; the CAM methods take one image at a time) → per
@@ -56,6 +58,7 @@ struct camd_explain_ctx {
     int i;
   } * rank;
   size_t rank_cap;
+  camd__quality_ws *quality;
 };
 
 static int grow(void **p, size_t *cap, size_t n, size_t elem, camd_error *err) {
@@ -106,6 +109,7 @@ void camd_explain_ctx_destroy(camd_explain_ctx *ctx) {
   free(ctx->up);
   free(ctx->outside);
   free(ctx->rank);
+  camd__quality_ws_free(ctx->quality);
   free(ctx);
 }
 
@@ -182,14 +186,26 @@ static int encode_png(const camd_image *img, camd_explain_blob *out, camd_error 
   return camd_png_encode(img, PNG_LEVEL, &out->data, &out->len, err);
 }
 
+/* What a Secondary Capture names: the method and layer of the run. */
+typedef struct run_plan_view {
+  camd_cam_method method;
+  const char *layer;
+} run_plan_view;
+
 typedef struct render_args {
   const camd_explain_options *o;
   const camd_image *img;
   const camd_crop *crop;
   bool minmax;
+  /* DICOM input: the source (for the Secondary Captures) and the item its maps belong to */
+  camd_dicom *dcm;
+  const camd_explainer *e;
+  const run_plan_view *view;
+  camd_explain_item *item;
+  int map_index;
 } render_args;
 
-/* Peak and bounding box of the upsampled map (CAMD_OUT_BBOX). */
+/* Peak and bounding box of the upsampled map (CAMD_OUT_BBOX, and always for DICOM input). */
 static int locate(camd_explain_ctx *ctx, const render_args *a, size_t W, size_t H,
                   camd_explain_map *m, camd_error *err) {
   m->has_peak = camd_heatmap_peak(ctx->up, W, H, &m->peak_x, &m->peak_y, &m->peak_value, NULL) == 0;
@@ -197,7 +213,29 @@ static int locate(camd_explain_ctx *ctx, const render_args *a, size_t W, size_t 
                            &m->bbox, err);
 }
 
-/* Heatmap and overlay PNGs of the upsampled map (CAMD_OUT_HEATMAP / CAMD_OUT_OVERLAY). */
+/* The Secondary Capture of one overlay (CAMD_OUT_DICOM): same study as the source, one new series
+ * per image shared by its maps (instance numbers 1, 2, ... in map order). */
+static int write_sc(const render_args *a, const camd_image *over, camd_explain_map *m,
+                    camd_error *err) {
+  camd_dicom_sc_opts so;
+  memset(&so, 0, sizeof(so));
+  so.uid_root = a->e->cfg.dicom_uid_root;
+  so.model_name = a->e->cfg.name;
+  so.model_sha256 = a->e->sha256;
+  so.method = camd_cam_method_name(a->view->method);
+  so.layer = a->view->layer;
+  so.target = m->target.label;
+  so.camd_version = CAMD_VERSION;
+  so.instance_number = a->map_index + 1;
+  so.frame = a->item->frame;
+  if (a->map_index > 0) so.series_instance_uid = a->item->maps[0].dicom_uids.series_instance_uid;
+  int rc =
+      camd_dicom_write_sc(a->dcm, over, &so, &m->dicom.data, &m->dicom.len, &m->dicom_uids, err);
+  return rc ? camd_error_prefix(err, rc, "writing the DICOM Secondary Capture: ") : 0;
+}
+
+/* Heatmap and overlay PNGs of the upsampled map (CAMD_OUT_HEATMAP / CAMD_OUT_OVERLAY), and the
+ * overlay as a DICOM Secondary Capture (CAMD_OUT_DICOM). */
 static int draw(camd_explain_ctx *ctx, const render_args *a, size_t W, size_t H,
                 camd_explain_map *m, camd_error *err) {
   const camd_explain_options *o = a->o;
@@ -216,13 +254,14 @@ static int draw(camd_explain_ctx *ctx, const render_args *a, size_t W, size_t H,
   int rc = camd_heatmap_colorize(ctx->up, W, H, o->colormap, &heat, err);
   if (rc) return rc;
   if (o->outputs & CAMD_OUT_HEATMAP) rc = encode_png(&heat, &m->heatmap, err);
-  if (!rc && (o->outputs & CAMD_OUT_OVERLAY)) {
+  if (!rc && (o->outputs & (CAMD_OUT_OVERLAY | CAMD_OUT_DICOM))) {
     rc = camd_image_blend(a->img, &heat, o->alpha, &over, err);
     if (!rc && any_outside) {
       for (size_t i = 0; i < npx; i++)
         if (ctx->outside[i]) memcpy(over.pixels + 3 * i, a->img->pixels + 3 * i, 3);
     }
-    if (!rc) rc = encode_png(&over, &m->overlay, err);
+    if (!rc && (o->outputs & CAMD_OUT_OVERLAY)) rc = encode_png(&over, &m->overlay, err);
+    if (!rc && (o->outputs & CAMD_OUT_DICOM) && a->dcm) rc = write_sc(a, &over, m, err);
   }
   camd_image_free(&heat);
   camd_image_free(&over);
@@ -246,14 +285,16 @@ static int render_map(camd_explain_ctx *ctx, const render_args *a, const float *
     m->raw_width = lw;
     m->raw_height = lh;
   }
-  unsigned need_up = CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP | CAMD_OUT_MASK | CAMD_OUT_BBOX;
-  if (!(o->outputs & need_up)) return 0;
+  unsigned need_up =
+      CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP | CAMD_OUT_MASK | CAMD_OUT_BBOX | CAMD_OUT_DICOM;
+  bool dicom = a->item->info.format == CAMD_IMAGE_FORMAT_DICOM; /* "dicom" reports peak/bbox */
+  if (!(o->outputs & need_up) && !dicom) return 0;
 
   size_t W = a->img->width, H = a->img->height, npx = W * H;
   if ((rc = GROW(ctx, up, npx, err)) || (rc = GROW(ctx, outside, npx, err))) return rc;
   rc = camd_heatmap_upsample(ctx->map, (size_t)lw, (size_t)lh, a->crop, W, H, NAN, ctx->up, err);
   if (rc) return rc;
-  if ((o->outputs & CAMD_OUT_BBOX) && (rc = locate(ctx, a, W, H, m, err))) return rc;
+  if (((o->outputs & CAMD_OUT_BBOX) || dicom) && (rc = locate(ctx, a, W, H, m, err))) return rc;
   if (o->outputs & CAMD_OUT_MASK) {
     camd_image mask = {0};
     if ((rc = camd_heatmap_mask(ctx->up, W, H, o->bbox_threshold, &mask, err))) return rc;
@@ -261,7 +302,7 @@ static int render_map(camd_explain_ctx *ctx, const render_args *a, const float *
     camd_image_free(&mask);
     if (rc) return rc;
   }
-  if (!(o->outputs & (CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP))) return 0;
+  if (!(o->outputs & (CAMD_OUT_OVERLAY | CAMD_OUT_HEATMAP | CAMD_OUT_DICOM))) return 0;
   return draw(ctx, a, W, H, m, err);
 }
 
@@ -350,6 +391,13 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
                           "options alpha and bbox_threshold must be within 0..1");
   if (o->outputs & ~CAMD_OUT_ALL)
     return camd_error_set(err, CAMD_E_INVALID, "option outputs: unknown bits 0x%x", o->outputs);
+  if (o->metrics & ~CAMD_METRIC_ALL)
+    return camd_error_set(err, CAMD_E_INVALID, "option metrics: unknown bits 0x%x", o->metrics);
+  if (o->metrics && (o->quality_steps < 1 || o->quality_steps > CAMD_QUALITY_STEPS_MAX ||
+                     !(o->road_noise >= 0.0f && o->road_noise <= 1.0f)))
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "options quality_steps (1..%d) and road_noise (0..1) out of range",
+                          CAMD_QUALITY_STEPS_MAX);
   return 0;
 }
 
@@ -383,7 +431,7 @@ static int predict_batch(camd_explain_ctx *ctx, camd_session *s, const camd_expl
  * class, into item->maps. */
 static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer *e,
                          const camd_explain_options *o, const run_plan *p, bool have_logits,
-                         int slot, const camd_image *img, camd_explain_item *item,
+                         int slot, const camd_image *img, camd_dicom *dcm, camd_explain_item *item,
                          camd_explain_timings *tm, camd_error *err) {
   float *logits = ctx->logits + (size_t)slot * e->n_outputs;
   int rc;
@@ -430,15 +478,26 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   uint64_t t = camd_now_ns();
   if (!(item->maps = calloc((size_t)n_classes, sizeof(*item->maps))))
     return camd_error_set(err, CAMD_E_NOMEM, "explain: out of memory");
-  render_args ra = {o, img, &item->crop, p->minmax};
+  run_plan_view view = {p->method, p->layer};
+  render_args ra = {o, img, &item->crop, p->minmax, dcm, e, &view, item, 0};
   size_t plane = (size_t)maps.width * (size_t)maps.height;
+  double q_ms = 0.0;
   for (int k = 0; k < n_classes; k++) {
+    ra.map_index = k;
     camd_explain_map *m = &item->maps[item->n_maps++];
     m->target = class_of(e, logits, classes[k]);
     if ((rc = render_map(ctx, &ra, maps.maps + (size_t)k * plane, maps.width, maps.height, m, err)))
       return rc;
+    /* ctx->map holds the map as returned (after relu/normalize) */
+    uint64_t tq = camd_now_ns();
+    if (o->metrics && (rc = camd__quality_map(
+                           &ctx->quality, s, e, o, ctx->tensor + (size_t)slot * e->in_count, logits,
+                           classes[k], ctx->map, maps.width, maps.height, &m->quality, err)))
+      return camd_error_prefix(err, rc, "class %d: ", classes[k]);
+    q_ms += ms_since(tq);
   }
-  tm->ms[CAMD_STAGE_RENDER] += ms_since(t);
+  tm->ms[CAMD_STAGE_QUALITY] += q_ms;
+  tm->ms[CAMD_STAGE_RENDER] += ms_since(t) - q_ms;
   return 0;
 }
 
@@ -462,6 +521,9 @@ static void item_free(camd_explain_item *it) {
     free(m->mask.data);
     free(m->heatmap.data);
     free(m->overlay.data);
+    free(m->dicom.data);
+    free(m->quality.deletion);
+    free(m->quality.insertion);
   }
   free(it->maps);
   free(it->predictions);
@@ -477,13 +539,124 @@ static void item_fail(camd_explain_item *it, int rc, const camd_error *ie) {
   it->message = strdup(ie->message[0] ? ie->message : camd_status_message(rc));
 }
 
+/* A DICOM file: the requested frame through the pixel pipeline with the request's window, as RGB
+ * (gray replicated: a 1-channel model's luma of it is the gray level itself) for the model and
+ * the overlay. The handle stays open in *dcm_out for the Secondary Captures. */
+static int decode_dicom(const camd_explain_input *in, const camd_explain_options *o,
+                        const camd_explain_limits *lim, camd_image *img, camd_explain_item *item,
+                        camd_dicom **dcm_out, camd_error *err) {
+  camd_dicom_limits dl;
+  camd_dicom_limits_default(&dl);
+  dl.image = lim->image;
+  if (lim->max_frames) dl.max_frames = lim->max_frames;
+  camd_dicom *dcm = NULL;
+  int rc = camd_dicom_open(in->data, in->len, &dl, &dcm, &item->dicom, err);
+  if (rc) return rc;
+  camd_dicom_decode_opts dop;
+  memset(&dop, 0, sizeof(dop));
+  dop.frame = o->frame;
+  dop.window = o->window;
+  camd_dicom_frame fr;
+  memset(&fr, 0, sizeof(fr));
+  rc = camd_dicom_decode(dcm, &dop, &fr, err);
+  if (!rc && fr.image.channels == 3) {
+    *img = fr.image;
+    memset(&fr.image, 0, sizeof(fr.image));
+  } else if (!rc) {
+    rc = camd_image_to_rgb(&fr.image, img, err);
+  }
+  if (!rc) {
+    item->frame = o->frame;
+    item->windowed = fr.samples == 1;
+    if (item->windowed) item->window = fr.window;
+    item->info.format = CAMD_IMAGE_FORMAT_DICOM;
+    item->info.file_width = item->dicom.columns;
+    item->info.file_height = item->dicom.rows;
+    item->info.file_channels = item->dicom.samples_per_pixel;
+    item->info.bit_depth = item->dicom.bits_stored;
+    item->info.orientation = 1;
+  }
+  camd_dicom_frame_free(&fr);
+  if (rc) {
+    camd_dicom_close(dcm);
+    return rc;
+  }
+  *dcm_out = dcm;
+  return 0;
+}
+
+/* A gray PNG with an explicit window option: its samples (up to 16 bits) through the window. */
+static int decode_png_windowed(const camd_explain_input *in, const camd_explain_options *o,
+                               const camd_explain_limits *lim, camd_image *img,
+                               camd_explain_item *item, camd_error *err) {
+  float *values = NULL;
+  size_t w = 0, h = 0;
+  int bits = 0;
+  int rc = camd_png_decode_gray(in->data, in->len, &lim->image, &values, &w, &h, &bits, err);
+  if (rc == CAMD_E_UNSUPPORTED) {
+    char text[64];
+    camd_window_format(&o->window, text, sizeof(text));
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "option window='%s' applies to gray images (DICOM monochrome, gray "
+                          "PNG); this PNG is in colour",
+                          text);
+  }
+  if (rc) return rc;
+  camd_image gray = {0};
+  rc = camd_window_gray(values, w, h, &o->window, NULL, 0, false, &gray, &item->window, err);
+  free(values);
+  if (!rc) rc = camd_image_to_rgb(&gray, img, err);
+  camd_image_free(&gray);
+  if (rc) return rc;
+  item->windowed = true;
+  item->info.format = CAMD_IMAGE_FORMAT_PNG;
+  item->info.file_width = w;
+  item->info.file_height = h;
+  item->info.file_channels = 1;
+  item->info.bit_depth = bits;
+  item->info.orientation = 1;
+  return 0;
+}
+
+/* Decodes one input as the options say: DICOM (frame, window), a gray PNG with a window option,
+ * else camd_image_decode. Options that do not apply to the format are CAMD_E_INVALID. */
+static int decode_input(const camd_explain_input *in, const camd_explain_options *o,
+                        const camd_explain_limits *lim, camd_image *img, camd_explain_item *item,
+                        camd_dicom **dcm, camd_error *err) {
+  camd_image_format f = camd_image_sniff(in->data, in->len);
+  if (f == CAMD_IMAGE_FORMAT_DICOM) return decode_dicom(in, o, lim, img, item, dcm, err);
+  const char *name = camd_image_format_name(f);
+  if (o->frame)
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "option frame=%u applies to DICOM files; this image is %s", o->frame,
+                          name);
+  if (o->outputs & CAMD_OUT_DICOM)
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "a DICOM answer (Accept: application/dicom or outputs=dicom) needs a "
+                          "DICOM input; this image is %s",
+                          name);
+  bool windowed = o->window.kind != CAMD_WINDOW_DEFAULT || o->window.index != 0;
+  if (windowed && f == CAMD_IMAGE_FORMAT_PNG)
+    return decode_png_windowed(in, o, lim, img, item, err);
+  if (windowed && f != CAMD_IMAGE_FORMAT_UNKNOWN) {
+    char text[64];
+    camd_window_format(&o->window, text, sizeof(text));
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "option window='%s' applies to DICOM and gray PNG images; this image "
+                          "is %s",
+                          text, name);
+  }
+  return camd_image_decode(in->data, in->len, &lim->image, img, &item->info, err);
+}
+
 /* Decodes and preprocesses image i into tensor slot `slot`; failures go to the item. */
 static int decode_one(camd_explain_ctx *ctx, const camd_explainer *e, const camd_explain_input *in,
-                      const camd_image_limits *lim, int slot, camd_image *img,
-                      camd_explain_item *item, camd_explain_timings *tm) {
+                      const camd_explain_options *o, const camd_explain_limits *lim, int slot,
+                      camd_image *img, camd_dicom **dcm, camd_explain_item *item,
+                      camd_explain_timings *tm) {
   camd_error ie = {0};
   uint64_t t = camd_now_ns();
-  int rc = camd_image_decode(in->data, in->len, lim, img, &item->info, &ie);
+  int rc = decode_input(in, o, lim, img, item, dcm, &ie);
   tm->ms[CAMD_STAGE_DECODE] += ms_since(t);
   if (rc) {
     item_fail(item, rc, &ie);
@@ -546,18 +719,33 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
   run_plan p;
   int rc = plan_run(e, o, predict_only, &p, err);
   if (rc) return rc;
-  camd_image_limits dl;
-  camd_image_limits_default(&dl);
-  const camd_image_limits *lim = limits ? &limits->image : &dl;
+  camd_explain_limits dl;
+  memset(&dl, 0, sizeof(dl));
+  camd_image_limits_default(&dl.image);
+  const camd_explain_limits *lim = limits ? limits : &dl;
+  if (!predict_only && o->metrics) {
+    long cap =
+        lim->max_quality_forwards > 0 ? lim->max_quality_forwards : CAMD_QUALITY_FORWARDS_DEFAULT;
+    long per_map = camd_explain_quality_forwards(o);
+    int n_maps = o->n_targets ? o->n_targets : o->target_topk;
+    if (per_map * n_maps > cap)
+      return camd_error_set(err, CAMD_E_LIMIT,
+                            "quality metrics need %ld forwards per image (%d map%s x %ld: "
+                            "drop_increase 1, deletion and insertion quality_steps=%d each, road "
+                            "%d); the limit max_quality_forwards is %ld",
+                            per_map * n_maps, n_maps, n_maps == 1 ? "" : "s", per_map,
+                            o->quality_steps, 2 * CAMD_ROAD_LEVELS, cap);
+  }
   camd_session *s = NULL;
   if ((rc = get_session(ctx, e, &s, err))) return rc;
 
   camd_image *imgs = calloc((size_t)n_inputs, sizeof(*imgs));
+  camd_dicom **dcms = calloc((size_t)n_inputs, sizeof(*dcms)); /* DICOM inputs' handles */
   int *slot = calloc((size_t)n_inputs, sizeof(*slot));
   camd_explain_timings *tm = &result->timings;
   bool per_image = false;
   int n_ok = 0;
-  if (!imgs || !slot) {
+  if (!imgs || !dcms || !slot) {
     rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory");
     goto done;
   }
@@ -568,7 +756,9 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
   /* Decode and preprocess every image first: the good ones fill slots 0..n_ok-1. */
   for (int i = 0; i < n_inputs; i++) {
     slot[i] = n_ok;
-    if (decode_one(ctx, e, &inputs[i], lim, n_ok, &imgs[i], &result->items[i], tm) == 0) n_ok++;
+    if (decode_one(ctx, e, &inputs[i], o, lim, n_ok, &imgs[i], &dcms[i], &result->items[i], tm) ==
+        0)
+      n_ok++;
   }
   /* The logits come from a prediction forward when they decide the targets, or when the score
    * is read from another value than the logits (score=output on a model with its own softmax). */
@@ -581,8 +771,8 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
     camd_explain_item *it = &result->items[i];
     if (it->status) continue;
     camd_error ie = {0};
-    if ((!predict_only &&
-         (rc = explain_image(ctx, s, e, o, &p, have_logits, slot[i], &imgs[i], it, tm, &ie))) ||
+    if ((!predict_only && (rc = explain_image(ctx, s, e, o, &p, have_logits, slot[i], &imgs[i],
+                                              dcms[i], it, tm, &ie))) ||
         (rc = predictions(ctx, e, o->topk, slot[i], it, &ie)))
       item_fail(it, rc, &ie);
   }
@@ -592,7 +782,10 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
 done:
   if (imgs)
     for (int i = 0; i < n_inputs; i++) camd_image_free(&imgs[i]);
+  if (dcms)
+    for (int i = 0; i < n_inputs; i++) camd_dicom_close(dcms[i]);
   free(imgs);
+  free(dcms);
   free(slot);
   if (rc && !per_image) camd_explain_result_free(result);
   return rc;

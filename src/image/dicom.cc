@@ -1182,6 +1182,29 @@ std::string clean_text(const char *s, size_t max) {
   return r;
 }
 
+/* SOP classes whose IOD is single-frame (PS3.3): a reference to one of them may not carry a
+ * Referenced Frame Number, even when a (non-conformant) instance has several frames. The frame is
+ * still named in the Derivation Description. */
+bool single_frame_class(const char *uid) {
+  static const char *const k[] = {
+      "1.2.840.10008.5.1.4.1.1.1",     /* CR */
+      "1.2.840.10008.5.1.4.1.1.1.1",   /* DX presentation */
+      "1.2.840.10008.5.1.4.1.1.1.1.1", /* DX processing */
+      "1.2.840.10008.5.1.4.1.1.1.2",   /* MG presentation */
+      "1.2.840.10008.5.1.4.1.1.1.2.1", /* MG processing */
+      "1.2.840.10008.5.1.4.1.1.1.3",   /* IO presentation */
+      "1.2.840.10008.5.1.4.1.1.1.3.1", /* IO processing */
+      "1.2.840.10008.5.1.4.1.1.2",     /* CT */
+      "1.2.840.10008.5.1.4.1.1.4",     /* MR */
+      "1.2.840.10008.5.1.4.1.1.6.1",   /* US */
+      "1.2.840.10008.5.1.4.1.1.7",     /* Secondary Capture */
+      "1.2.840.10008.5.1.4.1.1.128",   /* PET */
+  };
+  for (const char *c : k)
+    if (!strcmp(uid, c)) return true;
+  return false;
+}
+
 bool valid_root(const char *s) {
   size_t n = strlen(s);
   if (n == 0 || n > 40 || !valid_uid(s)) return false;
@@ -1325,7 +1348,15 @@ int write_impl(const camd_dicom *src, const camd_image *ov, const camd_dicom_sc_
                           "leading zeros, at most 40 characters)",
                           root);
   camd_dicom_sc_uids u;
-  int rc = make_uid(root, u.series_instance_uid, err);
+  int rc = 0;
+  if (o->series_instance_uid && *o->series_instance_uid) {
+    if (strlen(o->series_instance_uid) > 64 || !valid_uid(o->series_instance_uid))
+      return camd_error_set(err, CAMD_E_INVALID, "series UID '%.70s' is not a valid UID",
+                            o->series_instance_uid);
+    snprintf(u.series_instance_uid, sizeof(u.series_instance_uid), "%s", o->series_instance_uid);
+  } else {
+    rc = make_uid(root, u.series_instance_uid, err);
+  }
   if (!rc) rc = make_uid(root, u.sop_instance_uid, err);
   if (rc) return rc;
 
@@ -1434,7 +1465,7 @@ int write_impl(const camd_dicom *src, const camd_image *ov, const camd_dicom_sc_
     c = d->findOrCreateSequenceItem(DCM_SourceImageSequence, ri, -2);
     if (c.good()) c = put(ri, DCM_ReferencedSOPClassUID, si.sop_class_uid);
     if (c.good()) c = put(ri, DCM_ReferencedSOPInstanceUID, si.sop_instance_uid);
-    if (c.good() && si.frames > 1)
+    if (c.good() && si.frames > 1 && !single_frame_class(si.sop_class_uid))
       c = put(ri, DCM_ReferencedFrameNumber, std::to_string(o->frame + 1));
     if (c.good())
       c = put_code(ri, DCM_PurposeOfReferenceCodeSequence, "DCM", "121322",
@@ -1556,6 +1587,10 @@ void camd_dicom_close(camd_dicom *dcm) {
     delete dcm;
   } catch (...) {
   }
+}
+
+bool camd_dicom_uid_root_valid(const char *root) {
+  return root && valid_root(root);
 }
 
 const camd_dicom_info *camd_dicom_get_info(const camd_dicom *dcm) {

@@ -44,6 +44,11 @@ typedef struct camd__onnx_tensor {
  * ("initializer 'w'"). On failure nothing is allocated. */
 int camd__onnx_tensor_decode(camd__onnx_ctx *ctx, const Onnx__TensorProto *t, const char *what,
                              camd__onnx_tensor *out, camd_error *err);
+/* camd__onnx_tensor_decode for an initializer the caller's message owns and decodes once: a
+ * little-endian float32 raw_data buffer is taken over (out->data is protobuf-c's malloc'd copy;
+ * t->raw_data is emptied), so 100 MB of weights are not copied once more at load. */
+int camd__onnx_initializer_decode(camd__onnx_ctx *ctx, Onnx__TensorProto *t, const char *what,
+                                  camd__onnx_tensor *out, camd_error *err);
 /* Element count of shape with overflow check; false on overflow. */
 bool camd__onnx_shape_count(const camd_shape *s, size_t *count);
 /* Name of an ONNX TensorProto.DataType ("float", "int64", ...). */

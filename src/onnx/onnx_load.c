@@ -422,7 +422,7 @@ static int add_initializers(camd__onnx_ctx *ctx, const Onnx__GraphProto *gp, cam
                           "the model has %zu sparse initializers; camd supports dense ones only",
                           gp->n_sparse_initializer);
   for (size_t i = 0; i < gp->n_initializer; i++) {
-    const Onnx__TensorProto *t = gp->initializer[i];
+    Onnx__TensorProto *t = gp->initializer[i]; /* the message is ours (load_buffer) */
     const char *name = camd__onnx_str(t->name);
     if (!*name) return camd_error_set(err, CAMD_E_FORMAT, "initializer %zu has no name", i);
     if (camd_graph_find(ctx->g, name) >= 0)
@@ -430,7 +430,7 @@ static int add_initializers(camd__onnx_ctx *ctx, const Onnx__GraphProto *gp, cam
     char what[300];
     snprintf(what, sizeof(what), "initializer '%.256s'", name);
     camd__onnx_tensor ct;
-    int rc = camd__onnx_tensor_decode(ctx, t, what, &ct, err);
+    int rc = camd__onnx_initializer_decode(ctx, t, what, &ct, err);
     if (rc < 0) return rc;
     rc = camd_graph_add_constant(ctx->g, name, ct.dtype, &ct.shape, ct.data, err);
     if (rc < 0) return rc;
@@ -685,7 +685,8 @@ static int load_buffer(const void *data, size_t len, const char *base_dir, const
                                                              : CAMD_ONNX_DEFAULT_MAX_EXTERNAL_BYTES,
   };
   int rc = build_graph(&ctx, m, err);
-  onnx__model_proto__free_unpacked(m, NULL); /* constants were copied: weights are held once */
+  onnx__model_proto__free_unpacked(m,
+                                   NULL); /* the float weights were taken over, the rest copied */
   if (rc < 0) return rc;
   return camd_graph_finalize(ctx.g, source, out, err);
 }

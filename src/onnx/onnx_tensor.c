@@ -484,3 +484,34 @@ int camd__onnx_tensor_decode(camd__onnx_ctx *ctx, const Onnx__TensorProto *t, co
   free(ext);
   return 0;
 }
+
+int camd__onnx_initializer_decode(camd__onnx_ctx *ctx, Onnx__TensorProto *t, const char *what,
+                                  camd__onnx_tensor *out, camd_error *err) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const bool external =
+      t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+  const int32_t type = t->has_data_type ? t->data_type : 0;
+  if (type == T_FLOAT && !external && !t->segment && t->has_raw_data && t->raw_data.data &&
+      t->n_dims <= CAMD_MAX_DIMS) {
+    camd_shape shape = {.ndim = (int)t->n_dims};
+    bool ok = true;
+    for (size_t k = 0; k < t->n_dims; k++) {
+      ok = ok && t->dims[k] >= 0;
+      shape.dims[k] = t->dims[k];
+    }
+    size_t count, nbytes;
+    if (ok && camd__onnx_shape_count(&shape, &count) && camd_size_mul(count, 4, &nbytes) &&
+        nbytes == t->raw_data.len && nbytes > 0) {
+      memset(out, 0, sizeof(*out));
+      out->dtype = CAMD_FLOAT32;
+      out->shape = shape;
+      out->data = t->raw_data.data; /* protobuf-c's copy, malloc'd (the default allocator) */
+      t->raw_data.data = NULL;
+      t->raw_data.len = 0;
+      return 0;
+    }
+  }
+#endif
+  /* Anything else (and every error message) goes the general way. */
+  return camd__onnx_tensor_decode(ctx, t, what, out, err);
+}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "camd/core.h"
 #include "server/http_internal.h"
@@ -75,10 +76,14 @@ enum MHD_Result camd__http_form_iter(void *cls, enum MHD_ValueKind kind, const c
   (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
   camd__request *r = cls;
   if (r->err_status || !key) return MHD_YES;
-  if (!strcmp(key, "image")) {
+  /* the image: field "image", or a file part sent as application/dicom under any name */
+  bool dicom_part = content_type && !strncasecmp(content_type, "application/dicom", 17);
+  if (!strcmp(key, "image") || dicom_part) {
     if (off == 0) {
       if (++r->form_images > 1) {
-        camd__http_record(r, CAMD_E_INVALID, "more than one 'image' field in the form");
+        camd__http_record(r, CAMD_E_INVALID,
+                          "more than one image in the form ('image' fields or application/dicom "
+                          "parts)");
         return MHD_YES;
       }
     }
@@ -347,7 +352,8 @@ static bool parse_json_body(camd__request *r, camd__opt_list *l, json_t **root_o
   }
   json_t *img = json_object_get(root, "image");
   if (!img) {
-    camd__http_record(r, CAMD_E_INVALID, "the JSON body has no \"image\" (base64 PNG or JPEG)");
+    camd__http_record(r, CAMD_E_INVALID,
+                      "the JSON body has no \"image\" (base64 PNG, JPEG or DICOM)");
     return false;
   }
   if (json_is_object(img)) img = json_object_get(img, "b64");

@@ -51,6 +51,9 @@ static const key_desc keys[] = {
     KL(max_image_pixels, 1, 4294967295L, "40000000", "decoded image width × height cap"),
     KL(max_image_width, 1, 1048576, "16384", "decoded image width cap"),
     KL(max_image_height, 1, 1048576, "16384", "decoded image height cap"),
+    KL(max_frames, 1, 1000000, "4096", "DICOM frames (NumberOfFrames) cap"),
+    KL(max_quality_forwards, 1, 1000000, "1024",
+       "extra forwards of the quality metrics per image (options quality / metrics)"),
     KL(max_header_bytes, 4096, 16777216, "32768", "per-connection memory for headers"),
     KL(request_timeout_s, 1, 3600, "30", "idle seconds before a connection is closed"),
     KL(max_connections, 1, 1000000, "512", "simultaneous connections"),
@@ -66,6 +69,8 @@ static const key_desc keys[] = {
     KS(api_keys_file, NULL, "file with one API key per line (# comments) [none]"),
     KS(default_model, NULL, "model used by POST /v1/explain without a model [first model]"),
     KS(log_level, "info", "debug, info, warn or error"),
+    KS(dicom_uid_root, NULL,
+       "UID root of DICOM Secondary Captures (a model's own dicom_uid_root wins) [2.25: UUIDs]"),
     {"models", K_MODELS, OFF(models), 0, 0, CAMD_SERVER_MAX_MODELS, NULL,
      "array of model entries (name, path, labels, preprocessing, ...); env/flag: JSON text"},
 };
@@ -366,6 +371,15 @@ static int validate(camd_server_config *c, camd_error *err) {
                           "bad value for 'log_level': '%s'; valid: debug, info, warn, error",
                           c->log_level);
   }
+  if (c->dicom_uid_root[0] && !camd_dicom_uid_root_valid(c->dicom_uid_root)) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "bad value for 'dicom_uid_root': '%s' is not a UID root (digits and "
+                          "dots, no leading zeros, at most 40 characters)",
+                          c->dicom_uid_root);
+  }
+  for (int i = 0; i < c->n_models; i++)
+    if (!c->models[i].dicom_uid_root[0])
+      memcpy(c->models[i].dicom_uid_root, c->dicom_uid_root, sizeof(c->dicom_uid_root));
   if (c->n_models == 0) {
     return camd_error_set(err, CAMD_E_INVALID,
                           "no models configured: give a config file with a \"models\" array "

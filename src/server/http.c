@@ -235,11 +235,12 @@ static const char *route(camd__request *r, const char *url) {
   return NULL;
 }
 
-/* Accept negotiation for explain routes: JSON (default) or PNG; false when neither. */
-static bool negotiate(const char *accept, bool *png) {
-  *png = false;
+/* Accept negotiation for explain routes: JSON (default), PNG or DICOM (only when named: no
+ * wildcard selects it); false when none. */
+static bool negotiate(const char *accept, bool *png, bool *dicom) {
+  *png = *dicom = false;
   if (!accept || !*accept) return true;
-  double json_q = -1, png_q = -1;
+  double json_q = -1, png_q = -1, dicom_q = -1;
   const char *p = accept;
   while (*p) {
     const char *end = strchr(p, ',');
@@ -264,12 +265,15 @@ static bool negotiate(const char *accept, bool *png) {
       if (q * 0.5 > png_q && png_q < 0) png_q = -1; /* wildcard prefers JSON */
     } else if (!strcasecmp(t, "image/png") || !strcasecmp(t, "image/*")) {
       if (q > png_q) png_q = q;
+    } else if (!strcasecmp(t, "application/dicom")) {
+      if (q > dicom_q) dicom_q = q;
     }
     if (!end) break;
     p = end + 1;
   }
-  if (json_q <= 0 && png_q <= 0) return false;
-  *png = png_q > json_q;
+  if (json_q <= 0 && png_q <= 0 && dicom_q <= 0) return false;
+  *dicom = dicom_q > json_q && dicom_q > png_q;
+  *png = !*dicom && png_q > json_q;
   return true;
 }
 
@@ -318,32 +322,35 @@ static void first_call(camd__request *r, struct MHD_Connection *conn, const char
       return;
     }
   }
-  bool png = false;
-  if (!negotiate(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
-                 &png)) {
-    camd__http_record(r, CAMD_E_NOT_ACCEPTABLE,
-                      "the Accept header allows neither application/json nor image/png");
+  bool png = false, dicom = false;
+  if (!negotiate(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT), &png,
+                 &dicom)) {
+    camd__http_record(
+        r, CAMD_E_NOT_ACCEPTABLE,
+        "the Accept header allows none of application/json, image/png, application/dicom");
     return;
   }
-  if (png && r->predict_only) {
+  if ((png || dicom) && r->predict_only) {
     camd__http_record(r, CAMD_E_NOT_ACCEPTABLE,
                       "predict answers application/json only (no overlay image)");
     return;
   }
   r->want_png = png;
+  r->want_dicom = dicom;
   const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
   if (ieq_prefix(ct, "multipart/form-data")) {
     r->kind = CAMD__BODY_FORM;
   } else if (ieq_prefix(ct, "application/json")) {
     r->kind = CAMD__BODY_JSON;
   } else if (ieq_prefix(ct, "image/png") || ieq_prefix(ct, "image/jpeg") ||
-             ieq_prefix(ct, "image/jpg") || ieq_prefix(ct, "application/octet-stream")) {
+             ieq_prefix(ct, "image/jpg") || ieq_prefix(ct, "application/dicom") ||
+             ieq_prefix(ct, "application/octet-stream")) {
     r->kind = CAMD__BODY_RAW;
   } else {
     camd__http_record(
         r, CAMD_E_MEDIA,
         "Content-Type '%.100s' is not supported; send multipart/form-data, application/json, "
-        "image/png or image/jpeg",
+        "image/png, image/jpeg or application/dicom",
         ct ? ct : "(none)");
   }
 }
@@ -397,10 +404,23 @@ static enum MHD_Result start_job(camd__request *r) {
     camd_explainer *e = camd__http_srv.models[r->model_index];
     camd__http_apply_options(r, e, l, &job->opts);
     if (r->want_png) job->opts.outputs |= CAMD_OUT_OVERLAY;
+    if (r->want_dicom) {
+      /* One object answers one map: several images or targets are refused, not truncated. */
+      job->opts.outputs |= CAMD_OUT_DICOM;
+      int maps = job->opts.n_targets ? job->opts.n_targets : job->opts.target_topk;
+      if (r->job.n_inputs > 1 || maps > 1)
+        camd__http_record(r, CAMD_E_INVALID,
+                          "Accept: application/dicom answers one Secondary Capture: one image and "
+                          "one target; this request has %d image(s) and %d target(s). Ask for "
+                          "application/json with outputs=dicom to get one Secondary Capture per "
+                          "map (explanations[].secondary_capture)",
+                          r->job.n_inputs, maps);
+    }
     job->explainer = e;
     job->model_index = r->model_index;
     job->predict_only = r->predict_only;
     job->want_png = r->want_png;
+    job->want_dicom = r->want_dicom;
     job->inputs = r->inputs;
     snprintf(job->request_id, sizeof(job->request_id), "%s", r->request_id);
     job->done = job_done;
@@ -423,7 +443,7 @@ static enum MHD_Result send_job(camd__request *r) {
   char *body = job->body;
   job->body = NULL;
   if (!body) return respond_error(r, CAMD_E_INTERNAL, "the worker produced no answer");
-  return respond(r, job->http_status, job->body_is_png ? "image/png" : "application/json", body,
+  return respond(r, job->http_status, job->body_type ? job->body_type : "application/json", body,
                  job->body_len, MHD_RESPMEM_MUST_FREE);
 }
 

@@ -76,7 +76,7 @@ typedef struct camd__request {
   char method[12];
   char path[256];
   int model_index; /* -1: not (yet) known */
-  bool predict_only, want_png, is_post;
+  bool predict_only, want_png, want_dicom, is_post;
   camd__body_kind kind;
   size_t received;
   camd_buf body;                /* raw image or JSON text */

@@ -36,7 +36,7 @@ static void job_error(camd__job *job, int status, const char *msg) {
   free(job->body);
   job->body = camd__error_json(status, msg, job->request_id, &job->body_len);
   job->http_status = job->body ? camd_status_http(status) : 500;
-  job->body_is_png = false;
+  job->body_type = NULL;
 }
 
 char *camd__error_json(int status, const char *message, const char *request_id, size_t *len) {
@@ -136,7 +136,7 @@ static void set_json_answer(camd__job *job, json_t *root) {
   free(job->body);
   job->body = text;
   job->body_len = len;
-  job->body_is_png = false;
+  job->body_type = NULL;
   job->http_status = 200;
 }
 
@@ -151,7 +151,23 @@ static void set_png_answer(camd__job *job, camd_explain_item *it) {
   job->body = (char *)png->data;
   job->body_len = png->len;
   png->data = NULL;
-  job->body_is_png = true;
+  job->body_type = "image/png";
+  job->http_status = 200;
+}
+
+/* Accept: application/dicom: the Secondary Capture of the job's one image and one map (the
+ * handler refused requests with more), handed over. */
+static void set_dicom_answer(camd__job *job, camd_explain_item *it) {
+  camd_explain_blob *dcm = it->n_maps ? &it->maps[0].dicom : NULL;
+  if (!dcm || !dcm->data) {
+    job_error(job, CAMD_E_UNUSABLE, "the result has no DICOM Secondary Capture to return");
+    return;
+  }
+  free(job->body);
+  job->body = (char *)dcm->data;
+  job->body_len = dcm->len;
+  dcm->data = NULL;
+  job->body_type = "application/dicom";
   job->http_status = 200;
 }
 
@@ -173,6 +189,10 @@ static void answer_job(camd__job *job, camd_explain_result *res, int off, double
                     &res->timings);
   if (job->want_png) {
     set_png_answer(job, &res->items[off]);
+    return;
+  }
+  if (job->want_dicom) {
+    set_dicom_answer(job, &res->items[off]);
     return;
   }
   json_t *root;
@@ -284,6 +304,8 @@ int camd__pool_start(const camd_server_config *cfg, camd_error *err) {
   pool.limits.image.max_width = (size_t)cfg->max_image_width;
   pool.limits.image.max_height = (size_t)cfg->max_image_height;
   pool.limits.image.max_pixels = (size_t)cfg->max_image_pixels;
+  pool.limits.max_frames = (size_t)cfg->max_frames;
+  pool.limits.max_quality_forwards = cfg->max_quality_forwards;
   pool.workers = calloc((size_t)cfg->workers, sizeof(worker));
   if (!pool.workers) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
   int ctx_batch = (int)(cfg->max_batch > cfg->max_instances ? cfg->max_batch : cfg->max_instances);

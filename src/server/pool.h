@@ -30,6 +30,7 @@ struct camd__job {
   camd_explain_options opts; /* jobs batch together when camd_explain_options_equal */
   bool predict_only;
   bool want_png;
+  bool want_dicom;            /* Accept: application/dicom: the Secondary Capture of the one map */
   camd_explain_input *inputs; /* n_inputs images, borrowed from the request */
   int n_inputs;
   bool kserve; /* answer {"predictions": [...]} */
@@ -41,9 +42,9 @@ struct camd__job {
   camd__job *next;
   /* set by the worker */
   int http_status;
-  char *body; /* malloc'd response body (JSON or PNG) */
+  char *body; /* malloc'd response body (JSON, PNG or DICOM) */
   size_t body_len;
-  bool body_is_png;
+  const char *body_type; /* static media type of body; NULL = application/json */
   double queue_ms, run_ms;
   int batch_size;
 };

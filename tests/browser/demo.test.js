@@ -83,6 +83,37 @@ async function main() {
     check(op === "0.8", "opacity slider drives the overlay: " + op);
     const status = await page.textContent("#status");
     check(/Done in/.test(status), "status line: " + status);
+    // A DICOM file: the server's windowed frame is shown, the window presets apply, the overlay
+    // is offered as a DICOM Secondary Capture.
+    const dcm = process.env.CAMD_DICOM_SAMPLE;
+    if (dcm && fs.existsSync(dcm)) {
+      await page.selectOption("#method", "gradcam");
+      await page.selectOption("#target", "");
+      await page.selectOption("#window", "lung");
+      await page.setInputFiles("#file", dcm);
+      await page.waitForFunction(() => !document.getElementById("go").disabled, null, { timeout: 10000 });
+      const dcmResponse = page.waitForResponse(
+          (r) => (r.request().headers()["accept"] || "") === "application/dicom", { timeout: 30000 });
+      await page.click("#go");
+      await page.waitForFunction(() => document.getElementById("dicomMeta").textContent.includes("DICOM") &&
+                                       document.getElementById("dcmLink").style.display !== "none",
+                                 null, { timeout: 30000 });
+      const dmeta = await page.textContent("#dicomMeta");
+      check(dmeta.includes("DICOM CT") && dmeta.includes("lung") && dmeta.includes("-600 / 1500"),
+            "DICOM metadata and the lung window shown: " + dmeta);
+      const dorig = await page.$eval("#orig", (i) => ({ w: i.naturalWidth, h: i.naturalHeight }));
+      const dheat = await page.$eval("#heat", (i) => ({ w: i.naturalWidth, h: i.naturalHeight }));
+      check(dorig.w === 128 && dorig.h === 128 && dheat.w === 128,
+            `the windowed CT frame and its heatmap are shown ${JSON.stringify([dorig, dheat])}`);
+      const resp = await dcmResponse;
+      const got = await page.evaluate(async () => ({
+        type: dcmBlob.type, size: dcmBlob.size, magic: await dcmBlob.slice(128, 132).text() }));
+      check(resp.status() === 200 && got.type === "application/dicom" && got.size > 1000 &&
+            got.magic === "DICM", "the overlay is offered as a DICOM file: " + JSON.stringify(got));
+      await page.screenshot({ path: path.join(outdir, "demo-dicom.png"), fullPage: true });
+    } else {
+      console.log("note: no DICOM sample (python3-pydicom) — DICOM part not run");
+    }
     check(external.length === 0, "no external requests: " + external.join(", "));
     check(consoleErrors.length === 0, "no console errors: " + consoleErrors.join(" | "));
     const shot = path.join(outdir, "demo.png");

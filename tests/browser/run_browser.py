@@ -35,5 +35,10 @@ if not os.path.exists(os.path.join(sys.argv[2], "tiny.onnx")):
 if missing:
     print("SKIPPED: missing " + ", ".join(missing))
     sys.exit(77)
+try:  # a real DICOM file for the page's DICOM path (pydicom's test data, offline)
+    from pydicom.data import get_testdata_file
+    env["CAMD_DICOM_SAMPLE"] = get_testdata_file("CT_small.dcm") or ""
+except ImportError:
+    pass
 p = subprocess.run([node, os.path.join(here, "demo.test.js"), *sys.argv[1:4]], env=env, timeout=240)
 sys.exit(p.returncode)

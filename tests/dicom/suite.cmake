@@ -17,3 +17,19 @@ add_test(NAME dicom.check_sc
   COMMAND ${CAMD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_sc.py ${CAMD_DICOM_CASES_DIR})
 set_tests_properties(dicom.check_sc PROPERTIES FIXTURES_REQUIRED "camd_dicom_cases;camd_dicom_sc"
   DEPENDS dicom.test_dicom LABELS "dicom;python" TIMEOUT 300)
+
+# DICOM through the service (labels "dicom;service"): make_chexnet.py exports a CheXNet-style
+# DenseNet-121 (14 findings + Sigmoid, seeded) and a 1-channel CNN with Debian's torch and writes
+# the PyTorch references (probabilities, Grad-CAM) for pydicom's CT_small / MR_small;
+# test_dicom_service.py runs the real `camd serve` against them and validates the Secondary
+# Captures with dciodvfy + pydicom (check_sc.py).
+set(CAMD_DICOM_SVC_DIR ${CMAKE_BINARY_DIR}/tests/dicom/service)
+add_test(NAME dicom.service_fixtures
+  COMMAND ${CAMD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/make_chexnet.py ${CAMD_DICOM_SVC_DIR})
+set_tests_properties(dicom.service_fixtures PROPERTIES FIXTURES_SETUP camd_dicom_service
+  LABELS "dicom;service;python" TIMEOUT 900)
+add_test(NAME dicom.service
+  COMMAND ${CAMD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_dicom_service.py $<TARGET_FILE:camd>
+          ${CAMD_DICOM_SVC_DIR})
+set_tests_properties(dicom.service PROPERTIES FIXTURES_REQUIRED camd_dicom_service
+  LABELS "dicom;service" TIMEOUT 600 RUN_SERIAL TRUE)

@@ -184,11 +184,13 @@ static void test_outputs(void) {
   CHECK_EQ_INT(o.outputs, CAMD_OUT_RAW | CAMD_OUT_MASK);
   OK(&o, NULL, "outputs", " heatmap , BBOX ");
   CHECK_EQ_INT(o.outputs, CAMD_OUT_HEATMAP | CAMD_OUT_BBOX);
-  OK(&o, NULL, "outputs", "all");
+  OK(&o, NULL, "outputs", "all"); /* every picture output; the DICOM object only when named */
   CHECK_EQ_INT(o.outputs, 0x1F);
+  OK(&o, NULL, "outputs", "bbox,dicom");
+  CHECK_EQ_INT(o.outputs, CAMD_OUT_BBOX | CAMD_OUT_DICOM);
   OK(&o, NULL, "outputs", "none");
   CHECK_EQ_INT(o.outputs, 0);
-  BAD(&o, NULL, "outputs", "", "outputs", "overlay, heatmap, mask, raw, bbox");
+  BAD(&o, NULL, "outputs", "", "outputs", "overlay, heatmap, mask, raw, bbox, dicom");
   BAD(&o, NULL, "outputs", "overlay,,mask", "outputs", "overlay, heatmap");
   BAD(&o, NULL, "outputs", "overlay,svg", "unknown output 'svg'", "overlay, heatmap");
   CHECK_EQ_INT(o.outputs, 0);
@@ -215,13 +217,80 @@ static void test_equal(void) {
       {"method", "scorecam"}, {"layer", "x"},        {"topk", "3"},       {"score", "output"},
       {"relu", "false"},      {"normalize", "none"}, {"aug_smooth", "1"}, {"eigen_smooth", "1"},
       {"colormap", "gray"},   {"alpha", "0.3"},      {"outputs", "raw"},  {"bbox_threshold", "0.5"},
-      {"n_samples", "3"},     {"noise_std", "1"},    {"seed", "7"},       {"target", "top2"}};
+      {"n_samples", "3"},     {"noise_std", "1"},    {"seed", "7"},       {"target", "top2"},
+      {"window", "lung"},     {"window", "auto"},    {"window", "40,80"}, {"window", "dicom:1"},
+      {"frame", "2"},         {"quality", "true"},   {"metrics", "road"}, {"quality_steps", "8"},
+      {"road_noise", "0"}};
   for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
     camd_explain_options c = b;
     OK(&c, NULL, kv[i][0], kv[i][1]);
     CHECK_MSG(!camd_explain_options_equal(&b, &c), "%s=%s must make the options differ", kv[i][0],
               kv[i][1]);
   }
+}
+
+/* window and frame: the DICOM / gray-image options. */
+static void test_window_frame(void) {
+  camd_explain_options o;
+  camd_explain_options_init(&o, NULL);
+  CHECK_EQ_INT(o.window.kind, CAMD_WINDOW_DEFAULT);
+  CHECK_EQ_INT(o.window.index, 0);
+  CHECK_EQ_INT((int)o.frame, 0);
+  OK(&o, NULL, "window", "lung");
+  CHECK(o.window.kind == CAMD_WINDOW_EXPLICIT && o.window.center == -600 &&
+        o.window.width == 1500 && !strcmp(o.window.name, "lung"));
+  OK(&o, NULL, "window", " -600 , 1500 ");
+  CHECK(o.window.kind == CAMD_WINDOW_EXPLICIT && o.window.center == -600 && !o.window.name[0]);
+  OK(&o, NULL, "window", "AUTO");
+  CHECK_EQ_INT(o.window.kind, CAMD_WINDOW_AUTO);
+  BAD(&o, NULL, "window", "garbage", "option window='garbage'", "lung");
+  BAD(&o, NULL, "window", "40,0", "option window", NULL);
+  CHECK_EQ_INT(o.window.kind, CAMD_WINDOW_AUTO); /* unchanged on error */
+  OK(&o, NULL, "frame", "14");
+  CHECK_EQ_INT((int)o.frame, 14);
+  BAD(&o, NULL, "frame", "-1", "option frame='-1'", "0..1000000");
+  BAD(&o, NULL, "frame", "1e3", "option frame", NULL);
+  CHECK_EQ_INT((int)o.frame, 14);
+}
+
+/* quality, metrics, quality_steps, road_noise: the quality metrics on request. */
+static void test_quality(void) {
+  camd_explain_options o;
+  camd_explain_options_init(&o, NULL);
+  CHECK_EQ_INT((int)o.metrics, 0);
+  CHECK_EQ_INT(o.quality_steps, 16);
+  CHECK(o.road_noise == 0.01f);
+  CHECK_EQ_INT((int)camd_explain_quality_forwards(&o), 0);
+  OK(&o, NULL, "quality", "true");
+  CHECK_EQ_INT((int)o.metrics, (int)CAMD_METRIC_ALL);
+  CHECK_EQ_INT((int)camd_explain_quality_forwards(&o), 1 + 16 + 16 + 18);
+  OK(&o, NULL, "quality", "off");
+  CHECK_EQ_INT((int)o.metrics, 0);
+  OK(&o, NULL, "metrics", " Deletion , road ");
+  CHECK_EQ_INT((int)o.metrics, (int)(CAMD_METRIC_DELETION | CAMD_METRIC_ROAD));
+  OK(&o, NULL, "quality_steps", "4");
+  CHECK_EQ_INT((int)camd_explain_quality_forwards(&o), 4 + 18);
+  OK(&o, NULL, "metrics", "drop_increase,insertion");
+  CHECK_EQ_INT((int)camd_explain_quality_forwards(&o), 1 + 4);
+  OK(&o, NULL, "metrics", "all");
+  CHECK_EQ_INT((int)o.metrics, (int)CAMD_METRIC_ALL);
+  OK(&o, NULL, "metrics", "none");
+  CHECK_EQ_INT((int)o.metrics, 0);
+  OK(&o, NULL, "metrics", "road");
+  BAD(&o, NULL, "metrics", "road,bogus", "unknown metric 'bogus'", "drop_increase, deletion");
+  BAD(&o, NULL, "metrics", "road,", "option metrics", "drop_increase");
+  BAD(&o, NULL, "quality", "maybe", "option quality='maybe'", "true, false");
+  CHECK_EQ_INT((int)o.metrics, (int)CAMD_METRIC_ROAD); /* unchanged on error */
+  BAD(&o, NULL, "quality_steps", "0", "option quality_steps='0'", "1..1024");
+  BAD(&o, NULL, "quality_steps", "1025", "option quality_steps", "1..1024");
+  CHECK_EQ_INT(o.quality_steps, 4);
+  OK(&o, NULL, "road_noise", "0.5");
+  CHECK(o.road_noise == 0.5f);
+  BAD(&o, NULL, "road_noise", "-0.1", "option road_noise", "0..1");
+  BAD(&o, NULL, "road_noise", "nan", "option road_noise", NULL);
+  for (int i = 0; i < CAMD_METRIC_COUNT; i++) CHECK(camd_explain_metric_name(i) != NULL);
+  CHECK(camd_explain_metric_name(CAMD_METRIC_COUNT) == NULL);
+  CHECK(!strcmp(camd_explain_metric_name(CAMD_METRIC_BIT_ROAD), "road"));
 }
 
 static void test_targets_without_model(void) {
@@ -488,8 +557,20 @@ static void test_run(void) {
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, &text, 1, false, NULL, &r, &err), CAMD_E_MEDIA);
   CHECK_MSG(strstr(err.message, "image 0"), "%s", err.message);
   camd_explain_result_free(&r);
-  camd_explain_limits lim = {{100, 100, 0}};
+  camd_explain_limits lim = {{100, 100, 0}, 0, 0};
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, in, 1, false, &lim, &r, &err), CAMD_E_LIMIT);
+  camd_explain_result_free(&r);
+  /* Quality metrics over the caller's max_quality_forwards: the whole call fails, naming it. */
+  camd_explain_limits qlim;
+  memset(&qlim, 0, sizeof(qlim));
+  camd_image_limits_default(&qlim.image);
+  qlim.max_quality_forwards = 50; /* quality=true costs 1 + 16 + 16 + 18 = 51 per map */
+  camd_explain_options oq = o;
+  OK(&oq, e, "quality", "true");
+  CHECK_EQ_INT(camd_explain_run(ctx, e, &oq, in, 1, false, &qlim, &r, &err), CAMD_E_LIMIT);
+  CHECK_MSG(strstr(err.message, "max_quality_forwards is 50") && strstr(err.message, "51"), "%s",
+            err.message);
+  CHECK(r.n_items == 0);
   camd_explain_result_free(&r);
 
   /* Options checked again at run time (they may have been set without the model). */
@@ -616,5 +697,6 @@ static void test_run(void) {
 }
 
 CAMD_TEST_MAIN(CAMD_TEST(test_defaults), CAMD_TEST(test_simple_keys), CAMD_TEST(test_outputs),
-               CAMD_TEST(test_equal), CAMD_TEST(test_targets_without_model),
-               CAMD_TEST(test_explainer), CAMD_TEST(test_explainer_errors), CAMD_TEST(test_run))
+               CAMD_TEST(test_equal), CAMD_TEST(test_window_frame), CAMD_TEST(test_quality),
+               CAMD_TEST(test_targets_without_model), CAMD_TEST(test_explainer),
+               CAMD_TEST(test_explainer_errors), CAMD_TEST(test_run))
