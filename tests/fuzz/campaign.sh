@@ -6,12 +6,14 @@
 #     RUNS_PER_TARGET   executions per target (default 1500000: 7 targets > 10^7 in total)
 #     BUILD_DIR         as for build.sh (default build-fuzz); built first when missing
 # Environment: FUZZ_MAX_SECONDS caps one target's time (default 3600), FUZZ_TARGETS limits the
-# list ("body image"), FUZZ_NICE is the nice level (default 19); with chrt available the
-# targets run as SCHED_IDLE, so the campaign only takes CPU time nothing else wants.
+# list ("body image"), FUZZ_NICE is the nice level (default 19); with chrt available and
+# FUZZ_IDLE=1 (the default) the targets run as SCHED_IDLE, so the campaign only takes CPU time
+# nothing else wants (on a busy machine libFuzzer then reports starved inputs as slow units:
+# they are listed apart from the crashes).
 # A crash, leak, timeout or OOM leaves crash-*/leak-*/timeout-*/oom-* in BUILD/artifacts/TARGET/
-# and is counted; reproduce with BUILD/fuzz_TARGET FILE. New corpus entries land in
-# BUILD/corpus/TARGET (seeded from tests/fuzz/corpus); `-merge=1` them into tests/fuzz/corpus
-# when they add coverage worth keeping (see README.md).
+# and is counted (slow-unit-* files are counted apart: rerun them alone to see their real time); reproduce with BUILD/fuzz_TARGET FILE. New corpus entries land in
+# BUILD/corpus/TARGET (seeded from tests/fuzz/corpus and tests/fuzz/corpus-campaign); keep what adds
+# coverage with `-merge=1` into tests/fuzz/corpus-campaign/TARGET (see README.md).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RUNS=${1:-1500000}
@@ -22,7 +24,7 @@ NICE=${FUZZ_NICE:-19}
 TARGETS=${FUZZ_TARGETS:-"base64 options model_config body image onnx dicom"}
 
 IDLE=""
-command -v chrt >/dev/null && IDLE="chrt -i 0"
+[ "${FUZZ_IDLE:-1}" = 1 ] && command -v chrt >/dev/null && IDLE="chrt -i 0"
 [ -x "$BUILD/fuzz_body" ] || sh "$ROOT/tests/fuzz/build.sh" "$BUILD"
 
 # Per-target flags: input size caps and memory limits sized to what each parser accepts.
@@ -37,11 +39,12 @@ flags_for() {
 }
 
 out=$BUILD/campaign.txt
-printf '%-13s %10s %7s %8s %7s %7s %8s\n' target execs cov ft corpus seconds crashes | tee "$out"
+printf '%-13s %10s %7s %8s %7s %7s %8s %5s\n' target execs cov ft corpus seconds crashes slow | tee "$out"
 total=0
 for t in $TARGETS; do
   art=$BUILD/artifacts/$t
   mkdir -p "$art" "$BUILD/corpus/$t"
+  cp -n "$ROOT/tests/fuzz/corpus-campaign/$t/"* "$BUILD/corpus/$t/" 2>/dev/null || true
   log=$BUILD/campaign-$t.log
   start=$(date +%s)
   # shellcheck disable=SC2046
@@ -54,9 +57,11 @@ for t in $TARGETS; do
   cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
   ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
   corp=$(echo "$last" | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
-  crashes=$(find "$art" -type f | wc -l)
+  crashes=$(find "$art" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \
+    -o -name 'oom-*' \) | wc -l)
+  slow=$(find "$art" -type f -name 'slow-unit-*' | wc -l)
   total=$((total + ${execs:-0}))
-  printf '%-13s %10s %7s %8s %7s %7s %8s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
-    "${corp:-?}" "$secs" "$crashes" | tee -a "$out"
+  printf '%-13s %10s %7s %8s %7s %7s %8s %5s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
+    "${corp:-?}" "$secs" "$crashes" "$slow" | tee -a "$out"
 done
 echo "total executions: $total" | tee -a "$out"

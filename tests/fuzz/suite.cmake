@@ -12,4 +12,9 @@ foreach(t onnx image options model_config body base64 dicom)
   add_test(NAME fuzz.${t}
     COMMAND fuzz_${t}_regress -n ${CAMD_FUZZ_MUTATIONS} ${CAMD_FUZZ_DIR}/corpus/${t})
   set_tests_properties(fuzz.${t} PROPERTIES LABELS "unit;fuzz" TIMEOUT 600)
+  # What the libFuzzer campaign (campaign.sh) found beyond the seeds, replayed as it is.
+  add_test(NAME fuzz.${t}.campaign
+    COMMAND fuzz_${t}_regress -n 0 ${CAMD_FUZZ_DIR}/corpus-campaign/${t})
+  set_tests_properties(fuzz.${t}.campaign PROPERTIES LABELS "unit;fuzz" TIMEOUT 600
+                       ENVIRONMENT "CAMD_FUZZ_MUTATIONS=0")
 endforeach()
