@@ -528,56 +528,49 @@ static bool fits_int(int64_t v) {
   return v >= 0 && v <= INT_MAX;
 }
 
-static int conv_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+/* X and W (a constant), and the optional constant B: types, ranks, the group split. */
+static int conv_check_inputs(camd_graph *g, camd_node *node, camd_shape *xs, camd_shape *ws,
+                             int64_t *group, bool *has_bias, camd_error *err) {
   if (node->n_in < 2 || node->n_in > 3 || node->in[0] < 0 || node->in[1] < 0) {
     return camd__node_error(err, node, CAMD_E_INVALID, "expects inputs X, W and optional B");
   }
   if (node->n_out != 1) {
     return camd__node_error(err, node, CAMD_E_INVALID, "expects exactly one output");
   }
-  camd_shape xs, ws, bs;
+  camd_shape bs;
   camd_dtype xt, wt, bt;
   const void *xd, *wd, *bd;
-  if (camd__node_input(g, node, 0, &xs, &xt, &xd) || camd__node_input(g, node, 1, &ws, &wt, &wd)) {
+  if (camd__node_input(g, node, 0, xs, &xt, &xd) || camd__node_input(g, node, 1, ws, &wt, &wd)) {
     return camd__node_error(err, node, CAMD_E_INVALID, "missing input X or W");
   }
   if (xt != CAMD_FLOAT32 || wt != CAMD_FLOAT32) {
     return camd__node_error(err, node, CAMD_E_UNSUPPORTED, "only float32 X and W are supported");
   }
-  if (xs.ndim < 3 || xs.ndim > 4) {
+  if (xs->ndim < 3 || xs->ndim > 4) {
     return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
                             "input X has rank %d; only 1-D (N,C,L) and 2-D (N,C,H,W) "
                             "convolutions are supported",
-                            xs.ndim);
+                            xs->ndim);
   }
   if (!wd || !(node->in_const & 2u)) {
     return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
                             "weight W is computed at run time; camd needs convolution weights as "
                             "constant initializers (re-export the model with constant folding)");
   }
-  if (ws.ndim != xs.ndim) {
-    return camd__node_error(err, node, CAMD_E_SHAPE, "weight W has rank %d, X has rank %d", ws.ndim,
-                            xs.ndim);
+  if (ws->ndim != xs->ndim) {
+    return camd__node_error(err, node, CAMD_E_SHAPE, "weight W has rank %d, X has rank %d",
+                            ws->ndim, xs->ndim);
   }
-  const int nsp = xs.ndim - 2;
-  int64_t group = 1;
-  int rc = camd__attr_int(node, "group", 1, &group, err);
+  int rc = camd__attr_int(node, "group", 1, group, err);
   if (rc) return rc;
-  const int64_t c = xs.dims[1], m = ws.dims[0], cg = ws.dims[1];
-  if (group < 1 || c % group != 0 || m % group != 0 || cg * group != c) {
+  const int64_t c = xs->dims[1], m = ws->dims[0], cg = ws->dims[1];
+  if (*group < 1 || c % *group != 0 || m % *group != 0 || cg * *group != c) {
     return camd__node_error(err, node, CAMD_E_SHAPE,
                             "group %lld does not fit X channels %lld, W [%lld, %lld, ...]",
-                            (long long)group, (long long)c, (long long)m, (long long)cg);
+                            (long long)*group, (long long)c, (long long)m, (long long)cg);
   }
-  conv_params tmp;
-  memset(&tmp, 0, sizeof(tmp));
-  rc = camd__window_parse(node, nsp, &ws.dims[2], false, &tmp.win, err);
-  if (rc) return rc;
-  rc = camd__window_resolve(node, &tmp.win, &xs.dims[2], &tmp.geom, err);
-  if (rc) return rc;
-
-  tmp.has_bias = node->n_in == 3 && node->in[2] >= 0;
-  if (tmp.has_bias) {
+  *has_bias = node->n_in == 3 && node->in[2] >= 0;
+  if (*has_bias) {
     if (camd__node_input(g, node, 2, &bs, &bt, &bd)) {
       return camd__node_error(err, node, CAMD_E_INVALID, "bad bias input");
     }
@@ -590,6 +583,70 @@ static int conv_prepare(camd_graph *g, camd_node *node, camd_error *err) {
                               (long long)m);
     }
   }
+  return 0;
+}
+
+/* Scratch of each path (forward block, per thread, backward) and the kernel details. */
+static int conv_plan_scratch(camd_node *node, conv_params *p, camd_error *err) {
+  const int64_t kk = p->kh * p->kw, hw = p->h * p->w, cg = p->cg;
+  if (p->kind == CONV_GEMM) {
+    p->band = conv_band(cg * kk, p->ow, p->oh);
+    p->ph = (p->oh - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    p->pw = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
+    /* Copy (and split strided columns into phases) when a tap reads padding, or when a
+     * strided kernel wider than 1 would otherwise gather the same input kw times. */
+    p->pad_copy =
+        p->pt > 0 || p->pl > 0 || p->ph > p->h || p->pw > p->w || (p->sw > 1 && p->kw > 1);
+    p->nph = p->pad_copy ? p->sw : 1;
+    p->pwf = (p->pw + p->nph - 1) / p->nph;
+    /* Whole 64-byte lines (the session's block and its slices start on 64-byte lines). */
+    p->col_floats = round16(cg * kk * p->band * p->ow + CONV_SLACK);
+    p->pad_floats = p->pad_copy ? round16(cg * p->nph * p->ph * p->pwf + CONV_SLACK) : 0;
+    p->n_bands = (p->oh + p->band - 1) / p->band;
+    p->whole_col = p->n_bands < CONV_TASKS;
+    p->m_chunk = row_chunk(p->mg, p->n_bands);
+    if (!fits_int(p->pad_floats + p->n_bands * p->col_floats)) {
+      return camd__node_error(err, node, CAMD_E_LIMIT, "convolution is too large");
+    }
+    node->scratch_floats =
+        (size_t)(p->pad_floats + (p->whole_col ? p->n_bands * p->col_floats : 0));
+    node->thread_scratch_floats = p->whole_col ? 0 : (size_t)p->col_floats;
+    node->bwd_scratch_floats = (size_t)(p->pad_floats + p->col_floats);
+  } else {
+    /* 1x1: chunks of W's rows. (Column chunks were tried: with OpenBLAS's Haswell kernels they
+     * round differently enough to push the oracle's kink-sensitive resnet50 gradient past its
+     * threshold; row chunks keep it where the unsplit GEMM had it.) */
+    p->m_chunk = row_chunk(p->mg, 1);
+    p->n_chunk = hw;
+    node->scratch_floats = 0;
+    node->thread_scratch_floats = 0;
+    node->bwd_scratch_floats = 0;
+    if (p->kind == CONV_DEPTHWISE && p->kh == p->kw && (p->kh == 3 || p->kh == 5) && p->sh == 1 &&
+        p->sw == 1 && p->dh == 1 && p->dw == 1 && p->pt >= 0 &&
+        p->pl >= 0) { /* padded plane + flat result (op_dw_kernel.h) */
+      const int64_t k1 = p->kh - 1;
+      p->dw_tmp = true;
+      node->thread_scratch_floats =
+          (size_t)round16((p->oh + k1) * (p->ow + k1) + k1 + p->oh * (p->ow + k1) + CONV_SLACK);
+    }
+  }
+  return 0;
+}
+
+static int conv_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  camd_shape xs, ws;
+  int64_t group = 1;
+  conv_params tmp;
+  memset(&tmp, 0, sizeof(tmp));
+  int rc = conv_check_inputs(g, node, &xs, &ws, &group, &tmp.has_bias, err);
+  if (rc) return rc;
+  const int nsp = xs.ndim - 2;
+  const int64_t c = xs.dims[1], m = ws.dims[0], cg = ws.dims[1];
+  rc = camd__window_parse(node, nsp, &ws.dims[2], false, &tmp.win, err);
+  if (rc) return rc;
+  rc = camd__window_resolve(node, &tmp.win, &xs.dims[2], &tmp.geom, err);
+  if (rc) return rc;
+
   const camd__window *win = &tmp.win;
   const camd__window_geom *geo = &tmp.geom;
   tmp.nsp = nsp;
@@ -631,48 +688,7 @@ static int conv_prepare(camd_graph *g, camd_node *node, camd_error *err) {
   if (!p) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
   *p = tmp;
   node->params = p;
-  if (tmp.kind == CONV_GEMM) {
-    p->band = conv_band(cg * kk, tmp.ow, tmp.oh);
-    p->ph = (tmp.oh - 1) * tmp.sh + (tmp.kh - 1) * tmp.dh + 1;
-    p->pw = (tmp.ow - 1) * tmp.sw + (tmp.kw - 1) * tmp.dw + 1;
-    /* Copy (and split strided columns into phases) when a tap reads padding, or when a
-     * strided kernel wider than 1 would otherwise gather the same input kw times. */
-    p->pad_copy =
-        tmp.pt > 0 || tmp.pl > 0 || p->ph > tmp.h || p->pw > tmp.w || (tmp.sw > 1 && tmp.kw > 1);
-    p->nph = p->pad_copy ? tmp.sw : 1;
-    p->pwf = (p->pw + p->nph - 1) / p->nph;
-    /* Whole 64-byte lines (the session's block and its slices start on 64-byte lines). */
-    p->col_floats = round16(cg * kk * p->band * tmp.ow + CONV_SLACK);
-    p->pad_floats = p->pad_copy ? round16(cg * p->nph * p->ph * p->pwf + CONV_SLACK) : 0;
-    p->n_bands = (tmp.oh + p->band - 1) / p->band;
-    p->whole_col = p->n_bands < CONV_TASKS;
-    p->m_chunk = row_chunk(p->mg, p->n_bands);
-    if (!fits_int(p->pad_floats + p->n_bands * p->col_floats)) {
-      return camd__node_error(err, node, CAMD_E_LIMIT, "convolution is too large");
-    }
-    node->scratch_floats =
-        (size_t)(p->pad_floats + (p->whole_col ? p->n_bands * p->col_floats : 0));
-    node->thread_scratch_floats = p->whole_col ? 0 : (size_t)p->col_floats;
-    node->bwd_scratch_floats = (size_t)(p->pad_floats + p->col_floats);
-  } else {
-    /* 1x1: chunks of W's rows. (Column chunks were tried: with OpenBLAS's Haswell kernels they
-     * round differently enough to push the oracle's kink-sensitive resnet50 gradient past its
-     * threshold; row chunks keep it where the unsplit GEMM had it.) */
-    p->m_chunk = row_chunk(tmp.mg, 1);
-    p->n_chunk = hw;
-    node->scratch_floats = 0;
-    node->thread_scratch_floats = 0;
-    node->bwd_scratch_floats = 0;
-    if (tmp.kind == CONV_DEPTHWISE && tmp.kh == tmp.kw && (tmp.kh == 3 || tmp.kh == 5) &&
-        tmp.sh == 1 && tmp.sw == 1 && tmp.dh == 1 && tmp.dw == 1 && tmp.pt >= 0 &&
-        tmp.pl >= 0) { /* padded plane + flat result (op_dw_kernel.h) */
-      const int64_t k1 = tmp.kh - 1;
-      p->dw_tmp = true;
-      node->thread_scratch_floats =
-          (size_t)round16((tmp.oh + k1) * (tmp.ow + k1) + k1 + tmp.oh * (tmp.ow + k1) + CONV_SLACK);
-    }
-  }
-  return 0;
+  return conv_plan_scratch(node, p, err);
 }
 
 static int conv_infer(const camd_node *node, const camd_shape *in, camd_shape *out,
