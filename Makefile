@@ -5,7 +5,9 @@
 #   fast   hermetic: no network, nothing written outside the build tree (unit, onnx, fuzz, image,
 #          explain, exporters, models, oracle and cam with their cached references, service
 #          without timing, lint.format)
-#   asan   the hermetic tier again under AddressSanitizer + UBSan (lint excluded)
+#   asan   the hermetic tier again under AddressSanitizer + UBSan (lint excluded), in a build
+#          with allocation failure injection (tests/fault: every allocation of a request fails
+#          in turn)
 #   full   what needs more than the build tree: timing-dependent service tests (label timing),
 #          the npm registry on first use (network: deployment lint, browser) and rootful podman
 #          (container; its settings live in the build tree through CONTAINERS_CONF)
@@ -72,7 +74,7 @@ test: build
 	@s=0; $(TIER) $(BUILD) fast -LE '$(NOT_FAST)' || s=1; $(TIER) --report $(BUILD) || s=1; exit $$s
 
 asan-test:
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAMD_SANITIZE=ON -DCAMD_WERROR=ON \
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAMD_SANITIZE=ON -DCAMD_WERROR=ON -DCAMD_FAULT_INJECT=ON \
 	  -DCAMD_ORACLE_DIR=$(CURDIR)/$(BUILD)/oracle -DCAMD_CAM_REFS_DIR=$(CURDIR)/$(BUILD)/cam_refs
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
