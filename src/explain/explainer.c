@@ -258,9 +258,11 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
 
   unsigned char *data = NULL;
   size_t len = 0;
-  int rc = camd_read_file(e->cfg.path, CAMD_ONNX_DEFAULT_MAX_FILE_BYTES, &data, &len, err);
+  size_t max_bytes = cfg->max_model_bytes ? cfg->max_model_bytes : CAMD_ONNX_DEFAULT_MAX_FILE_BYTES;
+  int rc = camd_read_file(e->cfg.path, max_bytes, &data, &len, err);
   if (rc) {
-    camd_error_prefix(err, rc, "model '%s': ", e->cfg.name);
+    camd_error_prefix(err, rc, "model '%s'%s: ", e->cfg.name,
+                      rc == CAMD_E_LIMIT ? " (max_model_bytes)" : "");
     goto fail;
   }
   camd_sha256_hex(data, len, e->sha256);
@@ -272,6 +274,9 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
       .input_height = e->cfg.height_given ? (int64_t)e->cfg.preprocess.height : 0,
       .input_width = e->cfg.width_given ? (int64_t)e->cfg.preprocess.width : 0,
       .input_channels = e->cfg.preprocess.channels,
+      .max_file_bytes = max_bytes,
+      .max_external_bytes = cfg->max_model_bytes,
+      .max_tensor_elements = cfg->max_tensor_elements,
   };
   rc = camd_onnx_load_buffer(data, len, dir, &lo, &e->model, err);
   free(data);
