@@ -110,6 +110,24 @@ static const char *allowed_origin(struct MHD_Connection *conn) {
 /* ------------------------------------------------------------------------------------------ */
 /* responses */
 
+/* The answer when even the error body cannot be allocated (static: needs no memory). */
+static const char OOM_BODY[] =
+    "{\"error\":{\"status\":500,\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}";
+
+/* Failure-injection builds: X-Camd-Fault-Alloc: N arms the N-th allocation from the start of
+ * the request to fail; the answer says whether it did (X-Camd-Fault: fired | not-fired) and
+ * disarms. */
+static void fault_report(struct MHD_Response *resp) {
+#ifdef CAMD_FAULT_INJECT
+  if (camd_fault_count() || camd_fault_fired()) {
+    MHD_add_response_header(resp, "X-Camd-Fault", camd_fault_fired() ? "fired" : "not-fired");
+    camd_fault_arm(0);
+  }
+#else
+  (void)resp;
+#endif
+}
+
 static enum MHD_Result respond(camd__request *r, int status, const char *ctype, void *body,
                                size_t len, enum MHD_ResponseMemoryMode mode) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
@@ -117,6 +135,7 @@ static enum MHD_Result respond(camd__request *r, int status, const char *ctype, 
     if (mode == MHD_RESPMEM_MUST_FREE) free(body);
     return MHD_NO;
   }
+  fault_report(resp);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
   MHD_add_response_header(resp, "X-Request-Id", r->request_id);
   if (r->route != CAMD_ROUTE_STATIC) MHD_add_response_header(resp, "Cache-Control", "no-store");
@@ -147,8 +166,13 @@ static enum MHD_Result respond(camd__request *r, int status, const char *ctype, 
   return ret;
 }
 
+static enum MHD_Result respond_oom(camd__request *r) {
+  return respond(r, 500, "application/json", (void *)OOM_BODY, sizeof(OOM_BODY) - 1,
+                 MHD_RESPMEM_PERSISTENT);
+}
+
 static enum MHD_Result respond_json_text(camd__request *r, int status, char *text) {
-  if (!text) return MHD_NO;
+  if (!text) return respond_oom(r);
   return respond(r, status, "application/json", text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
@@ -162,7 +186,7 @@ static enum MHD_Result respond_json(camd__request *r, int status, json_t *obj) {
 static enum MHD_Result respond_error(camd__request *r, int status, const char *msg) {
   size_t len = 0;
   char *text = camd__error_json(status, msg, r->request_id, &len);
-  if (!text) return MHD_NO;
+  if (!text) return respond_oom(r);
   return respond(r, camd_status_http(status), "application/json", text, len, MHD_RESPMEM_MUST_FREE);
 }
 
@@ -422,7 +446,8 @@ static enum MHD_Result send_job(camd__request *r) {
   camd__job *job = &r->job;
   char *body = job->body;
   job->body = NULL;
-  if (!body) return respond_error(r, CAMD_E_INTERNAL, "the worker produced no answer");
+  /* A worker leaves no body only when even its error answer could not be allocated. */
+  if (!body) return respond_error(r, CAMD_E_NOMEM, "out of memory while writing the answer");
   return respond(r, job->http_status, job->body_is_png ? "image/png" : "application/json", body,
                  job->body_len, MHD_RESPMEM_MUST_FREE);
 }
@@ -532,17 +557,34 @@ static enum MHD_Result send_options(camd__request *r) {
 /* ------------------------------------------------------------------------------------------ */
 /* the handler */
 
+/* The context of requests whose own context could not be allocated (only its conn, status and
+ * bytes_out are written, by the MHD threads; they are never read back). */
+static camd__request oom_request;
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls) {
   (void)cls, (void)version;
   camd__request *r = *con_cls;
+  if (r == &oom_request) { /* answered 500 in the first call; discard the body */
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
   if (!r) {
     const camd_server_config *cfg = camd__http_srv.cfg;
     const camd__http_limits lim = {cfg->max_body_bytes, cfg->max_options, cfg->max_option_bytes,
                                    cfg->max_instances};
+#ifdef CAMD_FAULT_INJECT
+    const char *fault = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Camd-Fault-Alloc");
+    if (fault) camd_fault_arm(atol(fault));
+#endif
     r = camd__request_new(conn, &lim);
-    if (!r) return MHD_NO;
+    if (!r) { /* answer from static memory: a context that is never freed */
+      *con_cls = &oom_request;
+      atomic_fetch_add(&camd__http_srv.open_requests, 1);
+      oom_request.conn = conn;
+      return respond_oom(&oom_request);
+    }
     *con_cls = r;
     snprintf(r->method, sizeof(r->method), "%.11s", method);
     snprintf(r->path, sizeof(r->path), "%.255s", url);
@@ -587,6 +629,11 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   camd__request *r = *con_cls;
   if (!r) return;
   *con_cls = NULL;
+  if (r == &oom_request) {
+    camd__metrics_request(CAMD_ROUTE_NONE, 500);
+    atomic_fetch_sub(&camd__http_srv.open_requests, 1);
+    return;
+  }
   double ms = (double)(camd_now_ns() - r->start_ns) / 1e6;
   camd__metrics_request(r->route, r->status);
   camd__metrics_inflight(-1);
@@ -681,7 +728,7 @@ static int start_daemon(camd_server_config *cfg, camd_error *err) {
                           "bad value for 'listen': '%s' is not an IPv4 or IPv6 address",
                           cfg->listen);
   }
-  struct MHD_OptionItem opts[12];
+  struct MHD_OptionItem opts[16];
   int n = 0;
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
   opts[n++] =
@@ -694,6 +741,13 @@ static int start_daemon(camd_server_config *cfg, camd_error *err) {
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                         (intptr_t)cfg->max_connections_per_ip, NULL};
   }
+  if (camd__tls_enabled()) {
+    flags |= MHD_USE_TLS;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+                                        (void *)(intptr_t)camd__tls_cert_cb};
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)CAMD__TLS_PRIORITIES};
+  }
   if (cfg->io_threads > 1) {
     opts[n++] =
         (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->io_threads, NULL};
@@ -703,14 +757,17 @@ static int start_daemon(camd_server_config *cfg, camd_error *err) {
       flags, (uint16_t)cfg->port, NULL, NULL, handler, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
       NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
   if (!camd__http_srv.daemon) {
-    return camd_error_set(err, CAMD_E_IO, "cannot listen on %s port %ld (address in use?)",
-                          cfg->listen, cfg->port);
+    return camd_error_set(err, CAMD_E_IO, "cannot listen on %s port %ld (address in use?%s)",
+                          cfg->listen, cfg->port,
+                          camd__tls_enabled() ? " or TLS setup failed: see the log above" : "");
   }
   return 0;
 }
 
 static int load_models(camd_server_config *cfg, camd_error *err) {
   for (int i = 0; i < cfg->n_models; i++) {
+    cfg->models[i].max_model_bytes = (size_t)cfg->max_model_bytes;
+    cfg->models[i].max_tensor_elements = (size_t)cfg->max_tensor_elements;
     uint64_t t0 = camd_now_ns();
     int rc = camd_explainer_open(&cfg->models[i], &camd__http_srv.models[i], err);
     if (rc)
@@ -740,12 +797,29 @@ static void on_signal(int sig) {
   errno = saved;
 }
 
+/* SIGHUP: the TLS certificate files are read again (the listener stays; new handshakes get the
+ * new certificate). A file that fails to load keeps the previous one, with a warning. */
+static void reload(camd_server_config *cfg) {
+  (void)cfg;
+  camd_error e = {0};
+  if (camd__tls_enabled()) {
+    if (camd__tls_reload(&e))
+      camd_log(CAMD_LOG_WARN, "SIGHUP: TLS certificates not reloaded (the previous stay): %s",
+               e.message);
+    else
+      camd_log(CAMD_LOG_INFO, "SIGHUP: TLS certificates reloaded");
+  }
+}
+
 int camd_server_run(camd_server_config *cfg, camd_error *err) {
   memset(&camd__http_srv, 0, sizeof(camd__http_srv));
   camd__http_srv.cfg = cfg;
   int level = camd__server_log_level(cfg);
   if (level >= 0) camd_log_set_level((camd_log_level)level);
   json_object_seed(0);
+#ifdef CAMD_FAULT_INJECT
+  json_set_alloc_funcs(malloc, free); /* jansson's allocations through the counted wrappers */
+#endif
   camd__http_srv.access_log = strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error");
   camd_rng rng;
   camd_rng_seed(&rng, camd_now_ns() ^ ((uint64_t)getpid() << 32));
@@ -783,6 +857,7 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
   const char **names = calloc((size_t)cfg->n_models, sizeof(char *));
@@ -792,8 +867,10 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   free(names);
   if (rc) return rc;
 
-  rc = start_daemon(cfg, err);
+  rc = camd__tls_init(cfg, err);
+  if (!rc) rc = start_daemon(cfg, err);
   if (rc) {
+    camd__tls_free();
     camd__metrics_free();
     return rc;
   }
@@ -807,16 +884,20 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   if (rc) {
     MHD_stop_daemon(camd__http_srv.daemon);
     release_models();
+    camd__tls_free();
     camd__metrics_free();
     return rc;
   }
   atomic_store(&camd__http_srv.ready, 1);
-  camd_log(CAMD_LOG_INFO, "camd %s listening on http://%s%s%s:%u/ (ready)", CAMD_VERSION,
-           strchr(cfg->listen, ':') ? "[" : "", cfg->listen, strchr(cfg->listen, ':') ? "]" : "",
-           port);
+  camd_log(CAMD_LOG_INFO, "camd %s listening on %s://%s%s%s:%u/ (ready)", CAMD_VERSION,
+           camd__tls_enabled() ? "https" : "http", strchr(cfg->listen, ':') ? "[" : "", cfg->listen,
+           strchr(cfg->listen, ':') ? "]" : "", port);
 
   unsigned char sig = 0;
-  while (read(sig_pipe[0], &sig, 1) != 1) {
+  for (;;) {
+    if (read(sig_pipe[0], &sig, 1) != 1) continue;
+    if (sig != SIGHUP) break;
+    reload(cfg);
   }
   camd_log(CAMD_LOG_INFO, "%s received: draining (stop accepting, finish queued jobs within %ld s)",
            sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->drain_timeout_s);
@@ -837,9 +918,11 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   MHD_stop_daemon(camd__http_srv.daemon);
   camd__http_srv.daemon = NULL;
   release_models();
+  camd__tls_free();
   camd__metrics_free();
   signal(SIGTERM, SIG_DFL);
   signal(SIGINT, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
   close(sig_pipe[0]);
   close(sig_pipe[1]);
   camd_log(CAMD_LOG_INFO, "stopped (%ld request(s) still open were closed)", left);

@@ -7,6 +7,8 @@
 #ifndef CAMD_SERVER_HTTP_INTERNAL_H
 #define CAMD_SERVER_HTTP_INTERNAL_H
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
@@ -38,6 +40,22 @@ typedef struct camd__http_state {
 } camd__http_state;
 
 extern camd__http_state camd__http_srv;
+
+/* ------------------------------------------------------------------------------------------ */
+/* TLS (tls.c) */
+
+/* TLS 1.2 and 1.3 only. */
+#define CAMD__TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* Loads tls_cert / tls_key (/ tls_ca) when configured; 0 without TLS. */
+int camd__tls_init(const camd_server_config *cfg, camd_error *err);
+bool camd__tls_enabled(void);
+/* Re-reads the files (SIGHUP); on error the current certificates stay. */
+int camd__tls_reload(camd_error *err);
+void camd__tls_free(void);
+/* MHD_OPTION_HTTPS_CERT_CALLBACK (gnutls_certificate_retrieve_function2). */
+int camd__tls_cert_cb(gnutls_session_t s, const gnutls_datum_t *req_ca_dn, int nreqs,
+                      const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                      gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *pkey);
 
 /* The camd_log_level that cfg->log_level names (config.c); -1 when it names none. */
 int camd__server_log_level(const camd_server_config *c);

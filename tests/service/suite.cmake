@@ -23,7 +23,13 @@ add_test(NAME service.default_config
           ${CAMD_SERVICE_FIX} ${CMAKE_SOURCE_DIR})
 set_tests_properties(service.default_config PROPERTIES TIMEOUT 300)
 
-set(CAMD_SERVICE_TESTS service.api service.default_config service.concurrency service.batching service.overload
+# TLS (certificates made by the test with openssl; curl, openssl s_client, Python ssl), mutual
+# TLS and the SIGHUP certificate reload.
+add_test(NAME service.tls
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_tls.py $<TARGET_FILE:camd> ${CAMD_SERVICE_FIX})
+set_tests_properties(service.tls PROPERTIES TIMEOUT 300)
+
+set(CAMD_SERVICE_TESTS service.api service.tls service.default_config service.concurrency service.batching service.overload
   service.sigterm service.rss)
 set_tests_properties(${CAMD_SERVICE_TESTS} PROPERTIES FIXTURES_REQUIRED camd_service
   LABELS service SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
