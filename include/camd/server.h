@@ -46,8 +46,9 @@ typedef struct camd_server_config {
   long max_tensor_elements; /* elements of any one tensor a model declares (per image) */
   char *cors_origins[CAMD_SERVER_MAX_ORIGINS]; /* "*" allowed; malloc'd */
   int n_cors_origins;
-  char *api_keys[CAMD_SERVER_MAX_KEYS]; /* malloc'd */
+  char *api_keys[CAMD_SERVER_MAX_KEYS]; /* malloc'd; "KEY" or "KEY:scope+scope" */
   int n_api_keys;
+  int n_api_keys_inline; /* the first entries, from api_keys; the rest from api_keys_file */
   char api_keys_file[4096];
   char tls_cert[4096]; /* PEM certificate chain; with tls_key: HTTPS (TLS 1.2+) */
   char tls_key[4096];  /* PEM private key */

@@ -72,27 +72,90 @@ static void new_request_id(char *out, size_t cap) {
   snprintf(out, cap, "%016llx", (unsigned long long)camd_rng_next(&rng));
 }
 
-/* Constant-time check of a bearer token: compares SHA-256 digests against every key. */
-static bool authorized(struct MHD_Connection *conn) {
-  if (camd__http_srv.n_keys == 0) return true;
-  const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-  if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
-  const char *tok = h + 7;
-  while (*tok == ' ') tok++;
-  size_t len = strlen(tok);
-  while (len && tok[len - 1] == ' ') len--;
-  unsigned char d[32];
-  camd_sha256 sh;
-  camd_sha256_init(&sh);
-  camd_sha256_update(&sh, tok, len);
-  camd_sha256_final(&sh, d);
-  unsigned ok = 0;
-  for (int k = 0; k < camd__http_srv.n_keys; k++) {
-    unsigned diff = 0;
-    for (int i = 0; i < 32; i++) diff |= (unsigned)(d[i] ^ camd__http_srv.key_hashes[k][i]);
-    ok |= (unsigned)(diff == 0);
+/* The bearer token against every key (constant time: SHA-256 digests, all compared): 0 when a
+ * key with the needed scope matches (or no keys are configured), CAMD_E_UNAUTHORIZED when no key
+ * matches, CAMD_E_FORBIDDEN when the key lacks the scope. */
+static int authorize(struct MHD_Connection *conn, unsigned scope) {
+  pthread_rwlock_rdlock(&camd__http_srv.keys_lock);
+  int n_keys = camd__http_srv.n_keys;
+  if (n_keys == 0) {
+    pthread_rwlock_unlock(&camd__http_srv.keys_lock);
+    return 0;
   }
-  return ok != 0;
+  const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  unsigned found = 0, scopes = 0;
+  if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+    const char *tok = h + 7;
+    while (*tok == ' ') tok++;
+    size_t len = strlen(tok);
+    while (len && tok[len - 1] == ' ') len--;
+    unsigned char d[32];
+    camd_sha256 sh;
+    camd_sha256_init(&sh);
+    camd_sha256_update(&sh, tok, len);
+    camd_sha256_final(&sh, d);
+    for (int k = 0; k < n_keys; k++) {
+      unsigned diff = 0;
+      for (int i = 0; i < 32; i++) diff |= (unsigned)(d[i] ^ camd__http_srv.key_hashes[k][i]);
+      unsigned match = (unsigned)(diff == 0);
+      found |= match;
+      scopes |= camd__http_srv.key_scopes[k] & (0u - match);
+    }
+  }
+  pthread_rwlock_unlock(&camd__http_srv.keys_lock);
+  if (!found) return CAMD_E_UNAUTHORIZED;
+  return !scope || (scopes & scope) ? 0 : CAMD_E_FORBIDDEN;
+}
+
+/* Fills the key table from the entries (validated by the configuration). */
+static int set_keys(char *const *entries, int n, camd_error *err) {
+  unsigned char hashes[CAMD_SERVER_MAX_KEYS][32];
+  unsigned scopes[CAMD_SERVER_MAX_KEYS];
+  for (int k = 0; k < n && k < CAMD_SERVER_MAX_KEYS; k++) {
+    int rc = camd__server_key_parse(entries[k], hashes[k], &scopes[k], err);
+    if (rc) return camd_error_prefix(err, rc, "API key %d: ", k);
+  }
+  pthread_rwlock_wrlock(&camd__http_srv.keys_lock);
+  memcpy(camd__http_srv.key_hashes, hashes, sizeof(hashes));
+  memcpy(camd__http_srv.key_scopes, scopes, sizeof(scopes));
+  camd__http_srv.n_keys = n;
+  pthread_rwlock_unlock(&camd__http_srv.keys_lock);
+  return 0;
+}
+
+/* SIGHUP: api_keys (from the configuration) plus api_keys_file read again. A file that cannot
+ * be read or parsed, or that would leave no key at all (authentication off), keeps the
+ * previous keys. */
+static void reload_keys(const camd_server_config *cfg) {
+  if (!cfg->api_keys_file[0]) return;
+  camd_error e = {0};
+  camd_server_config *f = malloc(sizeof(*f));
+  if (!f) {
+    camd_log(CAMD_LOG_WARN, "SIGHUP: API keys not reloaded: out of memory");
+    return;
+  }
+  int rc = camd__server_keys_file_read(cfg, f, &e);
+  char *all[CAMD_SERVER_MAX_KEYS];
+  int n = 0;
+  for (int i = 0; !rc && i < cfg->n_api_keys_inline; i++) all[n++] = cfg->api_keys[i];
+  for (int i = 0; !rc && i < f->n_api_keys; i++) {
+    if (n == CAMD_SERVER_MAX_KEYS) {
+      rc = camd_error_set(&e, CAMD_E_LIMIT, "more than %d keys", CAMD_SERVER_MAX_KEYS);
+      break;
+    }
+    all[n++] = f->api_keys[i];
+  }
+  if (!rc && n == 0)
+    rc = camd_error_set(&e, CAMD_E_INVALID,
+                        "the file has no key (an empty key set would turn authentication off)");
+  if (!rc) rc = set_keys(all, n, &e);
+  if (rc)
+    camd_log(CAMD_LOG_WARN, "SIGHUP: API keys not reloaded (the previous stay): %s", e.message);
+  else
+    camd_log(CAMD_LOG_INFO, "SIGHUP: %d API key(s) loaded (%d from %s)", n, f->n_api_keys,
+             cfg->api_keys_file);
+  camd_server_config_free(f);
+  free(f);
 }
 
 static const char *allowed_origin(struct MHD_Connection *conn) {
@@ -316,9 +379,22 @@ static void first_call(camd__request *r, struct MHD_Connection *conn, const char
   }
   bool protected = r->route != CAMD_ROUTE_HEALTH && r->route != CAMD_ROUTE_READY &&
                    r->route != CAMD_ROUTE_STATIC;
-  if (protected && !authorized(conn)) {
+  unsigned scope = r->route == CAMD_ROUTE_PREDICT   ? CAMD__SCOPE_PREDICT
+                   : r->route == CAMD_ROUTE_METRICS ? CAMD__SCOPE_METRICS
+                   : r->route == CAMD_ROUTE_EXPLAIN || r->route == CAMD_ROUTE_EXPLAIN_ANY
+                       ? CAMD__SCOPE_EXPLAIN
+                       : 0;
+  int auth = protected ? authorize(conn, scope) : 0;
+  if (auth == CAMD_E_UNAUTHORIZED) {
     camd__http_record(r, CAMD_E_UNAUTHORIZED,
                       "a valid API key is required: send 'Authorization: Bearer <key>'");
+    return;
+  }
+  if (auth == CAMD_E_FORBIDDEN) {
+    camd__http_record(r, CAMD_E_FORBIDDEN, "this API key does not have the '%s' scope",
+                      scope == CAMD__SCOPE_PREDICT   ? "predict"
+                      : scope == CAMD__SCOPE_METRICS ? "metrics"
+                                                     : "explain");
     return;
   }
   if (!r->is_post) return;
@@ -797,10 +873,11 @@ static void on_signal(int sig) {
   errno = saved;
 }
 
-/* SIGHUP: the TLS certificate files are read again (the listener stays; new handshakes get the
- * new certificate). A file that fails to load keeps the previous one, with a warning. */
+/* SIGHUP: the API key file and the TLS certificate files are read again (the listener stays;
+ * new handshakes get the new certificate). A file that fails to load keeps the previous
+ * contents, with a warning. */
 static void reload(camd_server_config *cfg) {
-  (void)cfg;
+  reload_keys(cfg);
   camd_error e = {0};
   if (camd__tls_enabled()) {
     if (camd__tls_reload(&e))
@@ -827,13 +904,9 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   for (int i = 0; i < cfg->n_models; i++) {
     if (!strcmp(cfg->models[i].name, cfg->default_model)) camd__http_srv.default_model = i;
   }
-  for (int k = 0; k < cfg->n_api_keys; k++) {
-    camd_sha256 sh;
-    camd_sha256_init(&sh);
-    camd_sha256_update(&sh, cfg->api_keys[k], strlen(cfg->api_keys[k]));
-    camd_sha256_final(&sh, camd__http_srv.key_hashes[k]);
-  }
-  camd__http_srv.n_keys = cfg->n_api_keys;
+  pthread_rwlock_init(&camd__http_srv.keys_lock, NULL);
+  int krc = set_keys(cfg->api_keys, cfg->n_api_keys, err);
+  if (krc) return krc;
 
   /* Engine threads per worker × workers ≤ cores (camd_blas_set_threads: new sessions). */
   long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -29,7 +29,12 @@ add_test(NAME service.tls
   COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_tls.py $<TARGET_FILE:camd> ${CAMD_SERVICE_FIX})
 set_tests_properties(service.tls PROPERTIES TIMEOUT 300)
 
-set(CAMD_SERVICE_TESTS service.api service.tls service.default_config service.concurrency service.batching service.overload
+# API key scopes (401 vs 403) and key rotation on SIGHUP.
+add_test(NAME service.keys
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_keys.py $<TARGET_FILE:camd> ${CAMD_SERVICE_FIX})
+set_tests_properties(service.keys PROPERTIES TIMEOUT 300)
+
+set(CAMD_SERVICE_TESTS service.api service.tls service.keys service.default_config service.concurrency service.batching service.overload
   service.sigterm service.rss)
 set_tests_properties(${CAMD_SERVICE_TESTS} PROPERTIES FIXTURES_REQUIRED camd_service
   LABELS service SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
