@@ -505,6 +505,9 @@ static enum MHD_Result start_job(camd__request *r) {
     snprintf(job->request_id, sizeof(job->request_id), "%s", r->request_id);
     job->done = job_done;
     job->done_arg = r;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    job->client_fd = ci ? (int)ci->connect_fd : -1;
   }
   camd__http_opts_free(l);
   json_decref(root);
@@ -688,6 +691,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
   }
   if (r->submitted) {
     if (!atomic_load(&r->job_done)) return MHD_YES; /* cannot happen: suspended until done */
+    if (r->job.dropped) return MHD_NO; /* the client is gone: close without an answer */
     return send_job(r);
   }
   if (!strcmp(r->method, "OPTIONS")) return r->allow ? send_options(r) : send_recorded(r);
@@ -751,6 +755,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         json_object_set_new(line, "queue_ms", json_real(r->job.queue_ms));
         json_object_set_new(line, "run_ms", json_real(r->job.run_ms));
         json_object_set_new(line, "batch", json_integer(r->job.batch_size));
+        if (r->job.dropped) json_object_set_new(line, "dropped", json_string("client_gone"));
       }
       if (r->err_status && r->status == camd_status_http(r->err_status)) {
         json_object_set_new(line, "error", json_string(r->err_msg));

@@ -34,6 +34,8 @@ struct camd__job {
   int n_inputs;
   bool kserve; /* answer {"predictions": [...]} */
   char request_id[CAMD_REQUEST_ID_MAX + 1];
+  int client_fd; /* the suspended connection's socket (-1: unknown): a job whose client has
+                    closed it by the time a worker takes the job is dropped, not run */
   void (*done)(camd__job *job); /* called by the worker once the answer is stored */
   void *done_arg;
   /* pool bookkeeping */
@@ -46,6 +48,7 @@ struct camd__job {
   bool body_is_png;
   double queue_ms, run_ms;
   int batch_size;
+  bool dropped; /* the client was gone: not run */
 };
 
 /* Starts `workers` threads, each with its own camd_explain_ctx sized for max_batch images. */

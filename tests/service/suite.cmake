@@ -34,7 +34,13 @@ add_test(NAME service.keys
   COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_keys.py $<TARGET_FILE:camd> ${CAMD_SERVICE_FIX})
 set_tests_properties(service.keys PROPERTIES TIMEOUT 300)
 
-set(CAMD_SERVICE_TESTS service.api service.tls service.keys service.default_config service.concurrency service.batching service.overload
+# A client that closes its connection while its job waits in the queue: the job is dropped.
+add_test(NAME service.disconnect
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_disconnect.py $<TARGET_FILE:camd>
+          ${CAMD_SERVICE_FIX})
+set_tests_properties(service.disconnect PROPERTIES TIMEOUT 600)
+
+set(CAMD_SERVICE_TESTS service.api service.tls service.keys service.disconnect service.default_config service.concurrency service.batching service.overload
   service.sigterm service.rss)
 set_tests_properties(${CAMD_SERVICE_TESTS} PROPERTIES FIXTURES_REQUIRED camd_service
   LABELS service SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
