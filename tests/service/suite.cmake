@@ -40,7 +40,13 @@ add_test(NAME service.disconnect
           ${CAMD_SERVICE_FIX})
 set_tests_properties(service.disconnect PROPERTIES TIMEOUT 600)
 
-set(CAMD_SERVICE_TESTS service.api service.tls service.keys service.disconnect service.default_config service.concurrency service.batching service.overload
+# What libmicrohttpd answers by itself (431, 414, 400, 505) before camd sees a request.
+add_test(NAME service.mhd_errors
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_mhd_errors.py $<TARGET_FILE:camd>
+          ${CAMD_SERVICE_FIX})
+set_tests_properties(service.mhd_errors PROPERTIES TIMEOUT 120)
+
+set(CAMD_SERVICE_TESTS service.api service.tls service.keys service.disconnect service.mhd_errors service.default_config service.concurrency service.batching service.overload
   service.sigterm service.rss)
 set_tests_properties(${CAMD_SERVICE_TESTS} PROPERTIES FIXTURES_REQUIRED camd_service
   LABELS service SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
