@@ -42,9 +42,19 @@ static void job_error(camd__job *job, int status, const char *msg) {
 }
 
 char *camd__error_json(int status, const char *message, const char *request_id, size_t *len) {
-  json_t *root = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", camd_status_http(status), "code",
-                           camd_status_code(status), "message",
-                           message && *message ? message : camd_status_message(status));
+  const char *msg = message && *message ? message : camd_status_message(status);
+  json_t *m = json_string(msg);
+  char safe[CAMD_ERROR_MESSAGE_MAX];
+  if (!m) { /* not UTF-8 (a request's bytes quoted in the message): bytes >= 0x80 become '?' */
+    size_t i = 0;
+    for (; msg[i] && i + 1 < sizeof(safe); i++)
+      safe[i] = (unsigned char)msg[i] >= 0x80 ? '?' : msg[i];
+    safe[i] = 0;
+    m = json_string(safe);
+  }
+  json_t *root = m ? json_pack("{s:{s:i,s:s,s:o}}", "error", "status", camd_status_http(status),
+                               "code", camd_status_code(status), "message", m)
+                   : NULL;
   if (!root) return NULL;
   if (request_id && *request_id) json_object_set_new(root, "request_id", json_string(request_id));
   char *text = json_dumps(root, JSON_COMPACT);
