@@ -667,6 +667,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     *con_cls = r;
     snprintf(r->method, sizeof(r->method), "%.11s", method);
     snprintf(r->path, sizeof(r->path), "%.255s", url);
+    for (char *p = r->path; *p; p++) /* the access log is JSON: no invalid UTF-8 */
+      if ((unsigned char)*p >= 0x80) *p = '?';
+    for (char *p = r->method; *p; p++)
+      if ((unsigned char)*p >= 0x80) *p = '?';
     const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     if (sane_request_id(rid)) {
       snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
