@@ -88,11 +88,13 @@ def soak(srv, path, body, ctype, n, clients):
     rss.append((n, rss_kb(srv.proc.pid)))
     print(f"soak: {n} requests, {clients} clients, {wall:.1f} s, {n / wall:.1f} req/s, "
           f"errors {errors or 0}")
-    print(f"{'tenth':>6} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'tenth':>6} {'p50 ms':>8} {'p99 ms':>8} {'RSS MiB':>8}")
     for k in range(10):
         part = sorted(x for x in lat[k * n // 10:(k + 1) * n // 10] if x is not None)
+        kb = [v for i, v in rss if k * n // 10 <= i < (k + 1) * n // 10]
         if part:
-            print(f"{k + 1:>6} {pct(part, 0.5):>8.1f} {pct(part, 0.99):>8.1f}")
+            print(f"{k + 1:>6} {pct(part, 0.5):>8.1f} {pct(part, 0.99):>8.1f} "
+                  f"{(max(kb) / 1024 if kb else 0):>8.1f}")
     all_ms = sorted(x for x in lat if x is not None)
     print(f"overall p50 {pct(all_ms, 0.5):.1f} ms, p99 {pct(all_ms, 0.99):.1f} ms")
     after = [kb for i, kb in rss if i >= n // 10]
@@ -166,6 +168,7 @@ def main():
     ap.add_argument("--overload-clients", type=int, default=32)
     ap.add_argument("--overload-seconds", type=float, default=5)
     ap.add_argument("--skip-soak", action="store_true")
+    ap.add_argument("--skip-overload", action="store_true")
     args = ap.parse_args()
     if args.model == "default":
         with open(os.path.join(ROOT, "config", "camd.json")) as f:
@@ -192,7 +195,8 @@ def main():
             soak(srv, path, body, ctype, args.requests, args.clients)
         finally:
             srv.stop()
-    overload(args.camd, cfg, path, body, ctype, args.overload_clients, args.overload_seconds)
+    if not args.skip_overload:
+        overload(args.camd, cfg, path, body, ctype, args.overload_clients, args.overload_seconds)
 
 
 if __name__ == "__main__":
