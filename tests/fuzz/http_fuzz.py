@@ -184,7 +184,8 @@ def main():
                 st = int(line[9:12]) if line[9:12].isdigit() else 0
                 if b"X-Request-Id" in head and st >= 400:
                     try:
-                        e = json.loads(body.split(b"HTTP/1.1", 1)[0])["error"]
+                        m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                        e = json.loads(body[:int(m.group(1))] if m else body)["error"]
                         assert e["status"] == st and e["code"]
                     except Exception:  # noqa: BLE001
                         with lock:

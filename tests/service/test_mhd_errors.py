@@ -24,8 +24,11 @@ c = ct.Checker()
 
 def raw(port, data):
     s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)  # end of request: MHD answers what it has
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)  # end of request: MHD answers what it has
+    except OSError:  # MHD may answer and close before the request is fully sent
+        pass
     out = b""
     try:
         while True:
@@ -60,7 +63,12 @@ CASES = [
 
 with ct.Server() as s:
     for what, data, status, text in CASES:
-        out = raw(s.port, data)
+        # MHD closes with the rest of an oversized request unread; the kernel's reset can then
+        # discard its answer before the client reads it: up to 3 attempts for an answer.
+        for _ in range(3):
+            out = raw(s.port, data)
+            if out:
+                break
         head, _, body = out.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
         c.check(lines[0] == status, f"{what}: status line {lines[0]!r}, expected {status!r}")
