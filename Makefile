@@ -6,7 +6,9 @@
 #          explain, exporters, models, oracle and cam with their cached references, service
 #          without timing, lint.format)
 #   asan   the hermetic tier again under AddressSanitizer + UBSan (lint and label slow excluded:
-#          the exporter matrix repeats the numeric paths the other asan tests cover)
+#          the exporter matrix repeats the numeric paths the other asan tests cover), in a build
+#          with allocation failure injection (tests/fault: every allocation of a request fails
+#          in turn)
 #   full   what needs more than the build tree: timing-dependent service tests (label timing),
 #          the npm registry on first use (network: deployment lint, browser) and rootful podman
 #          (container; its settings live in the build tree through CONTAINERS_CONF)
@@ -18,13 +20,13 @@ JOBS ?= $(shell nproc)
 CONFIG ?= config/camd.json
 
 # Build and run dependencies.
-DEPS_BUILD := build-essential g++ cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev \
+DEPS_BUILD := build-essential g++ cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev libgnutls28-dev \
   libopenblas-dev libmicrohttpd-dev libjansson-dev libpng-dev libjpeg-dev libdcmtk-dev \
   libopenjp2-7-dev
 # What the tests add: PyTorch as the oracle, reference images, DICOM references (pydicom,
 # nibabel's files, GDCM's gdcmconv, dicom3tools' dciodvfy), HTTP client, browser, containers.
 DEPS_TEST := python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-pil \
-  python3-skimage imagemagick dataset-fashion-mnist curl chromium clang-format \
+  python3-skimage imagemagick dataset-fashion-mnist curl openssl chromium clang-format \
   python3-pydicom python3-nibabel libgdcm-tools dicom3tools \
   podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
 
@@ -73,7 +75,7 @@ test: build
 	@s=0; $(TIER) $(BUILD) fast -LE '$(NOT_FAST)' || s=1; $(TIER) --report $(BUILD) || s=1; exit $$s
 
 asan-test:
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAMD_SANITIZE=ON -DCAMD_WERROR=ON \
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAMD_SANITIZE=ON -DCAMD_WERROR=ON -DCAMD_FAULT_INJECT=ON \
 	  -DCAMD_ORACLE_DIR=$(CURDIR)/$(BUILD)/oracle -DCAMD_CAM_REFS_DIR=$(CURDIR)/$(BUILD)/cam_refs
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -118,4 +118,17 @@ double camd_rng_uniform(camd_rng *r);
 /* standard normal (Box-Muller) */
 double camd_rng_normal(camd_rng *r);
 
+/* ---- failure injection (test builds configured with -DCAMD_FAULT_INJECT=ON) ----
+ * Those builds link camd with -Wl,--wrap for malloc, calloc, realloc, aligned_alloc, strdup and
+ * strndup: every allocation camd's own code makes (and jansson's, once the server or a test sets
+ * json_set_alloc_funcs(malloc, free)) goes through a counter. camd_fault_arm(n) makes the n-th
+ * allocation from now (any thread) return NULL with errno ENOMEM, once; n = 0 disarms. Allocations
+ * inside other libraries (libmicrohttpd, libpng, libjpeg, OpenBLAS, DCMTK) are not counted. In
+ * other builds the functions do nothing and camd_fault_enabled() is false. */
+bool camd_fault_enabled(void);
+void camd_fault_arm(long n);
+/* Whether the armed failure happened; allocations counted since the last camd_fault_arm. */
+bool camd_fault_fired(void);
+long camd_fault_count(void);
+
 #endif

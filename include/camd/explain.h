@@ -74,6 +74,11 @@ typedef struct camd_model_config {
   /* Whether the config / CLI gave the width / height (input_size): only given sizes fix a
    * model's free (symbolic) height and width at load. */
   bool width_given, height_given;
+  /* Load limits (the server's max_model_bytes / max_tensor_elements; 0 = the ONNX loader's
+   * defaults): bytes of the .onnx file and, separately, of its external data; elements of any one
+   * tensor the model declares (camd_onnx_options). Not keys of a model entry. */
+  size_t max_model_bytes;
+  size_t max_tensor_elements;
 } camd_model_config;
 
 /* Fills defaults (ImageNet preprocessing, activation auto, gradcam). */

@@ -38,15 +38,21 @@ typedef struct camd_server_config {
   long request_timeout_s; /* MHD_OPTION_CONNECTION_TIMEOUT (idle seconds) */
   long max_connections;   /* MHD_OPTION_CONNECTION_LIMIT */
   long max_connections_per_ip;
-  long max_option_bytes;                       /* length of one option value */
-  long max_options;                            /* option fields per request */
-  long drain_timeout_s;                        /* SIGTERM: how long queued jobs may still run */
-  long retry_after_s;                          /* Retry-After on 503 */
+  long max_option_bytes;    /* length of one option value */
+  long max_options;         /* option fields per request */
+  long drain_timeout_s;     /* SIGTERM: how long queued jobs may still run */
+  long retry_after_s;       /* Retry-After on 503 */
+  long max_model_bytes;     /* a model's .onnx file, and its external data, each (bytes) */
+  long max_tensor_elements; /* elements of any one tensor a model declares (per image) */
   char *cors_origins[CAMD_SERVER_MAX_ORIGINS]; /* "*" allowed; malloc'd */
   int n_cors_origins;
-  char *api_keys[CAMD_SERVER_MAX_KEYS]; /* malloc'd */
+  char *api_keys[CAMD_SERVER_MAX_KEYS]; /* malloc'd; "KEY" or "KEY:scope+scope" */
   int n_api_keys;
+  int n_api_keys_inline; /* the first entries, from api_keys; the rest from api_keys_file */
   char api_keys_file[4096];
+  char tls_cert[4096]; /* PEM certificate chain; with tls_key: HTTPS (TLS 1.2+) */
+  char tls_key[4096];  /* PEM private key */
+  char tls_ca[4096];   /* PEM CA certificates: clients must present a certificate they signed */
   char default_model[CAMD_NAME_MAX];
   char log_level[16]; /* debug, info, warn, error */
   camd_model_config models[CAMD_SERVER_MAX_MODELS];

@@ -30,7 +30,8 @@
   X(E_NOT_ACCEPTABLE, -20, 406, "not_acceptable", "no acceptable response type")      \
   X(E_LENGTH_REQUIRED, -21, 411, "length_required", "the request needs a length")     \
   X(E_NOT_READY, -22, 503, "not_ready", "not ready (models loading)")                 \
-  X(E_SHUTTING_DOWN, -23, 503, "shutting_down", "the server is shutting down")
+  X(E_SHUTTING_DOWN, -23, 503, "shutting_down", "the server is shutting down")        \
+  X(E_FORBIDDEN, -24, 403, "forbidden", "the API key may not use this route")
 
 typedef enum camd_status {
 #define CAMD__STATUS_ENUM(name, value, http, code, msg) CAMD_##name = value,

@@ -271,9 +271,11 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
   e->cfg.default_method[sizeof(e->cfg.default_method) - 1] = 0;
 
   camd_mapped_file file;
-  int rc = camd_file_map_open(e->cfg.path, CAMD_ONNX_DEFAULT_MAX_FILE_BYTES, &file, err);
+  size_t max_bytes = cfg->max_model_bytes ? cfg->max_model_bytes : CAMD_ONNX_DEFAULT_MAX_FILE_BYTES;
+  int rc = camd_file_map_open(e->cfg.path, max_bytes, &file, err);
   if (rc) {
-    camd_error_prefix(err, rc, "model '%s': ", e->cfg.name);
+    camd_error_prefix(err, rc, "model '%s'%s: ", e->cfg.name,
+                      rc == CAMD_E_LIMIT ? " (max_model_bytes)" : "");
     goto fail;
   }
   /* The file's SHA-256 on a second thread while this one decodes it (startup time). */
@@ -289,6 +291,9 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
       .input_height = e->cfg.height_given ? (int64_t)e->cfg.preprocess.height : 0,
       .input_width = e->cfg.width_given ? (int64_t)e->cfg.preprocess.width : 0,
       .input_channels = e->cfg.preprocess.channels,
+      .max_file_bytes = max_bytes,
+      .max_external_bytes = cfg->max_model_bytes,
+      .max_tensor_elements = cfg->max_tensor_elements,
   };
   rc = camd_onnx_load_buffer(file.data, file.len, dir, &lo, &e->model, err);
   if (hashing) pthread_join(hash_thread, NULL);

@@ -41,39 +41,56 @@ static bool put(json_t *obj, const char *key, json_t *v) {
   return v && json_object_set_new(obj, key, v) == 0;
 }
 
+/* Set / append that clear *ok when out of memory (v or obj NULL, or jansson failing): every
+ * allocation failure ends in a NULL result, never in an answer with a value missing. */
+static void oset(bool *ok, json_t *obj, const char *key, json_t *v) {
+  if (!v || json_object_set_new(obj, key, v)) *ok = false; /* jansson drops v on failure */
+}
+static void aapp(bool *ok, json_t *arr, json_t *v) {
+  if (!v || json_array_append_new(arr, v)) *ok = false;
+}
+/* obj, or NULL (obj released) when !ok. */
+static json_t *checked(json_t *obj, bool ok) {
+  if (ok) return obj;
+  json_decref(obj);
+  return NULL;
+}
+
 static json_t *class_json(const camd_explain_class *c) {
   json_t *o = json_object();
-  if (!o) return NULL;
-  json_object_set_new(o, "index", json_integer(c->index));
-  json_object_set_new(o, "label", json_string(c->label));
-  json_object_set_new(o, "score", jreal(c->score));
-  json_object_set_new(o, "probability", jreal(c->probability));
-  return o;
+  bool ok = o != NULL;
+  oset(&ok, o, "index", json_integer(c->index));
+  oset(&ok, o, "label", json_string(c->label));
+  oset(&ok, o, "score", jreal(c->score));
+  oset(&ok, o, "probability", jreal(c->probability));
+  return checked(o, ok);
 }
 
 /* raw / peak / bbox / mask / heatmap / overlay of one map, as its options asked. */
 static bool map_outputs_json(const camd_explain_map *m, unsigned outputs, json_t *x) {
   if (outputs & CAMD_OUT_RAW) {
     json_t *vals = json_array();
+    bool ok = vals != NULL;
     size_t count = (size_t)m->raw_width * (size_t)m->raw_height;
-    for (size_t i = 0; vals && m->raw && i < count; i++)
-      json_array_append_new(vals, jreal(m->raw[i]));
-    if (!put(x, "raw",
-             json_pack("{s:i, s:i, s:o}", "width", m->raw_width, "height", m->raw_height, "values",
-                       vals)))
+    for (size_t i = 0; ok && m->raw && i < count; i++) aapp(&ok, vals, jreal(m->raw[i]));
+    vals = checked(vals, ok);
+    if (!vals || !put(x, "raw",
+                      json_pack("{s:i, s:i, s:o}", "width", m->raw_width, "height", m->raw_height,
+                                "values", vals)))
       return false;
   }
   if (outputs & CAMD_OUT_BBOX) {
     const camd_bbox *b = &m->bbox;
-    put(x, "peak",
-        m->has_peak ? json_pack("{s:I, s:I, s:o}", "x", (json_int_t)m->peak_x, "y",
-                                (json_int_t)m->peak_y, "value", jreal(m->peak_value))
-                    : json_null());
-    put(x, "bbox",
-        b->found ? json_pack("{s:I, s:I, s:I, s:I, s:I}", "x0", (json_int_t)b->x0, "y0",
-                             (json_int_t)b->y0, "x1", (json_int_t)b->x1, "y1", (json_int_t)b->y1,
-                             "pixels", (json_int_t)b->pixels)
-                 : json_null());
+    bool ok = put(x, "peak",
+                  m->has_peak ? json_pack("{s:I, s:I, s:o}", "x", (json_int_t)m->peak_x, "y",
+                                          (json_int_t)m->peak_y, "value", jreal(m->peak_value))
+                              : json_null());
+    ok = ok && put(x, "bbox",
+                   b->found ? json_pack("{s:I, s:I, s:I, s:I, s:I}", "x0", (json_int_t)b->x0, "y0",
+                                        (json_int_t)b->y0, "x1", (json_int_t)b->x1, "y1",
+                                        (json_int_t)b->y1, "pixels", (json_int_t)b->pixels)
+                            : json_null());
+    if (!ok) return false;
   }
   if ((outputs & CAMD_OUT_MASK) && !put(x, "mask", jbase64(&m->mask))) return false;
   if ((outputs & CAMD_OUT_HEATMAP) && !put(x, "heatmap", jbase64(&m->heatmap))) return false;
@@ -89,8 +106,9 @@ static bool map_outputs_json(const camd_explain_map *m, unsigned outputs, json_t
 
 static json_t *jcurve(const double *v, int n) {
   json_t *a = json_array();
-  for (int i = 0; a && v && i < n; i++) json_array_append_new(a, jreal(v[i]));
-  return a;
+  bool ok = a != NULL;
+  for (int i = 0; ok && v && i < n; i++) aapp(&ok, a, jreal(v[i]));
+  return checked(a, ok);
 }
 
 /* "quality" of one map (options metrics / quality): see camd_explain_map.quality. */
@@ -114,8 +132,10 @@ static json_t *quality_json(const camd_explain_map *m) {
                        "curve", jcurve(q->insertion, q->steps + 1)));
   if (ok && (q->metrics & CAMD_METRIC_ROAD)) {
     json_t *pct = json_array();
-    for (int i = 0; pct && i < CAMD_ROAD_LEVELS; i++)
-      json_array_append_new(pct, json_integer(10 * (i + 1)));
+    bool pct_ok = pct != NULL;
+    for (int i = 0; pct_ok && i < CAMD_ROAD_LEVELS; i++)
+      aapp(&pct_ok, pct, json_integer(10 * (i + 1)));
+    pct = checked(pct, pct_ok);
     ok = put(j, "road",
              json_pack("{s:o, s:o, s:o, s:o, s:o}", "percentiles", pct, "morf",
                        jcurve(q->road_morf, CAMD_ROAD_LEVELS), "lerf",
@@ -148,18 +168,18 @@ static const char *window_source_name(camd_window_source s) {
  * auto), inverted}. */
 static json_t *window_json(const camd_window_used *w) {
   json_t *j = json_object();
-  if (!j) return NULL;
-  json_object_set_new(j, "center", jreal(w->center));
-  json_object_set_new(j, "width", jreal(w->width));
-  json_object_set_new(j, "function", json_string(camd_voi_function_name(w->function)));
-  json_object_set_new(j, "source", json_string(window_source_name(w->source)));
+  bool ok = j != NULL;
+  oset(&ok, j, "center", jreal(w->center));
+  oset(&ok, j, "width", jreal(w->width));
+  oset(&ok, j, "function", json_string(camd_voi_function_name(w->function)));
+  oset(&ok, j, "source", json_string(window_source_name(w->source)));
   if (w->source == CAMD_WINDOW_FROM_FILE_WINDOW || w->source == CAMD_WINDOW_FROM_FILE_LUT)
-    json_object_set_new(j, "index", json_integer(w->index));
-  if (w->name[0]) json_object_set_new(j, "name", json_string(w->name));
-  if (w->explanation[0]) json_object_set_new(j, "explanation", json_string(w->explanation));
-  if (w->fallback) json_object_set_new(j, "fallback", json_string(w->fallback_reason));
-  json_object_set_new(j, "inverted", json_boolean(w->inverted));
-  return j;
+    oset(&ok, j, "index", json_integer(w->index));
+  if (w->name[0]) oset(&ok, j, "name", json_string(w->name));
+  if (w->explanation[0]) oset(&ok, j, "explanation", json_string(w->explanation));
+  if (w->fallback) oset(&ok, j, "fallback", json_string(w->fallback_reason));
+  oset(&ok, j, "inverted", json_boolean(w->inverted));
+  return checked(j, ok);
 }
 
 /* A UID as JSON: the text, or null when the file had none (or an invalid one). */
@@ -173,47 +193,42 @@ static json_t *juid(const char *uid) {
 static json_t *dicom_json(const camd_explain_item *it) {
   const camd_dicom_info *d = &it->dicom;
   json_t *j = json_object();
-  if (!j) return NULL;
-  json_object_set_new(j, "study_instance_uid", juid(d->study_instance_uid));
-  json_object_set_new(j, "series_instance_uid", juid(d->series_instance_uid));
-  json_object_set_new(j, "sop_instance_uid", juid(d->sop_instance_uid));
-  json_object_set_new(j, "sop_class_uid", juid(d->sop_class_uid));
-  json_object_set_new(j, "modality", json_string(d->modality));
-  json_object_set_new(
-      j, "transfer_syntax",
-      json_pack("{s:s, s:s}", "uid", d->transfer_syntax_uid, "name", d->transfer_syntax_name));
-  json_object_set_new(j, "frame", json_integer((json_int_t)it->frame));
-  json_object_set_new(j, "frames", json_integer((json_int_t)d->frames));
-  json_object_set_new(j, "rows", json_integer((json_int_t)d->rows));
-  json_object_set_new(j, "columns", json_integer((json_int_t)d->columns));
-  json_object_set_new(j, "photometric", json_string(d->photometric));
-  json_object_set_new(j, "pixel_spacing",
-                      d->has_pixel_spacing ? json_pack("[o, o]", jreal(d->pixel_spacing[0]),
-                                                       jreal(d->pixel_spacing[1]))
-                                           : json_null());
-  json_object_set_new(j, "window", it->windowed ? window_json(&it->window) : json_null());
+  bool ok = j != NULL;
+  oset(&ok, j, "study_instance_uid", juid(d->study_instance_uid));
+  oset(&ok, j, "series_instance_uid", juid(d->series_instance_uid));
+  oset(&ok, j, "sop_instance_uid", juid(d->sop_instance_uid));
+  oset(&ok, j, "sop_class_uid", juid(d->sop_class_uid));
+  oset(&ok, j, "modality", json_string(d->modality));
+  oset(&ok, j, "transfer_syntax",
+       json_pack("{s:s, s:s}", "uid", d->transfer_syntax_uid, "name", d->transfer_syntax_name));
+  oset(&ok, j, "frame", json_integer((json_int_t)it->frame));
+  oset(&ok, j, "frames", json_integer((json_int_t)d->frames));
+  oset(&ok, j, "rows", json_integer((json_int_t)d->rows));
+  oset(&ok, j, "columns", json_integer((json_int_t)d->columns));
+  oset(&ok, j, "photometric", json_string(d->photometric));
+  oset(&ok, j, "pixel_spacing",
+       d->has_pixel_spacing
+           ? json_pack("[o, o]", jreal(d->pixel_spacing[0]), jreal(d->pixel_spacing[1]))
+           : json_null());
+  oset(&ok, j, "window", it->windowed ? window_json(&it->window) : json_null());
   json_t *maps = json_array();
-  for (int k = 0; maps && k < it->n_maps; k++) {
+  for (int k = 0; ok && maps && k < it->n_maps; k++) {
     const camd_explain_map *m = &it->maps[k];
     const camd_bbox *b = &m->bbox;
-    json_array_append_new(
-        maps,
-        json_pack("{s:i, s:s, s:o, s:o, s:o}", "index", m->target.index, "label", m->target.label,
-                  "probability", jreal(m->target.probability), "peak",
-                  m->has_peak ? json_pack("{s:I, s:I, s:o}", "x", (json_int_t)m->peak_x, "y",
-                                          (json_int_t)m->peak_y, "value", jreal(m->peak_value))
-                              : json_null(),
-                  "bbox",
-                  b->found ? json_pack("{s:I, s:I, s:I, s:I, s:I}", "x0", (json_int_t)b->x0, "y0",
-                                       (json_int_t)b->y0, "x1", (json_int_t)b->x1, "y1",
-                                       (json_int_t)b->y1, "pixels", (json_int_t)b->pixels)
-                           : json_null()));
+    aapp(&ok, maps,
+         json_pack("{s:i, s:s, s:o, s:o, s:o}", "index", m->target.index, "label", m->target.label,
+                   "probability", jreal(m->target.probability), "peak",
+                   m->has_peak ? json_pack("{s:I, s:I, s:o}", "x", (json_int_t)m->peak_x, "y",
+                                           (json_int_t)m->peak_y, "value", jreal(m->peak_value))
+                               : json_null(),
+                   "bbox",
+                   b->found ? json_pack("{s:I, s:I, s:I, s:I, s:I}", "x0", (json_int_t)b->x0, "y0",
+                                        (json_int_t)b->y0, "x1", (json_int_t)b->x1, "y1",
+                                        (json_int_t)b->y1, "pixels", (json_int_t)b->pixels)
+                            : json_null()));
   }
-  if (!put(j, "maps", maps)) {
-    json_decref(j);
-    return NULL;
-  }
-  return j;
+  oset(&ok, j, "maps", checked(maps, ok));
+  return checked(j, ok);
 }
 
 static json_t *explanations_json(const camd_explain_result *r, const camd_explain_item *it) {
@@ -221,10 +236,11 @@ static json_t *explanations_json(const camd_explain_result *r, const camd_explai
   for (int k = 0; exps && k < it->n_maps; k++) {
     const camd_explain_map *m = &it->maps[k];
     json_t *x = class_json(&m->target);
-    if (!x || json_array_append_new(exps, x)) break;
-    json_object_set_new(x, "method", json_string(camd_cam_method_name(r->options.method)));
-    json_object_set_new(x, "layer", json_string(r->layer));
-    if (!map_outputs_json(m, r->options.outputs, x) ||
+    bool ok = true;
+    aapp(&ok, exps, x);
+    if (ok) oset(&ok, x, "method", json_string(camd_cam_method_name(r->options.method)));
+    if (ok) oset(&ok, x, "layer", json_string(r->layer));
+    if (!ok || !map_outputs_json(m, r->options.outputs, x) ||
         (m->quality.metrics && !put(x, "quality", quality_json(m)))) {
       json_decref(exps);
       return NULL;
@@ -247,94 +263,101 @@ static json_t *attachments_json(const camd_explain_item *it) {
 /* The model's preprocessing as the options echo shows it. */
 static json_t *preprocessing_json(const camd_preprocess_opts *pp) {
   json_t *pre = json_object(), *mean = json_array(), *std = json_array();
-  json_object_set_new(pre, "resize", json_string(camd__resize_name(pp->mode)));
-  if (pp->mode == CAMD_RESIZE_SHORTER)
-    json_object_set_new(pre, "resize_shorter", json_integer((json_int_t)pp->resize_shorter));
-  json_object_set_new(pre, "width", json_integer((json_int_t)pp->width));
-  json_object_set_new(pre, "height", json_integer((json_int_t)pp->height));
-  json_object_set_new(pre, "scale", camd__json_float(pp->scale));
-  for (int c = 0; c < pp->channels; c++) {
-    json_array_append_new(mean, camd__json_float(pp->mean[c]));
-    json_array_append_new(std, camd__json_float(pp->std[c]));
+  bool ok = pre && mean && std;
+  if (!ok) {
+    json_decref(mean);
+    json_decref(std);
+    return checked(pre, false);
   }
-  json_object_set_new(pre, "mean", mean);
-  json_object_set_new(pre, "std", std);
-  json_object_set_new(pre, "channel_order", json_string(camd__channel_order_name(pp)));
-  return pre;
+  oset(&ok, pre, "resize", json_string(camd__resize_name(pp->mode)));
+  if (pp->mode == CAMD_RESIZE_SHORTER)
+    oset(&ok, pre, "resize_shorter", json_integer((json_int_t)pp->resize_shorter));
+  oset(&ok, pre, "width", json_integer((json_int_t)pp->width));
+  oset(&ok, pre, "height", json_integer((json_int_t)pp->height));
+  oset(&ok, pre, "scale", camd__json_float(pp->scale));
+  for (int c = 0; c < pp->channels; c++) {
+    aapp(&ok, mean, camd__json_float(pp->mean[c]));
+    aapp(&ok, std, camd__json_float(pp->std[c]));
+  }
+  oset(&ok, pre, "mean", mean);
+  oset(&ok, pre, "std", std);
+  oset(&ok, pre, "channel_order", json_string(camd__channel_order_name(pp)));
+  return checked(pre, ok);
 }
 
 /* The explanation options of the echo (not with predict_only). */
-static void explain_options_json(const camd_explain_result *r, json_t *j) {
+static bool explain_options_json(const camd_explain_result *r, json_t *j) {
   const camd_explain_options *o = &r->options;
-  json_object_set_new(j, "method", json_string(camd_cam_method_name(o->method)));
-  json_object_set_new(j, "layer", json_string(r->layer));
-  json_object_set_new(
-      j, "layer_layout",
-      json_string(o->layer_layout == CAMD_LAYOUT_UNKNOWN ? "auto"
-                                                         : camd_layout_name(o->layer_layout)));
+  bool ok = true;
+  oset(&ok, j, "method", json_string(camd_cam_method_name(o->method)));
+  oset(&ok, j, "layer", json_string(r->layer));
+  oset(&ok, j, "layer_layout",
+       json_string(o->layer_layout == CAMD_LAYOUT_UNKNOWN ? "auto"
+                                                          : camd_layout_name(o->layer_layout)));
   if (o->n_targets) {
     json_t *t = json_array();
-    for (int i = 0; i < o->n_targets; i++) json_array_append_new(t, json_integer(o->targets[i]));
-    json_object_set_new(j, "target", t);
+    for (int i = 0; t && i < o->n_targets; i++) aapp(&ok, t, json_integer(o->targets[i]));
+    oset(&ok, j, "target", checked(t, ok));
   } else {
     char buf[32];
     snprintf(buf, sizeof(buf), "top%d", o->target_topk);
-    json_object_set_new(j, "target", json_string(buf));
+    oset(&ok, j, "target", json_string(buf));
   }
-  json_object_set_new(j, "score", json_string(camd_explain_score_name(o->score)));
-  json_object_set_new(j, "relu", json_boolean(o->relu));
-  json_object_set_new(j, "normalize", json_string(camd_explain_normalize_name(o->normalize)));
-  json_object_set_new(j, "aug_smooth", json_boolean(o->aug_smooth));
-  json_object_set_new(j, "eigen_smooth", json_boolean(o->eigen_smooth));
-  json_object_set_new(j, "colormap", json_string(camd_colormap_name(o->colormap)));
-  json_object_set_new(j, "alpha", camd__json_float(o->alpha));
+  oset(&ok, j, "score", json_string(camd_explain_score_name(o->score)));
+  oset(&ok, j, "relu", json_boolean(o->relu));
+  oset(&ok, j, "normalize", json_string(camd_explain_normalize_name(o->normalize)));
+  oset(&ok, j, "aug_smooth", json_boolean(o->aug_smooth));
+  oset(&ok, j, "eigen_smooth", json_boolean(o->eigen_smooth));
+  oset(&ok, j, "colormap", json_string(camd_colormap_name(o->colormap)));
+  oset(&ok, j, "alpha", camd__json_float(o->alpha));
   json_t *outs = json_array();
-  for (int i = 0; i < CAMD_OUT_COUNT; i++)
-    if (o->outputs & (1u << i))
-      json_array_append_new(outs, json_string(camd_explain_output_name(i)));
-  json_object_set_new(j, "outputs", outs);
-  json_object_set_new(j, "bbox_threshold", camd__json_float(o->bbox_threshold));
-  json_object_set_new(j, "n_samples", json_integer(o->n_samples));
-  json_object_set_new(j, "noise_std", camd__json_float(o->noise_std));
-  json_object_set_new(j, "seed", json_integer((json_int_t)o->seed));
+  for (int i = 0; outs && i < CAMD_OUT_COUNT; i++)
+    if (o->outputs & (1u << i)) aapp(&ok, outs, json_string(camd_explain_output_name(i)));
+  oset(&ok, j, "outputs", checked(outs, ok));
+  oset(&ok, j, "bbox_threshold", camd__json_float(o->bbox_threshold));
+  oset(&ok, j, "n_samples", json_integer(o->n_samples));
+  oset(&ok, j, "noise_std", camd__json_float(o->noise_std));
+  oset(&ok, j, "seed", json_integer((json_int_t)o->seed));
   json_t *metrics = json_array();
-  for (int i = 0; i < CAMD_METRIC_COUNT; i++)
-    if (o->metrics & (1u << i))
-      json_array_append_new(metrics, json_string(camd_explain_metric_name(i)));
-  json_object_set_new(j, "metrics", metrics);
-  json_object_set_new(j, "quality_steps", json_integer(o->quality_steps));
-  json_object_set_new(j, "road_noise", camd__json_float(o->road_noise));
+  for (int i = 0; metrics && i < CAMD_METRIC_COUNT; i++)
+    if (o->metrics & (1u << i)) aapp(&ok, metrics, json_string(camd_explain_metric_name(i)));
+  oset(&ok, j, "metrics", checked(metrics, ok));
+  oset(&ok, j, "quality_steps", json_integer(o->quality_steps));
+  oset(&ok, j, "road_noise", camd__json_float(o->road_noise));
+  return ok;
 }
 
 static json_t *options_json(const camd_explain_result *r) {
   const camd_explainer *e = r->explainer;
   json_t *j = json_object();
   if (!j) return NULL;
-  if (!r->predict_only) explain_options_json(r, j);
-  json_object_set_new(j, "topk", json_integer(r->options.topk));
+  bool ok = r->predict_only || explain_options_json(r, j);
+  oset(&ok, j, "topk", json_integer(r->options.topk));
   char window[64];
   camd_window_format(&r->options.window, window, sizeof(window));
-  json_object_set_new(j, "window", json_string(window));
-  json_object_set_new(j, "frame", json_integer((json_int_t)r->options.frame));
-  json_object_set_new(j, "activation", json_string(camd__activation_name(e->activation)));
-  json_object_set_new(j, "preprocessing", preprocessing_json(&e->cfg.preprocess));
-  return j;
+  oset(&ok, j, "window", json_string(window));
+  oset(&ok, j, "frame", json_integer((json_int_t)r->options.frame));
+  oset(&ok, j, "activation", json_string(camd__activation_name(e->activation)));
+  oset(&ok, j, "preprocessing", preprocessing_json(&e->cfg.preprocess));
+  return checked(j, ok);
 }
 
 static json_t *timings_json(const camd_explain_timings *t) {
   json_t *j = json_object();
-  for (int s = 0; j && s < CAMD_STAGE_COUNT; s++)
-    json_object_set_new(j, stage_names[s], json_real(t->ms[s]));
-  json_object_set_new(j, "total", json_real(t->total_ms));
-  json_object_set_new(j, "batch_size", json_integer(t->batch_size));
-  return j;
+  bool ok = j != NULL;
+  for (int s = 0; ok && s < CAMD_STAGE_COUNT; s++)
+    oset(&ok, j, stage_names[s], json_real(t->ms[s]));
+  if (ok) oset(&ok, j, "total", json_real(t->total_ms));
+  if (ok) oset(&ok, j, "batch_size", json_integer(t->batch_size));
+  return checked(j, ok);
 }
 
 static json_t *predictions_json(const camd_explain_item *it) {
   json_t *preds = json_array();
-  for (int k = 0; preds && k < it->n_predictions; k++)
-    json_array_append_new(preds, class_json(&it->predictions[k]));
-  return preds;
+  bool ok = preds != NULL;
+  for (int k = 0; ok && k < it->n_predictions; k++)
+    aapp(&ok, preds, class_json(&it->predictions[k]));
+  return checked(preds, ok);
 }
 
 json_t *camd_explain_item_json(const camd_explain_result *r, int i, int index) {
@@ -374,8 +397,21 @@ json_t *camd_explain_item_json(const camd_explain_result *r, int i, int index) {
   return obj;
 }
 
+static int dump_to_buf(const char *buffer, size_t size, void *data) {
+  return camd_buf_append(data, buffer, size) ? 0 : -1;
+}
+
 char *camd_explain_json_text(const json_t *j, size_t *len) {
-  char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
-  if (text && len) *len = strlen(text);
-  return text;
+  /* json_dump_callback into a camd_buf rather than json_dumps: jansson 2.14 can drop a failed
+   * append inside json_dumps and return text with a piece missing; the buffer remembers any
+   * failed append, and then there is no text at all. */
+  if (!j) return NULL;
+  camd_buf b;
+  camd_buf_init(&b);
+  if (json_dump_callback(j, dump_to_buf, &b, JSON_COMPACT | JSON_REAL_PRECISION(9)) || b.failed ||
+      !camd_buf_append(&b, "", 0) || !b.data) {
+    camd_buf_free(&b);
+    return NULL;
+  }
+  return camd_buf_take(&b, len);
 }

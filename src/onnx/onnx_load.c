@@ -2,7 +2,8 @@
  * engine graph (inputs, initializers, nodes with folding and aliases, outputs) and freeze it.
  *
  * Order of work, so that a bad model fails fast and with the most useful message:
- *   1. size limit, protobuf decoding, default-domain opset;
+ *   1. size limit, nesting depth (a scan of the wire format: the decoder recurses), protobuf
+ *      decoding, node count, default-domain opset;
  *   2. a scan over all nodes that propagates "is constant" by name (initializers, Constant,
  *      Shape, foldable nodes on constants) and collects EVERY unsupported operator into one
  *      message;
@@ -285,6 +286,26 @@ static int scan_nodes(const camd__onnx_ctx *ctx, const Onnx__GraphProto *gp,
 
 /* ---- step 3: the build ---- */
 
+/* A value's elements (per image when batched) against max_tensor_elements. */
+static int check_value_elements(camd__onnx_ctx *ctx, int id, const char *what, camd_error *err) {
+  camd_shape s;
+  camd_dtype dt;
+  const void *data = NULL;
+  bool batched;
+  int rc = camd_graph_value(ctx->g, id, &s, &dt, &data, &batched);
+  if (rc < 0) return rc;
+  if (batched && s.ndim > 0) s.dims[0] = 1;
+  size_t count;
+  if (!camd__onnx_shape_count(&s, &count) || count > ctx->opts.max_tensor_elements) {
+    char n[32] = "more than 2^64";
+    if (camd__onnx_shape_count(&s, &count)) snprintf(n, sizeof(n), "%zu", count);
+    return camd_error_set(err, CAMD_E_LIMIT,
+                          "%s has %s elements%s; the limit is %zu (max_tensor_elements)", what, n,
+                          batched ? " per image" : "", ctx->opts.max_tensor_elements);
+  }
+  return 0;
+}
+
 /* A non-image input: every dimension but the batch must be fixed in the file. */
 static int fixed_input(const char *name, const camd_shape *s, const char *const *sym,
                        camd_error *err) {
@@ -409,6 +430,9 @@ static int add_inputs(camd__onnx_ctx *ctx, const Onnx__GraphProto *gp,
     if (rc < 0) return rc;
     int id = camd_graph_add_input(ctx->g, name, &shape, err);
     if (id < 0) return id;
+    char what[300];
+    snprintf(what, sizeof(what), "graph input '%.256s'", name);
+    if ((rc = check_value_elements(ctx, id, what, err)) < 0) return rc;
     if (layout != CAMD_LAYOUT_UNKNOWN &&
         (rc = camd_graph_set_input_layout(ctx->g, id, layout, err)) < 0)
       return rc;
@@ -508,6 +532,11 @@ static int add_engine_node(camd__onnx_ctx *ctx, const Onnx__NodeProto *n, const 
   if (rc == 0) {
     rc = camd_graph_add_node(ctx->g, op, name, ctx->opset, n_in, ids, (int)n_out,
                              (const char *const *)n->output, attrs, (int)na, out_ids, err);
+  }
+  for (size_t k = 0; rc >= 0 && k < n_out; k++) {
+    char what[400];
+    snprintf(what, sizeof(what), "node '%.128s' (%.32s): output '%.128s'", name, op, n->output[k]);
+    if (out_ids[k] >= 0) rc = check_value_elements(ctx, out_ids[k], what, err);
   }
   for (size_t k = 0; strs && k < na; k++) free(strs[k]);
   free(strs);
@@ -628,6 +657,9 @@ static int model_opset(const Onnx__ModelProto *m, int *opset, camd_error *err) {
 static int build_graph(camd__onnx_ctx *ctx, const Onnx__ModelProto *m, camd_error *err) {
   const Onnx__GraphProto *gp = m->graph;
   if (!gp) return camd_error_set(err, CAMD_E_FORMAT, "the model has no graph");
+  if (gp->n_node > ctx->opts.max_nodes)
+    return camd_error_set(err, CAMD_E_LIMIT, "the graph has %zu nodes; the limit is %zu",
+                          gp->n_node, ctx->opts.max_nodes);
   int rc = model_opset(m, &ctx->opset, err);
   if (rc < 0) return rc;
   camd__onnx_names outs = {0}, inits = {0};
@@ -662,6 +694,118 @@ done:
   return rc;
 }
 
+/* ---- step 1: protobuf nesting, before protobuf-c's recursive decoder sees the bytes ---- */
+
+/* The onnx.proto messages that can nest (directly or through each other) and the fields that
+ * lead from one to the next; every other sub-message has a fixed depth. */
+typedef enum pb_msg {
+  PB_LEAF,
+  PB_MODEL,
+  PB_TRAINING,
+  PB_GRAPH,
+  PB_NODE,
+  PB_ATTR,
+  PB_VALUE_INFO,
+  PB_TYPE,
+  PB_TYPE_SEQ,
+  PB_TYPE_MAP,
+  PB_FUNCTION
+} pb_msg;
+
+static pb_msg pb_child(pb_msg m, uint64_t field) {
+  switch (m) {
+    case PB_MODEL:
+      return field == 7    ? PB_GRAPH
+             : field == 20 ? PB_TRAINING
+             : field == 25 ? PB_FUNCTION
+                           : PB_LEAF;
+    case PB_TRAINING:
+      return field == 1 || field == 2 ? PB_GRAPH : PB_LEAF;
+    case PB_GRAPH:
+      return field == 1 ? PB_NODE : field >= 11 && field <= 13 ? PB_VALUE_INFO : PB_LEAF;
+    case PB_NODE:
+      return field == 5 ? PB_ATTR : PB_LEAF;
+    case PB_ATTR:
+      return field == 6 || field == 11 ? PB_GRAPH : field == 14 || field == 15 ? PB_TYPE : PB_LEAF;
+    case PB_VALUE_INFO:
+      return field == 2 ? PB_TYPE : PB_LEAF;
+    case PB_TYPE: /* sequence_type, map_type, optional_type */
+      return field == 4 || field == 9 ? PB_TYPE_SEQ : field == 5 ? PB_TYPE_MAP : PB_LEAF;
+    case PB_TYPE_SEQ:
+      return field == 1 ? PB_TYPE : PB_LEAF;
+    case PB_TYPE_MAP:
+      return field == 2 ? PB_TYPE : PB_LEAF;
+    case PB_FUNCTION:
+      return field == 7 ? PB_NODE : PB_LEAF;
+    default:
+      return PB_LEAF;
+  }
+}
+
+static bool pb_varint(const unsigned char **p, const unsigned char *end, uint64_t *v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+    unsigned char b = *(*p)++;
+    *v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+
+/* Fails when messages nest deeper than CAMD_ONNX_MAX_NESTING. Malformed bytes end the scan
+ * quietly: the decoder reports them. Iterative (an explicit stack), linear in the bytes. */
+static int check_nesting(const unsigned char *data, size_t len, camd_error *err) {
+  struct {
+    const unsigned char *p, *end;
+    pb_msg m;
+  } st[CAMD_ONNX_MAX_NESTING + 1];
+  int top = 0;
+  st[0].p = data;
+  st[0].end = data + len;
+  st[0].m = PB_MODEL;
+  while (top >= 0) {
+    if (st[top].p >= st[top].end) {
+      top--;
+      continue;
+    }
+    const unsigned char *end = st[top].end;
+    uint64_t key, v;
+    if (!pb_varint(&st[top].p, end, &key)) return 0;
+    switch (key & 7) {
+      case 0:
+        if (!pb_varint(&st[top].p, end, &v)) return 0;
+        break;
+      case 1:
+        if (end - st[top].p < 8) return 0;
+        st[top].p += 8;
+        break;
+      case 5:
+        if (end - st[top].p < 4) return 0;
+        st[top].p += 4;
+        break;
+      case 2: {
+        if (!pb_varint(&st[top].p, end, &v) || v > (uint64_t)(end - st[top].p)) return 0;
+        const unsigned char *sub = st[top].p;
+        st[top].p += v;
+        pb_msg c = pb_child(st[top].m, key >> 3);
+        if (c == PB_LEAF) break;
+        if (top == CAMD_ONNX_MAX_NESTING)
+          return camd_error_set(err, CAMD_E_LIMIT,
+                                "the model nests graphs or types more than %d levels deep",
+                                CAMD_ONNX_MAX_NESTING);
+        top++;
+        st[top].p = sub;
+        st[top].end = sub + v;
+        st[top].m = c;
+        break;
+      }
+      default:
+        return 0; /* groups (3, 4) and invalid wire types: the decoder rejects them */
+    }
+  }
+  return 0;
+}
+
 static int load_buffer(const void *data, size_t len, const char *base_dir, const char *source,
                        const camd_onnx_options *opts, camd_model **out, camd_error *err) {
   if (!out) return camd_error_set(err, CAMD_E_INVALID, "camd_onnx_load: out is NULL");
@@ -673,6 +817,8 @@ static int load_buffer(const void *data, size_t len, const char *base_dir, const
                           "the model is %zu bytes; the limit is %zu bytes (max_file_bytes)", len,
                           max_file);
   if (!data || len == 0) return camd_error_set(err, CAMD_E_FORMAT, "the model is empty (0 bytes)");
+  int rc = check_nesting(data, len, err);
+  if (rc < 0) return rc;
   Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, data);
   if (!m)
     return camd_error_set(err, CAMD_E_FORMAT,
@@ -684,9 +830,12 @@ static int load_buffer(const void *data, size_t len, const char *base_dir, const
       .max_external_bytes = opts && opts->max_external_bytes ? opts->max_external_bytes
                                                              : CAMD_ONNX_DEFAULT_MAX_EXTERNAL_BYTES,
   };
-  int rc = build_graph(&ctx, m, err);
-  onnx__model_proto__free_unpacked(m,
-                                   NULL); /* the float weights were taken over, the rest copied */
+  if (!ctx.opts.max_tensor_elements)
+    ctx.opts.max_tensor_elements = CAMD_ONNX_DEFAULT_MAX_TENSOR_ELEMENTS;
+  if (!ctx.opts.max_nodes) ctx.opts.max_nodes = CAMD_ONNX_DEFAULT_MAX_NODES;
+  rc = build_graph(&ctx, m, err);
+  /* the float weights were taken over, the rest copied */
+  onnx__model_proto__free_unpacked(m, NULL);
   if (rc < 0) return rc;
   return camd_graph_finalize(ctx.g, source, out, err);
 }

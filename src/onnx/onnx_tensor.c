@@ -430,6 +430,10 @@ int camd__onnx_tensor_decode(camd__onnx_ctx *ctx, const Onnx__TensorProto *t, co
   if (!camd__onnx_shape_count(&shape, &count) || !camd_size_mul(count, eb, &nbytes) ||
       !camd_size_mul(count, 8, &outbytes))
     return camd_error_set(err, CAMD_E_FORMAT, "%s: element count overflows", what);
+  if (ctx->opts.max_tensor_elements && count > ctx->opts.max_tensor_elements)
+    return camd_error_set(err, CAMD_E_LIMIT,
+                          "%s has %zu elements; the limit is %zu (max_tensor_elements)", what,
+                          count, ctx->opts.max_tensor_elements);
 
   const unsigned char *raw = NULL;
   unsigned char *ext = NULL;

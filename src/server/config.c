@@ -62,11 +62,25 @@ static const key_desc keys[] = {
     KL(max_options, 1, CAMD_SERVER_MAX_OPTIONS, "64", "option fields per request"),
     KL(drain_timeout_s, 0, 3600, "20", "on SIGTERM, seconds queued jobs may still run"),
     KL(retry_after_s, 1, 3600, "1", "Retry-After seconds sent with 503"),
+    KL(max_model_bytes, 1024, 1099511627776L, "2147483648",
+       "a model's .onnx file, and its external data, each at most this many bytes"),
+    KL(max_tensor_elements, 1, 4294967296L, "268435456",
+       "elements of any one tensor a model declares (per image); checked at load"),
     {"cors_origins", K_LIST, OFF(cors_origins), OFF(n_cors_origins), 0, CAMD_SERVER_MAX_ORIGINS,
      NULL, "allowed CORS origins (JSON array or comma list; \"*\" = any) [none]"},
     {"api_keys", K_LIST, OFF(api_keys), OFF(n_api_keys), 0, CAMD_SERVER_MAX_KEYS, NULL,
-     "accepted bearer tokens (array or comma list); none = no auth [none]"},
-    KS(api_keys_file, NULL, "file with one API key per line (# comments) [none]"),
+     "accepted bearer tokens (array or comma list), each KEY or KEY:scope+scope (scopes "
+     "predict, explain, metrics, admin; none given = admin); none = no auth [none]"},
+    KS(api_keys_file, NULL,
+       "file with one API key (KEY or KEY:scopes) per line (# comments); re-read on SIGHUP "
+       "[none]"),
+    KS(tls_cert, NULL,
+       "PEM certificate (chain) file; with tls_key the server speaks HTTPS only, TLS 1.2+; "
+       "re-read on SIGHUP [none: plain HTTP]"),
+    KS(tls_key, NULL, "PEM private key file of tls_cert; re-read on SIGHUP [none]"),
+    KS(tls_ca, NULL,
+       "PEM CA file: clients must present a certificate it signed (mutual TLS); re-read on "
+       "SIGHUP [none: no client certificates]"),
     KS(default_model, NULL, "model used by POST /v1/explain without a model [first model]"),
     KS(log_level, "info", "debug, info, warn or error"),
     KS(dicom_uid_root, NULL,
@@ -357,6 +371,55 @@ static int load_keys_file(camd_server_config *c, camd_error *err) {
   return rc;
 }
 
+static const char *const scope_names[] = {"predict", "explain", "metrics", "admin"};
+
+int camd__server_key_parse(const char *entry, unsigned char hash[32], unsigned *scopes,
+                           camd_error *err) {
+  for (const char *p = entry; *p; p++) {
+    if (*p <= ' ' || *p > '~') {
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "an API key contains a space or a non-printable character");
+    }
+  }
+  const char *colon = strrchr(entry, ':');
+  size_t key_len = colon ? (size_t)(colon - entry) : strlen(entry);
+  *scopes = CAMD__SCOPE_ALL;
+  if (colon) {
+    *scopes = 0;
+    const char *p = colon + 1;
+    for (;;) {
+      size_t n = strcspn(p, "+");
+      unsigned bit = 0;
+      for (unsigned i = 0; i < sizeof(scope_names) / sizeof(scope_names[0]); i++)
+        if (strlen(scope_names[i]) == n && !strncmp(p, scope_names[i], n)) bit = 1u << i;
+      if (!bit) {
+        return camd_error_set(err, CAMD_E_INVALID,
+                              "an API key's scope '%.*s' is unknown (after the last ':'); scopes "
+                              "are predict, explain, metrics, admin, joined with '+'",
+                              (int)(n > 32 ? 32 : n), p);
+      }
+      *scopes |= bit == CAMD__SCOPE_ADMIN ? CAMD__SCOPE_ALL : bit;
+      if (!p[n]) break;
+      p += n + 1;
+    }
+  }
+  if (key_len == 0) return camd_error_set(err, CAMD_E_INVALID, "an API key is empty");
+  camd_sha256 sh;
+  camd_sha256_init(&sh);
+  camd_sha256_update(&sh, entry, key_len);
+  camd_sha256_final(&sh, hash);
+  return 0;
+}
+
+int camd__server_keys_file_read(const camd_server_config *c, camd_server_config *out,
+                                camd_error *err) {
+  camd_server_config_init(out);
+  snprintf(out->api_keys_file, sizeof(out->api_keys_file), "%s", c->api_keys_file);
+  int rc = load_keys_file(out, err);
+  if (rc) camd_server_config_free(out);
+  return rc;
+}
+
 static const char *const log_levels[] = {"debug", "info", "warn", "error"}; /* camd_log_level */
 
 int camd__server_log_level(const camd_server_config *c) {
@@ -397,13 +460,13 @@ static int validate(camd_server_config *c, camd_error *err) {
     snprintf(c->default_model, sizeof(c->default_model), "%s", c->models[0].name);
   }
   for (int i = 0; i < c->n_api_keys; i++) {
-    for (const char *p = c->api_keys[i]; *p; p++) {
-      if (*p <= ' ' || *p > '~') {
-        return camd_error_set(err, CAMD_E_INVALID,
-                              "bad value for 'api_keys': entry %d contains a space or a "
-                              "non-printable character",
-                              i);
-      }
+    unsigned char hash[32];
+    unsigned scopes;
+    int rc = camd__server_key_parse(c->api_keys[i], hash, &scopes, err);
+    if (rc) {
+      return camd_error_prefix(err, rc, "bad value for '%s': entry %d: ",
+                               i < c->n_api_keys_inline ? "api_keys" : "api_keys_file",
+                               i < c->n_api_keys_inline ? i : i - c->n_api_keys_inline);
     }
   }
   return 0;
@@ -481,6 +544,7 @@ int camd_server_config_load(camd_server_config *c, int argc, char **argv, camd_e
     int rc = set_text(c, k, value, src, err);
     if (rc) return rc;
   }
+  c->n_api_keys_inline = c->n_api_keys;
   if (c->api_keys_file[0]) {
     int rc = load_keys_file(c, err);
     if (rc) return rc;

@@ -72,27 +72,90 @@ static void new_request_id(char *out, size_t cap) {
   snprintf(out, cap, "%016llx", (unsigned long long)camd_rng_next(&rng));
 }
 
-/* Constant-time check of a bearer token: compares SHA-256 digests against every key. */
-static bool authorized(struct MHD_Connection *conn) {
-  if (camd__http_srv.n_keys == 0) return true;
-  const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-  if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
-  const char *tok = h + 7;
-  while (*tok == ' ') tok++;
-  size_t len = strlen(tok);
-  while (len && tok[len - 1] == ' ') len--;
-  unsigned char d[32];
-  camd_sha256 sh;
-  camd_sha256_init(&sh);
-  camd_sha256_update(&sh, tok, len);
-  camd_sha256_final(&sh, d);
-  unsigned ok = 0;
-  for (int k = 0; k < camd__http_srv.n_keys; k++) {
-    unsigned diff = 0;
-    for (int i = 0; i < 32; i++) diff |= (unsigned)(d[i] ^ camd__http_srv.key_hashes[k][i]);
-    ok |= (unsigned)(diff == 0);
+/* The bearer token against every key (constant time: SHA-256 digests, all compared): 0 when a
+ * key with the needed scope matches (or no keys are configured), CAMD_E_UNAUTHORIZED when no key
+ * matches, CAMD_E_FORBIDDEN when the key lacks the scope. */
+static int authorize(struct MHD_Connection *conn, unsigned scope) {
+  pthread_rwlock_rdlock(&camd__http_srv.keys_lock);
+  int n_keys = camd__http_srv.n_keys;
+  if (n_keys == 0) {
+    pthread_rwlock_unlock(&camd__http_srv.keys_lock);
+    return 0;
   }
-  return ok != 0;
+  const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  unsigned found = 0, scopes = 0;
+  if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+    const char *tok = h + 7;
+    while (*tok == ' ') tok++;
+    size_t len = strlen(tok);
+    while (len && tok[len - 1] == ' ') len--;
+    unsigned char d[32];
+    camd_sha256 sh;
+    camd_sha256_init(&sh);
+    camd_sha256_update(&sh, tok, len);
+    camd_sha256_final(&sh, d);
+    for (int k = 0; k < n_keys; k++) {
+      unsigned diff = 0;
+      for (int i = 0; i < 32; i++) diff |= (unsigned)(d[i] ^ camd__http_srv.key_hashes[k][i]);
+      unsigned match = (unsigned)(diff == 0);
+      found |= match;
+      scopes |= camd__http_srv.key_scopes[k] & (0u - match);
+    }
+  }
+  pthread_rwlock_unlock(&camd__http_srv.keys_lock);
+  if (!found) return CAMD_E_UNAUTHORIZED;
+  return !scope || (scopes & scope) ? 0 : CAMD_E_FORBIDDEN;
+}
+
+/* Fills the key table from the entries (validated by the configuration). */
+static int set_keys(char *const *entries, int n, camd_error *err) {
+  unsigned char hashes[CAMD_SERVER_MAX_KEYS][32];
+  unsigned scopes[CAMD_SERVER_MAX_KEYS];
+  for (int k = 0; k < n && k < CAMD_SERVER_MAX_KEYS; k++) {
+    int rc = camd__server_key_parse(entries[k], hashes[k], &scopes[k], err);
+    if (rc) return camd_error_prefix(err, rc, "API key %d: ", k);
+  }
+  pthread_rwlock_wrlock(&camd__http_srv.keys_lock);
+  memcpy(camd__http_srv.key_hashes, hashes, sizeof(hashes));
+  memcpy(camd__http_srv.key_scopes, scopes, sizeof(scopes));
+  camd__http_srv.n_keys = n;
+  pthread_rwlock_unlock(&camd__http_srv.keys_lock);
+  return 0;
+}
+
+/* SIGHUP: api_keys (from the configuration) plus api_keys_file read again. A file that cannot
+ * be read or parsed, or that would leave no key at all (authentication off), keeps the
+ * previous keys. */
+static void reload_keys(const camd_server_config *cfg) {
+  if (!cfg->api_keys_file[0]) return;
+  camd_error e = {0};
+  camd_server_config *f = malloc(sizeof(*f));
+  if (!f) {
+    camd_log(CAMD_LOG_WARN, "SIGHUP: API keys not reloaded: out of memory");
+    return;
+  }
+  int rc = camd__server_keys_file_read(cfg, f, &e);
+  char *all[CAMD_SERVER_MAX_KEYS];
+  int n = 0;
+  for (int i = 0; !rc && i < cfg->n_api_keys_inline; i++) all[n++] = cfg->api_keys[i];
+  for (int i = 0; !rc && i < f->n_api_keys; i++) {
+    if (n == CAMD_SERVER_MAX_KEYS) {
+      rc = camd_error_set(&e, CAMD_E_LIMIT, "more than %d keys", CAMD_SERVER_MAX_KEYS);
+      break;
+    }
+    all[n++] = f->api_keys[i];
+  }
+  if (!rc && n == 0)
+    rc = camd_error_set(&e, CAMD_E_INVALID,
+                        "the file has no key (an empty key set would turn authentication off)");
+  if (!rc) rc = set_keys(all, n, &e);
+  if (rc)
+    camd_log(CAMD_LOG_WARN, "SIGHUP: API keys not reloaded (the previous stay): %s", e.message);
+  else
+    camd_log(CAMD_LOG_INFO, "SIGHUP: %d API key(s) loaded (%d from %s)", n, f->n_api_keys,
+             cfg->api_keys_file);
+  camd_server_config_free(f);
+  free(f);
 }
 
 static const char *allowed_origin(struct MHD_Connection *conn) {
@@ -110,6 +173,24 @@ static const char *allowed_origin(struct MHD_Connection *conn) {
 /* ------------------------------------------------------------------------------------------ */
 /* responses */
 
+/* The answer when even the error body cannot be allocated (static: needs no memory). */
+static const char OOM_BODY[] =
+    "{\"error\":{\"status\":500,\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}";
+
+/* Failure-injection builds: X-Camd-Fault-Alloc: N arms the N-th allocation from the start of
+ * the request to fail; the answer says whether it did (X-Camd-Fault: fired | not-fired) and
+ * disarms. */
+static void fault_report(struct MHD_Response *resp) {
+#ifdef CAMD_FAULT_INJECT
+  if (camd_fault_count() || camd_fault_fired()) {
+    MHD_add_response_header(resp, "X-Camd-Fault", camd_fault_fired() ? "fired" : "not-fired");
+    camd_fault_arm(0);
+  }
+#else
+  (void)resp;
+#endif
+}
+
 static enum MHD_Result respond(camd__request *r, int status, const char *ctype, void *body,
                                size_t len, enum MHD_ResponseMemoryMode mode) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
@@ -117,6 +198,7 @@ static enum MHD_Result respond(camd__request *r, int status, const char *ctype, 
     if (mode == MHD_RESPMEM_MUST_FREE) free(body);
     return MHD_NO;
   }
+  fault_report(resp);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
   MHD_add_response_header(resp, "X-Request-Id", r->request_id);
   if (r->route != CAMD_ROUTE_STATIC) MHD_add_response_header(resp, "Cache-Control", "no-store");
@@ -147,8 +229,13 @@ static enum MHD_Result respond(camd__request *r, int status, const char *ctype, 
   return ret;
 }
 
+static enum MHD_Result respond_oom(camd__request *r) {
+  return respond(r, 500, "application/json", (void *)OOM_BODY, sizeof(OOM_BODY) - 1,
+                 MHD_RESPMEM_PERSISTENT);
+}
+
 static enum MHD_Result respond_json_text(camd__request *r, int status, char *text) {
-  if (!text) return MHD_NO;
+  if (!text) return respond_oom(r);
   return respond(r, status, "application/json", text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
@@ -162,7 +249,7 @@ static enum MHD_Result respond_json(camd__request *r, int status, json_t *obj) {
 static enum MHD_Result respond_error(camd__request *r, int status, const char *msg) {
   size_t len = 0;
   char *text = camd__error_json(status, msg, r->request_id, &len);
-  if (!text) return MHD_NO;
+  if (!text) return respond_oom(r);
   return respond(r, camd_status_http(status), "application/json", text, len, MHD_RESPMEM_MUST_FREE);
 }
 
@@ -296,9 +383,22 @@ static void first_call(camd__request *r, struct MHD_Connection *conn, const char
   }
   bool protected = r->route != CAMD_ROUTE_HEALTH && r->route != CAMD_ROUTE_READY &&
                    r->route != CAMD_ROUTE_STATIC;
-  if (protected && !authorized(conn)) {
+  unsigned scope = r->route == CAMD_ROUTE_PREDICT   ? CAMD__SCOPE_PREDICT
+                   : r->route == CAMD_ROUTE_METRICS ? CAMD__SCOPE_METRICS
+                   : r->route == CAMD_ROUTE_EXPLAIN || r->route == CAMD_ROUTE_EXPLAIN_ANY
+                       ? CAMD__SCOPE_EXPLAIN
+                       : 0;
+  int auth = protected ? authorize(conn, scope) : 0;
+  if (auth == CAMD_E_UNAUTHORIZED) {
     camd__http_record(r, CAMD_E_UNAUTHORIZED,
                       "a valid API key is required: send 'Authorization: Bearer <key>'");
+    return;
+  }
+  if (auth == CAMD_E_FORBIDDEN) {
+    camd__http_record(r, CAMD_E_FORBIDDEN, "this API key does not have the '%s' scope",
+                      scope == CAMD__SCOPE_PREDICT   ? "predict"
+                      : scope == CAMD__SCOPE_METRICS ? "metrics"
+                                                     : "explain");
     return;
   }
   if (!r->is_post) return;
@@ -425,6 +525,9 @@ static enum MHD_Result start_job(camd__request *r) {
     snprintf(job->request_id, sizeof(job->request_id), "%s", r->request_id);
     job->done = job_done;
     job->done_arg = r;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    job->client_fd = ci ? (int)ci->connect_fd : -1;
   }
   camd__http_opts_free(l);
   json_decref(root);
@@ -442,7 +545,8 @@ static enum MHD_Result send_job(camd__request *r) {
   camd__job *job = &r->job;
   char *body = job->body;
   job->body = NULL;
-  if (!body) return respond_error(r, CAMD_E_INTERNAL, "the worker produced no answer");
+  /* A worker leaves no body only when even its error answer could not be allocated. */
+  if (!body) return respond_error(r, CAMD_E_NOMEM, "out of memory while writing the answer");
   return respond(r, job->http_status, job->body_type ? job->body_type : "application/json", body,
                  job->body_len, MHD_RESPMEM_MUST_FREE);
 }
@@ -552,20 +656,41 @@ static enum MHD_Result send_options(camd__request *r) {
 /* ------------------------------------------------------------------------------------------ */
 /* the handler */
 
+/* The context of requests whose own context could not be allocated (only its conn, status and
+ * bytes_out are written, by the MHD threads; they are never read back). */
+static camd__request oom_request;
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls) {
   (void)cls, (void)version;
   camd__request *r = *con_cls;
+  if (r == &oom_request) { /* answered 500 in the first call; discard the body */
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
   if (!r) {
     const camd_server_config *cfg = camd__http_srv.cfg;
     const camd__http_limits lim = {cfg->max_body_bytes, cfg->max_options, cfg->max_option_bytes,
                                    cfg->max_instances};
+#ifdef CAMD_FAULT_INJECT
+    const char *fault = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Camd-Fault-Alloc");
+    if (fault) camd_fault_arm(atol(fault));
+#endif
     r = camd__request_new(conn, &lim);
-    if (!r) return MHD_NO;
+    if (!r) { /* answer from static memory: a context that is never freed */
+      *con_cls = &oom_request;
+      atomic_fetch_add(&camd__http_srv.open_requests, 1);
+      oom_request.conn = conn;
+      return respond_oom(&oom_request);
+    }
     *con_cls = r;
     snprintf(r->method, sizeof(r->method), "%.11s", method);
     snprintf(r->path, sizeof(r->path), "%.255s", url);
+    for (char *p = r->path; *p; p++) /* the access log is JSON: no invalid UTF-8 */
+      if ((unsigned char)*p >= 0x80) *p = '?';
+    for (char *p = r->method; *p; p++)
+      if ((unsigned char)*p >= 0x80) *p = '?';
     const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     if (sane_request_id(rid)) {
       snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
@@ -590,6 +715,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
   }
   if (r->submitted) {
     if (!atomic_load(&r->job_done)) return MHD_YES; /* cannot happen: suspended until done */
+    if (r->job.dropped) return MHD_NO; /* the client is gone: close without an answer */
     return send_job(r);
   }
   if (!strcmp(r->method, "OPTIONS")) return r->allow ? send_options(r) : send_recorded(r);
@@ -607,6 +733,11 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   camd__request *r = *con_cls;
   if (!r) return;
   *con_cls = NULL;
+  if (r == &oom_request) {
+    camd__metrics_request(CAMD_ROUTE_NONE, 500);
+    atomic_fetch_sub(&camd__http_srv.open_requests, 1);
+    return;
+  }
   double ms = (double)(camd_now_ns() - r->start_ns) / 1e6;
   camd__metrics_request(r->route, r->status);
   camd__metrics_inflight(-1);
@@ -648,6 +779,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         json_object_set_new(line, "queue_ms", json_real(r->job.queue_ms));
         json_object_set_new(line, "run_ms", json_real(r->job.run_ms));
         json_object_set_new(line, "batch", json_integer(r->job.batch_size));
+        if (r->job.dropped) json_object_set_new(line, "dropped", json_string("client_gone"));
       }
       if (r->err_status && r->status == camd_status_http(r->err_status)) {
         json_object_set_new(line, "error", json_string(r->err_msg));
@@ -701,7 +833,7 @@ static int start_daemon(camd_server_config *cfg, camd_error *err) {
                           "bad value for 'listen': '%s' is not an IPv4 or IPv6 address",
                           cfg->listen);
   }
-  struct MHD_OptionItem opts[12];
+  struct MHD_OptionItem opts[16];
   int n = 0;
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
   opts[n++] =
@@ -714,6 +846,13 @@ static int start_daemon(camd_server_config *cfg, camd_error *err) {
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                         (intptr_t)cfg->max_connections_per_ip, NULL};
   }
+  if (camd__tls_enabled()) {
+    flags |= MHD_USE_TLS;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+                                        (void *)(intptr_t)camd__tls_cert_cb};
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)CAMD__TLS_PRIORITIES};
+  }
   if (cfg->io_threads > 1) {
     opts[n++] =
         (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->io_threads, NULL};
@@ -723,14 +862,17 @@ static int start_daemon(camd_server_config *cfg, camd_error *err) {
       flags, (uint16_t)cfg->port, NULL, NULL, handler, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
       NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
   if (!camd__http_srv.daemon) {
-    return camd_error_set(err, CAMD_E_IO, "cannot listen on %s port %ld (address in use?)",
-                          cfg->listen, cfg->port);
+    return camd_error_set(err, CAMD_E_IO, "cannot listen on %s port %ld (address in use?%s)",
+                          cfg->listen, cfg->port,
+                          camd__tls_enabled() ? " or TLS setup failed: see the log above" : "");
   }
   return 0;
 }
 
 static int load_models(camd_server_config *cfg, camd_error *err) {
   for (int i = 0; i < cfg->n_models; i++) {
+    cfg->models[i].max_model_bytes = (size_t)cfg->max_model_bytes;
+    cfg->models[i].max_tensor_elements = (size_t)cfg->max_tensor_elements;
     uint64_t t0 = camd_now_ns();
     int rc = camd_explainer_open(&cfg->models[i], &camd__http_srv.models[i], err);
     if (rc)
@@ -760,12 +902,30 @@ static void on_signal(int sig) {
   errno = saved;
 }
 
+/* SIGHUP: the API key file and the TLS certificate files are read again (the listener stays;
+ * new handshakes get the new certificate). A file that fails to load keeps the previous
+ * contents, with a warning. */
+static void reload(camd_server_config *cfg) {
+  reload_keys(cfg);
+  camd_error e = {0};
+  if (camd__tls_enabled()) {
+    if (camd__tls_reload(&e))
+      camd_log(CAMD_LOG_WARN, "SIGHUP: TLS certificates not reloaded (the previous stay): %s",
+               e.message);
+    else
+      camd_log(CAMD_LOG_INFO, "SIGHUP: TLS certificates reloaded");
+  }
+}
+
 int camd_server_run(camd_server_config *cfg, camd_error *err) {
   memset(&camd__http_srv, 0, sizeof(camd__http_srv));
   camd__http_srv.cfg = cfg;
   int level = camd__server_log_level(cfg);
   if (level >= 0) camd_log_set_level((camd_log_level)level);
   json_object_seed(0);
+#ifdef CAMD_FAULT_INJECT
+  json_set_alloc_funcs(malloc, free); /* jansson's allocations through the counted wrappers */
+#endif
   camd__http_srv.access_log = strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error");
   camd_rng rng;
   camd_rng_seed(&rng, camd_now_ns() ^ ((uint64_t)getpid() << 32));
@@ -773,13 +933,9 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   for (int i = 0; i < cfg->n_models; i++) {
     if (!strcmp(cfg->models[i].name, cfg->default_model)) camd__http_srv.default_model = i;
   }
-  for (int k = 0; k < cfg->n_api_keys; k++) {
-    camd_sha256 sh;
-    camd_sha256_init(&sh);
-    camd_sha256_update(&sh, cfg->api_keys[k], strlen(cfg->api_keys[k]));
-    camd_sha256_final(&sh, camd__http_srv.key_hashes[k]);
-  }
-  camd__http_srv.n_keys = cfg->n_api_keys;
+  pthread_rwlock_init(&camd__http_srv.keys_lock, NULL);
+  int krc = set_keys(cfg->api_keys, cfg->n_api_keys, err);
+  if (krc) return krc;
 
   /* Engine threads per worker × workers ≤ cores (camd_blas_set_threads: new sessions). */
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -803,6 +959,7 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
   const char **names = calloc((size_t)cfg->n_models, sizeof(char *));
@@ -812,8 +969,10 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   free(names);
   if (rc) return rc;
 
-  rc = start_daemon(cfg, err);
+  rc = camd__tls_init(cfg, err);
+  if (!rc) rc = start_daemon(cfg, err);
   if (rc) {
+    camd__tls_free();
     camd__metrics_free();
     return rc;
   }
@@ -827,16 +986,20 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   if (rc) {
     MHD_stop_daemon(camd__http_srv.daemon);
     release_models();
+    camd__tls_free();
     camd__metrics_free();
     return rc;
   }
   atomic_store(&camd__http_srv.ready, 1);
-  camd_log(CAMD_LOG_INFO, "camd %s listening on http://%s%s%s:%u/ (ready)", CAMD_VERSION,
-           strchr(cfg->listen, ':') ? "[" : "", cfg->listen, strchr(cfg->listen, ':') ? "]" : "",
-           port);
+  camd_log(CAMD_LOG_INFO, "camd %s listening on %s://%s%s%s:%u/ (ready)", CAMD_VERSION,
+           camd__tls_enabled() ? "https" : "http", strchr(cfg->listen, ':') ? "[" : "", cfg->listen,
+           strchr(cfg->listen, ':') ? "]" : "", port);
 
   unsigned char sig = 0;
-  while (read(sig_pipe[0], &sig, 1) != 1) {
+  for (;;) {
+    if (read(sig_pipe[0], &sig, 1) != 1) continue;
+    if (sig != SIGHUP) break;
+    reload(cfg);
   }
   camd_log(CAMD_LOG_INFO, "%s received: draining (stop accepting, finish queued jobs within %ld s)",
            sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->drain_timeout_s);
@@ -857,9 +1020,11 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   MHD_stop_daemon(camd__http_srv.daemon);
   camd__http_srv.daemon = NULL;
   release_models();
+  camd__tls_free();
   camd__metrics_free();
   signal(SIGTERM, SIG_DFL);
   signal(SIGINT, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
   close(sig_pipe[0]);
   close(sig_pipe[1]);
   camd_log(CAMD_LOG_INFO, "stopped (%ld request(s) still open were closed)", left);

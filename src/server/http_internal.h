@@ -7,8 +7,11 @@
 #ifndef CAMD_SERVER_HTTP_INTERNAL_H
 #define CAMD_SERVER_HTTP_INTERNAL_H
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -30,7 +33,9 @@ typedef struct camd__http_state {
   atomic_int ready;    /* models loaded, workers running */
   atomic_int draining; /* SIGTERM received */
   atomic_long open_requests;
+  pthread_rwlock_t keys_lock; /* key_hashes, key_scopes, n_keys (SIGHUP replaces them) */
   unsigned char key_hashes[CAMD_SERVER_MAX_KEYS][32];
+  unsigned key_scopes[CAMD_SERVER_MAX_KEYS]; /* CAMD__SCOPE_* bits */
   int n_keys;
   bool access_log;
   uint64_t id_seed;
@@ -38,6 +43,37 @@ typedef struct camd__http_state {
 } camd__http_state;
 
 extern camd__http_state camd__http_srv;
+
+/* ------------------------------------------------------------------------------------------ */
+/* TLS (tls.c) */
+
+/* TLS 1.2 and 1.3 only. */
+#define CAMD__TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* Loads tls_cert / tls_key (/ tls_ca) when configured; 0 without TLS. */
+int camd__tls_init(const camd_server_config *cfg, camd_error *err);
+bool camd__tls_enabled(void);
+/* Re-reads the files (SIGHUP); on error the current certificates stay. */
+int camd__tls_reload(camd_error *err);
+void camd__tls_free(void);
+/* MHD_OPTION_HTTPS_CERT_CALLBACK (gnutls_certificate_retrieve_function2). */
+int camd__tls_cert_cb(gnutls_session_t s, const gnutls_datum_t *req_ca_dn, int nreqs,
+                      const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                      gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *pkey);
+
+/* API key scopes: what a key may call (GET /v1/models* needs only a valid key). */
+#define CAMD__SCOPE_PREDICT 1u /* POST .../predict */
+#define CAMD__SCOPE_EXPLAIN 2u /* POST .../explain, /v1/explain */
+#define CAMD__SCOPE_METRICS 4u /* GET /metrics */
+#define CAMD__SCOPE_ADMIN 8u   /* every scope, present and future */
+#define CAMD__SCOPE_ALL 15u
+/* One api_keys entry ("KEY" = admin, or "KEY:scope+scope", split at the last ':'): the SHA-256
+ * of the key and its scopes. Keys are printable ASCII without spaces. */
+int camd__server_key_parse(const char *entry, unsigned char hash[32], unsigned *scopes,
+                           camd_error *err);
+/* Reads c->api_keys_file again into out->api_keys (out is initialised here; on success the
+ * caller frees it with camd_server_config_free). */
+int camd__server_keys_file_read(const camd_server_config *c, camd_server_config *out,
+                                camd_error *err);
 
 /* The camd_log_level that cfg->log_level names (config.c); -1 when it names none. */
 int camd__server_log_level(const camd_server_config *c);

@@ -50,6 +50,7 @@ static long inflight;
 static uint64_t batch_counts[9]; /* 1,2,3,4,8,16,32,64,+Inf */
 static double batch_sum;
 static uint64_t batch_n;
+static uint64_t dropped_client_gone;
 
 int camd__metrics_init(const char *const *model_names, int n, camd_error *err) {
   models = calloc((size_t)(n > 0 ? n : 1), sizeof(*models));
@@ -114,6 +115,12 @@ void camd__metrics_batch(int images) {
   batch_counts[b]++;
   batch_sum += images;
   batch_n++;
+  pthread_mutex_unlock(&mu);
+}
+
+void camd__metrics_dropped(void) {
+  pthread_mutex_lock(&mu);
+  dropped_client_gone++;
   pthread_mutex_unlock(&mu);
 }
 
@@ -196,6 +203,11 @@ char *camd__metrics_render(int queue_depth, size_t *len) {
   }
   camd_buf_printf(&b, "camd_batch_size_sum %.0f\ncamd_batch_size_count %llu\n", batch_sum,
                   (unsigned long long)batch_n);
+  camd_buf_printf(&b,
+                  "# HELP camd_jobs_dropped_total Queued jobs dropped before they ran.\n"
+                  "# TYPE camd_jobs_dropped_total counter\n"
+                  "camd_jobs_dropped_total{reason=\"client_gone\"} %llu\n",
+                  (unsigned long long)dropped_client_gone);
   pthread_mutex_unlock(&mu);
   if (b.failed) {
     camd_buf_free(&b);

@@ -32,6 +32,8 @@ void camd__metrics_run(int model_index, const char *method, double seconds,
 /* One engine run of `images` images (dynamic batching: several requests may share it). */
 void camd__metrics_batch(int images);
 void camd__metrics_inflight(int delta);
+/* A queued job dropped because its client closed the connection before it ran. */
+void camd__metrics_dropped(void);
 /* Prometheus text exposition with the current queue depth; malloc'd (NULL: out of memory). */
 char *camd__metrics_render(int queue_depth, size_t *len);
 

@@ -2,9 +2,11 @@
  * dynamic batching (a worker gathers compatible queued jobs that arrive within the batch
  * window), and the drain used at shutdown. See pool.h for the hand-off protocol. */
 #include <jansson.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,9 +42,19 @@ static void job_error(camd__job *job, int status, const char *msg) {
 }
 
 char *camd__error_json(int status, const char *message, const char *request_id, size_t *len) {
-  json_t *root = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", camd_status_http(status), "code",
-                           camd_status_code(status), "message",
-                           message && *message ? message : camd_status_message(status));
+  const char *msg = message && *message ? message : camd_status_message(status);
+  json_t *m = json_string(msg);
+  char safe[CAMD_ERROR_MESSAGE_MAX];
+  if (!m) { /* not UTF-8 (a request's bytes quoted in the message): bytes >= 0x80 become '?' */
+    size_t i = 0;
+    for (; msg[i] && i + 1 < sizeof(safe); i++)
+      safe[i] = (unsigned char)msg[i] >= 0x80 ? '?' : msg[i];
+    safe[i] = 0;
+    m = json_string(safe);
+  }
+  json_t *root = m ? json_pack("{s:{s:i,s:s,s:o}}", "error", "status", camd_status_http(status),
+                               "code", camd_status_code(status), "message", m)
+                   : NULL;
   if (!root) return NULL;
   if (request_id && *request_id) json_object_set_new(root, "request_id", json_string(request_id));
   char *text = json_dumps(root, JSON_COMPACT);
@@ -252,6 +264,37 @@ static void run_jobs(worker *w, camd__job **jobs, int n) {
   camd_explain_result_free(&res);
 }
 
+/* True when the peer has closed the connection (end of stream or an error on the socket). The
+ * connection is suspended, so libmicrohttpd does not read it: bytes a client pipelines behind
+ * its request are still there (not gone); a client that half-closes its sending side while it
+ * waits counts as gone (libmicrohttpd would close such a connection as well). TLS: the raw
+ * socket is inspected, so a close_notify alert alone is not seen, the FIN after it is. */
+static bool client_gone(int fd) {
+  if (fd < 0) return false;
+  struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+  if (poll(&p, 1, 0) <= 0) return false;
+  if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return true;
+  if (!(p.revents & (POLLIN | POLLRDHUP))) return false;
+  char c;
+  ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0;
+}
+
+/* Removes (and answers) the jobs whose clients are gone; returns how many remain. */
+static int drop_gone(camd__job **jobs, int n) {
+  int kept = 0;
+  for (int i = 0; i < n; i++) {
+    if (client_gone(jobs[i]->client_fd)) {
+      jobs[i]->dropped = true; /* no answer: the handler closes the connection */
+      camd__metrics_dropped();
+      jobs[i]->done(jobs[i]);
+    } else {
+      jobs[kept++] = jobs[i];
+    }
+  }
+  return kept;
+}
+
 static void *worker_main(void *arg) {
   worker *w = arg;
   camd__job *jobs[CAMD_EXPLAIN_MAX_BATCH];
@@ -278,7 +321,8 @@ static void *worker_main(void *arg) {
     pthread_mutex_unlock(&pool.mu);
     uint64_t start = camd_now_ns();
     for (int i = 0; i < n; i++) jobs[i]->queue_ms = (double)(start - jobs[i]->enqueued_ns) / 1e6;
-    run_jobs(w, jobs, n);
+    n = drop_gone(jobs, n);
+    if (n) run_jobs(w, jobs, n);
     /* Hand every answer back; after done() the job belongs to the network thread again. */
     for (int i = 0; i < n; i++) jobs[i]->done(jobs[i]);
     pthread_mutex_lock(&pool.mu);

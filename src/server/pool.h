@@ -35,6 +35,8 @@ struct camd__job {
   int n_inputs;
   bool kserve; /* answer {"predictions": [...]} */
   char request_id[CAMD_REQUEST_ID_MAX + 1];
+  int client_fd; /* the suspended connection's socket (-1: unknown): a job whose client has
+                    closed it by the time a worker takes the job is dropped, not run */
   void (*done)(camd__job *job); /* called by the worker once the answer is stored */
   void *done_arg;
   /* pool bookkeeping */
@@ -47,6 +49,7 @@ struct camd__job {
   const char *body_type; /* static media type of body; NULL = application/json */
   double queue_ms, run_ms;
   int batch_size;
+  bool dropped; /* the client was gone: not run */
 };
 
 /* Starts `workers` threads, each with its own camd_explain_ctx sized for max_batch images. */

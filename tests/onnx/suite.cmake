@@ -11,3 +11,15 @@ foreach(t test_onnx_load test_onnx_robust)
       LABELS "unit;onnx")
   endif()
 endforeach()
+
+# Hostile models (overflowing and huge declared shapes, nesting, cycles, size limits) against
+# the real binary: refused with a message, in bounded time and memory.
+add_test(NAME onnx.make_hostile
+  COMMAND ${CAMD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/make_hostile.py ${CMAKE_BINARY_DIR}/onnx_hostile)
+set_tests_properties(onnx.make_hostile PROPERTIES FIXTURES_SETUP camd_onnx_hostile LABELS onnx
+  TIMEOUT 300 SKIP_RETURN_CODE 77)
+add_test(NAME onnx.hostile
+  COMMAND ${CAMD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_hostile.py $<TARGET_FILE:camd>
+          ${CMAKE_BINARY_DIR}/onnx_hostile)
+set_tests_properties(onnx.hostile PROPERTIES FIXTURES_REQUIRED camd_onnx_hostile LABELS onnx
+  TIMEOUT 600 SKIP_RETURN_CODE 77)

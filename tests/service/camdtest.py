@@ -44,7 +44,7 @@ class Server:
         deadline = time.time() + timeout
         while time.time() < deadline:
             text = self.text()
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", text)
+            m = re.search(r"listening on https?://127\.0\.0\.1:(\d+)/", text)
             if m:
                 self.port = int(m.group(1))
                 break

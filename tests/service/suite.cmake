@@ -23,7 +23,30 @@ add_test(NAME service.default_config
           ${CAMD_SERVICE_FIX} ${CMAKE_SOURCE_DIR})
 set_tests_properties(service.default_config PROPERTIES TIMEOUT 300)
 
-set(CAMD_SERVICE_TESTS service.api service.default_config service.concurrency service.batching service.overload
+# TLS (certificates made by the test with openssl; curl, openssl s_client, Python ssl), mutual
+# TLS and the SIGHUP certificate reload.
+add_test(NAME service.tls
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_tls.py $<TARGET_FILE:camd> ${CAMD_SERVICE_FIX})
+set_tests_properties(service.tls PROPERTIES TIMEOUT 300)
+
+# API key scopes (401 vs 403) and key rotation on SIGHUP.
+add_test(NAME service.keys
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_keys.py $<TARGET_FILE:camd> ${CAMD_SERVICE_FIX})
+set_tests_properties(service.keys PROPERTIES TIMEOUT 300)
+
+# A client that closes its connection while its job waits in the queue: the job is dropped.
+add_test(NAME service.disconnect
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_disconnect.py $<TARGET_FILE:camd>
+          ${CAMD_SERVICE_FIX})
+set_tests_properties(service.disconnect PROPERTIES TIMEOUT 600)
+
+# What libmicrohttpd answers by itself (431, 414, 400, 505) before camd sees a request.
+add_test(NAME service.mhd_errors
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_mhd_errors.py $<TARGET_FILE:camd>
+          ${CAMD_SERVICE_FIX})
+set_tests_properties(service.mhd_errors PROPERTIES TIMEOUT 120)
+
+set(CAMD_SERVICE_TESTS service.api service.tls service.keys service.disconnect service.mhd_errors service.default_config service.concurrency service.batching service.overload
   service.sigterm service.rss)
 set_tests_properties(${CAMD_SERVICE_TESTS} PROPERTIES FIXTURES_REQUIRED camd_service
   LABELS service SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
