@@ -322,58 +322,46 @@ static int set_target(camd_explain_options *o, const camd_explainer *e, const ch
   return 0;
 }
 
-static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) {
+/* A comma-separated list of names (names[0..n-1], "all" = all_bits, "none") into bits; the
+ * error names `key`, the unknown `what` and the valid list. */
+static int parse_name_bits(const char *key, const char *what, const char *v,
+                           const char *const *names, int n, unsigned all_bits, const char *valid,
+                           unsigned *out, camd_error *err) {
   unsigned bits = 0;
   const char *s = v;
   for (;;) {
     const char *comma = strchr(s, ',');
     size_t len = comma ? (size_t)(comma - s) : strlen(s);
-    char item[32];
-    if (!trimmed(s, len, item, sizeof(item)) || !item[0])
-      return bad(err, "outputs", v, "valid items (comma-separated): " OUTPUT_NAMES);
+    char item[32], msg[256];
+    if (!trimmed(s, len, item, sizeof(item)) || !item[0]) {
+      snprintf(msg, sizeof(msg), "valid items (comma-separated): %s", valid);
+      return bad(err, key, v, msg);
+    }
     int k = 0;
-    while (k < CAMD_OUT_COUNT && strcasecmp(item, output_names[k])) k++;
-    if (k < CAMD_OUT_COUNT) {
+    while (k < n && strcasecmp(item, names[k])) k++;
+    if (k < n) {
       bits |= 1u << k;
     } else if (!strcasecmp(item, "all")) {
-      bits |= CAMD_OUT_ALL_PICTURES;
+      bits |= all_bits;
     } else if (strcasecmp(item, "none")) {
-      char msg[128];
-      snprintf(msg, sizeof(msg), "unknown output '%s'; valid: " OUTPUT_NAMES, item);
-      return bad(err, "outputs", v, msg);
+      snprintf(msg, sizeof(msg), "unknown %s '%s'; valid: %s", what, item, valid);
+      return bad(err, key, v, msg);
     }
     if (!comma) break;
     s = comma + 1;
   }
-  o->outputs = bits;
+  *out = bits;
   return 0;
 }
 
+static int set_outputs(camd_explain_options *o, const char *v, camd_error *err) {
+  return parse_name_bits("outputs", "output", v, output_names, CAMD_OUT_COUNT,
+                         CAMD_OUT_ALL_PICTURES, OUTPUT_NAMES, &o->outputs, err);
+}
+
 static int set_metrics(camd_explain_options *o, const char *v, camd_error *err) {
-  unsigned bits = 0;
-  const char *s = v;
-  for (;;) {
-    const char *comma = strchr(s, ',');
-    size_t len = comma ? (size_t)(comma - s) : strlen(s);
-    char item[32];
-    if (!trimmed(s, len, item, sizeof(item)) || !item[0])
-      return bad(err, "metrics", v, "valid items (comma-separated): " METRIC_NAMES);
-    int k = 0;
-    while (k < CAMD_METRIC_COUNT && strcasecmp(item, metric_names[k])) k++;
-    if (k < CAMD_METRIC_COUNT) {
-      bits |= 1u << k;
-    } else if (!strcasecmp(item, "all")) {
-      bits |= CAMD_METRIC_ALL;
-    } else if (strcasecmp(item, "none")) {
-      char msg[160];
-      snprintf(msg, sizeof(msg), "unknown metric '%s'; valid: " METRIC_NAMES, item);
-      return bad(err, "metrics", v, msg);
-    }
-    if (!comma) break;
-    s = comma + 1;
-  }
-  o->metrics = bits;
-  return 0;
+  return parse_name_bits("metrics", "metric", v, metric_names, CAMD_METRIC_COUNT, CAMD_METRIC_ALL,
+                         METRIC_NAMES, &o->metrics, err);
 }
 
 static int set_unit_float(const char *key, const char *v, float *dst, camd_error *err) {
