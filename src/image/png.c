@@ -126,6 +126,24 @@ static int pngx_decode_run(pngx_decode_ctx *c) {
   return 0;
 }
 
+/* Creates the decoder, runs it on c (rd, limits, info, err, gray_values set) and frees it:
+ * 0 with c->raw filled, else the status. c->raw is the caller's to free in every case. */
+static int pngx_decode_checked(pngx_decode_ctx *c) {
+  c->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c->es, pngx_error_cb, pngx_warning_cb);
+  if (!c->png) return camd_error_set(c->err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
+  c->pinfo = png_create_info_struct(c->png);
+  if (!c->pinfo) {
+    png_destroy_read_struct(&c->png, NULL, NULL);
+    return camd_error_set(c->err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
+  }
+  int r = pngx_decode_run(c);
+  png_destroy_read_struct(&c->png, &c->pinfo, NULL);
+  free(c->rows);
+  c->rows = NULL;
+  if (r == 1) return camd_error_set(c->err, CAMD_E_FORMAT, "invalid PNG: %s", c->es.message);
+  return r == 2 ? c->rc : 0;
+}
+
 int camd__png_decode(const unsigned char *data, size_t len, const camd_image_limits *limits,
                      camd_image *out, camd_image_info *info, camd_error *err) {
   pngx_decode_ctx c;
@@ -135,22 +153,8 @@ int camd__png_decode(const unsigned char *data, size_t len, const camd_image_lim
   c.limits = limits;
   c.info = info;
   c.err = err;
-  c.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c.es, pngx_error_cb, pngx_warning_cb);
-  if (!c.png) return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
-  c.pinfo = png_create_info_struct(c.png);
-  if (!c.pinfo) {
-    png_destroy_read_struct(&c.png, NULL, NULL);
-    return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
-  }
-  int r = pngx_decode_run(&c);
-  png_destroy_read_struct(&c.png, &c.pinfo, NULL);
-  free(c.rows);
-  int rc = 0;
-  if (r == 1) {
-    rc = camd_error_set(err, CAMD_E_FORMAT, "invalid PNG: %s", c.es.message);
-  } else if (r == 2) {
-    rc = c.rc;
-  } else {
+  int rc = pngx_decode_checked(&c);
+  if (!rc) {
     rc = camd_image_alloc(out, c.width, c.height, 3, err);
     if (rc == 0) {
       size_t n = c.width * c.height;
@@ -191,22 +195,8 @@ int camd_png_decode_gray(const void *data, size_t len, const camd_image_limits *
   c.info = &info;
   c.err = err;
   c.gray_values = true;
-  c.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c.es, pngx_error_cb, pngx_warning_cb);
-  if (!c.png) return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
-  c.pinfo = png_create_info_struct(c.png);
-  if (!c.pinfo) {
-    png_destroy_read_struct(&c.png, NULL, NULL);
-    return camd_error_set(err, CAMD_E_NOMEM, "out of memory creating a PNG decoder");
-  }
-  int r = pngx_decode_run(&c);
-  png_destroy_read_struct(&c.png, &c.pinfo, NULL);
-  free(c.rows);
-  int rc = 0;
-  if (r == 1) {
-    rc = camd_error_set(err, CAMD_E_FORMAT, "invalid PNG: %s", c.es.message);
-  } else if (r == 2) {
-    rc = c.rc;
-  } else {
+  int rc = pngx_decode_checked(&c);
+  if (!rc) {
     size_t n = c.width * c.height;
     float *v = malloc(n * sizeof(float));
     if (!v) {
