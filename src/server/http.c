@@ -656,9 +656,23 @@ static enum MHD_Result send_options(camd__request *r) {
 /* ------------------------------------------------------------------------------------------ */
 /* the handler */
 
-/* The context of requests whose own context could not be allocated (only its conn, status and
- * bytes_out are written, by the MHD threads; they are never read back). */
+/* The marker context of requests whose own context could not be allocated: only its address
+ * is used (*con_cls), never its fields, so MHD threads share it without a lock. */
 static camd__request oom_request;
+
+/* 500 out_of_memory on a connection that has no request context (nothing of it is shared). */
+static enum MHD_Result respond_oom_without_context(struct MHD_Connection *conn) {
+  struct MHD_Response *resp = MHD_create_response_from_buffer(
+      sizeof(OOM_BODY) - 1, (void *)OOM_BODY, MHD_RESPMEM_PERSISTENT);
+  if (!resp) return MHD_NO;
+  fault_report(resp);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  MHD_add_response_header(resp, "Cache-Control", "no-store");
+  MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+  enum MHD_Result ret = MHD_queue_response(conn, 500, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload_data,
@@ -681,8 +695,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     if (!r) { /* answer from static memory: a context that is never freed */
       *con_cls = &oom_request;
       atomic_fetch_add(&camd__http_srv.open_requests, 1);
-      oom_request.conn = conn;
-      return respond_oom(&oom_request);
+      return respond_oom_without_context(conn);
     }
     *con_cls = r;
     snprintf(r->method, sizeof(r->method), "%.11s", method);
