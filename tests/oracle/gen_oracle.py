@@ -11,7 +11,9 @@ the gradient of the target class logit (argmax of item 0, same class for all ite
 All files are raw little-endian float32, NCHW. References are computed in float64 and rounded
 once; PyTorch's own float32 error is recorded in meta.json ("torch_f32") for scale. For each
 gradient a "kink envelope" (grad_env, see kink_envelope) marks where any float32 implementation
-may legitimately differ because a ReLU/max-pool input sits within rounding of its kink.
+may legitimately differ because a ReLU/max-pool input sits within rounding of its kink: a random
+input perturbation probe plus, for every ReLU/ReLU6/hard-swish unit whose exact input lies within
+KINK_DELTA of a kink, the exact gradient change its flip causes.
 
 Self-checks (pure PyTorch/onnx, independent of camd): onnx.checker, ONNX shape inference
 against the recorded shapes, the hooked wrapper reproduces the plain model's logits, and a
@@ -38,6 +40,7 @@ try:
     import torch.nn.functional as F
     import torchvision
     from PIL import Image
+    from torch.overrides import TorchFunctionMode
 except ImportError as e:  # not Debian's python (or python3-torch missing): skip, as ctest reads 77
     print(f"gen_oracle: skipped, {e} (run with /usr/bin/python3 and python3-torch, "
           "python3-torchvision, python3-onnx, python3-skimage installed)", file=sys.stderr)
@@ -279,15 +282,22 @@ KINK_DELTA = 3e-6
 
 
 def kink_envelope(wrapped, x, cls, grads):
-    """Where a float32 gradient may legitimately differ from the exact one.
+    """Where a float32 gradient may legitimately differ from the exact one: the elementwise sum
+    of perturbation_envelope and unit_flip_envelope (two independent sources of a jump)."""
+    env = perturbation_envelope(wrapped, x, cls, grads)
+    flips = unit_flip_envelope(wrapped, x, cls, grads)
+    return {n: env[n] + flips[n] for n in env}
 
-    Backward through ReLU, ReLU6, hard-swish and max-pool is discontinuous: a unit whose input
+
+def perturbation_envelope(wrapped, x, cls, grads):
+    """Backward through ReLU, ReLU6, hard-swish and max-pool is discontinuous: a unit whose input
     lies within float32 rounding (~1e-6 relative) of a kink gets the other derivative in any
     float32 implementation, PyTorch's included, and that changes the layer gradient on the
-    unit's whole receptive field. Those fragile units are found by moving the input by
-    +-KINK_DELTA (relative, a few times float32 rounding): a unit within that distance of a kink
-    flips in one of the two runs. The envelope is max |grad(x +- delta) - grad(x)| per element
-    (float64); elsewhere it is ~KINK_DELTA * |grad|, far below the test tolerance."""
+    unit's whole receptive field. This probe moves the input by +-KINK_DELTA (relative, a few
+    times float32 rounding) along one random direction: units that move across their kink (and
+    max-pool windows whose maximum changes) show up as max |grad(x +- delta) - grad(x)| per
+    element (float64); elsewhere it is ~KINK_DELTA * |grad|, far below the test tolerance. A
+    random direction can leave a fragile unit where it is: unit_flip_envelope finds those."""
     gen = torch.Generator().manual_seed(11)
     delta = torch.randn(x.shape, generator=gen, dtype=torch.float64) * KINK_DELTA * x.std()
     env = {n: torch.zeros_like(g) for n, g in grads.items()}
@@ -298,6 +308,92 @@ def kink_envelope(wrapped, x, cls, grads):
         for n, g in zip(wrapped.names, gs):
             env[n] = torch.maximum(env[n], (g.detach() - grads[n]).abs())
     return env
+
+
+class KinkSites(TorchFunctionMode):
+    """Records the input and output of every ReLU, ReLU6 (hardtanh 0..6) and hard-swish call
+    of a forward, module or functional, and runs it out of place so that its input stays a
+    value of the autograd graph. kinks: (position, derivative jump) per kind."""
+
+    KINKS = {"relu": ((0.0, 1.0),), "relu6": ((0.0, 1.0), (6.0, 1.0)),
+             "hardswish": ((-3.0, 0.5), (3.0, 0.5))}
+
+    def __init__(self, wrapped):
+        super().__init__()
+        self.wrapped = wrapped
+        self.sites = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        kind = None
+        if func in (F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_):
+            kind, out = "relu", torch.relu(args[0])
+        elif func in (F.relu6, F.hardtanh, F.hardtanh_):
+            lo = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
+            hi = kwargs.get("max_val", args[2] if len(args) > 2 else 1.0)
+            if func is F.relu6 or (lo, hi) == (0.0, 6.0):
+                kind, out = "relu6", F.hardtanh(args[0], 0.0, 6.0)
+        elif func is F.hardswish:
+            kind, out = "hardswish", F.hardswish(args[0])
+        if kind is None:
+            return func(*args, **kwargs)
+        # Forward order is a topological order: a call can only depend on the layers captured
+        # before it.
+        self.sites.append((kind, args[0], out, len(self.wrapped.acts)))
+        return out
+
+
+# A unit is fragile when its exact (float64) input lies within KINK_DELTA * max|input of the
+# call| of a kink: float32 rounding of the sums before it may put it on either side.
+def unit_flip_envelope(wrapped, x, cls, grads):
+    """The gradient change each fragile unit causes when it takes the other derivative, summed
+    in absolute value per element over all fragile units (a bound for any subset flipping). Exact
+    by linearity: with every other unit's derivative fixed, flipping unit u at a call whose
+    output gradient there is g_u adds jump * g_u at u to the call's input gradient, carried to a
+    layer by one vector-Jacobian product. Units upstream of a layer do not reach its gradient."""
+    env = {n: torch.zeros_like(g) for n, g in grads.items()}
+    xin = x.double().requires_grad_(True)
+    with KinkSites(wrapped) as ks:
+        outs = wrapped(xin)
+    acts = list(outs[1:])
+    captured = list(wrapped.acts)  # names in capture order
+    score = outs[0][:, cls].sum()
+    sites = [s for s in ks.sites if s[3] > 0]  # calls before the first layer cannot reach one
+    gs = torch.autograd.grad(score, acts + [s[2] for s in sites], retain_graph=True,
+                             allow_unused=True)
+    for n, g in zip(wrapped.names, gs):
+        if not torch.allclose(g, grads[n], rtol=1e-9, atol=0.0):
+            raise RuntimeError(f"unit_flip_envelope: running the activations out of place "
+                               f"changed the gradient at {n}")
+    for (kind, z_graph, _, n_before), gout in zip(sites, gs[len(acts):]):
+        if gout is None:
+            continue
+        reached = [n for n in wrapped.names if n in captured[:n_before]]
+        if not reached:
+            continue
+        z = z_graph.detach()
+        reach = 1e-300 + KINK_DELTA * z.abs().max().item()
+        jump = torch.zeros_like(z)
+        for at, size in KinkSites.KINKS[kind]:
+            near = ((z - at).abs() <= reach) & (z != at)
+            jump = torch.where(near, torch.full_like(z, size), jump)
+        idx = (jump * gout != 0).flatten().nonzero().flatten()
+        if idx.numel() == 0:
+            continue
+        w = (jump * gout).flatten()[idx]
+        chunk = max(1, min(64, (1 << 24) // z.numel()))  # <= 128 MiB of float64 seeds
+        for start in range(0, idx.numel(), chunk):
+            part = idx[start:start + chunk]
+            v = torch.zeros((part.numel(), z.numel()), dtype=z.dtype)
+            v[torch.arange(part.numel()), part] = w[start:start + chunk]
+            deltas = torch.autograd.grad(z_graph, [acts[wrapped.names.index(n)] for n in reached],
+                                         grad_outputs=v.reshape((part.numel(),) + tuple(z.shape)),
+                                         retain_graph=True, allow_unused=True,
+                                         is_grads_batched=True)
+            for n, d in zip(reached, deltas):
+                if d is not None:
+                    env[n] += d.abs().sum(0)
+    return {n: e.detach() for n, e in env.items()}
 
 
 # Largest relative change of logits or a layer activation that rounding the parameters to
