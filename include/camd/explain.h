@@ -48,6 +48,18 @@ typedef enum camd_output_activation {
   CAMD_ACTIVATION_AUTO = 3
 } camd_output_activation;
 
+/* What output 0 of a model is (config key task). AUTO (the default): SEGMENTATION when output
+ * 0 is 4-D [N, K, H, W] with H × W > 1, else CLASSIFICATION. An embedding cannot be told from
+ * logits by its shape: it needs task "embedding". */
+typedef enum camd_model_task {
+  CAMD_TASK_AUTO = 0,
+  CAMD_TASK_CLASSIFICATION = 1,
+  CAMD_TASK_SEGMENTATION = 2, /* output [N, K, H, W]: K class score planes */
+  CAMD_TASK_EMBEDDING = 3     /* output [N, D] (any shape): one D-vector per image */
+} camd_model_task;
+/* "auto", "classification", "segmentation", "embedding"; NULL out of range. */
+const char *camd_model_task_name(camd_model_task t);
+
 /* One model entry of the configuration. Plain data, caller-owned (copied by
  * camd_explainer_open). */
 typedef struct camd_model_config {
@@ -79,6 +91,7 @@ typedef struct camd_model_config {
    * tensor the model declares (camd_onnx_options). Not keys of a model entry. */
   size_t max_model_bytes;
   size_t max_tensor_elements;
+  camd_model_task task; /* config key task (AUTO) */
 } camd_model_config;
 
 /* Fills defaults (ImageNet preprocessing, activation auto, gradcam). */
@@ -205,6 +218,10 @@ typedef struct camd_explain_options {
   unsigned metrics;
   int quality_steps; /* deletion / insertion steps N (default 16) */
   float road_noise;  /* ROAD: std of the noise added to imputed values (default 0.01) */
+  /* Segmentation models: the region whose class score is explained (option box, in image
+   * pixels, inclusive; has_box false = mask=argmax, or the image's mask PNG when it has one). */
+  bool has_box;
+  int box[4]; /* x0, y0, x1, y1 */
 } camd_explain_options;
 
 /* Quality metrics (option metrics / quality): X(enum suffix, name). */
@@ -282,6 +299,21 @@ void camd_explain_ctx_destroy(camd_explain_ctx *ctx);
 typedef struct camd_explain_input {
   const void *data; /* encoded image bytes (PNG / JPEG / DICOM Part 10), borrowed */
   size_t len;
+  /* What this image's maps explain, when the request's options do not say it for every image
+   * (all optional, borrowed; NULL / 0 = not given):
+   *   target     option target for this image alone (KServe instances[i].target)
+   *   box        option box for this image alone (segmentation)
+   *   mask       segmentation: PNG bytes of the region (nonzero pixels are inside; size = the
+   *              model output's or the model input's width × height)
+   *   reference  embedding: the reference vector as text ("0.1,0.2,..." or "[0.1, 0.2, ...]")
+   *   reference_image  embedding: an encoded image whose embedding is the reference */
+  const char *target;
+  const char *box;
+  const void *mask;
+  size_t mask_len;
+  const char *reference;
+  const void *reference_image;
+  size_t reference_image_len;
 } camd_explain_input;
 
 typedef struct camd_explain_limits {
@@ -341,6 +373,12 @@ typedef struct camd_explain_blob {
 /* One explanation: the map of one target class and what the options asked to make of it. */
 typedef struct camd_explain_map {
   camd_explain_class target;
+  /* Segmentation and embedding targets: what was explained, as static text ("argmax", "box",
+   * "mask": segmentation, target.score = Σ mask · output[class] over region_pixels output pixels;
+   * "reference", "reference_image": embedding, target.score = the cosine similarity); NULL for a
+   * class target. */
+  const char *region;
+  long region_pixels;
   float *raw; /* CAMD_OUT_RAW: raw_height × raw_width values at layer resolution, after
                  relu/normalize (non-finite values are written as JSON null); else NULL */
   int raw_width, raw_height;
@@ -407,6 +445,13 @@ typedef struct camd_explain_item {
   int n_maps;
   camd_explain_attachment attachments[CAMD_EXPLAIN_MAX_ATTACHMENTS];
   int n_attachments;
+  /* Segmentation models (no predictions): how many pixels of the output grid (seg_width ×
+   * seg_height) each class wins (argmax over classes; ties: the lower index), malloc'd. */
+  long *seg_pixels;
+  int n_seg_classes, seg_width, seg_height;
+  /* Embedding models (no predictions): the size and L2 norm of the image's embedding. */
+  int embedding_size;
+  double embedding_norm;
 } camd_explain_item;
 
 /* What one camd_explain_run produced. Owns everything it points to; free with

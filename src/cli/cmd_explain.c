@@ -512,7 +512,7 @@ int camd_cli_explain(int argc, char **argv) {
     rc = 1;
     goto done;
   }
-  camd_explain_input in = {image, image_len};
+  camd_explain_input in = {.data = image, .len = image_len};
   if (camd_explain_run(ctx, e, &o, &in, 1, a.predict, NULL, &res, &err)) {
     /* Options were validated above, so what is left is the image or the computation. */
     fprintf(stderr, "camd explain: %s: %s\n", a.image, err.message);

@@ -530,14 +530,15 @@ static void test_run(void) {
   camd_explain_options o;
   camd_explain_options_init(&o, e);
   camd_explain_result r = {0};
-  camd_explain_input in[3] = {{png, png_len}, {png, png_len}, {png, png_len}};
+  camd_explain_input in[3] = {
+      {.data = png, .len = png_len}, {.data = png, .len = png_len}, {.data = png, .len = png_len}};
 
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, in, 0, false, NULL, &r, &err), CAMD_E_LIMIT);
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, in, 3, false, NULL, &r, &err), CAMD_E_LIMIT);
   CHECK(strstr(err.message, "3 images") && strstr(err.message, "1..2"));
 
   /* A bad image fails alone: its item has the status, the other one is complete. */
-  camd_explain_input bad[2] = {{png, png_len}, {jpg, jpg_len}};
+  camd_explain_input bad[2] = {{.data = png, .len = png_len}, {.data = jpg, .len = jpg_len}};
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, bad, 2, false, NULL, &r, &err), CAMD_E_FORMAT);
   CHECK_MSG(strstr(err.message, "image 1"), "%s", err.message);
   CHECK_EQ_INT(r.n_items, 2);
@@ -553,7 +554,7 @@ static void test_run(void) {
   }
   camd_explain_result_free(&r);
   CHECK(r.n_items == 0 && r.items == NULL && r.explainer == NULL);
-  camd_explain_input text = {"hello", 5};
+  camd_explain_input text = {.data = "hello", .len = 5};
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, &text, 1, false, NULL, &r, &err), CAMD_E_MEDIA);
   CHECK_MSG(strstr(err.message, "image 0"), "%s", err.message);
   camd_explain_result_free(&r);
