@@ -126,10 +126,10 @@ const char *camd_explainer_label(const camd_explainer *e, int index);
 const char *camd_explainer_default_layer(const camd_explainer *e);
 /* Metadata JSON of the model: {name, sha256, camd_version, input {name, shape}, output {name,
  * shape, activation}, preprocessing {resize, resize_shorter?, width, height, channels,
- * channel_order, scale, mean, std}, num_labels, labels_file (bool), labels [..], layers [{name,
- * shape, op}] (usable as targets), default_layer (or null), default_method, methods [{name,
- * description, needs_gradient}], colormaps [..], outputs [..]}. malloc'd text; caller frees
- * (NULL when out of memory). Thread-safe. */
+ * channel_order, scale, mean, std}, task (classification | segmentation | embedding), num_labels,
+ * labels_file (bool), labels [..], layers [{name, shape, op}] (usable as targets), default_layer
+ * (or null), default_method, methods [{name, description, needs_gradient}], colormaps [..], outputs
+ * [..]}. malloc'd text; caller frees (NULL when out of memory). Thread-safe. */
 char *camd_explainer_info_json(const camd_explainer *e);
 
 /* Outputs a request may ask for: X(enum suffix, name as users type it). Bit i of
@@ -269,7 +269,9 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
  * (camd_window_parse: dicom, dicom:N, auto, C,W, lung, mediastinum, bone, brain, soft_tissue),
  * frame (0..1000000; checked against the file when it is decoded), quality (boolean: every
  * metric or none), metrics (comma list of drop_increase, deletion, insertion, road; all; none),
- * quality_steps (1..1024), road_noise (0..1). Labels are
+ * quality_steps (1..1024), road_noise (0..1), box (x0,y0,x1,y1: integers 0..1000000, x0 <= x1,
+ * y0 <= y1; segmentation models), mask ("argmax" only: mask PNGs and embedding references are
+ * per-image data, camd_explain_input). Labels are
  * resolved against e (may be NULL). Unknown keys and bad values are CAMD_E_INVALID with a message
  * naming the key, the value and the valid choices; on error *o is unchanged. Values are at most
  * 4096 bytes.
@@ -520,7 +522,8 @@ char *camd_explain_json_text(const struct json_t *j, size_t *len);
  * scale (non-zero), bgr (bool) or channel_order ("RGB"|"BGR"), channels (1|3), default_layer,
  * default_method (a camd_cam_method name), activation (alias output_activation:
  * "softmax"|"sigmoid"|"none"), input_name, output_name (checked against the model at open),
- * layout ("NCHW" | "NHWC" | "auto"), layer_layout ("NCHW" | "NHWC" | "auto"), crop ("center"
+ * layout ("NCHW" | "NHWC" | "auto"), layer_layout ("NCHW" | "NHWC" | "auto"), task ("auto" |
+ * "classification" | "segmentation" | "embedding"), crop ("center"
  * only), interpolation ("bilinear" only). Documentation
  * keys are accepted and ignored: description, training, test_accuracy*, torchvision_*.
  * Unknown keys, duplicate keys, a setting given under two aliases, wrong types and values out

@@ -481,6 +481,7 @@ char *camd_explainer_info_json(const camd_explainer *e) {
   json_object_set_new(pre, "std", triple_json(pp->std, pp->channels));
   json_object_set_new(root, "preprocessing", pre);
 
+  json_object_set_new(root, "task", json_string(camd_model_task_name(e->task)));
   json_object_set_new(root, "num_labels", json_integer(e->n_labels));
   json_object_set_new(root, "labels_file", json_boolean(c->labels_path[0] != 0));
   json_t *labels = json_array();
