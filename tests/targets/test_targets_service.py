@@ -188,9 +188,13 @@ def main():
     emb_imgs = [make_image(s, EMB) for s in (3, 4)]
     RAW = "outputs=raw&normalize=none"
 
+    worst = {"map": 0.0, "score": 0.0}
+
     def close_map(expl, ref, what):
         got = raw_map(expl)
         scale = max(float(np.abs(ref).max()), 1e-12)
+        if got.shape == ref.shape:
+            worst["map"] = max(worst["map"], float(np.abs(got - ref).max()) / scale)
         ok = got.shape == ref.shape and float(np.abs(got - ref).max()) <= MAP_TOL * scale
         chk.check(ok, f"{what}: map differs: shape {got.shape} vs {ref.shape}, max |diff| "
                       f"{float(np.abs(got - ref).max()) if got.shape == ref.shape else 'n/a'} "
@@ -199,6 +203,7 @@ def main():
         chk.check(float(ref.max()) > 0, f"{what}: the reference map is all zero")
 
     def close_score(got, ref, what):
+        worst["score"] = max(worst["score"], abs(got - ref) / max(1.0, abs(ref)))
         chk.check(abs(got - ref) <= SCORE_TOL * max(1.0, abs(ref)),
                   f"{what}: score {got} vs reference {ref}")
 
@@ -398,6 +403,8 @@ def main():
                                "target": 9}]}
         st, h, body = post("fcn", json.dumps(inst), "", "application/json")
         chk.error(st, h, body, 400, "invalid_argument", "0..3", "instance target out of range")
+    print(f"worst map |diff| / max|ref| {worst['map']:.3g} (tolerance {MAP_TOL}), worst score "
+          f"|diff| / max(1, |ref|) {worst['score']:.3g} (tolerance {SCORE_TOL})")
     chk.done("targets.service")
 
 
