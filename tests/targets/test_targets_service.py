@@ -93,6 +93,29 @@ def make_seg(work, name, seed):
                              else "/m/classifier/classifier.0/convs.0/convs.0.0/Conv")
 
 
+class HalfSeg(torch.nn.Module):
+    """A small segmentation net whose output grid is half the input's (3 classes, stride 2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 8, 3, padding=1, stride=2)
+        self.act = torch.nn.ReLU()
+        self.head = torch.nn.Conv2d(8, 3, 1)
+
+    def forward(self, x):
+        return self.head(self.act(self.c2(torch.relu(self.c1(x)))))
+
+
+def make_half(work):
+    torch.manual_seed(8)
+    m = HalfSeg().eval()
+    path = os.path.join(work, "half.onnx")
+    export(m, SEG, path)
+    relu = [n for n in onnx.load(path).graph.node if n.op_type == "Relu"][-1]
+    return m, path, relu.output[0]
+
+
 def make_emb(work):
     torch.manual_seed(5)
     m = torchvision.models.resnet18(weights=None)
@@ -130,6 +153,8 @@ def tensor(arr):
 def layer_module(model, kind):
     if kind == "emb":
         return model.layer4
+    if kind == "half":
+        return model.act
     return model.m.backbone.layer4
 
 
@@ -173,10 +198,12 @@ def main():
     fcn, fcn_path, fcn_layer = make_seg(work, "fcn_resnet50", 3)
     dl, dl_path, dl_layer = make_seg(work, "deeplabv3_resnet50", 4)
     emb, emb_path, emb_layer = make_emb(work)
+    half, half_path, half_layer = make_half(work)
     seg_entry = {"width": SEG, "height": SEG, "resize": "stretch"}
     cfg = {"listen": "127.0.0.1", "port": 0, "workers": 1, "max_batch": 4, "batch_window_us": 0,
            "models": [dict(name="fcn", path=os.path.basename(fcn_path), default_layer=fcn_layer, **seg_entry),
                       dict(name="deeplab", path=os.path.basename(dl_path), default_layer=dl_layer, **seg_entry),
+                      dict(name="half", path="half.onnx", default_layer=half_layer, **seg_entry),
                       {"name": "emb", "path": os.path.basename(emb_path), "width": EMB, "height": EMB,
                        "resize": "stretch", "task": "embedding", "default_layer": emb_layer}]}
     cfg_path = os.path.join(work, "camd.json")
@@ -278,6 +305,40 @@ def main():
         st, _, body = post("fcn", js, "", "application/json")
         if chk.check(st == 200, f"mask base64: {st} {body}"):
             close_map(body["explanations"][0], ref, "FCN mask PNG (JSON base64)")
+
+        # ---- an output grid half the input's: input-sized mask, box through the grid ----
+        hs = SEG // 2
+        sample = (np.arange(hs) + 0.5) * SEG / hs  # output pixel centres in image pixels
+        idx = sample.astype(int)
+        m_out = torch.from_numpy(blob[idx][:, idx])
+        ref_h, score_h = gradcam(half, "half", x, lambda o: (o[1].double() * m_out).sum())
+        js = json.dumps({"image": base64.b64encode(png).decode(), "target": 1,
+                         "mask": base64.b64encode(mpng).decode(), "outputs": "raw",
+                         "normalize": "none"})
+        st, _, body = post("half", js, "", "application/json")
+        if chk.check(st == 200, f"half: input-sized mask: {st} {body}"):
+            e = body["explanations"][0]
+            close_map(e, ref_h, "half-grid model, input-sized mask")
+            close_score(e["score"], score_h, "half-grid model, input-sized mask score")
+            chk.check(body["segmentation"]["width"] == hs, f"segmentation grid {body['segmentation']}")
+        js = json.dumps({"image": base64.b64encode(png).decode(), "target": 1,
+                         "mask": base64.b64encode(png_of(blob[idx][:, idx])).decode(),
+                         "outputs": "raw", "normalize": "none"})
+        st, _, body = post("half", js, "", "application/json")
+        if chk.check(st == 200, f"half: output-sized mask: {st} {body}"):
+            close_map(body["explanations"][0], ref_h, "half-grid model, output-sized mask")
+        inx = (sample >= box[0]) & (sample < box[2] + 1)
+        iny = (sample >= box[1]) & (sample < box[3] + 1)
+        m_box = torch.from_numpy((iny[:, None] & inx[None, :]).astype(np.float64))
+        ref_b, score_b = gradcam(half, "half", x, lambda o: (o[2].double() * m_box).sum())
+        st, _, body = post("half", png, f"{RAW}&target=2&box={','.join(map(str, box))}")
+        if chk.check(st == 200, f"half: box: {st} {body}"):
+            close_map(body["explanations"][0], ref_b, "half-grid model, box")
+            close_score(body["explanations"][0]["score"], score_b, "half-grid model, box score")
+        odd = base64.b64encode(png_of(np.ones((40, 48)))).decode()
+        st, h, body = post("half", json.dumps({"image": base64.b64encode(png).decode(),
+                                               "mask": odd}), "", "application/json")
+        chk.error(st, h, body, 400, "invalid_argument", "48×48", "half: mask of neither size")
 
         # ---- segmentation errors ----
         small = png_of(np.ones((50, 40)))
