@@ -178,6 +178,27 @@ def gradcam(model, kind, x, target_fn):
     return torch.relu((w[:, None, None] * a).sum(0)).numpy(), float(score)
 
 
+def scorecam(model, x, target_fn):
+    """Score-CAM (Wang 2020, pytorch-grad-cam's arithmetic) at model.act of the half-grid net."""
+    acts = {}
+    h = model.act.register_forward_hook(lambda _m, _i, out: acts.__setitem__("a", out.detach()))
+    try:
+        with torch.no_grad():
+            model(x)
+            a = acts["a"][0]
+            up = torch.nn.functional.interpolate(a[:, None], size=x.shape[2:], mode="bilinear",
+                                                 align_corners=False)[:, 0]
+            lo = up.amin(dim=(1, 2), keepdim=True)
+            hi = up.amax(dim=(1, 2), keepdim=True)
+            masks = (up - lo) / (hi - lo + 1e-8)
+            scores = torch.stack([target_fn(model(x * mk[None, None])[0]).double()
+                                  for mk in masks])
+    finally:
+        h.remove()
+    w = torch.softmax(scores, 0)
+    return torch.relu((w[:, None, None] * a.double()).sum(0)).numpy()
+
+
 def box_mask(box, size):
     c = np.arange(size) + 0.5  # output pixel centres in image pixels (image = input = output)
     inx = (c >= box[0]) & (c < box[2] + 1)
@@ -335,6 +356,15 @@ def main():
         if chk.check(st == 200, f"half: box: {st} {body}"):
             close_map(body["explanations"][0], ref_b, "half-grid model, box")
             close_score(body["explanations"][0]["score"], score_b, "half-grid model, box score")
+        # a 2 x 2-pixel box: small scores, so the channel softmax is far from one-hot
+        sbox = (40, 40, 43, 43)
+        sinx = (sample >= sbox[0]) & (sample < sbox[2] + 1)
+        m_sbox = torch.from_numpy((sinx[:, None] & sinx[None, :]).astype(np.float64))
+        ref_s = scorecam(half, x, lambda o: (o[2].double() * m_sbox).sum())
+        st, _, body = post("half", png,
+                           f"{RAW}&target=2&box={','.join(map(str, sbox))}&method=scorecam")
+        if chk.check(st == 200, f"half: scorecam box: {st} {body}"):
+            close_map(body["explanations"][0], ref_s, "half-grid model, Score-CAM, box")
         odd = base64.b64encode(png_of(np.ones((40, 48)))).decode()
         st, h, body = post("half", json.dumps({"image": base64.b64encode(png).decode(),
                                                "mask": odd}), "", "application/json")
