@@ -79,6 +79,23 @@ typedef enum camd_cam_score {
   CAMD_SCORE_SIGMOID = 2  /* sigmoid of the class logit (multi-label) */
 } camd_cam_score;
 
+/* What one map explains when it is not a class of the output (camd_cam_request.targets). */
+typedef enum camd_cam_target_kind {
+  CAMD_TARGET_CLASS = 0, /* output value `classes[k]` under req->score (the default) */
+  /* Σ_i weights[i] · output[offset + i], i < count: a segmentation model's class plane times a
+   * mask (pytorch-grad-cam's SemanticSegmentationTarget); d score / d output = the weights. */
+  CAMD_TARGET_WEIGHTED,
+  /* cos(output, weights) = output · w / max(|output| |w|, 1e-8) over all count = n_out values: an
+   * embedding's similarity to a reference (pytorch-grad-cam's SimilarityToConceptTarget). */
+  CAMD_TARGET_COSINE
+} camd_cam_target_kind;
+
+typedef struct camd_cam_target {
+  camd_cam_target_kind kind;
+  size_t offset, count;
+  const float *weights; /* count values, borrowed (the caller keeps them alive for the call) */
+} camd_cam_target;
+
 typedef struct camd_cam_request {
   camd_cam_method method;
   int layer;          /* value id of the target layer (4-D activation) */
@@ -89,6 +106,10 @@ typedef struct camd_cam_request {
                       (highest output first, ties: lower index first; NaN ranks last), chosen
                       from the same forward that computes the maps (one forward per image) */
   camd_cam_score score;
+  /* NULL: every map explains its class (classes[k]). Else n_classes entries: map k explains
+   * targets[k] (classes[k] is still reported); needs score LOGIT, explicit classes, and a
+   * method other than `cam` (which reads class weights from the head). */
+  const camd_cam_target *targets;
   bool aug_smooth;   /* average over {identity, horizontal flip} × intensity {0.9, 1, 1.1} */
   bool eigen_smooth; /* replace the weighted map by the first principal component of the
                         weighted activations (pytorch-grad-cam's eigen_smooth) */

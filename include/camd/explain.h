@@ -48,6 +48,18 @@ typedef enum camd_output_activation {
   CAMD_ACTIVATION_AUTO = 3
 } camd_output_activation;
 
+/* What output 0 of a model is (config key task). AUTO (the default): SEGMENTATION when output
+ * 0 is 4-D [N, K, H, W] with H × W > 1, else CLASSIFICATION. An embedding cannot be told from
+ * logits by its shape: it needs task "embedding". */
+typedef enum camd_model_task {
+  CAMD_TASK_AUTO = 0,
+  CAMD_TASK_CLASSIFICATION = 1,
+  CAMD_TASK_SEGMENTATION = 2, /* output [N, K, H, W]: K class score planes */
+  CAMD_TASK_EMBEDDING = 3     /* output [N, D] (any shape): one D-vector per image */
+} camd_model_task;
+/* "auto", "classification", "segmentation", "embedding"; NULL out of range. */
+const char *camd_model_task_name(camd_model_task t);
+
 /* One model entry of the configuration. Plain data, caller-owned (copied by
  * camd_explainer_open). */
 typedef struct camd_model_config {
@@ -79,6 +91,7 @@ typedef struct camd_model_config {
    * tensor the model declares (camd_onnx_options). Not keys of a model entry. */
   size_t max_model_bytes;
   size_t max_tensor_elements;
+  camd_model_task task; /* config key task (AUTO) */
 } camd_model_config;
 
 /* Fills defaults (ImageNet preprocessing, activation auto, gradcam). */
@@ -113,10 +126,10 @@ const char *camd_explainer_label(const camd_explainer *e, int index);
 const char *camd_explainer_default_layer(const camd_explainer *e);
 /* Metadata JSON of the model: {name, sha256, camd_version, input {name, shape}, output {name,
  * shape, activation}, preprocessing {resize, resize_shorter?, width, height, channels,
- * channel_order, scale, mean, std}, num_labels, labels_file (bool), labels [..], layers [{name,
- * shape, op}] (usable as targets), default_layer (or null), default_method, methods [{name,
- * description, needs_gradient}], colormaps [..], outputs [..]}. malloc'd text; caller frees
- * (NULL when out of memory). Thread-safe. */
+ * channel_order, scale, mean, std}, task (classification | segmentation | embedding), num_labels,
+ * labels_file (bool), labels [..], layers [{name, shape, op}] (usable as targets), default_layer
+ * (or null), default_method, methods [{name, description, needs_gradient}], colormaps [..], outputs
+ * [..]}. malloc'd text; caller frees (NULL when out of memory). Thread-safe. */
 char *camd_explainer_info_json(const camd_explainer *e);
 
 /* Outputs a request may ask for: X(enum suffix, name as users type it). Bit i of
@@ -205,6 +218,10 @@ typedef struct camd_explain_options {
   unsigned metrics;
   int quality_steps; /* deletion / insertion steps N (default 16) */
   float road_noise;  /* ROAD: std of the noise added to imputed values (default 0.01) */
+  /* Segmentation models: the region whose class score is explained (option box, in image
+   * pixels, inclusive; has_box false = mask=argmax, or the image's mask PNG when it has one). */
+  bool has_box;
+  int box[4]; /* x0, y0, x1, y1 */
 } camd_explain_options;
 
 /* Quality metrics (option metrics / quality): X(enum suffix, name). */
@@ -252,7 +269,9 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
  * (camd_window_parse: dicom, dicom:N, auto, C,W, lung, mediastinum, bone, brain, soft_tissue),
  * frame (0..1000000; checked against the file when it is decoded), quality (boolean: every
  * metric or none), metrics (comma list of drop_increase, deletion, insertion, road; all; none),
- * quality_steps (1..1024), road_noise (0..1). Labels are
+ * quality_steps (1..1024), road_noise (0..1), box (x0,y0,x1,y1: integers 0..1000000, x0 <= x1,
+ * y0 <= y1; segmentation models), mask ("argmax" only: mask PNGs and embedding references are
+ * per-image data, camd_explain_input). Labels are
  * resolved against e (may be NULL). Unknown keys and bad values are CAMD_E_INVALID with a message
  * naming the key, the value and the valid choices; on error *o is unchanged. Values are at most
  * 4096 bytes.
@@ -282,6 +301,21 @@ void camd_explain_ctx_destroy(camd_explain_ctx *ctx);
 typedef struct camd_explain_input {
   const void *data; /* encoded image bytes (PNG / JPEG / DICOM Part 10), borrowed */
   size_t len;
+  /* What this image's maps explain, when the request's options do not say it for every image
+   * (all optional, borrowed; NULL / 0 = not given):
+   *   target     option target for this image alone (KServe instances[i].target)
+   *   box        option box for this image alone (segmentation)
+   *   mask       segmentation: PNG bytes of the region (nonzero pixels are inside; size = the
+   *              model output's or the model input's width × height)
+   *   reference  embedding: the reference vector as text ("0.1,0.2,..." or "[0.1, 0.2, ...]")
+   *   reference_image  embedding: an encoded image whose embedding is the reference */
+  const char *target;
+  const char *box;
+  const void *mask;
+  size_t mask_len;
+  const char *reference;
+  const void *reference_image;
+  size_t reference_image_len;
 } camd_explain_input;
 
 typedef struct camd_explain_limits {
@@ -341,6 +375,12 @@ typedef struct camd_explain_blob {
 /* One explanation: the map of one target class and what the options asked to make of it. */
 typedef struct camd_explain_map {
   camd_explain_class target;
+  /* Segmentation and embedding targets: what was explained, as static text ("argmax", "box",
+   * "mask": segmentation, target.score = Σ mask · output[class] over region_pixels output pixels;
+   * "reference", "reference_image": embedding, target.score = the cosine similarity); NULL for a
+   * class target. */
+  const char *region;
+  long region_pixels;
   float *raw; /* CAMD_OUT_RAW: raw_height × raw_width values at layer resolution, after
                  relu/normalize (non-finite values are written as JSON null); else NULL */
   int raw_width, raw_height;
@@ -407,6 +447,13 @@ typedef struct camd_explain_item {
   int n_maps;
   camd_explain_attachment attachments[CAMD_EXPLAIN_MAX_ATTACHMENTS];
   int n_attachments;
+  /* Segmentation models (no predictions): how many pixels of the output grid (seg_width ×
+   * seg_height) each class wins (argmax over classes; ties: the lower index), malloc'd. */
+  long *seg_pixels;
+  int n_seg_classes, seg_width, seg_height;
+  /* Embedding models (no predictions): the size and L2 norm of the image's embedding. */
+  int embedding_size;
+  double embedding_norm;
 } camd_explain_item;
 
 /* What one camd_explain_run produced. Owns everything it points to; free with
@@ -475,7 +522,8 @@ char *camd_explain_json_text(const struct json_t *j, size_t *len);
  * scale (non-zero), bgr (bool) or channel_order ("RGB"|"BGR"), channels (1|3), default_layer,
  * default_method (a camd_cam_method name), activation (alias output_activation:
  * "softmax"|"sigmoid"|"none"), input_name, output_name (checked against the model at open),
- * layout ("NCHW" | "NHWC" | "auto"), layer_layout ("NCHW" | "NHWC" | "auto"), crop ("center"
+ * layout ("NCHW" | "NHWC" | "auto"), layer_layout ("NCHW" | "NHWC" | "auto"), task ("auto" |
+ * "classification" | "segmentation" | "embedding"), crop ("center"
  * only), interpolation ("bilinear" only). Documentation
  * keys are accepted and ignored: description, training, test_accuracy*, torchvision_*.
  * Unknown keys, duplicate keys, a setting given under two aliases, wrong types and values out

@@ -176,6 +176,53 @@ double camd__score_value(camd_cam_score score, const float *logits, int n_out, i
   return logits[c];
 }
 
+static double dot_norms(const float *out, const float *ref, size_t n, double *xx, double *rr) {
+  double xr = 0.0, a = 0.0, b = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    xr += (double)out[i] * ref[i];
+    a += (double)out[i] * out[i];
+    b += (double)ref[i] * ref[i];
+  }
+  *xx = a;
+  *rr = b;
+  return xr;
+}
+
+void camd__target_seed(const camd_cam_request *req, int k, const float *out, int n_out,
+                       float *seed) {
+  const camd_cam_target *t = req->targets ? &req->targets[k] : NULL;
+  if (!t || t->kind == CAMD_TARGET_CLASS) {
+    camd__score_seed(req->score, out, n_out, req->classes[k], seed);
+    return;
+  }
+  memset(seed, 0, sizeof(float) * (size_t)n_out);
+  if (t->kind == CAMD_TARGET_WEIGHTED) {
+    memcpy(seed + t->offset, t->weights, sizeof(float) * t->count);
+    return;
+  }
+  /* d cos / d x = r / (|x| |r|) - cos x / |x|^2 (zero where |x| |r| is below 1e-8) */
+  double xx, rr, xr = dot_norms(out, t->weights, t->count, &xx, &rr);
+  double nx = sqrt(xx), nr = sqrt(rr);
+  if (nx * nr <= 1e-8) return;
+  double cs = xr / (nx * nr);
+  for (size_t i = 0; i < t->count; i++)
+    seed[i] = (float)((double)t->weights[i] / (nx * nr) - cs * (double)out[i] / xx);
+}
+
+double camd__target_value(const camd_cam_request *req, int k, const float *out, int n_out) {
+  const camd_cam_target *t = req->targets ? &req->targets[k] : NULL;
+  if (!t || t->kind == CAMD_TARGET_CLASS)
+    return camd__score_value(req->score, out, n_out, req->classes[k]);
+  if (t->kind == CAMD_TARGET_WEIGHTED) {
+    double acc = 0.0;
+    for (size_t i = 0; i < t->count; i++) acc += (double)t->weights[i] * out[t->offset + i];
+    return acc;
+  }
+  double xx, rr, xr = dot_norms(out, t->weights, t->count, &xx, &rr);
+  double d = sqrt(xx) * sqrt(rr);
+  return xr / (d > 1e-8 ? d : 1e-8);
+}
+
 /* ---- map helpers ---- */
 
 void camd__weighted_sum(const float *act, const double *weights, int channels, int hw, float *map) {
@@ -404,8 +451,8 @@ static int smoothgradcampp(camd__cam_ctx *ctx, const float *input, float *maps, 
     if (!out) return err ? err->status : CAMD_E_INTERNAL;
     for (int k = 0; k < req->n_classes; k++) {
       for (int i = 0; i < nb; i++) {
-        camd__score_seed(req->score, out + (size_t)i * ctx->n_out, ctx->n_out, req->classes[k],
-                         seed + (size_t)i * ctx->n_out);
+        camd__target_seed(req, k, out + (size_t)i * ctx->n_out, ctx->n_out,
+                          seed + (size_t)i * ctx->n_out);
       }
       rc = backward(ctx, seed, err);
       if (rc) return rc;
@@ -486,7 +533,7 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
   double *weights = camd__ws_doubles(ctx->w, C);
   if (!seed || !weights) return nomem(err);
   for (int k = 0; k < req->n_classes; k++) {
-    camd__score_seed(req->score, ctx->logits, ctx->n_out, req->classes[k], seed);
+    camd__target_seed(req, k, ctx->logits, ctx->n_out, seed);
     rc = backward(ctx, seed, err);
     if (rc) return rc;
     act = layer_value(ctx, 1, err);
@@ -542,6 +589,20 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
       return camd_error_set(err, CAMD_E_INVALID, "target class %d is outside 0..%zu of output '%s'",
                             req->classes[k], n_out - 1, oi.name);
     }
+  }
+  for (int k = 0; req->targets && k < req->n_classes; k++) {
+    const camd_cam_target *t = &req->targets[k];
+    if (!req->classes || req->score != CAMD_SCORE_LOGIT || req->method == CAMD_CAM_CAM)
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "mask and similarity targets need explicit classes, the logit score "
+                            "and a method other than cam");
+    if ((t->kind != CAMD_TARGET_WEIGHTED && t->kind != CAMD_TARGET_COSINE) || !t->weights ||
+        t->count < 1 || t->offset > n_out || t->count > n_out - t->offset ||
+        (t->kind == CAMD_TARGET_COSINE && (t->offset != 0 || t->count != n_out)))
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "target %d: kind %d over values %zu..+%zu does not fit output '%s' "
+                            "(%zu values)",
+                            k, (int)t->kind, t->offset, t->count, oi.name, n_out);
   }
   if (req->score != CAMD_SCORE_LOGIT && req->score != CAMD_SCORE_SOFTMAX &&
       req->score != CAMD_SCORE_SIGMOID) {

@@ -77,6 +77,12 @@ void camd__score_seed(camd_cam_score score, const float *logits, int n_out, int 
 /* The score of class c for one item's outputs. */
 double camd__score_value(camd_cam_score score, const float *logits, int n_out, int c);
 
+/* Map k's target (req->targets[k], else class req->classes[k] under req->score): its d score /
+ * d output into seed[n_out], and its score, for one item's outputs. */
+void camd__target_seed(const camd_cam_request *req, int k, const float *out, int n_out,
+                       float *seed);
+double camd__target_value(const camd_cam_request *req, int k, const float *out, int n_out);
+
 /* map[hw] = Σ_c weights[c] · act[c][hw] (double accumulation). */
 void camd__weighted_sum(const float *act, const double *weights, int channels, int hw, float *map);
 /* map[hw] = Σ_c x[c][hw]. */

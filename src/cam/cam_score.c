@@ -127,9 +127,7 @@ int camd__score_weights(camd__cam_ctx *ctx, const float *input, const float *act
       int k = (int)((j0 + i) / reps);
       for (int t = 0; t < req->n_classes; t++) {
         scores[(size_t)k * req->n_classes + t] +=
-            camd__score_value(req->score, out + (size_t)i * ctx->n_out, ctx->n_out,
-                              req->classes[t]) /
-            reps;
+            camd__target_value(req, t, out + (size_t)i * ctx->n_out, ctx->n_out) / reps;
       }
     }
   }
@@ -167,7 +165,7 @@ int camd__ablation_weights(camd__cam_ctx *ctx, const float *input, double *weigh
   double *base = camd__ws_doubles(ctx->w, (size_t)nc);
   if (!base) return camd_error_set(err, CAMD_E_NOMEM, "out of memory for ablation scores");
   for (int t = 0; t < nc; t++) {
-    base[t] = camd__score_value(req->score, ctx->logits, ctx->n_out, req->classes[t]);
+    base[t] = camd__target_value(req, t, ctx->logits, ctx->n_out);
   }
   ablate_ctx a = {0, C, (size_t)ctx->hw, ctx->layer_layout == CAMD_LAYOUT_NHWC};
   int retain[1] = {req->output};
@@ -189,8 +187,7 @@ int camd__ablation_weights(camd__cam_ctx *ctx, const float *input, double *weigh
     if (!out) return camd_error_set(err, CAMD_E_INTERNAL, "the score output was not kept");
     for (int i = 0; i < nb; i++) {
       for (int t = 0; t < nc; t++) {
-        double s = camd__score_value(req->score, out + (size_t)i * ctx->n_out, ctx->n_out,
-                                     req->classes[t]);
+        double s = camd__target_value(req, t, out + (size_t)i * ctx->n_out, ctx->n_out);
         double d = base[t] - s;
         weights[(size_t)t * C + c0 + i] = base[t] != 0.0 ? d / base[t] : d;
       }

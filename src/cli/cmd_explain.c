@@ -83,6 +83,8 @@ static void explain_usage(FILE *f) {
           "  --metrics LIST        drop_increase,deletion,insertion,road / all / none\n"
           "  --quality-steps N     deletion/insertion steps (default 16)\n"
           "  --road-noise X        ROAD imputation noise std (default 0.01)\n"
+          "  --box X0,Y0,X1,Y1     segmentation models: explain the class score in this box\n"
+          "                        (image pixels, inclusive; default: where the class wins)\n"
           "  --out FILE            write the overlay PNG of the first target\n"
           "  --json FILE           write the full JSON result ('-' = stdout)\n"
           "  --predict             classify only (no explanation)\n\n"
@@ -128,6 +130,7 @@ static const struct {
     {"--metrics", "metrics", NULL},
     {"--quality-steps", "quality_steps", NULL},
     {"--road-noise", "road_noise", NULL},
+    {"--box", "box", NULL},
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -206,7 +209,7 @@ static int parse_args(int argc, char **argv, explain_args *a) {
           "--no-relu, --normalize, --aug-smooth, --eigen-smooth, --n-samples, "
           "--noise-std, --seed, --colormap, --alpha, --outputs, "
           "--bbox-threshold, --window, --frame, --quality, --metrics, --quality-steps, "
-          "--road-noise, --out, --json, --predict, --size, --resize, "
+          "--road-noise, --box, --out, --json, --predict, --size, --resize, "
           "--resize-shorter, --scale, --mean, --std, --bgr, --gray, "
           "--activation, --layout, --help",
           f);
@@ -512,7 +515,7 @@ int camd_cli_explain(int argc, char **argv) {
     rc = 1;
     goto done;
   }
-  camd_explain_input in = {image, image_len};
+  camd_explain_input in = {.data = image, .len = image_len};
   if (camd_explain_run(ctx, e, &o, &in, 1, a.predict, NULL, &res, &err)) {
     /* Options were validated above, so what is left is the image or the computation. */
     fprintf(stderr, "camd explain: %s: %s\n", a.image, err.message);

@@ -45,6 +45,8 @@
   X(Concat, camd__op_concat)                                                                   \
   X(Split, camd__op_split)                                                                     \
   X(Slice, camd__op_slice)                                                                     \
-  X(Pad, camd__op_pad)
+  X(Pad, camd__op_pad)                                                                         \
+  /* op_resize.c */                                                                            \
+  X(Resize, camd__op_resize)
 
 #endif

@@ -316,6 +316,17 @@ static int set_layout(cfg_parse *p, const cfg_key *k, const char *key, json_t *v
   return rc;
 }
 
+/* task: what output 0 is ("auto" detects a segmentation output; embeddings must be named). */
+static int set_task(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
+  (void)k;
+  static const char *const l[] = {"auto", "classification", "segmentation", "embedding"};
+  int m = 0;
+  int rc = get_choice(p, key, v, l, 4,
+                      "\"auto\", \"classification\", \"segmentation\", \"embedding\"", &m);
+  if (!rc) p->cfg->task = (camd_model_task)m;
+  return rc;
+}
+
 /* crop, interpolation: checked, one value each (what camd runs). */
 
 static int set_crop(cfg_parse *p, const cfg_key *k, const char *key, json_t *v) {
@@ -361,6 +372,7 @@ static const cfg_key keys[] = {
     {"crop", NULL, 0, set_crop, 0, 0},
     {"interpolation", NULL, 0, set_interpolation, 0, 0},
     {"dicom_uid_root", NULL, 0, set_uid_root, FIELD(dicom_uid_root)},
+    {"task", NULL, 0, set_task, 0, 0},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 

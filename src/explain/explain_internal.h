@@ -15,6 +15,8 @@
 #define CAMD_LABEL_MAX 1024
 /* Largest number of outputs (classes) a model may have. */
 #define CAMD_EXPLAIN_MAX_CLASSES 1000000
+/* Largest output of a segmentation model (classes × height × width per image). */
+#define CAMD_EXPLAIN_MAX_SEG_VALUES ((size_t)1 << 24)
 
 struct camd_explainer {
   atomic_int refs;
@@ -23,7 +25,10 @@ struct camd_explainer {
   camd_model *model;
   char sha256[65];
   char **labels;           /* n_labels strings (from the file, or "class_<i>") */
-  int n_labels;            /* == n_outputs */
+  int n_labels;            /* == n_classes */
+  camd_model_task task;    /* resolved: CLASSIFICATION, SEGMENTATION or EMBEDDING */
+  int n_classes;           /* classification: n_outputs; segmentation: K; embedding: 1 */
+  int seg_h, seg_w;        /* segmentation: the output planes' height and width */
   int input_id, output_id; /* value ids of model input 0 and output 0 */
   /* Output activation found in the graph (CAMD_SCORES_RAW if none) and the logits: the value fed
    * into it (== output_id when none). Scores and default gradients use the logits; probabilities
@@ -73,5 +78,22 @@ int camd__quality_map(camd__quality_ws **ws, camd_session *s, const camd_explain
                       const camd_explain_options *o, const float *x, const float *logits, int cls,
                       const float *map, int lw, int lh, struct camd_explain_quality *q,
                       camd_error *err);
+
+/* ---- segmentation and embedding targets (targets.c) ---- */
+/* item->seg_pixels from one image's segmentation output `out` (K × H × W). */
+int camd__seg_pixels(const camd_explainer *e, const float *out, camd_explain_item *item,
+                     camd_error *err);
+/* The target of class k for one image of a segmentation model: its region (option box, else the
+ * image's mask PNG, else argmax) as a 0/1 mask on the output grid in mask[H × W] (the caller's,
+ * alive for the CAM call), *t (weighted sum of plane k) and m's target / region / region_pixels.
+ * Errors: CAMD_E_INVALID for a box outside the image, a mask of the wrong size, a region that
+ * covers no output pixel; CAMD_E_UNUSABLE for a non-finite score. */
+int camd__seg_target(const camd_explainer *e, const camd_explain_options *o,
+                     const camd_explain_input *in, const camd_explain_limits *lim, const float *out,
+                     size_t img_w, size_t img_h, const camd_crop *crop, int k, float *mask,
+                     camd_cam_target *t, camd_explain_map *m, camd_error *err);
+/* Parses an embedding reference ("[a, b, ...]" or "a,b,..."): exactly n finite float32 values,
+ * not all zero, into dst[n]; CAMD_E_INVALID naming what is wrong. */
+int camd__parse_reference(const char *text, float *dst, int n, camd_error *err);
 
 #endif

@@ -57,7 +57,20 @@ static int labels_alloc(camd_explainer *e, int n, size_t text_bytes, camd_error 
 
 static int load_labels(camd_explainer *e, const char *output_name, camd_error *err) {
   const char *path = e->cfg.labels_path;
-  int n_out = e->n_outputs;
+  int n_out = e->n_classes;
+  if (e->task == CAMD_TASK_EMBEDDING) {
+    /* One target, the similarity to a reference; an embedding's values are not classes. */
+    if (path[0])
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "model '%s': an embedding model (task \"embedding\") takes no labels "
+                            "file; its one target is the similarity to a reference",
+                            e->cfg.name);
+    int rc = labels_alloc(e, 1, 11, err);
+    if (rc) return rc;
+    e->labels[0] = (char *)(e->labels + 1);
+    memcpy(e->labels[0], "similarity", 11);
+    return 0;
+  }
   if (!path[0]) {
     /* No file: "class_<i>". */
     int rc = labels_alloc(e, n_out, (size_t)n_out * 18, err);
@@ -84,8 +97,9 @@ static int load_labels(camd_explainer *e, const char *output_name, camd_error *e
     free(data);
     return camd_error_set(err, CAMD_E_INVALID,
                           "model '%s': labels file '%s' has %zu lines but output '%s' has %d "
-                          "values; give exactly one label per line for each class",
-                          e->cfg.name, path, lines, output_name, n_out);
+                          "%s; give exactly one label per line for each class",
+                          e->cfg.name, path, lines, output_name, n_out,
+                          e->task == CAMD_TASK_SEGMENTATION ? "classes (planes)" : "values");
   }
   if ((rc = labels_alloc(e, n_out, len - start + 1, err))) {
     free(data);
@@ -199,13 +213,33 @@ static int check_model(camd_explainer *e, camd_error *err) {
                           c->layout == CAMD_LAYOUT_UNKNOWN ? " and layout (or --layout)" : "");
   }
   pp->channels_last = nhwc; /* the preprocessing writes the model's layout */
+  camd_shape_format(&out.shape, shp, sizeof(shp));
   e->in_count = camd_shape_count(&in.shape);
   size_t n_out = camd_shape_count(&out.shape);
-  if (out.dtype != CAMD_FLOAT32 || n_out < 1 || n_out > CAMD_EXPLAIN_MAX_CLASSES)
+  bool planes = out.shape.ndim == 4 && out.shape.dims[2] * out.shape.dims[3] > 1;
+  e->task = c->task == CAMD_TASK_AUTO ? (planes ? CAMD_TASK_SEGMENTATION : CAMD_TASK_CLASSIFICATION)
+                                      : c->task;
+  size_t max_out =
+      e->task == CAMD_TASK_SEGMENTATION ? CAMD_EXPLAIN_MAX_SEG_VALUES : CAMD_EXPLAIN_MAX_CLASSES;
+  if (out.dtype != CAMD_FLOAT32 || n_out < 1 || n_out > max_out)
     return camd_error_set(err, CAMD_E_UNSUPPORTED,
-                          "model '%s': output '%s' must be float with 1..%d values per image",
-                          c->name, out.name, CAMD_EXPLAIN_MAX_CLASSES);
+                          "model '%s': output '%s' (%s) must be float with 1..%zu values per image "
+                          "(task %s)",
+                          c->name, out.name, shp, max_out, camd_model_task_name(e->task));
   e->n_outputs = (int)n_out;
+  e->n_classes = (int)n_out;
+  if (e->task == CAMD_TASK_SEGMENTATION) {
+    if (!planes)
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "model '%s': task \"segmentation\" needs output 0 as [N, classes, "
+                            "height, width]; output '%s' is %s",
+                            c->name, out.name, shp);
+    e->n_classes = (int)out.shape.dims[1];
+    e->seg_h = (int)out.shape.dims[2];
+    e->seg_w = (int)out.shape.dims[3];
+  } else if (e->task == CAMD_TASK_EMBEDDING) {
+    e->n_classes = 1;
+  }
   int rc = resolve_activation(e, &out, err);
   if (rc) return rc;
   return load_labels(e, out.name, err);
@@ -308,6 +342,11 @@ int camd_explainer_open(const camd_model_config *cfg, camd_explainer **out, camd
 fail:
   camd_explainer_release(e);
   return rc;
+}
+
+const char *camd_model_task_name(camd_model_task t) {
+  static const char *const names[] = {"auto", "classification", "segmentation", "embedding"};
+  return (unsigned)t < 4 ? names[t] : NULL;
 }
 
 camd_explainer *camd_explainer_retain(camd_explainer *e) {
@@ -442,6 +481,7 @@ char *camd_explainer_info_json(const camd_explainer *e) {
   json_object_set_new(pre, "std", triple_json(pp->std, pp->channels));
   json_object_set_new(root, "preprocessing", pre);
 
+  json_object_set_new(root, "task", json_string(camd_model_task_name(e->task)));
   json_object_set_new(root, "num_labels", json_integer(e->n_labels));
   json_object_set_new(root, "labels_file", json_boolean(c->labels_path[0] != 0));
   json_t *labels = json_array();

@@ -18,10 +18,11 @@
 #define SEED_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */
 #define FRAME_MAX 1000000           /* option frame; the file's NumberOfFrames decides at decode */
 
-#define OPTION_KEYS                                                                      \
-  "method, layer, layer_layout, target, topk, score, relu, normalize, aug_smooth, "      \
-  "eigen_smooth, colormap, alpha, outputs, bbox_threshold, n_samples, noise_std, seed, " \
-  "window, frame, quality, metrics, quality_steps, road_noise"
+#define OPTION_KEYS                                                                        \
+  "method, layer, layer_layout, target, topk, score, relu, normalize, aug_smooth, "        \
+  "eigen_smooth, colormap, alpha, outputs, bbox_threshold, n_samples, noise_std, seed, "   \
+  "window, frame, quality, metrics, quality_steps, road_noise, box, mask (segmentation), " \
+  "reference, reference_image (embedding)"
 #define METRIC_NAMES "drop_increase, deletion, insertion, road (or all, none)"
 #define ROAD_NOISE_MAX 1.0
 #define OUTPUT_NAMES "overlay, heatmap, mask, raw, bbox, dicom (or all, none)"
@@ -106,7 +107,7 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
 
 /* A field added to camd_explain_options must be compared here (and echoed by result_json.c's
  * options_json): this assert stops the build until the new size is written below. */
-_Static_assert(sizeof(camd_explain_options) == 704 || sizeof(void *) != 8,
+_Static_assert(sizeof(camd_explain_options) == 728 || sizeof(void *) != 8,
                "camd_explain_options changed: update camd_explain_options_equal and the echo");
 
 bool camd_explain_options_equal(const camd_explain_options *a, const camd_explain_options *b) {
@@ -120,7 +121,8 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
       a->window.kind != b->window.kind || a->window.index != b->window.index ||
       a->window.center != b->window.center || a->window.width != b->window.width ||
       strcmp(a->window.name, b->window.name) || a->metrics != b->metrics ||
-      a->quality_steps != b->quality_steps || a->road_noise != b->road_noise)
+      a->quality_steps != b->quality_steps || a->road_noise != b->road_noise ||
+      a->has_box != b->has_box || memcmp(a->box, b->box, sizeof(a->box)))
     return false;
   for (int i = 0; i < a->n_targets && i < CAMD_MAX_TARGETS; i++)
     if (a->targets[i] != b->targets[i]) return false;
@@ -364,6 +366,29 @@ static int set_metrics(camd_explain_options *o, const char *v, camd_error *err) 
                          METRIC_NAMES, &o->metrics, err);
 }
 
+/* box=x0,y0,x1,y1: image pixels, inclusive, x0 <= x1 and y0 <= y1 (checked against the image
+ * when it is decoded). */
+static int set_box(camd_explain_options *o, const char *v, camd_error *err) {
+  int b[4];
+  const char *s = v;
+  for (int i = 0; i < 4; i++) {
+    const char *comma = strchr(s, ',');
+    size_t len = comma ? (size_t)(comma - s) : strlen(s);
+    char item[32];
+    long long n;
+    if ((i < 3) != (comma != NULL) || !trimmed(s, len, item, sizeof(item)) ||
+        camd_parse_int(item, 0, 1000000, &n))
+      return bad(err, "box", v,
+                 "must be x0,y0,x1,y1: four integers 0..1000000 in image pixels (inclusive)");
+    b[i] = (int)n;
+    s = comma ? comma + 1 : s;
+  }
+  if (b[0] > b[2] || b[1] > b[3]) return bad(err, "box", v, "needs x0 <= x1 and y0 <= y1");
+  memcpy(o->box, b, sizeof(b));
+  o->has_box = true;
+  return 0;
+}
+
 static int set_unit_float(const char *key, const char *v, float *dst, camd_error *err) {
   double d;
   if (camd_parse_double(v, &d) || d < 0.0 || d > 1.0)
@@ -474,6 +499,14 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     if (camd_parse_int(v, 1, CAMD_QUALITY_STEPS_MAX, &n))
       return bad(err, key, v, "must be an integer within 1.." CAMD__STR(CAMD_QUALITY_STEPS_MAX));
     o->quality_steps = (int)n;
+  } else if (!strcmp(key, "box")) {
+    return set_box(o, v, err);
+  } else if (!strcmp(key, "mask")) {
+    if (strcmp(v, "argmax"))
+      return bad(err, key, v,
+                 "valid: argmax (the pixels where the target class wins); a mask PNG is sent as "
+                 "a file part or base64 in the body");
+    o->has_box = false;
   } else if (!strcmp(key, "road_noise")) {
     if (camd_parse_double(v, &d) || d < 0.0 || d > ROAD_NOISE_MAX)
       return bad(err, key, v, "must be a number within 0..1 (input units)");

@@ -238,6 +238,14 @@ static json_t *explanations_json(const camd_explain_result *r, const camd_explai
     json_t *x = class_json(&m->target);
     bool ok = true;
     aapp(&ok, exps, x);
+    if (ok && m->region) {
+      json_t *t = json_pack("{s:s}", "kind", m->region);
+      if (t && !strncmp(m->region, "reference", 9))
+        oset(&ok, x, "similarity", jreal(m->target.score));
+      else if (t && ok)
+        oset(&ok, t, "pixels", json_integer((json_int_t)m->region_pixels));
+      if (ok) oset(&ok, x, "region", checked(t, ok));
+    }
     if (ok) oset(&ok, x, "method", json_string(camd_cam_method_name(r->options.method)));
     if (ok) oset(&ok, x, "layer", json_string(r->layer));
     if (!ok || !map_outputs_json(m, r->options.outputs, x) ||
@@ -303,6 +311,11 @@ static bool explain_options_json(const camd_explain_result *r, json_t *j) {
     snprintf(buf, sizeof(buf), "top%d", o->target_topk);
     oset(&ok, j, "target", json_string(buf));
   }
+  if (o->has_box) {
+    json_t *b = json_array();
+    for (int i = 0; b && i < 4; i++) aapp(&ok, b, json_integer(o->box[i]));
+    oset(&ok, j, "box", checked(b, ok));
+  }
   oset(&ok, j, "score", json_string(camd_explain_score_name(o->score)));
   oset(&ok, j, "relu", json_boolean(o->relu));
   oset(&ok, j, "normalize", json_string(camd_explain_normalize_name(o->normalize)));
@@ -352,6 +365,35 @@ static json_t *timings_json(const camd_explain_timings *t) {
   return checked(j, ok);
 }
 
+/* Segmentation: {width, height, classes: [{index, label, pixels, fraction}]}, the topk classes
+ * that win the most output pixels (argmax), most first (ties: lower index), none with 0 pixels. */
+static json_t *segmentation_json(const camd_explain_result *r, const camd_explain_item *it) {
+  json_t *j = json_pack("{s:i, s:i}", "width", it->seg_width, "height", it->seg_height);
+  json_t *cl = json_array();
+  bool ok = j && cl;
+  double total = (double)it->seg_width * (double)it->seg_height;
+  unsigned char *used = calloc((size_t)it->n_seg_classes, 1);
+  ok = ok && used;
+  for (int k = 0; ok && k < r->options.topk && k < it->n_seg_classes; k++) {
+    int best = -1;
+    for (int c = 0; c < it->n_seg_classes; c++)
+      if (!used[c] && (best < 0 || it->seg_pixels[c] > it->seg_pixels[best])) best = c;
+    if (best < 0 || it->seg_pixels[best] == 0) break;
+    used[best] = 1;
+    aapp(&ok, cl,
+         json_pack("{s:i, s:s, s:I, s:o}", "index", best, "label",
+                   camd_explainer_label(r->explainer, best), "pixels",
+                   (json_int_t)it->seg_pixels[best], "fraction",
+                   jreal((double)it->seg_pixels[best] / total)));
+  }
+  free(used);
+  if (j)
+    oset(&ok, j, "classes", checked(cl, ok));
+  else
+    json_decref(cl);
+  return checked(j, ok);
+}
+
 static json_t *predictions_json(const camd_explain_item *it) {
   json_t *preds = json_array();
   bool ok = preds != NULL;
@@ -385,7 +427,11 @@ json_t *camd_explain_item_json(const camd_explain_result *r, int i, int index) {
            json_pack("{s:I, s:I, s:{s:o, s:o, s:o, s:o}}", "width", (json_int_t)it->input_width,
                      "height", (json_int_t)it->input_height, "crop", "x", jreal(it->crop.x), "y",
                      jreal(it->crop.y), "width", jreal(it->crop.w), "height", jreal(it->crop.h))) &&
-       put(obj, "predictions", predictions_json(it));
+       (it->seg_pixels       ? put(obj, "segmentation", segmentation_json(r, it))
+        : it->embedding_size ? put(obj, "embedding",
+                                   json_pack("{s:i, s:o}", "size", it->embedding_size, "norm",
+                                             jreal(it->embedding_norm)))
+                             : put(obj, "predictions", predictions_json(it)));
   if (ok && !r->predict_only) ok = put(obj, "explanations", explanations_json(r, it));
   if (ok && it->n_attachments) ok = put(obj, "attachments", attachments_json(it));
   ok = ok && put(obj, "options", options_json(r)) &&

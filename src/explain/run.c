@@ -59,6 +59,12 @@ struct camd_explain_ctx {
   } * rank;
   size_t rank_cap;
   camd__quality_ws *quality;
+  float *tmasks; /* segmentation targets: one H × W mask per map */
+  size_t tmasks_cap;
+  float *refvec; /* embedding target: the reference vector */
+  size_t refvec_cap;
+  float *reftensor; /* embedding target: the reference image, preprocessed */
+  size_t reftensor_cap;
 };
 
 static int grow(void **p, size_t *cap, size_t n, size_t elem, camd_error *err) {
@@ -110,6 +116,9 @@ void camd_explain_ctx_destroy(camd_explain_ctx *ctx) {
   free(ctx->outside);
   free(ctx->rank);
   camd__quality_ws_free(ctx->quality);
+  free(ctx->tmasks);
+  free(ctx->refvec);
+  free(ctx->reftensor);
   free(ctx);
 }
 
@@ -322,16 +331,47 @@ static int plan_targets(const camd_explainer *e, const camd_explain_options *o, 
     return camd_error_set(err, CAMD_E_INVALID, "option target: %d targets; the limit is %d",
                           o->n_targets, CAMD_MAX_TARGETS);
   for (int i = 0; i < o->n_targets; i++) {
-    if (o->targets[i] < 0 || o->targets[i] >= e->n_outputs)
+    if (o->targets[i] < 0 || o->targets[i] >= e->n_classes)
       return camd_error_set(err, CAMD_E_INVALID,
                             "option target: class %d is outside 0..%d (model '%s')", o->targets[i],
-                            e->n_outputs - 1, e->cfg.name);
+                            e->n_classes - 1, e->cfg.name);
   }
   if (!o->n_targets &&
-      (o->target_topk < 1 || o->target_topk > CAMD_MAX_TARGETS || o->target_topk > e->n_outputs))
+      (o->target_topk < 1 || o->target_topk > CAMD_MAX_TARGETS || o->target_topk > e->n_classes))
     return camd_error_set(err, CAMD_E_INVALID, "option target=top%d: K must be within 1..%d",
                           o->target_topk,
-                          e->n_outputs < CAMD_MAX_TARGETS ? e->n_outputs : CAMD_MAX_TARGETS);
+                          e->n_classes < CAMD_MAX_TARGETS ? e->n_classes : CAMD_MAX_TARGETS);
+  if (o->has_box && e->task != CAMD_TASK_SEGMENTATION)
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "option box applies to segmentation models; model '%s' is a %s model",
+                          e->cfg.name, camd_model_task_name(e->task));
+  if (e->task == CAMD_TASK_EMBEDDING && (o->n_targets > 1 || o->target_topk != 1))
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "option target: model '%s' is an embedding model; its one target is the "
+                          "similarity to the reference (option reference or reference_image)",
+                          e->cfg.name);
+  return 0;
+}
+
+/* What segmentation and embedding targets cannot be combined with. */
+static int plan_task(const camd_explainer *e, const camd_explain_options *o, camd_error *err) {
+  if (e->task == CAMD_TASK_CLASSIFICATION) return 0;
+  const char *task = camd_model_task_name(e->task);
+  if (o->method == CAMD_CAM_CAM)
+    return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                          "method cam reads class weights from a classifier's head; model '%s' is "
+                          "a %s model: use gradcam or another method",
+                          e->cfg.name, task);
+  if (o->metrics)
+    return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                          "quality metrics score a class probability; model '%s' is a %s model",
+                          e->cfg.name, task);
+  if (o->score != CAMD_EXPLAIN_SCORE_LOGIT && o->score != CAMD_EXPLAIN_SCORE_OUTPUT)
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "option score=%s: model '%s' is a %s model, whose target is %s of the "
+                          "raw output; valid: logit, output",
+                          camd_explain_score_name(o->score), e->cfg.name, task,
+                          e->task == CAMD_TASK_SEGMENTATION ? "a masked sum" : "a cosine");
   return 0;
 }
 
@@ -341,10 +381,10 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
   p->layer_id = -1;
   p->score_value = e->logit_id;
   p->layer = "";
-  if (o->topk < 1 || o->topk > e->n_outputs)
+  if (o->topk < 1 || o->topk > e->n_classes)
     return camd_error_set(err, CAMD_E_INVALID,
                           "option topk=%d: must be within 1..%d (the model's number of classes)",
-                          o->topk, e->n_outputs);
+                          o->topk, e->n_classes);
   if (predict_only) return 0;
   if ((unsigned)o->method >= CAMD_CAM_METHOD_COUNT)
     return camd_error_set(err, CAMD_E_INVALID, "option method: unknown method %d", (int)o->method);
@@ -360,7 +400,7 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
   rc = camd__explain_layer_layout(e, p->layer_id, o->layer_layout, &p->layer_layout, err);
   if (rc) return camd_error_prefix(err, rc, "option layer: ");
   rc = plan_targets(e, o, err);
-  if (rc) return rc;
+  if (rc || (rc = plan_task(e, o, err))) return rc;
   switch (o->score) {
     case CAMD_EXPLAIN_SCORE_OUTPUT: /* output 0 as it is (the logits for most models) */
       p->score_value = e->output_id;
@@ -427,14 +467,133 @@ static int predict_batch(camd_explain_ctx *ctx, camd_session *s, const camd_expl
   return 0;
 }
 
+/* The embedding of a reference image (PNG / JPEG) into ctx->refvec, from a forward of its own. */
+static int embed_reference(camd_explain_ctx *ctx, camd_session *s, const camd_explainer *e,
+                           const camd_explain_input *in, const camd_explain_limits *lim,
+                           camd_explain_timings *tm, camd_error *err) {
+  camd_image img = {0};
+  camd_image_info info;
+  camd_crop crop;
+  uint64_t t = camd_now_ns();
+  int rc = camd_image_decode(in->reference_image, in->reference_image_len, &lim->image, &img, &info,
+                             err);
+  if (!rc && !(rc = GROW(ctx, reftensor, e->in_count, err)))
+    rc = camd_preprocess(&img, &e->cfg.preprocess, ctx->reftensor, e->in_count, &crop, err);
+  camd_image_free(&img);
+  tm->ms[CAMD_STAGE_DECODE] += ms_since(t);
+  if (rc) return camd_error_prefix(err, rc, "reference_image: ");
+  camd_forward_opts fo;
+  camd_forward_opts_init(&fo);
+  fo.retain = &e->logit_id;
+  fo.n_retain = 1;
+  t = camd_now_ns();
+  rc = camd_session_forward(s, 1, ctx->reftensor, &fo, err);
+  tm->ms[CAMD_STAGE_FORWARD] += ms_since(t);
+  if (rc) return rc;
+  camd_shape shp;
+  const float *v = camd_session_value(s, e->logit_id, &shp);
+  if (!v || camd_shape_count(&shp) != (size_t)e->n_outputs)
+    return camd_error_set(err, CAMD_E_INTERNAL, "explain: the reference embedding is missing");
+  double norm = 0.0;
+  for (int i = 0; i < e->n_outputs; i++) norm += (double)v[i] * v[i];
+  if (!isfinite(norm) || !(norm > 0.0))
+    return camd_error_set(err, CAMD_E_UNUSABLE,
+                          "reference_image: its embedding is %s; a cosine similarity needs a "
+                          "finite, non-zero reference",
+                          isfinite(norm) ? "zero" : "not finite");
+  memcpy(ctx->refvec, v, sizeof(float) * (size_t)e->n_outputs);
+  return 0;
+}
+
+/* Segmentation / embedding models: the targets of one image (req->classes / targets) and what
+ * each map explains (maps[k].target, region, region_pixels). */
+static int task_targets(camd_explain_ctx *ctx, camd_session *s, camd_explainer *e,
+                        const camd_explain_options *o, const camd_explain_input *in,
+                        const camd_explain_limits *lim, const float *out,
+                        const camd_explain_item *item, int *classes, camd_cam_target *tg,
+                        camd_explain_map *maps, int *n, camd_explain_timings *tm, camd_error *err) {
+  int rc;
+  if (e->task == CAMD_TASK_EMBEDDING) {
+    if ((in->reference != NULL) == (in->reference_image != NULL))
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "model '%s' is an embedding model: give exactly one of reference "
+                            "(%d numbers) and reference_image",
+                            e->cfg.name, e->n_outputs);
+    if ((rc = GROW(ctx, refvec, (size_t)e->n_outputs, err))) return rc;
+    rc = in->reference ? camd__parse_reference(in->reference, ctx->refvec, e->n_outputs, err)
+                       : embed_reference(ctx, s, e, in, lim, tm, err);
+    if (rc) return rc;
+    if (!(item->embedding_norm > 0.0) || !isfinite(item->embedding_norm))
+      return camd_error_set(err, CAMD_E_UNUSABLE,
+                            "the image's embedding is %s; its cosine similarity is undefined",
+                            isfinite(item->embedding_norm) ? "zero" : "not finite");
+    classes[0] = 0;
+    tg[0] = (camd_cam_target){CAMD_TARGET_COSINE, 0, (size_t)e->n_outputs, ctx->refvec};
+    double xr = 0.0, rr = 0.0;
+    for (int i = 0; i < e->n_outputs; i++) {
+      xr += (double)out[i] * ctx->refvec[i];
+      rr += (double)ctx->refvec[i] * ctx->refvec[i];
+    }
+    maps[0].region = in->reference ? "reference" : "reference_image";
+    maps[0].region_pixels = 0;
+    maps[0].target =
+        (camd_explain_class){0, e->labels[0], (float)(xr / (item->embedding_norm * sqrt(rr))), NAN};
+    *n = 1;
+    return 0;
+  }
+  /* segmentation: explicit classes, else the K classes that win the most pixels */
+  if (o->n_targets) {
+    memcpy(classes, o->targets, sizeof(int) * (size_t)o->n_targets);
+    *n = o->n_targets;
+  } else {
+    for (int k = 0; k < o->target_topk; k++) {
+      int best = -1;
+      for (int c = 0; c < e->n_classes; c++) {
+        bool used = false;
+        for (int j = 0; j < k; j++) used |= classes[j] == c;
+        if (!used && (best < 0 || item->seg_pixels[c] > item->seg_pixels[best])) best = c;
+      }
+      classes[k] = best;
+    }
+    *n = o->target_topk;
+  }
+  size_t hw = (size_t)e->seg_h * (size_t)e->seg_w;
+  if ((rc = GROW(ctx, tmasks, (size_t)*n * hw, err))) return rc;
+  for (int k = 0; k < *n; k++) {
+    rc = camd__seg_target(e, o, in, lim, out, item->width, item->height, &item->crop, classes[k],
+                          ctx->tmasks + (size_t)k * hw, &tg[k], &maps[k], err);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 /* Explains the image in tensor slot `slot`: one camd_cam_compute, then one render per target
  * class, into item->maps. */
 static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer *e,
                          const camd_explain_options *o, const run_plan *p, bool have_logits,
                          int slot, const camd_image *img, camd_dicom *dcm, camd_explain_item *item,
+                         const camd_explain_input *in, const camd_explain_limits *lim,
                          camd_explain_timings *tm, camd_error *err) {
   float *logits = ctx->logits + (size_t)slot * e->n_outputs;
   int rc;
+  /* Per-image targets (KServe instances[i].target / box) override the request's. */
+  camd_explain_options own;
+  if (in->target || in->box) {
+    own = *o;
+    if ((in->target && (rc = camd_explain_options_set(&own, e, "target", in->target, err))) ||
+        (in->box && (rc = camd_explain_options_set(&own, e, "box", in->box, err))) ||
+        (rc = plan_targets(e, &own, err)))
+      return rc;
+    o = &own;
+  }
+  camd_cam_target tg[CAMD_MAX_TARGETS];
+  camd_explain_map task_maps[CAMD_MAX_TARGETS];
+  int task_classes[CAMD_MAX_TARGETS], n_task = 0;
+  memset(task_maps, 0, sizeof(task_maps));
+  if (e->task != CAMD_TASK_CLASSIFICATION &&
+      (rc = task_targets(ctx, s, e, o, in, lim, logits, item, task_classes, tg, task_maps, &n_task,
+                         tm, err)))
+    return rc;
   camd_cam_request req;
   camd_cam_request_init(&req);
   req.method = p->method;
@@ -442,7 +601,11 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   req.layer_layout = p->layer_layout;
   req.output = p->score_value;
   int ranked[CAMD_MAX_TARGETS];
-  if (o->n_targets) {
+  if (n_task) {
+    req.classes = task_classes;
+    req.n_classes = n_task;
+    req.targets = tg;
+  } else if (o->n_targets) {
     req.classes = o->targets;
     req.n_classes = o->n_targets;
   } else if (have_logits) { /* a prediction forward ran: rank its logits */
@@ -485,7 +648,13 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   for (int k = 0; k < n_classes; k++) {
     ra.map_index = k;
     camd_explain_map *m = &item->maps[item->n_maps++];
-    m->target = class_of(e, logits, classes[k]);
+    if (n_task) {
+      m->target = task_maps[k].target;
+      m->region = task_maps[k].region;
+      m->region_pixels = task_maps[k].region_pixels;
+    } else {
+      m->target = class_of(e, logits, classes[k]);
+    }
     if ((rc = render_map(ctx, &ra, maps.maps + (size_t)k * plane, maps.width, maps.height, m, err)))
       return rc;
     /* ctx->map holds the map as returned (after relu/normalize) */
@@ -527,6 +696,7 @@ static void item_free(camd_explain_item *it) {
   }
   free(it->maps);
   free(it->predictions);
+  free(it->seg_pixels);
   for (int k = 0; k < it->n_attachments; k++) free(it->attachments[k].blob.data);
   free(it->message);
 }
@@ -762,7 +932,8 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
   }
   /* The logits come from a prediction forward when they decide the targets, or when the score
    * is read from another value than the logits (score=output on a model with its own softmax). */
-  bool have_logits = predict_only || p.score_value != e->logit_id;
+  bool have_logits =
+      predict_only || p.score_value != e->logit_id || e->task != CAMD_TASK_CLASSIFICATION;
   if (have_logits && n_ok &&
       (rc = predict_batch(ctx, s, e, n_ok, &tm->ms[CAMD_STAGE_FORWARD], err)))
     goto done;
@@ -771,9 +942,23 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
     camd_explain_item *it = &result->items[i];
     if (it->status) continue;
     camd_error ie = {0};
-    if ((!predict_only && (rc = explain_image(ctx, s, e, o, &p, have_logits, slot[i], &imgs[i],
-                                              dcms[i], it, tm, &ie))) ||
-        (rc = predictions(ctx, e, o->topk, slot[i], it, &ie)))
+    /* Segmentation / embedding: from the prediction forward, before the targets need them.
+     * Classification: after the explanation, whose forward may be the one that made the logits. */
+    const float *out = ctx->logits + (size_t)slot[i] * e->n_outputs;
+    rc = 0;
+    if (e->task == CAMD_TASK_SEGMENTATION) {
+      rc = camd__seg_pixels(e, out, it, &ie);
+    } else if (e->task == CAMD_TASK_EMBEDDING) {
+      double norm = 0.0;
+      for (int j = 0; j < e->n_outputs; j++) norm += (double)out[j] * out[j];
+      it->embedding_size = e->n_outputs;
+      it->embedding_norm = sqrt(norm);
+    }
+    if (rc ||
+        (!predict_only && (rc = explain_image(ctx, s, e, o, &p, have_logits, slot[i], &imgs[i],
+                                              dcms[i], it, &inputs[i], lim, tm, &ie))) ||
+        (e->task == CAMD_TASK_CLASSIFICATION &&
+         (rc = predictions(ctx, e, o->topk, slot[i], it, &ie))))
       item_fail(it, rc, &ie);
   }
   tm->total_ms = ms_since(t_start);

@@ -17,6 +17,70 @@
 /* ------------------------------------------------------------------------------------------ */
 /* body accumulation */
 
+/* Target data keys: not bounded by max_option_bytes (a mask PNG, a reference image or vector is
+ * larger than an option), only by max_body_bytes. */
+static bool is_target_data(const char *key) {
+  return !strcmp(key, "mask") || !strcmp(key, "reference") || !strcmp(key, "reference_image");
+}
+
+/* Hands p to the request (freed with it); NULL (p freed, error recorded) when out of memory. */
+static void *keep(camd__request *r, void *p) {
+  if (!p) {
+    camd__http_record(r, CAMD_E_NOMEM, "out of memory");
+    return NULL;
+  }
+  if (r->n_owned == r->cap_owned) {
+    int cap = r->cap_owned ? 2 * r->cap_owned : 8;
+    void **o = realloc(r->owned, sizeof(*o) * (size_t)cap);
+    if (!o) {
+      free(p);
+      camd__http_record(r, CAMD_E_NOMEM, "out of memory");
+      return NULL;
+    }
+    r->owned = o;
+    r->cap_owned = cap;
+  }
+  return r->owned[r->n_owned++] = p;
+}
+
+/* A mask / reference_image value: image bytes (a file part) as they are, else base64 text (a
+ * data: URL allowed) decoded into memory the request owns. */
+static bool target_blob(camd__request *r, const char *what, const char *data, size_t len,
+                        const void **out, size_t *out_len) {
+  if (camd_image_sniff(data, len) != CAMD_IMAGE_FORMAT_UNKNOWN) {
+    *out = data;
+    *out_len = len;
+    return true;
+  }
+  if (len > 5 && !strncmp(data, "data:", 5)) {
+    const char *comma = memchr(data, ',', len);
+    if (!comma) {
+      camd__http_record(r, CAMD_E_FORMAT, "%s: a data: URL without a comma", what);
+      return false;
+    }
+    len -= (size_t)(comma + 1 - data);
+    data = comma + 1;
+  }
+  camd_error e = {0};
+  size_t n = 0;
+  unsigned char *bytes = camd_base64_decode(data, len, &n, &e);
+  if (!bytes) {
+    camd__http_record(r, e.status == CAMD_E_NOMEM ? CAMD_E_NOMEM : CAMD_E_BAD_BASE64,
+                      "%s is neither %san image file nor valid base64: %s", what,
+                      strstr(what, "mask") ? "'argmax', " : "", e.message);
+    return false;
+  }
+  if (!n) {
+    free(bytes);
+    camd__http_record(r, CAMD_E_INVALID, "%s is empty", what);
+    return false;
+  }
+  if (!keep(r, bytes)) return false;
+  *out = bytes;
+  *out_len = n;
+  return true;
+}
+
 static int field_index(camd__request *r, const char *key) {
   for (int i = 0; i < r->n_fields; i++) {
     if (!strcmp(r->fields[i].key, key)) return i;
@@ -56,7 +120,7 @@ static int add_field(camd__request *r, const char *key) {
 
 static bool append_field(camd__request *r, int i, const char *data, size_t size) {
   camd__http_field *f = &r->fields[i];
-  if (f->value.len + size > (size_t)r->lim.max_option_bytes) {
+  if (f->value.len + size > (size_t)r->lim.max_option_bytes && !is_target_data(f->key)) {
     camd__http_record(r, CAMD_E_LIMIT, "option '%.64s' is longer than max_option_bytes = %ld",
                       f->key, r->lim.max_option_bytes);
     return false;
@@ -165,7 +229,7 @@ static bool opts_add(camd__request *r, camd__opt_list *l, const char *key, char 
     camd__http_record(r, CAMD_E_LIMIT, "more than max_options = %ld options", r->lim.max_options);
     return false;
   }
-  if (strlen(value) > (size_t)r->lim.max_option_bytes) {
+  if (strlen(value) > (size_t)r->lim.max_option_bytes && !is_target_data(key)) {
     if (owned) free(value);
     camd__http_record(r, CAMD_E_LIMIT, "option '%.64s' is longer than max_option_bytes = %ld", key,
                       r->lim.max_option_bytes);
@@ -281,6 +345,45 @@ static bool add_b64_image(camd__request *r, json_t *v, const char *what) {
   return true;
 }
 
+/* KServe instances[i]: besides "image", this image's own target, box, mask, reference or
+ * reference_image (copied: the JSON is released before the job runs). */
+static bool instance_targets(camd__request *r, json_t *inst, size_t i, camd_explain_input *in) {
+  const char *key;
+  json_t *v;
+  json_object_foreach(inst, key, v) {
+    if (!strcmp(key, "image")) continue;
+    char what[96];
+    snprintf(what, sizeof(what), "instances[%zu].%.32s", i, key);
+    bool text = !strcmp(key, "target") || !strcmp(key, "box") || !strcmp(key, "reference");
+    if (!text && strcmp(key, "mask") && strcmp(key, "reference_image")) {
+      camd__http_record(r, CAMD_E_INVALID,
+                        "%s: an instance takes image and its own target, box, mask, reference or "
+                        "reference_image; other options go in \"parameters\"",
+                        what);
+      return false;
+    }
+    char *t = json_option_text(v);
+    if (!t) {
+      camd__http_record(r, CAMD_E_INVALID, "%s must be a string, number or array of those", what);
+      return false;
+    }
+    if (!keep(r, t)) return false;
+    if (!strcmp(key, "target")) {
+      in->target = t;
+    } else if (!strcmp(key, "box")) {
+      in->box = t;
+    } else if (!strcmp(key, "reference")) {
+      in->reference = t;
+    } else if (!strcmp(key, "mask")) {
+      if (!target_blob(r, what, t, strlen(t), &in->mask, &in->mask_len)) return false;
+    } else if (!target_blob(r, what, t, strlen(t), &in->reference_image,
+                            &in->reference_image_len)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 static bool parse_json_body(camd__request *r, camd__opt_list *l, json_t **root_out,
                             const char **model) {
   json_error_t je;
@@ -336,17 +439,13 @@ static bool parse_json_body(camd__request *r, camd__opt_list *l, json_t **root_o
       json_t *img = json_is_object(inst) ? json_object_get(inst, "image") : NULL;
       if (!img && json_is_object(inst)) img = inst;
       json_t *b64 = json_is_object(img) ? json_object_get(img, "b64") : img;
-      if (json_is_object(inst) && json_object_size(inst) != 1) {
-        camd__http_record(r, CAMD_E_INVALID, "instances[%zu] must have exactly one key, 'image'",
-                          i);
-        return false;
-      }
       if (!b64) {
         camd__http_record(r, CAMD_E_INVALID,
                           "instances[%zu] has no image ({\"image\": {\"b64\": ...}})", i);
         return false;
       }
       if (!add_b64_image(r, b64, what)) return false;
+      if (img != inst && !instance_targets(r, inst, i, &r->inputs[r->n_decoded - 1])) return false;
     }
     return true;
   }
@@ -378,8 +477,17 @@ void camd__http_collect_body(camd__request *r, camd__opt_list *l, json_t **root,
       if (parse_json_body(r, l, root, model)) r->job.n_inputs = r->n_decoded;
     } else if (r->kind == CAMD__BODY_FORM) {
       for (int i = 0; i < r->n_fields && !r->err_status; i++) {
-        if (!strcmp(r->fields[i].key, "model")) {
-          *model = r->fields[i].value.data ? r->fields[i].value.data : "";
+        camd__http_field *f = &r->fields[i];
+        bool image_part = f->value.data && camd_image_sniff(f->value.data, f->value.len) !=
+                                               CAMD_IMAGE_FORMAT_UNKNOWN;
+        if (!strcmp(f->key, "model")) {
+          *model = f->value.data ? f->value.data : "";
+        } else if (image_part && !strcmp(f->key, "mask")) {
+          r->tgt_mask = f->value.data;
+          r->tgt_mask_len = f->value.len;
+        } else if (image_part && !strcmp(f->key, "reference_image")) {
+          r->tgt_ref_image = f->value.data;
+          r->tgt_ref_image_len = f->value.len;
         } else {
           opts_add(r, l, r->fields[i].key, r->fields[i].value.data ? r->fields[i].value.data : "",
                    false);
@@ -403,7 +511,23 @@ void camd__http_apply_options(camd__request *r, const camd_explainer *e, const c
   camd_explain_options_init(o, e);
   for (int i = 0; i < l->n && !r->err_status; i++) {
     camd_error ce = {0};
-    if (camd_explain_options_set(o, e, l->keys[i], l->values[i], &ce))
+    const char *k = l->keys[i], *v = l->values[i];
+    if (!strcmp(k, "reference")) {
+      r->tgt_reference = keep(r, strdup(v));
+    } else if (!strcmp(k, "reference_image")) {
+      target_blob(r, "reference_image", v, strlen(v), &r->tgt_ref_image, &r->tgt_ref_image_len);
+    } else if (!strcmp(k, "mask") && strcmp(v, "argmax")) {
+      target_blob(r, "mask", v, strlen(v), &r->tgt_mask, &r->tgt_mask_len);
+    } else if (camd_explain_options_set(o, e, k, v, &ce)) {
       camd__http_record_camd(r, &ce, CAMD_E_INVALID);
+    }
+  }
+  /* The request's target data goes to every image that does not carry its own. */
+  for (int i = 0; i < r->job.n_inputs; i++) {
+    camd_explain_input *in = &r->inputs[i];
+    if (!in->mask) in->mask = r->tgt_mask, in->mask_len = r->tgt_mask_len;
+    if (!in->reference_image)
+      in->reference_image = r->tgt_ref_image, in->reference_image_len = r->tgt_ref_image_len;
+    if (!in->reference) in->reference = r->tgt_reference;
   }
 }

@@ -130,6 +130,13 @@ typedef struct camd__request {
   camd_explain_input inputs[CAMD_EXPLAIN_MAX_BATCH];
   unsigned char *decoded[CAMD_EXPLAIN_MAX_BATCH]; /* base64-decoded images (owned) */
   int n_decoded;
+  /* Target data (segmentation mask, embedding reference): the request's, applied to every
+   * image that does not carry its own (KServe instances[i]); borrowed from `fields` or owned. */
+  const void *tgt_mask, *tgt_ref_image;
+  size_t tgt_mask_len, tgt_ref_image_len;
+  const char *tgt_reference;
+  void **owned; /* decoded masks / reference images and copied texts, freed with the request */
+  int n_owned, cap_owned;
   bool submitted;
   atomic_bool job_done;
   /* answer */

@@ -34,6 +34,8 @@ void camd__request_free(camd__request *r) {
   }
   free(r->fields);
   for (int i = 0; i < r->n_decoded; i++) free(r->decoded[i]);
+  for (int i = 0; i < r->n_owned; i++) free(r->owned[i]);
+  free(r->owned);
   free(r->job.body);
   free(r);
 }

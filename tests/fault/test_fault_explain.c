@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s\n", err.message);
     return 1;
   }
-  camd_explain_input in = {img, img_len};
+  camd_explain_input in = {.data = img, .len = img_len};
 
   /* phase open */
   long n = 1, nomem = 0;

@@ -155,6 +155,11 @@ static void test_layouts(void) {
   CHECK_EQ_INT(c.layout, CAMD_LAYOUT_NHWC);
   CHECK_EQ_INT(c.layer_layout, CAMD_LAYOUT_NCHW);
   CHECK(c.width_given && !c.height_given);
+  CHECK_EQ_INT(c.task, CAMD_TASK_AUTO);
+  CHECK(camd_model_config_from_json_text("{\"name\": \"a\", \"path\": \"m\", \"task\": "
+                                         "\"embedding\"}",
+                                         NULL, &c, &err) == 0);
+  CHECK_EQ_INT(c.task, CAMD_TASK_EMBEDDING);
   CHECK(camd_model_config_from_json_text(
             "{\"name\": \"a\", \"path\": \"m\", \"layout\": \"auto\", \"input_size\": 32}", NULL,
             &c, &err) == 0);
@@ -240,6 +245,8 @@ static void test_errors(void) {
                "\"NWHC\"", "\"NCHW\", \"NHWC\", \"auto\"");
   expect_error("{\"name\": \"a\", \"path\": \"m\", \"layer_layout\": \"nhwc\"}", CAMD_E_INVALID,
                "\"layer_layout\"", "\"NHWC\"");
+  expect_error("{\"name\": \"a\", \"path\": \"m\", \"task\": \"detection\"}", CAMD_E_INVALID,
+               "\"detection\"", "\"segmentation\", \"embedding\"");
   expect_error("{\"name\": \"a\", \"path\": \"m\", \"crop\": \"random\"}", CAMD_E_INVALID,
                "\"random\"", "\"center\"");
   expect_error("{\"name\": \"a\", \"path\": \"m\", \"interpolation\": \"bicubic\"}", CAMD_E_INVALID,

@@ -220,13 +220,35 @@ static void test_equal(void) {
       {"n_samples", "3"},     {"noise_std", "1"},    {"seed", "7"},       {"target", "top2"},
       {"window", "lung"},     {"window", "auto"},    {"window", "40,80"}, {"window", "dicom:1"},
       {"frame", "2"},         {"quality", "true"},   {"metrics", "road"}, {"quality_steps", "8"},
-      {"road_noise", "0"}};
+      {"road_noise", "0"},    {"box", "1,2,3,4"}};
   for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
     camd_explain_options c = b;
     OK(&c, NULL, kv[i][0], kv[i][1]);
     CHECK_MSG(!camd_explain_options_equal(&b, &c), "%s=%s must make the options differ", kv[i][0],
               kv[i][1]);
   }
+}
+
+/* box and mask (segmentation regions): parsing and the limits; whether the box lies inside the
+ * image is checked when the image is decoded (tests/targets). */
+static void test_box_mask(void) {
+  camd_explain_options o;
+  camd_explain_options_init(&o, NULL);
+  CHECK(!o.has_box);
+  OK(&o, NULL, "box", "3, 4 ,10,20");
+  CHECK(o.has_box && o.box[0] == 3 && o.box[1] == 4 && o.box[2] == 10 && o.box[3] == 20);
+  OK(&o, NULL, "box", "5,5,5,5"); /* one pixel */
+  BAD(&o, NULL, "box", "1,2,3", "x0,y0,x1,y1", NULL);
+  BAD(&o, NULL, "box", "1,2,3,4,5", "x0,y0,x1,y1", NULL);
+  BAD(&o, NULL, "box", "1,2,-3,4", "x0,y0,x1,y1", NULL);
+  BAD(&o, NULL, "box", "1,2,3,1000001", "0..1000000", NULL);
+  BAD(&o, NULL, "box", "1,2,3.5,4", "integers", NULL);
+  BAD(&o, NULL, "box", "9,2,3,4", "x0 <= x1", NULL);
+  BAD(&o, NULL, "box", "1,9,3,4", "y0 <= y1", NULL);
+  CHECK(o.box[0] == 5 && o.box[3] == 5); /* unchanged on error */
+  OK(&o, NULL, "mask", "argmax");
+  CHECK(!o.has_box);
+  BAD(&o, NULL, "mask", "largest", "argmax", "PNG");
 }
 
 /* window and frame: the DICOM / gray-image options. */
@@ -530,14 +552,15 @@ static void test_run(void) {
   camd_explain_options o;
   camd_explain_options_init(&o, e);
   camd_explain_result r = {0};
-  camd_explain_input in[3] = {{png, png_len}, {png, png_len}, {png, png_len}};
+  camd_explain_input in[3] = {
+      {.data = png, .len = png_len}, {.data = png, .len = png_len}, {.data = png, .len = png_len}};
 
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, in, 0, false, NULL, &r, &err), CAMD_E_LIMIT);
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, in, 3, false, NULL, &r, &err), CAMD_E_LIMIT);
   CHECK(strstr(err.message, "3 images") && strstr(err.message, "1..2"));
 
   /* A bad image fails alone: its item has the status, the other one is complete. */
-  camd_explain_input bad[2] = {{png, png_len}, {jpg, jpg_len}};
+  camd_explain_input bad[2] = {{.data = png, .len = png_len}, {.data = jpg, .len = jpg_len}};
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, bad, 2, false, NULL, &r, &err), CAMD_E_FORMAT);
   CHECK_MSG(strstr(err.message, "image 1"), "%s", err.message);
   CHECK_EQ_INT(r.n_items, 2);
@@ -553,7 +576,7 @@ static void test_run(void) {
   }
   camd_explain_result_free(&r);
   CHECK(r.n_items == 0 && r.items == NULL && r.explainer == NULL);
-  camd_explain_input text = {"hello", 5};
+  camd_explain_input text = {.data = "hello", .len = 5};
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, &text, 1, false, NULL, &r, &err), CAMD_E_MEDIA);
   CHECK_MSG(strstr(err.message, "image 0"), "%s", err.message);
   camd_explain_result_free(&r);
@@ -699,4 +722,4 @@ static void test_run(void) {
 CAMD_TEST_MAIN(CAMD_TEST(test_defaults), CAMD_TEST(test_simple_keys), CAMD_TEST(test_outputs),
                CAMD_TEST(test_equal), CAMD_TEST(test_window_frame), CAMD_TEST(test_quality),
                CAMD_TEST(test_targets_without_model), CAMD_TEST(test_explainer),
-               CAMD_TEST(test_explainer_errors), CAMD_TEST(test_run))
+               CAMD_TEST(test_explainer_errors), CAMD_TEST(test_run), CAMD_TEST(test_box_mask))
