@@ -33,6 +33,11 @@ Conventions (the same ones camd documents in src/cam):
   * KPCA-CAM: centred (hw x C) rows, RBF kernel exp(-|xi - xj|^2 / C) (scikit-learn's default
     gamma 1/C), double-centred kernel matrix, numpy eigh, top eigenvector * sqrt(eigenvalue)
     (KernelPCA.fit_transform), sign as the eigen projection.
+  * Guided backpropagation: a float64 copy of the model whose nn.ReLU modules are replaced by
+    a ReLU whose backward passes grad where input > 0 and grad > 0 (pytorch-grad-cam's
+    GuidedBackpropReLU), the gradient of the score at the input, max over channels of |.|.
+    Guided Grad-CAM: that times the Grad-CAM map ReLU'd, scaled (m - min) / (max - min + 1e-7)
+    and resized with F.interpolate(bilinear, align_corners=False) to the input.
   * Several layers ("a,b"): each layer's raw maps ReLU'd, scaled (m - min) / (max - min + 1e-7),
     resized to the input with F.interpolate(bilinear, align_corners=False), averaged, and the
     average scaled the same way (pytorch-grad-cam's compute_cam_per_layer and
@@ -78,12 +83,16 @@ def densenet_forward(model, x, capture):
 MODELS = {
     # no_kpca: layer4's rows are far apart compared with C on this seeded model, so the RBF
     # kernel (gamma 1/C) is nearly the identity and its top component is not determined to 1e-3.
-    "resnet50": dict(main="layer4", linear=lambda m: m.fc, extra="eigen", newer="no_kpca"),
+    "resnet50": dict(main="layer4", linear=lambda m: m.fc, extra="eigen", newer="no_kpca",
+                     guided=True),
     "densenet121": dict(main="features_relu", capture_only=True, forward=densenet_forward,
                         linear=lambda m: m.classifier, extra="eigen"),
     "mobilenet_v2": dict(main="features", linear=lambda m: m.classifier[1], ablation=True,
                          score_layer="features.1", score_methods=["scorecam", "sscam", "iscam"],
                          smooth=True, extra="scores", newer=True),
+    # guided: not on vgg16, where camd's float32 guided gradient at the input differs from this
+    # float64 reference by 1.7e-3 after min-max (ReLU kinks on the way to the input; see the
+    # methods report for PyTorch's own float32-vs-float64 difference there).
     "vgg16": dict(main="features.29", linear=None, newer=True),
     # fuse: multi-layer fusion of these layers. (mobilenet_v2's features.1 would not do: camd's
     # gradient there differs from PyTorch's by 3e-3 after min-max, PyTorch's own float32 and
@@ -200,6 +209,32 @@ def finer_target(logits, cls, alpha=1.0, n_compare=3):
     prob = torch.softmax(z, dim=-1)
     num = sum(prob[k] * (z[cls] - alpha * z[k]) for k in comp)
     return num / (sum(prob[k] for k in comp) + 1e-9)
+
+
+class GuidedReLUFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (x > 0).to(g.dtype) * (g > 0).to(g.dtype)
+
+
+class GuidedReLU(torch.nn.Module):
+    def forward(self, x):
+        return GuidedReLUFn.apply(x)
+
+
+def guided_copy(model):
+    m = copy.deepcopy(model).double()
+    for name, mod in list(m.named_modules()):
+        for child_name, child in list(mod.named_children()):
+            if isinstance(child, torch.nn.ReLU):
+                setattr(mod, child_name, GuidedReLU())
+    return m
 
 
 def from_weights(w, a, eigen):
@@ -342,6 +377,24 @@ class Ref:
                     w = (g - 0.5 * hvp)[0].mean(dim=(1, 2))
                 maps.append(from_weights(w.detach().numpy(), a.detach()[0].numpy(), eigen))
             return np.stack(maps)
+        if method in ("guidedbackprop", "guidedgradcam"):
+            gm = guided_copy(self.model32).eval()
+            x = x32.double().requires_grad_(True)
+            out = gm(x)
+            maps = []
+            for cl in classes:
+                (g,) = torch.autograd.grad(score_of(out, cl, score).sum(), x, retain_graph=True)
+                gb = g[0].abs().max(dim=0).values.numpy()
+                if method == "guidedgradcam":
+                    cam = np.maximum(self.case(dict(c, method="gradcam", classes=[cl]), x32)[0], 0)
+                    cam = cam - cam.min()
+                    cam = cam / (1e-7 + cam.max())
+                    up = F.interpolate(torch.from_numpy(np.ascontiguousarray(cam))[None, None],
+                                       size=x32.shape[-2:], mode="bilinear",
+                                       align_corners=False)[0, 0].numpy()
+                    gb = gb * up
+                maps.append(gb)
+            return np.stack(maps)
         an = self.forward(x32, True)[1][layer].detach()[0].numpy()
         if method == "kpcacam":
             p = kernel_projection(an)
@@ -430,6 +483,9 @@ def cases_for(name, spec):
                   dict(method="shapleycam", layer=main, score="softmax")]
         if spec["newer"] != "no_kpca":
             cases.append(dict(method="kpcacam", layer=main))
+    if spec.get("guided"):
+        cases += [dict(method="guidedbackprop", layer=main),
+                  dict(method="guidedgradcam", layer=main)]
     if spec.get("fuse"):
         cases += [dict(method=m, layer=spec["fuse"], tag="fused") for m in spec["fuse_methods"]]
     if spec.get("extra") == "eigen":
