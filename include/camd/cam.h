@@ -26,6 +26,26 @@
  *   - smoothgradcam++: mean of the Grad-CAM++ maps of input + ε_s, s < n_samples.
  *   - noise: ε = float(noise_std · N(0,1)) from camd_rng seeded with req->seed, drawn sample by
  *     sample, element by element (NCHW): the same request gives the same map.
+ *   - finercam: Grad-CAM weights of the gradient of pytorch-grad-cam's FinerWeightedTarget
+ *     (see finer_alpha below); needs score = logit (it compares raw logits).
+ *   - shapleycam: weights = spatial mean of (g − ½·H·A), H the Hessian of the score with
+ *     respect to the layer, H·A by a central finite difference of the gradient along the
+ *     activation itself: (g(A·(1+ε)) − g(A·(1−ε))) / 2ε, ε = 1e-2 (two extra forwards of the
+ *     graph with the layer scaled, one backward per class each). Autograd's H·A is 0 where the
+ *     graph after the layer is piecewise linear (ReLU, pooling, linear): the difference agrees
+ *     up to the ReLU kinks crossed between A·(1±ε).
+ *   - kpcacam: kernel PCA of the (h·w × C) activation rows (centred), RBF kernel
+ *     exp(−γ|xi − xj|²), γ = 1/C (scikit-learn's default), the double-centred kernel matrix's top
+ *     eigenvector α scaled by √λ (KernelPCA.fit_transform); sign as the eigen maps. Layers of
+ *     at most 1024 positions.
+ *   - guidedbackprop: the gradient of the score at the model input with every Relu's backward
+ *     passing only where its input and its incoming gradient are > 0 (pytorch-grad-cam's
+ *     GuidedBackpropReLUModel: only Relu, not Clip/ReLU6), reduced to one plane as the maximum
+ *     over channels of its absolute value (Simonyan 2014's saliency convention; pytorch-grad-cam
+ *     returns the 3 channels and deprocesses them for display). guidedgradcam: that plane
+ *     × the Grad-CAM map of the layer ReLU'd, scaled (m − min) / (max − min + 1e-7) and resized
+ *     bilinearly to the input (pytorch-grad-cam's cam × gb). Both at the model input's h × w;
+ *     they refuse aug_smooth and eigen_smooth.
  *   - aug_smooth: the raw maps of the 6 augmented inputs (horizontal flip or not × input
  *     multiplied by 0.9, 1, 1.1) are flipped back and averaged (before ReLU/normalisation, so
  *     "none" normalisation stays comparable across images).
@@ -56,7 +76,17 @@
   X(ABLATIONCAM, "ablationcam", false, "Desai 2020: score drop when each channel is zeroed")      \
   X(SMOOTHGRADCAMPP, "smoothgradcam++", true, "Grad-CAM++ averaged over noisy inputs")            \
   X(SSCAM, "sscam", false, "Score-CAM with noise added to the masked inputs (smoothed)")          \
-  X(ISCAM, "iscam", false, "Score-CAM with integrated (progressively scaled) masks")
+  X(ISCAM, "iscam", false, "Score-CAM with integrated (progressively scaled) masks")              \
+  X(FINERCAM, "finercam", true,                                                                   \
+    "Zhang 2025: Grad-CAM of the class score minus its most similar classes' scores")             \
+  X(SHAPLEYCAM, "shapleycam", true,                                                               \
+    "Cai 2024: Grad-CAM with weights gradient - 1/2 Hessian x activation (finite difference)")    \
+  X(KPCACAM, "kpcacam", false,                                                                    \
+    "Karmani 2024: first kernel (RBF) principal component of activations")                        \
+  X(GUIDEDBACKPROP, "guidedbackprop", true,                                                       \
+    "Springenberg 2015: guided-backpropagation gradient of the input (max |.| over channels)")    \
+  X(GUIDEDGRADCAM, "guidedgradcam", true,                                                         \
+    "Selvaraju 2017: guided backpropagation x Grad-CAM upsampled to the input")
 
 /* clang-format off */
 typedef enum camd_cam_method {
@@ -118,6 +148,11 @@ typedef struct camd_cam_request {
   uint64_t seed;     /* noise methods: same seed, same noise, same map */
   int max_batch;     /* extra forwards (score/ablation/noise) are batched by this many
                         (capped by the session's max batch) */
+  /* finercam: the score is Σ_k p_k (z_c − alpha·z_k) / (Σ_k p_k + 1e-9) over the finer_compare
+   * classes k ≠ c whose logits are nearest z_c (ties: lower index first), p = softmax of the
+   * logits (differentiated too). Defaults alpha 1, 3 classes (pytorch-grad-cam's). */
+  float finer_alpha;
+  int finer_compare;
   /* The layer's layout (NCHW / NHWC) when the graph does not decide it; UNKNOWN: the graph's
    * (camd_model_value_layout). Must agree with the graph's when both are known. */
   camd_layout layer_layout;
@@ -135,7 +170,7 @@ void camd_cam_workspace_destroy(camd_cam_workspace *w);
 
 /* Result geometry of camd_cam_compute. */
 typedef struct camd_cam_maps {
-  int width, height; /* layer resolution */
+  int width, height; /* layer resolution (the input's for the guided methods) */
   float *maps;       /* n_classes × height × width, raw (before ReLU and normalisation);
                         owned by the workspace, valid until its next use */
   float *logits;     /* the image's output values (count = n_outputs), owned by workspace */
@@ -157,6 +192,24 @@ typedef struct camd_cam_maps {
  * gradcam (CAMD_E_UNSUPPORTED). Bad layer/output/class/options: CAMD_E_INVALID. */
 int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
                      const camd_cam_request *req, camd_cam_maps *out, camd_error *err);
+
+/* Most layers camd_cam_compute_layers fuses. */
+#define CAMD_CAM_MAX_LAYERS 8
+
+/* Multi-layer fusion (pytorch-grad-cam's BaseCAM with several target layers): the request's
+ * method runs on each of layers[0..n_layers) (layouts[i]: that layer's layout, as
+ * req->layer_layout; req->layer is ignored), each class's map is ReLU'd, scaled (m − min) /
+ * (max − min + 1e-7), resized bilinearly (align_corners = false) to the model input's h × w,
+ * the layers' maps averaged, and the average scaled the same way again. out->width/height are
+ * then the input's, and out->maps hold the fused maps in [0, 1] (owned by the workspace).
+ * Costs one camd_cam_compute per layer (the classes chosen by select_topk come from the first
+ * layer's forward). n_layers == 1 is camd_cam_compute on that layer (maps at its resolution).
+ * n_layers outside 1..CAMD_CAM_MAX_LAYERS, a layer given twice, or a model input that is not a
+ * 4-D image (for n_layers > 1): CAMD_E_INVALID. */
+int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float *input,
+                            const camd_cam_request *req, const int *layers,
+                            const camd_layout *layouts, int n_layers, camd_cam_maps *out,
+                            camd_error *err);
 
 /* Post-processing in place on one h × w map: optional ReLU, then normalisation ("minmax":
  * (x - min) / (max - min), all zeros when max == min; "none": unchanged). */

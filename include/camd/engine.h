@@ -179,6 +179,10 @@ const float *camd_session_value(camd_session *s, int value_id, camd_shape *shape
  * per-sample count floats: d score / d from) down to opts.grad_to of the last forward.
  * Can be called several times after one forward (several targets). */
 int camd_session_backward(camd_session *s, int from, const float *seed, camd_error *err);
+/* The same with guided backpropagation (Springenberg 2015): every Relu passes the gradient only
+ * where its input and the incoming gradient are both > 0 (other ops as in the plain backward).
+ * With opts.grad_to = the model input it gives the guided gradient of the input. */
+int camd_session_backward_guided(camd_session *s, int from, const float *seed, camd_error *err);
 /* Gradient of the last backward at value_id (the grad_to value, or any value on the path);
  * NULL if not available. Valid until the next forward/backward. */
 const float *camd_session_grad(camd_session *s, int value_id, camd_shape *shape);

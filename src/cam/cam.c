@@ -70,6 +70,8 @@ void camd_cam_request_init(camd_cam_request *r) {
   r->noise_std = 0.3f;
   r->seed = 0;
   r->max_batch = 16;
+  r->finer_alpha = 1.0f;
+  r->finer_compare = 3;
 }
 
 /* ---- workspace: chain of blocks used as a bump allocator ---- */
@@ -98,6 +100,8 @@ void camd_cam_workspace_destroy(camd_cam_workspace *w) {
     free(b);
     b = next;
   }
+  free(w->fused);
+  free(w->fused_logits);
   free(w);
 }
 
@@ -248,6 +252,66 @@ static int backward(camd__cam_ctx *ctx, const float *seed, camd_error *err) {
   return rc;
 }
 
+/* finercam's seed: d S / d z for S = N / D, N = Σ_k p_k (z_c − α z_k), D = Σ_k p_k + 1e-9 over
+ * the comparison classes k (the finer_compare classes ≠ c nearest z_c in logit; ties: lower
+ * index), p = softmax(z) (pytorch-grad-cam's FinerWeightedTarget, weights differentiated). */
+static int finer_seed(camd__cam_ctx *ctx, const float *z, int c, float *seed) {
+  const int n = ctx->n_out, want = ctx->req->finer_compare;
+  const double alpha = ctx->req->finer_alpha;
+  int *cmp = ctx->finer_classes;
+  int nk = 0;
+  for (; nk < want; nk++) {
+    int best = -1;
+    double bd = 0.0;
+    for (int j = 0; j < n; j++) {
+      bool taken = j == c;
+      for (int i = 0; i < nk && !taken; i++) taken = cmp[i] == j;
+      if (taken) continue;
+      double d = fabs((double)z[j] - z[c]);
+      if (isnan(d)) d = INFINITY;
+      if (best < 0 || d < bd) {
+        best = j;
+        bd = d;
+      }
+    }
+    if (best < 0) break;
+    cmp[nk] = best;
+  }
+  double mx = z[0], sum = 0.0;
+  for (int j = 1; j < n; j++) mx = z[j] > mx ? z[j] : mx;
+  for (int j = 0; j < n; j++) sum += exp((double)z[j] - mx);
+  double N = 0.0, P = 0.0;
+  for (int i = 0; i < nk; i++) {
+    double pk = exp((double)z[cmp[i]] - mx) / sum;
+    N += pk * ((double)z[c] - alpha * z[cmp[i]]);
+    P += pk;
+  }
+  double D = P + 1e-9;
+  for (int j = 0; j < n; j++) {
+    double pj = exp((double)z[j] - mx) / sum;
+    bool in = false;
+    for (int i = 0; i < nk && !in; i++) in = cmp[i] == j;
+    double dn = -pj * N + (j == c ? P : 0.0);
+    double dd = -pj * P;
+    if (in) {
+      dn += pj * ((double)z[c] - alpha * z[j]) - alpha * pj;
+      dd += pj;
+    }
+    seed[j] = (float)((dn * D - N * dd) / (D * D));
+  }
+  return nk;
+}
+
+/* Seed of the backward for target k of one item with outputs z (FinerCAM: its comparison score
+ * of class targets; every other method: the target's own score, camd__target_seed). */
+static void class_seed(camd__cam_ctx *ctx, const float *z, int k, float *seed) {
+  if (ctx->req->method == CAMD_CAM_FINERCAM) {
+    finer_seed(ctx, z, ctx->req->classes[k], seed);
+  } else {
+    camd__target_seed(ctx->req, k, z, ctx->n_out, seed);
+  }
+}
+
 /* Map from per-channel weights: Σ_c w_c A_c, or the principal component of w_c A_c. */
 static int finish_weights(camd__cam_ctx *ctx, const float *act, const double *weights, float *map,
                           camd_error *err) {
@@ -298,6 +362,7 @@ static int gradient_map(camd__cam_ctx *ctx, const float *act, const float *grad,
   float *x = ctx->xbuf;
   switch (ctx->req->method) {
     case CAMD_CAM_GRADCAM:
+    case CAMD_CAM_FINERCAM:
       for (int c = 0; c < C; c++) {
         double acc = 0.0;
         for (int p = 0; p < hw; p++) acc += grad[(size_t)c * hw + p];
@@ -473,6 +538,170 @@ static int smoothgradcampp(camd__cam_ctx *ctx, const float *input, float *maps, 
   return 0;
 }
 
+/* shapleycam's finite-difference step: the layer is scaled by 1 ± SHAPLEY_EPS. */
+#define SHAPLEY_EPS 1e-2
+
+static void scale_layer_hook(void *hook_ctx, int value_id, float *data, const camd_shape *shape) {
+  (void)value_id;
+  float f = *(const float *)hook_ctx;
+  size_t n = camd_shape_count(shape);
+  for (size_t i = 0; i < n; i++) data[i] *= f;
+}
+
+/* ShapleyCAM: per class, weights = spatial mean of g − ½·H·A with H·A ≈ (g(A(1+ε)) −
+ * g(A(1−ε))) / 2ε, each gradient seeded from the score of its own (perturbed) forward; the
+ * map Σ_c w_c A_c of the clean activation. */
+static int shapleycam(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
+  const camd_cam_request *req = ctx->req;
+  size_t hw = (size_t)ctx->hw, C = (size_t)ctx->channels, per = C * hw;
+  size_t nk = (size_t)req->n_classes;
+  float *act = camd__ws_floats(ctx->w, per);
+  double *wsum = camd__ws_doubles(ctx->w, nk * C); /* per class: Σ_p g, then −½ Σ_p HA */
+  float *seed = camd__ws_floats(ctx->w, (size_t)ctx->n_out);
+  double *weights = camd__ws_doubles(ctx->w, C);
+  if (!act || !wsum || !seed || !weights) return nomem(err);
+  int rc = clean_forward(ctx, input, true, NULL, err);
+  if (rc) return rc;
+  const float *a = layer_value(ctx, 1, err);
+  if (!a) return err ? err->status : CAMD_E_INTERNAL;
+  memcpy(act, a, sizeof(float) * per);
+  for (size_t k = 0; k < nk; k++) {
+    camd__target_seed(req, k, ctx->logits, ctx->n_out, seed);
+    rc = backward(ctx, seed, err);
+    if (rc) return rc;
+    const float *g = layer_grad(ctx, 1);
+    if (!g) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
+    for (size_t c = 0; c < C; c++) {
+      double acc = 0.0;
+      for (size_t p = 0; p < hw; p++) acc += g[c * hw + p];
+      wsum[k * C + c] = acc;
+    }
+  }
+  int retain[2] = {req->layer, req->output};
+  for (int side = 0; side < 2; side++) {
+    float factor = side == 0 ? (float)(1.0 + SHAPLEY_EPS) : (float)(1.0 - SHAPLEY_EPS);
+    /* ±½·(g₊ − g₋)/2ε, the sign of this side's share of −½·H·A. */
+    double share = (side == 0 ? -0.5 : 0.5) / (2.0 * SHAPLEY_EPS);
+    camd_forward_opts o;
+    camd_forward_opts_init(&o);
+    o.retain = retain;
+    o.n_retain = 2;
+    o.grad_to = req->layer;
+    o.hook_value = req->layer;
+    o.hook = scale_layer_hook;
+    o.hook_ctx = &factor;
+    rc = camd__forward(ctx, 1, input, &o, err);
+    if (rc) return rc;
+    const float *out = output_value(ctx, 1, err);
+    if (!out) return err ? err->status : CAMD_E_INTERNAL;
+    for (size_t k = 0; k < nk; k++) {
+      camd__target_seed(req, k, out, ctx->n_out, seed);
+      rc = backward(ctx, seed, err);
+      if (rc) return rc;
+      const float *g = layer_grad(ctx, 1);
+      if (!g) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
+      for (size_t c = 0; c < C; c++) {
+        double acc = 0.0;
+        for (size_t p = 0; p < hw; p++) acc += g[c * hw + p];
+        wsum[k * C + c] += share * acc;
+      }
+    }
+  }
+  for (size_t k = 0; k < nk; k++) {
+    for (size_t c = 0; c < C; c++) weights[c] = wsum[k * C + c] / (double)hw;
+    rc = finish_weights(ctx, act, weights, maps + k * hw, err);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* pytorch-grad-cam's scale_cam_image without the resize: m − min, then / (max + 1e-7). */
+static void scale_unit(float *m, size_t n) {
+  float lo = m[0];
+  for (size_t i = 1; i < n; i++) lo = m[i] < lo ? m[i] : lo;
+  float hi = 0.0f;
+  for (size_t i = 0; i < n; i++) {
+    m[i] -= lo;
+    hi = m[i] > hi ? m[i] : hi;
+  }
+  double scale = 1.0 / (1e-7 + (double)hi);
+  for (size_t i = 0; i < n; i++) m[i] = (float)(m[i] * scale);
+}
+
+/* Guided backpropagation (and guided Grad-CAM) into maps[n_classes × in_h × in_w]: a forward
+ * to the layer for Grad-CAM (guidedgradcam), then a forward to the input and one guided
+ * backward per class. */
+static int guided(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
+  const camd_cam_request *req = ctx->req;
+  const bool with_cam = req->method == CAMD_CAM_GUIDEDGRADCAM;
+  size_t hw = (size_t)ctx->hw, C = (size_t)ctx->channels;
+  size_t plane = (size_t)ctx->in_h * (size_t)ctx->in_w, nk = (size_t)req->n_classes;
+  float *seed = camd__ws_floats(ctx->w, (size_t)ctx->n_out);
+  float *cams = camd__ws_floats(ctx->w, with_cam ? nk * hw : 1);
+  float *up = camd__ws_floats(ctx->w, plane);
+  float *gin = camd__ws_floats(ctx->w, ctx->in_count);
+  double *weights = camd__ws_doubles(ctx->w, C);
+  if (!seed || !cams || !up || !gin || !weights) return nomem(err);
+  int rc = clean_forward(ctx, input, with_cam, NULL, err);
+  if (rc) return rc;
+  for (size_t k = 0; with_cam && k < nk; k++) {
+    camd__target_seed(req, k, ctx->logits, ctx->n_out, seed);
+    rc = backward(ctx, seed, err);
+    if (rc) return rc;
+    const float *act = layer_value(ctx, 1, err);
+    const float *grad = layer_grad(ctx, 1);
+    if (!act || !grad) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the layer");
+    for (size_t c = 0; c < C; c++) {
+      double acc = 0.0;
+      for (size_t p = 0; p < hw; p++) acc += grad[c * hw + p];
+      weights[c] = acc / (double)hw;
+    }
+    camd__weighted_sum(act, weights, (int)C, (int)hw, cams + k * hw);
+  }
+  const int in_id = camd_model_input(ctx->m, 0);
+  int retain[1] = {req->output};
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  o.retain = retain;
+  o.n_retain = 1;
+  o.grad_to = in_id;
+  rc = camd__forward(ctx, 1, input, &o, err);
+  if (rc) return rc;
+  const float *out = output_value(ctx, 1, err);
+  if (!out) return err ? err->status : CAMD_E_INTERNAL;
+  const int C_in = ctx->in_c;
+  for (size_t k = 0; k < nk; k++) {
+    camd__target_seed(req, k, out, ctx->n_out, seed);
+    uint64_t t0 = camd_now_ns();
+    rc = camd_session_backward_guided(ctx->s, req->output, seed, err);
+    ctx->ns_backward += camd_now_ns() - t0;
+    if (rc) return rc;
+    const float *g = camd_session_grad(ctx->s, in_id, NULL);
+    if (!g) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the model input");
+    if (ctx->in_layout == CAMD_LAYOUT_NHWC) {
+      camd__cam_to_channels_first(g, 1, C_in, plane, gin);
+      g = gin;
+    }
+    float *dst = maps + k * plane;
+    for (size_t p = 0; p < plane; p++) {
+      float m = 0.0f;
+      for (int c = 0; c < C_in; c++) {
+        float v = fabsf(g[(size_t)c * plane + p]);
+        m = v > m ? v : m;
+      }
+      dst[p] = m;
+    }
+    if (with_cam) {
+      float *cam = cams + k * hw;
+      for (size_t p = 0; p < hw; p++) cam[p] = cam[p] > 0.0f ? cam[p] : 0.0f;
+      scale_unit(cam, hw);
+      camd__bilinear(cam, ctx->lh, ctx->lw, up, ctx->in_h, ctx->in_w);
+      for (size_t p = 0; p < plane; p++) dst[p] *= up[p];
+    }
+  }
+  return 0;
+}
+
 /* Maps for one (possibly augmented) input into maps[n_classes × hw]. */
 static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
   const camd_cam_request *req = ctx->req;
@@ -521,8 +750,20 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
       }
       return 0;
     }
+    case CAMD_CAM_KPCACAM:
+      rc = clean_forward(ctx, input, false, &act, err);
+      if (rc) return rc;
+      rc = camd__kernel_projection(ctx, act, maps, err);
+      if (rc) return rc;
+      for (int k = 1; k < req->n_classes; k++) memcpy(maps + k * hw, maps, sizeof(float) * hw);
+      return 0;
     case CAMD_CAM_SMOOTHGRADCAMPP:
       return smoothgradcampp(ctx, input, maps, err);
+    case CAMD_CAM_SHAPLEYCAM:
+      return shapleycam(ctx, input, maps, err);
+    case CAMD_CAM_GUIDEDBACKPROP:
+    case CAMD_CAM_GUIDEDGRADCAM:
+      return guided(ctx, input, maps, err);
     default:
       break;
   }
@@ -533,7 +774,7 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
   double *weights = camd__ws_doubles(ctx->w, C);
   if (!seed || !weights) return nomem(err);
   for (int k = 0; k < req->n_classes; k++) {
-    camd__target_seed(req, k, ctx->logits, ctx->n_out, seed);
+    class_seed(ctx, ctx->logits, k, seed);
     rc = backward(ctx, seed, err);
     if (rc) return rc;
     act = layer_value(ctx, 1, err);
@@ -592,10 +833,11 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
   }
   for (int k = 0; req->targets && k < req->n_classes; k++) {
     const camd_cam_target *t = &req->targets[k];
-    if (!req->classes || req->score != CAMD_SCORE_LOGIT || req->method == CAMD_CAM_CAM)
+    if (!req->classes || req->score != CAMD_SCORE_LOGIT || req->method == CAMD_CAM_CAM ||
+        req->method == CAMD_CAM_FINERCAM)
       return camd_error_set(err, CAMD_E_INVALID,
                             "mask and similarity targets need explicit classes, the logit score "
-                            "and a method other than cam");
+                            "and a method other than cam and finercam (which compare classes)");
     if ((t->kind != CAMD_TARGET_WEIGHTED && t->kind != CAMD_TARGET_COSINE) || !t->weights ||
         t->count < 1 || t->offset > n_out || t->count > n_out - t->offset ||
         (t->kind == CAMD_TARGET_COSINE && (t->offset != 0 || t->count != n_out)))
@@ -617,6 +859,21 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
   if (noisy && !(req->noise_std >= 0.0f && req->noise_std <= 1e6f)) {
     return camd_error_set(err, CAMD_E_INVALID, "noise_std must be a finite value >= 0");
   }
+  if (req->method == CAMD_CAM_FINERCAM) {
+    if (req->score != CAMD_SCORE_LOGIT) {
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "finercam compares the classes' raw outputs: use score=logit");
+    }
+    if (req->finer_compare < 1 || req->finer_compare > 64 || (size_t)req->finer_compare >= n_out) {
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "finercam: finer_compare=%d must be within 1..%zu (fewer than the "
+                            "output's %zu classes, at most 64)",
+                            req->finer_compare, n_out - 1 < 64 ? n_out - 1 : (size_t)64, n_out);
+    }
+    if (!(req->finer_alpha >= 0.0f && req->finer_alpha <= 100.0f)) {
+      return camd_error_set(err, CAMD_E_INVALID, "finercam: finer_alpha must be within 0..100");
+    }
+  }
   camd_value_info ii;
   if (camd_model_num_inputs(m) != 1 || camd_model_value_info(m, camd_model_input(m, 0), &ii) != 0) {
     return camd_error_set(err, CAMD_E_UNSUPPORTED, "CAM methods need a model with one input");
@@ -635,6 +892,13 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
                           "map (see `camd inspect`)",
                           li.name, camd_layout_name(ctx->layer_layout));
   }
+  if (req->method == CAMD_CAM_KPCACAM && lh * lw > CAMD_KPCA_MAX_POSITIONS) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "kpcacam works on layers of at most %d positions (its kernel matrix is "
+                          "positions × positions); layer '%s' has %lld × %lld: pick a deeper "
+                          "layer",
+                          CAMD_KPCA_MAX_POSITIONS, li.name, (long long)lh, (long long)lw);
+  }
   ctx->channels = (int)lc;
   ctx->lh = (int)lh;
   ctx->lw = (int)lw;
@@ -651,7 +915,13 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
     ctx->in_h = (int)h;
     ctx->in_w = (int)w;
   }
-  bool needs_image = req->aug_smooth || req->method == CAMD_CAM_SCORECAM ||
+  bool is_guided = req->method == CAMD_CAM_GUIDEDBACKPROP || req->method == CAMD_CAM_GUIDEDGRADCAM;
+  if (is_guided && (req->aug_smooth || req->eigen_smooth)) {
+    return camd_error_set(err, CAMD_E_INVALID, "%s does not combine with %s",
+                          camd_cam_method_name(req->method),
+                          req->aug_smooth ? "aug_smooth" : "eigen_smooth");
+  }
+  bool needs_image = is_guided || req->aug_smooth || req->method == CAMD_CAM_SCORECAM ||
                      req->method == CAMD_CAM_SSCAM || req->method == CAMD_CAM_ISCAM;
   if (needs_image && ctx->in_h == 0) {
     return camd_error_set(
@@ -687,10 +957,17 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
     ctx.select_pending = true;
     ctx.req = req = &sel;
   }
-  size_t hw = (size_t)ctx.hw, nmap = hw * (size_t)req->n_classes;
+  const bool in_res =
+      req->method == CAMD_CAM_GUIDEDBACKPROP || req->method == CAMD_CAM_GUIDEDGRADCAM;
+  size_t hw = in_res ? (size_t)ctx.in_h * (size_t)ctx.in_w : (size_t)ctx.hw;
+  size_t nmap = hw * (size_t)req->n_classes;
   float *maps = camd__ws_floats(w, nmap);
   ctx.logits = camd__ws_floats(w, (size_t)ctx.n_out);
   ctx.xbuf = camd__ws_floats(w, (size_t)ctx.channels * hw);
+  if (req->method == CAMD_CAM_FINERCAM) {
+    ctx.finer_classes = ws_bytes(w, sizeof(int) * (size_t)req->finer_compare);
+    if (!ctx.finer_classes) return nomem(err);
+  }
   if (!maps || !ctx.logits || !ctx.xbuf) return nomem(err);
   /* Channels-last models: the methods see channel-major copies (cam_layout.c). */
   int items = ctx.batch > 1 ? ctx.batch : 1;
@@ -739,8 +1016,8 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
     }
   }
   if (rc) return rc;
-  out->width = ctx.lw;
-  out->height = ctx.lh;
+  out->width = in_res ? ctx.in_w : ctx.lw;
+  out->height = in_res ? ctx.in_h : ctx.lh;
   out->maps = maps;
   out->logits = ctx.logits;
   out->n_outputs = ctx.n_out;
@@ -751,6 +1028,114 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
   double total = (double)(camd_now_ns() - t0) / 1e6;
   out->ms_cam = total - out->ms_forward - out->ms_backward;
   if (out->ms_cam < 0) out->ms_cam = 0;
+  return 0;
+}
+
+/* ---- multi-layer fusion ---- */
+
+static bool grow_floats(float **buf, size_t *cap, size_t n) {
+  if (n <= *cap) return true;
+  float *nb = realloc(*buf, n * sizeof(float));
+  if (!nb) return false;
+  *buf = nb;
+  *cap = n;
+  return true;
+}
+
+int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float *input,
+                            const camd_cam_request *req, const int *layers,
+                            const camd_layout *layouts, int n_layers, camd_cam_maps *out,
+                            camd_error *err) {
+  if (!s || !w || !input || !req || !out || !layers || !layouts) {
+    return camd_error_set(err, CAMD_E_INVALID, "camd_cam_compute_layers: missing argument");
+  }
+  if (n_layers < 1 || n_layers > CAMD_CAM_MAX_LAYERS) {
+    return camd_error_set(err, CAMD_E_INVALID, "give between 1 and %d layers to fuse (got %d)",
+                          CAMD_CAM_MAX_LAYERS, n_layers);
+  }
+  const camd_model *m = camd_session_model(s);
+  for (int i = 0; i < n_layers; i++) {
+    for (int j = 0; j < i; j++) {
+      if (layers[j] == layers[i]) {
+        camd_value_info vi;
+        bool named = camd_model_value_info(m, layers[i], &vi) == 0 && vi.name;
+        return camd_error_set(err, CAMD_E_INVALID, "layer '%s' is given twice in the layer list",
+                              named ? vi.name : "?");
+      }
+    }
+  }
+  camd_cam_request one = *req;
+  one.layer = layers[0];
+  one.layer_layout = layouts[0];
+  if (n_layers == 1) return camd_cam_compute(s, w, input, &one, out, err);
+  camd_value_info ii;
+  int64_t ic = 0, ih = 0, iw = 0;
+  if (camd_model_num_inputs(m) != 1 || camd_model_value_info(m, camd_model_input(m, 0), &ii) != 0 ||
+      ii.shape.ndim != 4 ||
+      !camd_layout_geometry(&ii.shape,
+                            camd_model_value_layout(m, camd_model_input(m, 0)) == CAMD_LAYOUT_NHWC
+                                ? CAMD_LAYOUT_NHWC
+                                : CAMD_LAYOUT_NCHW,
+                            &ic, &ih, &iw) ||
+      ih < 1 || iw < 1 || ih * iw > ((int64_t)1 << 26)) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "fusing several layers needs a model whose one input is a 4-D image");
+  }
+  size_t plane = (size_t)ih * (size_t)iw;
+  double ms_fwd = 0, ms_bwd = 0, ms_cam = 0;
+  int n_classes = 0;
+  for (int l = 0; l < n_layers; l++) {
+    one.layer = layers[l];
+    one.layer_layout = layouts[l];
+    camd_cam_maps lm;
+    int rc = camd_cam_compute(s, w, input, &one, &lm, err);
+    if (rc) {
+      camd_value_info vi;
+      bool named = camd_model_value_info(m, layers[l], &vi) == 0 && vi.name;
+      return camd_error_prefix(err, rc, "layer '%s': ", named ? vi.name : "?");
+    }
+    uint64_t t0 = camd_now_ns();
+    if (l == 0) {
+      n_classes = lm.n_classes;
+      size_t need;
+      if (!camd_size_mul(plane, (size_t)n_classes + 1, &need) ||
+          !grow_floats(&w->fused, &w->fused_cap, need) ||
+          !grow_floats(&w->fused_logits, &w->logits_cap, (size_t)lm.n_outputs)) {
+        return nomem(err);
+      }
+      memset(w->fused, 0, sizeof(float) * plane * (size_t)n_classes);
+      memcpy(w->fused_logits, lm.logits, sizeof(float) * (size_t)lm.n_outputs);
+      memcpy(w->fused_classes, lm.classes, sizeof(int) * (size_t)n_classes);
+      /* The other layers explain the classes the first one chose. */
+      one.classes = w->fused_classes;
+      one.n_classes = n_classes;
+      one.select_topk = 0;
+      out->n_outputs = lm.n_outputs;
+    }
+    float *up = w->fused + plane * (size_t)n_classes;
+    size_t lplane = (size_t)lm.width * (size_t)lm.height;
+    for (int k = 0; k < n_classes; k++) {
+      float *src = lm.maps + (size_t)k * lplane;
+      for (size_t i = 0; i < lplane; i++) src[i] = src[i] > 0.0f ? src[i] : 0.0f;
+      scale_unit(src, lplane);
+      camd__bilinear(src, lm.height, lm.width, up, (int)ih, (int)iw);
+      float *dst = w->fused + (size_t)k * plane;
+      for (size_t i = 0; i < plane; i++) dst[i] += up[i] / (float)n_layers;
+    }
+    ms_fwd += lm.ms_forward;
+    ms_bwd += lm.ms_backward;
+    ms_cam += lm.ms_cam + (double)(camd_now_ns() - t0) / 1e6;
+  }
+  for (int k = 0; k < n_classes; k++) scale_unit(w->fused + (size_t)k * plane, plane);
+  out->width = (int)iw;
+  out->height = (int)ih;
+  out->maps = w->fused;
+  out->logits = w->fused_logits;
+  out->classes = w->fused_classes;
+  out->n_classes = n_classes;
+  out->ms_forward = ms_fwd;
+  out->ms_backward = ms_bwd;
+  out->ms_cam = ms_cam;
   return 0;
 }
 

@@ -146,3 +146,76 @@ int camd__projection(camd__cam_ctx *ctx, const float *x, float *map, camd_error 
   for (int i = 0; i < HW; i++) map[i] = (float)(sign * t[i]);
   return 0;
 }
+
+/* Kernel PCA (kpcacam). The rows x_i (positions) of the centred matrix give the RBF kernel
+ * K_ij = exp(−γ|x_i − x_j|²) (centring does not change it); Kc = K − 1K − K1 + 1K1 (1 = the
+ * n × n matrix of 1/n) is PSD, its top eigenpair (λ, α) gives the projections √λ·α. */
+int camd__kernel_projection(camd__cam_ctx *ctx, const float *x, float *map, camd_error *err) {
+  int C = ctx->channels, n = ctx->hw;
+  size_t nn = (size_t)n * (size_t)n;
+  int big = C > n ? C : n;
+  if (!ctx->kp_f) {
+    ctx->kp_f = camd__ws_floats(ctx->w, 3 * nn);
+    ctx->kp_d = camd__ws_doubles(ctx->w, 3 * (size_t)big + nn);
+    if (!ctx->kp_f || !ctx->kp_d) {
+      ctx->kp_f = NULL;
+      return camd_error_set(err, CAMD_E_NOMEM,
+                            "out of memory for the %d × %d kernel matrix of kpcacam", n, n);
+    }
+  }
+  float *kc = ctx->kp_f, *p = kc + nn, *q = p + nn;
+  double *e = ctx->kp_d, *t = e + big, *rowmean = t + big, *kd = rowmean + big;
+  /* Squared distances through |xi|² + |xj|² − 2 xi·xj would lose digits to cancellation:
+   * summed directly, in double, over channels. */
+  const double gamma = 1.0 / C;
+  for (int i = 0; i < n; i++) {
+    kd[(size_t)i * n + i] = 1.0;
+    for (int j = i + 1; j < n; j++) {
+      double d2 = 0.0;
+      for (int c = 0; c < C; c++) {
+        double d = (double)x[(size_t)c * n + i] - x[(size_t)c * n + j];
+        d2 += d * d;
+      }
+      kd[(size_t)i * n + j] = kd[(size_t)j * n + i] = exp(-gamma * d2);
+    }
+  }
+  double total = 0.0;
+  for (int i = 0; i < n; i++) {
+    double acc = 0.0;
+    for (int j = 0; j < n; j++) acc += kd[(size_t)i * n + j];
+    rowmean[i] = acc / n;
+    total += acc;
+  }
+  total /= (double)n * (double)n;
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < n; j++) {
+      kc[(size_t)i * n + j] = (float)(kd[(size_t)i * n + j] - rowmean[i] - rowmean[j] + total);
+    }
+  }
+  if (!top_eigenvector(kc, n, p, q, e, t)) {
+    memset(map, 0, sizeof(float) * (size_t)n);
+    return 0;
+  }
+  /* λ = eᵀ·Kc·e (Rayleigh quotient, e unit) from the double kernel. */
+  double lambda = 0.0;
+  for (int i = 0; i < n; i++) {
+    double acc = 0.0;
+    for (int j = 0; j < n; j++) {
+      acc += (kd[(size_t)i * n + j] - rowmean[i] - rowmean[j] + total) * e[j];
+    }
+    lambda += e[i] * acc;
+  }
+  double scale = lambda > 0.0 ? sqrt(lambda) : 0.0;
+  /* Sign: correlate non-negatively with Σ_c x[c] (ties: largest-magnitude entry positive). */
+  double dot = 0.0;
+  int arg = 0;
+  for (int i = 0; i < n; i++) {
+    double ref = 0.0;
+    for (int c = 0; c < C; c++) ref += x[(size_t)c * n + i];
+    dot += e[i] * ref;
+    if (fabs(e[i]) > fabs(e[arg])) arg = i;
+  }
+  double sign = dot < 0.0 || (dot == 0.0 && e[arg] < 0.0) ? -1.0 : 1.0;
+  for (int i = 0; i < n; i++) map[i] = (float)(sign * scale * e[i]);
+  return 0;
+}

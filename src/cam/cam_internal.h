@@ -16,6 +16,11 @@
 typedef struct camd__ws_block camd__ws_block;
 struct camd_cam_workspace {
   camd__ws_block *head, *cur;
+  /* camd_cam_compute_layers' results, which outlive the per-layer computations: fused maps and
+   * an upsampling plane (fused_cap floats), the classes and the logits (logits_cap floats). */
+  float *fused, *fused_logits;
+  size_t fused_cap, logits_cap;
+  int fused_classes[1024];
 };
 
 /* Everything the methods need about one compute call, resolved once. */
@@ -35,6 +40,8 @@ typedef struct camd__cam_ctx {
   float *xbuf;          /* channels × hw scratch (weighted activations), carved once per call */
   float *pj_f;          /* projection scratch (carved on first use): xc, gram, two n × n */
   double *pj_d;         /* projection scratch: three vectors of max(channels, hw) */
+  float *kp_f;          /* kernel projection scratch (carved on first use): three hw × hw */
+  double *kp_d;         /* kernel projection scratch: three vectors of max(channels, hw) */
 
   /* Layouts (cam_layout.c): the methods work on channel-major copies. The model input's layout
    * and, for NHWC inputs, room for fwd_cap inputs written in it; the layer's layout and, for an
@@ -49,6 +56,7 @@ typedef struct camd__cam_ctx {
    * first clean forward while select_pending is set. */
   int *selected;
   bool select_pending;
+  int *finer_classes; /* finercam: room for req->finer_compare comparison classes */
 } camd__cam_ctx;
 
 /* Timed engine forward (accumulates into ctx->ns_forward) of `batch` channel-major inputs,
@@ -94,6 +102,15 @@ void camd__channel_sum(const float *x, int channels, int hw, float *map);
  * Σ_c x[c][·] (the un-projected map); when that correlation is exactly 0, its entry of largest
  * magnitude is made positive. Scratch comes from the workspace (carved once per call). */
 int camd__projection(camd__cam_ctx *ctx, const float *x, float *map, camd_error *err);
+
+/* Most positions kpcacam accepts (its kernel matrix is positions × positions). */
+#define CAMD_KPCA_MAX_POSITIONS 1024
+
+/* Kernel PCA (RBF kernel, gamma = 1 / channels) of the same (hw × channels) matrix, centred:
+ * the centred kernel matrix's top eigenvector scaled by the square root of its eigenvalue
+ * (scikit-learn's KernelPCA(n_components=1).fit_transform); sign as camd__projection. hw must
+ * be <= CAMD_KPCA_MAX_POSITIONS (checked by the caller). */
+int camd__kernel_projection(camd__cam_ctx *ctx, const float *x, float *map, camd_error *err);
 
 /* `cam` (Zhou 2016): the class weights of the linear layer after global pooling of the layer
  * (read in `layout`). weights_out[k*channels + c] for class k of req->classes. Reports

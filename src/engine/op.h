@@ -104,6 +104,8 @@ typedef struct camd_op_ctx {
                               starts at thread_scratch + t * thread_stride */
   size_t thread_stride;
   const camd_post_op *post; /* forward: activation to apply to out[0] (accepts_post_op ops) */
+  bool guided; /* backward: guided backpropagation (Springenberg 2015): Relu passes a gradient
+                  only where its input and the incoming gradient are both > 0 */
 } camd_op_ctx;
 
 struct camd_op_desc {

@@ -84,6 +84,10 @@ static void relu_backward(const camd_op_ctx *ctx) {
   float *gx = ctx->grad_in[0].data;
   if (!gy || !gx) return;
   size_t n = act_count(ctx);
+  if (ctx->guided) {
+    for (size_t i = 0; i < n; i++) gx[i] += y[i] > 0.f && gy[i] > 0.f ? gy[i] : 0.f;
+    return;
+  }
   for (size_t i = 0; i < n; i++) gx[i] += y[i] > 0.f ? gy[i] : 0.f;
 }
 

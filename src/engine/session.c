@@ -902,7 +902,8 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
         if (out[j].data) replicate_item0(s, n->out[j], batch);
       }
     }
-    if (makes_hook) call_hook(opts, s, hook_value);
+    /* A producer fused with the activation that makes the hook value writes it. */
+    if (makes_hook || (fused >= 0 && fused == hook_value)) call_hook(opts, s, hook_value);
   }
   s->cur = p;
   s->cur_batch = batch;
@@ -939,7 +940,8 @@ static float *grad_buffer(camd_session *s, const camd_plan *p, int v) {
 }
 
 /* Runs node n's backward (nothing when no gradient reaches its outputs). */
-static void backward_node(camd_session *s, const camd_plan *p, const camd_node *n, float *scratch) {
+static void backward_node(camd_session *s, const camd_plan *p, const camd_node *n, float *scratch,
+                          bool guided) {
   const camd_graph *g = s->g;
   camd_tensor in[CAMD_NODE_MAX_IO], out[CAMD_NODE_MAX_IO];
   camd_tensor gin[CAMD_NODE_MAX_IO], gout[CAMD_NODE_MAX_IO];
@@ -970,7 +972,8 @@ static void backward_node(camd_session *s, const camd_plan *p, const camd_node *
                      .grad_out = gout,
                      .grad_in = gin,
                      .scratch = scratch,
-                     .pool = s->pool};
+                     .pool = s->pool,
+                     .guided = guided};
   n->op->backward(&ctx);
   /* The outputs' gradient buffers may be reused from here on. */
   for (int j = 0; j < n->n_out; j++) {
@@ -978,7 +981,8 @@ static void backward_node(camd_session *s, const camd_plan *p, const camd_node *
   }
 }
 
-int camd_session_backward(camd_session *s, int from, const float *seed, camd_error *err) {
+static int session_backward(camd_session *s, int from, const float *seed, bool guided,
+                            camd_error *err) {
   camd_plan *p = s->cur;
   const camd_graph *g = s->g;
   if (!p) return camd_error_set(err, CAMD_E_STATE, "backward needs a forward first");
@@ -997,7 +1001,9 @@ int camd_session_backward(camd_session *s, int from, const float *seed, camd_err
   memset(s->grad_live, 0, (size_t)g->n_values);
   memcpy(s->mem + p->grad_off[from], seed, camd_shape_count(&s->shapes[from]) * sizeof(float));
   s->grad_live[from] = 1;
-  for (int t = 0; t < p->n_bwd; t++) backward_node(s, p, &g->nodes[p->bwd_nodes[t]], scratch);
+  for (int t = 0; t < p->n_bwd; t++) {
+    backward_node(s, p, &g->nodes[p->bwd_nodes[t]], scratch, guided);
+  }
   grad_buffer(s, p, p->grad_root); /* zero when no gradient reached it */
   if (p->view_node >= 0) {
     const camd_node *n = &g->nodes[p->view_node];
@@ -1017,6 +1023,14 @@ int camd_session_backward(camd_session *s, int from, const float *seed, camd_err
   }
   s->have_backward = true;
   return 0;
+}
+
+int camd_session_backward(camd_session *s, int from, const float *seed, camd_error *err) {
+  return session_backward(s, from, seed, false, err);
+}
+
+int camd_session_backward_guided(camd_session *s, int from, const float *seed, camd_error *err) {
+  return session_backward(s, from, seed, true, err);
 }
 
 const float *camd_session_grad(camd_session *s, int value_id, camd_shape *shape) {

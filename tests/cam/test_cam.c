@@ -6,7 +6,8 @@
  *   reference are min-max normalised (and, separately, ReLU'd then min-max normalised, as the
  *   pipeline shows them); the case fails when either max |difference| exceeds 1e-3. Cases
  *   with "expect_error" must fail with that status. Noise methods must give identical maps when
- *   run twice. Prints one line per case with the margins and the time camd took.
+ *   run twice. A case whose layer is a comma list runs camd_cam_compute_layers (fused maps at
+ *   the input size). Prints one line per case with the margins and the time camd took.
  */
 #include <jansson.h>
 #include <math.h>
@@ -82,11 +83,26 @@ static void run_case(const char *dir, camd_model *m, camd_session *s, camd_cam_w
   camd_error err;
   camd_cam_request req;
   camd_cam_request_init(&req);
-  if (camd_cam_method_parse(method, &req.method, &err) != 0 ||
-      camd_model_check_target(m, layer, &req.layer, &err) != 0) {
+  if (camd_cam_method_parse(method, &req.method, &err) != 0) {
     fprintf(stderr, "FAIL %s: %s\n", name, err.message);
     failures++;
     return;
+  }
+  /* "a,b": the layers fused by camd_cam_compute_layers. */
+  int layers[CAMD_CAM_MAX_LAYERS];
+  camd_layout layouts[CAMD_CAM_MAX_LAYERS];
+  int n_layers = 0;
+  char list[1024];
+  snprintf(list, sizeof(list), "%s", layer ? layer : "");
+  for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+       tok = strtok_r(NULL, ",", &save)) {
+    if (n_layers == CAMD_CAM_MAX_LAYERS ||
+        camd_model_check_target(m, tok, &layers[n_layers], &err) != 0) {
+      fprintf(stderr, "FAIL %s: layer '%s': %s\n", name, tok, err.message);
+      failures++;
+      return;
+    }
+    layouts[n_layers++] = CAMD_LAYOUT_UNKNOWN;
   }
   req.output = camd_model_find_value(m, "logits");
   req.classes = classes;
@@ -105,7 +121,7 @@ static void run_case(const char *dir, camd_model *m, camd_session *s, camd_cam_w
 
   camd_cam_maps out;
   uint64_t t0 = camd_now_ns();
-  int rc = camd_cam_compute(s, w, input, &req, &out, &err);
+  int rc = camd_cam_compute_layers(s, w, input, &req, layers, layouts, n_layers, &out, &err);
   double ms = (double)(camd_now_ns() - t0) / 1e6;
   if (expect) {
     bool ok = rc != 0 && strcmp(camd_status_code(rc), expect) == 0;
@@ -151,7 +167,7 @@ static void run_case(const char *dir, camd_model *m, camd_session *s, camd_cam_w
   /* Noise methods: the same request gives the same map. */
   const char *det = "";
   if (req.method == CAMD_CAM_SMOOTHGRADCAMPP || req.method == CAMD_CAM_SSCAM) {
-    rc = camd_cam_compute(s, w, input, &req, &out, &err);
+    rc = camd_cam_compute_layers(s, w, input, &req, layers, layouts, n_layers, &out, &err);
     bool same = rc == 0 && memcmp(mine, out.maps, hw * (size_t)n_classes * sizeof(float)) == 0;
     det = same ? ", rerun identical" : ", RERUN DIFFERS";
     ok = ok && same;

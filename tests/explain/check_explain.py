@@ -10,6 +10,7 @@ CASE is one of:
               its label) equals PyTorch's Grad-CAM of layer4 within 1e-3 after min-max.
   errors      usage errors exit 2 and name the flag/value and the valid choices; failures
               (corrupt image, labels count) exit 1 with a message naming the cause.
+  fused       --layer A,B: the fused map against the fusion of the two single-layer maps.
   config      --config FILE --name NAME with a top-level "models" array and server keys.
 """
 
@@ -162,8 +163,53 @@ def case_errors(camd, d):
            ["[1, 3, 224, 224]", "[1, 3, 200, 200]"], "size mismatch")
     expect(camd, d, ["--model", "missing.onnx", "--image", "chelsea.png"], 1, ["missing.onnx"],
            "missing model")
+    l4 = "/layer4/layer4.1/relu_1/Relu_output_0"
+    expect(camd, d, base + ["--layer", l4 + ",no_such_layer"], 2,
+           ["--layer", "no_such_layer", "CAM layers"], "unknown layer in a layer list")
+    expect(camd, d, base + ["--layer", l4 + "," + l4], 2, ["given twice"], "repeated layer")
+    expect(camd, d, base + ["--layer", ",".join([l4] * 9)], 2, ["at most 8"], "9 layers")
+    expect(camd, d, base + ["--layer", l4 + ","], 2, ["empty item"], "empty layer item")
     rc, so, se = run(camd, ["--help"], d)
     check(rc == 0 and "default 0.5" in so and "exit status" in so, "--help")
+
+
+def case_fused(camd, d):
+    """layer=A,B: the raw map is 224 x 224 and equals the fusion (each map ReLU'd, scaled
+    (m - min) / (max - min + 1e-7), resized with torch's bilinear interpolation, averaged, scaled
+    again) of the two single-layer raw maps camd gives with relu=false, normalize=none (those are
+    checked against PyTorch above and in the CAM suite; the fusion formula itself against
+    pytorch-grad-cam's in the CAM suite's *_fused cases)."""
+    import torch
+    import torch.nn.functional as F
+    layers = ["/layer4/layer4.1/relu_1/Relu_output_0", "/layer3/layer3.1/relu_1/Relu_output_0"]
+    base = ["--model", "resnet18.onnx", "--labels", "resnet18.labels.txt", "--image",
+            "chelsea.png", "--method", "gradcam", "--target", "281", "--outputs", "raw",
+            "--json", "-"]
+
+    def raw(layer, extra):
+        rc, so, se = run(camd, base + ["--layer", layer] + extra, d)
+        check(rc == 0, f"fused: layer {layer}: exit {rc}: {se}")
+        if rc:
+            return None
+        x = json.loads(so)["explanations"][0]["raw"]
+        return np.array(x["values"], dtype=np.float64).reshape(x["height"], x["width"])
+
+    def scale(m):
+        m = m - m.min()
+        return m / (1e-7 + m.max())
+
+    fused = raw(",".join(layers), [])
+    singles = [raw(layer, ["--no-relu", "--normalize", "none"]) for layer in layers]
+    if fused is None or any(m is None for m in singles):
+        return
+    check(fused.shape == (224, 224), f"fused: raw map {fused.shape}, expected 224 x 224")
+    acc = 0
+    for m in singles:
+        up = F.interpolate(torch.from_numpy(scale(np.maximum(m, 0)))[None, None], size=(224, 224),
+                           mode="bilinear", align_corners=False)[0, 0].numpy()
+        acc = acc + up / len(singles)
+    diff = np.abs(fused - scale(acc)).max()
+    check(diff <= 1e-4, f"fused: camd's fused map differs from the fusion of its layers by {diff}")
 
 
 def case_config(camd, d):
@@ -209,6 +255,8 @@ def main():
         case_errors(camd, d)
     elif case == "config":
         case_config(camd, d)
+    elif case == "fused":
+        case_fused(camd, d)
     else:
         print(f"unknown case {case}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ add_test(NAME explain.fixture
   COMMAND ${CAMD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/make_fixture.py ${CAMD_EXPLAIN_FIXTURE_DIR})
 set_tests_properties(explain.fixture PROPERTIES FIXTURES_SETUP camd_explain_fixture
   LABELS "explain;python" TIMEOUT 600 SKIP_RETURN_CODE 77)
-foreach(case png jpeg errors config)
+foreach(case png jpeg errors config fused)
   add_test(NAME explain.${case}
     COMMAND ${CAMD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_explain.py $<TARGET_FILE:camd>
             ${CAMD_EXPLAIN_FIXTURE_DIR} ${case})

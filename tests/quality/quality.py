@@ -42,7 +42,8 @@ import scenes  # noqa: E402
 
 METHODS = ["cam", "gradcam", "hirescam", "gradcam-elementwise", "gradcam++", "xgradcam",
            "layercam", "eigencam", "eigengradcam", "scorecam", "ablationcam",
-           "smoothgradcam++", "sscam", "iscam"]
+           "smoothgradcam++", "sscam", "iscam", "finercam", "shapleycam", "kpcacam",
+           "guidedbackprop", "guidedgradcam"]
 
 
 def free_port():

@@ -9,6 +9,7 @@ import math
 import os
 import socket
 import time
+import urllib.parse
 
 import camdtest as ct
 from camdtest import Server, fixture, multipart, strip_volatile
@@ -174,6 +175,23 @@ with Server("--max-image-width", "2000", "--max-instances", "3", "--max-option-b
     for name in ("rgba.png", "gray.png"):
         st, h, b = srv.json("POST", "/v1/models/tiny/explain", fixture(name), hdr_png)
         C.check(st == 200, f"{name}: {st} {b}")
+
+    # the newer methods and several layers through the query (issue 11)
+    st, h, info = srv.json("GET", "/v1/models/tiny")
+    names = [x["name"] for x in info["layers"]][-2:]
+    q = "/v1/models/tiny/explain?outputs=raw&layer=" + "%2C".join(
+        urllib.parse.quote(n, safe="") for n in names)
+    st, h, b = srv.json("POST", q, PNG, hdr_png)
+    C.check(st == 200 and b["layer"] == ",".join(names) and
+            b["explanations"][0]["raw"]["width"] == info["input"]["shape"][3],
+            f"layer=A,B: fused map at the input's size: {st} {str(b)[:300]}")
+    st, h, b = srv.json("POST", q + "%2Cnope", PNG, hdr_png)
+    C.error(st, h, b, 400, contains="'nope' not found", what="bad layer in a layer list")
+    for m in ("finercam", "shapleycam", "kpcacam", "guidedbackprop", "guidedgradcam"):
+        st, h, b = srv.json("POST", "/v1/models/tiny/explain?outputs=raw&method=" + m, PNG,
+                            hdr_png)
+        C.check(st == 200 and b["method"] == m and b["explanations"][0]["raw"]["values"],
+                f"method={m}: {st} {str(b)[:300]}")
 
     # ---- errors ----
     st, h, b = srv.json("POST", "/v1/models/tiny/explain?method=nope", PNG, hdr_png)
