@@ -44,8 +44,8 @@
  * reversible colour transform, and lossy ones within 1 of OpenJPH's own decoder; so they take the
  * JPEG 2000 path below (libopenjph is not needed). DCMTK 3.6.7 does not know their UIDs: the file
  * is handed to it labelled JPEG 2000 (same data set encoding), see open_impl. Debian's OpenJPEG
- * keeps assert() on and its HT decoder aborts on malformed code-blocks, so every JPEG 2000 frame
- * is decoded in a forked child (opj_decode_isolated).
+ * keeps assert() on and its HT decoder aborts on malformed code-blocks, so a frame that may use
+ * HT code-blocks is decoded in a forked child (j2k_may_use_ht, opj_decode_isolated).
  *
  * Palette colour: the Red/Green/Blue Palette Color LUTs are read here (read_palette); segmented
  * LUTs are refused (DCMTK 3.6.7's dcmimage does not expand them either).
@@ -1107,14 +1107,61 @@ int opj_decode_frame(const std::vector<unsigned char> &cs, OPJ_CODEC_FORMAT fmt,
   return 0;
 }
 
+/* False only when a raw codestream (SOC first) surely uses no High-Throughput code-blocks: its
+ * main header and every tile-part header, walked marker segment by marker segment (tile-parts by
+ * their Psot) up to EOC, hold no COD/COC whose code-block style has the HT bit (0x40, the only
+ * thing that sends OpenJPEG 2.5.0 to its HT decoder) and SIZ does not announce Part 15 (Rsiz bit
+ * 14). Anything the walk cannot follow (JP2 boxes, a bad length, Psot 0 or out of the stream, no
+ * EOC; a last tile-part whose Psot covers the EOC is accepted) counts as "may use HT". */
+bool j2k_may_use_ht(const unsigned char *p, size_t n) {
+  if (n < 4 || p[0] != 0xFF || p[1] != 0x4F) return true;
+  size_t pos = 2, csiz = 0;
+  size_t tile_end = 0; /* inside a tile-part header: where the tile-part ends */
+  while (pos + 2 <= n) {
+    if (p[pos] != 0xFF) return true;
+    unsigned m = p[pos + 1];
+    if (m == 0xD9) return tile_end != 0; /* EOC: the end, unless inside a tile-part header */
+    if (m == 0x93) {                     /* SOD: the tile-part's data, up to its end */
+      if (!tile_end) return true;
+      if (tile_end == n) return false; /* the last tile-part ran to the end, EOC included */
+      pos = tile_end;
+      tile_end = 0;
+      continue;
+    }
+    if (pos + 4 > n) return true;
+    size_t len = (size_t)p[pos + 2] << 8 | p[pos + 3];
+    if (len < 2 || len > n - pos - 2) return true;
+    const unsigned char *seg = p + pos + 2; /* seg[0..1]: the length */
+    if (m == 0x51) {                        /* SIZ */
+      if (len < 38 || (seg[2] & 0x40)) return true;
+      csiz = (size_t)seg[36] << 8 | seg[37];
+    } else if (m == 0x52) { /* COD: Scod, SGcod (4), SPcod: levels, xcb, ycb, style */
+      if (len < 11 || (seg[10] & 0x40)) return true;
+    } else if (m == 0x53) { /* COC: Ccoc (1 or 2), Scoc, SPcoc: levels, xcb, ycb, style */
+      size_t at = 2 + (csiz < 257 ? 1 : 2) + 1 + 3;
+      if (!csiz || len <= at || (seg[at] & 0x40)) return true;
+    } else if (m == 0x90) { /* SOT: Isot (2), Psot (4), TPsot, TNsot */
+      if (len < 10 || tile_end) return true;
+      size_t psot = (size_t)seg[4] << 24 | (size_t)seg[5] << 16 | (size_t)seg[6] << 8 | seg[7];
+      if (psot < 14 || psot > n - pos) return true;
+      tile_end = pos + psot;
+    } else if (m < 0x50 && m != 0x4F) {
+      return true; /* not a marker segment of a codestream header */
+    }
+    pos += 2 + len;
+  }
+  return true;
+}
+
 /* OpenJPEG 2.5.0 as Debian builds it keeps assert() on, and its HT block decoder (ht_dec.c)
  * asserts on malformed code-blocks (mel_init, frwd_advance, rev_advance: found by the fuzz
  * regression driver within 50 mutations of an HTJ2K seed; upstream issue #1500): an abort that
  * would take the server down. The HT decoder runs for any codestream whose code-block style says
  * HT, whatever the transfer syntax claims (a JPEG 2000 file spliced with an HTJ2K one reached it
- * too), so every JPEG 2000 frame is decoded in a forked child that writes the samples into a
- * shared mapping; a child killed by a signal (or the 60 s alarm) is a corrupt frame, a 400. The
- * child touches only OpenJPEG and malloc (fork-safe in glibc) and leaves with _exit. */
+ * too), so a frame that may use HT code-blocks (j2k_may_use_ht) is decoded in a forked child that
+ * writes the samples into a shared mapping; a child killed by a signal (or the 60 s alarm) is a
+ * corrupt frame, a 400. The child touches only OpenJPEG and malloc (fork-safe in glibc) and
+ * leaves with _exit. Classic JPEG 2000 frames are decoded in process as before. */
 int opj_decode_isolated(const std::vector<unsigned char> &cs, OPJ_CODEC_FORMAT fmt,
                         const camd_dicom_info &info, size_t frame, int32_t *o, camd_error *err) {
   struct shared_head {
@@ -1209,7 +1256,8 @@ int j2k_frame(camd_dicom *d, size_t frame, camd__dicom_raw *out, camd_error *err
   size_t n = info.rows * info.columns, spp = (size_t)info.samples_per_pixel;
   int32_t *o = (int32_t *)malloc(n * spp * sizeof(int32_t));
   if (!o) return camd_error_set(err, CAMD_E_NOMEM, "out of memory decoding a JPEG 2000 frame");
-  int rc = opj_decode_isolated(cs, fmt, info, frame, o, err);
+  int rc = j2k_may_use_ht(cs.data(), cs.size()) ? opj_decode_isolated(cs, fmt, info, frame, o, err)
+                                                : opj_decode_frame(cs, fmt, info, frame, o, err);
   if (rc) {
     free(o);
     return rc;
