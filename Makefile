@@ -24,10 +24,11 @@ DEPS_BUILD := build-essential g++ cmake pkg-config protobuf-c-compiler libprotob
   libopenblas-dev libmicrohttpd-dev libjansson-dev libpng-dev libjpeg-dev libdcmtk-dev \
   libopenjp2-7-dev
 # What the tests add: PyTorch as the oracle, reference images, DICOM references (pydicom,
-# nibabel's files, GDCM's gdcmconv, dicom3tools' dciodvfy), HTTP client, browser, containers.
+# nibabel's files, GDCM's gdcmconv, dicom3tools' dciodvfy, OpenJPH's ojph_compress/ojph_expand
+# for High-Throughput JPEG 2000 test files), HTTP client, browser, containers.
 DEPS_TEST := python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-pil \
   python3-skimage imagemagick dataset-fashion-mnist curl openssl chromium clang-format \
-  python3-pydicom python3-nibabel libgdcm-tools dicom3tools \
+  python3-pydicom python3-nibabel libgdcm-tools dicom3tools openjph-tools \
   podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

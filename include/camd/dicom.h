@@ -1,12 +1,15 @@
 /* camd DICOM: decode DICOM Part 10 images (frames, metadata, pixel pipeline) and write Secondary
  * Capture instances of an overlay, behind a C API (the toolkit, DCMTK + OpenJPEG, stays inside
- * src/image/dicom.cc).
+ * src/image/dicom.cc; OpenJPEG decodes JPEG 2000 and High-Throughput JPEG 2000).
  *
  * Pixel pipeline of camd_dicom_decode, in this order (PS3.3 C.7.6.3, C.11):
  *   stored values (BitsAllocated/BitsStored/HighBit/PixelRepresentation, PlanarConfiguration,
  *   YBR_FULL_422 expansion) -> Modality LUT (RescaleSlope/Intercept or Modality LUT Sequence;
  *   monochrome only) -> VOI (window or VOI LUT Sequence, camd_window_gray) -> MONOCHROME1
- *   inversion -> 8-bit gray; colour: YBR_FULL/YBR_FULL_422 -> RGB, samples scaled to 8 bits.
+ *   inversion -> 8-bit gray; colour: YBR_FULL/YBR_FULL_422 -> RGB, samples scaled to 8 bits;
+ *   PALETTE COLOR: stored value -> Red/Green/Blue Palette Color LUT entry (values below the first
+ *   mapped value take entry 0, beyond the last the last entry), 16-bit entries scaled to 8 bits
+ *   as colour samples are (round(v * 255 / 65535)); no Modality LUT or VOI.
  *
  * Privacy: nothing here logs, and camd_dicom_info carries no patient data (only UIDs, geometry and
  * pixel attributes). The patient and study modules stay inside the opaque handle, from which
@@ -82,8 +85,8 @@ typedef struct camd_dicom camd_dicom;
  *   CAMD_E_LIMIT  bytes, frames, Columns, Rows or pixels over the limit (named, with its value);
  *   CAMD_E_FORMAT corrupt or truncated file, no Pixel Data, missing or inconsistent pixel
  *                 attributes, Pixel Data shorter than the declared frames;
- *   CAMD_E_UNSUPPORTED valid but not handled (e.g. PALETTE COLOR, Float Pixel Data,
- *                 BitsAllocated 12, colour with 1 bit);
+ *   CAMD_E_UNSUPPORTED valid but not handled (e.g. segmented palette colour LUTs, Float Pixel
+ *                 Data, BitsAllocated 12, colour with 1 bit);
  *   CAMD_E_NOMEM, CAMD_E_INVALID (NULL arguments).
  * On error *out is NULL. Thread-safe. */
 int camd_dicom_open(const void *data, size_t len, const camd_dicom_limits *limits, camd_dicom **out,
@@ -94,10 +97,12 @@ void camd_dicom_close(camd_dicom *dcm);
 const camd_dicom_info *camd_dicom_get_info(const camd_dicom *dcm);
 
 typedef struct camd_dicom_decode_opts {
-  size_t frame;       /* 0-based frame index, < info.frames */
-  camd_window window; /* monochrome only; zero-initialised = CAMD_WINDOW_DEFAULT index 0 */
-  bool want_stored;   /* also return the stored values (camd_dicom_frame.stored) */
-  bool want_values;   /* also return the modality values (camd_dicom_frame.values) */
+  size_t frame; /* 0-based frame index, < info.frames */
+  /* monochrome only (a colour or PALETTE COLOR frame with anything but DEFAULT index 0 is
+   * CAMD_E_INVALID); zero-initialised = CAMD_WINDOW_DEFAULT index 0 */
+  camd_window window;
+  bool want_stored; /* also return the stored values (camd_dicom_frame.stored) */
+  bool want_values; /* also return the modality values (camd_dicom_frame.values) */
 } camd_dicom_decode_opts;
 
 /* One decoded frame. Caller-owned struct; its arrays are malloc'd and owned by it: release with
@@ -121,7 +126,8 @@ typedef struct camd_dicom_frame {
 
 /* Decodes one frame through the pixel pipeline (see the top of this header). `opts` may be NULL
  * (frame 0, DEFAULT window). `out` must be empty; on error it stays empty.
- * Errors: CAMD_E_INVALID (frame out of range, with the valid range; bad window), CAMD_E_FORMAT
+ * Errors: CAMD_E_INVALID (frame out of range, with the valid range; bad window; a window on a
+ * colour frame), CAMD_E_FORMAT
  * (the codec failed: corrupt compressed data, decoded size differs from the declared one),
  * CAMD_E_UNSUPPORTED, CAMD_E_NOMEM. */
 int camd_dicom_decode(camd_dicom *dcm, const camd_dicom_decode_opts *opts, camd_dicom_frame *out,

@@ -738,7 +738,7 @@ static int decode_dicom(const camd_explain_input *in, const camd_explain_options
   }
   if (!rc) {
     item->frame = o->frame;
-    item->windowed = fr.samples == 1;
+    item->windowed = fr.samples == 1 && fr.image.channels == 1; /* not PALETTE COLOR */
     if (item->windowed) item->window = fr.window;
     item->info.format = CAMD_IMAGE_FORMAT_DICOM;
     item->info.file_width = item->dicom.columns;

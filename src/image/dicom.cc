@@ -38,6 +38,18 @@
  * length is allocated before it is read (from a buffer stream, and in a deflated data set), and
  * the JPEG bit-depth scan loops forever on a TEM marker.
  *
+ * High-Throughput JPEG 2000 (Part 15, syntaxes .201/.202/.203), measured on OpenJPH-made
+ * codestreams (tests/dicom/make_cases.py): Debian 12's OpenJPEG 2.5.0 decodes them (its HT block
+ * decoder, ht_dec.c) bit-exactly for lossless 16-bit signed/unsigned gray and 8-bit RGB with the
+ * reversible colour transform, and lossy ones within 1 of OpenJPH's own decoder; so they take the
+ * JPEG 2000 path below (libopenjph is not needed). DCMTK 3.6.7 does not know their UIDs: the file
+ * is handed to it labelled JPEG 2000 (same data set encoding), see open_impl. Debian's OpenJPEG
+ * keeps assert() on and its HT decoder aborts on malformed code-blocks, so a frame that may use
+ * HT code-blocks is decoded in a forked child (j2k_may_use_ht, opj_decode_isolated).
+ *
+ * Palette colour: the Red/Green/Blue Palette Color LUTs are read here (read_palette); segmented
+ * LUTs are refused (DCMTK 3.6.7's dcmimage does not expand them either).
+ *
  * Threads: codec registration and DCMTK's global flags are set once (std::call_once); each
  * handle is used by one thread at a time. DCMTK's logger is turned off (its messages can quote
  * element values). Exceptions never cross into C: every extern "C" entry catches everything.
@@ -56,9 +68,12 @@
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
+#include <fcntl.h>
 #include <openjpeg.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -129,6 +144,10 @@ const ts_entry k_supported[] = {
     {"1.2.840.10008.1.2.4.81", "JPEG-LS Near-Lossless", CODEC_DCMTK, "ISO_14495_1"},
     {"1.2.840.10008.1.2.4.90", "JPEG 2000 (Lossless Only)", CODEC_J2K, nullptr},
     {"1.2.840.10008.1.2.4.91", "JPEG 2000", CODEC_J2K, "ISO_15444_1"},
+    {"1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 (Lossless Only)", CODEC_J2K, nullptr},
+    {"1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)",
+     CODEC_J2K, nullptr},
+    {"1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000", CODEC_J2K, "ISO_15444_15"},
     {"1.2.840.10008.1.2.5", "RLE Lossless", CODEC_DCMTK, nullptr},
 };
 /* Names of syntaxes camd recognises but cannot decode (for the 415 message). */
@@ -156,9 +175,6 @@ const struct {
     {"1.2.840.10008.1.2.4.110", "JPEG XL Lossless"},
     {"1.2.840.10008.1.2.4.111", "JPEG XL JPEG Recompression"},
     {"1.2.840.10008.1.2.4.112", "JPEG XL"},
-    {"1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 (Lossless Only)"},
-    {"1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)"},
-    {"1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000"},
     {"1.2.840.10008.1.2.6.1", "RFC 2557 MIME encapsulation (retired)"},
     {"1.2.840.10008.1.2.6.2", "XML Encoding (retired)"},
 };
@@ -277,6 +293,7 @@ struct camd_dicom {
   ~camd_dicom() {
     free(pm.modality_lut.data);
     for (camd__dicom_lut &l : pm.voi_luts) free(l.data);
+    for (camd__dicom_lut &l : pm.palette_luts) free(l.data);
     if (fd >= 0) close(fd);
   }
 };
@@ -338,12 +355,121 @@ int read_lut(DcmItem *item, bool signed_first, const char *what, camd__dicom_lut
   return 0;
 }
 
+/* The Red, Green and Blue Palette Color Lookup Tables of a PALETTE COLOR image (PS3.3
+ * C.7.6.3.1.5, C.7.6.3.1.6): descriptor = entries (0 = 65536), first mapped value (signed when
+ * PixelRepresentation is 1), bits per entry (8 or 16); the data one entry per 16-bit word, or for
+ * 8-bit entries also two per word / one per byte (OB), as pydicom reads them. Segmented tables
+ * (C.7.9.2) are refused: DCMTK 3.6.7 does not expand them either. */
+int read_palette(DcmItem *ds, bool signed_first, camd__dicom_pixmod *pm, camd_error *err) {
+  static const char *const names[3] = {"Red", "Green", "Blue"};
+  const DcmTagKey desc_tags[3] = {DCM_RedPaletteColorLookupTableDescriptor,
+                                  DCM_GreenPaletteColorLookupTableDescriptor,
+                                  DCM_BluePaletteColorLookupTableDescriptor};
+  const DcmTagKey data_tags[3] = {DCM_RedPaletteColorLookupTableData,
+                                  DCM_GreenPaletteColorLookupTableData,
+                                  DCM_BluePaletteColorLookupTableData};
+  const DcmTagKey seg_tags[3] = {DCM_SegmentedRedPaletteColorLookupTableData,
+                                 DCM_SegmentedGreenPaletteColorLookupTableData,
+                                 DCM_SegmentedBluePaletteColorLookupTableData};
+  for (int c = 0; c < 3; c++) {
+    camd__dicom_lut *lut = &pm->palette_luts[c];
+    DcmElement *d = nullptr;
+    if (ds->findAndGetElement(desc_tags[c], d).bad() || !d || d->getVM() != 3)
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "PALETTE COLOR image: the %s Palette Color Lookup Table Descriptor "
+                            "(0028,110%d) is missing or does not have 3 values",
+                            names[c], c + 1);
+    Uint16 desc[3];
+    for (unsigned long i = 0; i < 3; i++) {
+      Sint16 sv = 0;
+      bool bad = d->ident() == EVR_SS ? d->getSint16(sv, i).bad() : d->getUint16(desc[i], i).bad();
+      if (d->ident() == EVR_SS) desc[i] = (Uint16)sv;
+      if (bad)
+        return camd_error_set(err, CAMD_E_FORMAT,
+                              "PALETTE COLOR image: bad %s Palette Color Lookup Table Descriptor",
+                              names[c]);
+    }
+    size_t entries = desc[0] ? desc[0] : 65536;
+    int bits = desc[2];
+    int64_t first = signed_first ? (int64_t)(int16_t)desc[1] : (int64_t)desc[1];
+    if (bits != 8 && bits != 16)
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "PALETTE COLOR image: the %s Palette Color Lookup Table Descriptor "
+                            "gives %d bits per entry (8 or 16 expected)",
+                            names[c], bits);
+    if (c > 0 && (entries != pm->palette_luts[0].entries ||
+                  first != pm->palette_luts[0].first_mapped || bits != pm->palette_luts[0].bits))
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "PALETTE COLOR image: the %s Palette Color Lookup Table Descriptor "
+                            "(%zu entries, first %lld, %d bits) differs from the Red one (%zu, "
+                            "%lld, %d)",
+                            names[c], entries, (long long)first, bits, pm->palette_luts[0].entries,
+                            (long long)pm->palette_luts[0].first_mapped, pm->palette_luts[0].bits);
+    DcmElement *e = nullptr;
+    if (ds->findAndGetElement(data_tags[c], e).bad() || !e) {
+      if (ds->tagExists(seg_tags[c]))
+        return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                              "PALETTE COLOR image with segmented palette color lookup tables "
+                              "(Segmented %s Palette Color Lookup Table Data, 0028,122%d): camd "
+                              "decodes only the plain Palette Color Lookup Table Data",
+                              names[c], c + 1);
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "PALETTE COLOR image: the %s Palette Color Lookup Table Data "
+                            "(0028,120%d) is missing",
+                            names[c], c + 1);
+    }
+    lut->data = (uint16_t *)malloc(entries * sizeof(uint16_t));
+    if (!lut->data) return camd_error_set(err, CAMD_E_NOMEM, "out of memory reading a palette");
+    lut->entries = entries;
+    lut->bits = bits;
+    lut->first_mapped = first;
+    size_t bytes = e->getLength();
+    if (e->ident() == EVR_OB || e->ident() == EVR_UN) {
+      Uint8 *b = nullptr;
+      if (bits != 8 || bytes < entries || e->getUint8Array(b).bad() || !b)
+        return camd_error_set(err, CAMD_E_FORMAT,
+                              "PALETTE COLOR image: the %s Palette Color Lookup Table Data has "
+                              "%zu bytes for %zu entries of %d bits",
+                              names[c], bytes, entries, bits);
+      for (size_t i = 0; i < entries; i++) lut->data[i] = b[i];
+      continue;
+    }
+    Uint16 *w = nullptr;
+    if (e->getUint16Array(w).bad() || !w)
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "PALETTE COLOR image: the %s Palette Color Lookup Table Data is not "
+                            "8- or 16-bit data",
+                            names[c]);
+    size_t words = bytes / 2;
+    if (words >= entries) { /* one entry per word */
+      for (size_t i = 0; i < entries; i++) {
+        if (bits == 8 && w[i] > 255)
+          return camd_error_set(err, CAMD_E_FORMAT,
+                                "PALETTE COLOR image: entry %zu of the %s Palette Color Lookup "
+                                "Table is %u, over the 8 bits its descriptor declares",
+                                i, names[c], (unsigned)w[i]);
+        lut->data[i] = w[i];
+      }
+    } else if (bits == 8 && words * 2 >= entries) { /* 8-bit entries, two per word, LSB first */
+      for (size_t i = 0; i < entries; i++)
+        lut->data[i] = (uint16_t)((w[i / 2] >> (8 * (i % 2))) & 0xFF);
+    } else {
+      return camd_error_set(err, CAMD_E_FORMAT,
+                            "PALETTE COLOR image: the %s Palette Color Lookup Table Data has "
+                            "%zu bytes, its descriptor declares %zu entries of %d bits",
+                            names[c], bytes, entries, bits);
+    }
+  }
+  pm->palette = true;
+  return 0;
+}
+
 const char *photometric_ok(const char *pi, int spp, codec_kind codec) {
   if (spp == 1) {
-    if (!strcmp(pi, "MONOCHROME1") || !strcmp(pi, "MONOCHROME2")) return nullptr;
-    if (!strcmp(pi, "PALETTE COLOR"))
-      return "PhotometricInterpretation PALETTE COLOR is not supported";
-    return "PhotometricInterpretation is not MONOCHROME1 or MONOCHROME2 for 1 sample per pixel";
+    if (!strcmp(pi, "MONOCHROME1") || !strcmp(pi, "MONOCHROME2") || !strcmp(pi, "PALETTE COLOR"))
+      return nullptr;
+    return "PhotometricInterpretation is not MONOCHROME1, MONOCHROME2 or PALETTE COLOR for 1 "
+           "sample per pixel";
   }
   if (!strcmp(pi, "RGB") || !strcmp(pi, "YBR_FULL") || !strcmp(pi, "YBR_FULL_422")) return nullptr;
   if ((!strcmp(pi, "YBR_RCT") || !strcmp(pi, "YBR_ICT")) && codec == CODEC_J2K) return nullptr;
@@ -487,15 +613,16 @@ int walk_meta(const unsigned char *d, size_t len, meta_layout *m, camd_error *er
   return 0;
 }
 
-/* Rebuilds a deflated Part 10 file as Explicit VR Little Endian (the data set inflated, at most
- * cap bytes). */
-int inflate_part10(const unsigned char *d, size_t len, const meta_layout &m, size_t cap,
-                   std::vector<unsigned char> &out, camd_error *err) {
-  static const char k_evrle[20] = "1.2.840.10008.1.2.1"; /* 19 characters + NUL padding */
+/* The preamble and File Meta Information of a Part 10 file with its Transfer Syntax UID replaced
+ * by `uid` (even length, or padded with a NUL here), the group length fixed. */
+void meta_with_ts(const unsigned char *d, const meta_layout &m, const char *uid,
+                  std::vector<unsigned char> &out) {
+  size_t n = strlen(uid), padded = n + (n & 1);
   out.assign(d, d + m.ts_at);
-  const unsigned char ts_el[8] = {0x02, 0x00, 0x10, 0x00, 'U', 'I', 20, 0};
+  const unsigned char ts_el[8] = {0x02, 0x00, 0x10, 0x00, 'U', 'I', (unsigned char)padded, 0};
   out.insert(out.end(), ts_el, ts_el + 8);
-  out.insert(out.end(), k_evrle, k_evrle + 20);
+  out.insert(out.end(), uid, uid + n);
+  if (padded != n) out.push_back(0);
   out.insert(out.end(), d + m.ts_at + m.ts_len, d + m.end);
   /* group length (0002,0000) UL, when it is the first element as PS3.10 requires */
   static const unsigned char glen_el[8] = {0x02, 0x00, 0x00, 0x00, 'U', 'L', 4, 0};
@@ -503,6 +630,13 @@ int inflate_part10(const unsigned char *d, size_t len, const meta_layout &m, siz
     uint32_t g = (uint32_t)(out.size() - 144);
     for (int k = 0; k < 4; k++) out[140 + k] = (unsigned char)(g >> (8 * k));
   }
+}
+
+/* Rebuilds a deflated Part 10 file as Explicit VR Little Endian (the data set inflated, at most
+ * cap bytes). */
+int inflate_part10(const unsigned char *d, size_t len, const meta_layout &m, size_t cap,
+                   std::vector<unsigned char> &out, camd_error *err) {
+  meta_with_ts(d, m, "1.2.840.10008.1.2.1", out);
   size_t head = out.size();
   z_stream zs;
   memset(&zs, 0, sizeof(zs));
@@ -609,6 +743,15 @@ int open_impl(const unsigned char *data, size_t len, const camd_dicom_limits *li
     rc = inflate_part10(data, len, ml, limits->max_bytes ? limits->max_bytes : (size_t)-1, flat,
                         err);
     if (!rc) rc = load_from_memfd(d, flat.data(), flat.size(), err);
+  } else if (!strncmp(ml.ts, "1.2.840.10008.1.2.4.20", 22)) {
+    /* High-Throughput JPEG 2000 (.201 .202 .203): DCMTK 3.6.7 predates these UIDs. Their data set
+     * is encoded as every encapsulated syntax's (explicit VR little endian, Pixel Data in
+     * fragments), so DCMTK reads the file labelled JPEG 2000 and OpenJPEG decodes the frames
+     * (its HT block decoder, 2.5.0 and later); info keeps the real syntax. */
+    std::vector<unsigned char> relabelled;
+    meta_with_ts(data, ml, "1.2.840.10008.1.2.4.90", relabelled);
+    relabelled.insert(relabelled.end(), data + ml.end, data + len);
+    rc = load_from_memfd(d, relabelled.data(), relabelled.size(), err);
   } else {
     rc = load_from_memfd(d, data, len, err);
   }
@@ -692,9 +835,10 @@ int open_impl(const unsigned char *data, size_t len, const camd_dicom_limits *li
   if (pr > 1) return camd_error_set(err, CAMD_E_FORMAT, "PixelRepresentation %u is not 0 or 1", pr);
   if (pc > 1) return camd_error_set(err, CAMD_E_FORMAT, "PlanarConfiguration %u is not 0 or 1", pc);
   if (const char *why = photometric_ok(info.photometric, (int)spp, d->codec))
-    return camd_error_set(
-        err, !strcmp(info.photometric, "PALETTE COLOR") ? CAMD_E_UNSUPPORTED : CAMD_E_FORMAT,
-        "%s (%s)", why, info.photometric);
+    return camd_error_set(err, CAMD_E_FORMAT, "%s (%s)", why, info.photometric);
+  if (!strcmp(info.photometric, "PALETTE COLOR") && ba != 8 && ba != 16)
+    return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                          "PALETTE COLOR with BitsAllocated %u is not supported (8 or 16)", ba);
   long long frames = 1;
   OFString nf;
   if (ds->findAndGetOFString(DCM_NumberOfFrames, nf).good() && !nf.empty()) {
@@ -776,7 +920,11 @@ int open_impl(const unsigned char *data, size_t len, const camd_dicom_limits *li
   /* modality LUT: a Modality LUT Sequence wins over rescale (as pydicom) */
   info.rescale_slope = 1;
   info.rescale_intercept = 0;
-  if (spp == 1) {
+  if (!strcmp(info.photometric, "PALETTE COLOR")) {
+    /* the palette maps the stored values; no Modality LUT or VOI applies (PS3.4 N.2) */
+    rc = read_palette(ds, pr == 1, &d->pm, err);
+    if (rc) return rc;
+  } else if (spp == 1) {
     DcmItem *mi = nullptr;
     if (ds->findAndGetSequenceItem(DCM_ModalityLUTSequence, mi, 0).good() && mi) {
       rc = read_lut(mi, pr == 1, "Modality LUT Sequence", &d->pm.modality_lut, err);
@@ -892,37 +1040,10 @@ struct opj_guard {
   }
 };
 
-int j2k_frame(camd_dicom *d, size_t frame, camd__dicom_raw *out, camd_error *err) {
-  const camd_dicom_info &info = d->info;
-  DcmDataset *ds = d->ff.getDataset();
-  DcmElement *pe = nullptr;
-  DcmPixelSequence *seq = nullptr;
-  if (ds->findAndGetElement(DCM_PixelData, pe).bad() || !pe ||
-      OFstatic_cast(DcmPixelData *, pe)
-          ->getEncapsulatedRepresentation(DcmXfer(ds->getOriginalXfer()).getXfer(), nullptr, seq)
-          .bad() ||
-      !seq)
-    return camd_error_set(err, CAMD_E_INTERNAL, "the JPEG 2000 fragments disappeared");
-  std::vector<unsigned char> cs;
-  for (Uint32 i = d->j2k_frame_start[frame]; i < d->j2k_frame_start[frame + 1]; i++) {
-    DcmPixelItem *it = nullptr;
-    Uint8 *p = nullptr;
-    if (seq->getItem(it, i).bad() || !it) break;
-    Uint32 n = it->getLength();
-    if (n && it->getUint8Array(p).good() && p) cs.insert(cs.end(), p, p + n);
-  }
-  static const unsigned char jp2_sig[12] = {0,   0,   0,    0x0C, 'j',  'P',
-                                            ' ', ' ', 0x0D, 0x0A, 0x87, 0x0A};
-  OPJ_CODEC_FORMAT fmt;
-  if (cs.size() >= 4 && cs[0] == 0xFF && cs[1] == 0x4F && cs[2] == 0xFF && cs[3] == 0x51)
-    fmt = OPJ_CODEC_J2K;
-  else if (cs.size() >= 12 && memcmp(cs.data(), jp2_sig, 12) == 0)
-    fmt = OPJ_CODEC_JP2;
-  else
-    return camd_error_set(err, CAMD_E_FORMAT,
-                          "frame %zu is not a JPEG 2000 codestream (no SOC "
-                          "marker or JP2 signature)",
-                          frame);
+/* Decodes one JPEG 2000 / HTJ2K codestream with OpenJPEG into o (rows x columns x samples int32,
+ * interleaved, the stored values: pydicom's sign correction applied). */
+int opj_decode_frame(const std::vector<unsigned char> &cs, OPJ_CODEC_FORMAT fmt,
+                     const camd_dicom_info &info, size_t frame, int32_t *o, camd_error *err) {
   std::string msg;
   opj_guard g;
   j2k_reader rd{cs.data(), cs.size(), 0};
@@ -971,8 +1092,6 @@ int j2k_frame(camd_dicom *d, size_t frame, camd__dicom_raw *out, camd_error *err
     if (!im->comps[c].data || im->comps[c].w != w || im->comps[c].h != h)
       return camd_error_set(err, CAMD_E_FORMAT, "JPEG 2000 frame %zu decoded to the wrong size",
                             frame);
-  int32_t *o = (int32_t *)malloc(n * spp * sizeof(int32_t));
-  if (!o) return camd_error_set(err, CAMD_E_NOMEM, "out of memory decoding a JPEG 2000 frame");
   for (size_t c = 0; c < spp; c++) {
     const opj_image_comp_t &cp = im->comps[c];
     /* pydicom's correction: unsigned J2K samples with PixelRepresentation 1 are two's
@@ -984,6 +1103,164 @@ int j2k_frame(camd_dicom *d, size_t frame, camd__dicom_raw *out, camd_error *err
       if (extend) v = (int32_t)(((uint32_t)v ^ sign) - sign);
       o[i * spp + c] = v;
     }
+  }
+  return 0;
+}
+
+/* False only when a raw codestream (SOC first) surely uses no High-Throughput code-blocks: its
+ * main header and every tile-part header, walked marker segment by marker segment (tile-parts by
+ * their Psot) up to EOC, hold no COD/COC whose code-block style has the HT bit (0x40, the only
+ * thing that sends OpenJPEG 2.5.0 to its HT decoder) and SIZ does not announce Part 15 (Rsiz bit
+ * 14). Anything the walk cannot follow (JP2 boxes, a bad length, Psot 0 or out of the stream, no
+ * EOC; a last tile-part whose Psot covers the EOC is accepted) counts as "may use HT". */
+bool j2k_may_use_ht(const unsigned char *p, size_t n) {
+  if (n < 4 || p[0] != 0xFF || p[1] != 0x4F) return true;
+  size_t pos = 2, csiz = 0;
+  size_t tile_end = 0; /* inside a tile-part header: where the tile-part ends */
+  while (pos + 2 <= n) {
+    if (p[pos] != 0xFF) return true;
+    unsigned m = p[pos + 1];
+    if (m == 0xD9) return tile_end != 0; /* EOC: the end, unless inside a tile-part header */
+    if (m == 0x93) {                     /* SOD: the tile-part's data, up to its end */
+      if (!tile_end) return true;
+      if (tile_end == n) return false; /* the last tile-part ran to the end, EOC included */
+      pos = tile_end;
+      tile_end = 0;
+      continue;
+    }
+    if (pos + 4 > n) return true;
+    size_t len = (size_t)p[pos + 2] << 8 | p[pos + 3];
+    if (len < 2 || len > n - pos - 2) return true;
+    const unsigned char *seg = p + pos + 2; /* seg[0..1]: the length */
+    if (m == 0x51) {                        /* SIZ */
+      if (len < 38 || (seg[2] & 0x40)) return true;
+      csiz = (size_t)seg[36] << 8 | seg[37];
+    } else if (m == 0x52) { /* COD: Scod, SGcod (4), SPcod: levels, xcb, ycb, style */
+      if (len < 11 || (seg[10] & 0x40)) return true;
+    } else if (m == 0x53) { /* COC: Ccoc (1 or 2), Scoc, SPcoc: levels, xcb, ycb, style */
+      size_t at = 2 + (csiz < 257 ? 1 : 2) + 1 + 3;
+      if (!csiz || len <= at || (seg[at] & 0x40)) return true;
+    } else if (m == 0x90) { /* SOT: Isot (2), Psot (4), TPsot, TNsot */
+      if (len < 10 || tile_end) return true;
+      size_t psot = (size_t)seg[4] << 24 | (size_t)seg[5] << 16 | (size_t)seg[6] << 8 | seg[7];
+      if (psot < 14 || psot > n - pos) return true;
+      tile_end = pos + psot;
+    } else if (m < 0x50 && m != 0x4F) {
+      return true; /* not a marker segment of a codestream header */
+    }
+    pos += 2 + len;
+  }
+  return true;
+}
+
+/* OpenJPEG 2.5.0 as Debian builds it keeps assert() on, and its HT block decoder (ht_dec.c)
+ * asserts on malformed code-blocks (mel_init, frwd_advance, rev_advance: found by the fuzz
+ * regression driver within 50 mutations of an HTJ2K seed; upstream issue #1500): an abort that
+ * would take the server down. The HT decoder runs for any codestream whose code-block style says
+ * HT, whatever the transfer syntax claims (a JPEG 2000 file spliced with an HTJ2K one reached it
+ * too), so a frame that may use HT code-blocks (j2k_may_use_ht) is decoded in a forked child that
+ * writes the samples into a shared mapping; a child killed by a signal (or the 60 s alarm) is a
+ * corrupt frame, a 400. The child touches only OpenJPEG and malloc (fork-safe in glibc) and
+ * leaves with _exit. Classic JPEG 2000 frames are decoded in process as before. */
+int opj_decode_isolated(const std::vector<unsigned char> &cs, OPJ_CODEC_FORMAT fmt,
+                        const camd_dicom_info &info, size_t frame, int32_t *o, camd_error *err) {
+  struct shared_head {
+    int status;
+    char message[CAMD_ERROR_MESSAGE_MAX];
+  };
+  size_t bytes = info.rows * info.columns * (size_t)info.samples_per_pixel * sizeof(int32_t);
+  size_t map_len = sizeof(shared_head) + bytes;
+  void *map = mmap(nullptr, map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED)
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory decoding a JPEG 2000 frame: %s",
+                          strerror(errno));
+  shared_head *head = (shared_head *)map;
+  int32_t *samples = (int32_t *)((unsigned char *)map + sizeof(shared_head));
+  head->status = CAMD_E_INTERNAL;
+  snprintf(head->message, sizeof(head->message), "the JPEG 2000 decoder process did not report");
+  pid_t pid = fork();
+  if (pid < 0) {
+    munmap(map, map_len);
+    return camd_error_set(err, CAMD_E_NOMEM, "cannot start the JPEG 2000 decoder process: %s",
+                          strerror(errno));
+  }
+  if (pid == 0) {
+    int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null_fd >= 0) dup2(null_fd, 2); /* the assertion text is not for the server log */
+    alarm(60);
+    camd_error e{};
+    try {
+      head->status = opj_decode_frame(cs, fmt, info, frame, samples, &e);
+      memcpy(head->message, e.message, sizeof(head->message));
+    } catch (...) {
+      head->status = CAMD_E_NOMEM;
+    }
+    _exit(0);
+  }
+  int st = 0;
+  pid_t w;
+  do {
+    w = waitpid(pid, &st, 0);
+  } while (w < 0 && errno == EINTR);
+  int rc;
+  if (w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+    rc = head->status;
+    if (rc)
+      camd_error_set(err, rc, "%s", head->message);
+    else
+      memcpy(o, samples, bytes);
+  } else if (w == pid && WIFSIGNALED(st)) {
+    rc = camd_error_set(err, CAMD_E_FORMAT,
+                        "corrupt JPEG 2000 frame %zu: OpenJPEG stopped on it (signal %d; its "
+                        "High-Throughput block decoder asserts on malformed code-blocks)",
+                        frame, WTERMSIG(st));
+  } else {
+    rc = camd_error_set(err, CAMD_E_INTERNAL, "the JPEG 2000 decoder process failed (status %d)",
+                        st);
+  }
+  munmap(map, map_len);
+  return rc;
+}
+
+int j2k_frame(camd_dicom *d, size_t frame, camd__dicom_raw *out, camd_error *err) {
+  const camd_dicom_info &info = d->info;
+  DcmDataset *ds = d->ff.getDataset();
+  DcmElement *pe = nullptr;
+  DcmPixelSequence *seq = nullptr;
+  if (ds->findAndGetElement(DCM_PixelData, pe).bad() || !pe ||
+      OFstatic_cast(DcmPixelData *, pe)
+          ->getEncapsulatedRepresentation(DcmXfer(ds->getOriginalXfer()).getXfer(), nullptr, seq)
+          .bad() ||
+      !seq)
+    return camd_error_set(err, CAMD_E_INTERNAL, "the JPEG 2000 fragments disappeared");
+  std::vector<unsigned char> cs;
+  for (Uint32 i = d->j2k_frame_start[frame]; i < d->j2k_frame_start[frame + 1]; i++) {
+    DcmPixelItem *it = nullptr;
+    Uint8 *p = nullptr;
+    if (seq->getItem(it, i).bad() || !it) break;
+    Uint32 n = it->getLength();
+    if (n && it->getUint8Array(p).good() && p) cs.insert(cs.end(), p, p + n);
+  }
+  static const unsigned char jp2_sig[12] = {0,   0,   0,    0x0C, 'j',  'P',
+                                            ' ', ' ', 0x0D, 0x0A, 0x87, 0x0A};
+  OPJ_CODEC_FORMAT fmt;
+  if (cs.size() >= 4 && cs[0] == 0xFF && cs[1] == 0x4F && cs[2] == 0xFF && cs[3] == 0x51)
+    fmt = OPJ_CODEC_J2K;
+  else if (cs.size() >= 12 && memcmp(cs.data(), jp2_sig, 12) == 0)
+    fmt = OPJ_CODEC_JP2;
+  else
+    return camd_error_set(err, CAMD_E_FORMAT,
+                          "frame %zu is not a JPEG 2000 codestream (no SOC "
+                          "marker or JP2 signature)",
+                          frame);
+  size_t n = info.rows * info.columns, spp = (size_t)info.samples_per_pixel;
+  int32_t *o = (int32_t *)malloc(n * spp * sizeof(int32_t));
+  if (!o) return camd_error_set(err, CAMD_E_NOMEM, "out of memory decoding a JPEG 2000 frame");
+  int rc = j2k_may_use_ht(cs.data(), cs.size()) ? opj_decode_isolated(cs, fmt, info, frame, o, err)
+                                                : opj_decode_frame(cs, fmt, info, frame, o, err);
+  if (rc) {
+    free(o);
+    return rc;
   }
   out->kind = CAMD__DICOM_RAW_INT32;
   out->data = (unsigned char *)o;

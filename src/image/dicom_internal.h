@@ -29,6 +29,10 @@ typedef struct camd__dicom_pixmod {
   camd__dicom_lut modality_lut; /* valid when info.has_modality_lut */
   camd__dicom_lut voi_luts[CAMD__DICOM_MAX_VOI_LUTS];
   char window_explanation[CAMD_DICOM_MAX_WINDOWS][65];
+  /* PALETTE COLOR: the Red, Green and Blue Palette Color LUTs (PS3.3 C.7.6.3.1.5-6), same
+   * entries, first mapped value and bits (8 or 16); valid when `palette` */
+  bool palette;
+  camd__dicom_lut palette_luts[3];
 } camd__dicom_pixmod;
 
 const camd__dicom_pixmod *camd__dicom_get_pixmod(const camd_dicom *dcm);

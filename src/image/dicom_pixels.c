@@ -157,6 +157,22 @@ int camd__dicom_pipeline(const camd_dicom_info *info, const camd__dicom_pixmod *
         out->stored[i * (size_t)r.spp + (size_t)c] = stored_at(&r, i, c);
   }
 
+  if (pm->palette) { /* PALETTE COLOR: stored value -> Red/Green/Blue LUT entries */
+    int rc = camd_image_alloc(&out->image, info->columns, info->rows, 3, err);
+    if (rc) return rc;
+    const camd__dicom_lut *l = pm->palette_luts;
+    double top = (double)(((uint64_t)1 << l[0].bits) - 1);
+    unsigned char *o = out->image.pixels;
+    for (size_t i = 0; i < n; i++) {
+      /* below the first mapped value: entry 0; beyond the last: the last entry (PS3.3
+       * C.7.6.3.1.5) */
+      int64_t k = stored_at(&r, i, 0) - l[0].first_mapped;
+      size_t idx = k <= 0 ? 0 : (uint64_t)k >= l[0].entries ? l[0].entries - 1 : (size_t)k;
+      for (int c = 0; c < 3; c++) o[3 * i + (size_t)c] = to8(l[c].data[idx], top);
+    }
+    return 0;
+  }
+
   if (r.spp == 1) {
     float *v = malloc(n * sizeof(float));
     if (!v) return camd_error_set(err, CAMD_E_NOMEM, "out of memory for modality values");
@@ -211,7 +227,17 @@ int camd_dicom_decode(camd_dicom *dcm, const camd_dicom_decode_opts *opts, camd_
     return camd_error_set(err, CAMD_E_INVALID,
                           "frame %zu out of range: the file has %zu frame(s) (0 to %zu)",
                           opts->frame, info->frames, info->frames - 1);
-  if (info->samples_per_pixel == 1 && opts->window.kind == CAMD_WINDOW_EXPLICIT &&
+  bool gray = info->samples_per_pixel == 1 && strcmp(info->photometric, "PALETTE COLOR") != 0;
+  if (!gray && (opts->window.kind != CAMD_WINDOW_DEFAULT || opts->window.index != 0)) {
+    char text[64];
+    camd_window_format(&opts->window, text, sizeof(text));
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "option window='%s' applies to grayscale images only (DICOM "
+                          "MONOCHROME1/MONOCHROME2, gray PNG); this DICOM frame is colour (%s): "
+                          "leave the window option out for it",
+                          text, info->photometric);
+  }
+  if (gray && opts->window.kind == CAMD_WINDOW_EXPLICIT &&
       !(opts->window.width >= 1 && isfinite(opts->window.width) && isfinite(opts->window.center)))
     return camd_error_set(err, CAMD_E_INVALID, "window %g,%g: the width must be at least 1",
                           opts->window.center, opts->window.width);

@@ -6,7 +6,9 @@ Usage: make_cases.py OUT_DIR
 Sources: every DICOM file that python3-pydicom and python3-nibabel ship (plus the examples of
 libgdcm-tools and dicom3tools when installed), and files synthesised here with pydicom for what
 those lack (Modality/VOI LUT Sequences, several windows, LINEAR_EXACT/SIGMOID, MONOCHROME1,
-native YBR_FULL, planar RGB, multi-frame and 1-bit frames, dirty high bits, error cases).
+native YBR_FULL, planar RGB, multi-frame and 1-bit frames, dirty high bits, PALETTE COLOR with
+the standard's palettes and made-up 8/16-bit LUTs, High-Throughput JPEG 2000 made by OpenJPH,
+error cases).
 
 References, computed without camd:
   stored   pydicom's pixel_array for the frame; for native data the bits outside
@@ -18,7 +20,10 @@ References, computed without camd:
            - 1) * 255; "auto" is (v - min) / (max - min) * 255 in numpy; an explicit window is
            apply_voi_lut on a copy of the data set holding that window; MONOCHROME1 is 255 - x;
            colour: YBR -> RGB with the PS3.3 C.7.6.3.1.2 equations in float64, then
-           v * 255 / (2^BitsStored - 1).
+           v * 255 / (2^BitsStored - 1); PALETTE COLOR: pydicom's apply_color_lut, then
+           round(v * 255 / (2^bits per entry - 1));
+  HTJ2K    lossless: the uncompressed source (stored values exact); lossy ("near" lines): OpenJPH's
+           ojph_expand decode of the same codestream, within HTJ2K_LOSSY_TOL.
 Files pydicom cannot decode because it lacks the codec (JPEG lossless/extended, JPEG-LS, some
 JPEG 2000) take their reference from pydicom reading the output of GDCM's `gdcmconv --raw`.
 Files that are broken (pydicom fails on their structure, or nothing decodes them) must fail in
@@ -30,7 +35,11 @@ Manifest lines (paths absolute; '-' = not checked):
                                           lower-case fragments the message must contain, spaces
                                           written as '~', or -)
   sc NAME FILE FRAME UID_ROOT            (writer: test_dicom writes OUT_DIR/sc/NAME.dcm + .rgb)
+  near FILE FRAME REF TOL SOURCE SOURCE_TOL (lossy: stored values within TOL of REF, another
+                                          decoder's, and within SOURCE_TOL of the source)
+  nocrash FILE                           (damaged: decodes or fails with a 4xx, no crash)
 """
+import copy
 import os
 import shutil
 import subprocess
@@ -41,7 +50,8 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut, convert_color_space
+from pydicom.pixel_data_handlers.util import (apply_color_lut, apply_modality_lut, apply_voi_lut,
+                                              convert_color_space)
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -448,7 +458,7 @@ def do_synth():
     ds = base_ds(8, 8, PhotometricInterpretation="PALETTE COLOR", BitsAllocated=8, BitsStored=8,
                  HighBit=7)
     ds.PixelData = b"\0" * 64
-    err("palette.dcm", ds, "unsupported", "palette color")
+    err("palette_no_lut.dcm", ds, "bad_format", "red palette color lookup table descriptor")
     ds = base_ds(8, 8, BitsAllocated=12, BitsStored=12, HighBit=11)
     ds.PixelData = b"\0" * 96
     err("bits12.dcm", ds, "unsupported", "bitsallocated 12")
@@ -462,14 +472,18 @@ def do_synth():
     open(p, "wb").write(raw.replace(b"\x28\x00\x08\x00IS\x02\x002 ", b"\x28\x00\x08\x00IS\x02\x002X"))
     add_error(p, "bad_format", words="numberofframes")
     # an encapsulated syntax camd does not decode: the 415 names it
-    # (pydicom 2.3 does not know the HTJ2K UID: written as JPEG 2000, then the meta patched)
+    # (pydicom 2.3 does not know the JPEG XL UID: written as JPEG 2000, then the meta patched)
     ds = base_ds(8, 8, BitsAllocated=8, BitsStored=8, HighBit=7)
     ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.91"
     ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\0" * 60])
-    p = write(ds, "htj2k.dcm")
+    p = write(ds, "jpegxl.dcm")
+    patch_ts(p, b"1.2.840.10008.1.2.4.110\0")
+    add_error(p, "unsupported_media_type", words="1.2.840.10008.1.2.4.110|jpeg xl lossless|"
+              "supported:|high-throughput jpeg 2000")
+    # the same garbage labelled HTJ2K: a corrupt codestream, not a crash
+    p = write(ds, "htj2k_garbage.dcm")
     patch_ts(p, b"1.2.840.10008.1.2.4.201\0")
-    add_error(p, "unsupported_media_type", words="1.2.840.10008.1.2.4.201|high-throughput jpeg "
-              "2000|supported:")
+    add_error(p, "bad_format", words="jpeg 2000")
     # corrupt JPEG 2000 codestream
     src = pydicom.dcmread(os.path.join(TEST_FILES, "MR_small_jp2klossless.dcm"))
     frame = pydicom.encaps.defragment_data(src.PixelData)
@@ -496,6 +510,256 @@ def do_synth():
               "dicom:5|1 voi")
     add_error(os.path.join(TEST_FILES, "MR_small.dcm"), "invalid_argument", 1, "dicom",
               "frame 1|0 to 0")
+
+
+# ---- PALETTE COLOR --------------------------------------------------------------------------
+PALETTES = os.path.join(os.path.dirname(pydicom.data.__file__), "palettes")
+
+
+def palette_ds(stored, bits_alloc, pr, first, entries, bits, luts, vr_first="US", frames=1):
+    """A PALETTE COLOR image of `stored` values with Red/Green/Blue LUT data `luts` (raw bytes or
+    uint16 arrays)."""
+    rows, cols = stored.shape[-2:]
+    ds = base_ds(rows, cols, PhotometricInterpretation="PALETTE COLOR", BitsAllocated=bits_alloc,
+                 BitsStored=bits_alloc, HighBit=bits_alloc - 1, PixelRepresentation=pr)
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    dt = {(8, 0): "u1", (16, 0): "<u2", (16, 1): "<i2"}[(bits_alloc, pr)]
+    ds.PixelData = stored.astype(dt).tobytes()
+    for colour, lut in zip(("Red", "Green", "Blue"), luts):
+        tag = pydicom.datadict.tag_for_keyword(f"{colour}PaletteColorLookupTableDescriptor")
+        ds[tag] = pydicom.DataElement(tag, vr_first, [entries % 65536, first, bits])
+        data = lut if isinstance(lut, bytes) else np.asarray(lut, "<u2").tobytes()
+        setattr(ds, f"{colour}PaletteColorLookupTableData", data)
+    return ds
+
+
+def add_palette(p, frames=(0,)):
+    """Reference: pydicom's apply_color_lut on pydicom's stored values, scaled from the
+    descriptor's bits per entry to 8 bits as every colour sample (round(v * 255 / (2^bits - 1)))."""
+    ds = pydicom.dcmread(p)
+    arr = ds.pixel_array
+    bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+    for f in frames:
+        st = frame_array(ds, arr, f).astype(np.int64)
+        rgb = apply_color_lut(frame_array(ds, arr, f), ds).astype(np.float64)
+        disp = np.floor(rgb * 255 / (2 ** bits - 1) + 0.5)
+        manifest.append(
+            f"decode {p} {f} dicom {ds.Columns} {ds.Rows} 3 PALETTE~COLOR "
+            f"{save(st, 'stored', '<i8')} - {save(disp, 'display', '<f8')} 0 - pydicom")
+
+
+def do_palette():
+    mr = pydicom.dcmread(os.path.join(TEST_FILES, "MR_small.dcm")).pixel_array.astype(np.int64)
+    ct = pydicom.dcmread(os.path.join(TEST_FILES, "CT_small.dcm")).pixel_array.astype(np.int64)
+    hot = pydicom.dcmread(os.path.join(PALETTES, "hotiron.dcm"))
+    pet = pydicom.dcmread(os.path.join(PALETTES, "pet.dcm"))
+    rgb_of = lambda pal: [pal[f"{c}PaletteColorLookupTableData"].value for c in ("Red", "Green",
+                                                                                   "Blue")]
+    # 8-bit stored, the standard's Hot Iron palette (8-bit entries, two per OW word)
+    idx8 = (mr - mr.min()) * 255 // (mr.max() - mr.min())
+    p = write(palette_ds(idx8, 8, 0, 0, 256, 8, rgb_of(hot)), "palette_hotiron8.dcm")
+    add_palette(p)
+    # 8-bit entries one per 16-bit word, first mapped value 40: values below map to entry 0
+    lut = [np.arange(200) * 255 // 199, 255 - np.arange(200) * 255 // 199,
+           (np.arange(200) * 7) % 256]
+    p = write(palette_ds(idx8, 8, 0, 40, 200, 8, lut), "palette_8bit_words_first40.dcm")
+    add_palette(p)
+    # 16-bit entries, 3000 of them from 100: MR values below 100 and above 3099 are clamped
+    x = np.arange(3000)
+    lut16 = [(x * 65535 // 2999), (65535 - x * 65535 // 2999),
+             ((np.sin(x / 300.0) + 1) * 32767.5).astype(np.int64)]
+    p = write(palette_ds(np.clip(mr * 2 - 200, 0, None), 16, 0, 100, 3000, 16, lut16),
+              "palette_16bit_first100.dcm")
+    add_palette(p)
+    # signed stored values with a negative first mapped value (descriptor SS)
+    p = write(palette_ds(ct - 1100, 16, 1, -900, 3000, 16, lut16, vr_first="SS"),
+              "palette_signed_first-900.dcm")
+    add_palette(p)
+    # 65536 entries (descriptor 0), 16-bit, every unsigned value mapped
+    y = np.arange(65536)
+    p = write(palette_ds(mr * 13, 16, 0, 0, 65536, 16, [y, 65535 - y, (y * 7) % 65536]),
+              "palette_65536.dcm")
+    add_palette(p)
+    # multi-frame with the PET palette, RLE compressed by pydicom (DCMTK's RLE codec path)
+    frames = np.stack([idx8, idx8[::-1], idx8[:, ::-1]])
+    ds = palette_ds(frames, 8, 0, 0, 256, 8, rgb_of(pet), frames=3)
+    p = write(ds, "palette_pet_3frames.dcm")
+    add_palette(p, frames=(0, 1, 2))
+    ds.compress(pydicom.uid.RLELossless)
+    p = write(ds, "palette_pet_3frames_rle.dcm")
+    add_palette(p, frames=(0, 2))
+    # errors: a segmented palette (the standard's Fall palette), a window on a palette image,
+    # a window on an RGB image, descriptors that disagree
+    fall = pydicom.dcmread(os.path.join(PALETTES, "fall.dcm"))
+    ds = palette_ds(idx8, 8, 0, 0, 256, 8, rgb_of(hot))
+    for c in ("Red", "Green", "Blue"):
+        delattr(ds, f"{c}PaletteColorLookupTableData")
+        ds[f"Segmented{c}PaletteColorLookupTableData"] = fall[
+            f"Segmented{c}PaletteColorLookupTableData"]
+    add_error(write(ds, "palette_segmented.dcm"), "unsupported", words="segmented palette")
+    add_error(os.path.join(SYN, "palette_hotiron8.dcm"), "invalid_argument", 0, "lung",
+              "window='lung'|grayscale|palette color")
+    add_error(os.path.join(SYN, "ybr_full.dcm"), "invalid_argument", 0, "auto",
+              "window='auto'|grayscale|colour")
+    add_error(os.path.join(TEST_FILES, "SC_rgb_rle_2frame.dcm"), "invalid_argument", 1, "40,400",
+              "grayscale|colour (rgb)")
+    ds = palette_ds(idx8, 8, 0, 0, 256, 8, rgb_of(hot))
+    ds.BluePaletteColorLookupTableDescriptor = [256, 1, 8]
+    add_error(write(ds, "palette_descriptors_differ.dcm"), "bad_format", words="differs")
+
+
+# ---- High-Throughput JPEG 2000 --------------------------------------------------------------
+OJPH_COMPRESS = shutil.which("ojph_compress")
+OJPH_EXPAND = shutil.which("ojph_expand")
+
+
+def ojph(arr, out, reversible, signed, bits, qstep=None, order=None, colour=False):
+    """Encodes arr (rows x cols [x 3]) with OpenJPH's ojph_compress into a raw codestream."""
+    raw = out + ".raw"
+    comps = arr.shape[2] if arr.ndim == 3 else 1
+    dt = ("<i2" if signed else "<u2") if bits > 8 else "u1"
+    # raw input: one component after the other (planar)
+    planes = arr.transpose(2, 0, 1) if comps == 3 else arr[None]
+    np.ascontiguousarray(planes.astype(dt)).tofile(raw)
+    if comps == 3:  # ojph_compress reads colour from PPM (interleaved, 8-bit)
+        raw = out + ".ppm"
+        with open(raw, "wb") as f:
+            f.write(f"P6 {arr.shape[1]} {arr.shape[0]} 255\n".encode())
+            f.write(np.ascontiguousarray(arr.astype("u1")).tobytes())
+        cmd = [OJPH_COMPRESS, "-i", raw, "-o", out, "-colour_trans", "true" if colour else "false"]
+    else:
+        cmd = [OJPH_COMPRESS, "-i", raw, "-o", out, "-dims", f"{{{arr.shape[1]},{arr.shape[0]}}}",
+               "-num_comps", "1", "-signed", "true" if signed else "false", "-bit_depth",
+               str(bits), "-downsamp", "{1,1}"]
+    cmd += ["-reversible", "true" if reversible else "false"]
+    if qstep:
+        cmd += ["-qstep", str(qstep)]
+    if order:
+        cmd += ["-prog_order", order]
+    subprocess.run(cmd, check=True, capture_output=True)
+    cs = open(out, "rb").read()
+    assert cs[:4] == b"\xff\x4f\xff\x51" and cs[6] & 0x40, "not an HTJ2K codestream (Rsiz bit 14)"
+    return cs
+
+
+def ojph_decode(cs_path, shape, signed, bits):
+    """OpenJPH's own decoder (ojph_expand), an implementation independent of camd's OpenJPEG."""
+    if len(shape) == 3:
+        out = cs_path + ".dec.ppm"
+        subprocess.run([OJPH_EXPAND, "-i", cs_path, "-o", out], check=True, capture_output=True)
+        data = open(out, "rb").read()
+        return np.frombuffer(data[len(data) - shape[0] * shape[1] * 3:], "u1").reshape(shape)
+    out = cs_path + ".dec.raw"
+    subprocess.run([OJPH_EXPAND, "-i", cs_path, "-o", out], check=True, capture_output=True)
+    dt = ("<i2" if signed else "<u2") if bits > 8 else "u1"
+    return np.fromfile(out, dt).reshape(shape)
+
+
+def htj2k_file(src, frames_cs, uid, name, photometric=None, lossy=False):
+    """src's data set with its Pixel Data replaced by the HTJ2K codestreams (one per frame),
+    encapsulated by pydicom; pydicom 2.3 does not know the HTJ2K UIDs, so it is written as JPEG
+    2000 and the meta header patched."""
+    ds = copy.deepcopy(src)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.90"
+    ds.PixelData = encapsulate(frames_cs)
+    ds["PixelData"].is_undefined_length = True
+    ds["PixelData"].VR = "OB"
+    if len(frames_cs) > 1:
+        ds.NumberOfFrames = len(frames_cs)
+    if photometric:
+        ds.PhotometricInterpretation = photometric
+    if lossy:
+        ds.LossyImageCompression = "01"
+    p = write(ds, name)
+    patch_ts(p, uid.encode() + b"\0" * (len(uid) % 2))
+    return p
+
+
+def do_htj2k():
+    """HTJ2K codestreams made by OpenJPH (ojph_compress, Debian's openjph-tools), a codec
+    independent of the OpenJPEG that camd decodes with. Lossless: camd's stored values must equal
+    the uncompressed source exactly. Lossy: equal OpenJPH's own decode (ojph_expand) within
+    HTJ2K_LOSSY_TOL, and the source within the bound measured here and printed."""
+    if not (OJPH_COMPRESS and OJPH_EXPAND):
+        sys.exit("make_cases: ojph_compress/ojph_expand not found: install Debian's openjph-tools "
+                 "(make deps-test)")
+    stats = []
+    ctds = pydicom.dcmread(os.path.join(TEST_FILES, "CT_small.dcm"))
+    mrds = pydicom.dcmread(os.path.join(TEST_FILES, "MR_small.dcm"))
+    ct, mr = ctds.pixel_array, mrds.pixel_array  # signed 16-bit CT, signed MR (BitsStored 16)
+    # unsigned 16-bit: the MR's values as an unsigned image
+    mru = copy.deepcopy(mrds)
+    mru.PixelRepresentation = 0
+    mru.PixelData = mr.astype("<u2").tobytes()
+    rgb = pydicom.dcmread(os.path.join(TEST_FILES, "SC_rgb_jpeg_dcmd.dcm")).pixel_array
+    rgbds = base_ds(rgb.shape[0], rgb.shape[1], SamplesPerPixel=3, PhotometricInterpretation="RGB",
+                    BitsAllocated=8, BitsStored=8, HighBit=7, PlanarConfiguration=0)
+    rgbds.PixelData = rgb.tobytes()
+    d = os.path.join(SYN, "htj2k")
+    os.makedirs(d, exist_ok=True)
+    j = lambda n: os.path.join(d, n)
+    # lossless: .201 signed CT, .202 (RPCL) unsigned MR, .201 RGB with the reversible colour
+    # transform (YBR_RCT), and a 2-frame file
+    lossless = [
+        ("ct_201.dcm", ctds, [ojph(ct, j("ct.j2c"), True, True, 16)], "1.2.840.10008.1.2.4.201",
+         None, ["dicom", "auto", "lung", "40,400"]),
+        ("mr_unsigned_202.dcm", mru, [ojph(mr, j("mru.j2c"), True, False, 16, order="RPCL")],
+         "1.2.840.10008.1.2.4.202", None, ["dicom", "auto"]),
+        ("rgb_rct_201.dcm", rgbds, [ojph(rgb, j("rgb.j2c"), True, False, 8, colour=True)],
+         "1.2.840.10008.1.2.4.201", "YBR_RCT", ["dicom"]),
+        ("mr_2frames_201.dcm", mrds, [ojph(mr, j("mr0.j2c"), True, True, 16),
+                                      ojph(mr[::-1].copy(), j("mr1.j2c"), True, True, 16)],
+         "1.2.840.10008.1.2.4.201", None, ["dicom"]),
+    ]
+    for name, src, css, uid, pi, windows in lossless:
+        p = htj2k_file(src, css, uid, name, pi)
+        # the reference: the uncompressed source through the same pipeline references
+        ref = copy.deepcopy(src)
+        if len(css) > 1:
+            ref.NumberOfFrames = 2
+            ref.PixelData = np.stack([mr, mr[::-1]]).astype("<i2").tobytes()
+        arr = ref.pixel_array
+        for f in range(len(css)):
+            add_decode(p, ref, arr, f, windows if f == 0 else ["dicom"], "source")
+    # lossy (.203): irreversible 9/7 wavelet; gray signed CT and RGB with the ICT
+    tol = HTJ2K_LOSSY_TOL
+    for name, src, arr, kw, pi in (
+            ("ct_lossy_203.dcm", ctds, ct, dict(signed=True, bits=16, qstep=0.0001), None),
+            ("rgb_ict_203.dcm", rgbds, rgb, dict(signed=False, bits=8, qstep=0.005, colour=True),
+             "YBR_ICT")):
+        cs_path = j(name + ".j2c")
+        cs = ojph(arr, cs_path, False, **kw)
+        p = htj2k_file(src, [cs], "1.2.840.10008.1.2.4.203", name, pi, lossy=True)
+        dec = ojph_decode(cs_path, arr.shape, kw["signed"], kw["bits"]).astype(np.int64)
+        err_src = int(np.abs(dec - arr.astype(np.int64)).max())
+        stats.append(f"{name}: {len(cs)} bytes (source {arr.nbytes}), OpenJPH decode vs source "
+                     f"max |diff| {err_src}")
+        manifest.append(f"near {p} 0 {save(dec, 'stored', '<i8')} {tol} "
+                        f"{save(arr.astype(np.int64), 'stored', '<i8')} {err_src + tol}")
+    # a truncated codestream and one with its code blocks' bytes flipped: 4xx, never a crash
+    cs = ojph(ct, j("ct_cut.j2c"), True, True, 16)
+    add_error(htj2k_file(ctds, [cs[: len(cs) // 3]], "1.2.840.10008.1.2.4.201", "ct_cut.dcm"),
+              "bad_format", words="jpeg 2000")
+    bad = bytearray(cs)
+    sod = bad.find(b"\xff\x93")
+    for k in range(sod + 2, len(bad) - 2, 7):
+        bad[k] ^= 0x5A
+    p = htj2k_file(ctds, [bytes(bad)], "1.2.840.10008.1.2.4.201", "ct_flipped.dcm")
+    manifest.append(f"nocrash {p}")
+    # a mutation the fuzz regression driver found: OpenJPEG 2.5.0's HT decoder asserts (aborts)
+    # in mel_init on it; camd decodes HTJ2K in a child process, so it is a 400
+    p = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus", "dicom",
+                     "abort-htj2k-mel-init-assert.dcm")
+    add_error(os.path.normpath(p), "bad_format", words="jpeg 2000|openjpeg stopped|high-throughput")
+    # declared geometry differs from the codestream's
+    small = ojph(mr, j("mr_geom.j2c"), True, True, 16)
+    add_error(htj2k_file(ctds, [small], "1.2.840.10008.1.2.4.201", "geometry_mismatch.dcm"),
+              "bad_format", words="64x64|128x128")
+    print("make_cases: HTJ2K " + "; ".join(stats))
+
+
+HTJ2K_LOSSY_TOL = 1  # camd (OpenJPEG) vs OpenJPH on the irreversible path: float rounding
 
 
 def write_gray_png(path, vals, depth):
@@ -573,6 +837,8 @@ def do_writer():
         ("japanese", os.path.join(os.path.dirname(TEST_FILES), "charset_files", "chrH31.dcm"),
          0, "-"),
         ("nibabel_mr", "/usr/lib/python3/dist-packages/nibabel/tests/data/0.dcm", 0, "-"),
+        ("htj2k_lossy_ct", os.path.join(SYN, "ct_lossy_203.dcm"), 0, "-"),
+        ("palette_pet_f2", os.path.join(SYN, "palette_pet_3frames.dcm"), 2, "-"),
     ]
     for name, path, frame, root in srcs:
         if os.path.exists(path):
@@ -581,6 +847,8 @@ def do_writer():
 
 stats = do_shipped()
 do_synth()
+do_palette()
+do_htj2k()
 do_png_gray()
 do_writer()
 with open(os.path.join(OUT, "manifest.txt"), "w") as f:

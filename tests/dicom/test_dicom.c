@@ -44,9 +44,13 @@ static bool contains_ci(const char *hay, const char *needle) {
 static int n_decode, n_error, n_sc, n_stored_checked;
 
 static void case_decode(char **f) {
-  /* decode FILE FRAME WINDOW W H CH COLOR_MODEL STORED VALUES DISPLAY TOL FALLBACK REF */
-  const char *file = f[1], *wtext = f[3], *cm = f[7], *stored = f[8], *values = f[9],
-             *display = f[10];
+  /* decode FILE FRAME WINDOW W H CH COLOR_MODEL STORED VALUES DISPLAY TOL FALLBACK REF
+   * (COLOR_MODEL with '~' for a space: PALETTE~COLOR) */
+  const char *file = f[1], *wtext = f[3], *stored = f[8], *values = f[9], *display = f[10];
+  char cm[32];
+  snprintf(cm, sizeof(cm), "%s", f[7]);
+  for (char *p = cm; *p; p++)
+    if (*p == '~') *p = ' ';
   size_t frame = strtoul(f[2], NULL, 10), w = strtoul(f[4], NULL, 10), h = strtoul(f[5], NULL, 10);
   int ch = atoi(f[6]);
   double tol = atof(f[11]);
@@ -87,9 +91,9 @@ static void case_decode(char **f) {
     size_t slen = 0;
     unsigned char *sref = strcmp(stored, "-") ? load(stored, &slen) : NULL;
     if (sref && !strcmp(cm, fr.stored_color_model)) {
-      CHECK_MSG(slen == n * (size_t)ch * 8, "%s: stored ref size", what);
+      CHECK_MSG(slen == n * (size_t)fr.samples * 8, "%s: stored ref size", what);
       size_t bad = 0, first = 0;
-      for (size_t i = 0; i < slen / 8; i++) {
+      for (size_t i = 0; slen == n * (size_t)fr.samples * 8 && i < slen / 8; i++) {
         int64_t r;
         memcpy(&r, sref + 8 * i, 8);
         if (fr.stored[i] != r && !bad++) first = i;
@@ -183,6 +187,67 @@ static void case_error(char **f) {
       CHECK_MSG(contains_ci(err.message, tok), "%s: message '%s' lacks '%s'", file, err.message,
                 tok);
   }
+}
+
+/* Decodes frame `frame` of a file with its stored values; NULL handle on failure (reported). */
+static int decode_stored(const char *file, size_t frame, camd_dicom_frame *fr, camd_error *err) {
+  size_t len = 0;
+  unsigned char *data = load(file, &len);
+  if (!data) return camd_error_set(err, CAMD_E_IO, "cannot read %s", file);
+  camd_dicom *dcm = NULL;
+  int rc = camd_dicom_open(data, len, NULL, &dcm, NULL, err);
+  free(data);
+  if (rc) return rc;
+  camd_dicom_decode_opts o;
+  memset(&o, 0, sizeof(o));
+  o.frame = frame;
+  o.want_stored = true;
+  rc = camd_dicom_decode(dcm, &o, fr, err);
+  camd_dicom_close(dcm);
+  return rc;
+}
+
+/* Largest |camd stored value - reference| (int64 file), or INFINITY when sizes differ. */
+static double stored_diff(const camd_dicom_frame *fr, const char *ref) {
+  size_t len = 0;
+  unsigned char *r = load(ref, &len);
+  size_t n = fr->image.width * fr->image.height * (size_t)fr->samples;
+  double worst = (r && len == n * 8) ? 0 : INFINITY;
+  for (size_t i = 0; r && len == n * 8 && i < n; i++) {
+    int64_t v;
+    memcpy(&v, r + 8 * i, 8);
+    worst = fmax(worst, fabs((double)(fr->stored[i] - v)));
+  }
+  free(r);
+  return worst;
+}
+
+static int n_near, n_nocrash;
+
+static void case_near(char **f) {
+  /* near FILE FRAME REF TOL SOURCE SOURCE_TOL: a lossy frame's stored values within TOL of
+   * another decoder's (REF) and within SOURCE_TOL of the uncompressed source */
+  camd_dicom_frame fr;
+  camd_error err = {0};
+  int rc = decode_stored(f[1], strtoul(f[2], NULL, 10), &fr, &err);
+  CHECK_MSG(rc == 0, "%s: %s", f[1], err.message);
+  if (rc) return;
+  n_near++;
+  double d_ref = stored_diff(&fr, f[3]), d_src = stored_diff(&fr, f[5]);
+  CHECK_MSG(d_ref <= atof(f[4]), "%s: %g from the other decoder (tol %s)", f[1], d_ref, f[4]);
+  CHECK_MSG(d_src <= atof(f[6]), "%s: %g from the source (tol %s)", f[1], d_src, f[6]);
+  printf("%s: max |diff| %g vs OpenJPH's decode, %g vs the source\n", f[1], d_ref, d_src);
+  camd_dicom_frame_free(&fr);
+}
+
+static void case_nocrash(char **f) {
+  /* nocrash FILE: a damaged file decodes or fails with a 4xx, without crashing */
+  camd_dicom_frame fr;
+  camd_error err = {0};
+  int rc = decode_stored(f[1], 0, &fr, &err);
+  n_nocrash++;
+  CHECK_MSG(rc == 0 || camd_status_http(rc) / 100 == 4, "%s: %s", f[1], err.message);
+  if (rc == 0) camd_dicom_frame_free(&fr);
 }
 
 /* 16-bit / low-depth gray PNG through camd_png_decode_gray and the window step */
@@ -405,6 +470,10 @@ static void test_manifest(void) {
       case_pnggray(f);
     else if (!strcmp(f[0], "pnggrayerr") && nf == 3)
       case_pnggrayerr(f);
+    else if (!strcmp(f[0], "near") && nf == 7)
+      case_near(f);
+    else if (!strcmp(f[0], "nocrash") && nf == 2)
+      case_nocrash(f);
     else
       CHECK_MSG(0, "bad manifest line: %s (%d fields)", f[0], nf);
   }
@@ -412,9 +481,9 @@ static void test_manifest(void) {
   if (scm) fclose(scm);
   printf(
       "dicom cases: %d decoded (%d with stored values compared), %d errors, %d secondary "
-      "captures, %d gray PNGs\n",
-      n_decode, n_stored_checked, n_error, n_sc, n_png);
-  CHECK(n_decode > 200 && n_error > 80 && n_sc >= 5 && n_png >= 3);
+      "captures, %d gray PNGs, %d lossy frames near another decoder, %d damaged files\n",
+      n_decode, n_stored_checked, n_error, n_sc, n_png, n_near, n_nocrash);
+  CHECK(n_decode > 200 && n_error > 80 && n_sc >= 5 && n_png >= 3 && n_near >= 2 && n_nocrash >= 1);
 }
 
 /* ---- self-contained checks ---- */

@@ -12,7 +12,12 @@
   - Accept: application/dicom and outputs=dicom: Secondary Captures that dciodvfy accepts and
     pydicom reads back (check_sc.py), pixels equal to the JSON overlay, one series per request;
   - a 16-bit gray PNG with the window option; multi-frame files with the frame option;
+  - PALETTE COLOR (CT_small's values through 16-bit LUTs from first mapped value 100): the image
+    camd feeds the model equals pydicom's apply_color_lut, scaled to 8 bits;
+  - CT_small re-encoded losslessly as High-Throughput JPEG 2000 by OpenJPH (.201 and .202): the
+    same frame, probabilities and Grad-CAM as the uncompressed file's PyTorch references;
   - errors: truncated 400, unsupported transfer syntax 415 naming it, frame out of range 400,
+    window on an RGB or PALETTE COLOR frame 400 (server and CLI), truncated HTJ2K codestream 400,
     window garbage 400, too many frames / pixels 413, several maps with Accept: application/dicom
     400, DICOM out of a PNG 400, predict with Accept: application/dicom 406;
   - nothing of the patient (name, ID, birth date, accession) in any answer or in the log.
@@ -21,6 +26,7 @@ import base64
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -29,6 +35,8 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate
+from pydicom.pixel_data_handlers.util import apply_color_lut
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "service"))
@@ -90,6 +98,71 @@ def post(srv, path, body, headers, query=""):
         j = json.loads(data)
         ANSWERS.append(data)
     return st, h, data, j
+
+
+def patch_ts(raw, uid):
+    """The Part 10 bytes with the meta header's Transfer Syntax UID replaced (even length)."""
+    i = raw.find(b"\x02\x00\x10\x00UI")
+    n = int.from_bytes(raw[i + 6:i + 8], "little")
+    patched = bytearray(raw)
+    patched[i:i + 8 + n] = b"\x02\x00\x10\x00UI" + len(uid).to_bytes(2, "little") + uid
+    g = patched.find(b"\x02\x00\x00\x00UL\x04\x00")
+    glen = int.from_bytes(patched[g + 8:g + 12], "little") + len(uid) - n
+    patched[g + 8:g + 12] = glen.to_bytes(4, "little")
+    return bytes(patched)
+
+
+def palette_file():
+    """CT_small's stored values as a PALETTE COLOR image: 16-bit Red/Green/Blue LUTs of 2000
+    entries from first mapped value 100 (values below take entry 0, above the last entry)."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.PhotometricInterpretation = "PALETTE COLOR"
+    for k in ("WindowCenter", "WindowWidth", "RescaleSlope", "RescaleIntercept"):
+        if k in ds:
+            delattr(ds, k)
+    x = np.arange(2000)
+    luts = [x * 65535 // 1999, ((np.cos(x / 150.0) + 1) * 32767.5).astype(np.int64),
+            65535 - x * 65535 // 1999]
+    for colour, lut in zip(("Red", "Green", "Blue"), luts):
+        tag = pydicom.datadict.tag_for_keyword(f"{colour}PaletteColorLookupTableDescriptor")
+        ds[tag] = pydicom.DataElement(tag, "SS", [2000, 100, 16])
+        setattr(ds, f"{colour}PaletteColorLookupTableData", np.asarray(lut, "<u2").tobytes())
+    buf = io.BytesIO()
+    ds.save_as(buf, write_like_original=False)
+    return buf.getvalue()
+
+
+def palette_rgb8(raw):
+    """pydicom's apply_color_lut, 16-bit entries to 8 bits as camd documents: round(v*255/65535)."""
+    ds = pydicom.dcmread(io.BytesIO(raw))
+    rgb = apply_color_lut(ds.pixel_array, ds).astype(np.float64)
+    return np.floor(rgb * 255 / 65535 + 0.5).astype(np.uint8)
+
+
+def htj2k_file(path, uid, cut=False):
+    """The file's frame re-encoded losslessly by OpenJPH's ojph_compress (Debian openjph-tools)
+    and encapsulated by pydicom (written as JPEG 2000, then the meta header patched: pydicom 2.3
+    does not know the HTJ2K UIDs)."""
+    ds = pydicom.dcmread(path)
+    a = ds.pixel_array
+    signed = int(ds.PixelRepresentation) == 1
+    with tempfile.TemporaryDirectory() as d:
+        a.astype("<i2" if signed else "<u2").tofile(os.path.join(d, "f.raw"))
+        subprocess.run(["ojph_compress", "-i", os.path.join(d, "f.raw"), "-o",
+                        os.path.join(d, "f.j2c"), "-reversible", "true", "-dims",
+                        f"{{{a.shape[1]},{a.shape[0]}}}", "-num_comps", "1", "-signed",
+                        "true" if signed else "false", "-bit_depth", str(ds.BitsStored),
+                        "-downsamp", "{1,1}"], check=True, capture_output=True)
+        cs = read(os.path.join(d, "f.j2c"))
+    if cut:
+        cs = cs[: len(cs) // 3]
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.90"
+    ds.PixelData = encapsulate([cs])
+    ds["PixelData"].is_undefined_length = True
+    ds["PixelData"].VR = "OB"
+    buf = io.BytesIO()
+    ds.save_as(buf, write_like_original=False)
+    return patch_ts(buf.getvalue(), uid.encode() + b"\0" * (len(uid) % 2))
 
 
 secret = []  # patient strings that must never appear
@@ -288,6 +361,41 @@ with ct.Server(config=CONFIG, timeout=120) as srv:
             j["image"]["window"]["center"] == 424 and ov is not None and
             np.array_equal(ov[:, :, 0], want8), f"16-bit PNG with window=424,1500: {st}")
 
+    # ---- PALETTE COLOR: the model and the overlay see pydicom's apply_color_lut RGB ----
+    pal = palette_file()
+    st, h, data, j = post(srv, EXPLAIN, pal, DCM_HDR, "alpha=0&outputs=overlay&target=Mass")
+    want = palette_rgb8(pal)
+    ov = png_array(j["explanations"][0]["overlay"]) if st == 200 else None
+    C.check(st == 200 and ov is not None and ov.shape == want.shape and np.array_equal(ov, want),
+            f"PALETTE COLOR (16-bit entries, first mapped 100): the overlay at alpha 0 equals "
+            f"pydicom's apply_color_lut: {st} {data[:200]!r}")
+    C.check(st == 200 and j["dicom"]["photometric"] == "PALETTE COLOR" and
+            j["dicom"]["window"] is None, f"PALETTE COLOR: dicom {(j or {}).get('dicom')}")
+
+    # ---- High-Throughput JPEG 2000: CT_small re-encoded losslessly by OpenJPH ----
+    ct_path = REFS["CT_small.dcm"]["path"]
+    for uid in ("1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202"):
+        ht = htj2k_file(ct_path, uid)
+        st, h, data, j = post(srv, EXPLAIN, ht, DCM_HDR,
+                              "alpha=0&outputs=overlay,raw&target=Effusion&topk=14")
+        probs = np.array(REFS["CT_small.dcm"]["probabilities"])
+        ok = st == 200
+        if ok:
+            got = {p["label"]: p["probability"] for p in j["predictions"]}
+            err = rel_err([got[k] for k in LABELS], probs)
+            ov = png_array(j["explanations"][0]["overlay"])
+            frame8 = np.array(REFS["CT_small.dcm"]["frame8"], np.uint8)
+            m = np.array(j["explanations"][0]["raw"]["values"]).reshape(
+                j["explanations"][0]["raw"]["height"], j["explanations"][0]["raw"]["width"])
+            d = float(np.max(np.abs(m - np.array(REFS["CT_small.dcm"]["gradcam"]["Effusion"]))))
+            ok = (err <= PROB_RTOL and d <= MAP_ATOL and ov.shape == frame8.shape + (3,) and
+                  np.array_equal(ov[:, :, 0], frame8) and
+                  j["dicom"]["transfer_syntax"]["uid"] == uid)
+            print(f"CT_small as HTJ2K {uid}: probabilities max rel error vs PyTorch {err:.2e}, "
+                  f"Grad-CAM max |diff| {d:.2e}, display frame equal to the uncompressed one")
+        C.check(ok, f"CT_small as HTJ2K {uid}: same frame, probabilities and map as the "
+                f"uncompressed file: {st} {data[:300]!r}")
+
     # ---- errors ----
     ct_raw = read(REFS["CT_small.dcm"]["path"])
 
@@ -300,17 +408,35 @@ with ct.Server(config=CONFIG, timeout=120) as srv:
         return msg
 
     expect_error("truncated DICOM", 400, "bad_format", ["truncated"], ct_raw[:3000], DCM_HDR)
-    # CT_small with its meta header claiming High-Throughput JPEG 2000
-    i = ct_raw.find(b"\x02\x00\x10\x00UI")
-    n = int.from_bytes(ct_raw[i + 6:i + 8], "little")
-    uid = b"1.2.840.10008.1.2.4.201\0"
-    patched = bytearray(ct_raw)
-    patched[i:i + 8 + n] = b"\x02\x00\x10\x00UI" + len(uid).to_bytes(2, "little") + uid
-    g = patched.find(b"\x02\x00\x00\x00UL\x04\x00")
-    glen = int.from_bytes(patched[g + 8:g + 12], "little") + len(uid) - n
-    patched[g + 8:g + 12] = glen.to_bytes(4, "little")
+    # CT_small with its meta header claiming JPEG XL Lossless
     expect_error("unsupported transfer syntax", 415, "unsupported_media_type",
-                 ["1.2.840.10008.1.2.4.201"], bytes(patched), DCM_HDR)
+                 ["1.2.840.10008.1.2.4.110", "JPEG XL Lossless", "High-Throughput JPEG 2000"],
+                 patch_ts(ct_raw, b"1.2.840.10008.1.2.4.110\0"), DCM_HDR)
+    # a corrupt HTJ2K codestream: 400, and the server carries on
+    ht = htj2k_file(ct_path, "1.2.840.10008.1.2.4.201", cut=True)
+    expect_error("truncated HTJ2K codestream", 400, "bad_format", ["JPEG 2000"], ht, DCM_HDR)
+    # a code-block on which OpenJPEG 2.5.0's HT decoder aborts (assert): 400, the server lives on
+    expect_error("HTJ2K code-block that aborts OpenJPEG", 400, "bad_format",
+                 ["JPEG 2000", "OpenJPEG stopped", "High-Throughput"],
+                 read(os.path.join(HERE, "..", "fuzz", "corpus", "dicom",
+                                   "abort-htj2k-mel-init-assert.dcm")), DCM_HDR)
+    # a window on a colour frame (RGB) and on PALETTE COLOR: 400, it applies to grayscale only
+    rgb_raw = read(rgb2)
+    expect_error("window on an RGB frame", 400, "invalid_argument",
+                 ["window='lung'", "grayscale", "colour (RGB)"], rgb_raw, DCM_HDR, "window=lung")
+    expect_error("window on a PALETTE COLOR frame", 400, "invalid_argument",
+                 ["window='auto'", "grayscale", "PALETTE COLOR"], pal, DCM_HDR, "window=auto")
+    body, ctype = ct.multipart({"window": "40,400", "frame": "1"},
+                               {"image": ("rgb.dcm", rgb_raw, "application/dicom")})
+    expect_error("window on an RGB frame (multipart)", 400, "invalid_argument",
+                 ["window='40,400'", "grayscale"], body, {"Content-Type": ctype})
+    # the CLI gives the same message (exit status 1)
+    r = subprocess.run([ct.CAMD, "explain", "--config", CONFIG, "--name", "chexnet", "--image",
+                        rgb2, "--window", "lung", "--json", "-"], capture_output=True, text=True,
+                       cwd=FIX, timeout=300)
+    C.check(r.returncode == 1 and "window='lung' applies to grayscale images only" in r.stderr
+            and "colour (RGB)" in r.stderr and not r.stdout.strip(),
+            f"CLI: window on an RGB DICOM: exit {r.returncode} {r.stderr[-300:]!r}")
     expect_error("frame out of range", 400, "invalid_argument", ["frame 1", "1 frame"], ct_raw,
                  DCM_HDR, "frame=1")
     expect_error("window garbage", 400, "invalid_argument", ["window", "lung"], ct_raw, DCM_HDR,
