@@ -218,11 +218,11 @@ def main():
         helper.make_node("Foo", ["r"], ["f"], name="n1"),
         helper.make_node("Bar", ["f"], ["b1"], name="a"),
         helper.make_node("Bar", ["b1"], ["b2"], name="b"),
-        helper.make_node("Gather", ["b2", "idx"], ["g"], name="gather_act", axis=1),
+        helper.make_node("Tile", ["b2", "idx"], ["g"], name="tile_act"),
         helper.make_node("FusedThing", ["g"], ["y"], name="custom", domain="com.example"),
     ]
     um = helper.make_graph(nodes, "unsupported", [xu], [yu],
-                           [numpy_helper.from_array(np.array([0, 1], dtype=np.int64), "idx")])
+                           [numpy_helper.from_array(np.array([1, 1], dtype=np.int64), "idx")])
     um = helper.make_model(um, opset_imports=[helper.make_opsetid("", OPSET),
                                               helper.make_opsetid("com.example", 1)])
     save(um, os.path.join(md, "unsupported.onnx"))
