@@ -671,9 +671,10 @@ const camd_op_desc camd__op_pad = {.op_type = "Pad",
                                    .grad_inputs = CAMD_IN(0)};
 
 /* ---- Gather (opset 1..22) on an activation, with constant int64 indices ----
- * Output dims: data[:axis] + indices + data[axis+1:]. Gathering along the batch axis (axis 0 of
- * a batched activation) would mix batch items and is rejected. Gather on constants folds at
- * load (onnx_fold.c) and never reaches the engine. */
+ * Output dims: data[:axis] + indices + data[axis+1:]. Along axis 0 of a batched value (the batch
+ * axis, or what a Transpose moved there, as Swin's qkv[0]) the size must stay the load-time one:
+ * at batch 2 infer fails, so the graph's batch check runs the model one image at a time.
+ * Gather on constants folds at load (onnx_fold.c) and never reaches the engine. */
 typedef struct gather_params {
   int axis;    /* normalized */
   int64_t dim; /* data's size along axis (fixed: not the batch axis) */
@@ -702,9 +703,6 @@ static int gather_prepare(camd_graph *g, camd_node *n, camd_error *err) {
   if (!norm_axis(axis, rank, &ax))
     return camd__node_error(err, n, CAMD_E_INVALID, "axis %lld out of range for rank %d",
                             (long long)axis, rank);
-  if (ax == 0 && (n->in_batched & 1u))
-    return camd__node_error(err, n, CAMD_E_UNSUPPORTED,
-                            "gathering along the batch axis is not supported");
   if (rank - 1 + is.ndim > CAMD_MAX_DIMS)
     return camd__node_error(err, n, CAMD_E_UNSUPPORTED, "result would have more than %d dimensions",
                             CAMD_MAX_DIMS);

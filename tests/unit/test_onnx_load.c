@@ -159,10 +159,10 @@ static void test_fold(void) {
 
 static void test_unsupported_lists_all(void) {
   load_fails("unsupported.onnx", CAMD_E_UNSUPPORTED,
-             (const char *const[]){
-                 "unsupported operators: ", "'Foo' (node 'n1', opset 13)",
-                 "'Bar' (nodes 'a', 'b', opset 13)", "'Tile' (node 'tile_act'",
-                 "'FusedThing' (node 'custom', domain 'com.example')", "supported:", NULL});
+             (const char *const[]){"unsupported operators: ", "'Foo' (node 'n1', opset 13)",
+                                   "'Bar' (nodes 'a', 'b', opset 13)", "'Tile' (node 'tile_act'",
+                                   "'FusedThing' (node 'custom', domain 'com.example')",
+                                   "supported:", NULL});
   camd_error err = {0};
   camd_model *m = NULL;
   camd_onnx_load(camd_test_onnx_path("unsupported.onnx"), NULL, &m, &err);
