@@ -276,6 +276,15 @@ static void test_fold_math(void) {
              (const char *const[]){"div_by_zero", "division by zero", NULL});
 }
 
+/* ScatterND on constants (Swin's attention mask) folds at load: only the Add remains. */
+static void test_fold_scatternd(void) {
+  camd_model *m = load_ok("scatternd.onnx");
+  if (!m) return;
+  CHECK_EQ_INT(camd_model_num_nodes(m), 1);
+  check_forward(m, "scatternd");
+  camd_model_release(m);
+}
+
 /* TF "SAME" padding computed from a free input size: the size comes from the options, the
  * shape arithmetic folds, the Pad runs with constant pads. */
 static void test_pad_same(void) {
@@ -389,7 +398,7 @@ static void test_rejections(void) {
 }
 
 CAMD_TEST_MAIN(CAMD_TEST(test_cnn_structure), CAMD_TEST(test_cnn_forward),
-               CAMD_TEST(test_shape_subgraph), CAMD_TEST(test_fold),
+               CAMD_TEST(test_shape_subgraph), CAMD_TEST(test_fold), CAMD_TEST(test_fold_scatternd),
                CAMD_TEST(test_unsupported_lists_all), CAMD_TEST(test_initializer_as_input),
                CAMD_TEST(test_typed_fields), CAMD_TEST(test_alias_output),
                CAMD_TEST(test_external_data), CAMD_TEST(test_rejections), CAMD_TEST(test_fold_math),
