@@ -36,18 +36,28 @@ void camd_shape_format(const camd_shape *s, char *buf, size_t size);
 typedef enum camd_dtype { CAMD_FLOAT32 = 1, CAMD_INT64 = 7 } camd_dtype;
 
 /* Where a 4-D activation keeps its channels: [N, C, H, W] or [N, H, W, C] (channels-last, as
- * TensorFlow / Keras exports keep many values). UNKNOWN: the graph does not decide it. */
+ * TensorFlow / Keras exports keep many values). TOKENS: a transformer's token sequence
+ * [N, T, C] whose last h·w tokens are the patch grid in row-major order, after T - h·w prefix
+ * tokens (class / register tokens, at most CAMD_TOKENS_MAX_PREFIX); read as the h × w map
+ * (channels last). UNKNOWN: the graph does not decide it. */
 typedef enum camd_layout {
   CAMD_LAYOUT_UNKNOWN = 0,
   CAMD_LAYOUT_NCHW = 1,
-  CAMD_LAYOUT_NHWC = 2
+  CAMD_LAYOUT_NHWC = 2,
+  CAMD_LAYOUT_TOKENS = 3
 } camd_layout;
-/* "NCHW", "NHWC" or "unknown". */
+#define CAMD_TOKENS_MAX_PREFIX 8
+/* "NCHW", "NHWC", "tokens" or "unknown". */
 const char *camd_layout_name(camd_layout layout);
-/* Channels, height and width of a 4-D shape read in `layout` (NCHW or NHWC; each pointer may
- * be NULL). False for other ranks or an UNKNOWN layout. */
+/* Channels, height and width of a shape read in `layout` (each pointer may be NULL): 4-D for
+ * NCHW / NHWC; 3-D [N, T, C] for TOKENS, whose grid is the largest square h = w with
+ * T - h·w <= CAMD_TOKENS_MAX_PREFIX (the loader marks a value TOKENS only when that square is
+ * the patch grid of the model's patch-embedding convolution). False for other ranks, an
+ * UNKNOWN layout, or a token count with no such grid. */
 bool camd_layout_geometry(const camd_shape *s, camd_layout layout, int64_t *c, int64_t *h,
                           int64_t *w);
+/* Prefix tokens (class / register) of a TOKENS shape: T - h·w; 0 for other layouts. */
+int64_t camd_layout_token_prefix(const camd_shape *s, camd_layout layout);
 
 typedef struct camd_model camd_model;
 typedef struct camd_session camd_session;
@@ -103,14 +113,18 @@ int camd_model_max_batch(const camd_model *m);
 /* Layout of value id (a 4-D activation): the input layout the loader declared, NCHW after
  * ops that define it (Conv, pools, BatchNormalization), permuted by Transpose, kept by
  * elementwise and data-movement ops, UNKNOWN after Reshape-like ops in a graph that has
- * channels-last values (a graph with none is NCHW throughout). UNKNOWN for other values. */
+ * channels-last values (a graph with none is NCHW throughout); TOKENS for the token sequences
+ * of a vision transformer (layout.c). UNKNOWN for other values. */
 camd_layout camd_model_value_layout(const camd_model *m, int id);
 /* True when value id is a 4-D batched float activation with spatial size > 1 in its layout
- * (any 4-D activation when its layout is UNKNOWN: the caller must then be told the layout). */
+ * (any 4-D activation when its layout is UNKNOWN: the caller must then be told the layout), or
+ * a token sequence of layout TOKENS. */
 bool camd_model_is_cam_layer(const camd_model *m, int id);
 /* Suggested default CAM layer: the last 4-D activation of known layout with spatial size > 1
- * on the path to output 0 (the one before global pooling). Returns a value id or -1 if the
- * model has none. */
+ * on the path to output 0 (the one before global pooling); in a transformer, the last token map
+ * produced before the last attention product (a MatMul of two activations, which mixes the
+ * tokens: later token maps only receive gradient at the class token). Returns a value id or -1 if
+ * the model has none. */
 int camd_model_suggest_cam_layer(const camd_model *m);
 /* What a value's numbers are, as class scores. */
 typedef enum camd_score_activation {

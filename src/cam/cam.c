@@ -884,8 +884,20 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
   ctx->req = req;
   int rc = camd__cam_layer_layout(m, req, &ctx->layer_layout, err);
   if (rc) return rc;
-  int64_t lc, lh, lw;
-  camd_layout_geometry(&li.shape, ctx->layer_layout, &lc, &lh, &lw);
+  int64_t lc = 0, lh = 0, lw = 0;
+  if (!camd_layout_geometry(&li.shape, ctx->layer_layout, &lc, &lh, &lw)) {
+    char shp[96];
+    camd_shape_format(&li.shape, shp, sizeof(shp));
+    return camd_error_set(err, CAMD_E_INVALID, "layer '%s' %s cannot be read as %s", li.name, shp,
+                          camd_layout_name(ctx->layer_layout));
+  }
+  if (ctx->layer_layout == CAMD_LAYOUT_TOKENS && req->method == CAMD_CAM_CAM) {
+    return camd_error_set(err, CAMD_E_UNSUPPORTED,
+                          "cam needs a convolutional layer followed by global average pooling "
+                          "and a linear layer; layer '%s' is a transformer token map: use "
+                          "gradcam",
+                          li.name);
+  }
   if (lh * lw < 2) {
     return camd_error_set(err, CAMD_E_INVALID,
                           "layer '%s' read as %s has a 1 x 1 map; pick a convolutional feature "
@@ -899,6 +911,7 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
                           "layer",
                           CAMD_KPCA_MAX_POSITIONS, li.name, (long long)lh, (long long)lw);
   }
+  ctx->token_prefix = camd_layout_token_prefix(&li.shape, ctx->layer_layout);
   ctx->channels = (int)lc;
   ctx->lh = (int)lh;
   ctx->lw = (int)lw;
@@ -971,7 +984,7 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
   if (!maps || !ctx.logits || !ctx.xbuf) return nomem(err);
   /* Channels-last models: the methods see channel-major copies (cam_layout.c). */
   int items = ctx.batch > 1 ? ctx.batch : 1;
-  if (ctx.layer_layout == CAMD_LAYOUT_NHWC) {
+  if (ctx.layer_layout != CAMD_LAYOUT_NCHW) {
     ctx.layer_nchw = camd__ws_floats(w, (size_t)items * (size_t)ctx.channels * hw);
     ctx.grad_nchw = camd__ws_floats(w, (size_t)items * (size_t)ctx.channels * hw);
     if (!ctx.layer_nchw || !ctx.grad_nchw) return nomem(err);

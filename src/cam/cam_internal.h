@@ -47,6 +47,7 @@ typedef struct camd__cam_ctx {
    * and, for NHWC inputs, room for fwd_cap inputs written in it; the layer's layout and, for an
    * NHWC layer, channel-major copies of its activation and gradient (batch × C × hw). */
   camd_layout in_layout, layer_layout;
+  int64_t token_prefix; /* TOKENS layer: class / register tokens before the grid */
   float *fwd_in;
   int fwd_cap;
   float *layer_nchw, *grad_nchw;
@@ -73,7 +74,7 @@ void camd__cam_to_channels_last(const float *src, int items, int channels, size_
 int camd__cam_layer_layout(const camd_model *m, const camd_cam_request *req, camd_layout *out,
                            camd_error *err);
 /* `batch` items of the layer's activation or gradient as the engine holds them → channel-major
- * (data itself for an NCHW layer, else a copy into dst). */
+ * (data itself for an NCHW layer, else a copy into dst; a token map drops its prefix tokens). */
 const float *camd__cam_layer_nchw(camd__cam_ctx *ctx, const float *data, int batch, float *dst);
 
 /* Carves n floats / doubles (64-byte aligned) from the workspace; NULL when out of memory. */

@@ -9,6 +9,10 @@
  *   - the layer: its activation and gradient are copied channel-major after each forward /
  *     backward (layer_nchw / grad_nchw); Ablation-CAM zeroes a channel in place through the
  *     layout (cam_score.c).
+ *   - token maps (layout TOKENS, vision transformers): [T, C] per item whose last h·w tokens are
+ *     the grid; read like an NHWC layer after dropping the prefix (class / register) tokens, as
+ *     pytorch-grad-cam's reshape_transform does. Gradients of the prefix tokens are not part of
+ *     the map.
  */
 #include <string.h>
 
@@ -43,7 +47,8 @@ int camd__cam_layer_layout(const camd_model *m, const camd_cam_request *req, cam
   camd_layout want = req->layer_layout;
   camd_value_info li;
   camd_model_value_info(m, req->layer, &li);
-  if (want != CAMD_LAYOUT_UNKNOWN && want != CAMD_LAYOUT_NCHW && want != CAMD_LAYOUT_NHWC) {
+  if (want != CAMD_LAYOUT_UNKNOWN && want != CAMD_LAYOUT_NCHW && want != CAMD_LAYOUT_NHWC &&
+      want != CAMD_LAYOUT_TOKENS) {
     return camd_error_set(err, CAMD_E_INVALID, "unknown layer layout %d", (int)want);
   }
   if (graph != CAMD_LAYOUT_UNKNOWN && want != CAMD_LAYOUT_UNKNOWN && graph != want) {
@@ -85,6 +90,14 @@ int camd__forward(camd__cam_ctx *ctx, int batch, const float *input, const camd_
 }
 
 const float *camd__cam_layer_nchw(camd__cam_ctx *ctx, const float *data, int batch, float *dst) {
+  if (ctx->layer_layout == CAMD_LAYOUT_TOKENS) {
+    const size_t hw = (size_t)ctx->hw, pre = (size_t)ctx->token_prefix, c = (size_t)ctx->channels;
+    for (int i = 0; i < batch; i++) {
+      camd__cam_to_channels_first(data + (size_t)i * (pre + hw) * c + pre * c, 1, ctx->channels, hw,
+                                  dst + (size_t)i * c * hw);
+    }
+    return dst;
+  }
   if (ctx->layer_layout != CAMD_LAYOUT_NHWC) return data;
   camd__cam_to_channels_first(data, batch, ctx->channels, (size_t)ctx->hw, dst);
   return dst;

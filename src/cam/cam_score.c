@@ -139,7 +139,8 @@ typedef struct ablate_ctx {
   int first;    /* channel ablated in batch item 0 */
   int channels; /* C */
   size_t hw;
-  bool nhwc; /* the layer keeps its channels last */
+  bool nhwc;     /* the layer keeps its channels last */
+  size_t prefix; /* token maps: class / register tokens before the grid (not ablated) */
 } ablate_ctx;
 
 static void ablate_hook(void *p, int value_id, float *data, const camd_shape *shape) {
@@ -149,7 +150,7 @@ static void ablate_hook(void *p, int value_id, float *data, const camd_shape *sh
   for (int64_t i = 0; i < batch; i++) {
     int c = a->first + (int)i;
     if (c >= a->channels) break;
-    float *item = data + (size_t)i * a->channels * a->hw;
+    float *item = data + (size_t)i * a->channels * (a->hw + a->prefix) + a->prefix * a->channels;
     if (a->nhwc) {
       for (size_t q = 0; q < a->hw; q++) item[q * a->channels + (size_t)c] = 0.0f;
     } else {
@@ -167,7 +168,8 @@ int camd__ablation_weights(camd__cam_ctx *ctx, const float *input, double *weigh
   for (int t = 0; t < nc; t++) {
     base[t] = camd__target_value(req, t, ctx->logits, ctx->n_out);
   }
-  ablate_ctx a = {0, C, (size_t)ctx->hw, ctx->layer_layout == CAMD_LAYOUT_NHWC};
+  ablate_ctx a = {0, C, (size_t)ctx->hw, ctx->layer_layout != CAMD_LAYOUT_NCHW,
+                  (size_t)ctx->token_prefix};
   int retain[1] = {req->output};
   camd_forward_opts o;
   camd_forward_opts_init(&o);

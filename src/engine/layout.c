@@ -15,6 +15,12 @@
  * A graph with no channels-last value at all is read as NCHW throughout, as camd always did:
  * only graphs that do go channels-last can have undecided 4-D values (the user then says which
  * with the `layer_layout` setting).
+ *
+ * Token maps (vision transformers): a graph whose patch embedding is a Conv with kernel equal to
+ * stride and no padding, on a graph input, with a square h × w output grid, gets every 3-D batched
+ * float activation [N, T, C] with T - h·w in [0, CAMD_TOKENS_MAX_PREFIX] marked TOKENS (the
+ * class token and register tokens come first, as ViT / DeiT / DINOv2 place them). CAM methods
+ * read such a value as the h × w map of its last h·w tokens.
  */
 #include <string.h>
 
@@ -75,6 +81,45 @@ static bool is_activation4(const camd_value *v) {
   return !v->data && v->batched && v->dtype == CAMD_FLOAT32 && v->shape.ndim == 4;
 }
 
+/* Patch grid side of the graph's patch embedding (see the top comment), 0 when there is none. */
+static int64_t patch_grid(const camd_graph *g) {
+  for (int k = 0; k < g->n_nodes; k++) {
+    const camd_node *n = &g->nodes[k];
+    if (strcmp(n->op_type, "Conv") != 0 || n->n_in < 2 || n->in[0] < 0) continue;
+    if (!g->values[n->in[0]].is_input) continue;
+    const camd_node_attr *ks = camd__attr_find(n, "kernel_shape");
+    const camd_node_attr *st = camd__attr_find(n, "strides");
+    const camd_node_attr *pads = camd__attr_find(n, "pads");
+    if (!ks || !st || ks->type != CAMD_ATTR_INTS || st->type != CAMD_ATTR_INTS || ks->n != 2 ||
+        st->n != 2 || ks->ints[0] != st->ints[0] || ks->ints[1] != st->ints[1] || ks->ints[0] < 2) {
+      continue;
+    }
+    bool padded = false;
+    for (size_t i = 0; pads && pads->type == CAMD_ATTR_INTS && i < pads->n; i++) {
+      padded |= pads->ints[i] != 0;
+    }
+    const camd_value *out = &g->values[n->out[0]];
+    if (padded || out->shape.ndim != 4 || out->shape.dims[2] != out->shape.dims[3]) continue;
+    return out->shape.dims[2];
+  }
+  return 0;
+}
+
+static void mark_tokens(camd_graph *g) {
+  const int64_t side = patch_grid(g);
+  if (side < 2) return;
+  for (int i = 0; i < g->n_values; i++) {
+    camd_value *v = &g->values[i];
+    if (v->data || !v->batched || v->dtype != CAMD_FLOAT32 || v->shape.ndim != 3) continue;
+    if (v->shape.dims[0] != 1) continue; /* attention internals: batch x heads on axis 0 */
+    const int64_t prefix = v->shape.dims[1] - side * side;
+    int64_t h;
+    if (prefix < 0 || prefix > CAMD_TOKENS_MAX_PREFIX) continue;
+    if (!camd_layout_geometry(&v->shape, CAMD_LAYOUT_TOKENS, NULL, &h, NULL) || h != side) continue;
+    v->layout = CAMD_LAYOUT_TOKENS;
+  }
+}
+
 void camd__graph_infer_layouts(camd_graph *g) {
   bool any_nhwc = false;
   for (int i = 0; i < g->n_values; i++) {
@@ -82,6 +127,7 @@ void camd__graph_infer_layouts(camd_graph *g) {
     if (!v->is_input || !is_activation4(v)) v->layout = CAMD_LAYOUT_UNKNOWN;
     any_nhwc |= v->layout == CAMD_LAYOUT_NHWC;
   }
+  mark_tokens(g);
   for (int k = 0; k < g->n_nodes; k++) {
     const camd_node *n = &g->nodes[k];
     camd_layout common = CAMD_LAYOUT_UNKNOWN;
@@ -104,6 +150,7 @@ void camd__graph_infer_layouts(camd_graph *g) {
     }
     for (int j = 0; j < n->n_out; j++) {
       camd_value *v = &g->values[n->out[j]];
+      if (v->layout == CAMD_LAYOUT_TOKENS) continue;
       v->layout = is_activation4(v) ? out : CAMD_LAYOUT_UNKNOWN;
       any_nhwc |= v->layout == CAMD_LAYOUT_NHWC;
     }
@@ -135,6 +182,16 @@ camd_layout camd_model_value_layout(const camd_model *m, int id) {
 
 bool camd_layout_geometry(const camd_shape *s, camd_layout layout, int64_t *c, int64_t *h,
                           int64_t *w) {
+  if (layout == CAMD_LAYOUT_TOKENS) {
+    if (s->ndim != 3 || s->dims[1] < 1) return false;
+    int64_t side = 1;
+    while ((side + 1) * (side + 1) <= s->dims[1]) side++;
+    if (s->dims[1] - side * side > CAMD_TOKENS_MAX_PREFIX || side < 2) return false;
+    if (c) *c = s->dims[2];
+    if (h) *h = side;
+    if (w) *w = side;
+    return true;
+  }
   if (s->ndim != 4 || (layout != CAMD_LAYOUT_NCHW && layout != CAMD_LAYOUT_NHWC)) return false;
   bool last = layout == CAMD_LAYOUT_NHWC;
   if (c) *c = s->dims[last ? 3 : 1];
@@ -143,12 +200,20 @@ bool camd_layout_geometry(const camd_shape *s, camd_layout layout, int64_t *c, i
   return true;
 }
 
+int64_t camd_layout_token_prefix(const camd_shape *s, camd_layout layout) {
+  int64_t h, w;
+  if (layout != CAMD_LAYOUT_TOKENS || !camd_layout_geometry(s, layout, NULL, &h, &w)) return 0;
+  return s->dims[1] - h * w;
+}
+
 const char *camd_layout_name(camd_layout layout) {
   switch (layout) {
     case CAMD_LAYOUT_NCHW:
       return "NCHW";
     case CAMD_LAYOUT_NHWC:
       return "NHWC";
+    case CAMD_LAYOUT_TOKENS:
+      return "tokens";
     default:
       return "unknown";
   }

@@ -52,6 +52,7 @@ static void mark_ancestors(const camd_graph *g, int target, unsigned char *marks
 bool camd_model_is_cam_layer(const camd_model *m, int id) {
   if (id < 0 || id >= m->graph->n_values) return false;
   const camd_value *v = &m->graph->values[id];
+  if (v->layout == CAMD_LAYOUT_TOKENS) return true;
   if (v->data || !v->batched || v->dtype != CAMD_FLOAT32 || v->shape.ndim != 4) return false;
   int64_t h, w;
   if (!camd_layout_geometry(&v->shape, (camd_layout)v->layout, NULL, &h, &w)) return true;
@@ -64,10 +65,20 @@ static int suggest_layer(const camd_model *m) {
   unsigned char *marks = malloc((size_t)g->n_values + 1);
   if (!marks) return -1;
   mark_ancestors(g, g->outputs[0], marks);
+  /* The last attention product (MatMul of two activations) on the path to output 0: token maps
+   * after it reach the output through the class token only. */
+  int last_mix = -1;
+  for (int k = 0; k < g->n_nodes; k++) {
+    const camd_node *n = &g->nodes[k];
+    if (strcmp(n->op_type, "MatMul") != 0 || n->n_in != 2 || n->in[0] < 0 || n->in[1] < 0) continue;
+    const camd_value *a = &g->values[n->in[0]], *b = &g->values[n->in[1]];
+    if (!a->data && a->batched && !b->data && b->batched && marks[n->out[0]]) last_mix = k;
+  }
   int best = -1, best_pos = -2;
   for (int v = 0; v < g->n_values; v++) {
     if (!marks[v] || !camd_model_is_cam_layer(m, v) || !g->values[v].layout) continue;
     int pos = g->values[v].producer;
+    if (g->values[v].layout == CAMD_LAYOUT_TOKENS && pos >= last_mix) continue;
     if (pos > best_pos) {
       best_pos = pos;
       best = v;

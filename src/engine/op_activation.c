@@ -1,5 +1,6 @@
-/* Elementwise activations Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Tanh,
- * Identity and Dropout (inference only): forward and input-gradient backward.
+/* Elementwise activations Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Tanh, Erf,
+ * Gelu, Sqrt, Pow (constant scalar exponent), Identity and Dropout (inference only): forward and
+ * input-gradient backward.
  *
  * Gradients at kinks follow PyTorch: Relu passes where y > 0, LeakyRelu uses the slope 1 only
  * where x > 0, Clip/HardSigmoid pass strictly inside the linear range (hardtanh's rule), and
@@ -15,7 +16,8 @@
 #include "engine/pool.h"
 
 typedef struct act_params {
-  float alpha, beta; /* LeakyRelu alpha; HardSigmoid alpha, beta */
+  float alpha, beta; /* LeakyRelu alpha; HardSigmoid alpha, beta; Pow exponent (alpha) */
+  bool tanh_approx;  /* Gelu approximate = "tanh" */
   float lo, hi;      /* Clip range */
 } act_params;
 
@@ -334,6 +336,145 @@ static void tanh_backward(const camd_op_ctx *ctx) {
   for (size_t i = 0; i < n; i++) gx[i] += gy[i] * (1.f - y[i] * y[i]);
 }
 
+/* ---- Erf (the exact GELU's pattern: x * 0.5 * (1 + erf(x / sqrt 2))) ---- */
+static void erf_forward(const camd_op_ctx *ctx) {
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) y[i] = erff(x[i]);
+}
+
+static void erf_backward(const camd_op_ctx *ctx) {
+  const float *x = ctx->in[0].data, *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  size_t n = act_count(ctx);
+  const float c = 1.1283791670955126f; /* 2 / sqrt(pi) */
+  for (size_t i = 0; i < n; i++) gx[i] += gy[i] * c * expf(-x[i] * x[i]);
+}
+
+/* ---- Gelu (opset 20): approximate "none" (erf) or "tanh" ---- */
+static int gelu_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  int rc = act_prepare_plain(g, node, err);
+  if (rc) return rc;
+  act_params *p = act_params_new(g, node, err);
+  if (!p) return CAMD_E_NOMEM;
+  const char *a = camd__attr_string(node, "approximate", "none");
+  if (strcmp(a, "none") != 0 && strcmp(a, "tanh") != 0) {
+    return camd__node_error(err, node, CAMD_E_INVALID,
+                            "approximate must be \"none\" or \"tanh\", got \"%s\"", a);
+  }
+  p->tanh_approx = strcmp(a, "tanh") == 0;
+  return 0;
+}
+
+#define GELU_K 0.7978845608028654 /* sqrt(2 / pi) */
+static void gelu_forward(const camd_op_ctx *ctx) {
+  const act_params *p = ctx->params;
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) {
+    const double v = x[i];
+    const double c = p->tanh_approx ? 0.5 * (1.0 + tanh(GELU_K * (v + 0.044715 * v * v * v)))
+                                    : 0.5 * (1.0 + erf(v * 0.7071067811865476));
+    y[i] = (float)(v * c);
+  }
+}
+
+static void gelu_backward(const camd_op_ctx *ctx) {
+  const act_params *p = ctx->params;
+  const float *x = ctx->in[0].data, *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) {
+    const double v = x[i];
+    double d;
+    if (p->tanh_approx) {
+      const double t = tanh(GELU_K * (v + 0.044715 * v * v * v));
+      d = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * 0.044715 * v * v);
+    } else {
+      d = 0.5 * (1.0 + erf(v * 0.7071067811865476)) + v * exp(-0.5 * v * v) * 0.3989422804014327;
+    }
+    gx[i] += (float)(gy[i] * d);
+  }
+}
+
+/* ---- Sqrt ---- */
+static void sqrt_forward(const camd_op_ctx *ctx) {
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) y[i] = sqrtf(x[i]);
+}
+
+static void sqrt_backward(const camd_op_ctx *ctx) {
+  const float *y = ctx->out[0].data, *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  size_t n = act_count(ctx);
+  for (size_t i = 0; i < n; i++) gx[i] += gy[i] * 0.5f / y[i];
+}
+
+/* ---- Pow with a constant scalar exponent (the decomposed LayerNorm's x^2) ----
+ * Exponent 2 is x * x (as PyTorch's pow(x, 2)); others powf. Gradient to the base only. */
+static int pow_prepare(camd_graph *g, camd_node *node, camd_error *err) {
+  if (node->n_in != 2 || node->in[0] < 0 || node->in[1] < 0 || node->n_out != 1) {
+    return camd__node_error(err, node, CAMD_E_INVALID, "expects inputs X, Y and one output");
+  }
+  int rc = act_check_float(g, node, err);
+  if (rc) return rc;
+  camd_shape s;
+  camd_dtype dt;
+  const void *data;
+  rc = camd__node_input(g, node, 1, &s, &dt, &data);
+  if (rc) return camd__node_error(err, node, rc, "input 'Y' is missing");
+  if (!data || !(node->in_const & CAMD_IN(1)) || camd_shape_count(&s) != 1) {
+    return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
+                            "the exponent must be a constant scalar (computed or per-element "
+                            "exponents are not supported)");
+  }
+  act_params *p = act_params_new(g, node, err);
+  if (!p) return CAMD_E_NOMEM;
+  p->alpha = dt == CAMD_INT64 ? (float)*(const int64_t *)data : *(const float *)data;
+  return 0;
+}
+
+static int pow_infer(const camd_node *node, const camd_shape *in, camd_shape *out,
+                     camd_error *err) {
+  return camd__broadcast_shape(&in[0], &in[1], &out[0]) == 0
+             ? 0
+             : camd__node_error(err, node, CAMD_E_SHAPE, "exponent does not broadcast");
+}
+
+static void pow_forward(const camd_op_ctx *ctx) {
+  const act_params *p = ctx->params;
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  const float e = p->alpha;
+  size_t n = act_count(ctx);
+  if (e == 2.f) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * x[i];
+  } else {
+    for (size_t i = 0; i < n; i++) y[i] = powf(x[i], e);
+  }
+}
+
+static void pow_backward(const camd_op_ctx *ctx) {
+  const act_params *p = ctx->params;
+  const float *x = ctx->in[0].data, *gy = ctx->grad_out[0].data;
+  float *gx = ctx->grad_in[0].data;
+  if (!gy || !gx) return;
+  const float e = p->alpha;
+  size_t n = act_count(ctx);
+  if (e == 2.f) {
+    for (size_t i = 0; i < n; i++) gx[i] += gy[i] * 2.f * x[i];
+  } else {
+    for (size_t i = 0; i < n; i++) gx[i] += gy[i] * e * powf(x[i], e - 1.f);
+  }
+}
+
 /* ---- Identity / Dropout (inference: identity) ---- */
 static void copy_forward(const camd_op_ctx *ctx) {
   memcpy(ctx->out[0].data, ctx->in[0].data, act_count(ctx) * sizeof(float));
@@ -432,3 +573,19 @@ const camd_op_desc camd__op_identity =
     ACT_DESC("Identity", 1, 22, act_prepare_plain, copy_forward, copy_backward, 0, false);
 const camd_op_desc camd__op_dropout =
     ACT_DESC("Dropout", 1, 22, dropout_prepare, copy_forward, copy_backward, 0, false);
+const camd_op_desc camd__op_erf =
+    ACT_DESC("Erf", 9, 22, act_prepare_plain, erf_forward, erf_backward, 1, false);
+const camd_op_desc camd__op_gelu =
+    ACT_DESC("Gelu", 20, 22, gelu_prepare, gelu_forward, gelu_backward, 1, false);
+const camd_op_desc camd__op_sqrt =
+    ACT_DESC("Sqrt", 6, 22, act_prepare_plain, sqrt_forward, sqrt_backward, 0, true);
+/* Pow: the output must have X's shape (a scalar exponent); bit 1 of grad_inputs is clear. */
+const camd_op_desc camd__op_pow = {.op_type = "Pow",
+                                   .opset_min = 7,
+                                   .opset_max = 22,
+                                   .prepare = pow_prepare,
+                                   .infer = pow_infer,
+                                   .forward = pow_forward,
+                                   .backward = pow_backward,
+                                   .bwd_needs_inputs = CAMD_IN(0),
+                                   .grad_inputs = CAMD_IN(0)};

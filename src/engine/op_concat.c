@@ -1,11 +1,13 @@
-/* Data-movement ops along axes: Concat, Split, Slice and Pad (constant, reflect, edge, wrap).
+/* Data-movement ops along axes: Concat, Split, Slice, Pad (constant, reflect, edge, wrap) and
+ * Gather (constant indices on an activation, e.g. a transformer's class token x[:, 0]).
  *
- * All four work on the whole batched tensor at once (no scratch). Their backward passes are
+ * All of them work on the whole batched tensor at once (no scratch). Their backward passes are
  * the adjoint copies: Concat splits the gradient, Split concatenates it (absent output
  * gradients count as zero), Slice scatters it into the sliced positions, Pad adds every output
  * gradient into the input element it was copied from (so reflect/edge/wrap positions
  * accumulate). Negative pads crop: the input is cropped first, then padded, so reflect/edge/wrap
- * read from the cropped tensor.
+ * read from the cropped tensor. Gather's backward adds each output row into the row it was
+ * read from (repeated indices accumulate).
  */
 #include <string.h>
 
@@ -667,3 +669,118 @@ const camd_op_desc camd__op_pad = {.op_type = "Pad",
                                    .bwd_needs_inputs = 0,
                                    .bwd_needs_outputs = false,
                                    .grad_inputs = CAMD_IN(0)};
+
+/* ---- Gather (opset 1..22) on an activation, with constant int64 indices ----
+ * Output dims: data[:axis] + indices + data[axis+1:]. Along axis 0 of a batched value (the batch
+ * axis, or what a Transpose moved there, as Swin's qkv[0]) the size must stay the load-time one:
+ * at batch 2 infer fails, so the graph's batch check runs the model one image at a time.
+ * Gather on constants folds at load (onnx_fold.c) and never reaches the engine. */
+typedef struct gather_params {
+  int axis;    /* normalized */
+  int64_t dim; /* data's size along axis (fixed: not the batch axis) */
+  camd_shape ishape;
+  size_t count;
+  int64_t *idx; /* count indices, normalized to [0, dim) */
+} gather_params;
+
+static int gather_prepare(camd_graph *g, camd_node *n, camd_error *err) {
+  int rank = 0, rc = float_data_rank(g, n, &rank, err);
+  if (rc < 0) return rc;
+  if (n->n_in != 2 || n->n_out != 1)
+    return camd__node_error(err, n, CAMD_E_INVALID, "expects inputs data, indices and one output");
+  camd_shape ds, is;
+  camd_dtype dt;
+  const void *data = NULL;
+  if ((rc = input_shape(g, n, 0, &ds, &dt, NULL, err)) < 0) return rc;
+  if ((rc = input_shape(g, n, 1, &is, &dt, &data, err)) < 0) return rc;
+  if (dt != CAMD_INT64 || !data || !(n->in_const & CAMD_IN(1)))
+    return camd__node_error(err, n, CAMD_E_UNSUPPORTED,
+                            "input 'indices' must be a constant integer tensor (computed indices "
+                            "are not supported)");
+  int64_t axis;
+  if ((rc = camd__attr_int(n, "axis", 0, &axis, err)) < 0) return rc;
+  int ax;
+  if (!norm_axis(axis, rank, &ax))
+    return camd__node_error(err, n, CAMD_E_INVALID, "axis %lld out of range for rank %d",
+                            (long long)axis, rank);
+  if (rank - 1 + is.ndim > CAMD_MAX_DIMS)
+    return camd__node_error(err, n, CAMD_E_UNSUPPORTED, "result would have more than %d dimensions",
+                            CAMD_MAX_DIMS);
+  size_t count = camd_shape_count(&is);
+  gather_params *p = camd__node_params_alloc(g, sizeof(*p) + count * sizeof(int64_t));
+  if (!p) return camd__node_error(err, n, CAMD_E_NOMEM, "out of memory");
+  p->axis = ax;
+  p->dim = ds.dims[ax];
+  p->ishape = is;
+  p->count = count;
+  p->idx = (int64_t *)(p + 1);
+  const int64_t *iv = data;
+  for (size_t k = 0; k < count; k++) {
+    int64_t v = iv[k] < 0 ? iv[k] + p->dim : iv[k];
+    if (v < 0 || v >= p->dim)
+      return camd__node_error(err, n, CAMD_E_INVALID,
+                              "index %lld is out of range for axis of size %lld", (long long)iv[k],
+                              (long long)p->dim);
+    p->idx[k] = v;
+  }
+  n->params = p;
+  return 0;
+}
+
+static int gather_infer(const camd_node *n, const camd_shape *in, camd_shape *out,
+                        camd_error *err) {
+  const gather_params *p = n->params;
+  if (in[0].ndim <= p->axis || in[0].dims[p->axis] != p->dim) {
+    char a[128];
+    camd_shape_format(&in[0], a, sizeof(a));
+    return camd__node_error(err, n, CAMD_E_SHAPE,
+                            "data %s does not match the shape the node was loaded with", a);
+  }
+  int o = 0;
+  for (int d = 0; d < p->axis; d++) out[0].dims[o++] = in[0].dims[d];
+  for (int d = 0; d < p->ishape.ndim; d++) out[0].dims[o++] = p->ishape.dims[d];
+  for (int d = p->axis + 1; d < in[0].ndim; d++) out[0].dims[o++] = in[0].dims[d];
+  out[0].ndim = o;
+  return 0;
+}
+
+static void gather_forward(const camd_op_ctx *ctx) {
+  const gather_params *p = ctx->params;
+  size_t outer, inner;
+  outer_inner(&ctx->in[0].shape, p->axis, &outer, &inner);
+  const float *x = ctx->in[0].data;
+  float *y = ctx->out[0].data;
+  for (size_t o = 0; o < outer; o++) {
+    for (size_t j = 0; j < p->count; j++) {
+      memcpy(y + (o * p->count + j) * inner, x + (o * (size_t)p->dim + (size_t)p->idx[j]) * inner,
+             inner * sizeof(float));
+    }
+  }
+}
+
+static void gather_backward(const camd_op_ctx *ctx) {
+  const gather_params *p = ctx->params;
+  const float *go = ctx->grad_out[0].data;
+  float *gi = ctx->grad_in[0].data;
+  if (!go || !gi) return;
+  size_t outer, inner;
+  outer_inner(&ctx->in[0].shape, p->axis, &outer, &inner);
+  for (size_t o = 0; o < outer; o++) {
+    for (size_t j = 0; j < p->count; j++) {
+      const float *s = go + (o * p->count + j) * inner;
+      float *t = gi + (o * (size_t)p->dim + (size_t)p->idx[j]) * inner;
+      for (size_t k = 0; k < inner; k++) t[k] += s[k];
+    }
+  }
+}
+
+const camd_op_desc camd__op_gather = {.op_type = "Gather",
+                                      .opset_min = 1,
+                                      .opset_max = 22,
+                                      .prepare = gather_prepare,
+                                      .infer = gather_infer,
+                                      .forward = gather_forward,
+                                      .backward = gather_backward,
+                                      .bwd_needs_inputs = 0,
+                                      .bwd_needs_outputs = false,
+                                      .grad_inputs = CAMD_IN(0)};

@@ -13,6 +13,7 @@
   X(GlobalMaxPool, camd__op_globalmaxpool)                                                     \
   /* op_norm.c */                                                                              \
   X(BatchNormalization, camd__op_batchnormalization)                                           \
+  X(LayerNormalization, camd__op_layernormalization)                                           \
   /* op_linear.c */                                                                            \
   X(Gemm, camd__op_gemm)                                                                       \
   X(MatMul, camd__op_matmul)                                                                   \
@@ -24,6 +25,10 @@
   X(HardSigmoid, camd__op_hardsigmoid)                                                         \
   X(HardSwish, camd__op_hardswish)                                                             \
   X(Tanh, camd__op_tanh)                                                                       \
+  X(Erf, camd__op_erf)                                                                         \
+  X(Gelu, camd__op_gelu)                                                                       \
+  X(Sqrt, camd__op_sqrt)                                                                       \
+  X(Pow, camd__op_pow)                                                                         \
   X(Identity, camd__op_identity)                                                               \
   X(Dropout, camd__op_dropout)                                                                 \
   /* op_binary.c */                                                                            \
@@ -46,6 +51,7 @@
   X(Split, camd__op_split)                                                                     \
   X(Slice, camd__op_slice)                                                                     \
   X(Pad, camd__op_pad)                                                                         \
+  X(Gather, camd__op_gather)                                                                   \
   /* op_resize.c */                                                                            \
   X(Resize, camd__op_resize)
 

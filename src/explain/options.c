@@ -221,10 +221,11 @@ int camd__explain_check_layer(const camd_explainer *e, const char *name, int *id
   int rc = camd_model_check_target(e->model, name, &v, err);
   if (rc) return rc;
   if (!camd_model_is_cam_layer(e->model, v))
-    return camd_error_set(err, CAMD_E_INVALID,
-                          "layer '%.200s' is not a 4-D activation with spatial size > 1; see the "
-                          "model's \"layers\" (GET /v1/models/{name} or `camd inspect`)",
-                          name);
+    return camd_error_set(
+        err, CAMD_E_INVALID,
+        "layer '%.200s' is not a 4-D activation with spatial size > 1 or a token map; see the "
+        "model's \"layers\" (GET /v1/models/{name} or `camd inspect`)",
+        name);
   *id = v;
   return 0;
 }
@@ -459,10 +460,12 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
       o->layer_layout = CAMD_LAYOUT_NCHW;
     else if (!strcmp(v, "NHWC"))
       o->layer_layout = CAMD_LAYOUT_NHWC;
+    else if (!strcmp(v, "tokens"))
+      o->layer_layout = CAMD_LAYOUT_TOKENS;
     else if (!strcmp(v, "auto"))
       o->layer_layout = CAMD_LAYOUT_UNKNOWN;
     else
-      return bad(err, key, v, "valid: NCHW, NHWC, auto (the graph's layout)");
+      return bad(err, key, v, "valid: NCHW, NHWC, tokens, auto (the graph's layout)");
   } else if (!strcmp(key, "target")) {
     return set_target(o, e, v, err);
   } else if (!strcmp(key, "topk")) {

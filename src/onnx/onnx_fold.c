@@ -724,6 +724,55 @@ static int fold_where(camd__fold *f) {
   return camd__fold_emit(f, 0, x.dtype, &s, p);
 }
 
+/* ScatterND (reduction "none"): a copy of data with the slices named by indices [..., k]
+ * replaced by updates (Swin's shifted-window attention mask is built this way). */
+static int fold_scatternd(camd__fold *f) {
+  camd__fold_view d, ix, u;
+  int rc;
+  if ((rc = camd__fold_input(f, 0, &d)) != 0 || (rc = camd__fold_input(f, 1, &ix)) != 0 ||
+      (rc = camd__fold_input(f, 2, &u)) != 0)
+    return rc;
+  const Onnx__AttributeProto *red = camd__fold_attr(f->node, "reduction");
+  if (red && red->s.len && !(red->s.len == 4 && !memcmp(red->s.data, "none", 4)))
+    return camd__fold_err(f, CAMD_E_UNSUPPORTED, "only reduction \"none\" is supported");
+  if (ix.dtype != CAMD_INT64) return camd__fold_err(f, CAMD_E_INVALID, "indices must be integers");
+  if (u.dtype != d.dtype)
+    return camd__fold_err(f, CAMD_E_INVALID, "updates and data differ in type");
+  const int q = ix.shape.ndim, r = d.shape.ndim;
+  const int k = q > 0 ? (int)ix.shape.dims[q - 1] : -1;
+  if (q < 1 || k < 1 || k > r || u.shape.ndim != q - 1 + r - k)
+    return camd__fold_err(f, CAMD_E_SHAPE, "indices / updates shapes do not match data");
+  for (int a = 0; a < q - 1; a++)
+    if (u.shape.dims[a] != ix.shape.dims[a])
+      return camd__fold_err(f, CAMD_E_SHAPE, "updates do not match the indices' shape");
+  size_t slice = 1;
+  for (int a = k; a < r; a++) {
+    if (u.shape.dims[q - 1 + a - k] != d.shape.dims[a])
+      return camd__fold_err(f, CAMD_E_SHAPE, "updates do not match the data's trailing shape");
+    slice *= (size_t)d.shape.dims[a];
+  }
+  const size_t es = camd__fold_esize(d.dtype), n_idx = ix.count / (size_t)k;
+  char *o = camd__fold_alloc(f, d.count, d.dtype, &rc);
+  if (!o) return rc;
+  memcpy(o, d.data, d.count * es);
+  const int64_t *iv = ix.data;
+  for (size_t j = 0; j < n_idx; j++) {
+    size_t off = 0;
+    for (int a = 0; a < k; a++) {
+      int64_t v = iv[j * (size_t)k + (size_t)a], dim = d.shape.dims[a];
+      if (v < 0) v += dim;
+      if (v < 0 || v >= dim) {
+        free(o);
+        return camd__fold_err(f, CAMD_E_INVALID, "index %lld is out of range for axis of size %lld",
+                              (long long)iv[j * (size_t)k + (size_t)a], (long long)dim);
+      }
+      off = off * (size_t)dim + (size_t)v;
+    }
+    memcpy(o + off * slice * es, (const char *)u.data + j * slice * es, slice * es);
+  }
+  return camd__fold_emit(f, 0, d.dtype, &d.shape, o);
+}
+
 static int fold_transpose(camd__fold *f) {
   camd__fold_view d;
   int rc;
@@ -855,12 +904,13 @@ static const fold_op fold_ops[] = {
     {"Shape", true, true, fold_shape_op},
     {"Size", true, true, fold_size_op},
     {"ConstantOfShape", true, false, fold_constant_of_shape},
-    {"Gather", true, false, fold_gather},
+    {"Gather", false, false, fold_gather},
     {"Cast", true, false, fold_cast},
     {"Range", true, false, fold_range},
     {"Where", true, false, fold_where},
     {"Expand", true, false, fold_expand},
     {"Tile", true, false, fold_tile},
+    {"ScatterND", true, false, fold_scatternd},
     {"Identity", false, false, fold_identity},
     {"Unsqueeze", false, false, fold_unsqueeze},
     {"Squeeze", false, false, fold_squeeze},
@@ -876,7 +926,7 @@ static const fold_op fold_ops[] = {
     {"Mul", false, false, camd__fold_arith},
     {"Div", false, false, camd__fold_arith},
     {"Mod", true, false, camd__fold_arith},
-    {"Pow", true, false, camd__fold_arith},
+    {"Pow", false, false, camd__fold_arith},
     {"Max", true, false, camd__fold_arith},
     {"Min", true, false, camd__fold_arith},
     {"Equal", true, false, camd__fold_arith},
@@ -892,7 +942,7 @@ static const fold_op fold_ops[] = {
     {"Round", true, false, camd__fold_unary},
     {"Neg", true, false, camd__fold_unary},
     {"Abs", true, false, camd__fold_unary},
-    {"Sqrt", true, false, camd__fold_unary},
+    {"Sqrt", false, false, camd__fold_unary},
     {"Reciprocal", true, false, camd__fold_unary},
     {"Sign", true, false, camd__fold_unary},
     {"Not", true, false, camd__fold_unary},

@@ -218,11 +218,11 @@ def main():
         helper.make_node("Foo", ["r"], ["f"], name="n1"),
         helper.make_node("Bar", ["f"], ["b1"], name="a"),
         helper.make_node("Bar", ["b1"], ["b2"], name="b"),
-        helper.make_node("Gather", ["b2", "idx"], ["g"], name="gather_act", axis=1),
+        helper.make_node("Tile", ["b2", "idx"], ["g"], name="tile_act"),
         helper.make_node("FusedThing", ["g"], ["y"], name="custom", domain="com.example"),
     ]
     um = helper.make_graph(nodes, "unsupported", [xu], [yu],
-                           [numpy_helper.from_array(np.array([0, 1], dtype=np.int64), "idx")])
+                           [numpy_helper.from_array(np.array([1, 1], dtype=np.int64), "idx")])
     um = helper.make_model(um, opset_imports=[helper.make_opsetid("", OPSET),
                                               helper.make_opsetid("com.example", 1)])
     save(um, os.path.join(md, "unsupported.onnx"))
@@ -384,6 +384,28 @@ def main():
     total = sum(np.asarray(v, np.float64) for _, v in terms.values())
     write_f32(os.path.join(md, "fold_math.input.bin"), xmd)
     write_f32(os.path.join(md, "fold_math.output.bin"), xmd + total)
+
+    # scatternd: Swin's attention-mask construction, ScatterND on constants (element indices,
+    # then a whole row), folded at load; y = x + the scattered tensor (numpy's reference).
+    xs = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    ys = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 3])
+    nodes = [
+        helper.make_node("ScatterND", ["zeros", "ie", "ue"], ["s1"], name="scatter_elems"),
+        helper.make_node("ScatterND", ["s1", "ir", "ur"], ["s2"], name="scatter_row"),
+        helper.make_node("Add", ["x", "s2"], ["y"], name="add"),
+    ]
+    inits = [numpy_helper.from_array(np.zeros((2, 3), np.float32), "zeros"),
+             numpy_helper.from_array(np.array([[1, 2], [0, -3]], np.int64), "ie"),
+             numpy_helper.from_array(np.array([5, 7], np.float32), "ue"),
+             numpy_helper.from_array(np.array([[-1]], np.int64), "ir"),
+             numpy_helper.from_array(np.array([[1, 2, 3]], np.float32), "ur")]
+    save(make(nodes, [xs], [ys], inits, "scatternd"), os.path.join(md, "scatternd.onnx"))
+    ref = np.zeros((2, 3), np.float32)
+    ref[1, 2], ref[0, 0] = 5, 7
+    ref[1, :] = [1, 2, 3]
+    xsd = rng.standard_normal((2, 2, 3)).astype(np.float32)
+    write_f32(os.path.join(md, "scatternd.input.bin"), xsd)
+    write_f32(os.path.join(md, "scatternd.output.bin"), xsd + ref)
 
     # pad_same: TF "SAME" padding computed from a free input size (timm's pad_same as traced by
     # torch.onnx): Shape -> Gather -> Cast -> Div -> Ceil -> ... -> Max -> Cast -> Concat -> Pad,

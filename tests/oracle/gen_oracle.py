@@ -60,7 +60,12 @@ def _densenet_forward(model, x, capture):
 
 
 # name -> spec. layers: (onnx output name, module path) — a module path None means the value is
-# captured by a custom forward. opset / dynamic: export options. size: input H=W.
+# captured by a custom forward. opset / dynamic: export options. size: input H=W. tokens: layers
+# that are transformer token sequences N x T x C (class token first, then the patch grid of
+# size / patch, row-major): besides the activation and gradient, the Grad-CAM map of the token
+# map is written (pytorch-grad-cam's reshape_transform: drop the class token, reshape to the grid).
+# convnext_tiny is exported at opset 13, so its LayerNorms are the decomposed
+# ReduceMean/Sub/Pow/Sqrt/Div pattern; vit_b_16 at opset 17 (LayerNormalization).
 SPECS = {
     "resnet18": dict(layers=[("layer3", "layer3"), ("layer4", "layer4")], opset=11),
     "resnet50": dict(layers=[("layer3", "layer3"), ("layer4", "layer4")]),
@@ -82,6 +87,12 @@ SPECS = {
                          kwargs=dict(aux_logits=False, init_weights=True), size=299),
     "regnet_y_400mf": dict(layers=[("trunk_output.block3", "trunk_output.block3"),
                                    ("trunk_output", "trunk_output")]),
+    "convnext_tiny": dict(layers=[("features.5", "features.5"), ("features", "features")]),
+    "efficientnet_v2_s": dict(layers=[("features.5", "features.5"), ("features", "features")]),
+    "vit_b_16": dict(layers=[("encoder.layers.encoder_layer_11.ln_1",
+                              "encoder.layers.encoder_layer_11.ln_1"),
+                             ("conv_proj", "conv_proj")],
+                     opset=17, tokens={"encoder.layers.encoder_layer_11.ln_1": 16}),
 }
 DEFAULT_MODELS = list(SPECS)
 
@@ -152,6 +163,25 @@ def randomise_bn(model, gen):
                 m.bias.copy_(torch.randn(c, generator=gen) * 0.2)
 
 
+def randomise_transformer(model, gen):
+    """Non-trivial LayerNorm affine parameters (weights 0.75..1.25, biases ~0.2), ConvNeXt's
+    layer scale (initialised to 1e-6, which would make every block an identity: 0.1..0.3),
+    ViT's class token and classifier head (initialised to zeros: every gradient would be 0)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+                m.weight.copy_(torch.empty(m.weight.shape).uniform_(0.75, 1.25, generator=gen))
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.2)
+        for name, p in model.named_parameters():
+            if name.endswith("layer_scale"):
+                p.copy_(torch.empty(p.shape).uniform_(0.1, 0.3, generator=gen))
+            if name == "class_token":
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+            if name.startswith("heads.") and not p.any():
+                fan_in = p.shape[-1] if p.dim() > 1 else 1
+                p.copy_(torch.randn(p.shape, generator=gen) / fan_in ** 0.5)
+
+
 def calibrate_bn(model, size, gen):
     """Sets running statistics from one random batch in train mode (cumulative average)."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -175,6 +205,7 @@ def build(name, spec):
     gen = torch.Generator().manual_seed(zlib.crc32(name.encode()) + 1)
     calibrate_bn(model, spec.get("size", 224), gen)
     randomise_bn(model, gen)
+    randomise_transformer(model, gen)
     model.eval()
     return model
 
@@ -220,7 +251,13 @@ def export(wrapped, spec, size, path):
     # statistics that rounding alone puts efficientnet_b0's `features` 1.7e-4 (relative) away
     # from the reference, whatever runs the file. Kept BN makes the file and the reference the
     # same function, and exercises camd's own load-time fold (fold_bn.c, in double).
-    with torch.no_grad(), warnings.catch_warnings():
+    # Transformers: without gradients nn.MultiheadAttention takes its fused inference path
+    # (aten::_native_multi_head_attention), which torch.onnx cannot export; an input that
+    # requires grad keeps the plain path (same function).
+    grad = spec.get("tokens") is not None
+    if grad:
+        dummy.requires_grad_(True)
+    with (torch.enable_grad() if grad else torch.no_grad()), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*constant folding.*")
         torch.onnx.export(wrapped, dummy, path, opset_version=spec.get("opset", 13),
                           do_constant_folding=True, input_names=["input"], output_names=names,
@@ -488,6 +525,18 @@ def answerable_results(wrapped, cases, name, size, tries=4):
             cases[i] = (cname, torch.randn(x.shape, generator=gen))
 
 
+def token_gradcam(act, grad, grid):
+    """Grad-CAM of a token map as pytorch-grad-cam computes it with its ViT reshape_transform:
+    tokens[:, 1:] reshaped to N x grid x grid x C and moved to N x C x grid x grid; weights =
+    spatial mean of the gradient per channel; map = sum_c w_c * A_c (raw: before ReLU and
+    normalisation), N x grid x grid."""
+    n, c = act.shape[0], act.shape[2]
+    a = act[:, 1:, :].reshape(n, grid, grid, c).permute(0, 3, 1, 2)
+    g = grad[:, 1:, :].reshape(n, grid, grid, c).permute(0, 3, 1, 2)
+    w = g.mean(dim=(2, 3), keepdim=True)
+    return (w * a).sum(dim=1)
+
+
 def compare(a, ref):
     """max|a-ref| / max|ref|, ||a-ref|| / ||ref||, fraction of elements off by > 1e-3 max|ref|."""
     a, ref = a.double(), ref.double()
@@ -554,7 +603,8 @@ def generate(name, out_root, selfcheck, force):
             for c in old["cases"]:
                 files += [os.path.join(d, c["input"]), os.path.join(d, c["logits"])]
                 for l in c["layers"].values():
-                    files += [os.path.join(d, l[k]) for k in ("act", "grad", "grad_env")]
+                    files += [os.path.join(d, l[k]) for k in ("act", "grad", "grad_env", "gradcam")
+                              if k in l]
             if old.get("script_hash") == shash and all(os.path.exists(p) for p in files):
                 print(f"{name}: cached ({d})", flush=True)
                 return 0.0
@@ -592,8 +642,15 @@ def generate(name, out_root, selfcheck, force):
                    for i, n in enumerate(wrapped.names)],
         "cases": [],
     }
+    tokens = spec.get("tokens", {})
     for l in meta["layers"]:
-        if len(l["shape"]) != 4 or l["shape"][2] * l["shape"][3] <= 1:
+        if l["name"] in tokens:
+            grid = size // tokens[l["name"]]
+            if len(l["shape"]) != 3 or l["shape"][1] != 1 + grid * grid:
+                raise RuntimeError(f"{name}: layer {l['name']} is not a class token + "
+                                   f"{grid}x{grid} token map: {l['shape']}")
+            l["tokens"] = {"grid": [grid, grid], "prefix": 1}
+        elif len(l["shape"]) != 4 or l["shape"][2] * l["shape"][3] <= 1:
             raise RuntimeError(f"{name}: layer {l['name']} is not a 4-D feature map: {l['shape']}")
 
     t_export = time.time()
@@ -653,6 +710,10 @@ def generate(name, out_root, selfcheck, force):
                     print(f"warning: {name}/{cname}: PyTorch float32 gradient at {n} leaves the "
                           "kink envelope", flush=True)
                 case["torch_f32"][n] = {"act": compare(a32[n], a), "grad": gc}
+                if n in tokens:
+                    cam_f = f"{cname}.{safe(n)}.gradcam.bin"
+                    write_f32(os.path.join(d, cam_f), token_gradcam(a, g, size // tokens[n]))
+                    case["layers"][n]["gradcam"] = cam_f
             meta["cases"].append(case)
             worst = max(case["torch_f32"][n]["grad"]["max_rel"] for n in wrapped.names)
             envf = max(case["layers"][n]["grad_env_frac"] for n in wrapped.names)

@@ -2,9 +2,15 @@
 # test_oracle compares camd with them, one ctest per model (oracle.<model>, label "oracle").
 # Generation is cached per model (script hash in meta.json); the data lives in
 # ${CMAKE_BINARY_DIR}/oracle. Limit the models with -DCAMD_ORACLE_MODELS="resnet18;vgg16".
+# The transformer-sized models (CAMD_ORACLE_SLOW_MODELS) also carry the label "slow": the
+# sanitizer tier leaves them out.
 set(CAMD_ORACLE_ALL_MODELS
   resnet18 resnet50 vgg16 mobilenet_v2 mobilenet_v3_large densenet121 efficientnet_b0
-  squeezenet1_1 shufflenet_v2_x1_0 googlenet inception_v3 regnet_y_400mf)
+  squeezenet1_1 shufflenet_v2_x1_0 googlenet inception_v3 regnet_y_400mf convnext_tiny vit_b_16)
+# efficientnet_v2_s has a spec in gen_oracle.py but is not generated: with the randomised
+# BatchNorm its 40 squeeze-excite blocks make a chaotic function (moving the weights by float32
+# rounding moves the outputs by 4.5e-2), an ill-conditioned fixture the generator refuses.
+set(CAMD_ORACLE_SLOW_MODELS convnext_tiny vit_b_16)
 set(CAMD_ORACLE_MODELS "${CAMD_ORACLE_ALL_MODELS}" CACHE STRING "Models the oracle suite covers")
 set(CAMD_ORACLE_DIR ${CMAKE_BINARY_DIR}/oracle CACHE PATH
   "Where the oracle data is generated (shared by several build trees)")
@@ -21,6 +27,12 @@ set_tests_properties(oracle.generate PROPERTIES
 
 foreach(model ${CAMD_ORACLE_MODELS})
   add_test(NAME oracle.${model} COMMAND test_oracle ${CAMD_ORACLE_DIR} ${model})
+  set(_camd_oracle_labels oracle)
+  set(_camd_oracle_timeout 900)
+  if(model IN_LIST CAMD_ORACLE_SLOW_MODELS)
+    list(APPEND _camd_oracle_labels slow)
+    set(_camd_oracle_timeout 1800)
+  endif()
   set_tests_properties(oracle.${model} PROPERTIES
-    FIXTURES_REQUIRED oracle LABELS oracle TIMEOUT 900)
+    FIXTURES_REQUIRED oracle LABELS "${_camd_oracle_labels}" TIMEOUT ${_camd_oracle_timeout})
 endforeach()

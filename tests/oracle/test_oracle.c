@@ -21,6 +21,11 @@
  * gradient that fails the max test passes as "kink" when its elements beyond tol + grad_env are
  * at most 1% of the tensor. Every number is printed so the margin is visible; meta.json's
  * grad_env_frac says how much of a layer the envelope covers.
+ * Token layers (vision transformers, N x T x C): meta.json gives the patch grid and, per case,
+ * PyTorch's Grad-CAM map of the token map (pytorch-grad-cam's reshape_transform: class token
+ * dropped, tokens reshaped to the grid). camd computes it with camd_cam_compute on the token
+ * value itself (layout TOKENS, detected by the loader), one image at a time, and the raw map
+ * must match within the gradient tolerance: max|camd - ref| <= 1e-3 * max|ref|.
  */
 #include <dirent.h>
 #include <jansson.h>
@@ -31,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "camd/cam.h"
 #include "camd/engine.h"
 #include "camd/onnx.h"
 
@@ -225,6 +231,59 @@ static int run_case(camd_session *s, const camd_model *m, int batch, const float
   return 0;
 }
 
+/* Grad-CAM of every item of a case on token layer L through camd's CAM module (layout TOKENS),
+ * against the reference maps of gen_oracle.py (raw: before ReLU / normalisation). */
+static int check_token_gradcam(camd_session *s, const camd_model *m, const layer_ref *L,
+                               json_t *layer_meta, const char *dir, const char *ref_name,
+                               const float *input, size_t in_count, int batch, int cls) {
+  json_t *grid = json_object_get(json_object_get(layer_meta, "tokens"), "grid");
+  const int gh = (int)json_integer_value(json_array_get(grid, 0));
+  const int gw = (int)json_integer_value(json_array_get(grid, 1));
+  const size_t hw = (size_t)gh * (size_t)gw;
+  if (camd_model_value_layout(m, L->id) != CAMD_LAYOUT_TOKENS) {
+    printf("    %s is not read as a token map (layout %s)\n", L->name,
+           camd_layout_name(camd_model_value_layout(m, L->id)));
+    g_fail++;
+    return 0;
+  }
+  float *ref = read_f32(dir, ref_name, (size_t)batch * hw);
+  float *got = malloc((size_t)batch * hw * sizeof(float));
+  camd_cam_workspace *w = NULL;
+  camd_error err;
+  int rc = -1;
+  if (!ref || !got || camd_cam_workspace_create(&w, &err) != 0) goto out;
+  for (int b = 0; b < batch; b++) {
+    camd_cam_request req;
+    camd_cam_request_init(&req);
+    req.method = CAMD_CAM_GRADCAM;
+    req.layer = L->id;
+    req.output = camd_model_output(m, 0);
+    req.classes = &cls;
+    req.n_classes = 1;
+    camd_cam_maps maps;
+    if (camd_cam_compute(s, w, input + (size_t)b * in_count, &req, &maps, &err) != 0) {
+      printf("    gradcam %s failed: %s\n", L->name, err.message);
+      goto out;
+    }
+    if (maps.width != gw || maps.height != gh) {
+      printf("    gradcam %s: map %dx%d, expected %dx%d\n", L->name, maps.width, maps.height, gw,
+             gh);
+      goto out;
+    }
+    memcpy(got + (size_t)b * hw, maps.maps, hw * sizeof(float));
+  }
+  diff_stats d = diff(got, ref, NULL, (size_t)batch * hw, GRAD_TOL, false);
+  char what[256];
+  snprintf(what, sizeof what, "gradcam %s", L->name);
+  check(what, &d, GRAD_TOL, false, false, "");
+  rc = 0;
+out:
+  camd_cam_workspace_destroy(w);
+  free(ref);
+  free(got);
+  return rc;
+}
+
 /* Prints why a model could not be checked; test_model counts it as one failure. */
 static void fail(const char *model, const char *msg) {
   printf("  %s: FAIL %s\n", model, msg);
@@ -356,6 +415,10 @@ static void test_model(const char *root, const char *model) {
       ref = NULL;
       free(grad);
       grad = NULL;
+      const char *cam_name = json_string_value(json_object_get(lf, "gradcam"));
+      if (cam_name && check_token_gradcam(s, m, L, json_array_get(lj, (size_t)li), dir, cam_name,
+                                          input, in_count, batch, cls) != 0)
+        goto done;
     }
     printf("    time: forward %.3fs, backward %.3fs (%d forwards)\n", t_fwd, t_bwd, n_layers);
     for (int li = 0; li < n_layers; li++) {

@@ -163,7 +163,7 @@ static void test_simple_keys(void) {
   CHECK_EQ_INT(o.layer_layout, CAMD_LAYOUT_NHWC);
   OK(&o, NULL, "layer_layout", "NCHW");
   CHECK_EQ_INT(o.layer_layout, CAMD_LAYOUT_NCHW);
-  BAD(&o, NULL, "layer_layout", "nhwc", "layer_layout", "NCHW, NHWC, auto");
+  BAD(&o, NULL, "layer_layout", "nhwc", "layer_layout", "NCHW, NHWC, tokens, auto");
   CHECK_EQ_INT(o.layer_layout, CAMD_LAYOUT_NCHW);
   OK(&o, NULL, "layer_layout", "auto");
   CHECK_EQ_INT(o.layer_layout, CAMD_LAYOUT_UNKNOWN);

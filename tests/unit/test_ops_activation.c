@@ -1,6 +1,7 @@
 /* Tests of the elementwise activations (Relu, LeakyRelu, Clip at opsets 6 and 13, Sigmoid,
- * HardSigmoid, HardSwish, Tanh, Identity, Dropout): forward against a double reference,
- * backward against finite differences, and PyTorch's gradient convention at the kinks. */
+ * HardSigmoid, HardSwish, Tanh, Erf, Gelu, Sqrt, Pow, Identity, Dropout): forward against a double
+ * reference, backward against finite differences, and PyTorch's gradient convention at the kinks.
+ */
 #include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,7 +11,21 @@
 #include "opcheck.h"
 #include "testlib.h"
 
-enum { A_RELU, A_LEAKY, A_CLIP, A_SIGMOID, A_HSIGMOID, A_HSWISH, A_TANH, A_IDENTITY };
+enum {
+  A_RELU,
+  A_LEAKY,
+  A_CLIP,
+  A_SIGMOID,
+  A_HSIGMOID,
+  A_HSWISH,
+  A_TANH,
+  A_IDENTITY,
+  A_ERF,
+  A_GELU,
+  A_GELU_TANH,
+  A_SQRT,
+  A_POW
+};
 
 typedef struct act_ref {
   int kind;
@@ -37,6 +52,17 @@ static double ref_one(const act_ref *r, double x) {
     }
     case A_TANH:
       return tanh(x);
+    case A_ERF:
+      return erf(x);
+    case A_GELU: /* PyTorch's gelu: x * Phi(x) */
+      return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case A_GELU_TANH:
+      return 0.5 * x *
+             (1.0 + tanh(0.7978845608028654 /* sqrt(2 / pi) */ * (x + 0.044715 * x * x * x)));
+    case A_SQRT:
+      return sqrt(x);
+    case A_POW: /* alpha: the exponent */
+      return pow(x, r->alpha);
     default:
       return x;
   }
@@ -391,9 +417,79 @@ static void test_dropout_training_mode(void) {
   camd_graph_free(g);
 }
 
+static void test_erf_gelu(void) {
+  check_unary("Erf", 13, (act_ref){A_ERF, 0, 0, 0, 0}, NULL, 0, NULL, 0);
+  check_unary("Erf", 9, (act_ref){A_ERF, 0, 0, 0, 0}, NULL, 0, NULL, 0);
+  check_unary("Gelu", 20, (act_ref){A_GELU, 0, 0, 0, 0}, NULL, 0, NULL, 0);
+  camd_attr a = opcheck_attr_string("approximate", "tanh");
+  check_unary("Gelu", 20, (act_ref){A_GELU_TANH, 0, 0, 0, 0}, &a, 1, NULL, 0);
+  /* Gelu does not exist before opset 20; an unknown approximation is an error. */
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_shape s = opcheck_shape(2, 1, 4);
+  int x = camd_graph_add_input(g, "x", &s, &err), out;
+  const char *names[1] = {"y"};
+  CHECK_EQ_INT(camd_graph_add_node(g, "Gelu", "g", 17, 1, &x, 1, names, NULL, 0, &out, &err),
+               CAMD_E_UNSUPPORTED);
+  camd_attr bad = opcheck_attr_string("approximate", "cubic");
+  CHECK_EQ_INT(camd_graph_add_node(g, "Gelu", "g", 20, 1, &x, 1, names, &bad, 1, &out, &err),
+               CAMD_E_INVALID);
+  CHECK_MSG(strstr(err.message, "cubic") != NULL, "%s", err.message);
+  camd_graph_free(g);
+}
+
+/* Sqrt and Pow on inputs in [lo, 4.5]. */
+static int run_positive(const char *op, int opset, act_ref r, const float *exponent,
+                        const char *label, double lo) {
+  camd_shape shape = opcheck_shape(4, 2, 3, 4, 5);
+  opcheck_spec s = {0};
+  s.op_type = op;
+  s.opset = opset;
+  s.n_in = exponent ? 2 : 1;
+  s.in_shapes[0] = shape;
+  s.in_shapes[1] = opcheck_shape(0);
+  s.in_const = exponent ? 0x2 : 0;
+  s.float_values[1] = exponent;
+  s.n_out = 1;
+  s.ref = ref_act;
+  s.ref_ctx = &r;
+  s.grad_check = 0x1;
+  s.seed = 3;
+  s.label = label;
+  size_t n = camd_shape_count(&shape);
+  float *v = malloc(n * sizeof(float));
+  for (size_t i = 0; i < n; i++) v[i] = (float)(lo + (4.5 - lo) * urand());
+  s.float_values[0] = v;
+  int fails = opcheck_run(&s);
+  free(v);
+  return fails;
+}
+
+static void test_sqrt_pow(void) {
+  CHECK_EQ_INT(run_positive("Sqrt", 13, (act_ref){A_SQRT, 0, 0, 0, 0}, NULL, "Sqrt", 0.5), 0);
+  const float e2 = 2.f, e3 = 3.f, eh = -0.5f;
+  CHECK_EQ_INT(run_positive("Pow", 13, (act_ref){A_POW, 2, 0, 0, 0}, &e2, "Pow 2", 0.5), 0);
+  CHECK_EQ_INT(run_positive("Pow", 15, (act_ref){A_POW, 3, 0, 0, 0}, &e3, "Pow 3", 0.5), 0);
+  CHECK_EQ_INT(run_positive("Pow", 7, (act_ref){A_POW, -0.5, 0, 0, 0}, &eh, "Pow -0.5", 0.5), 0);
+  /* Pow 2 on negative values too (x * x). */
+  CHECK_EQ_INT(run_positive("Pow", 13, (act_ref){A_POW, 2, 0, 0, 0}, &e2, "Pow 2 signed", -4.5), 0);
+  /* A computed exponent is not supported. */
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_shape s = opcheck_shape(2, 1, 4);
+  int ins[2] = {camd_graph_add_input(g, "x", &s, &err), camd_graph_add_input(g, "e", &s, &err)};
+  int out;
+  const char *names[1] = {"y"};
+  CHECK_EQ_INT(camd_graph_add_node(g, "Pow", "p", 13, 2, ins, 1, names, NULL, 0, &out, &err),
+               CAMD_E_UNSUPPORTED);
+  CHECK_MSG(strstr(err.message, "exponent") != NULL, "%s", err.message);
+  camd_graph_free(g);
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_relu), CAMD_TEST(test_leakyrelu), CAMD_TEST(test_clip_opset6),
                CAMD_TEST(test_clip_opset13), CAMD_TEST(test_sigmoid_tanh),
                CAMD_TEST(test_hardsigmoid), CAMD_TEST(test_hardswish),
                CAMD_TEST(test_identity_dropout), CAMD_TEST(test_kinks_relu_clip),
                CAMD_TEST(test_clip_nan_and_inverted), CAMD_TEST(test_load_errors),
-               CAMD_TEST(test_dropout_training_mode))
+               CAMD_TEST(test_dropout_training_mode), CAMD_TEST(test_erf_gelu),
+               CAMD_TEST(test_sqrt_pow))
