@@ -104,6 +104,12 @@ typedef struct camd_op_ctx {
                               starts at thread_scratch + t * thread_stride */
   size_t thread_stride;
   const camd_post_op *post; /* forward: activation to apply to out[0] (accepts_post_op ops) */
+  /* Forward, plan-time layout (plan_layout.c, dnnl.h): bit i set when input / output i holds
+   * channel-blocked data (only ever for Conv and element-wise ops over equal shapes), the
+   * session's oneDNN state (NULL: none) and the node's index. */
+  unsigned in_blocked, out_blocked;
+  struct camd__dnnl_worker *dnnl;
+  int node_index;
 } camd_op_ctx;
 
 struct camd_op_desc {
