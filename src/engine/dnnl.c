@@ -48,15 +48,16 @@ void camd__dnnl_worker_bind(const camd__dnnl_worker *w) {
   (void)w;
 }
 int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
-                              const camd_post_op *post, bool src_nchw, bool dst_nchw,
+                              const camd_post_op *post, bool sum, bool src_nchw, bool dst_nchw,
                               camd_error *err) {
-  (void)w, (void)conv, (void)node_index, (void)post, (void)src_nchw, (void)dst_nchw;
+  (void)w, (void)conv, (void)node_index, (void)post, (void)sum, (void)src_nchw, (void)dst_nchw;
   return camd_error_set(err, CAMD_E_UNSUPPORTED, "camd was built without oneDNN");
 }
 void camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
-                             const camd_post_op *post, const float *x, bool x_blocked, float *y,
-                             bool y_blocked, int64_t batch) {
-  (void)w, (void)conv, (void)node_index, (void)post, (void)x, (void)x_blocked, (void)y;
+                             const camd_post_op *post, const float *sum_in, const float *x,
+                             bool x_blocked, float *y, bool y_blocked, int64_t batch) {
+  (void)w, (void)conv, (void)node_index, (void)post, (void)sum_in, (void)x, (void)x_blocked,
+      (void)y;
   (void)y_blocked, (void)batch;
 }
 
@@ -120,11 +121,14 @@ static bool fast_impl(const_dnnl_primitive_desc_t pd) {
   return strstr(impl, "jit") || strstr(impl, "brg");
 }
 
-static void fill_post_ops(dnnl_primitive_attr_t attr, const camd_post_op *post) {
-  if (!post || post->kind == CAMD_POST_NONE) return;
+static void fill_post_ops(dnnl_primitive_attr_t attr, const camd_post_op *post, bool sum) {
+  const bool act = post && post->kind != CAMD_POST_NONE;
+  if (!act && !sum) return;
   dnnl_post_ops_t po;
   if (dnnl_post_ops_create(&po) != dnnl_success) return;
-  if (post->kind == CAMD_POST_RELU) {
+  if (sum) dnnl_post_ops_append_sum(po, 1.0f); /* dst = conv + dst: the residual Add, first */
+  if (!act) {
+  } else if (post->kind == CAMD_POST_RELU) {
     dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
   } else {
     dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, post->lo, post->hi);
@@ -135,7 +139,7 @@ static void fill_post_ops(dnnl_primitive_attr_t attr, const camd_post_op *post) 
 
 /* The convolution's primitive descriptor (weights md NULL: oneDNN chooses); NULL on failure. */
 static dnnl_primitive_desc_t conv_pd(const camd__dnnl_conv *c, const dnnl_memory_desc_t *wei_md,
-                                     const camd_post_op *post) {
+                                     const camd_post_op *post, bool sum) {
   dnnl_memory_desc_t wany;
   if (!wei_md) {
     const camd__dnnl_conv_geom *g = &c->geo;
@@ -157,7 +161,7 @@ static dnnl_primitive_desc_t conv_pd(const camd__dnnl_conv *c, const dnnl_memory
   dnnl_primitive_attr_t attr;
   if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
   dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-  fill_post_ops(attr, post);
+  fill_post_ops(attr, post, sum);
   dnnl_primitive_desc_t pd = NULL;
   if (dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL) != dnnl_success) pd = NULL;
   dnnl_primitive_attr_destroy(attr);
@@ -231,7 +235,7 @@ int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnn
       dnnl_memory_desc_init_by_tag(&tmp.dst_nchw_md, 4, dd, dnnl_f32, dnnl_nchw) != dnnl_success ||
       dnnl_memory_desc_init_by_tag(&tmp.bias_md, 1, bd, dnnl_f32, dnnl_a) != dnnl_success)
     return 0;
-  dnnl_primitive_desc_t pd = conv_pd(&tmp, NULL, NULL);
+  dnnl_primitive_desc_t pd = conv_pd(&tmp, NULL, NULL, false);
   if (!pd) return 0;
   tmp.wei_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
   dnnl_primitive_desc_destroy(pd);
@@ -261,11 +265,15 @@ bool camd__dnnl_conv_src_blockable(const camd__dnnl_conv *conv) {
 
 /* ---- per worker ---- */
 
+/* Variants of a node's convolution: bit 0 = with the node's activation post-op, bit 1 = after
+ * a sum post-op (fused residual Add). */
+#define NODE_VARIANTS 4
 typedef struct node_prims {
-  dnnl_primitive_t conv[2]; /* [0] no post-op, [1] the node's post-op (post[1]) */
-  camd_post_op post1;
-  size_t scratch_bytes[2];
-  dnnl_memory_t scratch_mem[2];
+  dnnl_primitive_t conv[NODE_VARIANTS];
+  camd_post_op post1; /* the activation of variants 1 and 3 */
+  bool have_post1;
+  size_t scratch_bytes[NODE_VARIANTS];
+  dnnl_memory_t scratch_mem[NODE_VARIANTS];
   dnnl_primitive_t rsrc, rdst; /* NCHW -> blocked input, blocked -> NCHW output */
   dnnl_memory_t src_nchw, src, wei, bias, dst, dst_nchw;
 } node_prims;
@@ -306,7 +314,7 @@ void camd__dnnl_worker_destroy(camd__dnnl_worker *w) {
   if (!w) return;
   for (int i = 0; i < w->n_nodes; i++) {
     node_prims *n = &w->nodes[i];
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < NODE_VARIANTS; k++) {
       if (n->conv[k]) dnnl_primitive_destroy(n->conv[k]);
       destroy_mem(n->scratch_mem[k]);
     }
@@ -372,7 +380,7 @@ static int make_reorder(const dnnl_memory_desc_t *s, const dnnl_memory_desc_t *d
 }
 
 int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, int node_index,
-                              const camd_post_op *post, bool src_nchw, bool dst_nchw,
+                              const camd_post_op *post, bool sum, bool src_nchw, bool dst_nchw,
                               camd_error *err) {
   if (!w || !c || node_index < 0 || node_index >= w->n_nodes) {
     return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN is not used here");
@@ -380,8 +388,8 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
   camd__dnnl_worker_bind(w);
   node_prims *n = &w->nodes[node_index];
   const bool has_post = post && post->kind != CAMD_POST_NONE;
-  const int k = has_post ? 1 : 0;
-  if (has_post && n->conv[1] && !same_post(&n->post1, post)) {
+  const int k = (has_post ? 1 : 0) | (sum ? 2 : 0);
+  if (has_post && n->have_post1 && !same_post(&n->post1, post)) {
     return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: a second post-op for one node");
   }
   if (!n->src) { /* the memory objects, data set per run */
@@ -395,7 +403,7 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
     }
   }
   if (!n->conv[k]) {
-    dnnl_primitive_desc_t pd = conv_pd(c, &c->wei_md, has_post ? post : NULL);
+    dnnl_primitive_desc_t pd = conv_pd(c, &c->wei_md, has_post ? post : NULL, sum);
     if (!pd) return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no fast convolution");
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     n->scratch_bytes[k] = dnnl_memory_desc_get_size(smd);
@@ -403,7 +411,7 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
               dnnl_primitive_create(&n->conv[k], pd);
     dnnl_primitive_desc_destroy(pd);
     if (bad) return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: cannot create a primitive");
-    if (has_post) n->post1 = *post;
+    if (has_post) n->post1 = *post, n->have_post1 = true;
   }
   if (src_nchw && c->src_blocked && !n->rsrc && make_reorder(&c->src_nchw_md, &c->src_md, &n->rsrc))
     return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no input reorder");
@@ -416,10 +424,10 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
 }
 
 void camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int node_index,
-                             const camd_post_op *post, const float *x, bool x_blocked, float *y,
-                             bool y_blocked, int64_t batch) {
+                             const camd_post_op *post, const float *sum_in, const float *x,
+                             bool x_blocked, float *y, bool y_blocked, int64_t batch) {
   node_prims *n = &w->nodes[node_index];
-  const int k = post && post->kind != CAMD_POST_NONE ? 1 : 0;
+  const int k = (post && post->kind != CAMD_POST_NONE ? 1 : 0) | (sum_in ? 2 : 0);
   const camd__dnnl_conv_geom *g = &c->geo;
   const int64_t in_item = g->c * g->h * g->w, out_item = g->m * g->oh * g->ow;
   unsigned char *base = w->block_mem;
@@ -437,6 +445,7 @@ void camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int
     } else {
       dnnl_memory_set_data_handle(n->src, (void *)xi);
     }
+    if (sum_in) memcpy(yi, sum_in + i * out_item, (size_t)out_item * sizeof(float));
     dnnl_memory_set_data_handle(n->dst, y_blocked ? yi : tmp_dst);
     dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, n->src},
                             {DNNL_ARG_WEIGHTS, n->wei},

@@ -67,17 +67,18 @@ int camd__dnnl_worker_create(int n_nodes, int threads, camd__dnnl_worker **out, 
 void camd__dnnl_worker_destroy(camd__dnnl_worker *w);
 /* Sets the calling thread's OpenMP thread count to the worker's (cheap; call per forward). */
 void camd__dnnl_worker_bind(const camd__dnnl_worker *w);
-/* Plan time: makes sure node `node_index`'s primitive with post-op `post` (NULL: none) exists,
+/* Plan time: makes sure node `node_index`'s primitive with post-op `post` (NULL: none; after
+ * a `sum` post-op when sum: y = conv(x) + y, a fused residual Add) exists,
  * plus the reorders for an NCHW input (src_nchw) / NCHW output (dst_nchw). Returns 0, or
  * CAMD_E_UNSUPPORTED when oneDNN has no fast primitive for it (the caller then uses camd's own
  * kernel), or CAMD_E_NOMEM. */
 int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
-                              const camd_post_op *post, bool src_nchw, bool dst_nchw,
+                              const camd_post_op *post, bool sum, bool src_nchw, bool dst_nchw,
                               camd_error *err);
-/* Run time: y = conv(x) (+ post-op) for `batch` items, x / y blocked or NCHW as told; the
- * primitives were prepared for exactly these arguments. */
+/* Run time: y = post(conv(x) [+ sum_in]) for `batch` items (sum_in: blocked, y blocked), x / y
+ * blocked or NCHW as told; the primitives were prepared for exactly these arguments. */
 void camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
-                             const camd_post_op *post, const float *x, bool x_blocked, float *y,
-                             bool y_blocked, int64_t batch);
+                             const camd_post_op *post, const float *sum_in, const float *x,
+                             bool x_blocked, float *y, bool y_blocked, int64_t batch);
 
 #endif

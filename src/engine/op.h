@@ -110,6 +110,9 @@ typedef struct camd_op_ctx {
   unsigned in_blocked, out_blocked;
   struct camd__dnnl_worker *dnnl;
   int node_index;
+  /* Forward, a Conv through oneDNN with a fused residual Add: the other addend (out[0]'s
+   * shape and layout), added before ctx->post is applied; NULL otherwise. */
+  const float *sum_in;
 } camd_op_ctx;
 
 struct camd_op_desc {

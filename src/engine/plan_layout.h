@@ -7,13 +7,18 @@
 #include "engine/dnnl.h"
 #include "engine/graph_internal.h"
 
-/* What the pass reads of a plan being built (session.c owns all of it). */
+/* The plan being built (session.c owns all of it). The pass reads the selection and kept
+ * values, and may fuse a residual Add (+ the activation after it) into the convolution that
+ * produces one of its inputs: it then updates skip / write_to / post / computed and sets
+ * sum_from (per node: the value a fused producer adds to its output, or -1). */
 typedef struct camd__layout_plan {
   const int *fwd_nodes; /* forward order */
   int n_fwd;
-  const unsigned char *skip; /* per node: fused into its producer */
-  const int *write_to;       /* per node: value a fused producer writes, or -1 */
-  const camd_post_op *post;  /* per node: a fused producer's post-op */
+  unsigned char *skip;       /* per node: fused into its producer */
+  int *write_to;             /* per node: value a fused producer writes, or -1 */
+  camd_post_op *post;        /* per node: a fused producer's post-op */
+  int *sum_from;             /* per node: addend of a fused residual Add, or -1 */
+  unsigned char *computed;   /* per value: written by this plan's forward */
   const unsigned char *kept; /* per value: readable after the forward (NCHW) */
   bool no_blocking;          /* shared-input plans: everything NCHW */
 } camd__layout_plan;

@@ -78,6 +78,7 @@ typedef struct camd_plan {
   camd_post_op *post;      /* per node: the post-op a fused producer applies */
   int n_fused;
   unsigned *in_blk, *out_blk; /* per node: channel-blocked inputs / outputs (plan_layout.c) */
+  int *sum_from;              /* per node: addend of a residual Add fused into it, or -1 */
   size_t mem_floats;          /* values + gradients (+ view) */
   size_t scratch_floats;      /* shared kernel scratch, after mem_floats */
   size_t thread_floats; /* kernel scratch per thread: threads × this follow the shared part */
@@ -193,6 +194,7 @@ static void plan_free(camd_plan *p) {
   free(p->post);
   free(p->in_blk);
   free(p->out_blk);
+  free(p->sum_from);
   free(p);
 }
 
@@ -211,8 +213,10 @@ static camd_plan *plan_alloc(int nv, int nn, int n_retain) {
   p->post = calloc((size_t)nn + 1, sizeof(camd_post_op));
   p->in_blk = calloc((size_t)nn + 1, sizeof(unsigned));
   p->out_blk = calloc((size_t)nn + 1, sizeof(unsigned));
+  p->sum_from = malloc(sizeof(int) * ((size_t)nn + 1));
   if (!p->retain || !p->fwd_nodes || !p->bwd_nodes || !p->fwd_off || !p->grad_off || !p->kept ||
-      !p->computed || !p->write_to || !p->skip || !p->post || !p->in_blk || !p->out_blk) {
+      !p->computed || !p->write_to || !p->skip || !p->post || !p->in_blk || !p->out_blk ||
+      !p->sum_from) {
     plan_free(p);
     return NULL;
   }
@@ -432,6 +436,7 @@ static size_t plan_fwd_layout(const camd_graph *g, camd_plan *p, plan_tmp *t) {
       int v = n->in[q];
       if (v >= 0 && !g->values[v].data && step > last[v]) last[v] = step;
     }
+    if (p->sum_from[k] >= 0 && step > last[p->sum_from[k]]) last[p->sum_from[k]] = step;
     for (int j = 0; j < n->n_out; j++) {
       const int w = j == 0 && p->write_to[k] >= 0 ? p->write_to[k] : n->out[j];
       first[w] = last[w] = step;
@@ -548,8 +553,8 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
   if (!s->dnnl && camd__dnnl_block() &&
       (rc = camd__dnnl_worker_create(g->n_nodes, s->threads, &s->dnnl, err)))
     goto fail;
-  const camd__layout_plan lp = {p->fwd_nodes, p->n_fwd, p->skip,         p->write_to,
-                                p->post,      p->kept,  shared_hook >= 0};
+  const camd__layout_plan lp = {p->fwd_nodes, p->n_fwd,    p->skip, p->write_to,     p->post,
+                                p->sum_from,  p->computed, p->kept, shared_hook >= 0};
   if ((rc = camd__plan_layout(g, s->dnnl, &lp, p->in_blk, p->out_blk, err))) goto fail;
   size_t fwd_total = plan_fwd_layout(g, p, &t);
   if (fwd_total == CAMD_NO_OFFSET) goto nomem;
@@ -922,19 +927,21 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
                   camd_shape_equal(&out[0].shape, &s->shapes[fused]));
       out[0].data = s->ptr[fused];
     }
-    camd_op_ctx ctx = {.node = n,
-                       .params = n->params,
-                       .in = in,
-                       .out = out,
-                       .scratch = scratch,
-                       .pool = s->pool,
-                       .thread_scratch = scratch + p->scratch_floats,
-                       .thread_stride = p->thread_floats,
-                       .post = fused >= 0 ? &p->post[p->fwd_nodes[i]] : NULL,
-                       .in_blocked = p->in_blk[p->fwd_nodes[i]],
-                       .out_blocked = p->out_blk[p->fwd_nodes[i]],
-                       .dnnl = s->dnnl,
-                       .node_index = p->fwd_nodes[i]};
+    camd_op_ctx ctx = {
+        .node = n,
+        .params = n->params,
+        .in = in,
+        .out = out,
+        .scratch = scratch,
+        .pool = s->pool,
+        .thread_scratch = scratch + p->scratch_floats,
+        .thread_stride = p->thread_floats,
+        .post = fused >= 0 ? &p->post[p->fwd_nodes[i]] : NULL,
+        .in_blocked = p->in_blk[p->fwd_nodes[i]],
+        .out_blocked = p->out_blk[p->fwd_nodes[i]],
+        .dnnl = s->dnnl,
+        .node_index = p->fwd_nodes[i],
+        .sum_in = p->sum_from[p->fwd_nodes[i]] >= 0 ? s->ptr[p->sum_from[p->fwd_nodes[i]]] : NULL};
     const uint64_t t0 = s->node_ns ? camd_now_ns() : 0;
     n->op->forward(&ctx);
     if (s->node_ns) s->node_ns[p->fwd_nodes[i]] += camd_now_ns() - t0;
