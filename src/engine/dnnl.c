@@ -9,21 +9,14 @@
 #include "engine/cpu.h"
 #include "engine/graph_internal.h"
 
-int camd__conv_attach_dnnl(camd_graph *g, int *changed, camd_error *err) {
-  *changed = 0;
-  if (!camd__dnnl_block()) return 0;
-  for (int k = 0; k < g->n_nodes; k++) {
-    bool attached = false;
-    int rc = camd__conv_attach_dnnl_node(g, &g->nodes[k], &attached, err);
-    if (rc) return rc;
-    *changed += attached;
-  }
-  return 0;
-}
-
 #ifndef CAMD_HAVE_ONEDNN
 
 int camd__dnnl_block(void) {
+  return 0;
+}
+int camd__conv_attach_dnnl(camd_graph *g, int *changed, camd_error *err) {
+  (void)g, (void)err;
+  *changed = 0;
   return 0;
 }
 int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnnl_conv_geom *geo,
@@ -261,6 +254,23 @@ int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnn
 
 bool camd__dnnl_conv_src_blockable(const camd__dnnl_conv *conv) {
   return conv && conv->src_blocked;
+}
+
+int camd__conv_attach_dnnl(camd_graph *g, int *changed, camd_error *err) {
+  *changed = 0;
+  if (!camd__dnnl_block()) return 0;
+  /* On the loading thread alone: no OpenMP team is left behind for a thread that may never
+   * run a forward (the server's main thread). */
+  const int omp_threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  int rc = 0;
+  for (int k = 0; k < g->n_nodes && !rc; k++) {
+    bool attached = false;
+    rc = camd__conv_attach_dnnl_node(g, &g->nodes[k], &attached, err);
+    *changed += attached;
+  }
+  omp_set_num_threads(omp_threads);
+  return rc;
 }
 
 /* ---- per worker ---- */
