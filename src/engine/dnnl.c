@@ -46,12 +46,13 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *conv,
   (void)w, (void)conv, (void)node_index, (void)post, (void)sum, (void)src_nchw, (void)dst_nchw;
   return camd_error_set(err, CAMD_E_UNSUPPORTED, "camd was built without oneDNN");
 }
-void camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
+bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
                              const camd_post_op *post, const float *sum_in, const float *x,
                              bool x_blocked, float *y, bool y_blocked, int64_t batch) {
   (void)w, (void)conv, (void)node_index, (void)post, (void)sum_in, (void)x, (void)x_blocked,
       (void)y;
   (void)y_blocked, (void)batch;
+  return false;
 }
 
 #else
@@ -433,11 +434,13 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
                     dst_nchw ? (size_t)(g->m * g->oh * g->ow) * sizeof(float) : 0, err);
 }
 
-void camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int node_index,
+bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int node_index,
                              const camd_post_op *post, const float *sum_in, const float *x,
                              bool x_blocked, float *y, bool y_blocked, int64_t batch) {
   node_prims *n = &w->nodes[node_index];
   const int k = (post && post->kind != CAMD_POST_NONE ? 1 : 0) | (sum_in ? 2 : 0);
+  if (!n->conv[k] || (!x_blocked && c->src_blocked && !n->rsrc) || (!y_blocked && !n->rdst))
+    return false;
   const camd__dnnl_conv_geom *g = &c->geo;
   const int64_t in_item = g->c * g->h * g->w, out_item = g->m * g->oh * g->ow;
   unsigned char *base = w->block_mem;
@@ -470,6 +473,7 @@ void camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int
     }
   }
   dnnl_stream_wait(w->stream);
+  return true;
 }
 
 #endif

@@ -77,7 +77,7 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *conv,
                               camd_error *err);
 /* Run time: y = post(conv(x) [+ sum_in]) for `batch` items (sum_in: blocked, y blocked), x / y
  * blocked or NCHW as told; the primitives were prepared for exactly these arguments. */
-void camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
+bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
                              const camd_post_op *post, const float *sum_in, const float *x,
                              bool x_blocked, float *y, bool y_blocked, int64_t batch);
 

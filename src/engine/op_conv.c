@@ -395,11 +395,10 @@ static void conv_forward(const camd_op_ctx *ctx) {
   float *y = ctx->out[0].data;
   const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, kk = p->kh * p->kw;
 
-  if (p->dnnl && ctx->dnnl && ((ctx->in_blocked | ctx->out_blocked) & 1u)) {
-    camd__dnnl_conv_forward(ctx->dnnl, p->dnnl, ctx->node_index, ctx->post, ctx->sum_in, x,
-                            ctx->in_blocked & 1u, y, ctx->out_blocked & 1u, batch);
+  if (p->dnnl && ctx->dnnl && /* prepared by the plan's layout pass (plan_layout.c) */
+      camd__dnnl_conv_forward(ctx->dnnl, p->dnnl, ctx->node_index, ctx->post, ctx->sum_in, x,
+                              ctx->in_blocked & 1u, y, ctx->out_blocked & 1u, batch))
     return;
-  }
   if (p->batch_gemm) { /* Y[n, M] = X[n, C] · W[M, C]ᵀ, item by item (batch invariance:
                         * a BLAS sums in another order for another number of rows) */
     for (int64_t n = 0; n < batch; n++) {

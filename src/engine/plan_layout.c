@@ -8,11 +8,12 @@
  * read it (not kept: not a graph output, not a value the caller keeps, not read by the partial
  * backward), and every node that writes or reads a member is either such an element-wise op or
  * a convolution oneDNN runs (its input and output may each be blocked or NCHW: it reorders an
- * NCHW side itself), or GlobalAveragePool (reads blocked input; its [N, C, 1, 1] output is the
- * same in both layouts and counts as NCHW). Every other reader or writer pins the class to NCHW. A
- * convolution whose input and output both stay NCHW keeps camd's own kernel. The primitives a plan
- * needs are created here (camd__dnnl_worker_prepare), before the plan is cached, so a forward never
- * creates or allocates anything.
+ * NCHW side itself; it runs through oneDNN in every plan, even with both sides NCHW, so a
+ * value never depends on which other values a request keeps: predict and explain, or two CAM
+ * layers, give the same scores), or GlobalAveragePool (reads blocked input; its [N, C, 1, 1] output
+ * is the same in both layouts and counts as NCHW). Every other reader or writer pins the class to
+ * NCHW. The primitives a plan needs are created here (camd__dnnl_worker_prepare), before the plan
+ * is cached, so a forward never creates or allocates anything.
  */
 #include "engine/plan_layout.h"
 
@@ -214,7 +215,7 @@ int camd__plan_layout(const camd_graph *g, camd__dnnl_worker *w, const camd__lay
         const int v = out_value(lp, n, k, j);
         if (ok[v] && ok[find(parent, v)]) out_blk[k] |= CAMD_IN(j);
       }
-      if (dnnl_node[k] && (in_blk[k] & 1u || out_blk[k] & 1u)) {
+      if (dnnl_node[k]) { /* every plan: the same kernel for a node (see the top) */
         const camd_post_op *po = lp->write_to[k] >= 0 ? &lp->post[k] : NULL;
         rc = camd__dnnl_worker_prepare(w, camd__conv_dnnl(n), k, po, false, !(in_blk[k] & 1u),
                                        !(out_blk[k] & 1u), err);

@@ -763,7 +763,7 @@ int camd_session_onednn_convs(const camd_session *s) {
   int n = 0;
   for (int i = 0; p && i < p->n_fwd; i++) {
     const int k = p->fwd_nodes[i];
-    n += camd__conv_dnnl(&s->g->nodes[k]) && ((p->in_blk[k] | p->out_blk[k]) & 1u);
+    n += s->dnnl && camd__conv_dnnl(&s->g->nodes[k]) && !p->skip[k];
   }
   return n;
 }
