@@ -550,7 +550,9 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
   if ((rc = plan_backward_set(g, p, &t, err))) goto fail;
   plan_mark_kept(g, p);
   plan_fuse(g, p, &t);
-  if (!s->dnnl && camd__dnnl_block() &&
+  /* oneDNN only for one-thread sessions (the server's default split): its OpenMP team next to
+   * the session's pool collapsed on a loaded machine (README Performance, 2 threads). */
+  if (!s->dnnl && s->threads == 1 && camd__dnnl_block() &&
       (rc = camd__dnnl_worker_create(g->n_nodes, s->threads, &s->dnnl, err)))
     goto fail;
   const camd__layout_plan lp = {p->fwd_nodes, p->n_fwd,    p->skip, p->write_to,     p->post,
