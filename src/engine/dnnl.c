@@ -78,8 +78,10 @@ static dnnl_engine_t engine;
 static int block;
 
 static void init_once(void) {
+  /* Opt-in for now (CAMD_ONEDNN=1): with it on by default oracle.regnet_y_400mf's block3
+   * gradient lands just past the oracle's kink rule (1.085 % of elements, limit 1 %). */
   const char *env = getenv("CAMD_ONEDNN");
-  if (env && !strcmp(env, "0")) return;
+  if (!env || strcmp(env, "1") != 0) return;
   camd__cpu_level level = camd__cpu();
   if (level == CAMD_CPU_AVX512) {
     if (dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx512_core) != dnnl_success) return;

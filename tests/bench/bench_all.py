@@ -64,7 +64,7 @@ torch.onnx.export(m, torch.zeros(1, 3, 224, 224), {path!r}, opset_version=13, in
 
 
 def camd_fwd(camd, path, threads, runs, onednn=True):
-    env = ENV if onednn else dict(ENV, CAMD_ONEDNN="0")
+    env = dict(ENV, CAMD_ONEDNN="1" if onednn else "0")
     out = subprocess.run([camd, "bench", path, "--threads", str(threads), "--runs", str(runs)],
                          capture_output=True, text=True, env=env, timeout=1200)
     for line in out.stdout.splitlines():
