@@ -25,7 +25,8 @@
  * Primitives run one batch item at a time (N = 1), so a result never depends on the batch.
  *
  * Without CAMD_ONEDNN (CMake) every function reports "not available" and nothing is blocked.
- * CAMD_ONEDNN=0 in the environment turns it off at run time (comparisons, fallbacks).
+ * At run time it is opt-in: CAMD_ONEDNN=1 in the environment (see src/engine/README.md), and
+ * only sessions with one thread use it (session.c).
  */
 #ifndef CAMD_ENGINE_DNNL_H
 #define CAMD_ENGINE_DNNL_H
