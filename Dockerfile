@@ -17,7 +17,7 @@ RUN apt-get update -q \
  && apt-get install -y -q --no-install-recommends \
       build-essential g++ cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev \
       libopenblas-dev libmicrohttpd-dev libjansson-dev libpng-dev libjpeg-dev libdcmtk-dev \
-      libopenjp2-7-dev \
+      libopenjp2-7-dev libdnnl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -47,7 +47,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -q \
  && apt-get install -y -q --no-install-recommends \
       libopenblas0-pthread libmicrohttpd12 libjansson4 libpng16-16 libjpeg62-turbo \
-      libprotobuf-c1 libdcmtk17 libopenjp2-7 \
+      libprotobuf-c1 libdcmtk17 libopenjp2-7 libdnnl2 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 10001 camd \
  && useradd --system --uid 10001 --gid camd --home-dir /nonexistent --no-create-home \

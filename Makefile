@@ -22,7 +22,7 @@ CONFIG ?= config/camd.json
 # Build and run dependencies.
 DEPS_BUILD := build-essential g++ cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev libgnutls28-dev \
   libopenblas-dev libmicrohttpd-dev libjansson-dev libpng-dev libjpeg-dev libdcmtk-dev \
-  libopenjp2-7-dev
+  libopenjp2-7-dev libdnnl-dev
 # What the tests add: PyTorch as the oracle, reference images, DICOM references (pydicom,
 # nibabel's files, GDCM's gdcmconv, dicom3tools' dciodvfy, OpenJPH's ojph_compress/ojph_expand
 # for High-Throughput JPEG 2000 test files), HTTP client, browser, containers.

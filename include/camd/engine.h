@@ -210,6 +210,9 @@ size_t camd_session_bytes(const camd_session *s);
  * CAMD_E_NOMEM; on failure the session keeps its previous threads. */
 int camd_session_set_threads(camd_session *s, int threads, camd_error *err);
 int camd_session_threads(const camd_session *s);
+/* Convolutions the last forward ran through oneDNN on channel-blocked tensors (0 when camd was
+ * built without oneDNN, CAMD_ONEDNN=0 or the CPU lacks AVX2; see src/engine/dnnl.h). */
+int camd_session_onednn_convs(const camd_session *s);
 /* Per-node forward timing (for `camd bench --profile`): when on, every forward adds each
  * node's wall time to a table indexed by node (camd_model_num_nodes entries, nanoseconds; owned
  * by the session, valid until profiling is turned off). Turning it on again zeroes the table. */

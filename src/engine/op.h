@@ -106,6 +106,15 @@ typedef struct camd_op_ctx {
   const camd_post_op *post; /* forward: activation to apply to out[0] (accepts_post_op ops) */
   bool guided; /* backward: guided backpropagation (Springenberg 2015): Relu passes a gradient
                   only where its input and the incoming gradient are both > 0 */
+  /* Forward, plan-time layout (plan_layout.c, dnnl.h): bit i set when input / output i holds
+   * channel-blocked data (only ever for Conv and element-wise ops over equal shapes), the
+   * session's oneDNN state (NULL: none) and the node's index. */
+  unsigned in_blocked, out_blocked;
+  struct camd__dnnl_worker *dnnl;
+  int node_index;
+  /* Forward, a Conv through oneDNN with a fused residual Add: the other addend (out[0]'s
+   * shape and layout), added before ctx->post is applied; NULL otherwise. */
+  const float *sum_in;
 } camd_op_ctx;
 
 struct camd_op_desc {

@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "engine/cpu.h"
+#include "engine/dnnl.h"
 #include "engine/op.h"
 #include "engine/op_window.h"
 #include "engine/pool.h"
@@ -76,6 +77,9 @@ typedef struct conv_params {
   int64_t m_chunk; /* rows of W per GEMM task (gemm whole_col, 1x1 row split) */
   int64_t n_chunk; /* columns per GEMM task (1x1: the whole plane) */
   bool dw_tmp;     /* depthwise 3x3 stride 1: a thread scratch slice for the padded plane */
+  /* oneDNN convolution (dnnl.h; load-time pass camd__conv_attach_dnnl, graph-owned), used when
+   * the plan gives this node a channel-blocked input or output; NULL: camd's kernels only. */
+  const camd__dnnl_conv *dnnl;
 } conv_params;
 
 /* ---- padding, im2col, col2im ---- */
@@ -391,6 +395,10 @@ static void conv_forward(const camd_op_ctx *ctx) {
   float *y = ctx->out[0].data;
   const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, kk = p->kh * p->kw;
 
+  if (p->dnnl && ctx->dnnl && /* prepared by the plan's layout pass (plan_layout.c) */
+      camd__dnnl_conv_forward(ctx->dnnl, p->dnnl, ctx->node_index, ctx->post, ctx->sum_in, x,
+                              ctx->in_blocked & 1u, y, ctx->out_blocked & 1u, batch))
+    return;
   if (p->batch_gemm) { /* Y[n, M] = X[n, C] · W[M, C]ᵀ, item by item (batch invariance:
                         * a BLAS sums in another order for another number of rows) */
     for (int64_t n = 0; n < batch; n++) {
@@ -715,6 +723,34 @@ static int conv_infer(const camd_node *node, const camd_shape *in, camd_shape *o
   } else {
     out[0].dims[2] = p->ow;
   }
+  return 0;
+}
+
+extern const camd_op_desc camd__op_conv;
+
+const camd__dnnl_conv *camd__conv_dnnl(const camd_node *n) {
+  if (n->op != &camd__op_conv || !n->params) return NULL;
+  return ((const conv_params *)n->params)->dnnl;
+}
+
+int camd__conv_attach_dnnl_node(camd_graph *g, camd_node *n, bool *attached, camd_error *err) {
+  *attached = false;
+  if (n->op != &camd__op_conv || !n->params) return 0;
+  conv_params *p = n->params;
+  if (p->nsp != 2) return 0;
+  const camd__dnnl_conv_geom geo = {p->c,  p->m,  p->group, p->h,  p->w,  p->oh, p->ow, p->kh,
+                                    p->kw, p->sh, p->sw,    p->dh, p->dw, p->pt, p->pl};
+  camd_shape ws, bs;
+  camd_dtype wt, bt;
+  const void *wd = NULL, *bd = NULL;
+  if (camd__node_input(g, n, 1, &ws, &wt, &wd) ||
+      (p->has_bias && camd__node_input(g, n, 2, &bs, &bt, &bd)) || !wd)
+    return 0;
+  camd__dnnl_conv *c = NULL;
+  int rc = camd__dnnl_conv_attach(g, n, &geo, wd, bd, &c, err);
+  if (rc) return rc;
+  p->dnnl = c;
+  *attached = c != NULL;
   return 0;
 }
 

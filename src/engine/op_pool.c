@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/dnnl.h"
 #include "engine/op.h"
 #include "engine/op_window.h"
 #include "engine/pool.h"
@@ -341,7 +342,24 @@ static void gap_planes(void *arg, int64_t pl0, int64_t pl1) {
   const camd_op_ctx *ctx = arg;
   const camd_shape *s = &ctx->in[0].shape;
   const int64_t sz = plane_size(s);
+  /* A channel-blocked input (engine/dnnl.h, [C/B][plane][B] per item): the same sums, read
+   * with stride B. */
+  const int64_t blk = ctx->in_blocked & 1u ? camd__dnnl_block() : 1, ch = s->dims[1];
   for (int64_t pl = pl0; pl < pl1; pl++) {
+    if (blk > 1) {
+      const int64_t n = pl / ch, c = pl % ch;
+      const float *x = ctx->in[0].data + (n * ch + c / blk * blk) * sz + c % blk;
+      double acc[8] = {0};
+      int64_t i = 0;
+      for (; i + 8 <= sz; i += 8) {
+        for (int k = 0; k < 8; k++) acc[k] += x[(i + k) * blk];
+      }
+      for (; i < sz; i++) acc[i % 8] += x[i * blk];
+      const double sum =
+          ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+      ctx->out[0].data[pl] = (float)(sum / (double)sz);
+      continue;
+    }
     const float *x = ctx->in[0].data + pl * sz;
     /* Eight double partial sums (independent chains the compiler can vectorise), added in a
      * fixed order: the same bits whatever the split, and double precision as before. */

@@ -10,6 +10,7 @@
 #include "engine/passes.h"
 
 #include "camd/core.h"
+#include "engine/dnnl.h"
 #include "engine/fold_bn.h"
 
 typedef struct camd__pass {
@@ -19,6 +20,7 @@ typedef struct camd__pass {
 
 static const camd__pass passes[] = {
     {"fold_batchnorm", camd__fold_batchnorm},
+    {"onednn_convolutions", camd__conv_attach_dnnl}, /* after folding: the final weights */
 };
 
 int camd__graph_run_passes(camd_graph *g, camd_error *err) {

@@ -40,8 +40,10 @@
 
 #include "camd/core.h"
 #include "engine/blas.h"
+#include "engine/dnnl.h"
 #include "engine/engine_assert.h"
 #include "engine/graph_internal.h"
+#include "engine/plan_layout.h"
 #include "engine/pool.h"
 
 #define CAMD_PLAN_CACHE 12
@@ -75,9 +77,11 @@ typedef struct camd_plan {
   unsigned char *skip;     /* per node: an activation fused into its producer (not run) */
   camd_post_op *post;      /* per node: the post-op a fused producer applies */
   int n_fused;
-  size_t mem_floats;     /* values + gradients (+ view) */
-  size_t scratch_floats; /* shared kernel scratch, after mem_floats */
-  size_t thread_floats;  /* kernel scratch per thread: threads × this follow the shared part */
+  unsigned *in_blk, *out_blk; /* per node: channel-blocked inputs / outputs (plan_layout.c) */
+  int *sum_from;              /* per node: addend of a residual Add fused into it, or -1 */
+  size_t mem_floats;          /* values + gradients (+ view) */
+  size_t scratch_floats;      /* shared kernel scratch, after mem_floats */
+  size_t thread_floats; /* kernel scratch per thread: threads × this follow the shared part */
   uint64_t last_used;
 } camd_plan;
 
@@ -100,7 +104,9 @@ struct camd_session {
   const camd_plan *mem_owner; /* plan whose values the block holds (prefix reuse) */
   camd__pool *pool;           /* the session's threads (NULL: one) */
   int threads;
-  uint64_t *node_ns; /* profiling on: forward nanoseconds per node, summed over runs */
+  camd__dnnl_worker *dnnl; /* oneDNN stream, primitives and scratch of this session (dnnl.h;
+                              created with the first plan, NULL without oneDNN) */
+  uint64_t *node_ns;       /* profiling on: forward nanoseconds per node, summed over runs */
   size_t bytes;
 };
 
@@ -186,6 +192,9 @@ static void plan_free(camd_plan *p) {
   free(p->write_to);
   free(p->skip);
   free(p->post);
+  free(p->in_blk);
+  free(p->out_blk);
+  free(p->sum_from);
   free(p);
 }
 
@@ -202,8 +211,12 @@ static camd_plan *plan_alloc(int nv, int nn, int n_retain) {
   p->write_to = malloc(sizeof(int) * (size_t)(nn + 1));
   p->skip = calloc((size_t)nn + 1, 1);
   p->post = calloc((size_t)nn + 1, sizeof(camd_post_op));
+  p->in_blk = calloc((size_t)nn + 1, sizeof(unsigned));
+  p->out_blk = calloc((size_t)nn + 1, sizeof(unsigned));
+  p->sum_from = malloc(sizeof(int) * ((size_t)nn + 1));
   if (!p->retain || !p->fwd_nodes || !p->bwd_nodes || !p->fwd_off || !p->grad_off || !p->kept ||
-      !p->computed || !p->write_to || !p->skip || !p->post) {
+      !p->computed || !p->write_to || !p->skip || !p->post || !p->in_blk || !p->out_blk ||
+      !p->sum_from) {
     plan_free(p);
     return NULL;
   }
@@ -423,6 +436,7 @@ static size_t plan_fwd_layout(const camd_graph *g, camd_plan *p, plan_tmp *t) {
       int v = n->in[q];
       if (v >= 0 && !g->values[v].data && step > last[v]) last[v] = step;
     }
+    if (p->sum_from[k] >= 0 && step > last[p->sum_from[k]]) last[p->sum_from[k]] = step;
     for (int j = 0; j < n->n_out; j++) {
       const int w = j == 0 && p->write_to[k] >= 0 ? p->write_to[k] : n->out[j];
       first[w] = last[w] = step;
@@ -536,6 +550,14 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
   if ((rc = plan_backward_set(g, p, &t, err))) goto fail;
   plan_mark_kept(g, p);
   plan_fuse(g, p, &t);
+  /* oneDNN only for one-thread sessions (the server's default split): its OpenMP team next to
+   * the session's pool collapsed on a loaded machine (README Performance, 2 threads). */
+  if (!s->dnnl && s->threads == 1 && camd__dnnl_block() &&
+      (rc = camd__dnnl_worker_create(g->n_nodes, s->threads, &s->dnnl, err)))
+    goto fail;
+  const camd__layout_plan lp = {p->fwd_nodes, p->n_fwd,    p->skip, p->write_to,     p->post,
+                                p->sum_from,  p->computed, p->kept, shared_hook >= 0};
+  if ((rc = camd__plan_layout(g, s->dnnl, &lp, p->in_blk, p->out_blk, err))) goto fail;
   size_t fwd_total = plan_fwd_layout(g, p, &t);
   if (fwd_total == CAMD_NO_OFFSET) goto nomem;
   size_t grad_total = plan_grad_layout(g, p, &t, fwd_total);
@@ -722,11 +744,30 @@ int camd_session_set_threads(camd_session *s, int threads, camd_error *err) {
   camd__pool_destroy(s->pool);
   s->pool = np;
   s->threads = threads;
+  /* oneDNN primitives are made for a thread count: the plans that prepared them go too. */
+  if (s->dnnl) {
+    for (int i = 0; i < s->n_plans; i++) plan_free(s->plans[i]);
+    s->n_plans = 0;
+    s->cur = NULL;
+    s->mem_owner = NULL;
+    camd__dnnl_worker_destroy(s->dnnl);
+    s->dnnl = NULL;
+  }
   return 0;
 }
 
 int camd_session_threads(const camd_session *s) {
   return s->threads;
+}
+
+int camd_session_onednn_convs(const camd_session *s) {
+  const camd_plan *p = s->cur;
+  int n = 0;
+  for (int i = 0; p && i < p->n_fwd; i++) {
+    const int k = p->fwd_nodes[i];
+    n += s->dnnl && camd__conv_dnnl(&s->g->nodes[k]) && !p->skip[k];
+  }
+  return n;
 }
 
 int camd_session_set_profiling(camd_session *s, bool on, camd_error *err) {
@@ -757,6 +798,7 @@ void camd_session_destroy(camd_session *s) {
   free(s->mem);
   free(s->node_ns);
   camd__pool_destroy(s->pool);
+  camd__dnnl_worker_destroy(s->dnnl);
   camd_model_release(s->model);
   free(s);
 }
@@ -832,9 +874,11 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
                             g->values[g->inputs[i]].name);
     }
   }
+  camd__dnnl_worker_bind(s->dnnl); /* oneDNN on this session's threads (may be NULL yet) */
   camd_plan *p = NULL;
   int rc = plan_get(s, opts, batch, &p, err);
   if (rc) return rc;
+  camd__dnnl_worker_bind(s->dnnl);
   if (hook_value >= 0 && (hook_value >= g->n_values || !p->computed[hook_value])) {
     return camd_error_set(err, CAMD_E_INVALID, "hook value %d is not computed by this run",
                           hook_value);
@@ -885,15 +929,21 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
                   camd_shape_equal(&out[0].shape, &s->shapes[fused]));
       out[0].data = s->ptr[fused];
     }
-    camd_op_ctx ctx = {.node = n,
-                       .params = n->params,
-                       .in = in,
-                       .out = out,
-                       .scratch = scratch,
-                       .pool = s->pool,
-                       .thread_scratch = scratch + p->scratch_floats,
-                       .thread_stride = p->thread_floats,
-                       .post = fused >= 0 ? &p->post[p->fwd_nodes[i]] : NULL};
+    camd_op_ctx ctx = {
+        .node = n,
+        .params = n->params,
+        .in = in,
+        .out = out,
+        .scratch = scratch,
+        .pool = s->pool,
+        .thread_scratch = scratch + p->scratch_floats,
+        .thread_stride = p->thread_floats,
+        .post = fused >= 0 ? &p->post[p->fwd_nodes[i]] : NULL,
+        .in_blocked = p->in_blk[p->fwd_nodes[i]],
+        .out_blocked = p->out_blk[p->fwd_nodes[i]],
+        .dnnl = s->dnnl,
+        .node_index = p->fwd_nodes[i],
+        .sum_in = p->sum_from[p->fwd_nodes[i]] >= 0 ? s->ptr[p->sum_from[p->fwd_nodes[i]]] : NULL};
     const uint64_t t0 = s->node_ns ? camd_now_ns() : 0;
     n->op->forward(&ctx);
     if (s->node_ns) s->node_ns[p->fwd_nodes[i]] += camd_now_ns() - t0;

@@ -19,6 +19,9 @@ camd's environment (as on a user's machine). Run it on a quiet machine, under th
 
   flock -x /work/.cpu.lock /usr/bin/python3 tests/bench/bench_all.py --camd build/camd
 
+The forward table also shows camd with oneDNN switched off (CAMD_ONEDNN=0: camd's own im2col +
+OpenBLAS kernels); --rounds N alternates the three runtimes N times and reports medians.
+
 Requirements: Debian's python3-torch, python3-torchvision, python3-pil, python3-numpy; node + npm
 (onnxruntime-node is installed into tests/bench/node_modules with npm install --ignore-scripts).
 """
@@ -60,9 +63,10 @@ torch.onnx.export(m, torch.zeros(1, 3, 224, 224), {path!r}, opset_version=13, in
     return path
 
 
-def camd_fwd(camd, path, threads, runs):
+def camd_fwd(camd, path, threads, runs, onednn=True):
+    env = dict(ENV, CAMD_ONEDNN="1" if onednn else "0")
     out = subprocess.run([camd, "bench", path, "--threads", str(threads), "--runs", str(runs)],
-                         capture_output=True, text=True, env=ENV, timeout=1200)
+                         capture_output=True, text=True, env=env, timeout=1200)
     for line in out.stdout.splitlines():
         if line.startswith("{"):
             return json.loads(line)["forward_ms_median"]
@@ -231,6 +235,9 @@ def main():
     ap.add_argument("--requests", type=int, default=24, help="requests per concurrency level")
     ap.add_argument("--skip", default="", help="comma list of: forward,explain,load,score")
     ap.add_argument("--json", help="also write every number here")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="forward: alternate camd (oneDNN off / on) and ORT this many times and "
+                         "report medians (a shared, noisy machine)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     camd = os.path.abspath(args.camd)
@@ -252,15 +259,22 @@ def main():
             path = export(args.work, name)
             for t in threads:
                 log(f"forward {name} {t}t")
-                c = camd_fwd(camd, path, t, args.runs)
-                o = ort_fwd(path, t, args.runs) if have_ort else float("nan")
+                cs, ns, os_ = [], [], []
+                for _ in range(args.rounds):  # interleaved: the same minutes for all three
+                    ns.append(camd_fwd(camd, path, t, args.runs, onednn=False))
+                    cs.append(camd_fwd(camd, path, t, args.runs))
+                    os_.append(ort_fwd(path, t, args.runs) if have_ort else float("nan"))
+                c, n, o = (statistics.median(v) for v in (cs, ns, os_))
                 p = torch_fwd(name, t, args.runs)
                 ort[(name, t)] = o
-                res[f"forward/{name}/{t}"] = {"camd": c, "ort": o, "torch": p}
-                rows.append([name, str(t), f"{c:.1f}", f"{o:.1f}", f"{p:.1f}", f"{c / o:.2f}",
-                             f"{c / p:.2f}"])
+                res[f"forward/{name}/{t}"] = {"camd": c, "camd_no_onednn": n, "ort": o, "torch": p,
+                                              "rounds": {"camd": cs, "camd_no_onednn": ns,
+                                                         "ort": os_}}
+                rows.append([name, str(t), f"{c:.1f}", f"{n:.1f}", f"{o:.1f}", f"{p:.1f}",
+                             f"{c / o:.2f}", f"{n / o:.2f}", f"{c / p:.2f}"])
         table("Forward, batch 1 (ms, median)", cmdline,
-              ["model", "threads", "camd", "ORT", "PyTorch", "camd/ORT", "camd/PyTorch"], rows)
+              ["model", "threads", "camd", "camd without oneDNN", "ORT", "PyTorch", "camd/ORT",
+               "without oneDNN/ORT", "camd/PyTorch"], rows)
 
     body = jpeg_400x300()
     if "explain" not in skip:

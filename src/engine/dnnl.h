@@ -1,0 +1,85 @@
+/* oneDNN convolutions on channel-blocked tensors (nChw16c / nChw8c): load-time weights, per-worker
+ * primitives, the plan-time layout pass's questions.
+ *
+ * Blocked layout. A blocked value holds its per-item [C, H, W] as [C/B][H][W][B] (B = 16 with
+ * AVX-512, 8 with AVX2), items one after another, so it needs exactly the floats of its NCHW form
+ * (only values with C % B == 0 are ever blocked). Its shape in the engine stays the logical
+ * [N, C, H, W]: element-wise ops over inputs of equal shape do not care about the order.
+ *
+ * Ownership.
+ *   camd__dnnl_conv     one per Conv node that oneDNN can run (jit/brgconv, not gemm or ref);
+ *                       built at model load by camd__dnnl_conv_attach, allocated in the graph's
+ *                       arena (freed with the model), immutable afterwards, shared by every
+ *                       worker: geometry, memory descriptors, the weights reordered once into
+ *                       the format oneDNN chose.
+ *   camd__dnnl_worker   one per session (worker), owned by it: the oneDNN stream, the
+ *                       primitives for the convolutions its plans run (created at plan time,
+ *                       never per request) and one scratch block (oneDNN scratchpad + the
+ *                       reorder buffers), grown at plan time only.
+ * The engine object is process-wide (created once, never freed).
+ *
+ * Threads. Debian's libdnnl runs on OpenMP (libgomp). Before a plan is prepared and before every
+ * forward, camd__dnnl_worker_bind sets the calling thread's OpenMP thread count to the session's
+ * thread count, so a worker with T engine threads runs oneDNN on T threads (its own thread plus
+ * T - 1 OpenMP threads of its own team) and `workers x threads <= cores` still holds.
+ * Primitives run one batch item at a time (N = 1), so a result never depends on the batch.
+ *
+ * Without CAMD_ONEDNN (CMake) every function reports "not available" and nothing is blocked.
+ * At run time it is opt-in: CAMD_ONEDNN=1 in the environment (see src/engine/README.md), and
+ * only sessions with one thread use it (session.c).
+ */
+#ifndef CAMD_ENGINE_DNNL_H
+#define CAMD_ENGINE_DNNL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/op.h"
+
+typedef struct camd__dnnl_conv camd__dnnl_conv;
+typedef struct camd__dnnl_worker camd__dnnl_worker;
+
+/* Channel block of the blocked layout (16 or 8); 0 when oneDNN is not used in this process. */
+int camd__dnnl_block(void);
+
+/* Convolution geometry (2-D, per item). */
+typedef struct camd__dnnl_conv_geom {
+  int64_t c, m, group, h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl;
+} camd__dnnl_conv_geom;
+
+/* Load time: a oneDNN convolution for node (weights w [M, C/group, kh, kw], bias b [M] or NULL),
+ * or *out = NULL when oneDNN cannot run it fast (no jit implementation, C or M not a multiple of
+ * the block, oneDNN off). Returns 0, or CAMD_E_NOMEM. */
+int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnnl_conv_geom *geo,
+                           const float *w, const float *b, camd__dnnl_conv **out, camd_error *err);
+
+/* The oneDNN convolution attached to node n (a Conv), or NULL (op_conv.c). */
+const camd__dnnl_conv *camd__conv_dnnl(const camd_node *n);
+/* Load time (op_conv.c): attaches a oneDNN convolution to Conv node n when oneDNN can run it. */
+int camd__conv_attach_dnnl_node(camd_graph *g, camd_node *n, bool *attached, camd_error *err);
+/* Load-time pass (passes.c): the above for every node, after BatchNorm folding. */
+int camd__conv_attach_dnnl(camd_graph *g, int *changed, camd_error *err);
+
+/* Whether conv's input may be blocked (C % block == 0; otherwise oneDNN reads it as NCHW). */
+bool camd__dnnl_conv_src_blockable(const camd__dnnl_conv *conv);
+
+/* ---- per worker ---- */
+int camd__dnnl_worker_create(int n_nodes, int threads, camd__dnnl_worker **out, camd_error *err);
+void camd__dnnl_worker_destroy(camd__dnnl_worker *w);
+/* Sets the calling thread's OpenMP thread count to the worker's (cheap; call per forward). */
+void camd__dnnl_worker_bind(const camd__dnnl_worker *w);
+/* Plan time: makes sure node `node_index`'s primitive with post-op `post` (NULL: none; after
+ * a `sum` post-op when sum: y = conv(x) + y, a fused residual Add) exists,
+ * plus the reorders for an NCHW input (src_nchw) / NCHW output (dst_nchw). Returns 0, or
+ * CAMD_E_UNSUPPORTED when oneDNN has no fast primitive for it (the caller then uses camd's own
+ * kernel), or CAMD_E_NOMEM. */
+int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
+                              const camd_post_op *post, bool sum, bool src_nchw, bool dst_nchw,
+                              camd_error *err);
+/* Run time: y = post(conv(x) [+ sum_in]) for `batch` items (sum_in: blocked, y blocked), x / y
+ * blocked or NCHW as told; the primitives were prepared for exactly these arguments. */
+bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
+                             const camd_post_op *post, const float *sum_in, const float *x,
+                             bool x_blocked, float *y, bool y_blocked, int64_t batch);
+
+#endif
