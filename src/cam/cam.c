@@ -548,6 +548,23 @@ static void scale_layer_hook(void *hook_ctx, int value_id, float *data, const ca
   for (size_t i = 0; i < n; i++) data[i] *= f;
 }
 
+/* sums[c] += scale · Σ_p d target_k / d layer[c, p], the target seeded from outputs `out`. */
+static int add_gradient_sums(camd__cam_ctx *ctx, const float *out, size_t k, float *seed,
+                             double scale, double *sums, camd_error *err) {
+  size_t hw = (size_t)ctx->hw, C = (size_t)ctx->channels;
+  camd__target_seed(ctx->req, (int)k, out, ctx->n_out, seed);
+  int rc = backward(ctx, seed, err);
+  if (rc) return rc;
+  const float *g = layer_grad(ctx, 1);
+  if (!g) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
+  for (size_t c = 0; c < C; c++) {
+    double acc = 0.0;
+    for (size_t p = 0; p < hw; p++) acc += g[c * hw + p];
+    sums[c] += scale * acc;
+  }
+  return 0;
+}
+
 /* ShapleyCAM: per class, weights = spatial mean of g − ½·H·A with H·A ≈ (g(A(1+ε)) −
  * g(A(1−ε))) / 2ε, each gradient seeded from the score of its own (perturbed) forward; the
  * map Σ_c w_c A_c of the clean activation. */
@@ -565,17 +582,10 @@ static int shapleycam(camd__cam_ctx *ctx, const float *input, float *maps, camd_
   const float *a = layer_value(ctx, 1, err);
   if (!a) return err ? err->status : CAMD_E_INTERNAL;
   memcpy(act, a, sizeof(float) * per);
+  memset(wsum, 0, sizeof(double) * nk * C);
   for (size_t k = 0; k < nk; k++) {
-    camd__target_seed(req, k, ctx->logits, ctx->n_out, seed);
-    rc = backward(ctx, seed, err);
+    rc = add_gradient_sums(ctx, ctx->logits, k, seed, 1.0, wsum + k * C, err);
     if (rc) return rc;
-    const float *g = layer_grad(ctx, 1);
-    if (!g) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
-    for (size_t c = 0; c < C; c++) {
-      double acc = 0.0;
-      for (size_t p = 0; p < hw; p++) acc += g[c * hw + p];
-      wsum[k * C + c] = acc;
-    }
   }
   int retain[2] = {req->layer, req->output};
   for (int side = 0; side < 2; side++) {
@@ -595,16 +605,8 @@ static int shapleycam(camd__cam_ctx *ctx, const float *input, float *maps, camd_
     const float *out = output_value(ctx, 1, err);
     if (!out) return err ? err->status : CAMD_E_INTERNAL;
     for (size_t k = 0; k < nk; k++) {
-      camd__target_seed(req, k, out, ctx->n_out, seed);
-      rc = backward(ctx, seed, err);
+      rc = add_gradient_sums(ctx, out, k, seed, share, wsum + k * C, err);
       if (rc) return rc;
-      const float *g = layer_grad(ctx, 1);
-      if (!g) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
-      for (size_t c = 0; c < C; c++) {
-        double acc = 0.0;
-        for (size_t p = 0; p < hw; p++) acc += g[c * hw + p];
-        wsum[k * C + c] += share * acc;
-      }
     }
   }
   for (size_t k = 0; k < nk; k++) {
