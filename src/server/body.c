@@ -43,6 +43,19 @@ static void *keep(camd__request *r, void *p) {
   return r->owned[r->n_owned++] = p;
 }
 
+/* Skips a "data:...," prefix of base64 text; false (recorded 400) when the comma is missing. */
+static bool strip_data_url(camd__request *r, const char *what, const char **data, size_t *len) {
+  if (*len <= 5 || strncmp(*data, "data:", 5) != 0) return true;
+  const char *comma = memchr(*data, ',', *len);
+  if (!comma) {
+    camd__http_record(r, CAMD_E_FORMAT, "%s: a data: URL without a comma", what);
+    return false;
+  }
+  *len -= (size_t)(comma + 1 - *data);
+  *data = comma + 1;
+  return true;
+}
+
 /* A mask / reference_image value: image bytes (a file part) as they are, else base64 text (a
  * data: URL allowed) decoded into memory the request owns. */
 static bool target_blob(camd__request *r, const char *what, const char *data, size_t len,
@@ -52,15 +65,7 @@ static bool target_blob(camd__request *r, const char *what, const char *data, si
     *out_len = len;
     return true;
   }
-  if (len > 5 && !strncmp(data, "data:", 5)) {
-    const char *comma = memchr(data, ',', len);
-    if (!comma) {
-      camd__http_record(r, CAMD_E_FORMAT, "%s: a data: URL without a comma", what);
-      return false;
-    }
-    len -= (size_t)(comma + 1 - data);
-    data = comma + 1;
-  }
+  if (!strip_data_url(r, what, &data, &len)) return false;
   camd_error e = {0};
   size_t n = 0;
   unsigned char *bytes = camd_base64_decode(data, len, &n, &e);
@@ -316,15 +321,7 @@ static bool add_b64_image(camd__request *r, json_t *v, const char *what) {
   }
   const char *s = json_string_value(v);
   size_t len = json_string_length(v);
-  if (len > 5 && !strncmp(s, "data:", 5)) {
-    const char *comma = memchr(s, ',', len);
-    if (!comma) {
-      camd__http_record(r, CAMD_E_FORMAT, "%s: a data: URL without a comma", what);
-      return false;
-    }
-    len -= (size_t)(comma + 1 - s);
-    s = comma + 1;
-  }
+  if (!strip_data_url(r, what, &s, &len)) return false;
   camd_error e = {0};
   size_t out_len = 0;
   unsigned char *bytes = camd_base64_decode(s, len, &out_len, &e);
