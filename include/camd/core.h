@@ -59,6 +59,10 @@ char *camd_buf_take(camd_buf *b, size_t *len);
 /* ---- base64 (RFC 4648, standard alphabet) ---- */
 /* Returns a malloc'd NUL-terminated string (caller frees) or NULL on out of memory. */
 char *camd_base64_encode(const void *data, size_t len, size_t *out_len);
+/* Characters the encoding of len bytes takes (no NUL), and the encoding written into out (which
+ * holds at least that many); returns the characters written. */
+size_t camd_base64_encoded_len(size_t len);
+size_t camd_base64_encode_into(const void *data, size_t len, char *out);
 /* Decodes standard or URL-safe base64, ignoring ASCII whitespace; padding optional. Returns a
  * malloc'd buffer (caller frees) or NULL with err filled (CAMD_E_FORMAT / CAMD_E_NOMEM). */
 unsigned char *camd_base64_decode(const char *text, size_t len, size_t *out_len, camd_error *err);
