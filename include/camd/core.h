@@ -107,6 +107,19 @@ int camd_parse_double(const char *s, double *out);
  * file in the root, "." without a '/'. 0, or -1 when it needs cap bytes or more. */
 int camd_path_dirname(const char *path, char *out, size_t cap);
 
+/* ---- lent threads ----
+ * A parallel loop a caller lends to a library function that has no threads of its own (the image
+ * module's encoders): run(ctx, n, fn, arg) calls fn(arg, i) for every i in [0, n) and returns when
+ * all have finished, in any order and on any of its threads. A NULL camd_parallel (or run) means
+ * "on the calling thread". Results must not depend on which thread ran which i. */
+typedef void (*camd_parallel_fn)(void *arg, int64_t i);
+typedef struct camd_parallel {
+  void (*run)(void *ctx, int64_t n, camd_parallel_fn fn, void *arg);
+  void *ctx;
+} camd_parallel;
+/* Runs the loop on par's threads, or inline when par or par->run is NULL. */
+void camd_parallel_for(const camd_parallel *par, int64_t n, camd_parallel_fn fn, void *arg);
+
 /* ---- time ---- */
 /* Monotonic clock in nanoseconds. */
 uint64_t camd_now_ns(void);
