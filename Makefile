@@ -4,7 +4,7 @@
 # `make check` runs the tests in tiers (tests/tier.sh), each a ctest label selection:
 #   fast   hermetic: no network, nothing written outside the build tree (unit, onnx, fuzz, image,
 #          explain, exporters, models, oracle and cam with their cached references, service
-#          without timing, lint.format)
+#          without timing, lint.format, lint.cppcheck)
 #   asan   the hermetic tier again under AddressSanitizer + UBSan (lint and label slow excluded:
 #          the exporter matrix repeats the numeric paths the other asan tests cover), in a build
 #          with allocation failure injection (tests/fault: every allocation of a request fails
@@ -27,7 +27,7 @@ DEPS_BUILD := build-essential g++ cmake pkg-config protobuf-c-compiler libprotob
 # nibabel's files, GDCM's gdcmconv, dicom3tools' dciodvfy, OpenJPH's ojph_compress/ojph_expand
 # for High-Throughput JPEG 2000 test files), HTTP client, browser, containers.
 DEPS_TEST := python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-pil \
-  python3-skimage imagemagick dataset-fashion-mnist curl openssl chromium clang-format \
+  python3-skimage imagemagick dataset-fashion-mnist curl openssl chromium clang-format cppcheck \
   python3-pydicom python3-nibabel libgdcm-tools dicom3tools openjph-tools \
   podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
 

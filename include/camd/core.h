@@ -59,6 +59,10 @@ char *camd_buf_take(camd_buf *b, size_t *len);
 /* ---- base64 (RFC 4648, standard alphabet) ---- */
 /* Returns a malloc'd NUL-terminated string (caller frees) or NULL on out of memory. */
 char *camd_base64_encode(const void *data, size_t len, size_t *out_len);
+/* Characters the encoding of len bytes takes (no NUL), and the encoding written into out (which
+ * holds at least that many); returns the characters written. */
+size_t camd_base64_encoded_len(size_t len);
+size_t camd_base64_encode_into(const void *data, size_t len, char *out);
 /* Decodes standard or URL-safe base64, ignoring ASCII whitespace; padding optional. Returns a
  * malloc'd buffer (caller frees) or NULL with err filled (CAMD_E_FORMAT / CAMD_E_NOMEM). */
 unsigned char *camd_base64_decode(const char *text, size_t len, size_t *out_len, camd_error *err);
@@ -102,6 +106,19 @@ int camd_parse_double(const char *s, double *out);
 /* The directory part of a path: what comes before the last '/' ("a/b.onnx" -> "a"), "/" for a
  * file in the root, "." without a '/'. 0, or -1 when it needs cap bytes or more. */
 int camd_path_dirname(const char *path, char *out, size_t cap);
+
+/* ---- lent threads ----
+ * A parallel loop a caller lends to a library function that has no threads of its own (the image
+ * module's encoders): run(ctx, n, fn, arg) calls fn(arg, i) for every i in [0, n) and returns when
+ * all have finished, in any order and on any of its threads. A NULL camd_parallel (or run) means
+ * "on the calling thread". Results must not depend on which thread ran which i. */
+typedef void (*camd_parallel_fn)(void *arg, int64_t i);
+typedef struct camd_parallel {
+  void (*run)(void *ctx, int64_t n, camd_parallel_fn fn, void *arg);
+  void *ctx;
+} camd_parallel;
+/* Runs the loop on par's threads, or inline when par or par->run is NULL. */
+void camd_parallel_for(const camd_parallel *par, int64_t n, camd_parallel_fn fn, void *arg);
 
 /* ---- time ---- */
 /* Monotonic clock in nanoseconds. */

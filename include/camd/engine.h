@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "camd/core.h" /* camd_parallel */
 #include "camd/status.h"
 
 #define CAMD_MAX_DIMS 8
@@ -210,6 +211,10 @@ size_t camd_session_bytes(const camd_session *s);
  * CAMD_E_NOMEM; on failure the session keeps its previous threads. */
 int camd_session_set_threads(camd_session *s, int threads, camd_error *err);
 int camd_session_threads(const camd_session *s);
+/* The session's threads lent as a parallel loop for work outside the graph (explain's PNG
+ * encoding). Valid while the session lives and keeps its thread count; run it only from the
+ * session's owner thread, between forwards. */
+camd_parallel camd_session_parallel(camd_session *s);
 /* Convolutions the last forward ran through oneDNN on channel-blocked tensors (0 when camd was
  * built without oneDNN, CAMD_ONEDNN=0 or the CPU lacks AVX2; see src/engine/dnnl.h). */
 int camd_session_onednn_convs(const camd_session *s);

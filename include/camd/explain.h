@@ -506,11 +506,16 @@ void camd_explain_result_free(camd_explain_result *r);
  *   curve}, road? {percentiles, morf, lerf, morf_mean, lerf_mean}}}] (not with predict_only),
  *   attachments? {name: base64} (format-specific outputs, when there are any),
  *   options (echo of the effective options, window and frame included), timings_ms {decode,
- * preprocess, forward, backward, cam, render, quality, total, batch_size} (for the whole call). */
+ * preprocess, forward, backward, cam, render, quality, total, batch_size} (for the whole call).
+ * The blobs (mask, heatmap, overlay, secondary_capture data, attachments) are references in the
+ * tree; camd_explain_json_text(j, r, ...) writes them as base64. */
 struct json_t *camd_explain_item_json(const camd_explain_result *r, int i, int index);
 /* Compact JSON text of j with the precision explain's numbers need (9 significant digits);
- * malloc'd, NUL-terminated (caller frees; *len without the NUL); NULL when out of memory. */
-char *camd_explain_json_text(const struct json_t *j, size_t *len);
+ * malloc'd, NUL-terminated (caller frees; *len without the NUL); NULL when out of memory.
+ * The item JSON stands in for its PNG/DICOM blobs with short references; this writes them as
+ * base64, read from r, which must be the result the items of j were made from and still hold
+ * its blobs (NULL when j holds no item). The tree itself never holds the base64. */
+char *camd_explain_json_text(const struct json_t *j, const camd_explain_result *r, size_t *len);
 
 /* ---- configuration file (config/camd.json) ---- */
 

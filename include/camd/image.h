@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "camd/core.h" /* camd_parallel */
 #include "camd/status.h"
 
 /* ---- the image type ---------------------------------------------------------------------------
@@ -310,10 +311,14 @@ int camd_image_blend(const camd_image *base, const camd_image *overlay, float al
 
 /* Encodes an image (1 channel gray, 3 RGB or 4 RGBA; 8-bit) as PNG into a malloc'd buffer the
  * caller frees. level: zlib level 0..9, or -1 for the default (6); levels 0..2 also use one fixed
- * row filter (Average) rather than an adaptive choice (fast path). Errors: CAMD_E_INVALID,
- * CAMD_E_NOMEM, CAMD_E_INTERNAL (libpng failure, message included). Thread-safe. */
+ * row filter (Average) and zlib's run-length strategy (fast path), higher levels an adaptive
+ * filter per row. Errors: CAMD_E_INVALID, CAMD_E_NOMEM. Thread-safe. */
 int camd_png_encode(const camd_image *img, int level, unsigned char **data, size_t *len,
                     camd_error *err);
+/* The same on the threads par lends (NULL: the calling thread): pieces of rows are compressed
+ * in parallel; the bytes are the same whatever the threads. */
+int camd_png_encode_parallel(const camd_image *img, int level, const camd_parallel *par,
+                             unsigned char **data, size_t *len, camd_error *err);
 
 /* Location of the maximum (first in row-major order on ties; NaN values are skipped).
  * Errors: CAMD_E_INVALID (empty map or all NaN). */

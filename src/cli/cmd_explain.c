@@ -447,7 +447,7 @@ static void print_summary(const camd_explain_result *r) {
 static int write_json(const char *path, const camd_explain_result *r) {
   json_t *j = camd_explain_item_json(r, 0, 0);
   size_t len = 0;
-  char *text = camd_explain_json_text(j, &len);
+  char *text = camd_explain_json_text(j, r, &len);
   json_decref(j);
   if (!text) {
     fprintf(stderr, "camd explain: out of memory writing the JSON result\n");

@@ -6,13 +6,12 @@
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *camd_base64_encode(const void *data, size_t len, size_t *out_len) {
+size_t camd_base64_encoded_len(size_t len) {
+  return (len / 3 + (len % 3 != 0)) * 4;
+}
+
+size_t camd_base64_encode_into(const void *data, size_t len, char *out) {
   const unsigned char *in = data;
-  size_t groups = len / 3 + (len % 3 != 0);
-  size_t n;
-  if (!camd_size_mul(groups, 4, &n) || !camd_size_add(n, 1, &n)) return NULL;
-  char *out = malloc(n);
-  if (!out) return NULL;
   size_t o = 0, i = 0;
   for (; i + 3 <= len; i += 3) {
     uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
@@ -34,6 +33,16 @@ char *camd_base64_encode(const void *data, size_t len, size_t *out_len) {
     out[o++] = b64_alphabet[v >> 6 & 63];
     out[o++] = '=';
   }
+  return o;
+}
+
+char *camd_base64_encode(const void *data, size_t len, size_t *out_len) {
+  size_t groups = len / 3 + (len % 3 != 0);
+  size_t n;
+  if (!camd_size_mul(groups, 4, &n) || !camd_size_add(n, 1, &n)) return NULL;
+  char *out = malloc(n);
+  if (!out) return NULL;
+  size_t o = camd_base64_encode_into(data, len, out);
   out[o] = '\0';
   if (out_len) *out_len = o;
   return out;

@@ -1,4 +1,5 @@
-/* Small utilities: whole-file reads with a size cap, the monotonic clock, a seeded RNG. */
+/* Small utilities: whole-file reads with a size cap, the monotonic clock, a seeded RNG, lent
+ * parallel loops. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -72,6 +73,15 @@ int camd_read_file(const char *path, size_t max_bytes, unsigned char **data, siz
   *data = buf;
   *len = n;
   return 0;
+}
+
+void camd_parallel_for(const camd_parallel *par, int64_t n, camd_parallel_fn fn, void *arg) {
+  if (n <= 0) return;
+  if (par && par->run && n > 1) {
+    par->run(par->ctx, n, fn, arg);
+    return;
+  }
+  for (int64_t i = 0; i < n; i++) fn(arg, i);
 }
 
 uint64_t camd_now_ns(void) {

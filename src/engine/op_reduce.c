@@ -346,6 +346,8 @@ static inline void log_softmax_row(const float *restrict x, float *restrict y, i
   for (int64_t i = 1; i < n; i++) m = x[i * st] > m ? x[i * st] : m;
   double s = 0;
   for (int64_t i = 0; i < n; i++) s += exp((double)x[i * st] - m);
+  /* s >= 1: the maximum's own term is exp(0) */
+  /* cppcheck-suppress invalidFunctionArg */
   const double lse = (double)m + log(s);
   for (int64_t i = 0; i < n; i++) y[i * st] = (float)((double)x[i * st] - lse);
 }

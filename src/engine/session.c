@@ -760,6 +760,27 @@ int camd_session_threads(const camd_session *s) {
   return s->threads;
 }
 
+typedef struct lent_loop {
+  camd_parallel_fn fn;
+  void *arg;
+} lent_loop;
+
+static void lent_task(void *arg, int64_t i, int thread) {
+  (void)thread;
+  const lent_loop *l = arg;
+  l->fn(l->arg, i);
+}
+
+static void lent_run(void *ctx, int64_t n, camd_parallel_fn fn, void *arg) {
+  lent_loop l = {fn, arg};
+  camd__pool_for(ctx, n, lent_task, &l);
+}
+
+camd_parallel camd_session_parallel(camd_session *s) {
+  camd_parallel par = {lent_run, s->pool};
+  return par;
+}
+
 int camd_session_onednn_convs(const camd_session *s) {
   const camd_plan *p = s->cur;
   int n = 0;

@@ -191,8 +191,10 @@ static camd_explain_class class_of(const camd_explainer *e, const float *logits,
                               probability(e->activation, logits, e->n_outputs, c)};
 }
 
-static int encode_png(const camd_image *img, camd_explain_blob *out, camd_error *err) {
-  return camd_png_encode(img, PNG_LEVEL, &out->data, &out->len, err);
+/* PNG on the session's threads (pieces of rows; the same bytes at any thread count). */
+static int encode_png(const camd_parallel *par, const camd_image *img, camd_explain_blob *out,
+                      camd_error *err) {
+  return camd_png_encode_parallel(img, PNG_LEVEL, par, &out->data, &out->len, err);
 }
 
 /* What a Secondary Capture names: the method and layer of the run. */
@@ -212,6 +214,7 @@ typedef struct render_args {
   const run_plan_view *view;
   camd_explain_item *item;
   int map_index;
+  camd_parallel par; /* the session's threads, for the PNGs */
 } render_args;
 
 /* Peak and bounding box of the upsampled map (CAMD_OUT_BBOX, and always for DICOM input). */
@@ -262,14 +265,14 @@ static int draw(camd_explain_ctx *ctx, const render_args *a, size_t W, size_t H,
   camd_image heat = {0}, over = {0};
   int rc = camd_heatmap_colorize(ctx->up, W, H, o->colormap, &heat, err);
   if (rc) return rc;
-  if (o->outputs & CAMD_OUT_HEATMAP) rc = encode_png(&heat, &m->heatmap, err);
+  if (o->outputs & CAMD_OUT_HEATMAP) rc = encode_png(&a->par, &heat, &m->heatmap, err);
   if (!rc && (o->outputs & (CAMD_OUT_OVERLAY | CAMD_OUT_DICOM))) {
     rc = camd_image_blend(a->img, &heat, o->alpha, &over, err);
     if (!rc && any_outside) {
       for (size_t i = 0; i < npx; i++)
         if (ctx->outside[i]) memcpy(over.pixels + 3 * i, a->img->pixels + 3 * i, 3);
     }
-    if (!rc && (o->outputs & CAMD_OUT_OVERLAY)) rc = encode_png(&over, &m->overlay, err);
+    if (!rc && (o->outputs & CAMD_OUT_OVERLAY)) rc = encode_png(&a->par, &over, &m->overlay, err);
     if (!rc && (o->outputs & CAMD_OUT_DICOM) && a->dcm) rc = write_sc(a, &over, m, err);
   }
   camd_image_free(&heat);
@@ -307,7 +310,7 @@ static int render_map(camd_explain_ctx *ctx, const render_args *a, const float *
   if (o->outputs & CAMD_OUT_MASK) {
     camd_image mask = {0};
     if ((rc = camd_heatmap_mask(ctx->up, W, H, o->bbox_threshold, &mask, err))) return rc;
-    rc = encode_png(&mask, &m->mask, err);
+    rc = encode_png(&a->par, &mask, &m->mask, err);
     camd_image_free(&mask);
     if (rc) return rc;
   }
@@ -643,7 +646,8 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   if (!(item->maps = calloc((size_t)n_classes, sizeof(*item->maps))))
     return camd_error_set(err, CAMD_E_NOMEM, "explain: out of memory");
   run_plan_view view = {p->method, p->layer};
-  render_args ra = {o, img, &item->crop, p->minmax, dcm, e, &view, item, 0};
+  render_args ra = {o, img,   &item->crop, p->minmax, dcm,
+                    e, &view, item,        0,         camd_session_parallel(s)};
   size_t plane = (size_t)maps.width * (size_t)maps.height;
   double q_ms = 0.0;
   for (int k = 0; k < n_classes; k++) {

@@ -1850,7 +1850,7 @@ int camd_dicom_open(const void *data, size_t len, const camd_dicom_limits *limit
                     camd_dicom_info *info, camd_error *err) {
   if (!out) return camd_error_set(err, CAMD_E_INVALID, "camd_dicom_open: out is NULL");
   *out = nullptr;
-  if (info) memset(info, 0, sizeof(*info));
+  if (info) *info = camd_dicom_info{};
   if (!data && len) return camd_error_set(err, CAMD_E_INVALID, "DICOM data is NULL");
   try {
     return open_impl((const unsigned char *)data, len, limits, out, info, err);

@@ -232,12 +232,17 @@ int camd_image_blend(const camd_image *base, const camd_image *overlay, float al
   if (rc) return rc;
   size_t n = base->width * base->height, bc = (size_t)base->channels;
   double a = alpha, b = 1.0 - a;
-  for (size_t i = 0; i < n; i++) {
-    for (size_t c = 0; c < 3; c++) {
-      double bv = base->pixels[i * bc + (bc == 1 ? 0 : c)];
-      double v = b * bv + a * overlay->pixels[i * 3 + c];
-      out->pixels[i * 3 + c] = (unsigned char)floor(v + 0.5); /* v is within [0, 255] */
-    }
+  /* v is within [0, 255], so truncating v + 0.5 is floor(v + 0.5) (round half up) without a
+   * libm call, and the RGB loop vectorises: same bytes, ~8x fewer instructions. */
+  const unsigned char *bp = base->pixels, *op = overlay->pixels;
+  unsigned char *o = out->pixels;
+  if (bc == 3) {
+    for (size_t i = 0; i < 3 * n; i++) o[i] = (unsigned char)(b * bp[i] + a * op[i] + 0.5);
+  } else {
+    for (size_t i = 0; i < n; i++)
+      for (size_t c = 0; c < 3; c++)
+        o[i * 3 + c] =
+            (unsigned char)(b * bp[i * bc + (bc == 1 ? 0 : c)] + a * op[i * 3 + c] + 0.5);
   }
   return 0;
 }
@@ -310,8 +315,12 @@ int camd_heatmap_bbox(const float *map, size_t w, size_t h, float threshold, cam
     return 0;
   }
   /* Largest 8-connected component: flood fill with an explicit stack. */
+  /* Stack entries hold x and y (no division per pixel); maps are at most 16384 wide/high. */
+  typedef struct {
+    uint32_t x, y;
+  } px;
   unsigned char *seen = calloc(n, 1);
-  size_t *stack = malloc(n * sizeof(size_t));
+  px *stack = w <= UINT32_MAX && h <= UINT32_MAX ? malloc(n * sizeof(px)) : NULL;
   if (!seen || !stack) {
     free(seen);
     free(stack);
@@ -321,24 +330,24 @@ int camd_heatmap_bbox(const float *map, size_t w, size_t h, float threshold, cam
     if (seen[s] || !QUAL(s)) continue;
     camd_bbox cur = {true, s % w, s / w, s % w, s / w, 0};
     size_t top = 0;
-    stack[top++] = s;
+    stack[top++] = (px){(uint32_t)(s % w), (uint32_t)(s / w)};
     seen[s] = 1;
     while (top) {
-      size_t i = stack[--top];
-      size_t x = i % w, y = i / w;
+      px p = stack[--top];
+      size_t x = p.x, y = p.y;
       cur.pixels++;
       if (x < cur.x0) cur.x0 = x;
       if (x > cur.x1) cur.x1 = x;
       if (y < cur.y0) cur.y0 = y;
       if (y > cur.y1) cur.y1 = y;
-      for (int dy = -1; dy <= 1; dy++) {
-        if ((dy < 0 && y == 0) || (dy > 0 && y + 1 >= h)) continue;
-        for (int dx = -1; dx <= 1; dx++) {
-          if ((dx < 0 && x == 0) || (dx > 0 && x + 1 >= w) || (dx == 0 && dy == 0)) continue;
-          size_t j = (y + (size_t)(long)dy) * w + (x + (size_t)(long)dx);
+      size_t ylo = y ? y - 1 : 0, yhi = y + 1 < h ? y + 1 : y;
+      size_t xlo = x ? x - 1 : 0, xhi = x + 1 < w ? x + 1 : x;
+      for (size_t ny = ylo; ny <= yhi; ny++) {
+        for (size_t nx = xlo; nx <= xhi; nx++) {
+          size_t j = ny * w + nx; /* (x, y) itself is seen already */
           if (!seen[j] && QUAL(j)) {
             seen[j] = 1;
-            stack[top++] = j; /* each pixel is pushed at most once: top <= n */
+            stack[top++] = (px){(uint32_t)nx, (uint32_t)ny}; /* each pixel once: top <= n */
           }
         }
       }

@@ -641,7 +641,7 @@ static int fold_slice(camd__fold *f) {
     return camd__fold_err(f, CAMD_E_LIMIT, "result is too large");
   char *p = camd__fold_alloc(f, cnt, d.dtype, &rc);
   if (!p) return rc;
-  int64_t stride[CAMD_MAX_DIMS];
+  int64_t stride[CAMD_MAX_DIMS] = {0};
   int64_t acc = 1;
   for (int a = r - 1; a >= 0; a--) {
     stride[a] = acc;

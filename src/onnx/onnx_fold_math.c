@@ -165,7 +165,7 @@ int camd__fold_arith(camd__fold *f) {
   if (variadic ? (n < 1 || n > MAX_VARIADIC) : n != 2)
     return camd__fold_err(f, CAMD_E_INVALID, "has %zu inputs; it takes %s", n,
                           variadic ? "1 to 32" : "2");
-  camd__fold_view v[MAX_VARIADIC];
+  camd__fold_view v[MAX_VARIADIC] = {{0}};
   camd_shape s = {0};
   int rc;
   for (size_t k = 0; k < n; k++) {

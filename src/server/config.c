@@ -120,7 +120,7 @@ void camd_server_config_help(FILE *f) {
   for (size_t i = 0; i < N_KEYS; i++) {
     char env[64], flag[64];
     size_t j = 0;
-    for (; keys[i].name[j] && j < 40; j++) {
+    for (; j < 40 && keys[i].name[j]; j++) {
       env[j] = (char)toupper((unsigned char)keys[i].name[j]);
       flag[j] = keys[i].name[j] == '_' ? '-' : keys[i].name[j];
     }
@@ -500,7 +500,7 @@ int camd_server_config_load(camd_server_config *c, int argc, char **argv, camd_e
   for (size_t i = 0; i < N_KEYS; i++) {
     char env[64] = "CAMD_";
     size_t j = 0;
-    for (; keys[i].name[j] && j < 50; j++)
+    for (; j < 50 && keys[i].name[j]; j++)
       env[5 + j] = (char)toupper((unsigned char)keys[i].name[j]);
     env[5 + j] = 0;
     const char *v = getenv(env);

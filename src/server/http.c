@@ -109,8 +109,8 @@ static int authorize(struct MHD_Connection *conn, unsigned scope) {
 
 /* Fills the key table from the entries (validated by the configuration). */
 static int set_keys(char *const *entries, int n, camd_error *err) {
-  unsigned char hashes[CAMD_SERVER_MAX_KEYS][32];
-  unsigned scopes[CAMD_SERVER_MAX_KEYS];
+  unsigned char hashes[CAMD_SERVER_MAX_KEYS][32] = {{0}};
+  unsigned scopes[CAMD_SERVER_MAX_KEYS] = {0};
   for (int k = 0; k < n && k < CAMD_SERVER_MAX_KEYS; k++) {
     int rc = camd__server_key_parse(entries[k], hashes[k], &scopes[k], err);
     if (rc) return camd_error_prefix(err, rc, "API key %d: ", k);

@@ -137,9 +137,9 @@ static camd__job *pop_head(void) {
 }
 
 /* Stores the JSON text of root (consumed) as the job's answer. */
-static void set_json_answer(camd__job *job, json_t *root) {
+static void set_json_answer(camd__job *job, json_t *root, const camd_explain_result *res) {
   size_t len = 0;
-  char *text = camd_explain_json_text(root, &len);
+  char *text = camd_explain_json_text(root, res, &len);
   json_decref(root);
   if (!text) {
     job_error(job, CAMD_E_NOMEM, "out of memory while writing the result");
@@ -224,7 +224,7 @@ static void answer_job(camd__job *job, camd_explain_result *res, int off, double
     json_decref(root);
     root = NULL;
   }
-  set_json_answer(job, root);
+  set_json_answer(job, root, res);
 }
 
 static void run_jobs(worker *w, camd__job **jobs, int n) {

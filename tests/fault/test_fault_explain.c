@@ -39,7 +39,7 @@ static char *run_json(camd_explain_ctx *ctx, camd_explainer *e, const camd_expla
     json_t *j = camd_explain_item_json(&res, 0, 0);
     if (j) {
       json_object_del(j, "timings_ms");
-      text = camd_explain_json_text(j, NULL); /* what the server sends */
+      text = camd_explain_json_text(j, &res, NULL); /* what the server sends */
       json_decref(j);
     }
     if (!text) rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory writing the JSON");

@@ -634,13 +634,29 @@ static void test_run(void) {
     CHECK_EQ_INT(it->n_maps, 2);
     const camd_explain_blob *ov = it->n_maps ? &it->maps[0].overlay : NULL;
     CHECK(ov && ov->data && ov->len > 8 && !memcmp(ov->data, "\x89PNG", 4));
-    /* the JSON overlay is the item's PNG, base64-encoded */
-    const char *b64 = json_string_value(
-        json_object_get(json_array_get(json_object_get(j, "explanations"), 0), "overlay"));
-    size_t dec_len = 0;
-    unsigned char *dec = b64 ? camd_base64_decode(b64, strlen(b64), &dec_len, NULL) : NULL;
-    CHECK(dec && ov && dec_len == ov->len && !memcmp(dec, ov->data, dec_len));
-    free(dec);
+    /* In the JSON text every picture is the item's PNG, base64-encoded (the tree holds
+     * references that camd_explain_json_text replaces). */
+    size_t text_len = 0;
+    char *text = camd_explain_json_text(j, &r, &text_len);
+    json_t *parsed = text ? json_loadb(text, text_len, 0, NULL) : NULL;
+    CHECK(parsed && strlen(text) == text_len);
+    const char *keys[] = {"overlay", "heatmap", "mask"};
+    for (int k = 0; k < it->n_maps && k < 2; k++) {
+      const camd_explain_blob *blobs[] = {&it->maps[k].overlay, &it->maps[k].heatmap,
+                                          &it->maps[k].mask};
+      for (int b = 0; b < 3; b++) {
+        const char *b64 = json_string_value(json_object_get(
+            json_array_get(json_object_get(parsed, "explanations"), (size_t)k), keys[b]));
+        size_t dec_len = 0;
+        unsigned char *dec = b64 ? camd_base64_decode(b64, strlen(b64), &dec_len, NULL) : NULL;
+        CHECK_MSG(dec && blobs[b]->data && dec_len == blobs[b]->len &&
+                      !memcmp(dec, blobs[b]->data, dec_len),
+                  "map %d %s", k, keys[b]);
+        free(dec);
+      }
+    }
+    json_decref(parsed);
+    free(text);
     CHECK_EQ_INT(it->width, 451);
     CHECK_EQ_INT(it->n_predictions, 5);
     if (it->n_maps == 2 && it->n_predictions == 5) {

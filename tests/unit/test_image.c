@@ -1,6 +1,7 @@
 /* Tests for the image module: decode/resize/preprocess/heatmap helpers against the independent
  * references that tests/image/make_cases.py writes (PIL, ImageMagick, torchvision, torch,
  * matplotlib, skimage), plus self-contained checks (limits, corrupt input, PNG round trip). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,43 +387,101 @@ static void write_file(const char *name, const void *d, size_t n) {
   fclose(f);
 }
 
+/* A lent parallel loop that runs the tasks in reverse order: the encoder's bytes must not depend
+ * on the order or threads its pieces run on. */
+static void reverse_run(void *ctx, int64_t n, camd_parallel_fn fn, void *arg) {
+  (*(int *)ctx)++;
+  for (int64_t i = n - 1; i >= 0; i--) fn(arg, i);
+}
+
+typedef struct {
+  int64_t n, next;
+  pthread_mutex_t mu;
+  camd_parallel_fn fn;
+  void *arg;
+} thread_loop;
+
+static void *thread_loop_main(void *p) {
+  thread_loop *l = p;
+  for (;;) {
+    pthread_mutex_lock(&l->mu);
+    int64_t i = l->next++;
+    pthread_mutex_unlock(&l->mu);
+    if (i >= l->n) return NULL;
+    l->fn(l->arg, i);
+  }
+}
+
+/* Three real threads taking tasks as they come. */
+static void threads_run(void *ctx, int64_t n, camd_parallel_fn fn, void *arg) {
+  (void)ctx;
+  thread_loop l = {n, 0, PTHREAD_MUTEX_INITIALIZER, fn, arg};
+  pthread_t t[3];
+  for (int k = 0; k < 3; k++) CHECK(pthread_create(&t[k], NULL, thread_loop_main, &l) == 0);
+  for (int k = 0; k < 3; k++) pthread_join(t[k], NULL);
+}
+
+/* Encodes with camd_png_encode (several sizes: one piece, several pieces of rows, a row longer than
+ * a piece), decodes with camd's decoder (libpng), checks the pixels, checks that two parallel
+ * runs give the same bytes, and writes the PNGs for check_encoded.py (PIL). */
 static void test_png_roundtrip(void) {
   camd_rng rng;
   camd_rng_seed(&rng, 7);
   const int chans[] = {1, 3, 4};
-  for (int k = 0; k < 3; k++) {
-    camd_image img = {0};
-    camd_error err = {0};
-    CHECK_EQ_INT(camd_image_alloc(&img, 57, 33, chans[k], &err), 0);
-    if (!img.pixels) continue;
-    for (size_t i = 0; i < 57 * 33 * (size_t)chans[k]; i++)
-      img.pixels[i] = (unsigned char)(i % 5 == 0 ? camd_rng_next(&rng) : i * 3);
-    unsigned char *png = NULL;
-    size_t len = 0;
-    CHECK_EQ_INT(camd_png_encode(&img, k == 0 ? -1 : k * 4, &png, &len, &err), 0);
-    camd_image back = {0};
-    camd_image_info info;
-    CHECK_EQ_INT(camd_image_decode(png, len, NULL, &back, &info, &err), 0);
-    CHECK(back.width == 57 && back.height == 33 && info.file_channels == chans[k]);
-    if (back.pixels) {
-      int same = 1;
-      for (size_t i = 0; i < 57 * 33; i++) {
-        for (int c = 0; c < 3; c++) {
-          unsigned char want = img.pixels[i * (size_t)chans[k] + (chans[k] == 1 ? 0 : c)];
-          same &= back.pixels[i * 3 + (size_t)c] == want;
+  const size_t sizes[][2] = {{57, 33}, {311, 420}, {30000, 3}};
+  const int levels[] = {-1, 1, 9, 0, 2, 6};
+  int reverse_calls = 0;
+  for (int s = 0; s < 3; s++) {
+    size_t w = sizes[s][0], h = sizes[s][1];
+    for (int k = 0; k < 3; k++) {
+      camd_image img = {0};
+      camd_error err = {0};
+      CHECK_EQ_INT(camd_image_alloc(&img, w, h, chans[k], &err), 0);
+      if (!img.pixels) continue;
+      size_t n = w * h * (size_t)chans[k];
+      for (size_t i = 0; i < n; i++) /* noise, ramps and runs: every filter gets chosen */
+        img.pixels[i] = (unsigned char)(i % 5 == 0           ? camd_rng_next(&rng)
+                                        : (i / 997) % 3 == 0 ? 40
+                                                             : i * 3);
+      int level = levels[(s * 3 + k) % 6];
+      unsigned char *png = NULL, *png_rev = NULL, *png_thr = NULL;
+      size_t len = 0, len_rev = 0, len_thr = 0;
+      CHECK_EQ_INT(camd_png_encode(&img, level, &png, &len, &err), 0);
+      camd_parallel rev = {reverse_run, &reverse_calls}, thr = {threads_run, NULL};
+      CHECK_EQ_INT(camd_png_encode_parallel(&img, level, &rev, &png_rev, &len_rev, &err), 0);
+      CHECK_EQ_INT(camd_png_encode_parallel(&img, level, &thr, &png_thr, &len_thr, &err), 0);
+      CHECK_MSG(png && png_rev && len == len_rev && !memcmp(png, png_rev, len),
+                "%zux%zu c%d level %d: bytes differ with the pieces in reverse order", w, h,
+                chans[k], level);
+      CHECK_MSG(png && png_thr && len == len_thr && !memcmp(png, png_thr, len),
+                "%zux%zu c%d level %d: bytes differ on 3 threads", w, h, chans[k], level);
+      camd_image back = {0};
+      camd_image_info info;
+      CHECK_EQ_INT(camd_image_decode(png, len, NULL, &back, &info, &err), 0);
+      CHECK(back.width == w && back.height == h && info.file_channels == chans[k]);
+      if (back.pixels) {
+        int same = 1;
+        for (size_t i = 0; i < w * h; i++) {
+          for (int c = 0; c < 3; c++) {
+            unsigned char want = img.pixels[i * (size_t)chans[k] + (chans[k] == 1 ? 0 : c)];
+            same &= back.pixels[i * 3 + (size_t)c] == want;
+          }
         }
+        CHECK_MSG(same, "%zux%zu c%d level %d: decoded pixels differ", w, h, chans[k], level);
       }
-      CHECK(same);
+      char name[64];
+      snprintf(name, sizeof(name), "encoded_c%d_%zux%zu.png", chans[k], w, h);
+      write_file(name, png, len);
+      snprintf(name, sizeof(name), "encoded_c%d_%zux%zu.raw", chans[k], w, h);
+      write_file(name, img.pixels, n);
+      free(png);
+      free(png_rev);
+      free(png_thr);
+      camd_image_free(&back);
+      camd_image_free(&img);
     }
-    char name[64];
-    snprintf(name, sizeof(name), "encoded_c%d.png", chans[k]);
-    write_file(name, png, len);
-    snprintf(name, sizeof(name), "encoded_c%d.raw", chans[k]);
-    write_file(name, img.pixels, 57 * 33 * (size_t)chans[k]);
-    free(png);
-    camd_image_free(&back);
-    camd_image_free(&img);
   }
+  CHECK(reverse_calls > 0); /* the lent loop was used (images of several pieces) */
   camd_image empty = {0};
   unsigned char *png = NULL;
   size_t len = 0;
