@@ -71,6 +71,8 @@ def _densenet_forward(model, x, capture):
 # ReduceMean/Sub/Pow/Sqrt/Div pattern; vit_b_16 and swin_t at opset 17 (LayerNormalization).
 # suggested: the layer camd must suggest by itself (test_oracle checks it; the hooked value is a
 # named graph output). residual_scale: see calm_residuals.
+# maxvit_t: opset 17 (its attention is Einsum, run as MatMul); blocks.3 is the last NCHW map
+# before the pool, blocks.1's gradient passes through the window and grid attention of blocks 2-3.
 # swin_t: the last block's norm1 (the layer pytorch-grad-cam's Swin example uses; the last stage
 # has one 7 x 7 window, no shift) and the patch embedding's output, whose gradient passes
 # through all 12 blocks, the shifted windows and their attention masks included.
@@ -103,6 +105,8 @@ SPECS = {
                              ("conv_proj", "conv_proj")],
                      opset=17, tokens={"encoder.layers.encoder_layer_11.ln_1": 16},
                      suggested="encoder.layers.encoder_layer_11.ln_1"),
+    "maxvit_t": dict(layers=[("blocks.3", "blocks.3"), ("blocks.1", "blocks.1")], opset=17,
+                     suggested="blocks.3"),
     "swin_t": dict(layers=[("features.7.1.norm1", "features.7.1.norm1"),
                            ("features.0", "features.0")],
                    opset=17, nhwc=["features.7.1.norm1", "features.0"],
