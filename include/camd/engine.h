@@ -113,9 +113,12 @@ size_t camd_model_param_count(const camd_model *m);
 int camd_model_max_batch(const camd_model *m);
 /* Layout of value id (a 4-D activation): the input layout the loader declared, NCHW after
  * ops that define it (Conv, pools, BatchNormalization), permuted by Transpose, kept by
- * elementwise and data-movement ops, UNKNOWN after Reshape-like ops in a graph that has
- * channels-last values (a graph with none is NCHW throughout); TOKENS for the token sequences
- * of a vision transformer (layout.c). UNKNOWN for other values. */
+ * elementwise and data-movement ops (an undecided input does not veto a decided one: Swin's
+ * residual Add), UNKNOWN after Reshape-like ops in a graph that has channels-last values (a
+ * graph with none is NCHW throughout) unless a reader decides it (the input of a Conv / pool is
+ * NCHW, of a decided Transpose its permutation back, of a layout-keeping op with its decided
+ * output's shape that layout); TOKENS for the token sequences of a vision transformer
+ * (layout.c). UNKNOWN for other values. */
 camd_layout camd_model_value_layout(const camd_model *m, int id);
 /* True when value id is a 4-D batched float activation with spatial size > 1 in its layout
  * (any 4-D activation when its layout is UNKNOWN: the caller must then be told the layout), or
@@ -124,8 +127,11 @@ bool camd_model_is_cam_layer(const camd_model *m, int id);
 /* Suggested default CAM layer: the last 4-D activation of known layout with spatial size > 1
  * on the path to output 0 (the one before global pooling); in a transformer, the last token map
  * produced before the last attention product (a MatMul of two activations, which mixes the
- * tokens: later token maps only receive gradient at the class token). Returns a value id or -1 if
- * the model has none. */
+ * tokens: later token maps only receive gradient at the class token). In a transformer with 4-D
+ * maps (Swin: its last attention product after its last Conv) the same rule picks the last map
+ * before the last attention product (the last block's norm1, as pytorch-grad-cam's Swin
+ * example), a Pad that pads nothing standing for its input. Returns a value id or -1 if the
+ * model has none. */
 int camd_model_suggest_cam_layer(const camd_model *m);
 /* What a value's numbers are, as class scores. */
 typedef enum camd_score_activation {

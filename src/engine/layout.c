@@ -10,8 +10,20 @@
  *     [0,3,1,2] gives NCHW, any other result is undecided);
  *   - ops that change the rank or regroup elements (Reshape, Flatten, Squeeze, Unsqueeze, ...)
  *     leave a 4-D result undecided;
- *   - every other op (elementwise, Concat, Slice, Pad, ...) keeps the layout its 4-D activation
- *     inputs share (undecided when they disagree).
+ *   - every other op (elementwise, Concat, Slice, Pad, LayerNormalization, MatMul by a constant,
+ *     ...) keeps the layout its 4-D activation inputs of known layout share (undecided when they
+ *     disagree); an undecided input does not veto it. A residual Add of a channels-last map and
+ *     the undecided result of a window partition/merge (Swin's attention: Reshape, Transpose,
+ *     Reshape back) is channels-last, as its known input: the two are added element by element.
+ *     A MatMul of two activations (attention) decides nothing.
+ * Then the graph is walked backwards, deciding what the forward walk left undecided from how a
+ * value is read:
+ *   - the data input of an op that reads NCHW (Conv, the pools, ...) is NCHW;
+ *   - the input of a Transpose whose output is decided is its output's layout permuted back
+ *     (torchvision's Swin ends with permute(0, 3, 1, 2) before the average pool: its input is
+ *     NHWC);
+ *   - an undecided input of a layout-keeping op (as above) with the shape of the op's decided
+ *     output takes the output's layout.
  * A graph with no channels-last value at all is read as NCHW throughout, as camd always did:
  * only graphs that do go channels-last can have undecided 4-D values (the user then says which
  * with the `layer_layout` setting).
@@ -77,6 +89,26 @@ static camd_layout transpose_layout(camd_layout in, const camd_node *n) {
   return CAMD_LAYOUT_UNKNOWN;
 }
 
+/* Ops that keep their 4-D activation inputs' layout (everything not listed above), except a
+ * MatMul of two activations: its last axis comes from its second input. */
+static bool keeps_layout(const camd_graph *g, const camd_node *n) {
+  if (defines_nchw(n->op_type) || regroups(n->op_type) || !strcmp(n->op_type, "Transpose")) {
+    return false;
+  }
+  if (!strcmp(n->op_type, "MatMul") && n->n_in == 2 && n->in[1] >= 0 && !g->values[n->in[1]].data) {
+    return false;
+  }
+  return true;
+}
+
+/* Inverse of transpose_layout: the input layout that gives `out` through n's perm. */
+static camd_layout transpose_layout_back(camd_layout out, const camd_node *n) {
+  for (int in = CAMD_LAYOUT_NCHW; in <= CAMD_LAYOUT_NHWC; in++) {
+    if (transpose_layout((camd_layout)in, n) == out) return (camd_layout)in;
+  }
+  return CAMD_LAYOUT_UNKNOWN;
+}
+
 static bool is_activation4(const camd_value *v) {
   return !v->data && v->batched && v->dtype == CAMD_FLOAT32 && v->shape.ndim == 4;
 }
@@ -135,6 +167,7 @@ void camd__graph_infer_layouts(camd_graph *g) {
     for (int i = 0; i < n->n_in; i++) {
       if (n->in[i] < 0 || !is_activation4(&g->values[n->in[i]])) continue;
       camd_layout l = (camd_layout)g->values[n->in[i]].layout;
+      if (l == CAMD_LAYOUT_UNKNOWN) continue;
       if (seen && l != common) agree = false;
       common = l;
       seen = true;
@@ -145,7 +178,7 @@ void camd__graph_infer_layouts(camd_graph *g) {
     } else if (!strcmp(n->op_type, "Transpose")) {
       out = n->n_in > 0 && n->in[0] >= 0 ? transpose_layout(g->values[n->in[0]].layout, n)
                                          : CAMD_LAYOUT_UNKNOWN;
-    } else if (!regroups(n->op_type) && seen && agree) {
+    } else if (keeps_layout(g, n) && seen && agree) {
       out = common;
     }
     for (int j = 0; j < n->n_out; j++) {
@@ -153,6 +186,27 @@ void camd__graph_infer_layouts(camd_graph *g) {
       if (v->layout == CAMD_LAYOUT_TOKENS) continue;
       v->layout = is_activation4(v) ? out : CAMD_LAYOUT_UNKNOWN;
       any_nhwc |= v->layout == CAMD_LAYOUT_NHWC;
+    }
+  }
+  for (int k = g->n_nodes - 1; k >= 0; k--) {
+    const camd_node *n = &g->nodes[k];
+    const camd_value *o = n->n_out > 0 ? &g->values[n->out[0]] : NULL;
+    const camd_layout out = o && is_activation4(o) ? (camd_layout)o->layout : CAMD_LAYOUT_UNKNOWN;
+    for (int i = 0; i < n->n_in; i++) {
+      if (n->in[i] < 0) continue;
+      camd_value *v = &g->values[n->in[i]];
+      if (!is_activation4(v) || v->layout != CAMD_LAYOUT_UNKNOWN || v->is_input) continue;
+      camd_layout l = CAMD_LAYOUT_UNKNOWN;
+      if (defines_nchw(n->op_type)) {
+        l = i == 0 ? CAMD_LAYOUT_NCHW : CAMD_LAYOUT_UNKNOWN;
+      } else if (!strcmp(n->op_type, "Transpose")) {
+        l = out != CAMD_LAYOUT_UNKNOWN ? transpose_layout_back(out, n) : CAMD_LAYOUT_UNKNOWN;
+      } else if (out != CAMD_LAYOUT_UNKNOWN && keeps_layout(g, n) &&
+                 camd_shape_equal(&v->shape, &o->shape)) {
+        l = out;
+      }
+      v->layout = l;
+      any_nhwc |= l == CAMD_LAYOUT_NHWC;
     }
   }
   if (any_nhwc) return;

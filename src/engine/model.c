@@ -74,11 +74,31 @@ static int suggest_layer(const camd_model *m) {
     const camd_value *a = &g->values[n->in[0]], *b = &g->values[n->in[1]];
     if (!a->data && a->batched && !b->data && b->batched && marks[n->out[0]]) last_mix = k;
   }
+  /* A transformer on channels-last maps (Swin: N x H x W x C): its last attention product
+   * comes after its last convolution (the patch embedding). The suggestion is then the last map
+   * before that product too, as pytorch-grad-cam's Swin example takes the last block's norm1.
+   * A CNN with an attention block followed by more convolutions, and a model whose maps are
+   * NCHW throughout (MaxViT: attention inside window partitions of NCHW maps, whose undecided
+   * partitions read as NCHW), keep their last map. */
+  int last_conv = -1;
+  bool channels_last = false;
+  for (int k = 0; k < g->n_nodes; k++) {
+    if (!strcmp(g->nodes[k].op_type, "Conv") && marks[g->nodes[k].out[0]]) last_conv = k;
+  }
+  for (int v = 0; v < g->n_values; v++) channels_last |= g->values[v].layout == CAMD_LAYOUT_NHWC;
+  const bool maps_before_mix = channels_last && last_mix > last_conv;
   int best = -1, best_pos = -2;
   for (int v = 0; v < g->n_values; v++) {
     if (!marks[v] || !camd_model_is_cam_layer(m, v) || !g->values[v].layout) continue;
     int pos = g->values[v].producer;
     if (g->values[v].layout == CAMD_LAYOUT_TOKENS && pos >= last_mix) continue;
+    if (maps_before_mix && pos >= last_mix) continue;
+    /* A Pad that pads nothing (Swin's window padding at 7 x 7) copies its input: name the
+     * input, the map the user's model defines. */
+    if (pos >= 0 && !strcmp(g->nodes[pos].op_type, "Pad") && g->nodes[pos].in[0] >= 0 &&
+        camd_shape_equal(&g->values[g->nodes[pos].in[0]].shape, &g->values[v].shape)) {
+      continue;
+    }
     if (pos > best_pos) {
       best_pos = pos;
       best = v;

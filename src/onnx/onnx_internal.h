@@ -54,6 +54,14 @@ bool camd__onnx_shape_count(const camd_shape *s, size_t *count);
 /* Name of an ONNX TensorProto.DataType ("float", "int64", ...). */
 const char *camd__onnx_type_name(int32_t data_type);
 
+/* ---- Einsum as MatMul (onnx_einsum.c) ---- */
+/* True when `equation` is a batched matrix product camd runs as MatMul (see onnx_einsum.c):
+ * *rank = the operands' rank, *transpose_b = B is contracted on its last axis. */
+bool camd__onnx_einsum_matmul(const char *equation, int *rank, bool *transpose_b);
+/* Adds node n (Einsum, inputs ids) as [Transpose of B +] MatMul producing n's output. */
+int camd__onnx_add_einsum(camd__onnx_ctx *ctx, const Onnx__NodeProto *n, const char *name,
+                          const int *ids, camd_error *err);
+
 /* ---- constant folding (onnx_fold.c) ---- */
 /* True for op types the loader evaluates itself when their inputs are constants. */
 bool camd__onnx_fold_known(const char *op_type);

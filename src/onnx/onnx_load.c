@@ -140,6 +140,7 @@ typedef enum why {
   W_OPSET,       /* the engine has it, not at this opset */
   W_DOMAIN,      /* custom / non-default domain */
   W_NEEDS_CONST, /* loader-only op on non-constant inputs */
+  W_EINSUM,      /* Einsum whose equation is not a batched matrix product */
 } why;
 
 typedef struct group {
@@ -180,6 +181,24 @@ static why engine_check(const char *op, int opset, int *mn, int *mx) {
   return *mn == 0 && *mx == 0 ? W_UNKNOWN : W_OPSET;
 }
 
+/* Einsum (opset 12+) runs when its equation is a batched matrix product (onnx_einsum.c). */
+static why einsum_check(const Onnx__NodeProto *n, int opset, int *mn, int *mx) {
+  *mn = 12;
+  *mx = 22;
+  if (opset < *mn || opset > *mx) return W_OPSET;
+  char eq[128] = "";
+  for (size_t k = 0; k < n->n_attribute; k++) {
+    const Onnx__AttributeProto *at = n->attribute[k];
+    if (!at->name || strcmp(at->name, "equation") != 0 || !at->has_s) continue;
+    size_t len = at->s.len < sizeof(eq) - 1 ? at->s.len : sizeof(eq) - 1;
+    memcpy(eq, at->s.data, len);
+    eq[len] = 0;
+  }
+  int rank;
+  bool tb;
+  return n->n_input == 2 && camd__onnx_einsum_matmul(eq, &rank, &tb) ? W_NONE : W_EINSUM;
+}
+
 static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, int opset,
                                sbuf *b) {
   sb_printf(b, "unsupported operators: ");
@@ -201,6 +220,12 @@ static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, 
         break;
       case W_NEEDS_CONST:
         sb_printf(b, ", opset %d; supported only when its inputs are constants)", opset);
+        break;
+      case W_EINSUM:
+        sb_printf(b,
+                  ", opset %d; supported only as a batched matrix product such as "
+                  "'bhid,bhjd->bhij')",
+                  opset);
         break;
       default:
         sb_printf(b, ", opset %d)", opset);
@@ -260,6 +285,8 @@ static int scan_nodes(const camd__onnx_ctx *ctx, const Onnx__GraphProto *gp,
       out_const = true;
     } else if (camd__onnx_loader_only(op)) {
       w = W_NEEDS_CONST;
+    } else if (!strcmp(op, "Einsum")) {
+      w = einsum_check(n, ctx->opset, &mn, &mx);
     } else {
       w = engine_check(op, ctx->opset, &mn, &mx);
     }
@@ -608,6 +635,15 @@ static int add_node(camd__onnx_ctx *ctx, const Onnx__NodeProto *n, size_t idx,
                           "node '%s' (%s): supported only when its inputs are constants", name, op);
       goto done;
     }
+  }
+  if (!strcmp(op, "Einsum")) {
+    rc = camd__onnx_add_einsum(ctx, n, name, ids, err);
+    if (rc == 0 && n->output[0][0]) {
+      char what[400];
+      snprintf(what, sizeof(what), "node '%.128s' (Einsum): output '%.128s'", name, n->output[0]);
+      rc = check_value_elements(ctx, camd_graph_find(ctx->g, n->output[0]), what, err);
+    }
+    goto done;
   }
   rc = add_engine_node(ctx, n, op, name, (int)n->n_input, ids, false, err);
 done:

@@ -218,7 +218,9 @@ def main():
         helper.make_node("Foo", ["r"], ["f"], name="n1"),
         helper.make_node("Bar", ["f"], ["b1"], name="a"),
         helper.make_node("Bar", ["b1"], ["b2"], name="b"),
-        helper.make_node("Tile", ["b2", "idx"], ["g"], name="tile_act"),
+        helper.make_node("Einsum", ["b2", "b2"], ["e"], name="ein_elementwise",
+                         equation="ab,ab->ab"),
+        helper.make_node("Tile", ["e", "idx"], ["g"], name="tile_act"),
         helper.make_node("FusedThing", ["g"], ["y"], name="custom", domain="com.example"),
     ]
     um = helper.make_graph(nodes, "unsupported", [xu], [yu],
@@ -406,6 +408,25 @@ def main():
     xsd = rng.standard_normal((2, 2, 3)).astype(np.float32)
     write_f32(os.path.join(md, "scatternd.input.bin"), xsd)
     write_f32(os.path.join(md, "scatternd.output.bin"), xsd + ref)
+
+    # einsum: MaxViT's attention products, run as MatMul (B transposed for the first):
+    # s = einsum("bhid,bhjd->bhij", x, x + c), y = einsum("bhij,bhjd->bhid", s, x) (numpy's).
+    xe = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 4])
+    ye = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 3, 4])
+    ce = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    nodes = [
+        helper.make_node("Add", ["x", "c"], ["k"], name="keys"),
+        helper.make_node("Einsum", ["x", "k"], ["s"], name="scores",
+                         equation="b h i d, b h j d -> b h i j"),
+        helper.make_node("Einsum", ["s", "x"], ["y"], name="mix", equation="bhij,bhjd->bhid"),
+    ]
+    save(make(nodes, [xe], [ye], [numpy_helper.from_array(ce, "c")], "einsum"),
+         os.path.join(md, "einsum.onnx"))
+    xed = rng.standard_normal((2, 2, 3, 4)).astype(np.float32)
+    x64 = xed.astype(np.float64)
+    s64 = np.einsum("bhid,bhjd->bhij", x64, x64 + ce)
+    write_f32(os.path.join(md, "einsum.input.bin"), xed)
+    write_f32(os.path.join(md, "einsum.output.bin"), np.einsum("bhij,bhjd->bhid", s64, x64))
 
     # pad_same: TF "SAME" padding computed from a free input size (timm's pad_same as traced by
     # torch.onnx): Shape -> Gather -> Cast -> Div -> Ceil -> ... -> Max -> Cast -> Concat -> Pad,

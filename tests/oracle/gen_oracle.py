@@ -8,7 +8,8 @@ randomised (so BN is never an identity), and wrapped so that the exported graph 
 can target by name. For each case (random input batch 1 and 4, two skimage photos alone and
 together) the reference data written is: input, logits, and for each layer its activation and
 the gradient of the target class logit (argmax of item 0, same class for all items) w.r.t. it.
-All files are raw little-endian float32, NCHW. References are computed in float64 and rounded
+All files are raw little-endian float32, in the layer's own layout (NCHW; N x T x C for token
+maps, N x H x W x C for Swin's maps; for those two the Grad-CAM map is written too). References are computed in float64 and rounded
 once; PyTorch's own float32 error is recorded in meta.json ("torch_f32") for scale. For each
 gradient a "kink envelope" (grad_env, see kink_envelope) marks where any float32 implementation
 may legitimately differ because a ReLU/max-pool input sits within rounding of its kink: a random
@@ -64,8 +65,17 @@ def _densenet_forward(model, x, capture):
 # that are transformer token sequences N x T x C (class token first, then the patch grid of
 # size / patch, row-major): besides the activation and gradient, the Grad-CAM map of the token
 # map is written (pytorch-grad-cam's reshape_transform: drop the class token, reshape to the grid).
+# nhwc: 4-D layers that are N x H x W x C (torchvision's Swin keeps its maps channels-last); their
+# Grad-CAM map is written too (pytorch-grad-cam's Swin reshape_transform: move C to axis 1).
 # convnext_tiny is exported at opset 13, so its LayerNorms are the decomposed
-# ReduceMean/Sub/Pow/Sqrt/Div pattern; vit_b_16 at opset 17 (LayerNormalization).
+# ReduceMean/Sub/Pow/Sqrt/Div pattern; vit_b_16 and swin_t at opset 17 (LayerNormalization).
+# suggested: the layer camd must suggest by itself (test_oracle checks it; the hooked value is a
+# named graph output). residual_scale: see calm_residuals.
+# maxvit_t: opset 17 (its attention is Einsum, run as MatMul); blocks.3 is the last NCHW map
+# before the pool, blocks.1's gradient passes through the window and grid attention of blocks 2-3.
+# swin_t: the last block's norm1 (the layer pytorch-grad-cam's Swin example uses; the last stage
+# has one 7 x 7 window, no shift) and the patch embedding's output, whose gradient passes
+# through all 12 blocks, the shifted windows and their attention masks included.
 SPECS = {
     "resnet18": dict(layers=[("layer3", "layer3"), ("layer4", "layer4")], opset=11),
     "resnet50": dict(layers=[("layer3", "layer3"), ("layer4", "layer4")]),
@@ -88,11 +98,19 @@ SPECS = {
     "regnet_y_400mf": dict(layers=[("trunk_output.block3", "trunk_output.block3"),
                                    ("trunk_output", "trunk_output")]),
     "convnext_tiny": dict(layers=[("features.5", "features.5"), ("features", "features")]),
-    "efficientnet_v2_s": dict(layers=[("features.5", "features.5"), ("features", "features")]),
+    "efficientnet_v2_s": dict(layers=[("features.5", "features.5"), ("features", "features")],
+                              residual_scale=0.5),
     "vit_b_16": dict(layers=[("encoder.layers.encoder_layer_11.ln_1",
                               "encoder.layers.encoder_layer_11.ln_1"),
                              ("conv_proj", "conv_proj")],
-                     opset=17, tokens={"encoder.layers.encoder_layer_11.ln_1": 16}),
+                     opset=17, tokens={"encoder.layers.encoder_layer_11.ln_1": 16},
+                     suggested="encoder.layers.encoder_layer_11.ln_1"),
+    "maxvit_t": dict(layers=[("blocks.3", "blocks.3"), ("blocks.1", "blocks.1")], opset=17,
+                     suggested="blocks.3"),
+    "swin_t": dict(layers=[("features.7.1.norm1", "features.7.1.norm1"),
+                           ("features.0", "features.0")],
+                   opset=17, nhwc=["features.7.1.norm1", "features.0"],
+                   suggested="features.7.1.norm1"),
 }
 DEFAULT_MODELS = list(SPECS)
 
@@ -182,6 +200,23 @@ def randomise_transformer(model, gen):
                 p.copy_(torch.randn(p.shape, generator=gen) / fan_in ** 0.5)
 
 
+def calm_residuals(model, factor):
+    """Scales the last BatchNorm (weight and bias) of every residual MBConv / FusedMBConv block
+    by `factor`, as ConvNeXt's layer scale and zero-init-residual schemes do. Without it,
+    efficientnet_v2_s's 35 residual blocks with randomised BN grow the residual stream to
+    ~2e4 and the model is ill-conditioned on its own: PyTorch's float32 logits miss its float64
+    ones by 2.3e-2 on the astronaut photo and moving the parameters by float32 rounding moves
+    `features` by 4.5e-2 (whatever runs it). With 0.5: 6e-7 and 2.4e-7."""
+    from torchvision.models.efficientnet import FusedMBConv, MBConv
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (MBConv, FusedMBConv)) and m.use_res_connect:
+                bn = m.block[-1][1]
+                bn.weight.mul_(factor)
+                bn.bias.mul_(factor)
+
+
 def calibrate_bn(model, size, gen):
     """Sets running statistics from one random batch in train mode (cumulative average)."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -206,6 +241,8 @@ def build(name, spec):
     calibrate_bn(model, spec.get("size", 224), gen)
     randomise_bn(model, gen)
     randomise_transformer(model, gen)
+    if "residual_scale" in spec:
+        calm_residuals(model, spec["residual_scale"])
     model.eval()
     return model
 
@@ -537,6 +574,15 @@ def token_gradcam(act, grad, grid):
     return (w * a).sum(dim=1)
 
 
+def nhwc_gradcam(act, grad):
+    """Grad-CAM of an N x H x W x C map as pytorch-grad-cam computes it with its Swin
+    reshape_transform (permute to N x C x H x W): weights = spatial mean of the gradient per
+    channel; map = sum_c w_c * A_c (raw: before ReLU and normalisation), N x H x W."""
+    a, g = act.permute(0, 3, 1, 2), grad.permute(0, 3, 1, 2)
+    w = g.mean(dim=(2, 3), keepdim=True)
+    return (w * a).sum(dim=1)
+
+
 def compare(a, ref):
     """max|a-ref| / max|ref|, ||a-ref|| / ||ref||, fraction of elements off by > 1e-3 max|ref|."""
     a, ref = a.double(), ref.double()
@@ -642,6 +688,8 @@ def generate(name, out_root, selfcheck, force):
                    for i, n in enumerate(wrapped.names)],
         "cases": [],
     }
+    if "suggested" in spec:
+        meta["suggested_layer"] = spec["suggested"]
     tokens = spec.get("tokens", {})
     for l in meta["layers"]:
         if l["name"] in tokens:
@@ -650,6 +698,11 @@ def generate(name, out_root, selfcheck, force):
                 raise RuntimeError(f"{name}: layer {l['name']} is not a class token + "
                                    f"{grid}x{grid} token map: {l['shape']}")
             l["tokens"] = {"grid": [grid, grid], "prefix": 1}
+        elif l["name"] in spec.get("nhwc", ()):
+            if len(l["shape"]) != 4 or l["shape"][1] * l["shape"][2] <= 1:
+                raise RuntimeError(f"{name}: layer {l['name']} is not an N x H x W x C map: "
+                                   f"{l['shape']}")
+            l["layout"] = "NHWC"
         elif len(l["shape"]) != 4 or l["shape"][2] * l["shape"][3] <= 1:
             raise RuntimeError(f"{name}: layer {l['name']} is not a 4-D feature map: {l['shape']}")
 
@@ -713,6 +766,10 @@ def generate(name, out_root, selfcheck, force):
                 if n in tokens:
                     cam_f = f"{cname}.{safe(n)}.gradcam.bin"
                     write_f32(os.path.join(d, cam_f), token_gradcam(a, g, size // tokens[n]))
+                    case["layers"][n]["gradcam"] = cam_f
+                elif n in spec.get("nhwc", ()):
+                    cam_f = f"{cname}.{safe(n)}.gradcam.bin"
+                    write_f32(os.path.join(d, cam_f), nhwc_gradcam(a, g))
                     case["layers"][n]["gradcam"] = cam_f
             meta["cases"].append(case)
             worst = max(case["torch_f32"][n]["grad"]["max_rel"] for n in wrapped.names)

@@ -26,6 +26,9 @@
  * dropped, tokens reshaped to the grid). camd computes it with camd_cam_compute on the token
  * value itself (layout TOKENS, detected by the loader), one image at a time, and the raw map
  * must match within the gradient tolerance: max|camd - ref| <= 1e-3 * max|ref|.
+ * Channels-last layers (Swin, "layout": "NHWC" in meta.json) get the same Grad-CAM check; camd
+ * must have decided the NHWC layout itself (layout.c), through the window partitions.
+ * When meta.json names a "suggested_layer", camd_model_suggest_cam_layer must pick it.
  */
 #include <dirent.h>
 #include <jansson.h>
@@ -231,18 +234,28 @@ static int run_case(camd_session *s, const camd_model *m, int batch, const float
   return 0;
 }
 
-/* Grad-CAM of every item of a case on token layer L through camd's CAM module (layout TOKENS),
- * against the reference maps of gen_oracle.py (raw: before ReLU / normalisation). */
-static int check_token_gradcam(camd_session *s, const camd_model *m, const layer_ref *L,
+/* Grad-CAM of every item of a case on layer L (a token map, layout TOKENS, or an N x H x W x C
+ * map, layout NHWC: what meta.json says, and what camd's loader must have decided by itself)
+ * through camd's CAM module, against the reference maps of gen_oracle.py (raw: before ReLU /
+ * normalisation). */
+static int check_layer_gradcam(camd_session *s, const camd_model *m, const layer_ref *L,
                                json_t *layer_meta, const char *dir, const char *ref_name,
                                const float *input, size_t in_count, int batch, int cls) {
-  json_t *grid = json_object_get(json_object_get(layer_meta, "tokens"), "grid");
+  json_t *tokens = json_object_get(layer_meta, "tokens");
+  json_t *grid = json_object_get(tokens, "grid");
+  camd_layout want = CAMD_LAYOUT_TOKENS;
+  if (!tokens) { /* "layout": "NHWC", grid = the shape's axes 1 and 2 */
+    want = CAMD_LAYOUT_NHWC;
+    json_t *shape = json_object_get(layer_meta, "shape");
+    grid = json_pack("[OO]", json_array_get(shape, 1), json_array_get(shape, 2));
+  }
   const int gh = (int)json_integer_value(json_array_get(grid, 0));
   const int gw = (int)json_integer_value(json_array_get(grid, 1));
+  if (!tokens) json_decref(grid);
   const size_t hw = (size_t)gh * (size_t)gw;
-  if (camd_model_value_layout(m, L->id) != CAMD_LAYOUT_TOKENS) {
-    printf("    %s is not read as a token map (layout %s)\n", L->name,
-           camd_layout_name(camd_model_value_layout(m, L->id)));
+  if (camd_model_value_layout(m, L->id) != want) {
+    printf("    %s is read as layout %s, not %s\n", L->name,
+           camd_layout_name(camd_model_value_layout(m, L->id)), camd_layout_name(want));
     g_fail++;
     return 0;
   }
@@ -344,6 +357,20 @@ static void test_model(const char *root, const char *model) {
       goto done;
     }
   }
+  /* The layer camd suggests by itself (transformers: the generator names the one
+   * pytorch-grad-cam's examples use). */
+  const char *want_sug = json_string_value(json_object_get(meta, "suggested_layer"));
+  if (want_sug) {
+    int sug = camd_model_suggest_cam_layer(m);
+    camd_value_info si;
+    const char *got = sug >= 0 && camd_model_value_info(m, sug, &si) == 0 ? si.name : "(none)";
+    bool ok = sug >= 0 && sug == camd_model_find_value(m, want_sug);
+    printf("    suggested layer %s (expected %s) %s\n", got, want_sug, ok ? "ok" : "FAIL");
+    if (ok)
+      g_pass++;
+    else
+      g_fail++;
+  }
   if (camd_session_create(m, 4, &s, &err) != 0) {
     snprintf(path, sizeof path, "session: %s", err.message);
     fail(model, path);
@@ -416,7 +443,7 @@ static void test_model(const char *root, const char *model) {
       free(grad);
       grad = NULL;
       const char *cam_name = json_string_value(json_object_get(lf, "gradcam"));
-      if (cam_name && check_token_gradcam(s, m, L, json_array_get(lj, (size_t)li), dir, cam_name,
+      if (cam_name && check_layer_gradcam(s, m, L, json_array_get(lj, (size_t)li), dir, cam_name,
                                           input, in_count, batch, cls) != 0)
         goto done;
     }

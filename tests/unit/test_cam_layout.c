@@ -237,4 +237,126 @@ done:
   camd_model_release(tf);
 }
 
-CAMD_TEST_MAIN(CAMD_TEST(test_channels_last_model), CAMD_TEST(test_undecided_layer))
+/* A Swin-like graph (torchvision's Swin keeps its maps N x H x W x C): Conv, permute to NHWC,
+ * a window partition/merge (Reshape to tokens and back: undecided by itself) added to the map,
+ * a zero Pad and an attention product of the tokens, permute back to NCHW before the pool. The
+ * residual Add is NHWC (its known input decides), the merged map is NHWC (read by the Add with
+ * the Add's shape), and the suggestion is the last map before the attention product, not the
+ * zero Pad's copy of it. */
+static void test_swin_like_layouts(void) {
+  init_data();
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, CI, H, W}}, wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}};
+  camd_shape wfs = {2, {K, C}}, bfs = {1, {K}}, s3 = {1, {3}}, s4 = {1, {4}}, s8 = {1, {8}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  int wc =
+      camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * 9), &err);
+  int bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), &err);
+  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, copy_floats(w_fc, K * C), &err);
+  int bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), &err);
+  int tok = camd_graph_add_constant(g, "tok", CAMD_INT64, &s3,
+                                    copy_ints((const int64_t[]){1, HW, C}, 3), &err);
+  int map = camd_graph_add_constant(g, "map", CAMD_INT64, &s4,
+                                    copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
+  int zero = camd_graph_add_constant(g, "zero_pads", CAMD_INT64, &s8,
+                                     copy_ints((const int64_t[]){0, 0, 0, 0, 0, 0, 0, 0}, 8), &err);
+  int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3}, to_nchw[4] = {0, 3, 1, 2},
+          to_nhwc[4] = {0, 2, 3, 1}, swap[3] = {0, 2, 1};
+  camd_attr ca[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
+                     {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = ks, .n = 2}};
+  camd_attr t1[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = to_nchw, .n = 4}};
+  camd_attr t2[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = to_nhwc, .n = 4}};
+  camd_attr t3[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = swap, .n = 3}};
+  camd_attr ga[1] = {{.name = "transB", .type = CAMD_ATTR_INT, .i = 1}};
+  int conv = node(g, "Conv", "embed", 3, (const int[]){x, wc, bc}, ca, 2);
+  int emb = node(g, "Transpose", "embed_nhwc", 1, &conv, t2, 1);
+  int win = node(g, "Reshape", "windows", 2, (const int[]){emb, tok}, NULL, 0);
+  int merged = node(g, "Reshape", "merged", 2, (const int[]){win, map}, NULL, 0);
+  int res = node(g, "Add", "res", 2, (const int[]){emb, merged}, NULL, 0);
+  int pad = node(g, "Pad", "pad", 2, (const int[]){res, zero}, NULL, 0);
+  int q = node(g, "Reshape", "q", 2, (const int[]){pad, tok}, NULL, 0);
+  int qt = node(g, "Transpose", "qt", 1, &q, t3, 1);
+  int scores = node(g, "MatMul", "scores", 2, (const int[]){q, qt}, NULL, 0);
+  int ctx = node(g, "MatMul", "ctx", 2, (const int[]){scores, q}, NULL, 0);
+  int back = node(g, "Reshape", "back", 2, (const int[]){ctx, map}, NULL, 0);
+  int res2 = node(g, "Add", "res2", 2, (const int[]){res, back}, NULL, 0);
+  int perm = node(g, "Transpose", "perm", 1, &res2, t1, 1);
+  int gap = node(g, "GlobalAveragePool", "gap", 1, &perm, NULL, 0);
+  int flat = node(g, "Flatten", "flat", 1, &gap, NULL, 0);
+  int logits = node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
+  CHECK(!camd_graph_mark_output(g, logits, &err));
+  camd_model *m = NULL;
+  CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+  if (!m) return;
+  static const struct {
+    const char *name;
+    camd_layout layout;
+  } want[] = {{"embed", CAMD_LAYOUT_NCHW},  {"embed_nhwc", CAMD_LAYOUT_NHWC},
+              {"merged", CAMD_LAYOUT_NHWC}, {"res", CAMD_LAYOUT_NHWC},
+              {"pad", CAMD_LAYOUT_NHWC},    {"back", CAMD_LAYOUT_NHWC},
+              {"res2", CAMD_LAYOUT_NHWC},   {"perm", CAMD_LAYOUT_NCHW}};
+  for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+    camd_layout got = camd_model_value_layout(m, camd_model_find_value(m, want[i].name));
+    CHECK_MSG(got == want[i].layout, "%s: layout %s, expected %s", want[i].name,
+              camd_layout_name(got), camd_layout_name(want[i].layout));
+  }
+  CHECK_MSG(camd_model_suggest_cam_layer(m) == camd_model_find_value(m, "res"), "suggested %d",
+            camd_model_suggest_cam_layer(m));
+  camd_model_release(m);
+}
+
+/* Only the permute before the pool tells the layout: a map made by Reshape from a token
+ * sequence, scaled, permuted to NCHW and pooled is NHWC (read backwards from the Transpose). */
+static void test_layout_from_readers(void) {
+  init_data();
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, CI, H, W}}, wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}};
+  camd_shape wfs = {2, {K, C}}, bfs = {1, {K}}, s3 = {1, {3}}, s4 = {1, {4}}, s0 = {0, {0}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  int wc =
+      camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * 9), &err);
+  int bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), &err);
+  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, copy_floats(w_fc, K * C), &err);
+  int bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), &err);
+  int half = camd_graph_add_constant(g, "half", CAMD_FLOAT32, &s0,
+                                     copy_floats((const float[]){0.5f}, 1), &err);
+  int chw = camd_graph_add_constant(g, "chw", CAMD_INT64, &s3,
+                                    copy_ints((const int64_t[]){1, C, HW}, 3), &err);
+  int map = camd_graph_add_constant(g, "map", CAMD_INT64, &s4,
+                                    copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
+  int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3}, to_nchw[4] = {0, 3, 1, 2}, swap[3] = {0, 2, 1};
+  camd_attr ca[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
+                     {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = ks, .n = 2}};
+  camd_attr t1[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = to_nchw, .n = 4}};
+  camd_attr t3[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = swap, .n = 3}};
+  camd_attr ga[1] = {{.name = "transB", .type = CAMD_ATTR_INT, .i = 1}};
+  int conv = node(g, "Conv", "embed", 3, (const int[]){x, wc, bc}, ca, 2);
+  int flat3 = node(g, "Reshape", "flat3", 2, (const int[]){conv, chw}, NULL, 0);
+  int tokens = node(g, "Transpose", "tokens", 1, &flat3, t3, 1);
+  int grid = node(g, "Reshape", "grid", 2, (const int[]){tokens, map}, NULL, 0);
+  int scaled = node(g, "Mul", "scaled", 2, (const int[]){grid, half}, NULL, 0);
+  int perm = node(g, "Transpose", "perm", 1, &scaled, t1, 1);
+  int gap = node(g, "GlobalAveragePool", "gap", 1, &perm, NULL, 0);
+  int flat = node(g, "Flatten", "flat", 1, &gap, NULL, 0);
+  int logits = node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
+  CHECK(!camd_graph_mark_output(g, logits, &err));
+  camd_model *m = NULL;
+  CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+  if (!m) return;
+  CHECK_EQ_INT(camd_model_value_layout(m, grid), CAMD_LAYOUT_NHWC);
+  CHECK_EQ_INT(camd_model_value_layout(m, scaled), CAMD_LAYOUT_NHWC);
+  CHECK_EQ_INT(camd_model_value_layout(m, perm), CAMD_LAYOUT_NCHW);
+  CHECK_EQ_INT(camd_model_suggest_cam_layer(m), perm);
+  /* Grad-CAM on the NHWC map equals Grad-CAM on its NCHW permutation (the same numbers). */
+  float a[2 * HW], b[2 * HW];
+  CHECK(!run(m, perm, CAMD_LAYOUT_UNKNOWN, x_nchw, CAMD_CAM_GRADCAM, false, a, &err));
+  CHECK_MSG(!run(m, scaled, CAMD_LAYOUT_UNKNOWN, x_nchw, CAMD_CAM_GRADCAM, false, b, &err), "%s",
+            err.message);
+  compare("gradcam NHWC vs NCHW", b, a);
+  camd_model_release(m);
+}
+
+CAMD_TEST_MAIN(CAMD_TEST(test_channels_last_model), CAMD_TEST(test_undecided_layer),
+               CAMD_TEST(test_swin_like_layouts), CAMD_TEST(test_layout_from_readers))

@@ -159,10 +159,12 @@ static void test_fold(void) {
 
 static void test_unsupported_lists_all(void) {
   load_fails("unsupported.onnx", CAMD_E_UNSUPPORTED,
-             (const char *const[]){"unsupported operators: ", "'Foo' (node 'n1', opset 13)",
-                                   "'Bar' (nodes 'a', 'b', opset 13)", "'Tile' (node 'tile_act'",
-                                   "'FusedThing' (node 'custom', domain 'com.example')",
-                                   "supported:", NULL});
+             (const char *const[]){
+                 "unsupported operators: ", "'Foo' (node 'n1', opset 13)",
+                 "'Bar' (nodes 'a', 'b', opset 13)", "'Tile' (node 'tile_act'",
+                 "'Einsum' (node 'ein_elementwise', opset 13; supported only as a "
+                 "batched matrix product",
+                 "'FusedThing' (node 'custom', domain 'com.example')", "supported:", NULL});
   camd_error err = {0};
   camd_model *m = NULL;
   camd_onnx_load(camd_test_onnx_path("unsupported.onnx"), NULL, &m, &err);
@@ -285,6 +287,21 @@ static void test_fold_scatternd(void) {
   camd_model_release(m);
 }
 
+/* Einsum as MaxViT exports it: a Transpose + MatMul and a MatMul, forward vs numpy's einsum. */
+static void test_einsum(void) {
+  camd_model *m = load_ok("einsum.onnx");
+  if (!m) return;
+  int matmuls = 0, transposes = 0;
+  for (int i = 0; i < camd_model_num_nodes(m); i++) {
+    matmuls += !strcmp(camd_model_node_op(m, i), "MatMul");
+    transposes += !strcmp(camd_model_node_op(m, i), "Transpose");
+  }
+  CHECK_EQ_INT(matmuls, 2);
+  CHECK_EQ_INT(transposes, 1);
+  check_forward(m, "einsum");
+  camd_model_release(m);
+}
+
 /* TF "SAME" padding computed from a free input size: the size comes from the options, the
  * shape arithmetic folds, the Pad runs with constant pads. */
 static void test_pad_same(void) {
@@ -399,7 +416,8 @@ static void test_rejections(void) {
 
 CAMD_TEST_MAIN(CAMD_TEST(test_cnn_structure), CAMD_TEST(test_cnn_forward),
                CAMD_TEST(test_shape_subgraph), CAMD_TEST(test_fold), CAMD_TEST(test_fold_scatternd),
-               CAMD_TEST(test_unsupported_lists_all), CAMD_TEST(test_initializer_as_input),
-               CAMD_TEST(test_typed_fields), CAMD_TEST(test_alias_output),
-               CAMD_TEST(test_external_data), CAMD_TEST(test_rejections), CAMD_TEST(test_fold_math),
-               CAMD_TEST(test_pad_same), CAMD_TEST(test_layouts_and_sizes), CAMD_TEST(test_qdq))
+               CAMD_TEST(test_einsum), CAMD_TEST(test_unsupported_lists_all),
+               CAMD_TEST(test_initializer_as_input), CAMD_TEST(test_typed_fields),
+               CAMD_TEST(test_alias_output), CAMD_TEST(test_external_data),
+               CAMD_TEST(test_rejections), CAMD_TEST(test_fold_math), CAMD_TEST(test_pad_same),
+               CAMD_TEST(test_layouts_and_sizes), CAMD_TEST(test_qdq))
