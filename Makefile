@@ -9,9 +9,10 @@
 #          the exporter matrix repeats the numeric paths the other asan tests cover), in a build
 #          with allocation failure injection (tests/fault: every allocation of a request fails
 #          in turn)
-#   full   what needs more than the build tree: timing-dependent service tests (label timing),
-#          the npm registry on first use (network: deployment lint, browser) and rootful podman
-#          (container; its settings live in the build tree through CONTAINERS_CONF)
+#   full   what needs more than the build tree or minutes: timing-dependent service tests (label
+#          timing), the npm registry on first use (network: deployment lint, browser), rootful
+#          podman (container; its settings live in the build tree through CONTAINERS_CONF) and
+#          the oracle's transformer-sized models (heavy: ~10 min of float64 generation)
 # Its last lines list every tier's result and each test that did not run (SKIPPED) with the
 # reason; CAMD_STRICT=1 turns such a test into a failure. `make test` is the fast tier alone.
 BUILD ?= build
@@ -54,7 +55,7 @@ build: deps
 run: build
 	./$(BUILD)/camd serve --config $(CONFIG)
 
-NOT_FAST := container|network|timing
+NOT_FAST := container|network|timing|heavy
 TIER := JOBS=$(JOBS) sh tests/tier.sh
 
 # Release build with -Werror; the fast tier, the sanitizer tier, then the full tier; the report
