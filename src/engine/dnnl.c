@@ -109,13 +109,11 @@ struct camd__dnnl_conv {
 static dnnl_engine_t engine;
 static int block;
 static pthread_mutex_t lazy_lock = PTHREAD_MUTEX_INITIALIZER; /* NCHW rebuilds, arena appends */
-static bool team; /* MEASUREMENT ONLY (CAMD_DNNL_TEAM=1): one slice, oneDNN's OpenMP team */
 
 static void init_once(void) {
-  /* Opt-in for now (CAMD_ONEDNN=1). */
+  /* On unless CAMD_ONEDNN=0 (the off switch: camd's own im2col + OpenBLAS kernels). */
   const char *env = getenv("CAMD_ONEDNN");
-  if (!env || strcmp(env, "1") != 0) return;
-  team = getenv("CAMD_DNNL_TEAM") && !strcmp(getenv("CAMD_DNNL_TEAM"), "1");
+  if (env && strcmp(env, "0") == 0) return;
   camd__cpu_level level = camd__cpu();
   if (level == CAMD_CPU_AVX512) {
     if (dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx512_core) != dnnl_success) return;
@@ -141,10 +139,7 @@ int camd__dnnl_block(void) {
 /* oneDNN runs single-threaded on whichever camd thread calls it (the OpenMP thread count is a
  * per-thread setting): no OpenMP team is ever started. */
 static inline void omp_one(void) {
-  if (!team && omp_get_max_threads() != 1) omp_set_num_threads(1);
-}
-static inline void omp_team(int n) {
-  if (omp_get_max_threads() != (team ? n : 1)) omp_set_num_threads(team ? n : 1);
+  if (omp_get_max_threads() != 1) omp_set_num_threads(1);
 }
 
 static dnnl_format_tag_t blocked_tag(void) {
@@ -352,7 +347,7 @@ int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnn
     return 0;
   /* Slices of whole blocks, as even as possible (at most two sizes). */
   const int64_t nb = geo->m / B;
-  tmp.n_slices = team ? 1 : (int)(nb < SLICES_MAX ? nb : SLICES_MAX);
+  tmp.n_slices = (int)(nb < SLICES_MAX ? nb : SLICES_MAX);
   for (int s = 0; s <= tmp.n_slices; s++) tmp.m0[s] = B * (s * nb / tmp.n_slices);
   for (int s = 0; s < tmp.n_slices; s++) {
     const int64_t ms = tmp.m0[s + 1] - tmp.m0[s];
@@ -546,7 +541,8 @@ void camd__dnnl_worker_destroy(camd__dnnl_worker *w) {
 }
 
 void camd__dnnl_worker_bind(const camd__dnnl_worker *w) {
-  if (w) omp_team(w->threads);
+  (void)w;
+  omp_one();
 }
 
 static size_t round64(size_t b) {
@@ -602,7 +598,7 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
   if (!w || !c || node_index < 0 || node_index >= w->n_nodes) {
     return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN is not used here");
   }
-  omp_team(w->threads); /* primitives made for one thread */
+  omp_one(); /* primitives made for one thread */
   node_prims *n = &w->nodes[node_index];
   const bool has_post = post && post->kind != CAMD_POST_NONE;
   const int v = (has_post ? 1 : 0) | (sum ? 2 : 0);
@@ -714,7 +710,6 @@ bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int
   const int64_t in_item = g->c * g->h * g->w, out_item = g->m * g->oh * g->ow;
   float *tmp_src = (float *)((unsigned char *)w->block_mem + w->scratch_bytes * (size_t)w->threads);
   slice_job j = {w, c, n, v, x, sum_in, y, y_blocked, in_item, out_item};
-  if (team) pool = NULL;
   if (!src_reorder && y_blocked) { /* every (item, slice) at once */
     camd__pool_for(pool, batch * c->n_slices, run_slice, &j);
     return true;

@@ -11,7 +11,8 @@
  *   r = Relu(Add(c, d))                               residual add, element-wise on blocked data
  *   e = Clip(Conv depthwise 64, 3x3, pads 1)(r), 0, 6)
  *   y = Conv 64->16, 3x3, dilation 2, pads 2 (e)      graph output (NCHW)
- * When oneDNN is in use (built with CAMD_ONEDNN, CAMD_ONEDNN=1, AVX2 or better) the test
+ * When oneDNN is in use (built with CAMD_ONEDNN, not switched off with CAMD_ONEDNN=0, AVX2 or
+ * better) the test
  * also asserts that all six convolutions ran through it, so a silent fallback fails.
  */
 #include <stdlib.h>
@@ -189,7 +190,7 @@ static bool expect_onednn(void) {
 #ifdef CAMD_TEST_ONEDNN
   const char *env = getenv("CAMD_ONEDNN"), *cpu = getenv("CAMD_CPU");
   __builtin_cpu_init();
-  return env && !strcmp(env, "1") && !(cpu && !strcmp(cpu, "generic")) &&
+  return !(env && !strcmp(env, "0")) && !(cpu && !strcmp(cpu, "generic")) &&
          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
   return false;
