@@ -20,8 +20,9 @@ int camd__conv_attach_dnnl(camd_graph *g, int *changed, camd_error *err) {
   return 0;
 }
 int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnnl_conv_geom *geo,
-                           const float *w, const float *b, camd__dnnl_conv **out, camd_error *err) {
-  (void)g, (void)node, (void)geo, (void)w, (void)b, (void)err;
+                           float *w, const float *b, bool may_drop, camd__dnnl_conv **out,
+                           camd_error *err) {
+  (void)g, (void)node, (void)geo, (void)w, (void)b, (void)may_drop, (void)err;
   *out = NULL;
   return 0;
 }
@@ -48,11 +49,16 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *conv,
 }
 bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
                              const camd_post_op *post, const float *sum_in, const float *x,
-                             bool x_blocked, float *y, bool y_blocked, int64_t batch) {
+                             bool x_blocked, float *y, bool y_blocked, int64_t batch,
+                             camd__pool *pool) {
   (void)w, (void)conv, (void)node_index, (void)post, (void)sum_in, (void)x, (void)x_blocked,
       (void)y;
-  (void)y_blocked, (void)batch;
+  (void)y_blocked, (void)batch, (void)pool;
   return false;
+}
+const float *camd__dnnl_conv_nchw_weights(const camd__dnnl_conv *conv) {
+  (void)conv;
+  return NULL;
 }
 
 #else
@@ -60,28 +66,54 @@ bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *conv, 
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+
+/* Output-channel slices per convolution (a shape rule, never the thread count: the same
+ * primitives run whatever the threads, so the bits do not depend on them). */
+#define SLICES_MAX 2
+/* Distinct slice shapes (blocks split as evenly as possible: at most two sizes). */
+#define SHAPES 2
+
+typedef struct slice_shape {
+  int64_t ms;                         /* output channels of the slice */
+  dnnl_memory_desc_t src_md, wei_md;  /* src: the whole input (group 1) or the slice's channels */
+  dnnl_memory_desc_t bias_md, dst_md; /* N = 1 */
+  dnnl_memory_desc_t dst_nchw_md;     /* the slice's output channels in NCHW */
+} slice_shape;
 
 struct camd__dnnl_conv {
   camd__dnnl_conv_geom geo;
   bool src_blocked; /* C % block == 0: the primitive reads blocked input */
   bool has_bias;
-  const float *bias;                                  /* graph constant */
-  float *weights;                                     /* arena, in wei_md's format */
-  dnnl_memory_desc_t src_md, wei_md, bias_md, dst_md; /* N = 1 */
-  dnnl_memory_desc_t src_nchw_md, dst_nchw_md;
+  const float *bias; /* graph constant */
+  int n_slices, n_shapes;
+  int64_t m0[SLICES_MAX + 1];     /* slice s: output channels [m0[s], m0[s + 1]) */
+  int shape_of[SLICES_MAX];       /* slice -> shape */
+  size_t wei_off[SLICES_MAX + 1]; /* floats: slice s's weights at weights + wei_off[s] */
+  slice_shape shapes[SHAPES];
+  float *weights; /* arena, every slice in its shape's wei_md format */
+  dnnl_memory_desc_t src_full_md, src_full_nchw_md; /* the input reorder (NCHW -> blocked) */
   dnnl_dims_t strides, dilates, pad_l, pad_r;
+  /* The NCHW weights [M, C/group, kh, kw]. When `nchw_lazy`, the graph's constant buffer (read
+   * by this node only) was reordered in place into `weights` at load, and `nchw` is built from
+   * it (in the graph's arena, under lazy_lock) the first time a backward, a fallback kernel or
+   * camd_model_constant_data needs it; otherwise `nchw` is the constant itself. */
+  float *nchw;
+  bool nchw_lazy;
+  atomic_int nchw_ready;
+  camd_graph *graph;
 };
 
 /* ---- process-wide engine and block size ---- */
 
 static dnnl_engine_t engine;
 static int block;
+static pthread_mutex_t lazy_lock = PTHREAD_MUTEX_INITIALIZER; /* NCHW rebuilds, arena appends */
 
 static void init_once(void) {
-  /* Opt-in for now (CAMD_ONEDNN=1): with it on by default oracle.regnet_y_400mf's block3
-   * gradient lands just past the oracle's kink rule (1.085 % of elements, limit 1 %). */
+  /* On unless CAMD_ONEDNN=0 (the off switch: camd's own im2col + OpenBLAS kernels). */
   const char *env = getenv("CAMD_ONEDNN");
-  if (!env || strcmp(env, "1") != 0) return;
+  if (env && strcmp(env, "0") == 0) return;
   camd__cpu_level level = camd__cpu();
   if (level == CAMD_CPU_AVX512) {
     if (dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx512_core) != dnnl_success) return;
@@ -102,6 +134,12 @@ int camd__dnnl_block(void) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, init_once);
   return block;
+}
+
+/* oneDNN runs single-threaded on whichever camd thread calls it (the OpenMP thread count is a
+ * per-thread setting): no OpenMP team is ever started. */
+static inline void omp_one(void) {
+  if (omp_get_max_threads() != 1) omp_set_num_threads(1);
 }
 
 static dnnl_format_tag_t blocked_tag(void) {
@@ -133,25 +171,33 @@ static void fill_post_ops(dnnl_primitive_attr_t attr, const camd_post_op *post, 
   dnnl_post_ops_destroy(po);
 }
 
-/* The convolution's primitive descriptor (weights md NULL: oneDNN chooses); NULL on failure. */
-static dnnl_primitive_desc_t conv_pd(const camd__dnnl_conv *c, const dnnl_memory_desc_t *wei_md,
-                                     const camd_post_op *post, bool sum) {
+/* The user (NCHW-side) weights descriptor of a slice of ms output channels. */
+static void user_wei_md(const camd__dnnl_conv_geom *g, int64_t ms, dnnl_format_tag_t tag,
+                        dnnl_memory_desc_t *md) {
+  if (g->group == 1) {
+    dnnl_dims_t wd = {ms, g->c, g->kh, g->kw};
+    dnnl_memory_desc_init_by_tag(md, 4, wd, dnnl_f32, tag == dnnl_format_tag_any ? tag : dnnl_oihw);
+  } else { /* depthwise: a slice of ms groups */
+    dnnl_dims_t wd = {ms, 1, 1, g->kh, g->kw};
+    dnnl_memory_desc_init_by_tag(md, 5, wd, dnnl_f32,
+                                 tag == dnnl_format_tag_any ? tag : dnnl_goihw);
+  }
+}
+
+/* Slice shape k's primitive descriptor (wei_md NULL: oneDNN chooses); NULL on failure. */
+static dnnl_primitive_desc_t conv_pd(const camd__dnnl_conv *c, int k,
+                                     const dnnl_memory_desc_t *wei_md, const camd_post_op *post,
+                                     bool sum) {
+  const slice_shape *s = &c->shapes[k];
   dnnl_memory_desc_t wany;
   if (!wei_md) {
-    const camd__dnnl_conv_geom *g = &c->geo;
-    if (g->group == 1) {
-      dnnl_dims_t wd = {g->m, g->c, g->kh, g->kw};
-      dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any);
-    } else {
-      dnnl_dims_t wd = {g->group, g->m / g->group, g->c / g->group, g->kh, g->kw};
-      dnnl_memory_desc_init_by_tag(&wany, 5, wd, dnnl_f32, dnnl_format_tag_any);
-    }
+    user_wei_md(&c->geo, s->ms, dnnl_format_tag_any, &wany);
     wei_md = &wany;
   }
   dnnl_convolution_desc_t cd;
   if (dnnl_dilated_convolution_forward_desc_init(
-          &cd, dnnl_forward_inference, dnnl_convolution_direct, &c->src_md, wei_md,
-          c->has_bias ? &c->bias_md : NULL, &c->dst_md, c->strides, c->dilates, c->pad_l,
+          &cd, dnnl_forward_inference, dnnl_convolution_direct, &s->src_md, wei_md,
+          c->has_bias ? &s->bias_md : NULL, &s->dst_md, c->strides, c->dilates, c->pad_l,
           c->pad_r) != dnnl_success)
     return NULL;
   dnnl_primitive_attr_t attr;
@@ -194,8 +240,78 @@ static int reorder_now(const dnnl_memory_desc_t *smd, const void *src,
   return ok ? 0 : -1;
 }
 
+/* Element offset of logical index idx[] in a blocked descriptor (outer strides, then the inner
+ * blocks row-major): the inverse weight reorder without any allocation, so it cannot fail. */
+static int64_t blocked_offset(const dnnl_memory_desc_t *md, const int64_t *idx) {
+  const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+  int64_t blk[DNNL_MAX_NDIMS];
+  for (int d = 0; d < md->ndims; d++) blk[d] = 1;
+  for (int j = 0; j < b->inner_nblks; j++) blk[b->inner_idxs[j]] *= b->inner_blks[j];
+  int64_t off = md->offset0;
+  for (int d = 0; d < md->ndims; d++) off += idx[d] / blk[d] * b->strides[d];
+  int64_t inner = 0;
+  for (int j = 0; j < b->inner_nblks; j++) {
+    const int d = (int)b->inner_idxs[j];
+    blk[d] /= b->inner_blks[j];
+    inner = inner * b->inner_blks[j] + idx[d] / blk[d] % b->inner_blks[j];
+  }
+  return off + inner;
+}
+
+/* Whether every slice's weights are in a plain blocked format blocked_offset understands. */
+static bool weights_invertible(const camd__dnnl_conv *c) {
+  for (int k = 0; k < c->n_shapes; k++) {
+    const dnnl_memory_desc_t *md = &c->shapes[k].wei_md;
+    if (md->format_kind != dnnl_blocked || md->extra.flags != 0) return false;
+  }
+  return true;
+}
+
+/* Rebuilds the NCHW weights [M, C/group, kh, kw] from the blocked slices. */
+static void unreorder_weights(const camd__dnnl_conv *c) {
+  const camd__dnnl_conv_geom *g = &c->geo;
+  const int64_t cg = g->c / g->group, kk = g->kh * g->kw;
+  for (int s = 0; s < c->n_slices; s++) {
+    const dnnl_memory_desc_t *md = &c->shapes[c->shape_of[s]].wei_md;
+    const float *src = c->weights + c->wei_off[s];
+    for (int64_t o = 0; o < c->m0[s + 1] - c->m0[s]; o++) {
+      float *dst = c->nchw + (c->m0[s] + o) * cg * kk;
+      for (int64_t i = 0; i < cg; i++) {
+        for (int64_t y = 0; y < g->kh; y++) {
+          for (int64_t x = 0; x < g->kw; x++) {
+            const int64_t i4[4] = {o, i, y, x}, i5[5] = {o, 0, 0, y, x};
+            dst[(i * g->kh + y) * g->kw + x] = src[blocked_offset(md, g->group == 1 ? i4 : i5)];
+          }
+        }
+      }
+    }
+  }
+}
+
+const float *camd__dnnl_conv_nchw_weights(const camd__dnnl_conv *cc) {
+  camd__dnnl_conv *c = (camd__dnnl_conv *)cc; /* the lazily built copy is the mutable part */
+  if (!c->nchw_lazy || atomic_load_explicit(&c->nchw_ready, memory_order_acquire)) return c->nchw;
+  pthread_mutex_lock(&lazy_lock);
+  if (!atomic_load_explicit(&c->nchw_ready, memory_order_relaxed)) {
+    const camd__dnnl_conv_geom *g = &c->geo;
+    const size_t n = (size_t)(g->m * (g->c / g->group) * g->kh * g->kw);
+    c->nchw = camd__node_params_alloc(c->graph, n * sizeof(float));
+    if (c->nchw) {
+      unreorder_weights(c);
+      atomic_store_explicit(&c->nchw_ready, 1, memory_order_release);
+    }
+  }
+  pthread_mutex_unlock(&lazy_lock);
+  return c->nchw;
+}
+
+/* Load-time scratch for the in-place weight reorder (one slice), kept across a pass. */
+static _Thread_local float *reorder_tmp;
+static _Thread_local size_t reorder_tmp_floats;
+
 int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnnl_conv_geom *geo,
-                           const float *w, const float *b, camd__dnnl_conv **out, camd_error *err) {
+                           float *w, const float *b, bool may_drop, camd__dnnl_conv **out,
+                           camd_error *err) {
   (void)node;
   *out = NULL;
   const int B = camd__dnnl_block();
@@ -223,34 +339,93 @@ int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnn
   tmp.dilates[0] = geo->dh - 1, tmp.dilates[1] = geo->dw - 1;
   tmp.pad_l[0] = geo->pt, tmp.pad_l[1] = geo->pl;
   tmp.pad_r[0] = pb, tmp.pad_r[1] = pr;
-  dnnl_dims_t sd = {1, geo->c, geo->h, geo->w}, dd = {1, geo->m, geo->oh, geo->ow}, bd = {geo->m};
-  if (dnnl_memory_desc_init_by_tag(&tmp.src_md, 4, sd, dnnl_f32,
+  dnnl_dims_t sd = {1, geo->c, geo->h, geo->w};
+  if (dnnl_memory_desc_init_by_tag(&tmp.src_full_md, 4, sd, dnnl_f32,
                                    tmp.src_blocked ? blocked_tag() : dnnl_nchw) != dnnl_success ||
-      dnnl_memory_desc_init_by_tag(&tmp.src_nchw_md, 4, sd, dnnl_f32, dnnl_nchw) != dnnl_success ||
-      dnnl_memory_desc_init_by_tag(&tmp.dst_md, 4, dd, dnnl_f32, blocked_tag()) != dnnl_success ||
-      dnnl_memory_desc_init_by_tag(&tmp.dst_nchw_md, 4, dd, dnnl_f32, dnnl_nchw) != dnnl_success ||
-      dnnl_memory_desc_init_by_tag(&tmp.bias_md, 1, bd, dnnl_f32, dnnl_a) != dnnl_success)
+      dnnl_memory_desc_init_by_tag(&tmp.src_full_nchw_md, 4, sd, dnnl_f32, dnnl_nchw) !=
+          dnnl_success)
     return 0;
-  dnnl_primitive_desc_t pd = conv_pd(&tmp, NULL, NULL, false);
-  if (!pd) return 0;
-  tmp.wei_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-  dnnl_primitive_desc_destroy(pd);
-  /* The weights once, in oneDNN's format, 64-byte aligned in the graph's arena. */
-  const size_t bytes = dnnl_memory_desc_get_size(&tmp.wei_md);
-  camd__dnnl_conv *c = camd__node_params_alloc(g, sizeof(*c));
-  unsigned char *raw = camd__node_params_alloc(g, bytes + 64);
-  if (!c || !raw) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
-  tmp.weights = (float *)(raw + (64 - (uintptr_t)raw % 64) % 64);
-  dnnl_memory_desc_t user;
-  if (geo->group == 1) {
-    dnnl_dims_t wd = {geo->m, geo->c, geo->kh, geo->kw};
-    dnnl_memory_desc_init_by_tag(&user, 4, wd, dnnl_f32, dnnl_oihw);
-  } else {
-    dnnl_dims_t wd = {geo->group, geo->m / geo->group, geo->c / geo->group, geo->kh, geo->kw};
-    dnnl_memory_desc_init_by_tag(&user, 5, wd, dnnl_f32, dnnl_goihw);
+  /* Slices of whole blocks, as even as possible (at most two sizes). */
+  const int64_t nb = geo->m / B;
+  tmp.n_slices = (int)(nb < SLICES_MAX ? nb : SLICES_MAX);
+  for (int s = 0; s <= tmp.n_slices; s++) tmp.m0[s] = B * (s * nb / tmp.n_slices);
+  for (int s = 0; s < tmp.n_slices; s++) {
+    const int64_t ms = tmp.m0[s + 1] - tmp.m0[s];
+    int k = 0;
+    while (k < tmp.n_shapes && tmp.shapes[k].ms != ms) k++;
+    tmp.shape_of[s] = k;
+    if (k < tmp.n_shapes) continue;
+    tmp.n_shapes++;
+    slice_shape *sh = &tmp.shapes[k];
+    sh->ms = ms;
+    dnnl_dims_t ssd = {1, geo->group == 1 ? geo->c : ms, geo->h, geo->w};
+    dnnl_dims_t dd = {1, ms, geo->oh, geo->ow}, bd = {ms};
+    if (dnnl_memory_desc_init_by_tag(&sh->src_md, 4, ssd, dnnl_f32,
+                                     tmp.src_blocked ? blocked_tag() : dnnl_nchw) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&sh->dst_md, 4, dd, dnnl_f32, blocked_tag()) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&sh->dst_nchw_md, 4, dd, dnnl_f32, dnnl_nchw) !=
+            dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&sh->bias_md, 1, bd, dnnl_f32, dnnl_a) != dnnl_success)
+      return 0;
+    dnnl_primitive_desc_t pd = conv_pd(&tmp, k, NULL, NULL, false);
+    if (!pd) return 0;
+    sh->wei_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_desc_destroy(pd);
   }
-  if (reorder_now(&user, w, &tmp.wei_md, tmp.weights)) return 0; /* the arena keeps the bytes */
+  size_t floats = 0;
+  for (int s = 0; s < tmp.n_slices; s++) {
+    tmp.wei_off[s] = floats;
+    const size_t bytes = dnnl_memory_desc_get_size(&tmp.shapes[tmp.shape_of[s]].wei_md);
+    floats += (bytes / sizeof(float) + 15) / 16 * 16; /* each slice 64-byte aligned */
+  }
+  tmp.wei_off[tmp.n_slices] = floats;
+  const int64_t per_m = geo->group == 1 ? geo->c * geo->kh * geo->kw : geo->kh * geo->kw;
+  /* In place when W is this node's alone and every slice takes exactly its NCHW floats: slice
+   * s's blocked weights then overwrite its own NCHW rows (through a one-slice buffer), and no
+   * second copy is ever made (no new pages: the load-time cost is the reorder itself). */
+  bool in_place = may_drop && weights_invertible(&tmp) && floats == (size_t)(geo->m * per_m);
+  for (int s = 0; in_place && s < tmp.n_slices; s++)
+    in_place = tmp.wei_off[s] == (size_t)(tmp.m0[s] * per_m);
+  camd__dnnl_conv *c = camd__node_params_alloc(g, sizeof(*c));
+  if (!c) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  if (in_place) {
+    tmp.weights = w;
+    size_t most = 0;
+    for (int s = 0; s < tmp.n_slices; s++) {
+      if (tmp.wei_off[s + 1] - tmp.wei_off[s] > most) most = tmp.wei_off[s + 1] - tmp.wei_off[s];
+    }
+    if (most > reorder_tmp_floats) {
+      free(reorder_tmp);
+      reorder_tmp_floats = 0;
+      if (!(reorder_tmp = aligned_alloc(64, most * sizeof(float))))
+        return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+      reorder_tmp_floats = most;
+    }
+  } else { /* a copy, 64-byte aligned in the graph's arena */
+    unsigned char *raw = camd__node_params_alloc(g, floats * sizeof(float) + 64);
+    if (!raw) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+    tmp.weights = (float *)(raw + (64 - (uintptr_t)raw % 64) % 64);
+  }
+  for (int s = 0; s < tmp.n_slices; s++) {
+    const slice_shape *sh = &tmp.shapes[tmp.shape_of[s]];
+    dnnl_memory_desc_t user;
+    user_wei_md(geo, sh->ms, dnnl_oihw, &user);
+    float *dst = in_place ? reorder_tmp : tmp.weights + tmp.wei_off[s];
+    if (reorder_now(&user, w + tmp.m0[s] * per_m, &sh->wei_md, dst)) {
+      if (in_place && s > 0) /* earlier slices are blocked already: W is no longer NCHW */
+        return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: a weight reorder failed");
+      return 0; /* oneDNN not used for this node (the arena keeps the bytes) */
+    }
+    if (in_place) {
+      memcpy(tmp.weights + tmp.wei_off[s], dst,
+             (tmp.wei_off[s + 1] - tmp.wei_off[s]) * sizeof(float));
+    }
+  }
+  tmp.nchw = in_place ? NULL : w;
+  tmp.nchw_lazy = in_place;
+  tmp.graph = g;
   *c = tmp;
+  atomic_init(&c->nchw_ready, 0);
   *out = c;
   return 0;
 }
@@ -262,17 +437,16 @@ bool camd__dnnl_conv_src_blockable(const camd__dnnl_conv *conv) {
 int camd__conv_attach_dnnl(camd_graph *g, int *changed, camd_error *err) {
   *changed = 0;
   if (!camd__dnnl_block()) return 0;
-  /* On the loading thread alone: no OpenMP team is left behind for a thread that may never
-   * run a forward (the server's main thread). */
-  const int omp_threads = omp_get_max_threads();
-  omp_set_num_threads(1);
+  omp_one(); /* no OpenMP team for the loading thread */
   int rc = 0;
   for (int k = 0; k < g->n_nodes && !rc; k++) {
     bool attached = false;
     rc = camd__conv_attach_dnnl_node(g, &g->nodes[k], &attached, err);
     *changed += attached;
   }
-  omp_set_num_threads(omp_threads);
+  free(reorder_tmp);
+  reorder_tmp = NULL;
+  reorder_tmp_floats = 0;
   return rc;
 }
 
@@ -281,22 +455,29 @@ int camd__conv_attach_dnnl(camd_graph *g, int *changed, camd_error *err) {
 /* Variants of a node's convolution: bit 0 = with the node's activation post-op, bit 1 = after
  * a sum post-op (fused residual Add). */
 #define NODE_VARIANTS 4
+
+/* One thread's memory objects for one slice shape of a node (data handles set per run). */
+typedef struct slice_mem {
+  dnnl_memory_t src, wei, bias, dst, dst_nchw, scratch[NODE_VARIANTS];
+} slice_mem;
+
 typedef struct node_prims {
-  dnnl_primitive_t conv[NODE_VARIANTS];
+  dnnl_primitive_t conv[SHAPES][NODE_VARIANTS];
+  size_t scratch_bytes[SHAPES][NODE_VARIANTS];
   camd_post_op post1; /* the activation of variants 1 and 3 */
   bool have_post1;
-  size_t scratch_bytes[NODE_VARIANTS];
-  dnnl_memory_t scratch_mem[NODE_VARIANTS];
-  dnnl_primitive_t rsrc, rdst; /* NCHW -> blocked input, blocked -> NCHW output */
-  dnnl_memory_t src_nchw, src, wei, bias, dst, dst_nchw;
+  dnnl_primitive_t rsrc;         /* whole input NCHW -> blocked (calling thread) */
+  dnnl_primitive_t rdst[SHAPES]; /* a slice's blocked output -> NCHW */
+  dnnl_memory_t rsrc_from, rsrc_to;
+  slice_mem *mem; /* [threads][SHAPES] */
 } node_prims;
 
 struct camd__dnnl_worker {
   int threads;
   int n_nodes;
-  dnnl_stream_t stream;
+  dnnl_stream_t *streams; /* one per pool thread */
   node_prims *nodes;
-  void *block_mem; /* scratchpad | input reorder buffer | output reorder buffer */
+  void *block_mem; /* threads x scratchpad | input reorder buffer | output reorder buffer */
   size_t scratch_bytes, src_bytes, dst_bytes;
 };
 
@@ -304,16 +485,20 @@ int camd__dnnl_worker_create(int n_nodes, int threads, camd__dnnl_worker **out, 
   *out = NULL;
   if (!camd__dnnl_block()) return 0;
   camd__dnnl_worker *w = calloc(1, sizeof(*w));
-  if (!w || !(w->nodes = calloc((size_t)n_nodes + 1, sizeof(node_prims)))) {
+  if (!w || !(w->nodes = calloc((size_t)n_nodes + 1, sizeof(node_prims))) ||
+      !(w->streams = calloc((size_t)threads, sizeof(dnnl_stream_t)))) {
+    if (w) free(w->nodes);
     free(w);
     return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
   }
   w->threads = threads;
   w->n_nodes = n_nodes;
-  if (dnnl_stream_create(&w->stream, engine, dnnl_stream_default_flags) != dnnl_success) {
-    free(w->nodes);
-    free(w);
-    return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: cannot create a stream");
+  for (int t = 0; t < threads; t++) {
+    if (dnnl_stream_create(&w->streams[t], engine, dnnl_stream_default_flags) != dnnl_success) {
+      w->streams[t] = NULL;
+      camd__dnnl_worker_destroy(w);
+      return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: cannot create a stream");
+    }
   }
   *out = w;
   return 0;
@@ -323,31 +508,41 @@ static void destroy_mem(dnnl_memory_t m) {
   if (m) dnnl_memory_destroy(m);
 }
 
+static void destroy_prim(dnnl_primitive_t p) {
+  if (p) dnnl_primitive_destroy(p);
+}
+
 void camd__dnnl_worker_destroy(camd__dnnl_worker *w) {
   if (!w) return;
   for (int i = 0; i < w->n_nodes; i++) {
     node_prims *n = &w->nodes[i];
-    for (int k = 0; k < NODE_VARIANTS; k++) {
-      if (n->conv[k]) dnnl_primitive_destroy(n->conv[k]);
-      destroy_mem(n->scratch_mem[k]);
+    for (int k = 0; k < SHAPES; k++) {
+      for (int v = 0; v < NODE_VARIANTS; v++) destroy_prim(n->conv[k][v]);
+      destroy_prim(n->rdst[k]);
     }
-    if (n->rsrc) dnnl_primitive_destroy(n->rsrc);
-    if (n->rdst) dnnl_primitive_destroy(n->rdst);
-    destroy_mem(n->src_nchw);
-    destroy_mem(n->src);
-    destroy_mem(n->wei);
-    destroy_mem(n->bias);
-    destroy_mem(n->dst);
-    destroy_mem(n->dst_nchw);
+    destroy_prim(n->rsrc);
+    destroy_mem(n->rsrc_from);
+    destroy_mem(n->rsrc_to);
+    for (int q = 0; n->mem && q < w->threads * SHAPES; q++) {
+      slice_mem *m = &n->mem[q];
+      destroy_mem(m->src), destroy_mem(m->wei), destroy_mem(m->bias);
+      destroy_mem(m->dst), destroy_mem(m->dst_nchw);
+      for (int v = 0; v < NODE_VARIANTS; v++) destroy_mem(m->scratch[v]);
+    }
+    free(n->mem);
   }
   free(w->nodes);
-  if (w->stream) dnnl_stream_destroy(w->stream);
+  for (int t = 0; w->streams && t < w->threads; t++) {
+    if (w->streams[t]) dnnl_stream_destroy(w->streams[t]);
+  }
+  free(w->streams);
   free(w->block_mem);
   free(w);
 }
 
 void camd__dnnl_worker_bind(const camd__dnnl_worker *w) {
-  if (w && omp_get_max_threads() != w->threads) omp_set_num_threads(w->threads);
+  (void)w;
+  omp_one();
 }
 
 static size_t round64(size_t b) {
@@ -362,9 +557,10 @@ static int grow_block(camd__dnnl_worker *w, size_t scratch, size_t src, size_t d
   if (scratch < w->scratch_bytes) scratch = w->scratch_bytes;
   if (src < w->src_bytes) src = w->src_bytes;
   if (dst < w->dst_bytes) dst = w->dst_bytes;
-  void *m = aligned_alloc(64, scratch + src + dst + 64);
+  const size_t total = scratch * (size_t)w->threads + src + dst + 64;
+  void *m = aligned_alloc(64, total);
   if (!m) return camd_error_set(err, CAMD_E_NOMEM, "out of memory (oneDNN scratch)");
-  memset(m, 0, scratch + src + dst + 64); /* first touch at plan time */
+  memset(m, 0, total); /* first touch at plan time */
   free(w->block_mem);
   w->block_mem = m;
   w->scratch_bytes = scratch, w->src_bytes = src, w->dst_bytes = dst;
@@ -392,89 +588,146 @@ static int make_reorder(const dnnl_memory_desc_t *s, const dnnl_memory_desc_t *d
   return rc;
 }
 
+static bool mem_new(dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *data) {
+  return *m || dnnl_memory_create(m, md, engine, data) == dnnl_success;
+}
+
 int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, int node_index,
                               const camd_post_op *post, bool sum, bool src_nchw, bool dst_nchw,
                               camd_error *err) {
   if (!w || !c || node_index < 0 || node_index >= w->n_nodes) {
     return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN is not used here");
   }
-  camd__dnnl_worker_bind(w);
+  omp_one(); /* primitives made for one thread */
   node_prims *n = &w->nodes[node_index];
   const bool has_post = post && post->kind != CAMD_POST_NONE;
-  const int k = (has_post ? 1 : 0) | (sum ? 2 : 0);
+  const int v = (has_post ? 1 : 0) | (sum ? 2 : 0);
   if (has_post && n->have_post1 && !same_post(&n->post1, post)) {
     return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: a second post-op for one node");
   }
-  if (!n->src) { /* the memory objects, data set per run */
-    if (dnnl_memory_create(&n->src_nchw, &c->src_nchw_md, engine, DNNL_MEMORY_NONE) ||
-        dnnl_memory_create(&n->src, &c->src_md, engine, DNNL_MEMORY_NONE) ||
-        dnnl_memory_create(&n->wei, &c->wei_md, engine, c->weights) ||
-        dnnl_memory_create(&n->bias, &c->bias_md, engine, (void *)c->bias) ||
-        dnnl_memory_create(&n->dst, &c->dst_md, engine, DNNL_MEMORY_NONE) ||
-        dnnl_memory_create(&n->dst_nchw, &c->dst_nchw_md, engine, DNNL_MEMORY_NONE)) {
-      return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: out of memory");
+  if (!n->mem && !(n->mem = calloc((size_t)w->threads * SHAPES, sizeof(slice_mem))))
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  size_t scratch = 0;
+  for (int k = 0; k < c->n_shapes; k++) {
+    const slice_shape *sh = &c->shapes[k];
+    if (!n->conv[k][v]) {
+      dnnl_primitive_desc_t pd = conv_pd(c, k, &sh->wei_md, has_post ? post : NULL, sum);
+      if (!pd) return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no fast convolution");
+      const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+      n->scratch_bytes[k][v] = dnnl_memory_desc_get_size(smd);
+      bool bad = dnnl_primitive_create(&n->conv[k][v], pd) != dnnl_success;
+      for (int t = 0; t < w->threads && !bad; t++)
+        bad = !mem_new(&n->mem[t * SHAPES + k].scratch[v], smd, DNNL_MEMORY_NONE);
+      dnnl_primitive_desc_destroy(pd);
+      if (bad) return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: cannot create a primitive");
     }
+    if (n->scratch_bytes[k][v] > scratch) scratch = n->scratch_bytes[k][v];
+    for (int t = 0; t < w->threads; t++) { /* the memory objects, data set per run */
+      slice_mem *m = &n->mem[t * SHAPES + k];
+      if (!mem_new(&m->src, &sh->src_md, DNNL_MEMORY_NONE) ||
+          !mem_new(&m->wei, &sh->wei_md, DNNL_MEMORY_NONE) ||
+          !mem_new(&m->bias, &sh->bias_md, DNNL_MEMORY_NONE) ||
+          !mem_new(&m->dst, &sh->dst_md, DNNL_MEMORY_NONE) ||
+          !mem_new(&m->dst_nchw, &sh->dst_nchw_md, DNNL_MEMORY_NONE))
+        return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: out of memory");
+    }
+    if (dst_nchw && !n->rdst[k] && make_reorder(&sh->dst_md, &sh->dst_nchw_md, &n->rdst[k]))
+      return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no output reorder");
   }
-  if (!n->conv[k]) {
-    dnnl_primitive_desc_t pd = conv_pd(c, &c->wei_md, has_post ? post : NULL, sum);
-    if (!pd) return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no fast convolution");
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    n->scratch_bytes[k] = dnnl_memory_desc_get_size(smd);
-    int bad = dnnl_memory_create(&n->scratch_mem[k], smd, engine, DNNL_MEMORY_NONE) ||
-              dnnl_primitive_create(&n->conv[k], pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (bad) return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: cannot create a primitive");
-    if (has_post) n->post1 = *post, n->have_post1 = true;
+  if (has_post) n->post1 = *post, n->have_post1 = true;
+  if (src_nchw && c->src_blocked && !n->rsrc) {
+    if (make_reorder(&c->src_full_nchw_md, &c->src_full_md, &n->rsrc))
+      return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no input reorder");
+    if (!mem_new(&n->rsrc_from, &c->src_full_nchw_md, DNNL_MEMORY_NONE) ||
+        !mem_new(&n->rsrc_to, &c->src_full_md, DNNL_MEMORY_NONE))
+      return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: out of memory");
   }
-  if (src_nchw && c->src_blocked && !n->rsrc && make_reorder(&c->src_nchw_md, &c->src_md, &n->rsrc))
-    return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no input reorder");
-  if (dst_nchw && !n->rdst && make_reorder(&c->dst_md, &c->dst_nchw_md, &n->rdst))
-    return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no output reorder");
   const camd__dnnl_conv_geom *g = &c->geo;
-  return grow_block(w, n->scratch_bytes[k],
+  return grow_block(w, scratch,
                     src_nchw && c->src_blocked ? (size_t)(g->c * g->h * g->w) * sizeof(float) : 0,
                     dst_nchw ? (size_t)(g->m * g->oh * g->ow) * sizeof(float) : 0, err);
 }
 
+typedef struct slice_job {
+  camd__dnnl_worker *w;
+  const camd__dnnl_conv *c;
+  node_prims *n;
+  int variant;
+  const float *src;    /* item 0's input (blocked, or NCHW when the conv reads NCHW) */
+  const float *sum_in; /* item 0's addend or NULL */
+  float *y;            /* item 0's output */
+  bool y_blocked;
+  int64_t in_item, out_item; /* floats per item of src / y */
+} slice_job;
+
+/* Task i: slice i % n_slices of item i / n_slices. */
+static void run_slice(void *arg, int64_t i, int t) {
+  const slice_job *j = arg;
+  const camd__dnnl_conv *c = j->c;
+  const camd__dnnl_conv_geom *g = &c->geo;
+  const int s = (int)(i % c->n_slices), k = c->shape_of[s];
+  const int64_t item = i / c->n_slices, m0 = c->m0[s], ms = c->m0[s + 1] - m0;
+  omp_one();
+  slice_mem *m = &j->n->mem[t * SHAPES + k];
+  const float *src = j->src + item * j->in_item + (g->group == 1 ? 0 : m0 * g->h * g->w);
+  float *ys = j->y + item * j->out_item + m0 * g->oh * g->ow;
+  const size_t out_bytes = (size_t)(ms * g->oh * g->ow) * sizeof(float);
+  if (j->sum_in) memcpy(ys, j->sum_in + item * j->out_item + m0 * g->oh * g->ow, out_bytes);
+  unsigned char *base = j->w->block_mem;
+  float *tmp_dst = (float *)(base + j->w->scratch_bytes * (size_t)j->w->threads + j->w->src_bytes) +
+                   m0 * g->oh * g->ow;
+  dnnl_memory_set_data_handle(m->src, (void *)src);
+  dnnl_memory_set_data_handle(m->wei, c->weights + c->wei_off[s]);
+  dnnl_memory_set_data_handle(m->dst, j->y_blocked ? ys : tmp_dst);
+  dnnl_memory_set_data_handle(m->scratch[j->variant], base + j->w->scratch_bytes * (size_t)t);
+  if (c->has_bias) dnnl_memory_set_data_handle(m->bias, (void *)(c->bias + m0));
+  dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, m->src},
+                          {DNNL_ARG_WEIGHTS, m->wei},
+                          {DNNL_ARG_DST, m->dst},
+                          {DNNL_ARG_SCRATCHPAD, m->scratch[j->variant]},
+                          {DNNL_ARG_BIAS, m->bias}};
+  dnnl_primitive_execute(j->n->conv[k][j->variant], j->w->streams[t], c->has_bias ? 5 : 4, a);
+  if (!j->y_blocked) {
+    dnnl_memory_set_data_handle(m->dst_nchw, ys);
+    dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, m->dst}, {DNNL_ARG_TO, m->dst_nchw}};
+    dnnl_primitive_execute(j->n->rdst[k], j->w->streams[t], 2, ra);
+  }
+  dnnl_stream_wait(j->w->streams[t]);
+}
+
 bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int node_index,
                              const camd_post_op *post, const float *sum_in, const float *x,
-                             bool x_blocked, float *y, bool y_blocked, int64_t batch) {
+                             bool x_blocked, float *y, bool y_blocked, int64_t batch,
+                             camd__pool *pool) {
   node_prims *n = &w->nodes[node_index];
-  const int k = (post && post->kind != CAMD_POST_NONE ? 1 : 0) | (sum_in ? 2 : 0);
-  if (!n->conv[k] || (!x_blocked && c->src_blocked && !n->rsrc) || (!y_blocked && !n->rdst))
-    return false;
+  const int v = (post && post->kind != CAMD_POST_NONE ? 1 : 0) | (sum_in ? 2 : 0);
+  const bool src_reorder = !x_blocked && c->src_blocked;
+  for (int k = 0; k < c->n_shapes; k++) {
+    if (!n->conv[k][v] || (!y_blocked && !n->rdst[k])) return false;
+  }
+  if (src_reorder && !n->rsrc) return false;
   const camd__dnnl_conv_geom *g = &c->geo;
   const int64_t in_item = g->c * g->h * g->w, out_item = g->m * g->oh * g->ow;
-  unsigned char *base = w->block_mem;
-  float *tmp_src = (float *)(base + w->scratch_bytes);
-  float *tmp_dst = (float *)(base + w->scratch_bytes + w->src_bytes);
-  dnnl_memory_set_data_handle(n->scratch_mem[k], base);
-  for (int64_t i = 0; i < batch; i++) {
-    const float *xi = x + i * in_item;
-    float *yi = y + i * out_item;
-    if (!x_blocked && c->src_blocked) {
-      dnnl_memory_set_data_handle(n->src_nchw, (void *)xi);
-      dnnl_memory_set_data_handle(n->src, tmp_src);
-      dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, n->src_nchw}, {DNNL_ARG_TO, n->src}};
-      dnnl_primitive_execute(n->rsrc, w->stream, 2, ra);
-    } else {
-      dnnl_memory_set_data_handle(n->src, (void *)xi);
-    }
-    if (sum_in) memcpy(yi, sum_in + i * out_item, (size_t)out_item * sizeof(float));
-    dnnl_memory_set_data_handle(n->dst, y_blocked ? yi : tmp_dst);
-    dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, n->src},
-                            {DNNL_ARG_WEIGHTS, n->wei},
-                            {DNNL_ARG_DST, n->dst},
-                            {DNNL_ARG_SCRATCHPAD, n->scratch_mem[k]},
-                            {DNNL_ARG_BIAS, n->bias}};
-    dnnl_primitive_execute(n->conv[k], w->stream, c->has_bias ? 5 : 4, a);
-    if (!y_blocked) {
-      dnnl_memory_set_data_handle(n->dst_nchw, yi);
-      dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, n->dst}, {DNNL_ARG_TO, n->dst_nchw}};
-      dnnl_primitive_execute(n->rdst, w->stream, 2, ra);
-    }
+  float *tmp_src = (float *)((unsigned char *)w->block_mem + w->scratch_bytes * (size_t)w->threads);
+  slice_job j = {w, c, n, v, x, sum_in, y, y_blocked, in_item, out_item};
+  if (!src_reorder && y_blocked) { /* every (item, slice) at once */
+    camd__pool_for(pool, batch * c->n_slices, run_slice, &j);
+    return true;
   }
-  dnnl_stream_wait(w->stream);
+  for (int64_t i = 0; i < batch; i++) { /* one item at a time through the reorder buffers */
+    j.src = x + i * in_item, j.y = y + i * out_item,
+    j.sum_in = sum_in ? sum_in + i * out_item : NULL;
+    if (src_reorder) {
+      omp_one();
+      dnnl_memory_set_data_handle(n->rsrc_from, (void *)j.src);
+      dnnl_memory_set_data_handle(n->rsrc_to, tmp_src);
+      dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, n->rsrc_from}, {DNNL_ARG_TO, n->rsrc_to}};
+      dnnl_primitive_execute(n->rsrc, w->streams[0], 2, ra);
+      dnnl_stream_wait(w->streams[0]);
+      j.src = tmp_src;
+    }
+    camd__pool_for(pool, c->n_slices, run_slice, &j);
+  }
   return true;
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/dnnl.h"
 #include "engine/graph_internal.h"
 #include "engine/passes.h"
 
@@ -226,7 +227,12 @@ const struct camd_attr *camd_model_node_attr(const camd_model *m, int i, const c
   return camd__attr_find(&m->graph->nodes[i], name);
 }
 const void *camd_model_constant_data(const camd_model *m, int id) {
-  return id >= 0 && id < m->graph->n_values ? m->graph->values[id].data : NULL;
+  if (id < 0 || id >= m->graph->n_values) return NULL;
+  for (int k = 0; k < m->graph->n_nodes; k++) { /* conv weights oneDNN may have dropped */
+    const camd__dnnl_conv *c = camd__conv_dnnl(&m->graph->nodes[k]);
+    if (c && m->graph->nodes[k].in[1] == id) return camd__dnnl_conv_nchw_weights(c);
+  }
+  return m->graph->values[id].data;
 }
 size_t camd_model_param_count(const camd_model *m) {
   return m->param_count;

@@ -44,6 +44,7 @@
 
 #include "engine/cpu.h"
 #include "engine/dnnl.h"
+#include "engine/graph_internal.h"
 #include "engine/op.h"
 #include "engine/op_window.h"
 #include "engine/pool.h"
@@ -387,18 +388,26 @@ static void task_dw(void *arg, int64_t i, int thread) {
   camd__post_op_apply(j->ctx->post, y, ohw);
 }
 
+/* W [M, C/group, kh, kw] for camd's kernels: the constant, rebuilt first when the oneDNN pass
+ * dropped its pages (dnnl.h). */
+static const float *conv_weights(const camd_op_ctx *ctx) {
+  const conv_params *p = ctx->params;
+  return p->dnnl ? camd__dnnl_conv_nchw_weights(p->dnnl) : ctx->in[1].data;
+}
+
 static void conv_forward(const camd_op_ctx *ctx) {
   const conv_params *p = ctx->params;
   const int64_t batch = ctx->in[0].shape.dims[0];
-  const float *x = ctx->in[0].data, *w = ctx->in[1].data;
+  const float *x = ctx->in[0].data;
   const float *b = p->has_bias ? ctx->in[2].data : NULL;
   float *y = ctx->out[0].data;
   const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, kk = p->kh * p->kw;
 
   if (p->dnnl && ctx->dnnl && /* prepared by the plan's layout pass (plan_layout.c) */
       camd__dnnl_conv_forward(ctx->dnnl, p->dnnl, ctx->node_index, ctx->post, ctx->sum_in, x,
-                              ctx->in_blocked & 1u, y, ctx->out_blocked & 1u, batch))
+                              ctx->in_blocked & 1u, y, ctx->out_blocked & 1u, batch, ctx->pool))
     return;
+  const float *w = conv_weights(ctx);
   if (p->batch_gemm) { /* Y[n, M] = X[n, C] · W[M, C]ᵀ, item by item (batch invariance:
                         * a BLAS sums in another order for another number of rows) */
     for (int64_t n = 0; n < batch; n++) {
@@ -451,7 +460,7 @@ static void conv_backward(const camd_op_ctx *ctx) {
   const float *dy = ctx->grad_out[0].data;
   if (!dx || !dy) return;
   const int64_t batch = ctx->in[0].shape.dims[0];
-  const float *w = ctx->in[1].data;
+  const float *w = conv_weights(ctx);
   const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, kk = p->kh * p->kw;
 
   if (p->batch_gemm) { /* dX[n, C] += dY[n, M] · W[M, C], item by item */
@@ -746,8 +755,15 @@ int camd__conv_attach_dnnl_node(camd_graph *g, camd_node *n, bool *attached, cam
   if (camd__node_input(g, n, 1, &ws, &wt, &wd) ||
       (p->has_bias && camd__node_input(g, n, 2, &bs, &bt, &bd)) || !wd)
     return 0;
+  /* W's pages may go when nothing else reads it (another node, a graph output). */
+  const int wv = n->in[1];
+  bool only_reader = !g->values[wv].is_output;
+  for (int k = 0; k < g->n_nodes && only_reader; k++) {
+    const camd_node *o = &g->nodes[k];
+    for (int q = 0; q < o->n_in && only_reader; q++) only_reader = o == n || o->in[q] != wv;
+  }
   camd__dnnl_conv *c = NULL;
-  int rc = camd__dnnl_conv_attach(g, n, &geo, wd, bd, &c, err);
+  int rc = camd__dnnl_conv_attach(g, n, &geo, (float *)wd, bd, only_reader, &c, err);
   if (rc) return rc;
   p->dnnl = c;
   *attached = c != NULL;

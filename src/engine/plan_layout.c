@@ -12,8 +12,10 @@
  * value never depends on which other values a request keeps: predict and explain, or two CAM
  * layers, give the same scores), or GlobalAveragePool (reads blocked input; its [N, C, 1, 1] output
  * is the same in both layouts and counts as NCHW). Every other reader or writer pins the class to
- * NCHW. The primitives a plan needs are created here (camd__dnnl_worker_prepare), before the plan
- * is cached, so a forward never creates or allocates anything.
+ * NCHW. In a shared-input plan (Score-CAM's masked batches) nothing is blocked, but the
+ * convolutions still run through oneDNN on NCHW values. The primitives a plan needs are created
+ * here (camd__dnnl_worker_prepare), before the plan is cached, so a forward never creates or
+ * allocates anything.
  */
 #include "engine/plan_layout.h"
 
@@ -147,7 +149,7 @@ int camd__plan_layout(const camd_graph *g, camd__dnnl_worker *w, const camd__lay
   memset(out_blk, 0, sizeof(unsigned) * (size_t)nn);
   for (int k = 0; k < nn; k++) lp->sum_from[k] = -1;
   const int B = camd__dnnl_block();
-  if (!B || !w || lp->no_blocking) return 0;
+  if (!B || !w) return 0;
   int *parent = malloc(sizeof(int) * ((size_t)nv + 1));
   unsigned char *ok = malloc((size_t)nv + 1);
   unsigned char *dnnl_node = calloc((size_t)nn + 1, 1);
@@ -161,7 +163,8 @@ int camd__plan_layout(const camd_graph *g, camd__dnnl_worker *w, const camd__lay
     const camd_value *val = &g->values[v];
     parent[v] = v;
     ok[v] = is_activation(g, v) && val->dtype == CAMD_FLOAT32 && val->shape.ndim == 4 &&
-            val->shape.dims[1] % B == 0 && !val->is_input && !val->is_output && !lp->kept[v];
+            val->shape.dims[1] % B == 0 && !val->is_input && !val->is_output && !lp->kept[v] &&
+            !lp->no_blocking; /* shared-input plans: oneDNN convolutions on NCHW values */
   }
   int rc = 0;
   for (int i = 0; i < lp->n_fwd && !rc; i++) {
@@ -172,7 +175,12 @@ int camd__plan_layout(const camd_graph *g, camd__dnnl_worker *w, const camd__lay
     if (conv) {
       const camd_post_op *po = lp->write_to[k] >= 0 ? &lp->post[k] : NULL;
       rc = camd__dnnl_worker_prepare(w, conv, k, po, false, false, false, err);
-      if (rc == CAMD_E_UNSUPPORTED) rc = 0, conv = NULL;
+      if (rc == CAMD_E_UNSUPPORTED) { /* camd's kernel: it reads the NCHW weights */
+        rc = camd__dnnl_conv_nchw_weights(conv)
+                 ? 0
+                 : camd_error_set(err, CAMD_E_NOMEM, "out of memory (convolution weights)");
+        conv = NULL;
+      }
       if (rc) break;
     }
     if (conv) {

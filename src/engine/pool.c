@@ -23,26 +23,40 @@ typedef struct helper {
   pthread_t thread;
 } helper;
 
+/* Tasks are claimed from one 64-bit word, `work` = (loop generation << 32) | next task index,
+ * by compare-and-swap, so a claim can only succeed for the loop it was meant for. The caller
+ * waits for the tasks to be *done* (`done` == n), never for every helper to check in: a helper
+ * that is asleep or descheduled when a loop starts (a busy machine) leaves its share to the
+ * threads that are running, instead of stalling the loop until the scheduler runs it. When the
+ * loop is over the caller closes `work` (index CLOSED) before it writes the next loop's fn/arg/n,
+ * so a late helper can neither claim a task of a finished loop nor read a half-written one. */
+#define CLOSED 0xffffffffull
+
 struct camd__pool {
   int threads;
   helper *helpers;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  atomic_uint gen;     /* bumped once per loop */
+  atomic_uint gen;     /* bumped once per loop (wakes the helpers) */
   atomic_int sleepers; /* helpers waiting on cv */
   atomic_bool stop;    /* destroy: helpers exit */
-  atomic_int finished; /* helpers done with the current loop */
-  atomic_llong next;   /* next task index */
-  int64_t n;           /* tasks of the current loop */
+  atomic_ullong work;  /* (generation << 32) | next task index, see above */
+  atomic_llong done;   /* tasks of the current loop finished */
+  atomic_llong n;      /* tasks of the current loop (read by late helpers: atomic) */
   camd__pool_fn fn;
   void *arg;
 };
 
-static void run_tasks(camd__pool *p, int thread) {
+/* Runs tasks of loop generation `g` until none is left (or the loop is not g's any more). */
+static void run_tasks(camd__pool *p, unsigned g, int thread) {
   for (;;) {
-    int64_t i = atomic_fetch_add(&p->next, 1);
-    if (i >= p->n) return;
-    p->fn(p->arg, i, thread);
+    unsigned long long w = atomic_load(&p->work);
+    if ((unsigned)(w >> 32) != g) return;
+    const unsigned long long i = w & CLOSED;
+    if (i == CLOSED || (long long)i >= atomic_load_explicit(&p->n, memory_order_relaxed)) return;
+    if (!atomic_compare_exchange_weak(&p->work, &w, w + 1)) continue;
+    p->fn(p->arg, (int64_t)i, thread);
+    atomic_fetch_add(&p->done, 1);
   }
 }
 
@@ -67,8 +81,7 @@ static void *helper_main(void *argp) {
     }
     if (atomic_load(&p->stop)) return NULL;
     seen = g;
-    run_tasks(p, h->index);
-    atomic_fetch_add(&p->finished, 1);
+    run_tasks(p, g, h->index);
   }
 }
 
@@ -127,26 +140,32 @@ void camd__pool_for(camd__pool *p, int64_t n, camd__pool_fn fn, void *arg) {
     for (int64_t i = 0; i < n; i++) fn(arg, i, 0);
     return;
   }
+  if (n >= (int64_t)CLOSED) { /* beyond the claim word's index: one thread (never in practice) */
+    for (int64_t i = 0; i < n; i++) fn(arg, i, 0);
+    return;
+  }
   p->fn = fn;
   p->arg = arg;
-  p->n = n;
-  atomic_store(&p->next, 0);
-  atomic_store(&p->finished, 0);
-  atomic_fetch_add(&p->gen, 1); /* publishes fn/arg/n (sequentially consistent) */
+  atomic_store_explicit(&p->n, n, memory_order_relaxed);
+  atomic_store(&p->done, 0);
+  const unsigned g = atomic_load(&p->gen) + 1;
+  atomic_store(&p->work, (unsigned long long)g << 32); /* publishes fn/arg/n: task 0 next */
+  atomic_store(&p->gen, g);
   if (atomic_load(&p->sleepers) > 0) {
     pthread_mutex_lock(&p->mu);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
   }
-  run_tasks(p, 0);
-  /* Helpers finish their last task; yield now and then in case one was descheduled (a busy
-   * machine) rather than burn the core it needs. */
-  for (unsigned spins = 0; atomic_load(&p->finished) < p->threads - 1; spins++) {
+  run_tasks(p, g, 0);
+  /* Tasks a helper claimed may still run; yield now and then in case it was descheduled (a
+   * busy machine) rather than burn the core it needs. */
+  for (unsigned spins = 0; atomic_load(&p->done) < n; spins++) {
     if (spins % 256 == 255)
       sched_yield();
     else
       CPU_RELAX();
   }
+  atomic_store(&p->work, ((unsigned long long)g << 32) | CLOSED);
 }
 
 typedef struct range_job {

@@ -550,14 +550,19 @@ static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, i
   if ((rc = plan_backward_set(g, p, &t, err))) goto fail;
   plan_mark_kept(g, p);
   plan_fuse(g, p, &t);
-  /* oneDNN only for one-thread sessions (the server's default split): its OpenMP team next to
-   * the session's pool collapsed on a loaded machine (README Performance, 2 threads). */
-  if (!s->dnnl && s->threads == 1 && camd__dnnl_block() &&
+  /* oneDNN at any thread count: the slices run on the session's pool (dnnl.h, Threads). */
+  if (!s->dnnl && camd__dnnl_block() &&
       (rc = camd__dnnl_worker_create(g->n_nodes, s->threads, &s->dnnl, err)))
     goto fail;
   const camd__layout_plan lp = {p->fwd_nodes, p->n_fwd,    p->skip, p->write_to,     p->post,
                                 p->sum_from,  p->computed, p->kept, shared_hook >= 0};
   if ((rc = camd__plan_layout(g, s->dnnl, &lp, p->in_blk, p->out_blk, err))) goto fail;
+  /* The NCHW weights of oneDNN convolutions the backward runs through (dnnl.h: built once, on
+   * first need), made here so a backward never allocates. */
+  for (int i = 0; i < p->n_bwd; i++) {
+    const camd__dnnl_conv *c = camd__conv_dnnl(&g->nodes[p->bwd_nodes[i]]);
+    if (c && !camd__dnnl_conv_nchw_weights(c)) goto nomem;
+  }
   size_t fwd_total = plan_fwd_layout(g, p, &t);
   if (fwd_total == CAMD_NO_OFFSET) goto nomem;
   size_t grad_total = plan_grad_layout(g, p, &t, fwd_total);
