@@ -247,11 +247,16 @@ with Server("--max-image-width", "2000", "--max-instances", "3", "--max-option-b
             f"layer=A,B: fused map at the input's size: {st} {str(b)[:300]}")
     st, h, b = srv.json("POST", q + "%2Cnope", PNG, hdr_png)
     C.error(st, h, b, 400, contains="'nope' not found", what="bad layer in a layer list")
-    for m in ("finercam", "shapleycam", "kpcacam", "guidedbackprop", "guidedgradcam"):
+    for m in ("finercam", "shapleycam", "kpcacam", "guidedbackprop", "guidedgradcam", "fullgrad"):
         st, h, b = srv.json("POST", "/v1/models/tiny/explain?outputs=raw&method=" + m, PNG,
                             hdr_png)
         C.check(st == 200 and b["method"] == m and b["explanations"][0]["raw"]["values"],
                 f"method={m}: {st} {str(b)[:300]}")
+    C.check(st == 200 and b["explanations"][0]["raw"]["width"] == info["input"]["shape"][3],
+            f"fullgrad answers at the input's size: {str(b)[:200]}")
+    st, h, b = srv.json("POST", q.replace("outputs=raw", "outputs=raw&method=fullgrad"), PNG,
+                        hdr_png)
+    C.error(st, h, b, 400, contains="fullgrad uses every biased layer", what="fullgrad layer list")
     check_method_options(srv, hdr_png)
 
     # ---- errors ----
