@@ -35,9 +35,9 @@
  *     graph after the layer is piecewise linear (ReLU, pooling, linear): the difference agrees
  *     up to the ReLU kinks crossed between A·(1±ε).
  *   - kpcacam: kernel PCA of the (h·w × C) activation rows (centred), RBF kernel
- *     exp(−γ|xi − xj|²), γ = 1/C (scikit-learn's default), the double-centred kernel matrix's top
- *     eigenvector α scaled by √λ (KernelPCA.fit_transform); sign as the eigen maps. Layers of
- *     at most 1024 positions.
+ *     exp(−γ|xi − xj|²), γ = req->kpca_gamma or 1/C (scikit-learn's default), the double-centred
+ * kernel matrix's top eigenvector α scaled by √λ (KernelPCA.fit_transform); sign as the eigen maps.
+ * Layers of at most 1024 positions.
  *   - guidedbackprop: the gradient of the score at the model input with every Relu's backward
  *     passing only where its input and its incoming gradient are > 0 (pytorch-grad-cam's
  *     GuidedBackpropReLUModel: only Relu, not Clip/ReLU6), reduced to one plane as the maximum
@@ -46,6 +46,15 @@
  *     × the Grad-CAM map of the layer ReLU'd, scaled (m − min) / (max − min + 1e-7) and resized
  *     bilinearly to the input (pytorch-grad-cam's cam × gb). Both at the model input's h × w;
  *     they refuse aug_smooth and eigen_smooth.
+ *   - fullgrad: Σ_c S(|x_c · ∂y/∂x_c|) + Σ_layers resize(Σ_c S(|b_c · ∂y/∂z_c|)) over every
+ *     Conv with a bias (BatchNorm folded in at load: the folded bias at the BN's output) and every
+ *     BatchNormalization left unfolded (its bias B − mean·scale/√(var + ε)), S(m) = (m − min) /
+ *     (max − min + 1e-7) per channel plane, resize bilinear to the input (pytorch-grad-cam's
+ *     FullGrad; cam_fullgrad.c says where the folded bias differs from it). One forward and one
+ *     backward to the input per class, every biased layer's output gradient read during that
+ *     backward (camd_session_backward_observed). `layer` is not used (only checked, as every
+ *     request names one): FullGrad always uses every biased layer. At the input's h × w; refuses
+ *     aug_smooth, eigen_smooth and layer lists.
  *   - aug_smooth: the raw maps of the 6 augmented inputs (horizontal flip or not × input
  *     multiplied by 0.9, 1, 1.1) are flipped back and averaged (before ReLU/normalisation, so
  *     "none" normalisation stays comparable across images).
@@ -86,7 +95,9 @@
   X(GUIDEDBACKPROP, "guidedbackprop", true,                                                       \
     "Springenberg 2015: guided-backpropagation gradient of the input (max |.| over channels)")    \
   X(GUIDEDGRADCAM, "guidedgradcam", true,                                                         \
-    "Selvaraju 2017: guided backpropagation x Grad-CAM upsampled to the input")
+    "Selvaraju 2017: guided backpropagation x Grad-CAM upsampled to the input")                   \
+  X(FULLGRAD, "fullgrad", true,                                                                   \
+    "Srinivas 2019: input x gradient plus every biased layer's bias x gradient (all layers)")
 
 /* clang-format off */
 typedef enum camd_cam_method {
@@ -153,10 +164,16 @@ typedef struct camd_cam_request {
    * logits (differentiated too). Defaults alpha 1, 3 classes (pytorch-grad-cam's). */
   float finer_alpha;
   int finer_compare;
+  /* kpcacam: γ of the RBF kernel exp(−γ|xi − xj|²); 0 = 1 / channels (scikit-learn's default).
+   * Else within CAMD_KPCA_GAMMA_MIN..CAMD_KPCA_GAMMA_MAX. */
+  float kpca_gamma;
   /* The layer's layout (NCHW / NHWC) when the graph does not decide it; UNKNOWN: the graph's
    * (camd_model_value_layout). Must agree with the graph's when both are known. */
   camd_layout layer_layout;
 } camd_cam_request;
+
+#define CAMD_KPCA_GAMMA_MIN 1e-9
+#define CAMD_KPCA_GAMMA_MAX 1e6
 
 /* Defaults: gradcam, layer/output -1 (caller sets them), logit score, no smoothing,
  * n_samples 8, noise_std 0.3, seed 0, max_batch 16. */
@@ -170,7 +187,7 @@ void camd_cam_workspace_destroy(camd_cam_workspace *w);
 
 /* Result geometry of camd_cam_compute. */
 typedef struct camd_cam_maps {
-  int width, height; /* layer resolution (the input's for the guided methods) */
+  int width, height; /* layer resolution (the input's for the guided methods and fullgrad) */
   float *maps;       /* n_classes × height × width, raw (before ReLU and normalisation);
                         owned by the workspace, valid until its next use */
   float *logits;     /* the image's output values (count = n_outputs), owned by workspace */

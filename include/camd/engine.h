@@ -204,6 +204,21 @@ int camd_session_backward(camd_session *s, int from, const float *seed, camd_err
  * where its input and the incoming gradient are both > 0 (other ops as in the plain backward).
  * With opts.grad_to = the model input it gives the guided gradient of the input. */
 int camd_session_backward_guided(camd_session *s, int from, const float *seed, camd_error *err);
+/* Backward observer: during a backward, called for every node on the backward path once per
+ * output value a gradient reached, just before that node back-propagates it. `grad` is then the
+ * complete d seed / d value_id (every reader of the value has run), in the value's own layout
+ * with `shape` (the run's batch). The buffer is recycled right after the node: read or copy it
+ * in the call. `node` is the node index (camd_model_node_op / _io). The observer must not call
+ * the session. */
+typedef void (*camd_backward_observer)(void *ctx, int node, int value_id, const float *grad,
+                                       const camd_shape *shape);
+/* camd_session_backward (guided: camd_session_backward_guided) that calls `observer` as above.
+ * With opts.grad_to = the model input every node between the input and `from` is observed
+ * (FullGrad reads each biased layer's output gradient this way). The plain backwards do not
+ * pay for it: one branch per node. */
+int camd_session_backward_observed(camd_session *s, int from, const float *seed, bool guided,
+                                   camd_backward_observer observer, void *observer_ctx,
+                                   camd_error *err);
 /* Gradient of the last backward at value_id (the grad_to value, or any value on the path);
  * NULL if not available. Valid until the next forward/backward. */
 const float *camd_session_grad(camd_session *s, int value_id, camd_shape *shape);

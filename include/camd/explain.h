@@ -208,6 +208,9 @@ typedef struct camd_explain_options {
   int n_samples;          /* noise-based methods (default 16) */
   float noise_std;        /* default 0.2 (in input units) */
   uint64_t seed;          /* default 0: same request, same map */
+  float finer_alpha;      /* finercam: α of the comparison score (default 1; 0..100) */
+  int finer_compare;      /* finercam: number of nearest classes compared (default 3; 1..64) */
+  float kpca_gamma;       /* kpcacam: RBF γ (option gamma; 0 = "auto", 1 / channels) */
   /* Gray sources with more than 8 bits (DICOM monochrome frames, gray PNG): the window that
    * maps their values to display levels (default: the DICOM file's own, "dicom"; a PNG keeps
    * its high byte unless a window is given). The model and the overlay see the same image. */
@@ -269,7 +272,10 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
  * (camd_window_parse: dicom, dicom:N, auto, C,W, lung, mediastinum, bone, brain, soft_tissue),
  * frame (0..1000000; checked against the file when it is decoded), quality (boolean: every
  * metric or none), metrics (comma list of drop_increase, deletion, insertion, road; all; none),
- * quality_steps (1..1024), road_noise (0..1), box (x0,y0,x1,y1: integers 0..1000000, x0 <= x1,
+ * quality_steps (1..1024), road_noise (0..1), finer_alpha (finercam's α: number 0..100),
+ * finer_compare (finercam's number of compared classes: integer 1..64, fewer than the model's
+ * classes), gamma (kpcacam's RBF γ: "auto" = 1 / channels, or a number 1e-9..1e6),
+ * box (x0,y0,x1,y1: integers 0..1000000, x0 <= x1,
  * y0 <= y1; segmentation models), mask ("argmax" only: mask PNGs and embedding references are
  * per-image data, camd_explain_input). Labels are
  * resolved against e (may be NULL). Unknown keys and bad values are CAMD_E_INVALID with a message

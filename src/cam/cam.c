@@ -704,6 +704,50 @@ static int guided(camd__cam_ctx *ctx, const float *input, float *maps, camd_erro
   return 0;
 }
 
+/* FullGrad into maps[n_classes × in_h × in_w]: one forward to the input, then per class one
+ * backward whose observer adds each biased layer's term (cam_fullgrad.c), and the input term. */
+static int fullgrad(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
+  const camd_cam_request *req = ctx->req;
+  const size_t plane = (size_t)ctx->in_h * (size_t)ctx->in_w, nk = (size_t)req->n_classes;
+  camd__fullgrad fg;
+  int rc = camd__fullgrad_prepare(ctx, &fg, err);
+  if (rc) return rc;
+  float *seed = camd__ws_floats(ctx->w, (size_t)ctx->n_out);
+  float *gin = camd__ws_floats(ctx->w, ctx->in_count);
+  if (!seed || !gin) return nomem(err);
+  const int in_id = camd_model_input(ctx->m, 0);
+  int retain[1] = {req->output};
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  o.retain = retain;
+  o.n_retain = 1;
+  o.grad_to = in_id;
+  rc = camd__forward(ctx, 1, input, &o, err);
+  if (rc) return rc;
+  const float *out = output_value(ctx, 1, err);
+  if (!out) return err ? err->status : CAMD_E_INTERNAL;
+  memcpy(ctx->logits, out, sizeof(float) * (size_t)ctx->n_out);
+  if (ctx->select_pending) select_classes(ctx);
+  for (size_t k = 0; k < nk; k++) {
+    fg.map = maps + k * plane;
+    memset(fg.map, 0, sizeof(float) * plane);
+    camd__target_seed(req, (int)k, ctx->logits, ctx->n_out, seed);
+    uint64_t t0 = camd_now_ns();
+    rc = camd_session_backward_observed(ctx->s, req->output, seed, false, camd__fullgrad_observe,
+                                        &fg, err);
+    ctx->ns_backward += camd_now_ns() - t0;
+    if (rc) return rc;
+    const float *g = camd_session_grad(ctx->s, in_id, NULL);
+    if (!g) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the model input");
+    if (ctx->in_layout == CAMD_LAYOUT_NHWC) {
+      camd__cam_to_channels_first(g, 1, ctx->in_c, plane, gin);
+      g = gin;
+    }
+    camd__fullgrad_input_term(&fg, input, g);
+  }
+  return 0;
+}
+
 /* Maps for one (possibly augmented) input into maps[n_classes × hw]. */
 static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
   const camd_cam_request *req = ctx->req;
@@ -766,6 +810,8 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
     case CAMD_CAM_GUIDEDBACKPROP:
     case CAMD_CAM_GUIDEDGRADCAM:
       return guided(ctx, input, maps, err);
+    case CAMD_CAM_FULLGRAD:
+      return fullgrad(ctx, input, maps, err);
     default:
       break;
   }
@@ -876,6 +922,12 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
       return camd_error_set(err, CAMD_E_INVALID, "finercam: finer_alpha must be within 0..100");
     }
   }
+  if (req->kpca_gamma != 0.0f && !(req->kpca_gamma >= (float)CAMD_KPCA_GAMMA_MIN &&
+                                   req->kpca_gamma <= (float)CAMD_KPCA_GAMMA_MAX)) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "kpca_gamma must be 0 (1 / channels) or within %g..%g (got %g)",
+                          CAMD_KPCA_GAMMA_MIN, CAMD_KPCA_GAMMA_MAX, (double)req->kpca_gamma);
+  }
   camd_value_info ii;
   if (camd_model_num_inputs(m) != 1 || camd_model_value_info(m, camd_model_input(m, 0), &ii) != 0) {
     return camd_error_set(err, CAMD_E_UNSUPPORTED, "CAM methods need a model with one input");
@@ -930,7 +982,9 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
     ctx->in_h = (int)h;
     ctx->in_w = (int)w;
   }
-  bool is_guided = req->method == CAMD_CAM_GUIDEDBACKPROP || req->method == CAMD_CAM_GUIDEDGRADCAM;
+  /* Maps at the input's resolution from a backward to the input. */
+  bool is_guided = req->method == CAMD_CAM_GUIDEDBACKPROP ||
+                   req->method == CAMD_CAM_GUIDEDGRADCAM || req->method == CAMD_CAM_FULLGRAD;
   if (is_guided && (req->aug_smooth || req->eigen_smooth)) {
     return camd_error_set(err, CAMD_E_INVALID, "%s does not combine with %s",
                           camd_cam_method_name(req->method),
@@ -972,13 +1026,13 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
     ctx.select_pending = true;
     ctx.req = req = &sel;
   }
-  const bool in_res =
-      req->method == CAMD_CAM_GUIDEDBACKPROP || req->method == CAMD_CAM_GUIDEDGRADCAM;
+  const bool in_res = req->method == CAMD_CAM_GUIDEDBACKPROP ||
+                      req->method == CAMD_CAM_GUIDEDGRADCAM || req->method == CAMD_CAM_FULLGRAD;
   size_t hw = in_res ? (size_t)ctx.in_h * (size_t)ctx.in_w : (size_t)ctx.hw;
   size_t nmap = hw * (size_t)req->n_classes;
   float *maps = camd__ws_floats(w, nmap);
   ctx.logits = camd__ws_floats(w, (size_t)ctx.n_out);
-  ctx.xbuf = camd__ws_floats(w, (size_t)ctx.channels * hw);
+  ctx.xbuf = camd__ws_floats(w, (size_t)ctx.channels * (size_t)ctx.hw); /* at the layer's h × w */
   if (req->method == CAMD_CAM_FINERCAM) {
     ctx.finer_classes = ws_bytes(w, sizeof(int) * (size_t)req->finer_compare);
     if (!ctx.finer_classes) return nomem(err);
@@ -1078,6 +1132,12 @@ int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float 
                               named ? vi.name : "?");
       }
     }
+  }
+  if (n_layers > 1 && req->method == CAMD_CAM_FULLGRAD) {
+    return camd_error_set(err, CAMD_E_INVALID,
+                          "fullgrad uses every biased layer of the model and no CAM layer: give "
+                          "one layer (it is not used), not a list of %d",
+                          n_layers);
   }
   camd_cam_request one = *req;
   one.layer = layers[0];

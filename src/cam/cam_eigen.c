@@ -167,7 +167,7 @@ int camd__kernel_projection(camd__cam_ctx *ctx, const float *x, float *map, camd
   double *e = ctx->kp_d, *t = e + big, *rowmean = t + big, *kd = rowmean + big;
   /* Squared distances through |xi|² + |xj|² − 2 xi·xj would lose digits to cancellation:
    * summed directly, in double, over channels. */
-  const double gamma = 1.0 / C;
+  const double gamma = ctx->req->kpca_gamma > 0.0f ? (double)ctx->req->kpca_gamma : 1.0 / C;
   for (int i = 0; i < n; i++) {
     kd[(size_t)i * n + i] = 1.0;
     for (int j = i + 1; j < n; j++) {

@@ -107,11 +107,33 @@ int camd__projection(camd__cam_ctx *ctx, const float *x, float *map, camd_error 
 /* Most positions kpcacam accepts (its kernel matrix is positions × positions). */
 #define CAMD_KPCA_MAX_POSITIONS 1024
 
-/* Kernel PCA (RBF kernel, gamma = 1 / channels) of the same (hw × channels) matrix, centred:
- * the centred kernel matrix's top eigenvector scaled by the square root of its eigenvalue
- * (scikit-learn's KernelPCA(n_components=1).fit_transform); sign as camd__projection. hw must
- * be <= CAMD_KPCA_MAX_POSITIONS (checked by the caller). */
+/* Kernel PCA (RBF kernel, gamma = req->kpca_gamma, default 1 / channels) of the same (hw ×
+ * channels) matrix, centred: the centred kernel matrix's top eigenvector scaled by the square root
+ * of its eigenvalue (scikit-learn's KernelPCA(n_components=1).fit_transform); sign as
+ * camd__projection. hw must be <= CAMD_KPCA_MAX_POSITIONS (checked by the caller). */
 int camd__kernel_projection(camd__cam_ctx *ctx, const float *x, float *map, camd_error *err);
+
+/* FullGrad (cam_fullgrad.c): the biased layers of the model and the map being summed. */
+typedef struct camd__fullgrad {
+  const camd__cam_ctx *ctx;
+  int *slot;         /* per node: index of its biased layer, or -1 */
+  size_t *offset;    /* per biased layer: first of its channels in bias */
+  double *bias;      /* every biased layer's per-channel bias, in node order */
+  int n_layers;      /* biased layers found */
+  double *layer_sum; /* one layer's Σ_c S(|b_c g_c|) (largest layer plane) */
+  float *plane, *up; /* the same as float; resized to the input's h × w */
+  float *map;        /* in_h × in_w: the class's map being summed (set by the caller) */
+  int observed;      /* biased layers whose term was non-zero in this backward */
+} camd__fullgrad;
+
+/* Finds the biased layers (Conv with a constant bias, BatchNormalization; 4-D outputs) and
+ * carves the scratch from the workspace. */
+int camd__fullgrad_prepare(camd__cam_ctx *ctx, camd__fullgrad *fg, camd_error *err);
+/* camd_backward_observer: adds a biased layer's resized Σ_c S(|b_c · g_c|) to fg->map. */
+void camd__fullgrad_observe(void *fg, int node, int value_id, const float *grad,
+                            const camd_shape *shape);
+/* Adds Σ_c S(|x_c · g_c|) of the channel-major input x and its gradient g to fg->map. */
+void camd__fullgrad_input_term(const camd__fullgrad *fg, const float *x, const float *g);
 
 /* `cam` (Zhou 2016): the class weights of the linear layer after global pooling of the layer
  * (read in `layout`). weights_out[k*channels + c] for class k of req->classes. Reports

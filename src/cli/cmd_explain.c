@@ -68,6 +68,9 @@ static void explain_usage(FILE *f) {
           "  --n-samples N         noise-based methods: samples (default 16)\n"
           "  --noise-std X         noise-based methods: noise std (default 0.2)\n"
           "  --seed N              noise seed (default 0)\n"
+          "  --finer-alpha X       finercam: alpha of the comparison score (default 1)\n"
+          "  --finer-compare N     finercam: nearest classes compared (default 3)\n"
+          "  --gamma X             kpcacam: RBF kernel gamma (default auto = 1/channels)\n"
           "output:\n"
           "  --colormap C          jet (default), turbo, viridis, inferno, gray\n"
           "  --alpha X             overlay opacity 0..1 (default 0.5)\n"
@@ -120,6 +123,9 @@ static const struct {
     {"--n-samples", "n_samples", NULL},
     {"--noise-std", "noise_std", NULL},
     {"--seed", "seed", NULL},
+    {"--finer-alpha", "finer_alpha", NULL},
+    {"--finer-compare", "finer_compare", NULL},
+    {"--gamma", "gamma", NULL},
     {"--colormap", "colormap", NULL},
     {"--alpha", "alpha", NULL},
     {"--outputs", "outputs", NULL},
@@ -207,7 +213,8 @@ static int parse_args(int argc, char **argv, explain_args *a) {
           "unknown option '%s'; options are --model, --labels, --config, "
           "--name, --image, --method, --target, --layer, --layer-layout, --topk, --score, "
           "--no-relu, --normalize, --aug-smooth, --eigen-smooth, --n-samples, "
-          "--noise-std, --seed, --colormap, --alpha, --outputs, "
+          "--noise-std, --seed, --finer-alpha, --finer-compare, --gamma, --colormap, --alpha, "
+          "--outputs, "
           "--bbox-threshold, --window, --frame, --quality, --metrics, --quality-steps, "
           "--road-noise, --box, --out, --json, --predict, --size, --resize, "
           "--resize-shorter, --scale, --mean, --std, --bgr, --gray, "

@@ -1015,9 +1015,19 @@ static float *grad_buffer(camd_session *s, const camd_plan *p, int v) {
   return gv;
 }
 
-/* Runs node n's backward (nothing when no gradient reaches its outputs). */
-static void backward_node(camd_session *s, const camd_plan *p, const camd_node *n, float *scratch,
-                          bool guided) {
+/* What a backward does besides the plain rule: guided Relu, and an observer of the gradients. */
+typedef struct backward_mode {
+  bool guided;
+  camd_backward_observer observer; /* NULL: none (one branch per node) */
+  void *observer_ctx;
+} backward_mode;
+
+/* Runs node k's backward (nothing when no gradient reaches its outputs). The outputs' gradients
+ * are complete here (every reader ran before, in reverse order): the observer sees them before
+ * the node reads them and their buffers are recycled. */
+static void backward_node(camd_session *s, const camd_plan *p, int k_node, float *scratch,
+                          const backward_mode *mode) {
+  const camd_node *n = &s->g->nodes[k_node];
   const camd_graph *g = s->g;
   camd_tensor in[CAMD_NODE_MAX_IO], out[CAMD_NODE_MAX_IO];
   camd_tensor gin[CAMD_NODE_MAX_IO], gout[CAMD_NODE_MAX_IO];
@@ -1031,6 +1041,12 @@ static void backward_node(camd_session *s, const camd_plan *p, const camd_node *
     any |= gout[j].data != NULL;
   }
   if (!any) return;
+  if (mode->observer) {
+    for (int j = 0; j < n->n_out; j++) {
+      if (gout[j].data)
+        mode->observer(mode->observer_ctx, k_node, n->out[j], gout[j].data, &gout[j].shape);
+    }
+  }
   for (int k = 0; k < n->n_in; k++) {
     int v = n->in[k];
     in[k].data = v >= 0 ? s->ptr[v] : NULL;
@@ -1049,7 +1065,7 @@ static void backward_node(camd_session *s, const camd_plan *p, const camd_node *
                      .grad_in = gin,
                      .scratch = scratch,
                      .pool = s->pool,
-                     .guided = guided};
+                     .guided = mode->guided};
   n->op->backward(&ctx);
   /* The outputs' gradient buffers may be reused from here on. */
   for (int j = 0; j < n->n_out; j++) {
@@ -1057,7 +1073,7 @@ static void backward_node(camd_session *s, const camd_plan *p, const camd_node *
   }
 }
 
-static int session_backward(camd_session *s, int from, const float *seed, bool guided,
+static int session_backward(camd_session *s, int from, const float *seed, const backward_mode *mode,
                             camd_error *err) {
   camd_plan *p = s->cur;
   const camd_graph *g = s->g;
@@ -1078,7 +1094,7 @@ static int session_backward(camd_session *s, int from, const float *seed, bool g
   memcpy(s->mem + p->grad_off[from], seed, camd_shape_count(&s->shapes[from]) * sizeof(float));
   s->grad_live[from] = 1;
   for (int t = 0; t < p->n_bwd; t++) {
-    backward_node(s, p, &g->nodes[p->bwd_nodes[t]], scratch, guided);
+    backward_node(s, p, p->bwd_nodes[t], scratch, mode);
   }
   grad_buffer(s, p, p->grad_root); /* zero when no gradient reached it */
   if (p->view_node >= 0) {
@@ -1102,11 +1118,21 @@ static int session_backward(camd_session *s, int from, const float *seed, bool g
 }
 
 int camd_session_backward(camd_session *s, int from, const float *seed, camd_error *err) {
-  return session_backward(s, from, seed, false, err);
+  const backward_mode plain = {false, NULL, NULL};
+  return session_backward(s, from, seed, &plain, err);
 }
 
 int camd_session_backward_guided(camd_session *s, int from, const float *seed, camd_error *err) {
-  return session_backward(s, from, seed, true, err);
+  const backward_mode guided = {true, NULL, NULL};
+  return session_backward(s, from, seed, &guided, err);
+}
+
+int camd_session_backward_observed(camd_session *s, int from, const float *seed, bool guided,
+                                   camd_backward_observer observer, void *observer_ctx,
+                                   camd_error *err) {
+  if (!observer) return camd_error_set(err, CAMD_E_INVALID, "no backward observer given");
+  const backward_mode mode = {guided, observer, observer_ctx};
+  return session_backward(s, from, seed, &mode, err);
 }
 
 const float *camd_session_grad(camd_session *s, int value_id, camd_shape *shape) {

@@ -15,14 +15,16 @@
 #define CAMD__STR2(x) #x
 #define CAMD__STR(x) CAMD__STR2(x)
 #define NOISE_STD_MAX 100.0
+#define FINER_ALPHA_MAX 100.0
+#define FINER_COMPARE_MAX 64
 #define SEED_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */
 #define FRAME_MAX 1000000           /* option frame; the file's NumberOfFrames decides at decode */
 
-#define OPTION_KEYS                                                                        \
-  "method, layer, layer_layout, target, topk, score, relu, normalize, aug_smooth, "        \
-  "eigen_smooth, colormap, alpha, outputs, bbox_threshold, n_samples, noise_std, seed, "   \
-  "window, frame, quality, metrics, quality_steps, road_noise, box, mask (segmentation), " \
-  "reference, reference_image (embedding)"
+#define OPTION_KEYS                                                                      \
+  "method, layer, layer_layout, target, topk, score, relu, normalize, aug_smooth, "      \
+  "eigen_smooth, colormap, alpha, outputs, bbox_threshold, n_samples, noise_std, seed, " \
+  "finer_alpha, finer_compare, gamma, window, frame, quality, metrics, quality_steps, "  \
+  "road_noise, box, mask (segmentation), reference, reference_image (embedding)"
 #define METRIC_NAMES "drop_increase, deletion, insertion, road (or all, none)"
 #define ROAD_NOISE_MAX 1.0
 #define OUTPUT_NAMES "overlay, heatmap, mask, raw, bbox, dicom (or all, none)"
@@ -98,6 +100,9 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
   o->n_samples = 16;
   o->noise_std = 0.2f;
   o->seed = 0;
+  o->finer_alpha = 1.0f;
+  o->finer_compare = 3;
+  o->kpca_gamma = 0.0f;                 /* auto: 1 / channels */
   o->window.kind = CAMD_WINDOW_DEFAULT; /* the DICOM file's own first window */
   o->frame = 0;
   o->metrics = 0;
@@ -107,7 +112,7 @@ void camd_explain_options_init(camd_explain_options *o, const camd_explainer *e)
 
 /* A field added to camd_explain_options must be compared here (and echoed by result_json.c's
  * options_json): this assert stops the build until the new size is written below. */
-_Static_assert(sizeof(camd_explain_options) == 728 || sizeof(void *) != 8,
+_Static_assert(sizeof(camd_explain_options) == 744 || sizeof(void *) != 8,
                "camd_explain_options changed: update camd_explain_options_equal and the echo");
 
 bool camd_explain_options_equal(const camd_explain_options *a, const camd_explain_options *b) {
@@ -118,11 +123,13 @@ bool camd_explain_options_equal(const camd_explain_options *a, const camd_explai
       a->colormap != b->colormap || a->alpha != b->alpha || a->outputs != b->outputs ||
       a->bbox_threshold != b->bbox_threshold || a->n_samples != b->n_samples ||
       a->noise_std != b->noise_std || a->seed != b->seed || a->frame != b->frame ||
-      a->window.kind != b->window.kind || a->window.index != b->window.index ||
-      a->window.center != b->window.center || a->window.width != b->window.width ||
-      strcmp(a->window.name, b->window.name) || a->metrics != b->metrics ||
-      a->quality_steps != b->quality_steps || a->road_noise != b->road_noise ||
-      a->has_box != b->has_box || memcmp(a->box, b->box, sizeof(a->box)))
+      a->finer_alpha != b->finer_alpha || a->finer_compare != b->finer_compare ||
+      a->kpca_gamma != b->kpca_gamma || a->window.kind != b->window.kind ||
+      a->window.index != b->window.index || a->window.center != b->window.center ||
+      a->window.width != b->window.width || strcmp(a->window.name, b->window.name) ||
+      a->metrics != b->metrics || a->quality_steps != b->quality_steps ||
+      a->road_noise != b->road_noise || a->has_box != b->has_box ||
+      memcmp(a->box, b->box, sizeof(a->box)))
     return false;
   for (int i = 0; i < a->n_targets && i < CAMD_MAX_TARGETS; i++)
     if (a->targets[i] != b->targets[i]) return false;
@@ -517,6 +524,30 @@ int camd_explain_options_set(camd_explain_options *o, const camd_explainer *e, c
     if (camd_parse_int(v, 0, SEED_MAX, &n))
       return bad(err, key, v, "must be an integer within 0..9007199254740991 (2^53 - 1)");
     o->seed = (uint64_t)n;
+  } else if (!strcmp(key, "finer_alpha")) {
+    if (camd_parse_double(v, &d) || d < 0.0 || d > FINER_ALPHA_MAX)
+      return bad(err, key, v, "must be a number within 0..100 (finercam's alpha)");
+    o->finer_alpha = (float)d;
+  } else if (!strcmp(key, "finer_compare")) {
+    /* Fewer than the model's classes: the class itself is not compared with. */
+    int kmax = e && e->n_outputs - 1 < FINER_COMPARE_MAX ? e->n_outputs - 1 : FINER_COMPARE_MAX;
+    if (kmax < 1 || camd_parse_int(v, 1, kmax, &n)) {
+      char msg[128];
+      snprintf(msg, sizeof(msg), "must be an integer within 1..%d (finercam's compared classes%s)",
+               kmax, kmax < FINER_COMPARE_MAX ? ": fewer than the model's outputs" : "");
+      return bad(err, key, v, msg);
+    }
+    o->finer_compare = (int)n;
+  } else if (!strcmp(key, "gamma")) {
+    if (!strcmp(v, "auto")) {
+      o->kpca_gamma = 0.0f;
+    } else if (camd_parse_double(v, &d) || d < CAMD_KPCA_GAMMA_MIN || d > CAMD_KPCA_GAMMA_MAX) {
+      return bad(err, key, v,
+                 "must be auto (1 / channels) or a number within 1e-09..1e+06 (kpcacam's RBF "
+                 "kernel gamma)");
+    } else {
+      o->kpca_gamma = (float)d;
+    }
   } else if (!strcmp(key, "window")) {
     camd_window w;
     int rc = camd_window_parse(v, &w, err);

@@ -381,6 +381,10 @@ static bool explain_options_json(const camd_explain_result *r, json_t *j) {
   oset(&ok, j, "n_samples", json_integer(o->n_samples));
   oset(&ok, j, "noise_std", camd__json_float(o->noise_std));
   oset(&ok, j, "seed", json_integer((json_int_t)o->seed));
+  oset(&ok, j, "finer_alpha", camd__json_float(o->finer_alpha));
+  oset(&ok, j, "finer_compare", json_integer(o->finer_compare));
+  oset(&ok, j, "gamma",
+       o->kpca_gamma > 0.0f ? camd__json_float(o->kpca_gamma) : json_string("auto"));
   json_t *metrics = json_array();
   for (int i = 0; metrics && i < CAMD_METRIC_COUNT; i++)
     if (o->metrics & (1u << i)) aapp(&ok, metrics, json_string(camd_explain_metric_name(i)));

@@ -626,6 +626,9 @@ static int explain_image(camd_explain_ctx *ctx, camd_session *s, camd_explainer 
   req.n_samples = o->n_samples;
   req.noise_std = o->noise_std;
   req.seed = o->seed;
+  req.finer_alpha = o->finer_alpha;
+  req.finer_compare = o->finer_compare;
+  req.kpca_gamma = o->kpca_gamma;
   req.max_batch = camd_session_max_batch(s);
   camd_cam_maps maps;
   memset(&maps, 0, sizeof(maps));

@@ -27,17 +27,29 @@ Conventions (the same ones camd documents in src/cam):
     the case's seed, drawn sample by sample in NCHW order, eps = float32(std * normal).
   * FinerCAM: Grad-CAM of pytorch-grad-cam's FinerWeightedTarget, differentiated through its
     softmax weights: sum_k p_k (z_c - alpha z_k) / (sum_k p_k + 1e-9), alpha 1, the 3 classes
-    k != c nearest z_c in logit (stable sort: ties lower index first).
+    k != c nearest z_c in logit (stable sort: ties lower index first); a case's finer_alpha and
+    finer_compare replace alpha and 3.
   * ShapleyCAM: weights = spatial mean of g - 0.5 * H.A, H.A by double backward (autograd's
     Hessian-vector product along the activation, create_graph=True; None -> 0).
-  * KPCA-CAM: centred (hw x C) rows, RBF kernel exp(-|xi - xj|^2 / C) (scikit-learn's default
-    gamma 1/C), double-centred kernel matrix, numpy eigh, top eigenvector * sqrt(eigenvalue)
+  * KPCA-CAM: centred (hw x C) rows, RBF kernel exp(-gamma |xi - xj|^2), gamma 1/C
+    (scikit-learn's default) or the case's gamma, double-centred kernel matrix, numpy eigh, top eigenvector * sqrt(eigenvalue)
     (KernelPCA.fit_transform), sign as the eigen projection.
   * Guided backpropagation: a float64 copy of the model whose nn.ReLU modules are replaced by
     a ReLU whose backward passes grad where input > 0 and grad > 0 (pytorch-grad-cam's
     GuidedBackpropReLU), the gradient of the score at the input, max over channels of |.|.
     Guided Grad-CAM: that times the Grad-CAM map ReLU'd, scaled (m - min) / (max - min + 1e-7)
     and resized with F.interpolate(bilinear, align_corners=False) to the input.
+  * FullGrad (Srinivas & Fleuret 2019, pytorch-grad-cam's FullGrad): a float64 copy of the model
+    whose Conv2d / BatchNorm2d outputs are captured by forward hooks (the network continues on a
+    clone, so in-place ops downstream do not touch them); with g = d score / d (input, outputs):
+    sum over input channels of S(|x * g_x|) + sum over biased layers of the sum over channels of
+    resize(S(|b * g|)), S(m) = (m - min) / (max - min + 1e-7) per channel plane, resize =
+    F.interpolate(bilinear, align_corners=False) to the input, channel by channel. Biased layers
+    as camd reads them after folding BatchNorm into the Conv before it: a BatchNorm2d's bias is
+    beta - mean * gamma / sqrt(var + eps) (+ a * conv bias when the Conv2d registered just before
+    it has one: the folded bias; that Conv2d then has no term of its own); every other Conv2d
+    with a bias has its own term. The models here have no Conv2d with a bias before a BatchNorm2d,
+    so these are exactly pytorch-grad-cam's terms. The CAM layer is not used.
   * Several layers ("a,b"): each layer's raw maps ReLU'd, scaled (m - min) / (max - min + 1e-7),
     resized to the input with F.interpolate(bilinear, align_corners=False), averaged, and the
     average scaled the same way (pytorch-grad-cam's compute_cam_per_layer and
@@ -83,24 +95,33 @@ def densenet_forward(model, x, capture):
 MODELS = {
     # no_kpca: layer4's rows are far apart compared with C on this seeded model, so the RBF
     # kernel (gamma 1/C) is nearly the identity and its top component is not determined to 1e-3.
+    # fullgrad: the scores FullGrad is checked with. Not the logit on resnet50: one ReLU input
+    # of layer2 (channel 211 at 13, 11 of the 28 x 28 map) is 6.8e-8 of its layer's largest
+    # value away from the kink, float32 rounding flips it in camd (not in PyTorch's float32),
+    # and the map moves by 1.09e-3 there (class 815; 6.3e-4 for 543). FullGrad reads every
+    # layer's gradient, so it sees every kink.
     "resnet50": dict(main="layer4", linear=lambda m: m.fc, extra="eigen", newer="no_kpca",
-                     guided=True),
+                     guided=True, fullgrad=["softmax"]),
     "densenet121": dict(main="features_relu", capture_only=True, forward=densenet_forward,
-                        linear=lambda m: m.classifier, extra="eigen"),
+                        linear=lambda m: m.classifier, extra="eigen", fullgrad=["logit"]),
     "mobilenet_v2": dict(main="features", linear=lambda m: m.classifier[1], ablation=True,
                          score_layer="features.1", score_methods=["scorecam", "sscam", "iscam"],
-                         smooth=True, extra="scores", newer=True),
+                         smooth=True, extra="scores", newer=True, fullgrad=["logit"],
+                         # 0.25 / C: the map moves by 4.5e-2 from gamma = 1 / C (eigenvalue
+                         # ratio 1.32; on vgg16 gamma barely moves the map: 4.6e-4 at 2 / C)
+                         kpca_gamma=1.953125e-4),
     # guided: not on vgg16, where camd's float32 guided gradient at the input differs from this
     # float64 reference by 1.7e-3 after min-max (ReLU kinks on the way to the input; see the
-    # methods report for PyTorch's own float32-vs-float64 difference there).
-    "vgg16": dict(main="features.29", linear=None, newer=True),
+    # methods report for PyTorch's own float32-vs-float64 difference there). fullgrad neither:
+    # PyTorch's own float32 FullGrad differs from its float64 one by 2.7e-2 / 5.8e-2 there.
+    "vgg16": dict(main="features.29", linear=None, newer=True, finer_options=True),
     # fuse: multi-layer fusion of these layers. (mobilenet_v2's features.1 would not do: camd's
     # gradient there differs from PyTorch's by 3e-3 after min-max, PyTorch's own float32 and
     # float64 by 2e-6; see the methods report.)
     "efficientnet_b0": dict(main="features", linear=lambda m: m.classifier[1], ablation=True,
                             score_layer="features.1", score_methods=["scorecam"], smooth=True,
                             fuse="features,features.1",
-                            fuse_methods=["gradcam", "layercam", "eigencam"]),
+                            fuse_methods=["gradcam", "layercam", "eigencam"], fullgrad=["logit"]),
 }
 DEFAULT_MODELS = list(MODELS)
 NOISE = dict(n_samples=3, noise_std=0.3, seed=42)
@@ -184,12 +205,13 @@ def projection(x):
     return p.reshape(x.shape[1:])
 
 
-def kernel_projection(x):
+def kernel_projection(x, gamma=None):
     c = x.shape[0]
+    gamma = 1.0 / c if gamma is None else gamma
     m = x.reshape(c, -1).T  # hw x C
     mc = m - m.mean(axis=0)
     d2 = ((mc[:, None, :] - mc[None, :, :]) ** 2).sum(-1)
-    k = np.exp(-d2 / c)
+    k = np.exp(-gamma * d2)
     n = k.shape[0]
     one = np.full((n, n), 1.0 / n)
     kc = k - one @ k - k @ one + one @ k @ one
@@ -235,6 +257,35 @@ def guided_copy(model):
             if isinstance(child, torch.nn.ReLU):
                 setattr(mod, child_name, GuidedReLU())
     return m
+
+
+def fullgrad_layers(model):
+    """[(module, per-channel bias as float64 numpy)] for FullGrad, as camd reads the graph after
+    BatchNorm folding (see the module docstring)."""
+    mods = [m for m in model.modules()
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d))]
+    layers, absorbed = [], set()
+    for i, m in enumerate(mods):
+        if not isinstance(m, torch.nn.BatchNorm2d):
+            continue
+        a = (m.weight / torch.sqrt(m.running_var + m.eps)).detach().double()
+        b = (m.bias - m.running_mean * m.weight / torch.sqrt(m.running_var + m.eps)).detach()
+        b = b.double()
+        prev = mods[i - 1] if i > 0 else None
+        if isinstance(prev, torch.nn.Conv2d) and prev.bias is not None:
+            b = b + a * prev.bias.detach().double()
+            absorbed.add(id(prev))
+        layers.append((m, b.numpy()))
+    for m in mods:
+        if isinstance(m, torch.nn.Conv2d) and m.bias is not None and id(m) not in absorbed:
+            layers.append((m, m.bias.detach().double().numpy()))
+    return layers
+
+
+def fullgrad_scale(v):
+    """S over the last two axes: (v - min) / (max - min + 1e-7) per plane."""
+    v = v - v.amin(dim=(-2, -1), keepdim=True)
+    return v / (v.amax(dim=(-2, -1), keepdim=True) + 1e-7)
 
 
 def from_weights(w, a, eigen):
@@ -312,6 +363,45 @@ class Ref:
             grads.append(g.detach()[0].double().numpy())
         return a.detach()[0].double().numpy(), grads
 
+    def fullgrad(self, x32, cls, score, f64=True):
+        """FullGrad map (input h x w) of class cls for the float32 input x32, in float64 (or in
+        the float32 model, for measuring its own rounding)."""
+        model, tapped = (self.model64, self.t64) if f64 else (self.model32, self.t32)
+        layers = fullgrad_layers(model)
+        caps = {}
+
+        def hook(mod, _inp, out):
+            caps[id(mod)] = out
+            return out.clone()
+
+        handles = [m.register_forward_hook(hook) for m, _ in layers]
+        try:
+            x = (x32.double() if f64 else x32.clone()).requires_grad_(True)
+            logits = tapped(x)[0]
+        finally:
+            for h in handles:
+                h.remove()
+        outs = [caps[id(m)] for m, _ in layers]
+        grads = torch.autograd.grad(score_of(logits, cls, score).sum(), [x] + outs,
+                                    allow_unused=True)
+        size = x32.shape[-2:]
+        total = fullgrad_scale((x * grads[0]).abs().detach()[0].double()).sum(0)
+        for (m, b), g in zip(layers, grads[1:]):
+            if g is None:
+                continue
+            t = fullgrad_scale((torch.from_numpy(b)[:, None, None] * g[0].double()).abs())
+            # F.interpolate (bilinear, align_corners=False) of every channel, as the two 1-D
+            # interpolation matrices it applies (rows, then columns: the resize is separable),
+            # taken from F.interpolate itself on identity matrices.
+            rh = F.interpolate(torch.eye(t.shape[1], dtype=t.dtype)[None, None],
+                               size=(size[0], t.shape[1]), mode="bilinear",
+                               align_corners=False)[0, 0]
+            rw = F.interpolate(torch.eye(t.shape[2], dtype=t.dtype)[None, None],
+                               size=(size[1], t.shape[2]), mode="bilinear",
+                               align_corners=False)[0, 0]
+            total = total + torch.einsum("Hh,chw,Ww->HW", rh, t, rw)
+        return total.numpy()
+
     def logits(self, x32):
         with torch.no_grad():
             return self.t64(x32.double())[0]
@@ -363,7 +453,9 @@ class Ref:
             maps = []
             for cl in classes:
                 if method == "finercam":
-                    (g,) = torch.autograd.grad(finer_target(logits, cl), a, retain_graph=True)
+                    (g,) = torch.autograd.grad(
+                        finer_target(logits, cl, c.get("finer_alpha", 1.0),
+                                     c.get("finer_compare", 3)), a, retain_graph=True)
                     w = g[0].mean(dim=(1, 2))
                 else:
                     (g,) = torch.autograd.grad(score_of(logits, cl, score).sum(), a,
@@ -377,6 +469,8 @@ class Ref:
                     w = (g - 0.5 * hvp)[0].mean(dim=(1, 2))
                 maps.append(from_weights(w.detach().numpy(), a.detach()[0].numpy(), eigen))
             return np.stack(maps)
+        if method == "fullgrad":
+            return np.stack([self.fullgrad(x32, cl, score) for cl in classes])
         if method in ("guidedbackprop", "guidedgradcam"):
             gm = guided_copy(self.model32).eval()
             x = x32.double().requires_grad_(True)
@@ -397,7 +491,7 @@ class Ref:
             return np.stack(maps)
         an = self.forward(x32, True)[1][layer].detach()[0].numpy()
         if method == "kpcacam":
-            p = kernel_projection(an)
+            p = kernel_projection(an, c.get("gamma"))
             return np.stack([p for _ in classes])
         if method == "eigencam":
             p = projection(an)
@@ -483,11 +577,17 @@ def cases_for(name, spec):
                   dict(method="shapleycam", layer=main, score="softmax")]
         if spec["newer"] != "no_kpca":
             cases.append(dict(method="kpcacam", layer=main))
+        if spec.get("finer_options"):  # the request fields finer_alpha / finer_compare
+            cases.append(dict(method="finercam", layer=main, finer_alpha=0.5, finer_compare=2,
+                              tag="opts"))
+        if spec.get("kpca_gamma"):  # kpcacam's gamma request field
+            cases.append(dict(method="kpcacam", layer=main, gamma=spec["kpca_gamma"], tag="gamma"))
     if spec.get("guided"):
         cases += [dict(method="guidedbackprop", layer=main),
                   dict(method="guidedgradcam", layer=main)]
     if spec.get("fuse"):
         cases += [dict(method=m, layer=spec["fuse"], tag="fused") for m in spec["fuse_methods"]]
+    cases += [dict(method="fullgrad", layer=main, score=s) for s in spec.get("fullgrad", [])]
     if spec.get("extra") == "eigen":
         cases += [dict(method="gradcam", layer=main, eigen_smooth=True),
                   dict(method="layercam", layer=main, eigen_smooth=True)]

@@ -7,7 +7,9 @@
  *   pipeline shows them); the case fails when either max |difference| exceeds 1e-3. Cases
  *   with "expect_error" must fail with that status. Noise methods must give identical maps when
  *   run twice. A case whose layer is a comma list runs camd_cam_compute_layers (fused maps at
- *   the input size). Prints one line per case with the margins and the time camd took.
+ *   the input size). Prints one line per case with the margins and the time camd took. With
+ *   CAMD_CAM_DUMP_DIR set, camd's raw maps are also written there as <case>.camd.bin (float32,
+ *   the reference's shape) for looking at a difference.
  */
 #include <jansson.h>
 #include <math.h>
@@ -118,6 +120,10 @@ static void run_case(const char *dir, camd_model *m, camd_session *s, camd_cam_w
   if (json_is_number(std)) req.noise_std = (float)json_number_value(std);
   req.seed = (uint64_t)json_int_or(c, "seed", 0);
   req.max_batch = json_int_or(c, "max_batch", 8);
+  json_t *alpha = json_object_get(c, "finer_alpha"), *gamma = json_object_get(c, "gamma");
+  if (json_is_number(alpha)) req.finer_alpha = (float)json_number_value(alpha);
+  req.finer_compare = json_int_or(c, "finer_compare", req.finer_compare);
+  if (json_is_number(gamma)) req.kpca_gamma = (float)json_number_value(gamma);
 
   camd_cam_maps out;
   uint64_t t0 = camd_now_ns();
@@ -152,6 +158,16 @@ static void run_case(const char *dir, camd_model *m, camd_session *s, camd_cam_w
   }
   float *mine = malloc(hw * (size_t)n_classes * sizeof(float));
   memcpy(mine, out.maps, hw * (size_t)n_classes * sizeof(float));
+  const char *dump = getenv("CAMD_CAM_DUMP_DIR"); /* debugging: camd's raw maps, float32 */
+  if (dump && *dump) {
+    char dpath[4200];
+    snprintf(dpath, sizeof(dpath), "%s/%s.camd.bin", dump, name);
+    FILE *df = fopen(dpath, "wb");
+    if (df) {
+      fwrite(mine, sizeof(float), hw * (size_t)n_classes, df);
+      fclose(df);
+    }
+  }
   double worst = 0, worst_relu = 0;
   char per_class[256] = "";
   for (int k = 0; k < n_classes; k++) {

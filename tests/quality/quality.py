@@ -43,7 +43,7 @@ import scenes  # noqa: E402
 METHODS = ["cam", "gradcam", "hirescam", "gradcam-elementwise", "gradcam++", "xgradcam",
            "layercam", "eigencam", "eigengradcam", "scorecam", "ablationcam",
            "smoothgradcam++", "sscam", "iscam", "finercam", "shapleycam", "kpcacam",
-           "guidedbackprop", "guidedgradcam"]
+           "guidedbackprop", "guidedgradcam", "fullgrad"]
 
 
 def free_port():

@@ -21,6 +21,66 @@ JPG = fixture("small.jpg")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def raw_map(srv, hdr, query, body=None):
+    """(status, response, raw map values) of an explain with outputs=raw, no ReLU, no scaling."""
+    st, h, b = srv.json("POST", "/v1/models/tiny/explain?outputs=raw&relu=false&normalize=none&"
+                        + query, PNG if body is None else body, hdr)
+    vals = b["explanations"][0]["raw"]["values"] if st == 200 else None
+    return st, b, vals
+
+
+def minmax(v):
+    lo, hi = min(v), max(v)
+    return [(x - lo) / (hi - lo) if hi > lo else 0.0 for x in v]
+
+
+def check_method_options(srv, hdr):
+    """finer_alpha / finer_compare (finercam) and gamma (kpcacam): typed, bounded, echoed, and
+    checked against what the formulas reduce to. FinerCAM's score with alpha = 0 is
+    z_c * P / (P + 1e-9), P the compared classes' probabilities: its gradient is Grad-CAM's to
+    ~1e-8, so the map must be Grad-CAM's. The RBF kernel with a tiny gamma is 1 - gamma d^2 +
+    O(gamma^2): the centred kernel is 2 gamma times the centred Gram matrix, whose top
+    eigenvector is Eigen-CAM's principal component, so the min-max map must be Eigen-CAM's."""
+    st, b, grad = raw_map(srv, hdr, "method=gradcam&target=1")
+    st0, b0, fin0 = raw_map(srv, hdr, "method=finercam&target=1&finer_alpha=0&finer_compare=2")
+    st1, b1, fin1 = raw_map(srv, hdr, "method=finercam&target=1")
+    ok = st == 200 and st0 == 200 and st1 == 200
+    C.check(ok, f"finercam options: {st} {st0} {st1} {str(b0)[:300]}")
+    if ok:
+        scale = max(abs(x) for x in grad)
+        d0 = max(abs(x - y) for x, y in zip(fin0, grad)) / scale
+        d1 = max(abs(x - y) for x, y in zip(fin1, grad)) / scale
+        C.check(d0 < 1e-4, f"finercam finer_alpha=0 = Grad-CAM: max |diff| / max = {d0:.2e}")
+        C.check(d1 > 1e-2, f"finercam with alpha 1 differs from Grad-CAM: {d1:.2e}")
+        o0, o1 = b0.get("options", {}), b1.get("options", {})
+        C.check(o0.get("finer_alpha") == 0 and o0.get("finer_compare") == 2 and
+                o0.get("gamma") == "auto" and o1.get("finer_alpha") == 1 and
+                o1.get("finer_compare") == 3, f"options echoed: {o0} / {o1}")
+    # typed JSON values
+    body = json.dumps({"image": base64.b64encode(PNG).decode(), "finer_alpha": 0,
+                       "finer_compare": 2, "target": 1})
+    stj, bj, finj = raw_map(srv, {"Content-Type": "application/json"}, "method=finercam", body)
+    C.check(stj == 200 and finj == fin0, f"JSON numbers finer_alpha / finer_compare: {stj} "
+            f"{str(bj)[:200]}")
+    st, b, eig = raw_map(srv, hdr, "method=eigencam")
+    stk, bk, kp = raw_map(srv, hdr, "method=kpcacam&gamma=1e-6")
+    std_, bd, kpd = raw_map(srv, hdr, "method=kpcacam")
+    ok = st == 200 and stk == 200 and std_ == 200
+    C.check(ok, f"kpcacam gamma: {st} {stk} {std_} {str(bk)[:300]}")
+    if ok:
+        d = max(abs(x - y) for x, y in zip(minmax(kp), minmax(eig)))
+        C.check(d < 1e-3, f"kpcacam gamma=1e-6 = Eigen-CAM after min-max: {d:.2e}")
+        gk, gd = bk.get("options", {}).get("gamma"), bd.get("options", {}).get("gamma")
+        C.check(isinstance(gk, float) and abs(gk - 1e-6) < 1e-12 and gd == "auto",
+                f"gamma echoed: {gk} {gd}")
+    for q, needle in (("finer_alpha=101", "0..100"), ("finer_alpha=x", "0..100"),
+                      ("finer_compare=10", "1..9"), ("finer_compare=0", "1..9"),
+                      ("gamma=0", "1e-09..1e+06"), ("gamma=2e6", "1e-09..1e+06"),
+                      ("gamma=fast", "auto")):
+        st, h, b = srv.json("POST", "/v1/models/tiny/explain?method=finercam&" + q, PNG, hdr)
+        C.error(st, h, b, 400, contains=needle, what=q)
+
+
 def raw_exchange(port, data, wait=5.0, half_close=False):
     """Sends raw bytes, returns everything read until the server closes or `wait` passes."""
     s = socket.create_connection(("127.0.0.1", port), timeout=wait)
@@ -187,11 +247,17 @@ with Server("--max-image-width", "2000", "--max-instances", "3", "--max-option-b
             f"layer=A,B: fused map at the input's size: {st} {str(b)[:300]}")
     st, h, b = srv.json("POST", q + "%2Cnope", PNG, hdr_png)
     C.error(st, h, b, 400, contains="'nope' not found", what="bad layer in a layer list")
-    for m in ("finercam", "shapleycam", "kpcacam", "guidedbackprop", "guidedgradcam"):
+    for m in ("finercam", "shapleycam", "kpcacam", "guidedbackprop", "guidedgradcam", "fullgrad"):
         st, h, b = srv.json("POST", "/v1/models/tiny/explain?outputs=raw&method=" + m, PNG,
                             hdr_png)
         C.check(st == 200 and b["method"] == m and b["explanations"][0]["raw"]["values"],
                 f"method={m}: {st} {str(b)[:300]}")
+    C.check(st == 200 and b["explanations"][0]["raw"]["width"] == info["input"]["shape"][3],
+            f"fullgrad answers at the input's size: {str(b)[:200]}")
+    st, h, b = srv.json("POST", q.replace("outputs=raw", "outputs=raw&method=fullgrad"), PNG,
+                        hdr_png)
+    C.error(st, h, b, 400, contains="fullgrad uses every biased layer", what="fullgrad layer list")
+    check_method_options(srv, hdr_png)
 
     # ---- errors ----
     st, h, b = srv.json("POST", "/v1/models/tiny/explain?method=nope", PNG, hdr_png)

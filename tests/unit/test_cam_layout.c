@@ -185,8 +185,9 @@ static void test_channels_last_model(void) {
       snprintf(what, sizeof(what), "%s%s", camd_cam_method_name((camd_cam_method)mth),
                aug ? " aug_smooth" : "");
       int rc1 = run(ref, l_ref, CAMD_LAYOUT_UNKNOWN, x_nchw, (camd_cam_method)mth, aug, a, &err);
-      if (aug && (mth == CAMD_CAM_GUIDEDBACKPROP || mth == CAMD_CAM_GUIDEDGRADCAM)) {
-        /* The guided methods refuse aug_smooth, in either layout. */
+      if (aug && (mth == CAMD_CAM_GUIDEDBACKPROP || mth == CAMD_CAM_GUIDEDGRADCAM ||
+                  mth == CAMD_CAM_FULLGRAD)) {
+        /* The guided methods and fullgrad refuse aug_smooth, in either layout. */
         CHECK_MSG(rc1 == CAMD_E_INVALID && strstr(err.message, "aug_smooth"), "%s: %s", what,
                   err.message);
         rc1 = run(tf, l_tf, CAMD_LAYOUT_UNKNOWN, x_nhwc, (camd_cam_method)mth, aug, b, &err);

@@ -154,8 +154,10 @@ static int run(camd_model *m, int layer, camd_cam_method method, bool aug, float
     camd_cam_maps out;
     rc = camd_cam_compute(s, w, x_in, &req, &out, err);
     if (!rc) {
-      /* Guided methods answer at the input's resolution (S x S), the others at the layer's. */
-      bool guided = method == CAMD_CAM_GUIDEDBACKPROP || method == CAMD_CAM_GUIDEDGRADCAM;
+      /* Guided methods and fullgrad answer at the input's resolution (S x S), the others at the
+       * layer's. */
+      bool guided = method == CAMD_CAM_GUIDEDBACKPROP || method == CAMD_CAM_GUIDEDGRADCAM ||
+                    method == CAMD_CAM_FULLGRAD;
       int side = guided ? S : G;
       CHECK(out.width == side && out.height == side);
       if (out.width == side && out.height == side)
@@ -196,7 +198,8 @@ static void test_token_maps(void) {
     int rc2 = run(vit, l_vit, (camd_cam_method)mth, mth == CAMD_CAM_GRADCAM, b, &err);
     CHECK_MSG(rc2 == 0, "%s tokens: %s", name, err.message);
     if (rc1 || rc2) continue;
-    bool guided = mth == CAMD_CAM_GUIDEDBACKPROP || mth == CAMD_CAM_GUIDEDGRADCAM;
+    bool guided =
+        mth == CAMD_CAM_GUIDEDBACKPROP || mth == CAMD_CAM_GUIDEDGRADCAM || mth == CAMD_CAM_FULLGRAD;
     int n = guided ? 2 * S * S : 2 * HW;
     double mx = 0, diff = 0;
     for (int i = 0; i < n; i++) {

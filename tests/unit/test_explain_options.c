@@ -71,6 +71,9 @@ static void test_defaults(void) {
   CHECK_EQ_INT(o.n_samples, 16);
   CHECK_NEAR(o.noise_std, 0.2, 1e-7);
   CHECK_EQ_INT(o.seed, 0);
+  CHECK_NEAR(o.finer_alpha, 1.0, 0);
+  CHECK_EQ_INT(o.finer_compare, 3);
+  CHECK_NEAR(o.kpca_gamma, 0.0, 0); /* auto: 1 / channels */
 }
 
 static void test_simple_keys(void) {
@@ -141,6 +144,27 @@ static void test_simple_keys(void) {
   CHECK_NEAR(o.noise_std, 1.5, 0);
   BAD(&o, NULL, "noise_std", "-1", "noise_std", "0..100");
   BAD(&o, NULL, "noise_std", "101", "0..100", NULL);
+
+  /* finercam's alpha and compared classes, kpcacam's gamma */
+  OK(&o, NULL, "finer_alpha", "0");
+  OK(&o, NULL, "finer_alpha", "0.25");
+  CHECK_NEAR(o.finer_alpha, 0.25, 0);
+  BAD(&o, NULL, "finer_alpha", "-0.5", "finer_alpha='-0.5'", "0..100");
+  BAD(&o, NULL, "finer_alpha", "100.5", "0..100", NULL);
+  BAD(&o, NULL, "finer_alpha", "nan", "0..100", NULL);
+  OK(&o, NULL, "finer_compare", "64");
+  CHECK_EQ_INT(o.finer_compare, 64);
+  BAD(&o, NULL, "finer_compare", "0", "finer_compare='0'", "1..64");
+  BAD(&o, NULL, "finer_compare", "65", "1..64", NULL);
+  BAD(&o, NULL, "finer_compare", "2.5", "1..64", NULL);
+  OK(&o, NULL, "gamma", "0.001");
+  CHECK_NEAR(o.kpca_gamma, 0.001, 1e-10);
+  OK(&o, NULL, "gamma", "1e-9");
+  OK(&o, NULL, "gamma", "auto");
+  CHECK_NEAR(o.kpca_gamma, 0.0, 0);
+  BAD(&o, NULL, "gamma", "0", "gamma='0'", "1e-09..1e+06");
+  BAD(&o, NULL, "gamma", "2e6", "auto", "1e-09..1e+06");
+  BAD(&o, NULL, "gamma", "-1", "1e-09..1e+06", NULL);
 
   OK(&o, NULL, "seed", "9007199254740991");
   CHECK(o.seed == 9007199254740991ULL);
@@ -213,14 +237,16 @@ static void test_equal(void) {
   OK(&b, NULL, "target", "1,3");
   CHECK(!camd_explain_options_equal(&a, &b));
   OK(&b, NULL, "target", "1,2");
-  const char *kv[][2] = {
-      {"method", "scorecam"}, {"layer", "x"},        {"topk", "3"},       {"score", "output"},
-      {"relu", "false"},      {"normalize", "none"}, {"aug_smooth", "1"}, {"eigen_smooth", "1"},
-      {"colormap", "gray"},   {"alpha", "0.3"},      {"outputs", "raw"},  {"bbox_threshold", "0.5"},
-      {"n_samples", "3"},     {"noise_std", "1"},    {"seed", "7"},       {"target", "top2"},
-      {"window", "lung"},     {"window", "auto"},    {"window", "40,80"}, {"window", "dicom:1"},
-      {"frame", "2"},         {"quality", "true"},   {"metrics", "road"}, {"quality_steps", "8"},
-      {"road_noise", "0"},    {"box", "1,2,3,4"}};
+  const char *kv[][2] = {{"method", "scorecam"}, {"layer", "x"},        {"topk", "3"},
+                         {"score", "output"},    {"relu", "false"},     {"normalize", "none"},
+                         {"aug_smooth", "1"},    {"eigen_smooth", "1"}, {"colormap", "gray"},
+                         {"alpha", "0.3"},       {"outputs", "raw"},    {"bbox_threshold", "0.5"},
+                         {"n_samples", "3"},     {"noise_std", "1"},    {"seed", "7"},
+                         {"target", "top2"},     {"window", "lung"},    {"window", "auto"},
+                         {"window", "40,80"},    {"window", "dicom:1"}, {"frame", "2"},
+                         {"quality", "true"},    {"metrics", "road"},   {"quality_steps", "8"},
+                         {"road_noise", "0"},    {"box", "1,2,3,4"},    {"finer_alpha", "2"},
+                         {"finer_compare", "2"}, {"gamma", "0.5"}};
   for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
     camd_explain_options c = b;
     OK(&c, NULL, kv[i][0], kv[i][1]);
@@ -375,6 +401,12 @@ static void test_explainer(void) {
   free(sha);
   const char *layer = camd_explainer_default_layer(e);
   CHECK(layer && layer[0]);
+  {
+    camd_explain_options fo; /* finer_compare: fewer than the model's 5 outputs */
+    camd_explain_options_init(&fo, e);
+    OK(&fo, e, "finer_compare", "4");
+    BAD(&fo, e, "finer_compare", "5", "1..4", "fewer than the model's outputs");
+  }
   CHECK(camd_explainer_retain(e) == e);
   camd_explainer_release(e);
 
