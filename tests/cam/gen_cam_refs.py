@@ -95,18 +95,21 @@ def densenet_forward(model, x, capture):
 MODELS = {
     # no_kpca: layer4's rows are far apart compared with C on this seeded model, so the RBF
     # kernel (gamma 1/C) is nearly the identity and its top component is not determined to 1e-3.
-    # fullgrad: the scores FullGrad is checked with. Not the logit on resnet50: one ReLU input
-    # of layer2 (channel 211 at 13, 11 of the 28 x 28 map) is 6.8e-8 of its layer's largest
-    # value away from the kink, float32 rounding flips it in camd (not in PyTorch's float32),
-    # and the map moves by 1.09e-3 there (class 815; 6.3e-4 for 543). FullGrad reads every
-    # layer's gradient, so it sees every kink.
+    # fullgrad: the scores FullGrad is checked with (densenet121 and efficientnet_b0). FullGrad
+    # reads every layer's gradient down to the input, so it sees every ReLU kink, and units a
+    # hair from theirs flip with the kernels' float32 summation order: not on resnet50, where
+    # one ReLU input of layer2 (channel 211 at 13, 11 of the 28 x 28 map) is 6.8e-8 of its
+    # layer's largest value from the kink and the logit map moves by 1.09e-3 (class 815) with
+    # camd's im2col kernels, the softmax map 3.4e-4 with them and 8.5e-4 with oneDNN's; not on
+    # mobilenet_v2 (ReLU6 kinks): 7.8e-4 with im2col, 1.01e-3 with oneDNN. densenet121: 1.5e-6
+    # im2col / 1.9e-4 oneDNN; efficientnet_b0 4.9e-6 / 4.5e-6 (tol 1e-3).
     "resnet50": dict(main="layer4", linear=lambda m: m.fc, extra="eigen", newer="no_kpca",
-                     guided=True, fullgrad=["softmax"]),
+                     guided=True),
     "densenet121": dict(main="features_relu", capture_only=True, forward=densenet_forward,
                         linear=lambda m: m.classifier, extra="eigen", fullgrad=["logit"]),
     "mobilenet_v2": dict(main="features", linear=lambda m: m.classifier[1], ablation=True,
                          score_layer="features.1", score_methods=["scorecam", "sscam", "iscam"],
-                         smooth=True, extra="scores", newer=True, fullgrad=["logit"],
+                         smooth=True, extra="scores", newer=True,
                          # 0.25 / C: the map moves by 4.5e-2 from gamma = 1 / C (eigenvalue
                          # ratio 1.32; on vgg16 gamma barely moves the map: 4.6e-4 at 2 / C)
                          kpca_gamma=1.953125e-4),
