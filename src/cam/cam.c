@@ -633,6 +633,35 @@ static void scale_unit(float *m, size_t n) {
 /* Guided backpropagation (and guided Grad-CAM) into maps[n_classes × in_h × in_w]: a forward
  * to the layer for Grad-CAM (guidedgradcam), then a forward to the input and one guided
  * backward per class. */
+/* One forward whose backward can reach the model input (guided backprop, FullGrad); *out: the
+ * model's output. */
+static int forward_to_input(camd__cam_ctx *ctx, const float *input, const float **out,
+                            camd_error *err) {
+  int retain[1] = {ctx->req->output};
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  o.retain = retain;
+  o.n_retain = 1;
+  o.grad_to = camd_model_input(ctx->m, 0);
+  int rc = camd__forward(ctx, 1, input, &o, err);
+  if (rc) return rc;
+  *out = output_value(ctx, 1, err);
+  return *out ? 0 : err ? err->status : CAMD_E_INTERNAL;
+}
+
+/* The model input's gradient after a backward, channels first (gin: in_count floats of scratch
+ * for an NHWC input); NULL with err filled when there is none. */
+static const float *input_grad(camd__cam_ctx *ctx, float *gin, camd_error *err) {
+  const float *g = camd_session_grad(ctx->s, camd_model_input(ctx->m, 0), NULL);
+  if (!g) {
+    camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the model input");
+    return NULL;
+  }
+  if (ctx->in_layout != CAMD_LAYOUT_NHWC) return g;
+  camd__cam_to_channels_first(g, 1, ctx->in_c, (size_t)ctx->in_h * (size_t)ctx->in_w, gin);
+  return gin;
+}
+
 static int guided(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
   const camd_cam_request *req = ctx->req;
   const bool with_cam = req->method == CAMD_CAM_GUIDEDGRADCAM;
@@ -660,30 +689,17 @@ static int guided(camd__cam_ctx *ctx, const float *input, float *maps, camd_erro
     }
     camd__weighted_sum(act, weights, (int)C, (int)hw, cams + k * hw);
   }
-  const int in_id = camd_model_input(ctx->m, 0);
-  int retain[1] = {req->output};
-  camd_forward_opts o;
-  camd_forward_opts_init(&o);
-  o.retain = retain;
-  o.n_retain = 1;
-  o.grad_to = in_id;
-  rc = camd__forward(ctx, 1, input, &o, err);
-  if (rc) return rc;
-  const float *out = output_value(ctx, 1, err);
-  if (!out) return err ? err->status : CAMD_E_INTERNAL;
-  const int C_in = ctx->in_c;
+  const float *out = NULL;
+  if ((rc = forward_to_input(ctx, input, &out, err))) return rc;
   for (size_t k = 0; k < nk; k++) {
     camd__target_seed(req, k, out, ctx->n_out, seed);
     uint64_t t0 = camd_now_ns();
     rc = camd_session_backward_guided(ctx->s, req->output, seed, err);
     ctx->ns_backward += camd_now_ns() - t0;
     if (rc) return rc;
-    const float *g = camd_session_grad(ctx->s, in_id, NULL);
-    if (!g) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the model input");
-    if (ctx->in_layout == CAMD_LAYOUT_NHWC) {
-      camd__cam_to_channels_first(g, 1, C_in, plane, gin);
-      g = gin;
-    }
+    const float *g = input_grad(ctx, gin, err);
+    if (!g) return err ? err->status : CAMD_E_INTERNAL;
+    const int C_in = ctx->in_c;
     float *dst = maps + k * plane;
     for (size_t p = 0; p < plane; p++) {
       float m = 0.0f;
@@ -715,17 +731,8 @@ static int fullgrad(camd__cam_ctx *ctx, const float *input, float *maps, camd_er
   float *seed = camd__ws_floats(ctx->w, (size_t)ctx->n_out);
   float *gin = camd__ws_floats(ctx->w, ctx->in_count);
   if (!seed || !gin) return nomem(err);
-  const int in_id = camd_model_input(ctx->m, 0);
-  int retain[1] = {req->output};
-  camd_forward_opts o;
-  camd_forward_opts_init(&o);
-  o.retain = retain;
-  o.n_retain = 1;
-  o.grad_to = in_id;
-  rc = camd__forward(ctx, 1, input, &o, err);
-  if (rc) return rc;
-  const float *out = output_value(ctx, 1, err);
-  if (!out) return err ? err->status : CAMD_E_INTERNAL;
+  const float *out = NULL;
+  if ((rc = forward_to_input(ctx, input, &out, err))) return rc;
   memcpy(ctx->logits, out, sizeof(float) * (size_t)ctx->n_out);
   if (ctx->select_pending) select_classes(ctx);
   for (size_t k = 0; k < nk; k++) {
@@ -737,12 +744,8 @@ static int fullgrad(camd__cam_ctx *ctx, const float *input, float *maps, camd_er
                                         &fg, err);
     ctx->ns_backward += camd_now_ns() - t0;
     if (rc) return rc;
-    const float *g = camd_session_grad(ctx->s, in_id, NULL);
-    if (!g) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the model input");
-    if (ctx->in_layout == CAMD_LAYOUT_NHWC) {
-      camd__cam_to_channels_first(g, 1, ctx->in_c, plane, gin);
-      g = gin;
-    }
+    const float *g = input_grad(ctx, gin, err);
+    if (!g) return err ? err->status : CAMD_E_INTERNAL;
     camd__fullgrad_input_term(&fg, input, g);
   }
   return 0;
