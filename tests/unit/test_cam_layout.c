@@ -54,18 +54,32 @@ static void init_data(void) {
   for (int i = 0; i < K; i++) b_fc[i] = (float)(0.5 * camd_rng_normal(&r));
 }
 
+/* The convolution and classifier constants of every test graph: wc (C x CI x 3 x 3), bc, and the
+ * classifier wf / bf, wf as K x C (Gemm transB) or, with fc_channels_last, C x K (tf2onnx). */
+typedef struct {
+  int wc, bc, wf, bf;
+} test_weights;
+
+static test_weights add_weights(camd_graph *g, bool fc_channels_last, camd_error *err) {
+  camd_shape wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}}, bfs = {1, {K}};
+  camd_shape wfs = fc_channels_last ? (camd_shape){2, {C, K}} : (camd_shape){2, {K, C}};
+  test_weights t;
+  t.wc = camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * 9), err);
+  t.bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), err);
+  t.wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs,
+                                 copy_floats(fc_channels_last ? w_fct : w_fc, K * C), err);
+  t.bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), err);
+  return t;
+}
+
 /* The NCHW model; *layer receives the Relu map's id. */
 static camd_model *build_nchw(int *layer) {
   camd_error err = {0};
   camd_graph *g = camd_graph_new();
-  camd_shape xs = {4, {1, CI, H, W}}, wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}};
-  camd_shape wfs = {2, {K, C}}, bfs = {1, {K}};
+  camd_shape xs = {4, {1, CI, H, W}};
   int x = camd_graph_add_input(g, "x", &xs, &err);
-  int wc =
-      camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * 9), &err);
-  int bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), &err);
-  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, copy_floats(w_fc, K * C), &err);
-  int bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), &err);
+  test_weights tw = add_weights(g, false, &err);
+  int wc = tw.wc, bc = tw.bc, wf = tw.wf, bf = tw.bf;
   int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3};
   camd_attr ca[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
                      {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = ks, .n = 2}};
@@ -87,15 +101,11 @@ static camd_model *build_nchw(int *layer) {
 static camd_model *build_nhwc(bool reshaped, int *layer) {
   camd_error err = {0};
   camd_graph *g = camd_graph_new();
-  camd_shape xs = {4, {1, H, W, CI}}, wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}};
-  camd_shape wfs = {2, {C, K}}, bfs = {1, {K}}, s3 = {1, {3}}, s4 = {1, {4}};
+  camd_shape xs = {4, {1, H, W, CI}}, s3 = {1, {3}}, s4 = {1, {4}};
   int x = camd_graph_add_input(g, "input_1:0", &xs, &err);
   CHECK(!camd_graph_set_input_layout(g, x, CAMD_LAYOUT_NHWC, &err));
-  int wc =
-      camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * 9), &err);
-  int bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), &err);
-  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, copy_floats(w_fct, K * C), &err);
-  int bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), &err);
+  test_weights tw = add_weights(g, true, &err);
+  int wc = tw.wc, bc = tw.bc, wf = tw.wf, bf = tw.bf;
   int tok = camd_graph_add_constant(g, "tok", CAMD_INT64, &s3,
                                     copy_ints((const int64_t[]){1, HW, C}, 3), &err);
   int map = camd_graph_add_constant(g, "map", CAMD_INT64, &s4,
@@ -248,14 +258,10 @@ static void test_swin_like_layouts(void) {
   init_data();
   camd_error err = {0};
   camd_graph *g = camd_graph_new();
-  camd_shape xs = {4, {1, CI, H, W}}, wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}};
-  camd_shape wfs = {2, {K, C}}, bfs = {1, {K}}, s3 = {1, {3}}, s4 = {1, {4}}, s8 = {1, {8}};
+  camd_shape xs = {4, {1, CI, H, W}}, s3 = {1, {3}}, s4 = {1, {4}}, s8 = {1, {8}};
   int x = camd_graph_add_input(g, "x", &xs, &err);
-  int wc =
-      camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * 9), &err);
-  int bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), &err);
-  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, copy_floats(w_fc, K * C), &err);
-  int bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), &err);
+  test_weights tw = add_weights(g, false, &err);
+  int wc = tw.wc, bc = tw.bc, wf = tw.wf, bf = tw.bf;
   int tok = camd_graph_add_constant(g, "tok", CAMD_INT64, &s3,
                                     copy_ints((const int64_t[]){1, HW, C}, 3), &err);
   int map = camd_graph_add_constant(g, "map", CAMD_INT64, &s4,
@@ -313,14 +319,10 @@ static void test_layout_from_readers(void) {
   init_data();
   camd_error err = {0};
   camd_graph *g = camd_graph_new();
-  camd_shape xs = {4, {1, CI, H, W}}, wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}};
-  camd_shape wfs = {2, {K, C}}, bfs = {1, {K}}, s3 = {1, {3}}, s4 = {1, {4}}, s0 = {0, {0}};
+  camd_shape xs = {4, {1, CI, H, W}}, s3 = {1, {3}}, s4 = {1, {4}}, s0 = {0, {0}};
   int x = camd_graph_add_input(g, "x", &xs, &err);
-  int wc =
-      camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * 9), &err);
-  int bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), &err);
-  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, copy_floats(w_fc, K * C), &err);
-  int bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), &err);
+  test_weights tw = add_weights(g, false, &err);
+  int wc = tw.wc, bc = tw.bc, wf = tw.wf, bf = tw.bf;
   int half = camd_graph_add_constant(g, "half", CAMD_FLOAT32, &s0,
                                      copy_floats((const float[]){0.5f}, 1), &err);
   int chw = camd_graph_add_constant(g, "chw", CAMD_INT64, &s3,
