@@ -678,6 +678,22 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
       }
       return 0;
     }
+    case CAMD_CAM_POLYCAM_PLUS:
+    case CAMD_CAM_POLYCAM_MINUS:
+    case CAMD_CAM_POLYCAM_PLUSMINUS: {
+      double *weights = camd__ws_doubles(ctx->w, C * (size_t)req->n_classes);
+      float *copy = camd__ws_floats(ctx->w, C * hw);
+      if (!weights || !copy) return camd__nomem(err);
+      rc = camd__clean_forward(ctx, input, false, &act, err);
+      if (rc) return rc;
+      memcpy(copy, act, sizeof(float) * C * hw); /* the masked forwards overwrite the session */
+      rc = camd__polycam_weights(ctx, input, copy, weights, err);
+      if (rc) return rc;
+      for (int k = 0; k < req->n_classes; k++) {
+        camd__weighted_sum(copy, weights + k * C, ctx->channels, ctx->hw, maps + k * hw);
+      }
+      return 0;
+    }
     case CAMD_CAM_KPCACAM:
       rc = camd__clean_forward(ctx, input, false, &act, err);
       if (rc) return rc;
@@ -872,7 +888,14 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
                           camd_cam_method_name(req->method),
                           req->aug_smooth ? "aug_smooth" : "eigen_smooth");
   }
-  bool needs_image = is_guided || req->aug_smooth || req->method == CAMD_CAM_SCORECAM ||
+  bool is_poly = req->method == CAMD_CAM_POLYCAM_PLUS || req->method == CAMD_CAM_POLYCAM_MINUS ||
+                 req->method == CAMD_CAM_POLYCAM_PLUSMINUS;
+  if (is_poly && (req->aug_smooth || req->eigen_smooth)) {
+    return camd_error_set(err, CAMD_E_INVALID, "%s does not combine with %s",
+                          camd_cam_method_name(req->method),
+                          req->aug_smooth ? "aug_smooth" : "eigen_smooth");
+  }
+  bool needs_image = is_guided || is_poly || req->aug_smooth || req->method == CAMD_CAM_SCORECAM ||
                      req->method == CAMD_CAM_SSCAM || req->method == CAMD_CAM_ISCAM;
   if (needs_image && ctx->in_h == 0) {
     return camd_error_set(
@@ -984,7 +1007,7 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
 
 /* ---- multi-layer fusion ---- */
 
-static bool grow_floats(float **buf, size_t *cap, size_t n) {
+bool camd__grow_floats(float **buf, size_t *cap, size_t n) {
   if (n <= *cap) return true;
   float *nb = realloc(*buf, n * sizeof(float));
   if (!nb) return false;
@@ -1014,6 +1037,10 @@ int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float 
                               named ? vi.name : "?");
       }
     }
+  }
+  if (req->method == CAMD_CAM_POLYCAM_PLUS || req->method == CAMD_CAM_POLYCAM_MINUS ||
+      req->method == CAMD_CAM_POLYCAM_PLUSMINUS) {
+    return camd__polycam_layers(s, w, input, req, layers, layouts, n_layers, out, err);
   }
   if (n_layers > 1 && req->method == CAMD_CAM_FULLGRAD) {
     return camd_error_set(err, CAMD_E_INVALID,
@@ -1056,8 +1083,8 @@ int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float 
       n_classes = lm.n_classes;
       size_t need;
       if (!camd_size_mul(plane, (size_t)n_classes + 1, &need) ||
-          !grow_floats(&w->fused, &w->fused_cap, need) ||
-          !grow_floats(&w->fused_logits, &w->logits_cap, (size_t)lm.n_outputs)) {
+          !camd__grow_floats(&w->fused, &w->fused_cap, need) ||
+          !camd__grow_floats(&w->fused_logits, &w->logits_cap, (size_t)lm.n_outputs)) {
         return camd__nomem(err);
       }
       memset(w->fused, 0, sizeof(float) * plane * (size_t)n_classes);

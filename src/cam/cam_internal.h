@@ -88,6 +88,19 @@ int camd__nomem(camd_error *err);
 /* pytorch-grad-cam's scale_cam_image without the resize: m − min, then / (max + 1e-7). */
 void camd__scale_unit(float *m, size_t n);
 
+/* Grows *buf (malloc'd, *cap floats) to at least n floats; false when out of memory. */
+bool camd__grow_floats(float **buf, size_t *cap, size_t n);
+
+/* ---- Poly-CAM (cam_poly.c) ---- */
+/* Per-class channel weights (n_classes × channels) of a Poly-CAM variant from masked forwards of
+ * the clean input; `act` is a copy of the layer's activation, ctx->logits the clean output. */
+int camd__polycam_weights(camd__cam_ctx *ctx, const float *input, const float *act, double *weights,
+                          camd_error *err);
+/* camd_cam_compute_layers for the Poly-CAM methods (the refinement, camd/cam.h). */
+int camd__polycam_layers(camd_session *s, camd_cam_workspace *w, const float *input,
+                         const camd_cam_request *req, const int *layers, const camd_layout *layouts,
+                         int n_layers, camd_cam_maps *out, camd_error *err);
+
 /* ---- input-gradient methods (cam_input_grad.c): maps[n_classes × in_h × in_w] ---- */
 /* Guided backpropagation (and guided Grad-CAM): a forward to the layer for Grad-CAM
  * (guidedgradcam), then a forward to the input and one guided backward per class. */

@@ -43,7 +43,8 @@ import scenes  # noqa: E402
 METHODS = ["cam", "gradcam", "hirescam", "gradcam-elementwise", "gradcam++", "xgradcam",
            "layercam", "eigencam", "eigengradcam", "scorecam", "ablationcam",
            "smoothgradcam++", "sscam", "iscam", "finercam", "shapleycam", "kpcacam",
-           "guidedbackprop", "guidedgradcam", "fullgrad"]
+           "guidedbackprop", "guidedgradcam", "fullgrad", "polycam-plus", "polycam-minus",
+           "polycam-plusminus"]
 
 
 def free_port():
