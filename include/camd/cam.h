@@ -97,7 +97,16 @@
   X(GUIDEDGRADCAM, "guidedgradcam", true,                                                         \
     "Selvaraju 2017: guided backpropagation x Grad-CAM upsampled to the input")                   \
   X(FULLGRAD, "fullgrad", true,                                                                   \
-    "Srinivas 2019: input x gradient plus every biased layer's bias x gradient (all layers)")
+    "Srinivas 2019: input x gradient plus every biased layer's bias x gradient (all layers)")     \
+  X(POLYCAM_PLUS, "polycam-plus", false,                                                          \
+    "Englebert 2022 PCAM+: high-resolution map refined over one layer per stage, weights = "      \
+    "score of the input masked by each channel")                                                  \
+  X(POLYCAM_MINUS, "polycam-minus", false,                                                        \
+    "Englebert 2022 PCAM-: Poly-CAM, weights = score drop when each channel's region is masked "  \
+    "out")                                                                                        \
+  X(POLYCAM_PLUSMINUS, "polycam-plusminus", false,                                                \
+    "Englebert 2022 PCAM+-: Poly-CAM, weights = PCAM+ and PCAM- combined (two forwards per "      \
+    "channel)")
 
 /* clang-format off */
 typedef enum camd_cam_method {
@@ -227,6 +236,27 @@ int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float 
                             const camd_cam_request *req, const int *layers,
                             const camd_layout *layouts, int n_layers, camd_cam_maps *out,
                             camd_error *err);
+
+/* Poly-CAM (Englebert 2022; methods polycam-plus / -minus / -plusminus) through
+ * camd_cam_compute_layers: layers[0..n_layers) are the refinement layers in forward order
+ * (shallow, high resolution first; each layer's h and w at most the previous one's, else
+ * CAMD_E_INVALID). Per layer l and class, M_l = ReLU(Σ_k w_k A_k) with the variant's weights
+ * from masked forwards (the channel min-max normalised at the layer's resolution, then resized
+ * bilinearly to the input: the mask); from the deepest layer up, P_L = M_L and
+ *   P_l = ReLU(M_l / LNorm_l(M_l) · Up(P_{l+1})),
+ * LNorm_l(M) = max(Up(Down(M)), 1e-12), Down / Up bilinear (align_corners = false) to layer
+ * l+1's and back to layer l's h × w (the local mean of M over each coarse cell: for a factor-2
+ * step Down is exactly 2 × 2 average pooling). out: P_0 at layers[0]'s resolution, raw
+ * (non-negative, not normalised), owned by the workspace. camd_cam_compute with a Poly-CAM
+ * method gives one layer's M_l (before the ReLU). */
+
+/* Poly-CAM's default layers: the end of every stage of the model up to layer `last`: for each
+ * spatial size (h × w) a layer of `last`'s layout takes between `last`'s and the input's (both
+ * ends excluded for the input, included for `last`), the last such layer in graph order, kept
+ * when its h and w are at least those of every later kept layer; the deepest `max` of them,
+ * ending with `last`, in forward order into ids. Returns how many (>= 1; only `last` when its
+ * layout is not NCHW / NHWC or the input is not a 4-D image). */
+int camd_cam_stage_layers(const camd_model *m, int last, int *ids, int max);
 
 /* Post-processing in place on one h × w map: optional ReLU, then normalisation ("minmax":
  * (x - min) / (max - min), all zeros when max == min; "none": unchanged). */

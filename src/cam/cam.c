@@ -245,7 +245,7 @@ void camd__channel_sum(const float *x, int channels, int hw, float *map) {
   }
 }
 
-static int backward(camd__cam_ctx *ctx, const float *seed, camd_error *err) {
+int camd__backward(camd__cam_ctx *ctx, const float *seed, camd_error *err) {
   uint64_t t0 = camd_now_ns();
   int rc = camd_session_backward(ctx->s, ctx->req->output, seed, err);
   ctx->ns_backward += camd_now_ns() - t0;
@@ -406,7 +406,7 @@ static int gradient_map(camd__cam_ctx *ctx, const float *act, const float *grad,
 
 /* Checks that the layer value of the last forward has the expected geometry; returns it
  * channel-major (batch × C × hw). */
-static const float *layer_value(camd__cam_ctx *ctx, int batch, camd_error *err) {
+const float *camd__layer_value(camd__cam_ctx *ctx, int batch, camd_error *err) {
   camd_shape sh;
   int64_t c = 0, h = 0, w = 0;
   const float *a = camd_session_value(ctx->s, ctx->req->layer, &sh);
@@ -419,12 +419,12 @@ static const float *layer_value(camd__cam_ctx *ctx, int batch, camd_error *err) 
 }
 
 /* The gradient at the layer from the last backward, channel-major (batch × C × hw). */
-static const float *layer_grad(camd__cam_ctx *ctx, int batch) {
+const float *camd__layer_grad(camd__cam_ctx *ctx, int batch) {
   const float *g = camd_session_grad(ctx->s, ctx->req->layer, NULL);
   return g ? camd__cam_layer_nchw(ctx, g, batch, ctx->grad_nchw) : NULL;
 }
 
-static const float *output_value(camd__cam_ctx *ctx, int batch, camd_error *err) {
+const float *camd__output_value(camd__cam_ctx *ctx, int batch, camd_error *err) {
   camd_shape sh;
   const float *o = camd_session_value(ctx->s, ctx->req->output, &sh);
   if (!o || camd_shape_count(&sh) != (size_t)batch * (size_t)ctx->n_out) {
@@ -436,7 +436,7 @@ static const float *output_value(camd__cam_ctx *ctx, int batch, camd_error *err)
 
 /* select_topk: the req->n_classes best classes of ctx->logits, best first (ties: lower index
  * first; NaN ranks below every number), into ctx->selected. A partial selection: K passes. */
-static void select_classes(camd__cam_ctx *ctx) {
+void camd__select_classes(camd__cam_ctx *ctx) {
   const int k_max = ctx->req->n_classes;
   for (int k = 0; k < k_max; k++) {
     int best = -1;
@@ -458,8 +458,8 @@ static void select_classes(camd__cam_ctx *ctx) {
 
 /* Clean forward of one image: keeps layer + output, copies the output into ctx->logits (and
  * chooses the target classes when they are still pending). */
-static int clean_forward(camd__cam_ctx *ctx, const float *input, bool with_grad, const float **act,
-                         camd_error *err) {
+int camd__clean_forward(camd__cam_ctx *ctx, const float *input, bool with_grad, const float **act,
+                        camd_error *err) {
   int retain[2] = {ctx->req->layer, ctx->req->output};
   camd_forward_opts o;
   camd_forward_opts_init(&o);
@@ -468,25 +468,25 @@ static int clean_forward(camd__cam_ctx *ctx, const float *input, bool with_grad,
   o.grad_to = with_grad ? ctx->req->layer : -1;
   int rc = camd__forward(ctx, 1, input, &o, err);
   if (rc) return rc;
-  const float *out = output_value(ctx, 1, err);
+  const float *out = camd__output_value(ctx, 1, err);
   if (!out) return err ? err->status : CAMD_E_INTERNAL;
   memcpy(ctx->logits, out, sizeof(float) * (size_t)ctx->n_out);
-  if (ctx->select_pending) select_classes(ctx);
+  if (ctx->select_pending) camd__select_classes(ctx);
   if (act) {
-    *act = layer_value(ctx, 1, err);
+    *act = camd__layer_value(ctx, 1, err);
     if (!*act) return err ? err->status : CAMD_E_INTERNAL;
   }
   return 0;
 }
 
-static int nomem(camd_error *err) {
+int camd__nomem(camd_error *err) {
   return camd_error_set(err, CAMD_E_NOMEM, "out of memory in the CAM workspace");
 }
 
 /* Smooth Grad-CAM++: Grad-CAM++ maps of n_samples noisy copies of the input, averaged. */
 static int smoothgradcampp(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
   const camd_cam_request *req = ctx->req;
-  int rc = clean_forward(ctx, input, false, NULL, err);
+  int rc = camd__clean_forward(ctx, input, false, NULL, err);
   if (rc) return rc;
   int b = ctx->batch;
   size_t in_count = ctx->in_count, hw = (size_t)ctx->hw;
@@ -494,7 +494,7 @@ static int smoothgradcampp(camd__cam_ctx *ctx, const float *input, float *maps, 
   float *seed = camd__ws_floats(ctx->w, (size_t)b * (size_t)ctx->n_out);
   float *item_map = camd__ws_floats(ctx->w, hw);
   double *weights = camd__ws_doubles(ctx->w, (size_t)ctx->channels);
-  if (!batch_in || !seed || !item_map || !weights) return nomem(err);
+  if (!batch_in || !seed || !item_map || !weights) return camd__nomem(err);
   memset(maps, 0, sizeof(float) * hw * (size_t)req->n_classes);
   camd_rng rng;
   camd_rng_seed(&rng, req->seed);
@@ -512,17 +512,17 @@ static int smoothgradcampp(camd__cam_ctx *ctx, const float *input, float *maps, 
     }
     rc = camd__forward(ctx, nb, batch_in, &o, err);
     if (rc) return rc;
-    const float *out = output_value(ctx, nb, err);
+    const float *out = camd__output_value(ctx, nb, err);
     if (!out) return err ? err->status : CAMD_E_INTERNAL;
     for (int k = 0; k < req->n_classes; k++) {
       for (int i = 0; i < nb; i++) {
         camd__target_seed(req, k, out + (size_t)i * ctx->n_out, ctx->n_out,
                           seed + (size_t)i * ctx->n_out);
       }
-      rc = backward(ctx, seed, err);
+      rc = camd__backward(ctx, seed, err);
       if (rc) return rc;
-      const float *act = layer_value(ctx, nb, err);
-      const float *grad = layer_grad(ctx, nb);
+      const float *act = camd__layer_value(ctx, nb, err);
+      const float *grad = camd__layer_grad(ctx, nb);
       if (!act || !grad) {
         return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
       }
@@ -553,9 +553,9 @@ static int add_gradient_sums(camd__cam_ctx *ctx, const float *out, size_t k, flo
                              double scale, double *sums, camd_error *err) {
   size_t hw = (size_t)ctx->hw, C = (size_t)ctx->channels;
   camd__target_seed(ctx->req, (int)k, out, ctx->n_out, seed);
-  int rc = backward(ctx, seed, err);
+  int rc = camd__backward(ctx, seed, err);
   if (rc) return rc;
-  const float *g = layer_grad(ctx, 1);
+  const float *g = camd__layer_grad(ctx, 1);
   if (!g) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
   for (size_t c = 0; c < C; c++) {
     double acc = 0.0;
@@ -576,10 +576,10 @@ static int shapleycam(camd__cam_ctx *ctx, const float *input, float *maps, camd_
   double *wsum = camd__ws_doubles(ctx->w, nk * C); /* per class: Σ_p g, then −½ Σ_p HA */
   float *seed = camd__ws_floats(ctx->w, (size_t)ctx->n_out);
   double *weights = camd__ws_doubles(ctx->w, C);
-  if (!act || !wsum || !seed || !weights) return nomem(err);
-  int rc = clean_forward(ctx, input, true, NULL, err);
+  if (!act || !wsum || !seed || !weights) return camd__nomem(err);
+  int rc = camd__clean_forward(ctx, input, true, NULL, err);
   if (rc) return rc;
-  const float *a = layer_value(ctx, 1, err);
+  const float *a = camd__layer_value(ctx, 1, err);
   if (!a) return err ? err->status : CAMD_E_INTERNAL;
   memcpy(act, a, sizeof(float) * per);
   memset(wsum, 0, sizeof(double) * nk * C);
@@ -602,7 +602,7 @@ static int shapleycam(camd__cam_ctx *ctx, const float *input, float *maps, camd_
     o.hook_ctx = &factor;
     rc = camd__forward(ctx, 1, input, &o, err);
     if (rc) return rc;
-    const float *out = output_value(ctx, 1, err);
+    const float *out = camd__output_value(ctx, 1, err);
     if (!out) return err ? err->status : CAMD_E_INTERNAL;
     for (size_t k = 0; k < nk; k++) {
       rc = add_gradient_sums(ctx, out, k, seed, share, wsum + k * C, err);
@@ -618,7 +618,7 @@ static int shapleycam(camd__cam_ctx *ctx, const float *input, float *maps, camd_
 }
 
 /* pytorch-grad-cam's scale_cam_image without the resize: m − min, then / (max + 1e-7). */
-static void scale_unit(float *m, size_t n) {
+void camd__scale_unit(float *m, size_t n) {
   float lo = m[0];
   for (size_t i = 1; i < n; i++) lo = m[i] < lo ? m[i] : lo;
   float hi = 0.0f;
@@ -630,127 +630,6 @@ static void scale_unit(float *m, size_t n) {
   for (size_t i = 0; i < n; i++) m[i] = (float)(m[i] * scale);
 }
 
-/* Guided backpropagation (and guided Grad-CAM) into maps[n_classes × in_h × in_w]: a forward
- * to the layer for Grad-CAM (guidedgradcam), then a forward to the input and one guided
- * backward per class. */
-/* One forward whose backward can reach the model input (guided backprop, FullGrad); *out: the
- * model's output. */
-static int forward_to_input(camd__cam_ctx *ctx, const float *input, const float **out,
-                            camd_error *err) {
-  int retain[1] = {ctx->req->output};
-  camd_forward_opts o;
-  camd_forward_opts_init(&o);
-  o.retain = retain;
-  o.n_retain = 1;
-  o.grad_to = camd_model_input(ctx->m, 0);
-  int rc = camd__forward(ctx, 1, input, &o, err);
-  if (rc) return rc;
-  *out = output_value(ctx, 1, err);
-  return *out ? 0 : err ? err->status : CAMD_E_INTERNAL;
-}
-
-/* The model input's gradient after a backward, channels first (gin: in_count floats of scratch
- * for an NHWC input); NULL with err filled when there is none. */
-static const float *input_grad(camd__cam_ctx *ctx, float *gin, camd_error *err) {
-  const float *g = camd_session_grad(ctx->s, camd_model_input(ctx->m, 0), NULL);
-  if (!g) {
-    camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the model input");
-    return NULL;
-  }
-  if (ctx->in_layout != CAMD_LAYOUT_NHWC) return g;
-  camd__cam_to_channels_first(g, 1, ctx->in_c, (size_t)ctx->in_h * (size_t)ctx->in_w, gin);
-  return gin;
-}
-
-static int guided(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
-  const camd_cam_request *req = ctx->req;
-  const bool with_cam = req->method == CAMD_CAM_GUIDEDGRADCAM;
-  size_t hw = (size_t)ctx->hw, C = (size_t)ctx->channels;
-  size_t plane = (size_t)ctx->in_h * (size_t)ctx->in_w, nk = (size_t)req->n_classes;
-  float *seed = camd__ws_floats(ctx->w, (size_t)ctx->n_out);
-  float *cams = camd__ws_floats(ctx->w, with_cam ? nk * hw : 1);
-  float *up = camd__ws_floats(ctx->w, plane);
-  float *gin = camd__ws_floats(ctx->w, ctx->in_count);
-  double *weights = camd__ws_doubles(ctx->w, C);
-  if (!seed || !cams || !up || !gin || !weights) return nomem(err);
-  int rc = clean_forward(ctx, input, with_cam, NULL, err);
-  if (rc) return rc;
-  for (size_t k = 0; with_cam && k < nk; k++) {
-    camd__target_seed(req, k, ctx->logits, ctx->n_out, seed);
-    rc = backward(ctx, seed, err);
-    if (rc) return rc;
-    const float *act = layer_value(ctx, 1, err);
-    const float *grad = layer_grad(ctx, 1);
-    if (!act || !grad) return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the layer");
-    for (size_t c = 0; c < C; c++) {
-      double acc = 0.0;
-      for (size_t p = 0; p < hw; p++) acc += grad[c * hw + p];
-      weights[c] = acc / (double)hw;
-    }
-    camd__weighted_sum(act, weights, (int)C, (int)hw, cams + k * hw);
-  }
-  const float *out = NULL;
-  if ((rc = forward_to_input(ctx, input, &out, err))) return rc;
-  for (size_t k = 0; k < nk; k++) {
-    camd__target_seed(req, k, out, ctx->n_out, seed);
-    uint64_t t0 = camd_now_ns();
-    rc = camd_session_backward_guided(ctx->s, req->output, seed, err);
-    ctx->ns_backward += camd_now_ns() - t0;
-    if (rc) return rc;
-    const float *g = input_grad(ctx, gin, err);
-    if (!g) return err ? err->status : CAMD_E_INTERNAL;
-    const int C_in = ctx->in_c;
-    float *dst = maps + k * plane;
-    for (size_t p = 0; p < plane; p++) {
-      float m = 0.0f;
-      for (int c = 0; c < C_in; c++) {
-        float v = fabsf(g[(size_t)c * plane + p]);
-        m = v > m ? v : m;
-      }
-      dst[p] = m;
-    }
-    if (with_cam) {
-      float *cam = cams + k * hw;
-      for (size_t p = 0; p < hw; p++) cam[p] = cam[p] > 0.0f ? cam[p] : 0.0f;
-      scale_unit(cam, hw);
-      camd__bilinear(cam, ctx->lh, ctx->lw, up, ctx->in_h, ctx->in_w);
-      for (size_t p = 0; p < plane; p++) dst[p] *= up[p];
-    }
-  }
-  return 0;
-}
-
-/* FullGrad into maps[n_classes × in_h × in_w]: one forward to the input, then per class one
- * backward whose observer adds each biased layer's term (cam_fullgrad.c), and the input term. */
-static int fullgrad(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
-  const camd_cam_request *req = ctx->req;
-  const size_t plane = (size_t)ctx->in_h * (size_t)ctx->in_w, nk = (size_t)req->n_classes;
-  camd__fullgrad fg;
-  int rc = camd__fullgrad_prepare(ctx, &fg, err);
-  if (rc) return rc;
-  float *seed = camd__ws_floats(ctx->w, (size_t)ctx->n_out);
-  float *gin = camd__ws_floats(ctx->w, ctx->in_count);
-  if (!seed || !gin) return nomem(err);
-  const float *out = NULL;
-  if ((rc = forward_to_input(ctx, input, &out, err))) return rc;
-  memcpy(ctx->logits, out, sizeof(float) * (size_t)ctx->n_out);
-  if (ctx->select_pending) select_classes(ctx);
-  for (size_t k = 0; k < nk; k++) {
-    fg.map = maps + k * plane;
-    memset(fg.map, 0, sizeof(float) * plane);
-    camd__target_seed(req, (int)k, ctx->logits, ctx->n_out, seed);
-    uint64_t t0 = camd_now_ns();
-    rc = camd_session_backward_observed(ctx->s, req->output, seed, false, camd__fullgrad_observe,
-                                        &fg, err);
-    ctx->ns_backward += camd_now_ns() - t0;
-    if (rc) return rc;
-    const float *g = input_grad(ctx, gin, err);
-    if (!g) return err ? err->status : CAMD_E_INTERNAL;
-    camd__fullgrad_input_term(&fg, input, g);
-  }
-  return 0;
-}
-
 /* Maps for one (possibly augmented) input into maps[n_classes × hw]. */
 static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err) {
   const camd_cam_request *req = ctx->req;
@@ -760,8 +639,8 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
   switch (req->method) {
     case CAMD_CAM_CAM: {
       double *weights = camd__ws_doubles(ctx->w, C * (size_t)req->n_classes);
-      if (!weights) return nomem(err);
-      rc = clean_forward(ctx, input, false, &act, err); /* first: it may choose the classes */
+      if (!weights) return camd__nomem(err);
+      rc = camd__clean_forward(ctx, input, false, &act, err); /* first: it may choose the classes */
       if (rc) return rc;
       rc = camd__cam_head_weights(ctx->m, req->layer, ctx->layer_layout, req->output, req->classes,
                                   req->n_classes, ctx->channels, weights, err);
@@ -773,7 +652,7 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
       return 0;
     }
     case CAMD_CAM_EIGENCAM:
-      rc = clean_forward(ctx, input, false, &act, err);
+      rc = camd__clean_forward(ctx, input, false, &act, err);
       if (rc) return rc;
       rc = camd__projection(ctx, act, maps, err);
       if (rc) return rc;
@@ -785,8 +664,8 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
     case CAMD_CAM_ABLATIONCAM: {
       double *weights = camd__ws_doubles(ctx->w, C * (size_t)req->n_classes);
       float *copy = camd__ws_floats(ctx->w, C * hw);
-      if (!weights || !copy) return nomem(err);
-      rc = clean_forward(ctx, input, false, &act, err);
+      if (!weights || !copy) return camd__nomem(err);
+      rc = camd__clean_forward(ctx, input, false, &act, err);
       if (rc) return rc;
       memcpy(copy, act, sizeof(float) * C * hw); /* the extra forwards overwrite the session */
       rc = req->method == CAMD_CAM_ABLATIONCAM
@@ -799,8 +678,24 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
       }
       return 0;
     }
+    case CAMD_CAM_POLYCAM_PLUS:
+    case CAMD_CAM_POLYCAM_MINUS:
+    case CAMD_CAM_POLYCAM_PLUSMINUS: {
+      double *weights = camd__ws_doubles(ctx->w, C * (size_t)req->n_classes);
+      float *copy = camd__ws_floats(ctx->w, C * hw);
+      if (!weights || !copy) return camd__nomem(err);
+      rc = camd__clean_forward(ctx, input, false, &act, err);
+      if (rc) return rc;
+      memcpy(copy, act, sizeof(float) * C * hw); /* the masked forwards overwrite the session */
+      rc = camd__polycam_weights(ctx, input, copy, weights, err);
+      if (rc) return rc;
+      for (int k = 0; k < req->n_classes; k++) {
+        camd__weighted_sum(copy, weights + k * C, ctx->channels, ctx->hw, maps + k * hw);
+      }
+      return 0;
+    }
     case CAMD_CAM_KPCACAM:
-      rc = clean_forward(ctx, input, false, &act, err);
+      rc = camd__clean_forward(ctx, input, false, &act, err);
       if (rc) return rc;
       rc = camd__kernel_projection(ctx, act, maps, err);
       if (rc) return rc;
@@ -812,24 +707,24 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
       return shapleycam(ctx, input, maps, err);
     case CAMD_CAM_GUIDEDBACKPROP:
     case CAMD_CAM_GUIDEDGRADCAM:
-      return guided(ctx, input, maps, err);
+      return camd__guided_maps(ctx, input, maps, err);
     case CAMD_CAM_FULLGRAD:
-      return fullgrad(ctx, input, maps, err);
+      return camd__fullgrad_maps(ctx, input, maps, err);
     default:
       break;
   }
   /* Gradient methods: one forward, one backward per class. */
-  rc = clean_forward(ctx, input, true, NULL, err);
+  rc = camd__clean_forward(ctx, input, true, NULL, err);
   if (rc) return rc;
   float *seed = camd__ws_floats(ctx->w, (size_t)ctx->n_out);
   double *weights = camd__ws_doubles(ctx->w, C);
-  if (!seed || !weights) return nomem(err);
+  if (!seed || !weights) return camd__nomem(err);
   for (int k = 0; k < req->n_classes; k++) {
     class_seed(ctx, ctx->logits, k, seed);
-    rc = backward(ctx, seed, err);
+    rc = camd__backward(ctx, seed, err);
     if (rc) return rc;
-    act = layer_value(ctx, 1, err);
-    const float *grad = layer_grad(ctx, 1);
+    act = camd__layer_value(ctx, 1, err);
+    const float *grad = camd__layer_grad(ctx, 1);
     if (!act || !grad) {
       return camd_error_set(err, CAMD_E_INTERNAL, "no gradient at the target layer");
     }
@@ -993,7 +888,14 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
                           camd_cam_method_name(req->method),
                           req->aug_smooth ? "aug_smooth" : "eigen_smooth");
   }
-  bool needs_image = is_guided || req->aug_smooth || req->method == CAMD_CAM_SCORECAM ||
+  bool is_poly = req->method == CAMD_CAM_POLYCAM_PLUS || req->method == CAMD_CAM_POLYCAM_MINUS ||
+                 req->method == CAMD_CAM_POLYCAM_PLUSMINUS;
+  if (is_poly && (req->aug_smooth || req->eigen_smooth)) {
+    return camd_error_set(err, CAMD_E_INVALID, "%s does not combine with %s",
+                          camd_cam_method_name(req->method),
+                          req->aug_smooth ? "aug_smooth" : "eigen_smooth");
+  }
+  bool needs_image = is_guided || is_poly || req->aug_smooth || req->method == CAMD_CAM_SCORECAM ||
                      req->method == CAMD_CAM_SSCAM || req->method == CAMD_CAM_ISCAM;
   if (needs_image && ctx->in_h == 0) {
     return camd_error_set(
@@ -1024,7 +926,7 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
   if (!req->classes) {
     sel.n_classes = req->select_topk;
     ctx.selected = ws_bytes(w, sizeof(int) * (size_t)sel.n_classes);
-    if (!ctx.selected) return nomem(err);
+    if (!ctx.selected) return camd__nomem(err);
     sel.classes = ctx.selected;
     ctx.select_pending = true;
     ctx.req = req = &sel;
@@ -1038,20 +940,20 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
   ctx.xbuf = camd__ws_floats(w, (size_t)ctx.channels * (size_t)ctx.hw); /* at the layer's h × w */
   if (req->method == CAMD_CAM_FINERCAM) {
     ctx.finer_classes = ws_bytes(w, sizeof(int) * (size_t)req->finer_compare);
-    if (!ctx.finer_classes) return nomem(err);
+    if (!ctx.finer_classes) return camd__nomem(err);
   }
-  if (!maps || !ctx.logits || !ctx.xbuf) return nomem(err);
+  if (!maps || !ctx.logits || !ctx.xbuf) return camd__nomem(err);
   /* Channels-last models: the methods see channel-major copies (cam_layout.c). */
   int items = ctx.batch > 1 ? ctx.batch : 1;
   if (ctx.layer_layout != CAMD_LAYOUT_NCHW) {
     ctx.layer_nchw = camd__ws_floats(w, (size_t)items * (size_t)ctx.channels * hw);
     ctx.grad_nchw = camd__ws_floats(w, (size_t)items * (size_t)ctx.channels * hw);
-    if (!ctx.layer_nchw || !ctx.grad_nchw) return nomem(err);
+    if (!ctx.layer_nchw || !ctx.grad_nchw) return camd__nomem(err);
   }
   if (ctx.in_layout == CAMD_LAYOUT_NHWC) {
     float *canon = camd__ws_floats(w, ctx.in_count);
     ctx.fwd_in = camd__ws_floats(w, (size_t)items * ctx.in_count);
-    if (!canon || !ctx.fwd_in) return nomem(err);
+    if (!canon || !ctx.fwd_in) return camd__nomem(err);
     ctx.fwd_cap = items;
     camd__cam_to_channels_first(input, 1, ctx.in_c, (size_t)ctx.in_h * (size_t)ctx.in_w, canon);
     input = canon;
@@ -1068,9 +970,9 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
                  {false, 0.9f}, {false, 1.1f}, {false, 1.0f}};
     float *aug = camd__ws_floats(w, ctx.in_count);
     float *tmp = camd__ws_floats(w, nmap);
-    if (!aug || !tmp) return nomem(err);
+    if (!aug || !tmp) return camd__nomem(err);
     /* Classes to choose: from the un-augmented image, before the augmented runs. */
-    if (ctx.select_pending && (rc = clean_forward(&ctx, input, false, NULL, err))) return rc;
+    if (ctx.select_pending && (rc = camd__clean_forward(&ctx, input, false, NULL, err))) return rc;
     memset(maps, 0, sizeof(float) * nmap);
     size_t W = (size_t)ctx.in_w, rows = ctx.in_count / W;
     for (int a = 0; a < 6 && rc == 0; a++) {
@@ -1105,7 +1007,7 @@ int camd_cam_compute(camd_session *s, camd_cam_workspace *w, const float *input,
 
 /* ---- multi-layer fusion ---- */
 
-static bool grow_floats(float **buf, size_t *cap, size_t n) {
+bool camd__grow_floats(float **buf, size_t *cap, size_t n) {
   if (n <= *cap) return true;
   float *nb = realloc(*buf, n * sizeof(float));
   if (!nb) return false;
@@ -1135,6 +1037,10 @@ int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float 
                               named ? vi.name : "?");
       }
     }
+  }
+  if (req->method == CAMD_CAM_POLYCAM_PLUS || req->method == CAMD_CAM_POLYCAM_MINUS ||
+      req->method == CAMD_CAM_POLYCAM_PLUSMINUS) {
+    return camd__polycam_layers(s, w, input, req, layers, layouts, n_layers, out, err);
   }
   if (n_layers > 1 && req->method == CAMD_CAM_FULLGRAD) {
     return camd_error_set(err, CAMD_E_INVALID,
@@ -1177,9 +1083,9 @@ int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float 
       n_classes = lm.n_classes;
       size_t need;
       if (!camd_size_mul(plane, (size_t)n_classes + 1, &need) ||
-          !grow_floats(&w->fused, &w->fused_cap, need) ||
-          !grow_floats(&w->fused_logits, &w->logits_cap, (size_t)lm.n_outputs)) {
-        return nomem(err);
+          !camd__grow_floats(&w->fused, &w->fused_cap, need) ||
+          !camd__grow_floats(&w->fused_logits, &w->logits_cap, (size_t)lm.n_outputs)) {
+        return camd__nomem(err);
       }
       memset(w->fused, 0, sizeof(float) * plane * (size_t)n_classes);
       memcpy(w->fused_logits, lm.logits, sizeof(float) * (size_t)lm.n_outputs);
@@ -1195,7 +1101,7 @@ int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float 
     for (int k = 0; k < n_classes; k++) {
       float *src = lm.maps + (size_t)k * lplane;
       for (size_t i = 0; i < lplane; i++) src[i] = src[i] > 0.0f ? src[i] : 0.0f;
-      scale_unit(src, lplane);
+      camd__scale_unit(src, lplane);
       camd__bilinear(src, lm.height, lm.width, up, (int)ih, (int)iw);
       float *dst = w->fused + (size_t)k * plane;
       for (size_t i = 0; i < plane; i++) dst[i] += up[i] / (float)n_layers;
@@ -1204,7 +1110,7 @@ int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float 
     ms_bwd += lm.ms_backward;
     ms_cam += lm.ms_cam + (double)(camd_now_ns() - t0) / 1e6;
   }
-  for (int k = 0; k < n_classes; k++) scale_unit(w->fused + (size_t)k * plane, plane);
+  for (int k = 0; k < n_classes; k++) camd__scale_unit(w->fused + (size_t)k * plane, plane);
   out->width = (int)iw;
   out->height = (int)ih;
   out->maps = w->fused;

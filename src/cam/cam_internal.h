@@ -65,6 +65,50 @@ typedef struct camd__cam_ctx {
 int camd__forward(camd__cam_ctx *ctx, int batch, const float *input, const camd_forward_opts *opts,
                   camd_error *err);
 
+/* ---- shared by the method files (cam.c) ---- */
+/* Timed partial backward from the score output seeded with seed[n_out] (ctx->ns_backward). */
+int camd__backward(camd__cam_ctx *ctx, const float *seed, camd_error *err);
+/* Checks that the layer value of the last forward has the expected geometry; returns it
+ * channel-major (batch × C × hw), NULL with err filled otherwise. */
+const float *camd__layer_value(camd__cam_ctx *ctx, int batch, camd_error *err);
+/* The gradient at the layer from the last backward, channel-major (batch × C × hw); NULL when
+ * there is none. */
+const float *camd__layer_grad(camd__cam_ctx *ctx, int batch);
+/* The score output of the last forward (batch × n_out); NULL with err filled otherwise. */
+const float *camd__output_value(camd__cam_ctx *ctx, int batch, camd_error *err);
+/* select_topk: the req->n_classes best classes of ctx->logits into ctx->selected. */
+void camd__select_classes(camd__cam_ctx *ctx);
+/* Clean forward of one image: keeps layer + output (gradient to the layer when with_grad),
+ * copies the output into ctx->logits, chooses pending classes; *act (when act is not NULL):
+ * the layer's activation, channel-major. */
+int camd__clean_forward(camd__cam_ctx *ctx, const float *input, bool with_grad, const float **act,
+                        camd_error *err);
+/* CAMD_E_NOMEM "out of memory in the CAM workspace". */
+int camd__nomem(camd_error *err);
+/* pytorch-grad-cam's scale_cam_image without the resize: m − min, then / (max + 1e-7). */
+void camd__scale_unit(float *m, size_t n);
+
+/* Grows *buf (malloc'd, *cap floats) to at least n floats; false when out of memory. */
+bool camd__grow_floats(float **buf, size_t *cap, size_t n);
+
+/* ---- Poly-CAM (cam_poly.c) ---- */
+/* Per-class channel weights (n_classes × channels) of a Poly-CAM variant from masked forwards of
+ * the clean input; `act` is a copy of the layer's activation, ctx->logits the clean output. */
+int camd__polycam_weights(camd__cam_ctx *ctx, const float *input, const float *act, double *weights,
+                          camd_error *err);
+/* camd_cam_compute_layers for the Poly-CAM methods (the refinement, camd/cam.h). */
+int camd__polycam_layers(camd_session *s, camd_cam_workspace *w, const float *input,
+                         const camd_cam_request *req, const int *layers, const camd_layout *layouts,
+                         int n_layers, camd_cam_maps *out, camd_error *err);
+
+/* ---- input-gradient methods (cam_input_grad.c): maps[n_classes × in_h × in_w] ---- */
+/* Guided backpropagation (and guided Grad-CAM): a forward to the layer for Grad-CAM
+ * (guidedgradcam), then a forward to the input and one guided backward per class. */
+int camd__guided_maps(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err);
+/* FullGrad: one forward to the input, then per class one backward whose observer adds each
+ * biased layer's term (cam_fullgrad.c), and the input term. */
+int camd__fullgrad_maps(camd__cam_ctx *ctx, const float *input, float *maps, camd_error *err);
+
 /* ---- layouts (cam_layout.c) ---- */
 /* items × (hw × channels) → items × (channels × hw), and back. */
 void camd__cam_to_channels_first(const float *src, int items, int channels, size_t hw, float *dst);

@@ -324,7 +324,8 @@ typedef struct run_plan {
   int layer_ids[CAMD_CAM_MAX_LAYERS]; /* the layer, or the layers fused */
   camd_layout layouts[CAMD_CAM_MAX_LAYERS];
   int n_layers;
-  const char *layer; /* as the option gave it (a comma list when fused) */
+  const char *layer;                /* as the option gave it (a comma list when fused) */
+  char stages[CAMD_LAYER_NAME_MAX]; /* Poly-CAM given one layer: its stage list, named */
   camd_cam_score score;
   int score_value; /* value the score is read from: the logits, or output 0 for score=output */
   bool minmax;
@@ -379,6 +380,32 @@ static int plan_task(const camd_explainer *e, const camd_explain_options *o, cam
   return 0;
 }
 
+/* Poly-CAM given one layer (the default one when the request names none): the ends of the
+ * model's stages up to it (camd_cam_stage_layers), shallowest dropped while the names do not fit
+ * the echo; p->layer then names them. */
+static void plan_stage_layers(const camd_explainer *e, run_plan *p) {
+  int ids[CAMD_CAM_MAX_LAYERS];
+  int n = camd_cam_stage_layers(e->model, p->layer_ids[0], ids, CAMD_CAM_MAX_LAYERS);
+  for (int first = 0; first < n; first++) {
+    size_t len = 0;
+    bool fits = true;
+    for (int i = first; i < n && fits; i++) {
+      camd_value_info vi;
+      fits = camd_model_value_info(e->model, ids[i], &vi) == 0 && vi.name;
+      int w = fits ? snprintf(p->stages + len, sizeof(p->stages) - len, "%s%s",
+                              i > first ? "," : "", vi.name)
+                   : -1;
+      fits = w >= 0 && (size_t)w < sizeof(p->stages) - len;
+      if (fits) len += (size_t)w;
+    }
+    if (!fits) continue;
+    p->n_layers = n - first;
+    memmove(p->layer_ids, ids + first, sizeof(int) * (size_t)p->n_layers);
+    p->layer = p->stages;
+    return;
+  }
+}
+
 static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool predict_only,
                     run_plan *p, camd_error *err) {
   memset(p, 0, sizeof(*p));
@@ -401,6 +428,10 @@ static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool
                           e->cfg.name);
   int rc = camd__explain_check_layers(e, p->layer, p->layer_ids, &p->n_layers, err);
   if (rc) return camd_error_prefix(err, rc, "option layer: ");
+  if (p->n_layers == 1 &&
+      (p->method == CAMD_CAM_POLYCAM_PLUS || p->method == CAMD_CAM_POLYCAM_MINUS ||
+       p->method == CAMD_CAM_POLYCAM_PLUSMINUS))
+    plan_stage_layers(e, p);
   for (int i = 0; i < p->n_layers; i++) {
     rc = camd__explain_layer_layout(e, p->layer_ids[i], o->layer_layout, &p->layouts[i], err);
     if (rc) return camd_error_prefix(err, rc, "option layer: ");

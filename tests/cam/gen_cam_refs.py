@@ -54,6 +54,17 @@ Conventions (the same ones camd documents in src/cam):
     resized to the input with F.interpolate(bilinear, align_corners=False), averaged, and the
     average scaled the same way (pytorch-grad-cam's compute_cam_per_layer and
     aggregate_multi_layers; it resizes with cv2.INTER_LINEAR, the same half-pixel bilinear).
+  * Poly-CAM (Englebert et al., ICPR 2022, arXiv 2204.13359; methods polycam-plus / -minus /
+    -plusminus = the paper's PCAM+ / PCAM- / PCAM+-), written from the paper's definitions:
+    per layer (a comma list in forward order) and channel k, Norm(A_k) = (A_k - min) / (max -
+    min) at the layer's resolution (0 when constant), mask M_k = F.interpolate(bilinear,
+    align_corners=False) of it to the input; with s the case's score (the paper: softmax),
+    PCAM+ w_k = s(x * M_k), PCAM- w_k = ReLU(s(x) - s(x * (1 - M_k))), PCAM+- w_k = ReLU(s(x *
+    M_k) + s(x) - s(x * (1 - M_k))); the layer's map L = ReLU(sum_k w_k A_k); from the deepest
+    layer up P = L_deepest, P = ReLU(L / max(up(down(L)), 1e-12) * up(P)), down / up
+    F.interpolate(bilinear, align_corners=False) to the coarser layer's size and back (the
+    paper's local normalisation LNorm: the mean of L over each coarse cell). The map is P at
+    the first layer's resolution. All forwards in float64.
   * aug_smooth: {flip, no flip} × {0.9, 1, 1.1} on the normalised input; raw maps flipped back
     and averaged.
 
@@ -103,8 +114,10 @@ MODELS = {
     # camd's im2col kernels, the softmax map 3.4e-4 with them and 8.5e-4 with oneDNN's; not on
     # mobilenet_v2 (ReLU6 kinks): 7.8e-4 with im2col, 1.01e-3 with oneDNN. densenet121: 1.5e-6
     # im2col / 1.9e-4 oneDNN; efficientnet_b0 4.9e-6 / 4.5e-6 (tol 1e-3).
+    # polycam: Poly-CAM's layer list and variants (the two stem layers here: every later
+    # resnet50 stage has >= 128 channels, one float64 forward each).
     "resnet50": dict(main="layer4", linear=lambda m: m.fc, extra="eigen", newer="no_kpca",
-                     guided=True),
+                     guided=True, polycam=("relu,maxpool", ["polycam-plus"])),
     "densenet121": dict(main="features_relu", capture_only=True, forward=densenet_forward,
                         linear=lambda m: m.classifier, extra="eigen", fullgrad=["logit"]),
     "mobilenet_v2": dict(main="features", linear=lambda m: m.classifier[1], ablation=True,
@@ -112,7 +125,9 @@ MODELS = {
                          smooth=True, extra="scores", newer=True,
                          # 0.25 / C: the map moves by 4.5e-2 from gamma = 1 / C (eigenvalue
                          # ratio 1.32; on vgg16 gamma barely moves the map: 4.6e-4 at 2 / C)
-                         kpca_gamma=1.953125e-4),
+                         kpca_gamma=1.953125e-4,
+                         polycam=("features.1,features.3,features.6",
+                                  ["polycam-plus", "polycam-minus", "polycam-plusminus"])),
     # guided: not on vgg16, where camd's float32 guided gradient at the input differs from this
     # float64 reference by 1.7e-3 after min-max (ReLU kinks on the way to the input; see the
     # methods report for PyTorch's own float32-vs-float64 difference there). fullgrad neither:
@@ -131,7 +146,11 @@ NOISE = dict(n_samples=3, noise_std=0.3, seed=42)
 
 
 def layer_names(spec):
-    return [spec[k] for k in ("main", "mid", "score_layer") if spec.get(k)]
+    names = [spec[k] for k in ("main", "mid", "score_layer") if spec.get(k)]
+    for n in spec["polycam"][0].split(",") if spec.get("polycam") else []:
+        if n not in names:
+            names.append(n)
+    return names
 
 
 def script_hash():
@@ -405,6 +424,55 @@ class Ref:
             total = total + torch.einsum("Hh,chw,Ww->HW", rh, t, rw)
         return total.numpy()
 
+    def polycam(self, c, x32):
+        """Poly-CAM maps (classes x h0 x w0) of the case's variant over its layer list, float64."""
+        names, classes = c["layer"].split(","), c["classes"]
+        score = c.get("score", "logit")
+        plus = c["method"] in ("polycam-plus", "polycam-plusminus")
+        minus = c["method"] in ("polycam-minus", "polycam-plusminus")
+        x = x32.double()
+
+        def scores(xin):  # masked inputs (n x 3 x H x W) -> n x classes
+            out = []
+            for b0 in range(0, xin.shape[0], 16):
+                out.append(score_of(self.t64(xin[b0:b0 + 16])[0], classes, score))
+            return torch.cat(out)
+
+        def resize(m, size):  # classes x h x w -> classes x size
+            return F.interpolate(m[:, None], size=tuple(size), mode="bilinear",
+                                 align_corners=False)[:, 0]
+
+        logits, acts = self.forward(x32, True)  # the shared float64 forward (graph kept)
+        with torch.no_grad():
+            base = score_of(logits.detach(), classes, score)[0]  # classes
+            maps = []
+            for name in names:
+                a = acts[name].detach()[0]  # C x h x w
+                lo = a.amin(dim=(1, 2), keepdim=True)
+                rng = a.amax(dim=(1, 2), keepdim=True) - lo
+                norm = torch.where(rng > 0, (a - lo) / torch.where(rng > 0, rng, 1), 0.0)
+                mask = F.interpolate(norm[:, None], size=x32.shape[-2:], mode="bilinear",
+                                     align_corners=False)  # C x 1 x H x W
+
+                def masked_scores(inverse, name=name, mask=mask):
+                    # C x classes, computed once per layer and side (shared by the variants)
+                    key = ("polycam", name, score, tuple(classes), inverse)
+                    if key not in self.cache:
+                        self.cache[key] = scores(x * (1 - mask) if inverse else x * mask)
+                    return self.cache[key]
+
+                w = torch.zeros(a.shape[0], len(classes), dtype=torch.float64)
+                if plus:
+                    w = w + masked_scores(False)
+                if minus:
+                    w = torch.relu(w + base[None, :] - masked_scores(True))
+                maps.append(torch.relu(torch.einsum("kt,khw->thw", w, a)))
+            p = maps[-1]
+            for m in reversed(maps[:-1]):
+                local = resize(resize(m, p.shape[-2:]), m.shape[-2:]).clamp(min=1e-12)
+                p = torch.relu(m / local * resize(p, m.shape[-2:]))
+        return p.numpy()
+
     def logits(self, x32):
         with torch.no_grad():
             return self.t64(x32.double())[0]
@@ -424,6 +492,8 @@ class Ref:
                         m = m[:, :, ::-1]
                     acc = m / 6.0 if acc is None else acc + m / 6.0
             return acc
+        if c["method"].startswith("polycam"):
+            return self.polycam(c, x32)
         if "," in c["layer"]:
             def scale(m):
                 m = m - m.min(axis=(1, 2), keepdims=True)
@@ -591,6 +661,9 @@ def cases_for(name, spec):
     if spec.get("fuse"):
         cases += [dict(method=m, layer=spec["fuse"], tag="fused") for m in spec["fuse_methods"]]
     cases += [dict(method="fullgrad", layer=main, score=s) for s in spec.get("fullgrad", [])]
+    if spec.get("polycam"):  # softmax, as the paper scores; batches of 6 (not a divisor of C)
+        cases += [dict(method=m, layer=spec["polycam"][0], score="softmax", max_batch=6)
+                  for m in spec["polycam"][1]]
     if spec.get("extra") == "eigen":
         cases += [dict(method="gradcam", layer=main, eigen_smooth=True),
                   dict(method="layercam", layer=main, eigen_smooth=True)]

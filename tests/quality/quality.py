@@ -43,7 +43,8 @@ import scenes  # noqa: E402
 METHODS = ["cam", "gradcam", "hirescam", "gradcam-elementwise", "gradcam++", "xgradcam",
            "layercam", "eigencam", "eigengradcam", "scorecam", "ablationcam",
            "smoothgradcam++", "sscam", "iscam", "finercam", "shapleycam", "kpcacam",
-           "guidedbackprop", "guidedgradcam", "fullgrad"]
+           "guidedbackprop", "guidedgradcam", "fullgrad", "polycam-plus", "polycam-minus",
+           "polycam-plusminus"]
 
 
 def free_port():
@@ -158,6 +159,8 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--n-samples", type=int, default=0,
                     help="n_samples for the noise methods (0 = camd's default)")
+    ap.add_argument("--score", default="", help="score option of every request (default: "
+                    "camd's, logit); Poly-CAM's paper scores with softmax")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
 
@@ -176,6 +179,8 @@ def main():
                 q = "?method=%s&target=%d&outputs=raw,bbox" % (urllib.request.quote(method), s.label)
                 if args.n_samples and method in ("smoothgradcam++", "sscam", "iscam"):
                     q += "&n_samples=%d" % args.n_samples
+                if args.score:
+                    q += "&score=" + urllib.request.quote(args.score)
                 out = server.post("/v1/models/%s/explain%s" % (args.model, q), png_bytes(s.image),
                                   "image/png")
                 ex = out["explanations"][0]

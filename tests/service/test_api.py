@@ -81,6 +81,42 @@ def check_method_options(srv, hdr):
         C.error(st, h, b, 400, contains=needle, what=q)
 
 
+def check_polycam(srv, hdr, info):
+    """Poly-CAM's layer list: in forward order, its map at the first layer's resolution, one
+    layer expanded to the stage ends (tiny: relu1 is at the input's 32 x 32, so only relu2
+    remains), and clear 400s for an unknown layer, too many layers (short names: this server
+    takes 64-byte options), a wrong order or a smoothing option."""
+    names = [x["name"] for x in info["layers"]]
+    relu1, relu2 = "/relu1/Relu_output_0", "/relu2/Relu_output_0"
+    C.check(relu1 in names and relu2 in names, f"tiny's layers: {names}")
+
+    def lst(*ls):
+        return "%2C".join(urllib.parse.quote(n, safe="") for n in ls)
+
+    base = "/v1/models/tiny/explain?outputs=raw&score=softmax&method="
+    for m in ("polycam-plus", "polycam-minus", "polycam-plusminus"):
+        st, h, b = srv.json("POST", base + m + "&layer=" + lst(relu1, relu2), PNG, hdr)
+        ok = st == 200 and b["method"] == m and b["layer"] == relu1 + "," + relu2
+        C.check(ok, f"{m} over relu1,relu2: {st} {str(b)[:300]}")
+        if ok:
+            r = b["explanations"][0]["raw"]
+            C.check(r["width"] == 32 and r["height"] == 32 and max(r["values"]) > 0,
+                    f"{m}: the map at relu1's 32 x 32, not all zero: {r['width']} {r['height']}")
+    st, h, b = srv.json("POST", base + "polycam-plus", PNG, hdr)
+    C.check(st == 200 and b["layer"] == relu2 and
+            b["explanations"][0]["raw"]["width"] == 16,
+            f"polycam without layer: the stage ends up to the default layer: {st} {str(b)[:300]}")
+    st, h, b = srv.json("POST", base + "polycam-plus&layer=" + lst(relu2, relu1), PNG, hdr)
+    C.error(st, h, b, 400, contains="forward order", what="polycam layers in the wrong order")
+    st, h, b = srv.json("POST", base + "polycam-minus&layer=" + lst(relu1, "nope"), PNG, hdr)
+    C.error(st, h, b, 400, contains="'nope' not found", what="polycam unknown layer")
+    st, h, b = srv.json("POST", base + "polycam-plus&layer=" + lst(*["input"] * 9), PNG,
+                        hdr)
+    C.error(st, h, b, 400, contains="at most 8", what="polycam with 9 layers")
+    st, h, b = srv.json("POST", base + "polycam-plus&aug_smooth=true", PNG, hdr)
+    C.error(st, h, b, 400, contains="does not combine", what="polycam with aug_smooth")
+
+
 def raw_exchange(port, data, wait=5.0, half_close=False):
     """Sends raw bytes, returns everything read until the server closes or `wait` passes."""
     s = socket.create_connection(("127.0.0.1", port), timeout=wait)
@@ -258,6 +294,7 @@ with Server("--max-image-width", "2000", "--max-instances", "3", "--max-option-b
                         hdr_png)
     C.error(st, h, b, 400, contains="fullgrad uses every biased layer", what="fullgrad layer list")
     check_method_options(srv, hdr_png)
+    check_polycam(srv, hdr_png, info)
 
     # ---- errors ----
     st, h, b = srv.json("POST", "/v1/models/tiny/explain?method=nope", PNG, hdr_png)

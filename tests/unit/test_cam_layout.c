@@ -2,7 +2,8 @@
  * and as a Keras / tf2onnx export writes it (NHWC input, Conv between Transposes, the Relu map
  * channels-last, ReduceMean over axes 1, 2, MatMul + Add), must give the same maps for every
  * method, with and without aug_smooth; a Reshape-made map of undecided layout needs
- * layer_layout. Sizes are all different (C = 3, H = 5, W = 7) so no axis mix-up can pass. */
+ * layer_layout. Sizes are all different (C = 3, H = 5, W = 7) so no axis mix-up can pass. Last:
+ * Poly-CAM's default layers (the stage ends) on a strided CNN. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,8 +197,9 @@ static void test_channels_last_model(void) {
                aug ? " aug_smooth" : "");
       int rc1 = run(ref, l_ref, CAMD_LAYOUT_UNKNOWN, x_nchw, (camd_cam_method)mth, aug, a, &err);
       if (aug && (mth == CAMD_CAM_GUIDEDBACKPROP || mth == CAMD_CAM_GUIDEDGRADCAM ||
-                  mth == CAMD_CAM_FULLGRAD)) {
-        /* The guided methods and fullgrad refuse aug_smooth, in either layout. */
+                  mth == CAMD_CAM_FULLGRAD || mth == CAMD_CAM_POLYCAM_PLUS ||
+                  mth == CAMD_CAM_POLYCAM_MINUS || mth == CAMD_CAM_POLYCAM_PLUSMINUS)) {
+        /* The guided methods, fullgrad and Poly-CAM refuse aug_smooth, in either layout. */
         CHECK_MSG(rc1 == CAMD_E_INVALID && strstr(err.message, "aug_smooth"), "%s: %s", what,
                   err.message);
         rc1 = run(tf, l_tf, CAMD_LAYOUT_UNKNOWN, x_nhwc, (camd_cam_method)mth, aug, b, &err);
@@ -361,5 +363,74 @@ static void test_layout_from_readers(void) {
   camd_model_release(m);
 }
 
+/* A conv weight of shape co × ci × k × k (seeded), as a new constant named `name`. */
+static int conv_weight(camd_graph *g, const char *name, int co, int ci, int k, camd_error *err) {
+  camd_shape ws = {4, {co, ci, k, k}};
+  size_t n = (size_t)co * ci * k * k;
+  float *w = malloc(n * sizeof(float));
+  camd_rng r;
+  camd_rng_seed(&r, 5);
+  for (size_t i = 0; i < n; i++) w[i] = (float)(0.3 * camd_rng_normal(&r));
+  return camd_graph_add_constant(g, name, CAMD_FLOAT32, &ws, w, err);
+}
+
+/* Poly-CAM's default layers (camd_cam_stage_layers): input 32² → r32 (32², the input's size:
+ * never a stage) → a16 (16²) → b16 (1 × 1 conv, 16²: the last 16² map) → a8 → a4; walking back
+ * from a4 the stage ends are b16, a8, a4, in forward order, the deepest `max` of them. */
+static void test_stage_layers(void) {
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, 2, 32, 32}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  int64_t p1[4] = {1, 1, 1, 1}, p0[4] = {0, 0, 0, 0}, k3[2] = {3, 3}, k1[2] = {1, 1},
+          s1[2] = {1, 1}, s2[2] = {2, 2};
+  camd_attr c3s1[3] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = p1, .n = 4},
+                       {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = k3, .n = 2},
+                       {.name = "strides", .type = CAMD_ATTR_INTS, .ints = s1, .n = 2}};
+  camd_attr c3s2[3] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = p1, .n = 4},
+                       {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = k3, .n = 2},
+                       {.name = "strides", .type = CAMD_ATTR_INTS, .ints = s2, .n = 2}};
+  camd_attr c1[3] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = p0, .n = 4},
+                     {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = k1, .n = 2},
+                     {.name = "strides", .type = CAMD_ATTR_INTS, .ints = s1, .n = 2}};
+  int w1 = conv_weight(g, "w1", 3, 2, 3, &err), w2 = conv_weight(g, "w2", 3, 3, 3, &err);
+  int w3 = conv_weight(g, "w3", 3, 3, 1, &err), w4 = conv_weight(g, "w4", 3, 3, 3, &err);
+  int w5 = conv_weight(g, "w5", 3, 3, 3, &err);
+  int v = node(g, "Conv", "conv1", 2, (const int[]){x, w1}, c3s1, 3);
+  v = node(g, "Relu", "r32", 1, &v, NULL, 0);
+  v = node(g, "Conv", "conv2", 2, (const int[]){v, w2}, c3s2, 3);
+  v = node(g, "Relu", "a16", 1, &v, NULL, 0);
+  v = node(g, "Conv", "b16", 2, (const int[]){v, w3}, c1, 3);
+  v = node(g, "Conv", "conv4", 2, (const int[]){v, w4}, c3s2, 3);
+  v = node(g, "Relu", "a8", 1, &v, NULL, 0);
+  v = node(g, "Conv", "conv5", 2, (const int[]){v, w5}, c3s2, 3);
+  v = node(g, "Relu", "a4", 1, &v, NULL, 0);
+  v = node(g, "GlobalAveragePool", "gap", 1, &v, NULL, 0);
+  v = node(g, "Flatten", "flat", 1, &v, NULL, 0);
+  CHECK(!camd_graph_mark_output(g, v, &err));
+  camd_model *m = NULL;
+  CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+  if (!m) return;
+  const char *want[3] = {"b16", "a8", "a4"};
+  int a4 = camd_model_find_value(m, "a4"), ids[CAMD_CAM_MAX_LAYERS];
+  CHECK(a4 >= 0);
+  for (int max = 1; max <= 4; max++) {
+    int n = camd_cam_stage_layers(m, a4, ids, max);
+    int expect = max < 3 ? max : 3;
+    CHECK_MSG(n == expect, "max %d: %d layers, expected %d", max, n, expect);
+    for (int i = 0; i < n && n == expect; i++) {
+      camd_value_info vi;
+      CHECK(camd_model_value_info(m, ids[i], &vi) == 0);
+      CHECK_MSG(vi.name && !strcmp(vi.name, want[3 - expect + i]), "max %d: layer %d is %s", max, i,
+                vi.name ? vi.name : "?");
+    }
+  }
+  /* From a8 the list ends there. */
+  int n = camd_cam_stage_layers(m, camd_model_find_value(m, "a8"), ids, CAMD_CAM_MAX_LAYERS);
+  CHECK_MSG(n == 2 && ids[0] == camd_model_find_value(m, "b16"), "from a8: %d layers", n);
+  camd_model_release(m);
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_channels_last_model), CAMD_TEST(test_undecided_layer),
-               CAMD_TEST(test_swin_like_layouts), CAMD_TEST(test_layout_from_readers))
+               CAMD_TEST(test_swin_like_layouts), CAMD_TEST(test_layout_from_readers),
+               CAMD_TEST(test_stage_layers))
