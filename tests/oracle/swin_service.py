@@ -15,7 +15,11 @@ with S the target class's logit. Checks:
   - camd's top-5 logits equal the float64 logits within 1e-4 of max|logit| (the oracle's);
   - each raw map has the layer's grid size and, min-max normalised (and ReLU'd then min-max
     normalised), is within 1e-3 of the reference's (the CAM suite's tolerance and measure);
-  - a request without `layer` explains the suggested layer.
+  - a request without `layer` explains the suggested layer;
+  - `camd inspect --json` and GET /v1/models/swin_t list the same layers with the same layouts,
+    all NCHW or NHWC, and the same suggested layer; no operand or result of an attention
+    product (q, k, v, q·kᵀ, weights·v: MatMul nodes of two computed inputs, found with the onnx
+    package) is listed, and naming one is a JSON 400 that names the suggested layer.
 Cases: gradcam at the suggested layer (no layer given) for the top class, layercam there for
 another class, gradcam at features.0 (the patch embedding: its gradient passes all 12 blocks and
 the shifted windows).
@@ -25,6 +29,7 @@ import base64
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -91,6 +96,21 @@ class Reference:
         return logits.detach()[0].numpy(), k, {"gradcam": gradcam, "layercam": layercam}
 
 
+def attention_values(onnx_path):
+    """Names of the operands and results of the export's attention products (MatMul nodes
+    whose inputs are both computed, not weights), in graph order."""
+    import onnx
+
+    g = onnx.load(onnx_path, load_external_data=False).graph
+    consts = {i.name for i in g.initializer}
+    consts |= {o for n in g.node if n.op_type == "Constant" for o in n.output}
+    names = []
+    for n in g.node:
+        if n.op_type == "MatMul" and not any(i in consts for i in n.input):
+            names += [v for v in list(n.input) + list(n.output) if v not in names]
+    return names
+
+
 def photo(name):
     from PIL import Image
 
@@ -131,6 +151,39 @@ def main():
         for name in (SUGGESTED, "features.0"):
             ck.check(layers.get(name, {}).get("layout") == "NHWC",
                      f"layer {name} listed as {layers.get(name)}, expected NHWC")
+        # The CLI and the HTTP listing agree; every offered layer has a decided layout.
+        cli = subprocess.run([camdtest.CAMD, "inspect", "--json", onnx_path], capture_output=True,
+                             text=True, timeout=300)
+        ck.check(cli.returncode == 0, f"camd inspect: exit {cli.returncode}: {cli.stderr}")
+        listed = json.loads(cli.stdout) if cli.returncode == 0 else {}
+        cli_layers = {l["name"]: l["layout"] for l in listed.get("cam_layers", [])}
+        http_layers = {n: l.get("layout") for n, l in layers.items()}
+        ck.check(cli_layers == http_layers and len(cli_layers) > 0,
+                 f"camd inspect lists {len(cli_layers)} layers, GET /v1/models "
+                 f"{len(http_layers)}; differing: "
+                 f"{sorted(set(cli_layers.items()) ^ set(http_layers.items()))[:5]}")
+        undecided = sorted(n for n, l in http_layers.items() if l not in ("NCHW", "NHWC"))
+        ck.check(not undecided, f"layers of undecided layout offered: {undecided[:5]}")
+        ck.check(listed.get("suggested_layer") == SUGGESTED == (info or {}).get("default_layer"),
+                 f"suggested {listed.get('suggested_layer')}, default "
+                 f"{(info or {}).get('default_layer')}")
+        ck.check(listed.get("attention_values", 0) > 0, "inspect counts no attention values")
+        # Attention internals (the operands and result of every q·kᵀ and weights·v product of
+        # the export) are not offered, and naming one is a JSON 400 naming the suggested layer.
+        internals = attention_values(onnx_path)
+        ck.check(len(internals) >= 12 * 3, f"{len(internals)} attention values in the export")
+        offered = sorted(set(internals) & set(http_layers))
+        ck.check(not offered, f"attention values offered as layers: {offered[:5]}")
+        for name in (internals[0], internals[-1]):
+            body, ctype = camdtest.multipart({"layer": name, "method": "gradcam"},
+                                             {"image": ("chelsea.png", photo("chelsea.png")[0],
+                                                        "image/png")})
+            st, h, res = srv.json("POST", "/v1/models/swin_t/explain", body,
+                                  {"Content-Type": ctype})
+            ck.error(st, h, res, 400, "invalid_argument", contains="attention",
+                     what=f"layer={name}")
+            msg = ((res or {}).get("error") or {}).get("message", "")
+            ck.check(f"suggested layer is '{SUGGESTED}'" in msg, f"layer={name}: {msg}")
         cases = [("chelsea.png", "gradcam", None, None),
                  ("chelsea.png", "layercam", SUGGESTED, 3),
                  ("astronaut.png", "gradcam", "features.0", None),
