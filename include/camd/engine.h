@@ -122,8 +122,14 @@ int camd_model_max_batch(const camd_model *m);
 camd_layout camd_model_value_layout(const camd_model *m, int id);
 /* True when value id is a 4-D batched float activation with spatial size > 1 in its layout
  * (any 4-D activation when its layout is UNKNOWN: the caller must then be told the layout), or
- * a token sequence of layout TOKENS. */
+ * a token sequence of layout TOKENS; never an attention internal (below). */
 bool camd_model_is_cam_layer(const camd_model *m, int id);
+/* True when value id is inside an attention block: an operand or result of an attention
+ * product (a MatMul of two activations), or an undecided value connected to one through ops
+ * that keep positions (Transpose, Gather, Softmax, elementwise), e.g. Swin's queries, keys,
+ * values and attention weights [batch x windows, heads, tokens, dim]. Such a value is not a
+ * map; camd_model_check_target refuses it naming the suggested layer. */
+bool camd_model_is_attention_value(const camd_model *m, int id);
 /* Suggested default CAM layer: the last 4-D activation of known layout with spatial size > 1
  * on the path to output 0 (the one before global pooling); in a transformer, the last token map
  * produced before the last attention product (a MatMul of two activations, which mixes the

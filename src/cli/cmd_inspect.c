@@ -13,9 +13,11 @@ static void inspect_usage(FILE *f) {
   fprintf(f,
           "usage: camd inspect MODEL.onnx [--json] [--size W[xH]] [--layout L]\n\n"
           "Prints the model's inputs and outputs, operator counts, parameter count, every layer\n"
-          "usable as a CAM target (4-D activations with spatial size > 1) with its shape,\n"
-          "layout (NCHW, NHWC, or unknown: then the layer_layout setting decides) and producing\n"
-          "operator, and the layer camd suggests by default.\n\n"
+          "usable as a CAM target (4-D activations with spatial size > 1, transformer token\n"
+          "maps) with its shape, layout (NCHW, NHWC, tokens, or unknown: then the layer_layout\n"
+          "setting decides) and producing operator, and the layer camd suggests by default.\n"
+          "Values inside attention blocks (queries, keys, values, attention weights) are not\n"
+          "maps: they are counted, not listed.\n\n"
           "options:\n"
           "  --json          machine-readable output\n"
           "  --size W[xH]    fixes a free (symbolic) input height and width\n"
@@ -76,7 +78,9 @@ static json_t *describe(camd_model *m, const char *path) {
     json_t *c = json_object_get(ops, op);
     json_object_set_new(ops, op, json_integer(c ? json_integer_value(c) + 1 : 1));
   }
+  int attention = 0;
   for (int v = 0; v < camd_model_num_values(m); v++) {
+    attention += camd_model_is_attention_value(m, v);
     if (!camd_model_is_cam_layer(m, v)) continue;
     camd_value_info vi;
     camd_model_value_info(m, v, &vi);
@@ -96,6 +100,7 @@ static json_t *describe(camd_model *m, const char *path) {
   json_object_set_new(root, "parameters", json_integer((json_int_t)camd_model_param_count(m)));
   json_object_set_new(root, "max_batch", json_integer(camd_model_max_batch(m)));
   json_object_set_new(root, "cam_layers", layers);
+  json_object_set_new(root, "attention_values", json_integer(attention));
   json_object_set_new(root, "suggested_layer", sug >= 0 ? json_string(sv.name) : json_null());
   return root;
 }
@@ -146,6 +151,12 @@ static void print_text(camd_model *m, json_t *root, const char *path) {
     printf("  %-48s %-20s %-7s %s%s\n", name, sh, camd_layout_name(camd_model_value_layout(m, v)),
            vi.producer_op ? vi.producer_op : "", v == sug ? "   <- suggested" : "");
   }
+  json_int_t attention = json_integer_value(json_object_get(root, "attention_values"));
+  if (attention)
+    printf(
+        "(%lld values inside attention blocks — queries, keys, values, attention weights — "
+        "are not maps and not listed)\n",
+        (long long)attention);
   const char *s = json_string_value(json_object_get(root, "suggested_layer"));
   printf("suggested layer: %s\n", s ? s : "(none: no 4-D activation)");
 }

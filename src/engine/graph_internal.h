@@ -20,6 +20,9 @@ typedef struct camd_value {
   int producer; /* node index or -1 */
   /* camd_layout of a 4-D activation: declared for inputs, inferred at finalize for the rest */
   unsigned char layout;
+  /* inside an attention block (layout.c): queries, keys, values, attention weights and their
+   * products, laid out per window / head rather than as a map; never a CAM layer */
+  bool attention;
 } camd_value;
 
 typedef struct camd_alias {

@@ -24,9 +24,18 @@
  *     NHWC);
  *   - an undecided input of a layout-keeping op (as above) with the shape of the op's decided
  *     output takes the output's layout.
- * A graph with no channels-last value at all is read as NCHW throughout, as camd always did:
- * only graphs that do go channels-last can have undecided 4-D values (the user then says which
- * with the `layer_layout` setting).
+   - the input of a Slice, Concat or Pad (which move data along axes without permuting them)
+ *     has its decided output's layout whatever its shape (Swin's cyclic shift, a roll exported
+ *     as Slices and Concats of the channels-last map, is channels-last all along).
+ * Attention internals: the operands and result of an attention product (a MatMul of two
+ * activations) and every undecided value connected to them through ops that neither regroup
+ * elements nor define a layout (Transpose, Gather, Softmax, elementwise: Swin's and MaxViT's
+ * queries, keys, values, attention scores and weights, [batch x windows, heads, tokens, dim])
+ * are marked `attention`: their axes are windows, heads and tokens, not a map, so they are never
+ * CAM layers, whatever their rank. A value whose layout the walks decided is never marked.
+ * A graph with no channels-last value at all is read as NCHW throughout (attention internals
+ * excepted), as camd always did: only graphs that do go channels-last can have undecided 4-D
+ * values (the user then says which with the `layer_layout` setting).
  *
  * Token maps (vision transformers): a graph whose patch embedding is a Conv with kernel equal to
  * stride and no padding, on a graph input, with a square h × w output grid, gets every 3-D batched
@@ -101,6 +110,11 @@ static bool keeps_layout(const camd_graph *g, const camd_node *n) {
   return true;
 }
 
+/* Ops that move data along axes without permuting them: an input has the output's layout. */
+static bool moves_along_axes(const char *op) {
+  return !strcmp(op, "Slice") || !strcmp(op, "Concat") || !strcmp(op, "Pad");
+}
+
 /* Inverse of transpose_layout: the input layout that gives `out` through n's perm. */
 static camd_layout transpose_layout_back(camd_layout out, const camd_node *n) {
   for (int in = CAMD_LAYOUT_NCHW; in <= CAMD_LAYOUT_NHWC; in++) {
@@ -149,6 +163,55 @@ static void mark_tokens(camd_graph *g) {
     if (prefix < 0 || prefix > CAMD_TOKENS_MAX_PREFIX) continue;
     if (!camd_layout_geometry(&v->shape, CAMD_LAYOUT_TOKENS, NULL, &h, NULL) || h != side) continue;
     v->layout = CAMD_LAYOUT_TOKENS;
+  }
+}
+
+static bool is_activation(const camd_value *v) {
+  return !v->data && v->batched && v->dtype == CAMD_FLOAT32;
+}
+
+/* A value the attention marking may take: an undecided activation. */
+static bool attention_candidate(const camd_value *v) {
+  return is_activation(v) && !v->attention && v->layout == CAMD_LAYOUT_UNKNOWN;
+}
+
+/* Marks attention internals (see the top comment): seeds at every attention product, then
+ * spreads forwards and backwards through ops that keep positions (not Reshape-like, not
+ * defining NCHW) until nothing changes. */
+static void mark_attention(camd_graph *g) {
+  for (int i = 0; i < g->n_values; i++) g->values[i].attention = false;
+  for (int k = 0; k < g->n_nodes; k++) {
+    const camd_node *n = &g->nodes[k];
+    if (strcmp(n->op_type, "MatMul") != 0 || n->n_in != 2 || n->in[0] < 0 || n->in[1] < 0 ||
+        !is_activation(&g->values[n->in[0]]) || !is_activation(&g->values[n->in[1]])) {
+      continue;
+    }
+    for (int i = 0; i < 2; i++) {
+      if (attention_candidate(&g->values[n->in[i]])) g->values[n->in[i]].attention = true;
+    }
+    if (attention_candidate(&g->values[n->out[0]])) g->values[n->out[0]].attention = true;
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int k = 0; k < g->n_nodes; k++) {
+      const camd_node *n = &g->nodes[k];
+      if (defines_nchw(n->op_type) || regroups(n->op_type)) continue;
+      bool in_marked = false, out_marked = false;
+      for (int i = 0; i < n->n_in; i++) in_marked |= n->in[i] >= 0 && g->values[n->in[i]].attention;
+      for (int j = 0; j < n->n_out; j++) out_marked |= g->values[n->out[j]].attention;
+      if (in_marked) {
+        for (int j = 0; j < n->n_out; j++) {
+          camd_value *v = &g->values[n->out[j]];
+          if (attention_candidate(v)) changed = v->attention = true;
+        }
+      }
+      if (out_marked) {
+        for (int i = 0; i < n->n_in; i++) {
+          camd_value *v = n->in[i] >= 0 ? &g->values[n->in[i]] : NULL;
+          if (v && attention_candidate(v)) changed = v->attention = true;
+        }
+      }
+    }
   }
 }
 
@@ -202,17 +265,18 @@ void camd__graph_infer_layouts(camd_graph *g) {
       } else if (!strcmp(n->op_type, "Transpose")) {
         l = out != CAMD_LAYOUT_UNKNOWN ? transpose_layout_back(out, n) : CAMD_LAYOUT_UNKNOWN;
       } else if (out != CAMD_LAYOUT_UNKNOWN && keeps_layout(g, n) &&
-                 camd_shape_equal(&v->shape, &o->shape)) {
+                 (camd_shape_equal(&v->shape, &o->shape) || moves_along_axes(n->op_type))) {
         l = out;
       }
       v->layout = l;
       any_nhwc |= l == CAMD_LAYOUT_NHWC;
     }
   }
+  mark_attention(g);
   if (any_nhwc) return;
   for (int i = 0; i < g->n_values; i++) {
     camd_value *v = &g->values[i];
-    if (is_activation4(v)) v->layout = CAMD_LAYOUT_NCHW;
+    if (is_activation4(v) && !v->attention) v->layout = CAMD_LAYOUT_NCHW;
   }
 }
 

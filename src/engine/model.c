@@ -54,7 +54,8 @@ bool camd_model_is_cam_layer(const camd_model *m, int id) {
   if (id < 0 || id >= m->graph->n_values) return false;
   const camd_value *v = &m->graph->values[id];
   if (v->layout == CAMD_LAYOUT_TOKENS) return true;
-  if (v->data || !v->batched || v->dtype != CAMD_FLOAT32 || v->shape.ndim != 4) return false;
+  if (v->data || !v->batched || v->dtype != CAMD_FLOAT32 || v->shape.ndim != 4 || v->attention)
+    return false;
   int64_t h, w;
   if (!camd_layout_geometry(&v->shape, (camd_layout)v->layout, NULL, &h, &w)) return true;
   return h * w > 1;
@@ -262,6 +263,10 @@ static void list_layers(const camd_model *m, char *msg, size_t size) {
   }
 }
 
+bool camd_model_is_attention_value(const camd_model *m, int id) {
+  return id >= 0 && id < m->graph->n_values && m->graph->values[id].attention;
+}
+
 int camd_model_check_target(const camd_model *m, const char *name, int *id, camd_error *err) {
   int v = camd_model_find_value(m, name);
   char msg[CAMD_ERROR_MESSAGE_MAX];
@@ -274,6 +279,16 @@ int camd_model_check_target(const camd_model *m, const char *name, int *id, camd
   if (val->data || !val->batched) {
     return camd_error_set(err, CAMD_E_INVALID,
                           "layer '%s' is a constant (weights), not an activation", name);
+  }
+  if (val->attention) {
+    const int sug = m->suggested_layer;
+    snprintf(msg, sizeof(msg),
+             "layer '%.200s' is inside an attention block (queries, keys, values or attention "
+             "weights, laid out per window and head, not a spatial map), so it is not a CAM "
+             "layer; the suggested layer is '%.200s'; CAM layers are: ",
+             name, sug >= 0 ? m->graph->values[sug].name : "(none)");
+    list_layers(m, msg, sizeof(msg));
+    return camd_error_set(err, CAMD_E_INVALID, "%s", msg);
   }
   unsigned char *marks = malloc((size_t)m->graph->n_values + 1);
   if (!marks) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");

@@ -60,3 +60,16 @@ foreach(set light heavy)
       FIXTURES_REQUIRED ${_fixture} LABELS "${_labels}" TIMEOUT 1200)
   endforeach()
 endforeach()
+
+# Swin-T through the real service (label heavy, after oracle.generate_heavy): `camd serve` on
+# 127.0.0.1 with the generator's Swin-T export, /explain raw maps (Grad-CAM at the suggested
+# layer and the patch embedding, LayerCAM) against a float64 torchvision swin_t with the same
+# weights, reshaped as pytorch-grad-cam's Swin example (tokens -> N x H x W x C -> N x C x H x W).
+if("swin_t" IN_LIST _camd_oracle_heavy)
+  add_test(NAME oracle.swin_t_service
+    COMMAND ${CAMD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/swin_service.py $<TARGET_FILE:camd>
+            ${CAMD_ORACLE_DIR})
+  set_tests_properties(oracle.swin_t_service PROPERTIES
+    FIXTURES_REQUIRED oracle_heavy LABELS "oracle;heavy;service" TIMEOUT 900
+    SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
+endif()

@@ -2,8 +2,9 @@
  * and as a Keras / tf2onnx export writes it (NHWC input, Conv between Transposes, the Relu map
  * channels-last, ReduceMean over axes 1, 2, MatMul + Add), must give the same maps for every
  * method, with and without aug_smooth; a Reshape-made map of undecided layout needs
- * layer_layout. Sizes are all different (C = 3, H = 5, W = 7) so no axis mix-up can pass. Last:
- * Poly-CAM's default layers (the stage ends) on a strided CNN. */
+ * layer_layout; attention internals (queries, keys, weights) are not CAM layers. Sizes are all
+ * different (C = 3, H = 5, W = 7) so no axis mix-up can pass. Last: Poly-CAM's default layers
+ * (the stage ends) on a strided CNN. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,7 +431,97 @@ static void test_stage_layers(void) {
   CHECK_MSG(n == 2 && ids[0] == camd_model_find_value(m, "b16"), "from a8: %d layers", n);
   camd_model_release(m);
 }
+/* Swin's attention block as torchvision exports it: the NHWC map split into heads (Reshape to
+ * [1, heads, tokens, dim]), q·kᵀ, Softmax, ·v, merged back (Reshape) and rolled back by the
+ * cyclic shift (Slice + Concat along H) before the residual Add. The queries, keys, scores,
+ * weights and context are attention internals: not CAM layers, listed nowhere, refused by name
+ * with the suggested layer in the message (and by camd_cam_compute). The merged and rolled maps
+ * are NHWC, read back from the Add through the Concat and Slices. */
+static void test_attention_internals(void) {
+  init_data();
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, CI, H, W}}, s1 = {1, {1}}, s4 = {1, {4}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  test_weights tw = add_weights(g, false, &err);
+  int wc = tw.wc, bc = tw.bc, wf = tw.wf, bf = tw.bf;
+  int heads = camd_graph_add_constant(g, "heads", CAMD_INT64, &s4,
+                                      copy_ints((const int64_t[]){1, 1, HW, C}, 4), &err);
+  int map = camd_graph_add_constant(g, "map", CAMD_INT64, &s4,
+                                    copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
+  int c0 =
+      camd_graph_add_constant(g, "c0", CAMD_INT64, &s1, copy_ints((const int64_t[]){0}, 1), &err);
+  int c2 =
+      camd_graph_add_constant(g, "c2", CAMD_INT64, &s1, copy_ints((const int64_t[]){2}, 1), &err);
+  int cH =
+      camd_graph_add_constant(g, "cH", CAMD_INT64, &s1, copy_ints((const int64_t[]){H}, 1), &err);
+  int ax1 =
+      camd_graph_add_constant(g, "ax1", CAMD_INT64, &s1, copy_ints((const int64_t[]){1}, 1), &err);
+  int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3}, to_nchw[4] = {0, 3, 1, 2},
+          to_nhwc[4] = {0, 2, 3, 1}, kt[4] = {0, 1, 3, 2};
+  camd_attr ca[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
+                     {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = ks, .n = 2}};
+  camd_attr t1[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = to_nchw, .n = 4}};
+  camd_attr t2[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = to_nhwc, .n = 4}};
+  camd_attr t3[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = kt, .n = 4}};
+  camd_attr sm[1] = {{.name = "axis", .type = CAMD_ATTR_INT, .i = -1}};
+  camd_attr cat[1] = {{.name = "axis", .type = CAMD_ATTR_INT, .i = 1}};
+  camd_attr ga[1] = {{.name = "transB", .type = CAMD_ATTR_INT, .i = 1}};
+  int conv = node(g, "Conv", "embed", 3, (const int[]){x, wc, bc}, ca, 2);
+  int emb = node(g, "Transpose", "embed_nhwc", 1, &conv, t2, 1);
+  int q = node(g, "Reshape", "q", 2, (const int[]){emb, heads}, NULL, 0);
+  int kT = node(g, "Transpose", "kT", 1, &q, t3, 1);
+  int scores = node(g, "MatMul", "scores", 2, (const int[]){q, kT}, NULL, 0);
+  int probs = node(g, "Softmax", "probs", 1, &scores, sm, 1);
+  int ctx = node(g, "MatMul", "ctx", 2, (const int[]){probs, q}, NULL, 0);
+  int merged = node(g, "Reshape", "merged", 2, (const int[]){ctx, map}, NULL, 0);
+  int tail = node(g, "Slice", "tail", 4, (const int[]){merged, c2, cH, ax1}, NULL, 0);
+  int head = node(g, "Slice", "head", 4, (const int[]){merged, c0, c2, ax1}, NULL, 0);
+  int rolled = node(g, "Concat", "rolled", 2, (const int[]){tail, head}, cat, 1);
+  int res = node(g, "Add", "res", 2, (const int[]){emb, rolled}, NULL, 0);
+  int perm = node(g, "Transpose", "perm", 1, &res, t1, 1);
+  int gap = node(g, "GlobalAveragePool", "gap", 1, &perm, NULL, 0);
+  int flat = node(g, "Flatten", "flat", 1, &gap, NULL, 0);
+  int logits = node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
+  CHECK(!camd_graph_mark_output(g, logits, &err));
+  camd_model *m = NULL;
+  CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+  if (!m) return;
+  (void)kT, (void)scores, (void)probs, (void)tail, (void)head, (void)res;
+  const int sug = camd_model_suggest_cam_layer(m);
+  camd_value_info si;
+  CHECK(sug >= 0 && !camd_model_value_info(m, sug, &si));
+  CHECK_MSG(sug == camd_model_find_value(m, "embed_nhwc"), "suggested %s", sug >= 0 ? si.name : "");
+  static const char *const internals[] = {"q", "kT", "scores", "probs", "ctx"};
+  for (size_t i = 0; i < sizeof(internals) / sizeof(internals[0]); i++) {
+    int v = camd_model_find_value(m, internals[i]);
+    CHECK_MSG(camd_model_is_attention_value(m, v), "%s: not an attention internal", internals[i]);
+    CHECK_MSG(!camd_model_is_cam_layer(m, v), "%s: listed as a CAM layer", internals[i]);
+    CHECK_EQ_INT(camd_model_value_layout(m, v), CAMD_LAYOUT_UNKNOWN);
+    int id = -1;
+    err.message[0] = 0;
+    CHECK_EQ_INT(camd_model_check_target(m, internals[i], &id, &err), CAMD_E_INVALID);
+    CHECK_MSG(strstr(err.message, "attention") && strstr(err.message,
+                                                         "suggested layer is "
+                                                         "'embed_nhwc'"),
+              "%s: %s", internals[i], err.message);
+  }
+  float a[2 * HW];
+  CHECK_EQ_INT(run(m, scores, CAMD_LAYOUT_NHWC, x_nchw, CAMD_CAM_GRADCAM, false, a, &err),
+               CAMD_E_INVALID);
+  static const char *const maps[] = {"embed_nhwc", "merged", "tail", "head", "rolled", "res"};
+  for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+    int v = camd_model_find_value(m, maps[i]);
+    CHECK_MSG(camd_model_value_layout(m, v) == CAMD_LAYOUT_NHWC && camd_model_is_cam_layer(m, v) &&
+                  !camd_model_is_attention_value(m, v),
+              "%s: layout %s", maps[i], camd_layout_name(camd_model_value_layout(m, v)));
+  }
+  /* A Grad-CAM on the merged map runs (its layout comes from the graph). */
+  CHECK_MSG(!run(m, merged, CAMD_LAYOUT_UNKNOWN, x_nchw, CAMD_CAM_GRADCAM, false, a, &err), "%s",
+            err.message);
+  camd_model_release(m);
+}
 
 CAMD_TEST_MAIN(CAMD_TEST(test_channels_last_model), CAMD_TEST(test_undecided_layer),
                CAMD_TEST(test_swin_like_layouts), CAMD_TEST(test_layout_from_readers),
-               CAMD_TEST(test_stage_layers))
+               CAMD_TEST(test_stage_layers), CAMD_TEST(test_attention_internals))
