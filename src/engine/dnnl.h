@@ -82,6 +82,9 @@ int camd__conv_attach_dnnl(camd_graph *g, int *changed, camd_error *err);
 
 /* Whether conv's input may be blocked (C % block == 0; otherwise oneDNN reads it as NCHW). */
 bool camd__dnnl_conv_src_blockable(const camd__dnnl_conv *conv);
+/* Whether the convolution runs oneDNN's Winograd kernels (3x3 stride 1 on AVX-512; see dnnl.c's
+ * winograd_candidate; CAMD_WINOGRAD=0 turns them off). */
+bool camd__dnnl_conv_winograd(const camd__dnnl_conv *conv);
 
 /* ---- per worker ---- */
 int camd__dnnl_worker_create(int n_nodes, int threads, camd__dnnl_worker **out, camd_error *err);
