@@ -24,7 +24,9 @@
  *                       no new pages. camd__dnnl_conv_nchw_weights builds an NCHW copy (in the
  *                       graph's arena, once, under a mutex, published with release/acquire)
  *                       the first time a backward, a fallback kernel or camd_model_constant_data
- *                       needs it.
+ *                       needs it. Winograd weights (3x3 stride 1 on AVX-512) are larger than the
+ *                       NCHW ones and not plainly blocked: they are a copy in the graph's arena
+ *                       and the constant stays.
  *   camd__dnnl_worker   one per session (worker), owned by it: one oneDNN stream per session
  *                       thread, the primitives for the convolutions its plans run (created at
  *                       plan time, never per request) and one scratch block (one oneDNN
