@@ -245,6 +245,9 @@ camd_parallel camd_session_parallel(camd_session *s);
 /* Convolutions the last forward ran through oneDNN on channel-blocked tensors (0 when camd was
  * built without oneDNN, CAMD_ONEDNN=0 or the CPU lacks AVX2; see src/engine/dnnl.h). */
 int camd_session_onednn_convs(const camd_session *s);
+/* Of those, the convolutions that ran oneDNN's Winograd kernels (3x3 stride 1, AVX-512 only;
+ * CAMD_WINOGRAD=0 turns them off). */
+int camd_session_winograd_convs(const camd_session *s);
 /* Per-node forward timing (for `camd bench --profile`): when on, every forward adds each
  * node's wall time to a table indexed by node (camd_model_num_nodes entries, nanoseconds; owned
  * by the session, valid until profiling is turned off). Turning it on again zeroes the table. */

@@ -342,8 +342,8 @@ typedef struct camd_bbox {
 } camd_bbox;
 
 /* A pixel qualifies when map >= threshold * max(map) and max(map) > 0 (NaN never qualifies).
- * threshold in [0, 1]. Allocates w*h scratch internally (freed before returning).
- * Errors: CAMD_E_INVALID, CAMD_E_NOMEM. */
+ * threshold in [0, 1]. Allocates scratch of up to 8*w*h bytes (runs of qualifying pixels, freed
+ * before returning). Errors: CAMD_E_INVALID, CAMD_E_NOMEM. */
 int camd_heatmap_bbox(const float *map, size_t w, size_t h, float threshold, camd_bbox_mode mode,
                       camd_bbox *box, camd_error *err);
 

@@ -290,6 +290,7 @@ static int measure(bench *b, long long nt) {
   }
   double fwd_ms = median(b->times, a->runs);
   const int onednn_convs = camd_session_onednn_convs(b->s); /* of the forward just timed */
+  const int winograd_convs = camd_session_winograd_convs(b->s);
   if (a->profile && print_profile(b->m, b->s, a->batch, b->input, a->runs, (int)nt, &b->err))
     return 1;
   const float *out = camd_session_value(b->s, camd_model_output(b->m, 0), NULL);
@@ -301,10 +302,10 @@ static int measure(bench *b, long long nt) {
       "{\"model\": \"%s\", \"threads\": %lld, \"batch\": %d, \"runs\": %d, "
       "\"forward_ms_median\": %.3f, \"forward_backward_ms_median\": %.3f, "
       "\"backward_ms_median\": %.3f, \"layer\": \"%s\", \"session_mib\": %.1f, "
-      "\"onednn_convs\": %d}\n",
+      "\"onednn_convs\": %d, \"winograd_convs\": %d}\n",
       a->model_path, nt, a->batch, a->runs, fwd_ms, fb_ms, bwd_ms,
       b->layer_id >= 0 ? b->layer_info.name : "", (double)camd_session_bytes(b->s) / 1048576.0,
-      onednn_convs);
+      onednn_convs, winograd_convs);
   fflush(stdout);
   return 0;
 }

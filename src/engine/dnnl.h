@@ -24,7 +24,9 @@
  *                       no new pages. camd__dnnl_conv_nchw_weights builds an NCHW copy (in the
  *                       graph's arena, once, under a mutex, published with release/acquire)
  *                       the first time a backward, a fallback kernel or camd_model_constant_data
- *                       needs it.
+ *                       needs it. Winograd weights (3x3 stride 1 on AVX-512) are larger than the
+ *                       NCHW ones and not plainly blocked: they are a copy in the graph's arena
+ *                       and the constant stays.
  *   camd__dnnl_worker   one per session (worker), owned by it: one oneDNN stream per session
  *                       thread, the primitives for the convolutions its plans run (created at
  *                       plan time, never per request) and one scratch block (one oneDNN
@@ -82,6 +84,9 @@ int camd__conv_attach_dnnl(camd_graph *g, int *changed, camd_error *err);
 
 /* Whether conv's input may be blocked (C % block == 0; otherwise oneDNN reads it as NCHW). */
 bool camd__dnnl_conv_src_blockable(const camd__dnnl_conv *conv);
+/* Whether the convolution runs oneDNN's Winograd kernels (3x3 stride 1 on AVX-512; see dnnl.c's
+ * winograd_candidate; CAMD_WINOGRAD=0 turns them off). */
+bool camd__dnnl_conv_winograd(const camd__dnnl_conv *conv);
 
 /* ---- per worker ---- */
 int camd__dnnl_worker_create(int n_nodes, int threads, camd__dnnl_worker **out, camd_error *err);

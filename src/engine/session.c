@@ -796,6 +796,16 @@ int camd_session_onednn_convs(const camd_session *s) {
   return n;
 }
 
+int camd_session_winograd_convs(const camd_session *s) {
+  const camd_plan *p = s->cur;
+  int n = 0;
+  for (int i = 0; p && i < p->n_fwd; i++) {
+    const int k = p->fwd_nodes[i];
+    n += s->dnnl && camd__dnnl_conv_winograd(camd__conv_dnnl(&s->g->nodes[k])) && !p->skip[k];
+  }
+  return n;
+}
+
 int camd_session_set_profiling(camd_session *s, bool on, camd_error *err) {
   if (!on) {
     free(s->node_ns);

@@ -287,6 +287,89 @@ static int check_map_threshold(const float *map, size_t w, size_t h, float thres
   return 0;
 }
 
+/* A run of qualifying pixels [x0, x1] on row y, and its union-find parent (a run index). */
+typedef struct bbox_run {
+  uint32_t y, x0, x1, parent;
+} bbox_run;
+
+static uint32_t run_root(bbox_run *r, uint32_t i) {
+  while (r[i].parent != i) {
+    r[i].parent = r[r[i].parent].parent; /* path halving */
+    i = r[i].parent;
+  }
+  return i;
+}
+
+/* Largest 8-connected component of the pixels >= thr (NaN never qualifies), by runs: each row's
+ * runs are joined (union-find, the root being the component's first run in raster order) with
+ * the runs of the row above that touch them, diagonals included. Ties go to the component whose
+ * first pixel comes first in raster order. About two comparisons per pixel. */
+static int largest_component(const float *map, size_t w, size_t h, float thr, camd_bbox *box,
+                             camd_error *err) {
+  /* At most ceil(w / 2) runs per row. */
+  size_t max_runs;
+  if (w > UINT32_MAX / 2 || h > UINT32_MAX || !camd_size_mul((w + 1) / 2, h, &max_runs) ||
+      max_runs >= UINT32_MAX)
+    return camd_error_set(err, CAMD_E_INVALID, "bbox: a %zux%zu map is too large", w, h);
+  bbox_run *runs = malloc(max_runs * sizeof(*runs));
+  if (!runs)
+    return camd_error_set(err, CAMD_E_NOMEM, "bbox: out of memory for a %zux%zu map", w, h);
+  uint32_t n = 0, prev0 = 0, prev1 = 0; /* runs of the row above: [prev0, prev1) */
+  for (size_t y = 0; y < h; y++) {
+    const float *row = map + y * w;
+    const uint32_t cur0 = n;
+    uint32_t p = prev0;
+    for (size_t x = 0; x < w;) {
+      if (!(row[x] >= thr)) { /* NaN compares false */
+        x++;
+        continue;
+      }
+      size_t x1 = x;
+      while (x1 + 1 < w && row[x1 + 1] >= thr) x1++;
+      bbox_run *r = &runs[n];
+      *r = (bbox_run){(uint32_t)y, (uint32_t)x, (uint32_t)x1, n};
+      /* Runs above that touch [x - 1, x1 + 1]: skip those ending left of it. */
+      while (p < prev1 && (size_t)runs[p].x1 + 1 < x) p++;
+      for (uint32_t q = p; q < prev1 && runs[q].x0 <= x1 + 1; q++) {
+        uint32_t a = run_root(runs, q), b = run_root(runs, n);
+        if (a != b) { /* the earlier run becomes the root */
+          if (a < b)
+            runs[b].parent = a;
+          else
+            runs[a].parent = b;
+        }
+      }
+      n++;
+      x = x1 + 1;
+    }
+    prev0 = cur0, prev1 = n;
+  }
+  /* Per root: pixels and extent (gathered in the runs' own slots, roots first in index order). */
+  camd_bbox *comp = n ? calloc(n, sizeof(*comp)) : NULL;
+  if (n && !comp) {
+    free(runs);
+    return camd_error_set(err, CAMD_E_NOMEM, "bbox: out of memory for a %zux%zu map", w, h);
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    const uint32_t root = run_root(runs, i);
+    camd_bbox *c = &comp[root];
+    const bbox_run *r = &runs[i];
+    if (!c->found) {
+      *c = (camd_bbox){true, r->x0, r->y, r->x1, r->y, 0};
+    }
+    if (r->x0 < c->x0) c->x0 = r->x0;
+    if (r->x1 > c->x1) c->x1 = r->x1;
+    if (r->y > c->y1) c->y1 = r->y;
+    c->pixels += (size_t)(r->x1 - r->x0) + 1;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    if (comp[i].found && comp[i].pixels > box->pixels) *box = comp[i];
+  }
+  free(comp);
+  free(runs);
+  return 0;
+}
+
 int camd_heatmap_bbox(const float *map, size_t w, size_t h, float threshold, camd_bbox_mode mode,
                       camd_bbox *box, camd_error *err) {
   memset(box, 0, sizeof(*box));
@@ -314,50 +397,8 @@ int camd_heatmap_bbox(const float *map, size_t w, size_t h, float threshold, cam
     }
     return 0;
   }
-  /* Largest 8-connected component: flood fill with an explicit stack. */
-  /* Stack entries hold x and y (no division per pixel); maps are at most 16384 wide/high. */
-  typedef struct {
-    uint32_t x, y;
-  } px;
-  unsigned char *seen = calloc(n, 1);
-  px *stack = w <= UINT32_MAX && h <= UINT32_MAX ? malloc(n * sizeof(px)) : NULL;
-  if (!seen || !stack) {
-    free(seen);
-    free(stack);
-    return camd_error_set(err, CAMD_E_NOMEM, "bbox: out of memory for a %zux%zu map", w, h);
-  }
-  for (size_t s = 0; s < n; s++) {
-    if (seen[s] || !QUAL(s)) continue;
-    camd_bbox cur = {true, s % w, s / w, s % w, s / w, 0};
-    size_t top = 0;
-    stack[top++] = (px){(uint32_t)(s % w), (uint32_t)(s / w)};
-    seen[s] = 1;
-    while (top) {
-      px p = stack[--top];
-      size_t x = p.x, y = p.y;
-      cur.pixels++;
-      if (x < cur.x0) cur.x0 = x;
-      if (x > cur.x1) cur.x1 = x;
-      if (y < cur.y0) cur.y0 = y;
-      if (y > cur.y1) cur.y1 = y;
-      size_t ylo = y ? y - 1 : 0, yhi = y + 1 < h ? y + 1 : y;
-      size_t xlo = x ? x - 1 : 0, xhi = x + 1 < w ? x + 1 : x;
-      for (size_t ny = ylo; ny <= yhi; ny++) {
-        for (size_t nx = xlo; nx <= xhi; nx++) {
-          size_t j = ny * w + nx; /* (x, y) itself is seen already */
-          if (!seen[j] && QUAL(j)) {
-            seen[j] = 1;
-            stack[top++] = (px){(uint32_t)nx, (uint32_t)ny}; /* each pixel once: top <= n */
-          }
-        }
-      }
-    }
-    if (cur.pixels > box->pixels) *box = cur;
-  }
 #undef QUAL
-  free(seen);
-  free(stack);
-  return 0;
+  return largest_component(map, w, h, thr, box, err);
 }
 
 int camd_heatmap_mask(const float *map, size_t w, size_t h, float threshold, camd_image *out,

@@ -34,4 +34,12 @@ void camd__oriented_size(int orientation, size_t w, size_t h, size_t *ow, size_t
 int camd__resize_region(const camd_image *in, size_t rw, size_t rh, long long x0, long long y0,
                         size_t out_w, size_t out_h, camd_image *out, camd_error *err);
 
+/* Raw deflate (RFC 1951) of data[0, n) with Huffman codes only (png_deflate.c): blocks of 16 KB,
+ * each with its own dynamic code or stored. `last`: the final block ends the stream; otherwise
+ * the output ends with an empty stored block (a sync flush), so pieces written this way and
+ * concatenated are one stream. out must hold camd__deflate_huffman_bound(n) bytes; returns the
+ * bytes written. */
+size_t camd__deflate_huffman_bound(size_t n);
+size_t camd__deflate_huffman(const unsigned char *data, size_t n, bool last, unsigned char *out);
+
 #endif

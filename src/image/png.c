@@ -224,9 +224,10 @@ int camd_png_decode_gray(const void *data, size_t len, const camd_image_limits *
  * deflate stream) and written as its own IDAT chunk with its CRC; the zlib header goes before
  * the first piece and the Adler-32 of all filtered bytes (adler32_combine) after the last.
  * Filters: levels 0..2 use Average on every row (fast path), higher levels pick per row the filter
- * with the least sum of |signed bytes| (the heuristic of the PNG specification, as libpng). Fast
- * levels use zlib's run-length strategy: on photo and CT/MR overlays it was faster than level 1's
- * hash chains and smaller on most (see png_strategy). */
+ * with the least sum of |signed bytes| (the heuristic of the PNG specification, as libpng). The
+ * fast levels 1 and 2 deflate with camd's Huffman-only coder (png_deflate.c: ~4x faster than
+ * zlib's run-length strategy at level 1, which it replaced, for 3-4 % more bytes on photo
+ * overlays); level 0 and levels 3..9 use zlib. */
 enum { PNG_PIECE_BYTES = 1 << 16 };
 
 static const unsigned char png_signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
@@ -246,13 +247,6 @@ typedef struct png_job {
   size_t stride, rows_per_piece, pieces;
   png_piece *piece;
 } png_job;
-
-static int png_strategy(int level) {
-  /* On 400x300 overlays of four photos, two CT/MR frames and noise, Z_RLE at level 1 was faster
-   * than level 1's default strategy on 6 of 7 (noise 7.6 -> 3.0 ms, photos ~15 %) and smaller on 5
-   * of 7 (CT 163 -> 139 KB). */
-  return level >= 1 && level <= 2 ? Z_RLE : Z_DEFAULT_STRATEGY;
-}
 
 static void put_be32(unsigned char *p, uint32_t v) {
   p[0] = (unsigned char)(v >> 24);
@@ -313,42 +307,77 @@ static void filter_rows(const png_job *j, size_t y0, size_t y1, unsigned char *r
   }
 }
 
-/* Deflates one piece into its IDAT chunk (length, type, data; the CRC is written at assembly). */
+/* Rows filtered with Average (the fast levels): out = cur - (left + up) / 2, per byte. */
+static void filter_rows_average(const png_job *j, size_t y0, size_t y1, unsigned char *raw) {
+  const camd_image *img = j->img;
+  const size_t n = j->stride, bpp = (size_t)img->channels;
+  for (size_t y = y0; y < y1; y++) {
+    const unsigned char *cur = img->pixels + y * n;
+    unsigned char *o = raw + (y - y0) * (n + 1);
+    *o++ = 3;
+    if (y == 0) {
+      for (size_t i = 0; i < bpp; i++) o[i] = cur[i];
+      for (size_t i = bpp; i < n; i++) o[i] = (unsigned char)(cur[i] - (cur[i - bpp] >> 1));
+      continue;
+    }
+    const unsigned char *prev = cur - n;
+    for (size_t i = 0; i < bpp; i++) o[i] = (unsigned char)(cur[i] - (prev[i] >> 1));
+    for (size_t i = bpp; i < n; i++)
+      o[i] = (unsigned char)(cur[i] - ((cur[i - bpp] + prev[i]) >> 1));
+  }
+}
+
+/* Deflates one piece into its IDAT chunk (length, type, data; the CRC is written at assembly):
+ * camd's Huffman-only deflate at the fast levels 1 and 2 (png_deflate.c), zlib otherwise. */
 static void encode_piece(void *arg, int64_t k) {
   png_job *j = arg;
   png_piece *pc = &j->piece[k];
   size_t y0 = (size_t)k * j->rows_per_piece;
   size_t y1 = y0 + j->rows_per_piece < j->img->height ? y0 + j->rows_per_piece : j->img->height;
   bool first = k == 0, last = (size_t)k + 1 == j->pieces;
+  const bool huffman = j->level >= 1 && j->level <= 2;
   pc->raw_len = (y1 - y0) * (j->stride + 1);
   unsigned char *raw = malloc(pc->raw_len + j->stride + 1);
   z_stream z;
   memset(&z, 0, sizeof(z));
-  if (!raw || deflateInit2(&z, j->level, Z_DEFLATED, -15, 8, png_strategy(j->level)) != Z_OK) {
+  if (!raw ||
+      (!huffman && deflateInit2(&z, j->level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)) {
     free(raw);
     pc->nomem = true;
     return;
   }
-  filter_rows(j, y0, y1, raw, raw + pc->raw_len);
+  if (j->level <= 2)
+    filter_rows_average(j, y0, y1, raw);
+  else
+    filter_rows(j, y0, y1, raw, raw + pc->raw_len);
   pc->adler = adler32(adler32(0L, Z_NULL, 0), raw, (uInt)pc->raw_len);
   /* deflateBound covers the final block; a sync flush adds at most 10 bytes. Room for the zlib
    * header (first piece), the Adler-32 trailer (last) and the chunk's length/type/CRC. */
-  size_t bound = deflateBound(&z, (uLong)pc->raw_len) + 16, head = 8 + (first ? 2 : 0);
+  size_t bound = (huffman ? camd__deflate_huffman_bound(pc->raw_len)
+                          : deflateBound(&z, (uLong)pc->raw_len)) +
+                 16,
+         head = 8 + (first ? 2 : 0);
   pc->idat = malloc(head + bound + (last ? 4 : 0) + 4);
   if (!pc->idat) {
-    deflateEnd(&z);
+    if (!huffman) deflateEnd(&z);
     free(raw);
     pc->nomem = true;
     return;
   }
-  z.next_in = raw;
-  z.avail_in = (uInt)pc->raw_len;
-  z.next_out = pc->idat + head;
-  z.avail_out = (uInt)bound;
-  int zr = deflate(&z, last ? Z_FINISH : Z_SYNC_FLUSH);
-  bool ok = last ? zr == Z_STREAM_END : zr == Z_OK && z.avail_in == 0 && z.avail_out > 0;
-  size_t out_len = bound - z.avail_out;
-  deflateEnd(&z);
+  size_t out_len;
+  bool ok = true;
+  if (huffman) {
+    out_len = camd__deflate_huffman(raw, pc->raw_len, last, pc->idat + head);
+  } else {
+    z.next_in = raw;
+    z.avail_in = (uInt)pc->raw_len;
+    z.next_out = pc->idat + head;
+    z.avail_out = (uInt)bound;
+    int zr = deflate(&z, last ? Z_FINISH : Z_SYNC_FLUSH);
+    ok = last ? zr == Z_STREAM_END : zr == Z_OK && z.avail_in == 0 && z.avail_out > 0;
+    out_len = bound - z.avail_out;
+    deflateEnd(&z);
+  }
   free(raw);
   if (!ok) { /* cannot happen with deflateBound's room; reported as out of memory */
     free(pc->idat);

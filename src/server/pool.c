@@ -1,6 +1,7 @@
 /* Job pool: a bounded FIFO of explain jobs, N worker threads each owning a camd_explain_ctx,
- * dynamic batching (a worker gathers compatible queued jobs that arrive within the batch
- * window), and the drain used at shutdown. See pool.h for the hand-off protocol. */
+ * dynamic batching (a worker gathers the compatible queued jobs, and waits up to the batch
+ * window for more while jobs arrive closer together than the window), and the drain used at
+ * shutdown. See pool.h for the hand-off protocol. */
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
@@ -30,6 +31,10 @@ static struct {
   worker *workers;
   int n_workers;
   long queue_length, max_batch, batch_window_us;
+  /* Arrivals: when the last job was queued, and a running mean of the gaps between arrivals,
+   * each counted up to the window (3/4 old + 1/4 new, ns). A worker waits for a batch to fill only
+   * while jobs arrive closer together than the window; see worker_main. */
+  uint64_t last_arrival_ns, arrival_gap_ns;
   camd_explain_limits limits;
 } pool;
 
@@ -86,6 +91,12 @@ int camd__pool_submit(camd__job *job, void (*before_push)(void *), void *arg, ca
   if (before_push) before_push(arg);
   job->next = NULL;
   job->enqueued_ns = camd_now_ns();
+  /* Gaps count up to the window (after an idle minute, two close arrivals re-open it). */
+  const uint64_t window_ns = (uint64_t)pool.batch_window_us * 1000u;
+  uint64_t gap = pool.last_arrival_ns ? job->enqueued_ns - pool.last_arrival_ns : window_ns;
+  if (gap > window_ns) gap = window_ns;
+  pool.arrival_gap_ns = pool.last_arrival_ns ? pool.arrival_gap_ns / 4 * 3 + gap / 4 : gap;
+  pool.last_arrival_ns = job->enqueued_ns;
   if (pool.tail) {
     pool.tail->next = job;
   } else {
@@ -309,8 +320,14 @@ static void *worker_main(void *arg) {
     jobs[n++] = pop_head();
     images = jobs[0]->n_inputs;
     pool.running++;
-    if (pool.max_batch > 1 && images < pool.max_batch) {
-      uint64_t deadline = jobs[0]->enqueued_ns + (uint64_t)pool.batch_window_us * 1000u;
+    /* Wait up to the batch window for more jobs only while they arrive closer together than
+     * the window: a lone client's request (the next one comes after this answer) or a slow
+     * trickle would only wait the window out for nothing. Queued jobs are gathered anyway. */
+    const uint64_t window_ns = (uint64_t)pool.batch_window_us * 1000u;
+    if (pool.max_batch > 1 && images < pool.max_batch && pool.arrival_gap_ns >= window_ns)
+      gather(jobs, &n, &images);
+    else if (pool.max_batch > 1 && images < pool.max_batch) {
+      uint64_t deadline = jobs[0]->enqueued_ns + window_ns;
       for (;;) {
         gather(jobs, &n, &images);
         if (images >= pool.max_batch || pool.stopping || camd_now_ns() >= deadline) break;

@@ -2,7 +2,8 @@
 # Service load tests: concurrency equality, dynamic batching, memory growth, overload, SIGTERM.
 """Usage: test_load.py CAMD FIXTURES MODE [N]
 MODE: concurrency (16 clients x 50 requests, every answer equals the request sent alone),
-      batching (batched answers equal unbatched ones, and batches really form),
+      batching (batched answers equal unbatched ones, and batches really form; a lone request
+      does not wait the batch window out, a burst still batches),
       rss (RSS after N requests, default 2000, within 10 % of RSS after the first 100),
       overload (tiny queue + burst: some 503 + Retry-After, every other answer correct),
       sigterm (SIGTERM under load: exit 0, every request in flight answered)."""
@@ -84,6 +85,42 @@ def metric(srv, name):
     return float(m.group(1)) if m else None
 
 
+def check_batch_window():
+    """The batch window is waited only while requests arrive closer together than it: requests
+    spaced wider than a 0.5 s window start at once (before: each waited the 0.5 s out); a burst
+    still forms batches. Margins of 0.25 s, not a timing measurement."""
+    with Server("--workers", "1", "--blas-threads", "1", "--max-batch", "8",
+                "--batch-window-us", "500000", "--log-level", "info") as srv:
+        path, body, h = case(0)
+        for k in range(3):
+            st, _, b = srv.json("POST", path, body, h)
+            C.check(st == 200, f"lone request {k}: {st} {b}")
+            time.sleep(0.6)
+        waits = [float(q) for q in re.findall(r'"route":"explain".*?"queue_ms":([0-9.e-]+)',
+                                              srv.text())]
+        C.check(len(waits) == 3 and max(waits) < 250,
+                f"lone requests waited {waits} ms in the queue (window 500 ms)")
+        b0, c0 = metric(srv, "camd_batch_size_sum") or 0, metric(srv, "camd_batch_size_count") or 0
+        errors = []
+
+        def burst(cid, per):
+            conn = srv.conn()
+            for _ in range(per):
+                st, _, b = srv.json("POST", path, body, h, conn=conn)
+                if st != 200:
+                    errors.append((cid, st, str(b)[:200]))
+            conn.close()
+
+        run_clients(srv, 8, 3, burst)
+        C.check(not errors, f"burst answers: {errors[:3]}")
+        bsum = (metric(srv, "camd_batch_size_sum") or 0) - b0
+        bcount = (metric(srv, "camd_batch_size_count") or 0) - c0
+        C.check(bsum == 24 and bcount < bsum, f"a burst of 24 requests from 8 clients ran as "
+                f"{bcount:.0f} batches of {bsum:.0f} images (batches must form)")
+        print(f"lone requests queued {waits} ms; burst: {bsum:.0f} images in {bcount:.0f} runs")
+        C.check(srv.stop() == 0, "exit 0")
+
+
 if MODE in ("concurrency", "batching"):
     # Invariance, not correctness (the oracle, cam and explain suites check correctness): an
     # answer under load or inside a batch must be bit-identical to the same request sent
@@ -130,6 +167,9 @@ if MODE in ("concurrency", "batching"):
         if batching:
             C.check(bsum > bcount * 1.2, f"batches formed (mean batch {bsum / max(bcount, 1):.2f})")
         C.check(srv.stop() == 0, "exit 0")
+
+    if batching:
+        check_batch_window()
 
 elif MODE == "rss":
     total = int(args[1]) if len(args) > 1 else 2000

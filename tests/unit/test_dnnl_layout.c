@@ -31,19 +31,22 @@ typedef struct conv_spec {
   bool bias;
 } conv_spec;
 
-static const conv_spec specs[6] = {
+static const conv_spec specs[8] = {
     {3, 32, 1, 3, 1, 1, 1, 1, 1, 1, true},   /* a */
     {32, 32, 1, 3, 2, 1, 1, 0, 0, 1, true},  /* b */
     {32, 64, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* c */
     {32, 64, 1, 1, 1, 1, 0, 0, 0, 0, false}, /* d */
     {64, 64, 64, 3, 1, 1, 1, 1, 1, 1, true}, /* e */
     {64, 16, 1, 3, 1, 2, 2, 2, 2, 2, true},  /* y */
+    /* the Winograd network (build_winograd) */
+    {64, 64, 1, 3, 1, 1, 1, 1, 1, 1, true},  /* wa */
+    {64, 64, 1, 3, 1, 1, 1, 1, 1, 1, false}, /* wb */
 };
 
 typedef struct net {
   camd_model *m;
-  float *w[6], *b[6];
-  int w_id[6];
+  float *w[8], *b[8];
+  int w_id[8];
   int r_id, y_id;
 } net;
 
@@ -130,7 +133,7 @@ static int build(net *nt) {
 
 static void free_net(net *nt) {
   camd_model_release(nt->m);
-  for (int i = 0; i < 6; i++) {
+  for (int i = 0; i < 8; i++) {
     free(nt->w[i]);
     free(nt->b[i]);
   }
@@ -293,6 +296,90 @@ static void test_batch_and_threads_bit_identical(void) {
   free_net(&nt);
 }
 
+/* The Winograd network (3x3 stride-1 convolutions on a 16x16 map: oneDNN's Winograd kernels on
+ * AVX-512):  wa = Relu(Conv 64->64 (x)),  y = Relu(Add(Conv 64->64, no bias (wa), wa)). */
+enum { WC = 64, WH = 16, WW = 16 };
+
+static int build_winograd(net *nt) {
+  memset(nt, 0, sizeof(*nt));
+  camd_error err = {0};
+  camd_rng r;
+  camd_rng_seed(&r, 31);
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, WC, WH, WW}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  nt->r_id = add_unary(g, "Relu", add_conv(g, nt, 6, x, "conv_wa", &r, &err), "wa", &err);
+  int b = add_conv(g, nt, 7, nt->r_id, "conv_wb", &r, &err);
+  const char *sn[1] = {"wsum"};
+  int si[2] = {b, nt->r_id}, sum = -1;
+  CHECK(!camd_graph_add_node(g, "Add", "wadd", 13, 2, si, 1, sn, NULL, 0, &sum, &err));
+  nt->y_id = add_unary(g, "Relu", sum, "wy", &err);
+  CHECK_MSG(nt->y_id >= 0 && !camd_graph_mark_output(g, nt->y_id, &err), "%s", err.message);
+  int rc = camd_graph_finalize(g, NULL, &nt->m, &err);
+  CHECK_MSG(!rc, "%s", err.message);
+  return rc;
+}
+
+/* oneDNN's Winograd kernels: AVX-512 (avx512_core) only, on unless CAMD_WINOGRAD=0. */
+static bool expect_winograd(void) {
+  const char *env = getenv("CAMD_WINOGRAD"), *cpu = getenv("CAMD_CPU");
+  return expect_onednn() && !(env && !strcmp(env, "0")) && !(cpu && !strcmp(cpu, "avx2")) &&
+         __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
+/* Forward of the Winograd network; returns the Winograd convolutions the forward ran. */
+static int run_winograd(const net *nt, const float *x, int batch, int threads, float *y) {
+  camd_error err = {0};
+  camd_session *s = NULL;
+  int n = -1;
+  if (camd_session_create(nt->m, MAXB, &s, &err) || camd_session_set_threads(s, threads, &err) ||
+      camd_session_forward(s, batch, x, NULL, &err)) {
+    CHECK_MSG(0, "%s", err.message);
+  } else {
+    camd_shape ys;
+    const float *yv = camd_session_value(s, nt->y_id, &ys);
+    memcpy(y, yv, camd_shape_count(&ys) * sizeof(float));
+    n = camd_session_winograd_convs(s);
+  }
+  camd_session_destroy(s);
+  return n;
+}
+
+/* Winograd convolutions (residual Add fused as a sum post-op) against the double-precision
+ * reference, and the same bits alone or batched, at 1, 2 and 3 threads. */
+static void test_winograd(void) {
+  net nt;
+  if (build_winograd(&nt)) return;
+  enum { N = WC * WH * WW };
+  static float x[MAXB * N], y[MAXB * N], y1[N], yt[MAXB * N];
+  static double a[N], b[N];
+  camd_rng rng;
+  camd_rng_seed(&rng, 17);
+  rand_fill(&rng, x, MAXB * N, 1.0);
+  const int n = run_winograd(&nt, x, MAXB, 1, y);
+  printf("Winograd convolutions: %d\n", n);
+  CHECK_EQ_INT(n, expect_winograd() ? 2 : 0);
+  for (int item = 0; item < MAXB; item++) {
+    static double in[N];
+    for (int i = 0; i < N; i++) in[i] = x[item * N + i];
+    int h, w;
+    ref_conv(&nt, 6, in, WH, WW, a, &h, &w);
+    for (int i = 0; i < N; i++) a[i] = a[i] > 0 ? a[i] : 0;
+    ref_conv(&nt, 7, a, WH, WW, b, &h, &w);
+    for (int i = 0; i < N; i++) b[i] = b[i] + a[i] > 0 ? b[i] + a[i] : 0;
+    const double e = max_rel_err(y + item * N, b, N);
+    CHECK_MSG(e <= 1e-5, "item %d: y differs from the reference by %g (relative)", item, e);
+    run_winograd(&nt, x + item * N, 1, 1, y1);
+    CHECK_MSG(!memcmp(y1, y + item * N, sizeof(y1)), "item %d alone differs from batched", item);
+  }
+  for (int t = 2; t <= 3; t++) {
+    run_winograd(&nt, x, MAXB, t, yt);
+    CHECK_MSG(!memcmp(yt, y, MAXB * N * sizeof(float)), "%d threads differ from 1 thread", t);
+  }
+  free_net(&nt);
+}
+
 /* The weights the oneDNN pass keeps only in its blocked format come back (rebuilt from it)
  * exactly as the graph was given them, after a forward and before. */
 static void test_weights_rebuilt(void) {
@@ -310,4 +397,4 @@ static void test_weights_rebuilt(void) {
 
 CAMD_TEST_MAIN({"against_reference", test_against_reference},
                {"batch_and_threads_bit_identical", test_batch_and_threads_bit_identical},
-               {"weights_rebuilt", test_weights_rebuilt})
+               {"weights_rebuilt", test_weights_rebuilt}, {"winograd", test_winograd})

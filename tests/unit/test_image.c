@@ -565,6 +565,71 @@ static void test_peak_bbox_hand(void) {
   CHECK_EQ_INT(camd_heatmap_peak(n2, 2, 1, &x, &y, &v, &err), CAMD_E_INVALID);
 }
 
+/* Largest 8-connected component by flood fill (the plain algorithm, written here as the
+ * reference for the run-based one): components visited in raster order of their first pixel,
+ * the first of the largest wins. */
+static camd_bbox ref_largest(const float *m, size_t w, size_t h, float thr) {
+  camd_bbox best = {0};
+  unsigned char *seen = calloc(w * h, 1);
+  size_t *stack = malloc(w * h * sizeof(size_t));
+  for (size_t s = 0; s < w * h; s++) {
+    if (seen[s] || !(m[s] >= thr)) continue;
+    camd_bbox cur = {true, s % w, s / w, s % w, s / w, 0};
+    size_t top = 0;
+    stack[top++] = s;
+    seen[s] = 1;
+    while (top) {
+      size_t i = stack[--top], x = i % w, y = i / w;
+      cur.pixels++;
+      cur.x0 = x < cur.x0 ? x : cur.x0, cur.x1 = x > cur.x1 ? x : cur.x1;
+      cur.y0 = y < cur.y0 ? y : cur.y0, cur.y1 = y > cur.y1 ? y : cur.y1;
+      for (int dy = -1; dy <= 1; dy++)
+        for (int dx = -1; dx <= 1; dx++) {
+          long long nx = (long long)x + dx, ny = (long long)y + dy;
+          if (nx < 0 || ny < 0 || nx >= (long long)w || ny >= (long long)h) continue;
+          size_t j = (size_t)ny * w + (size_t)nx;
+          if (!seen[j] && m[j] >= thr) seen[j] = 1, stack[top++] = j;
+        }
+    }
+    if (cur.pixels > best.pixels) best = cur;
+  }
+  free(seen);
+  free(stack);
+  return best;
+}
+
+/* The largest component on random maps (sparse to dense, with NaN, ties, 1-pixel-wide and
+ * 1-pixel-high maps) against the flood-fill reference. */
+static void test_bbox_random(void) {
+  camd_rng r;
+  camd_rng_seed(&r, 2024);
+  int mismatches = 0;
+  for (int t = 0; t < 400; t++) {
+    size_t w = 1 + (size_t)(camd_rng_uniform(&r) * 40), h = 1 + (size_t)(camd_rng_uniform(&r) * 30);
+    const double density = camd_rng_uniform(&r);
+    float *m = malloc(w * h * sizeof(float));
+    for (size_t i = 0; i < w * h; i++) {
+      const double u = camd_rng_uniform(&r);
+      m[i] = u < 0.02 ? NAN : u < density ? 0.5f + (float)camd_rng_uniform(&r) * 0.5f : 0.1f;
+    }
+    m[(size_t)(camd_rng_uniform(&r) * (double)(w * h)) % (w * h)] = 1.0f; /* max 1: thr = 0.3 */
+    camd_bbox got;
+    camd_error err = {0};
+    CHECK_EQ_INT(camd_heatmap_bbox(m, w, h, 0.3f, CAMD_BBOX_LARGEST_COMPONENT, &got, &err), 0);
+    const camd_bbox want = ref_largest(m, w, h, 0.3f);
+    if (got.found != want.found || got.pixels != want.pixels || got.x0 != want.x0 ||
+        got.x1 != want.x1 || got.y0 != want.y0 || got.y1 != want.y1) {
+      if (mismatches++ < 3)
+        CHECK_MSG(0,
+                  "%zux%zu map %d: got %zu px [%zu,%zu]x[%zu,%zu], want %zu px [%zu,%zu]x[%zu,%zu]",
+                  w, h, t, got.pixels, got.x0, got.x1, got.y0, got.y1, want.pixels, want.x0,
+                  want.x1, want.y0, want.y1);
+    }
+    free(m);
+  }
+  CHECK_EQ_INT(mismatches, 0);
+}
+
 static void test_preprocess_errors(void) {
   unsigned char px[12] = {0};
   camd_image in = {2, 2, 3, px};
@@ -618,5 +683,5 @@ static void test_preprocess_nhwc(void) {
 CAMD_TEST_MAIN(CAMD_TEST(test_manifest_cases), CAMD_TEST(test_limits),
                CAMD_TEST(test_truncation_sweep), CAMD_TEST(test_png_roundtrip),
                CAMD_TEST(test_sniff_and_media), CAMD_TEST(test_gray_and_blend),
-               CAMD_TEST(test_peak_bbox_hand), CAMD_TEST(test_preprocess_errors),
-               CAMD_TEST(test_preprocess_nhwc))
+               CAMD_TEST(test_peak_bbox_hand), CAMD_TEST(test_bbox_random),
+               CAMD_TEST(test_preprocess_errors), CAMD_TEST(test_preprocess_nhwc))
