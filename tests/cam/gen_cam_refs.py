@@ -128,10 +128,11 @@ MODELS = {
     # camd's im2col kernels, the softmax map 3.4e-4 with them and 8.5e-4 with oneDNN's; not on
     # mobilenet_v2 (ReLU6 kinks): 7.8e-4 with im2col, 1.01e-3 with oneDNN. densenet121: 1.5e-6
     # im2col / 1.9e-4 oneDNN; efficientnet_b0 4.9e-6 / 4.5e-6 (tol 1e-3).
-    # polycam: Poly-CAM's layer list and variants (the two stem layers here: every later
-    # resnet50 stage has >= 128 channels, one float64 forward each).
+    # polycam: Poly-CAM's layer list and variants; on mobilenet_v2 only (three layers, 72
+    # channels): resnet50's stem pair alone (relu, maxpool: 128 channels, one float64 ResNet-50
+    # forward each) took 8 of the CAM suite's generation minutes, over the default tier's budget.
     "resnet50": dict(main="layer4", linear=lambda m: m.fc, extra="eigen", newer="no_kpca",
-                     guided=True, polycam=("relu,maxpool", ["polycam-plus"])),
+                     guided=True),
     "densenet121": dict(main="features_relu", capture_only=True, forward=densenet_forward,
                         linear=lambda m: m.classifier, extra="eigen", fullgrad=["logit"]),
     "mobilenet_v2": dict(main="features", linear=lambda m: m.classifier[1], ablation=True,
