@@ -247,6 +247,20 @@ static void test_load_errors(void) {
                CAMD_E_SHAPE);
   CHECK_MSG(strstr(err.message, "cannot broadcast input [1, 4] to shape [3, 5]"), "%s",
             err.message);
+  /* an output of 2^82 elements: the graph's shape guard refuses it */
+  int64_t *huge = malloc(sizeof(int64_t) * 3);
+  huge[0] = INT64_C(1) << 40;
+  huge[1] = INT64_C(1) << 40;
+  huge[2] = 1;
+  camd_shape hs = opcheck_shape(1, 3);
+  int h = camd_graph_add_constant(g, "huge", CAMD_INT64, &hs, huge, &err);
+  CHECK(h >= 0);
+  int ins3[2] = {x, h};
+  const char *outs3[1] = {"y3"}, *outs4[1] = {"y4"};
+  CHECK_EQ_INT(camd_graph_add_node(g, "Expand", "e3", 13, 2, ins3, 1, outs3, NULL, 0, NULL, &err),
+               CAMD_E_LIMIT);
+  CHECK_EQ_INT(camd_graph_add_node(g, "Tile", "t3", 13, 2, ins3, 1, outs4, NULL, 0, NULL, &err),
+               CAMD_E_SHAPE); /* rank 3 repeats for a rank-2 input */
   camd_graph_free(g);
 }
 
