@@ -157,14 +157,27 @@ static void test_fold(void) {
   camd_model_release(m);
 }
 
+/* Expand, Tile and Where on activations stay engine nodes and match numpy's result. */
+static void test_runtime_expand_tile_where(void) {
+  camd_model *m = load_ok("rtops.onnx");
+  if (!m) return;
+  CHECK_EQ_INT(camd_model_num_nodes(m), 4);
+  CHECK(camd_model_max_batch(m) >= 2);
+  check_forward(m, "rtops");
+  camd_model_release(m);
+}
+
 static void test_unsupported_lists_all(void) {
-  load_fails("unsupported.onnx", CAMD_E_UNSUPPORTED,
-             (const char *const[]){
-                 "unsupported operators: ", "'Foo' (node 'n1', opset 13)",
-                 "'Bar' (nodes 'a', 'b', opset 13)", "'Tile' (node 'tile_act'",
-                 "'Einsum' (node 'ein_elementwise', opset 13; supported only as a "
-                 "batched matrix product",
-                 "'FusedThing' (node 'custom', domain 'com.example')", "supported:", NULL});
+  load_fails(
+      "unsupported.onnx", CAMD_E_UNSUPPORTED,
+      (const char *const[]){
+          "unsupported operators: ", "'Foo' (node 'n1', opset 13)",
+          "'Bar' (nodes 'a', 'b', opset 13)",
+          "'Range' (node 'range_act', opset 13; supported only when start, limit and delta are "
+          "constants at load",
+          "'Einsum' (node 'ein_elementwise', opset 13; supported only as a "
+          "batched matrix product",
+          "'FusedThing' (node 'custom', domain 'com.example')", "supported:", NULL});
   camd_error err = {0};
   camd_model *m = NULL;
   camd_onnx_load(camd_test_onnx_path("unsupported.onnx"), NULL, &m, &err);
@@ -416,8 +429,8 @@ static void test_rejections(void) {
 
 CAMD_TEST_MAIN(CAMD_TEST(test_cnn_structure), CAMD_TEST(test_cnn_forward),
                CAMD_TEST(test_shape_subgraph), CAMD_TEST(test_fold), CAMD_TEST(test_fold_scatternd),
-               CAMD_TEST(test_einsum), CAMD_TEST(test_unsupported_lists_all),
-               CAMD_TEST(test_initializer_as_input), CAMD_TEST(test_typed_fields),
-               CAMD_TEST(test_alias_output), CAMD_TEST(test_external_data),
-               CAMD_TEST(test_rejections), CAMD_TEST(test_fold_math), CAMD_TEST(test_pad_same),
-               CAMD_TEST(test_layouts_and_sizes), CAMD_TEST(test_qdq))
+               CAMD_TEST(test_einsum), CAMD_TEST(test_runtime_expand_tile_where),
+               CAMD_TEST(test_unsupported_lists_all), CAMD_TEST(test_initializer_as_input),
+               CAMD_TEST(test_typed_fields), CAMD_TEST(test_alias_output),
+               CAMD_TEST(test_external_data), CAMD_TEST(test_rejections), CAMD_TEST(test_fold_math),
+               CAMD_TEST(test_pad_same), CAMD_TEST(test_layouts_and_sizes), CAMD_TEST(test_qdq))
