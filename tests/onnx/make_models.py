@@ -229,6 +229,11 @@ def main():
     tr = np.tile(np.broadcast_to(xrd.astype(np.float64), (2, 3, 4)), (1, 1, 2))
     write_f32(os.path.join(md, "rtops.input.bin"), xrd)
     write_f32(os.path.join(md, "rtops.output.bin"), np.where(cond[None], tr, -0.5 * tr))
+    # d(sum(seed * y))/dx: Where passes seed (cond) or -0.5 seed, Tile and Expand sum it back
+    seed = rng.standard_normal((2, 3, 8))
+    gw = seed * np.where(cond[None], 1.0, -0.5)
+    write_f32(os.path.join(md, "rtops.seed.bin"), seed)
+    write_f32(os.path.join(md, "rtops.grad.bin"), gw.reshape(2, 3, 2, 4).sum(axis=(1, 2))[:, None])
 
     # unsupported operators: all must be listed in one message
     xu = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])

@@ -164,6 +164,30 @@ static void test_runtime_expand_tile_where(void) {
   CHECK_EQ_INT(camd_model_num_nodes(m), 4);
   CHECK(camd_model_max_batch(m) >= 2);
   check_forward(m, "rtops");
+  /* input gradient of sum(seed * y) through Where, Tile and Expand, at batch 2 */
+  size_t n_x = 0, n_seed = 0, n_grad = 0;
+  float *x = camd_test_read_f32(camd_test_onnx_path("rtops.input.bin"), &n_x);
+  float *seed = camd_test_read_f32(camd_test_onnx_path("rtops.seed.bin"), &n_seed);
+  float *gref = camd_test_read_f32(camd_test_onnx_path("rtops.grad.bin"), &n_grad);
+  CHECK(x && seed && gref && n_x == 8 && n_seed == 48 && n_grad == 8);
+  camd_session *s = NULL;
+  camd_error err = {0};
+  CHECK_MSG(camd_session_create(m, 2, &s, &err) == 0, "%s", err.message);
+  if (s && x && seed && gref && n_x == 8 && n_seed == 48 && n_grad == 8) {
+    camd_forward_opts o;
+    camd_forward_opts_init(&o);
+    o.grad_to = camd_model_input(m, 0);
+    CHECK_MSG(camd_session_forward(s, 2, x, &o, &err) == 0, "%s", err.message);
+    CHECK_MSG(camd_session_backward(s, camd_model_output(m, 0), seed, &err) == 0, "%s",
+              err.message);
+    const float *g = camd_session_grad(s, camd_model_input(m, 0), NULL);
+    CHECK(g != NULL);
+    for (size_t k = 0; g && k < n_grad; k++) CHECK_NEAR(g[k], gref[k], 1e-5);
+  }
+  camd_session_destroy(s);
+  free(x);
+  free(seed);
+  free(gref);
   camd_model_release(m);
 }
 
