@@ -331,10 +331,12 @@ static int where_prepare(camd_graph *g, camd_node *node, camd_error *err) {
   rc = camd__node_input(g, node, 0, &s, &dt, &data);
   if (rc) return camd__node_error(err, node, rc, "input 'condition' is missing");
   /* The loader stores bool constants as int64 0 / 1; camd has no run-time bool tensors. */
-  if (dt != CAMD_INT64 || !data)
+  if (!data)
     return camd__node_error(err, node, CAMD_E_UNSUPPORTED,
                             "input 'condition' must be a constant at load time (camd has no "
                             "run-time bool tensors)");
+  if (dt != CAMD_INT64)
+    return camd__node_error(err, node, CAMD_E_INVALID, "input 'condition' must be bool");
   size_t n = camd_shape_count(&s);
   where_params *p = camd__node_params_alloc(g, sizeof *p + (n ? n : 1));
   if (!p) return camd__node_error(err, node, CAMD_E_NOMEM, "out of memory");

@@ -235,6 +235,17 @@ static void test_load_errors(void) {
   CHECK_EQ_INT(camd_graph_add_node(g, "Where", "w", 16, 3, ins, 1, outs, NULL, 0, NULL, &err),
                CAMD_E_UNSUPPORTED);
   CHECK_MSG(strstr(err.message, "'condition' must be a constant"), "%s", err.message);
+  /* a float condition is not a bool */
+  float *fc = malloc(sizeof(float) * 4);
+  for (int k = 0; k < 4; k++) fc[k] = 1.f;
+  camd_shape fs = opcheck_shape(1, 4);
+  int f = camd_graph_add_constant(g, "fcond", CAMD_FLOAT32, &fs, fc, &err);
+  CHECK(f >= 0);
+  int ins_f[3] = {f, x, x};
+  const char *outs_f[1] = {"yf"};
+  CHECK_EQ_INT(camd_graph_add_node(g, "Where", "wf", 16, 3, ins_f, 1, outs_f, NULL, 0, NULL, &err),
+               CAMD_E_INVALID);
+  CHECK_MSG(strstr(err.message, "'condition' must be bool"), "%s", err.message);
   /* a shape that does not broadcast */
   int64_t *bad = malloc(sizeof(int64_t) * 2);
   bad[0] = 3;
