@@ -36,6 +36,10 @@
   X(Sub, camd__op_sub)                               \
   X(Mul, camd__op_mul)                               \
   X(Div, camd__op_div)                               \
+  /* op_expand.c */                                  \
+  X(Expand, camd__op_expand)                         \
+  X(Tile, camd__op_tile)                             \
+  X(Where, camd__op_where)                           \
   /* op_reduce.c */                                  \
   X(ReduceMean, camd__op_reducemean)                 \
   X(Softmax, camd__op_softmax)                       \

@@ -199,6 +199,16 @@ static why einsum_check(const Onnx__NodeProto *n, int opset, int *mn, int *mx) {
   return n->n_input == 2 && camd__onnx_einsum_matmul(eq, &rank, &tb) ? W_NONE : W_EINSUM;
 }
 
+/* Why a loader-only op on a run-time input fails the load. */
+static const char *needs_const_why(const char *op) {
+  /* Range's output length is computed from its inputs' values, and camd runs no graph whose
+   * shapes depend on data: start, limit and delta must fold to constants at load. */
+  if (!strcmp(op, "Range"))
+    return "supported only when start, limit and delta are constants at load: its output length "
+           "would depend on run-time values";
+  return "supported only when its inputs are constants";
+}
+
 static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, int opset,
                                sbuf *b) {
   sb_printf(b, "unsupported operators: ");
@@ -219,7 +229,7 @@ static void format_unsupported(const scan_state *s, const Onnx__GraphProto *gp, 
         sb_printf(b, ", opset %d; camd supports opsets %d-%d)", opset, g->min, g->max);
         break;
       case W_NEEDS_CONST:
-        sb_printf(b, ", opset %d; supported only when its inputs are constants)", opset);
+        sb_printf(b, ", opset %d; %s)", opset, needs_const_why(g->op));
         break;
       case W_EINSUM:
         sb_printf(b,
@@ -631,8 +641,8 @@ static int add_node(camd__onnx_ctx *ctx, const Onnx__NodeProto *n, size_t idx,
     rc = camd__onnx_fold(ctx, n, name, err);
     if (rc <= 0) goto done;
     if (camd__onnx_loader_only(op)) {
-      rc = camd_error_set(err, CAMD_E_UNSUPPORTED,
-                          "node '%s' (%s): supported only when its inputs are constants", name, op);
+      rc = camd_error_set(err, CAMD_E_UNSUPPORTED, "node '%s' (%s): %s", name, op,
+                          needs_const_why(op));
       goto done;
     }
   }

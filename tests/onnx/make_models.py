@@ -210,6 +210,31 @@ def main():
     write_f32(os.path.join(md, "fold.output.bin"),
               xfd + np.array([0, 2, 4, 20, 8, 10]) + np.array([1, 3, 5, 1, 3, 5]))
 
+    # Expand, Tile and Where on activations (run-time engine ops, not folded): reference numpy
+    xr = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 4])
+    yr = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 8])
+    cond = rng.random((3, 8)) < 0.5
+    nodes = [
+        helper.make_node("Expand", ["x", "shape134"], ["e"], name="expand_act"),
+        helper.make_node("Tile", ["e", "reps112"], ["t"], name="tile_act"),
+        helper.make_node("Mul", ["t", "half"], ["th"], name="mul"),
+        helper.make_node("Where", ["cond", "t", "th"], ["y"], name="where_act"),
+    ]
+    inits = [numpy_helper.from_array(np.array([1, 3, 4], dtype=np.int64), "shape134"),
+             numpy_helper.from_array(np.array([1, 1, 2], dtype=np.int64), "reps112"),
+             numpy_helper.from_array(np.array(-0.5, dtype=np.float32), "half"),
+             numpy_helper.from_array(cond, "cond")]
+    save(make(nodes, [xr], [yr], inits, "rtops"), os.path.join(md, "rtops.onnx"))
+    xrd = rng.standard_normal((2, 1, 4)).astype(np.float32)
+    tr = np.tile(np.broadcast_to(xrd.astype(np.float64), (2, 3, 4)), (1, 1, 2))
+    write_f32(os.path.join(md, "rtops.input.bin"), xrd)
+    write_f32(os.path.join(md, "rtops.output.bin"), np.where(cond[None], tr, -0.5 * tr))
+    # d(sum(seed * y))/dx: Where passes seed (cond) or -0.5 seed, Tile and Expand sum it back
+    seed = rng.standard_normal((2, 3, 8))
+    gw = seed * np.where(cond[None], 1.0, -0.5)
+    write_f32(os.path.join(md, "rtops.seed.bin"), seed)
+    write_f32(os.path.join(md, "rtops.grad.bin"), gw.reshape(2, 3, 2, 4).sum(axis=(1, 2))[:, None])
+
     # unsupported operators: all must be listed in one message
     xu = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
     yu = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
@@ -220,7 +245,7 @@ def main():
         helper.make_node("Bar", ["b1"], ["b2"], name="b"),
         helper.make_node("Einsum", ["b2", "b2"], ["e"], name="ein_elementwise",
                          equation="ab,ab->ab"),
-        helper.make_node("Tile", ["e", "idx"], ["g"], name="tile_act"),
+        helper.make_node("Range", ["e", "e", "e"], ["g"], name="range_act"),
         helper.make_node("FusedThing", ["g"], ["y"], name="custom", domain="com.example"),
     ]
     um = helper.make_graph(nodes, "unsupported", [xu], [yu],

@@ -157,14 +157,51 @@ static void test_fold(void) {
   camd_model_release(m);
 }
 
+/* Expand, Tile and Where on activations stay engine nodes and match numpy's result. */
+static void test_runtime_expand_tile_where(void) {
+  camd_model *m = load_ok("rtops.onnx");
+  if (!m) return;
+  CHECK_EQ_INT(camd_model_num_nodes(m), 4);
+  CHECK(camd_model_max_batch(m) >= 2);
+  check_forward(m, "rtops");
+  /* input gradient of sum(seed * y) through Where, Tile and Expand, at batch 2 */
+  size_t n_x = 0, n_seed = 0, n_grad = 0;
+  float *x = camd_test_read_f32(camd_test_onnx_path("rtops.input.bin"), &n_x);
+  float *seed = camd_test_read_f32(camd_test_onnx_path("rtops.seed.bin"), &n_seed);
+  float *gref = camd_test_read_f32(camd_test_onnx_path("rtops.grad.bin"), &n_grad);
+  CHECK(x && seed && gref && n_x == 8 && n_seed == 48 && n_grad == 8);
+  camd_session *s = NULL;
+  camd_error err = {0};
+  CHECK_MSG(camd_session_create(m, 2, &s, &err) == 0, "%s", err.message);
+  if (s && x && seed && gref && n_x == 8 && n_seed == 48 && n_grad == 8) {
+    camd_forward_opts o;
+    camd_forward_opts_init(&o);
+    o.grad_to = camd_model_input(m, 0);
+    CHECK_MSG(camd_session_forward(s, 2, x, &o, &err) == 0, "%s", err.message);
+    CHECK_MSG(camd_session_backward(s, camd_model_output(m, 0), seed, &err) == 0, "%s",
+              err.message);
+    const float *g = camd_session_grad(s, camd_model_input(m, 0), NULL);
+    CHECK(g != NULL);
+    for (size_t k = 0; g && k < n_grad; k++) CHECK_NEAR(g[k], gref[k], 1e-5);
+  }
+  camd_session_destroy(s);
+  free(x);
+  free(seed);
+  free(gref);
+  camd_model_release(m);
+}
+
 static void test_unsupported_lists_all(void) {
-  load_fails("unsupported.onnx", CAMD_E_UNSUPPORTED,
-             (const char *const[]){
-                 "unsupported operators: ", "'Foo' (node 'n1', opset 13)",
-                 "'Bar' (nodes 'a', 'b', opset 13)", "'Tile' (node 'tile_act'",
-                 "'Einsum' (node 'ein_elementwise', opset 13; supported only as a "
-                 "batched matrix product",
-                 "'FusedThing' (node 'custom', domain 'com.example')", "supported:", NULL});
+  load_fails(
+      "unsupported.onnx", CAMD_E_UNSUPPORTED,
+      (const char *const[]){
+          "unsupported operators: ", "'Foo' (node 'n1', opset 13)",
+          "'Bar' (nodes 'a', 'b', opset 13)",
+          "'Range' (node 'range_act', opset 13; supported only when start, limit and delta are "
+          "constants at load",
+          "'Einsum' (node 'ein_elementwise', opset 13; supported only as a "
+          "batched matrix product",
+          "'FusedThing' (node 'custom', domain 'com.example')", "supported:", NULL});
   camd_error err = {0};
   camd_model *m = NULL;
   camd_onnx_load(camd_test_onnx_path("unsupported.onnx"), NULL, &m, &err);
@@ -416,8 +453,8 @@ static void test_rejections(void) {
 
 CAMD_TEST_MAIN(CAMD_TEST(test_cnn_structure), CAMD_TEST(test_cnn_forward),
                CAMD_TEST(test_shape_subgraph), CAMD_TEST(test_fold), CAMD_TEST(test_fold_scatternd),
-               CAMD_TEST(test_einsum), CAMD_TEST(test_unsupported_lists_all),
-               CAMD_TEST(test_initializer_as_input), CAMD_TEST(test_typed_fields),
-               CAMD_TEST(test_alias_output), CAMD_TEST(test_external_data),
-               CAMD_TEST(test_rejections), CAMD_TEST(test_fold_math), CAMD_TEST(test_pad_same),
-               CAMD_TEST(test_layouts_and_sizes), CAMD_TEST(test_qdq))
+               CAMD_TEST(test_einsum), CAMD_TEST(test_runtime_expand_tile_where),
+               CAMD_TEST(test_unsupported_lists_all), CAMD_TEST(test_initializer_as_input),
+               CAMD_TEST(test_typed_fields), CAMD_TEST(test_alias_output),
+               CAMD_TEST(test_external_data), CAMD_TEST(test_rejections), CAMD_TEST(test_fold_math),
+               CAMD_TEST(test_pad_same), CAMD_TEST(test_layouts_and_sizes), CAMD_TEST(test_qdq))
