@@ -253,6 +253,8 @@ enum {
 #define CAMD_ROAD_LEVELS 9
 /* Largest number of quality forwards per image when the caller gives no limit. */
 #define CAMD_QUALITY_FORWARDS_DEFAULT 1024
+/* Masked forwards one image may cost a CAM method (camd_explain_limits.max_cam_forwards). */
+#define CAMD_CAM_FORWARDS_DEFAULT 8192
 /* "drop_increase", "deletion", "insertion", "road"; NULL out of range (bit index). */
 const char *camd_explain_metric_name(int bit);
 /* Extra forwards the metrics of o cost for one map: drop_increase 1, deletion N, insertion N,
@@ -330,6 +332,10 @@ typedef struct camd_explain_limits {
   /* Quality metrics: the most extra forwards one image may ask for (its maps x
    * camd_explain_quality_forwards; 0 = CAMD_QUALITY_FORWARDS_DEFAULT). More is CAMD_E_LIMIT. */
   long max_quality_forwards;
+  /* Score-CAM, SS-CAM, IS-CAM, Ablation-CAM and Poly-CAM: the most masked forwards one image may
+   * cost (each layer's channels, × n_samples for sscam / iscam, × 2 for polycam-plusminus, × 6
+   * with aug_smooth; 0 = CAMD_CAM_FORWARDS_DEFAULT). More is CAMD_E_LIMIT, before any work. */
+  long max_cam_forwards;
 } camd_explain_limits;
 
 /* ---- results ---- */

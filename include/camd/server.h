@@ -64,6 +64,8 @@ typedef struct camd_server_config {
 
   /* Quality metrics: extra forwards one image may ask for (more is 413) */
   long max_quality_forwards;
+  /* Masked forwards one image may cost a CAM method (more is 413) */
+  long max_cam_forwards;
 } camd_server_config;
 
 /* The defaults (the key table's default column). */

@@ -424,6 +424,41 @@ static void plan_stage_layers(const camd_explainer *e, run_plan *p) {
   }
 }
 
+/* Masked forwards one image costs the plan's method (0 for the gradient and activation
+ * methods): the channels of every layer it masks, × n_samples (sscam, iscam), × 2 (both masks of
+ * polycam-plusminus), × 6 with aug_smooth (two flips × three intensities). */
+static long cam_forwards(const camd_explainer *e, const camd_explain_options *o,
+                         const run_plan *p) {
+  long per_channel;
+  switch (p->method) {
+    case CAMD_CAM_SCORECAM:
+    case CAMD_CAM_ABLATIONCAM:
+    case CAMD_CAM_POLYCAM_PLUS:
+    case CAMD_CAM_POLYCAM_MINUS:
+      per_channel = 1;
+      break;
+    case CAMD_CAM_POLYCAM_PLUSMINUS:
+      per_channel = 2;
+      break;
+    case CAMD_CAM_SSCAM:
+    case CAMD_CAM_ISCAM:
+      per_channel = o->n_samples;
+      break;
+    default:
+      return 0;
+  }
+  long channels = 0;
+  for (int i = 0; i < p->n_layers; i++) {
+    camd_value_info vi;
+    if (camd_model_value_info(e->model, p->layer_ids[i], &vi)) continue;
+    const int axis = p->layouts[i] == CAMD_LAYOUT_NHWC     ? 3
+                     : p->layouts[i] == CAMD_LAYOUT_TOKENS ? 2
+                                                           : 1;
+    if (axis < vi.shape.ndim) channels += (long)vi.shape.dims[axis];
+  }
+  return channels * per_channel * (o->aug_smooth ? 6 : 1);
+}
+
 static int plan_run(const camd_explainer *e, const camd_explain_options *o, bool predict_only,
                     run_plan *p, camd_error *err) {
   memset(p, 0, sizeof(*p));
@@ -962,6 +997,15 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
                             "%d); the limit max_quality_forwards is %ld",
                             per_map * n_maps, n_maps, n_maps == 1 ? "" : "s", per_map,
                             o->quality_steps, 2 * CAMD_ROAD_LEVELS, cap);
+  }
+  if (!predict_only) {
+    const long cap = lim->max_cam_forwards > 0 ? lim->max_cam_forwards : CAMD_CAM_FORWARDS_DEFAULT;
+    const long need = cam_forwards(e, o, &p);
+    if (need > cap)
+      return camd_error_set(err, CAMD_E_LIMIT,
+                            "method %s needs %ld masked forwards per image (layer '%s'); the "
+                            "limit max_cam_forwards is %ld",
+                            camd_cam_method_name(p.method), need, p.layer, cap);
   }
   camd_session *s = NULL;
   if ((rc = get_session(ctx, e, &s, err))) return rc;

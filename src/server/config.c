@@ -55,6 +55,8 @@ static const key_desc keys[] = {
     KL(max_frames, 1, 1000000, "4096", "DICOM frames (NumberOfFrames) cap"),
     KL(max_quality_forwards, 1, 1000000, "1024",
        "extra forwards of the quality metrics per image (options quality / metrics)"),
+    KL(max_cam_forwards, 1, 100000000, "8192",
+       "masked forwards per image of scorecam, sscam, iscam, ablationcam and polycam"),
     KL(max_header_bytes, 4096, 16777216, "32768", "per-connection memory for headers"),
     KL(request_timeout_s, 1, 3600, "30", "idle seconds before a connection is closed"),
     KL(max_connections, 1, 1000000, "512", "simultaneous connections"),

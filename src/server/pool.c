@@ -367,6 +367,7 @@ int camd__pool_start(const camd_server_config *cfg, camd_error *err) {
   pool.limits.image.max_pixels = (size_t)cfg->max_image_pixels;
   pool.limits.max_frames = (size_t)cfg->max_frames;
   pool.limits.max_quality_forwards = cfg->max_quality_forwards;
+  pool.limits.max_cam_forwards = cfg->max_cam_forwards;
   pool.workers = calloc((size_t)cfg->workers, sizeof(worker));
   if (!pool.workers) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
   int ctx_batch = (int)(cfg->max_batch > cfg->max_instances ? cfg->max_batch : cfg->max_instances);

@@ -434,6 +434,20 @@ with Server("--max-body-bytes", "65536", "--request-timeout-s", "2",
     C.check(srv.stop() == 0, "exit 0")
 
 # ---- API keys ----
+# max_cam_forwards: Score-CAM on tiny's relu2 (16 channels) costs 16 masked forwards per image,
+# SS-CAM with n_samples=2 32: over a cap of 20 the request is a 413 naming the key and the count
+# before any work; Score-CAM (16) and Grad-CAM (none) pass.
+with Server("--max-cam-forwards", "20") as srv:
+    st, h, b = srv.json("POST", "/v1/models/tiny/explain?method=sscam&n_samples=2", PNG, hdr_png)
+    C.error(st, h, b, 413, code="limit_exceeded", contains="max_cam_forwards is 20",
+            what="sscam over max_cam_forwards")
+    C.check("32 masked forwards" in b.get("error", {}).get("message", ""),
+            f"the count is named: {b}")
+    for method in ("scorecam", "gradcam"):
+        st, h, b = srv.json("POST", f"/v1/models/tiny/explain?method={method}", PNG, hdr_png)
+        C.check(st == 200, f"{method} within max_cam_forwards: {st} {b}")
+    C.check(srv.stop() == 0, "max_cam_forwards server: clean stop")
+
 with Server("--api-keys", "sekret-1, sekret-2") as srv:
     st, h, b = srv.json("GET", "/v1/models")
     C.error(st, h, b, 401, code="unauthorized", what="no key")

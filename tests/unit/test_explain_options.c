@@ -612,7 +612,7 @@ static void test_run(void) {
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, &text, 1, false, NULL, &r, &err), CAMD_E_MEDIA);
   CHECK_MSG(strstr(err.message, "image 0"), "%s", err.message);
   camd_explain_result_free(&r);
-  camd_explain_limits lim = {{100, 100, 0}, 0, 0};
+  camd_explain_limits lim = {{100, 100, 0}, 0, 0, 0};
   CHECK_EQ_INT(camd_explain_run(ctx, e, &o, in, 1, false, &lim, &r, &err), CAMD_E_LIMIT);
   camd_explain_result_free(&r);
   /* Quality metrics over the caller's max_quality_forwards: the whole call fails, naming it. */
@@ -626,6 +626,31 @@ static void test_run(void) {
   CHECK_MSG(strstr(err.message, "max_quality_forwards is 50") && strstr(err.message, "51"), "%s",
             err.message);
   CHECK(r.n_items == 0);
+  camd_explain_result_free(&r);
+  /* Score-CAM over the caller's max_cam_forwards (one masked forward per channel of the layer,
+   * × n_samples for sscam): refused before any work, naming the limit and the count; a gradient
+   * method costs none. */
+  camd_explain_limits clim = qlim;
+  clim.max_quality_forwards = 0;
+  clim.max_cam_forwards = 1;
+  camd_explain_options os = o;
+  OK(&os, e, "method", "scorecam");
+  CHECK_EQ_INT(camd_explain_run(ctx, e, &os, in, 1, false, &clim, &r, &err), CAMD_E_LIMIT);
+  CHECK_MSG(strstr(err.message, "max_cam_forwards is 1") && strstr(err.message, "scorecam"), "%s",
+            err.message);
+  long need1 = 0, need3 = 0;
+  const char *at = strstr(err.message, "needs ");
+  CHECK(at && sscanf(at, "needs %ld", &need1) == 1 && need1 > 1);
+  camd_explain_result_free(&r);
+  OK(&os, e, "method", "sscam");
+  OK(&os, e, "n_samples", "3");
+  CHECK_EQ_INT(camd_explain_run(ctx, e, &os, in, 1, false, &clim, &r, &err), CAMD_E_LIMIT);
+  at = strstr(err.message, "needs ");
+  CHECK(at && sscanf(at, "needs %ld", &need3) == 1);
+  CHECK_MSG(need3 == 3 * need1, "sscam n_samples=3: %ld masked forwards, scorecam %ld", need3,
+            need1);
+  camd_explain_result_free(&r);
+  CHECK_EQ_INT(camd_explain_run(ctx, e, &o, in, 1, false, &clim, &r, &err), 0);
   camd_explain_result_free(&r);
 
   /* Options checked again at run time (they may have been set without the model). */
