@@ -88,6 +88,11 @@ typedef struct slice_shape {
 struct camd__dnnl_conv {
   camd__dnnl_conv_geom geo;
   bool src_blocked; /* C % block == 0: the primitive reads blocked input */
+  /* C % block != 0 and the primitive reads a blocked copy whose channels are padded with zeros
+   * to whole blocks (made per item by the input reorder); M % block != 0 likewise gives a
+   * padded blocked output that the output reorder writes back as NCHW (the value itself is
+   * never blocked: only values whose channels are whole blocks are). */
+  bool src_padded;
   bool has_bias;
   const float *bias; /* graph constant */
   int n_slices, n_shapes;
@@ -339,7 +344,8 @@ static int slice_shapes_init(camd__dnnl_conv *c) {
     dnnl_dims_t ssd = {1, geo->group == 1 ? geo->c : ms, geo->h, geo->w};
     dnnl_dims_t dd = {1, ms, geo->oh, geo->ow}, bd = {ms};
     if (dnnl_memory_desc_init_by_tag(&sh->src_md, 4, ssd, dnnl_f32,
-                                     c->src_blocked ? blocked_tag() : dnnl_nchw) != dnnl_success ||
+                                     c->src_blocked || c->src_padded ? blocked_tag() : dnnl_nchw) !=
+            dnnl_success ||
         dnnl_memory_desc_init_by_tag(&sh->dst_md, 4, dd, dnnl_f32, blocked_tag()) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&sh->dst_nchw_md, 4, dd, dnnl_f32, dnnl_nchw) !=
             dnnl_success ||
@@ -353,6 +359,31 @@ static int slice_shapes_init(camd__dnnl_conv *c) {
   return 0;
 }
 
+/* Whether channels n are worth running on oneDNN when n % B != 0: the padding to whole blocks
+ * costs at most half of n (24 -> 32, 40 -> 48; not 20 -> 32). */
+static bool padding_pays(int64_t n, int B) {
+  const int64_t padded = (n + B - 1) / B * B;
+  return 2 * padded <= 3 * n;
+}
+
+/* The input descriptors and every slice shape of tmp (Winograd first when it is a candidate,
+ * else or when oneDNN has none for it, direct); -1 when oneDNN has no fast kernel. */
+static int attach_shapes(camd__dnnl_conv *tmp) {
+  const camd__dnnl_conv_geom *geo = &tmp->geo;
+  dnnl_dims_t sd = {1, geo->c, geo->h, geo->w};
+  if (dnnl_memory_desc_init_by_tag(
+          &tmp->src_full_md, 4, sd, dnnl_f32,
+          tmp->src_blocked || tmp->src_padded ? blocked_tag() : dnnl_nchw) != dnnl_success ||
+      dnnl_memory_desc_init_by_tag(&tmp->src_full_nchw_md, 4, sd, dnnl_f32, dnnl_nchw) !=
+          dnnl_success)
+    return -1;
+  tmp->algorithm = winograd_candidate(geo) ? dnnl_convolution_winograd : dnnl_convolution_direct;
+  if (slice_shapes_init(tmp) == 0) return 0;
+  if (tmp->algorithm != dnnl_convolution_winograd) return -1;
+  tmp->algorithm = dnnl_convolution_direct; /* no Winograd kernel here (an AVX2 CPU): direct */
+  return slice_shapes_init(tmp);
+}
+
 /* Load-time scratch for the in-place weight reorder (one slice), kept across a pass. */
 static _Thread_local float *reorder_tmp;
 static _Thread_local size_t reorder_tmp_floats;
@@ -363,14 +394,15 @@ int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnn
   (void)node;
   *out = NULL;
   const int B = camd__dnnl_block();
-  if (!B || geo->m % B != 0) return 0;
-  if (geo->group > 1 && !(geo->group == geo->c && geo->group == geo->m)) return 0;
+  if (!B) return 0;
+  if (geo->group > 1 && !(geo->group == geo->c && geo->group == geo->m && geo->m % B == 0))
+    return 0;
+  if (!padding_pays(geo->m, B)) return 0;
   if (geo->group == 1 && geo->oh * geo->ow == 1) return 0; /* a matrix-vector product */
   camd__dnnl_conv tmp;
   memset(&tmp, 0, sizeof(tmp));
   tmp.geo = *geo;
   tmp.src_blocked = geo->c % B == 0;
-  if (geo->group > 1 && !tmp.src_blocked) return 0;
   tmp.has_bias = b != NULL;
   tmp.bias = b;
   /* Bottom/right padding that gives oneDNN's output size (floor division) the node's: the
@@ -387,22 +419,22 @@ int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnn
   tmp.dilates[0] = geo->dh - 1, tmp.dilates[1] = geo->dw - 1;
   tmp.pad_l[0] = geo->pt, tmp.pad_l[1] = geo->pl;
   tmp.pad_r[0] = pb, tmp.pad_r[1] = pr;
-  dnnl_dims_t sd = {1, geo->c, geo->h, geo->w};
-  if (dnnl_memory_desc_init_by_tag(&tmp.src_full_md, 4, sd, dnnl_f32,
-                                   tmp.src_blocked ? blocked_tag() : dnnl_nchw) != dnnl_success ||
-      dnnl_memory_desc_init_by_tag(&tmp.src_full_nchw_md, 4, sd, dnnl_f32, dnnl_nchw) !=
-          dnnl_success)
-    return 0;
-  /* Slices of whole blocks, as even as possible (at most two sizes). */
-  const int64_t nb = geo->m / B;
+  /* Slices of whole blocks, as even as possible (at most two sizes); with M % B != 0 the last
+   * slice ends at M (its blocked output padded to a whole block). */
+  const int64_t nb = (geo->m + B - 1) / B;
   tmp.n_slices = (int)(nb < SLICES_MAX ? nb : SLICES_MAX);
-  for (int s = 0; s <= tmp.n_slices; s++) tmp.m0[s] = B * (s * nb / tmp.n_slices);
-  tmp.algorithm = winograd_candidate(geo) ? dnnl_convolution_winograd : dnnl_convolution_direct;
-  if (slice_shapes_init(&tmp) != 0) {
-    if (tmp.algorithm != dnnl_convolution_winograd) return 0;
-    tmp.algorithm = dnnl_convolution_direct; /* no Winograd kernel here (an AVX2 CPU): direct */
-    if (slice_shapes_init(&tmp) != 0) return 0;
+  for (int s = 0; s <= tmp.n_slices; s++) {
+    const int64_t m0 = B * (s * nb / tmp.n_slices);
+    tmp.m0[s] = m0 < geo->m ? m0 : geo->m;
   }
+  /* The input read as it is (blocked, or NCHW: the first layer's few channels), else, for a
+   * dense convolution whose C is not whole blocks, through a zero-padded blocked copy. */
+  int rc = attach_shapes(&tmp);
+  if (rc != 0 && !tmp.src_blocked && geo->group == 1 && padding_pays(geo->c, B)) {
+    tmp.src_padded = true;
+    rc = attach_shapes(&tmp);
+  }
+  if (rc != 0) return 0;
   size_t floats = 0;
   for (int s = 0; s < tmp.n_slices; s++) {
     tmp.wei_off[s] = floats;
@@ -670,17 +702,20 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
       return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no output reorder");
   }
   if (has_post) n->post1 = *post, n->have_post1 = true;
-  if (src_nchw && c->src_blocked && !n->rsrc) {
+  const bool src_reorder = (src_nchw && c->src_blocked) || c->src_padded;
+  if (src_reorder && !n->rsrc) {
     if (make_reorder(&c->src_full_nchw_md, &c->src_full_md, &n->rsrc))
       return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no input reorder");
     if (!mem_new(&n->rsrc_from, &c->src_full_nchw_md, DNNL_MEMORY_NONE) ||
         !mem_new(&n->rsrc_to, &c->src_full_md, DNNL_MEMORY_NONE))
       return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: out of memory");
   }
+  /* The reorder buffers: the blocked input, the blocked output (channels padded to whole
+   * blocks when they are not). */
   const camd__dnnl_conv_geom *g = &c->geo;
-  return grow_block(w, scratch,
-                    src_nchw && c->src_blocked ? (size_t)(g->c * g->h * g->w) * sizeof(float) : 0,
-                    dst_nchw ? (size_t)(g->m * g->oh * g->ow) * sizeof(float) : 0, err);
+  const int64_t mp = (g->m + block - 1) / block * block;
+  return grow_block(w, scratch, src_reorder ? dnnl_memory_desc_get_size(&c->src_full_md) : 0,
+                    dst_nchw ? (size_t)(mp * g->oh * g->ow) * sizeof(float) : 0, err);
 }
 
 typedef struct slice_job {
@@ -736,7 +771,7 @@ bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int
                              camd__pool *pool) {
   node_prims *n = &w->nodes[node_index];
   const int v = (post && post->kind != CAMD_POST_NONE ? 1 : 0) | (sum_in ? 2 : 0);
-  const bool src_reorder = !x_blocked && c->src_blocked;
+  const bool src_reorder = (!x_blocked && c->src_blocked) || c->src_padded;
   for (int k = 0; k < c->n_shapes; k++) {
     if (!n->conv[k][v] || (!y_blocked && !n->rdst[k])) return false;
   }

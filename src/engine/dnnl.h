@@ -63,8 +63,10 @@ typedef struct camd__dnnl_conv_geom {
 } camd__dnnl_conv_geom;
 
 /* Load time: a oneDNN convolution for node (weights w [M, C/group, kh, kw], bias b [M] or NULL),
- * or *out = NULL when oneDNN cannot run it fast (no jit implementation, C or M not a multiple of
- * the block, oneDNN off). may_drop: w (a graph constant) is read by this node only, so it may
+ * or *out = NULL when oneDNN cannot run it fast (no jit implementation, channels that would need
+ * more than half again as many to fill whole blocks, oneDNN off). C or M that are not whole
+ * blocks (24, 40 with blocks of 16) run on zero-padded blocked copies made by the input and
+ * output reorders; such values themselves stay NCHW. may_drop: w (a graph constant) is read by this node only, so it may
  * be reordered in place (then only camd__dnnl_conv_nchw_weights gives the NCHW weights).
  * Returns 0, or CAMD_E_NOMEM. */
 int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnnl_conv_geom *geo,

@@ -31,7 +31,7 @@ typedef struct conv_spec {
   bool bias;
 } conv_spec;
 
-static const conv_spec specs[8] = {
+static const conv_spec specs[11] = {
     {3, 32, 1, 3, 1, 1, 1, 1, 1, 1, true},   /* a */
     {32, 32, 1, 3, 2, 1, 1, 0, 0, 1, true},  /* b */
     {32, 64, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* c */
@@ -41,12 +41,16 @@ static const conv_spec specs[8] = {
     /* the Winograd network (build_winograd) */
     {64, 64, 1, 3, 1, 1, 1, 1, 1, 1, true},  /* wa */
     {64, 64, 1, 3, 1, 1, 1, 1, 1, 1, false}, /* wb */
+    /* the padded-channels network (build_padded) */
+    {24, 40, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* pa: 24 in, 40 out (blocks of 16: both padded) */
+    {40, 64, 1, 3, 1, 1, 1, 1, 1, 1, false}, /* pb: padded input, whole-block output */
+    {64, 24, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* pc: blocked input, padded output */
 };
 
 typedef struct net {
   camd_model *m;
-  float *w[8], *b[8];
-  int w_id[8];
+  float *w[11], *b[11];
+  int w_id[11];
   int r_id, y_id;
 } net;
 
@@ -133,7 +137,7 @@ static int build(net *nt) {
 
 static void free_net(net *nt) {
   camd_model_release(nt->m);
-  for (int i = 0; i < 8; i++) {
+  for (int i = 0; i < 11; i++) {
     free(nt->w[i]);
     free(nt->b[i]);
   }
@@ -395,6 +399,77 @@ static void test_weights_rebuilt(void) {
   free_net(&nt);
 }
 
+/* The padded-channels network: channel counts that are not whole blocks of 16 (MobileNetV2's
+ * 24, EfficientNet's 40) run through oneDNN on zero-padded blocked copies (dnnl.c,
+ * src_padded and the padded output slice):
+ *   pa = Relu(Conv 24->40, 1x1 (x)),  pb = Clip(Conv 40->64, 3x3, pads 1 (pa), 0, 6),
+ *   y = Conv 64->24, 1x1 (pb). */
+enum { PC = 24, PH = 9, PW = 7 };
+
+static int build_padded(net *nt) {
+  memset(nt, 0, sizeof(*nt));
+  camd_error err = {0};
+  camd_rng r;
+  camd_rng_seed(&r, 43);
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, PC, PH, PW}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  nt->r_id = add_unary(g, "Relu", add_conv(g, nt, 8, x, "conv_pa", &r, &err), "pa", &err);
+  int pb = add_unary(g, "Clip", add_conv(g, nt, 9, nt->r_id, "conv_pb", &r, &err), "pb", &err);
+  nt->y_id = add_conv(g, nt, 10, pb, "py", &r, &err);
+  CHECK_MSG(nt->y_id >= 0 && !camd_graph_mark_output(g, nt->y_id, &err), "%s", err.message);
+  int rc = camd_graph_finalize(g, NULL, &nt->m, &err);
+  CHECK_MSG(!rc, "%s", err.message);
+  return rc;
+}
+
+/* Against the double-precision reference (and the kept pa, NCHW), every convolution through
+ * oneDNN; the same bits alone or batched and at 1, 2 and 3 threads; the NCHW weights intact. */
+static void test_padded_channels(void) {
+  net nt;
+  if (build_padded(&nt)) return;
+  enum { XN = PC * PH * PW, AN = 40 * PH * PW, YN = 24 * PH * PW };
+  static float x[MAXB * XN], y[MAXB * YN], y1[YN], yt[MAXB * YN], ka[MAXB * AN];
+  static double a[AN], b[64 * PH * PW], yr[YN];
+  camd_rng rng;
+  camd_rng_seed(&rng, 23);
+  rand_fill(&rng, x, MAXB * XN, 1.0);
+  const int n = run(&nt, x, MAXB, 1, true, y, ka);
+  printf("padded-channel convolutions through oneDNN: %d\n", n);
+  CHECK_EQ_INT(n, expect_onednn() ? 3 : 0);
+  double worst = 0;
+  for (int item = 0; item < MAXB; item++) {
+    static double in[XN];
+    for (int i = 0; i < XN; i++) in[i] = x[item * XN + i];
+    int h, w;
+    ref_conv(&nt, 8, in, PH, PW, a, &h, &w);
+    for (int i = 0; i < AN; i++) a[i] = a[i] > 0 ? a[i] : 0;
+    ref_conv(&nt, 9, a, PH, PW, b, &h, &w);
+    for (int i = 0; i < 64 * PH * PW; i++) b[i] = b[i] < 0 ? 0 : b[i] > 6 ? 6 : b[i];
+    ref_conv(&nt, 10, b, PH, PW, yr, &h, &w);
+    const double e = max_rel_err(y + item * YN, yr, YN), ea = max_rel_err(ka + item * AN, a, AN);
+    worst = fmax(worst, fmax(e, ea));
+    CHECK_MSG(e <= 1e-5, "item %d: y differs from the reference by %g (relative)", item, e);
+    CHECK_MSG(ea <= 1e-5, "item %d: kept pa differs by %g (relative)", item, ea);
+    run(&nt, x + item * XN, 1, 1, false, y1, NULL);
+    CHECK_MSG(!memcmp(y1, y + item * YN, sizeof(y1)), "item %d alone differs from batched", item);
+  }
+  printf("largest relative error %.3g (bound 1e-5)\n", worst);
+  for (int t = 2; t <= 3; t++) {
+    run(&nt, x, MAXB, t, false, yt, NULL);
+    CHECK_MSG(!memcmp(yt, y, sizeof(yt)), "%d threads differ from 1 thread", t);
+  }
+  for (int i = 8; i < 11; i++) {
+    const conv_spec *s = &specs[i];
+    const size_t nw = (size_t)s->m * s->c * s->k * s->k;
+    const float *w = camd_model_constant_data(nt.m, nt.w_id[i]);
+    CHECK(w != NULL);
+    if (w) CHECK_MSG(!memcmp(w, nt.w[i], nw * sizeof(float)), "conv %d: weights differ", i);
+  }
+  free_net(&nt);
+}
+
 CAMD_TEST_MAIN({"against_reference", test_against_reference},
                {"batch_and_threads_bit_identical", test_batch_and_threads_bit_identical},
-               {"weights_rebuilt", test_weights_rebuilt}, {"winograd", test_winograd})
+               {"weights_rebuilt", test_weights_rebuilt}, {"winograd", test_winograd},
+               {"padded_channels", test_padded_channels})
