@@ -242,6 +242,9 @@ int camd_session_threads(const camd_session *s);
  * encoding). Valid while the session lives and keeps its thread count; run it only from the
  * session's owner thread, between forwards. */
 camd_parallel camd_session_parallel(camd_session *s);
+/* Batch items the session has forwarded since it was created (a forward of batch 4 counts 4):
+ * what an explanation cost in forwards (Score-CAM skips channels whose activation repeats). */
+uint64_t camd_session_forward_items(const camd_session *s);
 /* Convolutions the last forward ran through oneDNN on channel-blocked tensors (0 when camd was
  * built without oneDNN, CAMD_ONEDNN=0 or the CPU lacks AVX2; see src/engine/dnnl.h). */
 int camd_session_onednn_convs(const camd_session *s);

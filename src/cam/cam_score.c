@@ -8,7 +8,11 @@
  *          s = 0..n_samples-1; ε_s is the same for every channel: camd_rng seeded with
  *          req->seed, drawn sample by sample, element by element in NCHW order.
  *   iscam  score_k = mean over i = 1..n_samples of score(x ∘ (i / n_samples) M_k).
- * Masked inputs are scored in batches of ctx->batch.
+ * Masked inputs are scored in batches of ctx->batch. Channels whose activation plane repeats
+ * another's bit for bit (dead channels: all zero) have the same mask, masked inputs and scores
+ * (a forward does not depend on its batch or batch position), so each distinct plane is scored
+ * once and its scores copied: exact, and on trained networks a real share of a deep layer's
+ * channels.
  *
  * Ablation-CAM (Desai 2020): channel k of the target activation is set to zero and the class
  * score s_k recomputed; weight = (s - s_k) / s with s the unablated score (s - s_k when s == 0).
@@ -17,6 +21,8 @@
  * ceil(C / batch) forwards of the graph before the layer plus C of the graph after it.
  */
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cam/cam_internal.h"
@@ -54,6 +60,33 @@ static void channel_mask(const camd__cam_ctx *ctx, const float *act, int k, floa
   }
   float range = hi - lo + 1e-8f;
   for (size_t i = 0; i < n; i++) mask[i] = (mask[i] - lo) / range;
+}
+
+/* first[k] = the first channel whose plane act[c][hw] equals channel k's bit for bit (k when
+ * none); returns the number of distinct planes. An FNV-1a hash over the planes' 32-bit words
+ * first, memcmp on equal hashes. */
+static int distinct_planes(const float *act, int C, size_t hw, uint64_t *hash, int *first) {
+  int n = 0;
+  for (int k = 0; k < C; k++) {
+    const float *plane = act + (size_t)k * hw;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < hw; i++) {
+      uint32_t bits;
+      memcpy(&bits, plane + i, sizeof(bits));
+      h = (h ^ bits) * 1099511628211ull;
+    }
+    hash[k] = h;
+    first[k] = k;
+    for (int j = 0; j < k; j++) {
+      if (first[j] == j && hash[j] == h &&
+          !memcmp(act + (size_t)j * hw, act + (size_t)k * hw, hw * sizeof(float))) {
+        first[k] = j;
+        break;
+      }
+    }
+    n += first[k] == k;
+  }
+  return n;
 }
 
 /* scores[c × n_classes] → weights[k × C + c] = softmax over c of scores[c][k]. */
@@ -95,12 +128,24 @@ int camd__score_weights(camd__cam_ctx *ctx, const float *input, const float *act
   camd_forward_opts_init(&o);
   o.retain = retain;
   o.n_retain = 1;
-  long total = (long)C * reps;
-  int mask_of = -1;
-  for (long j0 = 0; j0 < total; j0 += b) {
+  /* The channels to score: one per distinct activation plane (`todo`, in channel order). */
+  uint64_t *hash = malloc(sizeof(uint64_t) * (size_t)C);
+  int *first = malloc(sizeof(int) * (size_t)C), *todo = malloc(sizeof(int) * (size_t)C);
+  if (!hash || !first || !todo) {
+    free(hash), free(first), free(todo);
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory for %s's channel list",
+                          camd_cam_method_name(req->method));
+  }
+  const int distinct = distinct_planes(act, C, (size_t)ctx->hw, hash, first);
+  for (int k = 0, n = 0; k < C; k++) {
+    if (first[k] == k) todo[n++] = k;
+  }
+  long total = (long)distinct * reps;
+  int mask_of = -1, rc = 0;
+  for (long j0 = 0; j0 < total && !rc; j0 += b) {
     int nb = total - j0 < b ? (int)(total - j0) : b;
     for (int i = 0; i < nb; i++) {
-      int k = (int)((j0 + i) / reps), r = (int)((j0 + i) % reps);
+      int k = todo[(j0 + i) / reps], r = (int)((j0 + i) % reps);
       if (k != mask_of) {
         channel_mask(ctx, act, k, mask);
         mask_of = k;
@@ -118,19 +163,29 @@ int camd__score_weights(camd__cam_ctx *ctx, const float *input, const float *act
         }
       }
     }
-    int rc = camd__forward(ctx, nb, batch_in, &o, err);
-    if (rc) return rc;
+    if ((rc = camd__forward(ctx, nb, batch_in, &o, err))) break;
     camd_shape sh;
     const float *out = camd_session_value(ctx->s, req->output, &sh);
-    if (!out) return camd_error_set(err, CAMD_E_INTERNAL, "the score output was not kept");
+    if (!out) {
+      rc = camd_error_set(err, CAMD_E_INTERNAL, "the score output was not kept");
+      break;
+    }
     for (int i = 0; i < nb; i++) {
-      int k = (int)((j0 + i) / reps);
+      int k = todo[(j0 + i) / reps];
       for (int t = 0; t < req->n_classes; t++) {
         scores[(size_t)k * req->n_classes + t] +=
             camd__target_value(req, t, out + (size_t)i * ctx->n_out, ctx->n_out) / reps;
       }
     }
   }
+  for (int k = 0; k < C && !rc; k++) { /* repeated planes: their first channel's scores */
+    if (first[k] != k) {
+      memcpy(scores + (size_t)k * req->n_classes, scores + (size_t)first[k] * req->n_classes,
+             sizeof(double) * (size_t)req->n_classes);
+    }
+  }
+  free(hash), free(first), free(todo);
+  if (rc) return rc;
   softmax_channels(scores, C, req->n_classes, weights);
   return 0;
 }

@@ -107,6 +107,7 @@ struct camd_session {
   camd__dnnl_worker *dnnl; /* oneDNN stream, primitives and scratch of this session (dnnl.h;
                               created with the first plan, NULL without oneDNN) */
   uint64_t *node_ns;       /* profiling on: forward nanoseconds per node, summed over runs */
+  uint64_t forward_items;  /* batch items of every successful forward since creation */
   size_t bytes;
 };
 
@@ -786,6 +787,10 @@ camd_parallel camd_session_parallel(camd_session *s) {
   return par;
 }
 
+uint64_t camd_session_forward_items(const camd_session *s) {
+  return s->forward_items;
+}
+
 int camd_session_onednn_convs(const camd_session *s) {
   const camd_plan *p = s->cur;
   int n = 0;
@@ -993,6 +998,7 @@ int camd_session_forward_multi(camd_session *s, int batch, const float *const *i
   }
   s->cur = p;
   s->cur_batch = batch;
+  s->forward_items += (uint64_t)batch;
   p->prefix_batch = shared ? (reuse ? p->prefix_batch : batch) : 0;
   return 0;
 }

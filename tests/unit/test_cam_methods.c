@@ -11,6 +11,8 @@
 enum { CI = 2, H = 5, W = 5, HW = H * W, C = 3, K = 4 };
 
 static float x_in[CI * HW], w_conv[C * CI * 9], b_conv[C], w_fc[K * C], b_fc[K];
+/* setup(): channel 2 of the conv repeats channel 0 (same filter and bias: the same plane). */
+static bool repeat_channel;
 
 typedef struct fixture {
   camd_model *m;
@@ -63,6 +65,10 @@ static void setup(fixture *f) {
   for (int i = 0; i < C; i++) b_conv[i] = (float)(0.3 + 0.1 * camd_rng_normal(&r));
   for (int i = 0; i < K * C; i++) w_fc[i] = (float)camd_rng_normal(&r);
   for (int i = 0; i < K; i++) b_fc[i] = (float)(0.5 * camd_rng_normal(&r));
+  if (repeat_channel) {
+    memcpy(w_conv + 2 * CI * 9, w_conv, sizeof(float) * CI * 9);
+    b_conv[2] = b_conv[0];
+  }
   camd_error err;
   camd_graph *g = camd_graph_new();
   camd_shape xs = {4, {1, CI, H, W}}, wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}};
@@ -239,16 +245,10 @@ static void test_gap_linear_methods(void) {
   teardown(&f);
 }
 
-static void test_score_and_eigen(void) {
-  fixture f;
-  setup(&f);
-  camd_error err;
-  double act[C * HW], logits[K], wts[2 * C], ref[2 * HW];
-  float maps[2 * HW];
-  clean(act, logits);
-  /* Score-CAM: the layer has the input's resolution, so the bilinear upsampling is the
-   * identity and the masks are the min-max normalised channels. */
-  double scores[C][2];
+/* Score-CAM's maps in double: the layer has the input's resolution, so the bilinear upsampling
+ * is the identity and the masks are the min-max normalised channels. act: the clean forward's. */
+static void scorecam_reference(const double *act, double *ref) {
+  double scores[C][2], wts[2 * C];
   for (int c = 0; c < C; c++) {
     double lo = INFINITY, hi = -INFINITY;
     for (int q = 0; q < HW; q++) {
@@ -270,6 +270,16 @@ static void test_score_and_eigen(void) {
     for (int c = 0; c < C; c++) wts[k * C + c] = exp(scores[c][k]) / sum;
   }
   weighted(act, wts, ref);
+}
+
+static void test_score_and_eigen(void) {
+  fixture f;
+  setup(&f);
+  camd_error err;
+  double act[C * HW], logits[K], ref[2 * HW];
+  float maps[2 * HW];
+  clean(act, logits);
+  scorecam_reference(act, ref);
   camd_cam_request tw;
   camd_cam_request_init(&tw);
   tw.max_batch = 2;
@@ -319,6 +329,36 @@ static void test_score_and_eigen(void) {
   }
   CHECK(run(&f, CAMD_CAM_EIGENCAM, CAMD_SCORE_LOGIT, maps, NULL, &err) == 0);
   check_maps("eigencam", maps, ref);
+  teardown(&f);
+}
+
+/* A channel whose plane repeats another's is scored once (its scores copied): the maps are
+ * still the reference's, over all three channels, and the session ran 1 clean + 2 masked
+ * forward items instead of 1 + 3 (1 + 2 × 2 for SS-CAM's two samples). */
+static void test_score_repeated_channel(void) {
+  fixture f;
+  repeat_channel = true;
+  setup(&f);
+  repeat_channel = false;
+  camd_error err;
+  double act[C * HW], logits[K], ref[2 * HW];
+  float maps[2 * HW];
+  clean(act, logits);
+  CHECK(!memcmp(act, act + 2 * HW, sizeof(double) * HW)); /* the fixture: planes 0 and 2 equal */
+  scorecam_reference(act, ref);
+  camd_cam_request tw;
+  camd_cam_request_init(&tw);
+  tw.max_batch = 2;
+  uint64_t before = camd_session_forward_items(f.s);
+  CHECK(run(&f, CAMD_CAM_SCORECAM, CAMD_SCORE_LOGIT, maps, &tw, &err) == 0);
+  check_maps("scorecam, repeated channel", maps, ref);
+  CHECK_EQ_INT((int)(camd_session_forward_items(f.s) - before), 1 + 2);
+  tw.noise_std = 0.0f;
+  tw.n_samples = 2;
+  before = camd_session_forward_items(f.s);
+  CHECK(run(&f, CAMD_CAM_SSCAM, CAMD_SCORE_LOGIT, maps, &tw, &err) == 0);
+  check_maps("sscam (no noise), repeated channel", maps, ref);
+  CHECK_EQ_INT((int)(camd_session_forward_items(f.s) - before), 1 + 2 * 2);
   teardown(&f);
 }
 
@@ -419,4 +459,5 @@ static void test_select_topk(void) {
 }
 
 CAMD_TEST_MAIN(CAMD_TEST(test_gap_linear_methods), CAMD_TEST(test_score_and_eigen),
-               CAMD_TEST(test_refusals_and_helpers), CAMD_TEST(test_select_topk))
+               CAMD_TEST(test_score_repeated_channel), CAMD_TEST(test_refusals_and_helpers),
+               CAMD_TEST(test_select_topk))
