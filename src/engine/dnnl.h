@@ -66,9 +66,9 @@ typedef struct camd__dnnl_conv_geom {
  * or *out = NULL when oneDNN cannot run it fast (no jit implementation, channels that would need
  * more than half again as many to fill whole blocks, oneDNN off). C or M that are not whole
  * blocks (24, 40 with blocks of 16) run on zero-padded blocked copies made by the input and
- * output reorders; such values themselves stay NCHW. may_drop: w (a graph constant) is read by this node only, so it may
- * be reordered in place (then only camd__dnnl_conv_nchw_weights gives the NCHW weights).
- * Returns 0, or CAMD_E_NOMEM. */
+ * output reorders; such values themselves stay NCHW. may_drop: w (a graph constant) is read by this
+ * node only, so it may be reordered in place (then only camd__dnnl_conv_nchw_weights gives the NCHW
+ * weights). Returns 0, or CAMD_E_NOMEM. */
 int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnnl_conv_geom *geo,
                            float *w, const float *b, bool may_drop, camd__dnnl_conv **out,
                            camd_error *err);
