@@ -468,6 +468,9 @@ int camd__dnnl_conv_attach(camd_graph *g, const camd_node *node, const camd__dnn
     unsigned char *raw = camd__node_params_alloc(g, floats * sizeof(float) + 64);
     if (!raw) return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
     tmp.weights = (float *)(raw + (64 - (uintptr_t)raw % 64) % 64);
+    /* Padded channels (C or M not whole blocks) must multiply as zeros whatever is in the
+     * padded input channels; oneDNN's reorder zero-pads too, this does not rely on it. */
+    memset(tmp.weights, 0, floats * sizeof(float));
   }
   for (int s = 0; s < tmp.n_slices; s++) {
     const slice_shape *sh = &tmp.shapes[tmp.shape_of[s]];
