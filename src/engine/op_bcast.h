@@ -7,9 +7,9 @@
  * operand, so the common cases (same shape, scalar operand, per-channel [C,1,1] against
  * [N,C,H,W], reduction of trailing axes) collapse to one or a few axes and the innermost loop
  * runs over a long contiguous or constant run. The iteration shape itself is always dense
- * (row-major, no gaps). Operands a walk does not use have stride 0 everywhere, so the offset
- * updates run over all CAMD_BC_MAX_OPS slots (a fixed count the compiler unrolls) and leave
- * theirs at 0.
+ * (row-major, no gaps). The walking functions take the operand count as an argument: callers
+ * pass a literal, so the per-run offset updates unroll to exactly the operands walked (the binary
+ * ops' runs can be short: [N,C,7,7] x [N,C,1,1] is 49 elements a run).
  */
 #ifndef CAMD_ENGINE_OP_BCAST_H
 #define CAMD_ENGINE_OP_BCAST_H
@@ -84,23 +84,24 @@ static inline int64_t camd__bc_rows(const camd__bc_loop *l) {
   return rows;
 }
 
-/* The row counter idx[] and the operand offsets off[CAMD_BC_MAX_OPS] of innermost run r. */
-static inline void camd__bc_seek(const camd__bc_loop *l, int64_t r, int64_t *idx, int64_t *off) {
-  for (int k = 0; k < CAMD_BC_MAX_OPS; k++) off[k] = 0;
+/* The row counter idx[] and the offsets off[nops] of operands 0..nops-1 at innermost run r. */
+static inline void camd__bc_seek(const camd__bc_loop *l, int nops, int64_t r, int64_t *idx,
+                                 int64_t *off) {
+  for (int k = 0; k < nops; k++) off[k] = 0;
   for (int d = l->nd - 2; d >= 0; d--) {
     idx[d] = r % l->dims[d];
     r /= l->dims[d];
-    for (int k = 0; k < CAMD_BC_MAX_OPS; k++) off[k] += idx[d] * l->st[k][d];
+    for (int k = 0; k < nops; k++) off[k] += idx[d] * l->st[k][d];
   }
 }
 
-/* Advances the row counter idx[] and the operand offsets off[CAMD_BC_MAX_OPS] to the next
+/* Advances the row counter idx[] and the offsets off[nops] of operands 0..nops-1 to the next
  * innermost run. */
-static inline void camd__bc_next(const camd__bc_loop *l, int64_t *idx, int64_t *off) {
+static inline void camd__bc_next(const camd__bc_loop *l, int nops, int64_t *idx, int64_t *off) {
   for (int d = l->nd - 2; d >= 0; d--) {
-    for (int k = 0; k < CAMD_BC_MAX_OPS; k++) off[k] += l->st[k][d];
+    for (int k = 0; k < nops; k++) off[k] += l->st[k][d];
     if (++idx[d] < l->dims[d]) return;
-    for (int k = 0; k < CAMD_BC_MAX_OPS; k++) off[k] -= l->st[k][d] * l->dims[d];
+    for (int k = 0; k < nops; k++) off[k] -= l->st[k][d] * l->dims[d];
     idx[d] = 0;
   }
 }

@@ -169,11 +169,11 @@ static void bin_rows_range(void *arg, int64_t r0, int64_t r1) {
   const camd__bc_loop *l = &j->l;
   const int kind = j->kind;
   const int64_t n = l->dims[l->nd - 1], sa = l->st[0][l->nd - 1], sb = l->st[1][l->nd - 1];
-  int64_t idx[CAMD_BC_MAX_DIMS] = {0}, off[CAMD_BC_MAX_OPS];
-  camd__bc_seek(l, r0, idx, off);
+  int64_t idx[CAMD_BC_MAX_DIMS] = {0}, off[2];
+  camd__bc_seek(l, 2, r0, idx, off);
   const float *a = j->a, *b = j->b;
-  for (int64_t r = r0; r < r1; r++) {
-    float *orow = j->o + r * n;
+  float *orow = j->o + r0 * n;
+  for (int64_t r = r0; r < r1; r++, orow += n) {
     if (sa == 1 && sb == 1) {
       binary_run(kind, orow, a + off[0], 1, b + off[1], 1, n);
     } else if (sa == 1 && sb == 0) {
@@ -183,7 +183,7 @@ static void bin_rows_range(void *arg, int64_t r0, int64_t r1) {
     } else {
       binary_run(kind, orow, a + off[0], sa, b + off[1], sb, n);
     }
-    camd__bc_next(l, idx, off);
+    camd__bc_next(l, 2, idx, off);
   }
 }
 
@@ -281,7 +281,7 @@ static void binary_grad(const camd_op_ctx *ctx, const camd__bc_loop *l, int kind
   const float *a = reads ? ctx->in[0].data : NULL, *b = reads ? ctx->in[1].data : NULL;
   int64_t n = l->dims[l->nd - 1], sa = l->st[0][l->nd - 1], sb = l->st[1][l->nd - 1];
   int64_t st = which == 0 ? sa : sb;
-  int64_t rows = camd__bc_rows(l), idx[CAMD_BC_MAX_DIMS] = {0}, off[CAMD_BC_MAX_OPS] = {0};
+  int64_t rows = camd__bc_rows(l), idx[CAMD_BC_MAX_DIMS] = {0}, off[2] = {0};
   for (int64_t r = 0; r < rows; r++) {
     float *tr = t + off[which];
     const float *gr = g + r * n;
@@ -299,7 +299,7 @@ static void binary_grad(const camd_op_ctx *ctx, const camd__bc_loop *l, int kind
     } else {
       binary_grad_run(kind, which, tr, st, gr, ar, sa, br, sb, n);
     }
-    camd__bc_next(l, idx, off);
+    camd__bc_next(l, 2, idx, off);
   }
 }
 

@@ -34,7 +34,7 @@ static void walk_copy(const camd__bc_loop *w, const float *in, float *out) {
     } else {
       for (int64_t i = 0; i < n; i++) o[i] = a[i * s];
     }
-    camd__bc_next(w, idx, off);
+    camd__bc_next(w, 1, idx, off);
   }
 }
 
@@ -52,7 +52,7 @@ static void walk_add_back(const camd__bc_loop *w, const float *g, float *t) {
     } else {
       for (int64_t i = 0; i < n; i++) tr[i * s] += gr[i];
     }
-    camd__bc_next(w, idx, off);
+    camd__bc_next(w, 1, idx, off);
   }
 }
 
@@ -322,7 +322,7 @@ static void where_forward(const camd_op_ctx *ctx) {
     const float *xr = x + off[1], *yr = y + off[2];
     float *orow = o + r * n;
     for (int64_t i = 0; i < n; i++) orow[i] = c[i * sc] ? xr[i * sx] : yr[i * sy];
-    camd__bc_next(&w, idx, off);
+    camd__bc_next(&w, 3, idx, off);
   }
 }
 
@@ -355,7 +355,7 @@ static void where_backward(const camd_op_ctx *ctx) {
           if (c[i * sc] == want) tr[i * s] += gr[i];
         }
       }
-      camd__bc_next(&w, idx, off);
+      camd__bc_next(&w, 3, idx, off);
     }
   }
 }

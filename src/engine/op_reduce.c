@@ -167,7 +167,7 @@ static void reducemean_forward(const camd_op_ctx *ctx) {
     } else {
       for (int64_t i = 0; i < n; i++) yr[i] += xr[i];
     }
-    camd__bc_next(&l, idx, off);
+    camd__bc_next(&l, 2, idx, off);
   }
   const float inv = count > 0 ? (float)(1.0 / (double)count) : 0.f;
   for (size_t i = 0; i < n_out; i++) y[i] *= inv;
@@ -197,7 +197,7 @@ static void reducemean_backward(const camd_op_ctx *ctx) {
     } else {
       for (int64_t i = 0; i < n; i++) gr[i] += gyr[i] * inv;
     }
-    camd__bc_next(&l, idx, off);
+    camd__bc_next(&l, 2, idx, off);
   }
 }
 
