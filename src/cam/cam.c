@@ -312,6 +312,11 @@ static void class_seed(camd__cam_ctx *ctx, const float *z, int k, float *seed) {
   }
 }
 
+static bool is_polycam(camd_cam_method method) {
+  return method == CAMD_CAM_POLYCAM_PLUS || method == CAMD_CAM_POLYCAM_MINUS ||
+         method == CAMD_CAM_POLYCAM_PLUSMINUS;
+}
+
 /* Map from per-channel weights: Σ_c w_c A_c, or the principal component of w_c A_c. */
 static int finish_weights(camd__cam_ctx *ctx, const float *act, const double *weights, float *map,
                           camd_error *err) {
@@ -652,55 +657,38 @@ static int compute_one(camd__cam_ctx *ctx, const float *input, float *maps, camd
       return 0;
     }
     case CAMD_CAM_EIGENCAM:
+    case CAMD_CAM_KPCACAM: /* one class-independent map */
       rc = camd__clean_forward(ctx, input, false, &act, err);
       if (rc) return rc;
-      rc = camd__projection(ctx, act, maps, err);
+      rc = req->method == CAMD_CAM_EIGENCAM ? camd__projection(ctx, act, maps, err)
+                                            : camd__kernel_projection(ctx, act, maps, err);
       if (rc) return rc;
       for (int k = 1; k < req->n_classes; k++) memcpy(maps + k * hw, maps, sizeof(float) * hw);
       return 0;
     case CAMD_CAM_SCORECAM:
     case CAMD_CAM_SSCAM:
     case CAMD_CAM_ISCAM:
-    case CAMD_CAM_ABLATIONCAM: {
+    case CAMD_CAM_ABLATIONCAM:
+    case CAMD_CAM_POLYCAM_PLUS:
+    case CAMD_CAM_POLYCAM_MINUS:
+    case CAMD_CAM_POLYCAM_PLUSMINUS: { /* channel weights from extra (masked) forwards */
       double *weights = camd__ws_doubles(ctx->w, C * (size_t)req->n_classes);
       float *copy = camd__ws_floats(ctx->w, C * hw);
       if (!weights || !copy) return camd__nomem(err);
       rc = camd__clean_forward(ctx, input, false, &act, err);
       if (rc) return rc;
       memcpy(copy, act, sizeof(float) * C * hw); /* the extra forwards overwrite the session */
-      rc = req->method == CAMD_CAM_ABLATIONCAM
+      rc = is_polycam(req->method) ? camd__polycam_weights(ctx, input, copy, weights, err)
+           : req->method == CAMD_CAM_ABLATIONCAM
                ? camd__ablation_weights(ctx, input, weights, err)
                : camd__score_weights(ctx, input, copy, weights, err);
       if (rc) return rc;
-      for (int k = 0; k < req->n_classes; k++) {
+      for (int k = 0; k < req->n_classes; k++) { /* Poly-CAM: Σ_c w_c A_c (no eigen_smooth) */
         rc = finish_weights(ctx, copy, weights + k * C, maps + k * hw, err);
         if (rc) return rc;
       }
       return 0;
     }
-    case CAMD_CAM_POLYCAM_PLUS:
-    case CAMD_CAM_POLYCAM_MINUS:
-    case CAMD_CAM_POLYCAM_PLUSMINUS: {
-      double *weights = camd__ws_doubles(ctx->w, C * (size_t)req->n_classes);
-      float *copy = camd__ws_floats(ctx->w, C * hw);
-      if (!weights || !copy) return camd__nomem(err);
-      rc = camd__clean_forward(ctx, input, false, &act, err);
-      if (rc) return rc;
-      memcpy(copy, act, sizeof(float) * C * hw); /* the masked forwards overwrite the session */
-      rc = camd__polycam_weights(ctx, input, copy, weights, err);
-      if (rc) return rc;
-      for (int k = 0; k < req->n_classes; k++) {
-        camd__weighted_sum(copy, weights + k * C, ctx->channels, ctx->hw, maps + k * hw);
-      }
-      return 0;
-    }
-    case CAMD_CAM_KPCACAM:
-      rc = camd__clean_forward(ctx, input, false, &act, err);
-      if (rc) return rc;
-      rc = camd__kernel_projection(ctx, act, maps, err);
-      if (rc) return rc;
-      for (int k = 1; k < req->n_classes; k++) memcpy(maps + k * hw, maps, sizeof(float) * hw);
-      return 0;
     case CAMD_CAM_SMOOTHGRADCAMPP:
       return smoothgradcampp(ctx, input, maps, err);
     case CAMD_CAM_SHAPLEYCAM:
@@ -883,14 +871,8 @@ static int check_request(camd_session *s, const camd_cam_request *req, camd__cam
   /* Maps at the input's resolution from a backward to the input. */
   bool is_guided = req->method == CAMD_CAM_GUIDEDBACKPROP ||
                    req->method == CAMD_CAM_GUIDEDGRADCAM || req->method == CAMD_CAM_FULLGRAD;
-  if (is_guided && (req->aug_smooth || req->eigen_smooth)) {
-    return camd_error_set(err, CAMD_E_INVALID, "%s does not combine with %s",
-                          camd_cam_method_name(req->method),
-                          req->aug_smooth ? "aug_smooth" : "eigen_smooth");
-  }
-  bool is_poly = req->method == CAMD_CAM_POLYCAM_PLUS || req->method == CAMD_CAM_POLYCAM_MINUS ||
-                 req->method == CAMD_CAM_POLYCAM_PLUSMINUS;
-  if (is_poly && (req->aug_smooth || req->eigen_smooth)) {
+  bool is_poly = is_polycam(req->method);
+  if ((is_guided || is_poly) && (req->aug_smooth || req->eigen_smooth)) {
     return camd_error_set(err, CAMD_E_INVALID, "%s does not combine with %s",
                           camd_cam_method_name(req->method),
                           req->aug_smooth ? "aug_smooth" : "eigen_smooth");
@@ -1016,6 +998,52 @@ bool camd__grow_floats(float **buf, size_t *cap, size_t n) {
   return true;
 }
 
+const char *camd__value_name(const camd_model *m, int id) {
+  camd_value_info vi;
+  return camd_model_value_info(m, id, &vi) == 0 && vi.name ? vi.name : "?";
+}
+
+int camd__compute_layer(camd_session *s, camd_cam_workspace *w, const float *input,
+                        camd_cam_request *one, int layer, camd_layout layout, camd_cam_maps *lm,
+                        camd_error *err) {
+  one->layer = layer;
+  one->layer_layout = layout;
+  int rc = camd_cam_compute(s, w, input, one, lm, err);
+  if (rc) {
+    return camd_error_prefix(err, rc,
+                             "layer '%s': ", camd__value_name(camd_session_model(s), layer));
+  }
+  return 0;
+}
+
+int camd__fused_first(camd_cam_workspace *w, const camd_cam_maps *lm, size_t plane,
+                      size_t extra_planes, camd_cam_request *one, camd_cam_maps *out,
+                      camd_error *err) {
+  size_t need;
+  if (!camd_size_mul(plane, (size_t)lm->n_classes + extra_planes, &need) ||
+      !camd__grow_floats(&w->fused, &w->fused_cap, need) ||
+      !camd__grow_floats(&w->fused_logits, &w->logits_cap, (size_t)lm->n_outputs)) {
+    return camd__nomem(err);
+  }
+  memcpy(w->fused_logits, lm->logits, sizeof(float) * (size_t)lm->n_outputs);
+  memcpy(w->fused_classes, lm->classes, sizeof(int) * (size_t)lm->n_classes);
+  one->classes = w->fused_classes;
+  one->n_classes = lm->n_classes;
+  one->select_topk = 0;
+  out->logits = w->fused_logits;
+  out->n_outputs = lm->n_outputs;
+  out->classes = w->fused_classes;
+  out->n_classes = lm->n_classes;
+  out->ms_forward = out->ms_backward = out->ms_cam = 0;
+  return 0;
+}
+
+void camd__fused_add_times(camd_cam_maps *out, const camd_cam_maps *lm, uint64_t t0) {
+  out->ms_forward += lm->ms_forward;
+  out->ms_backward += lm->ms_backward;
+  out->ms_cam += lm->ms_cam + (double)(camd_now_ns() - t0) / 1e6;
+}
+
 int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float *input,
                             const camd_cam_request *req, const int *layers,
                             const camd_layout *layouts, int n_layers, camd_cam_maps *out,
@@ -1031,15 +1059,12 @@ int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float 
   for (int i = 0; i < n_layers; i++) {
     for (int j = 0; j < i; j++) {
       if (layers[j] == layers[i]) {
-        camd_value_info vi;
-        bool named = camd_model_value_info(m, layers[i], &vi) == 0 && vi.name;
         return camd_error_set(err, CAMD_E_INVALID, "layer '%s' is given twice in the layer list",
-                              named ? vi.name : "?");
+                              camd__value_name(m, layers[i]));
       }
     }
   }
-  if (req->method == CAMD_CAM_POLYCAM_PLUS || req->method == CAMD_CAM_POLYCAM_MINUS ||
-      req->method == CAMD_CAM_POLYCAM_PLUSMINUS) {
+  if (is_polycam(req->method)) {
     return camd__polycam_layers(s, w, input, req, layers, layouts, n_layers, out, err);
   }
   if (n_layers > 1 && req->method == CAMD_CAM_FULLGRAD) {
@@ -1066,35 +1091,18 @@ int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float 
                           "fusing several layers needs a model whose one input is a 4-D image");
   }
   size_t plane = (size_t)ih * (size_t)iw;
-  double ms_fwd = 0, ms_bwd = 0, ms_cam = 0;
   int n_classes = 0;
   for (int l = 0; l < n_layers; l++) {
-    one.layer = layers[l];
-    one.layer_layout = layouts[l];
     camd_cam_maps lm;
-    int rc = camd_cam_compute(s, w, input, &one, &lm, err);
-    if (rc) {
-      camd_value_info vi;
-      bool named = camd_model_value_info(m, layers[l], &vi) == 0 && vi.name;
-      return camd_error_prefix(err, rc, "layer '%s': ", named ? vi.name : "?");
-    }
+    int rc = camd__compute_layer(s, w, input, &one, layers[l], layouts[l], &lm, err);
+    if (rc) return rc;
     uint64_t t0 = camd_now_ns();
     if (l == 0) {
+      /* n_classes fused maps and an upsampling plane */
+      rc = camd__fused_first(w, &lm, plane, 1, &one, out, err);
+      if (rc) return rc;
       n_classes = lm.n_classes;
-      size_t need;
-      if (!camd_size_mul(plane, (size_t)n_classes + 1, &need) ||
-          !camd__grow_floats(&w->fused, &w->fused_cap, need) ||
-          !camd__grow_floats(&w->fused_logits, &w->logits_cap, (size_t)lm.n_outputs)) {
-        return camd__nomem(err);
-      }
       memset(w->fused, 0, sizeof(float) * plane * (size_t)n_classes);
-      memcpy(w->fused_logits, lm.logits, sizeof(float) * (size_t)lm.n_outputs);
-      memcpy(w->fused_classes, lm.classes, sizeof(int) * (size_t)n_classes);
-      /* The other layers explain the classes the first one chose. */
-      one.classes = w->fused_classes;
-      one.n_classes = n_classes;
-      one.select_topk = 0;
-      out->n_outputs = lm.n_outputs;
     }
     float *up = w->fused + plane * (size_t)n_classes;
     size_t lplane = (size_t)lm.width * (size_t)lm.height;
@@ -1106,20 +1114,12 @@ int camd_cam_compute_layers(camd_session *s, camd_cam_workspace *w, const float 
       float *dst = w->fused + (size_t)k * plane;
       for (size_t i = 0; i < plane; i++) dst[i] += up[i] / (float)n_layers;
     }
-    ms_fwd += lm.ms_forward;
-    ms_bwd += lm.ms_backward;
-    ms_cam += lm.ms_cam + (double)(camd_now_ns() - t0) / 1e6;
+    camd__fused_add_times(out, &lm, t0);
   }
   for (int k = 0; k < n_classes; k++) camd__scale_unit(w->fused + (size_t)k * plane, plane);
   out->width = (int)iw;
   out->height = (int)ih;
   out->maps = w->fused;
-  out->logits = w->fused_logits;
-  out->classes = w->fused_classes;
-  out->n_classes = n_classes;
-  out->ms_forward = ms_fwd;
-  out->ms_backward = ms_bwd;
-  out->ms_cam = ms_cam;
   return 0;
 }
 

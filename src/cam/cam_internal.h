@@ -91,6 +91,24 @@ void camd__scale_unit(float *m, size_t n);
 /* Grows *buf (malloc'd, *cap floats) to at least n floats; false when out of memory. */
 bool camd__grow_floats(float **buf, size_t *cap, size_t n);
 
+/* ---- several layers (cam.c): camd_cam_compute_layers and camd__polycam_layers ---- */
+/* The name of value id for messages ("?" when it has none). */
+const char *camd__value_name(const camd_model *m, int id);
+/* camd_cam_compute of `one` at layer `layer` (read in `layout`, both stored into `one`) into
+ * *lm; an error is prefixed with the layer's name. */
+int camd__compute_layer(camd_session *s, camd_cam_workspace *w, const float *input,
+                        camd_cam_request *one, int layer, camd_layout layout, camd_cam_maps *lm,
+                        camd_error *err);
+/* After the first layer: grows w->fused to plane × (lm->n_classes + extra_planes) floats, keeps
+ * lm's logits and classes in the workspace and points `one` at those classes (the other layers
+ * explain the classes the first one chose); fills out's logits, classes and counts and zeroes
+ * its times. */
+int camd__fused_first(camd_cam_workspace *w, const camd_cam_maps *lm, size_t plane,
+                      size_t extra_planes, camd_cam_request *one, camd_cam_maps *out,
+                      camd_error *err);
+/* Adds one layer's times to out: its engine time, and its CAM time plus the fusion since t0. */
+void camd__fused_add_times(camd_cam_maps *out, const camd_cam_maps *lm, uint64_t t0);
+
 /* ---- Poly-CAM (cam_poly.c) ---- */
 /* Per-class channel weights (n_classes × channels) of a Poly-CAM variant from masked forwards of
  * the clean input; `act` is a copy of the layer's activation, ctx->logits the clean output. */

@@ -141,50 +141,30 @@ int camd__polycam_layers(camd_session *s, camd_cam_workspace *w, const float *in
     hs[l] = (int)h;
     ws[l] = (int)wd;
     if (l > 0 && (hs[l] > hs[l - 1] || ws[l] > ws[l - 1])) {
-      camd_value_info pi;
-      bool named = camd_model_value_info(m, layers[l - 1], &pi) == 0 && pi.name;
       return camd_error_set(err, CAMD_E_INVALID,
                             "%s refines from the deepest layer up: give its layers in forward "
                             "order, shallow (high resolution) first; layer '%s' (%d × %d) comes "
                             "after '%s' (%d × %d)",
                             camd_cam_method_name(req->method), vi.name ? vi.name : "?", hs[l],
-                            ws[l], named ? pi.name : "?", hs[l - 1], ws[l - 1]);
+                            ws[l], camd__value_name(m, layers[l - 1]), hs[l - 1], ws[l - 1]);
     }
   }
   const size_t plane0 = (size_t)hs[0] * (size_t)ws[0];
-  double ms_fwd = 0, ms_bwd = 0, ms_cam = 0;
   int n_classes = 0;
   float *result = NULL, *scratch = NULL;
   for (int l = n_layers - 1; l >= 0; l--) {
-    one.layer = layers[l];
-    one.layer_layout = layouts[l];
     camd_cam_maps lm;
-    int rc = camd_cam_compute(s, w, input, &one, &lm, err);
-    if (rc) {
-      camd_value_info vi;
-      bool named = camd_model_value_info(m, layers[l], &vi) == 0 && vi.name;
-      return camd_error_prefix(err, rc, "layer '%s': ", named ? vi.name : "?");
-    }
+    int rc = camd__compute_layer(s, w, input, &one, layers[l], layouts[l], &lm, err);
+    if (rc) return rc;
     uint64_t t0 = camd_now_ns();
     const size_t lplane = (size_t)lm.width * (size_t)lm.height;
-    if (l == n_layers - 1) {
-      n_classes = lm.n_classes;
-      size_t need;
+    if (l == n_layers - 1) { /* the deepest layer chooses the classes */
       /* n_classes results at the finest plane, then the step's output and 2 scratch planes */
-      if (!camd_size_mul(plane0, (size_t)n_classes + 3, &need) ||
-          !camd__grow_floats(&w->fused, &w->fused_cap, need) ||
-          !camd__grow_floats(&w->fused_logits, &w->logits_cap, (size_t)lm.n_outputs)) {
-        return camd__nomem(err);
-      }
+      rc = camd__fused_first(w, &lm, plane0, 3, &one, out, err);
+      if (rc) return rc;
+      n_classes = lm.n_classes;
       result = w->fused;
       scratch = w->fused + plane0 * (size_t)n_classes;
-      memcpy(w->fused_logits, lm.logits, sizeof(float) * (size_t)lm.n_outputs);
-      memcpy(w->fused_classes, lm.classes, sizeof(int) * (size_t)n_classes);
-      /* The other layers explain the classes the deepest one chose. */
-      one.classes = w->fused_classes;
-      one.n_classes = n_classes;
-      one.select_topk = 0;
-      out->n_outputs = lm.n_outputs;
       for (int k = 0; k < n_classes; k++) {
         const float *src = lm.maps + (size_t)k * lplane;
         float *dst = result + (size_t)k * plane0;
@@ -198,19 +178,11 @@ int camd__polycam_layers(camd_session *s, camd_cam_workspace *w, const float *in
         memcpy(res, step, sizeof(float) * lplane);
       }
     }
-    ms_fwd += lm.ms_forward;
-    ms_bwd += lm.ms_backward;
-    ms_cam += lm.ms_cam + (double)(camd_now_ns() - t0) / 1e6;
+    camd__fused_add_times(out, &lm, t0);
   }
   out->width = ws[0];
   out->height = hs[0];
   out->maps = result;
-  out->logits = w->fused_logits;
-  out->classes = w->fused_classes;
-  out->n_classes = n_classes;
-  out->ms_forward = ms_fwd;
-  out->ms_backward = ms_bwd;
-  out->ms_cam = ms_cam;
   return 0;
 }
 

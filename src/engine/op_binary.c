@@ -77,15 +77,15 @@ static int binary_infer(const camd_node *node, const camd_shape *in, camd_shape 
   return binary_shapes(node, &in[0], &in[1], &bv, &out[0], err);
 }
 
-/* Loop over the output: A and B strides per output axis. */
+/* Loop over the output: operand 0 is A, operand 1 is B. */
 static void binary_loop(const camd_op_ctx *ctx, camd__bc_loop *l, camd_shape *out) {
   camd_shape bv;
-  int64_t sa[CAMD_MAX_DIMS], sb[CAMD_MAX_DIMS];
+  int64_t st[CAMD_BC_MAX_OPS][CAMD_BC_MAX_DIMS];
   /* Shapes were validated by infer for this run; errors cannot happen here. */
   binary_shapes(ctx->node, &ctx->in[0].shape, &ctx->in[1].shape, &bv, out, NULL);
-  camd__bc_strides(&ctx->in[0].shape, out->ndim, out->dims, sa);
-  camd__bc_strides(&bv, out->ndim, out->dims, sb);
-  camd__bc_setup(l, out->ndim, out->dims, sa, sb);
+  camd__bc_strides(&ctx->in[0].shape, out->ndim, out->dims, st[0]);
+  camd__bc_strides(&bv, out->ndim, out->dims, st[1]);
+  camd__bc_setup(l, out->ndim, out->dims, 2, st);
 }
 
 static int binary_prepare(camd_graph *g, camd_node *node, camd_error *err) {
@@ -168,27 +168,22 @@ static void bin_rows_range(void *arg, int64_t r0, int64_t r1) {
   const bin_bc_job *j = arg;
   const camd__bc_loop *l = &j->l;
   const int kind = j->kind;
-  const int64_t n = l->dims[l->nd - 1], sa = l->sa[l->nd - 1], sb = l->sb[l->nd - 1];
-  int64_t idx[CAMD_MAX_DIMS] = {0}, oa = 0, ob = 0, rr = r0;
-  for (int d = l->nd - 2; d >= 0; d--) { /* the offsets of run r0 */
-    idx[d] = rr % l->dims[d];
-    rr /= l->dims[d];
-    oa += idx[d] * l->sa[d];
-    ob += idx[d] * l->sb[d];
-  }
+  const int64_t n = l->dims[l->nd - 1], sa = l->st[0][l->nd - 1], sb = l->st[1][l->nd - 1];
+  int64_t idx[CAMD_BC_MAX_DIMS] = {0}, off[2];
+  camd__bc_seek(l, 2, r0, idx, off);
   const float *a = j->a, *b = j->b;
-  for (int64_t r = r0; r < r1; r++) {
-    float *orow = j->o + r * n;
+  float *orow = j->o + r0 * n;
+  for (int64_t r = r0; r < r1; r++, orow += n) {
     if (sa == 1 && sb == 1) {
-      binary_run(kind, orow, a + oa, 1, b + ob, 1, n);
+      binary_run(kind, orow, a + off[0], 1, b + off[1], 1, n);
     } else if (sa == 1 && sb == 0) {
-      binary_run(kind, orow, a + oa, 1, b + ob, 0, n);
+      binary_run(kind, orow, a + off[0], 1, b + off[1], 0, n);
     } else if (sa == 0 && sb == 1) {
-      binary_run(kind, orow, a + oa, 0, b + ob, 1, n);
+      binary_run(kind, orow, a + off[0], 0, b + off[1], 1, n);
     } else {
-      binary_run(kind, orow, a + oa, sa, b + ob, sb, n);
+      binary_run(kind, orow, a + off[0], sa, b + off[1], sb, n);
     }
-    camd__bc_next(l, idx, &oa, &ob);
+    camd__bc_next(l, 2, idx, off);
   }
 }
 
@@ -198,7 +193,7 @@ static void binary_forward(const camd_op_ctx *ctx, int kind) {
   binary_loop(ctx, &l, &out);
   const float *a = ctx->in[0].data, *b = ctx->in[1].data;
   float *o = ctx->out[0].data;
-  int64_t n = l.dims[l.nd - 1], sa = l.sa[l.nd - 1], sb = l.sb[l.nd - 1];
+  int64_t n = l.dims[l.nd - 1], sa = l.st[0][l.nd - 1], sb = l.st[1][l.nd - 1];
   if (l.nd == 1 && sa == 1 && sb == 1) { /* same shapes: one long run, split over threads */
     bin_job j = {kind, o, a, b};
     camd__pool_range(ctx->pool, n, CAMD_POOL_CHUNK, bin_same_range, &j);
@@ -284,13 +279,13 @@ static void binary_grad(const camd_op_ctx *ctx, const camd__bc_loop *l, int kind
   /* Add/Sub backward does not read the inputs (they may not be kept). */
   bool reads = kind == BIN_MUL || kind == BIN_DIV;
   const float *a = reads ? ctx->in[0].data : NULL, *b = reads ? ctx->in[1].data : NULL;
-  int64_t n = l->dims[l->nd - 1], sa = l->sa[l->nd - 1], sb = l->sb[l->nd - 1];
+  int64_t n = l->dims[l->nd - 1], sa = l->st[0][l->nd - 1], sb = l->st[1][l->nd - 1];
   int64_t st = which == 0 ? sa : sb;
-  int64_t rows = camd__bc_rows(l), idx[CAMD_MAX_DIMS] = {0}, oa = 0, ob = 0;
+  int64_t rows = camd__bc_rows(l), idx[CAMD_BC_MAX_DIMS] = {0}, off[2] = {0};
   for (int64_t r = 0; r < rows; r++) {
-    float *tr = t + (which == 0 ? oa : ob);
+    float *tr = t + off[which];
     const float *gr = g + r * n;
-    const float *ar = a ? a + oa : NULL, *br = b ? b + ob : NULL;
+    const float *ar = a ? a + off[0] : NULL, *br = b ? b + off[1] : NULL;
     if (st == 1 && sa == 1 && sb == 1) {
       binary_grad_run(kind, which, tr, 1, gr, ar, 1, br, 1, n);
     } else if (st == 1 && sb == 0) {
@@ -304,7 +299,7 @@ static void binary_grad(const camd_op_ctx *ctx, const camd__bc_loop *l, int kind
     } else {
       binary_grad_run(kind, which, tr, st, gr, ar, sa, br, sb, n);
     }
-    camd__bc_next(l, idx, &oa, &ob);
+    camd__bc_next(l, 2, idx, off);
   }
 }
 

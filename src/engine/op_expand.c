@@ -4,94 +4,28 @@
  * The loader folds all three when every input is a constant; these kernels run them on
  * activations. The shape, the repeats and the condition must be constants at load time (camd has
  * no run-time int64 or bool tensors): a data-dependent one fails the load in prepare. Each op is a
- * strided walk over its dense output (walk_* below); each backward adds the output gradient back
- * through the same walk, so the gradient of an input is summed over the axes it was broadcast or
- * repeated along.
+ * strided walk over its dense output (a camd__bc_loop, op_bcast.h); each backward adds the output
+ * gradient back through the same walk, so the gradient of an input is summed over the axes it was
+ * broadcast or repeated along.
  */
 #include <string.h>
 
 #include "engine/op.h"
+#include "engine/op_bcast.h"
 
-/* ---- strided walk over a dense output with up to three operands ---- */
-
-/* Tile splits each axis into (repeat, element): up to twice the rank. */
-#define WALK_MAX_DIMS (2 * CAMD_MAX_DIMS)
-#define WALK_MAX_OPS 3
-
-typedef struct walk {
-  int nd, nops;
-  int64_t dims[WALK_MAX_DIMS];             /* iteration shape (collapsed), row-major dense */
-  int64_t st[WALK_MAX_OPS][WALK_MAX_DIMS]; /* element stride of each operand per axis */
-} walk;
-
-/* Drops axes of size 1 and merges adjacent axes that are contiguous for every operand. */
-static void walk_setup(walk *w, int nd, const int64_t *it, int nops,
-                       int64_t st[WALK_MAX_OPS][WALK_MAX_DIMS]) {
-  int n = 0;
-  w->nops = nops;
-  for (int d = 0; d < nd; d++) {
-    if (it[d] == 1) continue;
-    bool merge = n > 0;
-    for (int k = 0; merge && k < nops; k++) merge = w->st[k][n - 1] == st[k][d] * it[d];
-    if (merge) {
-      w->dims[n - 1] *= it[d];
-      for (int k = 0; k < nops; k++) w->st[k][n - 1] = st[k][d];
-      continue;
-    }
-    w->dims[n] = it[d];
-    for (int k = 0; k < nops; k++) w->st[k][n] = st[k][d];
-    n++;
-  }
-  if (n == 0) {
-    w->dims[0] = 1;
-    for (int k = 0; k < nops; k++) w->st[k][0] = 0;
-    n = 1;
-  }
-  w->nd = n;
-}
-
-static int64_t walk_rows(const walk *w) {
-  int64_t rows = 1;
-  for (int d = 0; d + 1 < w->nd; d++) rows *= w->dims[d];
-  return rows;
-}
-
-/* Advances the row counter idx[] and the operand offsets off[] to the next innermost run. */
-static void walk_next(const walk *w, int64_t *idx, int64_t *off) {
-  for (int d = w->nd - 2; d >= 0; d--) {
-    for (int k = 0; k < w->nops; k++) off[k] += w->st[k][d];
-    if (++idx[d] < w->dims[d]) return;
-    for (int k = 0; k < w->nops; k++) off[k] -= w->st[k][d] * w->dims[d];
-    idx[d] = 0;
-  }
-}
-
-/* Strides of an operand of shape s broadcast (right-aligned) into the output shape o. */
-static void bcast_strides(const camd_shape *s, const camd_shape *o, int64_t *strides) {
-  int64_t st = 1;
-  for (int d = o->ndim - 1; d >= 0; d--) {
-    int sd = d - (o->ndim - s->ndim);
-    if (sd < 0) {
-      strides[d] = 0;
-      continue;
-    }
-    int64_t len = s->dims[sd];
-    strides[d] = (len == 1 && o->dims[d] != 1) ? 0 : st;
-    st *= len;
-  }
-}
+/* ---- strided walks over the dense output (camd__bc_loop, op_bcast.h) ---- */
 
 /* One-operand walk of a plain broadcast (Expand): operand 0 is the input. */
-static void walk_bcast(walk *w, const camd_shape *in, const camd_shape *out) {
-  int64_t st[WALK_MAX_OPS][WALK_MAX_DIMS];
-  bcast_strides(in, out, st[0]);
-  walk_setup(w, out->ndim, out->dims, 1, st);
+static void walk_bcast(camd__bc_loop *w, const camd_shape *in, const camd_shape *out) {
+  int64_t st[CAMD_BC_MAX_OPS][CAMD_BC_MAX_DIMS];
+  camd__bc_strides(in, out->ndim, out->dims, st[0]);
+  camd__bc_setup(w, out->ndim, out->dims, 1, st);
 }
 
 /* Copies operand 0 of a one-operand walk into the dense output. */
-static void walk_copy(const walk *w, const float *in, float *out) {
-  const int64_t n = w->dims[w->nd - 1], s = w->st[0][w->nd - 1], rows = walk_rows(w);
-  int64_t idx[WALK_MAX_DIMS] = {0}, off[WALK_MAX_OPS] = {0};
+static void walk_copy(const camd__bc_loop *w, const float *in, float *out) {
+  const int64_t n = w->dims[w->nd - 1], s = w->st[0][w->nd - 1], rows = camd__bc_rows(w);
+  int64_t idx[CAMD_BC_MAX_DIMS] = {0}, off[CAMD_BC_MAX_OPS] = {0};
   for (int64_t r = 0; r < rows; r++) {
     const float *a = in + off[0];
     float *o = out + r * n;
@@ -100,14 +34,14 @@ static void walk_copy(const walk *w, const float *in, float *out) {
     } else {
       for (int64_t i = 0; i < n; i++) o[i] = a[i * s];
     }
-    walk_next(w, idx, off);
+    camd__bc_next(w, 1, idx, off);
   }
 }
 
 /* Adds the dense output gradient g back into operand 0's gradient t (sum over the repeats). */
-static void walk_add_back(const walk *w, const float *g, float *t) {
-  const int64_t n = w->dims[w->nd - 1], s = w->st[0][w->nd - 1], rows = walk_rows(w);
-  int64_t idx[WALK_MAX_DIMS] = {0}, off[WALK_MAX_OPS] = {0};
+static void walk_add_back(const camd__bc_loop *w, const float *g, float *t) {
+  const int64_t n = w->dims[w->nd - 1], s = w->st[0][w->nd - 1], rows = camd__bc_rows(w);
+  int64_t idx[CAMD_BC_MAX_DIMS] = {0}, off[CAMD_BC_MAX_OPS] = {0};
   for (int64_t r = 0; r < rows; r++) {
     const float *gr = g + r * n;
     float *tr = t + off[0];
@@ -118,7 +52,7 @@ static void walk_add_back(const walk *w, const float *g, float *t) {
     } else {
       for (int64_t i = 0; i < n; i++) tr[i * s] += gr[i];
     }
-    walk_next(w, idx, off);
+    camd__bc_next(w, 1, idx, off);
   }
 }
 
@@ -215,14 +149,14 @@ static int expand_infer(const camd_node *node, const camd_shape *in, camd_shape 
 }
 
 static void expand_forward(const camd_op_ctx *ctx) {
-  walk w;
+  camd__bc_loop w;
   walk_bcast(&w, &ctx->in[0].shape, &ctx->out[0].shape);
   walk_copy(&w, ctx->in[0].data, ctx->out[0].data);
 }
 
 static void expand_backward(const camd_op_ctx *ctx) {
   if (!ctx->grad_out[0].data || !ctx->grad_in[0].data) return;
-  walk w;
+  camd__bc_loop w;
   walk_bcast(&w, &ctx->in[0].shape, &ctx->out[0].shape);
   walk_add_back(&w, ctx->grad_out[0].data, ctx->grad_in[0].data);
 }
@@ -276,8 +210,8 @@ static int tile_infer(const camd_node *node, const camd_shape *in, camd_shape *o
 
 /* Output axis d of length r·n is walked as (repeat r, element n): the repeat axis has stride 0
  * into the input. */
-static void tile_walk(walk *w, const tile_params *p, const camd_shape *in) {
-  int64_t it[WALK_MAX_DIMS], st[WALK_MAX_OPS][WALK_MAX_DIMS], in_st[CAMD_MAX_DIMS];
+static void tile_walk(camd__bc_loop *w, const tile_params *p, const camd_shape *in) {
+  int64_t it[CAMD_BC_MAX_DIMS], st[CAMD_BC_MAX_OPS][CAMD_BC_MAX_DIMS], in_st[CAMD_MAX_DIMS];
   camd__shape_strides(in, in_st);
   for (int d = 0; d < p->rank; d++) {
     it[2 * d] = p->repeats[d];
@@ -285,18 +219,18 @@ static void tile_walk(walk *w, const tile_params *p, const camd_shape *in) {
     it[2 * d + 1] = in->dims[d];
     st[0][2 * d + 1] = in_st[d];
   }
-  walk_setup(w, 2 * p->rank, it, 1, st);
+  camd__bc_setup(w, 2 * p->rank, it, 1, st);
 }
 
 static void tile_forward(const camd_op_ctx *ctx) {
-  walk w;
+  camd__bc_loop w;
   tile_walk(&w, ctx->params, &ctx->in[0].shape);
   walk_copy(&w, ctx->in[0].data, ctx->out[0].data);
 }
 
 static void tile_backward(const camd_op_ctx *ctx) {
   if (!ctx->grad_out[0].data || !ctx->grad_in[0].data) return;
-  walk w;
+  camd__bc_loop w;
   tile_walk(&w, ctx->params, &ctx->in[0].shape);
   walk_add_back(&w, ctx->grad_out[0].data, ctx->grad_in[0].data);
 }
@@ -364,31 +298,31 @@ static int where_infer(const camd_node *node, const camd_shape *in, camd_shape *
 }
 
 /* Three-operand walk: condition, X, Y. */
-static void where_walk(walk *w, const camd_op_ctx *ctx) {
+static void where_walk(camd__bc_loop *w, const camd_op_ctx *ctx) {
   const where_params *p = ctx->params;
   const camd_shape *o = &ctx->out[0].shape;
-  int64_t st[WALK_MAX_OPS][WALK_MAX_DIMS];
-  bcast_strides(&p->cond_shape, o, st[0]);
-  bcast_strides(&ctx->in[1].shape, o, st[1]);
-  bcast_strides(&ctx->in[2].shape, o, st[2]);
-  walk_setup(w, o->ndim, o->dims, 3, st);
+  int64_t st[CAMD_BC_MAX_OPS][CAMD_BC_MAX_DIMS];
+  camd__bc_strides(&p->cond_shape, o->ndim, o->dims, st[0]);
+  camd__bc_strides(&ctx->in[1].shape, o->ndim, o->dims, st[1]);
+  camd__bc_strides(&ctx->in[2].shape, o->ndim, o->dims, st[2]);
+  camd__bc_setup(w, o->ndim, o->dims, 3, st);
 }
 
 static void where_forward(const camd_op_ctx *ctx) {
   const where_params *p = ctx->params;
-  walk w;
+  camd__bc_loop w;
   where_walk(&w, ctx);
   const float *x = ctx->in[1].data, *y = ctx->in[2].data;
   float *o = ctx->out[0].data;
   const int64_t n = w.dims[w.nd - 1], sc = w.st[0][w.nd - 1], sx = w.st[1][w.nd - 1],
-                sy = w.st[2][w.nd - 1], rows = walk_rows(&w);
-  int64_t idx[WALK_MAX_DIMS] = {0}, off[WALK_MAX_OPS] = {0};
+                sy = w.st[2][w.nd - 1], rows = camd__bc_rows(&w);
+  int64_t idx[CAMD_BC_MAX_DIMS] = {0}, off[CAMD_BC_MAX_OPS] = {0};
   for (int64_t r = 0; r < rows; r++) {
     const unsigned char *c = p->cond + off[0];
     const float *xr = x + off[1], *yr = y + off[2];
     float *orow = o + r * n;
     for (int64_t i = 0; i < n; i++) orow[i] = c[i * sc] ? xr[i * sx] : yr[i * sy];
-    walk_next(&w, idx, off);
+    camd__bc_next(&w, 3, idx, off);
   }
 }
 
@@ -398,16 +332,16 @@ static void where_backward(const camd_op_ctx *ctx) {
   if (!ctx->grad_out[0].data) return;
   if (!ctx->grad_in[1].data && !ctx->grad_in[2].data) return;
   const where_params *p = ctx->params;
-  walk w;
+  camd__bc_loop w;
   where_walk(&w, ctx);
   const float *g = ctx->grad_out[0].data;
-  const int64_t n = w.dims[w.nd - 1], sc = w.st[0][w.nd - 1], rows = walk_rows(&w);
+  const int64_t n = w.dims[w.nd - 1], sc = w.st[0][w.nd - 1], rows = camd__bc_rows(&w);
   for (int which = 1; which <= 2; which++) {
     float *t = ctx->grad_in[which].data;
     if (!t) continue;
     const unsigned char want = which == 1;
     const int64_t s = w.st[which][w.nd - 1];
-    int64_t idx[WALK_MAX_DIMS] = {0}, off[WALK_MAX_OPS] = {0};
+    int64_t idx[CAMD_BC_MAX_DIMS] = {0}, off[CAMD_BC_MAX_OPS] = {0};
     for (int64_t r = 0; r < rows; r++) {
       const unsigned char *c = p->cond + off[0];
       const float *gr = g + r * n;
@@ -421,7 +355,7 @@ static void where_backward(const camd_op_ctx *ctx) {
           if (c[i * sc] == want) tr[i * s] += gr[i];
         }
       }
-      walk_next(&w, idx, off);
+      camd__bc_next(&w, 3, idx, off);
     }
   }
 }

@@ -126,20 +126,20 @@ static int reducemean_infer(const camd_node *node, const camd_shape *in, camd_sh
 /* Iteration over the input (A: dense) with the output's strides (B: 0 on reduced axes).
  * Returns the number of input elements averaged into each output element. */
 static int64_t reduce_loop(const reduce_params *p, const camd_shape *in, camd__bc_loop *l) {
-  int64_t sa[CAMD_MAX_DIMS], sb[CAMD_MAX_DIMS];
+  int64_t st[CAMD_BC_MAX_OPS][CAMD_BC_MAX_DIMS];
   int64_t st_in = 1, st_out = 1, count = 1;
   for (int d = in->ndim - 1; d >= 0; d--) {
-    sa[d] = st_in;
+    st[0][d] = st_in;
     st_in *= in->dims[d];
     if (p->mask & (1u << d)) {
-      sb[d] = 0;
+      st[1][d] = 0;
       count *= in->dims[d];
     } else {
-      sb[d] = st_out;
+      st[1][d] = st_out;
       st_out *= in->dims[d];
     }
   }
-  camd__bc_setup(l, in->ndim, in->dims, sa, sb);
+  camd__bc_setup(l, in->ndim, in->dims, 2, st);
   return count;
 }
 
@@ -155,11 +155,11 @@ static void reducemean_forward(const camd_op_ctx *ctx) {
   camd__bc_loop l;
   int64_t count = reduce_loop(p, &ctx->in[0].shape, &l);
   memset(y, 0, n_out * sizeof(float));
-  int64_t n = l.dims[l.nd - 1], so = l.sb[l.nd - 1];
-  int64_t rows = camd__bc_rows(&l), idx[CAMD_MAX_DIMS] = {0}, oi = 0, oo = 0;
+  int64_t n = l.dims[l.nd - 1], so = l.st[1][l.nd - 1];
+  int64_t rows = camd__bc_rows(&l), idx[CAMD_BC_MAX_DIMS] = {0}, off[CAMD_BC_MAX_OPS] = {0};
   for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x + oi;
-    float *yr = y + oo;
+    const float *xr = x + off[0];
+    float *yr = y + off[1];
     if (so == 0) {
       double s = 0;
       for (int64_t i = 0; i < n; i++) s += xr[i];
@@ -167,7 +167,7 @@ static void reducemean_forward(const camd_op_ctx *ctx) {
     } else {
       for (int64_t i = 0; i < n; i++) yr[i] += xr[i];
     }
-    camd__bc_next(&l, idx, &oi, &oo);
+    camd__bc_next(&l, 2, idx, off);
   }
   const float inv = count > 0 ? (float)(1.0 / (double)count) : 0.f;
   for (size_t i = 0; i < n_out; i++) y[i] *= inv;
@@ -186,18 +186,18 @@ static void reducemean_backward(const camd_op_ctx *ctx) {
   camd__bc_loop l;
   int64_t count = reduce_loop(p, &ctx->in[0].shape, &l);
   const float inv = count > 0 ? (float)(1.0 / (double)count) : 0.f;
-  int64_t n = l.dims[l.nd - 1], so = l.sb[l.nd - 1];
-  int64_t rows = camd__bc_rows(&l), idx[CAMD_MAX_DIMS] = {0}, oi = 0, oo = 0;
+  int64_t n = l.dims[l.nd - 1], so = l.st[1][l.nd - 1];
+  int64_t rows = camd__bc_rows(&l), idx[CAMD_BC_MAX_DIMS] = {0}, off[CAMD_BC_MAX_OPS] = {0};
   for (int64_t r = 0; r < rows; r++) {
-    float *gr = gx + oi;
-    const float *gyr = gy + oo;
+    float *gr = gx + off[0];
+    const float *gyr = gy + off[1];
     if (so == 0) {
       const float v = gyr[0] * inv;
       for (int64_t i = 0; i < n; i++) gr[i] += v;
     } else {
       for (int64_t i = 0; i < n; i++) gr[i] += gyr[i] * inv;
     }
-    camd__bc_next(&l, idx, &oi, &oo);
+    camd__bc_next(&l, 2, idx, off);
   }
 }
 

@@ -57,6 +57,23 @@ camd_shape opcheck_shape(int ndim, ...) {
   return s;
 }
 
+void opcheck_unravel(size_t f, const camd_shape *s, int64_t *c) {
+  for (int d = s->ndim - 1; d >= 0; d--) {
+    c[d] = (int64_t)(f % (size_t)s->dims[d]);
+    f /= (size_t)s->dims[d];
+  }
+}
+
+size_t opcheck_bidx(const camd_shape *s, int out_ndim, const int64_t *oidx) {
+  size_t off = 0;
+  for (int d = 0; d < s->ndim; d++) {
+    int k = d + (out_ndim - s->ndim);
+    int64_t i = s->dims[d] == 1 ? 0 : oidx[k];
+    off = off * (size_t)s->dims[d] + (size_t)i;
+  }
+  return off;
+}
+
 typedef struct checker {
   const opcheck_spec *spec;
   camd_model *model;

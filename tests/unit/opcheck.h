@@ -48,4 +48,12 @@ camd_attr opcheck_attr_ints(const char *name, const int64_t *v, size_t n);
 camd_attr opcheck_attr_string(const char *name, const char *s);
 camd_shape opcheck_shape(int ndim, ...); /* opcheck_shape(4, 2, 3, 5, 5) */
 
+/* Index arithmetic for the references, written per element from the ONNX spec (independent of
+ * the engine's strided walks). */
+/* Multi-index c[s->ndim] of the row-major flat index f into shape s. */
+void opcheck_unravel(size_t f, const camd_shape *s, int64_t *c);
+/* Flat index into an operand of shape s under numpy broadcasting: s is right-aligned against an
+ * output of rank out_ndim and its axes of size 1 read element 0; oidx is the output multi-index. */
+size_t opcheck_bidx(const camd_shape *s, int out_ndim, const int64_t *oidx);
+
 #endif

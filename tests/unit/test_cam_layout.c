@@ -13,34 +13,13 @@
 #include "camd/core.h"
 #include "camd/engine.h"
 #include "camd/graph.h"
+#include "helper_graph.h"
 #include "testlib.h"
 
 enum { CI = 2, H = 5, W = 7, HW = H * W, C = 3, K = 4 };
 
 static float x_nchw[CI * HW], x_nhwc[CI * HW], w_conv[C * CI * 9], b_conv[C], w_fc[K * C],
     w_fct[C * K], b_fc[K];
-
-static float *copy_floats(const float *src, size_t n) {
-  float *d = malloc(n * sizeof(float));
-  memcpy(d, src, n * sizeof(float));
-  return d;
-}
-
-static int64_t *copy_ints(const int64_t *src, size_t n) {
-  int64_t *d = malloc(n * sizeof(int64_t));
-  memcpy(d, src, n * sizeof(int64_t));
-  return d;
-}
-
-static int node(camd_graph *g, const char *op, const char *name, int n_in, const int *in,
-                const camd_attr *attrs, int n_attrs) {
-  camd_error err = {0};
-  int out = -1;
-  const char *names[1] = {name};
-  int rc = camd_graph_add_node(g, op, name, 13, n_in, in, 1, names, attrs, n_attrs, &out, &err);
-  CHECK_MSG(rc == 0, "%s: %s", name, err.message);
-  return out;
-}
 
 static void init_data(void) {
   camd_rng r;
@@ -66,11 +45,14 @@ static test_weights add_weights(camd_graph *g, bool fc_channels_last, camd_error
   camd_shape wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}}, bfs = {1, {K}};
   camd_shape wfs = fc_channels_last ? (camd_shape){2, {C, K}} : (camd_shape){2, {K, C}};
   test_weights t;
-  t.wc = camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * 9), err);
-  t.bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), err);
-  t.wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs,
-                                 copy_floats(fc_channels_last ? w_fct : w_fc, K * C), err);
-  t.bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), err);
+  t.wc = camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs,
+                                 camd_test_copy_floats(w_conv, C * CI * 9), err);
+  t.bc =
+      camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, camd_test_copy_floats(b_conv, C), err);
+  t.wf =
+      camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs,
+                              camd_test_copy_floats(fc_channels_last ? w_fct : w_fc, K * C), err);
+  t.bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, camd_test_copy_floats(b_fc, K), err);
   return t;
 }
 
@@ -86,11 +68,11 @@ static camd_model *build_nchw(int *layer) {
   camd_attr ca[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
                      {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = ks, .n = 2}};
   camd_attr ga[1] = {{.name = "transB", .type = CAMD_ATTR_INT, .i = 1}};
-  int conv = node(g, "Conv", "conv", 3, (const int[]){x, wc, bc}, ca, 2);
-  int act = node(g, "Relu", "act", 1, &conv, NULL, 0);
-  int gap = node(g, "GlobalAveragePool", "gap", 1, &act, NULL, 0);
-  int flat = node(g, "Flatten", "flat", 1, &gap, NULL, 0);
-  int logits = node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
+  int conv = camd_test_node(g, "Conv", "conv", 3, (const int[]){x, wc, bc}, ca, 2);
+  int act = camd_test_node(g, "Relu", "act", 1, &conv, NULL, 0);
+  int gap = camd_test_node(g, "GlobalAveragePool", "gap", 1, &act, NULL, 0);
+  int flat = camd_test_node(g, "Flatten", "flat", 1, &gap, NULL, 0);
+  int logits = camd_test_node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
   CHECK(!camd_graph_mark_output(g, logits, &err));
   camd_model *m = NULL;
   CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
@@ -109,9 +91,9 @@ static camd_model *build_nhwc(bool reshaped, int *layer) {
   test_weights tw = add_weights(g, true, &err);
   int wc = tw.wc, bc = tw.bc, wf = tw.wf, bf = tw.bf;
   int tok = camd_graph_add_constant(g, "tok", CAMD_INT64, &s3,
-                                    copy_ints((const int64_t[]){1, HW, C}, 3), &err);
+                                    camd_test_copy_ints((const int64_t[]){1, HW, C}, 3), &err);
   int map = camd_graph_add_constant(g, "map", CAMD_INT64, &s4,
-                                    copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
+                                    camd_test_copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
   int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3}, to_nchw[4] = {0, 3, 1, 2},
           to_nhwc[4] = {0, 2, 3, 1}, axes[2] = {1, 2};
   camd_attr ca[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
@@ -120,18 +102,19 @@ static camd_model *build_nhwc(bool reshaped, int *layer) {
   camd_attr t2[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = to_nhwc, .n = 4}};
   camd_attr ra[2] = {{.name = "axes", .type = CAMD_ATTR_INTS, .ints = axes, .n = 2},
                      {.name = "keepdims", .type = CAMD_ATTR_INT, .i = 0}};
-  int xt = node(g, "Transpose", "model/conv/Conv2D__6:0", 1, &x, t1, 1);
-  int conv = node(g, "Conv", "model/conv/Conv2D_nchw:0", 3, (const int[]){xt, wc, bc}, ca, 2);
-  int conv_l = node(g, "Transpose", "model/conv/BiasAdd:0", 1, &conv, t2, 1);
-  int act = node(g, "Relu", "model/conv/Relu:0", 1, &conv_l, NULL, 0);
+  int xt = camd_test_node(g, "Transpose", "model/conv/Conv2D__6:0", 1, &x, t1, 1);
+  int conv =
+      camd_test_node(g, "Conv", "model/conv/Conv2D_nchw:0", 3, (const int[]){xt, wc, bc}, ca, 2);
+  int conv_l = camd_test_node(g, "Transpose", "model/conv/BiasAdd:0", 1, &conv, t2, 1);
+  int act = camd_test_node(g, "Relu", "model/conv/Relu:0", 1, &conv_l, NULL, 0);
   int head = act;
   if (reshaped) {
-    int t = node(g, "Reshape", "model/tokens:0", 2, (const int[]){act, tok}, NULL, 0);
-    head = node(g, "Reshape", "model/map:0", 2, (const int[]){t, map}, NULL, 0);
+    int t = camd_test_node(g, "Reshape", "model/tokens:0", 2, (const int[]){act, tok}, NULL, 0);
+    head = camd_test_node(g, "Reshape", "model/map:0", 2, (const int[]){t, map}, NULL, 0);
   }
-  int mean = node(g, "ReduceMean", "model/avg_pool/Mean:0", 1, &head, ra, 2);
-  int mm = node(g, "MatMul", "model/dense/MatMul:0", 2, (const int[]){mean, wf}, NULL, 0);
-  int logits = node(g, "Add", "model/dense/BiasAdd:0", 2, (const int[]){mm, bf}, NULL, 0);
+  int mean = camd_test_node(g, "ReduceMean", "model/avg_pool/Mean:0", 1, &head, ra, 2);
+  int mm = camd_test_node(g, "MatMul", "model/dense/MatMul:0", 2, (const int[]){mean, wf}, NULL, 0);
+  int logits = camd_test_node(g, "Add", "model/dense/BiasAdd:0", 2, (const int[]){mm, bf}, NULL, 0);
   CHECK(!camd_graph_mark_output(g, logits, &err));
   camd_model *m = NULL;
   CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
@@ -266,11 +249,12 @@ static void test_swin_like_layouts(void) {
   test_weights tw = add_weights(g, false, &err);
   int wc = tw.wc, bc = tw.bc, wf = tw.wf, bf = tw.bf;
   int tok = camd_graph_add_constant(g, "tok", CAMD_INT64, &s3,
-                                    copy_ints((const int64_t[]){1, HW, C}, 3), &err);
+                                    camd_test_copy_ints((const int64_t[]){1, HW, C}, 3), &err);
   int map = camd_graph_add_constant(g, "map", CAMD_INT64, &s4,
-                                    copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
-  int zero = camd_graph_add_constant(g, "zero_pads", CAMD_INT64, &s8,
-                                     copy_ints((const int64_t[]){0, 0, 0, 0, 0, 0, 0, 0}, 8), &err);
+                                    camd_test_copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
+  int zero = camd_graph_add_constant(
+      g, "zero_pads", CAMD_INT64, &s8,
+      camd_test_copy_ints((const int64_t[]){0, 0, 0, 0, 0, 0, 0, 0}, 8), &err);
   int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3}, to_nchw[4] = {0, 3, 1, 2},
           to_nhwc[4] = {0, 2, 3, 1}, swap[3] = {0, 2, 1};
   camd_attr ca[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
@@ -279,22 +263,22 @@ static void test_swin_like_layouts(void) {
   camd_attr t2[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = to_nhwc, .n = 4}};
   camd_attr t3[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = swap, .n = 3}};
   camd_attr ga[1] = {{.name = "transB", .type = CAMD_ATTR_INT, .i = 1}};
-  int conv = node(g, "Conv", "embed", 3, (const int[]){x, wc, bc}, ca, 2);
-  int emb = node(g, "Transpose", "embed_nhwc", 1, &conv, t2, 1);
-  int win = node(g, "Reshape", "windows", 2, (const int[]){emb, tok}, NULL, 0);
-  int merged = node(g, "Reshape", "merged", 2, (const int[]){win, map}, NULL, 0);
-  int res = node(g, "Add", "res", 2, (const int[]){emb, merged}, NULL, 0);
-  int pad = node(g, "Pad", "pad", 2, (const int[]){res, zero}, NULL, 0);
-  int q = node(g, "Reshape", "q", 2, (const int[]){pad, tok}, NULL, 0);
-  int qt = node(g, "Transpose", "qt", 1, &q, t3, 1);
-  int scores = node(g, "MatMul", "scores", 2, (const int[]){q, qt}, NULL, 0);
-  int ctx = node(g, "MatMul", "ctx", 2, (const int[]){scores, q}, NULL, 0);
-  int back = node(g, "Reshape", "back", 2, (const int[]){ctx, map}, NULL, 0);
-  int res2 = node(g, "Add", "res2", 2, (const int[]){res, back}, NULL, 0);
-  int perm = node(g, "Transpose", "perm", 1, &res2, t1, 1);
-  int gap = node(g, "GlobalAveragePool", "gap", 1, &perm, NULL, 0);
-  int flat = node(g, "Flatten", "flat", 1, &gap, NULL, 0);
-  int logits = node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
+  int conv = camd_test_node(g, "Conv", "embed", 3, (const int[]){x, wc, bc}, ca, 2);
+  int emb = camd_test_node(g, "Transpose", "embed_nhwc", 1, &conv, t2, 1);
+  int win = camd_test_node(g, "Reshape", "windows", 2, (const int[]){emb, tok}, NULL, 0);
+  int merged = camd_test_node(g, "Reshape", "merged", 2, (const int[]){win, map}, NULL, 0);
+  int res = camd_test_node(g, "Add", "res", 2, (const int[]){emb, merged}, NULL, 0);
+  int pad = camd_test_node(g, "Pad", "pad", 2, (const int[]){res, zero}, NULL, 0);
+  int q = camd_test_node(g, "Reshape", "q", 2, (const int[]){pad, tok}, NULL, 0);
+  int qt = camd_test_node(g, "Transpose", "qt", 1, &q, t3, 1);
+  int scores = camd_test_node(g, "MatMul", "scores", 2, (const int[]){q, qt}, NULL, 0);
+  int ctx = camd_test_node(g, "MatMul", "ctx", 2, (const int[]){scores, q}, NULL, 0);
+  int back = camd_test_node(g, "Reshape", "back", 2, (const int[]){ctx, map}, NULL, 0);
+  int res2 = camd_test_node(g, "Add", "res2", 2, (const int[]){res, back}, NULL, 0);
+  int perm = camd_test_node(g, "Transpose", "perm", 1, &res2, t1, 1);
+  int gap = camd_test_node(g, "GlobalAveragePool", "gap", 1, &perm, NULL, 0);
+  int flat = camd_test_node(g, "Flatten", "flat", 1, &gap, NULL, 0);
+  int logits = camd_test_node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
   CHECK(!camd_graph_mark_output(g, logits, &err));
   camd_model *m = NULL;
   CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
@@ -327,26 +311,26 @@ static void test_layout_from_readers(void) {
   test_weights tw = add_weights(g, false, &err);
   int wc = tw.wc, bc = tw.bc, wf = tw.wf, bf = tw.bf;
   int half = camd_graph_add_constant(g, "half", CAMD_FLOAT32, &s0,
-                                     copy_floats((const float[]){0.5f}, 1), &err);
+                                     camd_test_copy_floats((const float[]){0.5f}, 1), &err);
   int chw = camd_graph_add_constant(g, "chw", CAMD_INT64, &s3,
-                                    copy_ints((const int64_t[]){1, C, HW}, 3), &err);
+                                    camd_test_copy_ints((const int64_t[]){1, C, HW}, 3), &err);
   int map = camd_graph_add_constant(g, "map", CAMD_INT64, &s4,
-                                    copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
+                                    camd_test_copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
   int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3}, to_nchw[4] = {0, 3, 1, 2}, swap[3] = {0, 2, 1};
   camd_attr ca[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
                      {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = ks, .n = 2}};
   camd_attr t1[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = to_nchw, .n = 4}};
   camd_attr t3[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = swap, .n = 3}};
   camd_attr ga[1] = {{.name = "transB", .type = CAMD_ATTR_INT, .i = 1}};
-  int conv = node(g, "Conv", "embed", 3, (const int[]){x, wc, bc}, ca, 2);
-  int flat3 = node(g, "Reshape", "flat3", 2, (const int[]){conv, chw}, NULL, 0);
-  int tokens = node(g, "Transpose", "tokens", 1, &flat3, t3, 1);
-  int grid = node(g, "Reshape", "grid", 2, (const int[]){tokens, map}, NULL, 0);
-  int scaled = node(g, "Mul", "scaled", 2, (const int[]){grid, half}, NULL, 0);
-  int perm = node(g, "Transpose", "perm", 1, &scaled, t1, 1);
-  int gap = node(g, "GlobalAveragePool", "gap", 1, &perm, NULL, 0);
-  int flat = node(g, "Flatten", "flat", 1, &gap, NULL, 0);
-  int logits = node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
+  int conv = camd_test_node(g, "Conv", "embed", 3, (const int[]){x, wc, bc}, ca, 2);
+  int flat3 = camd_test_node(g, "Reshape", "flat3", 2, (const int[]){conv, chw}, NULL, 0);
+  int tokens = camd_test_node(g, "Transpose", "tokens", 1, &flat3, t3, 1);
+  int grid = camd_test_node(g, "Reshape", "grid", 2, (const int[]){tokens, map}, NULL, 0);
+  int scaled = camd_test_node(g, "Mul", "scaled", 2, (const int[]){grid, half}, NULL, 0);
+  int perm = camd_test_node(g, "Transpose", "perm", 1, &scaled, t1, 1);
+  int gap = camd_test_node(g, "GlobalAveragePool", "gap", 1, &perm, NULL, 0);
+  int flat = camd_test_node(g, "Flatten", "flat", 1, &gap, NULL, 0);
+  int logits = camd_test_node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
   CHECK(!camd_graph_mark_output(g, logits, &err));
   camd_model *m = NULL;
   CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
@@ -397,17 +381,17 @@ static void test_stage_layers(void) {
   int w1 = conv_weight(g, "w1", 3, 2, 3, &err), w2 = conv_weight(g, "w2", 3, 3, 3, &err);
   int w3 = conv_weight(g, "w3", 3, 3, 1, &err), w4 = conv_weight(g, "w4", 3, 3, 3, &err);
   int w5 = conv_weight(g, "w5", 3, 3, 3, &err);
-  int v = node(g, "Conv", "conv1", 2, (const int[]){x, w1}, c3s1, 3);
-  v = node(g, "Relu", "r32", 1, &v, NULL, 0);
-  v = node(g, "Conv", "conv2", 2, (const int[]){v, w2}, c3s2, 3);
-  v = node(g, "Relu", "a16", 1, &v, NULL, 0);
-  v = node(g, "Conv", "b16", 2, (const int[]){v, w3}, c1, 3);
-  v = node(g, "Conv", "conv4", 2, (const int[]){v, w4}, c3s2, 3);
-  v = node(g, "Relu", "a8", 1, &v, NULL, 0);
-  v = node(g, "Conv", "conv5", 2, (const int[]){v, w5}, c3s2, 3);
-  v = node(g, "Relu", "a4", 1, &v, NULL, 0);
-  v = node(g, "GlobalAveragePool", "gap", 1, &v, NULL, 0);
-  v = node(g, "Flatten", "flat", 1, &v, NULL, 0);
+  int v = camd_test_node(g, "Conv", "conv1", 2, (const int[]){x, w1}, c3s1, 3);
+  v = camd_test_node(g, "Relu", "r32", 1, &v, NULL, 0);
+  v = camd_test_node(g, "Conv", "conv2", 2, (const int[]){v, w2}, c3s2, 3);
+  v = camd_test_node(g, "Relu", "a16", 1, &v, NULL, 0);
+  v = camd_test_node(g, "Conv", "b16", 2, (const int[]){v, w3}, c1, 3);
+  v = camd_test_node(g, "Conv", "conv4", 2, (const int[]){v, w4}, c3s2, 3);
+  v = camd_test_node(g, "Relu", "a8", 1, &v, NULL, 0);
+  v = camd_test_node(g, "Conv", "conv5", 2, (const int[]){v, w5}, c3s2, 3);
+  v = camd_test_node(g, "Relu", "a4", 1, &v, NULL, 0);
+  v = camd_test_node(g, "GlobalAveragePool", "gap", 1, &v, NULL, 0);
+  v = camd_test_node(g, "Flatten", "flat", 1, &v, NULL, 0);
   CHECK(!camd_graph_mark_output(g, v, &err));
   camd_model *m = NULL;
   CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
@@ -446,17 +430,17 @@ static void test_attention_internals(void) {
   test_weights tw = add_weights(g, false, &err);
   int wc = tw.wc, bc = tw.bc, wf = tw.wf, bf = tw.bf;
   int heads = camd_graph_add_constant(g, "heads", CAMD_INT64, &s4,
-                                      copy_ints((const int64_t[]){1, 1, HW, C}, 4), &err);
+                                      camd_test_copy_ints((const int64_t[]){1, 1, HW, C}, 4), &err);
   int map = camd_graph_add_constant(g, "map", CAMD_INT64, &s4,
-                                    copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
-  int c0 =
-      camd_graph_add_constant(g, "c0", CAMD_INT64, &s1, copy_ints((const int64_t[]){0}, 1), &err);
-  int c2 =
-      camd_graph_add_constant(g, "c2", CAMD_INT64, &s1, copy_ints((const int64_t[]){2}, 1), &err);
-  int cH =
-      camd_graph_add_constant(g, "cH", CAMD_INT64, &s1, copy_ints((const int64_t[]){H}, 1), &err);
-  int ax1 =
-      camd_graph_add_constant(g, "ax1", CAMD_INT64, &s1, copy_ints((const int64_t[]){1}, 1), &err);
+                                    camd_test_copy_ints((const int64_t[]){1, H, W, C}, 4), &err);
+  int c0 = camd_graph_add_constant(g, "c0", CAMD_INT64, &s1,
+                                   camd_test_copy_ints((const int64_t[]){0}, 1), &err);
+  int c2 = camd_graph_add_constant(g, "c2", CAMD_INT64, &s1,
+                                   camd_test_copy_ints((const int64_t[]){2}, 1), &err);
+  int cH = camd_graph_add_constant(g, "cH", CAMD_INT64, &s1,
+                                   camd_test_copy_ints((const int64_t[]){H}, 1), &err);
+  int ax1 = camd_graph_add_constant(g, "ax1", CAMD_INT64, &s1,
+                                    camd_test_copy_ints((const int64_t[]){1}, 1), &err);
   int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3}, to_nchw[4] = {0, 3, 1, 2},
           to_nhwc[4] = {0, 2, 3, 1}, kt[4] = {0, 1, 3, 2};
   camd_attr ca[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
@@ -467,22 +451,22 @@ static void test_attention_internals(void) {
   camd_attr sm[1] = {{.name = "axis", .type = CAMD_ATTR_INT, .i = -1}};
   camd_attr cat[1] = {{.name = "axis", .type = CAMD_ATTR_INT, .i = 1}};
   camd_attr ga[1] = {{.name = "transB", .type = CAMD_ATTR_INT, .i = 1}};
-  int conv = node(g, "Conv", "embed", 3, (const int[]){x, wc, bc}, ca, 2);
-  int emb = node(g, "Transpose", "embed_nhwc", 1, &conv, t2, 1);
-  int q = node(g, "Reshape", "q", 2, (const int[]){emb, heads}, NULL, 0);
-  int kT = node(g, "Transpose", "kT", 1, &q, t3, 1);
-  int scores = node(g, "MatMul", "scores", 2, (const int[]){q, kT}, NULL, 0);
-  int probs = node(g, "Softmax", "probs", 1, &scores, sm, 1);
-  int ctx = node(g, "MatMul", "ctx", 2, (const int[]){probs, q}, NULL, 0);
-  int merged = node(g, "Reshape", "merged", 2, (const int[]){ctx, map}, NULL, 0);
-  int tail = node(g, "Slice", "tail", 4, (const int[]){merged, c2, cH, ax1}, NULL, 0);
-  int head = node(g, "Slice", "head", 4, (const int[]){merged, c0, c2, ax1}, NULL, 0);
-  int rolled = node(g, "Concat", "rolled", 2, (const int[]){tail, head}, cat, 1);
-  int res = node(g, "Add", "res", 2, (const int[]){emb, rolled}, NULL, 0);
-  int perm = node(g, "Transpose", "perm", 1, &res, t1, 1);
-  int gap = node(g, "GlobalAveragePool", "gap", 1, &perm, NULL, 0);
-  int flat = node(g, "Flatten", "flat", 1, &gap, NULL, 0);
-  int logits = node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
+  int conv = camd_test_node(g, "Conv", "embed", 3, (const int[]){x, wc, bc}, ca, 2);
+  int emb = camd_test_node(g, "Transpose", "embed_nhwc", 1, &conv, t2, 1);
+  int q = camd_test_node(g, "Reshape", "q", 2, (const int[]){emb, heads}, NULL, 0);
+  int kT = camd_test_node(g, "Transpose", "kT", 1, &q, t3, 1);
+  int scores = camd_test_node(g, "MatMul", "scores", 2, (const int[]){q, kT}, NULL, 0);
+  int probs = camd_test_node(g, "Softmax", "probs", 1, &scores, sm, 1);
+  int ctx = camd_test_node(g, "MatMul", "ctx", 2, (const int[]){probs, q}, NULL, 0);
+  int merged = camd_test_node(g, "Reshape", "merged", 2, (const int[]){ctx, map}, NULL, 0);
+  int tail = camd_test_node(g, "Slice", "tail", 4, (const int[]){merged, c2, cH, ax1}, NULL, 0);
+  int head = camd_test_node(g, "Slice", "head", 4, (const int[]){merged, c0, c2, ax1}, NULL, 0);
+  int rolled = camd_test_node(g, "Concat", "rolled", 2, (const int[]){tail, head}, cat, 1);
+  int res = camd_test_node(g, "Add", "res", 2, (const int[]){emb, rolled}, NULL, 0);
+  int perm = camd_test_node(g, "Transpose", "perm", 1, &res, t1, 1);
+  int gap = camd_test_node(g, "GlobalAveragePool", "gap", 1, &perm, NULL, 0);
+  int flat = camd_test_node(g, "Flatten", "flat", 1, &gap, NULL, 0);
+  int logits = camd_test_node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
   CHECK(!camd_graph_mark_output(g, logits, &err));
   camd_model *m = NULL;
   CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);

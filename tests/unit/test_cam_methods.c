@@ -6,6 +6,7 @@
 #include "camd/core.h"
 #include "camd/engine.h"
 #include "camd/graph.h"
+#include "helper_graph.h"
 #include "testlib.h"
 
 enum { CI = 2, H = 5, W = 5, HW = H * W, C = 3, K = 4 };
@@ -51,12 +52,6 @@ static void ref_forward(const double *x, double *act, double *logits) {
   }
 }
 
-static float *copy_floats(const float *src, size_t n) {
-  float *d = malloc(n * sizeof(float));
-  memcpy(d, src, n * sizeof(float));
-  return d;
-}
-
 static void setup(fixture *f) {
   camd_rng r;
   camd_rng_seed(&r, 7);
@@ -74,11 +69,14 @@ static void setup(fixture *f) {
   camd_shape xs = {4, {1, CI, H, W}}, wcs = {4, {C, CI, 3, 3}}, bcs = {1, {C}};
   camd_shape wfs = {2, {K, C}}, bfs = {1, {K}};
   int x = camd_graph_add_input(g, "x", &xs, &err);
-  int wc =
-      camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * 9), &err);
-  int bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), &err);
-  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, copy_floats(w_fc, K * C), &err);
-  int bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), &err);
+  int wc = camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs,
+                                   camd_test_copy_floats(w_conv, C * CI * 9), &err);
+  int bc =
+      camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, camd_test_copy_floats(b_conv, C), &err);
+  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, camd_test_copy_floats(w_fc, K * C),
+                                   &err);
+  int bf =
+      camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, camd_test_copy_floats(b_fc, K), &err);
   int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3};
   camd_attr conv_attrs[2] = {{.name = "pads", .type = CAMD_ATTR_INTS, .ints = pads, .n = 4},
                              {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = ks, .n = 2}};

@@ -13,34 +13,13 @@
 #include "camd/core.h"
 #include "camd/engine.h"
 #include "camd/graph.h"
+#include "helper_graph.h"
 #include "testlib.h"
 
 enum { CI = 2, P = 2, G = 4, S = G * P, HW = G * G, C = 3, K = 5 };
 
 static float x_in[CI * S * S], w_conv[C * CI * P * P], b_conv[C], w_fc[K * C], w_fct[C * K],
     b_fc[K], cls_tok[C];
-
-static float *copy_floats(const float *src, size_t n) {
-  float *d = malloc(n * sizeof(float));
-  memcpy(d, src, n * sizeof(float));
-  return d;
-}
-
-static int64_t *copy_ints(const int64_t *src, size_t n) {
-  int64_t *d = malloc(n * sizeof(int64_t));
-  memcpy(d, src, n * sizeof(int64_t));
-  return d;
-}
-
-static int node(camd_graph *g, const char *op, const char *name, int n_in, const int *in,
-                const camd_attr *attrs, int n_attrs) {
-  camd_error err = {0};
-  int out = -1;
-  const char *names[1] = {name};
-  int rc = camd_graph_add_node(g, op, name, 13, n_in, in, 1, names, attrs, n_attrs, &out, &err);
-  CHECK_MSG(rc == 0, "%s: %s", name, err.message);
-  return out;
-}
 
 static void init_data(void) {
   camd_rng r;
@@ -59,13 +38,14 @@ static void init_data(void) {
 static int patch_conv(camd_graph *g, int x) {
   camd_error err = {0};
   camd_shape wcs = {4, {C, CI, P, P}}, bcs = {1, {C}};
-  int wc = camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs, copy_floats(w_conv, C * CI * P * P),
-                                   &err);
-  int bc = camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, copy_floats(b_conv, C), &err);
+  int wc = camd_graph_add_constant(g, "wc", CAMD_FLOAT32, &wcs,
+                                   camd_test_copy_floats(w_conv, C * CI * P * P), &err);
+  int bc =
+      camd_graph_add_constant(g, "bc", CAMD_FLOAT32, &bcs, camd_test_copy_floats(b_conv, C), &err);
   static int64_t ks[2] = {P, P}, st[2] = {P, P};
   camd_attr ca[2] = {{.name = "strides", .type = CAMD_ATTR_INTS, .ints = st, .n = 2},
                      {.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = ks, .n = 2}};
-  return node(g, "Conv", "patch", 3, (const int[]){x, wc, bc}, ca, 2);
+  return camd_test_node(g, "Conv", "patch", 3, (const int[]){x, wc, bc}, ca, 2);
 }
 
 static camd_model *finish(camd_graph *g, int logits) {
@@ -82,14 +62,16 @@ static camd_model *build_cnn(int *layer) {
   camd_graph *g = camd_graph_new();
   camd_shape xs = {4, {1, CI, S, S}}, wfs = {2, {K, C}}, bfs = {1, {K}};
   int x = camd_graph_add_input(g, "x", &xs, &err);
-  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, copy_floats(w_fc, K * C), &err);
-  int bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), &err);
+  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, camd_test_copy_floats(w_fc, K * C),
+                                   &err);
+  int bf =
+      camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, camd_test_copy_floats(b_fc, K), &err);
   camd_attr ga[1] = {{.name = "transB", .type = CAMD_ATTR_INT, .i = 1}};
   int conv = patch_conv(g, x);
-  int act = node(g, "Relu", "act", 1, &conv, NULL, 0);
-  int gap = node(g, "GlobalAveragePool", "gap", 1, &act, NULL, 0);
-  int flat = node(g, "Flatten", "flat", 1, &gap, NULL, 0);
-  int logits = node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
+  int act = camd_test_node(g, "Relu", "act", 1, &conv, NULL, 0);
+  int gap = camd_test_node(g, "GlobalAveragePool", "gap", 1, &act, NULL, 0);
+  int flat = camd_test_node(g, "Flatten", "flat", 1, &gap, NULL, 0);
+  int logits = camd_test_node(g, "Gemm", "logits", 3, (const int[]){flat, wf, bf}, ga, 1);
   camd_model *m = finish(g, logits);
   *layer = m ? camd_model_find_value(m, "patch") : -1;
   return m;
@@ -102,31 +84,34 @@ static camd_model *build_vit(int *layer) {
   camd_shape xs = {4, {1, CI, S, S}}, wfs = {2, {C, K}}, bfs = {1, {K}}, s3 = {1, {3}};
   camd_shape cs = {3, {1, 1, C}}, s1 = {1, {1}};
   int x = camd_graph_add_input(g, "x", &xs, &err);
-  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, copy_floats(w_fct, K * C), &err);
-  int bf = camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, copy_floats(b_fc, K), &err);
-  int cls = camd_graph_add_constant(g, "cls", CAMD_FLOAT32, &cs, copy_floats(cls_tok, C), &err);
-  int flat_shape = camd_graph_add_constant(g, "flat_shape", CAMD_INT64, &s3,
-                                           copy_ints((const int64_t[]){1, C, HW}, 3), &err);
-  int st =
-      camd_graph_add_constant(g, "st", CAMD_INT64, &s1, copy_ints((const int64_t[]){1}, 1), &err);
+  int wf = camd_graph_add_constant(g, "wf", CAMD_FLOAT32, &wfs, camd_test_copy_floats(w_fct, K * C),
+                                   &err);
+  int bf =
+      camd_graph_add_constant(g, "bf", CAMD_FLOAT32, &bfs, camd_test_copy_floats(b_fc, K), &err);
+  int cls =
+      camd_graph_add_constant(g, "cls", CAMD_FLOAT32, &cs, camd_test_copy_floats(cls_tok, C), &err);
+  int flat_shape = camd_graph_add_constant(
+      g, "flat_shape", CAMD_INT64, &s3, camd_test_copy_ints((const int64_t[]){1, C, HW}, 3), &err);
+  int st = camd_graph_add_constant(g, "st", CAMD_INT64, &s1,
+                                   camd_test_copy_ints((const int64_t[]){1}, 1), &err);
   int en = camd_graph_add_constant(g, "en", CAMD_INT64, &s1,
-                                   copy_ints((const int64_t[]){1 + HW}, 1), &err);
-  int ax =
-      camd_graph_add_constant(g, "ax", CAMD_INT64, &s1, copy_ints((const int64_t[]){1}, 1), &err);
+                                   camd_test_copy_ints((const int64_t[]){1 + HW}, 1), &err);
+  int ax = camd_graph_add_constant(g, "ax", CAMD_INT64, &s1,
+                                   camd_test_copy_ints((const int64_t[]){1}, 1), &err);
   static int64_t perm[3] = {0, 2, 1}, axes[1] = {1};
   camd_attr ta[1] = {{.name = "perm", .type = CAMD_ATTR_INTS, .ints = perm, .n = 3}};
   camd_attr ca[1] = {{.name = "axis", .type = CAMD_ATTR_INT, .i = 1}};
   camd_attr ra[2] = {{.name = "axes", .type = CAMD_ATTR_INTS, .ints = axes, .n = 1},
                      {.name = "keepdims", .type = CAMD_ATTR_INT, .i = 0}};
   int conv = patch_conv(g, x);
-  int flat = node(g, "Reshape", "flat", 2, (const int[]){conv, flat_shape}, NULL, 0);
-  int tok = node(g, "Transpose", "tok", 1, &flat, ta, 1);
-  int with_cls = node(g, "Concat", "tokens", 2, (const int[]){cls, tok}, ca, 1);
-  int act = node(g, "Relu", "act", 1, &with_cls, NULL, 0);
-  int patches = node(g, "Slice", "patches", 4, (const int[]){act, st, en, ax}, NULL, 0);
-  int mean = node(g, "ReduceMean", "mean", 1, &patches, ra, 2);
-  int mm = node(g, "MatMul", "mm", 2, (const int[]){mean, wf}, NULL, 0);
-  int logits = node(g, "Add", "logits", 2, (const int[]){mm, bf}, NULL, 0);
+  int flat = camd_test_node(g, "Reshape", "flat", 2, (const int[]){conv, flat_shape}, NULL, 0);
+  int tok = camd_test_node(g, "Transpose", "tok", 1, &flat, ta, 1);
+  int with_cls = camd_test_node(g, "Concat", "tokens", 2, (const int[]){cls, tok}, ca, 1);
+  int act = camd_test_node(g, "Relu", "act", 1, &with_cls, NULL, 0);
+  int patches = camd_test_node(g, "Slice", "patches", 4, (const int[]){act, st, en, ax}, NULL, 0);
+  int mean = camd_test_node(g, "ReduceMean", "mean", 1, &patches, ra, 2);
+  int mm = camd_test_node(g, "MatMul", "mm", 2, (const int[]){mean, wf}, NULL, 0);
+  int logits = camd_test_node(g, "Add", "logits", 2, (const int[]){mm, bf}, NULL, 0);
   camd_model *m = finish(g, logits);
   *layer = m ? camd_model_find_value(m, "tokens") : -1;
   return m;

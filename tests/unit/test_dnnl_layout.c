@@ -257,6 +257,7 @@ static void test_against_reference(void) {
     printf("kept r: %d, convolutions through oneDNN: %d\n", keep, n);
     /* Kept r is NCHW: conv_c / conv_d write it through a reorder, conv_e reads it through one. */
     CHECK_EQ_INT(n, expect_onednn() ? 6 : 0);
+    double worst_y = 0, worst_r = 0;
     for (int b = 0; b < MAXB; b++) {
       static double rr[RN], yr[YN];
       size_t rn, yn;
@@ -264,12 +265,17 @@ static void test_against_reference(void) {
       CHECK_EQ_INT(rn, RN);
       CHECK_EQ_INT(yn, YN);
       const double ey = max_rel_err(y + b * YN, yr, YN);
+      worst_y = ey > worst_y ? ey : worst_y;
       CHECK_MSG(ey <= 1e-5, "item %d: y differs from the reference by %g (relative)", b, ey);
       if (keep) {
         const double er = max_rel_err(r + b * RN, rr, RN);
+        worst_r = er > worst_r ? er : worst_r;
         CHECK_MSG(er <= 1e-5, "item %d: kept r differs by %g (relative)", b, er);
       }
     }
+    printf("kept r: %d, max relative error vs the double reference: y %.3g", keep, worst_y);
+    if (keep) printf(", r %.3g", worst_r);
+    printf(" (bound 1e-5)\n");
   }
   free_net(&nt);
 }
@@ -364,6 +370,7 @@ static void test_winograd(void) {
   const int n = run_winograd(&nt, x, MAXB, 1, y);
   printf("Winograd convolutions: %d\n", n);
   CHECK_EQ_INT(n, expect_winograd() ? 2 : 0);
+  double worst = 0;
   for (int item = 0; item < MAXB; item++) {
     static double in[N];
     for (int i = 0; i < N; i++) in[i] = x[item * N + i];
@@ -373,10 +380,12 @@ static void test_winograd(void) {
     ref_conv(&nt, 7, a, WH, WW, b, &h, &w);
     for (int i = 0; i < N; i++) b[i] = b[i] + a[i] > 0 ? b[i] + a[i] : 0;
     const double e = max_rel_err(y + item * N, b, N);
+    worst = e > worst ? e : worst;
     CHECK_MSG(e <= 1e-5, "item %d: y differs from the reference by %g (relative)", item, e);
     run_winograd(&nt, x + item * N, 1, 1, y1);
     CHECK_MSG(!memcmp(y1, y + item * N, sizeof(y1)), "item %d alone differs from batched", item);
   }
+  printf("Winograd: max relative error vs the double reference %.3g (bound 1e-5)\n", worst);
   for (int t = 2; t <= 3; t++) {
     run_winograd(&nt, x, MAXB, t, yt);
     CHECK_MSG(!memcmp(yt, y, MAXB * N * sizeof(float)), "%d threads differ from 1 thread", t);

@@ -16,17 +16,6 @@ typedef struct bin_ref {
   camd_shape b_view;
 } bin_ref;
 
-/* Index into s (right-aligned against the output rank) for output multi-index oidx. */
-static size_t bidx(const camd_shape *s, int out_ndim, const int64_t *oidx) {
-  size_t off = 0;
-  for (int d = 0; d < s->ndim; d++) {
-    int k = d + (out_ndim - s->ndim);
-    int64_t i = s->dims[d] == 1 ? 0 : oidx[k];
-    off = off * (size_t)s->dims[d] + (size_t)i;
-  }
-  return off;
-}
-
 static void ref_binary(void *vctx, const double *const *in, const camd_shape *in_shapes,
                        double *const *out, const camd_shape *out_shapes) {
   const bin_ref *r = vctx;
@@ -36,13 +25,8 @@ static void ref_binary(void *vctx, const double *const *in, const camd_shape *in
   size_t n = camd_shape_count(so);
   int64_t idx[CAMD_MAX_DIMS] = {0};
   for (size_t i = 0; i < n; i++) {
-    /* multi-index of i */
-    size_t rem = i;
-    for (int d = so->ndim - 1; d >= 0; d--) {
-      idx[d] = (int64_t)(rem % (size_t)so->dims[d]);
-      rem /= (size_t)so->dims[d];
-    }
-    double a = in[0][bidx(sa, so->ndim, idx)], b = in[1][bidx(sb, so->ndim, idx)];
+    opcheck_unravel(i, so, idx);
+    double a = in[0][opcheck_bidx(sa, so->ndim, idx)], b = in[1][opcheck_bidx(sb, so->ndim, idx)];
     double v;
     switch (r->kind) {
       case K_ADD:

@@ -25,24 +25,6 @@ static camd_shape ref_bcast(const camd_shape *a, const camd_shape *b) {
   return o;
 }
 
-static void unravel(size_t f, const camd_shape *s, int64_t *c) {
-  for (int d = s->ndim - 1; d >= 0; d--) {
-    c[d] = (int64_t)(f % (size_t)s->dims[d]);
-    f /= (size_t)s->dims[d];
-  }
-}
-
-/* Flat index into s (right-aligned against an output of rank out_ndim) for output index oidx. */
-static size_t bidx(const camd_shape *s, int out_ndim, const int64_t *oidx) {
-  size_t off = 0;
-  for (int d = 0; d < s->ndim; d++) {
-    int k = d + (out_ndim - s->ndim);
-    int64_t i = s->dims[d] == 1 ? 0 : oidx[k];
-    off = off * (size_t)s->dims[d] + (size_t)i;
-  }
-  return off;
-}
-
 static void check_shape_is(const camd_shape *got, const camd_shape *want) {
   char a[128], b[128];
   camd_shape_format(got, a, sizeof a);
@@ -64,8 +46,8 @@ static void ref_expand(void *vctx, const double *const *in, const camd_shape *in
   check_shape_is(so, &want);
   int64_t idx[CAMD_MAX_DIMS];
   for (size_t i = 0; i < camd_shape_count(so); i++) {
-    unravel(i, so, idx);
-    out[0][i] = in[0][bidx(&in_shapes[0], so->ndim, idx)];
+    opcheck_unravel(i, so, idx);
+    out[0][i] = in[0][opcheck_bidx(&in_shapes[0], so->ndim, idx)];
   }
 }
 
@@ -78,7 +60,7 @@ static void ref_tile(void *vctx, const double *const *in, const camd_shape *in_s
   check_shape_is(so, &want);
   int64_t idx[CAMD_MAX_DIMS];
   for (size_t i = 0; i < camd_shape_count(so); i++) {
-    unravel(i, so, idx);
+    opcheck_unravel(i, so, idx);
     size_t off = 0; /* input element: output index modulo the input's length on each axis */
     for (int d = 0; d < si->ndim; d++)
       off = off * (size_t)si->dims[d] + (size_t)(idx[d] % si->dims[d]);
@@ -94,10 +76,10 @@ static void ref_where(void *vctx, const double *const *in, const camd_shape *in_
   check_shape_is(so, &want);
   int64_t idx[CAMD_MAX_DIMS];
   for (size_t i = 0; i < camd_shape_count(so); i++) {
-    unravel(i, so, idx);
-    bool c = r->cond[bidx(&r->cond_shape, so->ndim, idx)] != 0;
-    out[0][i] =
-        c ? in[1][bidx(&in_shapes[1], so->ndim, idx)] : in[2][bidx(&in_shapes[2], so->ndim, idx)];
+    opcheck_unravel(i, so, idx);
+    bool c = r->cond[opcheck_bidx(&r->cond_shape, so->ndim, idx)] != 0;
+    out[0][i] = c ? in[1][opcheck_bidx(&in_shapes[1], so->ndim, idx)]
+                  : in[2][opcheck_bidx(&in_shapes[2], so->ndim, idx)];
   }
 }
 

@@ -35,13 +35,6 @@ static size_t count_of(const camd_shape *s) {
   return c;
 }
 
-static void unravel(size_t f, const camd_shape *s, int64_t *c) {
-  for (int d = s->ndim - 1; d >= 0; d--) {
-    c[d] = (int64_t)(f % (size_t)s->dims[d]);
-    f /= (size_t)s->dims[d];
-  }
-}
-
 static size_t ravel(const int64_t *c, const camd_shape *s) {
   size_t f = 0;
   for (int d = 0; d < s->ndim; d++) f = f * (size_t)s->dims[d] + (size_t)c[d];
@@ -72,7 +65,7 @@ static void ref_transpose(void *ctx, const double *const *in, const camd_shape *
   check_expect(r, &is[0], os);
   int64_t oc[CAMD_MAX_DIMS], ic[CAMD_MAX_DIMS];
   for (size_t o = 0; o < count_of(&os[0]); o++) {
-    unravel(o, &os[0], oc);
+    opcheck_unravel(o, &os[0], oc);
     for (int d = 0; d < os[0].ndim; d++) ic[r->perm[d]] = oc[d];
     out[0][o] = in[0][ravel(ic, &is[0])];
   }
@@ -85,7 +78,7 @@ static void ref_concat(void *ctx, const double *const *in, const camd_shape *is,
   check_expect(r, &is[0], os);
   int64_t oc[CAMD_MAX_DIMS];
   for (size_t o = 0; o < count_of(&os[0]); o++) {
-    unravel(o, &os[0], oc);
+    opcheck_unravel(o, &os[0], oc);
     int i = 0;
     while (oc[r->axis] >= is[i].dims[r->axis]) oc[r->axis] -= is[i++].dims[r->axis];
     out[0][o] = in[i][ravel(oc, &is[i])];
@@ -99,7 +92,7 @@ static void ref_split(void *ctx, const double *const *in, const camd_shape *is, 
   int64_t c[CAMD_MAX_DIMS], offset = 0;
   for (int j = 0; j < r->n_expect; j++) {
     for (size_t o = 0; o < count_of(&os[j]); o++) {
-      unravel(o, &os[j], c);
+      opcheck_unravel(o, &os[j], c);
       c[r->axis] += offset;
       out[j][o] = in[0][ravel(c, &is[0])];
     }
@@ -145,7 +138,7 @@ static void ref_slice(void *ctx, const double *const *in, const camd_shape *is, 
   }
   int64_t oc[CAMD_MAX_DIMS], ic[CAMD_MAX_DIMS];
   for (size_t o = 0; o < count_of(&os[0]); o++) {
-    unravel(o, &os[0], oc);
+    opcheck_unravel(o, &os[0], oc);
     for (int d = 0; d < os[0].ndim; d++) ic[d] = lists[d][oc[d]];
     out[0][o] = in[0][ravel(ic, &is[0])];
   }
@@ -180,7 +173,7 @@ static void ref_pad(void *ctx, const double *const *in, const camd_shape *is, do
   check_expect(r, &is[0], os);
   int64_t oc[CAMD_MAX_DIMS], ic[CAMD_MAX_DIMS];
   for (size_t o = 0; o < count_of(&os[0]); o++) {
-    unravel(o, &os[0], oc);
+    opcheck_unravel(o, &os[0], oc);
     bool fill = false;
     for (int d = 0; d < os[0].ndim; d++) {
       ic[d] = pad_source(r->mode, oc[d], is[0].dims[d], r->begin[d], r->end[d]);
