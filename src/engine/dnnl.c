@@ -68,6 +68,9 @@ const float *camd__dnnl_conv_nchw_weights(const camd__dnnl_conv *conv) {
 #else
 
 #include <omp.h>
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -501,10 +504,8 @@ typedef struct node_prims {
   size_t scratch_bytes[SHAPES][NODE_VARIANTS];
   camd_post_op post1; /* the activation of variants 1 and 3 */
   bool have_post1;
-  dnnl_primitive_t rsrc;         /* whole input NCHW -> blocked (calling thread) */
   dnnl_primitive_t rdst[SHAPES]; /* a slice's blocked output -> NCHW */
-  dnnl_memory_t rsrc_from, rsrc_to;
-  slice_mem *mem; /* [threads][SHAPES] */
+  slice_mem *mem;                /* [threads][SHAPES] */
 } node_prims;
 
 struct camd__dnnl_worker {
@@ -555,9 +556,6 @@ void camd__dnnl_worker_destroy(camd__dnnl_worker *w) {
       for (int v = 0; v < NODE_VARIANTS; v++) destroy_prim(n->conv[k][v]);
       destroy_prim(n->rdst[k]);
     }
-    destroy_prim(n->rsrc);
-    destroy_mem(n->rsrc_from);
-    destroy_mem(n->rsrc_to);
     for (int q = 0; n->mem && q < w->threads * SHAPES; q++) {
       slice_mem *m = &n->mem[q];
       destroy_mem(m->src), destroy_mem(m->wei), destroy_mem(m->bias);
@@ -670,13 +668,6 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
       return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no output reorder");
   }
   if (has_post) n->post1 = *post, n->have_post1 = true;
-  if (src_nchw && c->src_blocked && !n->rsrc) {
-    if (make_reorder(&c->src_full_nchw_md, &c->src_full_md, &n->rsrc))
-      return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no input reorder");
-    if (!mem_new(&n->rsrc_from, &c->src_full_nchw_md, DNNL_MEMORY_NONE) ||
-        !mem_new(&n->rsrc_to, &c->src_full_md, DNNL_MEMORY_NONE))
-      return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: out of memory");
-  }
   const camd__dnnl_conv_geom *g = &c->geo;
   return grow_block(w, scratch,
                     src_nchw && c->src_blocked ? (size_t)(g->c * g->h * g->w) * sizeof(float) : 0,
@@ -730,6 +721,42 @@ static void run_slice(void *arg, int64_t i, int t) {
   dnnl_stream_wait(j->w->streams[t]);
 }
 
+/* NCHW -> blocked input reorder in pieces of whole channel blocks on the pool (a plain copy:
+ * the split cannot change a bit). Piece i: blocks [i * per, (i + 1) * per). */
+typedef struct src_reorder_job {
+  const float *x; /* one item, NCHW */
+  float *dst;     /* one item, [C/B][H][W][B] */
+  int64_t nb, hw, per;
+} src_reorder_job;
+
+static void src_reorder_piece(void *arg, int64_t i, int t) {
+  (void)t;
+  const src_reorder_job *j = arg;
+  const int64_t B = block, hw = j->hw, b1 = (i + 1) * j->per < j->nb ? (i + 1) * j->per : j->nb;
+  for (int64_t b = i * j->per; b < b1; b++) {
+    const float *src = j->x + b * B * hw;
+    float *dst = j->dst + b * B * hw;
+    int64_t p = 0;
+#ifdef __SSE__
+    for (; p + 4 <= hw; p += 4) { /* 4 x 4 transposes: 4 channels x 4 pixels at a time */
+      for (int64_t c = 0; c < B; c += 4) {
+        __m128 r0 = _mm_loadu_ps(src + c * hw + p), r1 = _mm_loadu_ps(src + (c + 1) * hw + p);
+        __m128 r2 = _mm_loadu_ps(src + (c + 2) * hw + p), r3 = _mm_loadu_ps(src + (c + 3) * hw + p);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(dst + p * B + c, r0), _mm_storeu_ps(dst + (p + 1) * B + c, r1);
+        _mm_storeu_ps(dst + (p + 2) * B + c, r2), _mm_storeu_ps(dst + (p + 3) * B + c, r3);
+      }
+    }
+#endif
+    for (; p < hw; p++) {
+      for (int64_t c = 0; c < B; c++) dst[p * B + c] = src[c * hw + p];
+    }
+  }
+}
+
+/* Floats per reorder piece at least (a shape rule): ~64 KiB, as the elementwise kernels. */
+#define REORDER_PIECE_FLOATS 16384
+
 bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int node_index,
                              const camd_post_op *post, const float *sum_in, const float *x,
                              bool x_blocked, float *y, bool y_blocked, int64_t batch,
@@ -740,7 +767,6 @@ bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int
   for (int k = 0; k < c->n_shapes; k++) {
     if (!n->conv[k][v] || (!y_blocked && !n->rdst[k])) return false;
   }
-  if (src_reorder && !n->rsrc) return false;
   const camd__dnnl_conv_geom *g = &c->geo;
   const int64_t in_item = g->c * g->h * g->w, out_item = g->m * g->oh * g->ow;
   float *tmp_src = (float *)((unsigned char *)w->block_mem + w->scratch_bytes * (size_t)w->threads);
@@ -752,13 +778,12 @@ bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int
   for (int64_t i = 0; i < batch; i++) { /* one item at a time through the reorder buffers */
     j.src = x + i * in_item, j.y = y + i * out_item,
     j.sum_in = sum_in ? sum_in + i * out_item : NULL;
-    if (src_reorder) {
-      omp_one();
-      dnnl_memory_set_data_handle(n->rsrc_from, (void *)j.src);
-      dnnl_memory_set_data_handle(n->rsrc_to, tmp_src);
-      dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, n->rsrc_from}, {DNNL_ARG_TO, n->rsrc_to}};
-      dnnl_primitive_execute(n->rsrc, w->streams[0], 2, ra);
-      dnnl_stream_wait(w->streams[0]);
+    if (src_reorder) { /* whole blocks per piece, the pieces on the pool */
+      const int64_t hw = g->h * g->w, nb = g->c / block;
+      int64_t per = (REORDER_PIECE_FLOATS + block * hw - 1) / (block * hw);
+      if (per > nb) per = nb;
+      src_reorder_job rj = {j.src, tmp_src, nb, hw, per};
+      camd__pool_for(pool, (nb + per - 1) / per, src_reorder_piece, &rj);
       j.src = tmp_src;
     }
     camd__pool_for(pool, c->n_slices, run_slice, &j);
