@@ -68,9 +68,6 @@ const float *camd__dnnl_conv_nchw_weights(const camd__dnnl_conv *conv) {
 #else
 
 #include <omp.h>
-#ifdef __SSE__
-#include <xmmintrin.h>
-#endif
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -78,6 +75,8 @@ const float *camd__dnnl_conv_nchw_weights(const camd__dnnl_conv *conv) {
 /* Output-channel slices per convolution (a shape rule, never the thread count: the same
  * primitives run whatever the threads, so the bits do not depend on them). */
 #define SLICES_MAX 2
+/* Floats per input reorder piece at least (a shape rule): ~64 KiB, as the elementwise kernels. */
+#define REORDER_PIECE_FLOATS 16384
 /* Distinct slice shapes (blocks split as evenly as possible: at most two sizes). */
 #define SHAPES 2
 
@@ -505,7 +504,12 @@ typedef struct node_prims {
   camd_post_op post1; /* the activation of variants 1 and 3 */
   bool have_post1;
   dnnl_primitive_t rdst[SHAPES]; /* a slice's blocked output -> NCHW */
-  slice_mem *mem;                /* [threads][SHAPES] */
+  /* NCHW -> blocked input reorder in pieces of `rsrc_per` channel blocks (the last piece may
+   * be shorter: primitive 1), run on the pool; memory objects [threads][2][from, to]. */
+  dnnl_primitive_t rsrc[2];
+  int64_t rsrc_per;
+  dnnl_memory_t *rsrc_mem;
+  slice_mem *mem; /* [threads][SHAPES] */
 } node_prims;
 
 struct camd__dnnl_worker {
@@ -556,6 +560,9 @@ void camd__dnnl_worker_destroy(camd__dnnl_worker *w) {
       for (int v = 0; v < NODE_VARIANTS; v++) destroy_prim(n->conv[k][v]);
       destroy_prim(n->rdst[k]);
     }
+    destroy_prim(n->rsrc[0]), destroy_prim(n->rsrc[1]);
+    for (int q = 0; n->rsrc_mem && q < w->threads * 4; q++) destroy_mem(n->rsrc_mem[q]);
+    free(n->rsrc_mem);
     for (int q = 0; n->mem && q < w->threads * SHAPES; q++) {
       slice_mem *m = &n->mem[q];
       destroy_mem(m->src), destroy_mem(m->wei), destroy_mem(m->bias);
@@ -669,6 +676,28 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
   }
   if (has_post) n->post1 = *post, n->have_post1 = true;
   const camd__dnnl_conv_geom *g = &c->geo;
+  if (src_nchw && c->src_blocked && !n->rsrc[0]) {
+    const int64_t hw = g->h * g->w, nb = g->c / block;
+    int64_t per = (REORDER_PIECE_FLOATS + block * hw - 1) / (block * hw);
+    if (per > nb) per = nb;
+    const int64_t sizes[2] = {per, nb - (nb - 1) / per * per}; /* full pieces, the last one */
+    if (!(n->rsrc_mem = calloc((size_t)w->threads * 4, sizeof(dnnl_memory_t))))
+      return camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+    for (int k = 0; k < 2; k++) {
+      dnnl_memory_desc_t from, to;
+      dnnl_dims_t d = {1, sizes[k] * block, g->h, g->w};
+      if (dnnl_memory_desc_init_by_tag(&from, 4, d, dnnl_f32, dnnl_nchw) != dnnl_success ||
+          dnnl_memory_desc_init_by_tag(&to, 4, d, dnnl_f32, blocked_tag()) != dnnl_success ||
+          make_reorder(&from, &to, &n->rsrc[k]))
+        return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no input reorder");
+      for (int t = 0; t < w->threads; t++) {
+        if (!mem_new(&n->rsrc_mem[t * 4 + k * 2], &from, DNNL_MEMORY_NONE) ||
+            !mem_new(&n->rsrc_mem[t * 4 + k * 2 + 1], &to, DNNL_MEMORY_NONE))
+          return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: out of memory");
+      }
+    }
+    n->rsrc_per = per;
+  }
   return grow_block(w, scratch,
                     src_nchw && c->src_blocked ? (size_t)(g->c * g->h * g->w) * sizeof(float) : 0,
                     dst_nchw ? (size_t)(g->m * g->oh * g->ow) * sizeof(float) : 0, err);
@@ -722,40 +751,28 @@ static void run_slice(void *arg, int64_t i, int t) {
 }
 
 /* NCHW -> blocked input reorder in pieces of whole channel blocks on the pool (a plain copy:
- * the split cannot change a bit). Piece i: blocks [i * per, (i + 1) * per). */
+ * the split cannot change a bit). Piece i: blocks [i * per, (i + 1) * per), one oneDNN reorder
+ * (jit, 1.1-1.7x faster than 4x4 SSE transposes single-threaded). */
 typedef struct src_reorder_job {
+  camd__dnnl_worker *w;
+  const node_prims *n;
   const float *x; /* one item, NCHW */
   float *dst;     /* one item, [C/B][H][W][B] */
-  int64_t nb, hw, per;
+  int64_t nb, hw;
 } src_reorder_job;
 
 static void src_reorder_piece(void *arg, int64_t i, int t) {
-  (void)t;
   const src_reorder_job *j = arg;
-  const int64_t B = block, hw = j->hw, b1 = (i + 1) * j->per < j->nb ? (i + 1) * j->per : j->nb;
-  for (int64_t b = i * j->per; b < b1; b++) {
-    const float *src = j->x + b * B * hw;
-    float *dst = j->dst + b * B * hw;
-    int64_t p = 0;
-#ifdef __SSE__
-    for (; p + 4 <= hw; p += 4) { /* 4 x 4 transposes: 4 channels x 4 pixels at a time */
-      for (int64_t c = 0; c < B; c += 4) {
-        __m128 r0 = _mm_loadu_ps(src + c * hw + p), r1 = _mm_loadu_ps(src + (c + 1) * hw + p);
-        __m128 r2 = _mm_loadu_ps(src + (c + 2) * hw + p), r3 = _mm_loadu_ps(src + (c + 3) * hw + p);
-        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-        _mm_storeu_ps(dst + p * B + c, r0), _mm_storeu_ps(dst + (p + 1) * B + c, r1);
-        _mm_storeu_ps(dst + (p + 2) * B + c, r2), _mm_storeu_ps(dst + (p + 3) * B + c, r3);
-      }
-    }
-#endif
-    for (; p < hw; p++) {
-      for (int64_t c = 0; c < B; c++) dst[p * B + c] = src[c * hw + p];
-    }
-  }
+  const int64_t per = j->n->rsrc_per, off = i * per * block * j->hw;
+  const int k = (i + 1) * per <= j->nb ? 0 : 1;
+  dnnl_memory_t from = j->n->rsrc_mem[t * 4 + k * 2], to = j->n->rsrc_mem[t * 4 + k * 2 + 1];
+  omp_one();
+  dnnl_memory_set_data_handle(from, (void *)(j->x + off));
+  dnnl_memory_set_data_handle(to, j->dst + off);
+  dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+  dnnl_primitive_execute(j->n->rsrc[k], j->w->streams[t], 2, ra);
+  dnnl_stream_wait(j->w->streams[t]);
 }
-
-/* Floats per reorder piece at least (a shape rule): ~64 KiB, as the elementwise kernels. */
-#define REORDER_PIECE_FLOATS 16384
 
 bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int node_index,
                              const camd_post_op *post, const float *sum_in, const float *x,
@@ -767,6 +784,7 @@ bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int
   for (int k = 0; k < c->n_shapes; k++) {
     if (!n->conv[k][v] || (!y_blocked && !n->rdst[k])) return false;
   }
+  if (src_reorder && !n->rsrc[0]) return false;
   const camd__dnnl_conv_geom *g = &c->geo;
   const int64_t in_item = g->c * g->h * g->w, out_item = g->m * g->oh * g->ow;
   float *tmp_src = (float *)((unsigned char *)w->block_mem + w->scratch_bytes * (size_t)w->threads);
@@ -779,10 +797,8 @@ bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int
     j.src = x + i * in_item, j.y = y + i * out_item,
     j.sum_in = sum_in ? sum_in + i * out_item : NULL;
     if (src_reorder) { /* whole blocks per piece, the pieces on the pool */
-      const int64_t hw = g->h * g->w, nb = g->c / block;
-      int64_t per = (REORDER_PIECE_FLOATS + block * hw - 1) / (block * hw);
-      if (per > nb) per = nb;
-      src_reorder_job rj = {j.src, tmp_src, nb, hw, per};
+      const int64_t nb = g->c / block, per = n->rsrc_per;
+      src_reorder_job rj = {w, n, j.src, tmp_src, nb, g->h * g->w};
       camd__pool_for(pool, (nb + per - 1) / per, src_reorder_piece, &rj);
       j.src = tmp_src;
     }
