@@ -288,7 +288,7 @@ static int measure(bench *b, long long nt) {
     if (camd_session_forward(b->s, a->batch, b->input, &fwd, &b->err)) return 1;
     b->times[i] = (double)(camd_now_ns() - t0) / 1e6;
   }
-  double fwd_ms = median(b->times, a->runs);
+  double fwd_ms = median(b->times, a->runs), fwd_min_ms = b->times[0]; /* sorted now */
   const int onednn_convs = camd_session_onednn_convs(b->s); /* of the forward just timed */
   const int winograd_convs = camd_session_winograd_convs(b->s);
   if (a->profile && print_profile(b->m, b->s, a->batch, b->input, a->runs, (int)nt, &b->err))
@@ -300,10 +300,11 @@ static int measure(bench *b, long long nt) {
   if (b->layer_id >= 0 && time_backward(b, &fb_ms, &bwd_ms)) return 1;
   printf(
       "{\"model\": \"%s\", \"threads\": %lld, \"batch\": %d, \"runs\": %d, "
-      "\"forward_ms_median\": %.3f, \"forward_backward_ms_median\": %.3f, "
+      "\"forward_ms_median\": %.3f, \"forward_ms_min\": %.3f, "
+      "\"forward_backward_ms_median\": %.3f, "
       "\"backward_ms_median\": %.3f, \"layer\": \"%s\", \"session_mib\": %.1f, "
       "\"onednn_convs\": %d, \"winograd_convs\": %d}\n",
-      a->model_path, nt, a->batch, a->runs, fwd_ms, fb_ms, bwd_ms,
+      a->model_path, nt, a->batch, a->runs, fwd_ms, fwd_min_ms, fb_ms, bwd_ms,
       b->layer_id >= 0 ? b->layer_info.name : "", (double)camd_session_bytes(b->s) / 1048576.0,
       onednn_convs, winograd_convs);
   fflush(stdout);

@@ -2,12 +2,15 @@
  *
  * A pool of T threads is the calling thread plus T - 1 helpers it owns. camd__pool_for(p, n, fn,
  * arg) runs fn(arg, i, t) for every i in [0, n) and returns when all have finished; t in [0, T)
- * names the thread running i, so fn can use a private scratch slice. Which thread runs which i is
- * unspecified, so results must not depend on t: a kernel splits its output into disjoint parts
- * and never splits one reduction across tasks. That keeps every result independent of the
- * thread count and of scheduling (tests/unit/test_ops_conv.c checks it bit for bit).
- * Helpers spin briefly after a loop (back-to-back kernels of one forward pay no wake-up), then
- * sleep on a condition variable. A pool is used by one thread at a time (its session's owner).
+ * names the thread running i, so fn can use a private scratch slice. Thread t preferably runs
+ * the contiguous share [t * n / T, (t + 1) * n / T) (so the thread that wrote one part of a tensor
+ * reads it in the next loop); a thread that is done with its share takes what is left of the
+ * others', so which thread runs which i is not guaranteed and results must not depend on t: a
+ * kernel splits its output into disjoint parts and never splits one reduction across tasks. That
+ * keeps every result independent of the thread count and of scheduling (tests/unit/test_ops_conv.c
+ * checks it bit for bit). Helpers spin briefly after a loop (back-to-back kernels of one forward
+ * pay no wake-up), then sleep on a condition variable. A pool is used by one thread at a time (its
+ * session's owner).
  */
 #ifndef CAMD_ENGINE_POOL_H
 #define CAMD_ENGINE_POOL_H
