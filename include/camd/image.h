@@ -309,6 +309,14 @@ int camd_heatmap_colorize(const float *map, size_t w, size_t h, camd_colormap cm
 int camd_image_blend(const camd_image *base, const camd_image *overlay, float alpha,
                      camd_image *out, camd_error *err);
 
+/* The overlay of a heatmap in one pass, without the colorized image in between: pixel i is
+ * camd_image_blend's value of camd_heatmap_colorize's colour of map[i] over base (the same
+ * bytes), and where map[i] is NaN (outside the explained crop) base's own colour. `out` becomes
+ * a malloc'd RGB image of base's size; rows are split over par's threads (NULL: the calling
+ * thread), the bytes are the same at any thread count. Errors: CAMD_E_INVALID, CAMD_E_NOMEM. */
+int camd_heatmap_overlay(const float *map, const camd_image *base, camd_colormap cmap, float alpha,
+                         const camd_parallel *par, camd_image *out, camd_error *err);
+
 /* Encodes an image (1 channel gray, 3 RGB or 4 RGBA; 8-bit) as PNG into a malloc'd buffer the
  * caller frees. level: zlib level 0..9, or -1 for the default (6); levels 0..2 also use one fixed
  * row filter (Average) and zlib's run-length strategy (fast path), higher levels an adaptive
