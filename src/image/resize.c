@@ -83,9 +83,27 @@ static int rs_axis_init(rs_axis *a, size_t n_in, size_t n_out, size_t o0, size_t
   return 0;
 }
 
-static unsigned char rs_clip8(int64_t acc) {
-  int64_t v = acc >> RS_PRECISION_BITS;
+static inline unsigned char rs_clip8(int32_t acc) {
+  int32_t v = acc >> RS_PRECISION_BITS;
   return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/* One RGB row of the horizontal pass: nx output pixels from src. */
+static void rs_row_h3(const unsigned char *src, const rs_axis *ax, size_t nx, unsigned char *dst) {
+  for (size_t j = 0; j < nx; j++) {
+    const int32_t *k = ax->k + j * ax->taps;
+    const unsigned char *s = src + ax->first[j] * 3;
+    const size_t n = ax->count[j];
+    int32_t r = (int32_t)1 << (RS_PRECISION_BITS - 1), g = r, b = r;
+    for (size_t t = 0; t < n; t++) {
+      r += (int32_t)s[3 * t] * k[t];
+      g += (int32_t)s[3 * t + 1] * k[t];
+      b += (int32_t)s[3 * t + 2] * k[t];
+    }
+    dst[3 * j] = rs_clip8(r);
+    dst[3 * j + 1] = rs_clip8(g);
+    dst[3 * j + 2] = rs_clip8(b);
+  }
 }
 
 int camd__resize_region(const camd_image *in, size_t rw, size_t rh, long long x0, long long y0,
@@ -128,40 +146,58 @@ int camd__resize_region(const camd_image *in, size_t rw, size_t rh, long long x0
     camd_image_free(out);
     return camd_error_set(err, CAMD_E_NOMEM, "out of memory resizing");
   }
-  /* Horizontal pass: input rows ylo..yhi -> tmp (nx columns). */
+  /* Horizontal pass: input rows ylo..yhi -> tmp (nx columns). Sums fit 32 bits: the weights are
+   * >= 0 (triangle) and add up to 2^22 (+ at most taps / 2 of rounding), so a sum is below
+   * 2^21 + 255 * (2^22 + taps) < 2^31 and equals the 64-bit one of the reference. */
   for (size_t y = 0; y < tmp_rows; y++) {
     const unsigned char *src = in->pixels + (ylo + y) * in->width * ch;
     unsigned char *dst = tmp + y * nx * ch;
+    if (!need_h) {
+      memcpy(dst, src + (size_t)cx0 * ch, nx * ch);
+      continue;
+    }
+    if (ch == 3) {
+      rs_row_h3(src, &ax, nx, dst);
+      continue;
+    }
     for (size_t j = 0; j < nx; j++) {
-      if (!need_h) {
-        memcpy(dst + j * ch, src + ((size_t)cx0 + j) * ch, ch);
-        continue;
-      }
       const int32_t *k = ax.k + j * ax.taps;
       size_t f = ax.first[j], n = ax.count[j];
       for (size_t c = 0; c < ch; c++) {
-        int64_t acc = (int64_t)1 << (RS_PRECISION_BITS - 1);
-        for (size_t t = 0; t < n; t++) acc += (int64_t)src[(f + t) * ch + c] * k[t];
+        int32_t acc = (int32_t)1 << (RS_PRECISION_BITS - 1);
+        for (size_t t = 0; t < n; t++) acc += (int32_t)src[(f + t) * ch + c] * k[t];
         dst[j * ch + c] = rs_clip8(acc);
       }
     }
   }
-  /* Vertical pass: tmp -> output region. */
-  size_t ox = (size_t)(cx0 - x0), oy = (size_t)(cy0 - y0);
+  /* Vertical pass: tmp -> output region, one output row at a time as a weighted sum of whole
+   * tmp rows (contiguous: the loop over the row vectorises). */
+  size_t ox = (size_t)(cx0 - x0), oy = (size_t)(cy0 - y0), row = nx * ch;
+  int32_t *acc = need_v ? malloc(row * sizeof(int32_t)) : NULL;
+  if (need_v && !acc) {
+    free(tmp);
+    rs_axis_free(&ax);
+    rs_axis_free(&ay);
+    camd_image_free(out);
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory resizing");
+  }
   for (size_t i = 0; i < ny; i++) {
     unsigned char *dst = out->pixels + ((oy + i) * out_w + ox) * ch;
     if (!need_v) {
-      memcpy(dst, tmp + i * nx * ch, nx * ch);
+      memcpy(dst, tmp + i * row, row);
       continue;
     }
     const int32_t *k = ay.k + i * ay.taps;
     size_t f = ay.first[i] - ylo, n = ay.count[i];
-    for (size_t j = 0; j < nx * ch; j++) {
-      int64_t acc = (int64_t)1 << (RS_PRECISION_BITS - 1);
-      for (size_t t = 0; t < n; t++) acc += (int64_t)tmp[(f + t) * nx * ch + j] * k[t];
-      dst[j] = rs_clip8(acc);
+    for (size_t j = 0; j < row; j++) acc[j] = (int32_t)1 << (RS_PRECISION_BITS - 1);
+    for (size_t t = 0; t < n; t++) {
+      const unsigned char *s = tmp + (f + t) * row;
+      const int32_t kt = k[t];
+      for (size_t j = 0; j < row; j++) acc[j] += (int32_t)s[j] * kt;
     }
+    for (size_t j = 0; j < row; j++) dst[j] = rs_clip8(acc[j]);
   }
+  free(acc);
   free(tmp);
   rs_axis_free(&ax);
   rs_axis_free(&ay);
@@ -297,10 +333,18 @@ int camd_preprocess(const camd_image *img, const camd_preprocess_opts *o, float 
   for (int c = 0; c < o->channels; c++) {
     int sc = (o->channels == 1 || ich == 1) ? 0 : (o->bgr ? 2 - c : c);
     float mean = o->mean[c];
+    /* A byte has 256 values: each one's float, computed as for every pixel, looked up. */
+    float lut[256];
+    for (int b = 0; b < 256; b++) {
+      float v = (float)b * o->scale;
+      lut[b] = (v - mean) / o->std[c];
+    }
     float *dst = out + (size_t)c * cstep;
-    for (size_t i = 0; i < plane; i++) {
-      float v = (float)res.pixels[i * ich + (size_t)sc] * o->scale;
-      dst[i * pstep] = (v - mean) / o->std[c];
+    const unsigned char *px = res.pixels + sc;
+    if (pstep == 1 && ich == 3) {
+      for (size_t i = 0; i < plane; i++) dst[i] = lut[px[3 * i]];
+    } else {
+      for (size_t i = 0; i < plane; i++) dst[i * pstep] = lut[px[i * ich]];
     }
   }
   camd_image_free(&res);
