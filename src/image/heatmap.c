@@ -16,11 +16,12 @@ int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop 
     return camd_error_set(err, CAMD_E_INVALID, "heatmap upsample: invalid crop rectangle");
   /* Per-column source positions (x) are computed once; rows on the fly. Sample centre of output
    * pixel X in crop units: u = (X + 0.5 - crop.x) / crop.w * w - 0.5, clamped to [0, w - 1]. */
-  size_t *x0 = malloc(out_w * sizeof(size_t));
+  size_t *x0 = malloc(out_w * sizeof(size_t)), *x1 = malloc(out_w * sizeof(size_t));
   float *fx = malloc(out_w * sizeof(float));
   unsigned char *xin = malloc(out_w);
-  if (!x0 || !fx || !xin) {
+  if (!x0 || !x1 || !fx || !xin) {
     free(x0);
+    free(x1);
     free(fx);
     free(xin);
     return camd_error_set(err, CAMD_E_NOMEM, "heatmap upsample: out of memory");
@@ -41,6 +42,7 @@ int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop 
       x0[X] = (size_t)fl;
     }
     fx[X] = (float)f;
+    x1[X] = x0[X] + 1 < w ? x0[X] + 1 : x0[X];
   }
   for (size_t Y = 0; Y < out_h; Y++) {
     double c = (double)Y + 0.5;
@@ -62,12 +64,16 @@ int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop 
     float fy = (float)fyd;
     const float *r0 = map + y0 * w, *r1 = map + y1 * w;
     float *dst = out + Y * out_w;
+    if (!yin) {
+      for (size_t X = 0; X < out_w; X++) dst[X] = outside;
+      continue;
+    }
     for (size_t X = 0; X < out_w; X++) {
-      if (!yin || !xin[X]) {
+      if (!xin[X]) {
         dst[X] = outside;
         continue;
       }
-      size_t a = x0[X], b = a + 1 < w ? a + 1 : a;
+      size_t a = x0[X], b = x1[X];
       float t = fx[X];
       float top = r0[a] + (r0[b] - r0[a]) * t;
       float bot = r1[a] + (r1[b] - r1[a]) * t;
@@ -75,6 +81,7 @@ int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop 
     }
   }
   free(x0);
+  free(x1);
   free(fx);
   free(xin);
   return 0;
