@@ -264,6 +264,11 @@ typedef struct camd_crop {
  * CAMD_E_SHAPE (out_len too small), CAMD_E_NOMEM. Thread-safe. */
 int camd_preprocess(const camd_image *img, const camd_preprocess_opts *opts, float *out,
                     size_t out_len, camd_crop *crop, camd_error *err);
+/* The same with the resize's rows split over par's threads (NULL: the calling thread): the same
+ * tensor at any thread count. */
+int camd_preprocess_parallel(const camd_image *img, const camd_preprocess_opts *opts,
+                             const camd_parallel *par, float *out, size_t out_len, camd_crop *crop,
+                             camd_error *err);
 
 /* ---- heatmap post-processing -------------------------------------------------------------------
  * A heatmap is a float array, row-major, h x w (map[y * w + x]). */

@@ -901,10 +901,10 @@ static int decode_input(const camd_explain_input *in, const camd_explain_options
 }
 
 /* Decodes and preprocesses image i into tensor slot `slot`; failures go to the item. */
-static int decode_one(camd_explain_ctx *ctx, const camd_explainer *e, const camd_explain_input *in,
-                      const camd_explain_options *o, const camd_explain_limits *lim, int slot,
-                      camd_image *img, camd_dicom **dcm, camd_explain_item *item,
-                      camd_explain_timings *tm) {
+static int decode_one(camd_explain_ctx *ctx, camd_session *s, const camd_explainer *e,
+                      const camd_explain_input *in, const camd_explain_options *o,
+                      const camd_explain_limits *lim, int slot, camd_image *img, camd_dicom **dcm,
+                      camd_explain_item *item, camd_explain_timings *tm) {
   camd_error ie = {0};
   uint64_t t = camd_now_ns();
   int rc = decode_input(in, o, lim, img, item, dcm, &ie);
@@ -918,8 +918,10 @@ static int decode_one(camd_explain_ctx *ctx, const camd_explainer *e, const camd
   item->input_width = e->cfg.preprocess.width;
   item->input_height = e->cfg.preprocess.height;
   t = camd_now_ns();
-  rc = camd_preprocess(img, &e->cfg.preprocess, ctx->tensor + (size_t)slot * e->in_count,
-                       e->in_count, &item->crop, &ie);
+  const camd_parallel par = camd_session_parallel(s); /* the resize on the session's threads */
+  rc = camd_preprocess_parallel(img, &e->cfg.preprocess, &par,
+                                ctx->tensor + (size_t)slot * e->in_count, e->in_count, &item->crop,
+                                &ie);
   tm->ms[CAMD_STAGE_PREPROCESS] += ms_since(t);
   if (rc) {
     camd_error_prefix(&ie, rc, "preprocessing: ");
@@ -1016,8 +1018,8 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
   /* Decode and preprocess every image first: the good ones fill slots 0..n_ok-1. */
   for (int i = 0; i < n_inputs; i++) {
     slot[i] = n_ok;
-    if (decode_one(ctx, e, &inputs[i], o, lim, n_ok, &imgs[i], &dcms[i], &result->items[i], tm) ==
-        0)
+    if (decode_one(ctx, s, e, &inputs[i], o, lim, n_ok, &imgs[i], &dcms[i], &result->items[i],
+                   tm) == 0)
       n_ok++;
   }
   /* The logits come from a prediction forward when they decide the targets, or when the score

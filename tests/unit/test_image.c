@@ -776,9 +776,50 @@ static void test_overlay_fused(void) {
   camd_image_free(&base);
 }
 
+/* camd_preprocess_parallel with tasks run last to first against camd_preprocess on one thread
+ * (itself checked against PIL + torchvision by the manifest cases): the same floats, for
+ * gray/RGB/RGBA inputs, both resize modes, shrinking, enlarging and a crop larger than the
+ * resized image (padding). */
+static void test_preprocess_parallel(void) {
+  static const size_t sizes[][2] = {{400, 300}, {37, 500}, {1201, 803}, {16, 9}, {224, 224}};
+  camd_parallel rev = {run_reversed, NULL};
+  camd_rng r;
+  camd_rng_seed(&r, 7);
+  for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+    for (int ic = 1; ic <= 4; ic++) {
+      if (ic == 2) continue;
+      camd_image in = {0};
+      camd_error err = {0};
+      CHECK_EQ_INT(camd_image_alloc(&in, sizes[si][0], sizes[si][1], ic, &err), 0);
+      for (size_t i = 0; i < in.width * in.height * (size_t)ic; i++)
+        in.pixels[i] = (unsigned char)((i * 7 + (i / in.width) * 3) ^ (camd_rng_next(&r) >> 61));
+      for (int variant = 0; variant < 4; variant++) {
+        camd_preprocess_opts o;
+        camd_preprocess_opts_default(&o);
+        o.mode = variant == 1 ? CAMD_RESIZE_STRETCH : CAMD_RESIZE_SHORTER;
+        o.channels = variant == 2 ? 1 : 3;
+        o.resize_shorter = variant == 3 ? 200 : 232;
+        if (variant == 3) o.width = o.height = 256; /* larger than the resized side: padding */
+        o.channels_last = variant == 3;
+        const size_t n = o.width * o.height * (size_t)o.channels;
+        float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+        camd_crop ca, cb;
+        CHECK_EQ_INT(camd_preprocess(&in, &o, a, n, &ca, &err), 0);
+        CHECK_EQ_INT(camd_preprocess_parallel(&in, &o, &rev, b, n, &cb, &err), 0);
+        CHECK_MSG(memcmp(a, b, n * sizeof(float)) == 0, "preprocess %zux%zux%d variant %d differs",
+                  in.width, in.height, ic, variant);
+        CHECK(memcmp(&ca, &cb, sizeof(ca)) == 0);
+        free(a);
+        free(b);
+      }
+      camd_image_free(&in);
+    }
+  }
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_manifest_cases), CAMD_TEST(test_limits),
                CAMD_TEST(test_truncation_sweep), CAMD_TEST(test_png_roundtrip),
                CAMD_TEST(test_sniff_and_media), CAMD_TEST(test_gray_and_blend),
                CAMD_TEST(test_overlay_fused), CAMD_TEST(test_peak_bbox_hand),
                CAMD_TEST(test_bbox_random), CAMD_TEST(test_preprocess_errors),
-               CAMD_TEST(test_preprocess_nhwc))
+               CAMD_TEST(test_preprocess_nhwc), CAMD_TEST(test_preprocess_parallel))
