@@ -61,9 +61,24 @@ static void align_byte(bit_writer *b) {
   b->n = 0;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
+/* Sorts m keys (frequency << 16 | symbol, frequencies below 2^32, all keys distinct) in
+ * increasing order: LSD radix sort on the frequency, 8 bits a pass, passes while bits are left;
+ * stable, and the keys come in symbol order, so ties fall in symbol order as in a sort of the
+ * whole key. */
+static void sort_keys(uint64_t *key, int m) {
+  uint64_t tmp[LIT_SYMS], *a = key, *b = tmp;
+  uint64_t all = 0;
+  for (int i = 0; i < m; i++) all |= key[i] >> 16;
+  for (int shift = 16; shift < 48 && (all >> (shift - 16)) != 0; shift += 8) {
+    int count[257] = {0};
+    for (int i = 0; i < m; i++) count[(a[i] >> shift & 255) + 1]++;
+    for (int d = 0; d < 256; d++) count[d + 1] += count[d];
+    for (int i = 0; i < m; i++) b[count[a[i] >> shift & 255]++] = a[i];
+    uint64_t *t = a;
+    a = b;
+    b = t;
+  }
+  if (a != key) memcpy(key, a, (size_t)m * sizeof(*key));
 }
 
 /* Huffman code lengths (at most `limit` bits) for nsym symbols of frequencies freq; unused
@@ -87,7 +102,7 @@ static void huff_lengths(const uint32_t *freq_in, int nsym, int limit, uint8_t *
       len[key[0] & 0xffff] = 1;
       return;
     }
-    qsort(key, (size_t)m, sizeof(key[0]), cmp_u64);
+    sort_keys(key, m);
     for (int i = 0; i < m; i++) weight[i] = key[i] >> 16;
     int leaf = 0, inner = m;
     for (int next = m; next < 2 * m - 1; next++) {
