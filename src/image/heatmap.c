@@ -269,6 +269,25 @@ static void overlay_rows(void *arg, int64_t task) {
   const size_t w = j->base->width, bc = (size_t)j->base->channels;
   size_t y0 = (size_t)task * j->rows_per_task, y1 = y0 + j->rows_per_task;
   if (y1 > j->base->height) y1 = j->base->height;
+  if (bc == 3) { /* the photo as decoded: RGB */
+    const double *bt = j->bterm;
+    for (size_t i = y0 * w; i < y1 * w; i++) {
+      const unsigned char *bp = j->base->pixels + 3 * i;
+      unsigned char *o = j->out + 3 * i;
+      const float v = j->map[i];
+      if (isnan(v)) {
+        o[0] = bp[0], o[1] = bp[1], o[2] = bp[2];
+        continue;
+      }
+      const double s = (double)v * 256.0;
+      const size_t idx = s < 0 ? 0 : s >= 255.0 ? 255 : (size_t)s;
+      const double *a = j->aterm + 3 * idx;
+      o[0] = (unsigned char)(bt[bp[0]] + a[0] + 0.5);
+      o[1] = (unsigned char)(bt[bp[1]] + a[1] + 0.5);
+      o[2] = (unsigned char)(bt[bp[2]] + a[2] + 0.5);
+    }
+    return;
+  }
   for (size_t i = y0 * w; i < y1 * w; i++) {
     const unsigned char *bp = j->base->pixels + i * bc;
     unsigned char *o = j->out + 3 * i;
