@@ -264,6 +264,11 @@ typedef struct camd_crop {
  * CAMD_E_SHAPE (out_len too small), CAMD_E_NOMEM. Thread-safe. */
 int camd_preprocess(const camd_image *img, const camd_preprocess_opts *opts, float *out,
                     size_t out_len, camd_crop *crop, camd_error *err);
+/* The same with the resize's rows split over par's threads (NULL: the calling thread): the same
+ * tensor at any thread count. */
+int camd_preprocess_parallel(const camd_image *img, const camd_preprocess_opts *opts,
+                             const camd_parallel *par, float *out, size_t out_len, camd_crop *crop,
+                             camd_error *err);
 
 /* ---- heatmap post-processing -------------------------------------------------------------------
  * A heatmap is a float array, row-major, h x w (map[y * w + x]). */
@@ -308,6 +313,14 @@ int camd_heatmap_colorize(const float *map, size_t w, size_t h, camd_colormap cm
  * becomes RGB. Errors: CAMD_E_INVALID, CAMD_E_SHAPE (size mismatch), CAMD_E_NOMEM. */
 int camd_image_blend(const camd_image *base, const camd_image *overlay, float alpha,
                      camd_image *out, camd_error *err);
+
+/* The overlay of a heatmap in one pass, without the colorized image in between: pixel i is
+ * camd_image_blend's value of camd_heatmap_colorize's colour of map[i] over base (the same
+ * bytes), and where map[i] is NaN (outside the explained crop) base's own colour. `out` becomes
+ * a malloc'd RGB image of base's size; rows are split over par's threads (NULL: the calling
+ * thread), the bytes are the same at any thread count. Errors: CAMD_E_INVALID, CAMD_E_NOMEM. */
+int camd_heatmap_overlay(const float *map, const camd_image *base, camd_colormap cmap, float alpha,
+                         const camd_parallel *par, camd_image *out, camd_error *err);
 
 /* Encodes an image (1 channel gray, 3 RGB or 4 RGBA; 8-bit) as PNG into a malloc'd buffer the
  * caller frees. level: zlib level 0..9, or -1 for the default (6); levels 0..2 also use one fixed

@@ -1,5 +1,7 @@
 /* Base64 (RFC 4648): encode with the standard alphabet; decode standard or URL-safe, strictly. */
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "camd/core.h"
 
@@ -10,15 +12,25 @@ size_t camd_base64_encoded_len(size_t len) {
   return (len / 3 + (len % 3 != 0)) * 4;
 }
 
+/* The two characters of every 12-bit value: one lookup per half of a 3-byte group. */
+static char b64_pairs[4096][2];
+static pthread_once_t b64_pairs_once = PTHREAD_ONCE_INIT;
+
+static void b64_pairs_build(void) {
+  for (int v = 0; v < 4096; v++) {
+    b64_pairs[v][0] = b64_alphabet[v >> 6];
+    b64_pairs[v][1] = b64_alphabet[v & 63];
+  }
+}
+
 size_t camd_base64_encode_into(const void *data, size_t len, char *out) {
   const unsigned char *in = data;
   size_t o = 0, i = 0;
-  for (; i + 3 <= len; i += 3) {
+  pthread_once(&b64_pairs_once, b64_pairs_build);
+  for (; i + 3 <= len; i += 3, o += 4) {
     uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-    out[o++] = b64_alphabet[v >> 18 & 63];
-    out[o++] = b64_alphabet[v >> 12 & 63];
-    out[o++] = b64_alphabet[v >> 6 & 63];
-    out[o++] = b64_alphabet[v & 63];
+    memcpy(out + o, b64_pairs[v >> 12], 2);
+    memcpy(out + o + 2, b64_pairs[v & 4095], 2);
   }
   if (len - i == 1) {
     uint32_t v = (uint32_t)in[i] << 16;

@@ -51,8 +51,6 @@ struct camd_explain_ctx {
   size_t map_cap;
   float *up;
   size_t up_cap;
-  unsigned char *outside;
-  size_t outside_cap;
   struct rank {
     float v;
     int i;
@@ -113,7 +111,6 @@ void camd_explain_ctx_destroy(camd_explain_ctx *ctx) {
   free(ctx->logits);
   free(ctx->map);
   free(ctx->up);
-  free(ctx->outside);
   free(ctx->rank);
   camd__quality_ws_free(ctx->quality);
   free(ctx->tmasks);
@@ -265,36 +262,28 @@ static int write_sc(const render_args *a, const camd_image *over, camd_explain_m
 }
 
 /* Heatmap and overlay PNGs of the upsampled map (CAMD_OUT_HEATMAP / CAMD_OUT_OVERLAY), and the
- * overlay as a DICOM Secondary Capture (CAMD_OUT_DICOM). */
+ * overlay as a DICOM Secondary Capture (CAMD_OUT_DICOM). Pixels outside the crop (NaN in ctx->up)
+ * have no heat: the overlay keeps the photo there, the heatmap colours them as 0. */
 static int draw(camd_explain_ctx *ctx, const render_args *a, size_t W, size_t H,
                 camd_explain_map *m, camd_error *err) {
   const camd_explain_options *o = a->o;
-  size_t npx = W * H;
-  /* Pixels outside the crop have no heat: colour them as 0, keep the photo in the overlay. */
-  bool any_outside = false;
-  for (size_t i = 0; i < npx; i++) {
-    bool out = isnan(ctx->up[i]);
-    ctx->outside[i] = out;
-    if (out) {
-      ctx->up[i] = 0.0f;
-      any_outside = true;
-    }
-  }
-  camd_image heat = {0}, over = {0};
-  int rc = camd_heatmap_colorize(ctx->up, W, H, o->colormap, &heat, err);
-  if (rc) return rc;
-  if (o->outputs & CAMD_OUT_HEATMAP) rc = encode_png(&a->par, &heat, &m->heatmap, err);
-  if (!rc && (o->outputs & (CAMD_OUT_OVERLAY | CAMD_OUT_DICOM))) {
-    rc = camd_image_blend(a->img, &heat, o->alpha, &over, err);
-    if (!rc && any_outside) {
-      for (size_t i = 0; i < npx; i++)
-        if (ctx->outside[i]) memcpy(over.pixels + 3 * i, a->img->pixels + 3 * i, 3);
-    }
+  int rc = 0;
+  if (o->outputs & (CAMD_OUT_OVERLAY | CAMD_OUT_DICOM)) {
+    camd_image over = {0};
+    rc = camd_heatmap_overlay(ctx->up, a->img, o->colormap, o->alpha, &a->par, &over, err);
     if (!rc && (o->outputs & CAMD_OUT_OVERLAY)) rc = encode_png(&a->par, &over, &m->overlay, err);
     if (!rc && (o->outputs & CAMD_OUT_DICOM) && a->dcm) rc = write_sc(a, &over, m, err);
+    camd_image_free(&over);
   }
-  camd_image_free(&heat);
-  camd_image_free(&over);
+  if (!rc && (o->outputs & CAMD_OUT_HEATMAP)) {
+    size_t npx = W * H;
+    for (size_t i = 0; i < npx; i++)
+      if (isnan(ctx->up[i])) ctx->up[i] = 0.0f;
+    camd_image heat = {0};
+    rc = camd_heatmap_colorize(ctx->up, W, H, o->colormap, &heat, err);
+    if (!rc) rc = encode_png(&a->par, &heat, &m->heatmap, err);
+    camd_image_free(&heat);
+  }
   return rc;
 }
 
@@ -321,7 +310,7 @@ static int render_map(camd_explain_ctx *ctx, const render_args *a, const float *
   if (!(o->outputs & need_up) && !dicom) return 0;
 
   size_t W = a->img->width, H = a->img->height, npx = W * H;
-  if ((rc = GROW(ctx, up, npx, err)) || (rc = GROW(ctx, outside, npx, err))) return rc;
+  if ((rc = GROW(ctx, up, npx, err))) return rc;
   rc = camd_heatmap_upsample(ctx->map, (size_t)lw, (size_t)lh, a->crop, W, H, NAN, ctx->up, err);
   if (rc) return rc;
   if (((o->outputs & CAMD_OUT_BBOX) || dicom) && (rc = locate(ctx, a, W, H, m, err))) return rc;
@@ -912,10 +901,10 @@ static int decode_input(const camd_explain_input *in, const camd_explain_options
 }
 
 /* Decodes and preprocesses image i into tensor slot `slot`; failures go to the item. */
-static int decode_one(camd_explain_ctx *ctx, const camd_explainer *e, const camd_explain_input *in,
-                      const camd_explain_options *o, const camd_explain_limits *lim, int slot,
-                      camd_image *img, camd_dicom **dcm, camd_explain_item *item,
-                      camd_explain_timings *tm) {
+static int decode_one(camd_explain_ctx *ctx, camd_session *s, const camd_explainer *e,
+                      const camd_explain_input *in, const camd_explain_options *o,
+                      const camd_explain_limits *lim, int slot, camd_image *img, camd_dicom **dcm,
+                      camd_explain_item *item, camd_explain_timings *tm) {
   camd_error ie = {0};
   uint64_t t = camd_now_ns();
   int rc = decode_input(in, o, lim, img, item, dcm, &ie);
@@ -929,8 +918,10 @@ static int decode_one(camd_explain_ctx *ctx, const camd_explainer *e, const camd
   item->input_width = e->cfg.preprocess.width;
   item->input_height = e->cfg.preprocess.height;
   t = camd_now_ns();
-  rc = camd_preprocess(img, &e->cfg.preprocess, ctx->tensor + (size_t)slot * e->in_count,
-                       e->in_count, &item->crop, &ie);
+  const camd_parallel par = camd_session_parallel(s); /* the resize on the session's threads */
+  rc = camd_preprocess_parallel(img, &e->cfg.preprocess, &par,
+                                ctx->tensor + (size_t)slot * e->in_count, e->in_count, &item->crop,
+                                &ie);
   tm->ms[CAMD_STAGE_PREPROCESS] += ms_since(t);
   if (rc) {
     camd_error_prefix(&ie, rc, "preprocessing: ");
@@ -1027,8 +1018,8 @@ int camd_explain_run(camd_explain_ctx *ctx, camd_explainer *e, const camd_explai
   /* Decode and preprocess every image first: the good ones fill slots 0..n_ok-1. */
   for (int i = 0; i < n_inputs; i++) {
     slot[i] = n_ok;
-    if (decode_one(ctx, e, &inputs[i], o, lim, n_ok, &imgs[i], &dcms[i], &result->items[i], tm) ==
-        0)
+    if (decode_one(ctx, s, e, &inputs[i], o, lim, n_ok, &imgs[i], &dcms[i], &result->items[i],
+                   tm) == 0)
       n_ok++;
   }
   /* The logits come from a prediction forward when they decide the targets, or when the score

@@ -16,11 +16,12 @@ int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop 
     return camd_error_set(err, CAMD_E_INVALID, "heatmap upsample: invalid crop rectangle");
   /* Per-column source positions (x) are computed once; rows on the fly. Sample centre of output
    * pixel X in crop units: u = (X + 0.5 - crop.x) / crop.w * w - 0.5, clamped to [0, w - 1]. */
-  size_t *x0 = malloc(out_w * sizeof(size_t));
+  size_t *x0 = malloc(out_w * sizeof(size_t)), *x1 = malloc(out_w * sizeof(size_t));
   float *fx = malloc(out_w * sizeof(float));
   unsigned char *xin = malloc(out_w);
-  if (!x0 || !fx || !xin) {
+  if (!x0 || !x1 || !fx || !xin) {
     free(x0);
+    free(x1);
     free(fx);
     free(xin);
     return camd_error_set(err, CAMD_E_NOMEM, "heatmap upsample: out of memory");
@@ -41,6 +42,7 @@ int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop 
       x0[X] = (size_t)fl;
     }
     fx[X] = (float)f;
+    x1[X] = x0[X] + 1 < w ? x0[X] + 1 : x0[X];
   }
   for (size_t Y = 0; Y < out_h; Y++) {
     double c = (double)Y + 0.5;
@@ -62,12 +64,16 @@ int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop 
     float fy = (float)fyd;
     const float *r0 = map + y0 * w, *r1 = map + y1 * w;
     float *dst = out + Y * out_w;
+    if (!yin) {
+      for (size_t X = 0; X < out_w; X++) dst[X] = outside;
+      continue;
+    }
     for (size_t X = 0; X < out_w; X++) {
-      if (!yin || !xin[X]) {
+      if (!xin[X]) {
         dst[X] = outside;
         continue;
       }
-      size_t a = x0[X], b = a + 1 < w ? a + 1 : a;
+      size_t a = x0[X], b = x1[X];
       float t = fx[X];
       float top = r0[a] + (r0[b] - r0[a]) * t;
       float bot = r1[a] + (r1[b] - r1[a]) * t;
@@ -75,6 +81,7 @@ int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop 
     }
   }
   free(x0);
+  free(x1);
   free(fx);
   free(xin);
   return 0;
@@ -244,6 +251,98 @@ int camd_image_blend(const camd_image *base, const camd_image *overlay, float al
         o[i * 3 + c] =
             (unsigned char)(b * bp[i * bc + (bc == 1 ? 0 : c)] + a * op[i * 3 + c] + 0.5);
   }
+  return 0;
+}
+
+/* camd_heatmap_overlay's work: rows [y0, y1) per task. */
+typedef struct overlay_job {
+  const float *map;
+  const camd_image *base;
+  double bterm[256];     /* (1 - alpha) * v */
+  double aterm[256 * 3]; /* alpha * colour channel of table entry k */
+  size_t rows_per_task;
+  unsigned char *out;
+} overlay_job;
+
+static void overlay_rows(void *arg, int64_t task) {
+  const overlay_job *j = arg;
+  const size_t w = j->base->width, bc = (size_t)j->base->channels;
+  size_t y0 = (size_t)task * j->rows_per_task, y1 = y0 + j->rows_per_task;
+  if (y1 > j->base->height) y1 = j->base->height;
+  if (bc == 3) { /* the photo as decoded: RGB */
+    const double *bt = j->bterm;
+    for (size_t i = y0 * w; i < y1 * w; i++) {
+      const unsigned char *bp = j->base->pixels + 3 * i;
+      unsigned char *o = j->out + 3 * i;
+      const float v = j->map[i];
+      if (isnan(v)) {
+        o[0] = bp[0], o[1] = bp[1], o[2] = bp[2];
+        continue;
+      }
+      const double s = (double)v * 256.0;
+      const size_t idx = s < 0 ? 0 : s >= 255.0 ? 255 : (size_t)s;
+      const double *a = j->aterm + 3 * idx;
+      o[0] = (unsigned char)(bt[bp[0]] + a[0] + 0.5);
+      o[1] = (unsigned char)(bt[bp[1]] + a[1] + 0.5);
+      o[2] = (unsigned char)(bt[bp[2]] + a[2] + 0.5);
+    }
+    return;
+  }
+  for (size_t i = y0 * w; i < y1 * w; i++) {
+    const unsigned char *bp = j->base->pixels + i * bc;
+    unsigned char *o = j->out + 3 * i;
+    const float v = j->map[i];
+    if (isnan(v)) { /* outside: the photo */
+      for (size_t c = 0; c < 3; c++) o[c] = bp[bc == 1 ? 0 : c];
+      continue;
+    }
+    /* as camd_heatmap_colorize and camd_image_blend: the same doubles added in the same order */
+    const double s = (double)v * 256.0;
+    const size_t idx = s < 0 ? 0 : s >= 255.0 ? 255 : (size_t)s;
+    const double *a = j->aterm + 3 * idx;
+    for (size_t c = 0; c < 3; c++)
+      o[c] = (unsigned char)(j->bterm[bp[bc == 1 ? 0 : c]] + a[c] + 0.5);
+  }
+}
+
+enum { OVERLAY_TASK_PIXELS = 1 << 15 };
+
+int camd_heatmap_overlay(const float *map, const camd_image *base, camd_colormap cmap, float alpha,
+                         const camd_parallel *par, camd_image *out, camd_error *err) {
+  out->pixels = NULL;
+  out->width = out->height = 0;
+  out->channels = 0;
+  const unsigned char *lut = camd_colormap_table(cmap);
+  if (!lut) return camd_error_set(err, CAMD_E_INVALID, "unknown colormap %d", (int)cmap);
+  if (!map || !base || !base->pixels || base->width == 0 || base->height == 0)
+    return camd_error_set(err, CAMD_E_INVALID, "overlay: empty map or image");
+  if (!(alpha >= 0.0f && alpha <= 1.0f))
+    return camd_error_set(err, CAMD_E_INVALID, "overlay: alpha %g is not in [0, 1]", (double)alpha);
+  if (base->channels != 1 && base->channels != 3 && base->channels != 4)
+    return camd_error_set(err, CAMD_E_INVALID, "overlay: base must be gray/RGB/RGBA (got %d)",
+                          base->channels);
+  overlay_job *j = malloc(sizeof(*j));
+  if (!j) return camd_error_set(err, CAMD_E_NOMEM, "overlay: out of memory");
+  out->pixels = malloc(base->width * base->height * 3); /* sizes of a valid image: no overflow */
+  if (!out->pixels) {
+    free(j);
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory for a %zux%zu overlay", base->width,
+                          base->height);
+  }
+  out->width = base->width;
+  out->height = base->height;
+  out->channels = 3;
+  const double a = alpha, b = 1.0 - a;
+  for (int v = 0; v < 256; v++) j->bterm[v] = b * v;
+  for (int k = 0; k < 256 * 3; k++) j->aterm[k] = a * lut[k];
+  j->map = map;
+  j->base = base;
+  j->out = out->pixels;
+  j->rows_per_task = OVERLAY_TASK_PIXELS / base->width;
+  if (j->rows_per_task == 0) j->rows_per_task = 1;
+  camd_parallel_for(par, (int64_t)((base->height + j->rows_per_task - 1) / j->rows_per_task),
+                    overlay_rows, j);
+  free(j);
   return 0;
 }
 

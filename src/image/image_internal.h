@@ -30,9 +30,11 @@ void camd__oriented_size(int orientation, size_t w, size_t h, size_t *ow, size_t
 
 /* PIL-compatible BILINEAR resampling of a region: computes the pixels
  * [x0, x0 + out_w) x [y0, y0 + out_h) of `in` resized to rw x rh; pixels outside
- * [0, rw) x [0, rh) are 0. `out` must be empty; becomes out_w x out_h with in->channels. */
+ * [0, rw) x [0, rh) are 0. `out` must be empty; becomes out_w x out_h with in->channels. Rows are
+ * split over par's threads (NULL: the calling thread); the bytes do not depend on it. */
 int camd__resize_region(const camd_image *in, size_t rw, size_t rh, long long x0, long long y0,
-                        size_t out_w, size_t out_h, camd_image *out, camd_error *err);
+                        size_t out_w, size_t out_h, const camd_parallel *par, camd_image *out,
+                        camd_error *err);
 
 /* Raw deflate (RFC 1951) of data[0, n) with Huffman codes only (png_deflate.c): blocks of 16 KB,
  * each with its own dynamic code or stored. `last`: the final block ends the stream; otherwise

@@ -162,16 +162,22 @@ int camd__jpeg_decode(const unsigned char *data, size_t len, const camd_image_li
     rc = camd_error_set(err, CAMD_E_FORMAT, "invalid JPEG: %s", c->es.message);
   else if (r == 2)
     rc = c->rc;
-  if (rc == 0) rc = camd_image_alloc(out, c->width, c->height, 3, err);
+  if (rc == 0 && c->comps == 3) { /* RGB as decoded: the image takes the samples, no copy */
+    out->pixels = c->raw;
+    out->width = c->width;
+    out->height = c->height;
+    out->channels = 3;
+    c->raw = NULL;
+  } else if (rc == 0) {
+    rc = camd_image_alloc(out, c->width, c->height, 3, err);
+  }
   if (rc == 0) {
     size_t n = c->width * c->height;
     const unsigned char *s = c->raw;
     unsigned char *d = out->pixels;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; c->raw && i < n; i++) {
       if (c->comps == 1) {
         d[3 * i] = d[3 * i + 1] = d[3 * i + 2] = s[i];
-      } else if (c->comps == 3) {
-        memcpy(d + 3 * i, s + 3 * i, 3);
       } else {
         /* CMYK: with ink amounts C, M, Y, K (0 = none), R = round((255-C)(255-K)/255) etc.,
          * as PIL converts. Adobe files store 255 - ink, i.e. 255 - C is the stored value. */

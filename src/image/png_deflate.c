@@ -42,6 +42,14 @@ static inline void put_bits(bit_writer *b, uint32_t v, int len) {
   }
 }
 
+static inline void store_le64(unsigned char *p, uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(p, &v, 8);
+#else
+  for (int k = 0; k < 8; k++) p[k] = (unsigned char)(v >> (8 * k));
+#endif
+}
+
 /* Writes out the pending bits, zero-padded to a byte boundary. */
 static void align_byte(bit_writer *b) {
   while (b->n > 0) {
@@ -53,9 +61,24 @@ static void align_byte(bit_writer *b) {
   b->n = 0;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
+/* Sorts m keys (frequency << 16 | symbol, frequencies below 2^32, all keys distinct) in
+ * increasing order: LSD radix sort on the frequency, 8 bits a pass, passes while bits are left;
+ * stable, and the keys come in symbol order, so ties fall in symbol order as in a sort of the
+ * whole key. */
+static void sort_keys(uint64_t *key, int m) {
+  uint64_t tmp[LIT_SYMS], *a = key, *b = tmp;
+  uint64_t all = 0;
+  for (int i = 0; i < m; i++) all |= key[i] >> 16;
+  for (int shift = 16; shift < 48 && (all >> (shift - 16)) != 0; shift += 8) {
+    int count[257] = {0};
+    for (int i = 0; i < m; i++) count[(a[i] >> shift & 255) + 1]++;
+    for (int d = 0; d < 256; d++) count[d + 1] += count[d];
+    for (int i = 0; i < m; i++) b[count[a[i] >> shift & 255]++] = a[i];
+    uint64_t *t = a;
+    a = b;
+    b = t;
+  }
+  if (a != key) memcpy(key, a, (size_t)m * sizeof(*key));
 }
 
 /* Huffman code lengths (at most `limit` bits) for nsym symbols of frequencies freq; unused
@@ -79,7 +102,7 @@ static void huff_lengths(const uint32_t *freq_in, int nsym, int limit, uint8_t *
       len[key[0] & 0xffff] = 1;
       return;
     }
-    qsort(key, (size_t)m, sizeof(key[0]), cmp_u64);
+    sort_keys(key, m);
     for (int i = 0; i < m; i++) weight[i] = key[i] >> 16;
     int leaf = 0, inner = m;
     for (int next = m; next < 2 * m - 1; next++) {
@@ -171,10 +194,68 @@ static int cl_tokens(const uint8_t *lens, int n, cl_token *out) {
 
 static const uint8_t cl_extra_bits[CL_SYMS] = {[16] = 2, [17] = 3, [18] = 7};
 
+/* freq[0..255] = how often each byte value occurs in data[0..n). Four tables: runs of one value
+ * (most of a filtered image) would otherwise chain every increment on the previous one. */
+static void count_bytes(const unsigned char *data, size_t n, uint32_t *freq) {
+  uint32_t t[4][256];
+  memset(t, 0, sizeof(t));
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    t[0][data[i]]++;
+    t[1][data[i + 1]]++;
+    t[2][data[i + 2]]++;
+    t[3][data[i + 3]]++;
+  }
+  for (; i < n; i++) t[0][data[i]]++;
+  for (int s = 0; s < 256; s++) freq[s] = t[0][s] + t[1][s] + t[2][s] + t[3][s];
+}
+
+/* The literals of a block, two bytes per step (two codes of at most 15 bits), with the writer's
+ * state in registers: after each step the whole bytes of the accumulator are stored as one
+ * 8-byte little-endian word and the pointer advances by them, so fewer than 8 bits stay pending
+ * and there is no branch. The word may write up to 7 bytes past the data, inside the output's
+ * bound (camd__deflate_huffman_bound has 16 bytes of slack past any block that is not stored). */
+static void put_literals(bit_writer *b, const unsigned char *data, size_t n, const uint16_t *code,
+                         const uint8_t *lens) {
+  uint32_t c[256];
+  uint8_t l[256];
+  for (int s = 0; s < 256; s++) c[s] = code[s], l[s] = lens[s];
+  /* leave put_bits' invariant (< 32 pending) for one of < 8 */
+  while (b->n >= 8) {
+    *b->p++ = (unsigned char)b->acc;
+    b->acc >>= 8;
+    b->n -= 8;
+  }
+  unsigned char *p = b->p;
+  uint64_t acc = b->acc;
+  unsigned nb = (unsigned)b->n;
+  size_t i = 0;
+  for (; i + 1 < n; i += 2) {
+    const unsigned x = data[i], y = data[i + 1];
+    acc |= (uint64_t)(c[x] | c[y] << l[x]) << nb;
+    nb += (unsigned)l[x] + l[y];
+    store_le64(p, acc);
+    p += nb >> 3;
+    acc >>= nb & ~7u;
+    nb &= 7u;
+  }
+  if (i < n) {
+    acc |= (uint64_t)c[data[i]] << nb;
+    nb += l[data[i]];
+    store_le64(p, acc);
+    p += nb >> 3;
+    acc >>= nb & ~7u;
+    nb &= 7u;
+  }
+  b->p = p;
+  b->acc = acc;
+  b->n = (int)nb;
+}
+
 /* One block of n (<= 65535) bytes: dynamic Huffman, or stored when that is no larger. */
 static void huff_block(bit_writer *b, const unsigned char *data, size_t n, bool final) {
-  uint32_t freq[LIT_SYMS] = {0};
-  for (size_t i = 0; i < n; i++) freq[data[i]]++;
+  uint32_t freq[LIT_SYMS];
+  count_bytes(data, n, freq);
   freq[256] = 1;
   uint8_t lens[LIT_SYMS + 1];
   huff_lengths(freq, LIT_SYMS, MAX_BITS, lens);
@@ -216,16 +297,7 @@ static void huff_block(bit_writer *b, const unsigned char *data, size_t n, bool 
     put_bits(b, cl_code[tok[i].sym], cl_len[tok[i].sym]);
     if (cl_extra_bits[tok[i].sym]) put_bits(b, tok[i].extra, cl_extra_bits[tok[i].sym]);
   }
-  /* The literals: a length and a code per byte value, two bytes per put when they fit. */
-  uint32_t pair_code[256];
-  uint8_t pair_len[256];
-  for (int s = 0; s < 256; s++) pair_code[s] = code[s], pair_len[s] = lens[s];
-  size_t i = 0;
-  for (; i + 1 < n; i += 2) {
-    const unsigned x = data[i], y = data[i + 1];
-    put_bits(b, pair_code[x] | pair_code[y] << pair_len[x], pair_len[x] + pair_len[y]);
-  }
-  if (i < n) put_bits(b, pair_code[data[i]], pair_len[data[i]]);
+  put_literals(b, data, n, code, lens);
   put_bits(b, code[256], lens[256]);
 }
 

@@ -83,13 +83,115 @@ static int rs_axis_init(rs_axis *a, size_t n_in, size_t n_out, size_t o0, size_t
   return 0;
 }
 
-static unsigned char rs_clip8(int64_t acc) {
-  int64_t v = acc >> RS_PRECISION_BITS;
+static inline unsigned char rs_clip8(int32_t acc) {
+  int32_t v = acc >> RS_PRECISION_BITS;
   return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
+/* One RGB row of the horizontal pass: nx output pixels from src. */
+static void rs_row_h3(const unsigned char *src, const rs_axis *ax, size_t nx, unsigned char *dst) {
+  for (size_t j = 0; j < nx; j++) {
+    const int32_t *k = ax->k + j * ax->taps;
+    const unsigned char *s = src + ax->first[j] * 3;
+    const size_t n = ax->count[j];
+    int32_t r = (int32_t)1 << (RS_PRECISION_BITS - 1), g = r, b = r;
+    for (size_t t = 0; t < n; t++) {
+      r += (int32_t)s[3 * t] * k[t];
+      g += (int32_t)s[3 * t + 1] * k[t];
+      b += (int32_t)s[3 * t + 2] * k[t];
+    }
+    dst[3 * j] = rs_clip8(r);
+    dst[3 * j + 1] = rs_clip8(g);
+    dst[3 * j + 2] = rs_clip8(b);
+  }
+}
+
+/* One resize's passes, split in tasks of rows (each output byte is computed the same way
+ * whichever task and thread computes it). */
+typedef struct rs_job {
+  const camd_image *in;
+  const rs_axis *ax, *ay;
+  size_t ch, nx, ny;
+  unsigned char *tmp; /* horizontal pass output: tmp_rows x nx pixels */
+  size_t tmp_rows, ylo;
+  long long cx0;
+  camd_image *out;
+  size_t ox, oy, row;
+  bool need_h, need_v;
+  int32_t *acc;          /* vertical pass: `row` sums per task */
+  size_t h_rows, v_rows; /* rows per task of each pass */
+} rs_job;
+
+/* Rows per task: about RS_TASK_WORK multiply-adds, at least one row. */
+enum { RS_TASK_WORK = 1 << 17 };
+static size_t rs_rows_per_task(size_t rows, size_t work_per_row) {
+  size_t r = RS_TASK_WORK / (work_per_row ? work_per_row : 1);
+  if (r == 0) r = 1;
+  return r < rows ? r : rows ? rows : 1;
+}
+
+/* Horizontal pass of tmp rows [task * h_rows, ...): input rows ylo + y -> tmp row y (nx columns).
+ * Sums fit 32 bits: the weights are >= 0 (triangle) and add up to 2^22 (+ at most taps / 2 of
+ * rounding), so a sum is below 2^21 + 255 * (2^22 + taps) < 2^31 and equals the 64-bit one of
+ * the reference. */
+static void rs_h_task(void *arg, int64_t task) {
+  const rs_job *j = arg;
+  const rs_axis *ax = j->ax;
+  const size_t ch = j->ch, nx = j->nx;
+  size_t y0 = (size_t)task * j->h_rows, y1 = y0 + j->h_rows;
+  if (y1 > j->tmp_rows) y1 = j->tmp_rows;
+  for (size_t y = y0; y < y1; y++) {
+    const unsigned char *src = j->in->pixels + (j->ylo + y) * j->in->width * ch;
+    unsigned char *dst = j->tmp + y * nx * ch;
+    if (!j->need_h) {
+      memcpy(dst, src + (size_t)j->cx0 * ch, nx * ch);
+      continue;
+    }
+    if (ch == 3) {
+      rs_row_h3(src, ax, nx, dst);
+      continue;
+    }
+    for (size_t x = 0; x < nx; x++) {
+      const int32_t *k = ax->k + x * ax->taps;
+      size_t f = ax->first[x], n = ax->count[x];
+      for (size_t c = 0; c < ch; c++) {
+        int32_t acc = (int32_t)1 << (RS_PRECISION_BITS - 1);
+        for (size_t t = 0; t < n; t++) acc += (int32_t)src[(f + t) * ch + c] * k[t];
+        dst[x * ch + c] = rs_clip8(acc);
+      }
+    }
+  }
+}
+
+/* Vertical pass of output rows [task * v_rows, ...): each a weighted sum of whole tmp rows
+ * (contiguous: the loop over the row vectorises). */
+static void rs_v_task(void *arg, int64_t task) {
+  const rs_job *j = arg;
+  const size_t row = j->row;
+  size_t i0 = (size_t)task * j->v_rows, i1 = i0 + j->v_rows;
+  if (i1 > j->ny) i1 = j->ny;
+  int32_t *acc = j->acc ? j->acc + (size_t)task * row : NULL;
+  for (size_t i = i0; i < i1; i++) {
+    unsigned char *dst = j->out->pixels + ((j->oy + i) * j->out->width + j->ox) * j->ch;
+    if (!j->need_v) {
+      memcpy(dst, j->tmp + i * row, row);
+      continue;
+    }
+    const int32_t *k = j->ay->k + i * j->ay->taps;
+    size_t f = j->ay->first[i] - j->ylo, n = j->ay->count[i];
+    for (size_t x = 0; x < row; x++) acc[x] = (int32_t)1 << (RS_PRECISION_BITS - 1);
+    for (size_t t = 0; t < n; t++) {
+      const unsigned char *s = j->tmp + (f + t) * row;
+      const int32_t kt = k[t];
+      for (size_t x = 0; x < row; x++) acc[x] += (int32_t)s[x] * kt;
+    }
+    for (size_t x = 0; x < row; x++) dst[x] = rs_clip8(acc[x]);
+  }
+}
+
 int camd__resize_region(const camd_image *in, size_t rw, size_t rh, long long x0, long long y0,
-                        size_t out_w, size_t out_h, camd_image *out, camd_error *err) {
+                        size_t out_w, size_t out_h, const camd_parallel *par, camd_image *out,
+                        camd_error *err) {
   int rc = camd_image_alloc(out, out_w, out_h, in->channels, err);
   if (rc) return rc;
   if (rw == 0 || rh == 0) return 0;
@@ -128,40 +230,38 @@ int camd__resize_region(const camd_image *in, size_t rw, size_t rh, long long x0
     camd_image_free(out);
     return camd_error_set(err, CAMD_E_NOMEM, "out of memory resizing");
   }
-  /* Horizontal pass: input rows ylo..yhi -> tmp (nx columns). */
-  for (size_t y = 0; y < tmp_rows; y++) {
-    const unsigned char *src = in->pixels + (ylo + y) * in->width * ch;
-    unsigned char *dst = tmp + y * nx * ch;
-    for (size_t j = 0; j < nx; j++) {
-      if (!need_h) {
-        memcpy(dst + j * ch, src + ((size_t)cx0 + j) * ch, ch);
-        continue;
-      }
-      const int32_t *k = ax.k + j * ax.taps;
-      size_t f = ax.first[j], n = ax.count[j];
-      for (size_t c = 0; c < ch; c++) {
-        int64_t acc = (int64_t)1 << (RS_PRECISION_BITS - 1);
-        for (size_t t = 0; t < n; t++) acc += (int64_t)src[(f + t) * ch + c] * k[t];
-        dst[j * ch + c] = rs_clip8(acc);
-      }
-    }
+  /* Vertical pass accumulators: one row per task. */
+  size_t ox = (size_t)(cx0 - x0), oy = (size_t)(cy0 - y0), row = nx * ch;
+  rs_job j = {.in = in,
+              .ax = &ax,
+              .ay = &ay,
+              .ch = ch,
+              .nx = nx,
+              .ny = ny,
+              .tmp = tmp,
+              .tmp_rows = tmp_rows,
+              .ylo = ylo,
+              .cx0 = cx0,
+              .out = out,
+              .ox = ox,
+              .oy = oy,
+              .row = row,
+              .need_h = need_h,
+              .need_v = need_v};
+  j.h_rows = rs_rows_per_task(tmp_rows, row * (need_h ? ax.taps : 1));
+  j.v_rows = rs_rows_per_task(ny, row * (need_v ? ay.taps : 1));
+  const size_t h_tasks = (tmp_rows + j.h_rows - 1) / j.h_rows,
+               v_tasks = (ny + j.v_rows - 1) / j.v_rows;
+  if (need_v && !(j.acc = malloc(v_tasks * row * sizeof(int32_t)))) {
+    free(tmp);
+    rs_axis_free(&ax);
+    rs_axis_free(&ay);
+    camd_image_free(out);
+    return camd_error_set(err, CAMD_E_NOMEM, "out of memory resizing");
   }
-  /* Vertical pass: tmp -> output region. */
-  size_t ox = (size_t)(cx0 - x0), oy = (size_t)(cy0 - y0);
-  for (size_t i = 0; i < ny; i++) {
-    unsigned char *dst = out->pixels + ((oy + i) * out_w + ox) * ch;
-    if (!need_v) {
-      memcpy(dst, tmp + i * nx * ch, nx * ch);
-      continue;
-    }
-    const int32_t *k = ay.k + i * ay.taps;
-    size_t f = ay.first[i] - ylo, n = ay.count[i];
-    for (size_t j = 0; j < nx * ch; j++) {
-      int64_t acc = (int64_t)1 << (RS_PRECISION_BITS - 1);
-      for (size_t t = 0; t < n; t++) acc += (int64_t)tmp[(f + t) * nx * ch + j] * k[t];
-      dst[j] = rs_clip8(acc);
-    }
-  }
+  camd_parallel_for(par, (int64_t)h_tasks, rs_h_task, &j);
+  camd_parallel_for(par, (int64_t)v_tasks, rs_v_task, &j);
+  free(j.acc);
   free(tmp);
   rs_axis_free(&ax);
   rs_axis_free(&ay);
@@ -180,7 +280,7 @@ int camd_image_resize(const camd_image *in, size_t width, size_t height, camd_im
                           height);
   if (width > (size_t)LLONG_MAX / 2 || height > (size_t)LLONG_MAX / 2)
     return camd_error_set(err, CAMD_E_INVALID, "resize: target size too large");
-  return camd__resize_region(in, width, height, 0, 0, width, height, out, err);
+  return camd__resize_region(in, width, height, 0, 0, width, height, NULL, out, err);
 }
 
 void camd_preprocess_opts_default(camd_preprocess_opts *o) {
@@ -219,6 +319,12 @@ static long long center_offset(size_t size, size_t crop) {
 
 int camd_preprocess(const camd_image *img, const camd_preprocess_opts *o, float *out,
                     size_t out_len, camd_crop *crop, camd_error *err) {
+  return camd_preprocess_parallel(img, o, NULL, out, out_len, crop, err);
+}
+
+int camd_preprocess_parallel(const camd_image *img, const camd_preprocess_opts *o,
+                             const camd_parallel *par, float *out, size_t out_len, camd_crop *crop,
+                             camd_error *err) {
   if (!img || !img->pixels || img->width == 0 || img->height == 0)
     return camd_error_set(err, CAMD_E_INVALID, "preprocess: empty input image");
   if (img->channels != 1 && img->channels != 3 && img->channels != 4)
@@ -286,7 +392,7 @@ int camd_preprocess(const camd_image *img, const camd_preprocess_opts *o, float 
     if (rc) return rc;
     use = &src;
   }
-  rc = camd__resize_region(use, rw, rh, ox, oy, W, H, &res, err);
+  rc = camd__resize_region(use, rw, rh, ox, oy, W, H, par, &res, err);
   camd_image_free(&src);
   if (rc) return rc;
 
@@ -297,10 +403,18 @@ int camd_preprocess(const camd_image *img, const camd_preprocess_opts *o, float 
   for (int c = 0; c < o->channels; c++) {
     int sc = (o->channels == 1 || ich == 1) ? 0 : (o->bgr ? 2 - c : c);
     float mean = o->mean[c];
+    /* A byte has 256 values: each one's float, computed as for every pixel, looked up. */
+    float lut[256];
+    for (int b = 0; b < 256; b++) {
+      float v = (float)b * o->scale;
+      lut[b] = (v - mean) / o->std[c];
+    }
     float *dst = out + (size_t)c * cstep;
-    for (size_t i = 0; i < plane; i++) {
-      float v = (float)res.pixels[i * ich + (size_t)sc] * o->scale;
-      dst[i * pstep] = (v - mean) / o->std[c];
+    const unsigned char *px = res.pixels + sc;
+    if (pstep == 1 && ich == 3) {
+      for (size_t i = 0; i < plane; i++) dst[i] = lut[px[3 * i]];
+    } else {
+      for (size_t i = 0; i < plane; i++) dst[i * pstep] = lut[px[i * ich]];
     }
   }
   camd_image_free(&res);

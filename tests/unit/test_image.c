@@ -1,6 +1,7 @@
 /* Tests for the image module: decode/resize/preprocess/heatmap helpers against the independent
  * references that tests/image/make_cases.py writes (PIL, ImageMagick, torchvision, torch,
  * matplotlib, skimage), plus self-contained checks (limits, corrupt input, PNG round trip). */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -680,8 +681,145 @@ static void test_preprocess_nhwc(void) {
   }
 }
 
+/* A camd_parallel that runs the tasks last to first (any order must give the same bytes). */
+static void run_reversed(void *ctx, int64_t n, camd_parallel_fn fn, void *arg) {
+  (void)ctx;
+  for (int64_t i = n - 1; i >= 0; i--) fn(arg, i);
+}
+
+/* camd_heatmap_overlay (one pass) against the documented formula computed here, pixel by pixel:
+ * NaN -> the base colour; else table entry min(255, floor(max(v, 0) * 256)) blended as
+ * floor((1 - alpha) * base + alpha * colour + 0.5) in double; and against the two-step
+ * camd_heatmap_colorize + camd_image_blend it replaces. Maps hold NaN, values below 0 and above
+ * 1, and values on both sides of every k / 256 step; bases are gray, RGB and RGBA; sizes give one
+ * task, several and a row longer than a task. */
+static void test_overlay_fused(void) {
+  static const size_t sizes[][2] = {{1, 1}, {300, 200}, {70001, 2}, {17, 3}};
+  static const float alphas[] = {0.0f, 0.37f, 0.5f, 1.0f, 0.8f};
+  camd_rng r;
+  camd_rng_seed(&r, 12);
+  camd_parallel rev = {run_reversed, NULL};
+  for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+    const size_t w = sizes[si][0], h = sizes[si][1], n = w * h;
+    float *map = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+      const double u = camd_rng_uniform(&r);
+      const int k = (int)(camd_rng_uniform(&r) * 257);
+      map[i] = u < 0.05   ? NAN
+               : u < 0.1  ? -0.25f
+               : u < 0.15 ? 1.5f
+               : u < 0.5  ? (float)k / 256.0f - (u < 0.3 ? 1e-7f : 0.0f)
+                          : (float)camd_rng_uniform(&r);
+    }
+    map[n - 1] = NAN; /* at least one pixel outside */
+    for (int bc = 1; bc <= 4; bc++) {
+      if (bc == 2) continue;
+      camd_image base = {0};
+      camd_error err = {0};
+      CHECK_EQ_INT(camd_image_alloc(&base, w, h, bc, &err), 0);
+      for (size_t i = 0; i < n * (size_t)bc; i++)
+        base.pixels[i] = (unsigned char)(camd_rng_next(&r) >> 56);
+      for (size_t ai = 0; ai < sizeof(alphas) / sizeof(alphas[0]); ai++) {
+        const camd_colormap cm = (camd_colormap)((si + ai + (size_t)bc) % 5);
+        const unsigned char *lut = camd_colormap_table(cm);
+        const double a = alphas[ai];
+        camd_image out = {0}, out2 = {0}, heat = {0}, blend = {0};
+        CHECK_EQ_INT(camd_heatmap_overlay(map, &base, cm, alphas[ai], NULL, &out, &err), 0);
+        CHECK_EQ_INT(camd_heatmap_overlay(map, &base, cm, alphas[ai], &rev, &out2, &err), 0);
+        CHECK(out.channels == 3 && out.width == w && out.height == h);
+        CHECK_MSG(memcmp(out.pixels, out2.pixels, 3 * n) == 0, "overlay: threads change bytes");
+        /* the two-step path, NaN as 0 then the photo put back */
+        float *zero = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) zero[i] = isnan(map[i]) ? 0.0f : map[i];
+        CHECK_EQ_INT(camd_heatmap_colorize(zero, w, h, cm, &heat, &err), 0);
+        CHECK_EQ_INT(camd_image_blend(&base, &heat, alphas[ai], &blend, &err), 0);
+        size_t bad = 0, bad2 = 0;
+        for (size_t i = 0; i < n; i++) {
+          for (int c = 0; c < 3; c++) {
+            const unsigned bv = base.pixels[i * (size_t)bc + (bc == 1 ? 0 : (size_t)c)];
+            unsigned want;
+            if (isnan(map[i])) {
+              want = bv;
+            } else {
+              double s = (double)map[i] * 256.0;
+              int k = s < 0 ? 0 : s >= 255.0 ? 255 : (int)s;
+              want = (unsigned)floor((1.0 - a) * bv + a * lut[3 * k + c] + 0.5);
+            }
+            if (out.pixels[3 * i + (size_t)c] != want) bad++;
+            unsigned two = isnan(map[i]) ? bv : blend.pixels[3 * i + (size_t)c];
+            if (out.pixels[3 * i + (size_t)c] != two) bad2++;
+          }
+        }
+        CHECK_MSG(bad == 0, "overlay %zux%zu base %d alpha %g: %zu values off the formula", w, h,
+                  bc, a, bad);
+        CHECK_MSG(bad2 == 0, "overlay %zux%zu base %d alpha %g: %zu values off colorize+blend", w,
+                  h, bc, a, bad2);
+        free(zero);
+        camd_image_free(&out);
+        camd_image_free(&out2);
+        camd_image_free(&heat);
+        camd_image_free(&blend);
+      }
+      camd_image_free(&base);
+    }
+    free(map);
+  }
+  camd_image base = {0}, out = {0};
+  camd_error err = {0};
+  float one = 0.5f;
+  CHECK_EQ_INT(camd_image_alloc(&base, 1, 1, 3, &err), 0);
+  CHECK_EQ_INT(camd_heatmap_overlay(&one, &base, CAMD_COLORMAP_JET, 1.5f, NULL, &out, &err),
+               CAMD_E_INVALID);
+  CHECK_EQ_INT(camd_heatmap_overlay(&one, &base, (camd_colormap)9, 0.5f, NULL, &out, &err),
+               CAMD_E_INVALID);
+  CHECK(out.pixels == NULL);
+  camd_image_free(&base);
+}
+
+/* camd_preprocess_parallel with tasks run last to first against camd_preprocess on one thread
+ * (itself checked against PIL + torchvision by the manifest cases): the same floats, for
+ * gray/RGB/RGBA inputs, both resize modes, shrinking, enlarging and a crop larger than the
+ * resized image (padding). */
+static void test_preprocess_parallel(void) {
+  static const size_t sizes[][2] = {{400, 300}, {37, 500}, {1201, 803}, {16, 9}, {224, 224}};
+  camd_parallel rev = {run_reversed, NULL};
+  camd_rng r;
+  camd_rng_seed(&r, 7);
+  for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+    for (int ic = 1; ic <= 4; ic++) {
+      if (ic == 2) continue;
+      camd_image in = {0};
+      camd_error err = {0};
+      CHECK_EQ_INT(camd_image_alloc(&in, sizes[si][0], sizes[si][1], ic, &err), 0);
+      for (size_t i = 0; i < in.width * in.height * (size_t)ic; i++)
+        in.pixels[i] = (unsigned char)((i * 7 + (i / in.width) * 3) ^ (camd_rng_next(&r) >> 61));
+      for (int variant = 0; variant < 4; variant++) {
+        camd_preprocess_opts o;
+        camd_preprocess_opts_default(&o);
+        o.mode = variant == 1 ? CAMD_RESIZE_STRETCH : CAMD_RESIZE_SHORTER;
+        o.channels = variant == 2 ? 1 : 3;
+        o.resize_shorter = variant == 3 ? 200 : 232;
+        if (variant == 3) o.width = o.height = 256; /* larger than the resized side: padding */
+        o.channels_last = variant == 3;
+        const size_t n = o.width * o.height * (size_t)o.channels;
+        float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+        camd_crop ca, cb;
+        CHECK_EQ_INT(camd_preprocess(&in, &o, a, n, &ca, &err), 0);
+        CHECK_EQ_INT(camd_preprocess_parallel(&in, &o, &rev, b, n, &cb, &err), 0);
+        CHECK_MSG(memcmp(a, b, n * sizeof(float)) == 0, "preprocess %zux%zux%d variant %d differs",
+                  in.width, in.height, ic, variant);
+        CHECK(memcmp(&ca, &cb, sizeof(ca)) == 0);
+        free(a);
+        free(b);
+      }
+      camd_image_free(&in);
+    }
+  }
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_manifest_cases), CAMD_TEST(test_limits),
                CAMD_TEST(test_truncation_sweep), CAMD_TEST(test_png_roundtrip),
                CAMD_TEST(test_sniff_and_media), CAMD_TEST(test_gray_and_blend),
-               CAMD_TEST(test_peak_bbox_hand), CAMD_TEST(test_bbox_random),
-               CAMD_TEST(test_preprocess_errors), CAMD_TEST(test_preprocess_nhwc))
+               CAMD_TEST(test_overlay_fused), CAMD_TEST(test_peak_bbox_hand),
+               CAMD_TEST(test_bbox_random), CAMD_TEST(test_preprocess_errors),
+               CAMD_TEST(test_preprocess_nhwc), CAMD_TEST(test_preprocess_parallel))
