@@ -38,9 +38,12 @@ int camd__broadcast_shape(const camd_shape *a, const camd_shape *b, camd_shape *
     int ia = i - (nd - a->ndim), ib = i - (nd - b->ndim);
     int64_t da = ia >= 0 ? a->dims[ia] : 1;
     int64_t db = ib >= 0 ? b->dims[ib] : 1;
-    if (da == db || db == 1) r.dims[i] = da;
-    else if (da == 1) r.dims[i] = db;
-    else return CAMD_E_SHAPE;
+    if (da == db || db == 1)
+      r.dims[i] = da;
+    else if (da == 1)
+      r.dims[i] = db;
+    else
+      return CAMD_E_SHAPE;
   }
   *out = r;
   return 0;
