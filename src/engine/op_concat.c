@@ -13,6 +13,7 @@
 
 #include "engine/op.h"
 #include "engine/op_strided.h"
+#include "engine/pool.h"
 
 /* ---- shared helpers ---- */
 
@@ -133,18 +134,43 @@ static int concat_infer(const camd_node *n, const camd_shape *in, camd_shape *ou
   return 0;
 }
 
+/* Concat as a plain copy of the output in pieces of CAMD_POOL_CHUNK floats on the session's
+ * threads (DenseNet concatenates every earlier feature map before each layer): piece k covers
+ * output floats [k * chunk, (k + 1) * chunk), copied from whichever inputs hold them. */
+typedef struct concat_job {
+  const camd_op_ctx *ctx;
+  size_t row, inner, total;
+  int axis;
+} concat_job;
+
+static void concat_range(void *arg, int64_t begin, int64_t end) {
+  const concat_job *j = arg;
+  const camd_op_ctx *ctx = j->ctx;
+  size_t e = (size_t)begin;
+  while (e < (size_t)end) {
+    const size_t o = e / j->row, in_row = e % j->row; /* outer index, offset in its row */
+    size_t off = 0;
+    int i = 0;
+    size_t len = (size_t)ctx->in[0].shape.dims[j->axis] * j->inner;
+    while (in_row >= off + len) { /* the input that holds this offset of the row */
+      off += len;
+      len = (size_t)ctx->in[++i].shape.dims[j->axis] * j->inner;
+    }
+    size_t n = off + len - in_row; /* to the end of this input's part of the row */
+    if (n > (size_t)end - e) n = (size_t)end - e;
+    memcpy(ctx->out[0].data + e, ctx->in[i].data + o * len + (in_row - off), n * sizeof(float));
+    e += n;
+  }
+}
+
 static void concat_forward(const camd_op_ctx *ctx) {
   const axis_params *p = ctx->params;
   size_t outer, inner;
   outer_inner(&ctx->out[0].shape, p->axis, &outer, &inner);
-  size_t row = (size_t)ctx->out[0].shape.dims[p->axis] * inner, off = 0;
-  for (int i = 0; i < ctx->node->n_in; i++) {
-    size_t len = (size_t)ctx->in[i].shape.dims[p->axis] * inner;
-    const float *src = ctx->in[i].data;
-    for (size_t o = 0; o < outer; o++)
-      memcpy(ctx->out[0].data + o * row + off, src + o * len, len * sizeof(float));
-    off += len;
-  }
+  const size_t row = (size_t)ctx->out[0].shape.dims[p->axis] * inner;
+  concat_job j = {ctx, row, inner, outer * row, p->axis};
+  if (row == 0) return;
+  camd__pool_range(ctx->pool, (int64_t)j.total, CAMD_POOL_CHUNK, concat_range, &j);
 }
 
 static void concat_backward(const camd_op_ctx *ctx) {

@@ -77,6 +77,10 @@ static void test_bn(void) {
   CHECK_EQ_INT(run_bn("bn 2-D eps 1e-3", opcheck_shape(2, 3, 6), false, 1e-3, 15), 0);
   CHECK_EQ_INT(run_bn("bn 3-D", opcheck_shape(3, 2, 4, 7), false, 1e-5, 9), 0);
   CHECK_EQ_INT(run_bn("bn spatial=0 opset 7", opcheck_shape(4, 2, 3, 2, 2), true, 1e-5, 7), 0);
+  /* Large enough for several pieces of whole planes on the pool (1 vs 3 threads bit for bit). */
+  CHECK_EQ_INT(run_bn("bn 4-D, pieces", opcheck_shape(4, 2, 40, 30, 30), false, 1e-5, 15), 0);
+  CHECK_EQ_INT(run_bn("bn 4-D, planes of 7x7", opcheck_shape(4, 1, 1000, 7, 7), false, 1e-5, 15),
+               0);
 }
 
 static void test_bn_errors(void) {

@@ -512,6 +512,33 @@ static void test_concat(void) {
     expect1(&r, opcheck_shape(4, 3, 2, 3, 7));
     RUN(s);
   }
+  { /* large: the copy runs in pieces of 16384 floats that start inside inputs and rows */
+    ref_ctx r = {0};
+    opcheck_spec s = spec_new("Concat", 13, "Concat axis 1 x3, pieces", &r, ref_concat,
+                              opcheck_shape(4, 2, 3, 70, 90));
+    s.n_in = 3;
+    s.in_shapes[1] = opcheck_shape(4, 2, 5, 70, 90);
+    s.in_shapes[2] = opcheck_shape(4, 2, 1, 70, 90);
+    camd_attr a = opcheck_attr_int("axis", 1);
+    s.attrs = &a;
+    s.n_attrs = 1;
+    r.axis = 1;
+    expect1(&r, opcheck_shape(4, 2, 9, 70, 90));
+    RUN(s);
+  }
+  {
+    ref_ctx r = {0};
+    opcheck_spec s = spec_new("Concat", 13, "Concat axis 2, pieces", &r, ref_concat,
+                              opcheck_shape(4, 2, 3, 50, 40));
+    s.n_in = 2;
+    s.in_shapes[1] = opcheck_shape(4, 2, 3, 31, 40);
+    camd_attr a = opcheck_attr_int("axis", 2);
+    s.attrs = &a;
+    s.n_attrs = 1;
+    r.axis = 2;
+    expect1(&r, opcheck_shape(4, 2, 3, 81, 40));
+    RUN(s);
+  }
   {
     ref_ctx r = {0};
     opcheck_spec s =
