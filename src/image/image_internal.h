@@ -44,4 +44,10 @@ int camd__resize_region(const camd_image *in, size_t rw, size_t rh, long long x0
 size_t camd__deflate_huffman_bound(size_t n);
 size_t camd__deflate_huffman(const unsigned char *data, size_t n, bool last, unsigned char *out);
 
+/* Adler-32 (RFC 1950) of p[0, n) continuing from `adler` (1 for a new stream), as zlib's
+ * adler32 (SSSE3 when the CPU has it). camd__adler32_combine: the Adler-32 of two streams one
+ * after the other from theirs and the second's length, as zlib's adler32_combine. */
+uint32_t camd__adler32(uint32_t adler, const unsigned char *p, size_t n);
+uint32_t camd__adler32_combine(uint32_t adler1, uint32_t adler2, size_t len2);
+
 #endif

@@ -222,12 +222,12 @@ int camd_png_decode_gray(const void *data, size_t len, const camd_image_limits *
  * depends on the image's geometry only), each piece is filtered and deflated on its own (a raw
  * deflate stream ended by a sync flush, the last by the final block: their concatenation is one
  * deflate stream) and written as its own IDAT chunk with its CRC; the zlib header goes before
- * the first piece and the Adler-32 of all filtered bytes (adler32_combine) after the last.
- * Filters: levels 0..2 use Average on every row (fast path), higher levels pick per row the filter
- * with the least sum of |signed bytes| (the heuristic of the PNG specification, as libpng). The
- * fast levels 1 and 2 deflate with camd's Huffman-only coder (png_deflate.c: ~4x faster than
- * zlib's run-length strategy at level 1, which it replaced, for 3-4 % more bytes on photo
- * overlays); level 0 and levels 3..9 use zlib. */
+ * the first piece and the Adler-32 of all filtered bytes (camd__adler32_combine of the pieces')
+ * after the last. Filters: levels 0..2 use Average on every row (fast path), higher levels pick per
+ * row the filter with the least sum of |signed bytes| (the heuristic of the PNG specification, as
+ * libpng). The fast levels 1 and 2 deflate with camd's Huffman-only coder (png_deflate.c: ~4x
+ * faster than zlib's run-length strategy at level 1, which it replaced, for 3-4 % more bytes on
+ * photo overlays); level 0 and levels 3..9 use zlib. */
 enum { PNG_PIECE_BYTES = 1 << 16 };
 
 static const unsigned char png_signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
@@ -235,7 +235,7 @@ static const unsigned char png_signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
 typedef struct png_piece {
   unsigned char *idat; /* length(4) "IDAT" data crc(4); NULL when it failed */
   size_t idat_len;     /* bytes of the chunk's data */
-  uLong adler;         /* Adler-32 of this piece's filtered bytes */
+  uint32_t adler;      /* Adler-32 of this piece's filtered bytes */
   size_t raw_len;      /* filtered bytes of this piece */
   uLong crc;           /* CRC of "IDAT" + data written so far (the last piece's trailer is not) */
   bool nomem;
@@ -350,7 +350,7 @@ static void encode_piece(void *arg, int64_t k) {
     filter_rows_average(j, y0, y1, raw);
   else
     filter_rows(j, y0, y1, raw, raw + pc->raw_len);
-  pc->adler = adler32(adler32(0L, Z_NULL, 0), raw, (uInt)pc->raw_len);
+  pc->adler = camd__adler32(1, raw, pc->raw_len);
   /* deflateBound covers the final block; a sync flush adds at most 10 bytes. Room for the zlib
    * header (first piece), the Adler-32 trailer (last) and the chunk's length/type/CRC. */
   size_t bound = (huffman ? camd__deflate_huffman_bound(pc->raw_len)
@@ -400,9 +400,9 @@ static void encode_piece(void *arg, int64_t k) {
 
 static int png_assemble(png_job *j, unsigned char **data, size_t *len, camd_error *err) {
   png_piece *lastp = &j->piece[j->pieces - 1];
-  uLong adler = j->piece[0].adler;
+  uint32_t adler = j->piece[0].adler;
   for (size_t k = 1; k < j->pieces; k++)
-    adler = adler32_combine(adler, j->piece[k].adler, (z_off_t)j->piece[k].raw_len);
+    adler = camd__adler32_combine(adler, j->piece[k].adler, j->piece[k].raw_len);
   unsigned char trailer[4];
   put_be32(trailer, (uint32_t)adler);
   memcpy(lastp->idat + 8 + lastp->idat_len, trailer, 4);

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "image/image_internal.h"
 
 enum {
@@ -324,4 +328,81 @@ size_t camd__deflate_huffman(const unsigned char *data, size_t n, bool last, uns
   }
   align_byte(&b);
   return (size_t)(b.p - out);
+}
+
+/* ---- Adler-32 (RFC 1950 8.2) ----
+ * a = 1 + sum of the bytes, b = sum of the a's after each byte, both mod 65521. Over n bytes
+ * x_0 .. x_{n-1} starting from (a, b): a' = a + sum x_i, b' = b + n a + sum (n - i) x_i. The sums
+ * are reduced every ADLER_NMAX bytes, the most that keep b below 2^32 (zlib's NMAX). */
+enum { ADLER_MOD = 65521, ADLER_NMAX = 5552 };
+
+static uint32_t adler32_scalar(uint32_t adler, const unsigned char *p, size_t n) {
+  uint32_t a = adler & 0xffff, b = adler >> 16;
+  while (n > 0) {
+    size_t k = n < ADLER_NMAX ? n : ADLER_NMAX;
+    n -= k;
+    while (k--) {
+      a += *p++;
+      b += a;
+    }
+    a %= ADLER_MOD;
+    b %= ADLER_MOD;
+  }
+  return b << 16 | a;
+}
+
+#if defined(__x86_64__)
+/* 16 bytes a step: with m steps of a run (byte i of step c weighs 16 (m - 1 - c) + 16 - j in
+ * the sum for b), `prev` adds up the step sums seen before each step (times 16 at the end) and
+ * `wsum` the sums of (16 - j) x_j; psadbw gives the plain sums. Runs of ADLER_NMAX bytes (a
+ * multiple of 16), then the scalar loop for the tail. */
+__attribute__((target("ssse3"))) static uint32_t adler32_ssse3(uint32_t adler,
+                                                               const unsigned char *p, size_t n) {
+  uint32_t a = adler & 0xffff, b = adler >> 16;
+  const __m128i weights = _mm_setr_epi8(16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1);
+  const __m128i ones = _mm_set1_epi16(1), zero = _mm_setzero_si128();
+  while (n >= 16) {
+    size_t k = n < ADLER_NMAX ? n & ~(size_t)15 : ADLER_NMAX;
+    n -= k;
+    b += (uint32_t)k * a; /* k * a < 5552 * 65521 < 2^32 - 65521 */
+    __m128i sum = zero, prev = zero, wsum = zero;
+    for (; k > 0; k -= 16, p += 16) {
+      const __m128i v = _mm_loadu_si128((const __m128i *)p);
+      prev = _mm_add_epi32(prev, sum);
+      sum = _mm_add_epi32(sum, _mm_sad_epu8(v, zero));
+      wsum = _mm_add_epi32(wsum, _mm_madd_epi16(_mm_maddubs_epi16(v, weights), ones));
+    }
+    /* sum and prev: two 64-bit lanes (their low halves); wsum: four 32-bit lanes */
+    const uint32_t s = (uint32_t)_mm_cvtsi128_si32(sum) +
+                       (uint32_t)_mm_cvtsi128_si32(_mm_unpackhi_epi64(sum, sum));
+    const uint32_t pv = (uint32_t)_mm_cvtsi128_si32(prev) +
+                        (uint32_t)_mm_cvtsi128_si32(_mm_unpackhi_epi64(prev, prev));
+    wsum = _mm_add_epi32(wsum, _mm_shuffle_epi32(wsum, 0x4e));
+    wsum = _mm_add_epi32(wsum, _mm_shuffle_epi32(wsum, 0xb1));
+    a += s;
+    b += 16 * (pv % ADLER_MOD) + (uint32_t)_mm_cvtsi128_si32(wsum) % ADLER_MOD;
+    a %= ADLER_MOD;
+    b %= ADLER_MOD;
+  }
+  return adler32_scalar(b << 16 | a, p, n);
+}
+#endif
+
+uint32_t camd__adler32(uint32_t adler, const unsigned char *p, size_t n) {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("ssse3")) return adler32_ssse3(adler, p, n);
+#endif
+  return adler32_scalar(adler, p, n);
+}
+
+uint32_t camd__adler32_combine(uint32_t adler1, uint32_t adler2, size_t len2) {
+  /* Appending bytes y_0 .. y_{n-1} (Adler-32 (a2, b2) from the start value 1) to a stream with
+   * (a1, b1): a = a1 + a2 - 1, b = b1 + n (a1 - 1) + b2, mod 65521 (RFC 1950: a starts at 1,
+   * so a2 - 1 is the bytes' sum and b2 - n the sum of their weighted bytes). */
+  const uint32_t rem = (uint32_t)(len2 % ADLER_MOD);
+  const uint32_t a1 = adler1 & 0xffff, b1 = adler1 >> 16, a2 = adler2 & 0xffff, b2 = adler2 >> 16;
+  uint32_t a = (a1 + a2 + ADLER_MOD - 1) % ADLER_MOD;
+  uint32_t b = (uint32_t)(((uint64_t)b1 + b2 + (uint64_t)rem * ((a1 + ADLER_MOD - 1) % ADLER_MOD)) %
+                          ADLER_MOD);
+  return b << 16 | a;
 }

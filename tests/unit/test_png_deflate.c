@@ -1,7 +1,7 @@
 /* camd's Huffman-only deflate (src/image/png_deflate.c) decoded by zlib's inflate: byte
  * distributions from one value to uniform noise (stored blocks), skewed ones whose optimal codes
  * are longer than 15 bits (length limiting), block edges, and streams cut into pieces (sync
- * flushes) that must concatenate into one stream. */
+ * flushes) that must concatenate into one stream; camd's Adler-32 against zlib's. */
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -121,4 +121,49 @@ static void test_length_limit(void) {
   free(d);
 }
 
-CAMD_TEST_MAIN({"distributions", test_distributions}, {"length_limit", test_length_limit})
+/* camd__adler32 and camd__adler32_combine against zlib's adler32 / adler32_combine: every length
+ * 0..300 at several alignments and start values, runs of 0xff (the largest sums) across the
+ * reduction interval's edges, and random splits of a 1 MB buffer combined. */
+static void test_adler32(void) {
+  enum { N = 1 << 20 };
+  unsigned char *d = malloc(N + 64);
+  camd_rng r;
+  camd_rng_seed(&r, 5);
+  for (size_t i = 0; i < N + 64; i++) d[i] = (unsigned char)camd_rng_next(&r);
+  int bad = 0;
+  static const uint32_t starts[] = {1, 0, 0xfff0fff0u, 0x12345678u % 65521u << 16 | 7};
+  for (size_t si = 0; si < 4; si++)
+    for (size_t off = 0; off < 17; off += 3)
+      for (size_t n = 0; n <= 300; n++) {
+        const uint32_t want = (uint32_t)adler32(starts[si], d + off, (uInt)n);
+        if (camd__adler32(starts[si], d + off, n) != want && bad++ < 3)
+          CHECK_MSG(0, "adler32 start %08x offset %zu length %zu", starts[si], off, n);
+      }
+  unsigned char *ff = malloc(N);
+  memset(ff, 0xff, N);
+  static const size_t lens[] = {5551, 5552, 5553, 5552 * 2 + 15, 5552 * 3 + 16, 65536, N};
+  for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++)
+    for (size_t si = 0; si < 4; si++) {
+      const uint32_t s0 = si == 2 ? 65520u << 16 | 65520u : starts[si];
+      if (camd__adler32(s0, ff, lens[li]) != (uint32_t)adler32(s0, ff, (uInt)lens[li]) && bad++ < 6)
+        CHECK_MSG(0, "adler32 of %zu bytes 0xff from %08x", lens[li], s0);
+      if (camd__adler32(s0, d + 1, lens[li]) != (uint32_t)adler32(s0, d + 1, (uInt)lens[li]) &&
+          bad++ < 6)
+        CHECK_MSG(0, "adler32 of %zu random bytes from %08x", lens[li], s0);
+    }
+  for (int t = 0; t < 200; t++) {
+    const size_t n1 = camd_rng_next(&r) % N, n2 = camd_rng_next(&r) % (N - n1 + 1);
+    const uint32_t a1 = camd__adler32(1, d, n1), a2 = camd__adler32(1, d + n1, n2);
+    const uint32_t want = (uint32_t)adler32_combine(a1, a2, (z_off_t)n2);
+    if ((camd__adler32_combine(a1, a2, n2) != want ||
+         want != (uint32_t)adler32(adler32(0L, Z_NULL, 0), d, (uInt)(n1 + n2))) &&
+        bad++ < 9)
+      CHECK_MSG(0, "adler32_combine of %zu + %zu bytes", n1, n2);
+  }
+  CHECK_EQ_INT(bad, 0);
+  free(ff);
+  free(d);
+}
+
+CAMD_TEST_MAIN({"distributions", test_distributions}, {"length_limit", test_length_limit},
+               {"adler32", test_adler32})
