@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "image/image_internal.h"
 
 int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop *crop, size_t out_w,
@@ -346,15 +350,43 @@ int camd_heatmap_overlay(const float *map, const camd_image *base, camd_colormap
   return 0;
 }
 
+/* The largest value of map[0, n) that is not NaN (false when all are NaN). Four lanes with SSE:
+ * maxps(v, m) is `v > m ? v : m`, which keeps m when v is NaN, so the lanes skip NaN as the
+ * scalar loop does; only the sign of a zero maximum can depend on the order, and callers compare
+ * with == or > 0, where -0 and 0 are the same. */
+static bool map_max(const float *map, size_t n, float *mx) {
+  float m = -INFINITY;
+  bool any = false;
+  size_t i = 0;
+#if defined(__SSE2__)
+  __m128 vm = _mm_set1_ps(-INFINITY), ord = _mm_setzero_ps();
+  for (; i + 4 <= n; i += 4) {
+    const __m128 v = _mm_loadu_ps(map + i);
+    vm = _mm_max_ps(v, vm);
+    ord = _mm_or_ps(ord, _mm_cmpord_ps(v, v));
+  }
+  float lanes[4];
+  _mm_storeu_ps(lanes, vm);
+  for (int k = 0; k < 4; k++) m = lanes[k] > m ? lanes[k] : m;
+  any = _mm_movemask_ps(ord) != 0;
+#endif
+  for (; i < n; i++) {
+    if (isnan(map[i])) continue;
+    if (!any || map[i] > m) m = map[i];
+    any = true;
+  }
+  *mx = m;
+  return any;
+}
+
 int camd_heatmap_peak(const float *map, size_t w, size_t h, size_t *x, size_t *y, float *value,
                       camd_error *err) {
   if (!map || w == 0 || h == 0) return camd_error_set(err, CAMD_E_INVALID, "peak: empty map");
-  size_t n = w * h, best = n;
-  for (size_t i = 0; i < n; i++) {
-    if (isnan(map[i])) continue;
-    if (best == n || map[i] > map[best]) best = i;
-  }
-  if (best == n) return camd_error_set(err, CAMD_E_INVALID, "peak: map is all NaN");
+  /* the first value equal to the maximum: the one a scan keeping the first of equals finds */
+  size_t n = w * h, best = 0;
+  float mx;
+  if (!map_max(map, n, &mx)) return camd_error_set(err, CAMD_E_INVALID, "peak: map is all NaN");
+  while (!(map[best] == mx)) best++;
   if (x) *x = best % w;
   if (y) *y = best / w;
   if (value) *value = map[best];
@@ -363,14 +395,8 @@ int camd_heatmap_peak(const float *map, size_t w, size_t h, size_t *x, size_t *y
 
 /* Threshold value, or false when nothing can qualify (max <= 0 or all NaN). */
 static bool qualify_threshold(const float *map, size_t n, float threshold, float *thr) {
-  float mx = -INFINITY;
-  bool any = false;
-  for (size_t i = 0; i < n; i++) {
-    if (isnan(map[i])) continue;
-    if (!any || map[i] > mx) mx = map[i];
-    any = true;
-  }
-  if (!any || !(mx > 0)) return false;
+  float mx;
+  if (!map_max(map, n, &mx) || !(mx > 0)) return false;
   *thr = threshold * mx;
   return true;
 }

@@ -910,10 +910,55 @@ static void test_resize_reference(void) {
   CHECK_EQ_INT(bad, 0);
 }
 
+/* camd_heatmap_peak (vectorised maximum, then the first equal value) against a plain scan that
+ * keeps the first of equals and skips NaN: random maps with NaN runs, ties of the maximum, -inf,
+ * signed zeros as maximum, all-NaN maps, lengths that are not multiples of the vector width. The
+ * bbox's threshold (max x threshold) is checked with the all-pixels mode against a plain count. */
+static void test_peak_random(void) {
+  camd_rng r;
+  camd_rng_seed(&r, 31);
+  int bad = 0;
+  for (int t = 0; t < 3000; t++) {
+    const size_t w = 1 + camd_rng_next(&r) % 23, h = 1 + camd_rng_next(&r) % 7, n = w * h;
+    const int kind = (int)(camd_rng_next(&r) % 6);
+    float *m = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+      const uint64_t u = camd_rng_next(&r) % 100;
+      m[i] = kind == 0   ? (float)(camd_rng_next(&r) % 5) /* many ties */
+             : kind == 1 ? (u < 50    ? NAN
+                            : (u & 1) ? 0.0f
+                                      : -0.0f)
+             : kind == 2 ? (u < 70 ? NAN : -INFINITY)
+             : kind == 3 ? NAN
+                         : (u < 20 ? NAN : (float)camd_rng_uniform(&r) * 2.0f - 1.0f);
+    }
+    size_t best = n; /* reference */
+    for (size_t i = 0; i < n; i++)
+      if (!isnan(m[i]) && (best == n || m[i] > m[best])) best = i;
+    size_t x = 0, y = 0;
+    float v = 0;
+    camd_error err = {0};
+    const int rc = camd_heatmap_peak(m, w, h, &x, &y, &v, &err);
+    const bool ok = best == n ? rc == CAMD_E_INVALID
+                              : rc == 0 && x == best % w && y == best / w &&
+                                    memcmp(&v, &m[best], sizeof(v)) == 0;
+    if (!ok && bad++ < 3) CHECK_MSG(0, "peak of %zux%zu map %d (kind %d)", w, h, t, kind);
+    camd_bbox b;
+    CHECK_EQ_INT(camd_heatmap_bbox(m, w, h, 0.5f, CAMD_BBOX_ALL, &b, &err), 0);
+    size_t want = 0;
+    if (best < n && m[best] > 0)
+      for (size_t i = 0; i < n; i++) want += !isnan(m[i]) && m[i] >= 0.5f * m[best];
+    if (b.pixels != want && bad++ < 3)
+      CHECK_MSG(0, "bbox pixels of %zux%zu map %d: %zu, want %zu", w, h, t, b.pixels, want);
+    free(m);
+  }
+  CHECK_EQ_INT(bad, 0);
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_manifest_cases), CAMD_TEST(test_limits),
                CAMD_TEST(test_truncation_sweep), CAMD_TEST(test_png_roundtrip),
                CAMD_TEST(test_sniff_and_media), CAMD_TEST(test_gray_and_blend),
                CAMD_TEST(test_overlay_fused), CAMD_TEST(test_peak_bbox_hand),
                CAMD_TEST(test_bbox_random), CAMD_TEST(test_preprocess_errors),
                CAMD_TEST(test_preprocess_nhwc), CAMD_TEST(test_preprocess_parallel),
-               CAMD_TEST(test_resize_reference))
+               CAMD_TEST(test_resize_reference), CAMD_TEST(test_peak_random))
