@@ -214,7 +214,8 @@ static void count_bytes(const unsigned char *data, size_t n, uint32_t *freq) {
   for (int s = 0; s < 256; s++) freq[s] = t[0][s] + t[1][s] + t[2][s] + t[3][s];
 }
 
-/* The literals of a block, two bytes per step (two codes of at most 15 bits), with the writer's
+/* The literals of a block, three bytes per step (three codes of at most 15 bits: with fewer than 8
+ * pending bits, 52 bits, within the 64-bit accumulator), with the writer's
  * state in registers: after each step the whole bytes of the accumulator are stored as one
  * 8-byte little-endian word and the pointer advances by them, so fewer than 8 bits stay pending
  * and there is no branch. The word may write up to 7 bytes past the data, inside the output's
@@ -234,16 +235,18 @@ static void put_literals(bit_writer *b, const unsigned char *data, size_t n, con
   uint64_t acc = b->acc;
   unsigned nb = (unsigned)b->n;
   size_t i = 0;
-  for (; i + 1 < n; i += 2) {
-    const unsigned x = data[i], y = data[i + 1];
-    acc |= (uint64_t)(c[x] | c[y] << l[x]) << nb;
-    nb += (unsigned)l[x] + l[y];
+  for (; i + 2 < n; i += 3) {
+    const unsigned x = data[i], y = data[i + 1], z = data[i + 2];
+    const uint64_t codes =
+        (uint64_t)c[x] | (uint64_t)c[y] << l[x] | (uint64_t)c[z] << (l[x] + l[y]);
+    acc |= codes << nb;
+    nb += (unsigned)l[x] + l[y] + l[z];
     store_le64(p, acc);
     p += nb >> 3;
     acc >>= nb & ~7u;
     nb &= 7u;
   }
-  if (i < n) {
+  for (; i < n; i++) {
     acc |= (uint64_t)c[data[i]] << nb;
     nb += l[data[i]];
     store_le64(p, acc);
