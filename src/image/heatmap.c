@@ -274,21 +274,27 @@ static void overlay_rows(void *arg, int64_t task) {
   size_t y0 = (size_t)task * j->rows_per_task, y1 = y0 + j->rows_per_task;
   if (y1 > j->base->height) y1 = j->base->height;
   if (bc == 3) { /* the photo as decoded: RGB */
-    const double *bt = j->bterm;
+    /* locals that the byte stores cannot alias (no reload of the job's fields per pixel), and
+     * the three bytes read before any is written */
+    const double *restrict bt = j->bterm, *restrict at = j->aterm;
+    const unsigned char *restrict px = j->base->pixels;
+    const float *restrict map = j->map;
+    unsigned char *restrict out = j->out;
     for (size_t i = y0 * w; i < y1 * w; i++) {
-      const unsigned char *bp = j->base->pixels + 3 * i;
-      unsigned char *o = j->out + 3 * i;
-      const float v = j->map[i];
+      const unsigned char *bp = px + 3 * i;
+      unsigned char *o = out + 3 * i;
+      const unsigned r = bp[0], g = bp[1], b = bp[2];
+      const float v = map[i];
       if (isnan(v)) {
-        o[0] = bp[0], o[1] = bp[1], o[2] = bp[2];
+        o[0] = (unsigned char)r, o[1] = (unsigned char)g, o[2] = (unsigned char)b;
         continue;
       }
       const double s = (double)v * 256.0;
       const size_t idx = s < 0 ? 0 : s >= 255.0 ? 255 : (size_t)s;
-      const double *a = j->aterm + 3 * idx;
-      o[0] = (unsigned char)(bt[bp[0]] + a[0] + 0.5);
-      o[1] = (unsigned char)(bt[bp[1]] + a[1] + 0.5);
-      o[2] = (unsigned char)(bt[bp[2]] + a[2] + 0.5);
+      const double *a = at + 3 * idx;
+      o[0] = (unsigned char)(bt[r] + a[0] + 0.5);
+      o[1] = (unsigned char)(bt[g] + a[1] + 0.5);
+      o[2] = (unsigned char)(bt[b] + a[2] + 0.5);
     }
     return;
   }
