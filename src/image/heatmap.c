@@ -18,21 +18,31 @@ int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop 
   if (!isfinite(crop->x) || !isfinite(crop->y) || !(crop->w > 0) || !(crop->h > 0) ||
       !isfinite(crop->w) || !isfinite(crop->h))
     return camd_error_set(err, CAMD_E_INVALID, "heatmap upsample: invalid crop rectangle");
-  /* Per-column source positions (x) are computed once; rows on the fly. Sample centre of output
-   * pixel X in crop units: u = (X + 0.5 - crop.x) / crop.w * w - 0.5, clamped to [0, w - 1]. */
+  /* Per-column source positions (x) are computed once. Sample centre of output pixel X in crop
+   * units: u = (X + 0.5 - crop.x) / crop.w * w - 0.5, clamped to [0, w - 1]; the same for rows.
+   * Each map row is interpolated along x once (lerp[y][X] = r[a] + (r[b] - r[a]) t, the value the
+   * direct formula computes for that row), then an output row is top + (bot - top) fy of two of
+   * them: the same floats as interpolating per pixel, in contiguous loops. Columns inside the
+   * crop are one interval [xa, xb) (c >= crop.x && c < crop.x + crop.w is monotone in X). */
   size_t *x0 = malloc(out_w * sizeof(size_t)), *x1 = malloc(out_w * sizeof(size_t));
   float *fx = malloc(out_w * sizeof(float));
-  unsigned char *xin = malloc(out_w);
-  if (!x0 || !x1 || !fx || !xin) {
+  size_t lerp_n;
+  float *lerp = camd_size_mul(out_w, h, &lerp_n) && camd_size_mul(lerp_n, sizeof(float), &lerp_n)
+                    ? malloc(lerp_n)
+                    : NULL;
+  if (!x0 || !x1 || !fx || !lerp) {
     free(x0);
     free(x1);
     free(fx);
-    free(xin);
+    free(lerp);
     return camd_error_set(err, CAMD_E_NOMEM, "heatmap upsample: out of memory");
   }
+  size_t xa = out_w, xb = out_w;
   for (size_t X = 0; X < out_w; X++) {
     double c = (double)X + 0.5;
-    xin[X] = c >= crop->x && c < crop->x + crop->w;
+    const bool in = c >= crop->x && c < crop->x + crop->w;
+    if (in && xa == out_w) xa = X;
+    if (!in && xa != out_w && xb == out_w) xb = X;
     double u = (c - crop->x) / crop->w * (double)w - 0.5;
     double fl = floor(u);
     double f = u - fl;
@@ -47,6 +57,14 @@ int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop 
     }
     fx[X] = (float)f;
     x1[X] = x0[X] + 1 < w ? x0[X] + 1 : x0[X];
+  }
+  for (size_t y = 0; y < h && xa < xb; y++) {
+    const float *r = map + y * w;
+    float *l = lerp + y * out_w;
+    for (size_t X = xa; X < xb; X++) {
+      const size_t a = x0[X], b = x1[X];
+      l[X] = r[a] + (r[b] - r[a]) * fx[X];
+    }
   }
   for (size_t Y = 0; Y < out_h; Y++) {
     double c = (double)Y + 0.5;
@@ -65,29 +83,21 @@ int camd_heatmap_upsample(const float *map, size_t w, size_t h, const camd_crop 
       y0 = (size_t)fl;
     }
     size_t y1 = y0 + 1 < h ? y0 + 1 : y0;
-    float fy = (float)fyd;
-    const float *r0 = map + y0 * w, *r1 = map + y1 * w;
-    float *dst = out + Y * out_w;
-    if (!yin) {
+    const float fy = (float)fyd;
+    const float *restrict top = lerp + y0 * out_w, *restrict bot = lerp + y1 * out_w;
+    float *restrict dst = out + Y * out_w;
+    if (!yin || xa >= xb) {
       for (size_t X = 0; X < out_w; X++) dst[X] = outside;
       continue;
     }
-    for (size_t X = 0; X < out_w; X++) {
-      if (!xin[X]) {
-        dst[X] = outside;
-        continue;
-      }
-      size_t a = x0[X], b = x1[X];
-      float t = fx[X];
-      float top = r0[a] + (r0[b] - r0[a]) * t;
-      float bot = r1[a] + (r1[b] - r1[a]) * t;
-      dst[X] = top + (bot - top) * fy;
-    }
+    for (size_t X = 0; X < xa; X++) dst[X] = outside;
+    for (size_t X = xa; X < xb; X++) dst[X] = top[X] + (bot[X] - top[X]) * fy;
+    for (size_t X = xb; X < out_w; X++) dst[X] = outside;
   }
   free(x0);
   free(x1);
   free(fx);
-  free(xin);
+  free(lerp);
   return 0;
 }
 

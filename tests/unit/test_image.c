@@ -955,10 +955,73 @@ static void test_peak_random(void) {
   CHECK_EQ_INT(bad, 0);
 }
 
+/* One axis of the upsample's sampling (design.md: sample centre in crop units, clamped), as the
+ * direct per-pixel formula: first sample, weight of the second. */
+static void ref_up_axis(size_t X, double cx, double cw, size_t n, size_t *i0, size_t *i1,
+                        float *f) {
+  const double u = ((double)X + 0.5 - cx) / cw * (double)n - 0.5, fl = floor(u);
+  double t = u - fl;
+  if (fl < 0) {
+    *i0 = 0;
+    t = 0;
+  } else if (fl >= (double)(n - 1)) {
+    *i0 = n - 1;
+    t = 0;
+  } else {
+    *i0 = (size_t)fl;
+  }
+  *i1 = *i0 + 1 < n ? *i0 + 1 : *i0;
+  *f = (float)t;
+}
+
+/* camd_heatmap_upsample against the direct per-pixel bilinear formula (interpolate along x in
+ * the two source rows, then along y, in float), bit for bit: random maps (1x1 to 30x20), crops
+ * inside, partly outside and covering more than the image, output sizes from 1x1 to 401x303. */
+static void test_upsample_direct(void) {
+  camd_rng r;
+  camd_rng_seed(&r, 77);
+  int bad = 0;
+  for (int t = 0; t < 300; t++) {
+    const size_t w = 1 + camd_rng_next(&r) % 30, h = 1 + camd_rng_next(&r) % 20;
+    const size_t ow = 1 + camd_rng_next(&r) % 401, oh = 1 + camd_rng_next(&r) % 303;
+    camd_crop crop = {(camd_rng_uniform(&r) - 0.3) * (double)ow,
+                      (camd_rng_uniform(&r) - 0.3) * (double)oh,
+                      (0.05 + camd_rng_uniform(&r) * 1.3) * (double)ow,
+                      (0.05 + camd_rng_uniform(&r) * 1.3) * (double)oh};
+    if (t % 7 == 0) crop = (camd_crop){0, 0, (double)ow, (double)oh};
+    float *m = malloc(w * h * sizeof(float)), *got = malloc(ow * oh * sizeof(float));
+    for (size_t i = 0; i < w * h; i++) m[i] = (float)camd_rng_uniform(&r) * 3.0f - 1.0f;
+    camd_error err = {0};
+    CHECK_EQ_INT(camd_heatmap_upsample(m, w, h, &crop, ow, oh, NAN, got, &err), 0);
+    for (size_t Y = 0; Y < oh; Y++)
+      for (size_t X = 0; X < ow; X++) {
+        const double cx = (double)X + 0.5, cy = (double)Y + 0.5;
+        float want = NAN;
+        if (cx >= crop.x && cx < crop.x + crop.w && cy >= crop.y && cy < crop.y + crop.h) {
+          size_t a, b, y0, y1;
+          float fx, fy;
+          ref_up_axis(X, crop.x, crop.w, w, &a, &b, &fx);
+          ref_up_axis(Y, crop.y, crop.h, h, &y0, &y1, &fy);
+          const float *r0 = m + y0 * w, *r1 = m + y1 * w;
+          const float top = r0[a] + (r0[b] - r0[a]) * fx, bot = r1[a] + (r1[b] - r1[a]) * fx;
+          want = top + (bot - top) * fy;
+        }
+        const float g = got[Y * ow + X];
+        if (!(isnan(want) ? isnan(g) : memcmp(&g, &want, sizeof(g)) == 0) && bad++ < 3)
+          CHECK_MSG(0, "upsample %zux%zu -> %zux%zu at (%zu, %zu): %.9g, want %.9g", w, h, ow, oh,
+                    X, Y, (double)g, (double)want);
+      }
+    free(m);
+    free(got);
+  }
+  CHECK_EQ_INT(bad, 0);
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_manifest_cases), CAMD_TEST(test_limits),
                CAMD_TEST(test_truncation_sweep), CAMD_TEST(test_png_roundtrip),
                CAMD_TEST(test_sniff_and_media), CAMD_TEST(test_gray_and_blend),
                CAMD_TEST(test_overlay_fused), CAMD_TEST(test_peak_bbox_hand),
                CAMD_TEST(test_bbox_random), CAMD_TEST(test_preprocess_errors),
                CAMD_TEST(test_preprocess_nhwc), CAMD_TEST(test_preprocess_parallel),
-               CAMD_TEST(test_resize_reference), CAMD_TEST(test_peak_random))
+               CAMD_TEST(test_resize_reference), CAMD_TEST(test_peak_random),
+               CAMD_TEST(test_upsample_direct))
