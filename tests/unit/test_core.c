@@ -62,6 +62,39 @@ static void test_base64_encode_all_halves(void) {
   free(want);
 }
 
+/* camd_base64_encode at every length 0..100 and offsets 0..15 of random bytes (the vector loop
+ * and its scalar tail meet at every position) against a character-at-a-time encoder. */
+static void test_base64_encode_lengths(void) {
+  static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  unsigned char in[128];
+  char want[200];
+  camd_rng r;
+  camd_rng_seed(&r, 3);
+  int bad = 0;
+  for (int round = 0; round < 20; round++) {
+    for (size_t k = 0; k < sizeof(in); k++) in[k] = (unsigned char)camd_rng_next(&r);
+    for (size_t off = 0; off < 16; off++)
+      for (size_t len = 0; len + off <= 112; len++) {
+        const unsigned char *p = in + off;
+        size_t o = 0;
+        for (size_t i = 0; i < len; i += 3) {
+          uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0) |
+                       (i + 2 < len ? p[i + 2] : 0);
+          want[o++] = alpha[v >> 18];
+          want[o++] = alpha[v >> 12 & 63];
+          want[o++] = i + 1 < len ? alpha[v >> 6 & 63] : '=';
+          want[o++] = i + 2 < len ? alpha[v & 63] : '=';
+        }
+        size_t n = 0;
+        char *e = camd_base64_encode(p, len, &n);
+        if (!(e && n == o && memcmp(e, want, o) == 0 && e[o] == '\0') && bad++ < 3)
+          CHECK_MSG(0, "base64 of %zu bytes at offset %zu", len, off);
+        free(e);
+      }
+  }
+  CHECK_EQ_INT(bad, 0);
+}
+
 static void test_base64_decode_rfc4648(void) {
   static const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
   static const char *enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
@@ -371,9 +404,10 @@ static void test_error_prefix(void) {
 }
 
 CAMD_TEST_MAIN(CAMD_TEST(test_base64_encode_rfc4648), CAMD_TEST(test_base64_encode_all_halves),
-               CAMD_TEST(test_base64_decode_rfc4648), CAMD_TEST(test_base64_urlsafe_whitespace),
-               CAMD_TEST(test_base64_strict), CAMD_TEST(test_base64_roundtrip_binary),
-               CAMD_TEST(test_sha256_fips), CAMD_TEST(test_sha256_million_a), CAMD_TEST(test_arena),
-               CAMD_TEST(test_buf), CAMD_TEST(test_read_file), CAMD_TEST(test_rng_time),
-               CAMD_TEST(test_log), CAMD_TEST(test_status_table), CAMD_TEST(test_error_prefix),
+               CAMD_TEST(test_base64_encode_lengths), CAMD_TEST(test_base64_decode_rfc4648),
+               CAMD_TEST(test_base64_urlsafe_whitespace), CAMD_TEST(test_base64_strict),
+               CAMD_TEST(test_base64_roundtrip_binary), CAMD_TEST(test_sha256_fips),
+               CAMD_TEST(test_sha256_million_a), CAMD_TEST(test_arena), CAMD_TEST(test_buf),
+               CAMD_TEST(test_read_file), CAMD_TEST(test_rng_time), CAMD_TEST(test_log),
+               CAMD_TEST(test_status_table), CAMD_TEST(test_error_prefix),
                CAMD_TEST(test_parse_numbers), CAMD_TEST(test_path_dirname))
