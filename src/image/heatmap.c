@@ -402,6 +402,16 @@ int camd_heatmap_peak(const float *map, size_t w, size_t h, size_t *x, size_t *y
   size_t n = w * h, best = 0;
   float mx;
   if (!map_max(map, n, &mx)) return camd_error_set(err, CAMD_E_INVALID, "peak: map is all NaN");
+#if defined(__SSE2__)
+  const __m128 vmx = _mm_set1_ps(mx);
+  for (; best + 4 <= n; best += 4) {
+    const int hit = _mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(map + best), vmx));
+    if (hit) {
+      best += (size_t)__builtin_ctz((unsigned)hit);
+      break;
+    }
+  }
+#endif
   while (!(map[best] == mx)) best++;
   if (x) *x = best % w;
   if (y) *y = best / w;
