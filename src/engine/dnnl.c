@@ -760,7 +760,8 @@ static void run_slice(void *arg, int64_t i, int t) {
   const float *src = j->src + item * j->in_item + (g->group == 1 ? 0 : m0 * g->h * g->w);
   float *ys = j->y + item * j->out_item + m0 * g->oh * g->ow;
   const size_t out_bytes = (size_t)(ms * g->oh * g->ow) * sizeof(float);
-  if (j->sum_in) memcpy(ys, j->sum_in + item * j->out_item + m0 * g->oh * g->ow, out_bytes);
+  const float *sum = j->sum_in ? j->sum_in + item * j->out_item + m0 * g->oh * g->ow : NULL;
+  if (sum && sum != ys) memcpy(ys, sum, out_bytes); /* else y took the addend's buffer */
   unsigned char *base = j->w->block_mem;
   float *tmp_dst = (float *)(base + j->w->scratch_bytes * (size_t)j->w->threads + j->w->src_bytes) +
                    m0 * g->oh * g->ow;

@@ -104,9 +104,10 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *conv,
                               const camd_post_op *post, bool sum, bool src_nchw, bool dst_nchw,
                               camd_error *err);
 /* Run time: y = post(conv(x) [+ sum_in]) for `batch` items (sum_in: blocked, y blocked), x / y
- * blocked or NCHW as told; the primitives were prepared for exactly these arguments. The
- * (item, slice) tasks run on pool (the session's; NULL: the calling thread). False when a
- * primitive is missing (the caller then runs camd's own kernel). */
+ * blocked or NCHW as told (sum_in may be y itself: the plan gave y the addend's buffer); the
+ * primitives were prepared for exactly these arguments. The (item, slice) tasks run on pool (the
+ * session's; NULL: the calling thread). False when a primitive is missing (the caller then runs
+ * camd's own kernel). */
 bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
                              const camd_post_op *post, const float *sum_in, const float *x,
                              bool x_blocked, float *y, bool y_blocked, int64_t batch,
