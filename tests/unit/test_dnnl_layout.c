@@ -31,7 +31,7 @@ typedef struct conv_spec {
   bool bias;
 } conv_spec;
 
-enum { NSPECS = 20 };
+enum { NSPECS = 22 };
 
 static const conv_spec specs[NSPECS] = {
     {3, 32, 1, 3, 1, 1, 1, 1, 1, 1, true},   /* a */
@@ -57,6 +57,9 @@ static const conv_spec specs[NSPECS] = {
     {32, 32, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* block 3: + s2 */
     {32, 32, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* block 4: 1x1 of s3, + s3 */
     {32, 16, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* cy */
+    /* the max-pooling network (build_maxpool) */
+    {32, 32, 1, 3, 1, 1, 1, 1, 1, 1, true}, /* ma */
+    {32, 16, 1, 1, 1, 1, 0, 0, 0, 0, true}, /* my */
 };
 
 typedef struct net {
@@ -601,8 +604,103 @@ static void test_residual_chain_in_place(void) {
   free_net(&nt);
 }
 
+/* The max-pooling network: MaxPool on channel-blocked data (op_pool.c; the layout pass blocks
+ * its input and output together):
+ *   a = Relu(Conv 3x3, pads 1 (x)),  p1 = MaxPool(a) kernel 3, stride 2, pads 1 (ResNet's),
+ *   p2 = MaxPool(p1) kernel 2, stride 1, dilation 2, pads 1,0,0,1,  y = Conv 32->16, 1x1 (p2).
+ * With p2 kept (then p1 and p2 are NCHW, the plain kernel) the bits must be the same. */
+enum { MC = 32, MH = 40, MW = 33 }; /* the first pool: two row bands of the blocked kernel */
+static const int64_t mp_k[2][2] = {{3, 3}, {2, 2}}, mp_s[2][2] = {{2, 2}, {1, 1}},
+                     mp_d[2][2] = {{1, 1}, {2, 2}}, mp_p[2][4] = {{1, 1, 1, 1}, {1, 0, 0, 1}};
+
+static int build_maxpool(net *nt) {
+  memset(nt, 0, sizeof(*nt));
+  camd_error err = {0};
+  camd_rng r;
+  camd_rng_seed(&r, 71);
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, MC, MH, MW}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  int v = add_unary(g, "Relu", add_conv(g, nt, 20, x, "conv_ma", &r, &err), "ma", &err);
+  for (int i = 0; i < 2; i++) {
+    camd_attr at[4] = {{.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = mp_k[i], .n = 2},
+                       {.name = "strides", .type = CAMD_ATTR_INTS, .ints = mp_s[i], .n = 2},
+                       {.name = "dilations", .type = CAMD_ATTR_INTS, .ints = mp_d[i], .n = 2},
+                       {.name = "pads", .type = CAMD_ATTR_INTS, .ints = mp_p[i], .n = 4}};
+    const char *outs[1] = {i ? "mp2" : "mp1"};
+    int in[1] = {v};
+    CHECK(!camd_graph_add_node(g, "MaxPool", outs[0], 12, 1, in, 1, outs, at, 4, &v, &err));
+  }
+  nt->r_id = v;
+  nt->y_id = add_conv(g, nt, 21, v, "my", &r, &err);
+  CHECK_MSG(nt->y_id >= 0 && !camd_graph_mark_output(g, nt->y_id, &err), "%s", err.message);
+  int rc = camd_graph_finalize(g, NULL, &nt->m, &err);
+  CHECK_MSG(!rc, "%s", err.message);
+  return rc;
+}
+
+/* out = MaxPool i (in [MC, h, w]) in double, taps outside the input skipped. */
+static void ref_maxpool(int i, const double *in, int h, int w, double *out, int *oh, int *ow) {
+  const int kh = (int)mp_k[i][0], kw = (int)mp_k[i][1], s = (int)mp_s[i][0], d = (int)mp_d[i][0];
+  const int pt = (int)mp_p[i][0], pl = (int)mp_p[i][1];
+  *oh = out_size(h, kh, s, d, pt, (int)mp_p[i][2]);
+  *ow = out_size(w, kw, s, d, pl, (int)mp_p[i][3]);
+  for (int c = 0; c < MC; c++)
+    for (int y = 0; y < *oh; y++)
+      for (int x = 0; x < *ow; x++) {
+        double best = -INFINITY;
+        for (int ky = 0; ky < kh; ky++)
+          for (int kx = 0; kx < kw; kx++) {
+            const int iy = y * s - pt + ky * d, ix = x * s - pl + kx * d;
+            if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+              best = fmax(best, in[(c * h + iy) * w + ix]);
+          }
+        out[(c * *oh + y) * *ow + x] = best;
+      }
+}
+
+/* MaxPool on blocked data against the double reference; the same bits as the NCHW kernel (p2
+ * kept), alone or batched, at 1, 2 and 3 threads. */
+static void test_maxpool_blocked(void) {
+  net nt;
+  if (build_maxpool(&nt)) return;
+  enum { XN = MC * MH * MW, PN = MC * 19 * 16, YN = 16 * 19 * 16 };
+  static float x[MAXB * XN], y[MAXB * YN], yk[MAXB * YN], kp[MAXB * PN], y1[YN], yt[MAXB * YN];
+  static double in[XN], a[XN], p1[XN], p2[XN], yr[YN];
+  camd_rng rng;
+  camd_rng_seed(&rng, 73);
+  rand_fill(&rng, x, MAXB * XN, 1.0);
+  CHECK_EQ_INT(run(&nt, x, MAXB, 1, false, y, NULL), expect_onednn() ? 2 : 0);
+  run(&nt, x, MAXB, 1, true, yk, kp);
+  double worst = 0;
+  for (int item = 0; item < MAXB; item++) {
+    for (int i = 0; i < XN; i++) in[i] = x[item * XN + i];
+    int h, w, h1, w1, h2, w2;
+    ref_conv(&nt, 20, in, MH, MW, a, &h, &w);
+    for (int i = 0; i < XN; i++) a[i] = a[i] > 0 ? a[i] : 0;
+    ref_maxpool(0, a, h, w, p1, &h1, &w1);
+    ref_maxpool(1, p1, h1, w1, p2, &h2, &w2);
+    CHECK_EQ_INT(MC * h2 * w2, PN);
+    ref_conv(&nt, 21, p2, h2, w2, yr, &h, &w);
+    const double e = max_rel_err(y + item * YN, yr, YN), ep = max_rel_err(kp + item * PN, p2, PN);
+    worst = fmax(worst, fmax(e, ep));
+    CHECK_MSG(e <= 1e-5, "item %d: y differs from the reference by %g (relative)", item, e);
+    CHECK_MSG(ep <= 1e-5, "item %d: kept p2 differs by %g (relative)", item, ep);
+    run(&nt, x + item * XN, 1, 1, false, y1, NULL);
+    CHECK_MSG(!memcmp(y1, y + item * YN, sizeof(y1)), "item %d alone differs from batched", item);
+  }
+  printf("max pooling: largest relative error %.3g (bound 1e-5)\n", worst);
+  CHECK_MSG(!memcmp(yk, y, sizeof(y)), "blocked max pooling differs from the NCHW kernel");
+  for (int t = 2; t <= 3; t++) {
+    run(&nt, x, MAXB, t, false, yt, NULL);
+    CHECK_MSG(!memcmp(yt, y, sizeof(yt)), "%d threads differ from 1 thread", t);
+  }
+  free_net(&nt);
+}
+
 CAMD_TEST_MAIN({"against_reference", test_against_reference},
                {"batch_and_threads_bit_identical", test_batch_and_threads_bit_identical},
                {"weights_rebuilt", test_weights_rebuilt}, {"winograd", test_winograd},
                {"padded_channels", test_padded_channels},
-               {"residual_chain_in_place", test_residual_chain_in_place})
+               {"residual_chain_in_place", test_residual_chain_in_place},
+               {"maxpool_blocked", test_maxpool_blocked})
