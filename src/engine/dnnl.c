@@ -334,15 +334,16 @@ static bool winograd_candidate(const camd__dnnl_conv_geom *g) {
 }
 
 /* Whether a direct convolution runs channels-last (oneDNN 2.6's brgemm kernels, which it offers
- * for NHWC only): dense 3x3 that is not Winograd, whole blocks in and out, an input of at most
- * 2^18 floats (its reorder per item stays small). Measured single-threaded on ResNet-50's
+ * for NHWC only): dense 3x3 that is not Winograd, whole blocks in and out, at least 128 outputs
+ * (DenseNet-121's 128 -> 32 were ~2 % slower at 2 threads), an input of at most 2^18 floats
+ * (its reorder per item stays small). Measured single-threaded on ResNet-50's
  * shapes (2 slices): 512 -> 512 at 7x7 1.17 -> 0.89 ms, stride 2 from 14x14 1.27 -> 1.01, from
  * 28x28 1.15 -> 0.98 (throw-away driver against Debian's libdnnl 2.6.3). */
 static bool nhwc_candidate(const camd__dnnl_conv_geom *g, int B) {
   const char *env = getenv("CAMD_DNNL_NHWC");
   if (env && !strcmp(env, "0")) return false;
   return B == 16 && g->group == 1 && g->kh == 3 && g->kw == 3 && g->c % B == 0 && g->m % B == 0 &&
-         g->c * g->h * g->w <= (1 << 18);
+         g->m >= 128 && g->c * g->h * g->w <= (1 << 18);
 }
 
 /* Fills c's slice shapes (descriptors, and the weights format oneDNN chose for c->algorithm);

@@ -48,18 +48,18 @@ static const conv_spec specs[NSPECS] = {
     {40, 64, 1, 3, 1, 1, 1, 1, 1, 1, false}, /* pb: padded input, whole-block output */
     {64, 24, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* pc: blocked input, padded output */
     /* the residual-chain network (build_chain) */
-    {32, 32, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* ca */
-    {32, 32, 1, 3, 1, 1, 1, 1, 1, 1, true},  /* block 1: 3x3 */
-    {32, 32, 1, 1, 1, 1, 0, 0, 0, 0, false}, /* block 1: 1x1, + a */
-    {32, 32, 1, 3, 1, 1, 1, 1, 1, 1, true},  /* block 2 */
-    {32, 32, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* block 2: + s1 */
-    {32, 32, 1, 3, 1, 1, 1, 1, 1, 1, false}, /* block 3 */
-    {32, 32, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* block 3: + s2 */
-    {32, 32, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* block 4: 1x1 of s3, + s3 */
-    {32, 16, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* cy */
+    {128, 128, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* ca */
+    {128, 128, 1, 3, 1, 1, 1, 1, 1, 1, true},  /* block 1: 3x3 */
+    {128, 128, 1, 1, 1, 1, 0, 0, 0, 0, false}, /* block 1: 1x1, + a */
+    {128, 128, 1, 3, 1, 1, 1, 1, 1, 1, true},  /* block 2 */
+    {128, 128, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* block 2: + s1 */
+    {128, 128, 1, 3, 1, 1, 1, 1, 1, 1, false}, /* block 3 */
+    {128, 128, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* block 3: + s2 */
+    {128, 128, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* block 4: 1x1 of s3, + s3 */
+    {128, 16, 1, 1, 1, 1, 0, 0, 0, 0, true},   /* cy */
     /* the max-pooling network (build_maxpool) */
-    {32, 32, 1, 3, 1, 1, 1, 1, 1, 1, true}, /* ma */
-    {32, 16, 1, 1, 1, 1, 0, 0, 0, 0, true}, /* my */
+    {32, 32, 1, 3, 1, 1, 1, 1, 1, 1, true},  /* ma */
+    {32, 128, 1, 3, 2, 1, 1, 1, 1, 1, true}, /* my: channels-last (brgemm) into NCHW */
 };
 
 typedef struct net {
@@ -501,9 +501,9 @@ static void test_padded_channels(void) {
  *   s2 = Relu(Add(Conv 1x1 (Relu(Conv 3x3 (s1))), s1))   in s1's buffer
  *   s3 = Relu(Add(Conv 1x1 (Relu(Conv 3x3 (s2))), s2))   in s2's, i.e. s1's buffer (a chain)
  *   s4 = Relu(Add(Conv 1x1 (s3), s3))                     the convolution reads s3: no reuse
- *   y  = Conv 32->16, 1x1 (Add(s4, a))
+ *   y  = Conv 128->16, 1x1 (Add(s4, a))   (128 channels: the 3x3 run channels-last, dnnl.c)
  * Kept s1 (retained) must come back intact. */
-enum { CC = 32, CH = 7, CW = 6 };
+enum { CC = 128, CH = 7, CW = 6 }; /* 3x3 with 128 outputs: channels-last (dnnl.c) */
 
 static int build_chain(net *nt) {
   memset(nt, 0, sizeof(*nt));
@@ -607,7 +607,8 @@ static void test_residual_chain_in_place(void) {
 /* The max-pooling network: MaxPool on channel-blocked data (op_pool.c; the layout pass blocks
  * its input and output together):
  *   a = Relu(Conv 3x3, pads 1 (x)),  p1 = MaxPool(a) kernel 3, stride 2, pads 1 (ResNet's),
- *   p2 = MaxPool(p1) kernel 2, stride 1, dilation 2, pads 1,0,0,1,  y = Conv 32->16, 1x1 (p2).
+ *   p2 = MaxPool(p1) kernel 2, stride 1, dilation 2, pads 1,0,0,1,
+ *   y = Conv 32->128, 3x3, stride 2, pads 1 (p2) (channels-last, written to NCHW).
  * With p2 kept (then p1 and p2 are NCHW, the plain kernel) the bits must be the same. */
 enum { MC = 32, MH = 40, MW = 33 }; /* the first pool: two row bands of the blocked kernel */
 static const int64_t mp_k[2][2] = {{3, 3}, {2, 2}}, mp_s[2][2] = {{2, 2}, {1, 1}},
@@ -664,7 +665,7 @@ static void ref_maxpool(int i, const double *in, int h, int w, double *out, int 
 static void test_maxpool_blocked(void) {
   net nt;
   if (build_maxpool(&nt)) return;
-  enum { XN = MC * MH * MW, PN = MC * 19 * 16, YN = 16 * 19 * 16 };
+  enum { XN = MC * MH * MW, PN = MC * 19 * 16, YN = 128 * 10 * 8 };
   static float x[MAXB * XN], y[MAXB * YN], yk[MAXB * YN], kp[MAXB * PN], y1[YN], yt[MAXB * YN];
   static double in[XN], a[XN], p1[XN], p2[XN], yr[YN];
   camd_rng rng;
