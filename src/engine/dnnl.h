@@ -11,6 +11,10 @@
  * depthwise, input are contiguous sub-tensors, so a slice is one primitive over its own
  * pointers. Slices of equal size share a primitive.
  *
+ * Channels-last. A small dense 3x3 that is not Winograd (dnnl.c nhwc_candidate) runs oneDNN's
+ * brgemm kernel, which reads and writes NHWC: the input is reordered to NHWC per item, each
+ * slice's NHWC output back to the slice's blocked or NCHW output. The values stay blocked/NCHW.
+ *
  * Ownership.
  *   camd__dnnl_conv     one per Conv node that oneDNN can run (jit/brgconv, not gemm or ref);
  *                       built at model load by camd__dnnl_conv_attach, allocated in the graph's
