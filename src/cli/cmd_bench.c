@@ -10,21 +10,23 @@
 #include "cli/cli.h"
 
 static void bench_usage(FILE *f) {
-  fprintf(f,
-          "usage: camd bench MODEL.onnx [options]\n\n"
-          "Measures the engine on random input (seeded): the median latency of a forward pass,\n"
-          "and of a forward pass that keeps what backward needs plus one backward pass from the\n"
-          "top class's logit to the CAM layer. One JSON line per thread count on stdout.\n\n"
-          "options:\n"
-          "  --threads LIST   comma-separated engine thread counts (default 1,2)\n"
-          "  --layer NAME     backward target (default: the model's suggested CAM layer)\n"
-          "  --batch N        images per run (default 1)\n"
-          "  --runs N         timed runs per measurement, >= 1 (default 20)\n"
-          "  --warmup N       untimed runs first (default 3)\n"
-          "  --seed N         input seed (default 1)\n"
-          "  --dump-output F  write the first run's output 0 as raw float32 to F\n"
-          "  --input F        read the input tensor (raw float32, batch × per-sample) from F\n"
-          "  --profile        also print the forward time per operator kind (ms per run, %%)\n");
+  fprintf(
+      f,
+      "usage: camd bench MODEL.onnx [options]\n\n"
+      "Measures the engine on random input (seeded): the median latency of a forward pass,\n"
+      "and of a forward pass that keeps what backward needs plus one backward pass from the\n"
+      "top class's logit to the CAM layer. One JSON line per thread count on stdout.\n\n"
+      "options:\n"
+      "  --threads LIST   comma-separated engine thread counts (default 1,2)\n"
+      "  --layer NAME     backward target (default: the model's suggested CAM layer)\n"
+      "  --batch N        images per run (default 1)\n"
+      "  --runs N         timed runs per measurement, >= 1 (default 20)\n"
+      "  --warmup N       untimed runs first (default 3)\n"
+      "  --seed N         input seed (default 1)\n"
+      "  --dump-output F  write the first run's output 0 as raw float32 to F\n"
+      "  --input F        read the input tensor (raw float32, batch × per-sample) from F\n"
+      "  --profile        also print the forward time per operator kind (ms per run, %%)\n"
+      "  --profile-nodes  also print the forward time of every node (ms per run, output shape)\n");
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -60,7 +62,7 @@ static void node_kind(const camd_model *m, int i, char *buf, size_t size) {
 
 /* Runs `runs` profiled forwards and prints "profile" lines: kind, ms per run, share. */
 static int print_profile(camd_model *m, camd_session *s, int batch, const float *input, int runs,
-                         int threads, camd_error *err) {
+                         int threads, bool per_node, camd_error *err) {
   camd_forward_opts fwd;
   camd_forward_opts_init(&fwd);
   int rc = camd_session_set_profiling(s, true, err);
@@ -81,6 +83,22 @@ static int print_profile(camd_model *m, camd_session *s, int batch, const float 
     tot[j] += (double)ns[i] / 1e6 / runs;
     all += (double)ns[i] / 1e6 / runs;
   }
+  for (int i = 0; !rc && per_node && i < nn; i++) { /* every node, graph order */
+    if (!ns[i]) continue;
+    char k[48], shape[64] = "";
+    node_kind(m, i, k, sizeof(k));
+    const int *in, *out;
+    int n_in, n_out;
+    camd_value_info y;
+    if (!camd_model_node_io(m, i, &in, &n_in, &out, &n_out) && n_out > 0 &&
+        !camd_model_value_info(m, out[0], &y)) {
+      for (int d = 0, at = 0; d < y.shape.ndim && at < (int)sizeof(shape) - 1; d++)
+        at += snprintf(shape + at, sizeof(shape) - (size_t)at, "%s%lld", d ? "x" : "",
+                       (long long)y.shape.dims[d]);
+    }
+    printf("node threads=%d %4d %-24s %-20s %8.3f ms %s\n", threads, i, k, shape,
+           (double)ns[i] / 1e6 / runs, camd_model_node_name(m, i));
+  }
   for (int pass = 0; !rc && kinds && tot && pass < nk; pass++) { /* largest first */
     int best = -1;
     for (int j = 0; j < nk; j++)
@@ -99,7 +117,7 @@ typedef struct bench_args {
   const char *model_path, *layer, *threads_list, *dump, *input_path;
   int batch, runs, warmup;
   long long seed;
-  bool profile;
+  bool profile, profile_nodes;
 } bench_args;
 
 /* 0, 1 for --help, or 2 for a usage error. */
@@ -112,6 +130,10 @@ static int parse_bench_args(int argc, char **argv, bench_args *a) {
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) return 1;
     if (!strcmp(f, "--profile")) {
       a->profile = true;
+      continue;
+    }
+    if (!strcmp(f, "--profile-nodes")) {
+      a->profile = a->profile_nodes = true;
       continue;
     }
     if (f[0] != '-') {
@@ -127,7 +149,7 @@ static int parse_bench_args(int argc, char **argv, bench_args *a) {
     if (k == n) {
       fprintf(stderr,
               "camd bench: unknown option '%s'; options are --threads, --layer, --batch, --runs, "
-              "--warmup, --seed, --dump-output, --input, --profile\n",
+              "--warmup, --seed, --dump-output, --input, --profile, --profile-nodes\n",
               f);
       return 2;
     }
@@ -291,7 +313,8 @@ static int measure(bench *b, long long nt) {
   double fwd_ms = median(b->times, a->runs), fwd_min_ms = b->times[0]; /* sorted now */
   const int onednn_convs = camd_session_onednn_convs(b->s); /* of the forward just timed */
   const int winograd_convs = camd_session_winograd_convs(b->s);
-  if (a->profile && print_profile(b->m, b->s, a->batch, b->input, a->runs, (int)nt, &b->err))
+  if (a->profile &&
+      print_profile(b->m, b->s, a->batch, b->input, a->runs, (int)nt, a->profile_nodes, &b->err))
     return 1;
   const float *out = camd_session_value(b->s, camd_model_output(b->m, 0), NULL);
   if (a->dump && dump_output(b, out)) return 1;

@@ -85,6 +85,7 @@ typedef struct slice_shape {
   dnnl_memory_desc_t src_md, wei_md;  /* src: the whole input (group 1) or the slice's channels */
   dnnl_memory_desc_t bias_md, dst_md; /* N = 1 */
   dnnl_memory_desc_t dst_nchw_md;     /* the slice's output channels in NCHW */
+  dnnl_memory_desc_t dst_blk_md;      /* channels-last convolutions: the slice's output blocked */
 } slice_shape;
 
 struct camd__dnnl_conv {
@@ -95,6 +96,10 @@ struct camd__dnnl_conv {
    * padded blocked output that the output reorder writes back as NCHW (the value itself is
    * never blocked: only values whose channels are whole blocks are). */
   bool src_padded;
+  /* Channels-last: the primitive (oneDNN's brgemm convolution) reads the whole input as NHWC
+   * (a reorder per item) and writes each slice NHWC into the worker's output buffer, reordered
+   * from there into the slice's blocked or NCHW output (nhwc_candidate). */
+  bool nhwc;
   bool has_bias;
   const float *bias; /* graph constant */
   int n_slices, n_shapes;
@@ -328,6 +333,19 @@ static bool winograd_candidate(const camd__dnnl_conv_geom *g) {
          g->dh == 1 && g->dw == 1 && g->oh * g->ow > 49;
 }
 
+/* Whether a direct convolution runs channels-last (oneDNN 2.6's brgemm kernels, which it offers
+ * for NHWC only): dense 3x3 that is not Winograd, whole blocks in and out, at least 128 outputs
+ * (DenseNet-121's 128 -> 32 were ~2 % slower at 2 threads), an input of at most 2^18 floats
+ * (its reorder per item stays small). Measured single-threaded on ResNet-50's
+ * shapes (2 slices): 512 -> 512 at 7x7 1.17 -> 0.89 ms, stride 2 from 14x14 1.27 -> 1.01, from
+ * 28x28 1.15 -> 0.98 (throw-away driver against Debian's libdnnl 2.6.3). */
+static bool nhwc_candidate(const camd__dnnl_conv_geom *g, int B) {
+  const char *env = getenv("CAMD_DNNL_NHWC");
+  if (env && !strcmp(env, "0")) return false;
+  return B == 16 && g->group == 1 && g->kh == 3 && g->kw == 3 && g->c % B == 0 && g->m % B == 0 &&
+         g->m >= 128 && g->c * g->h * g->w <= (1 << 18);
+}
+
 /* Fills c's slice shapes (descriptors, and the weights format oneDNN chose for c->algorithm);
  * -1 when oneDNN has no fast kernel for one of them. */
 static int slice_shapes_init(camd__dnnl_conv *c) {
@@ -344,10 +362,14 @@ static int slice_shapes_init(camd__dnnl_conv *c) {
     sh->ms = ms;
     dnnl_dims_t ssd = {1, geo->group == 1 ? geo->c : ms, geo->h, geo->w};
     dnnl_dims_t dd = {1, ms, geo->oh, geo->ow}, bd = {ms};
-    if (dnnl_memory_desc_init_by_tag(&sh->src_md, 4, ssd, dnnl_f32,
-                                     c->src_blocked || c->src_padded ? blocked_tag() : dnnl_nchw) !=
+    const dnnl_format_tag_t stag = c->nhwc                           ? dnnl_nhwc
+                                   : c->src_blocked || c->src_padded ? blocked_tag()
+                                                                     : dnnl_nchw;
+    if (dnnl_memory_desc_init_by_tag(&sh->src_md, 4, ssd, dnnl_f32, stag) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&sh->dst_md, 4, dd, dnnl_f32,
+                                     c->nhwc ? dnnl_nhwc : blocked_tag()) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&sh->dst_blk_md, 4, dd, dnnl_f32, blocked_tag()) !=
             dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&sh->dst_md, 4, dd, dnnl_f32, blocked_tag()) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&sh->dst_nchw_md, 4, dd, dnnl_f32, dnnl_nchw) !=
             dnnl_success ||
         dnnl_memory_desc_init_by_tag(&sh->bias_md, 1, bd, dnnl_f32, dnnl_a) != dnnl_success)
@@ -367,12 +389,33 @@ static bool padding_pays(int64_t n, int B) {
   return 2 * padded <= 3 * n;
 }
 
+/* Whether every slice shape of c gets oneDNN's brgemm convolution. */
+static bool brg_impl(const camd__dnnl_conv *c) {
+  for (int k = 0; k < c->n_shapes; k++) {
+    dnnl_primitive_desc_t pd = conv_pd(c, k, &c->shapes[k].wei_md, NULL, false);
+    const char *impl = NULL;
+    const bool brg =
+        pd && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
+        impl && strstr(impl, "brg");
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (!brg) return false;
+  }
+  return true;
+}
+
 /* Every slice shape of tmp (Winograd first when it is a candidate, else or when oneDNN has
  * none for it, direct); -1 when oneDNN has no fast kernel. */
 static int attach_shapes(camd__dnnl_conv *tmp) {
   const camd__dnnl_conv_geom *geo = &tmp->geo;
   tmp->algorithm = winograd_candidate(geo) ? dnnl_convolution_winograd : dnnl_convolution_direct;
-  if (slice_shapes_init(tmp) == 0) return 0;
+  tmp->nhwc = false;
+  if (slice_shapes_init(tmp) == 0) {
+    if (tmp->algorithm == dnnl_convolution_winograd || !nhwc_candidate(geo, block)) return 0;
+    tmp->nhwc = true; /* channels-last when oneDNN has its brgemm kernel for it */
+    if (slice_shapes_init(tmp) == 0 && brg_impl(tmp)) return 0;
+    tmp->nhwc = false;
+    return slice_shapes_init(tmp);
+  }
   if (tmp->algorithm != dnnl_convolution_winograd) return -1;
   tmp->algorithm = dnnl_convolution_direct; /* no Winograd kernel here (an AVX2 CPU): direct */
   return slice_shapes_init(tmp);
@@ -522,7 +565,7 @@ int camd__conv_attach_dnnl(camd_graph *g, int *changed, camd_error *err) {
 
 /* One thread's memory objects for one slice shape of a node (data handles set per run). */
 typedef struct slice_mem {
-  dnnl_memory_t src, wei, bias, dst, dst_nchw, scratch[NODE_VARIANTS];
+  dnnl_memory_t src, wei, bias, dst, dst_nchw, dst_blk, scratch[NODE_VARIANTS];
 } slice_mem;
 
 typedef struct node_prims {
@@ -530,7 +573,11 @@ typedef struct node_prims {
   size_t scratch_bytes[SHAPES][NODE_VARIANTS];
   camd_post_op post1; /* the activation of variants 1 and 3 */
   bool have_post1;
-  dnnl_primitive_t rdst[SHAPES]; /* a slice's blocked output -> NCHW */
+  dnnl_primitive_t rdst[SHAPES]; /* a slice's blocked (channels-last: NHWC) output -> NCHW */
+  /* Channels-last convolutions: a slice's NHWC output -> blocked, and the whole input, blocked
+   * (0) or NCHW (1), -> NHWC; memory objects [from 0, from 1, to] (run on the calling thread). */
+  dnnl_primitive_t rdst_blk[SHAPES], rnhwc[2];
+  dnnl_memory_t nhwc_mem[3];
   /* NCHW -> blocked input reorder in pieces of `rsrc_per` channel blocks (the last piece may
    * be shorter: primitive 1), run on the pool; memory objects [threads][2][from, to]. */
   dnnl_primitive_t rsrc[2];
@@ -586,14 +633,17 @@ void camd__dnnl_worker_destroy(camd__dnnl_worker *w) {
     for (int k = 0; k < SHAPES; k++) {
       for (int v = 0; v < NODE_VARIANTS; v++) destroy_prim(n->conv[k][v]);
       destroy_prim(n->rdst[k]);
+      destroy_prim(n->rdst_blk[k]);
     }
+    destroy_prim(n->rnhwc[0]), destroy_prim(n->rnhwc[1]);
+    for (int q = 0; q < 3; q++) destroy_mem(n->nhwc_mem[q]);
     destroy_prim(n->rsrc[0]), destroy_prim(n->rsrc[1]);
     for (int q = 0; n->rsrc_mem && q < w->threads * 4; q++) destroy_mem(n->rsrc_mem[q]);
     free(n->rsrc_mem);
     for (int q = 0; n->mem && q < w->threads * SHAPES; q++) {
       slice_mem *m = &n->mem[q];
       destroy_mem(m->src), destroy_mem(m->wei), destroy_mem(m->bias);
-      destroy_mem(m->dst), destroy_mem(m->dst_nchw);
+      destroy_mem(m->dst), destroy_mem(m->dst_nchw), destroy_mem(m->dst_blk);
       for (int v = 0; v < NODE_VARIANTS; v++) destroy_mem(m->scratch[v]);
     }
     free(n->mem);
@@ -665,7 +715,9 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
   if (!w || !c || node_index < 0 || node_index >= w->n_nodes) {
     return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN is not used here");
   }
-  omp_one(); /* primitives made for one thread */
+  omp_one();          /* primitives made for one thread */
+  if (c->nhwc && sum) /* the addend would have to be reordered to NHWC first: not fused */
+    return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no sum on a channels-last conv");
   node_prims *n = &w->nodes[node_index];
   const bool has_post = post && post->kind != CAMD_POST_NONE;
   const int v = (has_post ? 1 : 0) | (sum ? 2 : 0);
@@ -695,15 +747,31 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
           !mem_new(&m->wei, &sh->wei_md, DNNL_MEMORY_NONE) ||
           !mem_new(&m->bias, &sh->bias_md, DNNL_MEMORY_NONE) ||
           !mem_new(&m->dst, &sh->dst_md, DNNL_MEMORY_NONE) ||
-          !mem_new(&m->dst_nchw, &sh->dst_nchw_md, DNNL_MEMORY_NONE))
+          !mem_new(&m->dst_nchw, &sh->dst_nchw_md, DNNL_MEMORY_NONE) ||
+          !mem_new(&m->dst_blk, &sh->dst_blk_md, DNNL_MEMORY_NONE))
         return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: out of memory");
     }
     if (dst_nchw && !n->rdst[k] && make_reorder(&sh->dst_md, &sh->dst_nchw_md, &n->rdst[k]))
       return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no output reorder");
+    if (c->nhwc && !dst_nchw && !n->rdst_blk[k] &&
+        make_reorder(&sh->dst_md, &sh->dst_blk_md, &n->rdst_blk[k]))
+      return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no output reorder");
+  }
+  if (c->nhwc && !n->rnhwc[src_nchw ? 1 : 0]) { /* the whole input -> NHWC */
+    const int f = src_nchw ? 1 : 0;
+    dnnl_memory_desc_t from;
+    dnnl_dims_t d = {1, c->geo.c, c->geo.h, c->geo.w};
+    if (dnnl_memory_desc_init_by_tag(&from, 4, d, dnnl_f32, f ? dnnl_nchw : blocked_tag()) !=
+            dnnl_success ||
+        make_reorder(&from, &c->shapes[0].src_md, &n->rnhwc[f]))
+      return camd_error_set(err, CAMD_E_UNSUPPORTED, "oneDNN: no input reorder");
+    if (!mem_new(&n->nhwc_mem[f], &from, DNNL_MEMORY_NONE) ||
+        !mem_new(&n->nhwc_mem[2], &c->shapes[0].src_md, DNNL_MEMORY_NONE))
+      return camd_error_set(err, CAMD_E_NOMEM, "oneDNN: out of memory");
   }
   if (has_post) n->post1 = *post, n->have_post1 = true;
   const camd__dnnl_conv_geom *g = &c->geo;
-  const bool src_reorder = (src_nchw && c->src_blocked) || c->src_padded;
+  const bool src_reorder = ((src_nchw && c->src_blocked) || c->src_padded) && !c->nhwc;
   const int64_t hw = g->h * g->w, nb = (g->c + block - 1) / block; /* input blocks (padded) */
   if (src_reorder && !n->rsrc[0]) {
     int64_t per = (REORDER_PIECE_FLOATS + block * hw - 1) / (block * hw);
@@ -732,8 +800,9 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *c, in
   /* The reorder buffers: the blocked input and the blocked output, channels padded to whole
    * blocks when they are not. */
   const int64_t mp = (g->m + block - 1) / block * block;
-  return grow_block(w, scratch, src_reorder ? (size_t)(nb * block * hw) * sizeof(float) : 0,
-                    dst_nchw ? (size_t)(mp * g->oh * g->ow) * sizeof(float) : 0, err);
+  return grow_block(w, scratch,
+                    src_reorder || c->nhwc ? (size_t)(nb * block * hw) * sizeof(float) : 0,
+                    dst_nchw || c->nhwc ? (size_t)(mp * g->oh * g->ow) * sizeof(float) : 0, err);
 }
 
 typedef struct slice_job {
@@ -760,13 +829,14 @@ static void run_slice(void *arg, int64_t i, int t) {
   const float *src = j->src + item * j->in_item + (g->group == 1 ? 0 : m0 * g->h * g->w);
   float *ys = j->y + item * j->out_item + m0 * g->oh * g->ow;
   const size_t out_bytes = (size_t)(ms * g->oh * g->ow) * sizeof(float);
-  if (j->sum_in) memcpy(ys, j->sum_in + item * j->out_item + m0 * g->oh * g->ow, out_bytes);
+  const float *sum = j->sum_in ? j->sum_in + item * j->out_item + m0 * g->oh * g->ow : NULL;
+  if (sum && sum != ys) memcpy(ys, sum, out_bytes); /* else y took the addend's buffer */
   unsigned char *base = j->w->block_mem;
   float *tmp_dst = (float *)(base + j->w->scratch_bytes * (size_t)j->w->threads + j->w->src_bytes) +
                    m0 * g->oh * g->ow;
   dnnl_memory_set_data_handle(m->src, (void *)src);
   dnnl_memory_set_data_handle(m->wei, c->weights + c->wei_off[s]);
-  dnnl_memory_set_data_handle(m->dst, j->y_blocked ? ys : tmp_dst);
+  dnnl_memory_set_data_handle(m->dst, j->y_blocked && !c->nhwc ? ys : tmp_dst);
   dnnl_memory_set_data_handle(m->scratch[j->variant], base + j->w->scratch_bytes * (size_t)t);
   if (c->has_bias) dnnl_memory_set_data_handle(m->bias, (void *)(c->bias + m0));
   dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, m->src},
@@ -779,6 +849,10 @@ static void run_slice(void *arg, int64_t i, int t) {
     dnnl_memory_set_data_handle(m->dst_nchw, ys);
     dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, m->dst}, {DNNL_ARG_TO, m->dst_nchw}};
     dnnl_primitive_execute(j->n->rdst[k], j->w->streams[t], 2, ra);
+  } else if (c->nhwc) {
+    dnnl_memory_set_data_handle(m->dst_blk, ys);
+    dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, m->dst}, {DNNL_ARG_TO, m->dst_blk}};
+    dnnl_primitive_execute(j->n->rdst_blk[k], j->w->streams[t], 2, ra);
   }
   dnnl_stream_wait(j->w->streams[t]);
 }
@@ -813,15 +887,31 @@ bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *c, int
                              camd__pool *pool) {
   node_prims *n = &w->nodes[node_index];
   const int v = (post && post->kind != CAMD_POST_NONE ? 1 : 0) | (sum_in ? 2 : 0);
-  const bool src_reorder = (!x_blocked && c->src_blocked) || c->src_padded;
+  const bool src_reorder = ((!x_blocked && c->src_blocked) || c->src_padded) && !c->nhwc;
   for (int k = 0; k < c->n_shapes; k++) {
-    if (!n->conv[k][v] || (!y_blocked && !n->rdst[k])) return false;
+    if (!n->conv[k][v] || (!y_blocked && !n->rdst[k]) || (c->nhwc && y_blocked && !n->rdst_blk[k]))
+      return false;
   }
   if (src_reorder && !n->rsrc[0]) return false;
+  if (c->nhwc && (sum_in || !n->rnhwc[x_blocked ? 0 : 1])) return false;
   const camd__dnnl_conv_geom *g = &c->geo;
   const int64_t in_item = g->c * g->h * g->w, out_item = g->m * g->oh * g->ow;
   float *tmp_src = (float *)((unsigned char *)w->block_mem + w->scratch_bytes * (size_t)w->threads);
   slice_job j = {w, c, n, v, x, sum_in, y, y_blocked, in_item, out_item};
+  if (c->nhwc) { /* per item: the input to NHWC here, then the slices */
+    for (int64_t i = 0; i < batch; i++) {
+      const int f = x_blocked ? 0 : 1;
+      omp_one();
+      dnnl_memory_set_data_handle(n->nhwc_mem[f], (void *)(x + i * in_item));
+      dnnl_memory_set_data_handle(n->nhwc_mem[2], tmp_src);
+      dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, n->nhwc_mem[f]}, {DNNL_ARG_TO, n->nhwc_mem[2]}};
+      dnnl_primitive_execute(n->rnhwc[f], w->streams[0], 2, ra);
+      dnnl_stream_wait(w->streams[0]);
+      j.src = tmp_src, j.y = y + i * out_item;
+      camd__pool_for(pool, c->n_slices, run_slice, &j);
+    }
+    return true;
+  }
   if (!src_reorder && y_blocked) { /* every (item, slice) at once */
     camd__pool_for(pool, batch * c->n_slices, run_slice, &j);
     return true;

@@ -11,6 +11,10 @@
  * depthwise, input are contiguous sub-tensors, so a slice is one primitive over its own
  * pointers. Slices of equal size share a primitive.
  *
+ * Channels-last. A small dense 3x3 that is not Winograd (dnnl.c nhwc_candidate) runs oneDNN's
+ * brgemm kernel, which reads and writes NHWC: the input is reordered to NHWC per item, each
+ * slice's NHWC output back to the slice's blocked or NCHW output. The values stay blocked/NCHW.
+ *
  * Ownership.
  *   camd__dnnl_conv     one per Conv node that oneDNN can run (jit/brgconv, not gemm or ref);
  *                       built at model load by camd__dnnl_conv_attach, allocated in the graph's
@@ -104,9 +108,10 @@ int camd__dnnl_worker_prepare(camd__dnnl_worker *w, const camd__dnnl_conv *conv,
                               const camd_post_op *post, bool sum, bool src_nchw, bool dst_nchw,
                               camd_error *err);
 /* Run time: y = post(conv(x) [+ sum_in]) for `batch` items (sum_in: blocked, y blocked), x / y
- * blocked or NCHW as told; the primitives were prepared for exactly these arguments. The
- * (item, slice) tasks run on pool (the session's; NULL: the calling thread). False when a
- * primitive is missing (the caller then runs camd's own kernel). */
+ * blocked or NCHW as told (sum_in may be y itself: the plan gave y the addend's buffer); the
+ * primitives were prepared for exactly these arguments. The (item, slice) tasks run on pool (the
+ * session's; NULL: the calling thread). False when a primitive is missing (the caller then runs
+ * camd's own kernel). */
 bool camd__dnnl_conv_forward(camd__dnnl_worker *w, const camd__dnnl_conv *conv, int node_index,
                              const camd_post_op *post, const float *sum_in, const float *x,
                              bool x_blocked, float *y, bool y_blocked, int64_t batch,

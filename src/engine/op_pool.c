@@ -84,8 +84,70 @@ static void maxpool_planes(void *arg, int64_t pl0, int64_t pl1) {
   }
 }
 
+/* One output row band [oh0, oh1) of one channel block of a channel-blocked input (engine/dnnl.h:
+ * per item [C/B][H][W][B]): the NCHW kernel's taps in its order, B channels at a time, so
+ * every output element is the same max (NaN rule included) as in NCHW. */
+static inline void maxpool_block_rows(const pool_params *p, const float *x, float *y, int64_t oh0,
+                                      int64_t oh1, const int64_t B) {
+  const int64_t OW = p->ow;
+  for (int64_t oh = oh0; oh < oh1; oh++) {
+    const int64_t hs = oh * p->sh - p->pt;
+    int64_t i0, i1;
+    taps(hs, p->dh, p->h, p->kh, &i0, &i1);
+    float *restrict yr = y + oh * OW * B;
+    for (int64_t q = 0; q < OW * B; q++) yr[q] = -INFINITY;
+    for (int64_t i = i0; i < i1; i++) {
+      const float *xr = x + (hs + i * p->dh) * p->w * B;
+      for (int64_t j = 0; j < p->kw; j++) {
+        const int64_t off = j * p->dw - p->pl;
+        int64_t q0, q1;
+        camd__window_range(off, p->sw, p->w, OW, &q0, &q1);
+        for (int64_t q = q0; q < q1; q++) {
+          const float *restrict xs = xr + (off + q * p->sw) * B;
+          float *restrict ys = yr + q * B;
+          for (int64_t b = 0; b < B; b++) {
+            const float v = xs[b];
+            ys[b] = (v > ys[b] || isnan(v)) ? v : ys[b];
+          }
+        }
+      }
+    }
+  }
+}
+
+/* Output rows per task of the blocked kernel: about CAMD_POOL_CHUNK input elements (a shape
+ * rule; one output's value never depends on the split). */
+static int64_t maxpool_block_band(const pool_params *p, int64_t B) {
+  const int64_t per_row = p->sh * p->w * B;
+  const int64_t rows = per_row < CAMD_POOL_CHUNK ? CAMD_POOL_CHUNK / per_row : 1;
+  return rows < p->oh ? rows : p->oh;
+}
+
+/* Task t: band t % bands of block t / bands (blocks of every item in a row). */
+static void maxpool_blocked_task(void *arg, int64_t t, int thread) {
+  (void)thread;
+  const camd_op_ctx *ctx = arg;
+  const pool_params *p = ctx->params;
+  const int64_t B = camd__dnnl_block(), band = maxpool_block_band(p, B);
+  const int64_t bands = (p->oh + band - 1) / band, blk = t / bands, oh0 = t % bands * band;
+  const int64_t oh1 = oh0 + band < p->oh ? oh0 + band : p->oh;
+  const float *x = ctx->in[0].data + blk * p->h * p->w * B;
+  float *y = ctx->out[0].data + blk * p->oh * p->ow * B;
+  if (B == 16)
+    maxpool_block_rows(p, x, y, oh0, oh1, 16);
+  else
+    maxpool_block_rows(p, x, y, oh0, oh1, B);
+}
+
 static void maxpool_forward(const camd_op_ctx *ctx) {
   const pool_params *p = ctx->params;
+  if (ctx->in_blocked & 1u) { /* the layout pass blocks input and output together */
+    const int64_t B = camd__dnnl_block(), band = maxpool_block_band(p, B);
+    const int64_t blocks = ctx->in[0].shape.dims[0] * (p->c / B);
+    camd__pool_for(ctx->pool, blocks * ((p->oh + band - 1) / band), maxpool_blocked_task,
+                   (void *)ctx);
+    return;
+  }
   pool_planes(ctx, ctx->in[0].shape.dims[0] * p->c, p->h * p->w, maxpool_planes);
 }
 

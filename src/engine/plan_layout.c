@@ -11,11 +11,12 @@
  * NCHW side itself; it runs through oneDNN in every plan, even with both sides NCHW, so a
  * value never depends on which other values a request keeps: predict and explain, or two CAM
  * layers, give the same scores), or GlobalAveragePool (reads blocked input; its [N, C, 1, 1] output
- * is the same in both layouts and counts as NCHW). Every other reader or writer pins the class to
- * NCHW. In a shared-input plan (Score-CAM's masked batches) nothing is blocked, but the
- * convolutions still run through oneDNN on NCHW values. The primitives a plan needs are created
- * here (camd__dnnl_worker_prepare), before the plan is cached, so a forward never creates or
- * allocates anything.
+ * is the same in both layouts and counts as NCHW), or a 2-D MaxPool (its input and output are
+ * one class: both blocked or both NCHW). Every other reader or writer pins the class to NCHW. In a
+ * shared-input plan (Score-CAM's masked batches) nothing is blocked, but the convolutions still run
+ * through oneDNN on NCHW values. The primitives a plan needs are created here
+ * (camd__dnnl_worker_prepare), before the plan is cached, so a forward never creates or allocates
+ * anything.
  */
 #include "engine/plan_layout.h"
 
@@ -191,6 +192,12 @@ int camd__plan_layout(const camd_graph *g, camd__dnnl_worker *w, const camd__lay
     if (!strcmp(n->op_type, "GlobalAveragePool") && n->n_out == 1) {
       /* Reads a blocked input with a stride (op_pool.c); [N, C, 1, 1] out is NCHW. */
       ok[out_value(lp, n, k, 0)] = 0;
+      continue;
+    }
+    if (!strcmp(n->op_type, "MaxPool") && n->n_out == 1 && is_activation(g, n->in[0]) &&
+        g->values[n->in[0]].shape.ndim == 4) {
+      /* Blocked in, blocked out, or both NCHW (op_pool.c): one class for both. */
+      join(parent, n->in[0], out_value(lp, n, k, 0));
       continue;
     }
     const bool agnostic = layout_agnostic(g, n);

@@ -269,6 +269,7 @@ static void keep_prefix(const camd_graph *g, camd_plan *p, int hook, unsigned ch
 typedef struct plan_tmp {
   unsigned char *needed, *desc, *run_node, *has_grad;
   int *first, *last;
+  int *alias; /* per value: the value whose buffer it shares (plan_fwd_layout), or -1 */
   camd__interval *iv;
 } plan_tmp;
 
@@ -279,6 +280,7 @@ static void plan_tmp_free(plan_tmp *t) {
   free(t->has_grad);
   free(t->first);
   free(t->last);
+  free(t->alias);
   free(t->iv);
 }
 
@@ -290,8 +292,10 @@ static int plan_tmp_alloc(plan_tmp *t, int nv, int nn) {
   t->has_grad = calloc((size_t)nv + 1, 1);
   t->first = malloc(sizeof(int) * ((size_t)nv + 1));
   t->last = malloc(sizeof(int) * ((size_t)nv + 1));
+  t->alias = malloc(sizeof(int) * ((size_t)nv + 1));
   t->iv = malloc(sizeof(camd__interval) * ((size_t)nv + 1));
-  return t->needed && t->desc && t->run_node && t->has_grad && t->first && t->last && t->iv
+  return t->needed && t->desc && t->run_node && t->has_grad && t->first && t->last && t->alias &&
+                 t->iv
              ? 0
              : CAMD_E_NOMEM;
 }
@@ -443,6 +447,21 @@ static size_t plan_fwd_layout(const camd_graph *g, camd_plan *p, plan_tmp *t) {
       first[w] = last[w] = step;
     }
   }
+  /* A convolution with a fused residual Add (plan_layout.c) computes y = conv(x) + r in y; when
+   * r dies at that step (not kept, read by nobody later, not the convolution's own input) and
+   * has y's size, y takes r's buffer, so the sum post-op adds into r where it lies and no copy
+   * of r is made (dnnl.c skips it). The same float operations: the bits do not change. */
+  int *alias = t->alias;
+  for (int v = 0; v < nv; v++) alias[v] = -1;
+  for (int i = 0; i < p->n_fwd; i++) {
+    const int k = p->fwd_nodes[i], r = p->sum_from[k], y = p->write_to[k];
+    if (p->skip[k] || r < 0 || y < 0 || p->kept[r] || g->values[r].data || g->values[r].is_input ||
+        last[r] != i + 1 || value_floats(g, r, p->capacity) != value_floats(g, y, p->capacity))
+      continue;
+    bool reads_r = false;
+    for (int q = 0; q < g->nodes[k].n_in; q++) reads_r |= g->nodes[k].in[q] == r;
+    if (!reads_r) alias[y] = alias[r] >= 0 ? alias[r] : r;
+  }
   int n_iv = 0;
   for (int v = 0; v < nv; v++) {
     if (g->values[v].data) {
@@ -453,12 +472,23 @@ static size_t plan_fwd_layout(const camd_graph *g, camd_plan *p, plan_tmp *t) {
       p->kept[v] = 0;
       continue;
     }
+    if (alias[v] >= 0) { /* its root's interval covers it */
+      const int end = p->kept[v] ? CAMD_STEP_END : last[v], root = alias[v];
+      if (end > last[root]) last[root] = end;
+      continue;
+    }
+  }
+  for (int v = 0; v < nv; v++) {
+    if (g->values[v].data || first[v] < 0 || alias[v] >= 0) continue;
     t->iv[n_iv++] = (camd__interval){v, first[v], p->kept[v] ? CAMD_STEP_END : last[v],
                                      value_floats(g, v, p->capacity), 0};
   }
   size_t total = pack_intervals(t->iv, n_iv);
   if (total == CAMD_NO_OFFSET) return total;
   for (int i = 0; i < n_iv; i++) p->fwd_off[t->iv[i].value] = t->iv[i].offset;
+  for (int v = 0; v < nv; v++) {
+    if (alias[v] >= 0 && first[v] >= 0) p->fwd_off[v] = p->fwd_off[alias[v]];
+  }
   return total;
 }
 

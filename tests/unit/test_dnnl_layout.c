@@ -31,7 +31,9 @@ typedef struct conv_spec {
   bool bias;
 } conv_spec;
 
-static const conv_spec specs[11] = {
+enum { NSPECS = 22 };
+
+static const conv_spec specs[NSPECS] = {
     {3, 32, 1, 3, 1, 1, 1, 1, 1, 1, true},   /* a */
     {32, 32, 1, 3, 2, 1, 1, 0, 0, 1, true},  /* b */
     {32, 64, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* c */
@@ -45,12 +47,25 @@ static const conv_spec specs[11] = {
     {24, 40, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* pa: 24 in, 40 out (blocks of 16: both padded) */
     {40, 64, 1, 3, 1, 1, 1, 1, 1, 1, false}, /* pb: padded input, whole-block output */
     {64, 24, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* pc: blocked input, padded output */
+    /* the residual-chain network (build_chain) */
+    {128, 128, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* ca */
+    {128, 128, 1, 3, 1, 1, 1, 1, 1, 1, true},  /* block 1: 3x3 */
+    {128, 128, 1, 1, 1, 1, 0, 0, 0, 0, false}, /* block 1: 1x1, + a */
+    {128, 128, 1, 3, 1, 1, 1, 1, 1, 1, true},  /* block 2 */
+    {128, 128, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* block 2: + s1 */
+    {128, 128, 1, 3, 1, 1, 1, 1, 1, 1, false}, /* block 3 */
+    {128, 128, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* block 3: + s2 */
+    {128, 128, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* block 4: 1x1 of s3, + s3 */
+    {128, 16, 1, 1, 1, 1, 0, 0, 0, 0, true},   /* cy */
+    /* the max-pooling network (build_maxpool) */
+    {32, 32, 1, 3, 1, 1, 1, 1, 1, 1, true},  /* ma */
+    {32, 128, 1, 3, 2, 1, 1, 1, 1, 1, true}, /* my: channels-last (brgemm) into NCHW */
 };
 
 typedef struct net {
   camd_model *m;
-  float *w[11], *b[11];
-  int w_id[11];
+  float *w[NSPECS], *b[NSPECS];
+  int w_id[NSPECS];
   int r_id, y_id;
 } net;
 
@@ -137,7 +152,7 @@ static int build(net *nt) {
 
 static void free_net(net *nt) {
   camd_model_release(nt->m);
-  for (int i = 0; i < 11; i++) {
+  for (int i = 0; i < NSPECS; i++) {
     free(nt->w[i]);
     free(nt->b[i]);
   }
@@ -478,7 +493,215 @@ static void test_padded_channels(void) {
   free_net(&nt);
 }
 
+/* The residual-chain network: residual Adds fused into their convolutions, whose addends
+ * may die there (then the sum is added in place into the addend's buffer: session.c
+ * plan_fwd_layout) or not:
+ *   a  = Relu(Conv 1x1 (x))
+ *   s1 = Relu(Add(Conv 1x1 (Relu(Conv 3x3 (a))), a))     a is read again at the end: no reuse
+ *   s2 = Relu(Add(Conv 1x1 (Relu(Conv 3x3 (s1))), s1))   in s1's buffer
+ *   s3 = Relu(Add(Conv 1x1 (Relu(Conv 3x3 (s2))), s2))   in s2's, i.e. s1's buffer (a chain)
+ *   s4 = Relu(Add(Conv 1x1 (s3), s3))                     the convolution reads s3: no reuse
+ *   y  = Conv 128->16, 1x1 (Add(s4, a))   (128 channels: the 3x3 run channels-last, dnnl.c)
+ * Kept s1 (retained) must come back intact. */
+enum { CC = 128, CH = 7, CW = 6 }; /* 3x3 with 128 outputs: channels-last (dnnl.c) */
+
+static int build_chain(net *nt) {
+  memset(nt, 0, sizeof(*nt));
+  camd_error err = {0};
+  camd_rng r;
+  camd_rng_seed(&r, 57);
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, CC, CH, CW}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  int a = add_unary(g, "Relu", add_conv(g, nt, 11, x, "conv_ca", &r, &err), "ca", &err);
+  int prev = a;
+  for (int blk = 0; blk < 4; blk++) {
+    char nm[5][16];
+    snprintf(nm[0], sizeof nm[0], "cmid%d", blk), snprintf(nm[1], sizeof nm[1], "cmidr%d", blk);
+    snprintf(nm[2], sizeof nm[2], "cout%d", blk), snprintf(nm[3], sizeof nm[3], "csum%d", blk);
+    snprintf(nm[4], sizeof nm[4], "cs%d", blk + 1);
+    int mid = blk < 3 ? add_unary(g, "Relu", add_conv(g, nt, 12 + 2 * blk, prev, nm[0], &r, &err),
+                                  nm[1], &err)
+                      : prev;
+    int o = add_conv(g, nt, blk < 3 ? 13 + 2 * blk : 18, mid, nm[2], &r, &err);
+    const char *sn[1] = {nm[3]};
+    int si[2] = {o, prev}, sum = -1;
+    CHECK(!camd_graph_add_node(g, "Add", nm[3], 13, 2, si, 1, sn, NULL, 0, &sum, &err));
+    prev = add_unary(g, "Relu", sum, nm[4], &err);
+    if (!blk) nt->r_id = prev;
+  }
+  const char *fn[1] = {"cfinal"};
+  int fi[2] = {prev, a}, fin = -1;
+  CHECK(!camd_graph_add_node(g, "Add", "cfinal", 13, 2, fi, 1, fn, NULL, 0, &fin, &err));
+  nt->y_id = add_conv(g, nt, 19, fin, "cy", &r, &err);
+  CHECK_MSG(nt->y_id >= 0 && !camd_graph_mark_output(g, nt->y_id, &err), "%s", err.message);
+  int rc = camd_graph_finalize(g, NULL, &nt->m, &err);
+  CHECK_MSG(!rc, "%s", err.message);
+  return rc;
+}
+
+/* Reference s1 and y of one item, in double. */
+static void chain_reference(const net *nt, const float *x, double *s1, double *y) {
+  enum { N = CC * CH * CW };
+  static double in[N], a[N], t[N], u[N], s[3][N];
+  for (int i = 0; i < N; i++) in[i] = x[i];
+  int h, w;
+  ref_conv(nt, 11, in, CH, CW, a, &h, &w);
+  for (int i = 0; i < N; i++) a[i] = a[i] > 0 ? a[i] : 0;
+  const double *prev = a;
+  for (int blk = 0; blk < 4; blk++) {
+    double *out = blk ? s[blk % 3] : s1;
+    if (blk < 3) {
+      ref_conv(nt, 12 + 2 * blk, prev, CH, CW, t, &h, &w);
+      for (int i = 0; i < N; i++) t[i] = t[i] > 0 ? t[i] : 0;
+      ref_conv(nt, 13 + 2 * blk, t, CH, CW, u, &h, &w);
+    } else {
+      ref_conv(nt, 18, prev, CH, CW, u, &h, &w);
+    }
+    for (int i = 0; i < N; i++) out[i] = u[i] + prev[i] > 0 ? u[i] + prev[i] : 0;
+    prev = out;
+  }
+  for (int i = 0; i < N; i++) t[i] = prev[i] + a[i];
+  ref_conv(nt, 19, t, CH, CW, y, &h, &w);
+}
+
+/* Residual sums added in place into their addends' buffers where those die, not where they
+ * are read later or by the convolution itself: against the double reference, with and without
+ * s1 kept, the same bits alone or batched and at 1, 2 and 3 threads, every convolution through
+ * oneDNN. */
+static void test_residual_chain_in_place(void) {
+  net nt;
+  if (build_chain(&nt)) return;
+  enum { XN = CC * CH * CW, YN = 16 * CH * CW };
+  static float x[MAXB * XN], y[MAXB * YN], yk[MAXB * YN], ks1[MAXB * XN], y1[YN], yt[MAXB * YN];
+  static double s1r[XN], yr[YN];
+  camd_rng rng;
+  camd_rng_seed(&rng, 61);
+  rand_fill(&rng, x, MAXB * XN, 1.0);
+  const int n = run(&nt, x, MAXB, 1, false, y, NULL);
+  printf("residual-chain convolutions through oneDNN: %d\n", n);
+  CHECK_EQ_INT(n, expect_onednn() ? 9 : 0);
+  CHECK_EQ_INT(run(&nt, x, MAXB, 1, true, yk, ks1), expect_onednn() ? 9 : 0);
+  double worst = 0;
+  for (int item = 0; item < MAXB; item++) {
+    chain_reference(&nt, x + item * XN, s1r, yr);
+    const double e = max_rel_err(y + item * YN, yr, YN);
+    const double ek = max_rel_err(yk + item * YN, yr, YN);
+    const double es = max_rel_err(ks1 + item * XN, s1r, XN);
+    worst = fmax(worst, fmax(e, fmax(ek, es)));
+    CHECK_MSG(e <= 1e-5, "item %d: y differs from the reference by %g (relative)", item, e);
+    CHECK_MSG(ek <= 1e-5, "item %d: y with s1 kept differs by %g (relative)", item, ek);
+    CHECK_MSG(es <= 1e-5, "item %d: kept s1 differs by %g (relative)", item, es);
+    run(&nt, x + item * XN, 1, 1, false, y1, NULL);
+    CHECK_MSG(!memcmp(y1, y + item * YN, sizeof(y1)), "item %d alone differs from batched", item);
+  }
+  printf("largest relative error %.3g (bound 1e-5)\n", worst);
+  CHECK_MSG(!memcmp(yk, y, sizeof(y)), "y with s1 kept differs from y without");
+  for (int t = 2; t <= 3; t++) {
+    run(&nt, x, MAXB, t, false, yt, NULL);
+    CHECK_MSG(!memcmp(yt, y, sizeof(yt)), "%d threads differ from 1 thread", t);
+  }
+  free_net(&nt);
+}
+
+/* The max-pooling network: MaxPool on channel-blocked data (op_pool.c; the layout pass blocks
+ * its input and output together):
+ *   a = Relu(Conv 3x3, pads 1 (x)),  p1 = MaxPool(a) kernel 3, stride 2, pads 1 (ResNet's),
+ *   p2 = MaxPool(p1) kernel 2, stride 1, dilation 2, pads 1,0,0,1,
+ *   y = Conv 32->128, 3x3, stride 2, pads 1 (p2) (channels-last, written to NCHW).
+ * With p2 kept (then p1 and p2 are NCHW, the plain kernel) the bits must be the same. */
+enum { MC = 32, MH = 40, MW = 33 }; /* the first pool: two row bands of the blocked kernel */
+static const int64_t mp_k[2][2] = {{3, 3}, {2, 2}}, mp_s[2][2] = {{2, 2}, {1, 1}},
+                     mp_d[2][2] = {{1, 1}, {2, 2}}, mp_p[2][4] = {{1, 1, 1, 1}, {1, 0, 0, 1}};
+
+static int build_maxpool(net *nt) {
+  memset(nt, 0, sizeof(*nt));
+  camd_error err = {0};
+  camd_rng r;
+  camd_rng_seed(&r, 71);
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, MC, MH, MW}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  int v = add_unary(g, "Relu", add_conv(g, nt, 20, x, "conv_ma", &r, &err), "ma", &err);
+  for (int i = 0; i < 2; i++) {
+    camd_attr at[4] = {{.name = "kernel_shape", .type = CAMD_ATTR_INTS, .ints = mp_k[i], .n = 2},
+                       {.name = "strides", .type = CAMD_ATTR_INTS, .ints = mp_s[i], .n = 2},
+                       {.name = "dilations", .type = CAMD_ATTR_INTS, .ints = mp_d[i], .n = 2},
+                       {.name = "pads", .type = CAMD_ATTR_INTS, .ints = mp_p[i], .n = 4}};
+    const char *outs[1] = {i ? "mp2" : "mp1"};
+    int in[1] = {v};
+    CHECK(!camd_graph_add_node(g, "MaxPool", outs[0], 12, 1, in, 1, outs, at, 4, &v, &err));
+  }
+  nt->r_id = v;
+  nt->y_id = add_conv(g, nt, 21, v, "my", &r, &err);
+  CHECK_MSG(nt->y_id >= 0 && !camd_graph_mark_output(g, nt->y_id, &err), "%s", err.message);
+  int rc = camd_graph_finalize(g, NULL, &nt->m, &err);
+  CHECK_MSG(!rc, "%s", err.message);
+  return rc;
+}
+
+/* out = MaxPool i (in [MC, h, w]) in double, taps outside the input skipped. */
+static void ref_maxpool(int i, const double *in, int h, int w, double *out, int *oh, int *ow) {
+  const int kh = (int)mp_k[i][0], kw = (int)mp_k[i][1], s = (int)mp_s[i][0], d = (int)mp_d[i][0];
+  const int pt = (int)mp_p[i][0], pl = (int)mp_p[i][1];
+  *oh = out_size(h, kh, s, d, pt, (int)mp_p[i][2]);
+  *ow = out_size(w, kw, s, d, pl, (int)mp_p[i][3]);
+  for (int c = 0; c < MC; c++)
+    for (int y = 0; y < *oh; y++)
+      for (int x = 0; x < *ow; x++) {
+        double best = -INFINITY;
+        for (int ky = 0; ky < kh; ky++)
+          for (int kx = 0; kx < kw; kx++) {
+            const int iy = y * s - pt + ky * d, ix = x * s - pl + kx * d;
+            if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+              best = fmax(best, in[(c * h + iy) * w + ix]);
+          }
+        out[(c * *oh + y) * *ow + x] = best;
+      }
+}
+
+/* MaxPool on blocked data against the double reference; the same bits as the NCHW kernel (p2
+ * kept), alone or batched, at 1, 2 and 3 threads. */
+static void test_maxpool_blocked(void) {
+  net nt;
+  if (build_maxpool(&nt)) return;
+  enum { XN = MC * MH * MW, PN = MC * 19 * 16, YN = 128 * 10 * 8 };
+  static float x[MAXB * XN], y[MAXB * YN], yk[MAXB * YN], kp[MAXB * PN], y1[YN], yt[MAXB * YN];
+  static double in[XN], a[XN], p1[XN], p2[XN], yr[YN];
+  camd_rng rng;
+  camd_rng_seed(&rng, 73);
+  rand_fill(&rng, x, MAXB * XN, 1.0);
+  CHECK_EQ_INT(run(&nt, x, MAXB, 1, false, y, NULL), expect_onednn() ? 2 : 0);
+  run(&nt, x, MAXB, 1, true, yk, kp);
+  double worst = 0;
+  for (int item = 0; item < MAXB; item++) {
+    for (int i = 0; i < XN; i++) in[i] = x[item * XN + i];
+    int h, w, h1, w1, h2, w2;
+    ref_conv(&nt, 20, in, MH, MW, a, &h, &w);
+    for (int i = 0; i < XN; i++) a[i] = a[i] > 0 ? a[i] : 0;
+    ref_maxpool(0, a, h, w, p1, &h1, &w1);
+    ref_maxpool(1, p1, h1, w1, p2, &h2, &w2);
+    CHECK_EQ_INT(MC * h2 * w2, PN);
+    ref_conv(&nt, 21, p2, h2, w2, yr, &h, &w);
+    const double e = max_rel_err(y + item * YN, yr, YN), ep = max_rel_err(kp + item * PN, p2, PN);
+    worst = fmax(worst, fmax(e, ep));
+    CHECK_MSG(e <= 1e-5, "item %d: y differs from the reference by %g (relative)", item, e);
+    CHECK_MSG(ep <= 1e-5, "item %d: kept p2 differs by %g (relative)", item, ep);
+    run(&nt, x + item * XN, 1, 1, false, y1, NULL);
+    CHECK_MSG(!memcmp(y1, y + item * YN, sizeof(y1)), "item %d alone differs from batched", item);
+  }
+  printf("max pooling: largest relative error %.3g (bound 1e-5)\n", worst);
+  CHECK_MSG(!memcmp(yk, y, sizeof(y)), "blocked max pooling differs from the NCHW kernel");
+  for (int t = 2; t <= 3; t++) {
+    run(&nt, x, MAXB, t, false, yt, NULL);
+    CHECK_MSG(!memcmp(yt, y, sizeof(yt)), "%d threads differ from 1 thread", t);
+  }
+  free_net(&nt);
+}
+
 CAMD_TEST_MAIN({"against_reference", test_against_reference},
                {"batch_and_threads_bit_identical", test_batch_and_threads_bit_identical},
                {"weights_rebuilt", test_weights_rebuilt}, {"winograd", test_winograd},
-               {"padded_channels", test_padded_channels})
+               {"padded_channels", test_padded_channels},
+               {"residual_chain_in_place", test_residual_chain_in_place},
+               {"maxpool_blocked", test_maxpool_blocked})
