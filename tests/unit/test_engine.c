@@ -586,9 +586,69 @@ static void test_fused_batchnorm_relu(void) {
   camd_model_release(m);
 }
 
+/* Plan-time SiLU fusion: x → Sigmoid → s → Mul → y, with Mul(x, s) and Mul(s, x). The Sigmoid
+ * writes y (the profile shows the Mul did not run); y equals x / (1 + exp(−x)) in double within
+ * the Sigmoid kernel's error, and bit for bit the unfused pair (a run that keeps s) at 1 and 3
+ * threads. */
+static void test_fused_silu(void) {
+  enum { NB = 2, NC = 4, NH = 64, NW = 64, N = NB * NC * NH * NW };
+  for (int order = 0; order < 2; order++) {
+    camd_error err = {0};
+    camd_graph *g = camd_graph_new();
+    camd_shape xs = {4, {1, NC, NH, NW}};
+    int x = camd_graph_add_input(g, "x", &xs, &err), sv, y;
+    const char *n1[] = {"s"}, *n2[] = {"y"};
+    CHECK(!camd_graph_add_node(g, "Sigmoid", "sigmoid", 13, 1, &x, 1, n1, NULL, 0, &sv, &err));
+    int mi[2] = {order ? sv : x, order ? x : sv};
+    CHECK(!camd_graph_add_node(g, "Mul", "mul", 14, 2, mi, 1, n2, NULL, 0, &y, &err));
+    CHECK(!camd_graph_mark_output(g, y, &err));
+    camd_model *m = NULL;
+    CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+    float *in = malloc(sizeof(float) * N), *fused = malloc(sizeof(float) * N);
+    random_input(in, N, 17 + (uint64_t)order);
+    in[0] = 100.f, in[1] = -100.f, in[2] = 0.f; /* the clamps */
+    camd_session *s = NULL;
+    CHECK(!camd_session_create(m, NB, &s, &err));
+    CHECK(!camd_session_set_profiling(s, true, &err));
+    CHECK_MSG(!camd_session_forward(s, NB, in, NULL, &err), "%s", err.message);
+    const uint64_t *ns = camd_session_profile(s);
+    CHECK(ns && ns[0] > 0 && ns[1] == 0);
+    CHECK(!camd_session_set_profiling(s, false, &err));
+    const float *out = camd_session_value(s, y, NULL);
+    CHECK(out != NULL && camd_session_value(s, sv, NULL) == NULL);
+    double mx = 0;
+    for (int i = 0; out && i < N; i++) {
+      const double ref = in[i] / (1.0 + exp(-(double)in[i]));
+      mx = fmax(mx, fabs(out[i] - ref) / fmax(1.0, fabs(ref)));
+    }
+    CHECK_MSG(mx <= 1e-6, "fused SiLU differs from the reference by %g", mx);
+    if (out) memcpy(fused, out, sizeof(float) * N);
+    int keep[1] = {sv};
+    camd_forward_opts o;
+    camd_forward_opts_init(&o);
+    o.retain = keep;
+    o.n_retain = 1;
+    for (int threads = 1; threads <= 3; threads += 2) {
+      CHECK(!camd_session_set_threads(s, threads, &err));
+      CHECK_MSG(!camd_session_forward(s, NB, in, &o, &err), "%s", err.message);
+      out = camd_session_value(s, y, NULL);
+      CHECK(out != NULL && camd_session_value(s, sv, NULL) != NULL);
+      CHECK(out != NULL && memcmp(out, fused, sizeof(float) * N) == 0);
+      CHECK_MSG(!camd_session_forward(s, NB, in, NULL, &err), "%s", err.message);
+      out = camd_session_value(s, y, NULL);
+      CHECK(out != NULL && memcmp(out, fused, sizeof(float) * N) == 0);
+    }
+    free(in);
+    free(fused);
+    camd_session_destroy(s);
+    camd_model_release(m);
+  }
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_batchnorm_folding_keeps_conv_output),
                CAMD_TEST(test_forward_and_kept_values), CAMD_TEST(test_several_backward_targets),
                CAMD_TEST(test_shared_input_hook), CAMD_TEST(test_targets_and_suggestion),
                CAMD_TEST(test_batch_folding_graph_is_single_batch),
                CAMD_TEST(test_unsupported_op_message), CAMD_TEST(test_empty_tensors),
-               CAMD_TEST(test_fused_activations), CAMD_TEST(test_fused_batchnorm_relu))
+               CAMD_TEST(test_fused_activations), CAMD_TEST(test_fused_batchnorm_relu),
+               CAMD_TEST(test_fused_silu))
