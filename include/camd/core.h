@@ -120,6 +120,14 @@ typedef struct camd_parallel {
 /* Runs the loop on par's threads, or inline when par or par->run is NULL. */
 void camd_parallel_for(const camd_parallel *par, int64_t n, camd_parallel_fn fn, void *arg);
 
+/* ---- process-wide allocation policy (glibc's malloc thresholds; no-ops elsewhere) ----
+ * For the process owner (the command line), never for library code. loading: blocks below 64 MiB
+ * come from the heap, so loading a model faults in far fewer pages (see alloc_policy.c). serving:
+ * called once when the models are loaded: the heap's free pages go back to the kernel, then
+ * thresholds suited to requests. */
+void camd_alloc_policy_loading(void);
+void camd_alloc_policy_serving(void);
+
 /* ---- time ---- */
 /* Monotonic clock in nanoseconds. */
 uint64_t camd_now_ns(void);

@@ -135,16 +135,18 @@ static void *ws_bytes(camd_cam_workspace *w, size_t bytes) {
   return p;
 }
 
-float *camd__ws_floats(camd_cam_workspace *w, size_t n) {
+void *camd__ws_array(camd_cam_workspace *w, size_t n, size_t size) {
   size_t bytes;
-  if (!camd_size_mul(n, sizeof(float), &bytes)) return NULL;
+  if (!camd_size_mul(n, size, &bytes)) return NULL;
   return ws_bytes(w, bytes);
 }
 
+float *camd__ws_floats(camd_cam_workspace *w, size_t n) {
+  return camd__ws_array(w, n, sizeof(float));
+}
+
 double *camd__ws_doubles(camd_cam_workspace *w, size_t n) {
-  size_t bytes;
-  if (!camd_size_mul(n, sizeof(double), &bytes)) return NULL;
-  return ws_bytes(w, bytes);
+  return camd__ws_array(w, n, sizeof(double));
 }
 
 /* ---- scores ---- */

@@ -142,6 +142,8 @@ const float *camd__cam_layer_nchw(camd__cam_ctx *ctx, const float *data, int bat
 /* Carves n floats / doubles (64-byte aligned) from the workspace; NULL when out of memory. */
 float *camd__ws_floats(camd_cam_workspace *w, size_t n);
 double *camd__ws_doubles(camd_cam_workspace *w, size_t n);
+/* n items of `size` bytes each (64-byte aligned) from the workspace; NULL when out of memory. */
+void *camd__ws_array(camd_cam_workspace *w, size_t n, size_t size);
 
 /* d score / d output for class c of one item (n_out logits) into seed[n_out]. */
 void camd__score_seed(camd_cam_score score, const float *logits, int n_out, int c, float *seed);

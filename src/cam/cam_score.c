@@ -129,10 +129,10 @@ int camd__score_weights(camd__cam_ctx *ctx, const float *input, const float *act
   o.retain = retain;
   o.n_retain = 1;
   /* The channels to score: one per distinct activation plane (`todo`, in channel order). */
-  uint64_t *hash = malloc(sizeof(uint64_t) * (size_t)C);
-  int *first = malloc(sizeof(int) * (size_t)C), *todo = malloc(sizeof(int) * (size_t)C);
+  uint64_t *hash = camd__ws_array(ctx->w, (size_t)C, sizeof(uint64_t));
+  int *first = camd__ws_array(ctx->w, (size_t)C, sizeof(int));
+  int *todo = camd__ws_array(ctx->w, (size_t)C, sizeof(int));
   if (!hash || !first || !todo) {
-    free(hash), free(first), free(todo);
     return camd_error_set(err, CAMD_E_NOMEM, "out of memory for %s's channel list",
                           camd_cam_method_name(req->method));
   }
@@ -184,7 +184,6 @@ int camd__score_weights(camd__cam_ctx *ctx, const float *input, const float *act
              sizeof(double) * (size_t)req->n_classes);
     }
   }
-  free(hash), free(first), free(todo);
   if (rc) return rc;
   softmax_channels(scores, C, req->n_classes, weights);
   return 0;

@@ -70,7 +70,14 @@ typedef struct camd_tensor {
 
 /* An elementwise activation a producer applies to its own output while it is in cache (plan-time
  * fusion, session.c), with exactly the float operations of the op it replaces. */
-typedef enum camd_post_kind { CAMD_POST_NONE = 0, CAMD_POST_RELU, CAMD_POST_CLIP } camd_post_kind;
+/* CAMD_POST_MUL_INPUT is the one exception: x → Sigmoid → Mul(x, ·) (SiLU), where the Sigmoid
+ * multiplies by its own input; only the Sigmoid applies it (camd__post_op_apply never sees it). */
+typedef enum camd_post_kind {
+  CAMD_POST_NONE = 0,
+  CAMD_POST_RELU,
+  CAMD_POST_CLIP,
+  CAMD_POST_MUL_INPUT
+} camd_post_kind;
 typedef struct camd_post_op {
   camd_post_kind kind;
   float lo, hi; /* Clip */

@@ -234,15 +234,35 @@ typedef struct sigmoid_job {
   const float *x;
   float *y;
   sigmoid_fn fn;
+  bool silu; /* y = x * sigmoid(x) */
 } sigmoid_job;
 
 static void sigmoid_range(void *arg, int64_t b, int64_t e) {
   const sigmoid_job *j = arg;
-  j->fn(j->x + b, j->y + b, e - b);
+  if (!j->silu) {
+    j->fn(j->x + b, j->y + b, e - b);
+    return;
+  }
+  /* SiLU: sigmoid into a tile on the stack (stored as float, as the Sigmoid op stores it), then
+   * the Mul's one product while the tile is in L1. (One loop doing both, the sigmoid kernel
+   * ending in x * s, measured 3x slower than the two ops apart on this AMD EPYC; not analysed.) */
+  enum { TILE = 1024 };
+  float s[TILE];
+  for (int64_t t = b; t < e; t += TILE) {
+    const int64_t n = e - t < TILE ? e - t : TILE;
+    const float *x = j->x + t;
+    float *y = j->y + t;
+    j->fn(x, s, n);
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * s[i];
+  }
 }
 
+/* With the plan's SiLU fusion (session.c: ctx->post is CAMD_POST_MUL_INPUT) the output is the
+ * Mul's: x · σ(x), σ(x) rounded to float first as the Sigmoid would store it, then the one float
+ * product the Mul would compute (the same bits as the two ops). */
 static void sigmoid_forward(const camd_op_ctx *ctx) {
-  sigmoid_job j = {ctx->in[0].data, ctx->out[0].data, sigmoid_generic};
+  const bool silu = ctx->post && ctx->post->kind == CAMD_POST_MUL_INPUT;
+  sigmoid_job j = {ctx->in[0].data, ctx->out[0].data, sigmoid_generic, silu};
 #if defined(__x86_64__)
   const camd__cpu_level level = camd__cpu();
   if (level == CAMD_CPU_AVX512) j.fn = sigmoid_avx512;

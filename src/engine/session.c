@@ -386,7 +386,8 @@ static void plan_mark_kept(const camd_graph *g, camd_plan *p) {
 
 /* Plan-time fusion: a producer that accepts a post-op (Conv) followed by its value's only reader
  * in this plan, an activation expressible as a post-op (Relu, Clip), becomes one step: the
- * producer writes the activation's output and applies it while the tile is in cache. Only for
+ * producer writes the activation's output and applies it while the tile is in cache. Likewise a
+ * Sigmoid whose only reader is Mul(x, Sigmoid(x)) (SiLU) writes the Mul's output. Only for
  * values nobody can observe: not kept, not on the backward path, not in shared-input plans. The
  * same float operations run, so results do not change. */
 static void plan_fuse(const camd_graph *g, camd_plan *p, const plan_tmp *t) {
@@ -395,7 +396,8 @@ static void plan_fuse(const camd_graph *g, camd_plan *p, const plan_tmp *t) {
   if (p->shared_hook >= 0) return;
   for (int i = 0; i < p->n_fwd; i++) {
     const camd_node *n = &g->nodes[p->fwd_nodes[i]];
-    if (!n->op->accepts_post_op || n->n_out != 1) continue;
+    const bool sigmoid = !strcmp(n->op_type, "Sigmoid") && n->n_in == 1;
+    if ((!n->op->accepts_post_op && !sigmoid) || n->n_out != 1) continue;
     const int v = n->out[0];
     if (p->kept[v] || t->has_grad[v] || g->values[v].is_output) continue;
     int reader = -1, reads = 0;
@@ -410,8 +412,15 @@ static void plan_fuse(const camd_graph *g, camd_plan *p, const plan_tmp *t) {
     if (reads != 1) continue;
     const camd_node *a = &g->nodes[reader];
     camd_post_op po;
-    if (!a->op->as_post_op || a->in[0] != v || a->n_out != 1 || !a->op->as_post_op(a, &po))
+    if (sigmoid) { /* SiLU as exporters write it: Mul(x, Sigmoid(x)), either order */
+      const int x = n->in[0];
+      if (strcmp(a->op_type, "Mul") || a->n_in != 2 || a->n_out != 1 ||
+          !((a->in[0] == x && a->in[1] == v) || (a->in[0] == v && a->in[1] == x)))
+        continue;
+      po = (camd_post_op){CAMD_POST_MUL_INPUT, 0.0f, 0.0f};
+    } else if (!a->op->as_post_op || a->in[0] != v || a->n_out != 1 || !a->op->as_post_op(a, &po)) {
       continue;
+    }
     p->write_to[p->fwd_nodes[i]] = a->out[0];
     p->post[p->fwd_nodes[i]] = po;
     p->skip[reader] = 1;

@@ -113,6 +113,51 @@ static bool is_alias_op(const char *op) {
   return !strcmp(op, "Identity") || !strcmp(op, "Dropout");
 }
 
+/* A Pad that pads nothing is its input (PyTorch exports AvgPool2d with a Pad of zeros before it:
+ * DenseNet's transitions): true when the pads are a constant of zeros of the right length (an
+ * input from opset 11, an attribute before) and the mode is one ONNX defines, so the node passes
+ * its input through as Identity does. Anything else goes to the engine's Pad, which checks it. */
+static bool is_noop_pad(const camd__onnx_ctx *ctx, const Onnx__NodeProto *n, const int *ids) {
+  if (strcmp(n->op_type, "Pad") || n->n_input < 1 || ids[0] < 0) return false;
+  for (size_t k = 0; k < n->n_attribute; k++) {
+    const Onnx__AttributeProto *a = n->attribute[k];
+    if (!a->name || strcmp(a->name, "mode")) continue;
+    static const char *const modes[] = {"constant", "reflect", "edge", "wrap"};
+    bool known = false;
+    for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+      known |= a->s.len == strlen(modes[m]) && !memcmp(a->s.data, modes[m], a->s.len);
+    if (!known) return false;
+  }
+  camd_shape data_shape;
+  camd_dtype dt;
+  const void *data = NULL;
+  bool batched;
+  if (camd_graph_value(ctx->g, ids[0], &data_shape, &dt, &data, &batched) < 0 || data) return false;
+  size_t want = 2 * (size_t)data_shape.ndim, count = 0;
+  const int64_t *pads = NULL;
+  if (ctx->opset < 11) {
+    for (size_t k = 0; k < n->n_attribute; k++) {
+      const Onnx__AttributeProto *a = n->attribute[k];
+      if (a->name && !strcmp(a->name, "pads")) pads = a->ints, count = a->n_ints;
+    }
+  } else {
+    camd_shape s;
+    if (n->n_input < 2 || ids[1] < 0 ||
+        camd_graph_value(ctx->g, ids[1], &s, &dt, &data, &batched) < 0 || !data || dt != CAMD_INT64)
+      return false;
+    pads = data, count = camd_shape_count(&s);
+    if (n->n_input >= 4 && ids[3] >= 0) { /* axes: pads cover only those */
+      if (camd_graph_value(ctx->g, ids[3], &s, &dt, &data, &batched) < 0 || !data) return false;
+      want = 2 * camd_shape_count(&s);
+    }
+  }
+  if (!pads || count != want) return false;
+  for (size_t k = 0; k < count; k++) {
+    if (pads[k] != 0) return false;
+  }
+  return true;
+}
+
 /* QuantizeLinear / DequantizeLinear on an activation: camd computes in float, so the pair an
  * activation goes through (QDQ models) is passed through; weights are dequantised at load (the
  * folder evaluates DequantizeLinear on constants). */
@@ -625,7 +670,8 @@ static int add_node(camd__onnx_ctx *ctx, const Onnx__NodeProto *n, size_t idx,
   }
   bool is_out = any_output_in(n, outs);
   bool cast_alias = !strcmp(op, "Cast") && !const_in;
-  if (is_alias_op(op) || cast_alias || is_qdq_passthrough(op, const_in)) {
+  if (is_alias_op(op) || cast_alias || is_qdq_passthrough(op, const_in) ||
+      (!const_in && is_noop_pad(ctx, n, ids))) {
     if (n->n_input < 1 || ids[0] < 0 || n->n_output < 1 || !n->output[0][0]) {
       rc = camd_error_set(err, CAMD_E_FORMAT, "node '%s' (%s): needs one input and one output",
                           name, op);

@@ -995,6 +995,7 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
   camd_log(CAMD_LOG_INFO, "loading %d model(s); workers %ld, blas_threads %ld, max_batch %ld",
            cfg->n_models, cfg->workers, blas, cfg->max_batch);
   rc = load_models(cfg, err);
+  if (!rc) camd_alloc_policy_serving(); /* the weights are in place: request-time thresholds */
   if (!rc) rc = camd__pool_start(cfg, err);
   if (rc) {
     MHD_stop_daemon(camd__http_srv.daemon);

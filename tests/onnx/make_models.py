@@ -573,5 +573,36 @@ def main():
               "bad_raw"), os.path.join(md, "bad_raw.onnx"))
 
 
+    # Pads that pad nothing are their input (PyTorch's AvgPool2d export: DenseNet's transitions):
+    # zeros as an input (reflect mode), with axes (opset 18), as the graph output (an Identity),
+    # as an attribute (Pad-2, opset 10); a Pad of ones stays a Pad.
+    i64 = lambda a, n: numpy_helper.from_array(np.array(a, dtype=np.int64), n)
+    xz = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 4, 6])
+    yz = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 3, 4])
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Pad", ["r", "z8"], ["p"], name="pad_zero", mode="reflect"),
+             helper.make_node("Pad", ["p", "z2", "", "ax3"], ["pa"], name="pad_axes"),
+             helper.make_node("AveragePool", ["pa"], ["a"], name="pool", kernel_shape=[2, 2],
+                              strides=[2, 2]),
+             helper.make_node("Pad", ["a", "ones", "cv"], ["q"], name="pad_ones"),
+             helper.make_node("Pad", ["q", "z8"], ["y"], name="pad_out")]
+    save(make(nodes, [xz], [yz], [i64([0] * 8, "z8"), i64([0, 0], "z2"), i64([3], "ax3"),
+                                  i64([0, 0, 1, 1, 0, 0, 0, 0], "ones"), f32(0.5, "cv")],
+              "pad_noop", opset=18), os.path.join(md, "pad_noop.onnx"))
+    xzd = rng.standard_normal((2, 2, 4, 6)).astype(np.float32)
+    rz = np.maximum(xzd.astype(np.float64), 0)
+    az = rz.reshape(2, 2, 2, 2, 3, 2).mean(axis=(3, 5))
+    write_f32(os.path.join(md, "pad_noop.input.bin"), xzd)
+    write_f32(os.path.join(md, "pad_noop.output.bin"),
+              np.pad(az, ((0, 0), (0, 0), (1, 0), (1, 0)), constant_values=0.5))
+    x2 = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    nodes = [helper.make_node("Pad", ["x"], ["p"], name="pad_attr", pads=[0, 0, 0, 0]),
+             helper.make_node("Relu", ["p"], ["y"], name="relu")]
+    save(make(nodes, [x2], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [],
+              "pad_noop_v2", opset=10), os.path.join(md, "pad_noop_v2.onnx"))
+    x2d = rng.standard_normal((2, 3)).astype(np.float32)
+    write_f32(os.path.join(md, "pad_noop_v2.input.bin"), x2d)
+    write_f32(os.path.join(md, "pad_noop_v2.output.bin"), np.maximum(x2d, 0))
+
 if __name__ == "__main__":
     main()

@@ -511,9 +511,144 @@ static void test_fused_activations(void) {
   camd_model_release(m);
 }
 
+/* Plan-time fusion of a Relu into the BatchNormalization before it (DenseNet's pre-activation):
+ * x → BatchNormalization → Relu → y. The profile shows the BatchNormalization ran and the Relu
+ * did not; y equals the double reference (x − mean) / sqrt(var + eps) · scale + B, then max(0, ·);
+ * 1 and 3 threads (several pieces of planes) and a run that keeps the BatchNormalization's
+ * output (no fusion) give the same bits. */
+static void test_fused_batchnorm_relu(void) {
+  enum { NB = 2, NC = 6, NH = 64, NW = 64, N = NB * NC * NH * NW };
+  camd_error err = {0};
+  camd_graph *g = camd_graph_new();
+  camd_rng r;
+  camd_rng_seed(&r, 9);
+  float prm[4][NC]; /* scale, B, mean, var */
+  for (int c = 0; c < NC; c++) {
+    prm[0][c] = (float)(camd_rng_uniform(&r) * 2 - 1);
+    prm[1][c] = (float)(camd_rng_uniform(&r) - 0.5);
+    prm[2][c] = (float)(camd_rng_uniform(&r) - 0.5);
+    prm[3][c] = (float)(camd_rng_uniform(&r) + 0.1);
+  }
+  camd_shape xs = {4, {1, NC, NH, NW}}, cs = {1, {NC}};
+  int in[5];
+  in[0] = camd_graph_add_input(g, "x", &xs, &err);
+  const char *pn[4] = {"scale", "B", "mean", "var"};
+  for (int k = 0; k < 4; k++) {
+    float *d = malloc(sizeof(prm[k]));
+    memcpy(d, prm[k], sizeof(prm[k]));
+    in[k + 1] = camd_graph_add_constant(g, pn[k], CAMD_FLOAT32, &cs, d, &err);
+  }
+  const float eps = 1e-3f;
+  camd_attr ea = {.name = "epsilon", .type = CAMD_ATTR_FLOAT, .f = eps};
+  const char *n1[] = {"bn"}, *n2[] = {"y"};
+  int bn, y;
+  CHECK(!camd_graph_add_node(g, "BatchNormalization", "norm", 15, 5, in, 1, n1, &ea, 1, &bn, &err));
+  CHECK(!camd_graph_add_node(g, "Relu", "relu", 14, 1, &bn, 1, n2, NULL, 0, &y, &err));
+  CHECK(!camd_graph_mark_output(g, y, &err));
+  camd_model *m = NULL;
+  CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+  float *x = malloc(sizeof(float) * N), *fused = malloc(sizeof(float) * N);
+  random_input(x, N, 13);
+  camd_session *s = NULL;
+  CHECK(!camd_session_create(m, NB, &s, &err));
+  CHECK(!camd_session_set_profiling(s, true, &err));
+  CHECK_MSG(!camd_session_forward(s, NB, x, NULL, &err), "%s", err.message);
+  const uint64_t *ns = camd_session_profile(s);
+  CHECK(ns && ns[0] > 0 && ns[1] == 0);
+  CHECK(!camd_session_set_profiling(s, false, &err));
+  const float *out = camd_session_value(s, y, NULL);
+  CHECK(out != NULL);
+  double mx = 0;
+  for (int i = 0; out && i < N; i++) {
+    const int c = i / (NH * NW) % NC;
+    double v = ((double)x[i] - prm[2][c]) / sqrt((double)prm[3][c] + eps) * prm[0][c] + prm[1][c];
+    mx = fmax(mx, fabs(out[i] - (v > 0 ? v : 0)));
+  }
+  CHECK_MSG(mx <= 1e-5, "fused BatchNormalization + Relu differs from the reference by %g", mx);
+  if (out) memcpy(fused, out, sizeof(float) * N);
+  CHECK(camd_session_value(s, bn, NULL) == NULL); /* fused away, not observable */
+  CHECK(!camd_session_set_threads(s, 3, &err));
+  CHECK_MSG(!camd_session_forward(s, NB, x, NULL, &err), "%s", err.message);
+  out = camd_session_value(s, y, NULL);
+  CHECK(out != NULL && memcmp(out, fused, sizeof(float) * N) == 0);
+  int keep[1] = {bn};
+  camd_forward_opts o;
+  camd_forward_opts_init(&o);
+  o.retain = keep;
+  o.n_retain = 1;
+  CHECK_MSG(!camd_session_forward(s, NB, x, &o, &err), "%s", err.message);
+  out = camd_session_value(s, y, NULL);
+  CHECK(out != NULL && memcmp(out, fused, sizeof(float) * N) == 0);
+  CHECK(camd_session_value(s, bn, NULL) != NULL);
+  free(x);
+  free(fused);
+  camd_session_destroy(s);
+  camd_model_release(m);
+}
+
+/* Plan-time SiLU fusion: x → Sigmoid → s → Mul → y, with Mul(x, s) and Mul(s, x). The Sigmoid
+ * writes y (the profile shows the Mul did not run); y equals x / (1 + exp(−x)) in double within
+ * the Sigmoid kernel's error, and bit for bit the unfused pair (a run that keeps s) at 1 and 3
+ * threads. */
+static void test_fused_silu(void) {
+  enum { NB = 2, NC = 4, NH = 64, NW = 64, N = NB * NC * NH * NW };
+  for (int order = 0; order < 2; order++) {
+    camd_error err = {0};
+    camd_graph *g = camd_graph_new();
+    camd_shape xs = {4, {1, NC, NH, NW}};
+    int x = camd_graph_add_input(g, "x", &xs, &err), sv, y;
+    const char *n1[] = {"s"}, *n2[] = {"y"};
+    CHECK(!camd_graph_add_node(g, "Sigmoid", "sigmoid", 13, 1, &x, 1, n1, NULL, 0, &sv, &err));
+    int mi[2] = {order ? sv : x, order ? x : sv};
+    CHECK(!camd_graph_add_node(g, "Mul", "mul", 14, 2, mi, 1, n2, NULL, 0, &y, &err));
+    CHECK(!camd_graph_mark_output(g, y, &err));
+    camd_model *m = NULL;
+    CHECK_MSG(!camd_graph_finalize(g, NULL, &m, &err), "%s", err.message);
+    float *in = malloc(sizeof(float) * N), *fused = malloc(sizeof(float) * N);
+    random_input(in, N, 17 + (uint64_t)order);
+    in[0] = 100.f, in[1] = -100.f, in[2] = 0.f; /* the clamps */
+    camd_session *s = NULL;
+    CHECK(!camd_session_create(m, NB, &s, &err));
+    CHECK(!camd_session_set_profiling(s, true, &err));
+    CHECK_MSG(!camd_session_forward(s, NB, in, NULL, &err), "%s", err.message);
+    const uint64_t *ns = camd_session_profile(s);
+    CHECK(ns && ns[0] > 0 && ns[1] == 0);
+    CHECK(!camd_session_set_profiling(s, false, &err));
+    const float *out = camd_session_value(s, y, NULL);
+    CHECK(out != NULL && camd_session_value(s, sv, NULL) == NULL);
+    double mx = 0;
+    for (int i = 0; out && i < N; i++) {
+      const double ref = in[i] / (1.0 + exp(-(double)in[i]));
+      mx = fmax(mx, fabs(out[i] - ref) / fmax(1.0, fabs(ref)));
+    }
+    CHECK_MSG(mx <= 1e-6, "fused SiLU differs from the reference by %g", mx);
+    if (out) memcpy(fused, out, sizeof(float) * N);
+    int keep[1] = {sv};
+    camd_forward_opts o;
+    camd_forward_opts_init(&o);
+    o.retain = keep;
+    o.n_retain = 1;
+    for (int threads = 1; threads <= 3; threads += 2) {
+      CHECK(!camd_session_set_threads(s, threads, &err));
+      CHECK_MSG(!camd_session_forward(s, NB, in, &o, &err), "%s", err.message);
+      out = camd_session_value(s, y, NULL);
+      CHECK(out != NULL && camd_session_value(s, sv, NULL) != NULL);
+      CHECK(out != NULL && memcmp(out, fused, sizeof(float) * N) == 0);
+      CHECK_MSG(!camd_session_forward(s, NB, in, NULL, &err), "%s", err.message);
+      out = camd_session_value(s, y, NULL);
+      CHECK(out != NULL && memcmp(out, fused, sizeof(float) * N) == 0);
+    }
+    free(in);
+    free(fused);
+    camd_session_destroy(s);
+    camd_model_release(m);
+  }
+}
+
 CAMD_TEST_MAIN(CAMD_TEST(test_batchnorm_folding_keeps_conv_output),
                CAMD_TEST(test_forward_and_kept_values), CAMD_TEST(test_several_backward_targets),
                CAMD_TEST(test_shared_input_hook), CAMD_TEST(test_targets_and_suggestion),
                CAMD_TEST(test_batch_folding_graph_is_single_batch),
                CAMD_TEST(test_unsupported_op_message), CAMD_TEST(test_empty_tensors),
-               CAMD_TEST(test_fused_activations))
+               CAMD_TEST(test_fused_activations), CAMD_TEST(test_fused_batchnorm_relu),
+               CAMD_TEST(test_fused_silu))

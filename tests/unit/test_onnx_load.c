@@ -114,6 +114,33 @@ static void test_cnn_structure(void) {
   camd_model_release(m);
 }
 
+/* Pads of zeros are aliases of their input (a graph output keeps an Identity); a Pad that pads
+ * stays a node; the forward matches numpy's np.pad / mean reference. */
+static int count_ops(const camd_model *m, const char *op) {
+  int n = 0;
+  for (int i = 0; i < camd_model_num_nodes(m); i++) n += !strcmp(camd_model_node_op(m, i), op);
+  return n;
+}
+
+static void test_noop_pad(void) {
+  camd_model *m = load_ok("pad_noop.onnx");
+  if (m) {
+    CHECK_EQ_INT(count_ops(m, "Pad"), 1);      /* pad_ones */
+    CHECK_EQ_INT(count_ops(m, "Identity"), 1); /* pad_out, the graph output */
+    CHECK(camd_model_find_value(m, "p") == camd_model_find_value(m, "r"));
+    CHECK(camd_model_find_value(m, "pa") == camd_model_find_value(m, "r"));
+    check_forward(m, "pad_noop");
+  }
+  camd_model_release(m);
+  m = load_ok("pad_noop_v2.onnx");
+  if (m) {
+    CHECK_EQ_INT(count_ops(m, "Pad"), 0);
+    CHECK(camd_model_find_value(m, "p") == camd_model_find_value(m, "x"));
+    check_forward(m, "pad_noop_v2");
+  }
+  camd_model_release(m);
+}
+
 static void test_cnn_forward(void) {
   camd_model *m = load_ok("cnn.onnx");
   if (m) check_forward(m, "cnn");
@@ -455,6 +482,6 @@ CAMD_TEST_MAIN(CAMD_TEST(test_cnn_structure), CAMD_TEST(test_cnn_forward),
                CAMD_TEST(test_shape_subgraph), CAMD_TEST(test_fold), CAMD_TEST(test_fold_scatternd),
                CAMD_TEST(test_einsum), CAMD_TEST(test_runtime_expand_tile_where),
                CAMD_TEST(test_unsupported_lists_all), CAMD_TEST(test_initializer_as_input),
-               CAMD_TEST(test_typed_fields), CAMD_TEST(test_alias_output),
+               CAMD_TEST(test_typed_fields), CAMD_TEST(test_alias_output), CAMD_TEST(test_noop_pad),
                CAMD_TEST(test_external_data), CAMD_TEST(test_rejections), CAMD_TEST(test_fold_math),
                CAMD_TEST(test_pad_same), CAMD_TEST(test_layouts_and_sizes), CAMD_TEST(test_qdq))
