@@ -30,9 +30,8 @@
  * BnInverse node left by BatchNorm folding), the backward stops at that node's input instead and
  * the op's grad_view hook maps the gradient there to the target's gradient.
  *
- * Code map: plan_select (nodes) → plan_backward_set → plan_fwd_layout → plan_grad_layout, all
- * called by plan_build with one cleanup ladder; plan_get finds or builds a plan and makes the
- * session block large enough before caching it; the forward/backward loops follow.
+ * Code map: plans are built in plan.c (camd__plan_build); here plan_get finds or builds one and
+ * makes the session block large enough before caching it; the forward/backward loops follow.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,47 +42,10 @@
 #include "engine/dnnl.h"
 #include "engine/engine_assert.h"
 #include "engine/graph_internal.h"
-#include "engine/plan_layout.h"
+#include "engine/plan.h"
 #include "engine/pool.h"
 
 #define CAMD_PLAN_CACHE 12
-#define CAMD_NO_OFFSET ((size_t)-1)
-#define CAMD_STEP_END (1 << 30)
-#define CAMD_ALIGN_FLOATS 16 /* 64 bytes */
-
-_Static_assert(CAMD_ALIGN_FLOATS * sizeof(float) == 64, "buffers start on 64-byte lines");
-
-typedef struct camd_plan {
-  int *retain; /* sorted, deduplicated */
-  int n_retain;
-  int shared_hook;  /* hook value of shared-input runs (-1: not a shared-input plan) */
-  int prefix_batch; /* batch whose replicated prefix results are kept (0: none) */
-  int grad_to;      /* as requested */
-  int grad_root;    /* value the backward reaches: grad_to, or the input of its producer when
-                       that op has a grad_view hook (view_node) */
-  int view_node;    /* node index whose grad_view maps grad_root's gradient to grad_to's, or -1 */
-  size_t view_off;  /* float offset of grad_to's gradient when view_node >= 0 */
-  int capacity;     /* batch the layout is sized for */
-  int *fwd_nodes;
-  int n_fwd;
-  int *bwd_nodes; /* execution order (reverse topological) */
-  int n_bwd;
-  size_t *fwd_off;         /* per value: float offset in the block, CAMD_NO_OFFSET if none */
-  size_t *grad_off;        /* per value */
-  unsigned char *kept;     /* per value: readable after forward */
-  unsigned char *computed; /* per value: written by this plan's forward */
-  unsigned char *after;    /* shared-input plans: per value, computed from the hook value */
-  int *write_to;           /* per node: fused producer writes this value instead of out[0], or -1 */
-  unsigned char *skip;     /* per node: an activation fused into its producer (not run) */
-  camd_post_op *post;      /* per node: the post-op a fused producer applies */
-  int n_fused;
-  unsigned *in_blk, *out_blk; /* per node: channel-blocked inputs / outputs (plan_layout.c) */
-  int *sum_from;              /* per node: addend of a residual Add fused into it, or -1 */
-  size_t mem_floats;          /* values + gradients (+ view) */
-  size_t scratch_floats;      /* shared kernel scratch, after mem_floats */
-  size_t thread_floats; /* kernel scratch per thread: threads × this follow the shared part */
-  uint64_t last_used;
-} camd_plan;
 
 struct camd_session {
   camd_model *model;
@@ -117,509 +79,9 @@ void camd_forward_opts_init(camd_forward_opts *o) {
   o->hook_value = -1;
 }
 
-static size_t align_floats(size_t n) {
-  return (n + CAMD_ALIGN_FLOATS - 1) / CAMD_ALIGN_FLOATS * CAMD_ALIGN_FLOATS;
-}
-
-/* ---- interval packing ---- */
-
-typedef struct camd__interval {
-  int value;
-  int start, end; /* inclusive steps */
-  size_t size;    /* floats, aligned */
-  size_t offset;
-} camd__interval;
-
-static int cmp_interval_size(const void *a, const void *b) {
-  const camd__interval *x = a, *y = b;
-  if (x->size != y->size) return x->size < y->size ? 1 : -1;
-  return x->value - y->value;
-}
-
-static int cmp_interval_offset(const void *a, const void *b) {
-  const camd__interval *const *x = a, *const *y = b;
-  if ((*x)->offset != (*y)->offset) return (*x)->offset < (*y)->offset ? -1 : 1;
-  return 0;
-}
-
-/* Assigns offsets; returns the total floats needed, or CAMD_NO_OFFSET on out of memory. */
-static size_t pack_intervals(camd__interval *iv, int n) {
-  if (n == 0) return 0;
-  qsort(iv, (size_t)n, sizeof(*iv), cmp_interval_size);
-  camd__interval **placed = malloc(sizeof(*placed) * (size_t)n);
-  camd__interval **overlap = malloc(sizeof(*overlap) * (size_t)n);
-  if (!placed || !overlap) {
-    free(placed);
-    free(overlap);
-    return CAMD_NO_OFFSET;
-  }
-  int n_placed = 0;
-  size_t total = 0;
-  for (int i = 0; i < n; i++) {
-    int n_ov = 0;
-    for (int j = 0; j < n_placed; j++) {
-      if (placed[j]->start <= iv[i].end && iv[i].start <= placed[j]->end) {
-        overlap[n_ov++] = placed[j];
-      }
-    }
-    qsort(overlap, (size_t)n_ov, sizeof(*overlap), cmp_interval_offset);
-    size_t off = 0;
-    for (int j = 0; j < n_ov; j++) {
-      if (overlap[j]->offset >= off + iv[i].size) break;
-      size_t end = overlap[j]->offset + overlap[j]->size;
-      if (end > off) off = end;
-    }
-    iv[i].offset = off;
-    if (off + iv[i].size > total) total = off + iv[i].size;
-    placed[n_placed++] = &iv[i];
-  }
-  free(placed);
-  free(overlap);
-  return total;
-}
-
-/* ---- plans ---- */
-
-static void plan_free(camd_plan *p) {
-  if (!p) return;
-  free(p->retain);
-  free(p->fwd_nodes);
-  free(p->bwd_nodes);
-  free(p->fwd_off);
-  free(p->grad_off);
-  free(p->kept);
-  free(p->computed);
-  free(p->after);
-  free(p->write_to);
-  free(p->skip);
-  free(p->post);
-  free(p->in_blk);
-  free(p->out_blk);
-  free(p->sum_from);
-  free(p);
-}
-
-static camd_plan *plan_alloc(int nv, int nn, int n_retain) {
-  camd_plan *p = calloc(1, sizeof(*p));
-  if (!p) return NULL;
-  p->retain = malloc(sizeof(int) * (size_t)(n_retain + 1));
-  p->fwd_nodes = malloc(sizeof(int) * (size_t)(nn + 1));
-  p->bwd_nodes = malloc(sizeof(int) * (size_t)(nn + 1));
-  p->fwd_off = malloc(sizeof(size_t) * (size_t)(nv + 1));
-  p->grad_off = malloc(sizeof(size_t) * (size_t)(nv + 1));
-  p->kept = calloc((size_t)nv + 1, 1);
-  p->computed = calloc((size_t)nv + 1, 1);
-  p->write_to = malloc(sizeof(int) * (size_t)(nn + 1));
-  p->skip = calloc((size_t)nn + 1, 1);
-  p->post = calloc((size_t)nn + 1, sizeof(camd_post_op));
-  p->in_blk = calloc((size_t)nn + 1, sizeof(unsigned));
-  p->out_blk = calloc((size_t)nn + 1, sizeof(unsigned));
-  p->sum_from = malloc(sizeof(int) * ((size_t)nn + 1));
-  if (!p->retain || !p->fwd_nodes || !p->bwd_nodes || !p->fwd_off || !p->grad_off || !p->kept ||
-      !p->computed || !p->write_to || !p->skip || !p->post || !p->in_blk || !p->out_blk ||
-      !p->sum_from) {
-    plan_free(p);
-    return NULL;
-  }
-  return p;
-}
-
-static size_t value_floats(const camd_graph *g, int v, int capacity) {
-  const camd_value *val = &g->values[v];
-  size_t n = camd_shape_count(&val->shape);
-  if (val->batched) n *= (size_t)capacity;
-  return align_floats(n);
-}
-
 static int cmp_int(const void *a, const void *b) {
   int x = *(const int *)a, y = *(const int *)b;
   return (x > y) - (x < y);
-}
-
-/* after[v] = 1 for the hook value and every value the plan computes from it. */
-static void mark_after(const camd_graph *g, const camd_plan *p, int hook, unsigned char *after) {
-  memset(after, 0, (size_t)g->n_values);
-  after[hook] = 1;
-  for (int i = 0; i < p->n_fwd; i++) {
-    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
-    bool dep = false;
-    for (int k = 0; k < n->n_in; k++) dep |= n->in[k] >= 0 && after[n->in[k]];
-    if (!dep) continue;
-    for (int j = 0; j < n->n_out; j++) after[n->out[j]] = 1;
-  }
-}
-
-/* Shared-input plans keep what the nodes after the hook read from the nodes before it (and the
- * inputs of the hook value's producer), so a later run can skip everything before the hook. */
-static void keep_prefix(const camd_graph *g, camd_plan *p, int hook, unsigned char *after) {
-  mark_after(g, p, hook, after);
-  for (int i = 0; i < p->n_fwd; i++) {
-    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
-    bool reads_after = false, makes_hook = false;
-    for (int k = 0; k < n->n_in; k++) reads_after |= n->in[k] >= 0 && after[n->in[k]];
-    for (int j = 0; j < n->n_out; j++) makes_hook |= n->out[j] == hook;
-    if (!reads_after && !makes_hook) continue;
-    for (int k = 0; k < n->n_in; k++) {
-      if (n->in[k] >= 0 && !after[n->in[k]]) p->kept[n->in[k]] = 1;
-    }
-  }
-}
-
-/* Temporary per-build arrays (one ladder frees them). */
-typedef struct plan_tmp {
-  unsigned char *needed, *desc, *run_node, *has_grad;
-  int *first, *last;
-  int *alias; /* per value: the value whose buffer it shares (plan_fwd_layout), or -1 */
-  camd__interval *iv;
-} plan_tmp;
-
-static void plan_tmp_free(plan_tmp *t) {
-  free(t->needed);
-  free(t->desc);
-  free(t->run_node);
-  free(t->has_grad);
-  free(t->first);
-  free(t->last);
-  free(t->alias);
-  free(t->iv);
-}
-
-static int plan_tmp_alloc(plan_tmp *t, int nv, int nn) {
-  memset(t, 0, sizeof(*t));
-  t->needed = calloc((size_t)nv + 1, 1);
-  t->desc = calloc((size_t)nv + 1, 1);
-  t->run_node = calloc((size_t)nn + 1, 1);
-  t->has_grad = calloc((size_t)nv + 1, 1);
-  t->first = malloc(sizeof(int) * ((size_t)nv + 1));
-  t->last = malloc(sizeof(int) * ((size_t)nv + 1));
-  t->alias = malloc(sizeof(int) * ((size_t)nv + 1));
-  t->iv = malloc(sizeof(camd__interval) * ((size_t)nv + 1));
-  return t->needed && t->desc && t->run_node && t->has_grad && t->first && t->last && t->alias &&
-                 t->iv
-             ? 0
-             : CAMD_E_NOMEM;
-}
-
-/* Which nodes run: ancestors of the outputs, the kept values and the backward root. */
-static void plan_select(const camd_graph *g, camd_plan *p, plan_tmp *t) {
-  for (int i = 0; i < g->n_outputs; i++) t->needed[g->outputs[i]] = 1;
-  for (int i = 0; i < p->n_retain; i++) t->needed[p->retain[i]] = 1;
-  if (p->grad_root >= 0) t->needed[p->grad_root] = 1;
-  for (int k = g->n_nodes - 1; k >= 0; k--) {
-    const camd_node *n = &g->nodes[k];
-    bool want = false;
-    for (int j = 0; j < n->n_out; j++) want |= t->needed[n->out[j]] != 0;
-    if (!want) continue;
-    t->run_node[k] = 1;
-    for (int i = 0; i < n->n_in; i++) {
-      if (n->in[i] >= 0) t->needed[n->in[i]] = 1;
-    }
-  }
-  p->n_fwd = 0;
-  for (int k = 0; k < g->n_nodes; k++) {
-    if (t->run_node[k]) p->fwd_nodes[p->n_fwd++] = k;
-  }
-  for (int i = 0; i < g->n_inputs; i++) p->computed[g->inputs[i]] = 1;
-  for (int i = 0; i < p->n_fwd; i++) {
-    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
-    for (int j = 0; j < n->n_out; j++) p->computed[n->out[j]] = 1;
-  }
-}
-
-/* Backward: nodes on paths from grad_root onwards through differentiable inputs (the view node
- * excepted: its gradient is derived by grad_view), in reverse topological order. */
-static int plan_backward_set(const camd_graph *g, camd_plan *p, plan_tmp *t, camd_error *err) {
-  p->n_bwd = 0;
-  if (p->grad_root < 0) return 0;
-  t->desc[p->grad_root] = 1;
-  t->has_grad[p->grad_root] = 1;
-  for (int i = 0; i < p->n_fwd; i++) {
-    const int k = p->fwd_nodes[i];
-    const camd_node *n = &g->nodes[k];
-    if (k == p->view_node) continue;
-    bool flows = false;
-    for (int j = 0; j < n->n_in; j++) {
-      if (n->in[j] >= 0 && t->desc[n->in[j]] && (n->op->grad_inputs & CAMD_IN(j))) flows = true;
-    }
-    if (!flows) continue;
-    if (!n->op->backward) {
-      return camd_error_set(err, CAMD_E_UNSUPPORTED,
-                            "cannot back-propagate through node '%s' (%s): the operator has no "
-                            "gradient in camd; choose a layer after it",
-                            n->name, n->op_type);
-    }
-    for (int j = 0; j < n->n_out; j++) {
-      t->desc[n->out[j]] = 1;
-      t->has_grad[n->out[j]] = 1;
-    }
-    for (int j = 0; j < n->n_in; j++) {
-      if (n->in[j] >= 0 && t->desc[n->in[j]] && (n->op->grad_inputs & CAMD_IN(j))) {
-        t->has_grad[n->in[j]] = 1;
-      }
-    }
-    p->bwd_nodes[p->n_bwd++] = k;
-  }
-  for (int i = 0; i < p->n_bwd / 2; i++) {
-    int tmp = p->bwd_nodes[i];
-    p->bwd_nodes[i] = p->bwd_nodes[p->n_bwd - 1 - i];
-    p->bwd_nodes[p->n_bwd - 1 - i] = tmp;
-  }
-  return 0;
-}
-
-/* Values that must survive the forward. */
-static void plan_mark_kept(const camd_graph *g, camd_plan *p) {
-  for (int i = 0; i < g->n_outputs; i++) p->kept[g->outputs[i]] = 1;
-  for (int i = 0; i < p->n_retain; i++) p->kept[p->retain[i]] = 1;
-  if (p->grad_root >= 0) p->kept[p->grad_root] = 1;
-  for (int i = 0; i < p->n_bwd; i++) {
-    const camd_node *n = &g->nodes[p->bwd_nodes[i]];
-    for (int k = 0; k < n->n_in; k++) {
-      if (n->in[k] >= 0 && (n->op->bwd_needs_inputs & CAMD_IN(k))) p->kept[n->in[k]] = 1;
-    }
-    if (n->op->bwd_needs_outputs) {
-      for (int j = 0; j < n->n_out; j++) p->kept[n->out[j]] = 1;
-    }
-  }
-  if (p->shared_hook >= 0) keep_prefix(g, p, p->shared_hook, p->after);
-}
-
-/* Plan-time fusion: a producer that accepts a post-op (Conv) followed by its value's only reader
- * in this plan, an activation expressible as a post-op (Relu, Clip), becomes one step: the
- * producer writes the activation's output and applies it while the tile is in cache. Likewise a
- * Sigmoid whose only reader is Mul(x, Sigmoid(x)) (SiLU) writes the Mul's output. Only for
- * values nobody can observe: not kept, not on the backward path, not in shared-input plans. The
- * same float operations run, so results do not change. */
-static void plan_fuse(const camd_graph *g, camd_plan *p, const plan_tmp *t) {
-  for (int k = 0; k < g->n_nodes; k++) p->write_to[k] = -1;
-  p->n_fused = 0;
-  if (p->shared_hook >= 0) return;
-  for (int i = 0; i < p->n_fwd; i++) {
-    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
-    const bool sigmoid = !strcmp(n->op_type, "Sigmoid") && n->n_in == 1;
-    if ((!n->op->accepts_post_op && !sigmoid) || n->n_out != 1) continue;
-    const int v = n->out[0];
-    if (p->kept[v] || t->has_grad[v] || g->values[v].is_output) continue;
-    int reader = -1, reads = 0;
-    for (int j = i + 1; j < p->n_fwd; j++) {
-      const camd_node *c = &g->nodes[p->fwd_nodes[j]];
-      for (int q = 0; q < c->n_in; q++) {
-        if (c->in[q] != v) continue;
-        reads++;
-        reader = p->fwd_nodes[j];
-      }
-    }
-    if (reads != 1) continue;
-    const camd_node *a = &g->nodes[reader];
-    camd_post_op po;
-    if (sigmoid) { /* SiLU as exporters write it: Mul(x, Sigmoid(x)), either order */
-      const int x = n->in[0];
-      if (strcmp(a->op_type, "Mul") || a->n_in != 2 || a->n_out != 1 ||
-          !((a->in[0] == x && a->in[1] == v) || (a->in[0] == v && a->in[1] == x)))
-        continue;
-      po = (camd_post_op){CAMD_POST_MUL_INPUT, 0.0f, 0.0f};
-    } else if (!a->op->as_post_op || a->in[0] != v || a->n_out != 1 || !a->op->as_post_op(a, &po)) {
-      continue;
-    }
-    p->write_to[p->fwd_nodes[i]] = a->out[0];
-    p->post[p->fwd_nodes[i]] = po;
-    p->skip[reader] = 1;
-    p->computed[v] = 0;
-    p->n_fused++;
-  }
-}
-
-/* Forward live intervals and offsets; returns the floats the values need (CAMD_NO_OFFSET: out
- * of memory). A fused producer's step writes the activation's output; the activation has no step
- * of its own. */
-static size_t plan_fwd_layout(const camd_graph *g, camd_plan *p, plan_tmp *t) {
-  const int nv = g->n_values;
-  int *first = t->first, *last = t->last;
-  for (int v = 0; v < nv; v++) {
-    first[v] = last[v] = -1;
-    p->fwd_off[v] = CAMD_NO_OFFSET;
-    p->grad_off[v] = CAMD_NO_OFFSET;
-  }
-  for (int i = 0; i < g->n_inputs; i++) first[g->inputs[i]] = last[g->inputs[i]] = 0;
-  for (int i = 0; i < p->n_fwd; i++) {
-    const int k = p->fwd_nodes[i];
-    const camd_node *n = &g->nodes[k];
-    const int step = i + 1;
-    if (p->skip[k]) continue;
-    for (int q = 0; q < n->n_in; q++) {
-      int v = n->in[q];
-      if (v >= 0 && !g->values[v].data && step > last[v]) last[v] = step;
-    }
-    if (p->sum_from[k] >= 0 && step > last[p->sum_from[k]]) last[p->sum_from[k]] = step;
-    for (int j = 0; j < n->n_out; j++) {
-      const int w = j == 0 && p->write_to[k] >= 0 ? p->write_to[k] : n->out[j];
-      first[w] = last[w] = step;
-    }
-  }
-  /* A convolution with a fused residual Add (plan_layout.c) computes y = conv(x) + r in y; when
-   * r dies at that step (not kept, read by nobody later, not the convolution's own input) and
-   * has y's size, y takes r's buffer, so the sum post-op adds into r where it lies and no copy
-   * of r is made (dnnl.c skips it). The same float operations: the bits do not change. */
-  int *alias = t->alias;
-  for (int v = 0; v < nv; v++) alias[v] = -1;
-  for (int i = 0; i < p->n_fwd; i++) {
-    const int k = p->fwd_nodes[i], r = p->sum_from[k], y = p->write_to[k];
-    if (p->skip[k] || r < 0 || y < 0 || p->kept[r] || g->values[r].data || g->values[r].is_input ||
-        last[r] != i + 1 || value_floats(g, r, p->capacity) != value_floats(g, y, p->capacity))
-      continue;
-    bool reads_r = false;
-    for (int q = 0; q < g->nodes[k].n_in; q++) reads_r |= g->nodes[k].in[q] == r;
-    if (!reads_r) alias[y] = alias[r] >= 0 ? alias[r] : r;
-  }
-  int n_iv = 0;
-  for (int v = 0; v < nv; v++) {
-    if (g->values[v].data) {
-      p->kept[v] = 1;
-      continue;
-    }
-    if (first[v] < 0) {
-      p->kept[v] = 0;
-      continue;
-    }
-    if (alias[v] >= 0) { /* its root's interval covers it */
-      const int end = p->kept[v] ? CAMD_STEP_END : last[v], root = alias[v];
-      if (end > last[root]) last[root] = end;
-      continue;
-    }
-  }
-  for (int v = 0; v < nv; v++) {
-    if (g->values[v].data || first[v] < 0 || alias[v] >= 0) continue;
-    t->iv[n_iv++] = (camd__interval){v, first[v], p->kept[v] ? CAMD_STEP_END : last[v],
-                                     value_floats(g, v, p->capacity), 0};
-  }
-  size_t total = pack_intervals(t->iv, n_iv);
-  if (total == CAMD_NO_OFFSET) return total;
-  for (int i = 0; i < n_iv; i++) p->fwd_off[t->iv[i].value] = t->iv[i].offset;
-  for (int v = 0; v < nv; v++) {
-    if (alias[v] >= 0 && first[v] >= 0) p->fwd_off[v] = p->fwd_off[alias[v]];
-  }
-  return total;
-}
-
-/* Gradient live intervals (steps of the backward order), placed after `base` floats; returns
- * the floats the gradients need (CAMD_NO_OFFSET: out of memory). */
-static size_t plan_grad_layout(const camd_graph *g, camd_plan *p, plan_tmp *t, size_t base) {
-  if (p->grad_root < 0) return 0;
-  const int nv = g->n_values;
-  int *first = t->first, *last = t->last;
-  for (int v = 0; v < nv; v++) {
-    first[v] = CAMD_STEP_END;
-    last[v] = -1;
-  }
-  for (int i = 0; i < g->n_outputs; i++) {
-    if (t->has_grad[g->outputs[i]]) first[g->outputs[i]] = -1;
-  }
-  for (int s = 0; s < p->n_bwd; s++) {
-    const camd_node *n = &g->nodes[p->bwd_nodes[s]];
-    for (int k = 0; k < n->n_in; k++) {
-      int v = n->in[k];
-      if (v >= 0 && t->has_grad[v] && (n->op->grad_inputs & CAMD_IN(k)) && s < first[v]) {
-        first[v] = s;
-      }
-    }
-    for (int j = 0; j < n->n_out; j++) {
-      int v = n->out[j];
-      if (s > last[v]) last[v] = s;
-      if (first[v] > s) first[v] = -1; /* seeded (a graph output) or never written */
-    }
-  }
-  last[p->grad_root] = CAMD_STEP_END;
-  if (first[p->grad_root] == CAMD_STEP_END) first[p->grad_root] = -1;
-  int n_iv = 0;
-  for (int v = 0; v < nv; v++) {
-    if (!t->has_grad[v]) continue;
-    camd__interval *iv = &t->iv[n_iv++];
-    iv->value = v;
-    iv->start = first[v] == CAMD_STEP_END ? -1 : first[v];
-    iv->end = g->values[v].is_output ? CAMD_STEP_END : last[v];
-    if (iv->end < iv->start) iv->end = iv->start;
-    iv->size = value_floats(g, v, p->capacity);
-  }
-  size_t total = pack_intervals(t->iv, n_iv);
-  if (total == CAMD_NO_OFFSET) return total;
-  for (int i = 0; i < n_iv; i++) p->grad_off[t->iv[i].value] = base + t->iv[i].offset;
-  return total;
-}
-
-/* Largest kernel scratch of the nodes the plan runs, forward and backward: shared floats and
- * floats per thread. */
-static void plan_scratch(const camd_graph *g, camd_plan *p) {
-  size_t s = 0, t = 0;
-  for (int i = 0; i < p->n_fwd; i++) {
-    const camd_node *n = &g->nodes[p->fwd_nodes[i]];
-    if (n->scratch_floats > s) s = n->scratch_floats;
-    if (n->thread_scratch_floats > t) t = n->thread_scratch_floats;
-  }
-  for (int i = 0; i < p->n_bwd; i++) {
-    const camd_node *n = &g->nodes[p->bwd_nodes[i]];
-    if (n->bwd_scratch_floats > s) s = n->bwd_scratch_floats;
-  }
-  p->scratch_floats = align_floats(s);
-  p->thread_floats = align_floats(t);
-}
-
-static int plan_build(camd_session *s, const int *retain_sorted, int n_retain, int grad_to,
-                      int shared_hook, int capacity, camd_plan **out, camd_error *err) {
-  const camd_graph *g = s->g;
-  plan_tmp t;
-  camd_plan *p = plan_alloc(g->n_values, g->n_nodes, n_retain);
-  int rc = plan_tmp_alloc(&t, g->n_values, g->n_nodes);
-  if (!p || rc) goto nomem;
-  if (n_retain) memcpy(p->retain, retain_sorted, sizeof(int) * (size_t)n_retain);
-  p->n_retain = n_retain;
-  p->grad_to = p->grad_root = grad_to;
-  p->shared_hook = shared_hook;
-  p->capacity = capacity;
-  p->view_node = -1;
-  if (grad_to >= 0 && g->values[grad_to].producer >= 0) {
-    const camd_node *pn = &g->nodes[g->values[grad_to].producer];
-    if (pn->op->grad_view) {
-      CAMD_ASSERT(pn->n_in >= 1 && pn->in[0] >= 0 && pn->n_out == 1);
-      p->view_node = g->values[grad_to].producer;
-      p->grad_root = pn->in[0];
-    }
-  }
-  if (shared_hook >= 0 && !(p->after = malloc((size_t)g->n_values + 1))) goto nomem;
-
-  plan_select(g, p, &t);
-  if ((rc = plan_backward_set(g, p, &t, err))) goto fail;
-  plan_mark_kept(g, p);
-  plan_fuse(g, p, &t);
-  /* oneDNN at any thread count: the slices run on the session's pool (dnnl.h, Threads). */
-  if (!s->dnnl && camd__dnnl_block() &&
-      (rc = camd__dnnl_worker_create(g->n_nodes, s->threads, &s->dnnl, err)))
-    goto fail;
-  const camd__layout_plan lp = {p->fwd_nodes, p->n_fwd,    p->skip, p->write_to,     p->post,
-                                p->sum_from,  p->computed, p->kept, shared_hook >= 0};
-  if ((rc = camd__plan_layout(g, s->dnnl, &lp, p->in_blk, p->out_blk, err))) goto fail;
-  /* The NCHW weights of oneDNN convolutions the backward runs through (dnnl.h: built once, on
-   * first need), made here so a backward never allocates. */
-  for (int i = 0; i < p->n_bwd; i++) {
-    const camd__dnnl_conv *c = camd__conv_dnnl(&g->nodes[p->bwd_nodes[i]]);
-    if (c && !camd__dnnl_conv_nchw_weights(c)) goto nomem;
-  }
-  size_t fwd_total = plan_fwd_layout(g, p, &t);
-  if (fwd_total == CAMD_NO_OFFSET) goto nomem;
-  size_t grad_total = plan_grad_layout(g, p, &t, fwd_total);
-  if (grad_total == CAMD_NO_OFFSET) goto nomem;
-  p->view_off = fwd_total + grad_total;
-  if (p->view_node >= 0) grad_total += value_floats(g, grad_to, capacity);
-  p->mem_floats = align_floats(fwd_total + grad_total);
-  plan_scratch(g, p);
-  plan_tmp_free(&t);
-  *out = p;
-  return 0;
-nomem:
-  rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory building an execution plan");
-fail:
-  plan_tmp_free(&t);
-  plan_free(p);
-  return rc;
 }
 
 /* Makes the session block hold `floats` (values of the plan about to run plus its scratch).
@@ -712,12 +174,13 @@ static int plan_get(camd_session *s, const camd_forward_opts *o, int batch, camd
     if (c->capacity == capacity || holds_prefix) p = c;
   }
   if (!p) {
-    int rc = plan_build(s, s->sorted, u, grad_to, shared_hook, capacity, &p, err);
+    int rc = camd__plan_build(g, &s->dnnl, s->threads, s->sorted, u, grad_to, shared_hook, capacity,
+                              &p, err);
     if (rc) return rc;
     /* The block first: a plan enters the cache only once the block can hold it. */
     rc = reserve_block(s, plan_block_floats(s, p), err);
     if (rc) {
-      plan_free(p);
+      camd__plan_free(p);
       return rc;
     }
     if (s->n_plans == CAMD_PLAN_CACHE) { /* evict least recently used */
@@ -727,7 +190,7 @@ static int plan_get(camd_session *s, const camd_forward_opts *o, int batch, camd
       }
       if (s->cur == s->plans[lru]) s->cur = NULL;
       if (s->mem_owner == s->plans[lru]) s->mem_owner = NULL;
-      plan_free(s->plans[lru]);
+      camd__plan_free(s->plans[lru]);
       s->plans[lru] = s->plans[--s->n_plans];
     }
     s->plans[s->n_plans++] = p;
@@ -791,7 +254,7 @@ int camd_session_set_threads(camd_session *s, int threads, camd_error *err) {
   s->threads = threads;
   /* oneDNN primitives are made for a thread count: the plans that prepared them go too. */
   if (s->dnnl) {
-    for (int i = 0; i < s->n_plans; i++) plan_free(s->plans[i]);
+    for (int i = 0; i < s->n_plans; i++) camd__plan_free(s->plans[i]);
     s->n_plans = 0;
     s->cur = NULL;
     s->mem_owner = NULL;
@@ -870,7 +333,7 @@ const uint64_t *camd_session_profile(const camd_session *s) {
 
 void camd_session_destroy(camd_session *s) {
   if (!s) return;
-  for (int i = 0; i < s->n_plans; i++) plan_free(s->plans[i]);
+  for (int i = 0; i < s->n_plans; i++) camd__plan_free(s->plans[i]);
   free(s->shapes);
   free(s->ptr);
   free(s->grad_live);
