@@ -69,7 +69,7 @@ typedef struct camd_tensor {
 } camd_tensor;
 
 /* An elementwise activation a producer applies to its own output while it is in cache (plan-time
- * fusion, session.c), with exactly the float operations of the op it replaces. */
+ * fusion, plan.c), with exactly the float operations of the op it replaces. */
 /* CAMD_POST_MUL_INPUT is the one exception: x → Sigmoid → Mul(x, ·) (SiLU), where the Sigmoid
  * multiplies by its own input; only the Sigmoid applies it (camd__post_op_apply never sees it). */
 typedef enum camd_post_kind {
@@ -135,7 +135,7 @@ struct camd_op_desc {
   bool bwd_needs_outputs;                   /* backward reads ctx->out[*].data */
   unsigned grad_inputs; /* bit i: a gradient can flow to input i (data inputs) */
   void (*grad_view)(const camd_op_ctx *ctx); /* NULL for ordinary ops (see above) */
-  /* Fusion (session.c, plan time): a producer that applies ctx->post to its single output, and
+  /* Fusion (plan.c, plan time): a producer that applies ctx->post to its single output, and
    * an activation that can be expressed as one (fills *po from node n's params). */
   bool accepts_post_op;
   bool (*as_post_op)(const camd_node *n, camd_post_op *po);

@@ -257,7 +257,7 @@ static void sigmoid_range(void *arg, int64_t b, int64_t e) {
   }
 }
 
-/* With the plan's SiLU fusion (session.c: ctx->post is CAMD_POST_MUL_INPUT) the output is the
+/* With the plan's SiLU fusion (plan.c: ctx->post is CAMD_POST_MUL_INPUT) the output is the
  * Mul's: x · σ(x), σ(x) rounded to float first as the Sigmoid would store it, then the one float
  * product the Mul would compute (the same bits as the two ops). */
 static void sigmoid_forward(const camd_op_ctx *ctx) {

@@ -7,7 +7,7 @@
 #include "engine/dnnl.h"
 #include "engine/graph_internal.h"
 
-/* The plan being built (session.c owns all of it). The pass reads the selection and kept
+/* The plan being built (plan.c owns all of it). The pass reads the selection and kept
  * values, and may fuse a residual Add (+ the activation after it) into the convolution that
  * produces one of its inputs: it then updates skip / write_to / post / computed and sets
  * sum_from (per node: the value a fused producer adds to its output, or -1). */
