@@ -25,8 +25,10 @@ static void bench_usage(FILE *f) {
       "  --seed N         input seed (default 1)\n"
       "  --dump-output F  write the first run's output 0 as raw float32 to F\n"
       "  --input F        read the input tensor (raw float32, batch × per-sample) from F\n"
-      "  --profile        also print the forward time per operator kind (ms per run, %%)\n"
-      "  --profile-nodes  also print the forward time of every node (ms per run, output shape)\n");
+      "  --profile        also print the forward time per operator kind (ms per run: the sum of\n"
+      "                   its nodes' median times; %%)\n"
+      "  --profile-nodes  also print the forward time of every node (median ms per run, output "
+      "shape)\n");
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -60,15 +62,43 @@ static void node_kind(const camd_model *m, int i, char *buf, size_t size) {
     snprintf(buf, size, "Conv %lldx%lld", (long long)w.shape.dims[2], (long long)w.shape.dims[3]);
 }
 
-/* Runs `runs` profiled forwards and prints "profile" lines: kind, ms per run, share. */
+static int cmp_u64(const void *a, const void *b) {
+  const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Runs `runs` profiled forwards and prints "profile" lines: kind, ms per run (the sum of its
+ * nodes' median times), share. */
 static int print_profile(camd_model *m, camd_session *s, int batch, const float *input, int runs,
                          int threads, bool per_node, camd_error *err) {
   camd_forward_opts fwd;
   camd_forward_opts_init(&fwd);
   int rc = camd_session_set_profiling(s, true, err);
-  for (int i = 0; !rc && i < runs; i++) rc = camd_session_forward(s, batch, input, &fwd, err);
-  const uint64_t *ns = camd_session_profile(s);
-  int nn = camd_model_num_nodes(m);
+  const int nn = camd_model_num_nodes(m);
+  /* Per node, the median of its per-run times (a shared machine's outliers do not count). */
+  uint64_t *per_run = calloc((size_t)runs * (size_t)(nn + 1), sizeof(uint64_t));
+  uint64_t *ns = calloc((size_t)nn + 1, sizeof(uint64_t));
+  if (!rc && (!per_run || !ns)) rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+  for (int i = 0; !rc && i < runs; i++) {
+    const uint64_t *sum = camd_session_profile(s);
+    uint64_t *before = per_run + (size_t)i * (size_t)(nn + 1);
+    memcpy(before, sum, sizeof(uint64_t) * (size_t)(nn + 1));
+    rc = camd_session_forward(s, batch, input, &fwd, err);
+    sum = camd_session_profile(s);
+    for (int k = 0; !rc && k <= nn; k++) before[k] = sum[k] - before[k];
+  }
+  for (int k = 0; !rc && k <= nn; k++) { /* ns[k]: median over the runs, times runs */
+    uint64_t *col = malloc(sizeof(uint64_t) * (size_t)runs);
+    if (!col) {
+      rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory");
+      break;
+    }
+    for (int i = 0; i < runs; i++) col[i] = per_run[(size_t)i * (size_t)(nn + 1) + (size_t)k];
+    qsort(col, (size_t)runs, sizeof(uint64_t), cmp_u64);
+    ns[k] = col[runs / 2] * (uint64_t)runs;
+    free(col);
+  }
+  free(per_run);
   char(*kinds)[48] = calloc((size_t)nn + 1, sizeof(*kinds));
   double *tot = calloc((size_t)nn + 1, sizeof(double));
   int nk = 0;
@@ -109,6 +139,7 @@ static int print_profile(camd_model *m, camd_session *s, int batch, const float 
   }
   free(kinds);
   free(tot);
+  free(ns);
   if (!rc) rc = camd_session_set_profiling(s, false, err);
   return rc;
 }

@@ -101,6 +101,17 @@ static void test_gemm(void) {
   camd_shape cbs = opcheck_shape(2, 3, 4);
   CHECK_EQ_INT(
       run_gemm("batched C", &cb, opcheck_shape(2, 3, 5), opcheck_shape(2, 4, 5), &cbs, 2u, 13), 0);
+  /* A classifier's shape class: W [N, K] with N over several 256-column chunks and K not a
+   * multiple of the row kernel's 16 lanes (op_linear.c row_dot_*), at batch 1 and batched. */
+  gemm_case cls = {.tb = true, .has_c = true, .alpha = 0.75, .beta = 1.25};
+  camd_shape cn = opcheck_shape(1, 600);
+  CHECK_EQ_INT(run_gemm("classifier rows", &cls, opcheck_shape(2, 3, 101),
+                        opcheck_shape(2, 600, 101), &cn, 6u, 13),
+               0);
+  camd_shape cn1 = opcheck_shape(1, 300);
+  CHECK_EQ_INT(run_gemm("classifier rows, batch 1", &cls, opcheck_shape(2, 1, 1283),
+                        opcheck_shape(2, 300, 1283), &cn1, 6u, 13),
+               0);
   /* Non-constant B (batch 1: the product mixes the batch axis). */
   gemm_case bt = {.tb = true, .has_c = false, .alpha = 1.0, .beta = 1.0};
   CHECK_EQ_INT(run_gemm("batched A and B, transB", &bt, opcheck_shape(2, 1, 5),
