@@ -31,7 +31,7 @@ typedef struct conv_spec {
   bool bias;
 } conv_spec;
 
-enum { NSPECS = 22 };
+enum { NSPECS = 23 };
 
 static const conv_spec specs[NSPECS] = {
     {3, 32, 1, 3, 1, 1, 1, 1, 1, 1, true},   /* a */
@@ -60,6 +60,8 @@ static const conv_spec specs[NSPECS] = {
     /* the max-pooling network (build_maxpool) */
     {32, 32, 1, 3, 1, 1, 1, 1, 1, 1, true},  /* ma */
     {32, 128, 1, 3, 2, 1, 1, 1, 1, 1, true}, /* my: channels-last (brgemm) into NCHW */
+    /* the global-average-pooling network (build_gap) */
+    {3, 48, 1, 3, 1, 1, 1, 1, 1, 1, true}, /* ga */
 };
 
 typedef struct net {
@@ -699,9 +701,74 @@ static void test_maxpool_blocked(void) {
   free_net(&nt);
 }
 
+/* The global-average-pooling network: GlobalAveragePool on channel-blocked data (op_pool.c
+ * gap_planes, whole blocks at a time):  a = Relu(Conv 3 -> 48, 3x3, pads 1 (x)),
+ * y = GlobalAveragePool(a). A plane of 41 x 33 (not a multiple of the 8 chains) and 48
+ * channels, so the pool's pieces of ~16384 input elements (12 planes) start and end inside
+ * channel blocks. With a kept (then NCHW, the plain loop) the bits must be the same. */
+enum { GH = 41, GW = 33, GC = 48 };
+
+static int build_gap(net *nt) {
+  memset(nt, 0, sizeof(*nt));
+  camd_error err = {0};
+  camd_rng r;
+  camd_rng_seed(&r, 83);
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, 3, GH, GW}};
+  int x = camd_graph_add_input(g, "x", &xs, &err);
+  nt->r_id = add_unary(g, "Relu", add_conv(g, nt, 22, x, "conv_ga", &r, &err), "ga", &err);
+  const char *outs[1] = {"gap"};
+  int in[1] = {nt->r_id};
+  CHECK(!camd_graph_add_node(g, "GlobalAveragePool", "gap", 1, 1, in, 1, outs, NULL, 0, &nt->y_id,
+                             &err));
+  CHECK_MSG(nt->y_id >= 0 && !camd_graph_mark_output(g, nt->y_id, &err), "%s", err.message);
+  int rc = camd_graph_finalize(g, NULL, &nt->m, &err);
+  CHECK_MSG(!rc, "%s", err.message);
+  return rc;
+}
+
+/* Blocked global average pooling against the double reference; the same bits as the NCHW
+ * kernel (a kept), alone or batched, at 1, 2 and 3 threads. */
+static void test_gap_blocked(void) {
+  net nt;
+  if (build_gap(&nt)) return;
+  enum { XN = 3 * GH * GW, AN = GC * GH * GW };
+  static float x[MAXB * XN], y[MAXB * GC], yk[MAXB * GC], ka[MAXB * AN], y1[GC], yt[MAXB * GC];
+  static double in[XN], a[AN], yr[GC];
+  camd_rng rng;
+  camd_rng_seed(&rng, 89);
+  rand_fill(&rng, x, MAXB * XN, 1.0);
+  CHECK_EQ_INT(run(&nt, x, MAXB, 1, false, y, NULL), expect_onednn() ? 1 : 0);
+  run(&nt, x, MAXB, 1, true, yk, ka);
+  double worst = 0;
+  for (int item = 0; item < MAXB; item++) {
+    for (int i = 0; i < XN; i++) in[i] = x[item * XN + i];
+    int h, w;
+    ref_conv(&nt, 22, in, GH, GW, a, &h, &w);
+    for (int c = 0; c < GC; c++) {
+      double sum = 0;
+      for (int i = 0; i < h * w; i++) sum += a[c * h * w + i] > 0 ? a[c * h * w + i] : 0;
+      yr[c] = sum / (h * w);
+    }
+    const double e = max_rel_err(y + item * GC, yr, GC);
+    worst = fmax(worst, e);
+    CHECK_MSG(e <= 1e-5, "item %d: y differs from the reference by %g (relative)", item, e);
+    run(&nt, x + item * XN, 1, 1, false, y1, NULL);
+    CHECK_MSG(!memcmp(y1, y + item * GC, sizeof(y1)), "item %d alone differs from batched", item);
+  }
+  printf("global average pooling: largest relative error %.3g (bound 1e-5)\n", worst);
+  CHECK_MSG(!memcmp(yk, y, sizeof(y)),
+            "blocked global average pooling differs from the NCHW kernel");
+  for (int t = 2; t <= 3; t++) {
+    run(&nt, x, MAXB, t, false, yt, NULL);
+    CHECK_MSG(!memcmp(yt, y, sizeof(yt)), "%d threads differ from 1 thread", t);
+  }
+  free_net(&nt);
+}
+
 CAMD_TEST_MAIN({"against_reference", test_against_reference},
                {"batch_and_threads_bit_identical", test_batch_and_threads_bit_identical},
                {"weights_rebuilt", test_weights_rebuilt}, {"winograd", test_winograd},
                {"padded_channels", test_padded_channels},
                {"residual_chain_in_place", test_residual_chain_in_place},
-               {"maxpool_blocked", test_maxpool_blocked})
+               {"maxpool_blocked", test_maxpool_blocked}, {"gap_blocked", test_gap_blocked})
