@@ -31,7 +31,7 @@ typedef struct conv_spec {
   bool bias;
 } conv_spec;
 
-enum { NSPECS = 23 };
+enum { NSPECS = 26 };
 
 static const conv_spec specs[NSPECS] = {
     {3, 32, 1, 3, 1, 1, 1, 1, 1, 1, true},   /* a */
@@ -62,6 +62,10 @@ static const conv_spec specs[NSPECS] = {
     {32, 128, 1, 3, 2, 1, 1, 1, 1, 1, true}, /* my: channels-last (brgemm) into NCHW */
     /* the global-average-pooling network (build_gap) */
     {3, 48, 1, 3, 1, 1, 1, 1, 1, 1, true}, /* ga */
+    /* the inverted-residual network (build_invres): expand, depthwise, project */
+    {16, 64, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* ie */
+    {64, 64, 64, 3, 1, 1, 1, 1, 1, 1, true}, /* id */
+    {64, 16, 1, 1, 1, 1, 0, 0, 0, 0, true},  /* ip */
 };
 
 typedef struct net {
@@ -766,9 +770,90 @@ static void test_gap_blocked(void) {
   free_net(&nt);
 }
 
+/* The inverted-residual network (MobileNetV2's blocks; plan.c plan_avoid_shared gives each
+ * depthwise output another buffer than the projection before it read):
+ *   s0 = x, and 4 times  s_{k+1} = s_k + P(Clip(D(Clip(E(s_k)))))  (E 16 -> 64 1x1,
+ *   D depthwise 3x3, P 64 -> 16 1x1; the same weights each block), y = s_4. */
+enum { IC = 16, IH = 12, IW = 10, IBLOCKS = 4 };
+
+static int build_invres(net *nt) {
+  memset(nt, 0, sizeof(*nt));
+  camd_error err = {0};
+  camd_rng r;
+  camd_rng_seed(&r, 97);
+  camd_graph *g = camd_graph_new();
+  camd_shape xs = {4, {1, IC, IH, IW}};
+  int prev = camd_graph_add_input(g, "x", &xs, &err);
+  for (int blk = 0; blk < IBLOCKS; blk++) {
+    char nm[6][16];
+    const char *fmt[6] = {"ie%d", "iec%d", "id%d", "idc%d", "ip%d", "is%d"};
+    for (int q = 0; q < 6; q++) snprintf(nm[q], sizeof nm[q], fmt[q], blk);
+    if (blk) { /* the same weights in every block: add_conv keeps the last ones per spec */
+      for (int q = 23; q < 26; q++) free(nt->w[q]), free(nt->b[q]), nt->w[q] = nt->b[q] = NULL;
+      camd_rng_seed(&r, 97);
+    }
+    int e = add_unary(g, "Clip", add_conv(g, nt, 23, prev, nm[0], &r, &err), nm[1], &err);
+    int d = add_unary(g, "Clip", add_conv(g, nt, 24, e, nm[2], &r, &err), nm[3], &err);
+    int o = add_conv(g, nt, 25, d, nm[4], &r, &err);
+    const char *sn[1] = {nm[5]};
+    int si[2] = {o, prev}, sum = -1;
+    CHECK(!camd_graph_add_node(g, "Add", nm[5], 13, 2, si, 1, sn, NULL, 0, &sum, &err));
+    prev = sum;
+  }
+  nt->r_id = -1;
+  nt->y_id = prev;
+  CHECK_MSG(nt->y_id >= 0 && !camd_graph_mark_output(g, nt->y_id, &err), "%s", err.message);
+  int rc = camd_graph_finalize(g, NULL, &nt->m, &err);
+  CHECK_MSG(!rc, "%s", err.message);
+  return rc;
+}
+
+static double clip6(double v) {
+  return v < 0 ? 0 : v > 6 ? 6 : v;
+}
+
+/* Inverted-residual blocks against the double reference, alone or batched and at 1, 2 and 3
+ * threads the same bits, every convolution through oneDNN. */
+static void test_inverted_residual(void) {
+  net nt;
+  if (build_invres(&nt)) return;
+  enum { XN = IC * IH * IW, EN = 64 * IH * IW };
+  static float x[MAXB * XN], y[MAXB * XN], y1[XN], yt[MAXB * XN];
+  static double s[XN], e[EN], d[EN], o[XN];
+  camd_rng rng;
+  camd_rng_seed(&rng, 101);
+  rand_fill(&rng, x, MAXB * XN, 2.0);
+  CHECK_EQ_INT(run(&nt, x, MAXB, 1, false, y, NULL), expect_onednn() ? 3 * IBLOCKS : 0);
+  double worst = 0;
+  for (int item = 0; item < MAXB; item++) {
+    for (int i = 0; i < XN; i++) s[i] = x[item * XN + i];
+    for (int blk = 0; blk < IBLOCKS; blk++) {
+      int h, w;
+      ref_conv(&nt, 23, s, IH, IW, e, &h, &w);
+      for (int i = 0; i < EN; i++) e[i] = clip6(e[i]);
+      ref_conv(&nt, 24, e, IH, IW, d, &h, &w);
+      for (int i = 0; i < EN; i++) d[i] = clip6(d[i]);
+      ref_conv(&nt, 25, d, IH, IW, o, &h, &w);
+      for (int i = 0; i < XN; i++) s[i] += o[i];
+    }
+    const double err = max_rel_err(y + item * XN, s, XN);
+    worst = fmax(worst, err);
+    CHECK_MSG(err <= 1e-5, "item %d: y differs from the reference by %g (relative)", item, err);
+    run(&nt, x + item * XN, 1, 1, false, y1, NULL);
+    CHECK_MSG(!memcmp(y1, y + item * XN, sizeof(y1)), "item %d alone differs from batched", item);
+  }
+  printf("inverted residual: largest relative error %.3g (bound 1e-5)\n", worst);
+  for (int t = 2; t <= 3; t++) {
+    run(&nt, x, MAXB, t, false, yt, NULL);
+    CHECK_MSG(!memcmp(yt, y, sizeof(yt)), "%d threads differ from 1 thread", t);
+  }
+  free_net(&nt);
+}
+
 CAMD_TEST_MAIN({"against_reference", test_against_reference},
                {"batch_and_threads_bit_identical", test_batch_and_threads_bit_identical},
                {"weights_rebuilt", test_weights_rebuilt}, {"winograd", test_winograd},
                {"padded_channels", test_padded_channels},
                {"residual_chain_in_place", test_residual_chain_in_place},
-               {"maxpool_blocked", test_maxpool_blocked}, {"gap_blocked", test_gap_blocked})
+               {"maxpool_blocked", test_maxpool_blocked}, {"gap_blocked", test_gap_blocked},
+               {"inverted_residual", test_inverted_residual})
