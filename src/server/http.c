@@ -457,6 +457,7 @@ static void first_call(camd__request *r, struct MHD_Connection *conn, const char
 
 static void job_done(camd__job *job) {
   camd__request *r = job->done_arg;
+  job->done_ns = camd_now_ns();
   atomic_store(&r->job_done, true);
   MHD_resume_connection(r->conn);
 }
@@ -751,7 +752,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&camd__http_srv.open_requests, 1);
     return;
   }
-  double ms = (double)(camd_now_ns() - r->start_ns) / 1e6;
+  const uint64_t end_ns = camd_now_ns();
+  double ms = (double)(end_ns - r->start_ns) / 1e6;
   camd__metrics_request(r->route, r->status);
   camd__metrics_inflight(-1);
   if (camd__http_srv.access_log) {
@@ -791,6 +793,10 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                             : camd_cam_method_name(r->job.opts.method)));
         json_object_set_new(line, "queue_ms", json_real(r->job.queue_ms));
         json_object_set_new(line, "run_ms", json_real(r->job.run_ms));
+        /* after the run: the answer's writing (worker), then its way out (resume, queue, send) */
+        json_object_set_new(line, "answer_ms", json_real(r->job.answer_ms));
+        if (r->job.done_ns)
+          json_object_set_new(line, "reply_ms", json_real((double)(end_ns - r->job.done_ns) / 1e6));
         json_object_set_new(line, "batch", json_integer(r->job.batch_size));
         if (r->job.dropped) json_object_set_new(line, "dropped", json_string("client_gone"));
       }

@@ -265,7 +265,9 @@ static void run_jobs(worker *w, camd__job **jobs, int n) {
     job->run_ms = run_s * 1e3;
     job->batch_size = total;
     if (res.n_items == total) {
+      const uint64_t a0 = camd_now_ns();
       answer_job(job, &res, off, run_s);
+      job->answer_ms = (double)(camd_now_ns() - a0) / 1e6;
     } else { /* the run failed as a whole (options, out of memory): every job gets the error */
       int st = rc ? rc : CAMD_E_INTERNAL;
       job_error(job, st, err.message);

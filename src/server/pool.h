@@ -48,6 +48,8 @@ struct camd__job {
   size_t body_len;
   const char *body_type; /* static media type of body; NULL = application/json */
   double queue_ms, run_ms;
+  double answer_ms; /* writing the answer after the run (JSON text with the base64 PNGs) */
+  uint64_t done_ns; /* camd_now_ns when the answer was handed back (set by `done`) */
   int batch_size;
   bool dropped; /* the client was gone: not run */
 };

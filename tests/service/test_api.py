@@ -385,6 +385,13 @@ with Server("--max-image-width", "2000", "--max-instances", "3", "--max-option-b
     access = [json.loads(l) for l in log.splitlines() if l.startswith("{")]
     C.check(any(a.get("request_id") == "client-id-42" and a.get("status") == 200 for a in access),
             "access log line with the request id")
+    # a job's parts are consecutive intervals inside the request: queue, run, writing the answer,
+    # its way out (resume, queue, send); together at most the request's duration
+    jobs = [a for a in access if a.get("status") == 200 and "run_ms" in a]
+    C.check(jobs and all(
+        a["answer_ms"] > 0 and a["reply_ms"] > 0 and
+        a["queue_ms"] + a["run_ms"] + a["answer_ms"] + a["reply_ms"] <= a["duration_ms"] + 1e-3
+        for a in jobs), "access log: answer_ms and reply_ms within duration_ms")
     C.check(srv.stop() == 0, "exit 0 on SIGTERM")
 
 # ---- body cap crossed mid-upload (chunked), stalled client, header limit ----
