@@ -39,6 +39,7 @@
 #include "camd/core.h"
 #include "camd/engine.h"
 #include "camd/graph.h"
+#include "engine/engine_assert.h"
 
 typedef struct camd_op_desc camd_op_desc;
 
@@ -91,6 +92,7 @@ static inline void camd__post_op_apply(const camd_post_op *po, float *y, int64_t
     for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.f ? y[i] : 0.f;
     return;
   }
+  CAMD_ASSERT(po->kind == CAMD_POST_CLIP); /* MUL_INPUT: only the Sigmoid applies it */
   const float lo = po->lo, hi = po->hi;
   for (int64_t i = 0; i < n; i++) {
     float v = y[i] < lo ? lo : y[i];

@@ -1002,7 +1002,9 @@ int camd_server_run(camd_server_config *cfg, camd_error *err) {
            cfg->n_models, cfg->workers, blas, cfg->max_batch);
   rc = load_models(cfg, err);
   if (!rc) camd_alloc_policy_serving(); /* the weights are in place: request-time thresholds */
-  if (!rc) rc = camd__pool_start(cfg, err);
+  if (!rc)
+    rc = camd__pool_start(
+        cfg, cfg->warmup ? camd__http_srv.models[camd__http_srv.default_model] : NULL, err);
   if (rc) {
     MHD_stop_daemon(camd__http_srv.daemon);
     release_models();

@@ -46,7 +46,13 @@ add_test(NAME service.mhd_errors
           ${CAMD_SERVICE_FIX})
 set_tests_properties(service.mhd_errors PROPERTIES TIMEOUT 120)
 
-set(CAMD_SERVICE_TESTS service.api service.tls service.keys service.disconnect service.mhd_errors service.default_config service.concurrency service.batching service.overload
+# The workers' warm-up (config key warmup): logged per worker, not counted, same answers.
+add_test(NAME service.warmup
+  COMMAND ${CAMD_PYTHON} ${CAMD_SERVICE_DIR}/test_warmup.py $<TARGET_FILE:camd>
+          ${CAMD_SERVICE_FIX})
+set_tests_properties(service.warmup PROPERTIES TIMEOUT 300)
+
+set(CAMD_SERVICE_TESTS service.warmup service.api service.tls service.keys service.disconnect service.mhd_errors service.default_config service.concurrency service.batching service.overload
   service.sigterm service.rss)
 set_tests_properties(${CAMD_SERVICE_TESTS} PROPERTIES FIXTURES_REQUIRED camd_service
   LABELS service SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
