@@ -343,8 +343,9 @@ static void plan_fuse(const camd_graph *g, camd_plan *p, const plan_tmp *t) {
   }
 }
 
-/* Whether node n is a depthwise convolution (weights [M, 1, kh, kw], M > 1) / a convolution
- * whose every output reads every input channel (weights [M, C, kh, kw], C > 1). */
+/* For a Conv node with 4-D weights [M, C/group, kh, kw]: M and C/group (a depthwise convolution
+ * has C/group = 1 and M > 1; in a dense one every output reads C/group > 1 input channels).
+ * False for any other node. */
 static bool conv_weights_dims(const camd_graph *g, const camd_node *n, int64_t *m, int64_t *cg) {
   if (strcmp(n->op_type, "Conv") || n->n_in < 2 || n->in[1] < 0) return false;
   const camd_shape *w = &g->values[n->in[1]].shape;
