@@ -66,7 +66,8 @@ typedef struct camd_server_config {
   long max_quality_forwards;
   /* Masked forwards one image may cost a CAM method (more is 413) */
   long max_cam_forwards;
-  /* 1: each worker explains a blank image with the default model once, right after start (while
+  /* 1: each worker explains a blank image with the default model once (its default method, or
+   * gradcam for one that costs masked forwards), right after start (while
    * /readyz may already answer 200), so the first requests do not pay for laying out the plan,
    * creating the convolution kernels and first-touching the worker's memory; 0: off */
   long warmup;

@@ -65,8 +65,9 @@ static const key_desc keys[] = {
     KL(max_options, 1, CAMD_SERVER_MAX_OPTIONS, "64", "option fields per request"),
     KL(drain_timeout_s, 0, 3600, "20", "on SIGTERM, seconds queued jobs may still run"),
     KL(warmup, 0, 1, "1",
-       "1: each worker explains a blank image with the default model once after start (the "
-       "first requests then find the plan laid out and the memory touched); 0: off"),
+       "1: each worker explains a blank image with the default model once after start (its "
+       "default method, or gradcam when that one costs masked forwards; the first requests "
+       "then find the plan laid out and the memory touched); 0: off"),
     KL(retry_after_s, 1, 3600, "1", "Retry-After seconds sent with 503"),
     KL(max_model_bytes, 1024, 1099511627776L, "2147483648",
        "a model's .onnx file, and its external data, each at most this many bytes"),

@@ -315,25 +315,37 @@ static int drop_gone(camd__job **jobs, int n) {
 /* The worker's first run (config key warmup): a whole explain of a blank image with the
  * model's default options. The first request of a worker used to pay for it: ResNet-50's took
  * 124 ms against 66 (the session's plan laid out, oneDNN's kernels created, 3 240 page faults of
- * first-touched memory). A failure (a model that needs more than an image, e.g. an embedding
- * reference) is logged and changes nothing: requests then warm the worker up as before. */
+ * first-touched memory). A default method that costs masked forwards (Score-CAM: 512 of them
+ * on a ResNet-50 layer4; the limit below refuses it before any work) is replaced by gradcam,
+ * whose forward and backward plan every method shares most of: the warm-up stays one forward.
+ * A failure (a model that needs more than an image, e.g. an embedding reference) is logged and
+ * changes nothing: requests then warm the worker up as before. */
 static void warm_up(worker *w) {
   if (!pool.warm || !pool.warm_png) return;
   const uint64_t t0 = camd_now_ns();
   camd_explain_options o;
   camd_explain_options_init(&o, pool.warm);
   const camd_explain_input in = {.data = pool.warm_png, .len = pool.warm_png_len};
+  camd_explain_limits lim = pool.limits;
+  lim.max_cam_forwards = 1;
+  lim.max_quality_forwards = 1;
   camd_explain_result res;
   camd_error err = {0};
-  int rc = camd_explain_run(w->ctx, pool.warm, &o, &in, 1, false, &pool.limits, &res, &err);
+  int rc = camd_explain_run(w->ctx, pool.warm, &o, &in, 1, false, &lim, &res, &err);
   camd_explain_result_free(&res);
+  if (rc == CAMD_E_LIMIT &&
+      camd_explain_options_set(&o, pool.warm, "method", "gradcam", &err) == 0) {
+    err = (camd_error){0};
+    rc = camd_explain_run(w->ctx, pool.warm, &o, &in, 1, false, &lim, &res, &err);
+    camd_explain_result_free(&res);
+  }
   const char *name = camd_explainer_config(pool.warm)->name;
   if (rc)
     camd_log(CAMD_LOG_INFO, "worker %d: warm-up with model '%s' skipped: %s", w->index, name,
              err.message);
   else
-    camd_log(CAMD_LOG_INFO, "worker %d: warmed up with model '%s' in %.0f ms", w->index, name,
-             (double)(camd_now_ns() - t0) / 1e6);
+    camd_log(CAMD_LOG_INFO, "worker %d: warmed up with model '%s' (%s) in %.0f ms", w->index, name,
+             camd_cam_method_name(o.method), (double)(camd_now_ns() - t0) / 1e6);
 }
 
 /* A mid-gray RGB PNG of the model's input size (224 x 224 when it has none) into pool.warm_png. */

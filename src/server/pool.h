@@ -56,7 +56,8 @@ struct camd__job {
 
 /* Starts `workers` threads, each with its own camd_explain_ctx sized for max_batch images.
  * warm (borrowed, NULL = none; it must outlive the pool): each worker first explains a blank
- * image of warm's input size with warm's default options and drops the result (config key
+ * image of warm's input size with warm's default options (gradcam instead of a method that
+ * costs masked forwards) and drops the result (config key
  * warmup), before it takes jobs; not counted in the metrics, failures only logged. */
 int camd__pool_start(const camd_server_config *cfg, camd_explainer *warm, camd_error *err);
 /* Pushes a job. `before_push(arg)` runs under the pool lock once the job is sure to be

@@ -3,11 +3,14 @@
 """Usage: test_warmup.py CAMD FIXTURES. Starts camd on 127.0.0.1 with 2 workers, warm-up on (the
 default) and off: with it on, every worker logs its warm-up with the default model, the metrics
 count no request, and an explain answer is the same as the answer of a server without warm-up
-(the warm-up's run leaves nothing behind in a worker that a request could see). An out-of-range
-value is refused at start with a message naming the key."""
+(the warm-up's run leaves nothing behind in a worker that a request could see). A default method
+that costs masked forwards (scorecam) is warmed up as gradcam; another (eigencam) as itself. An
+out-of-range value is refused at start with a message naming the key."""
 import json
+import os
 import re
 import subprocess
+import tempfile
 import time
 
 import camdtest as ct
@@ -21,15 +24,19 @@ PATH = "/v1/models/tiny/explain?outputs=raw,bbox&target=top2"
 
 
 def warmed(srv):
-    return re.findall(r"worker (\d+): warmed up with model '(\S+)' in", srv.text())
+    return re.findall(r"worker (\d+): warmed up with model '(\S+)' \((\S+)\) in", srv.text())
+
+
+def wait_warmed(srv, n):
+    deadline = time.time() + 60
+    while len(warmed(srv)) < n and time.time() < deadline:
+        time.sleep(0.05)
+    return warmed(srv)
 
 
 with Server("--workers", "2", "--blas-threads", "1", "--max-batch", "1") as srv:
-    deadline = time.time() + 60
-    while len(warmed(srv)) < 2 and time.time() < deadline:
-        time.sleep(0.05)
-    w = warmed(srv)
-    C.check(sorted(w) == [("0", "tiny"), ("1", "tiny")],
+    w = wait_warmed(srv, 2)
+    C.check(sorted(w) == [("0", "tiny", "gradcam"), ("1", "tiny", "gradcam")],
             f"both workers warmed up with the default model: {w}\n{srv.text()[-2000:]}")
     st, h, data = srv.request("GET", "/metrics")
     text = data.decode()
@@ -51,6 +58,26 @@ with Server("--workers", "2", "--blas-threads", "1", "--max-batch", "1", "--warm
     C.check(all(a == off for a in answers_on),
             "the same answer with and without the warm-up (JSON numbers and PNG bytes)")
     C.check(srv.stop() == 0, "exit 0 on SIGTERM (warmup 0)")
+
+# The model's default method decides the warm-up's, unless it costs masked forwards.
+with open(os.path.join(ct.FIX, "camd.json")) as f:
+    base = json.load(f)
+for method, expect in (("scorecam", "gradcam"), ("eigencam", "eigencam")):
+    cfg = dict(base)
+    fix = os.path.abspath(ct.FIX)
+    cfg["models"] = [dict(m, path=os.path.join(fix, m["path"]),
+                          labels=os.path.join(fix, m["labels"])) for m in base["models"]]
+    cfg["models"][0]["default_method"] = method
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(cfg, f)
+    try:
+        with Server("--workers", "1", config=f.name) as srv:
+            w = wait_warmed(srv, 1)
+            C.check(w == [("0", "tiny", expect)],
+                    f"default_method {method}: warmed up with {expect}: {w}\n{srv.text()[-1500:]}")
+            C.check(srv.stop() == 0, f"exit 0 on SIGTERM (default_method {method})")
+    finally:
+        os.unlink(f.name)
 
 p = subprocess.run([ct.CAMD, "serve", "--config", f"{ct.FIX}/camd.json", "--port", "0",
                     "--warmup", "2"], capture_output=True, text=True, timeout=60)
