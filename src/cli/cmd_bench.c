@@ -87,17 +87,14 @@ static int print_profile(camd_model *m, camd_session *s, int batch, const float 
     sum = camd_session_profile(s);
     for (int k = 0; !rc && k <= nn; k++) before[k] = sum[k] - before[k];
   }
+  uint64_t *col = rc ? NULL : malloc(sizeof(uint64_t) * (size_t)runs);
+  if (!rc && !col) rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory");
   for (int k = 0; !rc && k <= nn; k++) { /* ns[k]: median over the runs, times runs */
-    uint64_t *col = malloc(sizeof(uint64_t) * (size_t)runs);
-    if (!col) {
-      rc = camd_error_set(err, CAMD_E_NOMEM, "out of memory");
-      break;
-    }
     for (int i = 0; i < runs; i++) col[i] = per_run[(size_t)i * (size_t)(nn + 1) + (size_t)k];
     qsort(col, (size_t)runs, sizeof(uint64_t), cmp_u64);
     ns[k] = col[runs / 2] * (uint64_t)runs;
-    free(col);
   }
+  free(col);
   free(per_run);
   char(*kinds)[48] = calloc((size_t)nn + 1, sizeof(*kinds));
   double *tot = calloc((size_t)nn + 1, sizeof(double));

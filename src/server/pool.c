@@ -321,7 +321,7 @@ static int drop_gone(camd__job **jobs, int n) {
  * A failure (a model that needs more than an image, e.g. an embedding reference) is logged and
  * changes nothing: requests then warm the worker up as before. */
 static void warm_up(worker *w) {
-  if (!pool.warm || !pool.warm_png) return;
+  if (!pool.warm) return; /* set only once its image exists (camd__pool_start) */
   const uint64_t t0 = camd_now_ns();
   camd_explain_options o;
   camd_explain_options_init(&o, pool.warm);
